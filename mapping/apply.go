@@ -1,0 +1,152 @@
+package mapping
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Apply writes the uid map and then the gid map of the user namespace of
+// process pid, from the parent namespace. For each map:
+//
+//   - Privileged plans, and maps that are just the caller's own host id
+//     (HostUID / HostGID, count 1), are written directly with one
+//     write(2). For an unprivileged gid map, "deny" goes to
+//     /proc/PID/setgroups first (unless it already says so), as the kernel
+//     requires.
+//   - Anything else runs the helper: "newuidmap PID inner outer count …"
+//     (newgidmap for gids), with the extents in order.
+//   - If a direct write fails with EPERM and the helper for that kind is
+//     known and usable, the helper is tried, as runc does.
+//
+// Errors name the file or the full command line, and a helper's stderr.
+func (p Plan) Apply(pid int) error {
+	if err := p.apply(pid, false); err != nil {
+		return err
+	}
+	return p.apply(pid, true)
+}
+
+func (p Plan) apply(pid int, gid bool) error {
+	ext, file, helperName := p.UIDs, "uid_map", "newuidmap"
+	if gid {
+		ext, file, helperName = p.GIDs, "gid_map", "newgidmap"
+	}
+	helper, helperOK := p.Helpers.path(gid)
+	if !p.Privileged && !p.ownOnly(gid) {
+		if !helperOK {
+			return &planError{
+				msg: fmt.Sprintf("write /proc/%d/%s: %s needs %s, but %s", pid, file, colons(ext), helperName, p.Helpers.problem()),
+				err: ErrHelperUnusable,
+			}
+		}
+		return runHelper(helper, pid, ext, gid)
+	}
+	if gid && !p.Privileged {
+		if err := denySetgroups(pid); err != nil {
+			return err
+		}
+	}
+	err := writeOnce(fmt.Sprintf("/proc/%d/%s", pid, file), []byte(Format(ext)))
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("write /proc/%d/%s: %w", pid, file, err)
+	if errors.Is(err, unix.EPERM) && helperOK {
+		if herr := runHelper(helper, pid, ext, gid); herr != nil {
+			return fmt.Errorf("%w; then %w", err, herr)
+		}
+		return nil
+	}
+	return err
+}
+
+// writeOnce opens path for writing and writes all of b with one write(2),
+// as map files require. The error is the bare cause (the caller names the
+// file).
+func writeOnce(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return unwrapPath(err)
+	}
+	n, err := f.Write(b)
+	cerr := f.Close()
+	switch {
+	case err != nil:
+		return unwrapPath(err)
+	case n != len(b):
+		return fmt.Errorf("short write: %d of %d bytes", n, len(b))
+	case cerr != nil:
+		return unwrapPath(cerr)
+	}
+	return nil
+}
+
+// unwrapPath drops *fs.PathError's "op path:" prefix, which the caller's
+// own context repeats.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// denySetgroups writes "deny" to /proc/PID/setgroups unless it already
+// says so (writing it again after the gid map fails).
+func denySetgroups(pid int) error {
+	path := fmt.Sprintf("/proc/%d/setgroups", pid)
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == "deny" {
+		return nil
+	}
+	if err := writeOnce(path, []byte("deny")); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// runHelper runs "helper PID inner outer count …".
+func runHelper(helper string, pid int, ext []Extent, gid bool) error {
+	args := make([]string, 0, 1+3*len(ext))
+	args = append(args, strconv.Itoa(pid))
+	for _, e := range ext {
+		args = append(args,
+			strconv.FormatUint(uint64(e.Inner), 10),
+			strconv.FormatUint(uint64(e.Outer), 10),
+			strconv.FormatUint(uint64(e.Count), 10))
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(helper, args...)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	cmdline := helper + " " + strings.Join(args, " ")
+	fix := "fix: check that /etc/subuid grants you those outer ids (newuidmap allows only them and your own uid)"
+	if gid {
+		fix = "fix: check that /etc/subgid grants you those outer ids (newgidmap allows only them and your own gid)"
+	}
+	if msg := oneLine(stderr.String()); msg != "" {
+		return fmt.Errorf("%s: %w: %s; %s", cmdline, err, msg, fix)
+	}
+	return fmt.Errorf("%s: %w; %s", cmdline, err, fix)
+}
+
+// oneLine trims s and joins its non-empty lines with "; ".
+func oneLine(s string) string {
+	var parts []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
+}

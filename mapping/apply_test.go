@@ -1,0 +1,305 @@
+package mapping
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nsbox/nsbox/subid"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+// startUserns starts "sleep" in a new user namespace with no maps yet.
+func startUserns(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) ||
+			errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EUSERS) {
+			t.Skipf("cannot create a user namespace here: %v", err)
+		}
+		t.Fatalf("start a process in a new user namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd.Process.Pid
+}
+
+// normalize collapses the column padding of map files.
+func normalize(s string) string {
+	var lines []string
+	for line := range strings.Lines(s) {
+		if f := strings.Fields(line); len(f) > 0 {
+			lines = append(lines, strings.Join(f, " "))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func readProc(t *testing.T, pid int, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	assert.NilError(t, err)
+	return string(b)
+}
+
+// assertApplied compares the child's maps and setgroups with the plan.
+func assertApplied(t *testing.T, pid int, p Plan) {
+	t.Helper()
+	assert.Equal(t, normalize(readProc(t, pid, "uid_map")), normalize(Format(p.UIDs)))
+	assert.Equal(t, normalize(readProc(t, pid, "gid_map")), normalize(Format(p.GIDs)))
+	want := "allow"
+	if !p.SetgroupsAllowed() {
+		want = "deny"
+	}
+	assert.Equal(t, strings.TrimSpace(readProc(t, pid, "setgroups")), want)
+}
+
+func TestApplyDirect(t *testing.T) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	type testCase struct {
+		name      string
+		req       Request
+		setgroups bool
+	}
+	cases := []testCase{
+		{name: "single", req: Request{UID: uid, GID: gid, Mode: Single}, setgroups: uid == 0},
+		{name: "single root", req: Request{UID: uid, GID: gid, Mode: Single, Root: true}, setgroups: uid == 0},
+		{name: "auto without subids", req: Request{UID: uid, GID: gid}, setgroups: uid == 0},
+	}
+	if uid == 0 {
+		sub := []subid.Range{{Start: 200000, Count: 65536}}
+		cases = append(cases,
+			testCase{name: "host root", req: Request{HostRoot: true}, setgroups: true},
+			// Two lines, written directly: proves the single write(2).
+			testCase{name: "host root with subids", req: Request{HostRoot: true, SubUIDs: sub, SubGIDs: sub}, setgroups: true},
+			testCase{name: "explicit, several extents", setgroups: true, req: Request{
+				Users:  []Extent{{0, 100000, 10}, {10, 300000, 5}, {1000, 400000, 1}},
+				Groups: []Extent{{0, 100000, 10}, {20, 300000, 5}},
+			}},
+		)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewPlan(tc.req)
+			assert.NilError(t, err)
+			assert.Equal(t, p.SetgroupsAllowed(), tc.setgroups)
+			assert.Equal(t, p.Privileged, uid == 0)
+			pid := startUserns(t)
+			assert.NilError(t, p.Apply(pid))
+			assertApplied(t, pid, p)
+			if uid != 0 {
+				// An unprivileged caller maps just itself.
+				inner := uid
+				if tc.req.Root {
+					inner = 0
+				}
+				assert.Equal(t, normalize(readProc(t, pid, "uid_map")), fmt.Sprintf("%d %d 1", inner, uid))
+			}
+		})
+	}
+}
+
+// mySubIDs reads the current user's ranges from /etc/subuid or
+// /etc/subgid, without the subid package's full parser.
+func mySubIDs(t *testing.T, file string) []subid.Range {
+	t.Helper()
+	u, err := user.Current()
+	assert.NilError(t, err)
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []subid.Range
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(fields) != 3 || (fields[0] != u.Username && fields[0] != u.Uid) {
+			continue
+		}
+		start, err1 := strconv.ParseUint(fields[1], 10, 32)
+		count, err2 := strconv.ParseUint(fields[2], 10, 32)
+		if err1 == nil && err2 == nil && count > 0 {
+			out = append(out, subid.Range{Start: uint32(start), Count: uint32(count)})
+		}
+	}
+	return out
+}
+
+// TestApplyRealHelpers runs the installed newuidmap and newgidmap, as an
+// unprivileged user with subordinate ids would.
+func TestApplyRealHelpers(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("real root writes maps directly; run as an unprivileged user to exercise newuidmap")
+	}
+	h := FindHelpers()
+	if !h.Usable() {
+		t.Skipf("helpers unusable: %s", h.Problem)
+	}
+	req := Request{
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		SubUIDs: mySubIDs(t, "/etc/subuid"), SubGIDs: mySubIDs(t, "/etc/subgid"),
+		Helpers: h,
+	}
+	if len(req.SubUIDs) == 0 || len(req.SubGIDs) == 0 {
+		t.Skip("no /etc/subuid and /etc/subgid entries for this user")
+	}
+	for _, root := range []bool{false, true} {
+		t.Run(fmt.Sprintf("root=%v", root), func(t *testing.T) {
+			req.Root = root
+			p, err := NewPlan(req)
+			assert.NilError(t, err)
+			assert.Assert(t, len(p.UIDs) > 1, "a full map: %v", p.UIDs)
+			assert.Equal(t, p.Notice, "")
+			pid := startUserns(t)
+			assert.NilError(t, p.Apply(pid))
+			assertApplied(t, pid, p)
+			assert.Assert(t, p.SetgroupsAllowed())
+		})
+	}
+}
+
+// fakeHelpers writes newuidmap and newgidmap scripts that record their
+// arguments, one a line, to NAME.args next to themselves and then run
+// tail (shell code).
+func fakeHelpers(t *testing.T, tail string) Helpers {
+	t.Helper()
+	dir := t.TempDir()
+	body := `printf '%s\n' "$@" > "$0.args"` + "\n" + tail
+	return Helpers{
+		NewUIDMap: writeExe(t, dir, "newuidmap", body),
+		NewGIDMap: writeExe(t, dir, "newgidmap", body),
+	}
+}
+
+// recorded returns the arguments a fake helper got, space-separated, or
+// "" if it did not run.
+func recorded(t *testing.T, helper string) string {
+	t.Helper()
+	b, err := os.ReadFile(helper + ".args")
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	assert.NilError(t, err)
+	return strings.Join(strings.Fields(string(b)), " ")
+}
+
+func TestApplyFakeHelpers(t *testing.T) {
+	ext := func(e ...Extent) []Extent { return e }
+	for _, tc := range []struct {
+		name             string
+		uids, gids       []Extent
+		wantUID, wantGID string // recorded arguments; "" = helper must not run
+	}{
+		{
+			name:    "both multi",
+			uids:    ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}),
+			gids:    ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}, Extent{65537, 300000, 5}),
+			wantUID: "4242 0 1000 1 1 100000 65536",
+			wantGID: "4242 0 1000 1 1 100000 65536 65537 300000 5",
+		},
+		{
+			name:    "single subordinate id still needs the helper",
+			uids:    ext(Extent{0, 100000, 1}),
+			gids:    ext(Extent{1000, 1000, 2}),
+			wantUID: "4242 0 100000 1",
+			wantGID: "4242 1000 1000 2",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHelpers(t, "exit 0\n")
+			p := Plan{UIDs: tc.uids, GIDs: tc.gids, HostUID: 1000, HostGID: 1000, Helpers: h}
+			assert.NilError(t, p.Apply(4242))
+			assert.Equal(t, recorded(t, h.NewUIDMap), tc.wantUID)
+			assert.Equal(t, recorded(t, h.NewGIDMap), tc.wantGID)
+			assert.Assert(t, p.SetgroupsAllowed())
+		})
+	}
+
+	t.Run("failing helper", func(t *testing.T) {
+		h := fakeHelpers(t, "echo 'newuidmap: uid range [1-65537) -> [100000-165536) not allowed' >&2\necho '  second line  ' >&2\nexit 1\n")
+		p := Plan{
+			UIDs:    ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}),
+			GIDs:    ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}),
+			HostUID: 1000, HostGID: 1000, Helpers: h,
+		}
+		err := p.Apply(4242)
+		assert.Error(t, err, h.NewUIDMap+" 4242 0 1000 1 1 100000 65536: exit status 1: "+
+			"newuidmap: uid range [1-65537) -> [100000-165536) not allowed; second line; "+
+			"fix: check that /etc/subuid grants you those outer ids (newuidmap allows only them and your own uid)")
+		assert.Equal(t, recorded(t, h.NewGIDMap), "", "gid map not attempted after the uid map failed")
+	})
+
+	t.Run("failing helper, no stderr", func(t *testing.T) {
+		h := fakeHelpers(t, "exit 3\n")
+		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{5, 5, 1}), HostUID: 1000, HostGID: 5, Helpers: h}
+		err := p.Apply(4242)
+		assert.ErrorContains(t, err, h.NewUIDMap+" 4242 0 1000 1 1 100000 65536: exit status 3; fix: ")
+		var exit *exec.ExitError
+		assert.Assert(t, errors.As(err, &exit))
+	})
+
+	t.Run("helpers unusable", func(t *testing.T) {
+		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{5, 5, 1}), HostUID: 1000, HostGID: 5, Helpers: missing}
+		err := p.Apply(4242)
+		assert.Assert(t, errors.Is(err, ErrHelperUnusable))
+		assert.Error(t, err, "write /proc/4242/uid_map: 0:1000:1,1:100000:65536 needs newuidmap, but "+missing.Problem)
+	})
+}
+
+// TestApplyRetryAfterEPERM writes a child's maps, then applies again: the
+// kernel refuses a second write with EPERM, and Apply must then fall back
+// to the helpers when it has them.
+func TestApplyRetryAfterEPERM(t *testing.T) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	p, err := NewPlan(Request{UID: uid, GID: gid, Mode: Single})
+	assert.NilError(t, err)
+	pid := startUserns(t)
+	assert.NilError(t, p.Apply(pid))
+
+	err = p.Apply(pid)
+	assert.Assert(t, errors.Is(err, syscall.EPERM), "got %v", err)
+	assert.Error(t, err, fmt.Sprintf("write /proc/%d/uid_map: operation not permitted", pid))
+
+	p.Helpers = fakeHelpers(t, "exit 0\n")
+	assert.NilError(t, p.Apply(pid))
+	assert.Equal(t, recorded(t, p.Helpers.NewUIDMap), fmt.Sprintf("%d %s", pid, strings.TrimSpace(Format(p.UIDs))))
+	assert.Equal(t, recorded(t, p.Helpers.NewGIDMap), fmt.Sprintf("%d %s", pid, strings.TrimSpace(Format(p.GIDs))))
+	assertApplied(t, pid, p)
+
+	// A helper that fails too: both causes are reported.
+	p.Helpers = fakeHelpers(t, "echo nope >&2; exit 1\n")
+	err = p.Apply(pid)
+	assert.Assert(t, errors.Is(err, syscall.EPERM))
+	assert.Assert(t, is.Contains(err.Error(), fmt.Sprintf("write /proc/%d/uid_map: operation not permitted; then %s %d ", pid, p.Helpers.NewUIDMap, pid)))
+	assert.Assert(t, is.Contains(err.Error(), ": exit status 1: nope; fix: "))
+}
+
+func TestApplyNoSuchProcess(t *testing.T) {
+	p, err := NewPlan(Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: Single})
+	assert.NilError(t, err)
+	err = p.Apply(999999999)
+	assert.Assert(t, errors.Is(err, fs.ErrNotExist), "got %v", err)
+	assert.Error(t, err, "write /proc/999999999/uid_map: no such file or directory")
+}
+
+func TestOneLine(t *testing.T) {
+	assert.Equal(t, oneLine(""), "")
+	assert.Equal(t, oneLine("  a\n\n b \r\nc\n"), "a; b; c")
+}
