@@ -1,0 +1,87 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// Exit codes of the nsbox command for failures of its own, as in
+// bubblewrap, podman and env(1).
+const (
+	// CodeLauncher: nsbox failed (bad flags, setup failure).
+	CodeLauncher = 125
+	// CodeCannotExecute: the command exists but cannot be executed.
+	CodeCannotExecute = 126
+	// CodeNotFound: the command was not found.
+	CodeNotFound = 127
+)
+
+// ExitError reports a command that ran and ended with a non-zero status.
+type ExitError struct {
+	// Code is the exit status, or 128+N when signal N ended the command.
+	Code int
+}
+
+func (e *ExitError) Error() string {
+	if e.Code > 128 && e.Code < 128+65 {
+		return fmt.Sprintf("command killed by signal %d (%s)", e.Code-128, syscall.Signal(e.Code-128))
+	}
+	return fmt.Sprintf("command exited with status %d", e.Code)
+}
+
+// ExecError reports a command that could not be executed inside the
+// sandbox: not found (exit code 127) or not executable (126).
+type ExecError struct {
+	Command string
+	Err     error
+}
+
+func (e *ExecError) Error() string {
+	if errors.Is(e.Err, syscall.ENOENT) {
+		return fmt.Sprintf("%s: command not found inside the sandbox; fix: check the name, the PATH, and that the file is visible in the sandbox", e.Command)
+	}
+	return fmt.Sprintf("%s: cannot execute: %v", e.Command, e.Err)
+}
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// SetupError reports a step of sandbox setup inside the namespaces that
+// failed, as the stage described it.
+type SetupError struct {
+	Step string // what failed, e.g. "mount a new /proc: Operation not permitted"
+	Err  syscall.Errno
+	Hint string // the fix, when nsbox knows it
+}
+
+func (e *SetupError) Error() string {
+	if e.Hint != "" {
+		return e.Step + "; fix: " + e.Hint
+	}
+	return e.Step
+}
+
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// errStageGone: the stage or PID 1 died without saying why.
+var errStageGone = errors.New("the sandbox setup process exited unexpectedly")
+
+// ExitCode maps an error from Start or Wait to the exit code the nsbox
+// command uses: 0 for nil, the command's own status for an *ExitError,
+// 126 or 127 for an *ExecError and 125 for everything else.
+func ExitCode(err error) int {
+	var exit *ExitError
+	var exec *ExecError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.Code
+	case errors.As(err, &exec):
+		if errors.Is(exec.Err, syscall.ENOENT) {
+			return CodeNotFound
+		}
+		return CodeCannotExecute
+	}
+	return CodeLauncher
+}

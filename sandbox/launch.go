@@ -1,0 +1,136 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// Start launches the sandbox described by spec and returns once its command
+// is running (exec succeeded). The caller must call Wait.
+//
+// The order is the kernel's, and this function reads as it:
+//
+//  1. re-execute nsbox as the stage (stage.c), which creates the user
+//     namespace, alone and first;
+//  2. write its uid_map and gid_map from out here (spec.Mapping.Apply:
+//     direct writes for a single own-id mapping, newuidmap/newgidmap for
+//     more);
+//  3. the stage, now root in that namespace, creates the other namespaces
+//     and starts PID 1 as our own child;
+//  4. PID 1 sets up mounts, the loopback link and the hostname, then forks
+//     and execs the command, and reports.
+//
+// Any failure kills whatever was started and returns an error; ExitCode
+// maps it to nsbox's exit code. Cancelling ctx kills the whole sandbox.
+func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	stdio, err := openStdio(&spec.Process)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			stdio.abort()
+		}
+	}()
+	parent, child, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			parent.Close()
+		}
+	}()
+	tty := foregroundTerminal(stdio.files)
+
+	// 1. The stage. Pdeathsig: if we die, it dies.
+	stage, err := os.StartProcess("/proc/self/exe", []string{"nsbox-stage"}, &os.ProcAttr{
+		Env:   []string{stageEnv + "=1"},
+		Files: append(stdio.files[:3:3], child),
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	child.Close()
+	stdio.started()
+	if err != nil {
+		return nil, fmt.Errorf("start the sandbox stage (/proc/self/exe): %w", err)
+	}
+	var pid1 *os.Process
+	defer func() {
+		if !ok {
+			killAndReap(stage)
+			killAndReap(pid1)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	defer stop()
+
+	cfg := newStageConfig(spec, tty.fd)
+	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
+		return nil, fmt.Errorf("send the sandbox configuration: %w", err)
+	}
+	if _, err := expect(parent, msgUsernsReady); err != nil {
+		return nil, userNamespaceError(err)
+	}
+
+	// 2. The maps, from the parent namespace.
+	if err := spec.Mapping.Apply(stage.Pid); err != nil {
+		return nil, fmt.Errorf("set up the uid/gid maps: %w", err)
+	}
+	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {
+		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
+	}
+
+	// 3. PID 1, our child thanks to CLONE_PARENT: its pid cannot be
+	// reused before we reap it.
+	m, err := expect(parent, msgPID1)
+	if err != nil {
+		return nil, err
+	}
+	if pid1, err = os.FindProcess(int(m.value)); err != nil {
+		return nil, fmt.Errorf("find PID 1 of the sandbox: %w", err)
+	}
+	if _, err := stage.Wait(); err != nil {
+		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
+	}
+	stop()
+	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
+	defer stop()
+
+	// 4. The command runs, or the reason it does not.
+	if _, err := expect(parent, msgExecOK); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	ok = true
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{})}
+	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
+	go sb.watch()
+	return sb, nil
+}
+
+// killAndReap ends a process we started and waits for it; nil is fine.
+func killAndReap(p *os.Process) {
+	if p == nil {
+		return
+	}
+	p.Kill()
+	p.Wait()
+}
+
+// userNamespaceError adds the fix to a failed unshare(CLONE_NEWUSER).
+func userNamespaceError(err error) error {
+	var se *SetupError
+	if errors.As(err, &se) && se.Hint == "" {
+		se.Hint = UserNamespaceHint()
+	}
+	return err
+}

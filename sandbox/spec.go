@@ -1,0 +1,156 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nsbox/nsbox/mapping"
+	"golang.org/x/sys/unix"
+)
+
+// Spec describes one sandbox: the command, the namespaces it gets and the
+// id maps of its user namespace. It is plain data; the JSON form is what
+// `nsbox run --print-spec` shows. A Spec is checked by Validate before any
+// process or namespace exists, so a bad Spec leaves nothing behind.
+type Spec struct {
+	Process Process `json:"process"`
+	// Namespaces lists what is created besides the user namespace, which
+	// is always created: it is what makes every other namespace possible
+	// without privilege.
+	Namespaces Namespaces `json:"namespaces"`
+	// Hostname is set in the new UTS namespace; "" keeps the host's name.
+	Hostname string `json:"hostname,omitempty"`
+	// Mapping is the id map plan applied to the user namespace, from
+	// mapping.NewPlan.
+	Mapping mapping.Plan `json:"mapping"`
+}
+
+// Process is the command run inside, as PID 2 under nsbox's PID 1.
+type Process struct {
+	// Args is the command and its arguments. Args[0] is looked up in the
+	// PATH of Env, inside the sandbox, as execvp(3) does.
+	Args []string `json:"args"`
+	// Env is the command's whole environment. If Env is nil the command
+	// gets none; Default fills it with the caller's.
+	Env []string `json:"env"`
+	// Cwd is the working directory inside; "" keeps the launcher's.
+	Cwd string `json:"cwd,omitempty"`
+	// UID and GID are the command's identity inside the sandbox. They must
+	// be mapped by Mapping. Supplementary groups are dropped when the map
+	// allows setgroups(2), and kept (shown as the overflow gid) otherwise.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the command: setuid bits and
+	// file capabilities then grant nothing on exec. Default sets it.
+	NoNewPrivs bool `json:"noNewPrivs"`
+
+	// Stdin, Stdout and Stderr are the command's standard streams. An
+	// *os.File is handed over as it is; anything else is copied through a
+	// pipe; nil is /dev/null. They are not part of the JSON form.
+	Stdin  io.Reader `json:"-"`
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
+}
+
+// Namespaces says which namespaces a sandbox gets of its own. A false field
+// shares the launcher's.
+type Namespaces struct {
+	Mount  bool `json:"mount"`
+	PID    bool `json:"pid"`
+	Net    bool `json:"net"`
+	IPC    bool `json:"ipc"`
+	UTS    bool `json:"uts"`
+	Cgroup bool `json:"cgroup"`
+}
+
+// AllNamespaces unshares every namespace nsbox knows.
+var AllNamespaces = Namespaces{Mount: true, PID: true, Net: true, IPC: true, UTS: true, Cgroup: true}
+
+// NamespaceNames are the names --unshare and --share accept, in the order
+// the kernel lists them under /proc/PID/ns.
+var NamespaceNames = []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"}
+
+// Set turns on (or off) the namespace called name: one of NamespaceNames,
+// with "mount" accepted for "mnt".
+func (n *Namespaces) Set(name string, on bool) error {
+	switch name {
+	case "mnt", "mount":
+		n.Mount = on
+	case "pid":
+		n.PID = on
+	case "net", "network":
+		n.Net = on
+	case "ipc":
+		n.IPC = on
+	case "uts":
+		n.UTS = on
+	case "cgroup":
+		n.Cgroup = on
+	case "user":
+		if !on {
+			return errors.New("the user namespace is always created: it is what lets nsbox create the others without privilege")
+		}
+	default:
+		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(NamespaceNames, ", "))
+	}
+	return nil
+}
+
+// cloneFlags returns the CLONE_NEW* flags for everything but the user
+// namespace.
+func (n Namespaces) cloneFlags() int {
+	f := 0
+	for _, x := range []struct {
+		on   bool
+		flag int
+	}{
+		{n.Mount, unix.CLONE_NEWNS}, {n.PID, unix.CLONE_NEWPID}, {n.Net, unix.CLONE_NEWNET},
+		{n.IPC, unix.CLONE_NEWIPC}, {n.UTS, unix.CLONE_NEWUTS}, {n.Cgroup, unix.CLONE_NEWCGROUP},
+	} {
+		if x.on {
+			f |= x.flag
+		}
+	}
+	return f
+}
+
+// Validate checks the spec before anything is started. Its errors name the
+// field and the fix.
+func (s *Spec) Validate() error {
+	if len(s.Process.Args) == 0 || s.Process.Args[0] == "" {
+		return errors.New("no command given; fix: name one after --, e.g. nsbox run -- id")
+	}
+	if s.Hostname != "" && !s.Namespaces.UTS {
+		return errors.New("--hostname needs a UTS namespace of its own; fix: drop uts from --share")
+	}
+	if len(s.Hostname) > 64 {
+		return fmt.Errorf("--hostname %q: longer than 64 bytes", s.Hostname)
+	}
+	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
+		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
+	}
+	if !s.Mapping.MapsInnerUID(s.Process.UID) {
+		return fmt.Errorf("--uid %d is not mapped into the sandbox (uid map: %s); fix: pick a mapped uid, or map more with --map-users", s.Process.UID, oneLine(s.Mapping.UIDs))
+	}
+	if !s.Mapping.MapsInnerGID(s.Process.GID) {
+		return fmt.Errorf("--gid %d is not mapped into the sandbox (gid map: %s); fix: pick a mapped gid, or map more with --map-groups", s.Process.GID, oneLine(s.Mapping.GIDs))
+	}
+	for _, kv := range s.Process.Env {
+		if strings.IndexByte(kv, 0) >= 0 {
+			return fmt.Errorf("environment entry %q contains a NUL byte", kv)
+		}
+	}
+	for _, a := range s.Process.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argument %q contains a NUL byte", a)
+		}
+	}
+	return nil
+}
+
+// oneLine renders a map as "0 1000 1, 1 100000 65536".
+func oneLine(ext []mapping.Extent) string {
+	return strings.ReplaceAll(strings.TrimSpace(mapping.Format(ext)), "\n", ", ")
+}

@@ -1,0 +1,571 @@
+/*
+ * stage.c: the part of nsbox that runs inside the new namespaces.
+ *
+ * It runs from an ELF constructor (see stage.go), before the Go runtime
+ * starts, in a re-executed copy of the nsbox binary. Two reasons:
+ *
+ *  - unshare(CLONE_NEWUSER) and unshare(CLONE_NEWNS) refuse a process with
+ *    more than one thread, and a Go process always has several;
+ *  - starting a Go runtime (and every package init) costs about a
+ *    millisecond per stage; this code costs none.
+ *
+ * The stage decides nothing. The Go launcher validated the spec, planned
+ * the id maps and sent a flat list of key=value records (see
+ * sandbox/config.go); this file only carries them out, in the kernel's
+ * order: user namespace first, maps written by the host side, then the
+ * other namespaces, then PID 1's setup, then exec. Every failure is sent
+ * back as an ERROR message naming the step, so the launcher can print one
+ * line and exit 125.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "stage.h"
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+extern char **environ;
+
+/* config is what the launcher asked for, decoded from CONFIG. */
+struct config {
+	int unshare_flags; /* namespaces to create after the user namespace */
+	int setup_root;    /* switch to inner uid/gid 0 for setup */
+	int setgroups;     /* setgroups(2) is allowed (gid map not "deny") */
+	int mount_proc;    /* mount a fresh /proc */
+	int lo_up;         /* bring the loopback interface up */
+	int no_new_privs;  /* set PR_SET_NO_NEW_PRIVS for the command */
+	int tty_fd;        /* terminal to hand to the command, or -1 */
+	uid_t uid;         /* the command's identity */
+	gid_t gid;
+	const char *hostname;
+	const char *cwd;
+	char **argv;
+	char **envp;
+};
+
+static int sync_fd = NSBOX_STAGE_FD;
+static pid_t launcher_pid;
+
+/* --- messages ----------------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return -1; /* the launcher is gone */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void send_msg(uint32_t kind, int32_t value, const char *text)
+{
+	struct nsbox_msg m = {.kind = kind, .value = value, .len = text ? (uint32_t)strlen(text) : 0};
+	/* One buffer, one write: messages from PID 1 and the stage never interleave. */
+	char buf[sizeof m + 1024];
+	if (m.len > sizeof buf - sizeof m)
+		m.len = sizeof buf - sizeof m;
+	memcpy(buf, &m, sizeof m);
+	if (m.len)
+		memcpy(buf + sizeof m, text, m.len);
+	(void)write_all(sync_fd, buf, sizeof m + m.len);
+}
+
+/* recv_msg reads one message; the payload (NUL-terminated) is malloc'd. A
+ * closed socket means the launcher died: the stage leaves quietly. */
+static char *recv_msg(struct nsbox_msg *m)
+{
+	if (read_all(sync_fd, m, sizeof *m) < 0 || m->len > NSBOX_MAX_PAYLOAD)
+		_exit(1);
+	char *payload = malloc((size_t)m->len + 1);
+	if (!payload || read_all(sync_fd, payload, m->len) < 0)
+		_exit(1);
+	payload[m->len] = '\0';
+	return payload;
+}
+
+/* vfail reports "what: strerror(errno)[; fix: fix]" to the launcher and
+ * exits. */
+__attribute__((noreturn)) static void vfail(const char *fix, const char *fmt, va_list ap)
+{
+	int err = errno;
+	char what[768];
+	vsnprintf(what, sizeof what, fmt, ap);
+	char line[1536];
+	snprintf(line, sizeof line, "%s: %s%s%s", what, strerror(err), fix ? "; fix: " : "", fix ? fix : "");
+	send_msg(NSBOX_MSG_ERROR, err, line);
+	_exit(125);
+}
+
+__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(NULL, fmt, ap);
+}
+
+/* fail_fix is fail with the fix nsbox knows for it. */
+__attribute__((format(printf, 2, 3), noreturn)) static void fail_fix(const char *fix, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfail(fix, fmt, ap);
+}
+
+/* --- configuration ------------------------------------------------------ */
+
+static int count_key(const char *p, const char *end, const char *key)
+{
+	size_t klen = strlen(key);
+	int n = 0;
+	for (; p < end; p += strlen(p) + 1)
+		if (strncmp(p, key, klen) == 0 && p[klen] == '=')
+			n++;
+	return n;
+}
+
+static void parse_config(char *buf, size_t len, struct config *c)
+{
+	char *end = buf + len;
+	int argc = count_key(buf, end, "arg"), envc = count_key(buf, end, "env");
+	c->argv = calloc((size_t)argc + 1, sizeof(char *));
+	c->envp = calloc((size_t)envc + 1, sizeof(char *));
+	if (!c->argv || !c->envp)
+		fail("allocate the command line");
+	c->tty_fd = -1;
+	argc = envc = 0;
+	for (char *p = buf, *next; p < end; p = next) {
+		next = p + strlen(p) + 1; /* before the '=' below is cut */
+		char *v = strchr(p, '=');
+		if (!v)
+			continue;
+		*v++ = '\0';
+		if (!strcmp(p, "arg"))
+			c->argv[argc++] = v;
+		else if (!strcmp(p, "env"))
+			c->envp[envc++] = v;
+		else if (!strcmp(p, "unshare"))
+			c->unshare_flags = atoi(v);
+		else if (!strcmp(p, "setup-root"))
+			c->setup_root = atoi(v);
+		else if (!strcmp(p, "setgroups"))
+			c->setgroups = atoi(v);
+		else if (!strcmp(p, "proc"))
+			c->mount_proc = atoi(v);
+		else if (!strcmp(p, "lo"))
+			c->lo_up = atoi(v);
+		else if (!strcmp(p, "no-new-privs"))
+			c->no_new_privs = atoi(v);
+		else if (!strcmp(p, "tty"))
+			c->tty_fd = atoi(v);
+		else if (!strcmp(p, "uid"))
+			c->uid = (uid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(p, "gid"))
+			c->gid = (gid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(p, "hostname"))
+			c->hostname = v;
+		else if (!strcmp(p, "cwd"))
+			c->cwd = v;
+	}
+	if (argc == 0) {
+		errno = EINVAL;
+		fail("no command given");
+	}
+}
+
+/* --- death of the launcher ---------------------------------------------- */
+
+/* arm_parent_death makes the kernel SIGKILL this process when the launcher
+ * dies, then checks the launcher did not die before that took effect. The
+ * kernel clears the setting whenever credentials change (our setresuid, or
+ * newuidmap acting on us), so it is re-armed after each such step. */
+static void arm_parent_death(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_PDEATHSIG)");
+	/* In a new PID namespace getppid() is 0, so ask the socket instead:
+	 * the launcher's end closes when it dies. */
+	struct pollfd p = {.fd = sync_fd, .events = POLLRDHUP};
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+		_exit(1);
+	if (getppid() != launcher_pid && getpid() != 1)
+		_exit(1);
+}
+
+/* --- PID 1 ---------------------------------------------------------------- */
+
+static void bring_up_loopback(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		fail("create a socket to configure lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		fail("read the flags of lo");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		fail("bring lo up");
+	close(s);
+}
+
+/* setup_mounts makes every mount private first, so nothing done in the
+ * sandbox propagates back to the host, then gives the new PID namespace
+ * its own /proc. */
+static void setup_mounts(const struct config *c)
+{
+	if (!(c->unshare_flags & CLONE_NEWNS))
+		return;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fail("make mounts private (mount --make-rprivate /)");
+	if (c->mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		fail("mount a new /proc");
+}
+
+/* exec_file executes path; returns only on failure, with errno set. */
+static void exec_file(const char *path, char **argv, char **envp)
+{
+	execve(path, argv, envp);
+	if (errno != ENOEXEC)
+		return;
+	/* A script without "#!": run it with /bin/sh, as execvp and shells do. */
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	char **sh = calloc((size_t)argc + 2, sizeof(char *));
+	if (!sh)
+		return;
+	sh[0] = "/bin/sh";
+	sh[1] = (char *)path;
+	for (int i = 1; i < argc; i++)
+		sh[i + 1] = argv[i];
+	execve(sh[0], sh, envp);
+	errno = ENOEXEC;
+}
+
+/* exec_command executes argv[0] as a shell would: a name containing '/'
+ * as is, else the first match along the command's PATH. Unlike execvp, a
+ * PATH directory we may not search does not turn "not found" into EACCES;
+ * EACCES means a file was found that we may not execute. Returns only on
+ * failure, with errno set. */
+static void exec_command(char **argv, char **envp)
+{
+	const char *file = argv[0];
+	if (strchr(file, '/')) {
+		exec_file(file, argv, envp);
+		return;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	size_t flen = strlen(file);
+	char buf[PATH_MAX];
+	int err = ENOENT;
+	for (const char *p = path;; p++) {
+		const char *colon = strchrnul(p, ':');
+		size_t dlen = (size_t)(colon - p);
+		if (dlen + flen + 2 <= sizeof buf) {
+			memcpy(buf, p, dlen);
+			if (dlen)
+				buf[dlen++] = '/';
+			memcpy(buf + dlen, file, flen + 1);
+			exec_file(buf, argv, envp);
+			struct stat st;
+			switch (errno) {
+			case EACCES:
+				if (stat(buf, &st) == 0)
+					err = EACCES;
+				break;
+			case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ELOOP:
+			case ENAMETOOLONG: case ETIMEDOUT:
+				break;
+			default:
+				return;
+			}
+		}
+		if (!*colon)
+			break;
+		p = colon;
+	}
+	errno = err;
+}
+
+/* exec_report is what the command's child sends PID 1 when it cannot exec. */
+struct exec_report {
+	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs */
+	int err;
+};
+
+__attribute__((noreturn)) static void run_command(const struct config *c, int report_fd)
+{
+	struct exec_report r = {0, 0};
+	if (c->tty_fd >= 0) {
+		/* A process group of its own, in the terminal's foreground, so
+		 * Ctrl-C and Ctrl-Z reach the command and not the launcher.
+		 * SIGTTOU is still blocked here, so tcsetpgrp cannot stop us. */
+		setpgid(0, 0);
+		tcsetpgrp(c->tty_fd, getpid());
+	}
+	if (c->setgroups && setgroups(0, NULL) < 0) {
+		r.step = 2;
+		goto failed;
+	}
+	if (setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0) {
+		r.step = 2;
+		goto failed;
+	}
+	if (c->cwd && chdir(c->cwd) < 0) {
+		r.step = 1;
+		goto failed;
+	}
+	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		r.step = 3;
+		goto failed;
+	}
+	/* Default dispositions for what the launcher may have ignored for
+	 * itself; SIGHUP and SIGINT keep an inherited SIG_IGN (nohup, `&`). */
+	signal(SIGTTOU, SIG_DFL);
+	signal(SIGTTIN, SIG_DFL);
+	signal(SIGTSTP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	environ = c->envp;
+	exec_command(c->argv, c->envp);
+failed:
+	r.err = errno;
+	(void)write_all(report_fd, &r, sizeof r);
+	_exit(127);
+}
+
+static int exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 125;
+}
+
+/* supervise is PID 1's loop: reap every child (orphans are reparented to
+ * us), forward signals to the command, and exit with its status. When PID 1
+ * exits the kernel kills everything left in the namespace. */
+__attribute__((noreturn)) static void supervise(const struct config *c, pid_t cmd, int sfd)
+{
+	struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN}, {.fd = sync_fd, .events = POLLIN}};
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fail("wait for signals");
+		}
+		if (fds[1].revents & POLLIN) {
+			struct nsbox_msg m;
+			free(recv_msg(&m));
+			if (m.kind == NSBOX_MSG_RESUME) {
+				if (m.value && c->tty_fd >= 0)
+					tcsetpgrp(c->tty_fd, cmd);
+				kill(-cmd, SIGCONT);
+			}
+		} else if (fds[1].revents & (POLLHUP | POLLERR)) {
+			_exit(1); /* launcher gone; the death signal is on its way */
+		}
+		if (!(fds[0].revents & POLLIN))
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		if (si.ssi_signo != SIGCHLD) {
+			/* A signal from the terminal (SI_KERNEL) already reached the
+			 * command's process group directly; do not send it twice. A
+			 * SIGCONT after a stop is driven by RESUME instead. */
+			if (si.ssi_code == SI_KERNEL || (si.ssi_signo == SIGCONT && c->tty_fd >= 0))
+				continue;
+			kill(cmd, (int)si.ssi_signo);
+			continue;
+		}
+		int status;
+		pid_t w;
+		while ((w = waitpid(-1, &status, WNOHANG | WUNTRACED)) > 0) {
+			if (w != cmd)
+				continue;
+			if (WIFSTOPPED(status)) {
+				if (c->tty_fd >= 0)
+					send_msg(NSBOX_MSG_STOPPED, WSTOPSIG(status), NULL);
+				continue;
+			}
+			_exit(exit_code(status));
+		}
+	}
+}
+
+__attribute__((noreturn)) static int pid1(void *arg)
+{
+	const struct config *c = arg;
+	arm_parent_death();
+	/* Sharing the host's PID namespace, we are not the reaper of orphans
+	 * by birth: ask to be. */
+	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_CHILD_SUBREAPER)");
+	setup_mounts(c);
+	if (c->lo_up)
+		bring_up_loopback();
+	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
+		fail("set the hostname to %s", c->hostname);
+
+	/* Every signal stays blocked in PID 1 and is read from a signalfd;
+	 * the command unblocks them before exec. */
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+	if (sfd < 0)
+		fail("create a signalfd");
+
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0)
+		fail("create the exec report pipe");
+	pid_t cmd = fork();
+	if (cmd < 0)
+		fail("fork the command");
+	if (cmd == 0) {
+		close(report[0]);
+		run_command(c, report[1]);
+	}
+	close(report[1]);
+
+	/* The report pipe is close-on-exec: EOF means exec succeeded. */
+	struct exec_report r;
+	ssize_t n;
+	do
+		n = read(report[0], &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	close(report[0]);
+	if (n == sizeof r) {
+		waitpid(cmd, NULL, 0);
+		errno = r.err;
+		switch (r.step) {
+		case 0:
+			send_msg(NSBOX_MSG_EXEC_FAILED, r.err, c->argv[0]);
+			_exit(r.err == ENOENT ? 127 : 126);
+		case 1:
+			fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
+				 "--chdir %s", c->cwd);
+		case 2:
+			fail_fix("pass --uid/--gid ids the sandbox's maps contain (see --map, --map-users)",
+				 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
+		default:
+			fail("set no_new_privs");
+		}
+	}
+	send_msg(NSBOX_MSG_EXEC_OK, cmd, NULL);
+	supervise(c, cmd, sfd);
+}
+
+/* --- the stage ------------------------------------------------------------ */
+
+/* PID 1 runs on this stack; clone without CLONE_VM gives it its own copy. */
+static char pid1_stack[256 * 1024] __attribute__((aligned(16)));
+
+void nsbox_stage(void)
+{
+	launcher_pid = getppid();
+	/* Only our socket and stdio go in; the sync socket must not reach
+	 * the command. */
+	if (syscall(SYS_close_range, NSBOX_STAGE_FD + 1, ~0U, 0) < 0)
+		for (int fd = NSBOX_STAGE_FD + 1; fd < 1024; fd++)
+			close(fd);
+	if (fcntl(sync_fd, F_SETFD, FD_CLOEXEC) < 0)
+		_exit(125);
+
+	struct nsbox_msg m;
+	char *buf = recv_msg(&m);
+	if (m.kind != NSBOX_MSG_CONFIG)
+		_exit(125);
+	static struct config c;
+	parse_config(buf, m.len, &c);
+
+	/* 1. The user namespace, alone and first: every namespace created
+	 * after it is owned by it. */
+	if (unshare(CLONE_NEWUSER) < 0)
+		fail("create a user namespace (unshare CLONE_NEWUSER)");
+	send_msg(NSBOX_MSG_USERNS_READY, 0, NULL);
+
+	/* 2. The launcher writes uid_map and gid_map from outside. */
+	free(recv_msg(&m));
+	if (m.kind != NSBOX_MSG_MAPS_DONE)
+		_exit(125);
+
+	/* 3. Become root of the namespace when root is mapped. Without that
+	 * we keep the full capability set the creator of a user namespace
+	 * has, until the command's exec drops it. */
+	if (c.setup_root) {
+		if (c.setgroups && setgroups(0, NULL) < 0)
+			fail("drop supplementary groups");
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			fail("become root in the user namespace");
+	}
+	arm_parent_death();
+
+	/* 4. The other namespaces, owned by the new user namespace. */
+	if (c.unshare_flags && unshare(c.unshare_flags) < 0)
+		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
+
+	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
+	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
+	if (pid < 0)
+		fail("start PID 1 (clone)");
+	send_msg(NSBOX_MSG_PID1, pid, NULL);
+	_exit(0);
+}

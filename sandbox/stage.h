@@ -1,0 +1,64 @@
+/*
+ * stage.h: the messages between the nsbox launcher (Go, launch.go) and the
+ * pre-runtime stage (C, stage.c). Both sides read their constants from here:
+ * stage.go imports them through cgo, so they cannot drift apart.
+ *
+ * The launcher and the stage share one SOCK_STREAM socketpair; the stage's
+ * end is file descriptor 3. Every message is a struct nsbox_msg header
+ * followed by len bytes of payload. The order is fixed:
+ *
+ *   launcher                         stage                      PID 1
+ *   CONFIG (key=value\0 …)   ──▶
+ *                                    unshare(CLONE_NEWUSER)
+ *                            ◀──     USERNS_READY
+ *   write uid_map, gid_map
+ *   MAPS_DONE                ──▶
+ *                                    setresuid(0) if mapped,
+ *                                    unshare(other namespaces),
+ *                                    clone(CLONE_PARENT) ──────▶ (born)
+ *                            ◀──     PID1 (its pid)
+ *                                    _exit(0)
+ *                                                               mounts, lo, hostname
+ *                                                               fork + exec command
+ *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
+ *                            ◀──────────────────────────────── STOPPED (job control)
+ *   RESUME                   ──────────────────────────────▶
+ *
+ * ERROR may come from the stage or PID 1 at any step instead of the
+ * expected message; its payload says what failed and value is the errno.
+ */
+#ifndef NSBOX_STAGE_H
+#define NSBOX_STAGE_H
+
+#include <stdint.h>
+
+/* NSBOX_STAGE_ENV in the environment makes a process the stage. */
+#define NSBOX_STAGE_ENV "_NSBOX_STAGE"
+/* NSBOX_STAGE_FD is the stage's end of the socketpair. */
+#define NSBOX_STAGE_FD 3
+
+enum nsbox_msg_kind {
+	NSBOX_MSG_CONFIG = 1,   /* L→S  payload: key=value\0 records */
+	NSBOX_MSG_USERNS_READY, /* S→L  user namespace exists; write its maps */
+	NSBOX_MSG_MAPS_DONE,    /* L→S  maps written */
+	NSBOX_MSG_PID1,         /* S→L  value: PID 1's pid in the launcher's namespace */
+	NSBOX_MSG_EXEC_OK,      /* P→L  value: the command's pid inside the sandbox */
+	NSBOX_MSG_EXEC_FAILED,  /* P→L  value: errno of execvpe; payload: the command */
+	NSBOX_MSG_ERROR,        /* S,P→L value: errno; payload: what failed */
+	NSBOX_MSG_STOPPED,      /* P→L  value: the signal that stopped the command */
+	NSBOX_MSG_RESUME,       /* L→P  value: 1 give the command the terminal, 0 not */
+};
+
+struct nsbox_msg {
+	uint32_t kind;
+	int32_t value;
+	uint32_t len;
+};
+
+/* NSBOX_MAX_PAYLOAD bounds one message: the command line and environment
+ * together may not exceed it (Linux's own ARG_MAX default is 2 MiB). */
+#define NSBOX_MAX_PAYLOAD (8u << 20)
+
+void nsbox_stage(void);
+
+#endif

@@ -1,0 +1,93 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// stdio holds the command's three standard files and the copying that
+// non-file readers and writers need.
+type stdio struct {
+	files      []*os.File // what the stage gets as fds 0, 1, 2
+	childEnds  []*os.File // ours to close once the stage has them
+	stdinWrite *os.File   // write end feeding a non-file Stdin
+	copies     sync.WaitGroup
+}
+
+func openStdio(p *Process) (*stdio, error) {
+	s := &stdio{files: make([]*os.File, 3)}
+	devNull := func() (*os.File, error) {
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err == nil {
+			s.childEnds = append(s.childEnds, f)
+		}
+		return f, err
+	}
+	var err error
+	switch in := p.Stdin.(type) {
+	case nil:
+		s.files[0], err = devNull()
+	case *os.File:
+		s.files[0] = in
+	default:
+		var r *os.File
+		if r, s.stdinWrite, err = os.Pipe(); err == nil {
+			s.files[0] = r
+			s.childEnds = append(s.childEnds, r)
+			go func() {
+				io.Copy(s.stdinWrite, in)
+				s.stdinWrite.Close()
+			}()
+		}
+	}
+	for i, out := range []io.Writer{p.Stdout, p.Stderr} {
+		if err != nil {
+			break
+		}
+		switch w := out.(type) {
+		case nil:
+			s.files[i+1], err = devNull()
+		case *os.File:
+			s.files[i+1] = w
+		default:
+			var r, pw *os.File
+			if r, pw, err = os.Pipe(); err == nil {
+				s.files[i+1] = pw
+				s.childEnds = append(s.childEnds, pw)
+				s.copies.Add(1)
+				go func() {
+					defer s.copies.Done()
+					io.Copy(w, r)
+					r.Close()
+				}()
+			}
+		}
+	}
+	if err != nil {
+		s.abort()
+		return nil, fmt.Errorf("set up standard input and output: %w", err)
+	}
+	return s, nil
+}
+
+// started closes the launcher's copies of the ends the stage now holds.
+func (s *stdio) started() {
+	for _, f := range s.childEnds {
+		f.Close()
+	}
+	s.childEnds = nil
+}
+
+// finish waits until everything the command wrote has been copied out.
+func (s *stdio) finish() {
+	s.started()
+	s.copies.Wait()
+	if s.stdinWrite != nil {
+		s.stdinWrite.Close()
+	}
+}
+
+// abort undoes openStdio when the sandbox did not start.
+func (s *stdio) abort() { s.finish() }
