@@ -1,0 +1,98 @@
+// Command nsbox runs a command in a rootless sandbox: its own user, mount,
+// PID, network, IPC, UTS and cgroup namespaces, created without privilege.
+//
+// cmd/nsbox only turns flags into a sandbox.Spec and maps errors to exit
+// codes; everything else lives in the packages it imports.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nsbox/nsbox/sandbox"
+)
+
+// version is set by the Makefile with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `nsbox: run commands in rootless sandboxes (user, mount, PID, net, IPC, UTS, cgroup namespaces)
+
+Usage:
+  nsbox run [flags] [--] COMMAND [ARG...]   run COMMAND in a new sandbox
+  nsbox check [--json]                      check this host can run sandboxes, with fixes
+  nsbox version                             print the version
+  nsbox help [COMMAND]                      show help
+
+Examples:
+  nsbox run -- id                           # your own uid, in new namespaces
+  nsbox run --root -- cat /proc/self/uid_map
+  nsbox run --hostname box -- hostname
+  nsbox check
+
+Exit status: the command's own; 125 when nsbox fails, 126 when the command
+cannot be executed, 127 when it is not found.
+
+Run 'nsbox help run' for the flags of run.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake in how nsbox was called.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return sandbox.CodeLauncher
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = runCommand(rest, stdout, stderr)
+	case "check":
+		err = checkCommand(rest, stdout)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "nsbox %s\n", version)
+	case "help", "--help", "-h":
+		err = helpCommand(rest, stdout)
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q; fix: use run, check, version or help (nsbox help)", cmd)}
+	}
+	return report(err, stderr)
+}
+
+// report prints err as one line and returns the exit code. An *ExitError
+// is the command's own status and prints nothing.
+func report(err error, stderr io.Writer) int {
+	code := sandbox.ExitCode(err)
+	var exit *sandbox.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return code
+}
+
+func helpCommand(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch args[0] {
+	case "run":
+		fmt.Fprint(stdout, runUsage(newRunFlags()))
+	case "check":
+		fmt.Fprint(stdout, checkUsage)
+	case "version":
+		fmt.Fprintln(stdout, "Usage: nsbox version\n\nPrints the version of nsbox.")
+	default:
+		return usageError{fmt.Sprintf("help %s: no such command; fix: nsbox help", args[0])}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/subid"
+	"github.com/spf13/pflag"
+)
+
+// runFlags are the flags of nsbox run, in the order --help lists them.
+type runFlags struct {
+	fs *pflag.FlagSet
+
+	root        bool
+	uid, gid    uint32
+	mapMode     string
+	mapUsers    []string
+	mapGroups   []string
+	mapHostRoot bool
+	unshare     []string
+	share       []string
+	hostname    string
+	chdir       string
+	setenv      []string
+	unsetenv    []string
+	clearenv    bool
+}
+
+func newRunFlags() *runFlags {
+	f := &runFlags{fs: pflag.NewFlagSet("run", pflag.ContinueOnError)}
+	fs := f.fs
+	fs.SetInterspersed(false) // flags after COMMAND belong to COMMAND
+	fs.SortFlags = false
+	fs.BoolVar(&f.root, "root", false, "run as root (uid 0, gid 0) inside; your own ids map to 0")
+	fs.Uint32Var(&f.uid, "uid", 0, "run as this `UID` inside (default: your uid, or 0 with --root)")
+	fs.Uint32Var(&f.gid, "gid", 0, "run as this `GID` inside (default: your gid, or 0 with --root)")
+	fs.StringVar(&f.mapMode, "map", "auto", "`MODE` of the id maps: auto (your subordinate ids too, if you have some and newuidmap works) or single (only your own ids)")
+	fs.StringArrayVar(&f.mapUsers, "map-users", nil, "map uids `INNER:OUTER:COUNT` (repeatable, as unshare(1)); replaces the computed uid map")
+	fs.StringArrayVar(&f.mapGroups, "map-groups", nil, "map gids `INNER:OUTER:COUNT` (repeatable); replaces the computed gid map")
+	fs.BoolVar(&f.mapHostRoot, "map-host-root", false, "when run as real root, map host root into the sandbox (default: an unprivileged range)")
+	fs.StringSliceVar(&f.unshare, "unshare", nil, "create only these `NS[,NS]` of cgroup, ipc, mnt, net, pid, uts (default: all)")
+	fs.StringSliceVar(&f.share, "share", nil, "share these `NS[,NS]` with the host instead of creating them")
+	fs.StringVar(&f.hostname, "hostname", "", "set the `NAME` of the sandbox (needs its own uts namespace)")
+	fs.StringVar(&f.chdir, "chdir", "", "run the command in `DIR` (default: the current directory)")
+	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
+	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
+	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	fs.BoolP("help", "h", false, "show this help")
+	fs.Usage = func() {}
+	return f
+}
+
+func runUsage(f *runFlags) string {
+	return `Usage: nsbox run [flags] [--] COMMAND [ARG...]
+
+Runs COMMAND in a new sandbox: a user namespace (always), and new mount,
+PID, network, IPC, UTS and cgroup namespaces unless --share says otherwise.
+Inside, PID 1 is nsbox's init; the network has only lo, up; /proc is new.
+The sandbox ends with the command, and dies with nsbox if nsbox is killed.
+
+Flags:
+` + f.fs.FlagUsages() + `
+Examples:
+  nsbox run -- id                               # same uid as you, new namespaces
+  nsbox run --root -- cat /proc/self/uid_map    # root inside: 0 <you> 1, 1 <subuid> 65536
+  nsbox run --map single --root -- id           # only your own id, mapped to 0
+  nsbox run --map-users 0:1000:1 --map-users 1:100000:1000 --root -- id
+  nsbox run --share net -- ip addr              # keep the host's network
+  nsbox run --hostname box --setenv PS1='box$ ' -- bash
+
+Environment:
+  NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
+
+Exit status: the command's own (128+N if signal N killed it); 125 when nsbox
+fails, 126 when the command cannot be executed, 127 when it is not found.
+`
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) error {
+	f := newRunFlags()
+	if err := f.fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("run: %v; fix: see nsbox help run", err)}
+	}
+	if help, _ := f.fs.GetBool("help"); help {
+		fmt.Fprint(stdout, runUsage(f))
+		return nil
+	}
+	spec, notice, err := f.spec(f.fs.Args())
+	if err != nil {
+		return err
+	}
+	if notice != "" {
+		fmt.Fprintln(stderr, notice)
+	}
+	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Catch signals before the sandbox starts: the command may be running
+	// (and its supervisor signalling us) before Start returns.
+	sigs := catchSignals()
+	sb, err := sandbox.Start(context.Background(), spec)
+	if err != nil {
+		signal.Stop(sigs)
+		return err
+	}
+	go forwardSignals(sigs, sb)
+	return sb.Wait()
+}
+
+// catchSignals starts queueing the signals a supervisor sends us, which
+// forwardSignals hands to the command.
+func catchSignals() chan os.Signal {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	return ch
+}
+
+// forwardSignals passes caught signals to the command (through PID 1).
+// Ctrl-C at a terminal reaches the command directly: it holds the
+// terminal's foreground.
+func forwardSignals(ch chan os.Signal, sb *sandbox.Sandbox) {
+	for sig := range ch {
+		sb.Signal(sig)
+	}
+}
+
+// spec builds the sandbox.Spec that the flags describe.
+func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
+	if len(args) == 0 {
+		return nil, "", usageError{"run: no command given; fix: nsbox run [flags] -- COMMAND [ARG...]"}
+	}
+	plan, err := f.plan()
+	if err != nil {
+		return nil, "", err
+	}
+	spec := &sandbox.Spec{
+		Process: sandbox.Process{
+			Args:       args,
+			Env:        f.environ(),
+			Cwd:        f.chdir,
+			UID:        plan.UID,
+			GID:        plan.GID,
+			NoNewPrivs: true,
+		},
+		Namespaces: sandbox.AllNamespaces,
+		Hostname:   f.hostname,
+		Mapping:    plan,
+	}
+	if f.fs.Changed("uid") {
+		spec.Process.UID = f.uid
+	}
+	if f.fs.Changed("gid") {
+		spec.Process.GID = f.gid
+	}
+	if f.fs.Changed("unshare") {
+		spec.Namespaces = sandbox.Namespaces{}
+		for _, ns := range f.unshare {
+			if err := spec.Namespaces.Set(strings.TrimSpace(ns), true); err != nil {
+				return nil, "", usageError{fmt.Sprintf("--unshare %s: %v", ns, err)}
+			}
+		}
+	}
+	for _, ns := range f.share {
+		if err := spec.Namespaces.Set(strings.TrimSpace(ns), false); err != nil {
+			return nil, "", usageError{fmt.Sprintf("--share %s: %v", ns, err)}
+		}
+	}
+	for _, kv := range f.setenv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
+		}
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, "", err
+	}
+	return spec, plan.Notice, nil
+}
+
+// plan reads the caller's subordinate ids and plans the id maps.
+func (f *runFlags) plan() (mapping.Plan, error) {
+	mode, err := mapping.ParseMode(f.mapMode)
+	if err != nil {
+		return mapping.Plan{}, err
+	}
+	req := mapping.Request{
+		UID:      uint32(os.Getuid()),
+		GID:      uint32(os.Getgid()),
+		Mode:     mode,
+		Root:     f.root,
+		HostRoot: f.mapHostRoot,
+	}
+	for _, s := range f.mapUsers {
+		e, err := mapping.ParseExtent(s)
+		if err != nil {
+			return mapping.Plan{}, usageError{fmt.Sprintf("--map-users %s: %v", s, err)}
+		}
+		req.Users = append(req.Users, e)
+	}
+	for _, s := range f.mapGroups {
+		e, err := mapping.ParseExtent(s)
+		if err != nil {
+			return mapping.Plan{}, usageError{fmt.Sprintf("--map-groups %s: %v", s, err)}
+		}
+		req.Groups = append(req.Groups, e)
+	}
+	// Subordinate ids and helpers matter only when more than our own id
+	// may be mapped: skip the file reads otherwise.
+	if mode == mapping.Auto || len(req.Users) > 0 || len(req.Groups) > 0 || req.UID == 0 {
+		owner, err := subid.CurrentOwner()
+		if err != nil {
+			return mapping.Plan{}, err
+		}
+		var src subid.Source
+		if req.SubUIDs, err = src.Lookup(owner, subid.UIDs); err != nil {
+			return mapping.Plan{}, err
+		}
+		if req.SubGIDs, err = src.Lookup(owner, subid.GIDs); err != nil {
+			return mapping.Plan{}, err
+		}
+		if req.UID != 0 && (len(req.SubUIDs) > 0 || len(req.Users) > 0 || len(req.Groups) > 0) {
+			req.Helpers = mapping.FindHelpers()
+		}
+	}
+	return mapping.NewPlan(req)
+}
+
+// environ is the command's environment: ours (or none with --clearenv),
+// less --unsetenv, plus --setenv.
+func (f *runFlags) environ() []string {
+	var env []string
+	if !f.clearenv {
+		env = os.Environ()
+	}
+	drop := map[string]bool{}
+	for _, k := range f.unsetenv {
+		drop[k] = true
+	}
+	for _, kv := range f.setenv {
+		k, _, _ := strings.Cut(kv, "=")
+		drop[k] = true
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, f.setenv...)
+}
