@@ -1,0 +1,42 @@
+# nsbox: see README.md. `make test` is what CI runs (as root, on a clean
+# clone); run as root it first prepares the host (hack/setup-host.sh).
+
+GO      ?= go
+PREFIX  ?= /usr/local
+BIN     := bin/nsbox
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# A static binary: the stage re-executes it, and a static exec skips the
+# dynamic loader. netgo/osusergo keep glibc's NSS out of the static link.
+TAGS    := netgo,osusergo
+LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
+export CGO_ENABLED := 1
+
+.PHONY: all build test unit integration lint install demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
+
+# Unit tests (with -race) then the integration tests, as an unprivileged
+# user: hack/test.sh explains who runs what.
+test:
+	hack/test.sh
+
+unit:
+	$(GO) test -race $$($(GO) list ./... | grep -v /tests)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsbox
+
+# From nothing to a sandboxed command (as root it prepares the host and runs
+# the demo as the unprivileged test user).
+demo:
+	hack/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepares a Debian host (as root) for nsbox's tests and demo, idempotently:
+#  - installs the packages the tests use, if missing;
+#  - makes /dev/net/tun mode 0666, as stock distributions ship it;
+#  - creates the unprivileged test user with /etc/subuid and /etc/subgid
+#    ranges, if absent.
+# Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
+set -euo pipefail
+user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
+[ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
+
+packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup-host: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -e /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+
+if ! id "$user" >/dev/null 2>&1; then
+	echo "setup-host: creating user $user"
+	useradd --create-home --shell /bin/bash "$user"
+fi
+uid=$(id -u "$user")
+# useradd adds subordinate ranges on Debian; make sure, without clashing.
+for f in /etc/subuid /etc/subgid; do
+	touch "$f"
+	if ! grep -qE "^($user|$uid):" "$f"; then
+		start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$f")
+		echo "$user:$start:65536" >>"$f"
+		echo "setup-host: added $user:$start:65536 to $f"
+	fi
+done

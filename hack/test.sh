@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# nsbox's test run, what `make test` and CI do.
+#
+# As root (CI runs this way on a clean clone):
+#   1. hack/setup-host.sh: packages, /dev/net/tun, the test user with subids;
+#   2. unit tests with -race (as root: they need no privilege, some use it);
+#   3. build nsbox and the integration test binary, copy both where the
+#      test user can read them, and run the integration tests AS THAT USER
+#      (rootless behaviour is only proven by a non-root run);
+#   4. run the real-root tests (TestRealRoot*) once as root.
+# As a normal user: checks the host has what the tests need, then runs the
+# unit and integration tests directly as you.
+#
+# With CI=true a skipped integration test fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+user=${NSBOX_TEST_USER:-nsbox-test}
+export CGO_ENABLED=1
+
+if [ "$(id -u)" = 0 ]; then
+	hack/setup-host.sh "$user"
+else
+	lacks=()
+	command -v newuidmap >/dev/null || lacks+=("newuidmap/newgidmap (apt-get install uidmap)")
+	me=$(id -un)
+	grep -qE "^($me|$(id -u)):" /etc/subuid 2>/dev/null || lacks+=("an /etc/subuid entry for $me (usermod --add-subuids 100000-165535 $me)")
+	grep -qE "^($me|$(id -u)):" /etc/subgid 2>/dev/null || lacks+=("an /etc/subgid entry for $me (usermod --add-subgids 100000-165535 $me)")
+	unshare --user true 2>/dev/null || lacks+=("unprivileged user namespaces (sysctl -w user.max_user_namespaces=15000; kernel.unprivileged_userns_clone=1)")
+	if [ ${#lacks[@]} -gt 0 ]; then
+		echo "make test: this host lacks what the integration tests need:" >&2
+		printf '  - %s\n' "${lacks[@]}" >&2
+		echo "or run make test as root, which sets all of this up." >&2
+		exit 1
+	fi
+fi
+
+echo "== unit tests (uid $(id -u))"
+go test -race -count=1 $(go list ./... | grep -v /tests)
+
+echo "== build"
+make --no-print-directory build
+out=$(mktemp -d /var/tmp/nsbox-test.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+cp bin/nsbox "$out/nsbox"
+go test -c -o "$out/integration.test" ./tests
+chmod 0755 "$out" "$out/nsbox" "$out/integration.test"
+
+# integration ARGS...: runs the test binary from $out with the given extra
+# arguments, as whoever the caller arranges (prefix in $as).
+integration() {
+	(cd "$out" && "${as[@]}" env CI="${CI:-}" NSBOX_BIN="$out/nsbox" \
+		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$home" \
+		./integration.test -test.v -test.count=1 -test.timeout=12m "$@") 2>&1 | hack/skip-check.sh
+}
+if [ "$(id -u)" = 0 ]; then
+	echo "== integration tests as $user (uid $(id -u "$user"))"
+	as=(runuser -u "$user" --) home=$(getent passwd "$user" | cut -d: -f6)
+	integration -test.skip '^TestRealRoot'
+	echo "== integration tests as real root"
+	as=() home=$HOME
+	integration -test.run '^TestRealRoot'
+else
+	echo "== integration tests as $(id -un) (uid $(id -u))"
+	as=() home=$HOME
+	integration -test.skip '^TestRealRoot'
+fi

@@ -1,0 +1,215 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+)
+
+func TestOnlyLoopbackAndItIsUp(t *testing.T) {
+	requireUnprivileged(t)
+	res := nsbox("run", "--", "cat", "/proc/net/dev")
+	res.Assert(t, icmd.Success)
+	var ifaces []string
+	for _, l := range strings.Split(res.Stdout(), "\n")[2:] {
+		if name, _, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
+			ifaces = append(ifaces, name)
+		}
+	}
+	assert.DeepEqual(t, ifaces, []string{"lo"})
+	// lo is up: something can listen on and reach 127.0.0.1.
+	up := nsbox("run", "--", "cat", "/sys/class/net/lo/flags", "/proc/net/if_inet6")
+	up.Assert(t, icmd.Success)
+	ip := nsbox("run", "--", "ip", "-o", "link", "show", "lo")
+	ip.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(ip.Stdout(), "UP"))
+}
+
+func TestNewPIDNamespace(t *testing.T) {
+	requireUnprivileged(t)
+	host, err := os.Readlink("/proc/self/ns/pid")
+	assert.NilError(t, err)
+	res := nsbox("run", "--", "sh", "-c", "readlink /proc/self/ns/pid; echo $$; ls -d /proc/[0-9]* | wc -l")
+	res.Assert(t, icmd.Success)
+	lines := strings.Fields(res.Stdout())
+	assert.Assert(t, len(lines) == 3, res.Stdout())
+	assert.Check(t, lines[0] != host, "pid namespace %s is the host's", lines[0])
+	assert.Equal(t, lines[1], "2", "the command is PID 2 under nsbox's init")
+	n, _ := strconv.Atoi(lines[2])
+	assert.Check(t, n <= 4, "a fresh /proc shows only the sandbox's processes, got %d", n)
+}
+
+func TestHostname(t *testing.T) {
+	requireUnprivileged(t)
+	before, _ := os.Hostname()
+	res := nsbox("run", "--hostname", "box", "--", "hostname")
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, res.Stdout(), "box\n")
+	after, _ := os.Hostname()
+	assert.Equal(t, after, before)
+}
+
+func TestEnvironmentFlags(t *testing.T) {
+	requireUnprivileged(t)
+	res := nsboxWith([]string{"run", "--clearenv", "--setenv", "A=1", "--setenv", "PATH=/usr/bin:/bin", "--", "env"})
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, res.Stdout(), "A=1\nPATH=/usr/bin:/bin\n")
+	res = nsboxWith([]string{"run", "--unsetenv", "NSBOX_X", "--", "sh", "-c", "echo ${NSBOX_X-unset} $NSBOX_Y"},
+		icmd.WithEnv(append(os.Environ(), "NSBOX_X=1", "NSBOX_Y=2")...))
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, res.Stdout(), "unset 2\n")
+	dir := t.TempDir()
+	res = nsbox("run", "--chdir", dir, "--", "pwd")
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, res.Stdout(), dir+"\n")
+}
+
+// Every namespace of the sandbox differs from the host's and is owned by
+// the sandbox's user namespace: the user namespace came first.
+func TestNamespacesOwnedBySandboxUserNamespace(t *testing.T) {
+	requireUnprivileged(t)
+	cmd, pid := startSleeper(t)
+	defer cmd.Process.Kill()
+	userIno := inode(t, fmt.Sprintf("/proc/%d/ns/user", pid))
+	assert.Check(t, userIno != inode(t, "/proc/self/ns/user"))
+	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		path := fmt.Sprintf("/proc/%d/ns/%s", pid, ns)
+		assert.Check(t, inode(t, path) != inode(t, "/proc/self/ns/"+ns), "%s is the host's", ns)
+		f, err := os.Open(path)
+		assert.NilError(t, err)
+		owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+		f.Close()
+		assert.NilError(t, err, "NS_GET_USERNS on %s", path)
+		var st unix.Stat_t
+		assert.NilError(t, unix.Fstat(owner, &st))
+		unix.Close(owner)
+		assert.Check(t, st.Ino == userIno, "%s is owned by user namespace %d, not the sandbox's %d", ns, st.Ino, userIno)
+	}
+}
+
+// startSleeper starts nsbox running a uniquely named sleep and returns the
+// launcher and the host pid of the sleep.
+func startSleeper(t *testing.T, extra ...string) (*exec.Cmd, int) {
+	t.Helper()
+	arg := fmt.Sprintf("%d.%d", 1000+rand.IntN(1000), rand.IntN(1000000))
+	cmd := exec.Command(nsboxBin, append(append([]string{"run"}, extra...), "--", "sleep", arg)...)
+	cmd.Stderr = os.Stderr
+	assert.NilError(t, cmd.Start())
+	var pid int
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		pid = findProcess("sleep " + arg)
+		if pid > 0 {
+			return poll.Success()
+		}
+		return poll.Continue("sleep %s not running yet", arg)
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
+	return cmd, pid
+}
+
+// findProcess returns the pid of a process whose command line is cmdline,
+// or 0.
+func findProcess(cmdline string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ") == cmdline {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			return pid
+		}
+	}
+	return 0
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	assert.NilError(t, unix.Stat(path, &st))
+	return st.Ino
+}
+
+// PID 1 reaps a double-forked orphan: no zombie remains.
+func TestInitReapsOrphans(t *testing.T) {
+	requireUnprivileged(t)
+	res := nsbox("run", "--", "sh", "-c",
+		`(sleep 0.1 &); sleep 0.8; for f in /proc/[0-9]*/stat; do read -r l < $f && echo "$l"; done`)
+	res.Assert(t, icmd.Success)
+	for _, l := range strings.Split(strings.TrimSpace(res.Stdout()), "\n") {
+		_, rest, _ := strings.Cut(l, ") ")
+		assert.Check(t, !strings.HasPrefix(rest, "Z"), "zombie left: %s", l)
+	}
+}
+
+// Signals sent to the launcher reach the command.
+func TestSignalsReachTheCommand(t *testing.T) {
+	requireUnprivileged(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
+			cmd := exec.Command(nsboxBin, "run", "--", "sh", "-c",
+				fmt.Sprintf(`trap 'echo got %s; exit 3' %s; echo ready; while :; do sleep 0.05; done`, name, name))
+			out, err := cmd.StdoutPipe()
+			assert.NilError(t, err)
+			assert.NilError(t, cmd.Start())
+			r := bufio.NewReader(out)
+			line, err := r.ReadString('\n')
+			assert.NilError(t, err)
+			assert.Equal(t, line, "ready\n")
+			assert.NilError(t, cmd.Process.Signal(sig))
+			rest, _ := r.ReadString('\n')
+			err = cmd.Wait()
+			assert.Equal(t, rest, "got "+name+"\n")
+			assert.Equal(t, cmd.ProcessState.ExitCode(), 3, "wait: %v", err)
+		})
+	}
+}
+
+// SIGKILL of the launcher leaves nothing of the sandbox behind.
+func TestLauncherKilledLeavesNothing(t *testing.T) {
+	requireUnprivileged(t)
+	cmd, pid := startSleeper(t)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	assert.NilError(t, err)
+	assert.NilError(t, cmd.Process.Kill())
+	cmd.Wait()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if findProcess(strings.TrimRight(strings.ReplaceAll(string(cmdline), "\x00", " "), " ")) == 0 {
+			return poll.Success()
+		}
+		return poll.Continue("sleep (pid %d) still running", pid)
+	}, poll.WithTimeout(time.Second), poll.WithDelay(10*time.Millisecond))
+}
+
+// Descriptors nsbox holds, or that leak into it, do not reach the command.
+func TestNoDescriptorLeaks(t *testing.T) {
+	requireUnprivileged(t)
+	leak, err := os.Open("/etc/hostname")
+	assert.NilError(t, err)
+	defer leak.Close()
+	cmd := exec.Command(nsboxBin, "run", "--", "sh", "-c", `ls /proc/$$/fd`)
+	cmd.ExtraFiles = []*os.File{leak} // fd 3 in nsbox, without close-on-exec
+	out, err := cmd.Output()
+	assert.NilError(t, err)
+	// sh's own descriptors, listed by its child ls.
+	fds := strings.Fields(string(out))
+	for _, fd := range fds {
+		n, _ := strconv.Atoi(fd)
+		assert.Check(t, n <= 2, "descriptor %s leaked into the sandbox (all: %v)", fd, fds)
+	}
+}
