@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "stage.h"
+#include "stagelib.h"
 
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
@@ -50,29 +51,12 @@
 
 extern char **environ;
 
-/* config is what the launcher asked for, decoded from CONFIG. */
-struct config {
-	int unshare_flags; /* namespaces to create after the user namespace */
-	int setup_root;    /* switch to inner uid/gid 0 for setup */
-	int setgroups;     /* setgroups(2) is allowed (gid map not "deny") */
-	int mount_proc;    /* mount a fresh /proc */
-	int lo_up;         /* bring the loopback interface up */
-	int no_new_privs;  /* set PR_SET_NO_NEW_PRIVS for the command */
-	int tty_fd;        /* terminal to hand to the command, or -1 */
-	uid_t uid;         /* the command's identity */
-	gid_t gid;
-	const char *hostname;
-	const char *cwd;
-	char **argv;
-	char **envp;
-};
-
-static int sync_fd = NSBOX_STAGE_FD;
+int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
 
 /* --- messages ----------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len)
+int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
@@ -88,7 +72,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+int read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;
 	while (len > 0) {
@@ -106,7 +90,7 @@ static int read_all(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static void send_msg(uint32_t kind, int32_t value, const char *text)
+void send_msg(uint32_t kind, int32_t value, const char *text)
 {
 	struct nsbox_msg m = {.kind = kind, .value = value, .len = text ? (uint32_t)strlen(text) : 0};
 	/* One buffer, one write: messages from PID 1 and the stage never interleave. */
@@ -145,7 +129,7 @@ __attribute__((noreturn)) static void vfail(const char *fix, const char *fmt, va
 	_exit(125);
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt, ...)
+void fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -153,7 +137,7 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
 }
 
 /* fail_fix is fail with the fix nsbox knows for it. */
-__attribute__((format(printf, 2, 3), noreturn)) static void fail_fix(const char *fix, const char *fmt, ...)
+void fail_fix(const char *fix, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -256,19 +240,6 @@ static void bring_up_loopback(void)
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 		fail("bring lo up");
 	close(s);
-}
-
-/* setup_mounts makes every mount private first, so nothing done in the
- * sandbox propagates back to the host, then gives the new PID namespace
- * its own /proc. */
-static void setup_mounts(const struct config *c)
-{
-	if (!(c->unshare_flags & CLONE_NEWNS))
-		return;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		fail("make mounts private (mount --make-rprivate /)");
-	if (c->mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		fail("mount a new /proc");
 }
 
 /* exec_file executes path; returns only on failure, with errno set. */
