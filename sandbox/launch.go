@@ -39,7 +39,11 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	parent, child, err := socketPair()
+	tty := foregroundTerminal(stdio.files)
+
+	// 1. The stage. If we die, it dies.
+	stage, parent, err := startStage(stdio.files)
+	stdio.started()
 	if err != nil {
 		return nil, err
 	}
@@ -48,19 +52,6 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			parent.Close()
 		}
 	}()
-	tty := foregroundTerminal(stdio.files)
-
-	// 1. The stage. Pdeathsig: if we die, it dies.
-	stage, err := os.StartProcess("/proc/self/exe", []string{"nsbox-stage"}, &os.ProcAttr{
-		Env:   []string{stageEnv + "=1"},
-		Files: append(stdio.files[:3:3], child),
-		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
-	})
-	child.Close()
-	stdio.started()
-	if err != nil {
-		return nil, fmt.Errorf("start the sandbox stage (/proc/self/exe): %w", err)
-	}
 	var pid1 *os.Process
 	defer func() {
 		if !ok {

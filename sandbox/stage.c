@@ -540,3 +540,40 @@ void nsbox_stage(void)
 	send_msg(NSBOX_MSG_PID1, pid, NULL);
 	_exit(0);
 }
+
+/* --- the pre-forked stage ---------------------------------------------------- */
+
+int nsbox_prefork_pid = -1;
+int nsbox_prefork_fd = -1;
+
+void nsbox_prefork(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return; /* the launcher re-executes instead */
+	if (sv[0] <= 2 || sv[1] <= 2) {
+		/* Stdio was closed and the pair took its place: leave that
+		 * case to the launcher's re-exec, which sets stdio up. */
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+			_exit(1);
+		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
+			_exit(125);
+		nsbox_stage(); /* closes every other descriptor; never returns */
+	}
+	close(sv[1]);
+	nsbox_prefork_pid = pid;
+	nsbox_prefork_fd = sv[0];
+}
+
