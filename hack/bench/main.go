@@ -9,7 +9,10 @@
 // lacks is detected by probing its flag and reported as "not available
 // in this build", never skipped silently.
 //
-// Usage: bench -nsbox PATH -out DIR [-quick]
+// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-quick]
+//
+// In-sandbox clients reach the host at the sandbox's default gateway, or
+// at $NSBOX_BENCH_HOST_ADDR when set.
 //
 //	bench tcp-client ADDR N   (internal: the in-sandbox latency client)
 package main

@@ -19,8 +19,10 @@ import (
 // inGateway runs a shell command with $GW set to the sandbox's default
 // gateway, the address every user-mode stack here (slirp4netns' 10.0.2.2,
 // pasta's copy of the host's gateway) forwards to the host's loopback.
+// NSBOX_BENCH_HOST_ADDR, when set, overrides it for a stack that reaches
+// the host elsewhere.
 func inGateway(script string) []string {
-	return []string{"sh", "-c", `GW=$(ip route show default | awk '{print $3; exit}'); ` + script}
+	return []string{"sh", "-c", `GW=${NSBOX_BENCH_HOST_ADDR:-$(ip route show default | awk '{print $3; exit}')}; ` + script}
 }
 
 // netSandboxes are the ways to run argv with a user-mode network; the

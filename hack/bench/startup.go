@@ -60,7 +60,7 @@ func startupOverlay(cfg *config) *comparison {
 			{Name: "nsbox run (no overlay)", Argv: []string{cfg.nsbox, "run", "--", "true"}},
 			{Name: "bwrap --overlay-src / --tmp-overlay /", Argv: append(append([]string{}, bwrapFull[:2]...), "--overlay-src", "/", "--tmp-overlay", "/", "--dev", "/dev", "--proc", "/proc", "true")},
 		},
-		Note: "The second row is the cost of the overlay itself. bubblewrap has --tmp-overlay only from 0.10.",
+		Note: "The ratio against the second row is the cost of the overlay itself. bubblewrap has --tmp-overlay only from 0.10.",
 	}
 	probeInto(cfg, c.Contenders[0], "--tmp-overlay", "/")
 	if _, err := wallTime(c.Contenders[2].Argv); err != nil {
