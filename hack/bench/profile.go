@@ -27,6 +27,8 @@ type startupProfile struct {
 	PhaseErr     string       // why the phases could not be measured
 	Summary      []syscallRow // strace -c -f: nsbox vs bwrap
 	SummaryErr   string
+	MapAutoMS    float64 // nsbox run -- true, median, alternated with the helpers
+	MapSingleMS  float64 // nsbox run --map single -- true, same loop
 	AutoMS       float64 // nsbox run -- true, median (from the startup row)
 	SingleMS     float64 // nsbox run --map single -- true, median
 	BwrapMS      float64
@@ -92,7 +94,7 @@ func profileStartup(cfg *config, noNet *comparison) *startupProfile {
 	p.InitTotalMS, _ = median(totals)
 	p.InitEndMS, _ = median(ends)
 
-	p.NewUIDMapMS, p.NewGIDMapMS, p.HelperErr = timeHelpers(12)
+	p.mapCosts(cfg)
 	p.Phases, p.TracedRuns, p.PhaseErr = tracePhases(cfg, 15)
 
 	for _, who := range []struct {
@@ -177,44 +179,68 @@ func readLines(path string) ([]string, error) {
 	return lines, s.Err()
 }
 
-// timeHelpers times newuidmap and newgidmap on their own: for each
-// sample a fresh `unshare --user` process waits on a pipe while we run
-// each helper once against it, as nsbox does (own id to 0, then the
-// subordinate range from 1).
-func timeHelpers(n int) (uidMS, gidMS float64, errText string) {
+// mapCosts times, alternating in one loop, `nsbox run -- true` (auto
+// maps), `nsbox run --map single -- true` and newuidmap + newgidmap on
+// their own, so the difference of the first two and the helpers' share
+// of it come from the same moments. The helpers are timed against a
+// fresh `unshare --user` process each (strace would drop their setuid
+// bit), run as nsbox runs them: own id to 0, the subordinate range from 1.
+func (p *startupProfile) mapCosts(cfg *config) {
 	u, err := user.Current()
 	if err != nil {
-		return 0, 0, err.Error()
+		p.HelperErr = err.Error()
+		return
 	}
 	subuid, err1 := subRange("/etc/subuid", u.Username, u.Uid)
 	subgid, err2 := subRange("/etc/subgid", u.Username, u.Gid)
 	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Sprintf("no subordinate ids for %s: %v %v", u.Username, err1, err2)
+		p.HelperErr = fmt.Sprintf("no subordinate ids for %s: %v %v", u.Username, err1, err2)
+		return
 	}
+	auto := &contender{Name: "auto", Argv: []string{cfg.nsbox, "run", "--", "true"}}
+	single := &contender{Name: "single", Argv: []string{cfg.nsbox, "run", "--map", "single", "--", "true"}}
+	helpers := &contender{Name: "helpers"}
 	var us, gs []float64
-	for i := 0; i < n; i++ {
+	alternate(cfg.rounds/2, []*contender{auto, single, helpers}, func(k *contender) (float64, error) {
+		if k != helpers {
+			return wallTime(k.Argv)
+		}
 		holder := exec.Command("unshare", "--user", "sh", "-c", "read x")
 		in, err := holder.StdinPipe()
 		if err != nil {
-			return 0, 0, err.Error()
+			return 0, err
 		}
 		if err := holder.Start(); err != nil {
-			return 0, 0, "unshare --user: " + err.Error()
+			return 0, fmt.Errorf("unshare --user: %w", err)
 		}
-		time.Sleep(20 * time.Millisecond) // let unshare(2) happen before we write the map
+		defer func() { in.Close(); holder.Wait() }()
+		// Wait until unshare(2) happened: our user namespace link changes.
+		self, _ := os.Readlink("/proc/self/ns/user")
+		for i := 0; i < 500; i++ {
+			if ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", holder.Process.Pid)); ns != "" && ns != self {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 		pid := strconv.Itoa(holder.Process.Pid)
-		tu, erru := wallTime([]string{"newuidmap", pid, "0", u.Uid, "1", "1", subuid[0], subuid[1]})
-		tg, errg := wallTime([]string{"newgidmap", pid, "0", u.Gid, "1", "1", subgid[0], subgid[1]})
-		in.Close()
-		holder.Wait()
-		if erru != nil || errg != nil {
-			return 0, 0, fmt.Sprintf("%v %v", erru, errg)
+		tu, err := wallTime([]string{"newuidmap", pid, "0", u.Uid, "1", "1", subuid[0], subuid[1]})
+		if err != nil {
+			return 0, err
+		}
+		tg, err := wallTime([]string{"newgidmap", pid, "0", u.Gid, "1", "1", subgid[0], subgid[1]})
+		if err != nil {
+			return 0, err
 		}
 		us, gs = append(us, tu), append(gs, tg)
+		return tu + tg, nil
+	})
+	if helpers.Failures > 0 && len(us) == 0 {
+		p.HelperErr = helpers.LastErr
 	}
-	uidMS, _ = median(us)
-	gidMS, _ = median(gs)
-	return uidMS, gidMS, ""
+	p.NewUIDMapMS, _ = median(us)
+	p.NewGIDMapMS, _ = median(gs)
+	p.MapAutoMS, _ = median(auto.Values)
+	p.MapSingleMS, _ = median(single.Values)
 }
 
 // subRange returns the first "start count" of name's (or id's) range in
