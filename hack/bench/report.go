@@ -191,13 +191,13 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	w("\n### Id maps: subid lookups and newuidmap/newgidmap\n\n")
 	mapCost := p.MapAutoMS - p.MapSingleMS
 	w("Measured in one alternating loop (auto, single, the helpers alone): the default (`--map auto`, %.1f ms median) costs %.1f ms more than `--map single` (%.1f ms): it reads ", p.MapAutoMS, mapCost, p.MapSingleMS)
-	w("/etc/subuid, /etc/subgid and the passwd entry, find the helpers, exec newuidmap and newgidmap instead of writing the maps directly). ")
+	w("/etc/subuid, /etc/subgid and the passwd entry, finds the helpers, and forks and execs newuidmap and newgidmap instead of writing the maps directly. ")
 	if p.HelperErr != "" {
 		w("The helpers could not be timed on their own: %s.\n\n", mdEscape(p.HelperErr))
 	} else {
 		w("Timed alone in the same loop (strace would drop their setuid bit, so they are exec'd against a waiting `unshare --user`): newuidmap %.2f ms, newgidmap %.2f ms, one after the other: %.2f ms. ", p.NewUIDMapMS, p.NewGIDMapMS, p.NewUIDMapMS+p.NewGIDMapMS)
 		if rest := mapCost - p.NewUIDMapMS - p.NewGIDMapMS; rest > 0 {
-			w("The rest, %.2f ms, is the lookups and the helper search.\n\n", rest)
+			w("The rest, %.2f ms, is the lookups, the helper search and the Go launcher's own fork and wait of each helper (os/exec from a multi-threaded process, pidfd setup).\n\n", rest)
 		} else {
 			w("The helpers alone account for all of it: the lookups are within this run's noise.\n\n")
 		}
@@ -254,7 +254,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		{est(1) + est(2), "**No second exec for the stage.** The launcher forks (os.StartProcess: a throw-away pidfd probe fork on first use, a vfork child that resets ~65 signal handlers) and execs the whole static binary again, whose constructor then reads CONFIG. " +
 			"A cgo call on a locked thread can clone(CLONE_NEWUSER|SIGCHLD) a child that runs the C stage directly, with the config already in memory (the child of a multi-threaded process may only use async-signal-safe calls until it execs, so recv_msg's malloc and parse_config's calloc would have to go to static buffers). Gain: most of these two phases."},
 		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds its goroutines and reaps PID 1. PID 1 can report the status before it exits, and the launcher can exit on the report. Gain: part of this phase."},
-		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper subid/passwd lookups** (`--map auto`): read /etc/subuid and /etc/subgid once each, without os/user, and look up newuidmap/newgidmap at fixed paths before PATH. Gain: the lookup part of the map cost."},
+		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper map set-up around the helpers** (`--map auto`): read /etc/subuid and /etc/subgid once each without os/user, look up newuidmap/newgidmap at fixed paths before PATH, and start them with a raw vfork+exec instead of os/exec. Gain: the part of the map cost the helpers themselves do not explain."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the stage's 256 KiB stack and the static binary's mappings. vfork-style clone(CLONE_VM|CLONE_VFORK) for the command would save the page-table copy. Gain: a fraction of these phases."},
 		{est(4), "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too: no gain expected beyond keeping it to one unshare(2)."},
 	}
