@@ -1,22 +1,886 @@
 /*
  * mounts.c: the sandbox's view of the filesystem, set up by PID 1 inside
  * the new mount namespace.
+ *
+ * With a mount list (config new_root), the sequence is bubblewrap's:
+ *
+ *   1. make every mount private, so nothing done here reaches the host;
+ *   2. mount a scratch tmpfs on /tmp and pivot_root into it: the host's
+ *      tree is now /oldroot, and /newroot (a fresh tmpfs) is the sandbox's
+ *      root to be;
+ *   3. apply the ops in order. Sources are host paths, opened inside
+ *      /oldroot; destinations are resolved inside /newroot with openat2
+ *      RESOLVE_IN_ROOT, so a symlink planted in a bound directory cannot
+ *      send a mount or a created file out of the sandbox's root;
+ *   4. pivot_root into /newroot and detach the old root (scratch tmpfs and
+ *      host tree) with MNT_DETACH: only what an op put in is visible.
+ *
+ * Mounts are made with the new mount API (open_tree, fsopen, fsmount,
+ * mount_setattr, move_mount): every mount is configured while still
+ * detached, then attached in one step on a file descriptor of its target.
+ * Read-only binds are read-only recursively (MOUNT_ATTR_RDONLY with
+ * AT_RECURSIVE); before Linux 5.12 each submount is remounted read-only
+ * from /proc/self/mountinfo instead. Every bind is nosuid, and nodev
+ * unless it is a --dev-bind.
+ *
+ * Setup runs as root of the user namespace, which with subordinate ids is
+ * not the caller on the host: what it creates on a host filesystem (a
+ * mount point inside a read-write bind) is chowned to the caller's ids.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/openat2.h>
 
 #include "stagelib.h"
 
+/* --- configuration ------------------------------------------------------ */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+int parse_mount_record(struct config *c, const char *key, char *v)
+{
+	static const char *const types[] = {
+		[MT_BIND] = "bind", [MT_TMPFS] = "tmpfs", [MT_DIR] = "dir", [MT_SYMLINK] = "symlink",
+		[MT_CHMOD] = "chmod", [MT_REMOUNT_RO] = "remount-ro", [MT_PROC] = "proc", [MT_DEV] = "dev",
+		[MT_MQUEUE] = "mqueue", [MT_FILE] = "file", [MT_OVERLAY] = "overlay",
+		[MT_TMP_OVERLAY] = "tmp-overlay", [MT_COPY_UP] = "copy-up",
+	};
+	if (!strcmp(key, "new-root")) {
+		c->new_root = atoi(v);
+		return 1;
+	}
+	if (!strcmp(key, "root-mapped")) {
+		c->root_mapped = atoi(v);
+		return 1;
+	}
+	if (!strcmp(key, "owner-uid")) {
+		c->owner_uid = atoll(v);
+		return 1;
+	}
+	if (!strcmp(key, "owner-gid")) {
+		c->owner_gid = atoll(v);
+		return 1;
+	}
+	if (!strcmp(key, "cwd-try")) {
+		c->cwd_try = v;
+		return 1;
+	}
+	if (!strcmp(key, "mount")) {
+		struct mount_op *ops = realloc(c->mounts, ((size_t)c->n_mounts + 1) * sizeof *ops);
+		if (!ops)
+			fail("allocate the mount list");
+		c->mounts = ops;
+		struct mount_op *op = &ops[c->n_mounts++];
+		memset(op, 0, sizeof *op);
+		for (size_t t = 1; t < sizeof types / sizeof *types; t++)
+			if (!strcmp(v, types[t]))
+				op->type = (int)t;
+		if (!op->type) {
+			errno = EINVAL;
+			fail("unknown mount type %s", v);
+		}
+		op->what = v;
+		return 1;
+	}
+	if (strncmp(key, "mount-", 6) != 0)
+		return 0;
+	if (c->n_mounts == 0) {
+		errno = EINVAL;
+		fail("mount record %s before any mount", key);
+	}
+	struct mount_op *op = &c->mounts[c->n_mounts - 1];
+	key += 6;
+	if (!strcmp(key, "src"))
+		op->src = v;
+	else if (!strcmp(key, "dst"))
+		op->dst = v;
+	else if (!strcmp(key, "what"))
+		op->what = v;
+	else if (!strcmp(key, "flags"))
+		op->flags = atoi(v);
+	else if (!strcmp(key, "mode"))
+		op->mode = (unsigned)strtoul(v, NULL, 10);
+	else if (!strcmp(key, "size"))
+		op->size = strtoull(v, NULL, 10);
+	else if (!strcmp(key, "upper"))
+		op->upper = v;
+	else if (!strcmp(key, "work"))
+		op->work = v;
+	else if (!strcmp(key, "lower")) {
+		const char **l = realloc(op->lower, ((size_t)op->n_lower + 1) * sizeof *l);
+		if (!l)
+			fail("allocate the overlay's lower list");
+		op->lower = l;
+		l[op->n_lower++] = v;
+	} else if (!strcmp(key, "data")) {
+		/* Hex, decoded in place: the data may hold NUL bytes. */
+		size_t n = strlen(v) / 2;
+		for (size_t i = 0; i < n; i++) {
+			int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
+			if (hi < 0 || lo < 0) {
+				errno = EINVAL;
+				fail("mount data is not hex");
+			}
+			v[i] = (char)(hi << 4 | lo);
+		}
+		op->data = v;
+		op->data_len = n;
+	} else
+		return 0;
+	return 1;
+}
+
+/* --- state of the setup ----------------------------------------------- */
+
+static const struct config *cfg;
+static int oldroot = -1;        /* the host's / (at /oldroot) */
+static dev_t own_devs[256];     /* filesystems setup made: not host-visible */
+static int n_own_devs;
+static int n_store;             /* names in the private /store */
+static char console[PATH_MAX];  /* the terminal on stdout, or "" */
+
+static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+	struct open_how how = {.flags = (unsigned long long)(flags | O_CLOEXEC), .resolve = resolve};
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+/* IN_ROOT resolves a destination as if /newroot were /: "..", absolute
+ * symlinks and magic links cannot leave it. */
+#define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+/* fdpath names an open file by a path any mount option can take. */
+static const char *fdpath(int fd, char *buf, size_t n)
+{
+	snprintf(buf, n, "/oldroot/proc/self/fd/%d", fd);
+	return buf;
+}
+
+static void own_fs(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && n_own_devs < (int)(sizeof own_devs / sizeof *own_devs))
+		own_devs[n_own_devs++] = st.st_dev;
+}
+
+/* created gives what setup just created at (dirfd, name) to the caller
+ * when it lies on a host filesystem. */
+static void created(int dirfd, const char *name)
+{
+	struct stat st;
+	if (cfg->owner_uid < 0 || fstat(dirfd, &st) < 0)
+		return;
+	for (int i = 0; i < n_own_devs; i++)
+		if (own_devs[i] == st.st_dev)
+			return;
+	(void)fchownat(dirfd, name, (uid_t)cfg->owner_uid, (gid_t)cfg->owner_gid, AT_SYMLINK_NOFOLLOW);
+}
+
+static int root_fd(void)
+{
+	/* Opened afresh for each op: an op may have mounted over /. */
+	int fd = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open the sandbox root");
+	return fd;
+}
+
+/* open_in_root opens path inside the new root (O_PATH), or -1. */
+static int open_in_root(const char *path, int flags)
+{
+	int root = root_fd();
+	int fd = sys_openat2(root, path, O_PATH | flags, IN_ROOT);
+	int err = errno;
+	close(root);
+	if (fd < 0 && err == ENOSYS)
+		fail_fix("run nsbox on Linux 5.6 or newer", "resolve %s inside the sandbox (openat2)", path);
+	errno = err;
+	return fd;
+}
+
+/* split cuts path into its parent directory (in buf) and last
+ * component (returned, pointing into buf). Paths come cleaned from Go. */
+static const char *split(const char *path, char *buf, size_t n)
+{
+	if (strlen(path) + 2 > n) {
+		errno = ENAMETOOLONG;
+		fail("path %s", path);
+	}
+	/* "/a/b" → "/a" "b"; "/a" → "/" "a", kept apart by a NUL. */
+	buf[0] = '/';
+	strcpy(buf + 1, path);
+	char *slash = strrchr(buf + 1, '/');
+	if (!slash)
+		return buf + 1;
+	*slash = '\0';
+	if (slash == buf + 1) {
+		buf[1] = '\0';
+		return slash + 1;
+	}
+	memmove(buf, buf + 1, (size_t)(slash - buf));
+	return slash + 1;
+}
+
+/* mkdir_p opens directory path inside the new root, creating what is
+ * missing (mode for the last component, 0755 on the way). Each step is
+ * resolved inside the root, and mkdirat never follows a symlink. */
+static int mkdir_p(const char *path, mode_t mode, const char *what)
+{
+	int fd = open_in_root(path, O_DIRECTORY);
+	if (fd >= 0 || errno != ENOENT)
+		goto out;
+	char parent[PATH_MAX];
+	const char *name = split(path, parent, sizeof parent);
+	int pfd = mkdir_p(parent, 0755, what);
+	if (mkdirat(pfd, name, mode) == 0)
+		created(pfd, name);
+	else if (errno == EROFS)
+		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create directory %s", what, path);
+	else if (errno != EEXIST)
+		fail("%s: create directory %s", what, path);
+	close(pfd);
+	fd = open_in_root(path, O_DIRECTORY);
+out:
+	if (fd < 0)
+		fail_fix("make it a directory, or choose another destination", "%s: %s is not a directory inside the sandbox", what, path);
+	return fd;
+}
+
+/* open_target opens (creating if missing) the mount point dst: a
+ * directory, or an empty file (0444) when dir is 0. */
+static int open_target(const char *dst, int dir, const char *what)
+{
+	if (dir)
+		return mkdir_p(dst, 0755, what);
+	int fd = open_in_root(dst, 0);
+	if (fd >= 0 || errno != ENOENT)
+		goto out;
+	char parent[PATH_MAX];
+	const char *name = split(dst, parent, sizeof parent);
+	int pfd = mkdir_p(parent, 0755, what);
+	int f = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (f >= 0) {
+		close(f);
+		created(pfd, name);
+	} else if (errno == EROFS) {
+		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create mount point %s", what, dst);
+	} else if (errno != EEXIST) {
+		fail("%s: create mount point %s", what, dst);
+	}
+	close(pfd);
+	fd = open_in_root(dst, 0);
+out:
+	if (fd < 0)
+		fail("%s: open mount point %s", what, dst);
+	return fd;
+}
+
+/* --- mounting ----------------------------------------------------------- */
+
+static void set_attr(int mfd, unsigned set, int recursive, const char *what);
+
+/* attach moves the detached mount mfd onto target; closes both. */
+static void attach(int mfd, int target, const char *what)
+{
+	if (move_mount(mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("%s: attach the mount", what);
+	close(mfd);
+	close(target);
+}
+
+/* new_fs creates a detached mount of a new filesystem; opts are
+ * key, value pairs (value NULL: a flag), ended by NULL. -1 on error. */
+static int new_fs(const char *type, const char *const *opts, unsigned attrs)
+{
+	int fs = fsopen(type, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -1;
+	int rc = fsconfig(fs, FSCONFIG_SET_STRING, "source", type, 0);
+	for (; rc == 0 && opts && *opts; opts += 2)
+		rc = opts[1] ? fsconfig(fs, FSCONFIG_SET_STRING, opts[0], opts[1], 0)
+			     : fsconfig(fs, FSCONFIG_SET_FLAG, opts[0], NULL, 0);
+	if (rc == 0)
+		rc = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+	int m = rc == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, attrs) : -1;
+	int err = errno;
+	close(fs);
+	errno = err;
+	return m;
+}
+
+/* clone_tree makes a detached copy of the mount tree at fd (path relative
+ * to it), recursive or not. */
+static int clone_tree(int fd, const char *path, int recursive, const char *what)
+{
+	int t = open_tree(fd, path, (path[0] ? 0 : AT_EMPTY_PATH) | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+					  (recursive ? AT_RECURSIVE : 0));
+	if (t < 0)
+		fail("%s: copy the mount", what);
+	return t;
+}
+
+/* remount_ro_fallback makes the mount at fd and every mount below it
+ * read-only, one by one from mountinfo: the way before mount_setattr. */
+static void remount_ro_fallback(int fd, const char *what)
+{
+	char link[64], top[PATH_MAX];
+	ssize_t n = readlink(fdpath(fd, link, sizeof link), top, sizeof top - 1);
+	if (n < 0)
+		fail("%s: find the mount", what);
+	top[n] = '\0';
+	FILE *f = fopen("/oldroot/proc/self/mountinfo", "re");
+	if (!f)
+		fail("%s: read /proc/self/mountinfo", what);
+	char *line = NULL;
+	size_t cap = 0;
+	size_t tlen = strcmp(top, "/") ? strlen(top) : 0;
+	while (getline(&line, &cap, f) > 0) {
+		char mp[PATH_MAX], opts[512];
+		if (sscanf(line, "%*s %*s %*s %*s %4095s %511s", mp, opts) != 2)
+			continue;
+		/* Undo mountinfo's octal escapes (\040 for a space). */
+		char *w = mp;
+		for (char *r = mp; *r; r++) {
+			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
+				*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+				r += 3;
+			} else
+				*w++ = *r;
+		}
+		*w = '\0';
+		if (strncmp(mp, top, tlen) != 0 || (mp[tlen] != '/' && mp[tlen] != '\0'))
+			continue;
+		/* Keep the flags the kernel locked on the mount, or it refuses. */
+		unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY;
+		if (strstr(opts, "nosuid"))
+			fl |= MS_NOSUID;
+		if (strstr(opts, "nodev"))
+			fl |= MS_NODEV;
+		if (strstr(opts, "noexec"))
+			fl |= MS_NOEXEC;
+		if (strstr(opts, "noatime"))
+			fl |= MS_NOATIME;
+		if (strstr(opts, "relatime"))
+			fl |= MS_RELATIME;
+		if (mount(NULL, mp, NULL, fl, NULL) < 0 && errno != EACCES)
+			fail("%s: remount %s read-only", what, mp);
+	}
+	free(line);
+	fclose(f);
+}
+
+/* set_attr sets mount attributes on the (attached or detached) mount at
+ * mfd, and its submounts when recursive. */
+static void set_attr(int mfd, unsigned set, int recursive, const char *what)
+{
+	struct mount_attr a = {.attr_set = set};
+	if (mount_setattr(mfd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) == 0)
+		return;
+	if (errno != ENOSYS)
+		fail("%s: set mount attributes", what);
+	/* Before Linux 5.12: nosuid/nodev are what a user namespace's mounts
+	 * get anyway; read-only is done after attaching (see bind_op). */
+}
+
+static int have_setattr(void)
+{
+	static int known = -1;
+	if (known < 0) {
+		struct mount_attr a = {0};
+		known = !(mount_setattr(-1, "", AT_EMPTY_PATH, &a, sizeof a) < 0 && errno == ENOSYS);
+	}
+	return known;
+}
+
+/* make_readonly makes the attached mount at fd read-only, recursively. */
+static void make_readonly(int fd, const char *what)
+{
+	if (have_setattr())
+		set_attr(fd, MOUNT_ATTR_RDONLY, 1, what);
+	else
+		remount_ro_fallback(fd, what);
+}
+
+static void bind_op(const struct mount_op *op)
+{
+	int src = sys_openat2(oldroot, op->src, O_PATH, RESOLVE_IN_ROOT);
+	if (src < 0) {
+		if (errno == ENOENT && (op->flags & MOUNT_OPTIONAL))
+			return;
+		fail_fix("check the path, or use the -try form of the flag", "%s: open source %s", op->what, op->src);
+	}
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		fail("%s: stat source %s", op->what, op->src);
+	int tree = clone_tree(src, "", 1, op->what);
+	close(src);
+	unsigned set = MOUNT_ATTR_NOSUID | (op->flags & MOUNT_DEVICES ? 0 : MOUNT_ATTR_NODEV);
+	if ((op->flags & MOUNT_READONLY) && have_setattr())
+		set |= MOUNT_ATTR_RDONLY;
+	set_attr(tree, set, 1, op->what);
+	int target = open_target(op->dst, S_ISDIR(st.st_mode), op->what);
+	if ((op->flags & MOUNT_READONLY) && !have_setattr()) {
+		int again = dup(target);
+		attach(tree, target, op->what);
+		remount_ro_fallback(again, op->what);
+		close(again);
+		return;
+	}
+	attach(tree, target, op->what);
+}
+
+static void tmpfs_op(const struct mount_op *op)
+{
+	char mode[16], size[32];
+	snprintf(mode, sizeof mode, "%o", op->mode ? op->mode : 0755);
+	snprintf(size, sizeof size, "%llu", op->size);
+	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
+	int m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (m < 0)
+		fail("%s: mount a tmpfs", op->what);
+	own_fs(m);
+	attach(m, open_target(op->dst, 1, op->what), op->what);
+}
+
+static void symlink_op(const struct mount_op *op)
+{
+	char parent[PATH_MAX];
+	const char *name = split(op->dst, parent, sizeof parent);
+	int pfd = mkdir_p(parent, 0755, op->what);
+	if (symlinkat(op->src, pfd, name) == 0) {
+		created(pfd, name);
+	} else {
+		char have[PATH_MAX];
+		ssize_t n = errno == EEXIST ? readlinkat(pfd, name, have, sizeof have - 1) : -1;
+		if (n < 0 || (have[n] = '\0', strcmp(have, op->src) != 0)) {
+			errno = errno == EINVAL || n >= 0 ? EEXIST : errno;
+			fail("%s: create symlink %s", op->what, op->dst);
+		}
+	}
+	close(pfd);
+}
+
+static void chmod_op(const struct mount_op *op)
+{
+	int fd = open_in_root(op->dst, 0);
+	char p[64];
+	if (fd < 0 || fchmodat(AT_FDCWD, fdpath(fd, p, sizeof p), op->mode, 0) < 0)
+		fail("%s: chmod %s", op->what, op->dst);
+	close(fd);
+}
+
+/* readonly_below binds dst/name read-only onto itself, if it exists. */
+static void readonly_below(const char *dst, const char *name, const char *what)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", strcmp(dst, "/") ? dst : "", name);
+	int fd = open_in_root(path, 0);
+	if (fd < 0)
+		return;
+	int t = clone_tree(fd, "", 1, what);
+	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, what);
+	int again = dup(fd);
+	attach(t, fd, what);
+	int top = open_in_root(path, 0);
+	make_readonly(top >= 0 ? top : again, what);
+	if (top >= 0)
+		close(top);
+	close(again);
+}
+
+static void proc_op(const struct mount_op *op)
+{
+	int m;
+	if (cfg->unshare_flags & CLONE_NEWPID) {
+		m = new_fs("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+		if (m < 0)
+			fail("%s: mount a new procfs", op->what);
+	} else {
+		/* A procfs shows its PID namespace: with the host's, bind it. */
+		m = clone_tree(oldroot, "proc", 1, op->what);
+		set_attr(m, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, op->what);
+	}
+	attach(m, open_target(op->dst, 1, op->what), op->what);
+	static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
+	for (size_t i = 0; i < sizeof ro / sizeof *ro; i++)
+		readonly_below(op->dst, ro[i], op->what);
+}
+
+/* bind_host_node binds the host's /dev/NAME (relative to oldroot) onto
+ * a new file NAME in dir. */
+static void bind_host_node(int dir, const char *host, const char *name, const char *what)
+{
+	int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (f < 0)
+		fail("%s: create %s", what, name);
+	close(f);
+	int t = open_tree(oldroot, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (t < 0)
+		fail("%s: bind the host's /%s", what, host);
+	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0, what);
+	int target = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (target < 0)
+		fail("%s: open %s", what, name);
+	attach(t, target, what);
+}
+
+static void dev_op(const struct mount_op *op)
+{
+	const char *w = op->what;
+	const char *tmpfs_opts[] = {"mode", "755", NULL};
+	int m = new_fs("tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	if (m < 0)
+		fail("%s: mount a tmpfs", w);
+	own_fs(m);
+	attach(m, open_target(op->dst, 1, w), w);
+	int dev = open_in_root(op->dst, O_DIRECTORY);
+	if (dev < 0)
+		fail("%s: open the new /dev", w);
+	/* Device nodes cannot be made in a user namespace: bind the host's. */
+	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	char host[64];
+	for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+		snprintf(host, sizeof host, "dev/%s", nodes[i]);
+		bind_host_node(dev, host, nodes[i], w);
+	}
+	static const char *const links[][2] = {
+		{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
+	};
+	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
+		if (symlinkat(links[i][1], dev, links[i][0]) < 0)
+			fail("%s: create %s", w, links[i][0]);
+	if (mkdirat(dev, "shm", 01777) < 0 || mkdirat(dev, "pts", 0755) < 0)
+		fail("%s: create shm and pts", w);
+	const char *shm_opts[] = {"mode", "1777", NULL};
+	if ((m = new_fs("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+		fail("%s: mount a tmpfs on shm", w);
+	own_fs(m);
+	attach(m, openat(dev, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
+	if (cfg->root_mapped) {
+		/* A new devpts instance: the sandbox sees only its own ptys. */
+		const char *pts_opts[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL};
+		if ((m = new_fs("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)) < 0)
+			fail("%s: mount devpts", w);
+		attach(m, openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
+		if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
+			fail("%s: create ptmx", w);
+	} else {
+		/* devpts refuses a user namespace where root is unmapped: share
+		 * the host's instance. Its ptmx works where the host mounted it
+		 * with ptmxmode=0666; a host /dev/ptmx node bound alone would
+		 * not find this pts next to it. */
+		int t = clone_tree(oldroot, "dev/pts", 0, w);
+		set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0, w);
+		attach(t, openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
+		if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
+			fail("%s: create ptmx", w);
+	}
+	if (console[0])
+		bind_host_node(dev, console + 1, "console", w);
+	close(dev);
+}
+
+static void mqueue_op(const struct mount_op *op)
+{
+	int m = new_fs("mqueue", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (m < 0)
+		fail("%s: mount mqueue", op->what);
+	attach(m, open_target(op->dst, 1, op->what), op->what);
+}
+
+/* store_path names a new entry in the private /store. */
+static const char *store_path(char *buf, size_t n, const char *kind)
+{
+	snprintf(buf, n, "/store/%s%d", kind, n_store++);
+	return buf;
+}
+
+static void file_op(const struct mount_op *op)
+{
+	char path[64];
+	store_path(path, sizeof path, "f");
+	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
+	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
+	    fchown(f, cfg->uid, cfg->gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+		fail("%s: write the file's content", op->what);
+	close(f);
+	int t = clone_tree(AT_FDCWD, path, 0, op->what);
+	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (op->flags & MOUNT_READONLY ? MOUNT_ATTR_RDONLY : 0), 0, op->what);
+	attach(t, open_target(op->dst, 0, op->what), op->what);
+}
+
+/* overlay mounts overlayfs from the given layer paths; -1 on error. */
+static int overlay(const char *lowers, const char *upper, const char *work)
+{
+	const char *opts[] = {"lowerdir", lowers, "upperdir", upper, "workdir", work, NULL};
+	return new_fs("overlay", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
+/* tmp_overlay puts a writable layer on a private tmpfs over the directory
+ * lower; with own, the top directory becomes the command's. -1 if the
+ * kernel refuses (errno set). */
+static int tmp_overlay(int lower, int own, const char *what)
+{
+	char dir[64], up[96], wk[96], lp[64];
+	store_path(dir, sizeof dir, "o");
+	snprintf(up, sizeof up, "%s/upper", dir);
+	snprintf(wk, sizeof wk, "%s/work", dir);
+	struct stat st;
+	if (fstat(lower, &st) < 0 || mkdir(dir, 0700) < 0 || mkdir(up, st.st_mode & 07777) < 0 || mkdir(wk, 0700) < 0 ||
+	    (own && chown(up, cfg->uid, cfg->gid) < 0) || chmod(up, st.st_mode & 07777) < 0)
+		fail("%s: create the overlay's upper directory", what);
+	int m = overlay(fdpath(lower, lp, sizeof lp), up, wk);
+	if (m >= 0)
+		own_fs(m);
+	return m;
+}
+
+/* overlay_each covers directory dst with a tmpfs and puts a tmp_overlay
+ * on each subdirectory of the original, so writes anywhere below land on
+ * private tmpfs. It is what --tmp-overlay does where the kernel refuses
+ * one overlay for the whole tree: a lower with mounts below it that came
+ * from a more privileged namespace (the host's /, with /proc, /sys …)
+ * would reveal what those mounts hide. A subdirectory that cannot be
+ * overlaid either is bound as it was, with its mounts. */
+static void overlay_each(int orig, const char *dst, const char *w)
+{
+	struct stat st;
+	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = list >= 0 ? fdopendir(list) : NULL;
+	if (!d || fstat(list, &st) < 0)
+		fail("%s: list %s", w, dst);
+	char mode[16];
+	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
+	const char *opts[] = {"mode", mode, NULL};
+	int m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (m < 0 || fchownat(m, "", cfg->uid, cfg->gid, AT_EMPTY_PATH) < 0)
+		fail("%s: mount a tmpfs", w);
+	own_fs(m);
+	struct dirent *e;
+	char link[PATH_MAX];
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("%s: stat %s/%s", w, dst, n);
+		int rc;
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
+			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = mkdirat(m, n, st.st_mode & 07777);
+		} else {
+			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+			rc = f < 0 ? -1 : close(f);
+		}
+		if (rc < 0)
+			fail("%s: create %s/%s", w, dst, n);
+		if (S_ISLNK(st.st_mode))
+			continue;
+		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || target < 0)
+			fail("%s: open %s/%s", w, dst, n);
+		int layer = S_ISDIR(st.st_mode) ? tmp_overlay(sub, 1, w) : -1;
+		if (layer < 0)
+			layer = clone_tree(sub, "", 1, w);
+		close(sub);
+		attach(layer, target, w);
+	}
+	closedir(d);
+	attach(m, orig, w);
+}
+
+static void tmp_overlay_op(const struct mount_op *op)
+{
+	int lower = open_in_root(op->dst, O_DIRECTORY);
+	if (lower < 0)
+		fail_fix("overlay an existing directory", "%s: open %s", op->what, op->dst);
+	int m = tmp_overlay(lower, 1, op->what);
+	if (m >= 0)
+		attach(m, lower, op->what);
+	else if (errno == EINVAL)
+		overlay_each(lower, op->dst, op->what);
+	else
+		fail("%s: mount overlayfs", op->what);
+}
+
+/* copy_up_op: an overlay where the kernel allows; else a tmpfs holding
+ * symlinks to the original entries, kept read-only under .nsbox-ro. */
+static void copy_up_op(const struct mount_op *op)
+{
+	const char *w = op->what;
+	int orig = open_in_root(op->dst, O_DIRECTORY);
+	if (orig < 0)
+		fail_fix("copy up an existing directory", "%s: open %s", w, op->dst);
+	int m = tmp_overlay(orig, 1, w);
+	if (m >= 0) {
+		attach(m, orig, w);
+		return;
+	}
+	struct stat st;
+	if (fstat(orig, &st) < 0)
+		fail("%s: stat %s", w, op->dst);
+	int tree = clone_tree(orig, "", 1, w);
+	set_attr(tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 1, w);
+	char mode[16];
+	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
+	const char *opts[] = {"mode", mode, NULL};
+	if ((m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+		fail("%s: mount a tmpfs", w);
+	own_fs(m);
+	if (fchownat(m, "", cfg->uid, cfg->gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
+		fail("%s: prepare the tmpfs", w);
+	int ro = openat(m, ".nsbox-ro", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = list >= 0 ? fdopendir(list) : NULL;
+	if (ro < 0 || !d)
+		fail("%s: list %s", w, op->dst);
+	struct dirent *e;
+	char target[PATH_MAX];
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(target, sizeof target, ".nsbox-ro/%s", e->d_name);
+		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, cfg->uid, cfg->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("%s: link %s", w, e->d_name);
+	}
+	closedir(d);
+	attach(tree, ro, w);
+	attach(m, orig, w);
+}
+
+static void overlay_op(const struct mount_op *op)
+{
+	/* Layers are host paths: open each inside /oldroot and hand the
+	 * kernel /proc/self/fd names, free of ':' and ','. */
+	size_t n = (size_t)op->n_lower * 40 + 1;
+	char *lowers = calloc(1, n);
+	char p[64];
+	if (!lowers)
+		fail("%s: allocate", op->what);
+	for (int i = 0; i < op->n_lower; i++) {
+		int fd = sys_openat2(oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+		if (fd < 0)
+			fail("%s: open lower directory %s", op->what, op->lower[i]);
+		if (i)
+			strcat(lowers, ":");
+		strcat(lowers, fdpath(fd, p, sizeof p));
+	}
+	int up = sys_openat2(oldroot, op->upper, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	int wk = sys_openat2(oldroot, op->work, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	if (up < 0 || wk < 0)
+		fail("%s: open the upper and work directories", op->what);
+	char upath[64], wpath[64];
+	int m = overlay(lowers, fdpath(up, upath, sizeof upath), fdpath(wk, wpath, sizeof wpath));
+	if (m < 0)
+		fail_fix("put UPPER and WORK on one filesystem that supports overlayfs upper layers (not tmpfs before Linux 6.6, not another overlay)",
+			 "%s: mount overlayfs", op->what);
+	attach(m, open_target(op->dst, 1, op->what), op->what);
+	free(lowers);
+}
+
+static void remount_ro_op(const struct mount_op *op)
+{
+	int fd = open_in_root(op->dst, 0);
+	if (fd < 0)
+		fail("%s: open %s", op->what, op->dst);
+	make_readonly(fd, op->what);
+	close(fd);
+}
+
+static void dir_op(const struct mount_op *op)
+{
+	close(mkdir_p(op->dst, op->mode ? op->mode : 0755, op->what));
+}
+
+static void (*const handlers[])(const struct mount_op *) = {
+	[MT_BIND] = bind_op, [MT_TMPFS] = tmpfs_op, [MT_DIR] = dir_op, [MT_SYMLINK] = symlink_op,
+	[MT_CHMOD] = chmod_op, [MT_REMOUNT_RO] = remount_ro_op, [MT_PROC] = proc_op, [MT_DEV] = dev_op,
+	[MT_MQUEUE] = mqueue_op, [MT_FILE] = file_op, [MT_OVERLAY] = overlay_op,
+	[MT_TMP_OVERLAY] = tmp_overlay_op, [MT_COPY_UP] = copy_up_op,
+};
+
+/* --- the sequence --------------------------------------------------------- */
+
+static void build_root(const struct config *c)
+{
+	cfg = c;
+	if (isatty(STDOUT_FILENO) && ttyname_r(STDOUT_FILENO, console, sizeof console) != 0)
+		console[0] = '\0';
+	mode_t old_umask = umask(0);
+
+	/* 2. A scratch tmpfs to stand on; the host's tree goes to /oldroot. */
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0)
+		fail_fix("make sure /tmp is a directory on the host", "mount the scratch tmpfs for the sandbox root on /tmp");
+	if (chdir("/tmp") < 0 || mkdir("newroot", 0755) < 0 || mkdir("oldroot", 0755) < 0 || mkdir("store", 0700) < 0)
+		fail("prepare the scratch tmpfs");
+	if (syscall(SYS_pivot_root, ".", "oldroot") < 0)
+		fail("pivot_root into the scratch tmpfs");
+	if (chdir("/") < 0 || (oldroot = open("/oldroot", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fail("open the host's root");
+	if (mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		fail("mount the sandbox's root tmpfs");
+	int fd = root_fd();
+	own_fs(fd);
+	close(fd);
+	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	own_fs(fd); /* the scratch tmpfs: /store */
+	close(fd);
+
+	/* 3. The ops, in order. */
+	for (int i = 0; i < c->n_mounts; i++)
+		handlers[c->mounts[i].type](&c->mounts[i]);
+
+	/* 4. Into the new root; the old one (scratch and host) is detached.
+	 * pivot_root(".", ".") stacks the old root on the new one, and the
+	 * lazy unmount takes it off. */
+	close(oldroot);
+	if (chdir("/newroot") < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		fail("pivot_root into the sandbox root");
+	if (umount2(".", MNT_DETACH) < 0)
+		fail("detach the host's root");
+	if (chdir("/") < 0)
+		fail("enter the sandbox root");
+	if (c->cwd_try && chdir(c->cwd_try) < 0 && chdir("/") < 0)
+		fail("enter /");
+	umask(old_umask);
+}
+
 /* setup_mounts makes every mount private first, so nothing done in the
- * sandbox propagates back to the host, then gives the new PID namespace
- * its own /proc. */
+ * sandbox propagates back to the host; then either builds the new root
+ * from the op list, or (no list) gives the new PID namespace its own
+ * /proc over the host's tree. */
 void setup_mounts(const struct config *c)
 {
 	if (!(c->unshare_flags & CLONE_NEWNS))
 		return;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		fail("make mounts private (mount --make-rprivate /)");
+	if (c->new_root) {
+		build_root(c);
+		return;
+	}
 	if (c->mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		fail("mount a new /proc");
 }

@@ -165,6 +165,7 @@ static void parse_config(char *buf, size_t len, struct config *c)
 	if (!c->argv || !c->envp)
 		fail("allocate the command line");
 	c->tty_fd = -1;
+	c->owner_uid = c->owner_gid = -1;
 	argc = envc = 0;
 	for (char *p = buf, *next; p < end; p = next) {
 		next = p + strlen(p) + 1; /* before the '=' below is cut */
@@ -198,6 +199,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else
+			parse_mount_record(c, p, v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;

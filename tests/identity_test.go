@@ -55,7 +55,7 @@ func TestChownInsideShowsAsSubordinateID(t *testing.T) {
 	gStart, _ := subids(t, "/etc/subgid")
 	dir := fs.NewDir(t, "nsbox-chown")
 	file := filepath.Join(dir.Path(), "f")
-	res := nsbox("run", "--root", "--", "sh", "-c", "touch "+file+" && chown 1000:1000 "+file)
+	res := nsbox("run", "--root", "--bind", dir.Path(), "--", "sh", "-c", "touch "+file+" && chown 1000:1000 "+file)
 	res.Assert(t, icmd.Success)
 	st, err := os.Stat(file)
 	assert.NilError(t, err)
