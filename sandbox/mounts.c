@@ -645,8 +645,12 @@ static int tmp_overlay(int lower, int own, const char *what)
 	snprintf(up, sizeof up, "%s/upper", dir);
 	snprintf(wk, sizeof wk, "%s/work", dir);
 	struct stat st;
-	if (fstat(lower, &st) < 0 || mkdir(dir, 0700) < 0 || mkdir(up, st.st_mode & 07777) < 0 || mkdir(wk, 0700) < 0 ||
-	    (own && chown(up, cfg->uid, cfg->gid) < 0) || chmod(up, st.st_mode & 07777) < 0)
+	if (fstat(lower, &st) < 0)
+		fail("%s: stat the overlay's lower directory", what);
+	/* The command's own, and writable by it: that is the point. */
+	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
+	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
+	    (own && chown(up, cfg->uid, cfg->gid) < 0) || chmod(up, mode) < 0)
 		fail("%s: create the overlay's upper directory", what);
 	int m = overlay(fdpath(lower, lp, sizeof lp), up, wk);
 	if (m >= 0)
@@ -744,7 +748,7 @@ static void copy_up_op(const struct mount_op *op)
 	int tree = clone_tree(orig, "", 1, w);
 	set_attr(tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 1, w);
 	char mode[16];
-	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
+	snprintf(mode, sizeof mode, "%o", (st.st_mode & 07777) | 0200);
 	const char *opts[] = {"mode", mode, NULL};
 	if ((m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
 		fail("%s: mount a tmpfs", w);

@@ -179,6 +179,11 @@ func TestTmpOverlayAndCopyUp(t *testing.T) {
 	_, err := os.Stat("/usr/" + name)
 	assert.Check(t, os.IsNotExist(err), "the host's /usr changed: %v", err)
 
+	// /sys has the host's mounts below it (cgroups): no overlay, so
+	// copy-up falls back to a tmpfs of symlinks into a read-only copy.
+	res = nsbox("run", "--copy-up", "/sys", "--", "sh", "-c", "touch /sys/"+name+" && readlink /sys/kernel && test -d /sys/fs/cgroup && echo ok")
+	res.Assert(t, icmd.Expected{Out: ".nsbox-ro/kernel\nok\n"})
+
 	res = nsbox("run", "--root", "--copy-up", "/etc", "--", "sh", "-c", "echo x > /etc/"+name+" && cat /etc/"+name+" /etc/hostname >/dev/null && echo ok")
 	res.Assert(t, icmd.Expected{Out: "ok\n"})
 	_, err = os.Stat("/etc/" + name)
