@@ -34,15 +34,20 @@ type stageConfig struct {
 	rootMapped bool
 	// cwdTry is where the command starts when no Cwd is given and the
 	// root is new: the launcher's directory if it is inside, else /.
-	cwdTry string
+	cwdTry string	// nest: the plan applied to the stage's user namespace, and whether
+	// the command gets a nested one (nested.go).
+	nest nesting
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
 	ns := s.Namespaces
+	nest := planNesting(s)
+	m := nest.plan
 	c := stageConfig{
+		nest:         nest,
 		unshareFlags: ns.cloneFlags(),
-		setupRoot:    s.Mapping.MapsInnerUID(0) && s.Mapping.MapsInnerGID(0),
-		setgroups:    s.Mapping.SetgroupsAllowed(),
+		setupRoot:    m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		setgroups:    m.SetgroupsAllowed(),
 		mountProc:    ns.Mount && ns.PID,
 		loUp:         ns.Net,
 		noNewPrivs:   s.Process.NoNewPrivs,
@@ -55,9 +60,9 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		env:          s.Process.Env,
 		newRoot:      s.Mounts != nil && ns.Mount,
 		mounts:       s.Mounts,
-		ownerUID:     innerOf(s.Mapping.UIDs, s.Mapping.HostUID),
-		ownerGID:     innerOf(s.Mapping.GIDs, s.Mapping.HostGID),
-		rootMapped:   s.Mapping.MapsInnerUID(0) && s.Mapping.MapsInnerGID(0),
+		ownerUID:     innerOf(m.UIDs, m.HostUID),
+		ownerGID:     innerOf(m.GIDs, m.HostGID),
+		rootMapped:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
 	}
 	if c.newRoot && c.cwd == "" {
 		c.cwdTry, _ = os.Getwd()
@@ -127,6 +132,10 @@ func (c stageConfig) encode() []byte {
 		flag("new-root", true)
 		if c.cwdTry != "" {
 			add("cwd-try", c.cwdTry)
+		}
+		if c.nest.nested {
+			add("nest-uid", strconv.FormatUint(uint64(c.nest.nestUID), 10))
+			add("nest-gid", strconv.FormatUint(uint64(c.nest.nestGID), 10))
 		}
 		for i := range c.mounts {
 			c.mounts[i].encode(add)

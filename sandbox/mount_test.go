@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/mapping"
+
 	"gotest.tools/v3/assert"
 	fsx "gotest.tools/v3/fs"
 )
@@ -69,4 +71,25 @@ func TestParseMode(t *testing.T) {
 	assert.Equal(t, unixMode(m), uint32(0o1777))
 	_, err = ParseMode("8")
 	assert.ErrorContains(t, err, "octal")
+}
+
+func TestPlanNesting(t *testing.T) {
+	single := mapping.Plan{HostUID: 1000, HostGID: 100,
+		UIDs: []mapping.Extent{{Inner: 1000, Outer: 1000, Count: 1}}, GIDs: []mapping.Extent{{Inner: 100, Outer: 100, Count: 1}}}
+	n := planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: single})
+	assert.Check(t, n.nested)
+	assert.Equal(t, n.nestUID, uint32(1000))
+	assert.Equal(t, n.nestGID, uint32(100))
+	assert.DeepEqual(t, n.plan.UIDs, []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}})
+	assert.DeepEqual(t, n.plan.GIDs, []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}})
+
+	// No new root, root already mapped, or subordinate ids: no nesting.
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mapping: single}).nested)
+	root := single
+	root.UIDs = []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}}
+	root.GIDs = []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}}
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: root}).nested)
+	subids := single
+	subids.UIDs = []mapping.Extent{{Inner: 0, Outer: 100000, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}}
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: subids}).nested)
 }

@@ -79,6 +79,14 @@ int parse_mount_record(struct config *c, const char *key, char *v)
 		c->owner_gid = atoll(v);
 		return 1;
 	}
+	if (!strcmp(key, "nest-uid")) {
+		c->nest_uid = atoll(v);
+		return 1;
+	}
+	if (!strcmp(key, "nest-gid")) {
+		c->nest_gid = atoll(v);
+		return 1;
+	}
 	if (!strcmp(key, "cwd-try")) {
 		c->cwd_try = v;
 		return 1;
@@ -156,6 +164,7 @@ static dev_t own_devs[256];     /* filesystems setup made: not host-visible */
 static int n_own_devs;
 static int n_store;             /* names in the private /store */
 static char console[PATH_MAX];  /* the terminal on stdout, or "" */
+static int host_proc = -1;      /* the host's /proc, kept for the nested maps */
 
 static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {
@@ -856,6 +865,11 @@ static void build_root(const struct config *c)
 	for (int i = 0; i < c->n_mounts; i++)
 		handlers[c->mounts[i].type](&c->mounts[i]);
 
+	/* The nested user namespace's maps are written through the host's
+	 * /proc: the sandbox may have none. Close-on-exec, never the command's. */
+	if (c->nest_uid >= 0 && (host_proc = open("/oldroot/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		fail("open the host's /proc");
+
 	/* 4. Into the new root; the old one (scratch and host) is detached.
 	 * pivot_root(".", ".") stacks the old root on the new one, and the
 	 * lazy unmount takes it off. */
@@ -869,6 +883,41 @@ static void build_root(const struct config *c)
 	if (c->cwd_try && chdir(c->cwd_try) < 0 && chdir("/") < 0)
 		fail("enter /");
 	umask(old_umask);
+}
+
+/* write_map writes one line to /proc/self/FILE of the caller. */
+static int write_map(const char *file, const char *line)
+{
+	char path[32];
+	snprintf(path, sizeof path, "self/%s", file);
+	int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, line, strlen(line));
+	int err = errno;
+	close(fd);
+	errno = err;
+	return rc;
+}
+
+int enter_nested_userns(const struct config *c)
+{
+	if (c->nest_uid < 0)
+		return 0;
+	/* We are inner root of the outer namespace, which is the caller on
+	 * the host; the nested map sends the command's ids onto it. The
+	 * gid_map needs setgroups "deny", inherited from the outer one. */
+	char line[64];
+	if (unshare(CLONE_NEWUSER) < 0)
+		return -1;
+	snprintf(line, sizeof line, "%lld 0 1\n", c->nest_uid);
+	if (write_map("uid_map", line) < 0)
+		return -1;
+	snprintf(line, sizeof line, "%lld 0 1\n", c->nest_gid);
+	if (write_map("gid_map", line) < 0)
+		return -1;
+	close(host_proc);
+	return 0;
 }
 
 /* setup_mounts makes every mount private first, so nothing done in the

@@ -169,6 +169,7 @@ static void parse_config(char *buf, size_t len, struct config *c)
 		fail("allocate the command line");
 	c->tty_fd = -1;
 	c->owner_uid = c->owner_gid = -1;
+	c->nest_uid = c->nest_gid = -1;
 	argc = envc = 0;
 	for (char *p = buf, *next; p < end; p = next) {
 		next = p + strlen(p) + 1; /* before the '=' below is cut */
@@ -331,6 +332,10 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 		 * SIGTTOU is still blocked here, so tcsetpgrp cannot stop us. */
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
+	}
+	if (enter_nested_userns(c) < 0) {
+		r.step = 2;
+		goto failed;
 	}
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;

@@ -34,6 +34,9 @@ struct config {
 	const char *cwd_try;       /* the launcher's cwd, "/" if it is not inside */
 	struct mount_op *mounts;
 	int n_mounts;
+	/* With nest_uid >= 0 the command gets a nested user namespace that
+	 * maps nest_uid/nest_gid onto inner 0 (see sandbox/nested.go). */
+	long long nest_uid, nest_gid;
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -76,6 +79,10 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+
+/* enter_nested_userns (mounts.c) moves the calling process into the
+ * nested user namespace config asks for, if any; -1 with errno on error. */
+int enter_nested_userns(const struct config *c);
 
 /* parse_mount_record (mounts.c) takes the config records of the
  * filesystem; returns 0 for a key it does not know. */

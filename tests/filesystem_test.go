@@ -89,10 +89,22 @@ func TestDevNodes(t *testing.T) {
 	res = nsbox("run", "--", "script", "-qc", "tty", "/dev/null")
 	res.Assert(t, icmd.Success)
 	assert.Check(t, strings.HasPrefix(res.Stdout(), "/dev/pts/"), res.Stdout())
-	// With only the caller's own id mapped, as root.
-	res = nsbox("run", "--map", "single", "--root", "--", "script", "-qc", "tty", "/dev/null")
-	res.Assert(t, icmd.Success)
-	assert.Check(t, strings.HasPrefix(res.Stdout(), "/dev/pts/"), res.Stdout())
+	// With only the caller's own id mapped, as root or not: without root
+	// the setup runs as the outer namespace's root (the caller) and the
+	// command in a nested user namespace, as the caller's uid.
+	for _, root := range []string{"--root=true", "--root=false"} {
+		res = nsbox("run", "--map", "single", root, "--", "sh", "-c", "id -u; script -qc tty /dev/null; grep -c ' /dev/pts .*ptmxmode=666' /proc/self/mountinfo")
+		res.Assert(t, icmd.Success)
+		lines := splitLines(res.Stdout())
+		assert.Assert(t, len(lines) == 3, res.Stdout())
+		want := fmt.Sprint(os.Getuid())
+		if root == "--root=true" {
+			want = "0"
+		}
+		assert.Check(t, is.Equal(lines[0], want))
+		assert.Check(t, strings.HasPrefix(lines[1], "/dev/pts/"), res.Stdout())
+		assert.Check(t, is.Equal(lines[2], "1"), "a new devpts instance")
+	}
 }
 
 func TestMissingSource(t *testing.T) {
