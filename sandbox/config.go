@@ -34,7 +34,8 @@ type stageConfig struct {
 	rootMapped bool
 	// cwdTry is where the command starts when no Cwd is given and the
 	// root is new: the launcher's directory if it is inside, else /.
-	cwdTry string // nest: the plan applied to the stage's user namespace, and whether
+	cwdTry string
+	// nest: the plan applied to the stage's user namespace, and whether
 	// the command gets a nested one (nested.go).
 	nest nesting
 }
