@@ -311,3 +311,29 @@ func TestPlantedSymlinkCannotEscape(t *testing.T) {
 		})
 	}
 }
+
+// --empty starts from nothing; --dev-bind keeps device nodes usable where
+// a plain bind is nodev.
+func TestEmptyRootAndDevBind(t *testing.T) {
+	requireUnprivileged(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		cannotRun(t, "no busybox (apt-get install busybox-static)")
+	}
+	res := nsbox("run", "--empty", "--ro-bind", bb+":/busybox", "--", "/busybox", "ls", "-A", "/")
+	res.Assert(t, icmd.Expected{Out: "busybox\n"})
+
+	// (Not under the sticky /tmp, where the kernel refuses O_CREAT opens
+	// of a node the directory's owner does not own.)
+	res = nsbox("run", "--dev-bind", "/dev/null:/dev/devnull", "--bind", "/dev/null:/dev/nodev", "--", "sh", "-c",
+		"echo x > /dev/devnull && echo dev-ok; echo x > /dev/nodev || echo nodev-refused")
+	assert.Equal(t, res.Stdout(), "dev-ok\nnodev-refused\n", res.Combined())
+}
+
+func TestSysFlag(t *testing.T) {
+	requireUnprivileged(t)
+	root := busyboxTree(t)
+	res := nsbox("run", "--rootfs", root, "--sys", "--setenv", "PATH=/bin", "--", "sh", "-c", "ls /sys/kernel >/dev/null && echo sys; touch /sys/x || true")
+	assert.Equal(t, res.Stdout(), "sys\n", res.Combined())
+	assert.Check(t, is.Contains(res.Stderr(), "Read-only file system"))
+}
