@@ -1,6 +1,8 @@
 /*
  * mounts.c: the sandbox's view of the filesystem, set up by PID 1 inside
- * the new mount namespace.
+ * the new mount namespace: the sequence, path resolution, and the plain
+ * ops (binds, tmpfs, dirs, symlinks, files). mounts_dev.c adds /dev,
+ * /proc and mqueue; overlay.c the overlays.
  *
  * With a mount list (config new_root), the sequence is bubblewrap's:
  *
@@ -40,9 +42,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <linux/openat2.h>
 
 #include "stagelib.h"
+#include "mounts.h"
 
 /* --- configuration ------------------------------------------------------ */
 
@@ -158,32 +160,29 @@ int parse_mount_record(struct config *c, const char *key, char *v)
 
 /* --- state of the setup ----------------------------------------------- */
 
-static const struct config *cfg;
-static int oldroot = -1;        /* the host's / (at /oldroot) */
-static dev_t own_devs[256];     /* filesystems setup made: not host-visible */
+const struct config *mnt_cfg;
+int mnt_oldroot = -1;
+char mnt_console[PATH_MAX];
+static dev_t own_devs[256]; /* filesystems setup made: not host-visible */
 static int n_own_devs;
-static int n_store;             /* names in the private /store */
-static char console[PATH_MAX];  /* the terminal on stdout, or "" */
-static int host_proc = -1;      /* the host's /proc, kept for the nested maps */
+static int n_store;         /* names in the private /store */
+static int host_proc = -1;  /* the host's /proc, kept for the nested maps */
 
-static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
+int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {
 	struct open_how how = {.flags = (unsigned long long)(flags | O_CLOEXEC), .resolve = resolve};
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
-/* IN_ROOT resolves a destination as if /newroot were /: "..", absolute
- * symlinks and magic links cannot leave it. */
-#define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
 
-/* fdpath names an open file by a path any mount option can take. */
-static const char *fdpath(int fd, char *buf, size_t n)
+/* mnt_fdpath names an open file by a path any mount option can take. */
+const char *mnt_fdpath(int fd, char *buf, size_t n)
 {
 	snprintf(buf, n, "/oldroot/proc/self/fd/%d", fd);
 	return buf;
 }
 
-static void own_fs(int fd)
+void mnt_own_fs(int fd)
 {
 	struct stat st;
 	if (fstat(fd, &st) == 0 && n_own_devs < (int)(sizeof own_devs / sizeof *own_devs))
@@ -195,12 +194,12 @@ static void own_fs(int fd)
 static void created(int dirfd, const char *name)
 {
 	struct stat st;
-	if (cfg->owner_uid < 0 || fstat(dirfd, &st) < 0)
+	if (mnt_cfg->owner_uid < 0 || fstat(dirfd, &st) < 0)
 		return;
 	for (int i = 0; i < n_own_devs; i++)
 		if (own_devs[i] == st.st_dev)
 			return;
-	(void)fchownat(dirfd, name, (uid_t)cfg->owner_uid, (gid_t)cfg->owner_gid, AT_SYMLINK_NOFOLLOW);
+	(void)fchownat(dirfd, name, (uid_t)mnt_cfg->owner_uid, (gid_t)mnt_cfg->owner_gid, AT_SYMLINK_NOFOLLOW);
 }
 
 static int root_fd(void)
@@ -212,11 +211,11 @@ static int root_fd(void)
 	return fd;
 }
 
-/* open_in_root opens path inside the new root (O_PATH), or -1. */
-static int open_in_root(const char *path, int flags)
+/* mnt_open_in_root opens path inside the new root (O_PATH), or -1. */
+int mnt_open_in_root(const char *path, int flags)
 {
 	int root = root_fd();
-	int fd = sys_openat2(root, path, O_PATH | flags, IN_ROOT);
+	int fd = mnt_sys_openat2(root, path, O_PATH | flags, IN_ROOT);
 	int err = errno;
 	close(root);
 	if (fd < 0 && err == ENOSYS)
@@ -253,7 +252,7 @@ static const char *split(const char *path, char *buf, size_t n)
  * resolved inside the root, and mkdirat never follows a symlink. */
 static int mkdir_p(const char *path, mode_t mode, const char *what)
 {
-	int fd = open_in_root(path, O_DIRECTORY);
+	int fd = mnt_open_in_root(path, O_DIRECTORY);
 	if (fd >= 0 || errno != ENOENT)
 		goto out;
 	char parent[PATH_MAX];
@@ -266,20 +265,20 @@ static int mkdir_p(const char *path, mode_t mode, const char *what)
 	else if (errno != EEXIST)
 		fail("%s: create directory %s", what, path);
 	close(pfd);
-	fd = open_in_root(path, O_DIRECTORY);
+	fd = mnt_open_in_root(path, O_DIRECTORY);
 out:
 	if (fd < 0)
 		fail_fix("make it a directory, or choose another destination", "%s: %s is not a directory inside the sandbox", what, path);
 	return fd;
 }
 
-/* open_target opens (creating if missing) the mount point dst: a
+/* mnt_open_target opens (creating if missing) the mount point dst: a
  * directory, or an empty file (0444) when dir is 0. */
-static int open_target(const char *dst, int dir, const char *what)
+int mnt_open_target(const char *dst, int dir, const char *what)
 {
 	if (dir)
 		return mkdir_p(dst, 0755, what);
-	int fd = open_in_root(dst, 0);
+	int fd = mnt_open_in_root(dst, 0);
 	if (fd >= 0 || errno != ENOENT)
 		goto out;
 	char parent[PATH_MAX];
@@ -295,7 +294,7 @@ static int open_target(const char *dst, int dir, const char *what)
 		fail("%s: create mount point %s", what, dst);
 	}
 	close(pfd);
-	fd = open_in_root(dst, 0);
+	fd = mnt_open_in_root(dst, 0);
 out:
 	if (fd < 0)
 		fail("%s: open mount point %s", what, dst);
@@ -304,20 +303,18 @@ out:
 
 /* --- mounting ----------------------------------------------------------- */
 
-static void set_attr(int mfd, unsigned set, int recursive, const char *what);
-
-/* attach moves the detached mount mfd onto target; closes both. */
-static void attach(int mfd, int target, const char *what)
+/* mnt_attach moves the detached mount mfd onto target; closes both. */
+void mnt_attach(int mfd, int target, const char *what)
 {
 	if (move_mount(mfd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		fail("%s: attach the mount", what);
+		fail("%s: mnt_attach the mount", what);
 	close(mfd);
 	close(target);
 }
 
-/* new_fs creates a detached mount of a new filesystem; opts are
+/* mnt_new_fs creates a detached mount of a new filesystem; opts are
  * key, value pairs (value NULL: a flag), ended by NULL. -1 on error. */
-static int new_fs(const char *type, const char *const *opts, unsigned attrs)
+int mnt_new_fs(const char *type, const char *const *opts, unsigned attrs)
 {
 	int fs = fsopen(type, FSOPEN_CLOEXEC);
 	if (fs < 0)
@@ -335,9 +332,9 @@ static int new_fs(const char *type, const char *const *opts, unsigned attrs)
 	return m;
 }
 
-/* clone_tree makes a detached copy of the mount tree at fd (path relative
+/* mnt_clone_tree makes a detached copy of the mount tree at fd (path relative
  * to it), recursive or not. */
-static int clone_tree(int fd, const char *path, int recursive, const char *what)
+int mnt_clone_tree(int fd, const char *path, int recursive, const char *what)
 {
 	int t = open_tree(fd, path, (path[0] ? 0 : AT_EMPTY_PATH) | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
 					  (recursive ? AT_RECURSIVE : 0));
@@ -351,7 +348,7 @@ static int clone_tree(int fd, const char *path, int recursive, const char *what)
 static void remount_ro_fallback(int fd, const char *what)
 {
 	char link[64], top[PATH_MAX];
-	ssize_t n = readlink(fdpath(fd, link, sizeof link), top, sizeof top - 1);
+	ssize_t n = readlink(mnt_fdpath(fd, link, sizeof link), top, sizeof top - 1);
 	if (n < 0)
 		fail("%s: find the mount", what);
 	top[n] = '\0';
@@ -396,9 +393,9 @@ static void remount_ro_fallback(int fd, const char *what)
 	fclose(f);
 }
 
-/* set_attr sets mount attributes on the (attached or detached) mount at
+/* mnt_set_attr sets mount attributes on the (attached or detached) mount at
  * mfd, and its submounts when recursive. */
-static void set_attr(int mfd, unsigned set, int recursive, const char *what)
+void mnt_set_attr(int mfd, unsigned set, int recursive, const char *what)
 {
 	struct mount_attr a = {.attr_set = set};
 	if (mount_setattr(mfd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) == 0)
@@ -419,18 +416,18 @@ static int have_setattr(void)
 	return known;
 }
 
-/* make_readonly makes the attached mount at fd read-only, recursively. */
-static void make_readonly(int fd, const char *what)
+/* mnt_make_readonly makes the attached mount at fd read-only, recursively. */
+void mnt_make_readonly(int fd, const char *what)
 {
 	if (have_setattr())
-		set_attr(fd, MOUNT_ATTR_RDONLY, 1, what);
+		mnt_set_attr(fd, MOUNT_ATTR_RDONLY, 1, what);
 	else
 		remount_ro_fallback(fd, what);
 }
 
 static void bind_op(const struct mount_op *op)
 {
-	int src = sys_openat2(oldroot, op->src, O_PATH, RESOLVE_IN_ROOT);
+	int src = mnt_sys_openat2(mnt_oldroot, op->src, O_PATH, RESOLVE_IN_ROOT);
 	if (src < 0) {
 		if (errno == ENOENT && (op->flags & MOUNT_OPTIONAL))
 			return;
@@ -439,21 +436,21 @@ static void bind_op(const struct mount_op *op)
 	struct stat st;
 	if (fstat(src, &st) < 0)
 		fail("%s: stat source %s", op->what, op->src);
-	int tree = clone_tree(src, "", 1, op->what);
+	int tree = mnt_clone_tree(src, "", 1, op->what);
 	close(src);
 	unsigned set = MOUNT_ATTR_NOSUID | (op->flags & MOUNT_DEVICES ? 0 : MOUNT_ATTR_NODEV);
 	if ((op->flags & MOUNT_READONLY) && have_setattr())
 		set |= MOUNT_ATTR_RDONLY;
-	set_attr(tree, set, 1, op->what);
-	int target = open_target(op->dst, S_ISDIR(st.st_mode), op->what);
+	mnt_set_attr(tree, set, 1, op->what);
+	int target = mnt_open_target(op->dst, S_ISDIR(st.st_mode), op->what);
 	if ((op->flags & MOUNT_READONLY) && !have_setattr()) {
 		int again = dup(target);
-		attach(tree, target, op->what);
+		mnt_attach(tree, target, op->what);
 		remount_ro_fallback(again, op->what);
 		close(again);
 		return;
 	}
-	attach(tree, target, op->what);
+	mnt_attach(tree, target, op->what);
 }
 
 static void tmpfs_op(const struct mount_op *op)
@@ -462,11 +459,11 @@ static void tmpfs_op(const struct mount_op *op)
 	snprintf(mode, sizeof mode, "%o", op->mode ? op->mode : 0755);
 	snprintf(size, sizeof size, "%llu", op->size);
 	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
-	int m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 	if (m < 0)
 		fail("%s: mount a tmpfs", op->what);
-	own_fs(m);
-	attach(m, open_target(op->dst, 1, op->what), op->what);
+	mnt_own_fs(m);
+	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
 }
 
 static void symlink_op(const struct mount_op *op)
@@ -489,135 +486,15 @@ static void symlink_op(const struct mount_op *op)
 
 static void chmod_op(const struct mount_op *op)
 {
-	int fd = open_in_root(op->dst, 0);
+	int fd = mnt_open_in_root(op->dst, 0);
 	char p[64];
-	if (fd < 0 || fchmodat(AT_FDCWD, fdpath(fd, p, sizeof p), op->mode, 0) < 0)
+	if (fd < 0 || fchmodat(AT_FDCWD, mnt_fdpath(fd, p, sizeof p), op->mode, 0) < 0)
 		fail("%s: chmod %s", op->what, op->dst);
 	close(fd);
 }
 
-/* readonly_below binds dst/name read-only onto itself, if it exists. */
-static void readonly_below(const char *dst, const char *name, const char *what)
-{
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/%s", strcmp(dst, "/") ? dst : "", name);
-	int fd = open_in_root(path, 0);
-	if (fd < 0)
-		return;
-	int t = clone_tree(fd, "", 1, what);
-	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, what);
-	int again = dup(fd);
-	attach(t, fd, what);
-	int top = open_in_root(path, 0);
-	make_readonly(top >= 0 ? top : again, what);
-	if (top >= 0)
-		close(top);
-	close(again);
-}
-
-static void proc_op(const struct mount_op *op)
-{
-	int m;
-	if (cfg->unshare_flags & CLONE_NEWPID) {
-		m = new_fs("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-		if (m < 0)
-			fail("%s: mount a new procfs", op->what);
-	} else {
-		/* A procfs shows its PID namespace: with the host's, bind it. */
-		m = clone_tree(oldroot, "proc", 1, op->what);
-		set_attr(m, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, op->what);
-	}
-	attach(m, open_target(op->dst, 1, op->what), op->what);
-	static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
-	for (size_t i = 0; i < sizeof ro / sizeof *ro; i++)
-		readonly_below(op->dst, ro[i], op->what);
-}
-
-/* bind_host_node binds the host's /dev/NAME (relative to oldroot) onto
- * a new file NAME in dir. */
-static void bind_host_node(int dir, const char *host, const char *name, const char *what)
-{
-	int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
-	if (f < 0)
-		fail("%s: create %s", what, name);
-	close(f);
-	int t = open_tree(oldroot, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-	if (t < 0)
-		fail("%s: bind the host's /%s", what, host);
-	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0, what);
-	int target = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (target < 0)
-		fail("%s: open %s", what, name);
-	attach(t, target, what);
-}
-
-static void dev_op(const struct mount_op *op)
-{
-	const char *w = op->what;
-	const char *tmpfs_opts[] = {"mode", "755", NULL};
-	int m = new_fs("tmpfs", tmpfs_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-	if (m < 0)
-		fail("%s: mount a tmpfs", w);
-	own_fs(m);
-	attach(m, open_target(op->dst, 1, w), w);
-	int dev = open_in_root(op->dst, O_DIRECTORY);
-	if (dev < 0)
-		fail("%s: open the new /dev", w);
-	/* Device nodes cannot be made in a user namespace: bind the host's. */
-	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-	char host[64];
-	for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
-		snprintf(host, sizeof host, "dev/%s", nodes[i]);
-		bind_host_node(dev, host, nodes[i], w);
-	}
-	static const char *const links[][2] = {
-		{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-		{"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
-	};
-	for (size_t i = 0; i < sizeof links / sizeof *links; i++)
-		if (symlinkat(links[i][1], dev, links[i][0]) < 0)
-			fail("%s: create %s", w, links[i][0]);
-	if (mkdirat(dev, "shm", 01777) < 0 || mkdirat(dev, "pts", 0755) < 0)
-		fail("%s: create shm and pts", w);
-	const char *shm_opts[] = {"mode", "1777", NULL};
-	if ((m = new_fs("tmpfs", shm_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
-		fail("%s: mount a tmpfs on shm", w);
-	own_fs(m);
-	attach(m, openat(dev, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
-	if (cfg->root_mapped) {
-		/* A new devpts instance: the sandbox sees only its own ptys. */
-		const char *pts_opts[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL};
-		if ((m = new_fs("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)) < 0)
-			fail("%s: mount devpts", w);
-		attach(m, openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
-		if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
-			fail("%s: create ptmx", w);
-	} else {
-		/* devpts refuses a user namespace where root is unmapped: share
-		 * the host's instance. Its ptmx works where the host mounted it
-		 * with ptmxmode=0666; a host /dev/ptmx node bound alone would
-		 * not find this pts next to it. */
-		int t = clone_tree(oldroot, "dev/pts", 0, w);
-		set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0, w);
-		attach(t, openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
-		if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
-			fail("%s: create ptmx", w);
-	}
-	if (console[0])
-		bind_host_node(dev, console + 1, "console", w);
-	close(dev);
-}
-
-static void mqueue_op(const struct mount_op *op)
-{
-	int m = new_fs("mqueue", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-	if (m < 0)
-		fail("%s: mount mqueue", op->what);
-	attach(m, open_target(op->dst, 1, op->what), op->what);
-}
-
-/* store_path names a new entry in the private /store. */
-static const char *store_path(char *buf, size_t n, const char *kind)
+/* mnt_store_path names a new entry in the private /store. */
+const char *mnt_store_path(char *buf, size_t n, const char *kind)
 {
 	snprintf(buf, n, "/store/%s%d", kind, n_store++);
 	return buf;
@@ -626,199 +503,23 @@ static const char *store_path(char *buf, size_t n, const char *kind)
 static void file_op(const struct mount_op *op)
 {
 	char path[64];
-	store_path(path, sizeof path, "f");
+	mnt_store_path(path, sizeof path, "f");
 	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
 	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
-	    fchown(f, cfg->uid, cfg->gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+	    fchown(f, mnt_cfg->uid, mnt_cfg->gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
 		fail("%s: write the file's content", op->what);
 	close(f);
-	int t = clone_tree(AT_FDCWD, path, 0, op->what);
-	set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (op->flags & MOUNT_READONLY ? MOUNT_ATTR_RDONLY : 0), 0, op->what);
-	attach(t, open_target(op->dst, 0, op->what), op->what);
-}
-
-/* overlay mounts overlayfs from the given layer paths; -1 on error. */
-static int overlay(const char *lowers, const char *upper, const char *work)
-{
-	const char *opts[] = {"lowerdir", lowers, "upperdir", upper, "workdir", work, NULL};
-	return new_fs("overlay", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-}
-
-/* tmp_overlay puts a writable layer on a private tmpfs over the directory
- * lower; with own, the top directory becomes the command's. -1 if the
- * kernel refuses (errno set). */
-static int tmp_overlay(int lower, int own, const char *what)
-{
-	char dir[64], up[96], wk[96], lp[64];
-	store_path(dir, sizeof dir, "o");
-	snprintf(up, sizeof up, "%s/upper", dir);
-	snprintf(wk, sizeof wk, "%s/work", dir);
-	struct stat st;
-	if (fstat(lower, &st) < 0)
-		fail("%s: stat the overlay's lower directory", what);
-	/* The command's own, and writable by it: that is the point. */
-	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
-	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
-	    (own && chown(up, cfg->uid, cfg->gid) < 0) || chmod(up, mode) < 0)
-		fail("%s: create the overlay's upper directory", what);
-	int m = overlay(fdpath(lower, lp, sizeof lp), up, wk);
-	if (m >= 0)
-		own_fs(m);
-	return m;
-}
-
-/* overlay_each covers directory dst with a tmpfs and puts a tmp_overlay
- * on each subdirectory of the original, so writes anywhere below land on
- * private tmpfs. It is what --tmp-overlay does where the kernel refuses
- * one overlay for the whole tree: a lower with mounts below it that came
- * from a more privileged namespace (the host's /, with /proc, /sys …)
- * would reveal what those mounts hide. A subdirectory that cannot be
- * overlaid either is bound as it was, with its mounts. */
-static void overlay_each(int orig, const char *dst, const char *w)
-{
-	struct stat st;
-	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = list >= 0 ? fdopendir(list) : NULL;
-	if (!d || fstat(list, &st) < 0)
-		fail("%s: list %s", w, dst);
-	char mode[16];
-	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
-	const char *opts[] = {"mode", mode, NULL};
-	int m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0 || fchownat(m, "", cfg->uid, cfg->gid, AT_EMPTY_PATH) < 0)
-		fail("%s: mount a tmpfs", w);
-	own_fs(m);
-	struct dirent *e;
-	char link[PATH_MAX];
-	while ((e = readdir(d))) {
-		const char *n = e->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			fail("%s: stat %s/%s", w, dst, n);
-		int rc;
-		if (S_ISLNK(st.st_mode)) {
-			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
-			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = mkdirat(m, n, st.st_mode & 07777);
-		} else {
-			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
-			rc = f < 0 ? -1 : close(f);
-		}
-		if (rc < 0)
-			fail("%s: create %s/%s", w, dst, n);
-		if (S_ISLNK(st.st_mode))
-			continue;
-		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || target < 0)
-			fail("%s: open %s/%s", w, dst, n);
-		int layer = S_ISDIR(st.st_mode) ? tmp_overlay(sub, 1, w) : -1;
-		if (layer < 0)
-			layer = clone_tree(sub, "", 1, w);
-		close(sub);
-		attach(layer, target, w);
-	}
-	closedir(d);
-	attach(m, orig, w);
-}
-
-static void tmp_overlay_op(const struct mount_op *op)
-{
-	int lower = open_in_root(op->dst, O_DIRECTORY);
-	if (lower < 0)
-		fail_fix("overlay an existing directory", "%s: open %s", op->what, op->dst);
-	int m = tmp_overlay(lower, 1, op->what);
-	if (m >= 0)
-		attach(m, lower, op->what);
-	else if (errno == EINVAL)
-		overlay_each(lower, op->dst, op->what);
-	else
-		fail("%s: mount overlayfs", op->what);
-}
-
-/* copy_up_op: an overlay where the kernel allows; else a tmpfs holding
- * symlinks to the original entries, kept read-only under .nsbox-ro. */
-static void copy_up_op(const struct mount_op *op)
-{
-	const char *w = op->what;
-	int orig = open_in_root(op->dst, O_DIRECTORY);
-	if (orig < 0)
-		fail_fix("copy up an existing directory", "%s: open %s", w, op->dst);
-	int m = tmp_overlay(orig, 1, w);
-	if (m >= 0) {
-		attach(m, orig, w);
-		return;
-	}
-	struct stat st;
-	if (fstat(orig, &st) < 0)
-		fail("%s: stat %s", w, op->dst);
-	int tree = clone_tree(orig, "", 1, w);
-	set_attr(tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 1, w);
-	char mode[16];
-	snprintf(mode, sizeof mode, "%o", (st.st_mode & 07777) | 0200);
-	const char *opts[] = {"mode", mode, NULL};
-	if ((m = new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
-		fail("%s: mount a tmpfs", w);
-	own_fs(m);
-	if (fchownat(m, "", cfg->uid, cfg->gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
-		fail("%s: prepare the tmpfs", w);
-	int ro = openat(m, ".nsbox-ro", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = list >= 0 ? fdopendir(list) : NULL;
-	if (ro < 0 || !d)
-		fail("%s: list %s", w, op->dst);
-	struct dirent *e;
-	char target[PATH_MAX];
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(target, sizeof target, ".nsbox-ro/%s", e->d_name);
-		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, cfg->uid, cfg->gid, AT_SYMLINK_NOFOLLOW) < 0)
-			fail("%s: link %s", w, e->d_name);
-	}
-	closedir(d);
-	attach(tree, ro, w);
-	attach(m, orig, w);
-}
-
-static void overlay_op(const struct mount_op *op)
-{
-	/* Layers are host paths: open each inside /oldroot and hand the
-	 * kernel /proc/self/fd names, free of ':' and ','. */
-	size_t n = (size_t)op->n_lower * 40 + 1;
-	char *lowers = calloc(1, n);
-	char p[64];
-	if (!lowers)
-		fail("%s: allocate", op->what);
-	for (int i = 0; i < op->n_lower; i++) {
-		int fd = sys_openat2(oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
-		if (fd < 0)
-			fail("%s: open lower directory %s", op->what, op->lower[i]);
-		if (i)
-			strcat(lowers, ":");
-		strcat(lowers, fdpath(fd, p, sizeof p));
-	}
-	int up = sys_openat2(oldroot, op->upper, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
-	int wk = sys_openat2(oldroot, op->work, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
-	if (up < 0 || wk < 0)
-		fail("%s: open the upper and work directories", op->what);
-	char upath[64], wpath[64];
-	int m = overlay(lowers, fdpath(up, upath, sizeof upath), fdpath(wk, wpath, sizeof wpath));
-	if (m < 0)
-		fail_fix("put UPPER and WORK on one filesystem that supports overlayfs upper layers (not tmpfs before Linux 6.6, not another overlay)",
-			 "%s: mount overlayfs", op->what);
-	attach(m, open_target(op->dst, 1, op->what), op->what);
-	free(lowers);
+	int t = mnt_clone_tree(AT_FDCWD, path, 0, op->what);
+	mnt_set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (op->flags & MOUNT_READONLY ? MOUNT_ATTR_RDONLY : 0), 0, op->what);
+	mnt_attach(t, mnt_open_target(op->dst, 0, op->what), op->what);
 }
 
 static void remount_ro_op(const struct mount_op *op)
 {
-	int fd = open_in_root(op->dst, 0);
+	int fd = mnt_open_in_root(op->dst, 0);
 	if (fd < 0)
 		fail("%s: open %s", op->what, op->dst);
-	make_readonly(fd, op->what);
+	mnt_make_readonly(fd, op->what);
 	close(fd);
 }
 
@@ -829,18 +530,18 @@ static void dir_op(const struct mount_op *op)
 
 static void (*const handlers[])(const struct mount_op *) = {
 	[MT_BIND] = bind_op, [MT_TMPFS] = tmpfs_op, [MT_DIR] = dir_op, [MT_SYMLINK] = symlink_op,
-	[MT_CHMOD] = chmod_op, [MT_REMOUNT_RO] = remount_ro_op, [MT_PROC] = proc_op, [MT_DEV] = dev_op,
-	[MT_MQUEUE] = mqueue_op, [MT_FILE] = file_op, [MT_OVERLAY] = overlay_op,
-	[MT_TMP_OVERLAY] = tmp_overlay_op, [MT_COPY_UP] = copy_up_op,
+	[MT_CHMOD] = chmod_op, [MT_REMOUNT_RO] = remount_ro_op, [MT_PROC] = mount_proc_op, [MT_DEV] = mount_dev_op,
+	[MT_MQUEUE] = mount_mqueue_op, [MT_FILE] = file_op, [MT_OVERLAY] = mount_overlay_op,
+	[MT_TMP_OVERLAY] = mount_tmp_overlay_op, [MT_COPY_UP] = mount_copy_up_op,
 };
 
 /* --- the sequence --------------------------------------------------------- */
 
 static void build_root(const struct config *c)
 {
-	cfg = c;
-	if (isatty(STDOUT_FILENO) && ttyname_r(STDOUT_FILENO, console, sizeof console) != 0)
-		console[0] = '\0';
+	mnt_cfg = c;
+	if (isatty(STDOUT_FILENO) && ttyname_r(STDOUT_FILENO, mnt_console, sizeof mnt_console) != 0)
+		mnt_console[0] = '\0';
 	mode_t old_umask = umask(0);
 
 	/* 2. A scratch tmpfs to stand on; the host's tree goes to /oldroot. */
@@ -850,15 +551,15 @@ static void build_root(const struct config *c)
 		fail("prepare the scratch tmpfs");
 	if (syscall(SYS_pivot_root, ".", "oldroot") < 0)
 		fail("pivot_root into the scratch tmpfs");
-	if (chdir("/") < 0 || (oldroot = open("/oldroot", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+	if (chdir("/") < 0 || (mnt_oldroot = open("/oldroot", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		fail("open the host's root");
 	if (mount("tmpfs", "/newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
 		fail("mount the sandbox's root tmpfs");
 	int fd = root_fd();
-	own_fs(fd);
+	mnt_own_fs(fd);
 	close(fd);
 	fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	own_fs(fd); /* the scratch tmpfs: /store */
+	mnt_own_fs(fd); /* the scratch tmpfs: /store */
 	close(fd);
 
 	/* 3. The ops, in order. */
@@ -873,7 +574,7 @@ static void build_root(const struct config *c)
 	/* 4. Into the new root; the old one (scratch and host) is detached.
 	 * pivot_root(".", ".") stacks the old root on the new one, and the
 	 * lazy unmount takes it off. */
-	close(oldroot);
+	close(mnt_oldroot);
 	if (chdir("/newroot") < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
 		fail("pivot_root into the sandbox root");
 	if (umount2(".", MNT_DETACH) < 0)
