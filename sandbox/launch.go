@@ -71,7 +71,8 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 
 	// 2. The maps, from the parent namespace.
-	if err := spec.Mapping.Apply(stage.Pid); err != nil {
+	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
 		return nil, fmt.Errorf("set up the uid/gid maps: %w", err)
 	}
 	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {

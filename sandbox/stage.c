@@ -53,6 +53,9 @@ extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
+/* pid1_gate holds PID 1 back until the stage has sent PID1: both write to
+ * the launcher's socket, and the launcher must learn the pid first. */
+static int pid1_gate[2] = {-1, -1};
 
 /* --- messages ----------------------------------------------------------- */
 
@@ -165,6 +168,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 	if (!c->argv || !c->envp)
 		fail("allocate the command line");
 	c->tty_fd = -1;
+	c->owner_uid = c->owner_gid = -1;
+	c->nest_uid = c->nest_gid = -1;
 	argc = envc = 0;
 	for (char *p = buf, *next; p < end; p = next) {
 		next = p + strlen(p) + 1; /* before the '=' below is cut */
@@ -198,6 +203,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else
+			parse_mount_record(c, p, v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -326,6 +333,10 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
 	}
+	if (enter_nested_userns(c) < 0) {
+		r.step = 2;
+		goto failed;
+	}
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
 		goto failed;
@@ -423,6 +434,12 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
+	/* Wait for the stage to send PID1 and exit (EOF on the gate). */
+	close(pid1_gate[1]);
+	char b;
+	while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(pid1_gate[0]);
 	arm_parent_death();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
@@ -534,10 +551,13 @@ void nsbox_stage(void)
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
+		fail("create the PID 1 gate pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
 	send_msg(NSBOX_MSG_PID1, pid, NULL);
+	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);
 }
 
