@@ -17,6 +17,8 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	joinPid      int    // nsbox exec: enter the sandbox whose PID 1 this is (join.c)
+	joinStart    uint64 // and whose start time this is
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -79,6 +81,10 @@ func (c stageConfig) encode() []byte {
 	}
 	for _, e := range c.env {
 		add("env", e)
+	}
+	if c.joinPid > 0 {
+		add("join-pid", strconv.Itoa(c.joinPid))
+		add("join-start", strconv.FormatUint(c.joinStart, 10))
 	}
 	return b
 }

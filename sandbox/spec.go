@@ -25,6 +25,12 @@ type Spec struct {
 	// Mapping is the id map plan applied to the user namespace, from
 	// mapping.NewPlan.
 	Mapping mapping.Plan `json:"mapping"`
+	// Started, if not nil, is called once the sandbox's PID 1 exists and
+	// before its command is executed (so also when the exec then fails),
+	// with PID 1's host pid and the sandbox's namespaces (see
+	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
+	// for --info-fd. An error from it stops the start.
+	Started func(pid int, ns NamespaceIDs) error `json:"-"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.

@@ -198,6 +198,10 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else if (!strcmp(p, "join-pid"))
+			c->join_pid = atoi(v);
+		else if (!strcmp(p, "join-start"))
+			c->join_start = strtoull(v, NULL, 10);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -316,7 +320,7 @@ struct exec_report {
 	int err;
 };
 
-__attribute__((noreturn)) static void run_command(const struct config *c, int report_fd)
+__attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
 	if (c->tty_fd >= 0) {
@@ -333,6 +337,15 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 	if (setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0) {
 		r.step = 2;
 		goto failed;
+	}
+	if (c->parent_death) {
+		/* Re-arm: the identity change cleared it. Then make sure the
+		 * launcher did not die before (its end of the socket hangs up;
+		 * getppid() is 0 across the PID namespace boundary). */
+		struct pollfd p = {.fd = sync_fd, .events = POLLRDHUP};
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+		    (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))))
+			_exit(1); /* nobody waits for the command any more */
 	}
 	if (c->cwd && chdir(c->cwd) < 0) {
 		r.step = 1;
@@ -366,6 +379,20 @@ static int exit_code(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return 125;
+}
+
+int read_exec_report(int report_fd, int *err)
+{
+	struct exec_report r;
+	ssize_t n;
+	do
+		n = read(report_fd, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	close(report_fd);
+	if (n != sizeof r)
+		return -1;
+	*err = r.err;
+	return r.step;
 }
 
 /* supervise is PID 1's loop: reap every child (orphans are reparented to
@@ -424,6 +451,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
 	arm_parent_death();
+	make_joinable();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -505,6 +533,8 @@ void nsbox_stage(void)
 		_exit(125);
 	static struct config c;
 	parse_config(buf, m.len, &c);
+	if (c.join_pid)
+		nsbox_join(&c); /* nsbox exec: join.c */
 
 	/* 1. The user namespace, alone and first: every namespace created
 	 * after it is owned by it. */
@@ -537,7 +567,9 @@ void nsbox_stage(void)
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
-	send_msg(NSBOX_MSG_PID1, pid, NULL);
+	char ns[512];
+	namespace_ids(ns, sizeof ns);
+	send_msg(NSBOX_MSG_PID1, pid, ns);
 	_exit(0);
 }
 

@@ -32,6 +32,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	state       *stateFlags
 }
 
 func newRunFlags() *runFlags {
@@ -53,6 +54,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	f.state = addStateFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -101,16 +103,21 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, notice)
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sess, err := f.state.begin(spec, args, stdout)
+	if sess == nil {
+		return err // failed, or detached
+	}
 	// Catch signals before the sandbox starts: the command may be running
 	// (and its supervisor signalling us) before Start returns.
 	sigs := catchSignals()
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
 		signal.Stop(sigs)
-		return err
+		return sess.end(err)
 	}
+	sess.started()
 	go forwardSignals(sigs, sb)
-	return sb.Wait()
+	return sess.end(sb.Wait())
 }
 
 // catchSignals starts queueing the signals a supervisor sends us, which
