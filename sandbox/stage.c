@@ -52,6 +52,8 @@
 extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
+/* pid1_gate holds PID 1 back until the stage has reported its pid. */
+static int pid1_gate[2];
 static pid_t launcher_pid;
 
 /* --- messages ----------------------------------------------------------- */
@@ -450,6 +452,13 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
+	/* Speak only after the stage has sent PID1: wait for its end of the
+	 * gate to close (it _exits right after). */
+	close(pid1_gate[1]);
+	char b;
+	while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(pid1_gate[0]);
 	arm_parent_death();
 	make_joinable();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
@@ -564,9 +573,13 @@ void nsbox_stage(void)
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
+		fail("create a pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
+	/* What the launcher records. After the clone: a new PID namespace
+	 * has no inode to show before its first process exists. */
 	char ns[512];
 	namespace_ids(ns, sizeof ns);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
