@@ -423,7 +423,7 @@ func unixGetsid(pid int) (int, error) {
 }
 
 var (
-	infoFormat = regexp.MustCompile(`^\{\n    "child-pid": (\d+),\n    "cgroup-namespace": (\d+),\n    "ipc-namespace": (\d+),\n    "mnt-namespace": (\d+),\n    "net-namespace": (\d+),\n    "pid-namespace": (\d+),\n    "uts-namespace": (\d+)\n\}\n$`)
+	infoFormat   = regexp.MustCompile(`^\{\n    "child-pid": (\d+),\n    "cgroup-namespace": (\d+),\n    "ipc-namespace": (\d+),\n    "mnt-namespace": (\d+),\n    "net-namespace": (\d+),\n    "pid-namespace": (\d+),\n    "uts-namespace": (\d+)\n\}\n$`)
 	statusFormat = regexp.MustCompile(`^\{ "child-pid": (\d+), "cgroup-namespace": (\d+), "ipc-namespace": (\d+), "mnt-namespace": (\d+), "net-namespace": (\d+), "pid-namespace": (\d+), "uts-namespace": (\d+) \}\n`)
 )
 
