@@ -109,8 +109,8 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 		if e.PidStartTime, err = state.StartTime(pid); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)
 		}
-		uids, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
-		gids, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+		uids, err1 := state.ReadProcFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+		gids, err2 := state.ReadProcFile(fmt.Sprintf("/proc/%d/gid_map", pid))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)
 		}

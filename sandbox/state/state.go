@@ -159,7 +159,7 @@ func Dir() (string, error) {
 type Handle struct {
 	// Name is the sandbox's name; Path its entry directory.
 	Name, Path string
-	lock       *os.File // the entry directory, flock'ed LOCK_EX
+	lock       *dirLock // the entry directory, flock'ed LOCK_EX
 }
 
 // Reserve claims name in dir for a new sandbox and returns the locked
@@ -209,11 +209,14 @@ func (h *Handle) Write(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode the state of sandbox %s: %w", h.Name, err)
 	}
+	// Plain system calls: os.OpenFile would also try to register the
+	// file with the poller, which costs more than the write on the launch
+	// path.
 	tmp := filepath.Join(h.Path, ".state.json.new")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	if err := writeFile(tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(h.Path, "state.json")); err != nil {
+	if err := unix.Rename(tmp, filepath.Join(h.Path, "state.json")); err != nil {
 		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
 	}
 	return nil
@@ -224,7 +227,14 @@ func (h *Handle) LogPath() string { return filepath.Join(h.Path, "log") }
 
 // Release removes the entry and drops the lock: the sandbox is gone.
 func (h *Handle) Release() error {
-	err := os.RemoveAll(h.Path)
+	// The entry holds at most these files; unlink them directly rather
+	// than listing the directory.
+	unix.Unlink(filepath.Join(h.Path, "state.json"))
+	unix.Unlink(h.LogPath())
+	err := unix.Rmdir(h.Path)
+	if err != nil {
+		err = os.RemoveAll(h.Path)
+	}
 	h.lock.Close()
 	if err != nil {
 		return fmt.Errorf("remove the state of sandbox %s: %w", h.Name, err)
@@ -350,7 +360,7 @@ func removeIfStale(path string) (removed bool, err error) {
 }
 
 // lockDir opens the directory path and flocks it with how.
-func lockDir(path string, how int) (*os.File, error) {
+func lockDir(path string, how int) (*dirLock, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
@@ -359,12 +369,25 @@ func lockDir(path string, how int) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 	}
-	return os.NewFile(uintptr(fd), path), nil
+	return &dirLock{fd: fd}, nil
+}
+
+// dirLock is an open, flock'ed directory; Close drops the lock. (A bare
+// descriptor, not an *os.File: that would cost poller set-up per lock.)
+type dirLock struct{ fd int }
+
+func (l *dirLock) Close() error {
+	if l.fd < 0 {
+		return nil
+	}
+	err := unix.Close(l.fd)
+	l.fd = -1
+	return err
 }
 
 // read decodes path/state.json.
 func read(path string) (*Entry, error) {
-	b, err := os.ReadFile(filepath.Join(path, "state.json"))
+	b, err := ReadProcFile(filepath.Join(path, "state.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -387,11 +410,59 @@ func Decode(b []byte) (*Entry, error) {
 // (field 22 of /proc/PID/stat): with the pid, it names one process for
 // good, since a reused pid comes with a later start time.
 func StartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	return parseStartTime(b)
+}
+
+// ReadProcFile reads a small file of /proc (up to 64 KiB) with plain
+// system calls, as cheaply as the launch path needs.
+func ReadProcFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for len(buf) < 64<<10 {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
+// writeFile creates path (mode 0600, replacing it) and writes b.
+func writeFile(path string, b []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: path, Err: err}
+		}
+		b = b[n:]
+	}
+	return unix.Close(fd)
 }
 
 // parseStartTime reads field 22 of a /proc/PID/stat line. The command
