@@ -84,8 +84,8 @@ with nsbox run --detach, as far as it has been written.
 // stateCommand runs ps, inspect, exec, kill, stop and logs.
 func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	for _, a := range args {
-		if a == "--" {
-			break
+		if a == "--" || cmd == "exec" {
+			break // exec: the command's own -h is not ours
 		}
 		if a == "-h" || a == "--help" {
 			fmt.Fprint(stdout, stateUsage(cmd))
@@ -100,7 +100,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	case "ps":
 		return psCommand(dir, args, stdout)
 	case "exec":
-		return execCommand(dir, args)
+		return execCommand(dir, args, stdout)
 	}
 	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	fs.Usage = func() {}
@@ -307,10 +307,15 @@ func newExecFlags() *execFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start from an empty environment instead of the sandbox command's")
+	fs.BoolP("help", "h", false, "show this help")
 	return f
 }
 
-func execCommand(dir string, args []string) error {
+func execCommand(dir string, args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, stateUsage("exec"))
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return usageError{"exec: name the sandbox first; fix: nsbox exec NAME [flags] [--] COMMAND"}
 	}
@@ -318,6 +323,10 @@ func execCommand(dir string, args []string) error {
 	f := newExecFlags()
 	if err := f.fs.Parse(args[1:]); err != nil {
 		return usageError{fmt.Sprintf("exec: %v; fix: see nsbox help exec", err)}
+	}
+	if help, _ := f.fs.GetBool("help"); help {
+		fmt.Fprint(stdout, stateUsage("exec"))
+		return nil
 	}
 	if f.fs.NArg() == 0 {
 		return usageError{"exec: no command given; fix: nsbox exec NAME [flags] [--] COMMAND [ARG...]"}
