@@ -285,6 +285,21 @@ func TestExecJoinsTheSandbox(t *testing.T) {
 	s.run("exec", "nope", "--", "true").Assert(t, icmd.Expected{ExitCode: 125, Err: "no such sandbox"})
 }
 
+func TestExecSharesTheMountView(t *testing.T) {
+	s := newStateEnv(t)
+	// A mount made inside the sandbox after it started, invisible to the
+	// host, is visible to nsbox exec.
+	s.start("m", "--root", "--", "sh", "-c", "mount -t tmpfs box /mnt && touch /mnt/made-inside && exec sleep 60")
+	waitFor(t, func() bool {
+		return s.run("exec", "m", "--", "test", "-e", "/mnt/made-inside").ExitCode == 0
+	}, "the file on the sandbox's tmpfs")
+	_, err := os.Stat("/mnt/made-inside")
+	assert.Check(t, os.IsNotExist(err), "the sandbox's mount leaked to the host")
+	res := s.run("exec", "m", "--", "sh", "-c", "grep ' /mnt ' /proc/self/mounts")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), "box /mnt tmpfs"))
+}
+
 func TestExecUserNamespaceComesFirst(t *testing.T) {
 	s := newStateEnv(t)
 	s.start("b", "--", "sleep", "60")
