@@ -195,3 +195,29 @@ func TestWaitGone(t *testing.T) {
 	_, err = os.Stat(h.Path)
 	assert.Check(t, os.IsNotExist(err))
 }
+
+func TestReserveRace(t *testing.T) {
+	dir := t.TempDir()
+	const n = 8
+	results := make(chan error, n)
+	handles := make(chan *Handle, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			h, err := Reserve(dir, "x")
+			if err == nil {
+				handles <- h
+			}
+			results <- err
+		}()
+	}
+	won := 0
+	for i := 0; i < n; i++ {
+		if err := <-results; err == nil {
+			won++
+		} else {
+			assert.Check(t, errors.Is(err, ErrNameInUse), err)
+		}
+	}
+	assert.Equal(t, won, 1)
+	(<-handles).Release()
+}
