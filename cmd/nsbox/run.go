@@ -115,7 +115,11 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		signal.Stop(sigs)
 		return sess.end(err)
 	}
-	sess.started()
+	if err := sess.started(); err != nil {
+		sb.Signal(syscall.SIGKILL)
+		sb.Wait()
+		return sess.end(err)
+	}
 	go forwardSignals(sigs, sb)
 	return sess.end(sb.Wait())
 }

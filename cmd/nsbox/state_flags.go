@@ -50,6 +50,7 @@ type session struct {
 	status   *os.File
 	report   *os.File // detached: tells the starting nsbox how the start went
 	log      *os.File
+	record   *state.Entry // written once the command runs
 	executed bool
 }
 
@@ -116,19 +117,26 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 		}
 		e.UIDMap, e.GIDMap = string(uids), string(gids)
 		s.writeInfo(pid, ns)
-		return s.entry.Write(e)
+		s.record = e
+		return nil
 	}
 	return s, nil
 }
 
-// started: the command runs.
-func (s *session) started() {
+// started: the command runs. Only now does the sandbox appear in nsbox
+// ps: one that is listed can be joined, and killing it kills a running
+// command, not a launch half-way.
+func (s *session) started() error {
 	s.executed = true
+	if err := s.entry.Write(s.record); err != nil {
+		return s.fail(err)
+	}
 	if s.report != nil {
 		fmt.Fprintln(s.report, "ok")
 		s.report.Close()
 		s.report = nil
 	}
+	return nil
 }
 
 // end records how the sandbox ended, removes its entry and returns err.
