@@ -37,7 +37,9 @@ type stageConfig struct {
 	cwdTry string
 	// nest: the plan applied to the stage's user namespace, and whether
 	// the command gets a nested one (nested.go).
-	nest nesting
+	nest      nesting
+	joinPid   int    // nsbox exec: enter the sandbox whose PID 1 this is (join.c)
+	joinStart uint64 // and whose start time this is
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -141,6 +143,10 @@ func (c stageConfig) encode() []byte {
 		for i := range c.mounts {
 			c.mounts[i].encode(add)
 		}
+	}
+	if c.joinPid > 0 {
+		add("join-pid", strconv.Itoa(c.joinPid))
+		add("join-start", strconv.FormatUint(c.joinStart, 10))
 	}
 	return b
 }

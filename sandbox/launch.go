@@ -91,6 +91,11 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if _, err := stage.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
 	}
+	if spec.Started != nil {
+		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.payload, spec.Namespaces)); err != nil {
+			return nil, err
+		}
+	}
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()

@@ -31,6 +31,12 @@ type Spec struct {
 	// launcher's mount tree, made private, with a new /proc; an empty,
 	// non-nil Mounts gives an empty root.
 	Mounts []Mount `json:"mounts"`
+	// Started, if not nil, is called once the sandbox's PID 1 exists and
+	// before its command is executed (so also when the exec then fails),
+	// with PID 1's host pid and the sandbox's namespaces (see
+	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
+	// for --info-fd. An error from it stops the start.
+	Started func(pid int, ns NamespaceIDs) error `json:"-"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.

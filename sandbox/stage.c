@@ -203,6 +203,10 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else if (!strcmp(p, "join-pid"))
+			c->join_pid = atoi(v);
+		else if (!strcmp(p, "join-start"))
+			c->join_start = strtoull(v, NULL, 10);
 		else
 			parse_mount_record(c, p, v);
 	}
@@ -323,7 +327,7 @@ struct exec_report {
 	int err;
 };
 
-__attribute__((noreturn)) static void run_command(const struct config *c, int report_fd)
+__attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
 	if (c->tty_fd >= 0) {
@@ -344,6 +348,15 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 	if (setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0) {
 		r.step = 2;
 		goto failed;
+	}
+	if (c->parent_death) {
+		/* Re-arm: the identity change cleared it. Then make sure the
+		 * launcher did not die before (its end of the socket hangs up;
+		 * getppid() is 0 across the PID namespace boundary). */
+		struct pollfd p = {.fd = sync_fd, .events = POLLRDHUP};
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+		    (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))))
+			_exit(1); /* nobody waits for the command any more */
 	}
 	if (c->cwd && chdir(c->cwd) < 0) {
 		r.step = 1;
@@ -377,6 +390,20 @@ static int exit_code(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return 125;
+}
+
+int read_exec_report(int report_fd, int *err)
+{
+	struct exec_report r;
+	ssize_t n;
+	do
+		n = read(report_fd, &r, sizeof r);
+	while (n < 0 && errno == EINTR);
+	close(report_fd);
+	if (n != sizeof r)
+		return -1;
+	*err = r.err;
+	return r.step;
 }
 
 /* supervise is PID 1's loop: reap every child (orphans are reparented to
@@ -434,13 +461,15 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
-	/* Wait for the stage to send PID1 and exit (EOF on the gate). */
+	/* Speak only after the stage has sent PID1: wait for its end of the
+	 * gate to close (it _exits right after). */
 	close(pid1_gate[1]);
 	char b;
 	while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
 		;
 	close(pid1_gate[0]);
 	arm_parent_death();
+	make_joinable();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -522,6 +551,8 @@ void nsbox_stage(void)
 		_exit(125);
 	static struct config c;
 	parse_config(buf, m.len, &c);
+	if (c.join_pid)
+		nsbox_join(&c); /* nsbox exec: join.c */
 
 	/* 1. The user namespace, alone and first: every namespace created
 	 * after it is owned by it. */
@@ -552,11 +583,15 @@ void nsbox_stage(void)
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
 	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
-		fail("create the PID 1 gate pipe");
+		fail("create a pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
-	send_msg(NSBOX_MSG_PID1, pid, NULL);
+	/* What the launcher records. After the clone: a new PID namespace
+	 * has no inode to show before its first process exists. */
+	char ns[512];
+	namespace_ids(ns, sizeof ns);
+	send_msg(NSBOX_MSG_PID1, pid, ns);
 	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);
 }

@@ -22,9 +22,13 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 {
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
-	if (&nsbox_prefork_command && argc >= 2 && argv && argv[1] &&
-	    !strcmp(argv[1], nsbox_prefork_command) && !getenv(NSBOX_NO_PREFORK_ENV))
-		nsbox_prefork();
+	if (!&nsbox_prefork_command || argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
+		return;
+	for (const char *p = nsbox_prefork_command; *p; p += strlen(p) + 1)
+		if (!strcmp(argv[1], p)) {
+			nsbox_prefork();
+			return;
+		}
 }
 */
 import "C"

@@ -72,8 +72,9 @@ extern int nsbox_prefork_pid;
 extern int nsbox_prefork_fd;
 
 /* A program opts in to the pre-forked stage by defining
- * nsbox_prefork_command: the constructor pre-forks when argv[1] equals it
- * (cmd/nsbox defines "run"). Programs that embed the sandbox package do
+ * nsbox_prefork_command, a list of NUL-terminated names ending with an
+ * empty one: the constructor pre-forks when argv[1] equals one of them
+ * (cmd/nsbox defines "run" and "exec"). Programs that embed the sandbox package do
  * not define it and always re-execute. NSBOX_NO_PREFORK in the
  * environment turns it off (for comparisons). */
 extern const char nsbox_prefork_command[] __attribute__((weak));

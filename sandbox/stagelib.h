@@ -37,6 +37,9 @@ struct config {
 	/* With nest_uid >= 0 the command gets a nested user namespace that
 	 * maps nest_uid/nest_gid onto inner 0 (see sandbox/nested.go). */
 	long long nest_uid, nest_gid;
+	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
+	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
+	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -87,5 +90,22 @@ int enter_nested_userns(const struct config *c);
 /* parse_mount_record (mounts.c) takes the config records of the
  * filesystem; returns 0 for a key it does not know. */
 int parse_mount_record(struct config *c, const char *key, char *value);
+
+/* run_command (stage.c) is the command's child between fork and exec:
+ * identity, working directory, no_new_privs, exec. A failure is written
+ * to report_fd (close-on-exec); read_exec_report returns -1 when the exec
+ * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
+ * identity, 3 no_new_privs) with its errno in *err. */
+__attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
+int read_exec_report(int report_fd, int *err);
+
+/* join.c: nsbox exec. nsbox_join enters the running sandbox whose PID 1
+ * is c->join_pid (user namespace first) and starts the command there;
+ * namespace_ids writes "name=inode\n" for each namespace of ours (pid:
+ * our children's), for the launcher's records; make_joinable keeps PID 1
+ * open to its owner's nsbox exec. */
+__attribute__((noreturn)) void nsbox_join(struct config *c);
+void namespace_ids(char *buf, size_t size);
+void make_joinable(void);
 
 #endif

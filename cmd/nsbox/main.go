@@ -23,6 +23,12 @@ const usage = `nsbox: run commands in rootless sandboxes (user, mount, PID, net,
 Usage:
   nsbox run [flags] [--] COMMAND [ARG...]   run COMMAND in a new sandbox
   nsbox check [--json]                      check this host can run sandboxes, with fixes
+  nsbox ps [--json]                         list the running sandboxes
+  nsbox exec NAME [flags] [--] COMMAND      run COMMAND inside the running sandbox NAME
+  nsbox inspect NAME                        show a running sandbox as JSON (pid, namespaces, maps, spec)
+  nsbox kill NAME [SIGNAL]                  send SIGNAL (default KILL) to sandbox NAME
+  nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
+  nsbox logs NAME                           show the output of a detached sandbox (run --detach)
   nsbox version                             print the version
   nsbox help [COMMAND]                      show help
 
@@ -58,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCommand(rest, stdout, stderr)
 	case "check":
 		err = checkCommand(rest, stdout)
+	case "ps", "inspect", "exec", "kill", "stop", "logs":
+		err = stateCommand(cmd, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "nsbox %s\n", version)
 	case "help", "--help", "-h":
@@ -72,6 +80,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 // is the command's own status and prints nothing.
 func report(err error, stderr io.Writer) int {
 	code := sandbox.ExitCode(err)
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		code = coded.ExitCode()
+	}
 	var exit *sandbox.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -89,6 +101,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, runUsage(newRunFlags()))
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
+	case "ps", "inspect", "exec", "kill", "stop", "logs":
+		fmt.Fprint(stdout, stateUsage(args[0]))
 	case "version":
 		fmt.Fprintln(stdout, "Usage: nsbox version\n\nPrints the version of nsbox.")
 	default:

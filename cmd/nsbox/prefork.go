@@ -1,9 +1,10 @@
 package main
 
-// `nsbox run` starts its sandbox stage before the Go runtime does: see
-// nsbox_prefork in sandbox/stage.h. Defining this symbol opts in.
+// `nsbox run` and `nsbox exec` start their sandbox stage before the Go
+// runtime does: see nsbox_prefork in sandbox/stage.h. Defining this symbol
+// opts in (a list: each name ends with a NUL, and an empty name ends it).
 
 /*
-const char nsbox_prefork_command[] = "run";
+const char nsbox_prefork_command[] = "run\0exec\0";
 */
 import "C"

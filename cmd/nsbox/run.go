@@ -33,6 +33,7 @@ type runFlags struct {
 	unsetenv    []string
 	clearenv    bool
 	mounts      *mountFlags
+	state       *stateFlags
 }
 
 func newRunFlags() *runFlags {
@@ -55,6 +56,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
 	f.mounts = addMountFlags(fs)
+	f.state = addStateFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -111,16 +113,25 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, notice)
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sess, err := f.state.begin(spec, args, stdout)
+	if sess == nil {
+		return err // failed, or detached
+	}
 	// Catch signals before the sandbox starts: the command may be running
 	// (and its supervisor signalling us) before Start returns.
 	sigs := catchSignals()
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
 		signal.Stop(sigs)
-		return err
+		return sess.end(err)
+	}
+	if err := sess.started(); err != nil {
+		sb.Signal(syscall.SIGKILL)
+		sb.Wait()
+		return sess.end(err)
 	}
 	go forwardSignals(sigs, sb)
-	return sb.Wait()
+	return sess.end(sb.Wait())
 }
 
 // catchSignals starts queueing the signals a supervisor sends us, which

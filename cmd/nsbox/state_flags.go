@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/state"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// stateFlags are the flags of nsbox run about naming and reporting the
+// sandbox: --name, --detach, --info-fd, --json-status-fd.
+type stateFlags struct {
+	name      string
+	detach    bool
+	infoFD    int
+	statusFD  int
+	superFD   int // hidden: the detached supervisor's report pipe
+	fs        *pflag.FlagSet
+	startedAt time.Time
+}
+
+func addStateFlags(fs *pflag.FlagSet) *stateFlags {
+	f := &stateFlags{fs: fs}
+	fs.StringVar(&f.name, "name", "", "name the sandbox `NAME` for nsbox ps, exec, kill (default: a random id)")
+	fs.BoolVarP(&f.detach, "detach", "d", false, "run in the background: print the name and return; output goes to the log (nsbox logs NAME)")
+	fs.IntVar(&f.infoFD, "info-fd", -1, "write {\"child-pid\": N, \"<ns>-namespace\": INODE, …} to `FD` once the sandbox exists (as bwrap)")
+	fs.IntVar(&f.statusFD, "json-status-fd", -1, "write the info as one JSON line to `FD`, then {\"exit-code\": N} if the command ran (as bwrap)")
+	fs.IntVar(&f.superFD, "supervise-fd", -1, "")
+	fs.MarkHidden("supervise-fd")
+	return f
+}
+
+// session is one named sandbox's life in the launcher: its state entry,
+// its status file descriptors, and for a detached sandbox the report to
+// the nsbox that started us.
+type session struct {
+	entry    *state.Handle
+	info     *os.File
+	status   *os.File
+	report   *os.File // detached: tells the starting nsbox how the start went
+	log      *os.File
+	record   *state.Entry // written once the command runs
+	executed bool
+}
+
+// begin reserves the sandbox's name and prepares spec to record the
+// sandbox once PID 1 exists. For nsbox run --detach it instead starts the
+// supervisor in the background, prints the name and returns nil, nil.
+func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) (*session, error) {
+	name := f.name
+	if name == "" {
+		name = state.RandomName()
+	}
+	if err := state.ValidName(name); err != nil {
+		return nil, usageError{fmt.Sprintf("--name: %v", err)}
+	}
+	if f.detach && (f.infoFD >= 0 || f.statusFD >= 0) {
+		return nil, usageError{"--detach cannot be combined with --info-fd or --json-status-fd: nobody would be there to read them; fix: drop one"}
+	}
+	s := &session{}
+	var err error
+	if s.info, err = statusFile("--info-fd", f.infoFD); err != nil {
+		return nil, err
+	}
+	if s.status, err = statusFile("--json-status-fd", f.statusFD); err != nil {
+		return nil, err
+	}
+	if f.detach && f.superFD < 0 {
+		return nil, startDetached(name, args, stdout)
+	}
+	if f.superFD >= 0 {
+		s.report = os.NewFile(uintptr(f.superFD), "nsbox-detach-report")
+		unix.CloseOnExec(f.superFD)
+	}
+	dir, err := state.Dir()
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	state.Clean(dir)
+	if s.entry, err = state.Reserve(dir, name); err != nil {
+		return nil, s.fail(err)
+	}
+	if f.detach {
+		s.log, err = os.OpenFile(s.entry.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, s.fail(fmt.Errorf("open the log of sandbox %s: %w", name, err))
+		}
+		spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = nil, s.log, s.log
+	}
+	cwd := spec.Process.Cwd
+	if cwd == "" {
+		cwd, _ = os.Getwd()
+	}
+	created := time.Now()
+	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
+		e := &state.Entry{Name: name, Pid: pid, LauncherPid: os.Getpid(), Created: created,
+			Namespaces: ns, Cwd: cwd, Detached: f.detach, Spec: spec}
+		var err error
+		if e.PidStartTime, err = state.StartTime(pid); err != nil {
+			return fmt.Errorf("record sandbox %s: %w", name, err)
+		}
+		uids, err1 := state.ReadProcFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+		gids, err2 := state.ReadProcFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("record sandbox %s: %w", name, err)
+		}
+		e.UIDMap, e.GIDMap = string(uids), string(gids)
+		s.writeInfo(pid, ns)
+		s.record = e
+		return nil
+	}
+	return s, nil
+}
+
+// started: the command runs. Only now does the sandbox appear in nsbox
+// ps: one that is listed can be joined, and killing it kills a running
+// command, not a launch half-way.
+func (s *session) started() error {
+	s.executed = true
+	if err := s.entry.Write(s.record); err != nil {
+		return s.fail(err)
+	}
+	if s.report != nil {
+		fmt.Fprintln(s.report, "ok")
+		s.report.Close()
+		s.report = nil
+	}
+	return nil
+}
+
+// end records how the sandbox ended, removes its entry and returns err.
+func (s *session) end(err error) error {
+	var exit *sandbox.ExitError
+	if s.status != nil && s.executed && (err == nil || errors.As(err, &exit)) {
+		fmt.Fprintf(s.status, "{ \"exit-code\": %d }\n", sandbox.ExitCode(err))
+	}
+	if s.status != nil {
+		s.status.Close()
+	}
+	if s.log != nil {
+		s.log.Close()
+	}
+	if s.entry != nil {
+		s.entry.Release()
+	}
+	return s.fail(err)
+}
+
+// fail passes a failure before the command ran on to the nsbox that
+// started a detached supervisor (whose own stderr goes nowhere).
+func (s *session) fail(err error) error {
+	if s.report != nil && err != nil {
+		fmt.Fprintf(s.report, "%d\t%s\n", sandbox.ExitCode(err), strings.ReplaceAll(err.Error(), "\n", "; "))
+		s.report.Close()
+		s.report = nil
+	}
+	return err
+}
+
+// writeInfo writes bubblewrap's --info-fd document and the first line of
+// --json-status-fd: PID 1's host pid and the inode of each namespace the
+// sandbox has of its own, in the order bwrap lists them (it leaves out the
+// user namespace; nsbox inspect shows it).
+func (s *session) writeInfo(pid int, ns sandbox.NamespaceIDs) {
+	if s.info == nil && s.status == nil {
+		return
+	}
+	info := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
+	status := fmt.Sprintf("{ \"child-pid\": %d", pid)
+	for _, name := range sandbox.NamespaceNames {
+		if id, ok := ns[name]; ok {
+			info += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
+			status += fmt.Sprintf(", \"%s-namespace\": %d", name, id)
+		}
+	}
+	if s.info != nil {
+		io.WriteString(s.info, info+"\n}\n")
+		s.info.Close()
+		s.info = nil
+	}
+	if s.status != nil {
+		io.WriteString(s.status, status+" }\n")
+	}
+}
+
+// statusFile checks fd is open and takes it over (close-on-exec: it must
+// not reach the sandbox).
+func statusFile(flag string, fd int) (*os.File, error) {
+	if fd < 0 {
+		return nil, nil
+	}
+	if fd <= 2 {
+		return nil, usageError{fmt.Sprintf("%s %d: that is standard input, output or error; fix: pass a descriptor above 2, e.g. %s 3 3>file", flag, fd, flag)}
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		return nil, usageError{fmt.Sprintf("%s %d: not an open file descriptor; fix: open it in the shell, e.g. %s %d %d>file", flag, fd, flag, fd, fd)}
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), filepath.Base(flag)), nil
+}
+
+// startDetached starts `nsbox run --supervise-fd 3 --name NAME ARGS…` in
+// a session of its own, with no terminal and stdio on /dev/null, waits for
+// it to say the command runs (or why not), and prints the name.
+func startDetached(name string, args []string, stdout io.Writer) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("detach: %w", err)
+	}
+	defer null.Close()
+	argv := append([]string{"nsbox", "run", "--supervise-fd", "3", "--name", name}, args...)
+	p, err := os.StartProcess("/proc/self/exe", argv, &os.ProcAttr{
+		Files: []*os.File{null, null, null, w},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("detach: start the supervisor: %w", err)
+	}
+	p.Release()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	if line == "ok" {
+		fmt.Fprintln(stdout, name)
+		return nil
+	}
+	code, msg, ok := strings.Cut(line, "\t")
+	n, err := strconv.Atoi(code)
+	if !ok || err != nil {
+		return fmt.Errorf("detach: the supervisor of sandbox %s exited before the command started", name)
+	}
+	return detachError{code: n, msg: msg}
+}
+
+// detachError is the supervisor's failure, with its exit code.
+type detachError struct {
+	code int
+	msg  string
+}
+
+func (e detachError) Error() string { return e.msg }
+
+// ExitCode is the exit code the supervisor reported.
+func (e detachError) ExitCode() int { return e.code }

@@ -1,0 +1,142 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// NamespaceIDs maps the names the kernel uses under /proc/PID/ns ("user",
+// "mnt", "pid", "net", "ipc", "uts", "cgroup") to the inode numbers that
+// identify a sandbox's namespaces: /proc/PID/ns/mnt -> "mnt:[INODE]".
+// Namespaces the sandbox shares with the launcher are left out; the user
+// namespace is always there.
+type NamespaceIDs map[string]uint64
+
+// parseNamespaceIDs reads the "name=inode\n" lines the stage sends with
+// PID1 (namespace_ids in join.c) and keeps the namespaces ns creates.
+func parseNamespaceIDs(b []byte, ns Namespaces) NamespaceIDs {
+	own := map[string]bool{"user": true, "mnt": ns.Mount, "pid": ns.PID, "net": ns.Net,
+		"ipc": ns.IPC, "uts": ns.UTS, "cgroup": ns.Cgroup}
+	ids := NamespaceIDs{}
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		k, v, ok := strings.Cut(string(line), "=")
+		if !ok || !own[k] {
+			continue
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			ids[k] = n
+		}
+	}
+	return ids
+}
+
+// Target is a running sandbox to join, as nsbox records it (package
+// sandbox/state keeps these facts for nsbox exec).
+type Target struct {
+	// Pid is the host pid of the sandbox's PID 1, and StartTime that
+	// process's start time (field 22 of /proc/PID/stat). Join refuses a
+	// process whose start time differs: the pid was reused.
+	Pid       int
+	StartTime uint64
+	// Namespaces are the namespaces the sandbox has of its own; Join
+	// enters them, after its user namespace, which it always enters.
+	Namespaces Namespaces
+	// Setgroups tells whether the sandbox's gid map allows setgroups(2)
+	// (mapping.Plan.SetgroupsAllowed).
+	Setgroups bool
+}
+
+// Join starts p inside the running sandbox t, as nsbox exec does, and
+// returns once p's command runs. The process enters t's user namespace
+// first, then its mount, PID, network, IPC, UTS and cgroup namespaces,
+// then its root directory and p.Cwd ("/" if empty); it becomes a process
+// of the sandbox's PID namespace, so it dies when the sandbox ends.
+// p.UID and p.GID must be mapped in the sandbox; p.NoNewPrivs applies as
+// for Start.
+//
+// The returned Sandbox stands for the joined command, not the whole
+// sandbox: Pid is the command's host pid, Signal signals the command, Wait
+// returns its status (an *ExitError when it is not 0), and cancelling ctx
+// kills the command alone.
+func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
+	if len(p.Args) == 0 || p.Args[0] == "" {
+		return nil, errors.New("no command given; fix: name one after --, e.g. nsbox exec NAME -- ps -e")
+	}
+	for _, s := range append(append([]string{p.Cwd}, p.Args...), p.Env...) {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, fmt.Errorf("%q contains a NUL byte", s)
+		}
+	}
+	if t.Pid <= 0 {
+		return nil, fmt.Errorf("join a sandbox: no PID 1 given")
+	}
+	stdio, err := openStdio(p)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			stdio.abort()
+		}
+	}()
+	stage, parent, err := startStage(stdio.files)
+	stdio.started()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			parent.Close()
+			killAndReap(stage)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	defer stop()
+
+	cfg := stageConfig{
+		unshareFlags: t.Namespaces.cloneFlags(),
+		setgroups:    t.Setgroups,
+		noNewPrivs:   p.NoNewPrivs,
+		ttyFD:        -1,
+		uid:          p.UID,
+		gid:          p.GID,
+		cwd:          p.Cwd,
+		args:         p.Args,
+		env:          p.Env,
+		joinPid:      t.Pid,
+		joinStart:    t.StartTime,
+	}
+	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
+		return nil, fmt.Errorf("send the join configuration: %w", err)
+	}
+	m, err := expect(parent, msgExecOK)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	// The command is our child (the stage cloned it with CLONE_PARENT):
+	// its pid cannot be reused before we reap it.
+	cmd, err := os.FindProcess(int(m.value))
+	if err != nil {
+		return nil, fmt.Errorf("find the joined command: %w", err)
+	}
+	if _, err := stage.Wait(); err != nil {
+		cmd.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("reap the join stage: %w", err)
+	}
+	ok = true
+	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, tty: terminal{fd: -1}, done: make(chan struct{})}
+	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
+	go sb.watch()
+	return sb, nil
+}

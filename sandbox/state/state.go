@@ -1,0 +1,504 @@
+// Package state records the running sandboxes of one user, so that other
+// nsbox commands (ps, inspect, exec, kill, stop, logs) can find them by name.
+//
+// Every running sandbox has an entry: a directory named after the sandbox
+// under the user's state directory,
+//
+//	$XDG_RUNTIME_DIR/nsbox/NAME/     (or /tmp/nsbox-$UID/NAME/)
+//	    state.json                   the Entry, written once PID 1 exists
+//	    log                          the output of a detached sandbox
+//
+// The launcher that owns the sandbox holds an exclusive flock(2) on the
+// entry's directory for as long as it lives. The kernel drops that lock
+// when the launcher dies, however it dies, so "the lock can be taken" is
+// exactly "the entry is stale": Clean (run by ps and run) removes such
+// entries. No daemon, no pid files to trust.
+//
+// Names are unique per user: Reserve creates the entry under a temporary
+// name, locks it, and renames it into place with RENAME_NOREPLACE, so two
+// launchers racing for one name cannot both win, and a half-made entry is
+// never visible under the name.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nsbox/nsbox/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// Entry is what state.json holds about one running sandbox; `nsbox inspect`
+// prints it.
+type Entry struct {
+	// Name is the sandbox's name (--name).
+	Name string `json:"name"`
+	// Pid is the host pid of the sandbox's PID 1 (nsbox's init).
+	Pid int `json:"pid"`
+	// PidStartTime is field 22 of /proc/PID/stat (clock ticks since boot)
+	// when the entry was written: a process with the same pid but another
+	// start time is not this sandbox's PID 1 (the pid was reused).
+	PidStartTime uint64 `json:"pidStartTime"`
+	// LauncherPid is the host pid of the nsbox process supervising it.
+	LauncherPid int `json:"launcherPid"`
+	// Created is when the sandbox started.
+	Created time.Time `json:"created"`
+	// Namespaces maps "user", "mnt", "pid", … to the inode numbers of the
+	// sandbox's namespaces (as in /proc/PID/ns/NAME -> "mnt:[INODE]").
+	// Namespaces shared with the host are absent.
+	Namespaces map[string]uint64 `json:"namespaces"`
+	// UIDMap and GIDMap are /proc/PID/uid_map and gid_map as the kernel
+	// shows them from the host.
+	UIDMap string `json:"uidMap"`
+	GIDMap string `json:"gidMap"`
+	// Cwd is the command's working directory inside the sandbox; nsbox
+	// exec starts there unless told otherwise.
+	Cwd string `json:"cwd"`
+	// Detached is set for nsbox run --detach: the output is in the log.
+	Detached bool `json:"detached,omitempty"`
+	// Network is filled by the network setup: addresses and forwarded
+	// ports. nil when the sandbox has no network of its own beyond lo.
+	Network *Network `json:"network,omitempty"`
+	// Spec is the sandbox's spec, as the flags built it.
+	Spec *sandbox.Spec `json:"spec"`
+}
+
+// Network is the network state of a sandbox that has one.
+type Network struct {
+	// Mode names the network (e.g. "user" for the user-mode stack).
+	Mode string `json:"mode,omitempty"`
+	// Addresses are the sandbox's addresses in CIDR form.
+	Addresses []string `json:"addresses,omitempty"`
+	// Gateway and DNS are what the sandbox is told to use.
+	Gateway string `json:"gateway,omitempty"`
+	DNS     string `json:"dns,omitempty"`
+	// Ports are the forwarded ports, e.g. "127.0.0.1:8080->80/tcp".
+	Ports []string `json:"ports,omitempty"`
+}
+
+// ErrNotFound: no running sandbox of that name.
+var ErrNotFound = errors.New("no such sandbox")
+
+// ErrNameInUse: Reserve found a live sandbox of that name.
+var ErrNameInUse = errors.New("name in use")
+
+// ValidName checks name is usable as a sandbox name: 1 to 64 letters,
+// digits, '_', '.' or '-', starting with a letter or digit, as docker and
+// podman allow. That makes it a safe single path component.
+func ValidName(name string) error {
+	ok := len(name) > 0 && len(name) <= 64
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		ok = alnum || i > 0 && (c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("sandbox name %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// RandomName returns a short random name (8 hex digits), the default for
+// a sandbox started without --name.
+func RandomName() string {
+	var b [4]byte
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
+		// getrandom cannot fail for 4 bytes once the pool is ready; fall
+		// back on the clock and pid rather than failing the start.
+		n := uint32(time.Now().UnixNano()) ^ uint32(os.Getpid())<<16
+		b = [4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	return fmt.Sprintf("%02x%02x%02x%02x", b[0], b[1], b[2], b[3])
+}
+
+// Dir returns the user's state directory, creating it if needed:
+// $XDG_RUNTIME_DIR/nsbox when XDG_RUNTIME_DIR names a directory, else
+// /tmp/nsbox-$UID. It must be a directory owned by the caller and not
+// accessible to others: one that belongs to someone else is refused
+// (someone could otherwise plant entries, or read the specs).
+func Dir() (string, error) {
+	uid := os.Getuid()
+	var dir string
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
+		if st, err := os.Stat(x); err == nil && st.IsDir() {
+			dir = filepath.Join(x, "nsbox")
+		}
+	}
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), fmt.Sprintf("nsbox-%d", uid))
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create the state directory %s: %w", dir, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return "", fmt.Errorf("state directory %s: %w", dir, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return "", fmt.Errorf("state directory %s is not a directory; fix: remove it", dir)
+	}
+	if int(st.Uid) != uid {
+		return "", fmt.Errorf("state directory %s belongs to uid %d, not to you (uid %d); fix: remove it, or set XDG_RUNTIME_DIR to a directory of your own", dir, st.Uid, uid)
+	}
+	if st.Mode&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return "", fmt.Errorf("make the state directory %s private (mode 0700): %w", dir, err)
+		}
+	}
+	return dir, nil
+}
+
+// Handle is a reserved entry, held by the launcher of its sandbox: the
+// lock lives as long as the handle (or the process).
+type Handle struct {
+	// Name is the sandbox's name; Path its entry directory.
+	Name, Path string
+	lock       *dirLock // the entry directory, flock'ed LOCK_EX
+}
+
+// Reserve claims name in dir for a new sandbox and returns the locked
+// entry. A live sandbox of that name → ErrNameInUse; a stale one is
+// removed first.
+func Reserve(dir, name string) (*Handle, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	final := filepath.Join(dir, name)
+	for attempt := 0; attempt < 5; attempt++ {
+		tmp, err := os.MkdirTemp(dir, "."+name+".new-")
+		if err != nil {
+			return nil, fmt.Errorf("create a state entry in %s: %w", dir, err)
+		}
+		lock, err := lockDir(tmp, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			// Clean removed our fresh directory in the instant before the
+			// lock: try again.
+			os.Remove(tmp)
+			continue
+		}
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+		if err == nil {
+			return &Handle{Name: name, Path: final, lock: lock}, nil
+		}
+		os.RemoveAll(tmp)
+		lock.Close()
+		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
+			return nil, fmt.Errorf("create the state entry %s: %w", final, err)
+		}
+		removed, err := removeIfStale(final)
+		if err != nil {
+			return nil, err
+		}
+		if !removed {
+			return nil, fmt.Errorf("sandbox name %q: %w by a running sandbox; fix: pick another --name, or end it first (nsbox stop %s)", name, ErrNameInUse, name)
+		}
+	}
+	return nil, fmt.Errorf("sandbox name %q: the state entry keeps changing under %s; fix: try again", name, dir)
+}
+
+// Write stores e as the entry's state.json, atomically (a reader sees the
+// old file or the new one, never half of one).
+func (h *Handle) Write(e *Entry) error {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode the state of sandbox %s: %w", h.Name, err)
+	}
+	// Plain system calls: os.OpenFile would also try to register the
+	// file with the poller, which costs more than the write on the launch
+	// path.
+	tmp := filepath.Join(h.Path, ".state.json.new")
+	if err := writeFile(tmp, append(b, '\n')); err != nil {
+		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
+	}
+	if err := unix.Rename(tmp, filepath.Join(h.Path, "state.json")); err != nil {
+		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// LogPath is where a detached sandbox's output goes.
+func (h *Handle) LogPath() string { return filepath.Join(h.Path, "log") }
+
+// Release removes the entry and drops the lock: the sandbox is gone.
+func (h *Handle) Release() error {
+	// The entry holds at most these files; unlink them directly rather
+	// than listing the directory.
+	unix.Unlink(filepath.Join(h.Path, "state.json"))
+	unix.Unlink(h.LogPath())
+	err := unix.Rmdir(h.Path)
+	if err != nil {
+		err = os.RemoveAll(h.Path)
+	}
+	h.lock.Close()
+	if err != nil {
+		return fmt.Errorf("remove the state of sandbox %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// Live is an entry of a running sandbox, as List and Get return it.
+type Live struct {
+	Entry
+	// Path is the entry directory.
+	Path string `json:"-"`
+}
+
+// LogPath is where a detached sandbox's output goes.
+func (l *Live) LogPath() string { return filepath.Join(l.Path, "log") }
+
+// Get returns the running sandbox called name, or ErrNotFound.
+func Get(dir, name string) (*Live, error) {
+	if ValidName(name) != nil {
+		return nil, fmt.Errorf("sandbox %q: %w", name, ErrNotFound)
+	}
+	path := filepath.Join(dir, name)
+	live, err := locked(path)
+	if err != nil {
+		return nil, err
+	}
+	if !live {
+		removeIfStale(path)
+		return nil, fmt.Errorf("sandbox %q: %w", name, ErrNotFound)
+	}
+	e, err := read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Reserved, but PID 1 does not exist yet (or never will).
+		return nil, fmt.Errorf("sandbox %q: %w (it is still starting)", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Live{Entry: *e, Path: path}, nil
+}
+
+// List removes stale entries and returns the running sandboxes, sorted by
+// name. Sandboxes still starting (no state.json yet) are left out.
+func List(dir string) ([]*Live, error) {
+	names, err := Clean(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Live
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		e, err := read(path)
+		if err != nil {
+			continue // starting, or gone since Clean looked
+		}
+		out = append(out, &Live{Entry: *e, Path: path})
+	}
+	return out, nil
+}
+
+// Clean removes every stale entry in dir (its launcher is gone) and
+// returns the names of the live ones, sorted.
+func Clean(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read the state directory %s: %w", dir, err)
+	}
+	var live []string
+	for _, d := range ents {
+		name := d.Name()
+		path := filepath.Join(dir, name)
+		if name[0] == '.' {
+			// A Reserve in progress locks its temporary directory at once;
+			// give it time before judging an unlocked one abandoned.
+			if info, err := d.Info(); err == nil && time.Since(info.ModTime()) > 10*time.Second {
+				removeIfStale(path)
+			}
+			continue
+		}
+		removed, err := removeIfStale(path)
+		if err == nil && !removed {
+			live = append(live, name)
+		}
+	}
+	return live, nil
+}
+
+// locked reports whether the entry's launcher holds its lock.
+func locked(path string) (bool, error) {
+	f, err := lockDir(path, unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	f.Close()
+	return false, nil
+}
+
+// removeIfStale removes the entry at path if no launcher holds it, holding
+// the lock while it does so that a concurrent Reserve cannot be fooled.
+func removeIfStale(path string) (removed bool, err error) {
+	f, err := lockDir(path, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := os.RemoveAll(path); err != nil {
+		return false, fmt.Errorf("remove the stale state entry %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// lockDir opens the directory path and flocks it with how.
+func lockDir(path string, how int) (*dirLock, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := unix.Flock(fd, how); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+	}
+	return &dirLock{fd: fd}, nil
+}
+
+// dirLock is an open, flock'ed directory; Close drops the lock. (A bare
+// descriptor, not an *os.File: that would cost poller set-up per lock.)
+type dirLock struct{ fd int }
+
+func (l *dirLock) Close() error {
+	if l.fd < 0 {
+		return nil
+	}
+	err := unix.Close(l.fd)
+	l.fd = -1
+	return err
+}
+
+// read decodes path/state.json.
+func read(path string) (*Entry, error) {
+	b, err := ReadProcFile(filepath.Join(path, "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	return Decode(b)
+}
+
+// Decode parses a state.json.
+func Decode(b []byte) (*Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("decode state.json: %w", err)
+	}
+	if e.Pid <= 0 || ValidName(e.Name) != nil {
+		return nil, fmt.Errorf("decode state.json: no valid name and pid")
+	}
+	return &e, nil
+}
+
+// StartTime returns when process pid started, in clock ticks since boot
+// (field 22 of /proc/PID/stat): with the pid, it names one process for
+// good, since a reused pid comes with a later start time.
+func StartTime(pid int) (uint64, error) {
+	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStartTime(b)
+}
+
+// ReadProcFile reads a small file of /proc (up to 64 KiB) with plain
+// system calls, as cheaply as the launch path needs.
+func ReadProcFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for len(buf) < 64<<10 {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
+// writeFile creates path (mode 0600, replacing it) and writes b.
+func writeFile(path string, b []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: path, Err: err}
+		}
+		b = b[n:]
+	}
+	return unix.Close(fd)
+}
+
+// parseStartTime reads field 22 of a /proc/PID/stat line. The command
+// name (field 2) may contain spaces and parentheses, so fields are counted
+// from the last ')'.
+func parseStartTime(b []byte) (uint64, error) {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("parse /proc/PID/stat: no command name")
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state), so field 22 is fields[19].
+	if len(fields) < 20 {
+		return 0, errors.New("parse /proc/PID/stat: too few fields")
+	}
+	n, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
+	}
+	return n, nil
+}
+
+// WaitGone waits up to timeout for the sandbox's launcher to let go of the
+// entry (it does so right after PID 1 has exited), removes the entry if
+// it is left, and reports whether it is gone.
+func (l *Live) WaitGone(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		removed, err := removeIfStale(l.Path)
+		if err == nil && removed {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
