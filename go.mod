@@ -9,4 +9,8 @@ require (
 	gotest.tools/v3 v3.5.2
 )
 
-require github.com/google/go-cmp v0.5.9 // indirect
+require (
+	github.com/creack/pty v1.1.24 // indirect
+	github.com/google/go-cmp v0.5.9 // indirect
+	golang.org/x/term v0.47.0 // indirect
+)

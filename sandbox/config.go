@@ -17,6 +17,9 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	pty          bool // allocate the command's pseudo-terminal (pty.c)
+	ptyRows      int  // and its window size
+	ptyCols      int
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -36,6 +39,12 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		args:         s.Process.Args,
 		env:          s.Process.Env,
 	}
+}
+
+// withTerminal asks PID 1 for a pseudo-terminal of size ws.
+func (c stageConfig) withTerminal(rows, cols int) stageConfig {
+	c.pty, c.ptyRows, c.ptyCols = true, rows, cols
+	return c
 }
 
 // encode renders the records.
@@ -79,6 +88,11 @@ func (c stageConfig) encode() []byte {
 	}
 	for _, e := range c.env {
 		add("env", e)
+	}
+	if c.pty {
+		add("pty", "1")
+		add("pty-rows", strconv.Itoa(c.ptyRows))
+		add("pty-cols", strconv.Itoa(c.ptyCols))
 	}
 	return b
 }

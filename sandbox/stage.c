@@ -198,6 +198,12 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else if (!strcmp(p, "pty"))
+			c->pty = atoi(v);
+		else if (!strcmp(p, "pty-rows"))
+			c->pty_rows = atoi(v);
+		else if (!strcmp(p, "pty-cols"))
+			c->pty_cols = atoi(v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -312,7 +318,7 @@ static void exec_command(char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs */
+	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal */
 	int err;
 };
 
@@ -325,6 +331,10 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 		 * SIGTTOU is still blocked here, so tcsetpgrp cannot stop us. */
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
+	}
+	if (attach_terminal() < 0) {
+		r.step = 4;
+		goto failed;
 	}
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
@@ -411,7 +421,7 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			if (w != cmd)
 				continue;
 			if (WIFSTOPPED(status)) {
-				if (c->tty_fd >= 0)
+				if (c->tty_fd >= 0 || c->pty)
 					send_msg(NSBOX_MSG_STOPPED, WSTOPSIG(status), NULL);
 				continue;
 			}
@@ -429,6 +439,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER)");
 	setup_mounts(c);
+	open_terminal(c);
 	if (c->lo_up)
 		bring_up_loopback();
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
@@ -454,6 +465,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		run_command(c, report[1]);
 	}
 	close(report[1]);
+	close_terminal();
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
 	struct exec_report r;
@@ -475,6 +487,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		case 2:
 			fail_fix("pass --uid/--gid ids the sandbox's maps contain (see --map, --map-users)",
 				 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
+		case 4:
+			fail("make the pseudo-terminal the command's controlling terminal");
 		default:
 			fail("set no_new_privs");
 		}

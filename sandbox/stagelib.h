@@ -25,6 +25,9 @@ struct config {
 	const char *cwd;
 	char **argv;
 	char **envp;
+	int pty;           /* give the command a pseudo-terminal (pty.c) */
+	int pty_rows;      /* its initial window size; 0: leave unset */
+	int pty_cols;
 };
 
 /* sync_fd is the stage's end of the launcher socket. */
@@ -45,5 +48,15 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+
+/* pty.c: the command's pseudo-terminal, when c->pty. open_terminal (PID 1,
+ * after setup_mounts) mounts the sandbox's own devpts, opens a pair and
+ * sends the master to the launcher; attach_terminal (the command's child,
+ * before exec) makes the slave its controlling terminal and fds 0-2;
+ * close_terminal (PID 1, after the fork) drops PID 1's copy. Without
+ * c->pty they do nothing (attach_terminal returns 0). */
+void open_terminal(const struct config *c);
+int attach_terminal(void);
+void close_terminal(void);
 
 #endif

@@ -22,6 +22,7 @@ const usage = `nsbox: run commands in rootless sandboxes (user, mount, PID, net,
 
 Usage:
   nsbox run [flags] [--] COMMAND [ARG...]   run COMMAND in a new sandbox
+  nsbox shell [flags] [-- SHELL-ARG...]     your login shell in a new sandbox, on a terminal of its own
   nsbox check [--json]                      check this host can run sandboxes, with fixes
   nsbox version                             print the version
   nsbox help [COMMAND]                      show help
@@ -39,6 +40,7 @@ Run 'nsbox help run' for the flags of run.
 `
 
 func main() {
+	sandbox.Init()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
 		err = runCommand(rest, stdout, stderr)
+	case "shell":
+		err = shellCommand(rest, stdout, stderr)
 	case "check":
 		err = checkCommand(rest, stdout)
 	case "version", "--version":
@@ -87,6 +91,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "run":
 		fmt.Fprint(stdout, runUsage(newRunFlags()))
+	case "shell":
+		fmt.Fprint(stdout, shellUsage(newRunFlags()))
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
 	case "version":

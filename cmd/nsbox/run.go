@@ -32,6 +32,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
 }
 
 func newRunFlags() *runFlags {
@@ -53,6 +54,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	f.term.register(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -93,9 +95,18 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, runUsage(f))
 		return nil
 	}
-	spec, notice, err := f.spec(f.fs.Args())
+	return f.launch(f.fs.Args(), stdout, stderr)
+}
+
+// launch runs the sandbox the flags describe with args as its command, or
+// prints its spec (--print-spec).
+func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
+	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err
+	}
+	if f.term.printSpec {
+		return printSpec(spec, stdout)
 	}
 	if notice != "" {
 		fmt.Fprintln(stderr, notice)
