@@ -53,6 +53,11 @@ extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
+/* pid1_after orders the socket: PID 1 waits for EOF on [0] (the stage
+ * exiting, after its PID1 message) before it sends anything itself, so
+ * the launcher reads PID1 first and a PTY_MASTER's descriptor is never
+ * consumed by a plain read. */
+static int pid1_after[2] = {-1, -1};
 
 /* --- messages ----------------------------------------------------------- */
 
@@ -433,6 +438,11 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
+	close(pid1_after[1]);
+	char b;
+	while (read(pid1_after[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(pid1_after[0]);
 	arm_parent_death();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
@@ -548,9 +558,12 @@ void nsbox_stage(void)
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	if (pipe2(pid1_after, O_CLOEXEC) < 0)
+		fail("create the PID 1 ordering pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
+	close(pid1_after[0]);
 	send_msg(NSBOX_MSG_PID1, pid, NULL);
-	_exit(0);
+	_exit(0); /* closes pid1_after[1]: PID 1 may speak */
 }
