@@ -13,8 +13,10 @@
  * is an id of the sandbox), and the host's terminal is never handed in,
  * so nothing inside can push input into it (TIOCSTI) or read its buffers.
  * A devpts instance may be mounted in a user namespace that owns the mount
- * namespace (devpts is FS_USERNS_MOUNT); "newinstance" is the default
- * since Linux 4.7 and is asked for explicitly for older kernels.
+ * namespace (devpts is FS_USERNS_MOUNT) and maps root; "newinstance" is
+ * the default since Linux 4.7 and is asked for explicitly for older
+ * kernels. Without root mapped (--map single, not --root) the kernel
+ * refuses the mount and the pty comes from the host's devpts.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -87,10 +89,17 @@ void open_terminal(const struct config *c)
 {
 	if (!c->pty)
 		return;
-	mount_devpts();
-	int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	/* devpts refuses to be mounted in a user namespace that does not map
+	 * root (its files need an owner for 0): there the pty comes from the
+	 * host's instance, as bubblewrap's --dev does. */
+	const char *ptmx = "/dev/ptmx";
+	if (c->setup_root) {
+		mount_devpts();
+		ptmx = "/dev/pts/ptmx";
+	}
+	int master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
-		fail("open a pseudo-terminal (/dev/pts/ptmx)");
+		fail("open a pseudo-terminal (%s)", ptmx);
 	int unlock = 0;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
 		fail("unlock the pseudo-terminal");

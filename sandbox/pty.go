@@ -152,7 +152,19 @@ func startPTY(master *os.File, p *Process) *pty {
 			out = io.Discard
 		}
 		// Read ends with EIO once no process holds the slave any more.
-		io.Copy(out, master)
+		// A plain loop: each chunk is passed on as soon as it is read.
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := master.Read(buf)
+			if n > 0 {
+				if _, werr := out.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}()
 	return t
 }

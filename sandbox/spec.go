@@ -51,7 +51,9 @@ type Process struct {
 	// Stdout (Stderr is unused: a terminal has one output). When Stdin is
 	// a terminal, Start puts it in raw mode, so Ctrl-C and Ctrl-Z reach
 	// the sandbox's foreground job, and Wait restores it; its window size
-	// is passed on at start and on SIGWINCH. Needs Namespaces.Mount.
+	// is passed on at start and on SIGWINCH. The launcher, not the
+	// command, reads Stdin and writes Stdout, until Wait returns. Needs
+	// Namespaces.Mount.
 	Terminal bool `json:"terminal,omitempty"`
 
 	// Stdin, Stdout and Stderr are the command's standard streams. An

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/icmd"
 )
 
@@ -24,6 +25,7 @@ import (
 var nsboxBin string
 
 func TestMain(m *testing.M) {
+	sandbox.Init() // api_test.go starts sandboxes from this binary
 	nsboxBin = os.Getenv("NSBOX_BIN")
 	if nsboxBin == "" {
 		dir, err := os.MkdirTemp("", "nsbox-bin-")

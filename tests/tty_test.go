@@ -150,6 +150,17 @@ func TestTTYRun(t *testing.T) {
 	term.assertRestored()
 }
 
+// Without root mapped, devpts cannot be mounted; the terminal then comes
+// from the host's devpts, and everything else still works.
+func TestTTYWithoutRootMapped(t *testing.T) {
+	requireUnprivileged(t)
+	term := startOnTerminal(t, 24, 80, nil, "run", "--map", "single", "-t", "--", "sh", "-c", `tty; id -u; exit 5`)
+	term.expect(`/dev/pts/\d+\r\n`)
+	term.expect(fmt.Sprintf(`%d\r\n`, os.Getuid()))
+	assert.Equal(t, term.wait(), 5)
+	term.assertRestored()
+}
+
 // The Done-means line of the issue: script(1) gives nsbox a terminal.
 func TestTTYUnderScript(t *testing.T) {
 	requireUnprivileged(t)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/moby/sys/user"
 	"github.com/nsbox/nsbox/mapping"
@@ -71,6 +72,9 @@ func (f *runFlags) specFromFile(args []string) (*sandbox.Spec, string, error) {
 	}
 	spec, err := sandbox.DecodeSpec(r)
 	if err != nil {
+		if !strings.Contains(err.Error(), "; fix: ") {
+			err = fmt.Errorf("%w; fix: write the spec in the form nsbox run --print-spec prints", err)
+		}
 		return nil, "", fmt.Errorf("--spec %s: %w", f.term.specFile, err)
 	}
 	if f.fs.Changed("tty") {
