@@ -145,7 +145,7 @@ func TestAPITerminal(t *testing.T) {
 	assert.Equal(t, readLine(), "24 80\r\n")
 	assert.NilError(t, sb.Resize(40, 100))
 	inW.Write([]byte("first\n"))
-	inW.Close() // EOF ends cat
+	inW.Close()                              // EOF ends cat
 	assert.Equal(t, readLine(), "first\r\n") // the terminal's echo
 	assert.Equal(t, readLine(), "read:first\r\n")
 	assert.Equal(t, readLine(), "40 100\r\n")
