@@ -4,9 +4,10 @@
  * PID 1 mounts a new devpts instance of the sandbox's own on /dev/pts,
  * opens a pseudo-terminal pair from it and sends the master to the
  * launcher over the sync socket (SCM_RIGHTS); the launcher copies between
- * the master and the user's terminal. The command gets the slave as its
- * controlling terminal and as fds 0, 1 and 2, in a session of its own, so
- * job control, Ctrl-C and Ctrl-Z work inside exactly as on a host terminal.
+ * the master and the user's terminal. PID 1 leads the terminal's session;
+ * the command gets the slave as fds 0, 1 and 2 and runs in the terminal's
+ * foreground process group, so job control, Ctrl-C and Ctrl-Z work inside
+ * exactly as on a host terminal.
  *
  * Why a devpts of our own: the pty then belongs to the sandbox (the
  * command sees only its own terminals in /dev/pts, and its slave's owner
@@ -38,8 +39,8 @@
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
 
-/* pty_slave is the slave end, held by PID 1 from open_terminal until the
- * command has it (close_terminal). */
+/* pty_slave is the slave end: PID 1's controlling terminal, and the
+ * command's fds 0-2. */
 static int pty_slave = -1;
 
 /* send_master sends the master to the launcher: one message, its fd
@@ -119,16 +120,25 @@ void open_terminal(const struct config *c)
 	}
 	send_master(master);
 	close(master);
+	/* PID 1 leads the terminal's session, as getty or sshd's session
+	 * process would: the command's group then has a parent in the same
+	 * session but another group, so the kernel lets Ctrl-Z stop it (it
+	 * ignores terminal stop signals sent to an orphaned group, which a
+	 * session leader's own group always is). PID 1 keeps the slave open
+	 * to hand the foreground back when the command is continued. */
+	if (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) < 0)
+		fail("make the pseudo-terminal PID 1's controlling terminal");
 }
 
 int attach_terminal(void)
 {
 	if (pty_slave < 0)
 		return 0;
-	/* A session of its own, led by the command, with the slave as its
-	 * controlling terminal: the command's process group is then the
-	 * terminal's foreground, and a shell inside can run job control. */
-	if (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) < 0)
+	/* A process group of its own, in the terminal's foreground: Ctrl-C
+	 * and Ctrl-Z reach the command (and a shell's jobs, which it moves
+	 * into groups of their own), never PID 1. Signals are still blocked
+	 * here, so tcsetpgrp from a background group cannot stop us. */
+	if (setpgid(0, 0) < 0 || tcsetpgrp(pty_slave, getpid()) < 0)
 		return -1;
 	for (int fd = 0; fd < 3; fd++)
 		if (dup2(pty_slave, fd) < 0)
@@ -138,9 +148,8 @@ int attach_terminal(void)
 	return 0;
 }
 
-void close_terminal(void)
+void resume_terminal(pid_t cmd)
 {
 	if (pty_slave >= 0)
-		close(pty_slave);
-	pty_slave = -1;
+		tcsetpgrp(pty_slave, cmd);
 }

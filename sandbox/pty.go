@@ -228,7 +228,7 @@ func (t *pty) resize(ws unix.Winsize) error {
 // shell gave us the foreground.
 func (t *pty) suspend() (foreground bool) {
 	t.restoreMode()
-	unix.Kill(0, unix.SIGSTOP)
+	stopProcessGroup()
 	if t.host == nil {
 		return false
 	}
@@ -257,4 +257,20 @@ func (t *pty) finish() {
 		close(t.winch)
 	}
 	t.restoreMode()
+}
+
+// stopProcessGroup stops the launcher's process group, as the terminal's
+// Ctrl-Z would have, and returns once the launcher has been continued.
+//
+// Returning from kill(0, SIGSTOP) says nothing: in a multi-threaded
+// process the kernel hands the signal to some thread, and the caller can
+// run on (and put the terminal back in raw mode) before the group stop
+// reaches it. The SIGCONT that ends the stop is the only sure sign.
+func stopProcessGroup() {
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	if unix.Kill(0, unix.SIGSTOP) == nil {
+		<-cont
+	}
 }

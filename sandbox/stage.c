@@ -401,6 +401,8 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			if (m.kind == NSBOX_MSG_RESUME) {
 				if (m.value && c->tty_fd >= 0)
 					tcsetpgrp(c->tty_fd, cmd);
+				if (m.value)
+					resume_terminal(cmd);
 				kill(-cmd, SIGCONT);
 			}
 		} else if (fds[1].revents & (POLLHUP | POLLERR)) {
@@ -475,7 +477,6 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		run_command(c, report[1]);
 	}
 	close(report[1]);
-	close_terminal();
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
 	struct exec_report r;

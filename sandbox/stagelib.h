@@ -50,13 +50,14 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 void setup_mounts(const struct config *c);
 
 /* pty.c: the command's pseudo-terminal, when c->pty. open_terminal (PID 1,
- * after setup_mounts) mounts the sandbox's own devpts, opens a pair and
- * sends the master to the launcher; attach_terminal (the command's child,
- * before exec) makes the slave its controlling terminal and fds 0-2;
- * close_terminal (PID 1, after the fork) drops PID 1's copy. Without
- * c->pty they do nothing (attach_terminal returns 0). */
+ * after setup_mounts) mounts the sandbox's own devpts, opens a pair, sends
+ * the master to the launcher and makes the slave PID 1's controlling
+ * terminal; attach_terminal (the command's child, before exec) puts the
+ * command in the terminal's foreground and makes the slave its fds 0-2;
+ * resume_terminal (PID 1) gives the foreground back to a continued
+ * command. Without c->pty they do nothing (attach_terminal returns 0). */
 void open_terminal(const struct config *c);
 int attach_terminal(void);
-void close_terminal(void);
+void resume_terminal(pid_t cmd);
 
 #endif

@@ -130,9 +130,9 @@ func TestAPITerminal(t *testing.T) {
 	spec.Process.Terminal = true
 	spec.Process.Stdin, spec.Process.Stdout = inR, outW
 	sb, err := sandbox.Start(context.Background(), spec)
-	inR.Close()
-	// Unlike without a terminal, the launcher itself writes to Stdout:
-	// it stays open until Wait.
+	// Unlike without a terminal, the launcher itself reads Stdin and
+	// writes Stdout: they stay open until Wait.
+	defer inR.Close()
 	defer outW.Close()
 	assert.NilError(t, err)
 	out := bufio.NewReader(outR)

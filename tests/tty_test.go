@@ -38,12 +38,17 @@ type terminal struct {
 
 func startOnTerminal(t *testing.T, rows, cols uint16, env []string, args ...string) *terminal {
 	t.Helper()
+	return startProgramOnTerminal(t, rows, cols, env, nsboxBin, args...)
+}
+
+func startProgramOnTerminal(t *testing.T, rows, cols uint16, env []string, prog string, args ...string) *terminal {
+	t.Helper()
 	master, slave, err := pty.Open()
 	assert.NilError(t, err)
 	assert.NilError(t, pty.Setsize(master, &pty.Winsize{Rows: rows, Cols: cols}))
 	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	assert.NilError(t, err)
-	cmd := exec.Command(nsboxBin, args...)
+	cmd := exec.Command(prog, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -232,6 +237,32 @@ func TestShellJobControl(t *testing.T) {
 	term.assertRestored()
 }
 
+// Ctrl-Z on a command that is not a shell suspends nsbox to the user's
+// shell with the terminal restored, and fg resumes it in raw mode.
+func TestTTYSuspendToHostShell(t *testing.T) {
+	requireUnprivileged(t)
+	home := t.TempDir()
+	term := startProgramOnTerminal(t, 24, 80, []string{"HOME=" + home, "PS1=host> ", "ENV="}, "/bin/sh", "-i")
+	term.expect(`host> `)
+	term.typeIn(nsboxBin + " run -t -- sh -c 'echo started; read x; echo got:$x; exit 4'\n")
+	term.expect(`started\r\n`)
+	term.typeIn("\x1a")
+	term.expect(`(?i)stopped`)
+	term.expect(`host> `)
+	cooked, err := unix.IoctlGetTermios(int(term.slave.Fd()), unix.TCGETS)
+	assert.NilError(t, err)
+	assert.Check(t, cooked.Lflag&unix.ICANON != 0, "the terminal is still raw while nsbox is stopped")
+	term.typeIn("fg\n")
+	term.typeIn("hello\r")
+	term.expect(`got:hello\r\n`)
+	// nsbox reads the terminal until it exits: type only at the prompt.
+	term.expect(`host> `)
+	term.typeIn("echo status=$?\n")
+	term.expect(`status=4\r\n`)
+	term.typeIn("exit\n")
+	term.wait()
+}
+
 // The user's terminal is restored when nsbox ends by a signal it forwards,
 // and left alone when the command cannot even start.
 func TestTTYRestoredOnSignalAndError(t *testing.T) {
@@ -272,4 +303,44 @@ func waitForProcess(t *testing.T, cmdline string) {
 		}
 		return poll.Continue("%s not running yet", cmdline)
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
+}
+
+// BenchmarkStartupTerminal measures `nsbox run -- true` against `nsbox run
+// -t -- true`, both on a terminal (a pty the benchmark owns, as a user's
+// shell would give): the cost of the sandbox's own devpts, the pty, raw
+// mode and its restoration. hyperfine cannot measure this: it gives its
+// commands no terminal.
+func BenchmarkStartupTerminal(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"run", []string{"run", "--", "true"}},
+		{"run-tty", []string{"run", "--tty", "--", "true"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			master, slave, err := pty.Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer master.Close()
+			defer slave.Close()
+			go func() { // drain whatever is echoed
+				buf := make([]byte, 4096)
+				for {
+					if _, err := master.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+			for b.Loop() {
+				cmd := exec.Command(nsboxBin, tc.args...)
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+				if err := cmd.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
