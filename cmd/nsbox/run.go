@@ -77,6 +77,9 @@ Examples:
   nsbox run --map-users 0:1000:1 --map-users 1:100000:1000 --root -- id
   nsbox run --share net -- ip addr              # keep the host's network
   nsbox run --hostname box --setenv PS1='box$ ' -- bash
+  nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
+  nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
+  nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
 
 Environment:
   NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
