@@ -3,9 +3,12 @@ module github.com/nsbox/nsbox
 go 1.26.0
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/moby/sys/user v0.5.0
 	github.com/spf13/pflag v1.1.0
 	golang.org/x/sys v0.49.0
+	golang.org/x/term v0.47.0
+	gonum.org/v1/plot v0.17.0
 	gotest.tools/v3 v3.5.2
 )
 
@@ -19,5 +22,4 @@ require (
 	github.com/google/go-cmp v0.5.9 // indirect
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
-	gonum.org/v1/plot v0.17.0 // indirect
 )

@@ -40,6 +40,9 @@ type stageConfig struct {
 	nest      nesting
 	joinPid   int    // nsbox exec: enter the sandbox whose PID 1 this is (join.c)
 	joinStart uint64 // and whose start time this is
+	pty       bool   // allocate the command's pseudo-terminal (pty.c)
+	ptyRows   int    // and its window size
+	ptyCols   int
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -81,6 +84,12 @@ func innerOf(ext []mapping.Extent, host uint32) int64 {
 		}
 	}
 	return -1
+}
+
+// withTerminal asks PID 1 for a pseudo-terminal of size ws.
+func (c stageConfig) withTerminal(rows, cols int) stageConfig {
+	c.pty, c.ptyRows, c.ptyCols = true, rows, cols
+	return c
 }
 
 // encode renders the records.
@@ -147,6 +156,11 @@ func (c stageConfig) encode() []byte {
 	if c.joinPid > 0 {
 		add("join-pid", strconv.Itoa(c.joinPid))
 		add("join-start", strconv.FormatUint(c.joinStart, 10))
+	}
+	if c.pty {
+		add("pty", "1")
+		add("pty-rows", strconv.Itoa(c.ptyRows))
+		add("pty-cols", strconv.Itoa(c.ptyCols))
 	}
 	return b
 }

@@ -26,10 +26,19 @@ import (
 // Any failure kills whatever was started and returns an error; ExitCode
 // maps it to nsbox's exit code. Cancelling ctx kills the whole sandbox.
 func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
+	if !initChecked.Load() {
+		return nil, errNoInit
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	stdio, err := openStdio(&spec.Process)
+	stageIO := &spec.Process
+	if spec.Process.Terminal {
+		// The command's streams are the pty; the stage and PID 1 get
+		// /dev/null, and the caller's terminal never enters the sandbox.
+		stageIO = &Process{}
+	}
+	stdio, err := openStdio(stageIO)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +72,10 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	defer stop()
 
 	cfg := newStageConfig(spec, tty.fd)
+	if spec.Process.Terminal {
+		ws := initialWinsize(&spec.Process)
+		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
+	}
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the sandbox configuration: %w", err)
 	}
@@ -100,7 +113,22 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
 
-	// 4. The command runs, or the reason it does not.
+	// 4. The command runs, or the reason it does not; with a terminal,
+	// PID 1 first sends the pty's master.
+	var master *os.File
+	if spec.Process.Terminal {
+		if master, err = receiveMaster(parent); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		defer func() {
+			if !ok {
+				master.Close()
+			}
+		}()
+	}
 	if _, err := expect(parent, msgExecOK); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -109,6 +137,9 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 	ok = true
 	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{})}
+	if master != nil {
+		sb.pty = startPTY(master, &spec.Process)
+	}
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil

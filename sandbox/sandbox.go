@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sandbox is a running sandbox, returned by Start.
@@ -14,6 +16,7 @@ type Sandbox struct {
 	sync   *os.File // launcher's end of the stage socket; PID 1 holds the other
 	stdio  *stdio
 	tty    terminal
+	pty    *pty // with Process.Terminal
 	cancel func() bool
 	done   chan struct{} // closed when watch returns
 
@@ -45,6 +48,9 @@ func (s *Sandbox) Wait() error {
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()
 		s.tty.restore()
+		if s.pty != nil {
+			s.pty.finish()
+		}
 		s.stdio.finish()
 		if err != nil {
 			s.err = fmt.Errorf("wait for the sandbox: %w", err)
@@ -71,7 +77,12 @@ func (s *Sandbox) watch() {
 			return
 		}
 		if m.kind == msgStopped {
-			fg := s.tty.suspend()
+			var fg bool
+			if s.pty != nil {
+				fg = s.pty.suspend()
+			} else {
+				fg = s.tty.suspend()
+			}
 			writeMessage(s.sync, msgResume, boolValue(fg), nil)
 		}
 	}
@@ -82,4 +93,18 @@ func boolValue(b bool) int32 {
 		return 1
 	}
 	return 0
+}
+
+// Resize sets the window size of the command's terminal (Process.Terminal)
+// to rows × cols; the kernel then sends SIGWINCH to its foreground job.
+// Start already follows the caller's terminal when Stdin is one; Resize is
+// for callers that relay a terminal of their own (a web console, ssh).
+func (s *Sandbox) Resize(rows, cols uint16) error {
+	if s.pty == nil {
+		return errors.New("resize: the sandbox has no terminal; fix: set Process.Terminal")
+	}
+	if err := s.pty.resize(unix.Winsize{Row: rows, Col: cols}); err != nil {
+		return fmt.Errorf("resize the sandbox's terminal: %w", err)
+	}
+	return nil
 }

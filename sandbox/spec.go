@@ -57,6 +57,16 @@ type Process struct {
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the command: setuid bits and
 	// file capabilities then grant nothing on exec. Default sets it.
 	NoNewPrivs bool `json:"noNewPrivs"`
+	// Terminal gives the command a new pseudo-terminal from the sandbox's
+	// own devpts (nsbox run --tty) as its controlling terminal and its
+	// stdin, stdout and stderr. Stdin is copied to it and its output to
+	// Stdout (Stderr is unused: a terminal has one output). When Stdin is
+	// a terminal, Start puts it in raw mode, so Ctrl-C and Ctrl-Z reach
+	// the sandbox's foreground job, and Wait restores it; its window size
+	// is passed on at start and on SIGWINCH. The launcher, not the
+	// command, reads Stdin and writes Stdout, until Wait returns. Needs
+	// Namespaces.Mount.
+	Terminal bool `json:"terminal,omitempty"`
 
 	// Stdin, Stdout and Stderr are the command's standard streams. An
 	// *os.File is handed over as it is; anything else is copied through a
@@ -137,6 +147,9 @@ func (s *Spec) Validate() error {
 	if s.Hostname != "" && !s.Namespaces.UTS {
 		return errors.New("--hostname needs a UTS namespace of its own; fix: drop uts from --share")
 	}
+	if s.Process.Terminal && !s.Namespaces.Mount {
+		return errors.New("--tty needs a mount namespace of its own (for the sandbox's own /dev/pts); fix: drop mnt from --share")
+	}
 	if len(s.Hostname) > 64 {
 		return fmt.Errorf("--hostname %q: longer than 64 bytes", s.Hostname)
 	}
@@ -151,6 +164,11 @@ func (s *Spec) Validate() error {
 	}
 	if err := s.validateMounts(); err != nil {
 		return err
+	}
+	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}} {
+		if strings.IndexByte(v.s, 0) >= 0 {
+			return fmt.Errorf("%s %q contains a NUL byte", v.what, v.s)
+		}
 	}
 	for _, kv := range s.Process.Env {
 		if strings.IndexByte(kv, 0) >= 0 {

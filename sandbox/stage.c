@@ -53,8 +53,10 @@ extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
-/* pid1_gate holds PID 1 back until the stage has sent PID1: both write to
- * the launcher's socket, and the launcher must learn the pid first. */
+/* pid1_gate orders the socket: PID 1 waits for EOF on [0] (the stage
+ * exiting, after its PID1 message) before it sends anything itself, so
+ * the launcher reads PID1 first and a PTY_MASTER's descriptor is never
+ * consumed by a plain read. */
 static int pid1_gate[2] = {-1, -1};
 
 /* --- messages ----------------------------------------------------------- */
@@ -207,6 +209,12 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->join_pid = atoi(v);
 		else if (!strcmp(p, "join-start"))
 			c->join_start = strtoull(v, NULL, 10);
+		else if (!strcmp(p, "pty"))
+			c->pty = atoi(v);
+		else if (!strcmp(p, "pty-rows"))
+			c->pty_rows = atoi(v);
+		else if (!strcmp(p, "pty-cols"))
+			c->pty_cols = atoi(v);
 		else
 			parse_mount_record(c, p, v);
 	}
@@ -323,7 +331,7 @@ static void exec_command(char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs */
+	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal */
 	int err;
 };
 
@@ -336,6 +344,10 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		 * SIGTTOU is still blocked here, so tcsetpgrp cannot stop us. */
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
+	}
+	if (attach_terminal() < 0) {
+		r.step = 4;
+		goto failed;
 	}
 	if (enter_nested_userns(c) < 0) {
 		r.step = 2;
@@ -424,6 +436,8 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			if (m.kind == NSBOX_MSG_RESUME) {
 				if (m.value && c->tty_fd >= 0)
 					tcsetpgrp(c->tty_fd, cmd);
+				if (m.value)
+					resume_terminal(cmd);
 				kill(-cmd, SIGCONT);
 			}
 		} else if (fds[1].revents & (POLLHUP | POLLERR)) {
@@ -449,7 +463,7 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			if (w != cmd)
 				continue;
 			if (WIFSTOPPED(status)) {
-				if (c->tty_fd >= 0)
+				if (c->tty_fd >= 0 || c->pty)
 					send_msg(NSBOX_MSG_STOPPED, WSTOPSIG(status), NULL);
 				continue;
 			}
@@ -475,6 +489,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER)");
 	setup_mounts(c);
+	open_terminal(c);
 	if (c->lo_up)
 		bring_up_loopback();
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
@@ -521,6 +536,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		case 2:
 			fail_fix("pass --uid/--gid ids the sandbox's maps contain (see --map, --map-users)",
 				 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
+		case 4:
+			fail("make the pseudo-terminal the command's controlling terminal");
 		default:
 			fail("set no_new_privs");
 		}

@@ -18,8 +18,11 @@ package sandbox
 #include <string.h>
 #include "stage.h"
 
+static int nsbox_constructor_ran;
+
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
+	nsbox_constructor_ran = 1;
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
 	if (!&nsbox_prefork_command || argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
@@ -30,6 +33,9 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 			return;
 		}
 }
+
+// nsbox_stage_linked tells Init the constructor above ran in this binary.
+static int nsbox_stage_linked(void) { return nsbox_constructor_ran; }
 */
 import "C"
 
@@ -45,6 +51,10 @@ const (
 	msgError       = C.NSBOX_MSG_ERROR
 	msgStopped     = C.NSBOX_MSG_STOPPED
 	msgResume      = C.NSBOX_MSG_RESUME
+	msgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )
+
+// stageLinked reports whether the stage's constructor ran at startup.
+func stageLinked() bool { return C.nsbox_stage_linked() != 0 }

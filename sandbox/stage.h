@@ -20,6 +20,7 @@
  *                                    _exit(0)
  *                                                               mounts, lo, hostname
  *                                                               fork + exec command
+ *                            ◀──────────────────────────────── PTY_MASTER (with --tty only)
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
  *   RESUME                   ──────────────────────────────▶
@@ -47,6 +48,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_ERROR,        /* S,P→L value: errno; payload: what failed */
 	NSBOX_MSG_STOPPED,      /* P→L  value: the signal that stopped the command */
 	NSBOX_MSG_RESUME,       /* L→P  value: 1 give the command the terminal, 0 not */
+	NSBOX_MSG_PTY_MASTER,   /* P→L  SCM_RIGHTS: the master of the command's pty (--tty) */
 };
 
 struct nsbox_msg {

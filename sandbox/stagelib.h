@@ -40,6 +40,9 @@ struct config {
 	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
 	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
 	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
+	int pty;           /* give the command a pseudo-terminal (pty.c) */
+	int pty_rows;      /* its initial window size; 0: leave unset */
+	int pty_cols;
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -107,5 +110,16 @@ int read_exec_report(int report_fd, int *err);
 __attribute__((noreturn)) void nsbox_join(struct config *c);
 void namespace_ids(char *buf, size_t size);
 void make_joinable(void);
+
+/* pty.c: the command's pseudo-terminal, when c->pty. open_terminal (PID 1,
+ * after setup_mounts) mounts the sandbox's own devpts, opens a pair, sends
+ * the master to the launcher and makes the slave PID 1's controlling
+ * terminal; attach_terminal (the command's child, before exec) puts the
+ * command in the terminal's foreground and makes the slave its fds 0-2;
+ * resume_terminal (PID 1) gives the foreground back to a continued
+ * command. Without c->pty they do nothing (attach_terminal returns 0). */
+void open_terminal(const struct config *c);
+int attach_terminal(void);
+void resume_terminal(pid_t cmd);
 
 #endif

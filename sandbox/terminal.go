@@ -55,7 +55,7 @@ func (t terminal) suspend() (foreground bool) {
 		return false
 	}
 	t.restore()
-	unix.Kill(0, unix.SIGSTOP)
+	stopProcessGroup()
 	fg, err := unix.IoctlGetInt(t.hostFD, unix.TIOCGPGRP)
 	return err == nil && fg == t.pgrp
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/examples/buildstep"
+	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/icmd"
 )
 
@@ -24,6 +26,8 @@ import (
 var nsboxBin string
 
 func TestMain(m *testing.M) {
+	sandbox.Init()   // api_test.go starts sandboxes from this binary
+	buildstep.Init() // and buildstep_test.go re-executes it as its setup
 	nsboxBin = os.Getenv("NSBOX_BIN")
 	if nsboxBin == "" {
 		dir, err := os.MkdirTemp("", "nsbox-bin-")

@@ -22,6 +22,7 @@ const usage = `nsbox: run commands in rootless sandboxes (user, mount, PID, net,
 
 Usage:
   nsbox run [flags] [--] COMMAND [ARG...]   run COMMAND in a new sandbox
+  nsbox shell [flags] [-- SHELL-ARG...]     your login shell in a new sandbox, on a terminal of its own
   nsbox check [--json]                      check this host can run sandboxes, with fixes
   nsbox ps [--json]                         list the running sandboxes
   nsbox exec NAME [flags] [--] COMMAND      run COMMAND inside the running sandbox NAME
@@ -45,6 +46,7 @@ Run 'nsbox help run' for the flags of run.
 `
 
 func main() {
+	sandbox.Init()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "run":
 		err = runCommand(rest, stdout, stderr)
+	case "shell":
+		err = shellCommand(rest, stdout, stderr)
 	case "check":
 		err = checkCommand(rest, stdout)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
@@ -99,6 +103,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "run":
 		fmt.Fprint(stdout, runUsage(newRunFlags()))
+	case "shell":
+		fmt.Fprint(stdout, shellUsage(newRunFlags()))
 	case "check":
 		fmt.Fprint(stdout, checkUsage)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":

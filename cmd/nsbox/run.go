@@ -18,6 +18,9 @@ import (
 // runFlags are the flags of nsbox run, in the order --help lists them.
 type runFlags struct {
 	fs *pflag.FlagSet
+	// argv is run's whole argument list, flags included: a detached
+	// supervisor is started with it.
+	argv []string
 
 	root        bool
 	uid, gid    uint32
@@ -34,6 +37,7 @@ type runFlags struct {
 	clearenv    bool
 	mounts      *mountFlags
 	state       *stateFlags
+	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
 }
 
 func newRunFlags() *runFlags {
@@ -57,6 +61,7 @@ func newRunFlags() *runFlags {
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
 	f.mounts = addMountFlags(fs)
 	f.state = addStateFlags(fs)
+	f.term.register(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -87,6 +92,9 @@ Examples:
   nsbox run --tmp-overlay /usr -- sh -c 'touch /usr/x'   # writes vanish on exit
   nsbox run --ro-bind ~/data:/data --tmpfs /run:size=64m -- ls /data
   nsbox run --root --rootfs ./busybox-root -- sh
+  nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
+  nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
+  nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
 
 Environment:
   NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
@@ -105,15 +113,28 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, runUsage(f))
 		return nil
 	}
-	spec, notice, err := f.spec(f.fs.Args())
+	f.argv = args
+	return f.launch(f.fs.Args(), stdout, stderr)
+}
+
+// launch runs the sandbox the flags describe with args as its command, or
+// prints its spec (--print-spec).
+func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
+	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err
+	}
+	if f.term.printSpec {
+		return printSpec(spec, stdout)
 	}
 	if notice != "" {
 		fmt.Fprintln(stderr, notice)
 	}
+	if f.state.detach && f.term.tty {
+		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
+	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
-	sess, err := f.state.begin(spec, args, stdout)
+	sess, err := f.state.begin(spec, f.argv, stdout)
 	if sess == nil {
 		return err // failed, or detached
 	}

@@ -1,0 +1,47 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/subid"
+)
+
+// Default returns the spec `nsbox run -- ARGS` uses: every namespace, the
+// caller's environment, its working directory and its own uid and gid
+// inside, no_new_privs, and the id maps of mapping.Auto (the caller's
+// subordinate ids too, when it has some and newuidmap/newgidmap work).
+// Edit the result before Start; call Validate after editing the maps.
+func Default(args ...string) (*Spec, error) {
+	owner, err := subid.CurrentOwner()
+	if err != nil {
+		return nil, err
+	}
+	req := mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto}
+	var src subid.Source
+	if req.SubUIDs, err = src.Lookup(owner, subid.UIDs); err != nil {
+		return nil, err
+	}
+	if req.SubGIDs, err = src.Lookup(owner, subid.GIDs); err != nil {
+		return nil, err
+	}
+	if req.UID != 0 && len(req.SubUIDs) > 0 {
+		req.Helpers = mapping.FindHelpers()
+	}
+	plan, err := mapping.NewPlan(req)
+	if err != nil {
+		return nil, fmt.Errorf("plan the id maps: %w", err)
+	}
+	return &Spec{
+		Process: Process{
+			Args:       args,
+			Env:        os.Environ(),
+			UID:        plan.UID,
+			GID:        plan.GID,
+			NoNewPrivs: true,
+		},
+		Namespaces: AllNamespaces,
+		Mapping:    plan,
+	}, nil
+}

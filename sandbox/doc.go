@@ -1,0 +1,61 @@
+// Package sandbox starts commands in rootless sandboxes: a new user
+// namespace, always, and new mount, PID, network, IPC, UTS and cgroup
+// namespaces, created without privilege. It is what the nsbox command
+// runs, and it is meant to be embedded: a build tool can run each step in
+// a sandbox without shelling out.
+//
+// A sandbox is described by a [Spec] (plain data; [Default] fills one in
+// for the calling user), started with [Start] and waited for with
+// [Sandbox.Wait]:
+//
+//	func main() {
+//		sandbox.Init() // first: see "Embedding" below
+//		spec, err := sandbox.Default("make", "test")
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		spec.Process.Stdout, spec.Process.Stderr = os.Stdout, os.Stderr
+//		sb, err := sandbox.Start(ctx, spec)
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		err = sb.Wait() // nil, or an *ExitError with the command's status
+//	}
+//
+// The command's standard streams are io.Reader and io.Writer values: an
+// *os.File is handed over as is, anything else (a bytes.Buffer, a network
+// connection) is copied through a pipe, and Wait returns only after
+// everything the command wrote has been copied. Cancelling the context
+// given to Start kills the whole sandbox: PID 1 is killed, and the kernel
+// kills every process of its PID namespace with it.
+//
+// # Embedding
+//
+// Start re-executes the running binary (/proc/self/exe) as the sandbox's
+// setup stage. That stage is C, run by an ELF constructor before the Go
+// runtime starts (a process must be single-threaded to create a user
+// namespace, and a Go process never is), so it works in any binary that
+// imports this package, built with cgo (CGO_ENABLED=1; without cgo the
+// package does not compile, and says so).
+//
+// Every program that calls Start must call [Init] first in main, as moby's
+// reexec.Init. In a healthy binary a re-executed stage never reaches main:
+// the constructor takes it over. Init is the guard for the case where it
+// did not (a build mode or linker that drops ELF constructors): it stops
+// the process with one line on stderr, instead of letting a second copy of
+// the program's main run with the sandbox's file descriptors, and Start
+// refuses to launch until Init has checked the binary.
+//
+// # Terminals
+//
+// With [Process.Terminal] the command gets a pseudo-terminal allocated from
+// the sandbox's own devpts, as `nsbox run --tty` and `nsbox shell` do; a
+// caller's terminal on Stdin is put in raw mode while the sandbox runs and
+// restored by Wait.
+//
+// # JSON
+//
+// A Spec has a JSON form ([MarshalSpec], [DecodeSpec]): `nsbox run
+// --print-spec` prints it and `nsbox run --spec FILE` runs it, so an
+// experiment on the command line becomes an API call.
+package sandbox

@@ -1,0 +1,159 @@
+/*
+ * pty.c: the command's pseudo-terminal (nsbox run --tty, nsbox shell).
+ *
+ * PID 1 mounts a new devpts instance of the sandbox's own on /dev/pts,
+ * opens a pseudo-terminal pair from it and sends the master to the
+ * launcher over the sync socket (SCM_RIGHTS); the launcher copies between
+ * the master and the user's terminal. PID 1 leads the terminal's session;
+ * the command gets the slave as fds 0, 1 and 2 and runs in the terminal's
+ * foreground process group, so job control, Ctrl-C and Ctrl-Z work inside
+ * exactly as on a host terminal.
+ *
+ * Why a devpts of our own: the pty then belongs to the sandbox (the
+ * command sees only its own terminals in /dev/pts, and its slave's owner
+ * is an id of the sandbox), and the host's terminal is never handed in,
+ * so nothing inside can push input into it (TIOCSTI) or read its buffers.
+ * A devpts instance may be mounted in a user namespace that owns the mount
+ * namespace (devpts is FS_USERNS_MOUNT) and maps root; "newinstance" is
+ * the default since Linux 4.7 and is asked for explicitly for older
+ * kernels. Without root mapped (--map single, not --root) the kernel
+ * refuses the mount and the pty comes from the host's devpts.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "stage.h"
+#include "stagelib.h"
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+/* pty_slave is the slave end: PID 1's controlling terminal, and the
+ * command's fds 0-2. */
+static int pty_slave = -1;
+
+/* send_master sends the master to the launcher: one message, its fd
+ * attached to the header's bytes so the launcher's recvmsg gets both. */
+static void send_master(int master)
+{
+	struct nsbox_msg m = {.kind = NSBOX_MSG_PTY_MASTER, .value = 0, .len = 0};
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &master, sizeof master);
+	ssize_t n;
+	do
+		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof m)
+		fail("send the terminal to nsbox");
+}
+
+/* mount_devpts gives the sandbox its own /dev/pts and points /dev/ptmx at
+ * its multiplexer, so programs inside (script, tmux, ssh) that open
+ * /dev/ptmx get terminals of this instance too. */
+static void mount_devpts(void)
+{
+	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620") < 0)
+		fail_fix("run nsbox on a kernel that allows devpts in user namespaces (Linux 4.7+), or drop --tty",
+			 "mount a new devpts instance on /dev/pts");
+	/* /dev/ptmx may be a device node of the host's devpts or a symlink
+	 * to pts/ptmx already; a bind over a symlink would follow it. */
+	struct stat st;
+	if (lstat("/dev/ptmx", &st) == 0 && S_ISLNK(st.st_mode))
+		return;
+	if (mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL) < 0)
+		fail("bind /dev/pts/ptmx over /dev/ptmx");
+}
+
+void open_terminal(const struct config *c)
+{
+	if (!c->pty)
+		return;
+	/* devpts refuses to be mounted in a user namespace that does not map
+	 * root (its files need an owner for 0): there the pty comes from the
+	 * host's instance, as bubblewrap's --dev does. */
+	const char *ptmx = "/dev/ptmx";
+	if (c->setup_root) {
+		mount_devpts();
+		ptmx = "/dev/pts/ptmx";
+	}
+	int master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail("open a pseudo-terminal (%s)", ptmx);
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		fail("unlock the pseudo-terminal");
+	/* TIOCGPTPEER opens the slave through the master, not by path, so no
+	 * name in /dev/pts can be swapped in between (Linux 4.13+). */
+	pty_slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (pty_slave < 0)
+		fail("open the pseudo-terminal's slave (TIOCGPTPEER)");
+	/* The terminal belongs to the user of the session, as login(1)
+	 * arranges on a host: the command may then change its mode. */
+	/* With a nested user namespace (nested.go) the command's ids map onto
+	 * inner 0 of this one: that is whom the terminal is given to here. */
+	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
+	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
+	if (fchown(pty_slave, uid, gid) < 0)
+		fail("give the pseudo-terminal to uid %u gid %u", (unsigned)uid, (unsigned)gid);
+	if (c->pty_rows > 0 && c->pty_cols > 0) {
+		struct winsize ws = {.ws_row = (unsigned short)c->pty_rows, .ws_col = (unsigned short)c->pty_cols};
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			fail("set the terminal's window size");
+	}
+	send_master(master);
+	close(master);
+	/* PID 1 leads the terminal's session, as getty or sshd's session
+	 * process would: the command's group then has a parent in the same
+	 * session but another group, so the kernel lets Ctrl-Z stop it (it
+	 * ignores terminal stop signals sent to an orphaned group, which a
+	 * session leader's own group always is). PID 1 keeps the slave open
+	 * to hand the foreground back when the command is continued. */
+	if (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) < 0)
+		fail("make the pseudo-terminal PID 1's controlling terminal");
+}
+
+int attach_terminal(void)
+{
+	if (pty_slave < 0)
+		return 0;
+	/* A process group of its own, in the terminal's foreground: Ctrl-C
+	 * and Ctrl-Z reach the command (and a shell's jobs, which it moves
+	 * into groups of their own), never PID 1. Signals are still blocked
+	 * here, so tcsetpgrp from a background group cannot stop us. */
+	if (setpgid(0, 0) < 0 || tcsetpgrp(pty_slave, getpid()) < 0)
+		return -1;
+	for (int fd = 0; fd < 3; fd++)
+		if (dup2(pty_slave, fd) < 0)
+			return -1;
+	if (pty_slave > 2)
+		close(pty_slave);
+	return 0;
+}
+
+void resume_terminal(pid_t cmd)
+{
+	if (pty_slave >= 0)
+		tcsetpgrp(pty_slave, cmd);
+}
