@@ -10,8 +10,11 @@ import (
 
 // Default returns the spec `nsbox run -- ARGS` uses: every namespace, the
 // caller's environment, its working directory and its own uid and gid
-// inside, no_new_privs, and the id maps of mapping.Auto (the caller's
-// subordinate ids too, when it has some and newuidmap/newgidmap work).
+// inside, no_new_privs, the id maps of mapping.Auto (the caller's
+// subordinate ids too, when it has some and newuidmap/newgidmap work), and
+// the default filesystem view (HostView of the working directory: the
+// host read-only, the working directory writable, private /tmp, /dev and
+// /proc).
 // Edit the result before Start; call Validate after editing the maps.
 func Default(args ...string) (*Spec, error) {
 	owner, err := subid.CurrentOwner()
@@ -33,7 +36,12 @@ func Default(args ...string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plan the id maps: %w", err)
 	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("find the working directory: %w", err)
+	}
 	return &Spec{
+		Mounts: HostView(cwd),
 		Process: Process{
 			Args:       args,
 			Env:        os.Environ(),

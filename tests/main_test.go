@@ -17,7 +17,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nsbox/nsbox/examples/buildstep"
 	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/icmd"
 )
@@ -26,8 +25,7 @@ import (
 var nsboxBin string
 
 func TestMain(m *testing.M) {
-	sandbox.Init()   // api_test.go starts sandboxes from this binary
-	buildstep.Init() // and buildstep_test.go re-executes it as its setup
+	sandbox.Init() // api_test.go starts sandboxes from this binary
 	nsboxBin = os.Getenv("NSBOX_BIN")
 	if nsboxBin == "" {
 		dir, err := os.MkdirTemp("", "nsbox-bin-")

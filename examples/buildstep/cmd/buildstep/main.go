@@ -26,7 +26,6 @@ import (
 
 func main() {
 	sandbox.Init()
-	buildstep.Init()
 
 	src := flag.String("src", ".", "the source `DIR`, read-only to the steps")
 	out := flag.String("out", "out", "the output `DIR`, the only place steps may write")
