@@ -17,6 +17,7 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	security     [][2]string // security.go, limits.go: key, value
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -35,6 +36,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
 		env:          s.Process.Env,
+		security:     append(s.Security.records(s.Process.UID), s.Limits.records()...),
 	}
 }
 
@@ -79,6 +81,9 @@ func (c stageConfig) encode() []byte {
 	}
 	for _, e := range c.env {
 		add("env", e)
+	}
+	for _, kv := range c.security {
+		add(kv[0], kv[1])
 	}
 	return b
 }

@@ -49,9 +49,17 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 	}()
 	tty := foregroundTerminal(stdio.files)
+	if spec.Security.NewSession {
+		tty = terminal{fd: -1} // the command gets no controlling terminal
+	}
+	exe, err := stageExecutable()
+	if err != nil {
+		return nil, err
+	}
 
-	// 1. The stage. Pdeathsig: if we die, it dies.
-	stage, err := os.StartProcess("/proc/self/exe", []string{"nsbox-stage"}, &os.ProcAttr{
+	// 1. The stage, from a sealed copy of nsbox (stageexe.go). Pdeathsig:
+	// if we die, it dies.
+	stage, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
 		Env:   []string{stageEnv + "=1"},
 		Files: append(stdio.files[:3:3], child),
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
@@ -59,7 +67,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	child.Close()
 	stdio.started()
 	if err != nil {
-		return nil, fmt.Errorf("start the sandbox stage (/proc/self/exe): %w", err)
+		return nil, fmt.Errorf("start the sandbox stage (%s): %w", exe, err)
 	}
 	var pid1 *os.Process
 	defer func() {
@@ -131,6 +139,10 @@ func userNamespaceError(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" {
 		se.Hint = UserNamespaceHint()
+		if se.Hint == "" && se.Err == syscall.ENOSPC {
+			se.Hint = "the limit on user namespaces is reached (user.max_user_namespaces = " + sysctl("user/max_user_namespaces") +
+				" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000"
+		}
 	}
 	return err
 }

@@ -25,6 +25,10 @@ type Spec struct {
 	// Mapping is the id map plan applied to the user namespace, from
 	// mapping.NewPlan.
 	Mapping mapping.Plan `json:"mapping"`
+	// Security: capabilities, seccomp, Landlock (security.go).
+	Security Security `json:"security"`
+	// Limits: rlimits and cgroup limits (limits.go).
+	Limits Limits `json:"limits"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -147,7 +151,10 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("argument %q contains a NUL byte", a)
 		}
 	}
-	return nil
+	if err := s.Security.validate(); err != nil {
+		return err
+	}
+	return s.Limits.validate()
 }
 
 // oneLine renders a map as "0 1000 1, 1 100000 65536".

@@ -198,6 +198,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else
+			parse_security_config(c, p, v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -326,6 +328,7 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
 	}
+	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
 		goto failed;
@@ -351,6 +354,7 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	security_before_exec(c);
 	environ = c->envp;
 	exec_command(c->argv, c->envp);
 failed:

@@ -25,6 +25,21 @@ struct config {
 	const char *cwd;
 	char **argv;
 	char **envp;
+
+	/* security.c: capabilities, seccomp, Landlock, limits. */
+	int caps_set;       /* caps below is the command's capability set */
+	uint64_t caps;      /* bit N = capability N */
+	char **seccomp;     /* hex of struct sock_filter programs, in order */
+	int nseccomp;
+	int new_session;    /* setsid for the command */
+	char **rlimits;     /* "resource:soft:hard" */
+	int nrlimits;
+	int landlock;       /* restrict with Landlock (ll_* below) */
+	uint64_t ll_fs, ll_net, ll_scoped;
+	char **ll_paths;    /* "access:optional:path" */
+	int nll_paths;
+	char **ll_ports;    /* "access:port" */
+	int nll_ports;
 };
 
 /* sync_fd is the stage's end of the launcher socket. */
@@ -45,5 +60,11 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+
+/* security.c: parse_security_config takes the records it knows (returns
+ * 1); the hooks run in the command's child around the identity switch. */
+int parse_security_config(struct config *c, const char *key, char *v);
+void security_before_identity(const struct config *c);
+void security_before_exec(const struct config *c);
 
 #endif

@@ -32,6 +32,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	security    *securityFlags
 }
 
 func newRunFlags() *runFlags {
@@ -53,6 +54,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	f.security = addSecurityFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -177,10 +179,14 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
 		}
 	}
+	notice, err := f.security.apply(f.fs, spec)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", err
 	}
-	return spec, plan.Notice, nil
+	return spec, strings.TrimSpace(plan.Notice + "\n" + notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.
