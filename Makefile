@@ -11,7 +11,7 @@ TAGS    := netgo,osusergo
 LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
-.PHONY: all build test unit integration lint install demo clean
+.PHONY: all build test unit integration lint install demo clean fuzz
 
 all: build
 
@@ -25,6 +25,19 @@ test:
 
 unit:
 	$(GO) test -race $$($(GO) list ./... | grep -v /tests)
+
+# Every fuzz target (FuzzXxx) of every package, one after the other, each
+# for FUZZTIME; not part of make test. Crashers land in testdata/fuzz and
+# become regression cases that go test runs from then on.
+FUZZTIME  ?= 1m
+FUZZFLAGS ?= -parallel=2
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./... | grep -v /tests); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$f ($$pkg, $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -52,13 +52,22 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if spec.Security.NewSession {
 		tty = terminal{fd: -1} // the command gets no controlling terminal
 	}
-	exe, err := stageExecutable()
+	exe, err := stageExecutable(spec.Mapping)
 	if err != nil {
 		return nil, err
 	}
+	cg, err := spec.Limits.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			cg.remove() // runs after the processes are reaped below
+		}
+	}()
 
-	// 1. The stage, from a sealed copy of nsbox (stageexe.go). Pdeathsig:
-	// if we die, it dies.
+	// 1. The stage, from a sealed copy of nsbox if the sandbox could write
+	// the binary (stageexe.go). Pdeathsig: if we die, it dies.
 	stage, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
 		Env:   []string{stageEnv + "=1"},
 		Files: append(stdio.files[:3:3], child),
@@ -79,6 +88,11 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop := context.AfterFunc(ctx, func() { stage.Kill() })
 	defer stop()
 
+	// Before the stage creates anything, so that all of the sandbox is
+	// born inside the limits.
+	if err := cg.add(stage.Pid); err != nil {
+		return nil, err
+	}
 	cfg := newStageConfig(spec, tty.fd)
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the sandbox configuration: %w", err)
@@ -119,7 +133,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{})}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{})}
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil

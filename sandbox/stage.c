@@ -53,6 +53,10 @@ extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
+/* PID 1 waits on this pipe until the stage has sent PID1 and exited, so
+ * that its own messages (EXEC_OK, ERROR) can never overtake PID1 on the
+ * socket, however the two are scheduled. */
+static int pid1_gate[2] = {-1, -1};
 
 /* --- messages ----------------------------------------------------------- */
 
@@ -427,6 +431,11 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
+	char gate;
+	close(pid1_gate[1]);
+	while (read(pid1_gate[0], &gate, 1) < 0 && errno == EINTR)
+		;
+	close(pid1_gate[0]);
 	arm_parent_death();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
@@ -538,6 +547,8 @@ void nsbox_stage(void)
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
+		fail("create the PID 1 start pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");

@@ -288,8 +288,21 @@ func TestSecurityBinaryNotWritable(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, bytes.Equal(orig, after), "the nsbox binary changed")
 	// PID 1 runs from a sealed in-memory copy, not from the file.
-	link := nsboxWith([]string{"run", "--root", "--", "readlink", "/proc/1/exe"})
-	link.Assert(t, icmd.Expected{Out: "/memfd:nsbox-stage"})
+	icmd.RunCommand(bin, "run", "--root", "--", "readlink", "/proc/1/exe").Assert(t, icmd.Expected{Out: "/memfd:nsbox-stage"})
+
+	// A binary no mapped id may write (root's, as installed) is run as it
+	// is, and stays out of reach.
+	st, err := os.Stat(nsboxBin)
+	assert.NilError(t, err)
+	if st.Sys().(*syscall.Stat_t).Uid == uint32(os.Getuid()) || st.Mode()&0o022 != 0 {
+		return
+	}
+	icmd.RunCommand(nsboxBin, "run", "--root", "--", "readlink", "/proc/1/exe").Assert(t, icmd.Expected{Out: nsboxBin})
+	res = nsboxWith(append([]string{"run", "--root"}, helperArgs("write", "/proc/1/exe")...))
+	res.Assert(t, icmd.Success)
+	for _, l := range splitLines(res.Stdout()) {
+		assert.Check(t, !strings.HasSuffix(l, " ok"), l)
+	}
 }
 
 func TestSecurityNoNewPrivsSetuid(t *testing.T) {
