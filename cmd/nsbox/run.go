@@ -77,7 +77,7 @@ Examples:
   nsbox run --map-users 0:1000:1 --map-users 1:100000:1000 --root -- id
   nsbox run --share net -- ip addr              # keep the host's network
   nsbox run --hostname box --setenv PS1='box$ ' -- bash
-  nsbox run --landlock --landlock-ro ~/src -- make -C ~/src    # Landlock on top of the namespaces
+  nsbox run --landlock --chdir ~/src -- make   # Landlock: system dirs read-only, ~/src writable
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
