@@ -11,7 +11,7 @@ TAGS    := netgo,osusergo
 LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
-.PHONY: all build test unit integration lint install demo clean fuzz
+.PHONY: all build test unit integration lint install demo bench clean fuzz
 
 all: build
 
@@ -50,6 +50,12 @@ install: build
 # the demo as the unprivileged test user).
 demo:
 	hack/demo.sh
+
+# Side-by-side benchmarks against bubblewrap, unshare, rootlesskit and pasta
+# (as root it installs them and runs as the unprivileged test user); writes
+# docs/benchmarks.md and docs/benchmarks.png. Not part of make test.
+bench:
+	hack/bench.sh
 
 clean:
 	rm -rf bin

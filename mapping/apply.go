@@ -26,12 +26,21 @@ import (
 //   - If a direct write fails with EPERM and the helper for that kind is
 //     known and usable, the helper is tried, as runc does.
 //
+// The two maps are independent files, so they are written concurrently:
+// with helpers, newuidmap and newgidmap (each a setuid exec of a few
+// milliseconds) run side by side. When both fail, the uid map's error is
+// returned.
+//
 // Errors name the file or the full command line, and a helper's stderr.
 func (p Plan) Apply(pid int) error {
-	if err := p.apply(pid, false); err != nil {
-		return err
+	gidErr := make(chan error, 1)
+	go func() { gidErr <- p.apply(pid, true) }()
+	uerr := p.apply(pid, false)
+	gerr := <-gidErr
+	if uerr != nil {
+		return uerr
 	}
-	return p.apply(pid, true)
+	return gerr
 }
 
 func (p Plan) apply(pid int, gid bool) error {

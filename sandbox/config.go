@@ -1,6 +1,13 @@
 package sandbox
 
-import "strconv"
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/nsbox/nsbox/mapping"
+)
 
 // stageConfig is everything the C stage needs, already decided. It is sent
 // as one CONFIG message of "key=value\0" records, which stage.c reads in one
@@ -17,15 +24,32 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
-	security     [][2]string // security.go, limits.go: key, value
+	// mounts, when newRoot is set, build a fresh root (mount.go).
+	newRoot bool
+	mounts  []Mount
+	// ownerUID/GID are the inner ids the caller's own host ids map to (-1
+	// when not mapped): what setup creates on host filesystems gets them.
+	ownerUID, ownerGID int64
+	// rootMapped: inner 0 is mapped, so devpts can be mounted.
+	rootMapped bool
+	// cwdTry is where the command starts when no Cwd is given and the
+	// root is new: the launcher's directory if it is inside, else /.
+	cwdTry string
+	// nest: the plan applied to the stage's user namespace, and whether
+	// the command gets a nested one (nested.go).
+	nest     nesting
+	security [][2]string // security.go, limits.go: key, value
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
 	ns := s.Namespaces
-	return stageConfig{
+	nest := planNesting(s)
+	m := nest.plan
+	c := stageConfig{
+		nest:         nest,
 		unshareFlags: ns.cloneFlags(),
-		setupRoot:    s.Mapping.MapsInnerUID(0) && s.Mapping.MapsInnerGID(0),
-		setgroups:    s.Mapping.SetgroupsAllowed(),
+		setupRoot:    m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		setgroups:    m.SetgroupsAllowed(),
 		mountProc:    ns.Mount && ns.PID,
 		loUp:         ns.Net,
 		noNewPrivs:   s.Process.NoNewPrivs,
@@ -36,13 +60,35 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
 		env:          s.Process.Env,
+		newRoot:      s.Mounts != nil && ns.Mount,
+		mounts:       s.Mounts,
+		ownerUID:     innerOf(m.UIDs, m.HostUID),
+		ownerGID:     innerOf(m.GIDs, m.HostGID),
+		rootMapped:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
 		security:     append(s.Security.records(s.Process.UID), s.Limits.records()...),
 	}
+	if c.newRoot && c.cwd == "" {
+		c.cwdTry, _ = os.Getwd()
+	}
+	return c
+}
+
+// innerOf is the inner id that host id maps to, or -1.
+func innerOf(ext []mapping.Extent, host uint32) int64 {
+	for _, e := range ext {
+		if host >= e.Outer && host-e.Outer < e.Count {
+			return int64(e.Inner) + int64(host-e.Outer)
+		}
+	}
+	return -1
 }
 
 // encode renders the records.
 func (c stageConfig) encode() []byte {
 	size := 256 + len(c.hostname) + len(c.cwd)
+	for _, m := range c.mounts {
+		size += 128 + len(m.Source) + len(m.Destination) + 2*len(m.Data)
+	}
 	for _, a := range c.args {
 		size += len(a) + 5
 	}
@@ -82,8 +128,69 @@ func (c stageConfig) encode() []byte {
 	for _, e := range c.env {
 		add("env", e)
 	}
+	if c.newRoot {
+		add("owner-uid", strconv.FormatInt(c.ownerUID, 10))
+		add("owner-gid", strconv.FormatInt(c.ownerGID, 10))
+		flag("root-mapped", c.rootMapped)
+		flag("new-root", true)
+		if c.cwdTry != "" {
+			add("cwd-try", c.cwdTry)
+		}
+		if c.nest.nested {
+			add("nest-uid", strconv.FormatUint(uint64(c.nest.nestUID), 10))
+			add("nest-gid", strconv.FormatUint(uint64(c.nest.nestGID), 10))
+		}
+		for i := range c.mounts {
+			c.mounts[i].encode(add)
+		}
+	}
 	for _, kv := range c.security {
 		add(kv[0], kv[1])
 	}
 	return b
+}
+
+// Flag bits of a "mount-flags" record; mounts.c reads the same values.
+const (
+	mountFlagReadOnly = 1 << iota
+	mountFlagDevices
+	mountFlagOptional
+)
+
+// encode appends the op's records: "mount=TYPE" opens it, the keys after
+// it (until the next "mount") fill it in.
+func (m *Mount) encode(add func(k, v string)) {
+	add("mount", string(m.Type))
+	if m.Source != "" {
+		add("mount-src", m.Source)
+	}
+	add("mount-dst", filepath.Clean(m.Destination))
+	fl := 0
+	if m.ReadOnly {
+		fl |= mountFlagReadOnly
+	}
+	if m.Devices {
+		fl |= mountFlagDevices
+	}
+	if m.Optional {
+		fl |= mountFlagOptional
+	}
+	add("mount-flags", strconv.Itoa(fl))
+	add("mount-mode", strconv.FormatUint(uint64(unixMode(m.Mode)), 10))
+	if m.Size > 0 {
+		add("mount-size", strconv.FormatInt(m.Size, 10))
+	}
+	if m.Type == MountFile {
+		add("mount-data", hex.EncodeToString(m.Data))
+	}
+	for _, l := range m.Lower {
+		add("mount-lower", l)
+	}
+	if m.Upper != "" {
+		add("mount-upper", m.Upper)
+	}
+	if m.Work != "" {
+		add("mount-work", m.Work)
+	}
+	add("mount-what", m.what())
 }

@@ -39,22 +39,9 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	parent, child, err := socketPair()
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if !ok {
-			parent.Close()
-		}
-	}()
 	tty := foregroundTerminal(stdio.files)
 	if spec.Security.NewSession {
 		tty = terminal{fd: -1} // the command gets no controlling terminal
-	}
-	exe, err := stageExecutable(spec.Mapping)
-	if err != nil {
-		return nil, err
 	}
 	cg, err := spec.Limits.cgroup()
 	if err != nil {
@@ -66,18 +53,18 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 	}()
 
-	// 1. The stage, from a sealed copy of nsbox if the sandbox could write
-	// the binary (stageexe.go). Pdeathsig: if we die, it dies.
-	stage, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
-		Env:   []string{stageEnv + "=1"},
-		Files: append(stdio.files[:3:3], child),
-		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
-	})
-	child.Close()
+	// 1. The stage (from a sealed copy of nsbox if the sandbox could
+	// write the binary: stageexe.go). If we die, it dies.
+	stage, parent, err := startStage(stdio.files, spec.Mapping)
 	stdio.started()
 	if err != nil {
-		return nil, fmt.Errorf("start the sandbox stage (%s): %w", exe, err)
+		return nil, err
 	}
+	defer func() {
+		if !ok {
+			parent.Close()
+		}
+	}()
 	var pid1 *os.Process
 	defer func() {
 		if !ok {
@@ -102,7 +89,8 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 
 	// 2. The maps, from the parent namespace.
-	if err := spec.Mapping.Apply(stage.Pid); err != nil {
+	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
 		return nil, fmt.Errorf("set up the uid/gid maps: %w", err)
 	}
 	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {

@@ -25,6 +25,12 @@ type Spec struct {
 	// Mapping is the id map plan applied to the user namespace, from
 	// mapping.NewPlan.
 	Mapping mapping.Plan `json:"mapping"`
+	// Mounts builds the sandbox's filesystem, in order, on an empty tmpfs
+	// root that the sandbox then pivots into (see mount.go; HostView is
+	// nsbox run's default). If Mounts is nil the sandbox keeps the
+	// launcher's mount tree, made private, with a new /proc; an empty,
+	// non-nil Mounts gives an empty root.
+	Mounts []Mount `json:"mounts"`
 	// Security: capabilities, seccomp, Landlock (security.go).
 	Security Security `json:"security"`
 	// Limits: rlimits and cgroup limits (limits.go).
@@ -140,6 +146,9 @@ func (s *Spec) Validate() error {
 	}
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
 		return fmt.Errorf("--gid %d is not mapped into the sandbox (gid map: %s); fix: pick a mapped gid, or map more with --map-groups", s.Process.GID, oneLine(s.Mapping.GIDs))
+	}
+	if err := s.validateMounts(); err != nil {
+		return err
 	}
 	for _, kv := range s.Process.Env {
 		if strings.IndexByte(kv, 0) >= 0 {

@@ -53,9 +53,8 @@ extern char **environ;
 
 int sync_fd = NSBOX_STAGE_FD;
 static pid_t launcher_pid;
-/* PID 1 waits on this pipe until the stage has sent PID1 and exited, so
- * that its own messages (EXEC_OK, ERROR) can never overtake PID1 on the
- * socket, however the two are scheduled. */
+/* pid1_gate holds PID 1 back until the stage has sent PID1: both write to
+ * the launcher's socket, and the launcher must learn the pid first. */
 static int pid1_gate[2] = {-1, -1};
 
 /* --- messages ----------------------------------------------------------- */
@@ -169,6 +168,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 	if (!c->argv || !c->envp)
 		fail("allocate the command line");
 	c->tty_fd = -1;
+	c->owner_uid = c->owner_gid = -1;
+	c->nest_uid = c->nest_gid = -1;
 	argc = envc = 0;
 	for (char *p = buf, *next; p < end; p = next) {
 		next = p + strlen(p) + 1; /* before the '=' below is cut */
@@ -202,7 +203,7 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
-		else
+		else if (!parse_mount_record(c, p, v))
 			parse_security_config(c, p, v);
 	}
 	if (argc == 0) {
@@ -332,6 +333,10 @@ __attribute__((noreturn)) static void run_command(const struct config *c, int re
 		setpgid(0, 0);
 		tcsetpgrp(c->tty_fd, getpid());
 	}
+	if (enter_nested_userns(c) < 0) {
+		r.step = 2;
+		goto failed;
+	}
 	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
@@ -431,9 +436,10 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
-	char gate;
+	/* Wait for the stage to send PID1 and exit (EOF on the gate). */
 	close(pid1_gate[1]);
-	while (read(pid1_gate[0], &gate, 1) < 0 && errno == EINTR)
+	char b;
+	while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
 		;
 	close(pid1_gate[0]);
 	arm_parent_death();
@@ -548,10 +554,48 @@ void nsbox_stage(void)
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
 	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
-		fail("create the PID 1 start pipe");
+		fail("create the PID 1 gate pipe");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
 	send_msg(NSBOX_MSG_PID1, pid, NULL);
+	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);
 }
+
+/* --- the pre-forked stage ---------------------------------------------------- */
+
+int nsbox_prefork_pid = -1;
+int nsbox_prefork_fd = -1;
+
+void nsbox_prefork(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return; /* the launcher re-executes instead */
+	if (sv[0] <= 2 || sv[1] <= 2) {
+		/* Stdio was closed and the pair took its place: leave that
+		 * case to the launcher's re-exec, which sets stdio up. */
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+			_exit(1);
+		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
+			_exit(125);
+		nsbox_stage(); /* closes every other descriptor; never returns */
+	}
+	close(sv[1]);
+	nsbox_prefork_pid = pid;
+	nsbox_prefork_fd = sv[0];
+}
+

@@ -15,12 +15,16 @@ package sandbox
 /*
 #cgo CFLAGS: -Wall -Wextra -O2 -std=gnu11
 #include <stdlib.h>
+#include <string.h>
 #include "stage.h"
 
-__attribute__((constructor)) static void nsbox_stage_constructor(void)
+__attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
+	if (&nsbox_prefork_command && argc >= 2 && argv && argv[1] &&
+	    !strcmp(argv[1], nsbox_prefork_command) && !getenv(NSBOX_NO_PREFORK_ENV))
+		nsbox_prefork();
 }
 */
 import "C"

@@ -61,4 +61,22 @@ struct nsbox_msg {
 
 void nsbox_stage(void);
 
+/* nsbox_prefork forks a stage before the Go runtime starts, so the stage is waiting for its
+ * CONFIG by the time the launcher has planned: no exec of the binary, and
+ * the fork overlaps the Go runtime's start. On success it sets
+ * nsbox_prefork_pid and nsbox_prefork_fd (the launcher's end of the
+ * socket, close-on-exec); on any failure they stay -1 and the launcher
+ * re-executes itself as usual. */
+void nsbox_prefork(void);
+extern int nsbox_prefork_pid;
+extern int nsbox_prefork_fd;
+
+/* A program opts in to the pre-forked stage by defining
+ * nsbox_prefork_command: the constructor pre-forks when argv[1] equals it
+ * (cmd/nsbox defines "run"). Programs that embed the sandbox package do
+ * not define it and always re-execute. NSBOX_NO_PREFORK in the
+ * environment turns it off (for comparisons). */
+extern const char nsbox_prefork_command[] __attribute__((weak));
+#define NSBOX_NO_PREFORK_ENV "NSBOX_NO_PREFORK"
+
 #endif

@@ -55,6 +55,9 @@ func mapsOuter(ext []mapping.Extent, id uint32) bool {
 	return false
 }
 
+// selfExe is the binary on disk, as the stage re-executes it.
+const selfExe = "/proc/self/exe"
+
 // stageCopy holds the sealed copy for the life of the process.
 var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy("/proc/self/exe") })
 
@@ -92,7 +95,7 @@ func sealedCopy(path string) (*os.File, error) {
 // /usr/local/bin/nsbox), which saves the copy.
 func stageExecutable(plan mapping.Plan) (string, error) {
 	if !binaryWritableInside(plan) {
-		return "/proc/self/exe", nil
+		return selfExe, nil
 	}
 	f, err := stageCopy()
 	if err != nil {

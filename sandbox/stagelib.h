@@ -25,6 +25,18 @@ struct config {
 	const char *cwd;
 	char **argv;
 	char **envp;
+	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
+	 * root in order, then PID 1 pivots into it. */
+	int new_root;
+	int root_mapped;           /* inner 0 is mapped: devpts can be mounted */
+	long long owner_uid;       /* inner ids of the caller, or -1: what setup */
+	long long owner_gid;       /* creates on host filesystems gets them */
+	const char *cwd_try;       /* the launcher's cwd, "/" if it is not inside */
+	struct mount_op *mounts;
+	int n_mounts;
+	/* With nest_uid >= 0 the command gets a nested user namespace that
+	 * maps nest_uid/nest_gid onto inner 0 (see sandbox/nested.go). */
+	long long nest_uid, nest_gid;
 
 	/* security.c: capabilities, seccomp, Landlock, limits. */
 	int caps_set;       /* caps below is the command's capability set */
@@ -40,6 +52,28 @@ struct config {
 	int nll_paths;
 	char **ll_ports;    /* "access:port" */
 	int nll_ports;
+};
+
+/* mount_op is one filesystem operation; sandbox/mount.go documents each
+ * type and config.go encodes them. */
+enum mount_type {
+	MT_BIND = 1, MT_TMPFS, MT_DIR, MT_SYMLINK, MT_CHMOD, MT_REMOUNT_RO, MT_PROC,
+	MT_DEV, MT_MQUEUE, MT_FILE, MT_OVERLAY, MT_TMP_OVERLAY, MT_COPY_UP,
+};
+#define MOUNT_READONLY 1
+#define MOUNT_DEVICES 2
+#define MOUNT_OPTIONAL 4
+struct mount_op {
+	int type;
+	const char *src, *dst, *what;
+	int flags;
+	unsigned mode;
+	unsigned long long size;
+	const char *data;
+	size_t data_len;
+	const char **lower;
+	int n_lower;
+	const char *upper, *work;
 };
 
 /* sync_fd is the stage's end of the launcher socket. */
@@ -61,6 +95,13 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
 
+/* enter_nested_userns (mounts.c) moves the calling process into the
+ * nested user namespace config asks for, if any; -1 with errno on error. */
+int enter_nested_userns(const struct config *c);
+
+/* parse_mount_record (mounts.c) takes the config records of the
+ * filesystem; returns 0 for a key it does not know. */
+int parse_mount_record(struct config *c, const char *key, char *value);
 /* security.c: parse_security_config takes the records it knows (returns
  * 1); the hooks run in the command's child around the identity switch. */
 int parse_security_config(struct config *c, const char *key, char *v);

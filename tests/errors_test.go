@@ -41,15 +41,17 @@ func TestCommandNotFound(t *testing.T) {
 	locked := fs.NewDir(t, "locked", fs.WithMode(0o000))
 	bin := fs.NewDir(t, "bin", fs.WithFile("hello", "echo hello from a script without a shebang\n", fs.WithMode(0o755)))
 	env := icmd.WithEnv("PATH=" + locked.Path() + ":" + bin.Path() + ":/usr/bin:/bin")
-	oneErrorLine(t, nsboxWith([]string{"run", "--", "no-such-command-nsbox"}, env), 127, "not found")
-	res := nsboxWith([]string{"run", "--", "hello"}, env)
+	// Both live in the host's /tmp, which the sandbox replaces: bind them.
+	binds := []string{"run", "--ro-bind", locked.Path(), "--ro-bind", bin.Path(), "--"}
+	oneErrorLine(t, nsboxWith(append(binds, "no-such-command-nsbox"), env), 127, "not found")
+	res := nsboxWith(append(binds, "hello"), env)
 	res.Assert(t, icmd.Expected{Out: "hello from a script without a shebang"})
 }
 
 func TestCommandNotExecutable(t *testing.T) {
 	requireUnprivileged(t)
 	f := fs.NewFile(t, "not-executable", fs.WithContent("echo hi\n"), fs.WithMode(0o644))
-	oneErrorLine(t, nsbox("run", "--", f.Path()), 126, f.Path())
+	oneErrorLine(t, nsbox("run", "--ro-bind", f.Path(), "--", f.Path()), 126, f.Path())
 }
 
 func TestMapUsersNotYours(t *testing.T) {

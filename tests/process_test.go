@@ -73,7 +73,7 @@ func TestEnvironmentFlags(t *testing.T) {
 	res.Assert(t, icmd.Success)
 	assert.Equal(t, res.Stdout(), "unset 2\n")
 	dir := t.TempDir()
-	res = nsbox("run", "--chdir", dir, "--", "pwd")
+	res = nsbox("run", "--dir", dir, "--chdir", dir, "--", "pwd")
 	res.Assert(t, icmd.Success)
 	assert.Equal(t, res.Stdout(), dir+"\n")
 }

@@ -307,48 +307,60 @@ func TestSecurityBinaryNotWritable(t *testing.T) {
 
 func TestSecurityNoNewPrivsSetuid(t *testing.T) {
 	requireUnprivileged(t)
-	// A setuid-root helper inside: root inside (a subordinate uid) owns it.
+	// The default filesystem view mounts everything nosuid, which would
+	// hide what no_new_privs does: share the host's mount namespace, where
+	// the test directory allows setuid.
 	dir := t.TempDir()
 	assert.NilError(t, os.Chmod(dir, 0o777))
 	self, err := os.Executable()
 	assert.NilError(t, err)
 	suid := filepath.Join(dir, "suid")
-	nsbox("run", "--uid", "0", "--gid", "0", "--", "sh", "-c",
+	// A setuid copy of this binary owned by root inside (a subordinate uid).
+	nsbox("run", "--share", "mnt", "--uid", "0", "--gid", "0", "--", "sh", "-c",
 		fmt.Sprintf("cp %s %s && chmod 4755 %s", self, suid, suid)).Assert(t, icmd.Success)
+	t.Cleanup(func() { nsbox("run", "--share", "mnt", "--uid", "0", "--", "rm", "-f", suid) })
 	st, err := os.Stat(suid)
 	assert.NilError(t, err)
-	if st.Mode()&os.ModeSetuid == 0 {
-		t.Fatalf("%s is not setuid: %v", suid, st.Mode())
+	owner := st.Sys().(*syscall.Stat_t).Uid
+	if st.Mode()&os.ModeSetuid == 0 || owner == uint32(os.Getuid()) {
+		cannotRun(t, "%s is not setuid to another uid (mode %v, owner %d): no subordinate ids?", suid, st.Mode(), owner)
 	}
-	if st.Sys().(*syscall.Stat_t).Uid == uint32(os.Getuid()) {
-		cannotRun(t, "inner root is our own uid: no subordinate ids")
-	}
-	res := nsbox("run", "--setenv", "NSBOX_TEST_HELPER=ids", "--", suid)
-	res.Assert(t, icmd.Success)
 	me := fmt.Sprint(os.Getuid())
+	// Control: on the host, without no_new_privs, the bit works.
+	host := icmd.RunCmd(icmd.Command(suid), icmd.WithEnv("NSBOX_TEST_HELPER=ids"))
+	host.Assert(t, icmd.Expected{Out: fmt.Sprintf("uid %s euid %d", me, owner)})
+	// Inside, where the owner is mapped (inner 0), it grants nothing.
+	res := nsbox("run", "--share", "mnt", "--setenv", "NSBOX_TEST_HELPER=ids", "--", suid)
+	res.Assert(t, icmd.Success)
 	assert.Check(t, is.Equal(strings.TrimSpace(res.Stdout()), "uid "+me+" euid "+me))
-	nsbox("run", "--uid", "0", "--", "rm", "-f", suid).Assert(t, icmd.Success)
 }
 
 func TestSecurityLandlock(t *testing.T) {
 	requireUnprivileged(t)
-	outside := t.TempDir()
+	// base is the launcher's directory, so the sandbox sees it; Landlock
+	// then allows only work (the command's directory) and what is listed.
+	base := t.TempDir()
+	work, outside := filepath.Join(base, "work"), filepath.Join(base, "outside")
+	assert.NilError(t, os.Mkdir(work, 0o755))
+	assert.NilError(t, os.Mkdir(outside, 0o755))
 	secret := filepath.Join(outside, "secret")
 	assert.NilError(t, os.WriteFile(secret, []byte("s"), 0o644))
-	work := t.TempDir()
-	// Without Landlock the file is readable; with it, only --landlock-ro
-	// paths, the defaults and the working directory are.
-	nsbox("run", "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
-	res := nsbox("run", "--landlock", "--chdir", work, "--", "cat", secret)
+	run := func(args ...string) *icmd.Result {
+		return icmd.RunCmd(icmd.Command(nsboxBin, append([]string{"run"}, args...)...), icmd.Dir(base))
+	}
+	run("--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
+	res := run("--landlock", "--chdir", work, "--", "cat", secret)
 	assert.Check(t, res.ExitCode != 0)
 	assert.Check(t, is.Contains(res.Stderr(), "Permission denied"))
-	nsbox("run", "--landlock", "--landlock-ro", outside, "--chdir", work, "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
-	nsbox("run", "--landlock", "--landlock-ro", outside, "--chdir", work, "--", "sh", "-c", "echo x > "+secret).
+	run("--landlock", "--landlock-ro", outside, "--chdir", work, "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
+	run("--landlock", "--landlock-ro", outside, "--chdir", work, "--", "sh", "-c", "echo x > "+secret).
 		Assert(t, icmd.Expected{ExitCode: 2, Err: "Permission denied"})
-	nsbox("run", "--landlock", "--chdir", work, "--", "sh", "-c", "echo x > f && cat f").Assert(t, icmd.Expected{Out: "x"})
-	nsbox("run", "--landlock", "--landlock-ro", "/no/such/dir", "--", "true").
+	run("--landlock", "--chdir", work, "--", "sh", "-c", "echo x > f && cat f").Assert(t, icmd.Expected{Out: "x"})
+	run("--landlock", "--landlock-ro", "/no/such/dir", "--", "true").
 		Assert(t, icmd.Expected{ExitCode: 125, Err: "/no/such/dir"})
 	// TCP (ABI 4): only declared ports may be bound.
+	self, err := os.Executable()
+	assert.NilError(t, err)
 	bind := func(args ...string) string {
 		r := nsboxWith(append(append([]string{"run"}, args...), helperArgs("tcp", "8080")...))
 		r.Assert(t, icmd.Success)
@@ -356,8 +368,6 @@ func TestSecurityLandlock(t *testing.T) {
 	}
 	assert.Check(t, is.Equal(bind(), "bind ok"))
 	if abi, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION); e == 0 && abi >= 4 {
-		self, err := os.Executable()
-		assert.NilError(t, err)
 		assert.Check(t, is.Equal(bind("--landlock-ro", filepath.Dir(self)), "bind EACCES"))
 		assert.Check(t, is.Equal(bind("--landlock-ro", filepath.Dir(self), "--landlock-bind", "8080"), "bind ok"))
 	}

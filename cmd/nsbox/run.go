@@ -32,6 +32,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	mounts      *mountFlags
 	security    *securityFlags
 }
 
@@ -54,6 +55,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	f.mounts = addMountFlags(fs)
 	f.security = addSecurityFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
@@ -65,7 +67,11 @@ func runUsage(f *runFlags) string {
 
 Runs COMMAND in a new sandbox: a user namespace (always), and new mount,
 PID, network, IPC, UTS and cgroup namespaces unless --share says otherwise.
-Inside, PID 1 is nsbox's init; the network has only lo, up; /proc is new.
+Inside, PID 1 is nsbox's init; the network has only lo, up. The filesystem
+is the host's / read-only (every submount too), the current directory
+read-write, an empty tmpfs on /tmp, a minimal /dev and a new /proc; the
+mount flags below add to it in command-line order (--empty or --rootfs
+start from another root).
 The sandbox ends with the command, and dies with nsbox if nsbox is killed.
 
 Flags:
@@ -77,6 +83,10 @@ Examples:
   nsbox run --map-users 0:1000:1 --map-users 1:100000:1000 --root -- id
   nsbox run --share net -- ip addr              # keep the host's network
   nsbox run --hostname box --setenv PS1='box$ ' -- bash
+  nsbox run -- make test                        # writes only to . (and a private /tmp)
+  nsbox run --tmp-overlay /usr -- sh -c 'touch /usr/x'   # writes vanish on exit
+  nsbox run --ro-bind ~/data:/data --tmpfs /run:size=64m -- ls /data
+  nsbox run --root --rootfs ./busybox-root -- sh
   nsbox run --landlock --chdir ~/src -- make   # Landlock: system dirs read-only, ~/src writable
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
@@ -180,6 +190,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
 		}
+	}
+	if err := f.mounts.apply(spec); err != nil {
+		return nil, "", err
 	}
 	notice, err := f.security.apply(f.fs, spec)
 	if err != nil {

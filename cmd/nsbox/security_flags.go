@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox"
@@ -156,21 +155,4 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 	}
 	lim.PIDs, lim.CPUs = s.pids, s.cpus
 	return notice, nil
-}
-
-// parseSize reads a byte count with an optional binary suffix: 512M, 2G.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(s), "B"))
-	if t != "" {
-		if i := strings.IndexByte("KMGT", t[len(t)-1]); i >= 0 {
-			mult = 1 << (10 * (i + 1))
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v <= 0 || v > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (bytes, or with K, M, G, T)", s)
-	}
-	return v * mult, nil
 }

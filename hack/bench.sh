@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# nsbox's side-by-side benchmarks, what `make bench` does. Not part of
+# make test; takes a few minutes.
+#
+# As root: installs the peers that are missing (bubblewrap, rootlesskit,
+# slirp4netns, passt, iperf3, hyperfine, strace from Debian), prepares the
+# test user (hack/setup-host.sh), builds nsbox and the harness
+# (hack/bench/), and runs the harness AS THAT USER: rootless numbers only
+# come from a rootless run. As a normal user: runs it directly as you.
+# Either way it writes docs/benchmarks.md and docs/benchmarks.png.
+#
+# BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+user=${NSBOX_TEST_USER:-nsbox-test}
+export CGO_ENABLED=1
+
+if [ "$(id -u)" = 0 ]; then
+	peers=(bubblewrap rootlesskit slirp4netns passt iperf3 hyperfine strace busybox-static uidmap)
+	missing=()
+	for p in "${peers[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "bench: installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	hack/setup-host.sh "$user"
+fi
+
+make --no-print-directory build
+out=$(mktemp -d /var/tmp/nsbox-bench.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+cp bin/nsbox "$out/nsbox"
+go build -o "$out/bench" ./hack/bench
+go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./hack/bench/emptygo
+mkdir "$out/docs" "$out/tmp"
+chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo"
+chmod 0777 "$out/docs" "$out/tmp"
+
+path=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+if [ "$(id -u)" = 0 ]; then
+	echo "bench: running as $user (uid $(id -u "$user"))"
+	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out" TMPDIR="$out/tmp" \
+		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+else
+	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+fi
+cp "$out/docs/benchmarks.md" "$out/docs/benchmarks.png" "$repo/docs/"
+echo "bench: wrote docs/benchmarks.md and docs/benchmarks.png"

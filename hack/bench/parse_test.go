@@ -1,0 +1,160 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+)
+
+func TestQuantileAndMedian(t *testing.T) {
+	vs := []float64{5, 1, 4, 2, 3}
+	m, ok := median(vs)
+	assert.Assert(t, ok)
+	assert.Equal(t, m, 3.0)
+	m, _ = median([]float64{4, 1, 3, 2})
+	assert.Equal(t, m, 2.5)
+	p99, _ := quantile(vs, 0.99)
+	assert.Equal(t, p99, 5.0)
+	p50, _ := quantile(vs, 0.5)
+	assert.Equal(t, p50, 3.0)
+	_, ok = median(nil)
+	assert.Assert(t, !ok)
+	assert.DeepEqual(t, vs, []float64{5, 1, 4, 2, 3}) // inputs are not sorted in place
+}
+
+func TestAlternateRotatesOrder(t *testing.T) {
+	a, b, c := &contender{Name: "a"}, &contender{Name: "b"}, &contender{Name: "c", Missing: "no"}
+	var order []string
+	alternate(2, []*contender{a, b, c}, func(k *contender) (float64, error) {
+		order = append(order, k.Name)
+		return 1, nil
+	})
+	assert.DeepEqual(t, order, []string{"a", "b", "b", "a"})
+	assert.Equal(t, len(c.Values), 0)
+}
+
+const sampleTrace = `100 1.000000 execve("./nsbox", ["./nsbox", "run"], 0x1 /* 1 var */) = 0
+101 1.010000 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [5, 6]) = 0
+102 1.011000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK <unfinished ...>
+102 1.011500 exit_group(0)   = ?
+103 1.013000 execve("/proc/self/exe", ["nsbox-stage"], 0x2 /* 1 var */ <unfinished ...>
+103 1.013500 <... execve resumed>) = 0
+103 1.015000 unshare(CLONE_NEWUSER) = 0
+103 1.016000 unshare(CLONE_NEWNS|CLONE_NEWPID) = 0
+103 1.017000 clone(child_stack=0x7d6100, flags=CLONE_PARENT|SIGCHLD) = 104
+103 1.017500 exit_group(0)   = ?
+104 1.018000 mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL) = 0
+105 1.020000 execve("/usr/bin/true", ["true"], 0x3 /* 1 var */) = 0
+105 1.023000 exit_group(0)   = ?
+104 1.023500 exit_group(0)   = ?
+101 1.025000 exit_group(0)   = ?
+`
+
+func TestStartupPhases(t *testing.T) {
+	ph, err := startupPhases(strings.Split(sampleTrace, "\n"))
+	assert.NilError(t, err)
+	var got []float64
+	for _, p := range ph {
+		got = append(got, float64(int(p.MS*10+0.5))/10)
+	}
+	assert.DeepEqual(t, got, []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
+}
+
+func TestStartupPhasesMissingMarker(t *testing.T) {
+	_, err := startupPhases(strings.Split(sampleTrace, "\n")[:5])
+	assert.ErrorContains(t, err, `lacks the "userns" marker`)
+}
+
+func TestParseStraceSummary(t *testing.T) {
+	out := `% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ------------------
+ 32.13    0.007766         215        36           nanosleep
+  5.74    0.001388          12       114         2 rt_sigaction
+------ ----------- ----------- --------- --------- ------------------
+100.00    0.024170          84       150         2 total
+`
+	rows, total := parseStraceSummary(out)
+	assert.Equal(t, total, 150)
+	assert.DeepEqual(t, rows, []syscallCount{{"nanosleep", 36, 0.007766}, {"rt_sigaction", 114, 0.001388}})
+}
+
+func TestParseInitTrace(t *testing.T) {
+	out := "init runtime @0.010 ms, 2.500 ms clock, 0 bytes, 0 allocs\nnsbox d0eeb17\ninit os @2.6 ms, 0.40 ms clock, 400 bytes, 6 allocs\n"
+	assert.DeepEqual(t, parseInitTrace(out), []initRecord{{"runtime", 0.01, 2.5}, {"os", 2.6, 0.4}})
+}
+
+func TestParseIperf(t *testing.T) {
+	v, err := parseIperf([]byte(`{"end":{"sum_received":{"bits_per_second":7.1e9}}}`))
+	assert.NilError(t, err)
+	assert.Equal(t, v, 7.1)
+	_, err = parseIperf([]byte(`{"error":"unable to connect to server"}`))
+	assert.ErrorContains(t, err, "unable to connect")
+	_, err = parseIperf([]byte(`{}`))
+	assert.ErrorContains(t, err, "no received throughput")
+}
+
+func TestParseMicros(t *testing.T) {
+	v, err := parseMicros("12.5\n30\n")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, v, []float64{12.5, 30})
+	_, err = parseMicros("12\nNaN\n")
+	assert.ErrorContains(t, err, "not a duration")
+	_, err = parseMicros("")
+	assert.ErrorContains(t, err, "no durations")
+}
+
+func TestIsUnknownFlag(t *testing.T) {
+	assert.Assert(t, isUnknownFlag("nsbox: run: unknown flag: --net; fix: see nsbox help run"))
+	assert.Assert(t, isUnknownFlag("nsbox: run: unknown shorthand flag: 'p' in -p; fix: …"))
+	assert.Assert(t, !isUnknownFlag("nsbox: --net user: /dev/net/tun: permission denied; fix: …"))
+}
+
+func FuzzParseStraceLine(f *testing.F) {
+	for _, l := range strings.Split(sampleTrace, "\n") {
+		f.Add(l)
+	}
+	f.Add("12 NaN execve(")
+	f.Add("-1 1.0 x(")
+	f.Fuzz(func(t *testing.T, line string) {
+		e, ok := parseStraceLine(line)
+		if ok && (e.PID <= 0 || e.Name == "" || e.Time < 0 || e.Time != e.Time) {
+			t.Fatalf("accepted a bad line %q as %+v", line, e)
+		}
+	})
+}
+
+func FuzzStartupPhases(f *testing.F) {
+	f.Add(sampleTrace)
+	f.Fuzz(func(t *testing.T, trace string) {
+		ph, err := startupPhases(strings.Split(trace, "\n"))
+		if err == nil && len(ph) != 9 {
+			t.Fatalf("%d phases", len(ph))
+		}
+	})
+}
+
+func FuzzParseOutputs(f *testing.F) {
+	f.Add("init runtime @0.010 ms, 2.500 ms clock, 0 bytes, 0 allocs", "  5.74    0.001388          12       114         2 rt_sigaction", "12.5\n3")
+	f.Fuzz(func(t *testing.T, inits, summary, micros string) {
+		for _, r := range parseInitTrace(inits) {
+			if r.StartMS < 0 || r.ClockMS < 0 {
+				t.Fatalf("negative init record %+v", r)
+			}
+		}
+		rows, _ := parseStraceSummary(summary)
+		for _, r := range rows {
+			if r.Calls < 0 {
+				t.Fatalf("negative calls %+v", r)
+			}
+		}
+		if vs, err := parseMicros(micros); err == nil {
+			for _, v := range vs {
+				if v <= 0 || v != v {
+					t.Fatalf("bad duration %v", v)
+				}
+			}
+		}
+		parseIperf([]byte(micros))
+	})
+}

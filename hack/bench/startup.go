@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// bwrapFull is bubblewrap's "everything unshared, read-only /" sandbox,
+// the peer for nsbox run without network.
+var bwrapFull = []string{"bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"}
+
+// startupNoNet: `true` in a full sandbox without network.
+func startupNoNet(cfg *config) *comparison {
+	c := &comparison{
+		Title: "Startup, no network: `true` in a full sandbox",
+		Unit:  "ms",
+		Contenders: []*contender{
+			{Name: "nsbox run", Argv: []string{cfg.nsbox, "run", "--", "true"}},
+			{Name: "bwrap --unshare-all", Argv: append(append([]string{}, bwrapFull...), "true")},
+			{Name: "unshare -rmpfiun --mount-proc", Argv: []string{"unshare", "-rmpfiun", "--mount-proc", "true"}},
+			{Name: "nsbox run --map single", Argv: []string{cfg.nsbox, "run", "--map", "single", "--", "true"}},
+		},
+		Note: "nsbox maps your subordinate ids through newuidmap/newgidmap by default (as rootlesskit); " +
+			"bwrap and unshare -r map only your own id, which `--map single` matches.",
+	}
+	requireTools(c, map[string]string{"bwrap --unshare-all": "bwrap", "unshare -rmpfiun --mount-proc": "unshare"})
+	alternate(cfg.rounds, c.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
+	return c
+}
+
+// startupNet: `true` with the user-mode network up.
+func startupNet(cfg *config) *comparison {
+	c := &comparison{
+		Title: "Startup with the user-mode network: `true`",
+		Unit:  "ms",
+		Contenders: []*contender{
+			{Name: "nsbox run --net user", Argv: []string{cfg.nsbox, "run", "--net", "user", "--", "true"}},
+			{Name: "rootlesskit --net=slirp4netns", Argv: []string{"rootlesskit", "--net=slirp4netns", "--disable-host-loopback", "--copy-up=/etc", "true"}},
+			{Name: "nsbox run --net slirp4netns", Argv: []string{cfg.nsbox, "run", "--net", "slirp4netns", "--", "true"}},
+			{Name: "nsbox run --net pasta", Argv: []string{cfg.nsbox, "run", "--net", "pasta", "--", "true"}},
+		},
+	}
+	probeInto(cfg, c.Contenders[0], "--net", "user")
+	probeInto(cfg, c.Contenders[2], "--net", "slirp4netns")
+	probeInto(cfg, c.Contenders[3], "--net", "pasta")
+	requireTools(c, map[string]string{"rootlesskit --net=slirp4netns": "rootlesskit"})
+	alternate(cfg.rounds/2, c.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
+	return c
+}
+
+// startupOverlay: a throwaway writable overlay over /.
+func startupOverlay(cfg *config) *comparison {
+	c := &comparison{
+		Title: "Startup with a writable tmpfs overlay over /: `true`",
+		Unit:  "ms",
+		Contenders: []*contender{
+			{Name: "nsbox run --tmp-overlay /", Argv: []string{cfg.nsbox, "run", "--tmp-overlay", "/", "--", "true"}},
+			{Name: "nsbox run (no overlay)", Argv: []string{cfg.nsbox, "run", "--", "true"}},
+			{Name: "bwrap --overlay-src / --tmp-overlay /", Argv: append(append([]string{}, bwrapFull[:2]...), "--overlay-src", "/", "--tmp-overlay", "/", "--dev", "/dev", "--proc", "/proc", "true")},
+		},
+		Note: "The ratio against the second row is the cost of the overlay itself. bubblewrap has --tmp-overlay only from 0.10.",
+	}
+	probeInto(cfg, c.Contenders[0], "--tmp-overlay", "/")
+	if _, err := wallTime(c.Contenders[2].Argv); err != nil {
+		c.Contenders[2].Missing = "this bubblewrap cannot: " + err.Error()
+	}
+	alternate(cfg.rounds/2, c.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
+	return c
+}
+
+// parallelStart starts n sandboxes at once, several batches per
+// contender, alternating; every sandbox must succeed. The values are each
+// sandbox's own wall time.
+func parallelStart(cfg *config) *comparison {
+	n := cfg.parallel
+	c := &comparison{
+		Title: fmt.Sprintf("%d sandboxes started in parallel: `true` (per-sandbox wall time)", n),
+		Unit:  "ms",
+		Contenders: []*contender{
+			{Name: "nsbox run", Argv: []string{cfg.nsbox, "run", "--", "true"}},
+			{Name: "bwrap --unshare-all", Argv: append(append([]string{}, bwrapFull...), "true")},
+		},
+	}
+	requireTools(c, map[string]string{"bwrap --unshare-all": "bwrap"})
+	batches := map[string][]float64{}
+	for r := 0; r < cfg.parallelRounds; r++ {
+		for i := range c.Contenders {
+			k := c.Contenders[(r+i)%len(c.Contenders)]
+			if k.Missing != "" {
+				continue
+			}
+			start := time.Now()
+			vals, errs := batch(k.Argv, n)
+			batches[k.Name] = append(batches[k.Name], float64(time.Since(start))/float64(time.Millisecond))
+			k.Values = append(k.Values, vals...)
+			k.Failures += len(errs)
+			if len(errs) > 0 {
+				k.LastErr = errs[0].Error()
+			}
+		}
+	}
+	c.Note = fmt.Sprintf("%d batches each; every sandbox must exit 0 (failures are counted in the table).", cfg.parallelRounds)
+	for _, k := range c.Contenders {
+		if m, ok := median(batches[k.Name]); ok {
+			c.Note += fmt.Sprintf(" Whole batch, median: %s %.0f ms.", k.Name, m)
+		}
+	}
+	return c
+}
+
+// batch starts n copies of argv behind one barrier and returns the wall
+// time of each that succeeded and the errors of the others.
+func batch(argv []string, n int) ([]float64, []error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var vals []float64
+	var errs []error
+	gate := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			v, err := wallTime(argv)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			vals = append(vals, v)
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	return vals, errs
+}
+
+// probeInto marks k missing when nsbox rejects flags (or they fail).
+func probeInto(cfg *config, k *contender, flags ...string) {
+	if err := probe(cfg.nsbox, flags...); err != nil {
+		k.Missing = missingReason(err)
+	}
+}
+
+// requireTools marks contenders whose program is not installed.
+func requireTools(c *comparison, tools map[string]string) {
+	for _, k := range c.Contenders {
+		if tool, ok := tools[k.Name]; ok && k.Missing == "" {
+			if _, err := exec.LookPath(tool); err != nil {
+				k.Missing = tool + " is not installed (make bench as root installs it)"
+			}
+		}
+	}
+}

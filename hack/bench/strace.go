@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// A syscallEvent is one line of `strace -f -ttt -T`: the entry of a
+// system call (or its unfinished half).
+type syscallEvent struct {
+	PID  int
+	Time float64 // seconds since the epoch, at entry
+	Name string  // "execve", "unshare", …
+	Args string  // the rest of the line after "name("
+}
+
+// parseStraceLine reads "PID SECONDS.MICROS name(args…" and reports ok
+// false for lines that are not a call's entry (resumptions, signals,
+// exits) or are malformed.
+func parseStraceLine(line string) (syscallEvent, bool) {
+	f := strings.SplitN(line, " ", 3)
+	if len(f) != 3 {
+		return syscallEvent{}, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 {
+		return syscallEvent{}, false
+	}
+	ts, err := strconv.ParseFloat(f[1], 64)
+	if err != nil || !finite(ts) || ts < 0 {
+		return syscallEvent{}, false
+	}
+	name, args, ok := strings.Cut(f[2], "(")
+	if !ok || name == "" || strings.ContainsAny(name, " <+-") {
+		return syscallEvent{}, false
+	}
+	return syscallEvent{PID: pid, Time: ts, Name: name, Args: args}, true
+}
+
+// A phase is a span of the startup between two markers.
+type phase struct {
+	Name string
+	MS   float64
+}
+
+// startupPhases cuts one traced `nsbox run -- true` into phases by
+// markers (entries of the traced calls):
+//
+//	launcher execve → launcher socketpair → stage execve(/proc/self/exe)
+//	→ stage unshare(CLONE_NEWUSER) → stage unshare(the others) → stage
+//	clone(PID 1) → PID 1's first mount → the command's execve → its
+//	exit_group → the launcher's exit_group.
+func startupPhases(lines []string) ([]phase, error) {
+	var evs []syscallEvent
+	for _, l := range lines {
+		if e, ok := parseStraceLine(l); ok {
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("the trace has no system calls")
+	}
+	launcher := evs[0].PID
+	stage, pid1, command := 0, 0, 0
+	type mark struct {
+		name string
+		t    float64
+	}
+	marks := []mark{{"", evs[0].Time}}
+	want := []string{"socketpair", "stage-exec", "userns", "otherns", "clone-pid1", "mount", "cmd-exec", "cmd-exit", "exit"}
+	next := 0
+	for _, e := range evs[1:] {
+		if next >= len(want) {
+			break
+		}
+		hit := false
+		switch want[next] {
+		case "socketpair":
+			hit = e.Name == "socketpair" // the launcher, from whichever thread
+		case "stage-exec":
+			if e.Name == "execve" && strings.HasPrefix(e.Args, `"/proc/self/exe"`) {
+				stage, hit = e.PID, true
+			}
+		case "userns":
+			hit = e.PID == stage && e.Name == "unshare" && strings.HasPrefix(e.Args, "CLONE_NEWUSER)")
+		case "otherns":
+			hit = e.PID == stage && e.Name == "unshare"
+		case "clone-pid1":
+			hit = e.PID == stage && (e.Name == "clone" || e.Name == "clone3")
+		case "mount":
+			if e.Name == "mount" && e.PID != stage && e.PID != launcher {
+				pid1, hit = e.PID, true
+			}
+		case "cmd-exec":
+			if e.Name == "execve" && e.PID != pid1 && e.PID != stage && e.PID != launcher {
+				command, hit = e.PID, true
+			}
+		case "cmd-exit":
+			hit = e.PID == command && e.Name == "exit_group"
+		case "exit":
+			hit = e.Name == "exit_group" && e.PID != stage && e.PID != pid1 && e.PID != command
+		}
+		if hit {
+			marks = append(marks, mark{want[next], e.Time})
+			next++
+		}
+	}
+	if next < len(want) {
+		return nil, fmt.Errorf("the trace lacks the %q marker", want[next])
+	}
+	names := []string{
+		"launcher: Go runtime start, package init, flags, planning",
+		"launcher: fork + exec of the stage (os.StartProcess)",
+		"stage: exec of the 3.6 MB static binary, constructor, CONFIG",
+		"uid/gid maps written by the launcher, stage resumed",
+		"stage: unshare mnt/pid/net/ipc/uts/cgroup",
+		"stage: clone PID 1",
+		"PID 1: first mount",
+		"PID 1: mounts, lo up, fork + exec of the command",
+		"the command (`true`, dynamically linked) runs",
+		"PID 1 reaps, reports; launcher exits",
+	}
+	// marks: start, socketpair, stage-exec, userns, otherns, clone, mount, cmd-exec, cmd-exit, exit
+	phases := []phase{
+		{names[0], ms(marks[1].t - marks[0].t)},
+		{names[1], ms(marks[2].t - marks[1].t)},
+		{names[2], ms(marks[3].t - marks[2].t)},
+		{names[3], ms(marks[4].t - marks[3].t)},
+		{names[4], ms(marks[5].t - marks[4].t)},
+		{names[5] + " → " + names[6], ms(marks[6].t - marks[5].t)},
+		{names[7], ms(marks[7].t - marks[6].t)},
+		{names[8], ms(marks[8].t - marks[7].t)},
+		{names[9], ms(marks[9].t - marks[8].t)},
+	}
+	return phases, nil
+}
+
+func ms(s float64) float64 { return s * 1000 }
+
+// A syscallCount is one row of `strace -c`.
+type syscallCount struct {
+	Name    string
+	Calls   int
+	Seconds float64
+}
+
+// parseStraceSummary reads the table `strace -c` prints and returns its
+// rows and the total number of calls.
+func parseStraceSummary(out string) ([]syscallCount, int) {
+	var rows []syscallCount
+	total := 0
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		secs, err1 := strconv.ParseFloat(f[1], 64)
+		calls, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil || calls < 0 {
+			continue
+		}
+		name := f[len(f)-1]
+		if name == "total" {
+			total = calls
+			continue
+		}
+		rows = append(rows, syscallCount{Name: name, Calls: calls, Seconds: secs})
+	}
+	return rows, total
+}
+
+// An initRecord is one line of GODEBUG=inittrace=1:
+// "init PKG @START ms, CLOCK ms clock, BYTES bytes, ALLOCS allocs".
+type initRecord struct {
+	Pkg     string
+	StartMS float64
+	ClockMS float64
+}
+
+// parseInitTrace reads the init lines of GODEBUG=inittrace=1 output.
+func parseInitTrace(out string) []initRecord {
+	var recs []initRecord
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || f[0] != "init" || !strings.HasPrefix(f[2], "@") {
+			continue
+		}
+		start, err1 := strconv.ParseFloat(strings.TrimPrefix(f[2], "@"), 64)
+		clock, err2 := strconv.ParseFloat(f[4], 64)
+		if err1 != nil || err2 != nil || !finite(start) || !finite(clock) || start < 0 || clock < 0 {
+			continue
+		}
+		recs = append(recs, initRecord{Pkg: f[1], StartMS: start, ClockMS: clock})
+	}
+	return recs
+}
+
+// finite reports whether v is neither NaN nor an infinity.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -1,0 +1,278 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// MountType names what one mount operation does. The types follow
+// bubblewrap's options, plus overlays and copy-up.
+type MountType string
+
+const (
+	// MountBind binds Source (a host path) at Destination. ReadOnly makes
+	// it read-only, recursively; Devices keeps device nodes usable
+	// (--dev-bind); Optional skips a missing Source (--bind-try).
+	MountBind MountType = "bind"
+	// MountTmpfs mounts an empty tmpfs at Destination, of Size bytes
+	// (0: the kernel's default, half of RAM) and Mode (0: 0755).
+	MountTmpfs MountType = "tmpfs"
+	// MountDir creates the directory Destination (Mode, 0: 0755).
+	MountDir MountType = "dir"
+	// MountSymlink creates Destination as a symlink to Source.
+	MountSymlink MountType = "symlink"
+	// MountChmod sets the permission bits of Destination to Mode.
+	MountChmod MountType = "chmod"
+	// MountRemountRO makes the mount at Destination read-only, recursively.
+	MountRemountRO MountType = "remount-ro"
+	// MountProc mounts a new procfs at Destination when the sandbox has a
+	// PID namespace of its own (the host's /proc bound otherwise), with
+	// /proc/sys, sysrq-trigger, irq and bus read-only.
+	MountProc MountType = "proc"
+	// MountDev builds a minimal /dev at Destination, as bubblewrap's --dev.
+	MountDev MountType = "dev"
+	// MountMqueue mounts the IPC namespace's POSIX message queues.
+	MountMqueue MountType = "mqueue"
+	// MountFile places a file holding Data at Destination (Mode, 0: 0644).
+	// The file lives on a private tmpfs and is bound over Destination, so
+	// it can be placed on a read-only root; ReadOnly makes it read-only.
+	MountFile MountType = "file"
+	// MountOverlay mounts overlayfs at Destination: Lower (host paths,
+	// topmost first), with writes going to the host directory Upper and
+	// Work as its scratch directory (same filesystem as Upper).
+	MountOverlay MountType = "overlay"
+	// MountTmpOverlay puts a throwaway writable layer over Destination:
+	// writes go to a private tmpfs and vanish with the sandbox.
+	MountTmpOverlay MountType = "tmp-overlay"
+	// MountCopyUp makes the directory Destination writable for the
+	// sandbox's life: an overlay with a private upper where the kernel
+	// allows it, else a tmpfs of symlinks to the original entries
+	// (rootlesskit's --copy-up).
+	MountCopyUp MountType = "copy-up"
+)
+
+var mountTypes = []MountType{MountBind, MountTmpfs, MountDir, MountSymlink, MountChmod, MountRemountRO,
+	MountProc, MountDev, MountMqueue, MountFile, MountOverlay, MountTmpOverlay, MountCopyUp}
+
+// Mount is one operation of the sandbox's filesystem setup. Paths in
+// Destination are inside the sandbox and are resolved inside its new
+// root: a symlink met on the way is followed as if the new root were /,
+// never out of it. Source, Lower, Upper and Work are host paths.
+type Mount struct {
+	Type        MountType `json:"type"`
+	Source      string    `json:"source,omitempty"`
+	Destination string    `json:"destination"`
+	ReadOnly    bool      `json:"readOnly,omitempty"`
+	// Devices allows device nodes in a bind (nodev is set otherwise).
+	Devices bool `json:"devices,omitempty"`
+	// Optional skips a bind whose Source does not exist.
+	Optional bool `json:"optional,omitempty"`
+	// Mode is the permission bits of what the op creates; 0 is the type's
+	// default.
+	Mode fs.FileMode `json:"mode,omitempty"`
+	// Size limits a tmpfs, in bytes; 0 is the kernel's default.
+	Size int64 `json:"size,omitempty"`
+	// Data is the content of a MountFile.
+	Data []byte `json:"data,omitempty"`
+	// Lower, Upper and Work configure a MountOverlay.
+	Lower []string `json:"lower,omitempty"`
+	Upper string   `json:"upper,omitempty"`
+	Work  string   `json:"work,omitempty"`
+	// Flag is how the user asked for this op (e.g. "--ro-bind /x"); error
+	// messages name it. "" names the op by its type.
+	Flag string `json:"-"`
+}
+
+// maxFileData bounds the Data of all MountFile ops together: they travel
+// in the CONFIG message, hex-encoded.
+const maxFileData = 1 << 20
+
+// what names the op in error messages.
+func (m *Mount) what() string {
+	if m.Flag != "" {
+		return m.Flag
+	}
+	if m.Source != "" {
+		return fmt.Sprintf("%s mount %s on %s", m.Type, m.Source, m.Destination)
+	}
+	return fmt.Sprintf("%s mount on %s", m.Type, m.Destination)
+}
+
+// HostView is nsbox run's default filesystem: the host's / read-only
+// (every submount too), a minimal /dev, a new /proc, an empty tmpfs on
+// /tmp, and cwd bound read-write at the same path (unless cwd is "" or /).
+func HostView(cwd string) []Mount {
+	ms := []Mount{{Type: MountBind, Source: "/", Destination: "/", ReadOnly: true, Flag: "the read-only host root"}}
+	ms = append(ms, BaseView()...)
+	if cwd != "" && cwd != "/" {
+		ms = append(ms, Mount{Type: MountBind, Source: cwd, Destination: cwd, Flag: "the current directory " + cwd})
+	}
+	return ms
+}
+
+// BaseView is what every sandbox root gets besides its tree: /dev, /proc
+// and a tmpfs on /tmp.
+func BaseView() []Mount {
+	return []Mount{
+		{Type: MountDev, Destination: "/dev"},
+		{Type: MountProc, Destination: "/proc"},
+		{Type: MountTmpfs, Destination: "/tmp", Mode: 0o777 | fs.ModeSticky},
+	}
+}
+
+// validateMounts checks the ops. Its errors name the op's flag, the cause
+// and the fix. An Optional bind whose source is missing passes: the stage
+// skips it.
+func (s *Spec) validateMounts() error {
+	if s.Mounts == nil {
+		return nil
+	}
+	if !s.Namespaces.Mount {
+		return errors.New("mount operations need a mount namespace of the sandbox's own; fix: drop mnt from --share, or drop the mount flags")
+	}
+	data := 0
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if err := m.validate(); err != nil {
+			return fmt.Errorf("%s: %w", m.what(), err)
+		}
+		data += len(m.Data)
+		if data > maxFileData {
+			return fmt.Errorf("%s: the files placed in the sandbox hold more than %d bytes together; fix: bind large files with --ro-bind instead", m.what(), maxFileData)
+		}
+	}
+	return nil
+}
+
+// validate checks one op.
+func (m *Mount) validate() error {
+	known := false
+	for _, t := range mountTypes {
+		known = known || t == m.Type
+	}
+	if !known {
+		return fmt.Errorf("unknown mount type %q", m.Type)
+	}
+	if err := checkPath("destination", m.Destination, true); err != nil {
+		return err
+	}
+	if m.Mode&^(fs.ModePerm|fs.ModeSticky|fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		return fmt.Errorf("mode %v has bits besides permissions; fix: give an octal mode such as 0755", m.Mode)
+	}
+	if m.Size < 0 {
+		return errors.New("negative size")
+	}
+	switch m.Type {
+	case MountBind:
+		if err := checkPath("source", m.Source, true); err != nil {
+			return err
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				if m.Optional {
+					return nil
+				}
+				return fmt.Errorf("source does not exist; fix: create %s, or use the -try form of the flag to skip it", m.Source)
+			}
+			return fmt.Errorf("source: %w", unwrapPathError(err))
+		}
+	case MountSymlink:
+		if m.Source == "" || strings.IndexByte(m.Source, 0) >= 0 {
+			return errors.New("empty symlink target, or one with a NUL byte")
+		}
+	case MountOverlay:
+		if len(m.Lower) == 0 {
+			return errors.New("no lower directory; fix: --overlay LOWER[:LOWER…]:UPPER:WORK:DST")
+		}
+		for _, l := range m.Lower {
+			if err := checkDir("lower directory", l); err != nil {
+				return err
+			}
+		}
+		if err := checkDir("upper directory", m.Upper); err != nil {
+			return err
+		}
+		if err := checkDir("work directory", m.Work); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPath wants an absolute, NUL-free path.
+func checkPath(what, p string, absolute bool) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("no %s path given", what)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("%s %q contains a NUL byte", what, p)
+	case absolute && !filepath.IsAbs(p):
+		return fmt.Errorf("%s %q is not absolute; fix: give a path starting with /", what, p)
+	}
+	return nil
+}
+
+// checkDir wants an existing host directory.
+func checkDir(what, p string) error {
+	if err := checkPath(what, p, true); err != nil {
+		return err
+	}
+	st, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s does not exist; fix: create it (mkdir -p %s)", what, p, p)
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, unwrapPathError(err))
+	case !st.IsDir():
+		return fmt.Errorf("%s %s is not a directory", what, p)
+	}
+	return nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
+// unixMode turns permission bits into chmod(2)'s.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+// ParseMode reads an octal mode such as "0755" or "1777" into permission
+// bits.
+func ParseMode(s string) (fs.FileMode, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("mode %q is not octal (0000-7777); fix: e.g. 0755", s)
+	}
+	m := fs.FileMode(v & 0o777)
+	if v&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if v&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if v&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, nil
+}

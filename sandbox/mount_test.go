@@ -1,0 +1,95 @@
+package sandbox
+
+import (
+	"bytes"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/nsbox/nsbox/mapping"
+
+	"gotest.tools/v3/assert"
+	fsx "gotest.tools/v3/fs"
+)
+
+func TestValidateMounts(t *testing.T) {
+	dir := fsx.NewDir(t, "nsbox-validate")
+	for _, tc := range []struct {
+		name string
+		m    Mount
+		err  string
+	}{
+		{"bind ok", Mount{Type: MountBind, Source: dir.Path(), Destination: "/x"}, ""},
+		{"optional missing ok", Mount{Type: MountBind, Source: "/nsbox-missing", Destination: "/x", Optional: true}, ""},
+		{"missing source", Mount{Type: MountBind, Source: "/nsbox-missing", Destination: "/x", Flag: "--bind /nsbox-missing:/x"}, "--bind /nsbox-missing:/x: source does not exist"},
+		{"relative destination", Mount{Type: MountTmpfs, Destination: "x"}, "not absolute"},
+		{"unknown type", Mount{Type: "nfs", Destination: "/x"}, "unknown mount type"},
+		{"NUL", Mount{Type: MountDir, Destination: "/a\x00b"}, "NUL"},
+		{"overlay missing upper", Mount{Type: MountOverlay, Lower: []string{dir.Path()}, Upper: "/nsbox-missing", Work: dir.Path(), Destination: "/o"}, "upper directory"},
+		{"mode bits", Mount{Type: MountDir, Destination: "/d", Mode: fs.ModeDir}, "mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Spec{Namespaces: AllNamespaces, Mounts: []Mount{tc.m}}
+			err := s.validateMounts()
+			if tc.err == "" {
+				assert.NilError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, tc.err)
+		})
+	}
+	s := Spec{Mounts: []Mount{}}
+	assert.ErrorContains(t, s.validateMounts(), "mount namespace")
+}
+
+// The records mounts.c reads: one "mount" opens each op, file data is hex.
+func TestEncodeMounts(t *testing.T) {
+	c := stageConfig{newRoot: true, ownerUID: 1000, ownerGID: -1, mounts: []Mount{
+		{Type: MountBind, Source: "/a", Destination: "/b/../c", ReadOnly: true, Optional: true},
+		{Type: MountFile, Destination: "/f", Data: []byte{0, 'x'}, Mode: 0o600},
+		{Type: MountOverlay, Lower: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w", Destination: "/o"},
+	}}
+	var got []string
+	for _, r := range bytes.Split(bytes.TrimSuffix(c.encode(), []byte{0}), []byte{0}) {
+		if k, _, _ := strings.Cut(string(r), "="); k == "new-root" || k == "owner-uid" || k == "owner-gid" || strings.HasPrefix(k, "mount") {
+			got = append(got, string(r))
+		}
+	}
+	assert.DeepEqual(t, got, []string{
+		"owner-uid=1000", "owner-gid=-1", "new-root=1",
+		"mount=bind", "mount-src=/a", "mount-dst=/c", "mount-flags=5", "mount-mode=0", "mount-what=bind mount /a on /b/../c",
+		"mount=file", "mount-dst=/f", "mount-flags=0", "mount-mode=384", "mount-data=0078", "mount-what=file mount on /f",
+		"mount=overlay", "mount-dst=/o", "mount-flags=0", "mount-mode=0", "mount-lower=/l1", "mount-lower=/l2",
+		"mount-upper=/u", "mount-work=/w", "mount-what=overlay mount on /o",
+	})
+}
+
+func TestParseMode(t *testing.T) {
+	m, err := ParseMode("1777")
+	assert.NilError(t, err)
+	assert.Equal(t, m, fs.ModePerm|fs.ModeSticky)
+	assert.Equal(t, unixMode(m), uint32(0o1777))
+	_, err = ParseMode("8")
+	assert.ErrorContains(t, err, "octal")
+}
+
+func TestPlanNesting(t *testing.T) {
+	single := mapping.Plan{HostUID: 1000, HostGID: 100,
+		UIDs: []mapping.Extent{{Inner: 1000, Outer: 1000, Count: 1}}, GIDs: []mapping.Extent{{Inner: 100, Outer: 100, Count: 1}}}
+	n := planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: single})
+	assert.Check(t, n.nested)
+	assert.Equal(t, n.nestUID, uint32(1000))
+	assert.Equal(t, n.nestGID, uint32(100))
+	assert.DeepEqual(t, n.plan.UIDs, []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}})
+	assert.DeepEqual(t, n.plan.GIDs, []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}})
+
+	// No new root, root already mapped, or subordinate ids: no nesting.
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mapping: single}).nested)
+	root := single
+	root.UIDs = []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}}
+	root.GIDs = []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}}
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: root}).nested)
+	subids := single
+	subids.UIDs = []mapping.Extent{{Inner: 0, Outer: 100000, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}}
+	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: subids}).nested)
+}

@@ -1,0 +1,52 @@
+/*
+ * mounts.h: what mounts.c shares with mounts_dev.c and overlay.c, the
+ * parts of PID 1's filesystem setup. Private to those files.
+ */
+#ifndef NSBOX_MOUNTS_H
+#define NSBOX_MOUNTS_H
+
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stddef.h>
+
+#include "stagelib.h"
+
+/* IN_ROOT resolves a destination as if /newroot were /: "..", absolute
+ * symlinks and magic links cannot leave it. */
+#define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+
+extern const struct config *mnt_cfg; /* the config being applied */
+extern int mnt_oldroot;              /* the host's / (at /oldroot) */
+extern char mnt_console[PATH_MAX];   /* the terminal on stdout, or "" */
+
+int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
+/* mnt_fdpath names an open file by a path any mount option can take. */
+const char *mnt_fdpath(int fd, char *buf, size_t n);
+/* mnt_own_fs records the filesystem of fd as made by setup. */
+void mnt_own_fs(int fd);
+/* mnt_open_in_root opens path inside the new root (O_PATH), or -1. */
+int mnt_open_in_root(const char *path, int flags);
+/* mnt_open_target opens (creating if missing) a mount point. */
+int mnt_open_target(const char *dst, int dir, const char *what);
+/* mnt_attach moves the detached mount mfd onto target; closes both. */
+void mnt_attach(int mfd, int target, const char *what);
+/* mnt_new_fs creates a detached mount of a new filesystem; -1 on error. */
+int mnt_new_fs(const char *type, const char *const *opts, unsigned attrs);
+/* mnt_clone_tree makes a detached copy of the mount tree at fd/path. */
+int mnt_clone_tree(int fd, const char *path, int recursive, const char *what);
+/* mnt_set_attr sets mount attributes on a mount (and its submounts). */
+void mnt_set_attr(int mfd, unsigned set, int recursive, const char *what);
+/* mnt_make_readonly makes the attached mount at fd read-only, recursively. */
+void mnt_make_readonly(int fd, const char *what);
+/* mnt_store_path names a new entry in the private /store. */
+const char *mnt_store_path(char *buf, size_t n, const char *kind);
+
+/* The op handlers in mounts_dev.c and overlay.c. */
+void mount_proc_op(const struct mount_op *op);
+void mount_dev_op(const struct mount_op *op);
+void mount_mqueue_op(const struct mount_op *op);
+void mount_overlay_op(const struct mount_op *op);
+void mount_tmp_overlay_op(const struct mount_op *op);
+void mount_copy_up_op(const struct mount_op *op);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * overlay.c: overlayfs in the sandbox's view: --overlay with a host upper,
+ * --tmp-overlay and --copy-up with a private one. Part of PID 1's setup
+ * (mounts.c runs the sequence; mounts.h lists what they share).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stagelib.h"
+#include "mounts.h"
+
+/* overlay mounts overlayfs from the given layer paths; -1 on error. */
+static int overlay(const char *lowers, const char *upper, const char *work)
+{
+	const char *opts[] = {"lowerdir", lowers, "upperdir", upper, "workdir", work, NULL};
+	return mnt_new_fs("overlay", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+}
+
+/* tmp_overlay puts a writable layer on a private tmpfs over the directory
+ * lower; with own, the top directory becomes the command's. -1 if the
+ * kernel refuses (errno set). */
+static int tmp_overlay(int lower, int own, const char *what)
+{
+	char dir[64], up[96], wk[96], lp[64];
+	mnt_store_path(dir, sizeof dir, "o");
+	snprintf(up, sizeof up, "%s/upper", dir);
+	snprintf(wk, sizeof wk, "%s/work", dir);
+	struct stat st;
+	if (fstat(lower, &st) < 0)
+		fail("%s: stat the overlay's lower directory", what);
+	/* The command's own, and writable by it: that is the point. */
+	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
+	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
+	    (own && chown(up, mnt_cfg->uid, mnt_cfg->gid) < 0) || chmod(up, mode) < 0)
+		fail("%s: create the overlay's upper directory", what);
+	int m = overlay(mnt_fdpath(lower, lp, sizeof lp), up, wk);
+	if (m >= 0)
+		mnt_own_fs(m);
+	return m;
+}
+
+/* overlay_each covers directory dst with a tmpfs and puts a tmp_overlay
+ * on each subdirectory of the original, so writes anywhere below land on
+ * private tmpfs. It is what --tmp-overlay does where the kernel refuses
+ * one overlay for the whole tree: a lower with mounts below it that came
+ * from a more privileged namespace (the host's /, with /proc, /sys …)
+ * would reveal what those mounts hide. A subdirectory that cannot be
+ * overlaid either is bound as it was, with its mounts. */
+static void overlay_each(int orig, const char *dst, const char *w)
+{
+	struct stat st;
+	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = list >= 0 ? fdopendir(list) : NULL;
+	if (!d || fstat(list, &st) < 0)
+		fail("%s: list %s", w, dst);
+	char mode[16];
+	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
+	const char *opts[] = {"mode", mode, NULL};
+	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (m < 0 || fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0)
+		fail("%s: mount a tmpfs", w);
+	mnt_own_fs(m);
+	struct dirent *e;
+	char link[PATH_MAX];
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("%s: stat %s/%s", w, dst, n);
+		int rc;
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
+			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = mkdirat(m, n, st.st_mode & 07777);
+		} else {
+			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+			rc = f < 0 ? -1 : close(f);
+		}
+		if (rc < 0)
+			fail("%s: create %s/%s", w, dst, n);
+		if (S_ISLNK(st.st_mode))
+			continue;
+		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || target < 0)
+			fail("%s: open %s/%s", w, dst, n);
+		int layer = S_ISDIR(st.st_mode) ? tmp_overlay(sub, 1, w) : -1;
+		if (layer < 0)
+			layer = mnt_clone_tree(sub, "", 1, w);
+		close(sub);
+		mnt_attach(layer, target, w);
+	}
+	closedir(d);
+	mnt_attach(m, orig, w);
+}
+
+void mount_tmp_overlay_op(const struct mount_op *op)
+{
+	int lower = mnt_open_in_root(op->dst, O_DIRECTORY);
+	if (lower < 0)
+		fail_fix("overlay an existing directory", "%s: open %s", op->what, op->dst);
+	int m = tmp_overlay(lower, 1, op->what);
+	if (m >= 0)
+		mnt_attach(m, lower, op->what);
+	else if (errno == EINVAL)
+		overlay_each(lower, op->dst, op->what);
+	else
+		fail("%s: mount overlayfs", op->what);
+}
+
+/* mount_copy_up_op: an overlay where the kernel allows; else a tmpfs holding
+ * symlinks to the original entries, kept read-only under .nsbox-ro. */
+void mount_copy_up_op(const struct mount_op *op)
+{
+	const char *w = op->what;
+	int orig = mnt_open_in_root(op->dst, O_DIRECTORY);
+	if (orig < 0)
+		fail_fix("copy up an existing directory", "%s: open %s", w, op->dst);
+	int m = tmp_overlay(orig, 1, w);
+	if (m >= 0) {
+		mnt_attach(m, orig, w);
+		return;
+	}
+	struct stat st;
+	if (fstat(orig, &st) < 0)
+		fail("%s: stat %s", w, op->dst);
+	int tree = mnt_clone_tree(orig, "", 1, w);
+	mnt_set_attr(tree, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY, 1, w);
+	char mode[16];
+	snprintf(mode, sizeof mode, "%o", (st.st_mode & 07777) | 0200);
+	const char *opts[] = {"mode", mode, NULL};
+	if ((m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+		fail("%s: mount a tmpfs", w);
+	mnt_own_fs(m);
+	if (fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
+		fail("%s: prepare the tmpfs", w);
+	int ro = openat(m, ".nsbox-ro", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = list >= 0 ? fdopendir(list) : NULL;
+	if (ro < 0 || !d)
+		fail("%s: list %s", w, op->dst);
+	struct dirent *e;
+	char target[PATH_MAX];
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(target, sizeof target, ".nsbox-ro/%s", e->d_name);
+		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, mnt_cfg->uid, mnt_cfg->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("%s: link %s", w, e->d_name);
+	}
+	closedir(d);
+	mnt_attach(tree, ro, w);
+	mnt_attach(m, orig, w);
+}
+
+void mount_overlay_op(const struct mount_op *op)
+{
+	/* Layers are host paths: open each inside /oldroot and hand the
+	 * kernel /proc/self/fd names, free of ':' and ','. */
+	size_t n = (size_t)op->n_lower * 40 + 1;
+	char *lowers = calloc(1, n);
+	char p[64];
+	if (!lowers)
+		fail("%s: allocate", op->what);
+	for (int i = 0; i < op->n_lower; i++) {
+		int fd = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+		if (fd < 0)
+			fail("%s: open lower directory %s", op->what, op->lower[i]);
+		if (i)
+			strcat(lowers, ":");
+		strcat(lowers, mnt_fdpath(fd, p, sizeof p));
+	}
+	int up = mnt_sys_openat2(mnt_oldroot, op->upper, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	int wk = mnt_sys_openat2(mnt_oldroot, op->work, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	if (up < 0 || wk < 0)
+		fail("%s: open the upper and work directories", op->what);
+	char upath[64], wpath[64];
+	int m = overlay(lowers, mnt_fdpath(up, upath, sizeof upath), mnt_fdpath(wk, wpath, sizeof wpath));
+	if (m < 0)
+		fail_fix("put UPPER and WORK on one filesystem that supports overlayfs upper layers (not tmpfs before Linux 6.6, not another overlay)",
+			 "%s: mount overlayfs", op->what);
+	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
+	free(lowers);
+}
+

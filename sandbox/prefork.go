@@ -1,0 +1,82 @@
+package sandbox
+
+/*
+#include "stage.h"
+*/
+import "C"
+
+import (
+	"fmt"
+
+	"github.com/nsbox/nsbox/mapping"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// prefork guards the stage that nsbox_prefork (stage.h) may have forked
+// before the Go runtime started: one sandbox at most can use it.
+var prefork struct {
+	sync.Mutex
+	used bool
+}
+
+// startStage starts the stage for a sandbox whose standard files are
+// files, and returns it with the launcher's end of its socket.
+//
+// The fast way is the stage forked before the runtime started: it already
+// waits for its CONFIG, with the process's own stdin, stdout and stderr,
+// so it serves only a sandbox that uses exactly those. Otherwise the
+// binary re-executes itself as the stage (/proc/self/exe), with files as
+// its 0, 1, 2 and its end of a new socketpair as fd 3; if the launcher
+// dies, it dies (Pdeathsig).
+func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
+	// A pre-forked stage runs the binary on disk: not when the sandbox
+	// could write it (stageexe.go).
+	exe, err := stageExecutable(plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p, sock := takePrefork(files, exe == selfExe); p != nil {
+		return p, sock, nil
+	}
+	parent, child, err := socketPair()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer child.Close()
+	p, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
+		Env:   []string{stageEnv + "=1"},
+		Files: append(files[:3:3], child),
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		parent.Close()
+		return nil, nil, fmt.Errorf("start the sandbox stage (%s): %w", exe, err)
+	}
+	return p, parent, nil
+}
+
+// takePrefork hands out the pre-forked stage once, if there is one, the
+// caller may use it (usable) and the sandbox's stdio is the process's own. A pre-forked stage that cannot
+// serve is let go: closing its socket makes it exit.
+func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
+	prefork.Lock()
+	defer prefork.Unlock()
+	if prefork.used || C.nsbox_prefork_pid <= 0 {
+		return nil, nil
+	}
+	prefork.used = true
+	sock := os.NewFile(uintptr(C.nsbox_prefork_fd), "nsbox-stage-socket")
+	p, err := os.FindProcess(int(C.nsbox_prefork_pid))
+	if err != nil {
+		sock.Close()
+		return nil, nil
+	}
+	if !usable || files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
+		sock.Close()
+		go p.Wait()
+		return nil, nil
+	}
+	return p, sock
+}
