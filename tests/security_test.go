@@ -232,18 +232,22 @@ func TestSecurityNormalWorkloadUnderFilter(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\nfunc main() { println(\"built\") }\n"), 0o644))
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\ngo 1.21\n"), 0o644))
-	// A build cache that outlives the test, so that only the first run
-	// compiles the standard library.
+	// A build cache that outlives the test (bound in read-write), so that
+	// only the first run compiles the standard library.
+	args := []string{"run", "--setenv", "GOFLAGS=", "--setenv", "GOTOOLCHAIN=local"}
 	cache, err := os.UserCacheDir()
 	if err == nil {
 		cache = filepath.Join(cache, "nsbox-test-go-build")
 		err = os.MkdirAll(cache, 0o755)
 	}
-	if err != nil {
+	if err == nil {
+		args = append(args, "--bind", cache+":"+cache)
+	} else {
 		cache = filepath.Join(dir, "cache")
 	}
-	res := nsbox("run", "--chdir", dir, "--setenv", "GOFLAGS=", "--setenv", "GOTOOLCHAIN=local", "--setenv", "GOCACHE="+cache,
-		"--", "sh", "-c", goBin+" build -o prog . && ./prog")
+	args = append(args, "--setenv", "GOCACHE="+cache, "--", "sh", "-c", goBin+" build -o prog . && ./prog")
+	// dir is the launcher's directory: the sandbox sees it read-write.
+	res := icmd.RunCmd(icmd.Command(nsboxBin, args...), icmd.Dir(dir))
 	res.Assert(t, icmd.Expected{Err: "built"})
 }
 
