@@ -209,6 +209,30 @@ var (
 	DefaultLandlockReadWrite = []string{"/dev", "/proc"}
 )
 
+// AllowMounts adds the destinations of the sandbox's mount operations to
+// the allowed paths: binds as they are mounted (read-only or read-write),
+// and what nsbox creates (tmpfs, /dev, /proc, overlays, files) read-write.
+// The read-only bind of the whole host root that nsbox run's default view
+// starts with is left out: allowing it would allow every file, and the
+// point of Landlock is to narrow that view.
+func (l *Landlock) AllowMounts(mounts []Mount) {
+	for _, m := range mounts {
+		switch m.Type {
+		case MountBind:
+			if m.Source == "/" && m.Destination == "/" && m.ReadOnly {
+				continue
+			}
+			if m.ReadOnly {
+				l.OptionalReadOnly = append(l.OptionalReadOnly, m.Destination)
+			} else {
+				l.OptionalReadWrite = append(l.OptionalReadWrite, m.Destination)
+			}
+		case MountTmpfs, MountProc, MountDev, MountMqueue, MountFile, MountOverlay, MountTmpOverlay, MountCopyUp:
+			l.OptionalReadWrite = append(l.OptionalReadWrite, m.Destination)
+		}
+	}
+}
+
 func (l *Landlock) validate() error {
 	for _, list := range [][]string{l.ReadOnly, l.ReadWrite, l.OptionalReadOnly, l.OptionalReadWrite} {
 		for _, p := range list {

@@ -280,3 +280,15 @@ func FuzzSpecJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestLandlockAllowMounts(t *testing.T) {
+	l := &Landlock{}
+	l.AllowMounts(append(HostView("/work"),
+		Mount{Type: MountBind, Source: "/data", Destination: "/data", ReadOnly: true},
+		Mount{Type: MountSymlink, Source: "x", Destination: "/y"}))
+	assert.Check(t, is.DeepEqual(l.OptionalReadOnly, []string{"/data"}))
+	assert.Check(t, is.DeepEqual(l.OptionalReadWrite, []string{"/dev", "/proc", "/tmp", "/work"}))
+	l = &Landlock{}
+	l.AllowMounts([]Mount{{Type: MountBind, Source: "/srv/root", Destination: "/"}})
+	assert.Check(t, is.DeepEqual(l.OptionalReadWrite, []string{"/"}), "a --rootfs is what the sandbox has")
+}

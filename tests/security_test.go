@@ -341,25 +341,32 @@ func TestSecurityNoNewPrivsSetuid(t *testing.T) {
 
 func TestSecurityLandlock(t *testing.T) {
 	requireUnprivileged(t)
-	// base is the launcher's directory, so the sandbox sees it; Landlock
-	// then allows only work (the command's directory) and what is listed.
-	base := t.TempDir()
-	work, outside := filepath.Join(base, "work"), filepath.Join(base, "outside")
-	assert.NilError(t, os.Mkdir(work, 0o755))
-	assert.NilError(t, os.Mkdir(outside, 0o755))
+	// outside is seen through the default view's read-only host root (so
+	// not under the private /tmp); work is the launcher's directory.
+	home, err := os.UserHomeDir()
+	if err != nil {
+		cannotRun(t, "no home directory: %v", err)
+	}
+	outside, err := os.MkdirTemp(home, "nsbox-landlock-")
+	if err != nil {
+		cannotRun(t, "cannot write to the home directory: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(outside) })
+	assert.NilError(t, os.Chmod(outside, 0o755))
 	secret := filepath.Join(outside, "secret")
 	assert.NilError(t, os.WriteFile(secret, []byte("s"), 0o644))
+	work := t.TempDir()
 	run := func(args ...string) *icmd.Result {
-		return icmd.RunCmd(icmd.Command(nsboxBin, append([]string{"run"}, args...)...), icmd.Dir(base))
+		return icmd.RunCmd(icmd.Command(nsboxBin, append([]string{"run"}, args...)...), icmd.Dir(work))
 	}
 	run("--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
-	res := run("--landlock", "--chdir", work, "--", "cat", secret)
+	res := run("--landlock", "--", "cat", secret)
 	assert.Check(t, res.ExitCode != 0)
 	assert.Check(t, is.Contains(res.Stderr(), "Permission denied"))
-	run("--landlock", "--landlock-ro", outside, "--chdir", work, "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
-	run("--landlock", "--landlock-ro", outside, "--chdir", work, "--", "sh", "-c", "echo x > "+secret).
-		Assert(t, icmd.Expected{ExitCode: 2, Err: "Permission denied"})
-	run("--landlock", "--chdir", work, "--", "sh", "-c", "echo x > f && cat f").Assert(t, icmd.Expected{Out: "x"})
+	// What a bind exposes is allowed, as it is mounted.
+	run("--landlock", "--ro-bind", outside, "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
+	run("--landlock", "--landlock-ro", outside, "--", "cat", secret).Assert(t, icmd.Expected{Out: "s"})
+	run("--landlock", "--", "sh", "-c", "echo x > f && cat f && ls /usr/bin/env").Assert(t, icmd.Expected{Out: "x\n/usr/bin/env"})
 	run("--landlock", "--landlock-ro", "/no/such/dir", "--", "true").
 		Assert(t, icmd.Expected{ExitCode: 125, Err: "/no/such/dir"})
 	// TCP (ABI 4): only declared ports may be bound.

@@ -63,7 +63,7 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.StringArrayVar(&s.seccomp, "seccomp", nil, "also install the raw seccomp program (struct sock_filter array, as bwrap --seccomp) in `FILE`")
 	fs.BoolVar(&s.noSeccomp, "no-seccomp", false, "leave out nsbox's default seccomp filter")
 	fs.BoolVar(&s.newSession, "new-session", false, "run the command in a new session without a controlling terminal (default: when stdin is not a terminal)")
-	fs.BoolVar(&s.landlock, "landlock", false, "restrict file access with Landlock to the system dirs (read-only), /dev, /proc and the working directory, plus --landlock-ro/-rw; and TCP to --landlock-bind/-connect")
+	fs.BoolVar(&s.landlock, "landlock", false, "restrict file access with Landlock to the system dirs (read-only), /dev, /proc, the working directory and the mounts the flags add (not the whole host view), plus --landlock-ro/-rw; and TCP to --landlock-bind/-connect")
 	fs.StringArrayVar(&s.llRO, "landlock-ro", nil, "with Landlock, also allow reading and executing under `PATH` (repeatable; implies --landlock)")
 	fs.StringArrayVar(&s.llRW, "landlock-rw", nil, "with Landlock, also allow writing under `PATH` (repeatable; implies --landlock)")
 	fs.UintSliceVar(&s.llBind, "landlock-bind", nil, "with Landlock (ABI 4), the TCP `PORT`s the command may bind (implies --landlock)")
@@ -135,6 +135,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 				*p.to = append(*p.to, uint16(port))
 			}
 		}
+		ll.AllowMounts(spec.Mounts)
 		sec.Landlock = ll
 		notice = sandbox.LandlockNotice()
 	}
