@@ -43,6 +43,7 @@ type stageConfig struct {
 	pty       bool   // allocate the command's pseudo-terminal (pty.c)
 	ptyRows   int    // and its window size
 	ptyCols   int
+	security  [][2]string // security.go, limits.go: key, value
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -69,6 +70,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		ownerUID:     innerOf(m.UIDs, m.HostUID),
 		ownerGID:     innerOf(m.GIDs, m.HostGID),
 		rootMapped:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		security:     append(s.Security.records(s.Process.UID), s.Limits.records()...),
 	}
 	if c.newRoot && c.cwd == "" {
 		c.cwdTry, _ = os.Getwd()
@@ -161,6 +163,9 @@ func (c stageConfig) encode() []byte {
 		add("pty", "1")
 		add("pty-rows", strconv.Itoa(c.ptyRows))
 		add("pty-cols", strconv.Itoa(c.ptyCols))
+	}
+	for _, kv := range c.security {
+		add(kv[0], kv[1])
 	}
 	return b
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nsbox/nsbox/mapping"
 	"os"
 	"strconv"
 	"strings"
@@ -86,7 +87,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	stage, parent, err := startStage(stdio.files)
+	stage, parent, err := startStage(stdio.files, joinedMaps(t.Pid))
 	stdio.started()
 	if err != nil {
 		return nil, err
@@ -139,4 +140,26 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil
+}
+
+// joinedMaps reads the id maps of the running sandbox, so startStage can
+// tell whether ids inside could write the nsbox binary (stageexe.go).
+// Unreadable maps count as mapping the caller's own ids, the cautious
+// answer.
+func joinedMaps(pid int) mapping.Plan {
+	read := func(file string, own uint32) []mapping.Extent {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+		var ext []mapping.Extent
+		for line := range strings.Lines(string(b)) {
+			var e mapping.Extent
+			if _, serr := fmt.Sscan(line, &e.Inner, &e.Outer, &e.Count); serr == nil {
+				ext = append(ext, e)
+			}
+		}
+		if err != nil || len(ext) == 0 {
+			return []mapping.Extent{{Inner: own, Outer: own, Count: 1}}
+		}
+		return ext
+	}
+	return mapping.Plan{UIDs: read("uid_map", uint32(os.Getuid())), GIDs: read("gid_map", uint32(os.Getgid()))}
 }

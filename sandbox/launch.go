@@ -49,9 +49,22 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 	}()
 	tty := foregroundTerminal(stdio.files)
+	if spec.Security.NewSession {
+		tty = terminal{fd: -1} // the command gets no controlling terminal
+	}
+	cg, err := spec.Limits.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			cg.remove() // runs after the processes are reaped below
+		}
+	}()
 
-	// 1. The stage. If we die, it dies.
-	stage, parent, err := startStage(stdio.files)
+	// 1. The stage (from a sealed copy of nsbox if the sandbox could
+	// write the binary: stageexe.go). If we die, it dies.
+	stage, parent, err := startStage(stdio.files, spec.Mapping)
 	stdio.started()
 	if err != nil {
 		return nil, err
@@ -71,6 +84,11 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop := context.AfterFunc(ctx, func() { stage.Kill() })
 	defer stop()
 
+	// Before the stage creates anything, so that all of the sandbox is
+	// born inside the limits.
+	if err := cg.add(stage.Pid); err != nil {
+		return nil, err
+	}
 	cfg := newStageConfig(spec, tty.fd)
 	if spec.Process.Terminal {
 		ws := initialWinsize(&spec.Process)
@@ -136,7 +154,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{})}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{})}
 	if master != nil {
 		sb.pty = startPTY(master, &spec.Process)
 	}
@@ -159,6 +177,10 @@ func userNamespaceError(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" {
 		se.Hint = UserNamespaceHint()
+		if se.Hint == "" && se.Err == syscall.ENOSPC {
+			se.Hint = "the limit on user namespaces is reached (user.max_user_namespaces = " + sysctl("user/max_user_namespaces") +
+				" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000"
+		}
 	}
 	return err
 }

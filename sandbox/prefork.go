@@ -7,6 +7,8 @@ import "C"
 
 import (
 	"fmt"
+
+	"github.com/nsbox/nsbox/mapping"
 	"os"
 	"sync"
 	"syscall"
@@ -28,8 +30,14 @@ var prefork struct {
 // binary re-executes itself as the stage (/proc/self/exe), with files as
 // its 0, 1, 2 and its end of a new socketpair as fd 3; if the launcher
 // dies, it dies (Pdeathsig).
-func startStage(files []*os.File) (*os.Process, *os.File, error) {
-	if p, sock := takePrefork(files); p != nil {
+func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
+	// A pre-forked stage runs the binary on disk: not when the sandbox
+	// could write it (stageexe.go).
+	exe, err := stageExecutable(plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p, sock := takePrefork(files, exe == selfExe); p != nil {
 		return p, sock, nil
 	}
 	parent, child, err := socketPair()
@@ -37,22 +45,22 @@ func startStage(files []*os.File) (*os.Process, *os.File, error) {
 		return nil, nil, err
 	}
 	defer child.Close()
-	p, err := os.StartProcess("/proc/self/exe", []string{"nsbox-stage"}, &os.ProcAttr{
+	p, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
 		Env:   []string{stageEnv + "=1"},
 		Files: append(files[:3:3], child),
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
 		parent.Close()
-		return nil, nil, fmt.Errorf("start the sandbox stage (/proc/self/exe): %w", err)
+		return nil, nil, fmt.Errorf("start the sandbox stage (%s): %w", exe, err)
 	}
 	return p, parent, nil
 }
 
-// takePrefork hands out the pre-forked stage once, if there is one and the
-// sandbox's stdio is the process's own. A pre-forked stage that cannot
+// takePrefork hands out the pre-forked stage once, if there is one, the
+// caller may use it (usable) and the sandbox's stdio is the process's own. A pre-forked stage that cannot
 // serve is let go: closing its socket makes it exit.
-func takePrefork(files []*os.File) (*os.Process, *os.File) {
+func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
 	prefork.Lock()
 	defer prefork.Unlock()
 	if prefork.used || C.nsbox_prefork_pid <= 0 {
@@ -65,7 +73,7 @@ func takePrefork(files []*os.File) (*os.Process, *os.File) {
 		sock.Close()
 		return nil, nil
 	}
-	if files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
+	if !usable || files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
 		sock.Close()
 		go p.Wait()
 		return nil, nil

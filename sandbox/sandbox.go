@@ -18,6 +18,7 @@ type Sandbox struct {
 	tty    terminal
 	pty    *pty // with Process.Terminal
 	cancel func() bool
+	cgroup *limitCgroup  // nil without --memory, --pids, --cpus
 	done   chan struct{} // closed when watch returns
 
 	waitOnce sync.Once
@@ -44,6 +45,7 @@ func (s *Sandbox) Signal(sig os.Signal) error {
 func (s *Sandbox) Wait() error {
 	s.waitOnce.Do(func() {
 		st, err := s.pid1.Wait()
+		s.cgroup.remove()
 		s.cancel()
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()

@@ -37,6 +37,10 @@ type Spec struct {
 	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
 	// for --info-fd. An error from it stops the start.
 	Started func(pid int, ns NamespaceIDs) error `json:"-"`
+	// Security: capabilities, seccomp, Landlock (security.go).
+	Security Security `json:"security"`
+	// Limits: rlimits and cgroup limits (limits.go).
+	Limits Limits `json:"limits"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -180,7 +184,10 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("argument %q contains a NUL byte", a)
 		}
 	}
-	return nil
+	if err := s.Security.validate(); err != nil {
+		return err
+	}
+	return s.Limits.validate()
 }
 
 // oneLine renders a map as "0 1000 1, 1 100000 65536".

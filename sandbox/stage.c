@@ -215,8 +215,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->pty_rows = atoi(v);
 		else if (!strcmp(p, "pty-cols"))
 			c->pty_cols = atoi(v);
-		else
-			parse_mount_record(c, p, v);
+		else if (!parse_mount_record(c, p, v))
+			parse_security_config(c, p, v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -353,6 +353,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 2;
 		goto failed;
 	}
+	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
 		goto failed;
@@ -387,6 +388,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	security_before_exec(c);
 	environ = c->envp;
 	exec_command(c->argv, c->envp);
 failed:

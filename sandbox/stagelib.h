@@ -43,6 +43,21 @@ struct config {
 	int pty;           /* give the command a pseudo-terminal (pty.c) */
 	int pty_rows;      /* its initial window size; 0: leave unset */
 	int pty_cols;
+
+	/* security.c: capabilities, seccomp, Landlock, limits. */
+	int caps_set;       /* caps below is the command's capability set */
+	uint64_t caps;      /* bit N = capability N */
+	char **seccomp;     /* hex of struct sock_filter programs, in order */
+	int nseccomp;
+	int new_session;    /* setsid for the command */
+	char **rlimits;     /* "resource:soft:hard" */
+	int nrlimits;
+	int landlock;       /* restrict with Landlock (ll_* below) */
+	uint64_t ll_fs, ll_net, ll_scoped;
+	char **ll_paths;    /* "access:optional:path" */
+	int nll_paths;
+	char **ll_ports;    /* "access:port" */
+	int nll_ports;
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -93,6 +108,11 @@ int enter_nested_userns(const struct config *c);
 /* parse_mount_record (mounts.c) takes the config records of the
  * filesystem; returns 0 for a key it does not know. */
 int parse_mount_record(struct config *c, const char *key, char *value);
+/* security.c: parse_security_config takes the records it knows (returns
+ * 1); the hooks run in the command's child around the identity switch. */
+int parse_security_config(struct config *c, const char *key, char *v);
+void security_before_identity(const struct config *c);
+void security_before_exec(const struct config *c);
 
 /* run_command (stage.c) is the command's child between fork and exec:
  * identity, working directory, no_new_privs, exec. A failure is written

@@ -61,6 +61,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 		checkTun(),
 		checkOverlay(),
 		checkCgroups(),
+		checkLandlock(),
 		checkDefaultSandbox(),
 	}
 	ok := results[len(results)-1].OK
@@ -221,21 +222,9 @@ func probeOverlay() error {
 
 func checkCgroups() checkResult {
 	r := checkResult{Name: "cgroup v2 delegation", NeededBy: "--memory, --pids, --cpus"}
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-		r.Detail = "/sys/fs/cgroup is not cgroup v2 (cgroup v1 or hybrid)"
-		r.Fix = "boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2 only)"
-		return r
-	}
-	var path string
-	for _, line := range strings.Split(readTrim("/proc/self/cgroup"), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			path = filepath.Join("/sys/fs/cgroup", p)
-		}
-	}
-	if path == "" || unix.Access(filepath.Join(path, "cgroup.procs"), unix.W_OK) != nil {
-		r.Detail = "your cgroup " + path + " is not delegated to you"
-		r.Fix = "run nsbox in a systemd user session, e.g. systemd-run --user --scope -p Delegate=yes nsbox run …"
+	path, err := sandbox.DelegatedCgroup()
+	if err != nil {
+		r.Detail, r.Fix, _ = strings.Cut(err.Error(), "; fix: ")
 		return r
 	}
 	r.OK = true

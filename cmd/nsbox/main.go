@@ -84,9 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 // is the command's own status and prints nothing.
 func report(err error, stderr io.Writer) int {
 	code := sandbox.ExitCode(err)
-	var coded interface{ ExitCode() int }
-	if errors.As(err, &coded) {
-		code = coded.ExitCode()
+	// Only a detached supervisor's report carries its own code; other
+	// errors may wrap an *exec.ExitError (newuidmap's), whose status is
+	// not ours to return.
+	var detached detachError
+	if errors.As(err, &detached) {
+		code = detached.ExitCode()
 	}
 	var exit *sandbox.ExitError
 	if err != nil && !errors.As(err, &exit) {

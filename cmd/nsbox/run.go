@@ -38,6 +38,7 @@ type runFlags struct {
 	mounts      *mountFlags
 	state       *stateFlags
 	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
+	security    *securityFlags
 }
 
 func newRunFlags() *runFlags {
@@ -62,6 +63,7 @@ func newRunFlags() *runFlags {
 	f.mounts = addMountFlags(fs)
 	f.state = addStateFlags(fs)
 	f.term.register(fs)
+	f.security = addSecurityFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -95,6 +97,8 @@ Examples:
   nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
+  nsbox run --landlock --chdir ~/src -- make   # Landlock: system dirs read-only, ~/src writable
+  nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
   NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
@@ -222,10 +226,14 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if err := f.mounts.apply(spec); err != nil {
 		return nil, "", err
 	}
+	notice, err := f.security.apply(f.fs, spec)
+	if err != nil {
+		return nil, "", err
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", err
 	}
-	return spec, plan.Notice, nil
+	return spec, strings.TrimSpace(plan.Notice + "\n" + notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.

@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits bounds the resources of the command.
+type Limits struct {
+	// Rlimits are set with setrlimit(2) in the command's process before
+	// exec, so they apply to it and everything it starts.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// Memory (bytes), PIDs and CPUs (cores, fractional) limit the whole
+	// sandbox through a cgroup v2 of its own, created under the caller's
+	// cgroup; that needs a delegated cgroup v2 subtree (a systemd user
+	// session). Zero means no limit.
+	Memory int64   `json:"memory,omitempty"`
+	PIDs   int64   `json:"pids,omitempty"`
+	CPUs   float64 `json:"cpus,omitempty"`
+}
+
+// Rlimit is one resource limit, as prlimit(1) names them.
+type Rlimit struct {
+	Name string `json:"name"` // "nofile", "nproc", … (rlimitNames)
+	Soft uint64 `json:"soft"` // RlimInfinity for none
+	Hard uint64 `json:"hard"`
+}
+
+// RlimInfinity is "unlimited".
+const RlimInfinity = math.MaxUint64
+
+// rlimitNames are prlimit(1)'s names and the resource numbers of Linux on
+// x86_64 and arm64 (asm-generic/resource.h).
+var rlimitNames = map[string]int{
+	"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+	"nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12,
+	"nice": 13, "rtprio": 14, "rttime": 15,
+}
+
+// ParseRlimit reads NAME=SOFT[:HARD] (--rlimit): NAME as prlimit(1) spells
+// it (nofile, nproc, …; "RLIMIT_" and case are ignored), SOFT and HARD
+// decimal or "unlimited"; a missing HARD equals SOFT.
+func ParseRlimit(s string) (Rlimit, error) {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok {
+		return Rlimit{}, fmt.Errorf("%q is not NAME=SOFT[:HARD]; fix: e.g. --rlimit nofile=1024:4096", s)
+	}
+	name = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(name)), "rlimit_")
+	if _, ok := rlimitNames[name]; !ok {
+		return Rlimit{}, fmt.Errorf("unknown resource %q; fix: use one of as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack", name)
+	}
+	softS, hardS, hasHard := strings.Cut(val, ":")
+	soft, err := parseRlimitValue(softS)
+	if err != nil {
+		return Rlimit{}, fmt.Errorf("%s soft limit: %w", name, err)
+	}
+	hard := soft
+	if hasHard {
+		if hard, err = parseRlimitValue(hardS); err != nil {
+			return Rlimit{}, fmt.Errorf("%s hard limit: %w", name, err)
+		}
+	}
+	if soft > hard {
+		return Rlimit{}, fmt.Errorf("%s: soft limit %s above hard limit %s", name, softS, hardS)
+	}
+	return Rlimit{Name: name, Soft: soft, Hard: hard}, nil
+}
+
+func parseRlimitValue(s string) (uint64, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "unlimited", "infinity", "inf":
+		return RlimInfinity, nil
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number or \"unlimited\"", s)
+	}
+	return v, nil
+}
+
+// validate checks the limits against what this process may grant: no
+// process in a user namespace may raise a hard limit (that needs
+// CAP_SYS_RESOURCE in the initial namespace).
+func (l *Limits) validate() error {
+	for _, r := range l.Rlimits {
+		res, ok := rlimitNames[r.Name]
+		if !ok {
+			return fmt.Errorf("--rlimit: unknown resource %q", r.Name)
+		}
+		if r.Soft > r.Hard {
+			return fmt.Errorf("--rlimit %s: soft limit above hard limit", r.Name)
+		}
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(res, &cur); err == nil && r.Hard > cur.Max {
+			return fmt.Errorf("--rlimit %s: hard limit %s is above nsbox's own (%s), which a sandbox cannot raise; fix: lower it, or raise it before starting nsbox (ulimit -H)",
+				r.Name, rlimitText(r.Hard), rlimitText(cur.Max))
+		}
+	}
+	if l.Memory < 0 || l.PIDs < 0 || l.CPUs < 0 {
+		return fmt.Errorf("--memory, --pids and --cpus must not be negative")
+	}
+	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
+		if _, err := DelegatedCgroup(); err != nil {
+			return fmt.Errorf("--memory, --pids, --cpus: %w", err)
+		}
+	}
+	return nil
+}
+
+func rlimitText(v uint64) string {
+	if v == RlimInfinity {
+		return "unlimited"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+func (l *Limits) records() [][2]string {
+	var r [][2]string
+	for _, x := range l.Rlimits {
+		r = append(r, [2]string{"rlimit", fmt.Sprintf("%d:%d:%d", rlimitNames[x.Name], x.Soft, x.Hard)})
+	}
+	return r
+}
+
+// DelegatedCgroup returns the caller's cgroup v2 directory when the caller
+// may create child cgroups in it, or an error naming why not and the fix.
+func DelegatedCgroup() (string, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return "", fmt.Errorf("/sys/fs/cgroup is not cgroup v2 (this host uses cgroup v1 or the hybrid layout); fix: boot with systemd.unified_cgroup_hierarchy=1 and run nsbox in a systemd user session")
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", fmt.Errorf("read /proc/self/cgroup: %w", err)
+	}
+	var path string
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			path = filepath.Join("/sys/fs/cgroup", p)
+		}
+	}
+	if path == "" || unix.Access(path, unix.W_OK) != nil || unix.Access(filepath.Join(path, "cgroup.subtree_control"), unix.W_OK) != nil {
+		return "", fmt.Errorf("your cgroup %s is not delegated to you; fix: run nsbox in a delegated systemd scope, e.g. systemd-run --user --scope -p Delegate=yes nsbox run …", path)
+	}
+	return path, nil
+}

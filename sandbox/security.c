@@ -1,0 +1,261 @@
+/*
+ * security.c: the command's last steps before exec, in the order runc and
+ * bubblewrap use and for the same reasons.
+ *
+ *   security_before_identity (still the setup identity, root inside):
+ *     resource limits (raising a hard limit needs privilege), a new
+ *     session, the capability bounding set (dropping needs CAP_SETPCAP),
+ *     and PR_SET_KEEPCAPS when a non-root command keeps capabilities;
+ *   run_command switches uid/gid, chdir, sets no_new_privs;
+ *   security_before_exec:
+ *     the command's capability sets (ambient for a non-root command),
+ *     Landlock, and seccomp last, so no setup syscall meets the filter.
+ *
+ * Everything here was decided by the launcher (sandbox/security.go) and
+ * arrives as CONFIG records; this file only applies them. Failures end the
+ * command's child with an ERROR line sent straight to the launcher: the
+ * ERROR is on the socket before PID 1 sees the child exit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "stagelib.h"
+
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+/* Landlock's UAPI, spelled out so that older kernel headers still build:
+ * the syscall numbers are the same on every architecture. */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+struct nsbox_landlock_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;             /* ABI 6 */
+};
+struct nsbox_landlock_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+struct nsbox_landlock_net_port_attr {
+	uint64_t allowed_access;
+	uint64_t port;
+};
+#define NSBOX_LANDLOCK_RULE_PATH_BENEATH 1
+#define NSBOX_LANDLOCK_RULE_NET_PORT 2
+/* The rights that make sense on a file (not a directory): execute,
+ * write, read, truncate (ABI 3), ioctl on devices (ABI 5). */
+#define NSBOX_LANDLOCK_FILE_ACCESS ((1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 14) | (1ull << 15))
+
+/* add_record appends v to a NULL-free growing list. */
+static void add_record(char ***list, int *n, char *v)
+{
+	char **l = realloc(*list, sizeof(char *) * (size_t)(*n + 1));
+	if (!l)
+		fail("allocate the security configuration");
+	l[(*n)++] = v;
+	*list = l;
+}
+
+int parse_security_config(struct config *c, const char *key, char *v)
+{
+	if (!strcmp(key, "caps")) {
+		c->caps_set = 1;
+		c->caps = strtoull(v, NULL, 10);
+	} else if (!strcmp(key, "seccomp")) {
+		add_record(&c->seccomp, &c->nseccomp, v);
+	} else if (!strcmp(key, "new-session")) {
+		c->new_session = atoi(v);
+	} else if (!strcmp(key, "rlimit")) {
+		add_record(&c->rlimits, &c->nrlimits, v);
+	} else if (!strcmp(key, "landlock")) {
+		/* handled fs, handled net, scoped */
+		char *end;
+		c->landlock = 1;
+		c->ll_fs = strtoull(v, &end, 10);
+		c->ll_net = strtoull(end + (*end == ':'), &end, 10);
+		c->ll_scoped = strtoull(end + (*end == ':'), NULL, 10);
+	} else if (!strcmp(key, "landlock-path")) {
+		add_record(&c->ll_paths, &c->nll_paths, v);
+	} else if (!strcmp(key, "landlock-port")) {
+		add_record(&c->ll_ports, &c->nll_ports, v);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+/* --- before the identity switch ----------------------------------------- */
+
+static void apply_rlimits(const struct config *c)
+{
+	for (int i = 0; i < c->nrlimits; i++) {
+		/* resource:soft:hard, decimal; RLIM_INFINITY is all ones. */
+		char *end;
+		int res = (int)strtol(c->rlimits[i], &end, 10);
+		struct rlimit rl;
+		rl.rlim_cur = strtoull(end + 1, &end, 10);
+		rl.rlim_max = strtoull(end + 1, NULL, 10);
+		if (setrlimit(res, &rl) < 0)
+			fail_fix("pass --rlimit a hard limit no higher than nsbox's own (see ulimit -H -a)",
+				 "--rlimit: setrlimit(resource %d, soft %llu, hard %llu)", res,
+				 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+	}
+}
+
+void security_before_identity(const struct config *c)
+{
+	apply_rlimits(c);
+	/* With a pty of its own (pty.c) the command already has a session
+	 * and a terminal that is not the user's: nothing to guard. */
+	if (c->new_session && !c->pty && setsid() < 0)
+		fail("start a new session (setsid)");
+	if (!c->caps_set)
+		return;
+	/* The bounding set limits what any later exec can gain. Numbers past
+	 * the kernel's last capability give EINVAL: nothing to drop. */
+	for (int cap = 0; cap < 64; cap++)
+		if (!(c->caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			fail("drop capability %d from the bounding set", cap);
+	/* A non-root command that keeps capabilities must keep its permitted
+	 * set across setresuid; they become ambient before exec. */
+	if (c->uid != 0 && c->caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_KEEPCAPS)");
+}
+
+/* --- before exec ------------------------------------------------------- */
+
+static void apply_capabilities(const struct config *c)
+{
+	if (!c->caps_set)
+		return;
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		fail("clear the ambient capabilities");
+	if (c->uid == 0)
+		return; /* root's exec grants the bounding set: already trimmed */
+	/* A non-root command: permitted, effective and inheritable become the
+	 * kept set (empty by default), and each kept capability is made
+	 * ambient so that it survives exec, as bwrap --cap-add does. */
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	for (int i = 0; i < 2; i++)
+		d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(c->caps >> (32 * i));
+	if (syscall(SYS_capset, &h, d) < 0)
+		fail_fix("drop --cap-add, or run as root inside (--root)", "set the command's capabilities (capset)");
+	for (int cap = 0; cap < 64; cap++)
+		if ((c->caps & (1ull << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			fail("raise capability %d to the ambient set", cap);
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
+
+/* apply_landlock restricts the command to the paths and ports of its
+ * records: "ACCESS:OPTIONAL:PATH" and "ACCESS:PORT". An optional path that
+ * does not exist in the sandbox is skipped. */
+static void apply_landlock(const struct config *c)
+{
+	if (!c->landlock)
+		return;
+	struct nsbox_landlock_ruleset_attr attr = {c->ll_fs, c->ll_net, c->ll_scoped};
+	size_t size = sizeof attr;
+	if (!attr.scoped)
+		size = attr.handled_access_net ? 16 : 8;
+	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+	if (rs < 0)
+		fail("--landlock: create a ruleset");
+	for (int i = 0; i < c->nll_paths; i++) {
+		char *end;
+		uint64_t access = strtoull(c->ll_paths[i], &end, 10);
+		int optional = end[1] == '1';
+		const char *path = end + 3;
+		int fd = open(path, O_PATH | O_CLOEXEC);
+		if (fd < 0) {
+			if (optional && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
+				continue;
+			fail_fix("name a path that exists inside the sandbox", "--landlock: open %s", path);
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			fail("--landlock: stat %s", path);
+		if (!S_ISDIR(st.st_mode))
+			access &= NSBOX_LANDLOCK_FILE_ACCESS;
+		struct nsbox_landlock_path_beneath_attr pb = {.allowed_access = access & c->ll_fs, .parent_fd = fd};
+		if (pb.allowed_access && syscall(SYS_landlock_add_rule, rs, NSBOX_LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
+			fail("--landlock: allow %s", path);
+		close(fd);
+	}
+	for (int i = 0; i < c->nll_ports; i++) {
+		char *end;
+		struct nsbox_landlock_net_port_attr np;
+		np.allowed_access = strtoull(c->ll_ports[i], &end, 10) & c->ll_net;
+		np.port = strtoull(end + 1, NULL, 10);
+		if (np.allowed_access && syscall(SYS_landlock_add_rule, rs, NSBOX_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
+			fail("--landlock: allow TCP port %llu", (unsigned long long)np.port);
+	}
+	/* restrict_self needs no_new_privs or CAP_SYS_ADMIN in our namespace;
+	 * the command has one of them. */
+	if (syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+		fail("--landlock: restrict the command (landlock_restrict_self)");
+	close(rs);
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* apply_seccomp installs each program (hex of struct sock_filter[]) in
+ * order; the kernel runs them all and the strictest answer wins. */
+static void apply_seccomp(const struct config *c)
+{
+	for (int i = 0; i < c->nseccomp; i++) {
+		const char *hex = c->seccomp[i];
+		size_t n = strlen(hex) / 2;
+		unsigned char *buf = malloc(n ? n : 1);
+		if (!buf)
+			fail("allocate a seccomp program");
+		for (size_t j = 0; j < n; j++) {
+			int hi = hexval(hex[2 * j]), lo = hexval(hex[2 * j + 1]);
+			if (hi < 0 || lo < 0) {
+				errno = EINVAL;
+				fail("decode seccomp program %d", i + 1);
+			}
+			buf[j] = (unsigned char)(hi << 4 | lo);
+		}
+		struct sock_fprog prog = {.len = (unsigned short)(n / sizeof(struct sock_filter)),
+					  .filter = (struct sock_filter *)buf};
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+			fail_fix("check the program given to --seccomp (a raw struct sock_filter array), or pass --no-seccomp",
+				 "install seccomp program %d", i + 1);
+		free(buf);
+	}
+}
+
+void security_before_exec(const struct config *c)
+{
+	apply_capabilities(c);
+	apply_landlock(c);
+	apply_seccomp(c);
+}

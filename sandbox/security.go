@@ -1,0 +1,328 @@
+package sandbox
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Security is what stands between the command and the kernel besides the
+// namespaces; docs/security.md says what each layer stops. Its zero value
+// is nsbox's default: capabilities by identity, the default seccomp filter,
+// no Landlock. Process.NoNewPrivs is the other half.
+type Security struct {
+	// Capabilities is the command's capability set, in its own user
+	// namespace. Nil means the default: every capability for uid 0 inside,
+	// none (effective, permitted, inheritable, ambient and bounding) for
+	// any other uid. A non-root command that keeps capabilities gets them
+	// as ambient capabilities, so they survive exec (as bwrap --cap-add).
+	Capabilities *CapSet `json:"capabilities,omitempty"`
+	// NoDefaultSeccomp leaves out nsbox's default seccomp filter (see
+	// DefaultSeccompProgram).
+	NoDefaultSeccomp bool `json:"noDefaultSeccomp,omitempty"`
+	// SeccompPrograms are raw struct sock_filter programs (bwrap's
+	// --seccomp format, checked by ParseSeccompProgram) installed after the
+	// default one; the kernel runs every filter and the strictest answer
+	// wins.
+	SeccompPrograms [][]byte `json:"seccompPrograms,omitempty"`
+	// NewSession runs the command in a session of its own (setsid), with no
+	// controlling terminal: it can then neither read nor inject into the
+	// launcher's terminal. The command line sets it when stdin is not a
+	// terminal.
+	NewSession bool `json:"newSession,omitempty"`
+	// Landlock, if not nil, restricts file access and TCP ports with
+	// Landlock on kernels that have it (LandlockABI > 0); elsewhere it is
+	// skipped.
+	Landlock *Landlock `json:"landlock,omitempty"`
+}
+
+// validate checks the security settings; Spec.Validate calls it.
+func (s *Security) validate() error {
+	for i, p := range s.SeccompPrograms {
+		if _, err := ParseSeccompProgram(p); err != nil {
+			return fmt.Errorf("seccomp program %d: %w", i+1, err)
+		}
+	}
+	if !s.NoDefaultSeccomp {
+		if _, err := DefaultSeccompProgram(); err != nil {
+			return err
+		}
+	}
+	if s.Landlock != nil {
+		return s.Landlock.validate()
+	}
+	return nil
+}
+
+// records renders the settings as CONFIG records for security.c. uid is
+// the command's uid inside.
+func (s *Security) records(uid uint32) [][2]string {
+	var r [][2]string
+	caps := CapSet(0)
+	if s.Capabilities != nil {
+		caps = *s.Capabilities
+	} else if uid == 0 {
+		caps = AllCapabilities()
+	}
+	r = append(r, [2]string{"caps", strconv.FormatUint(uint64(caps&AllCapabilities()), 10)})
+	if !s.NoDefaultSeccomp {
+		prog, _ := DefaultSeccompProgram() // validate checked the error
+		r = append(r, [2]string{"seccomp", hex.EncodeToString(prog)})
+	}
+	for _, p := range s.SeccompPrograms {
+		r = append(r, [2]string{"seccomp", hex.EncodeToString(p)})
+	}
+	if s.NewSession {
+		r = append(r, [2]string{"new-session", "1"})
+	}
+	if s.Landlock != nil {
+		r = append(r, s.Landlock.records(LandlockABI())...)
+	}
+	return r
+}
+
+// CapSet is a set of capabilities, bit N for capability number N of
+// capabilities(7). Its JSON form is a list of names.
+type CapSet uint64
+
+// capNames are capabilities(7)'s names, by number.
+var capNames = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+}
+
+// lastCap is the kernel's highest capability number
+// (/proc/sys/kernel/cap_last_cap), or the last one nsbox knows by name.
+var lastCap = sync.OnceValue(func() int {
+	if n, err := strconv.Atoi(sysctl("kernel/cap_last_cap")); err == nil && n > 0 && n < 64 {
+		return n
+	}
+	return len(capNames) - 1
+})
+
+// AllCapabilities is every capability this kernel has.
+func AllCapabilities() CapSet {
+	return CapSet(1)<<(lastCap()+1) - 1
+}
+
+// ParseCapability returns the set named by name: a capabilities(7) name,
+// with or without "CAP_", in any case ("net_raw", "CAP_NET_RAW"), or "ALL".
+func ParseCapability(name string) (CapSet, error) {
+	n := strings.ToUpper(strings.TrimSpace(name))
+	if n == "ALL" {
+		return AllCapabilities(), nil
+	}
+	if !strings.HasPrefix(n, "CAP_") {
+		n = "CAP_" + n
+	}
+	for i, c := range capNames {
+		if c == n {
+			return CapSet(1) << i, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown capability %q; fix: use a name from capabilities(7), e.g. CAP_NET_RAW, or ALL", name)
+}
+
+// Names lists the set's capabilities by name ("cap_41" for numbers past
+// the known names).
+func (c CapSet) Names() []string {
+	var out []string
+	for v := uint64(c); v != 0; v &= v - 1 {
+		i := bits.TrailingZeros64(v)
+		if i < len(capNames) {
+			out = append(out, capNames[i])
+		} else {
+			out = append(out, fmt.Sprintf("cap_%d", i))
+		}
+	}
+	return out
+}
+
+// MarshalJSON renders the set as a list of names.
+func (c CapSet) MarshalJSON() ([]byte, error) {
+	names := c.Names()
+	if names == nil {
+		names = []string{}
+	}
+	return json.Marshal(names)
+}
+
+// UnmarshalJSON reads a list of names, as ParseCapability takes them.
+func (c *CapSet) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return err
+	}
+	*c = 0
+	for _, n := range names {
+		s, err := ParseCapability(n)
+		if err != nil {
+			return err
+		}
+		*c |= s
+	}
+	return nil
+}
+
+// Landlock restricts what the command may reach, on top of what its mount
+// namespace shows it: only the listed paths (and what is beneath them) and,
+// on Landlock ABI 4 and later, only the listed TCP ports. On ABI 6 and
+// later the command also cannot connect to abstract unix sockets or signal
+// processes outside its Landlock domain.
+type Landlock struct {
+	// ReadOnly paths may be read and executed; ReadWrite paths may also be
+	// written, created and removed. Paths are inside the sandbox, absolute.
+	ReadOnly  []string `json:"readOnly,omitempty"`
+	ReadWrite []string `json:"readWrite,omitempty"`
+	// Optional paths are allowed when they exist inside the sandbox and
+	// skipped when they do not (the defaults: /lib64, /opt, …); the others
+	// must exist.
+	OptionalReadOnly  []string `json:"optionalReadOnly,omitempty"`
+	OptionalReadWrite []string `json:"optionalReadWrite,omitempty"`
+	// TCPBind and TCPConnect are the only TCP ports the command may bind
+	// and connect to (ABI 4); none given means none allowed.
+	TCPBind    []uint16 `json:"tcpBind,omitempty"`
+	TCPConnect []uint16 `json:"tcpConnect,omitempty"`
+}
+
+// DefaultLandlockReadOnly and DefaultLandlockReadWrite are what --landlock
+// allows before --landlock-ro and --landlock-rw add to it (the command line
+// also allows the working directory read-write): the system's programs and
+// libraries, /etc, /dev and /proc. Not the host's /tmp: it is shared with
+// everything else on the host.
+var (
+	DefaultLandlockReadOnly  = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+	DefaultLandlockReadWrite = []string{"/dev", "/proc"}
+)
+
+// AllowMounts adds the destinations of the sandbox's mount operations to
+// the allowed paths: binds as they are mounted (read-only or read-write),
+// and what nsbox creates (tmpfs, /dev, /proc, overlays, files) read-write.
+// The read-only bind of the whole host root that nsbox run's default view
+// starts with is left out: allowing it would allow every file, and the
+// point of Landlock is to narrow that view.
+func (l *Landlock) AllowMounts(mounts []Mount) {
+	for _, m := range mounts {
+		switch m.Type {
+		case MountBind:
+			if m.Source == "/" && m.Destination == "/" && m.ReadOnly {
+				continue
+			}
+			if m.ReadOnly {
+				l.OptionalReadOnly = append(l.OptionalReadOnly, m.Destination)
+			} else {
+				l.OptionalReadWrite = append(l.OptionalReadWrite, m.Destination)
+			}
+		case MountTmpfs, MountProc, MountDev, MountMqueue, MountFile, MountOverlay, MountTmpOverlay, MountCopyUp:
+			l.OptionalReadWrite = append(l.OptionalReadWrite, m.Destination)
+		}
+	}
+}
+
+func (l *Landlock) validate() error {
+	for _, list := range [][]string{l.ReadOnly, l.ReadWrite, l.OptionalReadOnly, l.OptionalReadWrite} {
+		for _, p := range list {
+			if !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
+				return fmt.Errorf("--landlock path %q: not an absolute path; fix: name it as the sandbox sees it, e.g. /work", p)
+			}
+		}
+	}
+	return nil
+}
+
+// Landlock access rights (linux/landlock.h), by the ABI that added them.
+const (
+	llExecute   = 1 << 0
+	llWriteFile = 1 << 1
+	llReadFile  = 1 << 2
+	llReadDir   = 1 << 3
+	llFSv1      = 1<<13 - 1   // execute … make_sym
+	llRefer     = 1 << 13     // ABI 2
+	llTruncate  = 1 << 14     // ABI 3
+	llIoctlDev  = 1 << 15     // ABI 5
+	llBindTCP   = 1 << 0      // ABI 4
+	llConnTCP   = 1 << 1      // ABI 4
+	llScopeAll  = 1<<0 | 1<<1 // ABI 6: abstract unix sockets, signals
+)
+
+// LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock is
+// missing or disabled.
+func LandlockABI() int {
+	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if errno != 0 {
+		return 0
+	}
+	return int(v)
+}
+
+// landlockHandled returns the rights a ruleset handles at ABI abi: all the
+// kernel knows, so anything not granted by a rule is denied.
+func landlockHandled(abi int) (fs, net, scoped uint64) {
+	fs = llFSv1
+	if abi >= 2 {
+		fs |= llRefer
+	}
+	if abi >= 3 {
+		fs |= llTruncate
+	}
+	if abi >= 4 {
+		net = llBindTCP | llConnTCP
+	}
+	if abi >= 5 {
+		fs |= llIoctlDev
+	}
+	if abi >= 6 {
+		scoped = llScopeAll
+	}
+	return fs, net, scoped
+}
+
+func (l *Landlock) records(abi int) [][2]string {
+	if abi <= 0 {
+		return nil
+	}
+	fs, net, scoped := landlockHandled(abi)
+	r := [][2]string{{"landlock", fmt.Sprintf("%d:%d:%d", fs, net, scoped)}}
+	ro := uint64(llExecute | llReadFile | llReadDir)
+	path := func(access uint64, optional int, paths []string) {
+		for _, p := range paths {
+			r = append(r, [2]string{"landlock-path", fmt.Sprintf("%d:%d:%s", access&fs, optional, p)})
+		}
+	}
+	path(ro, 0, l.ReadOnly)
+	path(fs, 0, l.ReadWrite)
+	path(ro, 1, l.OptionalReadOnly)
+	path(fs, 1, l.OptionalReadWrite)
+	if net != 0 {
+		for _, p := range l.TCPBind {
+			r = append(r, [2]string{"landlock-port", fmt.Sprintf("%d:%d", llBindTCP, p)})
+		}
+		for _, p := range l.TCPConnect {
+			r = append(r, [2]string{"landlock-port", fmt.Sprintf("%d:%d", llConnTCP, p)})
+		}
+	}
+	return r
+}
+
+// LandlockNotice returns the notice to show when Landlock is requested but
+// the kernel cannot apply it, or "" when it can.
+func LandlockNotice() string {
+	if LandlockABI() > 0 {
+		return ""
+	}
+	return "nsbox: notice: Landlock is not available on this kernel (it needs Linux 5.13 or later with landlock in the lsm= list); --landlock has no effect"
+}

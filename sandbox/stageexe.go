@@ -1,0 +1,105 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/nsbox/nsbox/mapping"
+	"golang.org/x/sys/unix"
+)
+
+// The stage, and PID 1 cloned from it, run a sealed in-memory copy of the
+// nsbox binary, never the file on disk. PID 1 lives as long as the sandbox
+// and anything inside that may open /proc/1/exe (root inside, with --root,
+// has the uid that owns a user's own ~/bin/nsbox) would otherwise reach the
+// host binary and could rewrite it once it stops being executed: runc's
+// CVE-2019-5736. The copy is a memfd sealed against writing, growing and
+// shrinking, so /proc/1/exe leads only to bytes that cannot change.
+//
+// Making PID 1 non-dumpable (runc's other defence) is not used: it would
+// also lock the launcher's side out of /proc/PID1/ns/* and /proc/PID1/root,
+// which joining a running sandbox and network setup need.
+//
+// The copy is made only when some id mapped into the sandbox could write
+// the binary (binaryWritableInside), once per launcher process; a copy of
+// the 3.6 MB binary costs a few milliseconds (docs/security.md).
+
+const (
+	mfdExec    = 0x10 // MFD_EXEC (Linux 6.3): executable even under vm.memfd_noexec=1
+	memfdSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+)
+
+// binaryWritableInside reports whether an id mapped into the sandbox could
+// get write permission on the nsbox binary: its owner is mapped, or it is
+// group-writable with its group mapped, or world-writable. (ACLs are not
+// read: they are rare on binaries; docs/security.md says so.) When in
+// doubt, true.
+func binaryWritableInside(plan mapping.Plan) bool {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return true
+	}
+	return mapsOuter(plan.UIDs, st.Uid) || st.Mode&0o002 != 0 ||
+		(st.Mode&0o020 != 0 && mapsOuter(plan.GIDs, st.Gid))
+}
+
+func mapsOuter(ext []mapping.Extent, id uint32) bool {
+	for _, e := range ext {
+		if id >= e.Outer && uint64(id) < uint64(e.Outer)+uint64(e.Count) {
+			return true
+		}
+	}
+	return false
+}
+
+// selfExe is the binary on disk, as the stage re-executes it.
+const selfExe = "/proc/self/exe"
+
+// stageCopy holds the sealed copy for the life of the process.
+var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy("/proc/self/exe") })
+
+// sealedCopy copies the file at path into a memfd and seals it.
+func sealedCopy(path string) (*os.File, error) {
+	self, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open the nsbox binary (%s): %w", path, err)
+	}
+	defer self.Close()
+	flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("nsbox-stage", flags|mfdExec)
+	if err == unix.EINVAL { // kernels before 6.3 do not know MFD_EXEC
+		fd, err = unix.MemfdCreate("nsbox-stage", flags)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copy the nsbox binary into memory (memfd_create): %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "nsbox-stage")
+	if _, err := io.Copy(f, self); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copy the nsbox binary into memory: %w", err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, memfdSeals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal the in-memory copy of nsbox: %w", err)
+	}
+	return f, nil
+}
+
+// stageExecutable returns the path to execute the stage from: the sealed
+// copy, through our own fd table (execve resolves it before close-on-exec
+// closes the fd), when something inside could write to the nsbox binary;
+// the binary itself when nothing inside can (the usual root-owned
+// /usr/local/bin/nsbox), which saves the copy.
+func stageExecutable(plan mapping.Plan) (string, error) {
+	if !binaryWritableInside(plan) {
+		return selfExe, nil
+	}
+	f, err := stageCopy()
+	if err != nil {
+		return "", err
+	}
+	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
+}
