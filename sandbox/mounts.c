@@ -48,15 +48,6 @@
 
 /* --- configuration ------------------------------------------------------ */
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 int parse_mount_record(struct config *c, const char *key, char *v)
 {
 	static const char *const types[] = {
@@ -142,17 +133,13 @@ int parse_mount_record(struct config *c, const char *key, char *v)
 		l[op->n_lower++] = v;
 	} else if (!strcmp(key, "data")) {
 		/* Hex, decoded in place: the data may hold NUL bytes. */
-		size_t n = strlen(v) / 2;
-		for (size_t i = 0; i < n; i++) {
-			int hi = hexval(v[2 * i]), lo = hexval(v[2 * i + 1]);
-			if (hi < 0 || lo < 0) {
-				errno = EINVAL;
-				fail("mount data is not hex");
-			}
-			v[i] = (char)(hi << 4 | lo);
+		ssize_t n = hex_decode(v, v);
+		if (n < 0) {
+			errno = EINVAL;
+			fail("mount data is not hex");
 		}
 		op->data = v;
-		op->data_len = n;
+		op->data_len = (size_t)n;
 	} else
 		return 0;
 	return 1;

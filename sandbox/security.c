@@ -217,34 +217,21 @@ static void apply_landlock(const struct config *c)
 	close(rs);
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* apply_seccomp installs each program (hex of struct sock_filter[]) in
  * order; the kernel runs them all and the strictest answer wins. */
 static void apply_seccomp(const struct config *c)
 {
 	for (int i = 0; i < c->nseccomp; i++) {
 		const char *hex = c->seccomp[i];
-		size_t n = strlen(hex) / 2;
-		unsigned char *buf = malloc(n ? n : 1);
+		unsigned char *buf = malloc(strlen(hex) / 2 + 1);
 		if (!buf)
 			fail("allocate a seccomp program");
-		for (size_t j = 0; j < n; j++) {
-			int hi = hexval(hex[2 * j]), lo = hexval(hex[2 * j + 1]);
-			if (hi < 0 || lo < 0) {
-				errno = EINVAL;
-				fail("decode seccomp program %d", i + 1);
-			}
-			buf[j] = (unsigned char)(hi << 4 | lo);
+		ssize_t n = hex_decode(hex, (char *)buf);
+		if (n < 0) {
+			errno = EINVAL;
+			fail("decode seccomp program %d", i + 1);
 		}
-		struct sock_fprog prog = {.len = (unsigned short)(n / sizeof(struct sock_filter)),
+		struct sock_fprog prog = {.len = (unsigned short)((size_t)n / sizeof(struct sock_filter)),
 					  .filter = (struct sock_filter *)buf};
 		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 			fail_fix("check the program given to --seccomp (a raw struct sock_filter array), or pass --no-seccomp",

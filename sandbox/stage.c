@@ -151,6 +151,29 @@ void fail_fix(const char *fix, const char *fmt, ...)
 
 /* --- configuration ------------------------------------------------------ */
 
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+ssize_t hex_decode(const char *hex, char *out)
+{
+	size_t n = strlen(hex);
+	if (n % 2)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (char)(hi << 4 | lo);
+	}
+	return (ssize_t)(n / 2);
+}
+
 static int count_key(const char *p, const char *end, const char *key)
 {
 	size_t klen = strlen(key);

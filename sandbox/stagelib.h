@@ -98,6 +98,10 @@ void send_msg(uint32_t kind, int32_t value, const char *text);
 __attribute__((format(printf, 1, 2), noreturn)) void fail(const char *fmt, ...);
 __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, const char *fmt, ...);
 
+/* hex_decode decodes lowercase hex (how binary config values travel) into
+ * out, which may be hex itself; the length, or -1 for bad hex. */
+ssize_t hex_decode(const char *hex, char *out);
+
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
 
