@@ -140,4 +140,3 @@ func (n *Network) forwardUDP(c *net.UDPConn, p Publish) {
 		flow.Write(buf[:nr])
 	}
 }
-

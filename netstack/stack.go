@@ -45,9 +45,9 @@ type Network struct {
 
 	wg sync.WaitGroup // every goroutine the network started
 
-	mu        sync.Mutex               // guards listeners and conns
+	mu        sync.Mutex                   // guards listeners and conns
 	listeners []interface{ Close() error } // host listeners and in-stack servers
-	conns     map[net.Conn]struct{}    // open host-side connections, closed by Close
+	conns     map[net.Conn]struct{}        // open host-side connections, closed by Close
 	closed    bool
 }
 
