@@ -30,7 +30,7 @@ type tapLink struct {
 		Write(func(uintptr) bool) error
 	}
 	wg      sync.WaitGroup // the reader
-	started sync.Once      // the reader is started on the first Attach
+	started sync.Once
 }
 
 var _ stack.LinkEndpoint = (*tapLink)(nil)
@@ -70,15 +70,14 @@ func newTAPLink(tap *os.File, mtu uint32, mac tcpip.LinkAddress) (*tapLink, stac
 	return l, ethernet.New(l), nil
 }
 
-// Attach starts (or, with nil, stops delivering from) the reader.
-func (l *tapLink) Attach(d stack.NetworkDispatcher) {
-	l.Endpoint.Attach(d)
-	if d != nil {
-		l.started.Do(func() {
-			l.wg.Add(1)
-			go l.read()
-		})
-	}
+// start starts reading frames. It is separate from Attach so that the
+// stack is complete (handlers, servers) before the first frame arrives:
+// a SYN read too early would be answered with a RST.
+func (l *tapLink) start() {
+	l.started.Do(func() {
+		l.wg.Add(1)
+		go l.read()
+	})
 }
 
 // read delivers each frame read from the TAP device until it is closed.

@@ -65,6 +65,7 @@ func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 		{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFromSlice(GatewayIPv4.AsSlice()), NIC: 1},
 		{Destination: header.IPv6EmptySubnet, Gateway: tcpip.AddrFromSlice(GatewayIPv6.AsSlice()), NIC: 1},
 	})
+	tl.start()
 	sb := &sandboxSide{s: s, net: n, link: tl}
 	t.Cleanup(sb.close)
 	return sb

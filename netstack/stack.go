@@ -102,6 +102,7 @@ func (n *Network) start(tap *os.File) error {
 			return err
 		}
 	}
+	tl.start()
 	return nil
 }
 

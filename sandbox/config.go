@@ -17,6 +17,7 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	network      *Network
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -35,6 +36,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
 		env:          s.Process.Env,
+		network:      s.Network,
 	}
 }
 
@@ -80,5 +82,6 @@ func (c stageConfig) encode() []byte {
 	for _, e := range c.env {
 		add("env", e)
 	}
+	c.network.records(add)
 	return b
 }

@@ -103,6 +103,19 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
 
+	// 3b. The network, served from here once PID 1 made its device.
+	var netStop func() error
+	if spec.Network != nil {
+		if netStop, err = startNetwork(parent, spec.Network); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !ok {
+				netStop()
+			}
+		}()
+	}
+
 	// 4. The command runs, or the reason it does not.
 	if _, err := expect(parent, msgExecOK); err != nil {
 		if ctx.Err() != nil {
@@ -111,7 +124,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{})}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, done: make(chan struct{}), netStop: netStop}
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil

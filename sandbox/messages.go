@@ -23,6 +23,7 @@ var msgNames = map[uint32]string{
 	msgConfig: "CONFIG", msgUsernsReady: "USERNS_READY", msgMapsDone: "MAPS_DONE",
 	msgPID1: "PID1", msgExecOK: "EXEC_OK", msgExecFailed: "EXEC_FAILED",
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
+	msgTAP: "TAP",
 }
 
 func (m message) String() string {
@@ -53,6 +54,11 @@ func readMessage(r io.Reader) (message, error) {
 		}
 		return message{}, err
 	}
+	return readMessageAfter(r, h)
+}
+
+// readMessageAfter reads the payload of the message whose header is h.
+func readMessageAfter(r io.Reader, h [headerSize]byte) (message, error) {
 	m := message{
 		kind:  binary.NativeEndian.Uint32(h[0:]),
 		value: int32(binary.NativeEndian.Uint32(h[4:])),

@@ -16,6 +16,8 @@ type Sandbox struct {
 	tty    terminal
 	cancel func() bool
 	done   chan struct{} // closed when watch returns
+	// netStop ends the network service, if any, after PID 1 ended.
+	netStop func() error
 
 	waitOnce sync.Once
 	err      error
@@ -42,6 +44,9 @@ func (s *Sandbox) Wait() error {
 	s.waitOnce.Do(func() {
 		st, err := s.pid1.Wait()
 		s.cancel()
+		if s.netStop != nil {
+			s.netStop()
+		}
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()
 		s.tty.restore()

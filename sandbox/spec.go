@@ -25,6 +25,9 @@ type Spec struct {
 	// Mapping is the id map plan applied to the user namespace, from
 	// mapping.NewPlan.
 	Mapping mapping.Plan `json:"mapping"`
+	// Network, when set, gives the sandbox a TAP device served from the
+	// launcher (see net.go); nil leaves only lo.
+	Network *Network `json:"network,omitempty"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -136,6 +139,9 @@ func (s *Spec) Validate() error {
 	}
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
 		return fmt.Errorf("--gid %d is not mapped into the sandbox (gid map: %s); fix: pick a mapped gid, or map more with --map-groups", s.Process.GID, oneLine(s.Mapping.GIDs))
+	}
+	if err := s.Network.validate(s.Namespaces); err != nil {
+		return err
 	}
 	for _, kv := range s.Process.Env {
 		if strings.IndexByte(kv, 0) >= 0 {

@@ -198,6 +198,18 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->hostname = v;
 		else if (!strcmp(p, "cwd"))
 			c->cwd = v;
+		else if (!strcmp(p, "tap"))
+			c->tap_name = v;
+		else if (!strcmp(p, "tap-mtu"))
+			c->tap_mtu = atoi(v);
+		else if (!strcmp(p, "tap-addr4"))
+			c->tap_addr4 = v;
+		else if (!strcmp(p, "tap-gw4"))
+			c->tap_gw4 = v;
+		else if (!strcmp(p, "tap-addr6"))
+			c->tap_addr6 = v;
+		else if (!strcmp(p, "tap-gw6"))
+			c->tap_gw6 = v;
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -420,10 +432,19 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 	}
 }
 
+/* stage_gone: PID 1 reads it to EOF, which comes when the stage exited,
+ * after sending PID1; every message of PID 1 then follows that one. */
+static int stage_gone[2];
+
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
 	arm_parent_death();
+	close(stage_gone[1]);
+	char b;
+	while (read(stage_gone[0], &b, 1) < 0 && errno == EINTR)
+		;
+	close(stage_gone[0]);
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -431,6 +452,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	setup_mounts(c);
 	if (c->lo_up)
 		bring_up_loopback();
+	if (c->tap_name)
+		setup_tap(c);
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		fail("set the hostname to %s", c->hostname);
 
@@ -534,9 +557,12 @@ void nsbox_stage(void)
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
+	if (pipe2(stage_gone, O_CLOEXEC) < 0)
+		fail("create a pipe for PID 1");
 	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
+	close(stage_gone[0]);
 	send_msg(NSBOX_MSG_PID1, pid, NULL);
 	_exit(0);
 }

@@ -37,6 +37,7 @@ const (
 	msgError       = C.NSBOX_MSG_ERROR
 	msgStopped     = C.NSBOX_MSG_STOPPED
 	msgResume      = C.NSBOX_MSG_RESUME
+	msgTAP         = C.NSBOX_MSG_TAP
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

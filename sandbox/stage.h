@@ -19,6 +19,7 @@
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
  *                                                               mounts, lo, hostname
+ *                            ◀──────────────────────────────── TAP + fd (only with tap=)
  *                                                               fork + exec command
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
@@ -47,6 +48,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_ERROR,        /* S,P→L value: errno; payload: what failed */
 	NSBOX_MSG_STOPPED,      /* P→L  value: the signal that stopped the command */
 	NSBOX_MSG_RESUME,       /* L→P  value: 1 give the command the terminal, 0 not */
+	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
 };
 
 struct nsbox_msg {

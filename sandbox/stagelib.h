@@ -25,6 +25,12 @@ struct config {
 	const char *cwd;
 	char **argv;
 	char **envp;
+	const char *tap_name;  /* create this TAP device and send its fd (--net user) */
+	int tap_mtu;           /* its MTU; 0 keeps the kernel's */
+	const char *tap_addr4; /* "ADDR/BITS" */
+	const char *tap_gw4;   /* default route's gateway */
+	const char *tap_addr6;
+	const char *tap_gw6;
 };
 
 /* sync_fd is the stage's end of the launcher socket. */
@@ -45,5 +51,9 @@ __attribute__((format(printf, 2, 3), noreturn)) void fail_fix(const char *fix, c
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+
+/* setup_tap (tap.c) creates and configures the TAP device of --net user in
+ * PID 1 and sends its fd to the launcher. */
+void setup_tap(const struct config *c);
 
 #endif

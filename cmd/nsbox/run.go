@@ -32,6 +32,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	net         *netFlags
 }
 
 func newRunFlags() *runFlags {
@@ -53,6 +54,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	f.net = addNetFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -171,6 +173,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		if err := spec.Namespaces.Set(strings.TrimSpace(ns), false); err != nil {
 			return nil, "", usageError{fmt.Sprintf("--share %s: %v", ns, err)}
 		}
+	}
+	if err := f.net.apply(f.fs, spec); err != nil {
+		return nil, "", err
 	}
 	for _, kv := range f.setenv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
