@@ -124,8 +124,13 @@ func (l *tapLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	return n, nil
 }
 
-// Wait waits for the reader to end (after close).
-func (l *tapLink) Wait() { l.wg.Wait() }
+// Wait does nothing: the stack calls it while holding its own lock, which
+// the reader may be waiting for to deliver a frame. Network.Close calls
+// waitReader after the stack is closed instead.
+func (l *tapLink) Wait() {}
+
+// waitReader waits for the reader to end (after close).
+func (l *tapLink) waitReader() { l.wg.Wait() }
 
 // close closes the TAP device, which ends the reader.
 func (l *tapLink) close() error { return l.file.Close() }

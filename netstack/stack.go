@@ -179,7 +179,7 @@ func (n *Network) Close() error {
 		n.stack.Wait()
 	}
 	if n.link != nil {
-		n.link.Wait()
+		n.link.waitReader()
 	}
 	return errors.Join(errs...)
 }

@@ -106,7 +106,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// 3b. The network, served from here once PID 1 made its device.
 	var netStop func() error
 	if spec.Network != nil {
-		if netStop, err = startNetwork(parent, spec.Network); err != nil {
+		if netStop, err = startNetwork(parent, spec.Network, pid1.Pid); err != nil {
 			return nil, err
 		}
 		defer func() {

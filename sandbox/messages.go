@@ -23,7 +23,7 @@ var msgNames = map[uint32]string{
 	msgConfig: "CONFIG", msgUsernsReady: "USERNS_READY", msgMapsDone: "MAPS_DONE",
 	msgPID1: "PID1", msgExecOK: "EXEC_OK", msgExecFailed: "EXEC_FAILED",
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
-	msgTAP: "TAP",
+	msgTAP: "TAP", msgNetReady: "NET_READY",
 }
 
 func (m message) String() string {

@@ -11,18 +11,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Network is a sandbox's network beyond its loopback link: a TAP device
-// PID 1 creates in the sandbox's network namespace, and a service in the
-// launcher that serves it (nsbox's netstack for --net user). A nil
-// *Network leaves the namespace with lo only.
+// Network is a sandbox's network beyond its loopback link, in one of two
+// forms. With Serve: a TAP device PID 1 creates in the sandbox's network
+// namespace and a service in the launcher that serves it (nsbox's
+// netstack for --net user). With Attach: an external helper (slirp4netns,
+// pasta) attached to PID 1's namespace while PID 1 waits, which then
+// configures what Attach returns. A nil *Network leaves lo only.
 type Network struct {
-	// TAP describes the device PID 1 creates and configures.
+	// TAP describes the device PID 1 creates and configures (Serve).
 	TAP TAP `json:"tap"`
 	// Serve is called in the launcher once PID 1 created the device, with
 	// its file descriptor (Serve owns it from then on). It returns the
 	// function that stops the service; Sandbox.Wait calls it once the
 	// sandbox has ended. Not part of the JSON form.
 	Serve func(tap *os.File) (stop func() error, err error) `json:"-"`
+	// Attach is called in the launcher with PID 1's pid, before the
+	// command starts. It returns the device PID 1 is to configure (a TAP
+	// without Name: nothing to do) and the function that stops the
+	// helper. Not part of the JSON form.
+	Attach func(pid1 int) (tap TAP, stop func() error, err error) `json:"-"`
 }
 
 // TAP is a TAP device inside the sandbox: ethernet frames, no packet
@@ -48,11 +55,11 @@ func (n *Network) validate(ns Namespaces) error {
 	if !ns.Net {
 		return errors.New("a sandbox network needs a network namespace of its own; fix: drop net from --share, or use --net host")
 	}
-	if n.TAP.Name == "" || len(n.TAP.Name) >= unix.IFNAMSIZ {
-		return fmt.Errorf("TAP device name %q: must be 1 to %d bytes", n.TAP.Name, unix.IFNAMSIZ-1)
+	if (n.Serve == nil) == (n.Attach == nil) {
+		return errors.New("network: set exactly one of Serve and Attach")
 	}
-	if n.Serve == nil {
-		return errors.New("network: no Serve function to run the TAP device's other end")
+	if n.Serve != nil && (n.TAP.Name == "" || len(n.TAP.Name) >= unix.IFNAMSIZ) {
+		return fmt.Errorf("TAP device name %q: must be 1 to %d bytes", n.TAP.Name, unix.IFNAMSIZ-1)
 	}
 	return nil
 }
@@ -62,7 +69,18 @@ func (n *Network) records(add func(k, v string)) {
 	if n == nil {
 		return
 	}
-	t := n.TAP
+	if n.Attach != nil {
+		add("net-wait", "1")
+		return
+	}
+	n.TAP.records(add)
+}
+
+// records adds the TAP's records (CONFIG, or NET_READY's payload).
+func (t TAP) records(add func(k, v string)) {
+	if t.Name == "" {
+		return
+	}
 	add("tap", t.Name)
 	if t.MTU > 0 {
 		add("tap-mtu", fmt.Sprint(t.MTU))
@@ -81,8 +99,24 @@ func (n *Network) records(add func(k, v string)) {
 	}
 }
 
-// startNetwork receives the TAP device from PID 1 and starts serving it.
-func startNetwork(sync *os.File, n *Network) (stop func() error, err error) {
+// startNetwork receives the TAP device from PID 1 and starts serving it,
+// or attaches the helper and tells PID 1 what to configure.
+func startNetwork(sync *os.File, n *Network, pid1 int) (stop func() error, err error) {
+	if n.Attach != nil {
+		tap, stop, err := n.Attach(pid1)
+		if err != nil {
+			return nil, err
+		}
+		var b []byte
+		tap.records(func(k, v string) {
+			b = append(append(append(append(b, k...), '='), v...), 0)
+		})
+		if err := writeMessage(sync, msgNetReady, 0, b); err != nil {
+			stop()
+			return nil, fmt.Errorf("resume PID 1 after the network: %w", err)
+		}
+		return stop, nil
+	}
 	tap, err := expectFD(sync, msgTAP)
 	if err != nil {
 		return nil, err

@@ -105,7 +105,7 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 
 /* recv_msg reads one message; the payload (NUL-terminated) is malloc'd. A
  * closed socket means the launcher died: the stage leaves quietly. */
-static char *recv_msg(struct nsbox_msg *m)
+char *recv_msg(struct nsbox_msg *m)
 {
 	if (read_all(sync_fd, m, sizeof *m) < 0 || m->len > NSBOX_MAX_PAYLOAD)
 		_exit(1);
@@ -210,6 +210,8 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->tap_addr6 = v;
 		else if (!strcmp(p, "tap-gw6"))
 			c->tap_gw6 = v;
+		else if (!strcmp(p, "net-wait"))
+			c->net_wait = atoi(v);
 	}
 	if (argc == 0) {
 		errno = EINVAL;
@@ -454,6 +456,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		bring_up_loopback();
 	if (c->tap_name)
 		setup_tap(c);
+	if (c->net_wait)
+		wait_network();
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		fail("set the hostname to %s", c->hostname);
 

@@ -38,6 +38,7 @@ const (
 	msgStopped     = C.NSBOX_MSG_STOPPED
 	msgResume      = C.NSBOX_MSG_RESUME
 	msgTAP         = C.NSBOX_MSG_TAP
+	msgNetReady    = C.NSBOX_MSG_NET_READY
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

@@ -20,6 +20,7 @@
  *                                    _exit(0)
  *                                                               mounts, lo, hostname
  *                            ◀──────────────────────────────── TAP + fd (only with tap=)
+ *   NET_READY (tap=… records) ──────────────────────────────▶ (only with net-wait=)
  *                                                               fork + exec command
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
@@ -49,6 +50,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_STOPPED,      /* P→L  value: the signal that stopped the command */
 	NSBOX_MSG_RESUME,       /* L→P  value: 1 give the command the terminal, 0 not */
 	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
+	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
 };
 
 struct nsbox_msg {

@@ -31,6 +31,7 @@ struct config {
 	const char *tap_gw4;   /* default route's gateway */
 	const char *tap_addr6;
 	const char *tap_gw6;
+	int net_wait;          /* wait for NET_READY, then configure its tap (external helper) */
 };
 
 /* sync_fd is the stage's end of the launcher socket. */
@@ -55,5 +56,14 @@ void setup_mounts(const struct config *c);
 /* setup_tap (tap.c) creates and configures the TAP device of --net user in
  * PID 1 and sends its fd to the launcher. */
 void setup_tap(const struct config *c);
+
+/* wait_network (tap.c) waits for the launcher's NET_READY and configures
+ * the device an external helper made. */
+void wait_network(void);
+
+/* recv_msg reads one message from the launcher; the payload is malloc'd
+ * and NUL-terminated. */
+struct nsbox_msg;
+char *recv_msg(struct nsbox_msg *m);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -158,18 +159,13 @@ static void send_fd(int fd)
 		fail("send the TAP device to the launcher");
 }
 
-void setup_tap(const struct config *c)
+/* configure_tap sets the MTU, brings the device up, and adds its
+ * addresses and default routes. */
+static void configure_tap(const struct config *c)
 {
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		fail_fix("make /dev/net/tun exist and readable and writable by everyone (mknod /dev/net/tun c 10 200; chmod 0666 /dev/net/tun), or use --net none",
-			 "open /dev/net/tun for --net user");
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
 
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -204,6 +200,57 @@ void setup_tap(const struct config *c)
 		fail("add the default route via %s", c->tap_gw6);
 	}
 	close(nl);
+}
+
+void setup_tap(const struct config *c)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fail_fix("make /dev/net/tun exist and readable and writable by everyone (mknod /dev/net/tun c 10 200; chmod 0666 /dev/net/tun), or use --net none",
+			 "open /dev/net/tun for --net user");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
+	configure_tap(c);
 	send_fd(fd);
 	close(fd);
+}
+
+void wait_network(void)
+{
+	/* The helper (nsenter, pasta) opens the files of /proc/PID1/ns, which needs PID 1
+	 * dumpable; becoming root in the namespace cleared that. The host user
+	 * owns this process anyway; the command is made non-dumpable again
+	 * when it switches identity. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE) for the network helper");
+	struct nsbox_msg m;
+	char *buf = recv_msg(&m);
+	if (m.kind != NSBOX_MSG_NET_READY)
+		_exit(125);
+	struct config t;
+	memset(&t, 0, sizeof t);
+	for (char *p = buf, *end = buf + m.len; p < end; p += strlen(p) + 1) {
+		char *v = strchr(p, '=');
+		if (!v)
+			continue;
+		*v++ = '\0';
+		if (!strcmp(p, "tap"))
+			t.tap_name = v;
+		else if (!strcmp(p, "tap-mtu"))
+			t.tap_mtu = atoi(v);
+		else if (!strcmp(p, "tap-addr4"))
+			t.tap_addr4 = v;
+		else if (!strcmp(p, "tap-gw4"))
+			t.tap_gw4 = v;
+		else if (!strcmp(p, "tap-addr6"))
+			t.tap_addr6 = v;
+		else if (!strcmp(p, "tap-gw6"))
+			t.tap_gw6 = v;
+	}
+	if (t.tap_name)
+		configure_tap(&t);
 }

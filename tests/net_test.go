@@ -297,3 +297,29 @@ func TestNetHostSharesNamespace(t *testing.T) {
 	res.Assert(t, icmd.Success)
 	assert.Assert(t, strings.TrimSpace(res.Stdout()) != host)
 }
+
+// TestNetExternalHelpers: --net slirp4netns and --net pasta reach a host
+// loopback server through the gateway when allowed, and leave no helper
+// process behind.
+func TestNetExternalHelpers(t *testing.T) {
+	requireNetTools(t)
+	for _, helper := range []string{"slirp4netns", "pasta"} {
+		t.Run(helper, func(t *testing.T) {
+			if _, err := exec.LookPath(helper); err != nil {
+				cannotRun(t, "%s is not installed", helper)
+			}
+			port, accepted := greeter(t)
+			res := nsbox("run", "--net", helper, "--allow-host-loopback", "--", "busybox", "nc", "-w", "5", "10.0.2.2", fmt.Sprint(port))
+			res.Assert(t, icmd.Expected{Out: "hello from the host"})
+			assert.Equal(t, accepted(), 1)
+			out, _ := exec.Command("pgrep", "-u", fmt.Sprint(os.Getuid()), "-x", helper).Output()
+			assert.Equal(t, strings.TrimSpace(string(out)), "", "%s left running", helper)
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		res := nsboxWith([]string{"run", "--net", "slirp4netns", "--", "true"}, icmd.WithEnv("PATH=/nonexistent"))
+		oneErrorLine(t, res, 125, "slirp4netns is not installed", "apt-get install slirp4netns")
+		res = nsboxWith([]string{"run", "--net", "pasta", "--", "true"}, icmd.WithEnv("PATH=/nonexistent"))
+		oneErrorLine(t, res, 125, "pasta is not installed", "passt")
+	})
+}

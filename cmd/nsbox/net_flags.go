@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 
+	"github.com/nsbox/nsbox/netext"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -86,7 +88,7 @@ func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	case "user":
 		return f.applyUser(spec)
 	case "slirp4netns", "pasta":
-		return usageError{fmt.Sprintf("--net %s: not available in this build; fix: use --net user (the built-in network, with the same addresses)", f.mode)}
+		return f.applyExternal(fs, spec)
 	default:
 		return usageError{fmt.Sprintf("--net %s: unknown mode; fix: use none, host, user, slirp4netns or pasta", f.mode)}
 	}
@@ -95,6 +97,33 @@ func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 			return usageError{fmt.Sprintf("--%s needs --net user", name)}
 		}
 	}
+	return nil
+}
+
+// externalFlags are the user-mode flags slirp4netns and pasta honour too.
+var externalFlags = map[string]bool{"mtu": true, "allow-host-loopback": true, "verbose": true}
+
+func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
+	for _, name := range userModeOnly {
+		if fs.Changed(name) && !externalFlags[name] {
+			return usageError{fmt.Sprintf("--%s needs --net user (the built-in network); --net %s takes only --mtu, --allow-host-loopback and --verbose", name, f.mode)}
+		}
+	}
+	if !spec.Namespaces.Net {
+		return usageError{fmt.Sprintf("--net %s needs a network namespace of its own; fix: drop net from --share", f.mode)}
+	}
+	if f.mtu < netstack.MinMTU || f.mtu > netstack.DefaultMTU {
+		return usageError{fmt.Sprintf("--mtu %d: out of range; fix: pick %d to %d", f.mtu, netstack.MinMTU, netstack.DefaultMTU)}
+	}
+	var log io.Writer
+	if f.verbose {
+		log = os.Stderr
+	}
+	n, err := netext.Network(netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	spec.Network = n
 	return nil
 }
 
