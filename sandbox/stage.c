@@ -435,7 +435,8 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 }
 
 /* stage_gone: PID 1 reads it to EOF, which comes when the stage exited,
- * after sending PID1; every message of PID 1 then follows that one. */
+ * after sending PID1, so that the TAP message cannot overtake that one.
+ * Only with a network: the wait costs the stage's exit time. */
 static int stage_gone[2];
 
 __attribute__((noreturn)) static int pid1(void *arg)
@@ -444,7 +445,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	arm_parent_death();
 	close(stage_gone[1]);
 	char b;
-	while (read(stage_gone[0], &b, 1) < 0 && errno == EINTR)
+	while ((c->tap_name || c->net_wait) && read(stage_gone[0], &b, 1) < 0 && errno == EINTR)
 		;
 	close(stage_gone[0]);
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
