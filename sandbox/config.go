@@ -44,6 +44,7 @@ type stageConfig struct {
 	ptyRows   int    // and its window size
 	ptyCols   int
 	security  [][2]string // security.go, limits.go: key, value
+	network   *Network
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -71,6 +72,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		ownerGID:     innerOf(m.GIDs, m.HostGID),
 		rootMapped:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
 		security:     append(s.Security.records(s.Process.UID), s.Limits.records()...),
+		network:      s.Network,
 	}
 	if c.newRoot && c.cwd == "" {
 		c.cwdTry, _ = os.Getwd()
@@ -167,6 +169,7 @@ func (c stageConfig) encode() []byte {
 	for _, kv := range c.security {
 		add(kv[0], kv[1])
 	}
+	c.network.records(add)
 	return b
 }
 

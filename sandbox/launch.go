@@ -131,6 +131,19 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
 
+	// 3b. The network, served from here once PID 1 made its device.
+	var netStop func() error
+	if spec.Network != nil {
+		if netStop, err = startNetwork(parent, spec.Network, pid1.Pid); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if !ok {
+				netStop()
+			}
+		}()
+	}
+
 	// 4. The command runs, or the reason it does not; with a terminal,
 	// PID 1 first sends the pty's master.
 	var master *os.File
@@ -154,7 +167,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{})}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop}
 	if master != nil {
 		sb.pty = startPTY(master, &spec.Process)
 	}

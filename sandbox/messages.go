@@ -24,6 +24,7 @@ var msgNames = map[uint32]string{
 	msgPID1: "PID1", msgExecOK: "EXEC_OK", msgExecFailed: "EXEC_FAILED",
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
 	msgPtyMaster: "PTY_MASTER",
+	msgTAP: "TAP", msgNetReady: "NET_READY",
 }
 
 func (m message) String() string {
@@ -54,6 +55,11 @@ func readMessage(r io.Reader) (message, error) {
 		}
 		return message{}, err
 	}
+	return readMessageAfter(r, h)
+}
+
+// readMessageAfter reads the payload of the message whose header is h.
+func readMessageAfter(r io.Reader, h [headerSize]byte) (message, error) {
 	m := message{
 		kind:  binary.NativeEndian.Uint32(h[0:]),
 		value: int32(binary.NativeEndian.Uint32(h[4:])),

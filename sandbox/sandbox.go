@@ -20,6 +20,8 @@ type Sandbox struct {
 	cancel func() bool
 	cgroup *limitCgroup  // nil without --memory, --pids, --cpus
 	done   chan struct{} // closed when watch returns
+	// netStop ends the network service, if any, after PID 1 ended.
+	netStop func() error
 
 	waitOnce sync.Once
 	err      error
@@ -47,6 +49,9 @@ func (s *Sandbox) Wait() error {
 		st, err := s.pid1.Wait()
 		s.cgroup.remove()
 		s.cancel()
+		if s.netStop != nil {
+			s.netStop()
+		}
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()
 		s.tty.restore()

@@ -41,6 +41,9 @@ type Spec struct {
 	Security Security `json:"security"`
 	// Limits: rlimits and cgroup limits (limits.go).
 	Limits Limits `json:"limits"`
+	// Network, when set, gives the sandbox a TAP device served from the
+	// launcher (see net.go); nil leaves only lo.
+	Network *Network `json:"network,omitempty"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -173,6 +176,9 @@ func (s *Spec) Validate() error {
 		if strings.IndexByte(v.s, 0) >= 0 {
 			return fmt.Errorf("%s %q contains a NUL byte", v.what, v.s)
 		}
+	}
+	if err := s.Network.validate(s.Namespaces); err != nil {
+		return err
 	}
 	for _, kv := range s.Process.Env {
 		if strings.IndexByte(kv, 0) >= 0 {

@@ -110,7 +110,7 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 
 /* recv_msg reads one message; the payload (NUL-terminated) is malloc'd. A
  * closed socket means the launcher died: the stage leaves quietly. */
-static char *recv_msg(struct nsbox_msg *m)
+char *recv_msg(struct nsbox_msg *m)
 {
 	if (read_all(sync_fd, m, sizeof *m) < 0 || m->len > NSBOX_MAX_PAYLOAD)
 		_exit(1);
@@ -238,6 +238,20 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->pty_rows = atoi(v);
 		else if (!strcmp(p, "pty-cols"))
 			c->pty_cols = atoi(v);
+		else if (!strcmp(p, "tap"))
+			c->tap_name = v;
+		else if (!strcmp(p, "tap-mtu"))
+			c->tap_mtu = atoi(v);
+		else if (!strcmp(p, "tap-addr4"))
+			c->tap_addr4 = v;
+		else if (!strcmp(p, "tap-gw4"))
+			c->tap_gw4 = v;
+		else if (!strcmp(p, "tap-addr6"))
+			c->tap_addr6 = v;
+		else if (!strcmp(p, "tap-gw6"))
+			c->tap_gw6 = v;
+		else if (!strcmp(p, "net-wait"))
+			c->net_wait = atoi(v);
 		else if (!parse_mount_record(c, p, v))
 			parse_security_config(c, p, v);
 	}
@@ -513,10 +527,17 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER)");
-	setup_mounts(c);
-	open_terminal(c);
+	/* The network first: the TAP device is opened through the host's
+	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
+	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. */
 	if (c->lo_up)
 		bring_up_loopback();
+	if (c->tap_name)
+		setup_tap(c);
+	if (c->net_wait)
+		wait_network();
+	setup_mounts(c);
+	open_terminal(c);
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		fail("set the hostname to %s", c->hostname);
 

@@ -52,6 +52,8 @@ const (
 	msgStopped     = C.NSBOX_MSG_STOPPED
 	msgResume      = C.NSBOX_MSG_RESUME
 	msgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
+	msgTAP         = C.NSBOX_MSG_TAP
+	msgNetReady    = C.NSBOX_MSG_NET_READY
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

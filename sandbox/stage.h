@@ -19,6 +19,8 @@
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
  *                                                               mounts, lo, hostname
+ *                            ◀──────────────────────────────── TAP + fd (only with tap=)
+ *   NET_READY (tap=… records) ──────────────────────────────▶ (only with net-wait=)
  *                                                               fork + exec command
  *                            ◀──────────────────────────────── PTY_MASTER (with --tty only)
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
@@ -49,6 +51,8 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_STOPPED,      /* P→L  value: the signal that stopped the command */
 	NSBOX_MSG_RESUME,       /* L→P  value: 1 give the command the terminal, 0 not */
 	NSBOX_MSG_PTY_MASTER,   /* P→L  SCM_RIGHTS: the master of the command's pty (--tty) */
+	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
+	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
 };
 
 struct nsbox_msg {

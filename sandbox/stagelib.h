@@ -58,6 +58,15 @@ struct config {
 	int nll_paths;
 	char **ll_ports;    /* "access:port" */
 	int nll_ports;
+
+	/* tap.c: the network device (--net user, slirp4netns, pasta). */
+	const char *tap_name;  /* create this TAP device and send its fd (--net user) */
+	int tap_mtu;           /* its MTU; 0 keeps the kernel's */
+	const char *tap_addr4; /* "ADDR/BITS" */
+	const char *tap_gw4;   /* default route's gateway */
+	const char *tap_addr6;
+	const char *tap_gw6;
+	int net_wait;          /* wait for NET_READY, then configure its tap (external helper) */
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -145,5 +154,18 @@ void make_joinable(void);
 void open_terminal(const struct config *c);
 int attach_terminal(void);
 void resume_terminal(pid_t cmd);
+
+/* setup_tap (tap.c) creates and configures the TAP device of --net user in
+ * PID 1 and sends its fd to the launcher. */
+void setup_tap(const struct config *c);
+
+/* wait_network (tap.c) waits for the launcher's NET_READY and configures
+ * the device an external helper made. */
+void wait_network(void);
+
+/* recv_msg reads one message from the launcher; the payload is malloc'd
+ * and NUL-terminated. */
+struct nsbox_msg;
+char *recv_msg(struct nsbox_msg *m);
 
 #endif

@@ -39,6 +39,7 @@ type runFlags struct {
 	state       *stateFlags
 	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
 	security    *securityFlags
+	net         *netFlags
 }
 
 func newRunFlags() *runFlags {
@@ -64,6 +65,7 @@ func newRunFlags() *runFlags {
 	f.state = addStateFlags(fs)
 	f.term.register(fs)
 	f.security = addSecurityFlags(fs)
+	f.net = addNetFlags(fs)
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return f
@@ -218,6 +220,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 			return nil, "", usageError{fmt.Sprintf("--share %s: %v", ns, err)}
 		}
 	}
+	if err := f.net.apply(f.fs, spec); err != nil {
+		return nil, "", err
+	}
 	for _, kv := range f.setenv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
@@ -226,6 +231,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if err := f.mounts.apply(spec); err != nil {
 		return nil, "", err
 	}
+	f.net.placeFiles(spec)
 	notice, err := f.security.apply(f.fs, spec)
 	if err != nil {
 		return nil, "", err

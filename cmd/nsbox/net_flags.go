@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+
+	"github.com/nsbox/nsbox/netext"
+	"github.com/nsbox/nsbox/netstack"
+	"github.com/nsbox/nsbox/sandbox"
+	"github.com/spf13/pflag"
+)
+
+// netFlags are nsbox run's network flags.
+type netFlags struct {
+	mode              string
+	mtu               uint32
+	allowHostLoopback bool
+	dnsServers        []string
+	rules             ruleList // --allow, --deny and --deny-private, in command-line order
+	allowHosts        []string
+	publish           []string
+	verbose           bool
+}
+
+// ruleList collects egress rules from several flags in the order given:
+// the first matching rule decides.
+type ruleList struct {
+	rules []netstack.Rule
+	err   error
+}
+
+// ruleFlag is one of the flags that append to a ruleList.
+type ruleFlag struct {
+	list    *ruleList
+	verdict netstack.Verdict
+	private bool // --deny-private: a bool flag standing for several rules
+}
+
+func (f ruleFlag) String() string { return "" }
+func (f ruleFlag) Type() string {
+	if f.private {
+		return "bool"
+	}
+	return "CIDR[:PORTS]"
+}
+func (f ruleFlag) Set(s string) error {
+	if f.private {
+		if s == "true" {
+			f.list.rules = append(f.list.rules, netstack.DenyPrivate()...)
+		}
+		return nil
+	}
+	r, err := netstack.ParseRule(f.verdict, s)
+	if err != nil {
+		return err
+	}
+	f.list.rules = append(f.list.rules, r)
+	return nil
+}
+
+func addNetFlags(fs *pflag.FlagSet) *netFlags {
+	f := &netFlags{}
+	fs.StringVar(&f.mode, "net", "none", "network `MODE`: none (only lo), host (share the host's), user (built-in user-mode network), slirp4netns or pasta")
+	fs.Uint32Var(&f.mtu, "mtu", netstack.DefaultMTU, "MTU of the sandbox's link with --net user")
+	fs.BoolVar(&f.allowHostLoopback, "allow-host-loopback", false, "let the sandbox reach the host's 127.0.0.1 (and ::1) at 10.0.2.2 (fd00::2)")
+	fs.StringArrayVar(&f.dnsServers, "dns-server", nil, "forward the sandbox's DNS queries to `ADDR[:PORT]` (repeatable; default: the host's /etc/resolv.conf)")
+	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Allow}, "allow", "allow egress to `CIDR[:PORTS]` (repeatable; any allow rule denies the rest)")
+	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Deny}, "deny", "deny egress to `CIDR[:PORTS]` (repeatable; rules apply in order, first match wins)")
+	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
+	fs.Lookup("deny-private").NoOptDefVal = "true"
+	fs.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow `NAME` (or *.DOMAIN): only such names resolve, and their addresses are allowed")
+	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "forward host port to the sandbox: `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (HOSTIP defaults to 127.0.0.1)")
+	fs.BoolVar(&f.verbose, "verbose", false, "log each network policy decision to stderr")
+	return f
+}
+
+// userModeOnly are the flags that mean something only with --net user.
+var userModeOnly = []string{"mtu", "allow-host-loopback", "dns-server", "allow", "deny", "deny-private", "allow-host", "publish", "verbose"}
+
+// apply sets spec's network from the flags.
+func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
+	switch f.mode {
+	case "none":
+	case "host":
+		spec.Namespaces.Net = false
+	case "user":
+		return f.applyUser(spec)
+	case "slirp4netns", "pasta":
+		return f.applyExternal(fs, spec)
+	default:
+		return usageError{fmt.Sprintf("--net %s: unknown mode; fix: use none, host, user, slirp4netns or pasta", f.mode)}
+	}
+	for _, name := range userModeOnly {
+		if fs.Changed(name) {
+			return usageError{fmt.Sprintf("--%s needs --net user", name)}
+		}
+	}
+	return nil
+}
+
+// externalFlags are the user-mode flags slirp4netns and pasta honour too.
+var externalFlags = map[string]bool{"mtu": true, "allow-host-loopback": true, "verbose": true}
+
+func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
+	for _, name := range userModeOnly {
+		if fs.Changed(name) && !externalFlags[name] {
+			return usageError{fmt.Sprintf("--%s needs --net user (the built-in network); --net %s takes only --mtu, --allow-host-loopback and --verbose", name, f.mode)}
+		}
+	}
+	if !spec.Namespaces.Net {
+		return usageError{fmt.Sprintf("--net %s needs a network namespace of its own; fix: drop net from --share", f.mode)}
+	}
+	if f.mtu < netstack.MinMTU || f.mtu > netstack.DefaultMTU {
+		return usageError{fmt.Sprintf("--mtu %d: out of range; fix: pick %d to %d", f.mtu, netstack.MinMTU, netstack.DefaultMTU)}
+	}
+	var log io.Writer
+	if f.verbose {
+		log = os.Stderr
+	}
+	n, err := netext.Network(netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	spec.Network = n
+	return nil
+}
+
+func (f *netFlags) applyUser(spec *sandbox.Spec) error {
+	if !spec.Namespaces.Net {
+		return usageError{"--net user needs a network namespace of its own; fix: drop net from --share"}
+	}
+	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	for _, s := range f.dnsServers {
+		ap, err := netstack.ParseDNSServer(s)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cfg.DNSServers = append(cfg.DNSServers, ap)
+	}
+	pol := &netstack.Policy{Rules: f.rules.rules}
+	for _, h := range f.allowHosts {
+		n, err := netstack.ParseHostName(h)
+		if err != nil {
+			return usageError{fmt.Sprintf("--allow-host %v; fix: give a DNS name such as example.com or *.example.com", err)}
+		}
+		pol.Hosts = append(pol.Hosts, n)
+	}
+	if len(pol.Rules) > 0 || len(pol.Hosts) > 0 {
+		cfg.Policy = pol
+	}
+	for _, s := range f.publish {
+		p, err := netstack.ParsePublish(s)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cfg.Publish = append(cfg.Publish, p)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	if f.verbose {
+		cfg.Log = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "nsbox: net: "+format+"\n", args...)
+		}
+	}
+	spec.Network = &sandbox.Network{
+		TAP: sandbox.TAP{
+			Name:     "tap0",
+			MTU:      int(f.mtu),
+			Address4: netip.PrefixFrom(netstack.SandboxIPv4, netstack.PrefixIPv4.Bits()),
+			Gateway4: netstack.GatewayIPv4,
+			Address6: netip.PrefixFrom(netstack.SandboxIPv6, netstack.PrefixIPv6.Bits()),
+			Gateway6: netstack.GatewayIPv6,
+		},
+		Serve: func(tap *os.File) (func() error, error) {
+			n, err := netstack.Start(tap, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return n.Close, nil
+		},
+	}
+	return nil
+}
+
+// placeFiles binds generated /etc/resolv.conf and /etc/hosts over the
+// host's (read-only) ones when the sandbox has a network whose DNS is at
+// 10.0.2.3 (--net user, whose forwarder serves it, and slirp4netns, which
+// does the same): the host's resolv.conf may name a loopback resolver
+// that is not reachable from inside. The host's search domains carry over.
+// Nothing is placed without a filesystem view of nsbox's own, or where the
+// host has no such file to cover.
+func (f *netFlags) placeFiles(spec *sandbox.Spec) {
+	if (f.mode != "user" && f.mode != "slirp4netns") || spec.Mounts == nil || !spec.Namespaces.Mount {
+		return
+	}
+	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/resolv.conf",
+			Data: netstack.ResolvConf(netstack.ResolvConfSearch(string(host))), Flag: "--net " + f.mode})
+	}
+	if _, err := os.Stat("/etc/hosts"); err == nil {
+		name := spec.Hostname
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts",
+			Data: netstack.Hosts(name), Flag: "--net " + f.mode})
+	}
+}

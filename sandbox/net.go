@@ -1,0 +1,216 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Network is a sandbox's network beyond its loopback link, in one of two
+// forms. With Serve: a TAP device PID 1 creates in the sandbox's network
+// namespace and a service in the launcher that serves it (nsbox's
+// netstack for --net user). With Attach: an external helper (slirp4netns,
+// pasta) attached to PID 1's namespace while PID 1 waits, which then
+// configures what Attach returns. A nil *Network leaves lo only.
+type Network struct {
+	// TAP describes the device PID 1 creates and configures (Serve).
+	TAP TAP `json:"tap"`
+	// Serve is called in the launcher once PID 1 created the device, with
+	// its file descriptor (Serve owns it from then on). It returns the
+	// function that stops the service; Sandbox.Wait calls it once the
+	// sandbox has ended. Not part of the JSON form.
+	Serve func(tap *os.File) (stop func() error, err error) `json:"-"`
+	// Attach is called in the launcher with PID 1's pid, before the
+	// command starts. It returns the device PID 1 is to configure (a TAP
+	// without Name: nothing to do) and the function that stops the
+	// helper. Not part of the JSON form.
+	Attach func(pid1 int) (tap TAP, stop func() error, err error) `json:"-"`
+}
+
+// TAP is a TAP device inside the sandbox: ethernet frames, no packet
+// information header, addresses and default routes set, link up.
+type TAP struct {
+	Name string `json:"name"`
+	// MTU of the link; 0 keeps the kernel's default (1500).
+	MTU int `json:"mtu,omitempty"`
+	// Address4 and Address6 are "ADDR/BITS"; Gateway4 and Gateway6 the
+	// default routes' next hops. Empty fields are left out; IPv6 is
+	// skipped on a kernel without it.
+	Address4 netip.Prefix `json:"address4,omitzero"`
+	Gateway4 netip.Addr   `json:"gateway4,omitzero"`
+	Address6 netip.Prefix `json:"address6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+}
+
+// validate checks the network against the namespaces it needs.
+func (n *Network) validate(ns Namespaces) error {
+	if n == nil {
+		return nil
+	}
+	if !ns.Net {
+		return errors.New("a sandbox network needs a network namespace of its own; fix: drop net from --share, or use --net host")
+	}
+	if (n.Serve == nil) == (n.Attach == nil) {
+		return errors.New("network: set exactly one of Serve and Attach")
+	}
+	if n.Serve != nil && (n.TAP.Name == "" || len(n.TAP.Name) >= unix.IFNAMSIZ) {
+		return fmt.Errorf("TAP device name %q: must be 1 to %d bytes", n.TAP.Name, unix.IFNAMSIZ-1)
+	}
+	return nil
+}
+
+// records adds the network's CONFIG records.
+func (n *Network) records(add func(k, v string)) {
+	if n == nil {
+		return
+	}
+	if n.Attach != nil {
+		add("net-wait", "1")
+		return
+	}
+	n.TAP.records(add)
+}
+
+// records adds the TAP's records (CONFIG, or NET_READY's payload).
+func (t TAP) records(add func(k, v string)) {
+	if t.Name == "" {
+		return
+	}
+	add("tap", t.Name)
+	if t.MTU > 0 {
+		add("tap-mtu", fmt.Sprint(t.MTU))
+	}
+	if t.Address4.IsValid() {
+		add("tap-addr4", t.Address4.String())
+	}
+	if t.Gateway4.IsValid() {
+		add("tap-gw4", t.Gateway4.String())
+	}
+	if t.Address6.IsValid() {
+		add("tap-addr6", t.Address6.String())
+	}
+	if t.Gateway6.IsValid() {
+		add("tap-gw6", t.Gateway6.String())
+	}
+}
+
+// startNetwork receives the TAP device from PID 1 and starts serving it,
+// or attaches the helper and tells PID 1 what to configure.
+func startNetwork(sync *os.File, n *Network, pid1 int) (stop func() error, err error) {
+	if n.Attach != nil {
+		tap, stop, err := n.Attach(pid1)
+		if err != nil {
+			return nil, err
+		}
+		var b []byte
+		tap.records(func(k, v string) {
+			b = append(append(append(append(b, k...), '='), v...), 0)
+		})
+		if err := writeMessage(sync, msgNetReady, 0, b); err != nil {
+			stop()
+			return nil, fmt.Errorf("resume PID 1 after the network: %w", err)
+		}
+		return stop, nil
+	}
+	tap, err := expectFD(sync, msgTAP)
+	if err != nil {
+		return nil, err
+	}
+	stop, err = n.Serve(tap)
+	if err != nil {
+		return nil, err
+	}
+	return stop, nil
+}
+
+// expectFD is expect for a message that carries a file descriptor
+// (SCM_RIGHTS): it reads with recvmsg so the descriptor is not lost. An
+// ERROR or EXEC_FAILED message in its place becomes the error, as with
+// expect.
+func expectFD(f *os.File, want uint32) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		hdr  [headerSize]byte
+		got  int
+		fd   = -1
+		rerr error
+	)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for got < headerSize && rerr == nil {
+		err := rc.Read(func(s uintptr) bool {
+			n, oobn, _, _, e := unix.Recvmsg(int(s), hdr[got:], oob, unix.MSG_CMSG_CLOEXEC)
+			if e == unix.EAGAIN {
+				return false
+			}
+			if e == unix.EINTR {
+				return true
+			}
+			if e != nil {
+				rerr = e
+				return true
+			}
+			if n == 0 {
+				rerr = io.EOF
+				return true
+			}
+			got += n
+			if oobn > 0 {
+				if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+					for _, m := range msgs {
+						if fds, err := unix.ParseUnixRights(&m); err == nil {
+							for _, x := range fds {
+								if fd < 0 {
+									fd = x
+								} else {
+									unix.Close(x)
+								}
+							}
+						}
+					}
+				}
+			}
+			return true
+		})
+		if err != nil {
+			rerr = err
+		}
+	}
+	closeFD := func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	if rerr != nil {
+		closeFD()
+		if rerr == io.EOF {
+			return nil, errStageGone
+		}
+		return nil, fmt.Errorf("read from the sandbox: %w", rerr)
+	}
+	// The header is in; a payload (ERROR's text) follows with plain reads.
+	m, err := readMessageAfter(f, hdr)
+	if err != nil {
+		closeFD()
+		return nil, err
+	}
+	switch {
+	case m.kind == want && fd >= 0:
+		return os.NewFile(uintptr(fd), "tap"), nil
+	case m.kind == msgError:
+		closeFD()
+		return nil, &SetupError{Step: string(m.payload), Err: syscall.Errno(m.value)}
+	case m.kind == msgExecFailed:
+		closeFD()
+		return nil, &ExecError{Command: string(m.payload), Err: syscall.Errno(m.value)}
+	}
+	closeFD()
+	return nil, fmt.Errorf("stage protocol: expected %s with a file descriptor, got %v", msgNames[want], m)
+}

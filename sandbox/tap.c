@@ -1,0 +1,256 @@
+/*
+ * tap.c: the sandbox's end of the user-mode network (nsbox run --net user).
+ *
+ * PID 1, root in the sandbox's new network namespace, creates the TAP
+ * device, gives it slirp4netns's addresses, MTU and default routes, brings
+ * it up, and sends its file descriptor to the launcher (SCM_RIGHTS on the
+ * sync socket, message NSBOX_MSG_TAP). The launcher's TCP/IP stack
+ * (netstack/) serves it from the host side. Everything is done with
+ * ioctl(2) and rtnetlink directly: nothing is executed.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "stage.h"
+#include "stagelib.h"
+
+/* nl_request is one rtnetlink request with room for its attributes. */
+struct nl_request {
+	struct nlmsghdr h;
+	union {
+		struct ifaddrmsg ifa;
+		struct rtmsg rt;
+	};
+	char attrs[128];
+};
+
+static void nl_attr(struct nl_request *r, unsigned short type, const void *data, size_t len)
+{
+	struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
+	a->rta_type = type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	memcpy(RTA_DATA(a), data, len);
+	r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+/* nl_call sends r and returns 0 or -1 with errno set from the kernel's ack. */
+static int nl_call(int nl, struct nl_request *r)
+{
+	r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	if (send(nl, r, r->h.nlmsg_len, 0) < 0)
+		return -1;
+	char buf[512];
+	ssize_t n = recv(nl, buf, sizeof buf, 0);
+	if (n < 0)
+		return -1;
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	if (!NLMSG_OK(h, (unsigned)n) || h->nlmsg_type != NLMSG_ERROR) {
+		errno = EPROTO;
+		return -1;
+	}
+	int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
+}
+
+/* parse_prefix reads "ADDR/BITS" (or "ADDR") into a family, bytes, bits. */
+static int parse_prefix(const char *s, int *family, unsigned char addr[16], int *bits)
+{
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s", s);
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	*family = strchr(buf, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(*family, buf, addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	*bits = slash ? atoi(slash + 1) : (*family == AF_INET ? 32 : 128);
+	return 0;
+}
+
+static int add_address(int nl, int ifindex, const char *prefix)
+{
+	int family, bits;
+	unsigned char addr[16];
+	if (parse_prefix(prefix, &family, addr, &bits) < 0)
+		return -1;
+	struct nl_request r;
+	memset(&r, 0, sizeof r);
+	r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.ifa);
+	r.h.nlmsg_type = RTM_NEWADDR;
+	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	r.ifa.ifa_family = (unsigned char)family;
+	r.ifa.ifa_prefixlen = (unsigned char)bits;
+	r.ifa.ifa_index = (unsigned)ifindex;
+	size_t len = family == AF_INET ? 4 : 16;
+	nl_attr(&r, IFA_LOCAL, addr, len);
+	nl_attr(&r, IFA_ADDRESS, addr, len);
+	if (family == AF_INET6) {
+		/* No duplicate address detection: the link has one other end,
+		 * and DAD would keep the address unusable for a second. */
+		unsigned flags = IFA_F_NODAD;
+		nl_attr(&r, IFA_FLAGS, &flags, sizeof flags);
+	}
+	return nl_call(nl, &r);
+}
+
+static int add_default_route(int nl, int ifindex, const char *gateway)
+{
+	int family, bits;
+	unsigned char addr[16];
+	if (parse_prefix(gateway, &family, addr, &bits) < 0)
+		return -1;
+	struct nl_request r;
+	memset(&r, 0, sizeof r);
+	r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.rt);
+	r.h.nlmsg_type = RTM_NEWROUTE;
+	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	r.rt.rtm_family = (unsigned char)family;
+	r.rt.rtm_table = RT_TABLE_MAIN;
+	r.rt.rtm_protocol = RTPROT_BOOT;
+	r.rt.rtm_scope = RT_SCOPE_UNIVERSE;
+	r.rt.rtm_type = RTN_UNICAST;
+	nl_attr(&r, RTA_GATEWAY, addr, family == AF_INET ? 4 : 16);
+	unsigned oif = (unsigned)ifindex;
+	nl_attr(&r, RTA_OIF, &oif, sizeof oif);
+	return nl_call(nl, &r);
+}
+
+/* send_fd sends NSBOX_MSG_TAP with fd attached. */
+static void send_fd(int fd)
+{
+	struct nsbox_msg m = {.kind = NSBOX_MSG_TAP, .value = 0, .len = 0};
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof cm);
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	ssize_t n;
+	do
+		n = sendmsg(sync_fd, &msg, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof m)
+		fail("send the TAP device to the launcher");
+}
+
+/* configure_tap sets the MTU, brings the device up, and adds its
+ * addresses and default routes. */
+static void configure_tap(const struct config *c)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
+
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		fail("create a socket to configure %s", c->tap_name);
+	if (c->tap_mtu > 0) {
+		ifr.ifr_mtu = c->tap_mtu;
+		if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
+			fail("set the MTU of %s to %d", c->tap_name, c->tap_mtu);
+	}
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		fail("read the flags of %s", c->tap_name);
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		fail("bring %s up", c->tap_name);
+	close(s);
+	int ifindex = (int)if_nametoindex(c->tap_name);
+	if (ifindex == 0)
+		fail("find the index of %s", c->tap_name);
+
+	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (nl < 0)
+		fail("open a netlink socket to configure %s", c->tap_name);
+	if (c->tap_addr4 && add_address(nl, ifindex, c->tap_addr4) < 0)
+		fail("add %s to %s", c->tap_addr4, c->tap_name);
+	if (c->tap_gw4 && add_default_route(nl, ifindex, c->tap_gw4) < 0)
+		fail("add the default route via %s", c->tap_gw4);
+	/* A kernel without IPv6 (ipv6.disable=1) keeps an IPv4-only sandbox. */
+	if (c->tap_addr6 && add_address(nl, ifindex, c->tap_addr6) < 0) {
+		if (errno != EAFNOSUPPORT && errno != EOPNOTSUPP)
+			fail("add %s to %s", c->tap_addr6, c->tap_name);
+	} else if (c->tap_gw6 && add_default_route(nl, ifindex, c->tap_gw6) < 0) {
+		fail("add the default route via %s", c->tap_gw6);
+	}
+	close(nl);
+}
+
+void setup_tap(const struct config *c)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		fail_fix("make /dev/net/tun exist and readable and writable by everyone (mknod /dev/net/tun c 10 200; chmod 0666 /dev/net/tun), or use --net none",
+			 "open /dev/net/tun for --net user");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
+	configure_tap(c);
+	send_fd(fd);
+	close(fd);
+}
+
+void wait_network(void)
+{
+	/* The helper (nsenter, pasta) opens the files of /proc/PID1/ns, which needs PID 1
+	 * dumpable; becoming root in the namespace cleared that. The host user
+	 * owns this process anyway; the command is made non-dumpable again
+	 * when it switches identity. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE) for the network helper");
+	struct nsbox_msg m;
+	char *buf = recv_msg(&m);
+	if (m.kind != NSBOX_MSG_NET_READY)
+		_exit(125);
+	struct config t;
+	memset(&t, 0, sizeof t);
+	for (char *p = buf, *end = buf + m.len; p < end; p += strlen(p) + 1) {
+		char *v = strchr(p, '=');
+		if (!v)
+			continue;
+		*v++ = '\0';
+		if (!strcmp(p, "tap"))
+			t.tap_name = v;
+		else if (!strcmp(p, "tap-mtu"))
+			t.tap_mtu = atoi(v);
+		else if (!strcmp(p, "tap-addr4"))
+			t.tap_addr4 = v;
+		else if (!strcmp(p, "tap-gw4"))
+			t.tap_gw4 = v;
+		else if (!strcmp(p, "tap-addr6"))
+			t.tap_addr6 = v;
+		else if (!strcmp(p, "tap-gw6"))
+			t.tap_gw6 = v;
+	}
+	if (t.tap_name)
+		configure_tap(&t);
+}
