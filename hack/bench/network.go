@@ -34,6 +34,11 @@ func netSandboxes(cfg *config, forward string, argv []string) []*contender {
 		out = append(out, flags...)
 		if forward != "" {
 			out = append(out, "-p", forward)
+		} else {
+			// The clients inside dial the host's 127.0.0.1 through the
+			// gateway, which nsbox refuses unless asked (the peers
+			// here do not disable host loopback).
+			out = append(out, "--allow-host-loopback")
 		}
 		return append(append(out, "--"), argv...)
 	}
