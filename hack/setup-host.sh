@@ -2,6 +2,9 @@
 # Prepares a Debian host (as root) for nsbox's tests and demo, idempotently:
 #  - installs the packages the tests use, if missing;
 #  - makes /dev/net/tun mode 0666, as stock distributions ship it;
+#  - lets every group open ICMP echo sockets (net.ipv4.ping_group_range
+#    "0 2147483647", systemd's default) where nobody may ("1 0"), so
+#    --net user can forward ping;
 #  - creates the unprivileged test user with /etc/subuid and /etc/subgid
 #    ranges, if absent.
 # Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
@@ -22,6 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ -e /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+
+if [ "$(tr -s '\t ' ' ' </proc/sys/net/ipv4/ping_group_range)" = "1 0" ]; then
+	echo "setup-host: net.ipv4.ping_group_range=0 2147483647"
+	echo "0 2147483647" >/proc/sys/net/ipv4/ping_group_range
+fi
 
 if ! id "$user" >/dev/null 2>&1; then
 	echo "setup-host: creating user $user"

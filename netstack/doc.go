@@ -12,7 +12,10 @@
 // stack and re-originated from the launcher with ordinary host sockets, so
 // the sandbox reaches what the launching user can reach, and nothing more:
 // no privilege is used. A refused host connection becomes a RST inside; a
-// denied UDP flow an ICMP port unreachable.
+// denied UDP flow an ICMP port unreachable. ICMP echo (ping) is taken off
+// the link before the stack and sent with the launcher's unprivileged ICMP
+// socket, which the host allows to net.ipv4.ping_group_range (icmp.go);
+// where it does not, or the policy denies, ping gets no reply.
 //
 // Host loopback is unreachable by default. Config.AllowHostLoopback maps the
 // gateway address to the host's 127.0.0.1 (and ::1), as slirp4netns does
@@ -27,6 +30,6 @@
 // other users (CVE-2021-20199).
 //
 // Layering follows gVisor's: link.go (the TAP file descriptor) → stack.go
-// (addresses, routes, protocol options) → tcp.go, udp.go, dns.go,
+// (addresses, routes, protocol options) → tcp.go, udp.go, icmp.go, dns.go,
 // publish.go (what the launcher does with each flow).
 package netstack

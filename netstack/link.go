@@ -31,6 +31,9 @@ type tapLink struct {
 	}
 	wg      sync.WaitGroup // the reader
 	started sync.Once
+	// divert, when set, sees each frame first; true means it took the
+	// frame and the stack must not see it (ICMP echo, icmp.go).
+	divert func(frame []byte) bool
 }
 
 var _ stack.LinkEndpoint = (*tapLink)(nil)
@@ -92,6 +95,10 @@ func (l *tapLink) read() {
 			v.Release()
 			return
 		}
+		if l.divert != nil && l.divert(v.AsSlice()[:n]) {
+			v.Release()
+			continue
+		}
 		v.CapLength(n)
 		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 		l.InjectInbound(0, pkt)
@@ -122,6 +129,19 @@ func (l *tapLink) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		n++
 	}
 	return n, nil
+}
+
+// writeFrame writes one frame the stack did not make (an ICMP echo reply).
+func (l *tapLink) writeFrame(frame []byte) error {
+	var werr error
+	err := l.raw.Write(func(fd uintptr) bool {
+		_, werr = unix.Write(int(fd), frame)
+		return werr != unix.EAGAIN
+	})
+	if err != nil {
+		return err
+	}
+	return werr
 }
 
 // Wait does nothing: the stack calls it while holding its own lock, which

@@ -40,6 +40,7 @@ type Network struct {
 	stack  *stack.Stack
 	link   *tapLink
 	dns    *dnsForwarder
+	echo   echoer // ICMP echo flows (icmp.go)
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -102,6 +103,7 @@ func (n *Network) start(tap *os.File) error {
 			return err
 		}
 	}
+	tl.divert = n.divertEcho
 	tl.start()
 	return nil
 }
@@ -161,6 +163,7 @@ func (n *Network) Close() error {
 	}
 	n.mu.Unlock()
 	n.cancel()
+	n.echo.close()
 	var errs []error
 	for _, l := range ls {
 		l.Close()

@@ -530,8 +530,10 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	/* The network first: the TAP device is opened through the host's
 	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
 	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. */
-	if (c->lo_up)
+	if (c->lo_up) {
 		bring_up_loopback();
+		allow_ping();
+	}
 	if (c->tap_name)
 		setup_tap(c);
 	if (c->net_wait)

@@ -163,6 +163,11 @@ void setup_tap(const struct config *c);
  * the device an external helper made. */
 void wait_network(void);
 
+/* allow_ping (ping.c) lets every group mapped into the sandbox open ICMP
+ * echo sockets in its new network namespace (net.ipv4.ping_group_range);
+ * best effort. */
+void allow_ping(void);
+
 /* recv_msg reads one message from the launcher; the payload is malloc'd
  * and NUL-terminated. */
 struct nsbox_msg;

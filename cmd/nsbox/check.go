@@ -62,6 +62,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 		checkOverlay(),
 		checkCgroups(),
 		checkLandlock(),
+		checkPing(),
 		checkDefaultSandbox(),
 	}
 	ok := results[len(results)-1].OK

@@ -1,0 +1,53 @@
+/*
+ * ping.c: let the sandbox's users open ICMP echo sockets.
+ *
+ * net.ipv4.ping_group_range is per network namespace, and a new one starts
+ * at "1 0": nobody may create socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), so
+ * an unprivileged ping inside fails even where the network carries ICMP
+ * echo (--net user forwards it through the launcher's own ICMP socket).
+ * PID 1, root of the user namespace that owns the new network namespace,
+ * widens it to every group mapped into the sandbox, as rootlesskit and
+ * podman do. The sysctl takes ids of the writer's user namespace and
+ * stores the kernel ids they map to, so the range must run from the
+ * mapped id with the lowest host id to the one with the highest.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stage.h"
+#include "stagelib.h"
+
+void allow_ping(void)
+{
+	FILE *f = fopen("/proc/self/gid_map", "re");
+	if (!f)
+		return;
+	unsigned long inside, outside, count;
+	unsigned long lo_in = 0, lo_out = -1UL, hi_in = 0, hi_out = 0;
+	int any = 0;
+	while (fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3) {
+		if (count == 0)
+			continue;
+		if (outside < lo_out)
+			lo_in = inside, lo_out = outside;
+		if (outside + count - 1 >= hi_out)
+			hi_in = inside + count - 1, hi_out = outside + count - 1;
+		any = 1;
+	}
+	fclose(f);
+	if (!any)
+		return;
+	char v[64];
+	int n = snprintf(v, sizeof v, "%lu %lu\n", lo_in, hi_in);
+	/* Best effort: without it ping inside needs root, as on such a host. */
+	int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, v, (size_t)n) < 0) {
+		/* nothing: the sandbox works, ping just needs privilege */
+	}
+	close(fd);
+}
