@@ -332,7 +332,11 @@ func TestNetExternalHelpers(t *testing.T) {
 				cannotRun(t, "%s is not installed", helper)
 			}
 			port, accepted := greeter(t)
-			res := nsbox("run", "--net", helper, "--allow-host-loopback", "--", "busybox", "nc", "-w", "5", "10.0.2.2", fmt.Sprint(port))
+			// The greeting arriving is the proof. The old pasta in
+			// Debian 12 sometimes never passes the server's close on,
+			// so nc would wait for ever: bound it.
+			res := nsbox("run", "--net", helper, "--allow-host-loopback", "--", "sh", "-c",
+				fmt.Sprintf("timeout 10 busybox nc -w 5 10.0.2.2 %d; true", port))
 			res.Assert(t, icmd.Expected{Out: "hello from the host"})
 			assert.Equal(t, accepted(), 1)
 			out, _ := exec.Command("pgrep", "-u", fmt.Sprint(os.Getuid()), "-x", helper).Output()
