@@ -35,11 +35,11 @@ func TestAlternateRotatesOrder(t *testing.T) {
 }
 
 const sampleTrace = `100 1.000000 execve("./nsbox", ["./nsbox", "run"], 0x1 /* 1 var */) = 0
-101 1.010000 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [5, 6]) = 0
-102 1.011000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK <unfinished ...>
-102 1.011500 exit_group(0)   = ?
-103 1.013000 execve("/proc/self/exe", ["nsbox-stage"], 0x2 /* 1 var */ <unfinished ...>
-103 1.013500 <... execve resumed>) = 0
+100 1.010000 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [3, 4]) = 0
+100 1.013000 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x1) = 103
+100 1.013500 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, child_tid=0x2}, 88) = 101
+101 1.014000 clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK <unfinished ...>
+102 1.014500 exit_group(0)   = ?
 103 1.015000 unshare(CLONE_NEWUSER) = 0
 103 1.016000 unshare(CLONE_NEWNS|CLONE_NEWPID) = 0
 103 1.017000 clone(child_stack=0x7d6100, flags=CLONE_PARENT|SIGCHLD) = 104

@@ -250,9 +250,6 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		{runtimeMS, "**Launch without the Go runtime on the hot path.** Every `nsbox run` pays a Go process start (runtime, threads, sysmon) before it does any work, and on this machine that alone is most of bubblewrap's whole budget. " +
 			"The stage already runs from an ELF constructor before the runtime; the same constructor can handle `nsbox run` for the common flag set (parse argv, read /etc/subuid, exec newuidmap, send CONFIG to itself) and fall back to Go only for what C does not cover. " +
 			"Gain: about the bare Go runtime start measured above; the only way to reach ≤ 0.8× bwrap here."},
-		{p.NewUIDMapMS + p.NewGIDMapMS - max(p.NewUIDMapMS, p.NewGIDMapMS), "**Run newuidmap and newgidmap concurrently** (`--map auto` only): they write different files of the same process and do not depend on each other. Gain: the shorter of the two."},
-		{est(1) + est(2), "**No second exec for the stage.** The launcher forks (os.StartProcess: a throw-away pidfd probe fork on first use, a vfork child that resets ~65 signal handlers) and execs the whole static binary again, whose constructor then reads CONFIG. " +
-			"A cgo call on a locked thread can clone(CLONE_NEWUSER|SIGCHLD) a child that runs the C stage directly, with the config already in memory (the child of a multi-threaded process may only use async-signal-safe calls until it execs, so recv_msg's malloc and parse_config's calloc would have to go to static buffers). Gain: most of these two phases."},
 		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds its goroutines and reaps PID 1. PID 1 can report the status before it exits, and the launcher can exit on the report. Gain: part of this phase."},
 		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper map set-up around the helpers** (`--map auto`): read /etc/subuid and /etc/subgid once each without os/user, look up newuidmap/newgidmap at fixed paths before PATH, and start them with a raw vfork+exec instead of os/exec. Gain: the part of the map cost the helpers themselves do not explain."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the stage's 256 KiB stack and the static binary's mappings. vfork-style clone(CLONE_VM|CLONE_VFORK) for the command would save the page-table copy. Gain: a fraction of these phases."},
@@ -260,6 +257,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].GainMS > recs[j].GainMS })
 	w("### Recommendations, ranked by expected gain (measured above)\n\n")
+	w("Already done (docs/design.md): the stage is forked by the ELF constructor before the Go runtime starts (`nsbox run`, `nsbox exec`), so there is no second exec of the binary and no os.StartProcess on the launch path; newuidmap and newgidmap run concurrently. On 2 cores the two setuid helpers and the launcher compete for the CPUs, so running the helpers side by side saves less than the shorter helper's time.\n\n")
 	for i, r := range recs {
 		w("%d. (≈ %.2f ms) %s\n", i+1, max(r.GainMS, 0), r.Text)
 	}

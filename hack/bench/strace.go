@@ -46,10 +46,12 @@ type phase struct {
 }
 
 // startupPhases cuts one traced `nsbox run -- true` into phases by
-// markers (entries of the traced calls):
+// markers (entries of the traced calls), following the pre-forked launch
+// (docs/design.md):
 //
-//	launcher execve → launcher socketpair → stage execve(/proc/self/exe)
-//	→ stage unshare(CLONE_NEWUSER) → stage unshare(the others) → stage
+//	launcher execve → the constructor's socketpair → its fork of the
+//	stage → stage unshare(CLONE_NEWUSER), once the Go side sent CONFIG →
+//	stage unshare(the others), once the maps are written → stage
 //	clone(PID 1) → PID 1's first mount → the command's execve → its
 //	exit_group → the launcher's exit_group.
 func startupPhases(lines []string) ([]phase, error) {
@@ -69,7 +71,7 @@ func startupPhases(lines []string) ([]phase, error) {
 		t    float64
 	}
 	marks := []mark{{"", evs[0].Time}}
-	want := []string{"socketpair", "stage-exec", "userns", "otherns", "clone-pid1", "mount", "cmd-exec", "cmd-exit", "exit"}
+	want := []string{"socketpair", "stage-fork", "userns", "otherns", "clone-pid1", "mount", "cmd-exec", "cmd-exit", "exit"}
 	next := 0
 	for _, e := range evs[1:] {
 		if next >= len(want) {
@@ -78,13 +80,14 @@ func startupPhases(lines []string) ([]phase, error) {
 		hit := false
 		switch want[next] {
 		case "socketpair":
-			hit = e.Name == "socketpair" // the launcher, from whichever thread
-		case "stage-exec":
-			if e.Name == "execve" && strings.HasPrefix(e.Args, `"/proc/self/exe"`) {
+			hit = e.PID == launcher && e.Name == "socketpair"
+		case "stage-fork":
+			// A process, not a thread of the Go runtime.
+			hit = e.PID == launcher && (e.Name == "clone" || e.Name == "clone3" || e.Name == "fork") && !strings.Contains(e.Args, "CLONE_THREAD")
+		case "userns":
+			if e.PID != launcher && e.Name == "unshare" && strings.HasPrefix(e.Args, "CLONE_NEWUSER)") {
 				stage, hit = e.PID, true
 			}
-		case "userns":
-			hit = e.PID == stage && e.Name == "unshare" && strings.HasPrefix(e.Args, "CLONE_NEWUSER)")
 		case "otherns":
 			hit = e.PID == stage && e.Name == "unshare"
 		case "clone-pid1":
@@ -111,18 +114,18 @@ func startupPhases(lines []string) ([]phase, error) {
 		return nil, fmt.Errorf("the trace lacks the %q marker", want[next])
 	}
 	names := []string{
-		"launcher: Go runtime start, package init, flags, planning",
-		"launcher: fork + exec of the stage (os.StartProcess)",
-		"stage: exec of the 3.6 MB static binary, constructor, CONFIG",
+		"launcher: exec of the static binary, ELF constructor",
+		"constructor: socketpair, fork of the stage (before the Go runtime)",
+		"launcher: Go runtime start, package init, flags, state entry, map plan, CONFIG sent (the stage waits)",
 		"uid/gid maps written by the launcher, stage resumed",
 		"stage: unshare mnt/pid/net/ipc/uts/cgroup",
 		"stage: clone PID 1",
 		"PID 1: first mount",
-		"PID 1: mounts, lo up, fork + exec of the command",
+		"PID 1: mounts, lo up, security, fork + exec of the command",
 		"the command (`true`, dynamically linked) runs",
 		"PID 1 reaps, reports; launcher exits",
 	}
-	// marks: start, socketpair, stage-exec, userns, otherns, clone, mount, cmd-exec, cmd-exit, exit
+	// marks: start, socketpair, stage-fork, userns, otherns, clone, mount, cmd-exec, cmd-exit, exit
 	phases := []phase{
 		{names[0], ms(marks[1].t - marks[0].t)},
 		{names[1], ms(marks[2].t - marks[1].t)},
