@@ -121,6 +121,13 @@ func denySetgroups(pid int) error {
 	return nil
 }
 
+// setgroupsDeniedHere reports whether the caller's own user namespace
+// denies setgroups(2): then so does every namespace it creates.
+func setgroupsDeniedHere() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
+}
+
 // runHelper runs "helper PID inner outer count …".
 func runHelper(helper string, pid int, ext []Extent, gid bool) error {
 	args := make([]string, 0, 1+3*len(ext))

@@ -302,9 +302,11 @@ func (p Plan) OuterGID(inner uint32) (uint32, bool) { return outerOf(p.GIDs, inn
 // SetgroupsAllowed reports whether setgroups(2) will work inside: false
 // when an unprivileged caller writes the gid map directly (it is just its
 // own gid), because then Apply must first write "deny" to
-// /proc/PID/setgroups.
+// /proc/PID/setgroups; false too when the caller's own user namespace
+// already denies it (root inside "unshare -Ur"), as a child namespace
+// inherits "deny".
 func (p Plan) SetgroupsAllowed() bool {
-	return p.Privileged || !p.ownOnly(true)
+	return (p.Privileged || !p.ownOnly(true)) && !setgroupsDeniedHere()
 }
 
 // ownOnly reports whether the map of that kind is just the caller's own

@@ -26,6 +26,9 @@ var nsboxBin string
 
 func TestMain(m *testing.M) {
 	sandbox.Init() // api_test.go starts sandboxes from this binary
+	if os.Getenv(remoteHelperEnv) == "1" {
+		os.Exit(remoteHelper()) // remote_test.go's outer namespace
+	}
 	nsboxBin = os.Getenv("NSBOX_BIN")
 	if nsboxBin == "" {
 		dir, err := os.MkdirTemp("", "nsbox-bin-")
