@@ -9,6 +9,7 @@ import (
 	"github.com/nsbox/nsbox/netext"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/state"
 	"github.com/spf13/pflag"
 )
 
@@ -21,7 +22,12 @@ type netFlags struct {
 	rules             ruleList // --allow, --deny and --deny-private, in command-line order
 	allowHosts        []string
 	publish           []string
-	verbose           bool
+
+	// Set by apply: a warning for stderr, and the ports that are
+	// forwarded.
+	notice  string
+	ports   []netstack.Publish
+	verbose bool
 }
 
 // ruleList collects egress rules from several flags in the order given:
@@ -101,12 +107,12 @@ func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 }
 
 // externalFlags are the user-mode flags slirp4netns and pasta honour too.
-var externalFlags = map[string]bool{"mtu": true, "allow-host-loopback": true, "verbose": true}
+var externalFlags = map[string]bool{"mtu": true, "allow-host-loopback": true, "publish": true, "verbose": true}
 
 func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	for _, name := range userModeOnly {
 		if fs.Changed(name) && !externalFlags[name] {
-			return usageError{fmt.Sprintf("--%s needs --net user (the built-in network); --net %s takes only --mtu, --allow-host-loopback and --verbose", name, f.mode)}
+			return usageError{fmt.Sprintf("--%s needs --net user (the built-in network); --net %s takes only --mtu, --allow-host-loopback, -p and --verbose", name, f.mode)}
 		}
 	}
 	if !spec.Namespaces.Net {
@@ -119,10 +125,20 @@ func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	if f.verbose {
 		log = os.Stderr
 	}
-	n, err := netext.Network(netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log})
+	cfg := netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log}
+	for _, s := range f.publish {
+		p, err := netstack.ParsePublish(s)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cfg.Publish = append(cfg.Publish, p)
+	}
+	n, err := netext.Network(cfg)
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	f.notice = cfg.PublishNotice()
+	f.ports = cfg.Publish
 	spec.Network = n
 	return nil
 }
@@ -160,6 +176,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 		}
 		cfg.Publish = append(cfg.Publish, p)
 	}
+	f.ports = cfg.Publish
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
@@ -211,4 +228,27 @@ func (f *netFlags) placeFiles(spec *sandbox.Spec) {
 		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts",
 			Data: netstack.Hosts(name), Flag: "--net " + f.mode})
 	}
+}
+
+// stateInfo is the network as nsbox ps and inspect show it; nil without a
+// network of the sandbox's own beyond lo.
+func (f *netFlags) stateInfo() *state.Network {
+	if f.mode != "user" && f.mode != "slirp4netns" && f.mode != "pasta" {
+		return nil
+	}
+	n := &state.Network{Mode: f.mode,
+		Addresses: []string{netip.PrefixFrom(netstack.SandboxIPv4, netstack.PrefixIPv4.Bits()).String()},
+		Gateway:   netstack.GatewayIPv4.String(), DNS: netstack.DNSIPv4.String()}
+	if f.mode == "user" {
+		n.Addresses = append(n.Addresses, netip.PrefixFrom(netstack.SandboxIPv6, netstack.PrefixIPv6.Bits()).String())
+	}
+	if f.mode == "pasta" {
+		// pasta forwards DNS at 10.0.2.3 to the host's first resolver but
+		// the sandbox keeps the host's resolv.conf (placeFiles).
+		n.DNS = ""
+	}
+	for _, p := range f.ports {
+		n.Ports = append(n.Ports, fmt.Sprintf("%s->%d/%s", p.Host, p.SandboxPort, p.Proto))
+	}
+	return n
 }

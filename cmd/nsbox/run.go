@@ -239,7 +239,8 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, "", err
 	}
-	return spec, strings.TrimSpace(plan.Notice + "\n" + notice), nil
+	f.state.network = f.net.stateInfo()
+	return spec, strings.TrimSpace(plan.Notice + "\n" + notice + "\n" + f.net.notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.

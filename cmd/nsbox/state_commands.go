@@ -189,7 +189,7 @@ func psCommand(dir string, args []string, stdout io.Writer) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tPID\tUP\tCOMMAND")
+	fmt.Fprintln(w, "NAME\tPID\tUP\tNET\tPORTS\tCOMMAND")
 	for _, l := range list {
 		cmd := ""
 		if l.Spec != nil {
@@ -198,7 +198,17 @@ func psCommand(dir string, args []string, stdout io.Writer) error {
 		if len(cmd) > 60 {
 			cmd = cmd[:57] + "..."
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", l.Name, l.Pid, since(l.Created), cmd)
+		net, ports := "none", "-"
+		switch {
+		case l.Network != nil:
+			net = l.Network.Mode
+			if len(l.Network.Ports) > 0 {
+				ports = strings.Join(l.Network.Ports, ",")
+			}
+		case l.Spec != nil && !l.Spec.Namespaces.Net:
+			net = "host"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", l.Name, l.Pid, since(l.Created), net, ports, cmd)
 	}
 	return w.Flush()
 }

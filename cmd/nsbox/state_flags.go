@@ -28,6 +28,9 @@ type stateFlags struct {
 	superFD   int // hidden: the detached supervisor's report pipe
 	fs        *pflag.FlagSet
 	startedAt time.Time
+	// network is what the state entry records of the sandbox's network
+	// (set from the network flags).
+	network *state.Network
 }
 
 func addStateFlags(fs *pflag.FlagSet) *stateFlags {
@@ -105,7 +108,7 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 	created := time.Now()
 	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
 		e := &state.Entry{Name: name, Pid: pid, LauncherPid: os.Getpid(), Created: created,
-			Namespaces: ns, Cwd: cwd, Detached: f.detach, Spec: spec}
+			Namespaces: ns, Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec}
 		var err error
 		if e.PidStartTime, err = state.StartTime(pid); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)
