@@ -11,7 +11,7 @@ TAGS    := netgo,osusergo
 LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
-.PHONY: all build test unit integration lint install demo bench clean fuzz
+.PHONY: all build test unit integration lint install demo bench bench-net clean fuzz
 
 all: build
 
@@ -64,6 +64,11 @@ demo:
 # docs/benchmarks.md and docs/benchmarks.png. Not part of make test.
 bench:
 	hack/bench.sh
+
+# Only the network rows (startup with a network, iperf3 both ways, latency,
+# RSS) into docs/benchmarks-net.md and docs/benchmarks-net.png.
+bench-net:
+	BENCH_ARGS="-net $(BENCH_ARGS)" hack/bench.sh
 
 clean:
 	rm -rf bin

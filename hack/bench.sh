@@ -9,7 +9,9 @@
 # come from a rootless run. As a normal user: runs it directly as you.
 # Either way it writes docs/benchmarks.md and docs/benchmarks.png.
 #
-# BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing).
+# BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing);
+# BENCH_ARGS=-net (make bench-net) only the network workloads, written to
+# docs/benchmarks-net.md and docs/benchmarks-net.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -49,5 +51,7 @@ if [ "$(id -u)" = 0 ]; then
 else
 	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
 fi
-cp "$out/docs/benchmarks.md" "$out/docs/benchmarks.png" "$repo/docs/"
-echo "bench: wrote docs/benchmarks.md and docs/benchmarks.png"
+name=benchmarks
+case " ${BENCH_ARGS:-} " in *" -net "*) name=benchmarks-net ;; esac
+cp "$out/docs/$name.md" "$out/docs/$name.png" "$repo/docs/"
+echo "bench: wrote docs/$name.md and docs/$name.png"

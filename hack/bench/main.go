@@ -57,6 +57,7 @@ func main() {
 	flag.StringVar(&cfg.nsbox, "nsbox", "bin/nsbox", "the nsbox binary to measure")
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
+	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
 	flag.Parse()
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
 	cfg.iperfSeconds, cfg.iperfRounds, cfg.latencyConns = 3, 3, 100
@@ -78,35 +79,49 @@ func main() {
 	step := func(name string) {
 		fmt.Fprintf(os.Stderr, "bench: %-40s (%.0fs)\n", name, time.Since(started).Seconds())
 	}
-	r := &report{Machine: describeMachine(cfg)}
-	step("startup, no network")
-	noNet := startupNoNet(cfg)
-	step("startup, user-mode network")
-	net := startupNet(cfg)
-	step("startup, --tmp-overlay /")
-	ovl := startupOverlay(cfg)
-	step(fmt.Sprintf("%d parallel sandboxes", cfg.parallel))
-	par := parallelStart(cfg)
-	step("iperf3 sandbox → host")
-	rss := &comparison{}
-	out := throughputOut(cfg, rss)
-	step("iperf3 host → sandbox")
-	in := throughputIn(cfg)
-	step("TCP latency")
-	lat := latency(cfg)
-	step("startup profile")
-	r.Profile = profileStartup(cfg, noNet)
-	r.Comparisons = []*comparison{noNet, net, ovl, par, out, in, lat, rss}
+	r := &report{Machine: describeMachine(cfg), Name: "benchmarks"}
+	if *netOnly {
+		r.Name = "benchmarks-net"
+		step("startup, user-mode network")
+		net := startupNet(cfg)
+		rss := &comparison{}
+		step("iperf3 sandbox → host")
+		out := throughputOut(cfg, rss)
+		step("iperf3 host → sandbox")
+		in := throughputIn(cfg)
+		step("TCP latency")
+		lat := latency(cfg)
+		r.Comparisons = []*comparison{net, out, in, lat, rss}
+	} else {
+		step("startup, no network")
+		noNet := startupNoNet(cfg)
+		step("startup, user-mode network")
+		net := startupNet(cfg)
+		step("startup, --tmp-overlay /")
+		ovl := startupOverlay(cfg)
+		step(fmt.Sprintf("%d parallel sandboxes", cfg.parallel))
+		par := parallelStart(cfg)
+		step("iperf3 sandbox → host")
+		rss := &comparison{}
+		out := throughputOut(cfg, rss)
+		step("iperf3 host → sandbox")
+		in := throughputIn(cfg)
+		step("TCP latency")
+		lat := latency(cfg)
+		step("startup profile")
+		r.Profile = profileStartup(cfg, noNet)
+		r.Comparisons = []*comparison{noNet, net, ovl, par, out, in, lat, rss}
+	}
 	r.Duration = time.Since(started)
 	step("writing")
 
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		fatal(err)
 	}
-	if err := drawChart(r.Comparisons, filepath.Join(cfg.out, "benchmarks.png")); err != nil {
+	if err := drawChart(r.Comparisons, filepath.Join(cfg.out, r.Name+".png")); err != nil {
 		fatal(fmt.Errorf("draw the chart: %w", err))
 	}
-	if err := os.WriteFile(filepath.Join(cfg.out, "benchmarks.md"), []byte(r.markdown()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cfg.out, r.Name+".md"), []byte(r.markdown()), 0o644); err != nil {
 		fatal(err)
 	}
 }
