@@ -42,7 +42,9 @@ func (s *stateEnv) entries() []string {
 	ents, _ := os.ReadDir(filepath.Join(s.xdg, "nsbox"))
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if e.Name() != ".logs" { // kept logs of ended detached sandboxes
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }
@@ -414,6 +416,11 @@ func TestDetachAndLogs(t *testing.T) {
 	assert.Equal(t, sid, e.LauncherPid)
 	s.run("stop", "bg").Assert(t, icmd.Success)
 	assert.Check(t, is.Len(s.entries(), 0))
+	// Its log outlives it, private to the user.
+	s.run("logs", "bg").Assert(t, icmd.Expected{Out: "to-stdout\nto-stderr\n"})
+	st, err := os.Stat(filepath.Join(s.xdg, "nsbox", ".logs"))
+	assert.NilError(t, err)
+	assert.Equal(t, st.Mode().Perm(), os.FileMode(0o700))
 
 	// Without a name it prints the random one.
 	res = s.run("run", "-d", "--", "sleep", "60")
@@ -426,6 +433,7 @@ func TestDetachAndLogs(t *testing.T) {
 	res = s.run("run", "-d", "--name", "bad", "--", "no-such-command")
 	res.Assert(t, icmd.Expected{ExitCode: 127, Err: "no-such-command: command not found"})
 	assert.Check(t, is.Len(s.entries(), 0))
+	s.run("logs", "bad").Assert(t, icmd.Expected{ExitCode: 125, Err: "no such sandbox"})
 	s.run("logs", "nope").Assert(t, icmd.Expected{ExitCode: 125, Err: "no such sandbox"})
 }
 

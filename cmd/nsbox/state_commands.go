@@ -75,7 +75,9 @@ once the sandbox is gone.
 		return `Usage: nsbox logs NAME
 
 Prints the output (stdout and stderr) of the detached sandbox NAME, started
-with nsbox run --detach, as far as it has been written.
+with nsbox run --detach, as far as it has been written. After the sandbox
+ended, its log stays in the state directory ($XDG_RUNTIME_DIR/nsbox/.logs)
+until a later detached sandbox of the same name ends.
 `
 	}
 	return usage
@@ -118,6 +120,11 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("%s: wrong arguments; fix: %s", cmd, strings.SplitN(stateUsage(cmd), "\n", 2)[0])}
 	}
 	live, err := lookup(dir, args[0])
+	if cmd == "logs" && errors.Is(err, state.ErrNotFound) {
+		if p := state.EndedLog(dir, args[0]); p != "" {
+			return printFile(p, stdout, "logs "+args[0])
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -130,16 +137,10 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s\n", b)
 		return nil
 	case "logs":
-		f, err := os.Open(live.LogPath())
-		if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(live.LogPath()); errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("logs %s: the sandbox was not started with --detach; its output went to the terminal of nsbox run", live.Name)
 		}
-		if err != nil {
-			return fmt.Errorf("logs %s: %w", live.Name, err)
-		}
-		defer f.Close()
-		_, err = io.Copy(stdout, f)
-		return err
+		return printFile(live.LogPath(), stdout, "logs "+live.Name)
 	case "kill":
 		sig := unix.SIGKILL
 		if len(args) == 2 {
@@ -156,6 +157,19 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 }
 
 // lookup finds the running sandbox name, with the fix in the error.
+// printFile copies the file at path to w.
+func printFile(path string, w io.Writer, what string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 func lookup(dir, name string) (*state.Live, error) {
 	live, err := state.Get(dir, name)
 	if errors.Is(err, state.ErrNotFound) {

@@ -153,6 +153,9 @@ func (s *session) end(err error) error {
 	}
 	if s.log != nil {
 		s.log.Close()
+		if s.entry != nil && s.executed {
+			s.entry.KeepLog()
+		}
 	}
 	if s.entry != nil {
 		s.entry.Release()

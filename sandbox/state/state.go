@@ -225,6 +225,38 @@ func (h *Handle) Write(e *Entry) error {
 // LogPath is where a detached sandbox's output goes.
 func (h *Handle) LogPath() string { return filepath.Join(h.Path, "log") }
 
+// endedLogs is the directory, inside the state directory, where the logs
+// of detached sandboxes that ended are kept (one per name, the latest).
+const endedLogs = ".logs"
+
+// KeepLog moves the entry's log, if it has one, to where EndedLog finds
+// it once the entry is gone: nsbox logs still shows the output of a
+// detached sandbox after it ended. Call it before Release.
+func (h *Handle) KeepLog() error {
+	dir := filepath.Join(filepath.Dir(h.Path), endedLogs)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("keep the log of sandbox %s: %w", h.Name, err)
+	}
+	err := unix.Rename(h.LogPath(), filepath.Join(dir, h.Name))
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("keep the log of sandbox %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// EndedLog returns the path of the kept log of the ended detached sandbox
+// called name (KeepLog), or "" if there is none.
+func EndedLog(dir, name string) string {
+	if ValidName(name) != nil {
+		return ""
+	}
+	p := filepath.Join(dir, endedLogs, name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
 // Release removes the entry and drops the lock: the sandbox is gone.
 func (h *Handle) Release() error {
 	// The entry holds at most these files; unlink them directly rather
@@ -307,6 +339,9 @@ func Clean(dir string) ([]string, error) {
 	for _, d := range ents {
 		name := d.Name()
 		path := filepath.Join(dir, name)
+		if name == endedLogs {
+			continue
+		}
 		if name[0] == '.' {
 			// A Reserve in progress locks its temporary directory at once;
 			// give it time before judging an unlocked one abandoned.

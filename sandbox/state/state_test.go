@@ -221,3 +221,33 @@ func TestReserveRace(t *testing.T) {
 	assert.Equal(t, won, 1)
 	(<-handles).Release()
 }
+
+func TestKeepLog(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Reserve(dir, "bg")
+	assert.NilError(t, err)
+	assert.Equal(t, EndedLog(dir, "bg"), "")
+	assert.NilError(t, os.WriteFile(h.LogPath(), []byte("out\n"), 0o600))
+	assert.NilError(t, h.KeepLog())
+	assert.NilError(t, h.Release())
+	b, err := os.ReadFile(EndedLog(dir, "bg"))
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "out\n")
+
+	// The kept logs are not an entry: Clean leaves them, List skips them.
+	live, err := Clean(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(live, 0))
+	assert.Check(t, EndedLog(dir, "bg") != "")
+	list, err := List(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(list, 0))
+
+	// Nothing to keep: no error, nothing kept.
+	h, err = Reserve(dir, "quiet")
+	assert.NilError(t, err)
+	assert.NilError(t, h.KeepLog())
+	assert.NilError(t, h.Release())
+	assert.Equal(t, EndedLog(dir, "quiet"), "")
+	assert.Equal(t, EndedLog(dir, "../x"), "")
+}
