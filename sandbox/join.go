@@ -51,6 +51,16 @@ type Target struct {
 	// Setgroups tells whether the sandbox's gid map allows setgroups(2)
 	// (mapping.Plan.SetgroupsAllowed).
 	Setgroups bool
+	// Security and Limits are applied to the joined command as Start
+	// applies them to the sandbox's command: capabilities, seccomp
+	// filters, Landlock, rlimits, a new session. Give the sandbox's
+	// Spec.Security and Spec.Limits (NewSession as the joining caller's
+	// stdin calls for). The cgroup limits (memory, pids, cpus) are not
+	// applied: the command stays in the caller's cgroup. The zero value
+	// is the defaults: no capabilities for a non-root uid, nsbox's
+	// seccomp filter.
+	Security Security
+	Limits   Limits
 }
 
 // Join starts p inside the running sandbox t, as nsbox exec does, and
@@ -113,6 +123,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		env:          p.Env,
 		joinPid:      t.Pid,
 		joinStart:    t.StartTime,
+		security:     append(t.Security.records(p.UID), t.Limits.records()...),
 	}
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)

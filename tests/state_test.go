@@ -260,8 +260,9 @@ func TestExecJoinsTheSandbox(t *testing.T) {
 	assert.Check(t, is.Equal(procs["sleep"], "2"), res.Stdout())
 	assert.Check(t, is.Len(procs, 3), res.Stdout())
 
-	// Every namespace is the sandbox's, and so are its hostname and maps.
-	script := `for n in user mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname; cat /proc/self/uid_map; grep NoNewPrivs /proc/self/status; pwd`
+	// Every namespace is the sandbox's, and so are its hostname, maps and
+	// security settings (seccomp filter, no capabilities).
+	script := `for n in user mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname; cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/self/status; pwd`
 	res = s.run("exec", "b", "--", "sh", "-c", script)
 	res.Assert(t, icmd.Success)
 	var want []string
@@ -270,7 +271,7 @@ func TestExecJoinsTheSandbox(t *testing.T) {
 	}
 	want = append(want, "box")
 	want = append(want, splitLines(normalizeMap(e.UIDMap))...)
-	want = append(want, "NoNewPrivs: 1", e.Cwd)
+	want = append(want, "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2", e.Cwd)
 	got := splitLines(res.Stdout())
 	for i := range got {
 		got[i] = strings.Join(strings.Fields(got[i]), " ")

@@ -394,8 +394,13 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	if !spec.Mapping.MapsInnerUID(p.UID) || !spec.Mapping.MapsInnerGID(p.GID) {
 		return usageError{fmt.Sprintf("exec: uid %d / gid %d not mapped in sandbox %s; fix: pick ids its maps contain (nsbox inspect %s)", p.UID, p.GID, name, name)}
 	}
+	// The sandbox's security settings, except that a new session follows
+	// this command's stdin, as nsbox run's default does.
+	sec := spec.Security
+	_, notTTY := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+	sec.NewSession = notTTY != nil
 	t := sandbox.Target{Pid: live.Pid, StartTime: live.PidStartTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed()}
+		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: sec, Limits: spec.Limits}
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	// Ctrl-C and Ctrl-\ at a terminal reach the command directly (it is
