@@ -158,6 +158,9 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	/* 3. Its root; run_command enters the working directory. */
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		fail("enter the sandbox's root directory");
+	/* --tty: the command's terminal, from the sandbox's /dev/ptmx; its
+	 * master goes to the launcher before EXEC_OK. */
+	open_join_terminal(c);
 
 	/* 4. The command, in the sandbox's PID namespace, as the launcher's
 	 * child. run_command re-arms the parent-death signal once it has its

@@ -69,7 +69,8 @@ type Target struct {
 // then its root directory and p.Cwd ("/" if empty); it becomes a process
 // of the sandbox's PID namespace, so it dies when the sandbox ends.
 // p.UID and p.GID must be mapped in the sandbox; p.NoNewPrivs applies as
-// for Start.
+// for Start, and so does p.Terminal: a pseudo-terminal from the sandbox's
+// own /dev/ptmx, which the command leads as a session of its own.
 //
 // The returned Sandbox stands for the joined command, not the whole
 // sandbox: Pid is the command's host pid, Signal signals the command, Wait
@@ -87,7 +88,13 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if t.Pid <= 0 {
 		return nil, fmt.Errorf("join a sandbox: no PID 1 given")
 	}
-	stdio, err := openStdio(p)
+	stageIO := p
+	if p.Terminal {
+		// As for Start: the command's streams are the pty, and the
+		// caller's terminal never enters the sandbox.
+		stageIO = &Process{}
+	}
+	stdio, err := openStdio(stageIO)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +132,26 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		joinStart:    t.StartTime,
 		security:     append(t.Security.records(p.UID), t.Limits.records()...),
 	}
+	if p.Terminal {
+		ws := initialWinsize(p)
+		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
+	}
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)
+	}
+	var master *os.File
+	if p.Terminal {
+		if master, err = receiveMaster(parent); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		defer func() {
+			if !ok {
+				master.Close()
+			}
+		}()
 	}
 	m, err := expect(parent, msgExecOK)
 	if err != nil {
@@ -148,6 +173,9 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	ok = true
 	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, tty: terminal{fd: -1}, done: make(chan struct{})}
+	if master != nil {
+		sb.pty = startPTY(master, p)
+	}
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil

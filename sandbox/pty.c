@@ -86,18 +86,16 @@ static void mount_devpts(void)
 		fail("bind /dev/pts/ptmx over /dev/ptmx");
 }
 
-void open_terminal(const struct config *c)
+/* pty_lead: the command leads the terminal's session itself (nsbox exec
+ * --tty, where no PID 1 of ours stands between), instead of joining the
+ * foreground group of PID 1's session. */
+static int pty_lead = 0;
+
+/* open_pair opens a pseudo-terminal from the multiplexer at ptmx, gives the
+ * slave to uid:gid, sets the window size, sends the master to the launcher
+ * and keeps the slave in pty_slave. */
+static void open_pair(const char *ptmx, uid_t uid, gid_t gid, const struct config *c)
 {
-	if (!c->pty)
-		return;
-	/* devpts refuses to be mounted in a user namespace that does not map
-	 * root (its files need an owner for 0): there the pty comes from the
-	 * host's instance, as bubblewrap's --dev does. */
-	const char *ptmx = "/dev/ptmx";
-	if (c->setup_root) {
-		mount_devpts();
-		ptmx = "/dev/pts/ptmx";
-	}
 	int master = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (master < 0)
 		fail("open a pseudo-terminal (%s)", ptmx);
@@ -111,10 +109,6 @@ void open_terminal(const struct config *c)
 		fail("open the pseudo-terminal's slave (TIOCGPTPEER)");
 	/* The terminal belongs to the user of the session, as login(1)
 	 * arranges on a host: the command may then change its mode. */
-	/* With a nested user namespace (nested.go) the command's ids map onto
-	 * inner 0 of this one: that is whom the terminal is given to here. */
-	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
-	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
 	if (fchown(pty_slave, uid, gid) < 0)
 		fail("give the pseudo-terminal to uid %u gid %u", (unsigned)uid, (unsigned)gid);
 	if (c->pty_rows > 0 && c->pty_cols > 0) {
@@ -124,6 +118,25 @@ void open_terminal(const struct config *c)
 	}
 	send_master(master);
 	close(master);
+}
+
+void open_terminal(const struct config *c)
+{
+	if (!c->pty)
+		return;
+	/* devpts refuses to be mounted in a user namespace that does not map
+	 * root (its files need an owner for 0): there the pty comes from the
+	 * host's instance, as bubblewrap's --dev does. */
+	const char *ptmx = "/dev/ptmx";
+	if (c->setup_root) {
+		mount_devpts();
+		ptmx = "/dev/pts/ptmx";
+	}
+	/* With a nested user namespace (nested.go) the command's ids map onto
+	 * inner 0 of this one: that is whom the terminal is given to here. */
+	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
+	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
+	open_pair(ptmx, uid, gid, c);
 	/* PID 1 leads the terminal's session, as getty or sshd's session
 	 * process would: the command's group then has a parent in the same
 	 * session but another group, so the kernel lets Ctrl-Z stop it (it
@@ -134,16 +147,34 @@ void open_terminal(const struct config *c)
 		fail("make the pseudo-terminal PID 1's controlling terminal");
 }
 
+void open_join_terminal(const struct config *c)
+{
+	if (!c->pty)
+		return;
+	/* Inside the sandbox's root: /dev/ptmx is its own devpts's (or the
+	 * host's, where the sandbox could not mount one), never the caller's
+	 * terminal. */
+	open_pair("/dev/ptmx", c->uid, c->gid, c);
+	pty_lead = 1;
+}
+
 int attach_terminal(void)
 {
 	if (pty_slave < 0)
 		return 0;
-	/* A process group of its own, in the terminal's foreground: Ctrl-C
-	 * and Ctrl-Z reach the command (and a shell's jobs, which it moves
-	 * into groups of their own), never PID 1. Signals are still blocked
-	 * here, so tcsetpgrp from a background group cannot stop us. */
-	if (setpgid(0, 0) < 0 || tcsetpgrp(pty_slave, getpid()) < 0)
+	if (pty_lead) {
+		/* A session of its own with the terminal as its controlling
+		 * one, as a login shell gets. */
+		if (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) < 0)
+			return -1;
+	} else if (setpgid(0, 0) < 0 || tcsetpgrp(pty_slave, getpid()) < 0) {
+		/* A process group of its own, in the terminal's foreground:
+		 * Ctrl-C and Ctrl-Z reach the command (and a shell's jobs,
+		 * which it moves into groups of their own), never PID 1.
+		 * Signals are still blocked here, so tcsetpgrp from a
+		 * background group cannot stop us. */
 		return -1;
+	}
 	for (int fd = 0; fd < 3; fd++)
 		if (dup2(pty_slave, fd) < 0)
 			return -1;

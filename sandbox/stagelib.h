@@ -152,6 +152,10 @@ void make_joinable(void);
  * resume_terminal (PID 1) gives the foreground back to a continued
  * command. Without c->pty they do nothing (attach_terminal returns 0). */
 void open_terminal(const struct config *c);
+/* open_join_terminal (nsbox exec --tty, inside the sandbox's root) opens
+ * one from the sandbox's /dev/ptmx and sends the master; attach_terminal
+ * then makes the command lead a session of its own on it. */
+void open_join_terminal(const struct config *c);
 int attach_terminal(void);
 void resume_terminal(pid_t cmd);
 

@@ -344,3 +344,25 @@ func BenchmarkStartupTerminal(b *testing.B) {
 		})
 	}
 }
+
+// nsbox exec -t: the joined command gets a terminal of the sandbox's own
+// devpts and leads its session; the size follows the user's terminal, the
+// seccomp filter applies, the status passes through, the user's terminal
+// is restored.
+func TestExecTTY(t *testing.T) {
+	s := newStateEnv(t)
+	s.run("run", "-d", "--name", "tty", "--", "sleep", "60").Assert(t, icmd.Success)
+	t.Cleanup(func() { s.run("kill", "tty") })
+	term := startOnTerminal(t, 30, 100, []string{"XDG_RUNTIME_DIR=" + s.xdg}, "exec", "tty", "-t", "--", "sh", "-c",
+		`tty; ps -o sid= -p $$; echo "pid $$"; stty size; grep Seccomp: /proc/self/status; trap 'stty size; exit 3' WINCH; echo ready; while :; do sleep 0.05; done`)
+	term.expect(`ready\r\n`)
+	out := term.output()
+	assert.Check(t, regexp.MustCompile(`/dev/pts/\d+\r\n`).MatchString(out), out)
+	m := regexp.MustCompile(`(?m)^\s*(\d+)\r\npid (\d+)\r\n30 100\r\nSeccomp:\s+2\r\n`).FindStringSubmatch(out)
+	assert.Assert(t, m != nil, out)
+	assert.Equal(t, m[1], m[2], "the command leads its session")
+	assert.NilError(t, pty.Setsize(term.master, &pty.Winsize{Rows: 40, Cols: 132}))
+	term.expect(`40 132\r\n`)
+	assert.Equal(t, term.wait(), 3)
+	term.assertRestored()
+}

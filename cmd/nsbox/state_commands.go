@@ -46,7 +46,8 @@ namespace first, then its mount, PID, network, IPC, UTS and cgroup
 namespaces, then its root and working directory. COMMAND is a process of the
 sandbox's PID namespace (it sees the sandbox's /proc) and is killed when the
 sandbox ends. By default it runs as the sandbox's command does (same uid,
-gid, environment, directory), with no_new_privs set.
+gid, environment, directory), under the sandbox's capabilities, seccomp
+filter, Landlock rules and rlimits, with no_new_privs set.
 
 Flags:
 ` + newExecFlags().fs.FlagUsages() + `
@@ -54,6 +55,7 @@ Examples:
   nsbox run --name b -- sleep 600 &
   nsbox exec b -- ps -e
   nsbox exec b --root -- sh
+  nsbox exec b -t -- bash -l       # an interactive shell on a terminal of its own
 
 Exit status: COMMAND's own; 125 when nsbox fails, 126/127 as for run.
 `
@@ -315,6 +317,7 @@ type execFlags struct {
 	setenv   []string
 	unsetenv []string
 	clearenv bool
+	tty      bool
 }
 
 func newExecFlags() *execFlags {
@@ -331,6 +334,7 @@ func newExecFlags() *execFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start from an empty environment instead of the sandbox command's")
+	fs.BoolVarP(&f.tty, "tty", "t", false, "give the command a new terminal (a pty of the sandbox's own) and put yours in raw mode while it runs")
 	fs.BoolP("help", "h", false, "show this help")
 	return f
 }
@@ -375,6 +379,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 		UID:        spec.Process.UID,
 		GID:        spec.Process.GID,
 		NoNewPrivs: true,
+		Terminal:   f.tty,
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
