@@ -149,13 +149,13 @@ func (c stageConfig) encode() []byte {
 		if c.cwdTry != "" {
 			add("cwd-try", c.cwdTry)
 		}
-		if c.nest.nested {
-			add("nest-uid", strconv.FormatUint(uint64(c.nest.nestUID), 10))
-			add("nest-gid", strconv.FormatUint(uint64(c.nest.nestGID), 10))
-		}
 		for i := range c.mounts {
 			c.mounts[i].encode(add)
 		}
+	}
+	if c.nest.nested {
+		add("nest-uid", strconv.FormatUint(uint64(c.nest.nestUID), 10))
+		add("nest-gid", strconv.FormatUint(uint64(c.nest.nestGID), 10))
 	}
 	if c.joinPid > 0 {
 		add("join-pid", strconv.Itoa(c.joinPid))

@@ -155,7 +155,11 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	for (size_t i = 0; i < NJOIN; i++)
 		if (fds[i] >= 0 && setns(fds[i], join_order[i].flag) < 0)
 			fail("join the sandbox's %s namespace (setns)", join_order[i].name);
-	/* 3. Its root; run_command enters the working directory. */
+	/* 3. Its root; run_command enters the working directory. A command
+	 * that gets a nested user namespace (as the sandbox's own does)
+	 * writes its maps through our /proc, opened before. */
+	if (c->nest_uid >= 0)
+		keep_host_proc();
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		fail("enter the sandbox's root directory");
 	/* --tty: the command's terminal, from the sandbox's /dev/ptmx; its

@@ -61,6 +61,19 @@ type Target struct {
 	// seccomp filter.
 	Security Security
 	Limits   Limits
+
+	// nest: the sandbox's command has a nested user namespace (nested.go);
+	// a command joined with the same ids gets one too. Set by TargetOf.
+	nest nesting
+}
+
+// TargetOf describes the running sandbox made from spec whose PID 1 is pid
+// with that start time: what Join needs, from the spec's namespaces,
+// mapping, security settings and limits.
+func TargetOf(spec *Spec, pid int, startTime uint64) Target {
+	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
+		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits,
+		nest: planNesting(spec)}
 }
 
 // Join starts p inside the running sandbox t, as nsbox exec does, and
@@ -131,6 +144,12 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		joinPid:      t.Pid,
 		joinStart:    t.StartTime,
 		security:     append(t.Security.records(p.UID), t.Limits.records()...),
+	}
+	if t.nest.nested && p.UID == t.nest.nestUID && p.GID == t.nest.nestGID {
+		// The outer user namespace maps only inner 0 (the caller): the
+		// command's own ids exist only in a nested one, as for the
+		// sandbox's command.
+		cfg.nest = t.nest
 	}
 	if p.Terminal {
 		ws := initialWinsize(p)

@@ -588,6 +588,13 @@ static int write_map(const char *file, const char *line)
 	return rc;
 }
 
+void keep_host_proc(void)
+{
+	host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (host_proc < 0)
+		fail("open the host's /proc");
+}
+
 int enter_nested_userns(const struct config *c)
 {
 	if (c->nest_uid < 0)

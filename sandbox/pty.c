@@ -154,7 +154,9 @@ void open_join_terminal(const struct config *c)
 	/* Inside the sandbox's root: /dev/ptmx is its own devpts's (or the
 	 * host's, where the sandbox could not mount one), never the caller's
 	 * terminal. */
-	open_pair("/dev/ptmx", c->uid, c->gid, c);
+	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
+	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
+	open_pair("/dev/ptmx", uid, gid, c);
 	pty_lead = 1;
 }
 

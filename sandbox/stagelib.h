@@ -117,6 +117,10 @@ void setup_mounts(const struct config *c);
 /* enter_nested_userns (mounts.c) moves the calling process into the
  * nested user namespace config asks for, if any; -1 with errno on error. */
 int enter_nested_userns(const struct config *c);
+/* keep_host_proc (nsbox exec, before entering the sandbox's root) keeps
+ * the caller's /proc for enter_nested_userns: a joined command writes its
+ * nested maps through the host's procfs, never the sandbox's. */
+void keep_host_proc(void);
 
 /* parse_mount_record (mounts.c) takes the config records of the
  * filesystem; returns 0 for a key it does not know. */

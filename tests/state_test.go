@@ -524,3 +524,21 @@ func TestInfoFDAndJSONStatusFD(t *testing.T) {
 		}
 	}
 }
+
+// A sandbox with only the caller's own id mapped (--map single, what nsbox
+// falls back to without subordinate ids) runs its command in a nested user
+// namespace; nsbox exec gives a joined command the same, so it runs as the
+// caller's uid, and files it writes belong to the caller on the host.
+func TestExecSingleMapping(t *testing.T) {
+	s := newStateEnv(t)
+	dir := t.TempDir()
+	s.run("run", "-d", "--name", "one", "--map", "single", "--bind", dir, "--", "sleep", "60").Assert(t, icmd.Success)
+	t.Cleanup(func() { s.run("kill", "one") })
+	uid := fmt.Sprint(os.Getuid())
+	res := s.run("exec", "one", "--", "sh", "-c", "id -u; touch "+dir+"/f; grep Seccomp: /proc/self/status")
+	res.Assert(t, icmd.Success)
+	assert.DeepEqual(t, splitLines(res.Stdout()), []string{uid, "Seccomp:\t2"})
+	st, err := os.Stat(filepath.Join(dir, "f"))
+	assert.NilError(t, err)
+	assert.Equal(t, fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid), uid)
+}

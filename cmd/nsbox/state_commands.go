@@ -401,11 +401,9 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	}
 	// The sandbox's security settings, except that a new session follows
 	// this command's stdin, as nsbox run's default does.
-	sec := spec.Security
+	t := sandbox.TargetOf(spec, live.Pid, live.PidStartTime)
 	_, notTTY := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
-	sec.NewSession = notTTY != nil
-	t := sandbox.Target{Pid: live.Pid, StartTime: live.PidStartTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: sec, Limits: spec.Limits}
+	t.Security.NewSession = notTTY != nil
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	// Ctrl-C and Ctrl-\ at a terminal reach the command directly (it is
