@@ -101,13 +101,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if t.Pid <= 0 {
 		return nil, fmt.Errorf("join a sandbox: no PID 1 given")
 	}
-	stageIO := p
-	if p.Terminal {
-		// As for Start: the command's streams are the pty, and the
-		// caller's terminal never enters the sandbox.
-		stageIO = &Process{}
-	}
-	stdio, err := openStdio(stageIO)
+	stdio, err := openCommandStdio(p)
 	if err != nil {
 		return nil, err
 	}
@@ -158,20 +152,15 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)
 	}
-	var master *os.File
-	if p.Terminal {
-		if master, err = receiveMaster(parent); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		defer func() {
-			if !ok {
-				master.Close()
-			}
-		}()
+	master, err := receiveTerminal(ctx, parent, p)
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if !ok && master != nil {
+			master.Close()
+		}
+	}()
 	m, err := expect(parent, msgExecOK)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -32,13 +32,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	stageIO := &spec.Process
-	if spec.Process.Terminal {
-		// The command's streams are the pty; the stage and PID 1 get
-		// /dev/null, and the caller's terminal never enters the sandbox.
-		stageIO = &Process{}
-	}
-	stdio, err := openStdio(stageIO)
+	stdio, err := openCommandStdio(&spec.Process)
 	if err != nil {
 		return nil, err
 	}
@@ -146,20 +140,15 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 
 	// 4. The command runs, or the reason it does not; with a terminal,
 	// PID 1 first sends the pty's master.
-	var master *os.File
-	if spec.Process.Terminal {
-		if master, err = receiveMaster(parent); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
-		defer func() {
-			if !ok {
-				master.Close()
-			}
-		}()
+	master, err := receiveTerminal(ctx, parent, &spec.Process)
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if !ok && master != nil {
+			master.Close()
+		}
+	}()
 	if _, err := expect(parent, msgExecOK); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -273,4 +274,29 @@ func stopProcessGroup() {
 	if unix.Kill(0, unix.SIGSTOP) == nil {
 		<-cont
 	}
+}
+
+// openCommandStdio opens the stage's standard files for p. With a
+// terminal of the sandbox's own the command's streams are the pty: the
+// stage (and PID 1) get /dev/null, and the caller's terminal never enters
+// the sandbox.
+func openCommandStdio(p *Process) (*stdio, error) {
+	if p.Terminal {
+		return openStdio(&Process{})
+	}
+	return openStdio(p)
+}
+
+// receiveTerminal receives the pty's master, which comes before EXEC_OK
+// when p asks for a terminal (from PID 1, or from the join stage); nil
+// without one. A failure after ctx ended is ctx's error.
+func receiveTerminal(ctx context.Context, sock *os.File, p *Process) (*os.File, error) {
+	if !p.Terminal {
+		return nil, nil
+	}
+	master, err := receiveMaster(sock)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return master, err
 }

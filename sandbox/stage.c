@@ -565,19 +565,14 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	close(report[1]);
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
-	struct exec_report r;
-	ssize_t n;
-	do
-		n = read(report[0], &r, sizeof r);
-	while (n < 0 && errno == EINTR);
-	close(report[0]);
-	if (n == sizeof r) {
+	int err = 0, step = read_exec_report(report[0], &err);
+	if (step >= 0) {
 		waitpid(cmd, NULL, 0);
-		errno = r.err;
-		switch (r.step) {
+		errno = err;
+		switch (step) {
 		case 0:
-			send_msg(NSBOX_MSG_EXEC_FAILED, r.err, c->argv[0]);
-			_exit(r.err == ENOENT ? 127 : 126);
+			send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
+			_exit(err == ENOENT ? 127 : 126);
 		case 1:
 			fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
 				 "--chdir %s", c->cwd);

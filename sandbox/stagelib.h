@@ -135,7 +135,7 @@ void security_before_exec(const struct config *c);
  * identity, working directory, no_new_privs, exec. A failure is written
  * to report_fd (close-on-exec); read_exec_report returns -1 when the exec
  * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
- * identity, 3 no_new_privs) with its errno in *err. */
+ * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
 int read_exec_report(int report_fd, int *err);
 

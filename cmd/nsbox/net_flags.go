@@ -126,19 +126,15 @@ func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 		log = os.Stderr
 	}
 	cfg := netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log}
-	for _, s := range f.publish {
-		p, err := netstack.ParsePublish(s)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		cfg.Publish = append(cfg.Publish, p)
+	var err error
+	if cfg.Publish, err = f.parsePublish(); err != nil {
+		return err
 	}
 	n, err := netext.Network(cfg)
 	if err != nil {
 		return usageError{err.Error()}
 	}
 	f.notice = cfg.PublishNotice()
-	f.ports = cfg.Publish
 	spec.Network = n
 	return nil
 }
@@ -169,14 +165,10 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if len(pol.Rules) > 0 || len(pol.Hosts) > 0 {
 		cfg.Policy = pol
 	}
-	for _, s := range f.publish {
-		p, err := netstack.ParsePublish(s)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		cfg.Publish = append(cfg.Publish, p)
+	var err error
+	if cfg.Publish, err = f.parsePublish(); err != nil {
+		return err
 	}
-	f.ports = cfg.Publish
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
@@ -228,6 +220,19 @@ func (f *netFlags) placeFiles(spec *sandbox.Spec) {
 		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts",
 			Data: netstack.Hosts(name), Flag: "--net " + f.mode})
 	}
+}
+
+// parsePublish parses the -p flags and keeps the result for stateInfo.
+func (f *netFlags) parsePublish() ([]netstack.Publish, error) {
+	f.ports = nil
+	for _, s := range f.publish {
+		p, err := netstack.ParsePublish(s)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		f.ports = append(f.ports, p)
+	}
+	return f.ports, nil
 }
 
 // stateInfo is the network as nsbox ps and inspect show it; nil without a
