@@ -109,36 +109,51 @@ func fakeResolver(t *testing.T) (addr string, asked func() []string) {
 	t.Cleanup(func() { c.Close() })
 	names := make(chan []string, 1)
 	names <- nil
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			names <- append(<-names, q.Name.String())
-			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RecursionAvailable: true})
-			b.StartQuestions()
-			b.Question(q)
-			if q.Type == dnsmessage.TypeA {
-				b.StartAnswers()
-				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
-					dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}})
-			}
-			m, _ := b.Finish()
-			c.WriteTo(m, from)
+	go serveDNS(c, func(q dnsmessage.Question) ([]dnsmessage.ResourceBody, bool) {
+		names <- append(<-names, q.Name.String())
+		if q.Type == dnsmessage.TypeA {
+			return []dnsmessage.ResourceBody{&dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}}}, true
 		}
-	}()
+		return nil, true
+	})
 	return c.LocalAddr().String(), func() []string { v := <-names; names <- v; return v }
+}
+
+// serveDNS answers the DNS queries that arrive on c until it is closed:
+// answer gives the records for a question and whether the name exists
+// (NXDOMAIN otherwise).
+func serveDNS(c net.PacketConn, answer func(q dnsmessage.Question) ([]dnsmessage.ResourceBody, bool)) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		bodies, known := answer(q)
+		m := dnsmessage.Message{
+			Header:    dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true},
+			Questions: []dnsmessage.Question{q},
+		}
+		if !known {
+			m.Header.RCode = dnsmessage.RCodeNameError
+		}
+		for _, body := range bodies {
+			m.Answers = append(m.Answers, dnsmessage.Resource{
+				Header: dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, Body: body})
+		}
+		if b, err := m.Pack(); err == nil {
+			c.WriteTo(b, from)
+		}
+	}
 }
 
 func TestNetUserDNSThroughForwarder(t *testing.T) {

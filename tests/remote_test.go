@@ -237,43 +237,19 @@ func setupRemote(seen *seenLog) (ping bool, err error) {
 // serveRemoteDNS answers A and AAAA for remoteName with the remote host's
 // addresses; any other name does not exist.
 func serveRemoteDNS(c net.PacketConn, seen *seenLog) {
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
+	serveDNS(c, func(q dnsmessage.Question) ([]dnsmessage.ResourceBody, bool) {
 		seen.add("dns %s %s", strings.TrimPrefix(q.Type.String(), "Type"), q.Name)
-		known := strings.EqualFold(q.Name.String(), remoteName+".")
-		rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
-		if !known {
-			rh.RCode = dnsmessage.RCodeNameError
+		if !strings.EqualFold(q.Name.String(), remoteName+".") {
+			return nil, false
 		}
-		b := dnsmessage.NewBuilder(nil, rh)
-		b.StartQuestions()
-		b.Question(q)
-		b.StartAnswers()
-		hdr := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-		switch {
-		case known && q.Type == dnsmessage.TypeA:
-			b.AResource(hdr, dnsmessage.AResource{A: [4]byte(net.ParseIP(remoteIPv4).To4())})
-		case known && q.Type == dnsmessage.TypeAAAA:
-			b.AAAAResource(hdr, dnsmessage.AAAAResource{AAAA: [16]byte(net.ParseIP(remoteIPv6).To16())})
+		switch q.Type {
+		case dnsmessage.TypeA:
+			return []dnsmessage.ResourceBody{&dnsmessage.AResource{A: [4]byte(net.ParseIP(remoteIPv4).To4())}}, true
+		case dnsmessage.TypeAAAA:
+			return []dnsmessage.ResourceBody{&dnsmessage.AAAAResource{AAAA: [16]byte(net.ParseIP(remoteIPv6).To16())}}, true
 		}
-		m, err := b.Finish()
-		if err == nil {
-			c.WriteTo(m, from)
-		}
-	}
+		return nil, true
+	})
 }
 
 // runInRemote runs nsbox with the remote network flags and args.
