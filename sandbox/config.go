@@ -35,16 +35,19 @@ type stageConfig struct {
 	// cwdTry is where the command starts when no Cwd is given and the
 	// root is new: the launcher's directory if it is inside, else /.
 	cwdTry string
-	// nest: the plan applied to the stage's user namespace, and whether
-	// the command gets a nested one (nested.go).
+	// nest: the plan applied to the stage's user namespace, and the maps
+	// of the command's nested one (nested.go).
 	nest      nesting
 	joinPid   int    // nsbox exec: enter the sandbox whose PID 1 this is (join.c)
 	joinStart uint64 // and whose start time this is
-	pty       bool   // allocate the command's pseudo-terminal (pty.c)
-	ptyRows   int    // and its window size
-	ptyCols   int
-	security  [][2]string // security.go, limits.go: key, value
-	network   *Network
+	// joinNested: that sandbox's command has a nested user namespace
+	// (nested.go), which a joined command enters too.
+	joinNested bool
+	pty        bool // allocate the command's pseudo-terminal (pty.c)
+	ptyRows    int  // and its window size
+	ptyCols    int
+	security   [][2]string // security.go, limits.go: key, value
+	network    *Network
 }
 
 func newStageConfig(s *Spec, ttyFD int) stageConfig {
@@ -154,12 +157,15 @@ func (c stageConfig) encode() []byte {
 		}
 	}
 	if c.nest.nested {
-		add("nest-uid", strconv.FormatUint(uint64(c.nest.nestUID), 10))
-		add("nest-gid", strconv.FormatUint(uint64(c.nest.nestGID), 10))
+		add("nest-uid-map", mapping.Format(c.nest.uids))
+		add("nest-gid-map", mapping.Format(c.nest.gids))
+		add("nest-uid", strconv.FormatUint(uint64(c.nest.outerUID), 10))
+		add("nest-gid", strconv.FormatUint(uint64(c.nest.outerGID), 10))
 	}
 	if c.joinPid > 0 {
 		add("join-pid", strconv.Itoa(c.joinPid))
 		add("join-start", strconv.FormatUint(c.joinStart, 10))
+		flag("join-nested", c.joinNested)
 	}
 	if c.pty {
 		add("pty", "1")

@@ -32,6 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -76,39 +79,68 @@ void namespace_ids(char *buf, size_t size)
 	}
 }
 
-void make_joinable(void)
-{
-	/* Becoming root of the user namespace changed our host uid when root
-	 * is a subordinate id, and the kernel then marks us not dumpable:
-	 * /proc/PID/ns and /proc/PID/root of PID 1 would be closed even to
-	 * the user who owns the sandbox. Nothing of ours needs that
-	 * protection: whoever passes the uid checks to reach PID 1 already has
-	 * the same power over the sandbox's namespaces. */
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-}
-
-/* start_time returns field 22 of /proc/PID/stat, or 0. */
-static unsigned long long start_time(pid_t pid)
+/* proc_stat reads the parent pid (field 4) and start time (field 22) of
+ * /proc/PID/stat; -1 if the process is gone or the file is malformed. */
+static int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -1;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -1;
 	buf[n] = '\0';
 	/* The command name (field 2) may hold spaces and parentheses: count
-	 * from the last ')'. */
+	 * from the last ')'. Then " S ppid …": field 3 is the state. */
 	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	p++;
+	if (!p || sscanf(p + 1, " %*c %d", ppid) != 1)
+		return -1;
+	p++; /* the space before field 3 */
 	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+	if (!p)
+		return -1;
+	char *end;
+	errno = 0;
+	*start = strtoull(p + 1, &end, 10);
+	return errno || end == p + 1 ? -1 : 0;
+}
+
+/* find_command returns the sandbox's command: PID 1's oldest child. The
+ * others are orphans reparented to PID 1, born later from the command's
+ * own descendants. PID 1 is not dumpable, so this is read from each
+ * process's stat (world-readable), not from PID 1's children list. */
+static pid_t find_command(pid_t pid1)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		fail("list /proc");
+	pid_t best = 0;
+	unsigned long long best_start = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		pid_t ppid;
+		unsigned long long start;
+		if (proc_stat((pid_t)pid, &ppid, &start) < 0 || ppid != pid1)
+			continue;
+		if (!best || start < best_start || (start == best_start && pid < best)) {
+			best = (pid_t)pid;
+			best_start = start;
+		}
+	}
+	closedir(d);
+	if (!best) {
+		errno = ESRCH;
+		fail("the sandbox's command (a child of PID 1, pid %d) is gone", (int)pid1);
+	}
+	return best;
 }
 
 static int open_ns(pid_t pid, const char *name)
@@ -126,42 +158,72 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	pid_t pid = c->join_pid;
 
 	/* The pid is only a number until it is pinned: pidfd first, then the
-	 * start time proves it is still the sandbox's PID 1, and after the
-	 * namespaces are open a signal 0 through the pidfd proves they are
-	 * its (a reused pid would be a different process). */
+	 * start time proves it is still the sandbox's PID 1; after the
+	 * command's namespaces are open, a signal 0 through the pidfd proves
+	 * PID 1 did not end in between (its end kills the command too, so a
+	 * reused pid would have been found without a parent of that pid). */
+	pid_t ppid;
+	unsigned long long start = 0;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0 || start_time(pid) != c->join_start) {
+	if (pidfd < 0 || proc_stat(pid, &ppid, &start) < 0 || start != c->join_start) {
 		errno = ESRCH;
 		fail("the sandbox's PID 1 (pid %d) is gone", (int)pid);
 	}
-	int userfd = open_ns(pid, "user");
+	/* PID 1 is not dumpable (nobody may read its descriptors), so the
+	 * namespaces are the command's: the sandbox's own, and with a nested
+	 * user and mount namespace (sandbox/nested.go) those of the nesting,
+	 * so a joined command shares the command's view and is as locked in. */
+	pid_t cmd = find_command(pid);
+	int userfd = open_ns(cmd, "user");
+	int outer = userfd;
+	if (c->join_nested) {
+		/* The sandbox's user namespace is the nested one's parent: the
+		 * others (pid, net, …) belong to it and are joined from there. */
+		outer = ioctl(userfd, NS_GET_PARENT);
+		if (outer < 0)
+			fail("find the sandbox's user namespace (NS_GET_PARENT)");
+	}
 	int fds[NJOIN];
 	for (size_t i = 0; i < NJOIN; i++)
-		fds[i] = (c->unshare_flags & join_order[i].flag) ? open_ns(pid, join_order[i].name) : -1;
+		fds[i] = (c->unshare_flags & join_order[i].flag) ? open_ns(cmd, join_order[i].name) : -1;
 	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/root", (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/root", (int)cmd);
 	int rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail("open %s", path);
-	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 ||
+	    proc_stat(cmd, &ppid, &start) < 0 || ppid != pid) {
 		errno = ESRCH;
 		fail("the sandbox's PID 1 (pid %d) is gone", (int)pid);
 	}
+	close(pidfd);
 
-	/* 1. The user namespace, first. */
-	if (setns(userfd, CLONE_NEWUSER) < 0)
+	/* 1. The sandbox's user namespace, first. */
+	if (setns(outer, CLONE_NEWUSER) < 0)
 		fail("join the sandbox's user namespace (setns)");
-	/* 2. The others, now that we hold capabilities over them. */
-	for (size_t i = 0; i < NJOIN; i++)
-		if (fds[i] >= 0 && setns(fds[i], join_order[i].flag) < 0)
+	/* 2. The others, now that we hold capabilities over them; the mount
+	 * namespace of a nested command last, from inside its user
+	 * namespace, which owns it. */
+	for (size_t i = 0; i < NJOIN; i++) {
+		if (fds[i] < 0 || (c->join_nested && join_order[i].flag == CLONE_NEWNS))
+			continue;
+		if (setns(fds[i], join_order[i].flag) < 0)
 			fail("join the sandbox's %s namespace (setns)", join_order[i].name);
-	/* 3. Its root; run_command enters the working directory. A command
-	 * that gets a nested user namespace (as the sandbox's own does)
-	 * writes its maps through our /proc, opened before. */
-	if (c->nest_uid >= 0)
-		keep_host_proc();
+		close(fds[i]);
+	}
+	if (c->join_nested) {
+		if (setns(userfd, CLONE_NEWUSER) < 0)
+			fail("join the command's nested user namespace (setns)");
+		if (setns(fds[0], CLONE_NEWNS) < 0)
+			fail("join the command's mount namespace (setns)");
+		close(fds[0]);
+		close(outer);
+	}
+	close(userfd);
+	/* 3. Its root; run_command enters the working directory. */
 	if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0)
 		fail("enter the sandbox's root directory");
+	close(rootfd);
 	/* --tty: the command's terminal, from the sandbox's /dev/ptmx; its
 	 * master goes to the launcher before EXEC_OK. */
 	open_join_terminal(c);
@@ -173,10 +235,10 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	int report[2];
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");
-	pid_t cmd = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
-	if (cmd < 0)
+	pid_t joined = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+	if (joined < 0)
 		fail("start the command (clone)");
-	if (cmd == 0) {
+	if (joined == 0) {
 		close(report[0]);
 		run_command(c, report[1]);
 	}
@@ -186,7 +248,7 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	 * reaps the child either way; it is its child, not ours. */
 	int err = 0, step = read_exec_report(report[0], &err);
 	if (step < 0) {
-		send_msg(NSBOX_MSG_EXEC_OK, cmd, NULL);
+		send_msg(NSBOX_MSG_EXEC_OK, joined, NULL);
 		_exit(0);
 	}
 	errno = err;

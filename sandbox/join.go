@@ -61,10 +61,6 @@ type Target struct {
 	// seccomp filter.
 	Security Security
 	Limits   Limits
-
-	// nest: the sandbox's command has a nested user namespace (nested.go);
-	// a command joined with the same ids gets one too. Set by TargetOf.
-	nest nesting
 }
 
 // TargetOf describes the running sandbox made from spec whose PID 1 is pid
@@ -72,18 +68,21 @@ type Target struct {
 // mapping, security settings and limits.
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits,
-		nest: planNesting(spec)}
+		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits}
 }
 
 // Join starts p inside the running sandbox t, as nsbox exec does, and
-// returns once p's command runs. The process enters t's user namespace
-// first, then its mount, PID, network, IPC, UTS and cgroup namespaces,
-// then its root directory and p.Cwd ("/" if empty); it becomes a process
-// of the sandbox's PID namespace, so it dies when the sandbox ends.
-// p.UID and p.GID must be mapped in the sandbox; p.NoNewPrivs applies as
-// for Start, and so does p.Terminal: a pseudo-terminal from the sandbox's
-// own /dev/ptmx, which the command leads as a session of its own.
+// returns once p's command runs. The process enters the namespaces of the
+// sandbox's command (PID 1's oldest child; PID 1 itself is not readable):
+// the sandbox's user namespace first, then its PID, network, IPC, UTS and
+// cgroup namespaces, then, with a mount namespace of the sandbox's own,
+// the command's nested user and mount namespaces (nested.go), then its
+// root directory and p.Cwd ("/" if empty). It becomes a process of the
+// sandbox's PID namespace, so it dies when the sandbox ends. p.UID and
+// p.GID must be mapped in the command's user namespace; p.NoNewPrivs
+// applies as for Start, and so does p.Terminal: a pseudo-terminal from the
+// sandbox's own /dev/ptmx, which the command leads as a session of its
+// own.
 //
 // The returned Sandbox stands for the joined command, not the whole
 // sandbox: Pid is the command's host pid, Signal signals the command, Wait
@@ -139,12 +138,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		joinStart:    t.StartTime,
 		security:     append(t.Security.records(p.UID), t.Limits.records()...),
 	}
-	if t.nest.nested && p.UID == t.nest.nestUID && p.GID == t.nest.nestGID {
-		// The outer user namespace maps only inner 0 (the caller): the
-		// command's own ids exist only in a nested one, as for the
-		// sandbox's command.
-		cfg.nest = t.nest
-	}
+	cfg.joinNested = t.Namespaces.Mount
 	if p.Terminal {
 		ws := initialWinsize(p)
 		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))

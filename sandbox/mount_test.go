@@ -76,20 +76,36 @@ func TestParseMode(t *testing.T) {
 func TestPlanNesting(t *testing.T) {
 	single := mapping.Plan{HostUID: 1000, HostGID: 100,
 		UIDs: []mapping.Extent{{Inner: 1000, Outer: 1000, Count: 1}}, GIDs: []mapping.Extent{{Inner: 100, Outer: 100, Count: 1}}}
-	n := planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: single})
+	proc := Process{UID: 1000, GID: 100}
+	// The caller's own ids only: inner 0 is the caller for setup, and the
+	// command's nested namespace maps its ids back onto that 0.
+	n := planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: single, Process: proc})
 	assert.Check(t, n.nested)
-	assert.Equal(t, n.nestUID, uint32(1000))
-	assert.Equal(t, n.nestGID, uint32(100))
+	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 1000, Outer: 0, Count: 1}})
+	assert.DeepEqual(t, n.gids, []mapping.Extent{{Inner: 100, Outer: 0, Count: 1}})
+	assert.Equal(t, n.outerUID, uint32(0))
+	assert.Equal(t, n.outerGID, uint32(0))
 	assert.DeepEqual(t, n.plan.UIDs, []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}})
 	assert.DeepEqual(t, n.plan.GIDs, []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}})
 
-	// No new root, root already mapped, or subordinate ids: no nesting.
-	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mapping: single}).nested)
+	// Subordinate ids (or root already mapped): the plan as it is, and a
+	// nested identity over every id it maps.
+	subids := single
+	subids.UIDs = []mapping.Extent{{Inner: 0, Outer: 100000, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}}
+	n = planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: subids, Process: proc})
+	assert.Check(t, n.nested)
+	assert.DeepEqual(t, n.plan.UIDs, subids.UIDs)
+	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 0, Outer: 0, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}})
+	assert.Equal(t, n.outerUID, uint32(1000))
 	root := single
 	root.UIDs = []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}}
 	root.GIDs = []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}}
-	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: root}).nested)
-	subids := single
-	subids.UIDs = []mapping.Extent{{Inner: 0, Outer: 100000, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}}
-	assert.Check(t, !planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: subids}).nested)
+	n = planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: root})
+	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 0, Outer: 0, Count: 1}})
+
+	// Sharing the launcher's mount namespace: no mounts of nsbox's to
+	// lock, no nesting.
+	shared := AllNamespaces
+	shared.Mount = false
+	assert.Check(t, !planNesting(&Spec{Namespaces: shared, Mapping: subids}).nested)
 }

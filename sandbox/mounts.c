@@ -150,10 +150,10 @@ int parse_mount_record(struct config *c, const char *key, char *v)
 const struct config *mnt_cfg;
 int mnt_oldroot = -1;
 char mnt_console[PATH_MAX];
+int mnt_devpts_made;
 static dev_t own_devs[256]; /* filesystems setup made: not host-visible */
 static int n_own_devs;
 static int n_store;         /* names in the private /store */
-static int host_proc = -1;  /* the host's /proc, kept for the nested maps */
 
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
 {
@@ -493,7 +493,7 @@ static void file_op(const struct mount_op *op)
 	mnt_store_path(path, sizeof path, "f");
 	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
 	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
-	    fchown(f, mnt_cfg->uid, mnt_cfg->gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+	    fchown(f, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
 		fail("%s: write the file's content", op->what);
 	close(f);
 	int t = mnt_clone_tree(AT_FDCWD, path, 0, op->what);
@@ -553,11 +553,6 @@ static void build_root(const struct config *c)
 	for (int i = 0; i < c->n_mounts; i++)
 		handlers[c->mounts[i].type](&c->mounts[i]);
 
-	/* The nested user namespace's maps are written through the host's
-	 * /proc: the sandbox may have none. Close-on-exec, never the command's. */
-	if (c->nest_uid >= 0 && (host_proc = open("/oldroot/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-		fail("open the host's /proc");
-
 	/* 4. Into the new root; the old one (scratch and host) is detached.
 	 * pivot_root(".", ".") stacks the old root on the new one, and the
 	 * lazy unmount takes it off. */
@@ -571,48 +566,6 @@ static void build_root(const struct config *c)
 	if (c->cwd_try && chdir(c->cwd_try) < 0 && chdir("/") < 0)
 		fail("enter /");
 	umask(old_umask);
-}
-
-/* write_map writes one line to /proc/self/FILE of the caller. */
-static int write_map(const char *file, const char *line)
-{
-	char path[32];
-	snprintf(path, sizeof path, "self/%s", file);
-	int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = write_all(fd, line, strlen(line));
-	int err = errno;
-	close(fd);
-	errno = err;
-	return rc;
-}
-
-void keep_host_proc(void)
-{
-	host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (host_proc < 0)
-		fail("open the host's /proc");
-}
-
-int enter_nested_userns(const struct config *c)
-{
-	if (c->nest_uid < 0)
-		return 0;
-	/* We are inner root of the outer namespace, which is the caller on
-	 * the host; the nested map sends the command's ids onto it. The
-	 * gid_map needs setgroups "deny", inherited from the outer one. */
-	char line[64];
-	if (unshare(CLONE_NEWUSER) < 0)
-		return -1;
-	snprintf(line, sizeof line, "%lld 0 1\n", c->nest_uid);
-	if (write_map("uid_map", line) < 0)
-		return -1;
-	snprintf(line, sizeof line, "%lld 0 1\n", c->nest_gid);
-	if (write_map("gid_map", line) < 0)
-		return -1;
-	close(host_proc);
-	return 0;
 }
 
 /* setup_mounts makes every mount private first, so nothing done in the

@@ -18,6 +18,7 @@
 extern const struct config *mnt_cfg; /* the config being applied */
 extern int mnt_oldroot;              /* the host's / (at /oldroot) */
 extern char mnt_console[PATH_MAX];   /* the terminal on stdout, or "" */
+extern int mnt_devpts_made;          /* a --dev op mounted a devpts instance of ours */
 
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 /* mnt_fdpath names an open file by a path any mount option can take. */

@@ -19,14 +19,23 @@
 #include "stagelib.h"
 #include "mounts.h"
 
-/* readonly_below binds dst/name read-only onto itself, if it exists. */
+/* readonly_below binds dst/name read-only onto itself, if it exists and
+ * setup could write it. As bubblewrap does, a part the sandbox cannot
+ * write anyway (the usual case: in a user namespace, /proc/sys belongs to
+ * the host's root) is left uncovered: a bind over it would make this
+ * procfs "not fully visible", and the kernel would then refuse a new
+ * procfs to a sandbox nested inside this one (mount_too_revealing). */
 static void readonly_below(const char *dst, const char *name, const char *what)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], self[64];
 	snprintf(path, sizeof path, "%s/%s", strcmp(dst, "/") ? dst : "", name);
 	int fd = mnt_open_in_root(path, 0);
 	if (fd < 0)
 		return;
+	if (access(mnt_fdpath(fd, self, sizeof self), W_OK) < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
+		close(fd);
+		return;
+	}
 	int t = mnt_clone_tree(fd, "", 1, what);
 	mnt_set_attr(t, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, what);
 	int again = dup(fd);
@@ -115,6 +124,7 @@ void mount_dev_op(const struct mount_op *op)
 		mnt_attach(m, openat(dev, "pts", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
 		if (symlinkat("pts/ptmx", dev, "ptmx") < 0)
 			fail("%s: create ptmx", w);
+		mnt_devpts_made = 1;
 	} else {
 		/* devpts refuses a user namespace where root is unmapped: share
 		 * the host's instance. Its ptmx works where the host mounted it

@@ -41,7 +41,7 @@ static int tmp_overlay(int lower, int own, const char *what)
 	/* The command's own, and writable by it: that is the point. */
 	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
 	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
-	    (own && chown(up, mnt_cfg->uid, mnt_cfg->gid) < 0) || chmod(up, mode) < 0)
+	    (own && chown(up, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid) < 0) || chmod(up, mode) < 0)
 		fail("%s: create the overlay's upper directory", what);
 	int m = overlay(mnt_fdpath(lower, lp, sizeof lp), up, wk);
 	if (m >= 0)
@@ -67,7 +67,7 @@ static void overlay_each(int orig, const char *dst, const char *w)
 	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
 	const char *opts[] = {"mode", mode, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0 || fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0)
+	if (m < 0 || fchownat(m, "", (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_EMPTY_PATH) < 0)
 		fail("%s: mount a tmpfs", w);
 	mnt_own_fs(m);
 	struct dirent *e;
@@ -144,7 +144,7 @@ void mount_copy_up_op(const struct mount_op *op)
 	if ((m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
 		fail("%s: mount a tmpfs", w);
 	mnt_own_fs(m);
-	if (fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
+	if (fchownat(m, "", (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
 		fail("%s: prepare the tmpfs", w);
 	int ro = openat(m, ".nsbox-ro", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -157,7 +157,7 @@ void mount_copy_up_op(const struct mount_op *op)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(target, sizeof target, ".nsbox-ro/%s", e->d_name);
-		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, mnt_cfg->uid, mnt_cfg->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_SYMLINK_NOFOLLOW) < 0)
 			fail("%s: link %s", w, e->d_name);
 	}
 	closedir(d);
@@ -171,11 +171,12 @@ void mount_overlay_op(const struct mount_op *op)
 	 * kernel /proc/self/fd names, free of ':' and ','. */
 	size_t n = (size_t)op->n_lower * 40 + 1;
 	char *lowers = calloc(1, n);
+	int *fds = calloc((size_t)op->n_lower + 1, sizeof *fds);
 	char p[64];
-	if (!lowers)
+	if (!lowers || !fds)
 		fail("%s: allocate", op->what);
 	for (int i = 0; i < op->n_lower; i++) {
-		int fd = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+		int fd = fds[i] = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
 		if (fd < 0)
 			fail("%s: open lower directory %s", op->what, op->lower[i]);
 		if (i)
@@ -192,6 +193,12 @@ void mount_overlay_op(const struct mount_op *op)
 		fail_fix("put UPPER and WORK on one filesystem that supports overlayfs upper layers (not tmpfs before Linux 6.6, not another overlay)",
 			 "%s: mount overlayfs", op->what);
 	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
+	/* The layers are host directories: none of them may stay open. */
+	for (int i = 0; i < op->n_lower; i++)
+		close(fds[i]);
+	close(up);
+	close(wk);
+	free(fds);
 	free(lowers);
 }
 

@@ -10,6 +10,12 @@
  * podman do. The sysctl takes ids of the writer's user namespace and
  * stores the kernel ids they map to, so the range must run from the
  * mapped id with the lowest host id to the one with the highest.
+ *
+ * For the same reason it opens every port to binding
+ * (net.ipv4.ip_unprivileged_port_start = 0): the command runs in a nested
+ * user namespace (sandbox/nested.go) that holds no capability over this
+ * network namespace, so even root inside could not otherwise listen on
+ * port 80 of a network that belongs to the sandbox alone.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -20,8 +26,24 @@
 #include "stage.h"
 #include "stagelib.h"
 
+/* write_sysctl writes v to /proc/sys/NAME of our network namespace; best
+ * effort. */
+static void write_sysctl(const char *name, const char *v)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/proc/sys/%s", name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, v, strlen(v)) < 0) {
+		/* nothing: the sandbox works, these need privilege inside */
+	}
+	close(fd);
+}
+
 void allow_ping(void)
 {
+	write_sysctl("net/ipv4/ip_unprivileged_port_start", "0\n");
 	FILE *f = fopen("/proc/self/gid_map", "re");
 	if (!f)
 		return;
@@ -41,13 +63,6 @@ void allow_ping(void)
 	if (!any)
 		return;
 	char v[64];
-	int n = snprintf(v, sizeof v, "%lu %lu\n", lo_in, hi_in);
-	/* Best effort: without it ping inside needs root, as on such a host. */
-	int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, v, (size_t)n) < 0) {
-		/* nothing: the sandbox works, ping just needs privilege */
-	}
-	close(fd);
+	snprintf(v, sizeof v, "%lu %lu\n", lo_in, hi_in);
+	write_sysctl("net/ipv4/ping_group_range", v);
 }

@@ -34,6 +34,7 @@
 
 #include "stage.h"
 #include "stagelib.h"
+#include "mounts.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -42,6 +43,11 @@
 /* pty_slave is the slave end: PID 1's controlling terminal, and the
  * command's fds 0-2. */
 static int pty_slave = -1;
+
+int terminal_fd(void)
+{
+	return pty_slave;
+}
 
 /* send_master sends the master to the launcher: one message, its fd
  * attached to the header's bytes so the launcher's recvmsg gets both. */
@@ -70,20 +76,42 @@ static void send_master(int master)
 
 /* mount_devpts gives the sandbox its own /dev/pts and points /dev/ptmx at
  * its multiplexer, so programs inside (script, tmux, ssh) that open
- * /dev/ptmx get terminals of this instance too. */
+ * /dev/ptmx get terminals of this instance too. The --dev op (mounts_dev.c)
+ * has done it already where it ran; otherwise it is done here as every
+ * mount is: targets opened inside the root with RESOLVE_IN_ROOT and no
+ * symlinks followed, the mount attached to the descriptor, so a --rootfs
+ * the user controls cannot redirect it. */
 static void mount_devpts(void)
 {
-	if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		  "newinstance,ptmxmode=0666,mode=0620") < 0)
+	if (mnt_devpts_made)
+		return;
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int pts = root < 0 ? -1 : mnt_sys_openat2(root, "dev/pts", O_PATH | O_DIRECTORY, IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (pts < 0)
+		fail_fix("give the sandbox a /dev (--dev /dev), or drop --tty", "open /dev/pts in the sandbox");
+	const char *opts[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL};
+	int m = mnt_new_fs("devpts", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+	if (m < 0)
 		fail_fix("run nsbox on a kernel that allows devpts in user namespaces (Linux 4.7+), or drop --tty",
 			 "mount a new devpts instance on /dev/pts");
-	/* /dev/ptmx may be a device node of the host's devpts or a symlink
-	 * to pts/ptmx already; a bind over a symlink would follow it. */
+	mnt_attach(m, pts, "--tty");
+	/* /dev/ptmx may be a symlink to pts/ptmx already; else bind the new
+	 * instance's multiplexer over it (a bind over a symlink would follow
+	 * it, so it is opened without following). */
 	struct stat st;
-	if (lstat("/dev/ptmx", &st) == 0 && S_ISLNK(st.st_mode))
+	int ptmx = mnt_sys_openat2(root, "dev/ptmx", O_PATH | O_NOFOLLOW, IN_ROOT | RESOLVE_NO_SYMLINKS);
+	if (ptmx < 0 || fstat(ptmx, &st) < 0)
+		fail("open /dev/ptmx in the sandbox");
+	if (S_ISLNK(st.st_mode)) {
+		close(ptmx);
+		close(root);
 		return;
-	if (mount("/dev/pts/ptmx", "/dev/ptmx", NULL, MS_BIND, NULL) < 0)
+	}
+	int t = open_tree(root, "dev/pts/ptmx", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (t < 0)
 		fail("bind /dev/pts/ptmx over /dev/ptmx");
+	mnt_attach(t, ptmx, "--tty");
+	close(root);
 }
 
 /* pty_lead: the command leads the terminal's session itself (nsbox exec
@@ -132,11 +160,8 @@ void open_terminal(const struct config *c)
 		mount_devpts();
 		ptmx = "/dev/pts/ptmx";
 	}
-	/* With a nested user namespace (nested.go) the command's ids map onto
-	 * inner 0 of this one: that is whom the terminal is given to here. */
-	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
-	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
-	open_pair(ptmx, uid, gid, c);
+	/* The command's ids as this user namespace sees them (nested.go). */
+	open_pair(ptmx, (uid_t)c->nest_uid, (gid_t)c->nest_gid, c);
 	/* PID 1 leads the terminal's session, as getty or sshd's session
 	 * process would: the command's group then has a parent in the same
 	 * session but another group, so the kernel lets Ctrl-Z stop it (it
@@ -154,9 +179,7 @@ void open_join_terminal(const struct config *c)
 	/* Inside the sandbox's root: /dev/ptmx is its own devpts's (or the
 	 * host's, where the sandbox could not mount one), never the caller's
 	 * terminal. */
-	uid_t uid = c->nest_uid >= 0 ? 0 : c->uid;
-	gid_t gid = c->nest_gid >= 0 ? 0 : c->gid;
-	open_pair("/dev/ptmx", uid, gid, c);
+	open_pair("/dev/ptmx", c->uid, c->gid, c);
 	pty_lead = 1;
 }
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -232,12 +233,18 @@ static void parse_config(char *buf, size_t len, struct config *c)
 			c->join_pid = atoi(v);
 		else if (!strcmp(p, "join-start"))
 			c->join_start = strtoull(v, NULL, 10);
+		else if (!strcmp(p, "join-nested"))
+			c->join_nested = atoi(v);
 		else if (!strcmp(p, "pty"))
 			c->pty = atoi(v);
 		else if (!strcmp(p, "pty-rows"))
 			c->pty_rows = atoi(v);
 		else if (!strcmp(p, "pty-cols"))
 			c->pty_cols = atoi(v);
+		else if (!strcmp(p, "nest-uid-map"))
+			c->nest_uid_map = v;
+		else if (!strcmp(p, "nest-gid-map"))
+			c->nest_gid_map = v;
 		else if (!strcmp(p, "tap"))
 			c->tap_name = v;
 		else if (!strcmp(p, "tap-mtu"))
@@ -259,6 +266,10 @@ static void parse_config(char *buf, size_t len, struct config *c)
 		errno = EINVAL;
 		fail("no command given");
 	}
+	if (c->nest_uid < 0)
+		c->nest_uid = c->uid;
+	if (c->nest_gid < 0)
+		c->nest_gid = c->gid;
 }
 
 /* --- death of the launcher ---------------------------------------------- */
@@ -368,7 +379,7 @@ static void exec_command(char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal */
+	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal, 5 nested namespace */
 	int err;
 };
 
@@ -386,8 +397,8 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 4;
 		goto failed;
 	}
-	if (enter_nested_userns(c) < 0) {
-		r.step = 2;
+	if (nest_enter(c) < 0) {
+		r.step = 5;
 		goto failed;
 	}
 	security_before_identity(c);
@@ -426,6 +437,10 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	security_before_exec(c);
+	/* Only stdio reaches the command: whatever else is open here (the
+	 * launcher's socket, the report pipe, PID 1's signalfd) closes at
+	 * exec, also if something was opened without O_CLOEXEC. */
+	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
 	environ = c->envp;
 	exec_command(c->argv, c->envp);
 failed:
@@ -522,7 +537,6 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		;
 	close(pid1_gate[0]);
 	arm_parent_death();
-	make_joinable();
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -538,10 +552,19 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		setup_tap(c);
 	if (c->net_wait)
 		wait_network();
+	int host_proc = nest_prepare(c);
 	setup_mounts(c);
 	open_terminal(c);
 	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
 		fail("set the hostname to %s", c->hostname);
+	/* Setup is done: nothing it opened may outlive it (an O_PATH of a
+	 * host directory would be a way out through /proc/1/fd), and no
+	 * process of the sandbox may read or trace PID 1. The launcher never
+	 * needs to: nsbox exec enters the command's namespaces (join.c). */
+	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc};
+	close_fds_except(keep, (int)(sizeof keep / sizeof *keep));
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE)");
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */
@@ -555,6 +578,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	int report[2];
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");
+	nest_pipes(c);
 	pid_t cmd = fork();
 	if (cmd < 0)
 		fail("fork the command");
@@ -563,6 +587,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		run_command(c, report[1]);
 	}
 	close(report[1]);
+	nest_write_maps(c);
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
 	int err = 0, step = read_exec_report(report[0], &err);
@@ -581,6 +606,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 				 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
 		case 4:
 			fail("make the pseudo-terminal the command's controlling terminal");
+		case 5:
+			fail("create the command's nested user and mount namespace");
 		default:
 			fail("set no_new_privs");
 		}

@@ -34,11 +34,17 @@ struct config {
 	const char *cwd_try;       /* the launcher's cwd, "/" if it is not inside */
 	struct mount_op *mounts;
 	int n_mounts;
-	/* With nest_uid >= 0 the command gets a nested user namespace that
-	 * maps nest_uid/nest_gid onto inner 0 (see sandbox/nested.go). */
+	/* With nest_uid_map set, the command gets a nested user namespace and
+	 * mount namespace (see sandbox/nested.go) whose maps PID 1 writes:
+	 * "inner outer count" lines, outer ids being this namespace's.
+	 * nest_uid/nest_gid are the command's ids as this namespace sees
+	 * them (its uid/gid when not nested): whom setup gives the
+	 * command's files and terminal. */
+	const char *nest_uid_map, *nest_gid_map;
 	long long nest_uid, nest_gid;
 	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
 	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
+	int join_nested;                 /* its command has a nested user namespace */
 	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
 	int pty;           /* give the command a pseudo-terminal (pty.c) */
 	int pty_rows;      /* its initial window size; 0: leave unset */
@@ -114,13 +120,22 @@ ssize_t hex_decode(const char *hex, char *out);
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
 
-/* enter_nested_userns (mounts.c) moves the calling process into the
- * nested user namespace config asks for, if any; -1 with errno on error. */
-int enter_nested_userns(const struct config *c);
-/* keep_host_proc (nsbox exec, before entering the sandbox's root) keeps
- * the caller's /proc for enter_nested_userns: a joined command writes its
- * nested maps through the host's procfs, never the sandbox's. */
-void keep_host_proc(void);
+/* The command's nested user and mount namespace (nest.c, see
+ * sandbox/nested.go): nest_prepare (PID 1, before its mounts) keeps the
+ * launcher's /proc to write the maps through and returns that descriptor
+ * (-1 without nesting); nest_pipes (PID 1, before the fork) makes the
+ * handshake's pipes; nest_enter (the command's child) unshares and waits
+ * for the maps; nest_write_maps (PID 1) writes them and lets the child go
+ * on, then closes what nest_prepare kept. Without nest_uid_map they do
+ * nothing. nest_enter returns -1 with errno set. */
+int nest_prepare(const struct config *c);
+void nest_pipes(const struct config *c);
+int nest_enter(const struct config *c);
+void nest_write_maps(const struct config *c);
+
+/* close_fds_except closes every descriptor of the process but the n in
+ * keep (negative entries are ignored). */
+void close_fds_except(const int *keep, int n);
 
 /* parse_mount_record (mounts.c) takes the config records of the
  * filesystem; returns 0 for a key it does not know. */
@@ -142,11 +157,10 @@ int read_exec_report(int report_fd, int *err);
 /* join.c: nsbox exec. nsbox_join enters the running sandbox whose PID 1
  * is c->join_pid (user namespace first) and starts the command there;
  * namespace_ids writes "name=inode\n" for each namespace of ours (pid:
- * our children's), for the launcher's records; make_joinable keeps PID 1
- * open to its owner's nsbox exec. */
+ * our children's), for the launcher's records. */
 __attribute__((noreturn)) void nsbox_join(struct config *c);
 void namespace_ids(char *buf, size_t size);
-void make_joinable(void);
+
 
 /* pty.c: the command's pseudo-terminal, when c->pty. open_terminal (PID 1,
  * after setup_mounts) mounts the sandbox's own devpts, opens a pair, sends
@@ -156,6 +170,8 @@ void make_joinable(void);
  * resume_terminal (PID 1) gives the foreground back to a continued
  * command. Without c->pty they do nothing (attach_terminal returns 0). */
 void open_terminal(const struct config *c);
+/* terminal_fd is the slave PID 1 keeps (-1 without a pty). */
+int terminal_fd(void);
 /* open_join_terminal (nsbox exec --tty, inside the sandbox's root) opens
  * one from the sandbox's /dev/ptmx and sends the master; attach_terminal
  * then makes the command lead a session of its own on it. */

@@ -159,7 +159,7 @@ func TestMountOps(t *testing.T) {
 		"--proc", "/mnt/proc2",
 		"--mount", `type=tmpfs,"target=/mnt/with,comma",size=2m`,
 		"--", "sh", "-c", `
-			grep -E ' /mnt/small | /dev/mqueue | /mnt/proc2 ' /proc/self/mountinfo | awk '{print $5, $9}'
+			grep -E ' /mnt/small | /dev/mqueue | /mnt/proc2 ' /proc/self/mountinfo | awk '{print $5, $9}' | sort
 			grep -E ' /mnt/(small|with)' /proc/self/mountinfo | grep -o 'size=[0-9]*k' | sort -u
 			stat -c '%a %n' /mnt/small /mnt/made/here
 			readlink /mnt/made/link
@@ -171,7 +171,7 @@ func TestMountOps(t *testing.T) {
 	}, icmd.WithStdin(strings.NewReader("from stdin\n")))
 	res.Assert(t, icmd.Success)
 	assert.Equal(t, res.Stdout(), strings.Join([]string{
-		"/mnt/small tmpfs", "/dev/mqueue mqueue", "/mnt/proc2 proc",
+		"/dev/mqueue mqueue", "/mnt/proc2 proc", "/mnt/small tmpfs",
 		"size=1024k", "size=2048k",
 		"700 /mnt/small", "711 /mnt/made/here",
 		"/mnt/made/here",

@@ -84,29 +84,66 @@ func TestNamespacesOwnedBySandboxUserNamespace(t *testing.T) {
 	requireUnprivileged(t)
 	cmd, pid := startSleeper(t)
 	defer cmd.Process.Kill()
-	userIno := inode(t, fmt.Sprintf("/proc/%d/ns/user", pid))
-	assert.Check(t, userIno != inode(t, "/proc/self/ns/user"))
+	// The command runs in a nested user namespace (sandbox/nested.go):
+	// it owns the command's mount namespace, and its parent, the
+	// sandbox's, owns all the others; neither is the host's.
+	cmdUser := inode(t, fmt.Sprintf("/proc/%d/ns/user", pid))
+	assert.Check(t, cmdUser != inode(t, "/proc/self/ns/user"))
+	nsIoctl := func(path string, req uint) uint64 {
+		f, err := os.Open(path)
+		assert.NilError(t, err)
+		defer f.Close()
+		fd, err := unix.IoctlRetInt(int(f.Fd()), req)
+		assert.NilError(t, err, "ioctl on %s", path)
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		assert.NilError(t, unix.Fstat(fd, &st))
+		return st.Ino
+	}
+	sandboxUser := nsIoctl(fmt.Sprintf("/proc/%d/ns/user", pid), unix.NS_GET_PARENT)
+	assert.Check(t, sandboxUser != inode(t, "/proc/self/ns/user"), "the command's user namespace is a child of the host's")
 	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"} {
 		path := fmt.Sprintf("/proc/%d/ns/%s", pid, ns)
 		assert.Check(t, inode(t, path) != inode(t, "/proc/self/ns/"+ns), "%s is the host's", ns)
-		f, err := os.Open(path)
-		assert.NilError(t, err)
-		owner, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
-		f.Close()
-		assert.NilError(t, err, "NS_GET_USERNS on %s", path)
-		var st unix.Stat_t
-		assert.NilError(t, unix.Fstat(owner, &st))
-		unix.Close(owner)
-		assert.Check(t, st.Ino == userIno, "%s is owned by user namespace %d, not the sandbox's %d", ns, st.Ino, userIno)
+		want := sandboxUser
+		if ns == "mnt" {
+			want = cmdUser
+		}
+		owner := nsIoctl(path, unix.NS_GET_USERNS)
+		assert.Check(t, owner == want, "%s is owned by user namespace %d, not %d", ns, owner, want)
 	}
+}
+
+// outsideMaps starts a sandbox with args (and env, nil for the test's) and
+// returns its command's uid_map and gid_map read from the host, where the
+// kernel shows the ids of every user namespace between the command and the
+// host composed: what the command's ids are on the host. (Inside, the
+// command sees its nested namespace's map relative to the sandbox's.)
+func outsideMaps(t *testing.T, env []string, args ...string) (string, string) {
+	t.Helper()
+	cmd, pid := startSleeperEnv(t, env, args...)
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	uids, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	assert.NilError(t, err)
+	gids, err := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+	assert.NilError(t, err)
+	return normalizeMap(string(uids)), normalizeMap(string(gids))
 }
 
 // startSleeper starts nsbox running a uniquely named sleep and returns the
 // launcher and the host pid of the sleep.
 func startSleeper(t *testing.T, extra ...string) (*exec.Cmd, int) {
 	t.Helper()
+	return startSleeperEnv(t, nil, extra...)
+}
+
+// startSleeperEnv is startSleeper with the launcher's environment (nil:
+// the test's).
+func startSleeperEnv(t *testing.T, env []string, extra ...string) (*exec.Cmd, int) {
+	t.Helper()
 	arg := fmt.Sprintf("%d.%d", 1000+rand.IntN(1000), rand.IntN(1000000))
 	cmd := exec.Command(nsboxBin, append(append([]string{"run"}, extra...), "--", "sleep", arg)...)
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	assert.NilError(t, cmd.Start())
 	var pid int

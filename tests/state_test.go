@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -139,11 +141,18 @@ func TestPsListsRunningSandboxAndNotAfterItEnds(t *testing.T) {
 	fields := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+1:])
 	assert.Equal(t, fields[19], strconv.FormatUint(e.PidStartTime, 10))
 	// …whose namespaces and maps are the recorded ones, read from the host.
-	for _, ns := range []string{"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"} {
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", e.Pid, ns))
+	// PID 1 itself is not readable (not dumpable): its command's are, the
+	// sandbox's own but for the nested user and mount namespaces, whose
+	// parent user namespace is the recorded one.
+	cmd := commandOf(t, e.Pid)
+	for _, ns := range []string{"pid", "net", "ipc", "uts", "cgroup"} {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", cmd, ns))
 		assert.NilError(t, err)
 		assert.Equal(t, link, fmt.Sprintf("%s:[%d]", ns, e.Namespaces[ns]))
 	}
+	assert.Equal(t, parentUserNS(t, cmd), e.Namespaces["user"])
+	_, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/user", e.Pid))
+	assert.Check(t, errors.Is(err, os.ErrPermission), "PID 1 is readable: %v", err)
 	uidMap, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", e.Pid))
 	gidMap, _ := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", e.Pid))
 	assert.Equal(t, e.UIDMap, string(uidMap))
@@ -265,12 +274,24 @@ func TestExecJoinsTheSandbox(t *testing.T) {
 	script := `for n in user mnt pid net ipc uts cgroup; do readlink /proc/self/ns/$n; done; hostname; cat /proc/self/uid_map; grep -E '^(NoNewPrivs|Seccomp|CapEff|CapBnd):' /proc/self/status; pwd`
 	res = s.run("exec", "b", "--", "sh", "-c", script)
 	res.Assert(t, icmd.Success)
+	// The user and mount namespaces are the command's nested ones
+	// (sandbox/nested.go), whose map is the identity over the sandbox's.
+	cmd := commandOf(t, e.Pid)
 	var want []string
 	for _, n := range []string{"user", "mnt", "pid", "net", "ipc", "uts", "cgroup"} {
+		if n == "user" || n == "mnt" {
+			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", cmd, n))
+			assert.NilError(t, err)
+			want = append(want, link)
+			continue
+		}
 		want = append(want, fmt.Sprintf("%s:[%d]", n, e.Namespaces[n]))
 	}
 	want = append(want, "box")
-	want = append(want, splitLines(normalizeMap(e.UIDMap))...)
+	for _, l := range splitLines(normalizeMap(e.UIDMap)) {
+		f := strings.Fields(l)
+		want = append(want, f[0]+" "+f[0]+" "+f[2])
+	}
 	want = append(want, "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2", e.Cwd)
 	got := splitLines(res.Stdout())
 	for i := range got {
@@ -311,18 +332,22 @@ func TestExecUserNamespaceComesFirst(t *testing.T) {
 	if err != nil {
 		cannotRun(t, "nsenter (util-linux) not found")
 	}
-	pid := strconv.Itoa(e.Pid)
-	// The kernel refuses the mount namespace to a process outside the
-	// user namespace that owns it: this is why nsbox exec joins the user
-	// namespace first.
-	res := icmd.RunCmd(icmd.Command(nsenter, "-t", pid, "-m", "--", "true"))
+	// PID 1 is not dumpable: its namespaces are closed even to us.
+	res := icmd.RunCmd(icmd.Command(nsenter, "-t", strconv.Itoa(e.Pid), "-U", "--preserve-credentials", "--", "true"))
+	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "Permission denied"})
+	// The kernel refuses the command's mount namespace to a process
+	// outside the user namespace that owns it: this is why nsbox exec
+	// joins the user namespace first.
+	pid := strconv.Itoa(commandOf(t, e.Pid))
+	res = icmd.RunCmd(icmd.Command(nsenter, "-t", pid, "-m", "--", "true"))
 	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "Operation not permitted"})
 	// In that order it works, and lands where nsbox exec lands.
-	res = icmd.RunCmd(icmd.Command(nsenter, "-t", pid, "-U", "-m", "-p", "--preserve-credentials", "--", "readlink", "/proc/self/ns/mnt"))
-	res.Assert(t, icmd.Success)
+	icmd.RunCmd(icmd.Command(nsenter, "-t", pid, "-U", "-m", "--preserve-credentials", "--", "true")).Assert(t, icmd.Success)
+	cmdMnt, err := os.Readlink("/proc/" + pid + "/ns/mnt")
+	assert.NilError(t, err)
 	ours := s.run("exec", "b", "--", "readlink", "/proc/self/ns/mnt")
 	ours.Assert(t, icmd.Success)
-	assert.Equal(t, res.Stdout(), ours.Stdout())
+	assert.Equal(t, strings.TrimSpace(ours.Stdout()), cmdMnt)
 }
 
 func TestExecDiesWithTheSandbox(t *testing.T) {
@@ -344,6 +369,44 @@ func TestExecDiesWithTheSandbox(t *testing.T) {
 	// exec reports SIGKILL, and it is gone from the host.
 	assert.Equal(t, exitCode(t, joined), 128+int(syscall.SIGKILL))
 	assert.Check(t, syscall.Kill(hostPid, 0) == syscall.ESRCH)
+}
+
+// commandOf returns the host pid of the sandbox's command: the oldest
+// child of its PID 1.
+func commandOf(t *testing.T, pid1 int) int {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	best, bestStart := 0, uint64(0)
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+1:])
+		if len(f) < 20 || f[1] != strconv.Itoa(pid1) {
+			continue
+		}
+		start, _ := strconv.ParseUint(f[19], 10, 64)
+		if pid, _ := strconv.Atoi(filepath.Base(d)); best == 0 || start < bestStart {
+			best, bestStart = pid, start
+		}
+	}
+	assert.Assert(t, best > 0, "no child of PID 1 (%d)", pid1)
+	return best
+}
+
+// parentUserNS is the inode of the parent of pid's user namespace.
+func parentUserNS(t *testing.T, pid int) uint64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", pid))
+	assert.NilError(t, err)
+	defer f.Close()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_PARENT)
+	assert.NilError(t, err)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	assert.NilError(t, unix.Fstat(fd, &st))
+	return st.Ino
 }
 
 // pgrepSleep finds the host pid of our `sleep ARG`.
@@ -486,8 +549,12 @@ func TestInfoFDAndJSONStatusFD(t *testing.T) {
 	assert.Assert(t, sm != nil, "json-status-fd line 1: %q", lines[0])
 	assert.DeepEqual(t, sm[1:], m[1:])
 	assert.Equal(t, lines[1], `{ "exit-code": 5 }`+"\n")
-	// The inodes are the command's namespaces.
-	assert.Equal(t, out, fmt.Sprintf("mnt:[%s]\nnet:[%s]\n", m[4], m[5]))
+	// The inodes are the sandbox's namespaces; the command's mount
+	// namespace is its own, nested below them (sandbox/nested.go).
+	outLines := splitLines(out)
+	assert.Assert(t, len(outLines) == 2, out)
+	assert.Check(t, outLines[0] != fmt.Sprintf("mnt:[%s]", m[4]), "the command shares the setup's mount namespace")
+	assert.Equal(t, outLines[1], fmt.Sprintf("net:[%s]", m[5]))
 	pid, _ := strconv.Atoi(m[1])
 	assert.Check(t, pid > 0 && pid != os.Getpid())
 

@@ -1,0 +1,151 @@
+/*
+ * nest.c: the command's nested user and mount namespace (the why is in
+ * sandbox/nested.go), and closing what PID 1 does not need.
+ *
+ * The handshake, between PID 1 (in the sandbox's user namespace, with
+ * CAP_SETUID/CAP_SETGID there) and the command's child:
+ *
+ *   PID 1                                  child
+ *   nest_prepare: keep the launcher's /proc
+ *   mounts …; fork ───────────────────────▶ nest_enter:
+ *                                            unshare(CLONE_NEWUSER | CLONE_NEWNS)
+ *                      ◀──────────────────── its pid in that /proc
+ *   nest_write_maps: uid_map, gid_map of it
+ *                      ───────────────────▶ (EOF) goes on: identity, exec
+ *
+ * Why PID 1 writes: a map with more than the writer's own id needs
+ * CAP_SETUID in the *parent* user namespace (user_namespaces(7)), which
+ * the child loses the moment it unshares. Why through the launcher's
+ * /proc: the sandbox may have no /proc, and its /proc numbers processes
+ * in the sandbox's PID namespace, where the child's pid means nothing to
+ * a procfs of the host's. The kept descriptor is O_PATH, close-on-exec,
+ * and closed as soon as the maps are written.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "stagelib.h"
+
+static int host_proc = -1;      /* the launcher's /proc, for the maps */
+static int nest_pipe[2][2] = {{-1, -1}, {-1, -1}}; /* [0] child→PID 1, [1] PID 1→child */
+
+int nest_prepare(const struct config *c)
+{
+	if (!c->nest_uid_map)
+		return -1;
+	host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (host_proc < 0)
+		fail("open /proc to write the command's nested id maps");
+	return host_proc;
+}
+
+void nest_pipes(const struct config *c)
+{
+	if (c->nest_uid_map && (pipe2(nest_pipe[0], O_CLOEXEC) < 0 || pipe2(nest_pipe[1], O_CLOEXEC) < 0))
+		fail("create the nesting pipes");
+}
+
+int nest_enter(const struct config *c)
+{
+	if (!c->nest_uid_map)
+		return 0;
+	close(nest_pipe[0][0]);
+	close(nest_pipe[1][1]);
+	/* PID 1 is not dumpable, and neither are we, its fork: then
+	 * /proc/OUR-PID belongs to the host's root and PID 1 could not open
+	 * our map files. Nothing of the sandbox runs yet that could use
+	 * this, and exec decides dumpability afresh. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+		return -1;
+	/* Our pid as the launcher's /proc numbers it. */
+	char self[32];
+	ssize_t n = readlinkat(host_proc, "self", self, sizeof self - 1);
+	if (n <= 0)
+		return -1;
+	if (write_all(nest_pipe[0][1], self, (size_t)n) < 0)
+		return -1;
+	close(nest_pipe[0][1]);
+	close(host_proc);
+	/* PID 1 closes its end once the maps are written (or it failed). */
+	char b;
+	while ((n = read(nest_pipe[1][0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(nest_pipe[1][0]);
+	if (n != 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+/* write_map writes text to /proc/PID/FILE (host numbering) in one write. */
+static void write_map(const char *pid, const char *file, const char *text)
+{
+	char path[64];
+	snprintf(path, sizeof path, "%s/%s", pid, file);
+	int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail("open the command's %s", file);
+	/* One write(2): the kernel takes a map file's content only whole. */
+	ssize_t n = write(fd, text, strlen(text));
+	if (n != (ssize_t)strlen(text))
+		fail("write the command's nested %s (%s)", file, text);
+	close(fd);
+}
+
+void nest_write_maps(const struct config *c)
+{
+	if (!c->nest_uid_map)
+		return;
+	close(nest_pipe[0][1]);
+	close(nest_pipe[1][0]);
+	char pid[32];
+	ssize_t n;
+	while ((n = read(nest_pipe[0][0], pid, sizeof pid - 1)) < 0 && errno == EINTR)
+		;
+	close(nest_pipe[0][0]);
+	if (n > 0) {
+		pid[n] = '\0';
+		/* gid_map needs setgroups "deny" first only for an unprivileged
+		 * writer; the nested namespace inherits the outer one's choice. */
+		write_map(pid, "uid_map", c->nest_uid_map);
+		write_map(pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
+	}
+	/* n <= 0: the child failed before it unshared; it reports that
+	 * itself. Closing lets it go on either way. */
+	close(nest_pipe[1][1]);
+	close(host_proc);
+	host_proc = -1;
+}
+
+void close_fds_except(const int *keep, int n)
+{
+	int sorted[16], m = 0;
+	for (int i = 0; i < n && m < 16; i++)
+		if (keep[i] >= 0)
+			sorted[m++] = keep[i];
+	for (int i = 1; i < m; i++)
+		for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+			int t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	unsigned from = 0;
+	for (int i = 0; i <= m; i++) {
+		unsigned to = i < m ? (unsigned)sorted[i] : ~0U;
+		if (to > from && syscall(SYS_close_range, from, to - 1, 0) < 0)
+			for (unsigned fd = from; fd < to && fd < 4096; fd++)
+				close((int)fd);
+		if (i < m)
+			from = (unsigned)sorted[i] + 1;
+	}
+}
