@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+//go:generate go run gen_seccomp_tables.go
+
 // The default seccomp filter is a classic BPF program generated here, in Go,
 // and installed by the stage (security.c) as the command's last step before
 // exec; no libseccomp, so the binary stays static. It answers EPERM for:
@@ -21,43 +23,70 @@ import (
 //     delete_module: the kernel itself (already refused without host
 //     privilege; refused here before the kernel's own code is reached);
 //   - perf_event_open, userfaultfd: frequent kernel exploit primitives;
+//   - io_uring_setup, io_uring_enter, io_uring_register (unless
+//     Security.AllowIOUring): the operations io_uring performs are not
+//     system calls, so no seccomp filter sees them, and it has been a
+//     steady source of kernel exploits (Docker's default profile refuses
+//     it too);
 //   - iopl, ioperm (x86): I/O ports;
 //   - the x32 ABI on x86_64 (syscall numbers with bit 30 set): a second
 //     syscall table with its own bugs, used by nothing nsbox runs.
 //
+// With Security.DisableUserns (bubblewrap's --disable-userns) it also makes
+// nested user namespaces impossible:
+//
+//   - unshare and clone with CLONE_NEWUSER in their flags: EPERM;
+//   - clone3: ENOSYS. Its flags are in a struct in memory, which seccomp
+//     cannot read, so the filter cannot tell a plain thread from a new user
+//     namespace; ENOSYS makes glibc and Go fall back to clone, which it can
+//     check;
+//   - setns with CLONE_NEWUSER in nstype, or nstype 0 ("any type": the
+//     filter cannot see what the fd names): EPERM. Only a user namespace
+//     the caller has CAP_SYS_ADMIN in can be joined at all, which means
+//     one created inside the sandbox: with unshare, clone and clone3
+//     refused there is none, so this closes a door that is already shut
+//     unless such an fd is passed in from outside.
+//
 // The filter checks the architecture first: the host's native one and its
 // 32-bit compat ABI (i386 on x86_64, arm on arm64) each have their own
 // numbers; any other architecture kills the process, as libseccomp does.
+// The numbers come from golang.org/x/sys/unix for every architecture,
+// copied into seccomp_tables.go by gen_seccomp_tables.go (a build only
+// compiles its own architecture's constants; the compat ABI needs the
+// other's).
 
 // seccompData offsets (struct seccomp_data, linux/seccomp.h): nr, arch,
-// instruction_pointer, then six 64-bit args. The ioctl request is an
-// unsigned int in the kernel, so only the low word of args[1] is compared:
-// the upper half is ignored by ioctl(2) and must not let TIOCSTI through.
+// instruction_pointer, then six 64-bit args. The ioctl request, the flags of
+// clone and unshare and setns's nstype are (unsigned) ints to the kernel,
+// so only the low word is compared: the upper half is ignored by the
+// syscall and must not let TIOCSTI or CLONE_NEWUSER through.
 const (
 	seccompOffNr    = 0
 	seccompOffArch  = 4
+	seccompOffArg0L = 16     // little-endian low word of args[0]
 	seccompOffArg1L = 16 + 8 // little-endian low word of args[1]
 )
 
 // syscallTable is one architecture's numbers for the filter.
 type syscallTable struct {
-	arch  uint32   // AUDIT_ARCH_*
-	ioctl uint32   // filtered on its request argument
-	deny  []uint32 // EPERM outright
-	x32   bool     // numbers with bit 30 set are the x32 ABI: EPERM
+	arch uint32            // AUDIT_ARCH_*
+	nr   map[string]uint32 // by name, from seccomp_tables.go
+	x32  bool              // numbers with bit 30 set are the x32 ABI: EPERM
 }
 
 var (
-	tableAMD64 = syscallTable{arch: unix.AUDIT_ARCH_X86_64, ioctl: 16, x32: true,
-		// keyctl add_key request_key kexec_load kexec_file_load init_module
-		// finit_module delete_module perf_event_open userfaultfd iopl ioperm
-		deny: []uint32{250, 248, 249, 246, 320, 175, 313, 176, 298, 323, 172, 173}}
-	table386 = syscallTable{arch: unix.AUDIT_ARCH_I386, ioctl: 54,
-		deny: []uint32{288, 286, 287, 283, 128, 350, 129, 336, 374, 110, 101}}
-	tableARM64 = syscallTable{arch: unix.AUDIT_ARCH_AARCH64, ioctl: 29,
-		deny: []uint32{219, 217, 218, 104, 294, 105, 273, 106, 241, 282}}
-	tableARM = syscallTable{arch: unix.AUDIT_ARCH_ARM, ioctl: 54,
-		deny: []uint32{311, 309, 310, 347, 401, 128, 379, 129, 364, 388}}
+	tableAMD64 = syscallTable{arch: unix.AUDIT_ARCH_X86_64, nr: sysnumAMD64, x32: true}
+	table386   = syscallTable{arch: unix.AUDIT_ARCH_I386, nr: sysnum386}
+	tableARM64 = syscallTable{arch: unix.AUDIT_ARCH_AARCH64, nr: sysnumARM64}
+	tableARM   = syscallTable{arch: unix.AUDIT_ARCH_ARM, nr: sysnumARM}
+)
+
+// seccompDeny are refused outright by the default filter, where the
+// architecture has them; seccompIOUring too unless AllowIOUring.
+var (
+	seccompDeny = []string{"keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
+		"init_module", "finit_module", "delete_module", "perf_event_open", "userfaultfd", "iopl", "ioperm"}
+	seccompIOUring = []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}
 )
 
 // seccompTables returns the tables of the architecture nsbox was built for:
@@ -69,7 +98,14 @@ func seccompTables(goarch string) ([]syscallTable, error) {
 	case "arm64":
 		return []syscallTable{tableARM64, tableARM}, nil
 	}
-	return nil, fmt.Errorf("no default seccomp filter for %s; fix: pass --no-seccomp, or --seccomp FILE with a program of your own", goarch)
+	return nil, fmt.Errorf("no seccomp filter for %s; fix: pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", goarch)
+}
+
+// seccompRules says what one generated program refuses.
+type seccompRules struct {
+	defaults      bool // the default filter's refusals
+	allowIOUring  bool // with defaults: leave io_uring alone
+	disableUserns bool // refuse new user namespaces
 }
 
 // program is a tiny assembler with labels, over x/net/bpf's instructions:
@@ -113,30 +149,75 @@ func (p *program) assemble() ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(p.insns)
 }
 
-// buildDefaultSeccomp builds the default filter for the given tables.
-func buildDefaultSeccomp(tables []syscallTable) ([]bpf.RawInstruction, error) {
+// buildSeccomp builds the program for the given tables and rules.
+func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, error) {
 	p := &program{jumps: map[int][2]string{}, labels: map[string]int{}}
 	p.add(bpf.LoadAbsolute{Off: seccompOffArch, Size: 4})
 	for i, t := range tables {
+		need := func(name string) (uint32, error) {
+			nr, ok := t.nr[name]
+			if !ok {
+				return 0, fmt.Errorf("seccomp program: no number for %s on arch %#x", name, t.arch)
+			}
+			return nr, nil
+		}
 		next := fmt.Sprintf("arch%d", i+1)
 		p.jump(bpf.JumpEqual, t.arch, "", next)
 		p.add(bpf.LoadAbsolute{Off: seccompOffNr, Size: 4})
 		if t.x32 {
 			p.jump(bpf.JumpBitsSet, 0x40000000, "deny", "")
 		}
-		p.jump(bpf.JumpEqual, t.ioctl, "ioctl", "")
-		for _, nr := range t.deny {
-			p.jump(bpf.JumpEqual, nr, "deny", "")
+		if r.defaults {
+			ioctl, err := need("ioctl")
+			if err != nil {
+				return nil, err
+			}
+			p.jump(bpf.JumpEqual, ioctl, "ioctl", "")
+			deny := seccompDeny
+			if !r.allowIOUring {
+				deny = append(append([]string(nil), deny...), seccompIOUring...)
+			}
+			for _, name := range deny {
+				if nr, ok := t.nr[name]; ok { // iopl, ioperm: x86 only
+					p.jump(bpf.JumpEqual, nr, "deny", "")
+				}
+			}
+		}
+		if r.disableUserns {
+			for _, j := range []struct{ name, to string }{
+				{"clone3", "enosys"}, {"unshare", "flags0"}, {"clone", "flags0"}, {"setns", "setns"},
+			} {
+				nr, err := need(j.name)
+				if err != nil {
+					return nil, err
+				}
+				p.jump(bpf.JumpEqual, nr, j.to, "")
+			}
 		}
 		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
 		p.label(next)
 	}
 	p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS})
-	p.label("ioctl")
-	p.add(bpf.LoadAbsolute{Off: seccompOffArg1L, Size: 4})
-	p.jump(bpf.JumpEqual, unix.TIOCSTI, "deny", "")
-	p.jump(bpf.JumpEqual, unix.TIOCLINUX, "deny", "")
-	p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
+	if r.defaults {
+		p.label("ioctl")
+		p.add(bpf.LoadAbsolute{Off: seccompOffArg1L, Size: 4})
+		p.jump(bpf.JumpEqual, unix.TIOCSTI, "deny", "")
+		p.jump(bpf.JumpEqual, unix.TIOCLINUX, "deny", "")
+		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
+	}
+	if r.disableUserns {
+		p.label("flags0") // unshare(flags), clone(flags, …)
+		p.add(bpf.LoadAbsolute{Off: seccompOffArg0L, Size: 4})
+		p.jump(bpf.JumpBitsSet, unix.CLONE_NEWUSER, "deny", "")
+		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
+		p.label("setns") // setns(fd, nstype)
+		p.add(bpf.LoadAbsolute{Off: seccompOffArg1L, Size: 4})
+		p.jump(bpf.JumpEqual, 0, "deny", "")
+		p.jump(bpf.JumpBitsSet, unix.CLONE_NEWUSER, "deny", "")
+		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
+		p.label("enosys")
+		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)})
+	}
 	p.label("deny")
 	p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)})
 	return p.assemble()
@@ -154,21 +235,46 @@ func encodeSeccomp(insns []bpf.RawInstruction) []byte {
 	return b
 }
 
-var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
+// seccompProgram builds the program for r on the architecture nsbox was
+// built for, as the kernel's struct sock_filter array.
+func seccompProgram(r seccompRules) ([]byte, error) {
 	tables, err := seccompTables(runtime.GOARCH)
 	if err != nil {
 		return nil, err
 	}
-	insns, err := buildDefaultSeccomp(tables)
+	insns, err := buildSeccomp(tables, r)
 	if err != nil {
 		return nil, err
 	}
 	return encodeSeccomp(insns), nil
+}
+
+var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
+	return seccompProgram(seccompRules{defaults: true})
 })
 
 // DefaultSeccompProgram returns nsbox's default filter as a raw struct
-// sock_filter array, the format --seccomp reads.
+// sock_filter array, the format --seccomp reads: what a zero Security
+// installs.
 func DefaultSeccompProgram() ([]byte, error) { return defaultSeccomp() }
+
+// DefaultSeccompDenied lists the system calls the default filter refuses
+// outright on this architecture, by name, io_uring's included; ioctl is
+// refused only for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a
+// whole, which the list does not show.
+func DefaultSeccompDenied() []string {
+	tables, err := seccompTables(runtime.GOARCH)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range append(append([]string(nil), seccompDeny...), seccompIOUring...) {
+		if _, ok := tables[0].nr[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 // maxSeccompInsns is the kernel's BPF_MAXINSNS.
 const maxSeccompInsns = 4096

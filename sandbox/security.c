@@ -9,7 +9,8 @@
  *   run_command switches uid/gid, chdir, sets no_new_privs;
  *   security_before_exec:
  *     the command's capability sets (ambient for a non-root command),
- *     Landlock, and seccomp last, so no setup syscall meets the filter.
+ *     Landlock, and seccomp last, so no setup syscall meets the filter;
+ *     then, if asked, the check that user namespaces are disabled.
  *
  * Everything here was decided by the launcher (sandbox/security.go) and
  * arrives as CONFIG records; this file only applies them. Failures end the
@@ -22,6 +23,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +86,8 @@ int parse_security_config(struct config *c, const char *key, char *v)
 		add_record(&c->seccomp, &c->nseccomp, v);
 	} else if (!strcmp(key, "new-session")) {
 		c->new_session = atoi(v);
+	} else if (!strcmp(key, "assert-userns-disabled")) {
+		c->assert_userns_disabled = atoi(v);
 	} else if (!strcmp(key, "rlimit")) {
 		add_record(&c->rlimits, &c->nrlimits, v);
 	} else if (!strcmp(key, "landlock")) {
@@ -240,9 +244,31 @@ static void apply_seccomp(const struct config *c)
 	}
 }
 
+/* assert_userns_disabled is bubblewrap's check for --disable-userns and
+ * --assert-userns-disabled: with everything applied, try to create a user
+ * namespace here, in the command's own context. If that works the command
+ * must not run (this process is about to be replaced or to fail, so the
+ * namespace it gained goes nowhere). Only the refusals that mean
+ * "disabled" count: EPERM (seccomp, LSM), ENOSPC (user.max_user_namespaces)
+ * and EUSERS (nesting depth); anything else (EINVAL: not single-threaded)
+ * cannot tell, and fails too. */
+static void assert_userns_disabled(const struct config *c)
+{
+	if (!c->assert_userns_disabled)
+		return;
+	if (unshare(CLONE_NEWUSER) == 0) {
+		errno = 0; /* the line reads "…: Success" */
+		fail_fix("add --disable-userns, or drop --assert-userns-disabled",
+			 "--assert-userns-disabled: create a user namespace inside the sandbox (unshare CLONE_NEWUSER)");
+	}
+	if (errno != EPERM && errno != ENOSPC && errno != EUSERS)
+		fail("--assert-userns-disabled: check with unshare(CLONE_NEWUSER)");
+}
+
 void security_before_exec(const struct config *c)
 {
 	apply_capabilities(c);
 	apply_landlock(c);
 	apply_seccomp(c);
+	assert_userns_disabled(c);
 }

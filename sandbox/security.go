@@ -32,6 +32,31 @@ type Security struct {
 	// default one; the kernel runs every filter and the strictest answer
 	// wins.
 	SeccompPrograms [][]byte `json:"seccompPrograms,omitempty"`
+	// AllowIOUring lets the command use io_uring (io_uring_setup,
+	// io_uring_enter, io_uring_register). The zero value leaves them
+	// refused with EPERM by the default filter, as Docker's default profile
+	// does: what io_uring does for a program is not a system call, so no
+	// seccomp filter sees it. Without the default filter (NoDefaultSeccomp)
+	// it changes nothing.
+	AllowIOUring bool `json:"allowIOUring,omitempty"`
+	// DisableUserns makes nested user namespaces impossible for the command
+	// and everything it starts, as bubblewrap's --disable-userns: unshare
+	// and clone with CLONE_NEWUSER and setns into a user namespace fail
+	// with EPERM, clone3 with ENOSYS (libc falls back to clone); seccomp.go
+	// says why. It is a seccomp filter, installed even with
+	// NoDefaultSeccomp, and it implies AssertUsernsDisabled's check. The
+	// zero value lets the command create user namespaces, so that nsbox
+	// runs inside nsbox.
+	DisableUserns bool `json:"disableUserns,omitempty"`
+	// AssertUsernsDisabled refuses to run the command unless creating a
+	// user namespace already fails in its context, as bubblewrap's
+	// --assert-userns-disabled: right before exec, after every filter is
+	// installed, the stage tries unshare(CLONE_NEWUSER) and stops with an
+	// error if it works. It checks and disables nothing itself: it holds
+	// with DisableUserns, or where something else refuses (a program of
+	// SeccompPrograms, a user.max_user_namespaces limit, the kernel's
+	// nesting depth of 32).
+	AssertUsernsDisabled bool `json:"assertUsernsDisabled,omitempty"`
 	// NewSession runs the command in a session of its own (setsid), with no
 	// controlling terminal: it can then neither read nor inject into the
 	// launcher's terminal. The command line sets it when stdin is not a
@@ -50,15 +75,27 @@ func (s *Security) validate() error {
 			return fmt.Errorf("seccomp program %d: %w", i+1, err)
 		}
 	}
-	if !s.NoDefaultSeccomp {
-		if _, err := DefaultSeccompProgram(); err != nil {
-			return err
-		}
+	if _, err := s.seccompFilter(); err != nil {
+		return err
 	}
 	if s.Landlock != nil {
 		return s.Landlock.validate()
 	}
 	return nil
+}
+
+// seccompFilter returns the program nsbox itself installs for s: the
+// default filter (unless NoDefaultSeccomp) as AllowIOUring adjusts it, with
+// the user namespace rules of DisableUserns; nil when there is none.
+func (s *Security) seccompFilter() ([]byte, error) {
+	r := seccompRules{defaults: !s.NoDefaultSeccomp, allowIOUring: s.AllowIOUring, disableUserns: s.DisableUserns}
+	switch {
+	case r == (seccompRules{defaults: true}):
+		return DefaultSeccompProgram()
+	case !r.defaults && !r.disableUserns:
+		return nil, nil
+	}
+	return seccompProgram(r)
 }
 
 // records renders the settings as CONFIG records for security.c. uid is
@@ -72,12 +109,14 @@ func (s *Security) records(uid uint32) [][2]string {
 		caps = AllCapabilities()
 	}
 	r = append(r, [2]string{"caps", strconv.FormatUint(uint64(caps&AllCapabilities()), 10)})
-	if !s.NoDefaultSeccomp {
-		prog, _ := DefaultSeccompProgram() // validate checked the error
+	if prog, _ := s.seccompFilter(); prog != nil { // validate checked the error
 		r = append(r, [2]string{"seccomp", hex.EncodeToString(prog)})
 	}
 	for _, p := range s.SeccompPrograms {
 		r = append(r, [2]string{"seccomp", hex.EncodeToString(p)})
+	}
+	if s.DisableUserns || s.AssertUsernsDisabled {
+		r = append(r, [2]string{"assert-userns-disabled", "1"})
 	}
 	if s.NewSession {
 		r = append(r, [2]string{"new-session", "1"})

@@ -3,6 +3,10 @@ package sandbox
 import (
 	"encoding/binary"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -15,53 +19,147 @@ import (
 // seccompInput lays out a struct seccomp_data for x/net/bpf's VM, which
 // loads words in network byte order: each field is written big-endian so
 // that the VM reads the value the kernel would read natively.
-func seccompInput(arch, nr uint32, arg1 uint64) []byte {
+func seccompInput(arch, nr uint32, arg0, arg1 uint64) []byte {
 	b := make([]byte, 64)
 	binary.BigEndian.PutUint32(b[0:], nr)
 	binary.BigEndian.PutUint32(b[4:], arch)
-	binary.BigEndian.PutUint32(b[seccompOffArg1L:], uint32(arg1))
-	binary.BigEndian.PutUint32(b[seccompOffArg1L+4:], uint32(arg1>>32))
+	for i, a := range []uint64{arg0, arg1} {
+		off := seccompOffArg0L + 8*i
+		binary.BigEndian.PutUint32(b[off:], uint32(a))
+		binary.BigEndian.PutUint32(b[off+4:], uint32(a>>32))
+	}
 	return b
 }
 
-func TestDefaultSeccompDecisions(t *testing.T) {
-	const eperm = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+// TestSeccompDecisions runs the program's logic in x/net/bpf's VM for both
+// architectures nsbox builds for (only one can run in this kernel): which
+// arguments each rule looks at, and what it answers. The numbers
+// themselves are x/sys's (TestSeccompTablesUpToDate) and the kernel's
+// verdict on them is TestSeccompInKernel's.
+func TestSeccompDecisions(t *testing.T) {
+	const (
+		eperm  = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+		enosys = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+		allow  = uint32(unix.SECCOMP_RET_ALLOW)
+	)
 	for _, goarch := range []string{"amd64", "arm64"} {
 		tables, err := seccompTables(goarch)
 		assert.NilError(t, err)
-		insns, err := buildDefaultSeccomp(tables)
-		assert.NilError(t, err)
-		dis, ok := bpf.Disassemble(insns)
-		assert.Assert(t, ok)
-		vm, err := bpf.NewVM(dis)
-		assert.NilError(t, err)
-		run := func(arch, nr uint32, arg1 uint64) uint32 {
-			out, err := vm.Run(seccompInput(arch, nr, arg1))
-			assert.NilError(t, err)
-			return uint32(out)
-		}
-		native, compat := tables[0], tables[1]
-		for _, tb := range tables {
-			for _, nr := range tb.deny {
-				assert.Check(t, is.Equal(run(tb.arch, nr, 0), eperm), "%s arch %#x nr %d", goarch, tb.arch, nr)
-			}
-			assert.Check(t, is.Equal(run(tb.arch, tb.ioctl, unix.TIOCSTI), eperm))
-			assert.Check(t, is.Equal(run(tb.arch, tb.ioctl, unix.TIOCLINUX), eperm))
-			// The upper half of the request is ignored by ioctl(2): so here.
-			assert.Check(t, is.Equal(run(tb.arch, tb.ioctl, 1<<32|unix.TIOCSTI), eperm))
-			assert.Check(t, is.Equal(run(tb.arch, tb.ioctl, unix.TCGETS), uint32(unix.SECCOMP_RET_ALLOW)))
-		}
-		// read(2) is allowed natively and in compat.
-		assert.Check(t, is.Equal(run(native.arch, map[string]uint32{"amd64": 0, "arm64": 63}[goarch], 0), uint32(unix.SECCOMP_RET_ALLOW)))
-		assert.Check(t, is.Equal(run(compat.arch, 3, 0), uint32(unix.SECCOMP_RET_ALLOW)))
-		// Another architecture is killed.
-		assert.Check(t, is.Equal(run(unix.AUDIT_ARCH_PPC64LE, 0, 0), uint32(unix.SECCOMP_RET_KILL_PROCESS)))
-		if goarch == "amd64" {
-			assert.Check(t, is.Equal(run(native.arch, 0x40000000|39, 0), eperm), "x32 getpid")
+		for _, tc := range []struct {
+			name  string
+			rules seccompRules
+		}{
+			{"default", seccompRules{defaults: true}},
+			{"allow io_uring", seccompRules{defaults: true, allowIOUring: true}},
+			{"disable userns", seccompRules{defaults: true, disableUserns: true}},
+			{"only userns", seccompRules{disableUserns: true}},
+		} {
+			t.Run(goarch+"/"+tc.name, func(t *testing.T) {
+				insns, err := buildSeccomp(tables, tc.rules)
+				assert.NilError(t, err)
+				dis, ok := bpf.Disassemble(insns)
+				assert.Assert(t, ok)
+				vm, err := bpf.NewVM(dis)
+				assert.NilError(t, err)
+				for _, tb := range tables {
+					run := func(name string, arg0, arg1 uint64) uint32 {
+						nr, ok := tb.nr[name]
+						assert.Assert(t, ok, "%s has no %s", goarch, name)
+						out, err := vm.Run(seccompInput(tb.arch, nr, arg0, arg1))
+						assert.NilError(t, err)
+						return uint32(out)
+					}
+					when := func(on bool, yes, no uint32) uint32 {
+						if on {
+							return yes
+						}
+						return no
+					}
+					r := tc.rules
+					for _, name := range seccompDeny {
+						if _, ok := tb.nr[name]; ok {
+							assert.Check(t, is.Equal(run(name, 0, 0), when(r.defaults, eperm, allow)), "arch %#x %s", tb.arch, name)
+						}
+					}
+					for _, name := range seccompIOUring {
+						assert.Check(t, is.Equal(run(name, 0, 0), when(r.defaults && !r.allowIOUring, eperm, allow)), "arch %#x %s", tb.arch, name)
+					}
+					assert.Check(t, is.Equal(run("ioctl", 0, unix.TIOCSTI), when(r.defaults, eperm, allow)))
+					assert.Check(t, is.Equal(run("ioctl", 0, unix.TIOCLINUX), when(r.defaults, eperm, allow)))
+					// The upper half of the request is ignored by ioctl(2): so here.
+					assert.Check(t, is.Equal(run("ioctl", 0, 1<<32|unix.TIOCSTI), when(r.defaults, eperm, allow)))
+					assert.Check(t, is.Equal(run("ioctl", unix.TIOCSTI, unix.TCGETS), allow))
+
+					// User namespaces: the flag bit anywhere in the low word,
+					// whatever the upper word holds; other namespaces pass.
+					d := r.disableUserns
+					assert.Check(t, is.Equal(run("unshare", unix.CLONE_NEWUSER, 0), when(d, eperm, allow)))
+					assert.Check(t, is.Equal(run("unshare", 1<<32|unix.CLONE_NEWUSER|unix.CLONE_NEWNS, 0), when(d, eperm, allow)))
+					assert.Check(t, is.Equal(run("unshare", unix.CLONE_NEWNS|unix.CLONE_NEWNET, 0), allow))
+					assert.Check(t, is.Equal(run("clone", unix.CLONE_NEWUSER|uint64(unix.SIGCHLD), 0), when(d, eperm, allow)))
+					assert.Check(t, is.Equal(run("clone", unix.CLONE_VM|unix.CLONE_THREAD|unix.CLONE_SIGHAND, unix.CLONE_NEWUSER), allow), "flags are args[0]")
+					assert.Check(t, is.Equal(run("clone3", 0, 0), when(d, enosys, allow)))
+					assert.Check(t, is.Equal(run("setns", 3, unix.CLONE_NEWUSER), when(d, eperm, allow)))
+					assert.Check(t, is.Equal(run("setns", 3, 0), when(d, eperm, allow)), "nstype 0 may name a user namespace")
+					assert.Check(t, is.Equal(run("setns", 3, unix.CLONE_NEWNET), allow))
+					assert.Check(t, is.Equal(run("setns", unix.CLONE_NEWUSER, unix.CLONE_NEWNET), allow), "nstype is args[1]")
+				}
+				read := func(arch, nr uint32) uint32 {
+					out, err := vm.Run(seccompInput(arch, nr, 0, 0))
+					assert.NilError(t, err)
+					return uint32(out)
+				}
+				// read(2) is allowed natively and in compat.
+				assert.Check(t, is.Equal(read(tables[0].arch, map[string]uint32{"amd64": 0, "arm64": 63}[goarch]), allow))
+				assert.Check(t, is.Equal(read(tables[1].arch, 3), allow))
+				// Another architecture is killed.
+				assert.Check(t, is.Equal(read(unix.AUDIT_ARCH_PPC64LE, 0), uint32(unix.SECCOMP_RET_KILL_PROCESS)))
+				if goarch == "amd64" {
+					assert.Check(t, is.Equal(read(tables[0].arch, 0x40000000|39), eperm), "x32 getpid")
+				}
+			})
 		}
 	}
 	_, err := seccompTables("riscv64")
 	assert.ErrorContains(t, err, "--no-seccomp")
+	_, err = buildSeccomp([]syscallTable{{arch: unix.AUDIT_ARCH_X86_64, nr: map[string]uint32{"ioctl": 16}}}, seccompRules{disableUserns: true})
+	assert.ErrorContains(t, err, "no number for clone3")
+}
+
+// TestSeccompTablesUpToDate regenerates seccomp_tables.go from the x/sys
+// that go.mod pins: the numbers are x/sys's, not typed by hand, and a
+// bump of x/sys that changes one shows up here.
+func TestSeccompTablesUpToDate(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(t.TempDir(), "tables.go")
+	cmd := exec.Command(goBin, "run", "gen_seccomp_tables.go", "-o", out)
+	b, err := cmd.CombinedOutput()
+	assert.NilError(t, err, string(b))
+	want, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	got, err := os.ReadFile("seccomp_tables.go")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(got), string(want)), "run go generate ./sandbox")
+	// This build's own constants agree with its native table.
+	native, err := seccompTables(runtime.GOARCH)
+	assert.NilError(t, err)
+	for name, nr := range nativeSyscalls {
+		assert.Check(t, is.Equal(native[0].nr[name], uint32(nr)), name)
+	}
+}
+
+// nativeSyscalls are the filtered calls by this build's unix.SYS_*
+// constants: what TestSeccompInKernel calls.
+var nativeSyscalls = map[string]uintptr{
+	"keyctl": unix.SYS_KEYCTL, "add_key": unix.SYS_ADD_KEY, "request_key": unix.SYS_REQUEST_KEY,
+	"kexec_load": unix.SYS_KEXEC_LOAD, "kexec_file_load": unix.SYS_KEXEC_FILE_LOAD,
+	"init_module": unix.SYS_INIT_MODULE, "finit_module": unix.SYS_FINIT_MODULE, "delete_module": unix.SYS_DELETE_MODULE,
+	"perf_event_open": unix.SYS_PERF_EVENT_OPEN, "userfaultfd": unix.SYS_USERFAULTFD,
+	"io_uring_setup": unix.SYS_IO_URING_SETUP, "io_uring_enter": unix.SYS_IO_URING_ENTER, "io_uring_register": unix.SYS_IO_URING_REGISTER,
+	"unshare": unix.SYS_UNSHARE, "clone": unix.SYS_CLONE, "clone3": unix.SYS_CLONE3, "setns": unix.SYS_SETNS, "ioctl": unix.SYS_IOCTL,
 }
 
 func TestParseSeccompProgram(t *testing.T) {

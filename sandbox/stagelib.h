@@ -56,6 +56,7 @@ struct config {
 	char **seccomp;     /* hex of struct sock_filter programs, in order */
 	int nseccomp;
 	int new_session;    /* setsid for the command */
+	int assert_userns_disabled; /* fail unless unshare(CLONE_NEWUSER) fails */
 	char **rlimits;     /* "resource:soft:hard" */
 	int nrlimits;
 	int landlock;       /* restrict with Landlock (ll_* below) */

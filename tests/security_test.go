@@ -78,6 +78,8 @@ func runHelper(h string, args []string) int {
 			"perf_event_open": unix.SYS_PERF_EVENT_OPEN, "userfaultfd": unix.SYS_USERFAULTFD,
 			"init_module": unix.SYS_INIT_MODULE, "finit_module": unix.SYS_FINIT_MODULE,
 			"delete_module": unix.SYS_DELETE_MODULE, "kexec_load": unix.SYS_KEXEC_LOAD,
+			"io_uring_setup": unix.SYS_IO_URING_SETUP, "io_uring_enter": unix.SYS_IO_URING_ENTER,
+			"io_uring_register": unix.SYS_IO_URING_REGISTER,
 		}
 		for name, nr := range extraSyscalls() {
 			calls[name] = nr
@@ -121,6 +123,10 @@ func runHelper(h string, args []string) int {
 			fmt.Printf("reopen %s %s\n", p, errnoName(err))
 		}
 		return 0
+	case "uring":
+		return uringHelper()
+	case "userns":
+		return usernsHelper()
 	case "ids":
 		fmt.Printf("uid %d euid %d\n", os.Getuid(), os.Geteuid())
 		return 0
@@ -137,13 +143,6 @@ func runHelper(h string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", h)
 	return 2
-}
-
-func extraSyscalls() map[string]uintptr {
-	if runtime.GOARCH == "amd64" {
-		return map[string]uintptr{"iopl": 172, "ioperm": 173, "x32 getpid": 0x40000000 | 39}
-	}
-	return nil
 }
 
 func statusField(t *testing.T, out, field string) string {
@@ -200,21 +199,26 @@ func TestSecurityCapAddDrop(t *testing.T) {
 
 func TestSecuritySeccompBlocksSyscalls(t *testing.T) {
 	requireUnprivileged(t)
-	res := nsboxWith(append([]string{"run", "--root"}, helperArgs("syscalls")...))
-	res.Assert(t, icmd.Success)
-	lines := splitLines(res.Stdout())
-	assert.Check(t, len(lines) >= 10, res.Stdout())
-	for _, l := range lines {
-		if strings.HasPrefix(l, "getpid ") {
-			assert.Check(t, is.Equal(l, "getpid ok"))
-			continue
+	// Root inside with every capability, and the default spec.
+	for _, spec := range [][]string{{"--root"}, nil} {
+		res := nsboxWith(append(append([]string{"run"}, spec...), helperArgs("syscalls")...))
+		res.Assert(t, icmd.Success)
+		lines := splitLines(res.Stdout())
+		assert.Check(t, len(lines) >= 13, res.Stdout())
+		for _, l := range lines {
+			if strings.HasPrefix(l, "getpid ") {
+				assert.Check(t, is.Equal(l, "getpid ok"))
+				continue
+			}
+			assert.Check(t, strings.HasSuffix(l, " EPERM"), "%v: %s", spec, l)
 		}
-		assert.Check(t, strings.HasSuffix(l, " EPERM"), l)
 	}
-	// Without the filter keyctl reaches the kernel: not EPERM.
-	res = nsboxWith(append([]string{"run", "--root", "--no-seccomp"}, helperArgs("syscalls")...))
+	// Without the filter keyctl and io_uring reach the kernel: not EPERM.
+	res := nsboxWith(append([]string{"run", "--root", "--no-seccomp"}, helperArgs("syscalls")...))
 	res.Assert(t, icmd.Success)
-	assert.Check(t, !strings.Contains(res.Stdout(), "keyctl EPERM"), res.Stdout())
+	for _, name := range []string{"keyctl", "io_uring_enter", "io_uring_register"} {
+		assert.Check(t, !strings.Contains(res.Stdout(), name+" EPERM"), res.Stdout())
+	}
 }
 
 func TestSecurityNormalWorkloadUnderFilter(t *testing.T) {

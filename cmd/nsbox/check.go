@@ -62,6 +62,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 		checkOverlay(),
 		checkCgroups(),
 		checkLandlock(),
+		checkSeccomp(),
 		checkPing(),
 		checkDefaultSandbox(),
 	}

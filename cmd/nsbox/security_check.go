@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime"
+	"strings"
 
 	"github.com/nsbox/nsbox/sandbox"
 )
@@ -23,6 +26,34 @@ func checkLandlock() checkResult {
 	default:
 		r.OK = true
 		r.Detail = fmt.Sprintf("ABI %d: files, TCP ports, abstract unix sockets and signals", abi)
+	}
+	return r
+}
+
+// checkSeccomp reports what the default seccomp filter refuses here, and
+// what --allow-io-uring and --disable-userns change.
+func checkSeccomp() checkResult {
+	r := checkResult{Name: "seccomp", NeededBy: "the default filter, --seccomp, --disable-userns"}
+	status, _ := os.ReadFile("/proc/self/status")
+	if !strings.Contains(string(status), "\nSeccomp_filters:") && !strings.Contains(string(status), "\nSeccomp:") {
+		r.Detail = "not in this kernel (no Seccomp line in /proc/self/status)"
+		r.Fix = "boot a kernel built with CONFIG_SECCOMP_FILTER=y, or pass --no-seccomp"
+		return r
+	}
+	if _, err := sandbox.DefaultSeccompProgram(); err != nil {
+		r.Detail = err.Error()
+		return r
+	}
+	x32 := ""
+	if runtime.GOARCH == "amd64" {
+		x32 = ", the x32 ABI"
+	}
+	r.OK = true
+	r.Detail = "the default filter refuses (EPERM) " + strings.Join(sandbox.DefaultSeccompDenied(), ", ") +
+		" (io_uring: --allow-io-uring lets it through), ioctl TIOCSTI and TIOCLINUX" + x32 +
+		", and kills other architectures; --disable-userns adds unshare and clone with CLONE_NEWUSER and setns into a user namespace (EPERM), and clone3 (ENOSYS)"
+	if v := readTrim("/proc/sys/kernel/io_uring_disabled"); v != "" && v != "0" {
+		r.Detail += "; the kernel itself limits io_uring (kernel.io_uring_disabled = " + v + ")"
 	}
 	return r
 }

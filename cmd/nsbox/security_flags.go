@@ -16,6 +16,9 @@ type securityFlags struct {
 	caps       capOps
 	seccomp    []string
 	noSeccomp  bool
+	ioUring    bool
+	noUserns   bool
+	assertNoNS bool
 	newSession bool
 	landlock   bool
 	llRO, llRW []string
@@ -62,6 +65,9 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.Var(capFlag{&s.caps, false}, "cap-drop", "take capability `CAP` from the command (or ALL; repeatable; applied in order with --cap-add)")
 	fs.StringArrayVar(&s.seccomp, "seccomp", nil, "also install the raw seccomp program (struct sock_filter array, as bwrap --seccomp) in `FILE`")
 	fs.BoolVar(&s.noSeccomp, "no-seccomp", false, "leave out nsbox's default seccomp filter")
+	fs.BoolVar(&s.ioUring, "allow-io-uring", false, "let the command use io_uring, which the default seccomp filter refuses (EPERM)")
+	fs.BoolVar(&s.noUserns, "disable-userns", false, "make nested user namespaces impossible inside (as bwrap --disable-userns; nsbox cannot run inside then)")
+	fs.BoolVar(&s.assertNoNS, "assert-userns-disabled", false, "refuse to run the command unless it cannot create user namespaces (as bwrap; implied by --disable-userns)")
 	fs.BoolVar(&s.newSession, "new-session", false, "run the command in a new session without a controlling terminal (default: when stdin is not a terminal)")
 	fs.BoolVar(&s.landlock, "landlock", false, "restrict file access with Landlock to the system dirs (read-only), /dev, /proc, the working directory and the mounts the flags add (not the whole host view), plus --landlock-ro/-rw; and TCP to --landlock-bind/-connect")
 	fs.StringArrayVar(&s.llRO, "landlock-ro", nil, "with Landlock, also allow reading and executing under `PATH` (repeatable; implies --landlock)")
@@ -95,6 +101,9 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		sec.Capabilities = &set
 	}
 	sec.NoDefaultSeccomp = s.noSeccomp
+	sec.AllowIOUring = s.ioUring
+	sec.DisableUserns = s.noUserns
+	sec.AssertUsernsDisabled = s.assertNoNS
 	for _, file := range s.seccomp {
 		b, err := os.ReadFile(file)
 		if err != nil {
