@@ -44,7 +44,9 @@ func (s *stateEnv) entries() []string {
 	ents, _ := os.ReadDir(filepath.Join(s.xdg, "nsbox"))
 	var names []string
 	for _, e := range ents {
-		if e.Name() != ".logs" { // kept logs of ended detached sandboxes
+		// Not entries: the kept logs of ended detached sandboxes, and the
+		// stamp of the last sweep for stale entries.
+		if e.Name() != ".logs" && e.Name() != ".swept" {
 			names = append(names, e.Name())
 		}
 	}
@@ -237,19 +239,38 @@ func TestNameClash(t *testing.T) {
 
 func TestStateDirOwnedBySomeoneElseIsRefused(t *testing.T) {
 	requireUnprivileged(t)
-	// /tmp/nsbox-UID is used without XDG_RUNTIME_DIR; plant a directory
-	// there that is not ours: /tmp's sticky bit stops us removing it, so
-	// a symlink to a directory of another owner stands for it.
-	fake := filepath.Join(t.TempDir(), "runtime")
-	assert.NilError(t, os.Mkdir(fake, 0o755))
-	assert.NilError(t, os.Symlink("/", filepath.Join(fake, "nsbox")))
-	res := icmd.RunCmd(icmd.Command(nsboxBin, "ps"), icmd.WithEnv(append(os.Environ(), "XDG_RUNTIME_DIR="+fake)...))
+	// Plant, in both places nsbox looks ($XDG_RUNTIME_DIR/nsbox, then
+	// $TMPDIR/nsbox-UID), something that is not a directory of ours: a
+	// symlink to a directory of another owner stands for it.
+	uid := os.Getuid()
+	planted := func() string {
+		d := filepath.Join(t.TempDir(), "runtime")
+		assert.NilError(t, os.Mkdir(d, 0o755))
+		assert.NilError(t, os.Symlink("/", filepath.Join(d, "nsbox")))
+		assert.NilError(t, os.Symlink("/", filepath.Join(d, fmt.Sprintf("nsbox-%d", uid))))
+		return d
+	}
+	xdg, tmp := planted(), planted()
+	ps := func(xdg, tmp string) *icmd.Result {
+		return icmd.RunCmd(icmd.Command(nsboxBin, "ps"), icmd.WithEnv(append(os.Environ(), "XDG_RUNTIME_DIR="+xdg, "TMPDIR="+tmp)...))
+	}
+	res := ps(xdg, tmp)
 	res.Assert(t, icmd.Expected{ExitCode: 125})
-	assert.Check(t, is.Contains(res.Stderr(), "is not a directory"))
+	assert.Check(t, is.Contains(res.Stderr(), "no usable state directory: state directory "+xdg+"/nsbox is not a directory"))
+	assert.Check(t, is.Contains(res.Stderr(), fmt.Sprintf("; state directory %s/nsbox-%d is not a directory", tmp, uid)))
+	assert.Check(t, is.Equal(len(splitLines(res.Stderr())), 1), "one line")
 
-	// A runtime directory where we may not create ours.
-	res = icmd.RunCmd(icmd.Command(nsboxBin, "ps"), icmd.WithEnv(append(os.Environ(), "XDG_RUNTIME_DIR=/")...))
+	// Directories where we may not create ours.
+	res = ps("/", "/")
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "create the state directory /nsbox"})
+	assert.Check(t, is.Contains(res.Stderr(), fmt.Sprintf("create the state directory /nsbox-%d", uid)))
+
+	// One bad place is not the end: the next one serves.
+	good := t.TempDir()
+	ps(xdg, good).Assert(t, icmd.Success)
+	st, err := os.Stat(filepath.Join(good, fmt.Sprintf("nsbox-%d", uid)))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o700)))
 }
 
 func TestExecJoinsTheSandbox(t *testing.T) {

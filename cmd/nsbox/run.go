@@ -140,7 +140,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
-	sess, err := f.state.begin(spec, f.argv, stdout)
+	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
 	}

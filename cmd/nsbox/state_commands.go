@@ -102,7 +102,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "ps":
-		return psCommand(dir, args, stdout)
+		return psCommand(dir, args, stdout, stderr)
 	case "exec":
 		return execCommand(dir, args, stdout)
 	}
@@ -130,6 +130,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer live.Close()
 	switch cmd {
 	case "inspect":
 		b, err := json.MarshalIndent(live.Entry, "", "  ")
@@ -158,7 +159,6 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	return killSandbox(live, unix.SIGTERM, time.Duration(*timeout*float64(time.Second)))
 }
 
-// lookup finds the running sandbox name, with the fix in the error.
 // printFile copies the file at path to w.
 func printFile(path string, w io.Writer, what string) error {
 	f, err := os.Open(path)
@@ -172,6 +172,8 @@ func printFile(path string, w io.Writer, what string) error {
 	return nil
 }
 
+// lookup finds the running sandbox name, checked against the kernel, with
+// the fix in the error. The caller closes it.
 func lookup(dir, name string) (*state.Live, error) {
 	live, err := state.Get(dir, name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -180,7 +182,7 @@ func lookup(dir, name string) (*state.Live, error) {
 	return live, err
 }
 
-func psCommand(dir string, args []string, stdout io.Writer) error {
+func psCommand(dir string, args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("ps", pflag.ContinueOnError)
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
@@ -188,9 +190,15 @@ func psCommand(dir string, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return usageError{"ps: wrong arguments; fix: nsbox ps [--json]"}
 	}
-	list, err := state.List(dir)
+	list, refused, err := state.List(dir)
 	if err != nil {
 		return err
+	}
+	for _, l := range list {
+		defer l.Close()
+	}
+	for _, err := range refused {
+		fmt.Fprintf(stderr, "nsbox: not listed: %v\n", err)
 	}
 	if *asJSON {
 		entries := make([]state.Entry, 0, len(list))
@@ -258,19 +266,12 @@ func parseSignal(s string) (unix.Signal, error) {
 	return 0, usageError{fmt.Sprintf("kill: unknown signal %q; fix: a name like TERM, INT, KILL or a number", s)}
 }
 
-// killSandbox sends sig to the sandbox's PID 1 through a pidfd, after
-// checking the pid still names it (start time). With a grace period
-// (stop), it waits that long for PID 1 to exit, then sends SIGKILL. After
-// SIGKILL it waits until the sandbox is gone from nsbox ps.
+// killSandbox sends sig to the sandbox's PID 1 through the pidfd lookup
+// pinned it with. With a grace period (stop), it waits that long for PID 1
+// to exit, then sends SIGKILL. After SIGKILL it waits until the sandbox is
+// gone from nsbox ps.
 func killSandbox(l *state.Live, sig unix.Signal, grace time.Duration) error {
-	fd, err := unix.PidfdOpen(l.Pid, 0)
-	if err != nil {
-		return fmt.Errorf("sandbox %s: PID 1 (pid %d): %w", l.Name, l.Pid, err)
-	}
-	defer unix.Close(fd)
-	if st, err := state.StartTime(l.Pid); err != nil || st != l.PidStartTime {
-		return fmt.Errorf("sandbox %s: PID 1 (pid %d) is gone; fix: nsbox ps", l.Name, l.Pid)
-	}
+	fd := l.PidFD()
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
 		if errors.Is(err, unix.ESRCH) {
 			return nil // it ended on its own meanwhile
@@ -368,6 +369,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer live.Close()
 	spec := live.Spec
 	if spec == nil {
 		return fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)

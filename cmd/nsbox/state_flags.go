@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,10 @@ func addStateFlags(fs *pflag.FlagSet) *stateFlags {
 // its status file descriptors, and for a detached sandbox the report to
 // the nsbox that started us.
 type session struct {
-	entry    *state.Handle
+	entry    *state.Handle // nil when an unnamed run has no state entry
+	dir      string        // the state directory, "" if none
+	required bool          // named or detached: the entry is not optional
+	stderr   io.Writer
 	info     *os.File
 	status   *os.File
 	report   *os.File // detached: tells the starting nsbox how the start went
@@ -60,7 +64,13 @@ type session struct {
 // begin reserves the sandbox's name and prepares spec to record the
 // sandbox once PID 1 exists. For nsbox run --detach it instead starts the
 // supervisor in the background, prints the name and returns nil, nil.
-func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) (*session, error) {
+//
+// The state directory is a service for nsbox ps, exec, kill and friends:
+// a run that nobody named (--name) or detached does not depend on it.
+// When it cannot be used (read-only or full /tmp, a directory of another
+// uid), such a run goes on without an entry after one notice on stderr;
+// a named or detached one fails, since nobody could find it.
+func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.Writer) (*session, error) {
 	name := f.name
 	if name == "" {
 		name = state.RandomName()
@@ -71,7 +81,7 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 	if f.detach && (f.infoFD >= 0 || f.statusFD >= 0) {
 		return nil, usageError{"--detach cannot be combined with --info-fd or --json-status-fd: nobody would be there to read them; fix: drop one"}
 	}
-	s := &session{}
+	s := &session{stderr: stderr, required: f.name != "" || f.detach || f.superFD >= 0}
 	var err error
 	if s.info, err = statusFile("--info-fd", f.infoFD); err != nil {
 		return nil, err
@@ -86,15 +96,20 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 		s.report = os.NewFile(uintptr(f.superFD), "nsbox-detach-report")
 		unix.CloseOnExec(f.superFD)
 	}
+	hideStateDirs(spec)
 	dir, err := state.Dir()
+	if err == nil {
+		s.entry, err = state.Reserve(dir, name)
+	}
 	if err != nil {
-		return nil, s.fail(err)
+		if s.required {
+			return nil, s.fail(err)
+		}
+		s.notice(err)
+	} else {
+		s.dir = dir
 	}
-	state.Clean(dir)
-	if s.entry, err = state.Reserve(dir, name); err != nil {
-		return nil, s.fail(err)
-	}
-	if f.detach {
+	if f.detach && s.entry != nil {
 		s.log, err = os.OpenFile(s.entry.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, s.fail(fmt.Errorf("open the log of sandbox %s: %w", name, err))
@@ -131,8 +146,20 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout io.Writer) 
 // command, not a launch half-way.
 func (s *session) started() error {
 	s.executed = true
-	if err := s.entry.Write(s.record); err != nil {
-		return s.fail(err)
+	if s.entry != nil && s.record != nil {
+		if err := s.entry.Write(s.record); err != nil {
+			if s.required {
+				return s.fail(err)
+			}
+			s.notice(err)
+			s.entry.Release()
+			s.entry = nil
+		}
+	}
+	if s.dir != "" {
+		// Entries of launchers that died: swept now and then, off the
+		// start path.
+		go state.MaybeClean(s.dir)
 	}
 	if s.report != nil {
 		fmt.Fprintln(s.report, "ok")
@@ -161,6 +188,11 @@ func (s *session) end(err error) error {
 		s.entry.Release()
 	}
 	return s.fail(err)
+}
+
+// notice says, once, that this unnamed run goes on without a state entry.
+func (s *session) notice(err error) {
+	fmt.Fprintf(s.stderr, "nsbox: notice: %v; running without a state entry (nsbox ps will not list this sandbox)\n", err)
 }
 
 // fail passes a failure before the command ran on to the nsbox that
@@ -265,3 +297,93 @@ func (e detachError) Error() string { return e.msg }
 
 // ExitCode is the exit code the supervisor reported.
 func (e detachError) ExitCode() int { return e.code }
+
+// hideStateDirs puts an empty, read-only tmpfs over every place where the
+// sandbox's view would show one of the caller's state directories (any of
+// state.Candidates that exists): the records, logs and specs of the other
+// sandboxes are none of its business, and a sandbox that could write them
+// could try to steer nsbox exec (which checks them anyway: verify.go in
+// sandbox/state). The directory shows wherever a bind, or an overlay's
+// layer, has its source at or above it and no later op covers that place
+// (the default view's tmpfs on /tmp does, unless the current directory
+// bound over it is /tmp itself).
+//
+// It only adds ops at the end of spec.Mounts; a sandbox without mount
+// operations of its own (--share mnt) sees the host's tree as it is, and
+// with it the state directory (docs/security.md, State records).
+func hideStateDirs(spec *sandbox.Spec) {
+	if spec.Mounts == nil || !spec.Namespaces.Mount {
+		return
+	}
+	var hide []string
+	for _, dir := range state.Candidates() {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			continue // not there: nothing to hide
+		}
+		hide = append(hide, shownAt(spec.Mounts, real)...)
+	}
+	for _, p := range hide {
+		spec.Mounts = append(spec.Mounts,
+			sandbox.Mount{Type: sandbox.MountTmpfs, Destination: p, Mode: 0o500, Size: 4096, Flag: "hiding the state directory " + p},
+			sandbox.Mount{Type: sandbox.MountRemountRO, Destination: p, Flag: "hiding the state directory " + p})
+	}
+}
+
+// shownAt returns the paths inside the sandbox where the host directory
+// dir (a real path) is visible once ms are applied.
+func shownAt(ms []sandbox.Mount, dir string) []string {
+	var out []string
+	for i, m := range ms {
+		var sources []string
+		switch m.Type {
+		case sandbox.MountBind:
+			sources = []string{m.Source}
+		case sandbox.MountOverlay:
+			sources = append(append(sources, m.Lower...), m.Upper)
+		default:
+			continue
+		}
+		for _, src := range sources {
+			real, err := filepath.EvalSymlinks(src)
+			if err != nil {
+				continue
+			}
+			rel, ok := within(real, dir)
+			if !ok {
+				continue
+			}
+			p := filepath.Join(m.Destination, rel)
+			if !coveredLater(ms[i+1:], p) && !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// within returns dir relative to base if dir is base or below it.
+func within(base, dir string) (string, bool) {
+	rel, err := filepath.Rel(base, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return rel, true
+}
+
+// coveredLater reports whether one of the later ops replaces what the
+// sandbox sees at p: a mount of something else at p or above it. Ops that
+// keep the content below visible (dir, chmod, remount-ro, tmp-overlay,
+// copy-up) do not count.
+func coveredLater(later []sandbox.Mount, p string) bool {
+	for _, m := range later {
+		switch m.Type {
+		case sandbox.MountDir, sandbox.MountChmod, sandbox.MountRemountRO, sandbox.MountTmpOverlay, sandbox.MountCopyUp:
+			continue
+		}
+		if _, ok := within(m.Destination, p); ok {
+			return true
+		}
+	}
+	return false
+}

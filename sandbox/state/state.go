@@ -11,8 +11,15 @@
 // The launcher that owns the sandbox holds an exclusive flock(2) on the
 // entry's directory for as long as it lives. The kernel drops that lock
 // when the launcher dies, however it dies, so "the lock can be taken" is
-// exactly "the entry is stale": Clean (run by ps and run) removes such
-// entries. No daemon, no pid files to trust.
+// exactly "the entry is stale": Clean (run by ps, and by MaybeClean at
+// most once a minute) removes such entries, after checking the directory
+// it locked is still the one at the path. No daemon, no pid files to trust.
+//
+// The directory is private (0700, files 0600) and nsbox run hides it from
+// every sandbox's view, but the records are not trusted for that: Get and
+// List check each one against the kernel and against a sealed copy the
+// launcher keeps in memory (verify.go), so a changed state.json is refused,
+// never acted on.
 //
 // Names are unique per user: Reserve creates the entry under a temporary
 // name, locks it, and renames it into place with RENAME_NOREPLACE, so two
@@ -26,8 +33,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nsbox/nsbox/sandbox"
@@ -67,6 +72,9 @@ type Entry struct {
 	Network *Network `json:"network,omitempty"`
 	// Spec is the sandbox's spec, as the flags built it.
 	Spec *sandbox.Spec `json:"spec"`
+	// RecordFD is the launcher's descriptor of the sealed copy of this
+	// record (set by Handle.Write; see verify.go).
+	RecordFD int `json:"recordFD"`
 }
 
 // Network is the network state of a sandbox that has one.
@@ -117,49 +125,13 @@ func RandomName() string {
 	return fmt.Sprintf("%02x%02x%02x%02x", b[0], b[1], b[2], b[3])
 }
 
-// Dir returns the user's state directory, creating it if needed:
-// $XDG_RUNTIME_DIR/nsbox when XDG_RUNTIME_DIR names a directory, else
-// /tmp/nsbox-$UID. It must be a directory owned by the caller and not
-// accessible to others: one that belongs to someone else is refused
-// (someone could otherwise plant entries, or read the specs).
-func Dir() (string, error) {
-	uid := os.Getuid()
-	var dir string
-	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && filepath.IsAbs(x) {
-		if st, err := os.Stat(x); err == nil && st.IsDir() {
-			dir = filepath.Join(x, "nsbox")
-		}
-	}
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), fmt.Sprintf("nsbox-%d", uid))
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("create the state directory %s: %w", dir, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Lstat(dir, &st); err != nil {
-		return "", fmt.Errorf("state directory %s: %w", dir, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return "", fmt.Errorf("state directory %s is not a directory; fix: remove it", dir)
-	}
-	if int(st.Uid) != uid {
-		return "", fmt.Errorf("state directory %s belongs to uid %d, not to you (uid %d); fix: remove it, or set XDG_RUNTIME_DIR to a directory of your own", dir, st.Uid, uid)
-	}
-	if st.Mode&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return "", fmt.Errorf("make the state directory %s private (mode 0700): %w", dir, err)
-		}
-	}
-	return dir, nil
-}
-
 // Handle is a reserved entry, held by the launcher of its sandbox: the
 // lock lives as long as the handle (or the process).
 type Handle struct {
 	// Name is the sandbox's name; Path its entry directory.
 	Name, Path string
 	lock       *dirLock // the entry directory, flock'ed LOCK_EX
+	record     int      // the sealed copy of state.json (a memfd), or -1
 }
 
 // Reserve claims name in dir for a new sandbox and returns the locked
@@ -184,7 +156,7 @@ func Reserve(dir, name string) (*Handle, error) {
 		}
 		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
 		if err == nil {
-			return &Handle{Name: name, Path: final, lock: lock}, nil
+			return &Handle{Name: name, Path: final, lock: lock, record: -1}, nil
 		}
 		os.RemoveAll(tmp)
 		lock.Close()
@@ -203,22 +175,43 @@ func Reserve(dir, name string) (*Handle, error) {
 }
 
 // Write stores e as the entry's state.json, atomically (a reader sees the
-// old file or the new one, never half of one).
+// old file or the new one, never half of one), and keeps a sealed copy in
+// the handle, which Get and List compare the file with; it sets
+// e.RecordFD to the copy's descriptor. e.LauncherPid must be the caller's
+// pid and e.Pid a child of the caller's, or Get will refuse the entry.
 func (h *Handle) Write(e *Entry) error {
-	b, err := json.MarshalIndent(e, "", "  ")
+	// The copy's descriptor is part of the record: make the memfd first,
+	// then write the record, with its number, into it.
+	rec, err := newRecordFD()
 	if err != nil {
-		return fmt.Errorf("encode the state of sandbox %s: %w", h.Name, err)
+		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
+	}
+	e.RecordFD = rec
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err == nil {
+		b = append(b, '\n')
+		err = sealRecord(rec, b)
+	}
+	if err != nil {
+		unix.Close(rec)
+		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
 	}
 	// Plain system calls: os.OpenFile would also try to register the
 	// file with the poller, which costs more than the write on the launch
 	// path.
 	tmp := filepath.Join(h.Path, ".state.json.new")
-	if err := writeFile(tmp, append(b, '\n')); err != nil {
+	err = writeFile(tmp, b)
+	if err == nil {
+		err = unix.Rename(tmp, filepath.Join(h.Path, "state.json"))
+	}
+	if err != nil {
+		unix.Close(rec)
 		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
 	}
-	if err := unix.Rename(tmp, filepath.Join(h.Path, "state.json")); err != nil {
-		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
+	if h.record >= 0 {
+		unix.Close(h.record)
 	}
+	h.record = rec
 	return nil
 }
 
@@ -267,6 +260,10 @@ func (h *Handle) Release() error {
 	if err != nil {
 		err = os.RemoveAll(h.Path)
 	}
+	if h.record >= 0 {
+		unix.Close(h.record)
+		h.record = -1
+	}
 	h.lock.Close()
 	if err != nil {
 		return fmt.Errorf("remove the state of sandbox %s: %w", h.Name, err)
@@ -274,11 +271,28 @@ func (h *Handle) Release() error {
 	return nil
 }
 
-// Live is an entry of a running sandbox, as List and Get return it.
+// Live is an entry of a running sandbox, as List and Get return it:
+// checked against the kernel and its launcher's sealed copy (verify.go).
+// Close it when done.
 type Live struct {
 	Entry
 	// Path is the entry directory.
-	Path string `json:"-"`
+	Path  string `json:"-"`
+	pidfd int    // PID 1, pinned
+}
+
+// PidFD is a pidfd of the sandbox's PID 1, owned by l: signal the sandbox
+// through it, never through the pid.
+func (l *Live) PidFD() int { return l.pidfd }
+
+// Close drops the pidfd.
+func (l *Live) Close() error {
+	if l.pidfd < 0 {
+		return nil
+	}
+	err := unix.Close(l.pidfd)
+	l.pidfd = -1
+	return err
 }
 
 // LogPath is where a detached sandbox's output goes.
@@ -298,7 +312,7 @@ func Get(dir, name string) (*Live, error) {
 		removeIfStale(path)
 		return nil, fmt.Errorf("sandbox %q: %w", name, ErrNotFound)
 	}
-	e, err := read(path)
+	e, raw, err := read(path)
 	if errors.Is(err, os.ErrNotExist) {
 		// Reserved, but PID 1 does not exist yet (or never will).
 		return nil, fmt.Errorf("sandbox %q: %w (it is still starting)", name, ErrNotFound)
@@ -306,26 +320,36 @@ func Get(dir, name string) (*Live, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Live{Entry: *e, Path: path}, nil
-}
-
-// List removes stale entries and returns the running sandboxes, sorted by
-// name. Sandboxes still starting (no state.json yet) are left out.
-func List(dir string) ([]*Live, error) {
-	names, err := Clean(dir)
+	if e.Name != name {
+		return nil, fmt.Errorf("sandbox %s: %w: the entry %s holds the record of %q", name, ErrRecordChanged, path, e.Name)
+	}
+	pidfd, err := verify(e, raw)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Live
-	for _, name := range names {
-		path := filepath.Join(dir, name)
-		e, err := read(path)
-		if err != nil {
-			continue // starting, or gone since Clean looked
-		}
-		out = append(out, &Live{Entry: *e, Path: path})
+	return &Live{Entry: *e, Path: path, pidfd: pidfd}, nil
+}
+
+// List removes stale entries and returns the running sandboxes, sorted by
+// name, each checked as Get checks it. Sandboxes still starting (no
+// state.json yet) are left out; so are entries that fail the check, whose
+// errors (ErrRecordChanged) come back in refused.
+func List(dir string) (live []*Live, refused []error, err error) {
+	names, err := Clean(dir)
+	if err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	for _, name := range names {
+		l, err := Get(dir, name)
+		switch {
+		case err == nil:
+			live = append(live, l)
+		case errors.Is(err, ErrRecordChanged):
+			refused = append(refused, err)
+		}
+		// ErrNotFound: starting, or gone since Clean looked.
+	}
+	return live, refused, nil
 }
 
 // Clean removes every stale entry in dir (its launcher is gone) and
@@ -339,7 +363,7 @@ func Clean(dir string) ([]string, error) {
 	for _, d := range ents {
 		name := d.Name()
 		path := filepath.Join(dir, name)
-		if name == endedLogs {
+		if name == endedLogs || name == sweepStamp {
 			continue
 		}
 		if name[0] == '.' {
@@ -376,22 +400,55 @@ func locked(path string) (bool, error) {
 
 // removeIfStale removes the entry at path if no launcher holds it, holding
 // the lock while it does so that a concurrent Reserve cannot be fooled.
+//
+// Lock, then verify: the directory locked must still be the one at path
+// (same device and inode). Between our open and our flock, another
+// cleaner may have removed the stale directory we opened and a launcher
+// renamed its new, locked entry into its place: the lock we got is on a
+// removed directory, and removing by path would delete the live entry.
+// Once the check passes, the path stays ours until we remove it: its
+// directory is locked by us (no other cleaner removes it) and it exists
+// (no RENAME_NOREPLACE can take its place).
 func removeIfStale(path string) (removed bool, err error) {
-	f, err := lockDir(path, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return false, nil
+	for attempt := 0; attempt < 5; attempt++ {
+		f, err := lockDir(path, unix.LOCK_EX|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return false, nil
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if testHookLocked != nil {
+			testHookLocked(path)
+		}
+		var locked, now unix.Stat_t
+		same := unix.Fstat(f.fd, &locked) == nil && unix.Lstat(path, &now) == nil &&
+			locked.Dev == now.Dev && locked.Ino == now.Ino
+		if !same {
+			f.Close()
+			continue // replaced under us: look at the new one
+		}
+		err = removeLocked(path)
+		f.Close()
+		return err == nil, err
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
+	return false, nil
+}
+
+// testHookLocked, if set, runs in removeIfStale between flock and the
+// check (verify_test.go plays the race there).
+var testHookLocked func(path string)
+
+// removeLocked removes the entry directory at path, whose lock the caller
+// holds.
+func removeLocked(path string) error {
 	if err := os.RemoveAll(path); err != nil {
-		return false, fmt.Errorf("remove the stale state entry %s: %w", path, err)
+		return fmt.Errorf("remove the stale state entry %s: %w", path, err)
 	}
-	return true, nil
+	return nil
 }
 
 // lockDir opens the directory path and flocks it with how.
@@ -420,13 +477,20 @@ func (l *dirLock) Close() error {
 	return err
 }
 
-// read decodes path/state.json.
-func read(path string) (*Entry, error) {
-	b, err := ReadProcFile(filepath.Join(path, "state.json"))
+// read reads path/state.json whole and decodes it.
+func read(path string) (*Entry, []byte, error) {
+	p := filepath.Join(path, "state.json")
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	return Decode(b)
+	defer unix.Close(fd)
+	b, err := readAll(fd, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := Decode(b)
+	return e, b, err
 }
 
 // Decode parses a state.json.
@@ -439,86 +503,6 @@ func Decode(b []byte) (*Entry, error) {
 		return nil, fmt.Errorf("decode state.json: no valid name and pid")
 	}
 	return &e, nil
-}
-
-// StartTime returns when process pid started, in clock ticks since boot
-// (field 22 of /proc/PID/stat): with the pid, it names one process for
-// good, since a reused pid comes with a later start time.
-func StartTime(pid int) (uint64, error) {
-	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStartTime(b)
-}
-
-// ReadProcFile reads a small file of /proc (up to 64 KiB) with plain
-// system calls, as cheaply as the launch path needs.
-func ReadProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for len(buf) < 64<<10 {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			break
-		}
-		buf = buf[:len(buf)+n]
-	}
-	return buf, nil
-}
-
-// writeFile creates path (mode 0600, replacing it) and writes b.
-func writeFile(path string, b []byte) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			unix.Close(fd)
-			return &os.PathError{Op: "write", Path: path, Err: err}
-		}
-		b = b[n:]
-	}
-	return unix.Close(fd)
-}
-
-// parseStartTime reads field 22 of a /proc/PID/stat line. The command
-// name (field 2) may contain spaces and parentheses, so fields are counted
-// from the last ')'.
-func parseStartTime(b []byte) (uint64, error) {
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("parse /proc/PID/stat: no command name")
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state), so field 22 is fields[19].
-	if len(fields) < 20 {
-		return 0, errors.New("parse /proc/PID/stat: too few fields")
-	}
-	n, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
-	}
-	return n, nil
 }
 
 // WaitGone waits up to timeout for the sandbox's launcher to let go of the

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,13 +54,14 @@ func TestRandomName(t *testing.T) {
 func TestParseStartTime(t *testing.T) {
 	// A command name with spaces and parentheses, as /proc shows it.
 	line := "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615\n"
-	n, err := parseStartTime([]byte(line))
+	ppid, n, err := parseStat([]byte(line))
 	assert.NilError(t, err)
+	assert.Equal(t, ppid, 1)
 	assert.Equal(t, n, uint64(987654))
 
-	_, err = parseStartTime([]byte("1 (x) S 1 2"))
+	_, _, err = parseStat([]byte("1 (x) S 1 2"))
 	assert.ErrorContains(t, err, "too few fields")
-	_, err = parseStartTime([]byte("garbage"))
+	_, _, err = parseStat([]byte("garbage"))
 	assert.ErrorContains(t, err, "no command name")
 
 	self, err := StartTime(os.Getpid())
@@ -72,7 +74,7 @@ func FuzzParseStartTime(f *testing.F) {
 	f.Add([]byte("2 ()) ) S"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseStartTime(b) // must not panic
+		parseStat(b) // must not panic
 	})
 }
 
@@ -90,7 +92,9 @@ func FuzzDecode(f *testing.F) {
 
 func TestDir(t *testing.T) {
 	xdg := t.TempDir()
+	tmp := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", xdg)
+	t.Setenv("TMPDIR", tmp)
 	dir, err := Dir()
 	assert.NilError(t, err)
 	assert.Equal(t, dir, filepath.Join(xdg, "nsbox"))
@@ -105,13 +109,22 @@ func TestDir(t *testing.T) {
 	st, _ = os.Stat(dir)
 	assert.Equal(t, st.Mode().Perm(), os.FileMode(0o700))
 
-	// A symlink in its place is refused, not followed.
+	// A symlink in its place is refused, not followed: Dir falls back on
+	// the next candidate, $TMPDIR/nsbox-UID.
 	other := t.TempDir()
 	link := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", link)
 	assert.NilError(t, os.Symlink(other, filepath.Join(link, "nsbox")))
+	dir, err = Dir()
+	assert.NilError(t, err)
+	assert.Equal(t, dir, filepath.Join(tmp, fmt.Sprintf("nsbox-%d", os.Getuid())))
+
+	// No candidate usable: the error names each one and why.
+	assert.NilError(t, os.Remove(dir))
+	assert.NilError(t, os.WriteFile(dir, nil, 0o600))
 	_, err = Dir()
-	assert.ErrorContains(t, err, "is not a directory")
+	assert.ErrorContains(t, err, "no usable state directory: state directory "+filepath.Join(link, "nsbox")+" is not a directory")
+	assert.ErrorContains(t, err, "; state directory "+dir+" is not a directory")
 }
 
 func TestDirOwnedBySomeoneElse(t *testing.T) {
@@ -120,8 +133,11 @@ func TestDirOwnedBySomeoneElse(t *testing.T) {
 	}
 	xdg := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", xdg)
-	assert.NilError(t, os.Mkdir(filepath.Join(xdg, "nsbox"), 0o700))
-	assert.NilError(t, os.Chown(filepath.Join(xdg, "nsbox"), 4242, 4242))
+	t.Setenv("TMPDIR", xdg)
+	for _, d := range []string{"nsbox", fmt.Sprintf("nsbox-%d", os.Getuid())} {
+		assert.NilError(t, os.Mkdir(filepath.Join(xdg, d), 0o700))
+		assert.NilError(t, os.Chown(filepath.Join(xdg, d), 4242, 4242))
+	}
 	_, err := Dir()
 	assert.ErrorContains(t, err, "belongs to uid 4242, not to you")
 }
@@ -138,18 +154,23 @@ func TestReserveClashReleaseAndStale(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrNameInUse), err)
 	_, err = Get(dir, "b")
 	assert.Check(t, errors.Is(err, ErrNotFound))
-	list, err := List(dir)
+	list, refused, err := List(dir)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(list, 0))
+	assert.Check(t, is.Len(refused, 0))
 
-	e := &Entry{Name: "b", Pid: os.Getpid(), Created: time.Now(), Namespaces: map[string]uint64{"user": 1}}
+	e := fakePID1(t, "b")
 	assert.NilError(t, h.Write(e))
 	got, err := Get(dir, "b")
 	assert.NilError(t, err)
-	assert.Equal(t, got.Pid, os.Getpid())
-	list, err = List(dir)
+	assert.Equal(t, got.Pid, e.Pid)
+	assert.Check(t, got.PidFD() >= 0)
+	got.Close()
+	list, refused, err = List(dir)
 	assert.NilError(t, err)
 	assert.Equal(t, len(list), 1)
+	assert.Check(t, is.Len(refused, 0))
+	list[0].Close()
 
 	// Released: gone, and the name is free.
 	assert.NilError(t, h.Release())
@@ -183,7 +204,7 @@ func TestWaitGone(t *testing.T) {
 	dir := t.TempDir()
 	h, err := Reserve(dir, "b")
 	assert.NilError(t, err)
-	assert.NilError(t, h.Write(&Entry{Name: "b", Pid: os.Getpid()}))
+	assert.NilError(t, h.Write(fakePID1(t, "b")))
 	l, err := Get(dir, "b")
 	assert.NilError(t, err)
 	assert.Check(t, !l.WaitGone(20*time.Millisecond))
@@ -239,7 +260,7 @@ func TestKeepLog(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(live, 0))
 	assert.Check(t, EndedLog(dir, "bg") != "")
-	list, err := List(dir)
+	list, _, err := List(dir)
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(list, 0))
 

@@ -1,0 +1,134 @@
+package state
+
+// files.go: reading /proc files and records, writing records, and parsing
+// /proc/PID/stat; plain system calls, as cheap as the launch path needs.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// StartTime returns when process pid started, in clock ticks since boot
+// (field 22 of /proc/PID/stat): with the pid, it names one process for
+// good, since a reused pid comes with a later start time.
+func StartTime(pid int) (uint64, error) {
+	_, start, err := statOf(pid)
+	return start, err
+}
+
+// statOf returns the parent pid and the start time of process pid.
+func statOf(pid int) (ppid int, start uint64, err error) {
+	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseStat(b)
+}
+
+// ReadProcFile reads a small file of /proc (up to 64 KiB, which bounds
+// what a hostile process can make us allocate; /proc/PID/stat and the id
+// maps are far smaller) with plain system calls, as cheaply as the launch
+// path needs. It is not for data files: records are read with readAll.
+func ReadProcFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return readUpTo(fd, path, 64<<10)
+}
+
+// maxRecord bounds a state record: the spec with its environment, far
+// beyond what execve accepts (which the spec must pass).
+const maxRecord = 64 << 20
+
+// readAll reads the file open at fd (named path in errors) to its end.
+func readAll(fd int, path string) ([]byte, error) {
+	b, err := readUpTo(fd, path, maxRecord+1)
+	if err == nil && len(b) > maxRecord {
+		return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("larger than 64 MiB")}
+	}
+	return b, err
+}
+
+// readUpTo reads fd until its end or max bytes.
+func readUpTo(fd int, path string, max int) ([]byte, error) {
+	buf := make([]byte, 0, 4096)
+	for len(buf) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		end := cap(buf)
+		if end > max {
+			end = max
+		}
+		n, err := unix.Read(fd, buf[len(buf):end])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
+// writeFile creates path (mode 0600, replacing it) and writes b.
+func writeFile(path string, b []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if err := writeAll(fd, b); err != nil {
+		unix.Close(fd)
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	return unix.Close(fd)
+}
+
+// writeAll writes b to fd.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// parseStat reads fields 4 (the parent's pid) and 22 (the start time) of
+// a /proc/PID/stat line. The command name (field 2) may contain spaces and
+// parentheses, so fields are counted from the last ')'.
+func parseStat(b []byte) (ppid int, start uint64, err error) {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, errors.New("parse /proc/PID/stat: no command name")
+	}
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state): field 4 is fields[1], 22 fields[19].
+	if len(fields) < 20 {
+		return 0, 0, errors.New("parse /proc/PID/stat: too few fields")
+	}
+	if ppid, err = strconv.Atoi(fields[1]); err != nil {
+		return 0, 0, fmt.Errorf("parse /proc/PID/stat: parent pid: %w", err)
+	}
+	if start, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
+	}
+	return ppid, start, nil
+}

@@ -1,0 +1,219 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A state.json is a file: whoever can write the state directory can change
+// it, and a sandbox that could reach it (--share mnt, an explicit bind of
+// the directory, an escape) could point nsbox exec at the host's
+// namespaces or drop the seccomp filter of whatever it joins. So nothing
+// that acts on a sandbox takes the file's word. verify checks an entry
+// against what only the kernel and the sandbox's launcher know:
+//
+//  1. PID 1 is pinned by a pidfd, then its start time (field 22 of
+//     /proc/PID/stat) must be the record's: the pid names the process
+//     the launcher recorded, not a reused number.
+//  2. Each namespace the record lists must be PID 1's (the inode of
+//     /proc/PID/ns/NAME); each one it does not list must be the caller's
+//     own (the sandbox shares it); the user namespace must be PID 1's and
+//     not the caller's. The spec's namespace flags must say the same.
+//  3. PID 1's parent (field 4 of /proc/PID/stat) must be the record's
+//     launcher (the stage clones PID 1 with CLONE_PARENT), and the
+//     launcher must live in the caller's user namespace: every sandbox
+//     has a user namespace of its own, so no process of a sandbox passes.
+//  4. The launcher keeps a copy of the record in a sealed memfd
+//     (F_SEAL_WRITE, _GROW, _SHRINK, _SEAL: nobody can change it,
+//     the launcher included) at the descriptor the record names; it is
+//     read through /proc/LAUNCHER/fd/N and must be byte for byte the
+//     state.json read.
+//  5. A signal 0 through the pidfd at the end proves PID 1 lived through
+//     the checks, so the pid read in 1 still names it.
+//
+// A sandbox cannot write into a sealed memfd nor add descriptors to its
+// launcher, so a record that passes is the one its launcher wrote, about
+// the process it started.
+
+// ErrRecordChanged is returned (wrapped) for an entry that does not match
+// the kernel or its launcher's sealed copy: something changed state.json
+// after nsbox wrote it.
+var ErrRecordChanged = errors.New("state record does not match the running sandbox")
+
+// joinable are the namespaces nsbox exec may enter besides the user
+// namespace, with the file under /proc/PID/ns that names each.
+var joinable = []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"}
+
+// verify checks e, decoded from raw (the whole state.json), as the
+// comment above says, and returns a pidfd of PID 1 that the caller owns.
+func verify(e *Entry, raw []byte) (int, error) {
+	pidfd, err := unix.PidfdOpen(e.Pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d: %v)", e.Name, ErrNotFound, e.Pid, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(pidfd)
+		}
+	}()
+	ppid, start, err := statOf(e.Pid)
+	if err != nil || start != e.PidStartTime {
+		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
+	}
+	changed := func(format string, args ...any) error {
+		return fmt.Errorf("sandbox %s: %w: %s; fix: end the sandbox through its launcher (the parent of pid %d), and see \"State records\" in docs/security.md for what could write the record",
+			e.Name, ErrRecordChanged, fmt.Sprintf(format, args...), e.Pid)
+	}
+	if err := checkNamespaces(e, changed); err != nil {
+		return -1, err
+	}
+	if ppid != e.LauncherPid {
+		return -1, changed("PID 1 (pid %d) is a child of pid %d, the record names launcher pid %d", e.Pid, ppid, e.LauncherPid)
+	}
+	mine, err1 := nsInode("self", "user")
+	theirs, err2 := nsInode(fmt.Sprint(e.LauncherPid), "user")
+	if err := errors.Join(err1, err2); err != nil {
+		return -1, changed("the launcher (pid %d): %v", e.LauncherPid, err)
+	}
+	if mine != theirs {
+		return -1, changed("the launcher (pid %d) runs in another user namespace (%d) than this command (%d)", e.LauncherPid, theirs, mine)
+	}
+	sealed, err := readSealedCopy(e.LauncherPid, e.RecordFD)
+	if err != nil {
+		return -1, changed("the launcher's copy of the record: %v", err)
+	}
+	if !bytes.Equal(sealed, raw) {
+		return -1, changed("state.json differs from the copy its launcher (pid %d) holds", e.LauncherPid)
+	}
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
+	}
+	ok = true
+	return pidfd, nil
+}
+
+// checkNamespaces is step 2 of verify.
+func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
+	pid := fmt.Sprint(e.Pid)
+	user, err := nsInode(pid, "user")
+	if err != nil {
+		return changed("PID 1 (pid %d): %v", e.Pid, err)
+	}
+	if self, _ := nsInode("self", "user"); user == self {
+		return changed("PID 1 (pid %d) is in this command's own user namespace", e.Pid)
+	}
+	if e.Namespaces["user"] != user {
+		return changed("the record says user namespace %d, PID 1 (pid %d) is in %d", e.Namespaces["user"], e.Pid, user)
+	}
+	for _, name := range joinable {
+		have, err := nsInode(pid, name)
+		if err != nil {
+			return changed("PID 1 (pid %d): %v", e.Pid, err)
+		}
+		want, own := e.Namespaces[name]
+		if e.Spec != nil && specHas(e, name) != own {
+			return changed("its spec and its namespace list disagree about the %s namespace", name)
+		}
+		if own && want != have {
+			return changed("the record says %s namespace %d, PID 1 (pid %d) is in %d", name, want, e.Pid, have)
+		}
+		if !own {
+			if self, err := nsInode("self", name); err == nil && self != have {
+				return changed("the record says the sandbox shares this command's %s namespace (%d), PID 1 (pid %d) is in %d", name, self, e.Pid, have)
+			}
+		}
+	}
+	return nil
+}
+
+// specHas reports whether e's spec gives the sandbox a namespace name of
+// its own.
+func specHas(e *Entry, name string) bool {
+	ns := e.Spec.Namespaces
+	switch name {
+	case "mnt":
+		return ns.Mount
+	case "pid":
+		return ns.PID
+	case "net":
+		return ns.Net
+	case "ipc":
+		return ns.IPC
+	case "uts":
+		return ns.UTS
+	case "cgroup":
+		return ns.Cgroup
+	}
+	return false
+}
+
+// nsInode returns the inode of /proc/PID/ns/NAME (pid may be "self").
+func nsInode(pid, name string) (uint64, error) {
+	var st unix.Stat_t
+	p := "/proc/" + pid + "/ns/" + name
+	if err := unix.Stat(p, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return st.Ino, nil
+}
+
+// The memfd's name, as /proc/PID/fd/N shows it: "/memfd:NAME (deleted)".
+const sealedName = "nsbox-record"
+
+// requiredSeals are the seals that make a memfd unchangeable for good.
+const requiredSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+
+// readSealedCopy reads the sealed record memfd at descriptor fd of the
+// launcher pid.
+func readSealedCopy(pid, fd int) ([]byte, error) {
+	p := fmt.Sprintf("/proc/%d/fd/%d", pid, fd)
+	target, err := os.Readlink(p)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(target, "/memfd:"+sealedName+" ") {
+		return nil, fmt.Errorf("descriptor %d is %s, not nsbox's record", fd, target)
+	}
+	f, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(f)
+	seals, err := unix.FcntlInt(uintptr(f), unix.F_GET_SEALS, 0)
+	if err != nil || seals&requiredSeals != requiredSeals {
+		return nil, fmt.Errorf("descriptor %d is not sealed", fd)
+	}
+	return readAll(f, p)
+}
+
+// newRecordFD returns a new memfd for the sealed copy of a record; the
+// caller owns the descriptor, which is close-on-exec.
+func newRecordFD() (int, error) {
+	flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate(sealedName, flags|unix.MFD_NOEXEC_SEAL)
+	if err == unix.EINVAL {
+		// MFD_NOEXEC_SEAL is Linux 6.3; older kernels refuse the flag.
+		fd, err = unix.MemfdCreate(sealedName, flags)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	return fd, nil
+}
+
+// sealRecord writes b to the new memfd fd and seals it for good.
+func sealRecord(fd int, b []byte) error {
+	if err := writeAll(fd, b); err != nil {
+		return fmt.Errorf("write the sealed copy of the record: %w", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, requiredSeals); err != nil {
+		return fmt.Errorf("seal the record: %w", err)
+	}
+	return nil
+}
