@@ -98,10 +98,30 @@ func verify(e *Entry, raw []byte) (int, error) {
 	return pidfd, nil
 }
 
-// checkNamespaces is step 2 of verify.
+// checkNamespaces is step 2 of verify. PID 1 is not dumpable, so its
+// namespaces are closed even to its owner: they are read from its command
+// (PID 1's oldest child), which has the sandbox's own but for the nested
+// user and mount namespaces that lock its mounts (sandbox/nested.go):
+// there the record's user namespace must be the parent of the command's,
+// and the command's mount namespace must belong to the command's user
+// namespace. A PID 1 that can be read (an older nsbox) is checked itself.
 func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
 	pid := fmt.Sprint(e.Pid)
 	user, err := nsInode(pid, "user")
+	nested := false
+	if errors.Is(err, os.ErrPermission) {
+		cmd, cerr := commandOf(e.Pid)
+		if cerr != nil {
+			return changed("PID 1 (pid %d): %v", e.Pid, cerr)
+		}
+		pid = fmt.Sprint(cmd)
+		if e.Namespaces["mnt"] != 0 {
+			nested = true
+			user, err = nsRelative(pid, "user", unix.NS_GET_PARENT)
+		} else {
+			user, err = nsInode(pid, "user")
+		}
+	}
 	if err != nil {
 		return changed("PID 1 (pid %d): %v", e.Pid, err)
 	}
@@ -112,13 +132,21 @@ func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
 		return changed("the record says user namespace %d, PID 1 (pid %d) is in %d", e.Namespaces["user"], e.Pid, user)
 	}
 	for _, name := range joinable {
-		have, err := nsInode(pid, name)
-		if err != nil {
-			return changed("PID 1 (pid %d): %v", e.Pid, err)
-		}
 		want, own := e.Namespaces[name]
 		if e.Spec != nil && specHas(e, name) != own {
 			return changed("its spec and its namespace list disagree about the %s namespace", name)
+		}
+		if nested && name == "mnt" {
+			owner, err1 := nsRelative(pid, "mnt", unix.NS_GET_USERNS)
+			cmdUser, err2 := nsInode(pid, "user")
+			if err := errors.Join(err1, err2); err != nil || owner != cmdUser {
+				return changed("the sandbox's command (pid %s) is not in the mount namespace of its nested user namespace", pid)
+			}
+			continue
+		}
+		have, err := nsInode(pid, name)
+		if err != nil {
+			return changed("PID 1 (pid %d): %v", e.Pid, err)
 		}
 		if own && want != have {
 			return changed("the record says %s namespace %d, PID 1 (pid %d) is in %d", name, want, e.Pid, have)
@@ -130,6 +158,53 @@ func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
 		}
 	}
 	return nil
+}
+
+// nsRelative returns the inode of the namespace an ioctl (NS_GET_PARENT,
+// NS_GET_USERNS) on /proc/PID/ns/NAME returns.
+func nsRelative(pid, name string, req uint) (uint64, error) {
+	f, err := os.Open("/proc/" + pid + "/ns/" + name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	fd, err := unix.IoctlRetInt(int(f.Fd()), req)
+	if err != nil {
+		return 0, fmt.Errorf("ioctl on /proc/%s/ns/%s: %w", pid, name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// commandOf returns the pid of PID 1's oldest child, the sandbox's
+// command: the others are orphans of its descendants, born later.
+func commandOf(pid1 int) (int, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	best, bestStart := 0, uint64(0)
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscan(d.Name(), &pid); err != nil || pid <= 0 {
+			continue
+		}
+		ppid, start, err := statOf(pid)
+		if err != nil || ppid != pid1 {
+			continue
+		}
+		if best == 0 || start < bestStart || (start == bestStart && pid < best) {
+			best, bestStart = pid, start
+		}
+	}
+	if best == 0 {
+		return 0, fmt.Errorf("PID 1 (pid %d) has no command", pid1)
+	}
+	return best, nil
 }
 
 // specHas reports whether e's spec gives the sandbox a namespace name of
