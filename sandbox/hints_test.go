@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,4 +151,11 @@ profile nsbox /usr/local/bin/nsbox flags=(unconfined) {
   include if exists <local/nsbox>
 }
 `)
+}
+
+// The profile make install ships is the one nsbox prints.
+func TestShippedAppArmorProfile(t *testing.T) {
+	b, err := os.ReadFile("../contrib/apparmor/nsbox")
+	assert.NilError(t, err)
+	assert.Equal(t, strings.ReplaceAll(string(b), "@BINDIR@", "/usr/local/bin"), AppArmorProfile("/usr/local/bin/nsbox"))
 }
