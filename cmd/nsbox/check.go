@@ -70,7 +70,6 @@ func checkCommand(args []string, stdout io.Writer) error {
 	}
 	results = append(results,
 		checkSubids(),
-		checkTun(),
 		checkCgroups(),
 		checkLandlock(),
 		checkPing(),
@@ -147,20 +146,6 @@ func rangesText(rs []subid.Range) string {
 		parts = append(parts, fmt.Sprintf("%d–%d", r.Start, uint64(r.Start)+uint64(r.Count)-1))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func checkTun() checkResult {
-	r := checkResult{Name: "/dev/net/tun", NeededBy: "--net user"}
-	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err != nil {
-		r.Detail = err.Error()
-		r.Fix = "as root: chmod 0666 /dev/net/tun (the mode stock distributions use), or modprobe tun"
-		return r
-	}
-	f.Close()
-	r.OK = true
-	r.Detail = "readable and writable"
-	return r
 }
 
 const overlayNeededBy = "--tmp-overlay, --overlay, --copy-up"
