@@ -51,8 +51,20 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The AppArmor profile (contrib/apparmor) goes in only where AppArmor is
+# there and restricts unprivileged user namespaces (Ubuntu 23.10+), and is
+# loaded when installing for this system (no DESTDIR).
+APPARMOR_DIR      ?= /etc/apparmor.d
+APPARMOR_RESTRICT ?= /proc/sys/kernel/apparmor_restrict_unprivileged_userns
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsbox
+	@if [ -d "$(DESTDIR)$(APPARMOR_DIR)" ] && [ "$$(cat $(APPARMOR_RESTRICT) 2>/dev/null)" = 1 ]; then \
+		sed 's#@BINDIR@#$(PREFIX)/bin#' contrib/apparmor/nsbox >"$(DESTDIR)$(APPARMOR_DIR)/nsbox" && \
+		echo "installed $(DESTDIR)$(APPARMOR_DIR)/nsbox (user namespaces for $(PREFIX)/bin/nsbox)"; \
+		if [ -z "$(DESTDIR)" ] && command -v apparmor_parser >/dev/null; then \
+			apparmor_parser -r "$(APPARMOR_DIR)/nsbox" && echo "loaded it (apparmor_parser -r)"; \
+		fi; \
+	fi
 
 # From nothing to a sandboxed command (as root it prepares the host and runs
 # the demo as the unprivileged test user).

@@ -6,13 +6,16 @@
 #    "0 2147483647", systemd's default) where nobody may ("1 0"), so
 #    --net user can forward ping;
 #  - creates the unprivileged test user with /etc/subuid and /etc/subgid
-#    ranges, if absent.
+#    ranges, if absent;
+#  - makes sure the Docker daemon runs (tests/docker_test.go), starting it
+#    if it does not answer.
 # Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
 set -euo pipefail
 user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
-packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git python3)
+packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git python3 bubblewrap)
+command -v docker >/dev/null || packages+=(docker.io)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -45,3 +48,10 @@ for f in /etc/subuid /etc/subgid; do
 		echo "setup-host: added $user:$start:65536 to $f"
 	fi
 done
+
+if ! docker info >/dev/null 2>&1; then
+	echo "setup-host: starting the Docker daemon"
+	service docker start >/dev/null 2>&1 || (setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &)
+	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+	docker info >/dev/null 2>&1 || { echo "setup-host: the Docker daemon does not start (see /var/log/dockerd.log)" >&2; exit 1; }
+fi

@@ -7,7 +7,9 @@
 #   3. build nsbox and the integration test binary, copy both where the
 #      test user can read them, and run the integration tests AS THAT USER
 #      (rootless behaviour is only proven by a non-root run);
-#   4. run the real-root tests (TestRealRoot*) once as root.
+#   4. run the real-root tests (TestRealRoot*) and the Docker tests
+#      (TestDocker*: the daemon's socket is root's; the containers run
+#      nsbox as a non-root user) once as root.
 # As a normal user: checks the host has what the tests need, then runs the
 # unit and integration tests directly as you.
 #
@@ -56,12 +58,12 @@ integration() {
 if [ "$(id -u)" = 0 ]; then
 	echo "== integration tests as $user (uid $(id -u "$user"))"
 	as=(runuser -u "$user" --) home=$(getent passwd "$user" | cut -d: -f6)
-	integration -test.skip '^TestRealRoot'
-	echo "== integration tests as real root"
+	integration -test.skip '^TestRealRoot|^TestDocker'
+	echo "== integration tests as real root (and Docker)"
 	as=() home=$HOME
-	integration -test.run '^TestRealRoot'
+	integration -test.run '^TestRealRoot|^TestDocker'
 else
 	echo "== integration tests as $(id -un) (uid $(id -u))"
 	as=() home=$HOME
-	integration -test.skip '^TestRealRoot'
+	integration -test.skip '^TestRealRoot|^TestDocker'
 fi

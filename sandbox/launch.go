@@ -24,8 +24,14 @@ import (
 //     and execs the command, and reports.
 //
 // Any failure kills whatever was started and returns an error; ExitCode
-// maps it to nsbox's exit code. Cancelling ctx kills the whole sandbox.
+// maps it to nsbox's exit code; a step the host refused carries the cause
+// and fix (hints.go). Cancelling ctx kills the whole sandbox.
 func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
+	sb, err := start(ctx, spec)
+	return sb, explainSetup(err)
+}
+
+func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if !initChecked.Load() {
 		return nil, errNoInit
 	}
@@ -98,7 +104,7 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// 2. The maps, from the parent namespace.
 	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
 	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
-		return nil, fmt.Errorf("set up the uid/gid maps: %w", err)
+		return nil, explainMaps(fmt.Errorf("set up the uid/gid maps: %w", err))
 	}
 	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {
 		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
@@ -178,11 +184,7 @@ func killAndReap(p *os.Process) {
 func userNamespaceError(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" {
-		se.Hint = UserNamespaceHint()
-		if se.Hint == "" && se.Err == syscall.ENOSPC {
-			se.Hint = "the limit on user namespaces is reached (user.max_user_namespaces = " + sysctl("user/max_user_namespaces") +
-				" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000"
-		}
+		se.Hint = explain(stepUserns, se.Err, currentHostFacts())
 	}
 	return err
 }

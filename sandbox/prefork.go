@@ -33,10 +33,11 @@ var prefork struct {
 func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
 	// A pre-forked stage runs the binary on disk: not when the sandbox
 	// could write it (stageexe.go).
-	exe, err := stageExecutable(plan)
+	exe, release, err := stageExecutable(plan)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer release()
 	if p, sock := takePrefork(files, exe == selfExe); p != nil {
 		return p, sock, nil
 	}

@@ -1,11 +1,14 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
@@ -26,6 +29,13 @@ import (
 // The copy is made only when some id mapped into the sandbox could write
 // the binary (binaryWritableInside), once per launcher process; a copy of
 // the 3.6 MB binary costs a few milliseconds (docs/security.md).
+//
+// Where vm.memfd_noexec = 2 no memfd may be executed (memfd_create with
+// MFD_EXEC fails with EACCES). Then each sandbox gets a fresh private file
+// copy instead (fileCopy): unlinked, mode 0500, reachable only through the
+// launcher's fd and the stage's and PID 1's /proc/PID/exe, which the
+// kernel keeps unwritable while they execute it (ETXTBSY); it is never run
+// again once the sandbox has ended.
 
 const (
 	mfdExec    = 0x10 // MFD_EXEC (Linux 6.3): executable even under vm.memfd_noexec=1
@@ -59,7 +69,7 @@ func mapsOuter(ext []mapping.Extent, id uint32) bool {
 const selfExe = "/proc/self/exe"
 
 // stageCopy holds the sealed copy for the life of the process.
-var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy("/proc/self/exe") })
+var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy(selfExe) })
 
 // sealedCopy copies the file at path into a memfd and seals it.
 func sealedCopy(path string) (*os.File, error) {
@@ -72,6 +82,9 @@ func sealedCopy(path string) (*os.File, error) {
 	fd, err := unix.MemfdCreate("nsbox-stage", flags|mfdExec)
 	if err == unix.EINVAL { // kernels before 6.3 do not know MFD_EXEC
 		fd, err = unix.MemfdCreate("nsbox-stage", flags)
+	}
+	if err == unix.EACCES { // vm.memfd_noexec = 2
+		return nil, fmt.Errorf("copy the nsbox binary into memory: %w", errMemfdNoexec)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("copy the nsbox binary into memory (memfd_create): %w", err)
@@ -88,18 +101,88 @@ func sealedCopy(path string) (*os.File, error) {
 	return f, nil
 }
 
+// errMemfdNoexec: the kernel executes no memfd (vm.memfd_noexec = 2).
+var errMemfdNoexec = errors.New("memfd_create(MFD_EXEC): permission denied (vm.memfd_noexec = 2)")
+
 // stageExecutable returns the path to execute the stage from: the sealed
 // copy, through our own fd table (execve resolves it before close-on-exec
 // closes the fd), when something inside could write to the nsbox binary;
 // the binary itself when nothing inside can (the usual root-owned
-// /usr/local/bin/nsbox), which saves the copy.
-func stageExecutable(plan mapping.Plan) (string, error) {
+// /usr/local/bin/nsbox), which saves the copy. The caller calls release
+// once the stage has been executed.
+func stageExecutable(plan mapping.Plan) (path string, release func(), err error) {
 	if !binaryWritableInside(plan) {
-		return selfExe, nil
+		return selfExe, func() {}, nil
 	}
 	f, err := stageCopy()
-	if err != nil {
-		return "", err
+	if errors.Is(err, errMemfdNoexec) {
+		if f, err = fileCopy(selfExe, copyDirs()); err != nil {
+			return "", nil, err
+		}
+		return fdPath(f), func() { f.Close() }, nil
 	}
-	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())), nil
+	if err != nil {
+		return "", nil, err
+	}
+	return fdPath(f), func() {}, nil
+}
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// copyDirs are where fileCopy may write: the user's runtime directory,
+// the temporary directories, /dev/shm.
+func copyDirs() []string {
+	var dirs []string
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	return append(dirs, os.TempDir(), "/var/tmp", "/dev/shm")
+}
+
+// fileCopy copies the file at path into a new file in the first of dirs
+// that takes it and is not mounted noexec, unlinks it, and returns it open
+// read-only (execve refuses a file open for writing).
+func fileCopy(path string, dirs []string) (*os.File, error) {
+	var errs []string
+	for _, dir := range dirs {
+		f, err := fileCopyIn(dir, path)
+		if err == nil {
+			return f, nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return nil, fmt.Errorf("copy the nsbox binary for the sandbox stage: %s; fix: %s", strings.Join(errs, "; "),
+		explain(stepMemfd, syscall.EACCES, hostFacts{memfdNoexec: "2"}))
+}
+
+func fileCopyIn(dir, path string) (*os.File, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	if st.Flags&unix.ST_NOEXEC != 0 {
+		return nil, fmt.Errorf("%s is mounted noexec", dir)
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open the nsbox binary (%s): %w", path, err)
+	}
+	defer src.Close()
+	w, err := os.CreateTemp(dir, ".nsbox-stage-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(w.Name())
+	defer w.Close()
+	if _, err := io.Copy(w, src); err != nil {
+		return nil, fmt.Errorf("%s: %w", w.Name(), err)
+	}
+	if err := w.Chmod(0o500); err != nil {
+		return nil, err
+	}
+	r, err := os.Open(fdPath(w))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reopen read-only: %w", w.Name(), err)
+	}
+	return r, nil
 }

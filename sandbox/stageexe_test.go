@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 
@@ -49,4 +50,29 @@ func BenchmarkSealedCopy(b *testing.B) {
 		}
 		f.Close()
 	}
+}
+
+// TestFileCopy: the fallback for vm.memfd_noexec = 2 is an unlinked,
+// read-only, executable copy, from the first usable directory.
+func TestFileCopy(t *testing.T) {
+	f, err := fileCopy("/proc/self/exe", []string{"/nonexistent", t.TempDir()})
+	assert.NilError(t, err)
+	defer f.Close()
+	var st unix.Stat_t
+	assert.NilError(t, unix.Fstat(int(f.Fd()), &st))
+	assert.Check(t, is.Equal(st.Nlink, uint64(0)), "unlinked")
+	assert.Check(t, is.Equal(st.Mode&0o777, uint32(0o500)))
+	want, err := os.ReadFile("/proc/self/exe")
+	assert.NilError(t, err)
+	got, err := os.ReadFile(fdPath(f))
+	assert.NilError(t, err)
+	assert.Check(t, bytes.Equal(got, want))
+	// It runs: execve takes it (no writer is left open: no ETXTBSY).
+	out, err := exec.Command(fdPath(f), "-test.run=^$").CombinedOutput()
+	assert.NilError(t, err, string(out))
+}
+
+func TestFileCopyNoDirectory(t *testing.T) {
+	_, err := fileCopy("/proc/self/exe", []string{"/nonexistent"})
+	assert.ErrorContains(t, err, "/nonexistent: no such file or directory; fix: vm.memfd_noexec = 2")
 }

@@ -19,11 +19,16 @@ import (
 
 const checkUsage = `Usage: nsbox check [--json]
 
-Checks what this host and user need for nsbox, really starting a small
-sandbox, and prints each item with ✓ or ✗ and the exact fix. Items marked
-"needed by" are only required by those features.
+Checks what this host and user need for nsbox by trying each step in a
+throwaway sandbox (user namespace and maps, mount namespace, network
+namespace with lo up, hostname, a new /proc, subordinate id maps, a TAP
+device, overlayfs) and then a default sandbox. Prints each item with ✓
+(tried, works), ✗ (tried, fails: the cause and the exact fix) or – (not
+tried, and why). Once a step every sandbox needs fails, the later ones are
+not tried. Items marked "needed by" are only required by those features.
 
-Exit status: 0 when a default sandbox starts, 125 otherwise.
+Exit status: 0 when every required step and a default sandbox work, 125
+otherwise.
 
 Examples:
   nsbox check
@@ -37,6 +42,8 @@ type checkResult struct {
 	Detail   string `json:"detail"`
 	Fix      string `json:"fix,omitempty"`
 	NeededBy string `json:"neededBy,omitempty"` // "" = needed by every sandbox
+	Skipped  bool   `json:"skipped,omitempty"`  // not tried; Detail says why
+	Profile  string `json:"profile,omitempty"`  // a file to install, printed after Fix
 }
 
 func checkCommand(args []string, stdout io.Writer) error {
@@ -54,19 +61,20 @@ func checkCommand(args []string, stdout io.Writer) error {
 			return usageError{fmt.Sprintf("check: unknown flag %s; fix: nsbox check [--json]", a)}
 		}
 	}
-	results := []checkResult{
-		checkUserNamespaces(),
+	results, ok := runProbes(
+		sandboxCheck{"overlayfs in a user namespace", overlayNeededBy, checkOverlay},
+		sandboxCheck{"a default sandbox starts", "", checkDefaultSandbox},
+	)
+	if aa := checkAppArmor(); aa != nil {
+		results = append([]checkResult{*aa}, results...)
+	}
+	results = append(results,
 		checkSubids(),
-		checkHelpers(),
-		checkTun(),
-		checkOverlay(),
 		checkCgroups(),
 		checkLandlock(),
 		checkSeccomp(),
 		checkPing(),
-		checkDefaultSandbox(),
-	}
-	ok := results[len(results)-1].OK
+	)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -79,7 +87,10 @@ func checkCommand(args []string, stdout io.Writer) error {
 	} else {
 		for _, r := range results {
 			mark := "✓"
-			if !r.OK {
+			switch {
+			case r.Skipped:
+				mark = "–"
+			case !r.OK:
 				mark = "✗"
 			}
 			line := fmt.Sprintf("%s %s: %s", mark, r.Name, r.Detail)
@@ -89,6 +100,9 @@ func checkCommand(args []string, stdout io.Writer) error {
 			if !r.OK && r.Fix != "" {
 				line += "\n    fix: " + r.Fix
 			}
+			if r.Profile != "" {
+				line += "\n\n" + r.Profile
+			}
 			fmt.Fprintln(stdout, line)
 		}
 	}
@@ -96,18 +110,6 @@ func checkCommand(args []string, stdout io.Writer) error {
 		return &sandbox.ExitError{Code: sandbox.CodeLauncher}
 	}
 	return nil
-}
-
-func checkUserNamespaces() checkResult {
-	r := checkResult{Name: "user namespaces"}
-	if hint := sandbox.UserNamespaceHint(); hint != "" {
-		before, after, _ := strings.Cut(hint, ": ")
-		r.Detail, r.Fix = before, after
-		return r
-	}
-	r.OK = true
-	r.Detail = "allowed (user.max_user_namespaces = " + readTrim("/proc/sys/user/max_user_namespaces") + ")"
-	return r
 }
 
 func checkSubids() checkResult {
@@ -147,38 +149,11 @@ func rangesText(rs []subid.Range) string {
 	return strings.Join(parts, ", ")
 }
 
-func checkHelpers() checkResult {
-	r := checkResult{Name: "newuidmap/newgidmap", NeededBy: "more than one uid/gid inside (--map auto)"}
-	h := mapping.FindHelpers()
-	if !h.Usable() {
-		r.Detail = h.Problem
-		if _, fix, ok := strings.Cut(h.Problem, "fix: "); ok {
-			r.Detail, r.Fix = strings.TrimSuffix(strings.TrimSpace(strings.TrimSuffix(h.Problem, fix)), "; fix:"), fix
-		}
-		return r
-	}
-	r.OK = true
-	r.Detail = h.NewUIDMap + " and " + h.NewGIDMap + " usable"
-	return r
-}
-
-func checkTun() checkResult {
-	r := checkResult{Name: "/dev/net/tun", NeededBy: "--net user"}
-	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err != nil {
-		r.Detail = err.Error()
-		r.Fix = "as root: chmod 0666 /dev/net/tun (the mode stock distributions use), or modprobe tun"
-		return r
-	}
-	f.Close()
-	r.OK = true
-	r.Detail = "readable and writable"
-	return r
-}
+const overlayNeededBy = "--tmp-overlay, --overlay, --copy-up"
 
 // checkOverlay mounts an overlayfs in a throwaway user+mount namespace.
 func checkOverlay() checkResult {
-	r := checkResult{Name: "overlayfs in a user namespace", NeededBy: "--tmp-overlay, --overlay, --copy-up"}
+	r := checkResult{Name: "overlayfs in a user namespace", NeededBy: overlayNeededBy}
 	cmd := exec.Command("/proc/self/exe", "check", "--probe-overlay")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
@@ -192,6 +167,10 @@ func checkOverlay() checkResult {
 			r.Detail = err.Error()
 		}
 		r.Fix = "use a kernel ≥ 5.11 (unprivileged overlayfs with userxattr)"
+		var u unix.Utsname
+		if unix.Uname(&u) == nil && kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 11) {
+			r.Fix = "this kernel (" + unix.ByteSliceToString(u.Release[:]) + ") refuses the lower layer's filesystem (" + os.TempDir() + "); --tmp-overlay works only over directories on filesystems overlayfs accepts as a lower layer"
+		}
 		return r
 	}
 	r.OK = true
@@ -205,16 +184,29 @@ func probeOverlay() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	for _, d := range []string{"lower", "upper", "work", "merged"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+	j := func(s string) string { return filepath.Join(dir, s) }
+	// The upper layer on a tmpfs, as --tmp-overlay has it; the lower one
+	// on the host's filesystem.
+	if err := os.Mkdir(j("lower"), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(j("t"), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", j("t"), "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount a tmpfs for the upper layer: %w", err)
+	}
+	defer unix.Unmount(j("t"), unix.MNT_DETACH)
+	t := func(s string) string { return filepath.Join(dir, "t", s) }
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.Mkdir(t(d), 0o755); err != nil {
 			return err
 		}
 	}
-	j := func(s string) string { return filepath.Join(dir, s) }
 	for _, opts := range []string{"userxattr,", ""} {
-		data := fmt.Sprintf("%slowerdir=%s,upperdir=%s,workdir=%s", opts, j("lower"), j("upper"), j("work"))
-		if err = unix.Mount("overlay", j("merged"), "overlay", 0, data); err == nil {
-			unix.Unmount(j("merged"), unix.MNT_DETACH)
+		data := fmt.Sprintf("%slowerdir=%s,upperdir=%s,workdir=%s", opts, j("lower"), t("upper"), t("work"))
+		if err = unix.Mount("overlay", t("merged"), "overlay", 0, data); err == nil {
+			unix.Unmount(t("merged"), unix.MNT_DETACH)
 			fmt.Println(strings.TrimSuffix("overlay "+opts, ","))
 			return nil
 		}
@@ -246,8 +238,9 @@ func checkDefaultSandbox() checkResult {
 		}
 	}
 	if err != nil {
-		r.Detail = err.Error()
-		r.Fix = "see the items above; run nsbox run -- true for the full error"
+		if r.Detail, r.Fix = splitFix(err.Error()); r.Fix == "" {
+			r.Fix = "see the items above; run nsbox run -- true for the full error"
+		}
 		return r
 	}
 	r.OK = true
@@ -256,6 +249,15 @@ func checkDefaultSandbox() checkResult {
 		r.Detail += "; " + notice
 	}
 	return r
+}
+
+// kernelAtLeast compares a uname release ("6.8.0-45-generic") with major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(release, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 func readTrim(path string) string {
