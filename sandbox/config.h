@@ -119,7 +119,7 @@ void nsbox_config_free(struct config *c);
 
 /* mountinfo_unescape (mounts.c) undoes /proc/self/mountinfo's octal
  * escapes in place (\040 for a space; the kernel escapes space, tab,
- * newline and backslash). */
+ * newline and backslash). \000 and malformed escapes stay as they are. */
 void mountinfo_unescape(char *s);
 
 #endif

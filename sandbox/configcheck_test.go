@@ -25,7 +25,7 @@ import (
 
 // testPlan is the plan of a caller with uid/gid 1000 and one subordinate
 // range, as mapping.Auto makes it.
-func testPlan(t *testing.T, root bool, mode mapping.Mode) mapping.Plan {
+func testPlan(t testing.TB, root bool, mode mapping.Mode) mapping.Plan {
 	t.Helper()
 	r := []subid.Range{{Start: 100000, Count: 65536}}
 	p, err := mapping.NewPlan(mapping.Request{UID: 1000, GID: 1000, SubUIDs: r, SubGIDs: r, Mode: mode, Root: root,
@@ -59,7 +59,7 @@ func everyMount() []Mount {
 }
 
 // configCases are stage configs as Start and Join build them.
-func configCases(t *testing.T) map[string]stageConfig {
+func configCases(t testing.TB) map[string]stageConfig {
 	t.Helper()
 	spec := func(edit func(s *Spec)) *Spec {
 		s := &Spec{

@@ -315,10 +315,12 @@ void mountinfo_unescape(char *s)
 {
 	char *w = s;
 	for (char *r = s; *r; r++) {
-		/* "\ooo", three octal digits of one byte (the kernel writes
-		 * \040, \011, \012, \134); anything else is kept as is. */
+		/* "\ooo", three octal digits of one byte other than NUL (the
+		 * kernel writes \040, \011, \012, \134); anything else is
+		 * kept as is. */
 		int a, b, d;
-		if (r[0] == '\\' && (a = octal(r[1])) >= 0 && a <= 3 && (b = octal(r[2])) >= 0 && (d = octal(r[3])) >= 0) {
+		if (r[0] == '\\' && (a = octal(r[1])) >= 0 && a <= 3 && (b = octal(r[2])) >= 0 && (d = octal(r[3])) >= 0 &&
+		    a + b + d > 0) {
 			*w++ = (char)(a * 64 + b * 8 + d);
 			r += 3;
 		} else
