@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -307,4 +309,40 @@ func TestConfigRefused(t *testing.T) {
 	}
 	_, err := decodeConfigC(base, configAreaAll, true)
 	assert.NilError(t, err)
+}
+
+// The stage itself (this test binary re-executed with the stage's
+// variable) refuses a bad CONFIG before it creates anything: one ERROR
+// naming the record, exit 125.
+func TestStageRefusesBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		err  string
+	}{
+		{"unknown key", append(baseConfig(), rec("seccomp-off=1")...), `config record "seccomp-off": unknown key`},
+		{"other version", append(rec("v=1"), baseConfig()[len("v=2\x00"):]...), `config record "v": protocol version 1, this stage speaks 2`},
+		{"bad number", append(baseConfig(), rec("pty=1", "pty-rows=1e3", "pty-cols=80")...), `config record "pty-rows": "1e3" is not a decimal number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent, child, err := socketPair()
+			assert.NilError(t, err)
+			defer parent.Close()
+			p, err := os.StartProcess("/proc/self/exe", []string{"nsbox-stage"}, &os.ProcAttr{
+				Env:   []string{stageEnv + "=1"},
+				Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, child},
+			})
+			child.Close()
+			assert.NilError(t, err)
+			assert.NilError(t, writeMessage(parent, msgConfig, 0, tc.msg))
+			_, err = expect(parent, msgUsernsReady)
+			var setup *SetupError
+			assert.Assert(t, errors.As(err, &setup), "%v", err)
+			assert.Check(t, strings.HasPrefix(setup.Error(), tc.err), "%v", setup)
+			assert.Check(t, errors.Is(setup, syscall.EINVAL))
+			st, err := p.Wait()
+			assert.NilError(t, err)
+			assert.Equal(t, st.ExitCode(), CodeLauncher)
+		})
+	}
 }

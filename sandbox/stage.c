@@ -554,8 +554,8 @@ void nsbox_stage(void)
 	char err[512];
 	config_defaults(&c);
 	if (config_decode(buf, m.len, &c, CFG_AREA_ALL, 1, err, sizeof err) < 0) {
-		errno = EINVAL;
-		fail("%s", err);
+		send_msg(NSBOX_MSG_ERROR, EINVAL, err); /* the line says it all */
+		_exit(125);
 	}
 	if (c.join_pid)
 		nsbox_join(&c); /* nsbox exec: join.c */

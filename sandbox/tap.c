@@ -249,8 +249,8 @@ void wait_network(void)
 	memset(&t, 0, sizeof t);
 	char err[512];
 	if (config_decode(buf, m.len, &t, CFG_AREA_TAP, 0, err, sizeof err) < 0) {
-		errno = EINVAL;
-		fail("NET_READY: %s", err);
+		send_msg(NSBOX_MSG_ERROR, EINVAL, err);
+		_exit(125);
 	}
 	if (t.tap_name)
 		configure_tap(&t);
