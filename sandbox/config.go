@@ -1,5 +1,10 @@
 package sandbox
 
+/*
+#include "stage.h"
+*/
+import "C"
+
 import (
 	"encoding/hex"
 	"os"
@@ -9,9 +14,16 @@ import (
 	"github.com/nsbox/nsbox/mapping"
 )
 
+// configVersion is the CONFIG protocol's version (stage.h), sent as the
+// first record: a stage of another build refuses the message.
+const configVersion = C.NSBOX_CONFIG_VERSION
+
 // stageConfig is everything the C stage needs, already decided. It is sent
-// as one CONFIG message of "key=value\0" records, which stage.c reads in one
-// pass; repeated keys (arg, env) keep their order.
+// as one CONFIG message of "key=value\0" records, "v=configVersion"
+// first, which config.c decodes in one pass through the key tables of the
+// stage's C files (config.h); repeated keys (arg, env) keep their order.
+// The decoder refuses what it does not know: a key added here needs its
+// table line there, and configcheck_test.go proves both agree.
 type stageConfig struct {
 	unshareFlags int
 	setupRoot    bool // inner 0 is mapped: do setup as root
@@ -123,6 +135,7 @@ func (c stageConfig) encode() []byte {
 			add(k, "1")
 		}
 	}
+	add("v", strconv.Itoa(configVersion))
 	add("unshare", strconv.Itoa(c.unshareFlags))
 	flag("setup-root", c.setupRoot)
 	flag("setgroups", c.setgroups)

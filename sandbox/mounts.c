@@ -43,107 +43,83 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "stagelib.h"
 #include "mounts.h"
 
 /* --- configuration ------------------------------------------------------ */
 
-int parse_mount_record(struct config *c, const char *key, char *v)
+static const char *const mount_types[] = {
+	[MT_BIND] = "bind", [MT_TMPFS] = "tmpfs", [MT_DIR] = "dir", [MT_SYMLINK] = "symlink",
+	[MT_CHMOD] = "chmod", [MT_REMOUNT_RO] = "remount-ro", [MT_PROC] = "proc", [MT_DEV] = "dev",
+	[MT_MQUEUE] = "mqueue", [MT_FILE] = "file", [MT_OVERLAY] = "overlay",
+	[MT_TMP_OVERLAY] = "tmp-overlay", [MT_COPY_UP] = "copy-up",
+};
+#define N_MOUNT_TYPES (sizeof mount_types / sizeof *mount_types)
+
+/* parse_type opens a mount op (field): "mount=TYPE". */
+static const char *parse_type(struct cfg_parser *p, void *field, char *v)
 {
-	static const char *const types[] = {
-		[MT_BIND] = "bind", [MT_TMPFS] = "tmpfs", [MT_DIR] = "dir", [MT_SYMLINK] = "symlink",
-		[MT_CHMOD] = "chmod", [MT_REMOUNT_RO] = "remount-ro", [MT_PROC] = "proc", [MT_DEV] = "dev",
-		[MT_MQUEUE] = "mqueue", [MT_FILE] = "file", [MT_OVERLAY] = "overlay",
-		[MT_TMP_OVERLAY] = "tmp-overlay", [MT_COPY_UP] = "copy-up",
-	};
-	if (!strcmp(key, "new-root")) {
-		c->new_root = atoi(v);
-		return 1;
-	}
-	if (!strcmp(key, "root-mapped")) {
-		c->root_mapped = atoi(v);
-		return 1;
-	}
-	if (!strcmp(key, "owner-uid")) {
-		c->owner_uid = atoll(v);
-		return 1;
-	}
-	if (!strcmp(key, "owner-gid")) {
-		c->owner_gid = atoll(v);
-		return 1;
-	}
-	if (!strcmp(key, "nest-uid")) {
-		c->nest_uid = atoll(v);
-		return 1;
-	}
-	if (!strcmp(key, "nest-gid")) {
-		c->nest_gid = atoll(v);
-		return 1;
-	}
-	if (!strcmp(key, "cwd-try")) {
-		c->cwd_try = v;
-		return 1;
-	}
-	if (!strcmp(key, "mount")) {
-		struct mount_op *ops = realloc(c->mounts, ((size_t)c->n_mounts + 1) * sizeof *ops);
-		if (!ops)
-			fail("allocate the mount list");
-		c->mounts = ops;
-		struct mount_op *op = &ops[c->n_mounts++];
-		memset(op, 0, sizeof *op);
-		for (size_t t = 1; t < sizeof types / sizeof *types; t++)
-			if (!strcmp(v, types[t]))
-				op->type = (int)t;
-		if (!op->type) {
-			errno = EINVAL;
-			fail("unknown mount type %s", v);
-		}
-		op->what = v;
-		return 1;
-	}
-	if (strncmp(key, "mount-", 6) != 0)
-		return 0;
-	if (c->n_mounts == 0) {
-		errno = EINVAL;
-		fail("mount record %s before any mount", key);
-	}
-	struct mount_op *op = &c->mounts[c->n_mounts - 1];
-	key += 6;
-	if (!strcmp(key, "src"))
-		op->src = v;
-	else if (!strcmp(key, "dst"))
-		op->dst = v;
-	else if (!strcmp(key, "what"))
-		op->what = v;
-	else if (!strcmp(key, "flags"))
-		op->flags = atoi(v);
-	else if (!strcmp(key, "mode"))
-		op->mode = (unsigned)strtoul(v, NULL, 10);
-	else if (!strcmp(key, "size"))
-		op->size = strtoull(v, NULL, 10);
-	else if (!strcmp(key, "upper"))
-		op->upper = v;
-	else if (!strcmp(key, "work"))
-		op->work = v;
-	else if (!strcmp(key, "lower")) {
-		const char **l = realloc(op->lower, ((size_t)op->n_lower + 1) * sizeof *l);
-		if (!l)
-			fail("allocate the overlay's lower list");
-		op->lower = l;
-		l[op->n_lower++] = v;
-	} else if (!strcmp(key, "data")) {
-		/* Hex, decoded in place: the data may hold NUL bytes. */
-		ssize_t n = hex_decode(v, v);
-		if (n < 0) {
-			errno = EINVAL;
-			fail("mount data is not hex");
-		}
-		op->data = v;
-		op->data_len = (size_t)n;
-	} else
-		return 0;
-	return 1;
+	(void)p;
+	struct mount_op *op = field;
+	for (size_t t = 1; t < N_MOUNT_TYPES; t++)
+		if (!strcmp(v, mount_types[t]))
+			op->type = (int)t;
+	if (!op->type)
+		return "unknown mount type";
+	op->what = v;
+	return NULL;
 }
+
+static void format_type(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct mount_op *op = field;
+	cfg_emit(o, key, "%s", op->type > 0 && (size_t)op->type < N_MOUNT_TYPES ? mount_types[op->type] : "?");
+}
+
+/* parse_data decodes a file's content: hex, in place (it may hold NULs). */
+static const char *parse_data(struct cfg_parser *p, void *field, char *v)
+{
+	(void)p;
+	struct mount_op *op = (struct mount_op *)((char *)field - CFG_OPFIELD(data));
+	ssize_t n = hex_decode(v, v);
+	if (n < 0)
+		return "not lowercase hex";
+	op->data = v;
+	op->data_len = (size_t)n;
+	return NULL;
+}
+
+static void format_data(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct mount_op *op = (const struct mount_op *)((const char *)field - CFG_OPFIELD(data));
+	cfg_emit_hex(o, key, op->data, op->data_len);
+}
+
+/* mount_keys: the new root, and each op as "mount=TYPE" followed by its
+ * "mount-*" records (config.go's Mount.encode). */
+const struct cfg_key mount_keys[] = {
+	{CFG_KEY("new-root", CFG_BOOL, 0, new_root)},
+	{CFG_KEY("root-mapped", CFG_BOOL, 0, root_mapped)},
+	{CFG_KEY("owner-uid", CFG_LLONG, 0, owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = "new-root", .needs = "new-root"},
+	{CFG_KEY("owner-gid", CFG_LLONG, 0, owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = "new-root", .needs = "new-root"},
+	{CFG_KEY("nest-uid", CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = "nest-gid"},
+	{CFG_KEY("nest-gid", CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = "nest-uid"},
+	{CFG_KEY("cwd-try", CFG_STR, 0, cwd_try), .needs = "new-root"},
+	{.key = "mount", .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = "new-root", .parse = parse_type, .format = format_type},
+	{CFG_OP_KEY("mount-src", CFG_STR, 0, src)},
+	{CFG_OP_KEY("mount-dst", CFG_STR, CFG_REQUIRED, dst)},
+	{CFG_OP_KEY("mount-flags", CFG_INT, CFG_REQUIRED, flags), .min = 0,
+	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL},
+	{CFG_OP_KEY("mount-mode", CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
+	{CFG_OP_KEY("mount-size", CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
+	{CFG_OP_KEY("mount-data", CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},
+	{CFG_OP_KEY("mount-lower", CFG_LIST, CFG_REPEAT, lower), .count_off = CFG_OPFIELD(n_lower)},
+	{CFG_OP_KEY("mount-upper", CFG_STR, 0, upper)},
+	{CFG_OP_KEY("mount-work", CFG_STR, 0, work)},
+	{CFG_OP_KEY("mount-what", CFG_STR, CFG_REQUIRED, what)},
+	{.key = NULL},
+};
 
 /* --- state of the setup ----------------------------------------------- */
 
@@ -330,6 +306,29 @@ int mnt_clone_tree(int fd, const char *path, int recursive, const char *what)
 	return t;
 }
 
+static int octal(char ch)
+{
+	return ch >= '0' && ch <= '7' ? ch - '0' : -1;
+}
+
+void mountinfo_unescape(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; r++) {
+		/* "\ooo", three octal digits of one byte other than NUL (the
+		 * kernel writes \040, \011, \012, \134); anything else is
+		 * kept as is. */
+		int a, b, d;
+		if (r[0] == '\\' && (a = octal(r[1])) >= 0 && a <= 3 && (b = octal(r[2])) >= 0 && (d = octal(r[3])) >= 0 &&
+		    a + b + d > 0) {
+			*w++ = (char)(a * 64 + b * 8 + d);
+			r += 3;
+		} else
+			*w++ = *r;
+	}
+	*w = '\0';
+}
+
 /* remount_ro_fallback makes the mount at fd and every mount below it
  * read-only, one by one from mountinfo: the way before mount_setattr. */
 static void remount_ro_fallback(int fd, const char *what)
@@ -349,16 +348,7 @@ static void remount_ro_fallback(int fd, const char *what)
 		char mp[PATH_MAX], opts[512];
 		if (sscanf(line, "%*s %*s %*s %*s %4095s %511s", mp, opts) != 2)
 			continue;
-		/* Undo mountinfo's octal escapes (\040 for a space). */
-		char *w = mp;
-		for (char *r = mp; *r; r++) {
-			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3]) {
-				*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-				r += 3;
-			} else
-				*w++ = *r;
-		}
-		*w = '\0';
+		mountinfo_unescape(mp);
 		if (strncmp(mp, top, tlen) != 0 || (mp[tlen] != '/' && mp[tlen] != '\0'))
 			continue;
 		/* Keep the flags the kernel locked on the mount, or it refuses. */

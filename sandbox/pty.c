@@ -49,31 +49,6 @@ int terminal_fd(void)
 	return pty_slave;
 }
 
-/* send_master sends the master to the launcher: one message, its fd
- * attached to the header's bytes so the launcher's recvmsg gets both. */
-static void send_master(int master)
-{
-	struct nsbox_msg m = {.kind = NSBOX_MSG_PTY_MASTER, .value = 0, .len = 0};
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof master);
-	ssize_t n;
-	do
-		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m)
-		fail("send the terminal to nsbox");
-}
-
 /* mount_devpts gives the sandbox its own /dev/pts and points /dev/ptmx at
  * its multiplexer, so programs inside (script, tmux, ssh) that open
  * /dev/ptmx get terminals of this instance too. The --dev op (mounts_dev.c)
@@ -144,7 +119,7 @@ static void open_pair(const char *ptmx, uid_t uid, gid_t gid, const struct confi
 		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
 			fail("set the terminal's window size");
 	}
-	send_master(master);
+	send_fd(NSBOX_MSG_PTY_MASTER, master, "the terminal");
 	close(master);
 }
 

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -33,6 +34,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "stagelib.h"
 
 #ifndef PR_CAP_AMBIENT
@@ -67,61 +69,171 @@ struct nsbox_landlock_net_port_attr {
  * write, read, truncate (ABI 3), ioctl on devices (ABI 5). */
 #define NSBOX_LANDLOCK_FILE_ACCESS ((1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 14) | (1ull << 15))
 
-/* add_record appends v to a NULL-free growing list. */
-static void add_record(char ***list, int *n, char *v)
+/* --- configuration ------------------------------------------------------ */
+
+/* config_of is the struct config a field of it belongs to. */
+#define config_of(field, member) ((struct config *)((char *)(field) - CFG_FIELD(member)))
+
+static const char *parse_caps(struct cfg_parser *p, void *field, char *v)
 {
-	char **l = realloc(*list, sizeof(char *) * (size_t)(*n + 1));
-	if (!l)
-		fail("allocate the security configuration");
-	l[(*n)++] = v;
-	*list = l;
+	(void)p;
+	unsigned long long caps;
+	if (cfg_number(v, 0, ULLONG_MAX, &caps) < 0)
+		return "want a decimal capability mask";
+	struct config *c = config_of(field, caps);
+	c->caps = caps;
+	c->caps_set = 1;
+	return NULL;
 }
 
-int parse_security_config(struct config *c, const char *key, char *v)
+static void format_caps(struct cfg_out *o, const char *key, const void *field)
 {
-	if (!strcmp(key, "caps")) {
-		c->caps_set = 1;
-		c->caps = strtoull(v, NULL, 10);
-	} else if (!strcmp(key, "seccomp")) {
-		add_record(&c->seccomp, &c->nseccomp, v);
-	} else if (!strcmp(key, "new-session")) {
-		c->new_session = atoi(v);
-	} else if (!strcmp(key, "assert-userns-disabled")) {
-		c->assert_userns_disabled = atoi(v);
-	} else if (!strcmp(key, "rlimit")) {
-		add_record(&c->rlimits, &c->nrlimits, v);
-	} else if (!strcmp(key, "landlock")) {
-		/* handled fs, handled net, scoped */
-		char *end;
-		c->landlock = 1;
-		c->ll_fs = strtoull(v, &end, 10);
-		c->ll_net = strtoull(end + (*end == ':'), &end, 10);
-		c->ll_scoped = strtoull(end + (*end == ':'), NULL, 10);
-	} else if (!strcmp(key, "landlock-path")) {
-		add_record(&c->ll_paths, &c->nll_paths, v);
-	} else if (!strcmp(key, "landlock-port")) {
-		add_record(&c->ll_ports, &c->nll_ports, v);
-	} else {
-		return 0;
-	}
-	return 1;
+	cfg_emit(o, key, "%llu", (unsigned long long)*(const uint64_t *)field);
 }
+
+/* parse_seccomp decodes a program (hex of struct sock_filter[]) in place. */
+static const char *parse_seccomp(struct cfg_parser *p, void *field, char *v)
+{
+	ssize_t n = hex_decode(v, v);
+	if (n < 0)
+		return "not lowercase hex";
+	if (n == 0 || n % (ssize_t)sizeof(struct sock_filter) || n / (ssize_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
+		return "not 1 to 4096 struct sock_filter instructions";
+	struct config *c = config_of(field, seccomp);
+	struct seccomp_prog *prog = cfg_append(p, &c->seccomp, &c->nseccomp, sizeof *prog);
+	prog->filter = v;
+	prog->len = (unsigned short)((size_t)n / sizeof(struct sock_filter));
+	return NULL;
+}
+
+static void format_seccomp(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct config *c = config_of(field, seccomp);
+	for (int i = 0; i < c->nseccomp; i++)
+		cfg_emit_hex(o, key, c->seccomp[i].filter, c->seccomp[i].len * sizeof(struct sock_filter));
+}
+
+/* parse_rlimit reads "RESOURCE:SOFT:HARD", decimal (RLIM_INFINITY is all ones). */
+static const char *parse_rlimit(struct cfg_parser *p, void *field, char *v)
+{
+	char *res = cfg_next(&v), *soft = cfg_next(&v);
+	unsigned long long r, s, h;
+	if (!res || !soft || cfg_number(res, 0, RLIM_NLIMITS - 1, &r) < 0 || cfg_number(soft, 0, ULLONG_MAX, &s) < 0 ||
+	    cfg_number(v, 0, ULLONG_MAX, &h) < 0)
+		return "want RESOURCE:SOFT:HARD, decimal";
+	if (s > h)
+		return "soft limit above the hard one";
+	struct config *c = config_of(field, rlimits);
+	struct rlimit_rec *rl = cfg_append(p, &c->rlimits, &c->nrlimits, sizeof *rl);
+	rl->resource = (int)r;
+	rl->soft = s;
+	rl->hard = h;
+	return NULL;
+}
+
+static void format_rlimit(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct config *c = config_of(field, rlimits);
+	for (int i = 0; i < c->nrlimits; i++)
+		cfg_emit(o, key, "%d:%llu:%llu", c->rlimits[i].resource, c->rlimits[i].soft, c->rlimits[i].hard);
+}
+
+/* parse_landlock reads the handled rights: "FS:NET:SCOPED", decimal. */
+static const char *parse_landlock(struct cfg_parser *p, void *field, char *v)
+{
+	(void)p;
+	char *fs = cfg_next(&v), *net = cfg_next(&v);
+	unsigned long long f, n, s;
+	if (!fs || !net || cfg_number(fs, 0, ULLONG_MAX, &f) < 0 || cfg_number(net, 0, ULLONG_MAX, &n) < 0 ||
+	    cfg_number(v, 0, ULLONG_MAX, &s) < 0)
+		return "want FS:NET:SCOPED, decimal";
+	struct config *c = config_of(field, landlock);
+	c->landlock = 1;
+	c->ll_fs = f;
+	c->ll_net = n;
+	c->ll_scoped = s;
+	return NULL;
+}
+
+static void format_landlock(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct config *c = config_of(field, landlock);
+	cfg_emit(o, key, "%llu:%llu:%llu", (unsigned long long)c->ll_fs, (unsigned long long)c->ll_net,
+		 (unsigned long long)c->ll_scoped);
+}
+
+/* parse_landlock_path reads "ACCESS:OPTIONAL:PATH"; the path may hold ':'. */
+static const char *parse_landlock_path(struct cfg_parser *p, void *field, char *v)
+{
+	char *access = cfg_next(&v), *optional = cfg_next(&v);
+	unsigned long long a, opt;
+	if (!access || !optional || cfg_number(access, 0, ULLONG_MAX, &a) < 0 || cfg_number(optional, 0, 1, &opt) < 0 ||
+	    !*v)
+		return "want ACCESS:OPTIONAL:PATH (decimal, 0 or 1, a path)";
+	struct config *c = config_of(field, ll_paths);
+	struct ll_path *lp = cfg_append(p, &c->ll_paths, &c->nll_paths, sizeof *lp);
+	lp->access = a;
+	lp->optional = (int)opt;
+	lp->path = v;
+	return NULL;
+}
+
+static void format_landlock_path(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct config *c = config_of(field, ll_paths);
+	for (int i = 0; i < c->nll_paths; i++)
+		cfg_emit(o, key, "%llu:%d:%s", (unsigned long long)c->ll_paths[i].access, c->ll_paths[i].optional,
+			 c->ll_paths[i].path);
+}
+
+/* parse_landlock_port reads "ACCESS:PORT", decimal. */
+static const char *parse_landlock_port(struct cfg_parser *p, void *field, char *v)
+{
+	char *access = cfg_next(&v);
+	unsigned long long a, port;
+	if (!access || cfg_number(access, 0, ULLONG_MAX, &a) < 0 || cfg_number(v, 0, 65535, &port) < 0)
+		return "want ACCESS:PORT, decimal";
+	struct config *c = config_of(field, ll_ports);
+	struct ll_port *lp = cfg_append(p, &c->ll_ports, &c->nll_ports, sizeof *lp);
+	lp->access = a;
+	lp->port = port;
+	return NULL;
+}
+
+static void format_landlock_port(struct cfg_out *o, const char *key, const void *field)
+{
+	const struct config *c = config_of(field, ll_ports);
+	for (int i = 0; i < c->nll_ports; i++)
+		cfg_emit(o, key, "%llu:%llu", (unsigned long long)c->ll_ports[i].access,
+			 (unsigned long long)c->ll_ports[i].port);
+}
+
+/* security_keys: what sandbox/security.go and limits.go send. "caps" is
+ * required: a launcher that forgot it must not mean "keep them all". */
+const struct cfg_key security_keys[] = {
+	{CFG_KEY("caps", CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, .format = format_caps},
+	{CFG_KEY("seccomp", CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, .format = format_seccomp},
+	{CFG_KEY("new-session", CFG_BOOL, 0, new_session)},
+	{CFG_KEY("assert-userns-disabled", CFG_BOOL, 0, assert_userns_disabled)},
+	{CFG_KEY("rlimit", CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, .format = format_rlimit},
+	{CFG_KEY("landlock", CFG_CUSTOM, 0, landlock), .parse = parse_landlock, .format = format_landlock},
+	{CFG_KEY("landlock-path", CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = "landlock",
+	 .parse = parse_landlock_path, .format = format_landlock_path},
+	{CFG_KEY("landlock-port", CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = "landlock",
+	 .parse = parse_landlock_port, .format = format_landlock_port},
+	{.key = NULL},
+};
 
 /* --- before the identity switch ----------------------------------------- */
 
 static void apply_rlimits(const struct config *c)
 {
 	for (int i = 0; i < c->nrlimits; i++) {
-		/* resource:soft:hard, decimal; RLIM_INFINITY is all ones. */
-		char *end;
-		int res = (int)strtol(c->rlimits[i], &end, 10);
-		struct rlimit rl;
-		rl.rlim_cur = strtoull(end + 1, &end, 10);
-		rl.rlim_max = strtoull(end + 1, NULL, 10);
-		if (setrlimit(res, &rl) < 0)
+		const struct rlimit_rec *r = &c->rlimits[i];
+		struct rlimit rl = {.rlim_cur = r->soft, .rlim_max = r->hard};
+		if (setrlimit(r->resource, &rl) < 0)
 			fail_fix("pass --rlimit a hard limit no higher than nsbox's own (see ulimit -H -a)",
-				 "--rlimit: setrlimit(resource %d, soft %llu, hard %llu)", res,
-				 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+				 "--rlimit: setrlimit(resource %d, soft %llu, hard %llu)", r->resource, r->soft, r->hard);
 	}
 }
 
@@ -186,10 +298,9 @@ static void apply_landlock(const struct config *c)
 	if (rs < 0)
 		fail("--landlock: create a ruleset");
 	for (int i = 0; i < c->nll_paths; i++) {
-		char *end;
-		uint64_t access = strtoull(c->ll_paths[i], &end, 10);
-		int optional = end[1] == '1';
-		const char *path = end + 3;
+		uint64_t access = c->ll_paths[i].access;
+		int optional = c->ll_paths[i].optional;
+		const char *path = c->ll_paths[i].path;
 		int fd = open(path, O_PATH | O_CLOEXEC);
 		if (fd < 0) {
 			if (optional && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
@@ -207,10 +318,9 @@ static void apply_landlock(const struct config *c)
 		close(fd);
 	}
 	for (int i = 0; i < c->nll_ports; i++) {
-		char *end;
 		struct nsbox_landlock_net_port_attr np;
-		np.allowed_access = strtoull(c->ll_ports[i], &end, 10) & c->ll_net;
-		np.port = strtoull(end + 1, NULL, 10);
+		np.allowed_access = c->ll_ports[i].access & c->ll_net;
+		np.port = c->ll_ports[i].port;
 		if (np.allowed_access && syscall(SYS_landlock_add_rule, rs, NSBOX_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
 			fail("--landlock: allow TCP port %llu", (unsigned long long)np.port);
 	}
@@ -221,26 +331,15 @@ static void apply_landlock(const struct config *c)
 	close(rs);
 }
 
-/* apply_seccomp installs each program (hex of struct sock_filter[]) in
+/* apply_seccomp installs each program (decoded by parse_seccomp) in
  * order; the kernel runs them all and the strictest answer wins. */
 static void apply_seccomp(const struct config *c)
 {
 	for (int i = 0; i < c->nseccomp; i++) {
-		const char *hex = c->seccomp[i];
-		unsigned char *buf = malloc(strlen(hex) / 2 + 1);
-		if (!buf)
-			fail("allocate a seccomp program");
-		ssize_t n = hex_decode(hex, (char *)buf);
-		if (n < 0) {
-			errno = EINVAL;
-			fail("decode seccomp program %d", i + 1);
-		}
-		struct sock_fprog prog = {.len = (unsigned short)((size_t)n / sizeof(struct sock_filter)),
-					  .filter = (struct sock_filter *)buf};
+		struct sock_fprog prog = {.len = c->seccomp[i].len, .filter = c->seccomp[i].filter};
 		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 			fail_fix("check the program given to --seccomp (a raw struct sock_filter array), or pass --no-seccomp",
 				 "install seccomp program %d", i + 1);
-		free(buf);
 	}
 }
 

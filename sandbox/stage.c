@@ -39,10 +39,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "stage.h"
 #include "stagelib.h"
 
@@ -109,6 +111,30 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 	(void)write_all(sync_fd, buf, sizeof m + m.len);
 }
 
+void send_fd(uint32_t kind, int fd, const char *what)
+{
+	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	/* MSG_NOSIGNAL: a launcher gone is a failure to report, not SIGPIPE. */
+	ssize_t n;
+	do
+		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof m)
+		fail("send %s to the launcher", what);
+}
+
 /* recv_msg reads one message; the payload (NUL-terminated) is malloc'd. A
  * closed socket means the launcher died: the stage leaves quietly. */
 char *recv_msg(struct nsbox_msg *m)
@@ -152,125 +178,33 @@ void fail_fix(const char *fix, const char *fmt, ...)
 
 /* --- configuration ------------------------------------------------------ */
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-ssize_t hex_decode(const char *hex, char *out)
-{
-	size_t n = strlen(hex);
-	if (n % 2)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (char)(hi << 4 | lo);
-	}
-	return (ssize_t)(n / 2);
-}
-
-static int count_key(const char *p, const char *end, const char *key)
-{
-	size_t klen = strlen(key);
-	int n = 0;
-	for (; p < end; p += strlen(p) + 1)
-		if (strncmp(p, key, klen) == 0 && p[klen] == '=')
-			n++;
-	return n;
-}
-
-static void parse_config(char *buf, size_t len, struct config *c)
-{
-	char *end = buf + len;
-	int argc = count_key(buf, end, "arg"), envc = count_key(buf, end, "env");
-	c->argv = calloc((size_t)argc + 1, sizeof(char *));
-	c->envp = calloc((size_t)envc + 1, sizeof(char *));
-	if (!c->argv || !c->envp)
-		fail("allocate the command line");
-	c->tty_fd = -1;
-	c->owner_uid = c->owner_gid = -1;
-	c->nest_uid = c->nest_gid = -1;
-	argc = envc = 0;
-	for (char *p = buf, *next; p < end; p = next) {
-		next = p + strlen(p) + 1; /* before the '=' below is cut */
-		char *v = strchr(p, '=');
-		if (!v)
-			continue;
-		*v++ = '\0';
-		if (!strcmp(p, "arg"))
-			c->argv[argc++] = v;
-		else if (!strcmp(p, "env"))
-			c->envp[envc++] = v;
-		else if (!strcmp(p, "unshare"))
-			c->unshare_flags = atoi(v);
-		else if (!strcmp(p, "setup-root"))
-			c->setup_root = atoi(v);
-		else if (!strcmp(p, "setgroups"))
-			c->setgroups = atoi(v);
-		else if (!strcmp(p, "proc"))
-			c->mount_proc = atoi(v);
-		else if (!strcmp(p, "lo"))
-			c->lo_up = atoi(v);
-		else if (!strcmp(p, "no-new-privs"))
-			c->no_new_privs = atoi(v);
-		else if (!strcmp(p, "tty"))
-			c->tty_fd = atoi(v);
-		else if (!strcmp(p, "uid"))
-			c->uid = (uid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(p, "gid"))
-			c->gid = (gid_t)strtoul(v, NULL, 10);
-		else if (!strcmp(p, "hostname"))
-			c->hostname = v;
-		else if (!strcmp(p, "cwd"))
-			c->cwd = v;
-		else if (!strcmp(p, "join-pid"))
-			c->join_pid = atoi(v);
-		else if (!strcmp(p, "join-start"))
-			c->join_start = strtoull(v, NULL, 10);
-		else if (!strcmp(p, "join-nested"))
-			c->join_nested = atoi(v);
-		else if (!strcmp(p, "pty"))
-			c->pty = atoi(v);
-		else if (!strcmp(p, "pty-rows"))
-			c->pty_rows = atoi(v);
-		else if (!strcmp(p, "pty-cols"))
-			c->pty_cols = atoi(v);
-		else if (!strcmp(p, "nest-uid-map"))
-			c->nest_uid_map = v;
-		else if (!strcmp(p, "nest-gid-map"))
-			c->nest_gid_map = v;
-		else if (!strcmp(p, "tap"))
-			c->tap_name = v;
-		else if (!strcmp(p, "tap-mtu"))
-			c->tap_mtu = atoi(v);
-		else if (!strcmp(p, "tap-addr4"))
-			c->tap_addr4 = v;
-		else if (!strcmp(p, "tap-gw4"))
-			c->tap_gw4 = v;
-		else if (!strcmp(p, "tap-addr6"))
-			c->tap_addr6 = v;
-		else if (!strcmp(p, "tap-gw6"))
-			c->tap_gw6 = v;
-		else if (!strcmp(p, "net-wait"))
-			c->net_wait = atoi(v);
-		else if (!parse_mount_record(c, p, v))
-			parse_security_config(c, p, v);
-	}
-	if (argc == 0) {
-		errno = EINVAL;
-		fail("no command given");
-	}
-	if (c->nest_uid < 0)
-		c->nest_uid = c->uid;
-	if (c->nest_gid < 0)
-		c->nest_gid = c->gid;
-}
+/* stage_keys are the records of this file's steps (config.h). */
+const struct cfg_key stage_keys[] = {
+	{CFG_KEY("arg", CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
+	{CFG_KEY("env", CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY("unshare", CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
+	{CFG_KEY("setup-root", CFG_BOOL, 0, setup_root)},
+	{CFG_KEY("setgroups", CFG_BOOL, 0, setgroups)},
+	{CFG_KEY("proc", CFG_BOOL, 0, mount_proc)},
+	{CFG_KEY("lo", CFG_BOOL, 0, lo_up)},
+	{CFG_KEY("no-new-privs", CFG_BOOL, 0, no_new_privs)},
+	{CFG_KEY("tty", CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
+	/* (uid_t)-1 would tell setresuid "unchanged": never an identity. */
+	{CFG_KEY("uid", CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY("gid", CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY("hostname", CFG_STR, 0, hostname), .max = 64},
+	{CFG_KEY("cwd", CFG_STR, 0, cwd)},
+	{CFG_KEY("join-pid", CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
+	{CFG_KEY("join-start", CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = "join-pid", .needs = "join-pid"},
+	{CFG_KEY("pty", CFG_BOOL, 0, pty)},
+	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
+	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
+	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
+	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
+	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
+	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
+	{.key = NULL},
+};
 
 /* --- death of the launcher ---------------------------------------------- */
 
@@ -637,7 +571,18 @@ void nsbox_stage(void)
 	if (m.kind != NSBOX_MSG_CONFIG)
 		_exit(125);
 	static struct config c;
-	parse_config(buf, m.len, &c);
+	char err[512];
+	config_defaults(&c);
+	if (config_decode(buf, m.len, &c, CFG_AREA_ALL, 1, err, sizeof err) < 0) {
+		send_msg(NSBOX_MSG_ERROR, EINVAL, err); /* the line says it all */
+		_exit(125);
+	}
+	/* The command's ids as this user namespace sees them: its own when
+	 * it is not nested onto other ones (nested.go). */
+	if (c.nest_uid < 0)
+		c.nest_uid = c.uid;
+	if (c.nest_gid < 0)
+		c.nest_gid = c.gid;
 	if (c.join_pid)
 		nsbox_join(&c); /* nsbox exec: join.c */
 

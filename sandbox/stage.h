@@ -8,7 +8,7 @@
  * followed by len bytes of payload. The order is fixed:
  *
  *   launcher                         stage                      PID 1
- *   CONFIG (key=value\0 …)   ──▶
+ *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
  *   write uid_map, gid_map
@@ -60,6 +60,10 @@ struct nsbox_msg {
 	int32_t value;
 	uint32_t len;
 };
+
+/* NSBOX_CONFIG_VERSION is CONFIG's first record, "v=2" (config.h). It
+ * changes whenever a record changes meaning; version 1 had no record. */
+#define NSBOX_CONFIG_VERSION 2
 
 /* NSBOX_MAX_PAYLOAD bounds one message: the command line and environment
  * together may not exceed it (Linux's own ARG_MAX default is 2 MiB). */

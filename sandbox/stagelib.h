@@ -23,8 +23,9 @@ struct config {
 	gid_t gid;
 	const char *hostname;
 	const char *cwd;
-	char **argv;
+	char **argv;       /* NULL-terminated, argc of them */
 	char **envp;
+	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
 	 * root in order, then PID 1 pivots into it. */
 	int new_root;
@@ -53,17 +54,17 @@ struct config {
 	/* security.c: capabilities, seccomp, Landlock, limits. */
 	int caps_set;       /* caps below is the command's capability set */
 	uint64_t caps;      /* bit N = capability N */
-	char **seccomp;     /* hex of struct sock_filter programs, in order */
+	struct seccomp_prog *seccomp; /* struct sock_filter programs, in order */
 	int nseccomp;
 	int new_session;    /* setsid for the command */
 	int assert_userns_disabled; /* fail unless unshare(CLONE_NEWUSER) fails */
-	char **rlimits;     /* "resource:soft:hard" */
+	struct rlimit_rec *rlimits;
 	int nrlimits;
 	int landlock;       /* restrict with Landlock (ll_* below) */
 	uint64_t ll_fs, ll_net, ll_scoped;
-	char **ll_paths;    /* "access:optional:path" */
+	struct ll_path *ll_paths;
 	int nll_paths;
-	char **ll_ports;    /* "access:port" */
+	struct ll_port *ll_ports;
 	int nll_ports;
 
 	/* tap.c: the network device (--net user, slirp4netns, pasta). */
@@ -74,6 +75,25 @@ struct config {
 	const char *tap_addr6;
 	const char *tap_gw6;
 	int net_wait;          /* wait for NET_READY, then configure its tap (external helper) */
+};
+
+/* The security records, decoded (security.c). */
+struct seccomp_prog {
+	void *filter;      /* struct sock_filter[len] */
+	unsigned short len;
+};
+struct rlimit_rec {
+	int resource;
+	unsigned long long soft, hard; /* RLIM_INFINITY is all ones */
+};
+struct ll_path {
+	uint64_t access;
+	int optional;      /* skip the path if it does not exist */
+	const char *path;
+};
+struct ll_port {
+	uint64_t access;
+	uint64_t port;
 };
 
 /* mount_op is one filesystem operation; sandbox/mount.go documents each
@@ -109,6 +129,11 @@ int read_all(int fd, void *buf, size_t len);
 /* send_msg sends one message to the launcher in a single write. */
 void send_msg(uint32_t kind, int32_t value, const char *text);
 
+/* send_fd sends a message of kind with fd attached (SCM_RIGHTS): the
+ * header's bytes carry it, so the launcher's recvmsg gets both; what
+ * names the fd in the failure. */
+void send_fd(uint32_t kind, int fd, const char *what);
+
 /* fail reports "what: strerror(errno)" to the launcher as an ERROR
  * message and exits 125; fail_fix adds "; fix: FIX". */
 __attribute__((format(printf, 1, 2), noreturn)) void fail(const char *fmt, ...);
@@ -138,12 +163,8 @@ void nest_write_maps(const struct config *c);
  * keep (negative entries are ignored). */
 void close_fds_except(const int *keep, int n);
 
-/* parse_mount_record (mounts.c) takes the config records of the
- * filesystem; returns 0 for a key it does not know. */
-int parse_mount_record(struct config *c, const char *key, char *value);
-/* security.c: parse_security_config takes the records it knows (returns
- * 1); the hooks run in the command's child around the identity switch. */
-int parse_security_config(struct config *c, const char *key, char *v);
+/* security.c: the hooks run in the command's child around the identity
+ * switch. The CONFIG records are decoded by config.c (config.h). */
 void security_before_identity(const struct config *c);
 void security_before_exec(const struct config *c);
 

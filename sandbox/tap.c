@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "stage.h"
 #include "stagelib.h"
 
@@ -74,18 +75,54 @@ static int nl_call(int nl, struct nl_request *r)
 static int parse_prefix(const char *s, int *family, unsigned char addr[16], int *bits)
 {
 	char buf[64];
-	snprintf(buf, sizeof buf, "%s", s);
+	if (strlen(s) >= sizeof buf)
+		goto bad;
+	strcpy(buf, s);
 	char *slash = strchr(buf, '/');
 	if (slash)
 		*slash = '\0';
 	*family = strchr(buf, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(*family, buf, addr) != 1) {
-		errno = EINVAL;
-		return -1;
-	}
-	*bits = slash ? atoi(slash + 1) : (*family == AF_INET ? 32 : 128);
+	if (inet_pton(*family, buf, addr) != 1)
+		goto bad;
+	unsigned long long n = *family == AF_INET ? 32 : 128;
+	if (slash && cfg_number(slash + 1, 0, n, &n) < 0)
+		goto bad;
+	*bits = (int)n;
 	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
 }
+
+/* --- configuration ------------------------------------------------------ */
+
+static const char *parse_address(struct cfg_parser *p, void *field, char *v)
+{
+	(void)p;
+	int family, bits;
+	unsigned char addr[16];
+	if (parse_prefix(v, &family, addr, &bits) < 0)
+		return "not an IPv4 or IPv6 address (ADDR or ADDR/BITS)";
+	*(const char **)field = v;
+	return NULL;
+}
+
+static void format_address(struct cfg_out *o, const char *key, const void *field)
+{
+	cfg_emit(o, key, "%s", *(const char *const *)field);
+}
+
+/* tap_keys are the device's records, in CONFIG (--net user) or in
+ * NET_READY's payload (an external helper's device). */
+const struct cfg_key tap_keys[] = {
+	{CFG_KEY("tap", CFG_STR, 0, tap_name), .max = IFNAMSIZ - 1},
+	{CFG_KEY("tap-mtu", CFG_INT, 0, tap_mtu), .min = 1, .max = 65535, .needs = "tap"},
+	{CFG_KEY("tap-addr4", CFG_CUSTOM, 0, tap_addr4), .needs = "tap", .parse = parse_address, .format = format_address},
+	{CFG_KEY("tap-gw4", CFG_CUSTOM, 0, tap_gw4), .needs = "tap", .parse = parse_address, .format = format_address},
+	{CFG_KEY("tap-addr6", CFG_CUSTOM, 0, tap_addr6), .needs = "tap", .parse = parse_address, .format = format_address},
+	{CFG_KEY("tap-gw6", CFG_CUSTOM, 0, tap_gw6), .needs = "tap", .parse = parse_address, .format = format_address},
+	{.key = NULL},
+};
 
 static int add_address(int nl, int ifindex, const char *prefix)
 {
@@ -133,30 +170,6 @@ static int add_default_route(int nl, int ifindex, const char *gateway)
 	unsigned oif = (unsigned)ifindex;
 	nl_attr(&r, RTA_OIF, &oif, sizeof oif);
 	return nl_call(nl, &r);
-}
-
-/* send_fd sends NSBOX_MSG_TAP with fd attached. */
-static void send_fd(int fd)
-{
-	struct nsbox_msg m = {.kind = NSBOX_MSG_TAP, .value = 0, .len = 0};
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	memset(&cm, 0, sizeof cm);
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof cm.buf};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	ssize_t n;
-	do
-		n = sendmsg(sync_fd, &msg, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m)
-		fail("send the TAP device to the launcher");
 }
 
 /* configure_tap sets the MTU, brings the device up, and adds its
@@ -215,7 +228,7 @@ void setup_tap(const struct config *c)
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
 	configure_tap(c);
-	send_fd(fd);
+	send_fd(NSBOX_MSG_TAP, fd, "the TAP device");
 	close(fd);
 }
 
@@ -231,25 +244,13 @@ void wait_network(void)
 	char *buf = recv_msg(&m);
 	if (m.kind != NSBOX_MSG_NET_READY)
 		_exit(125);
+	/* Only the device's records, decoded as CONFIG's are. */
 	struct config t;
 	memset(&t, 0, sizeof t);
-	for (char *p = buf, *end = buf + m.len; p < end; p += strlen(p) + 1) {
-		char *v = strchr(p, '=');
-		if (!v)
-			continue;
-		*v++ = '\0';
-		if (!strcmp(p, "tap"))
-			t.tap_name = v;
-		else if (!strcmp(p, "tap-mtu"))
-			t.tap_mtu = atoi(v);
-		else if (!strcmp(p, "tap-addr4"))
-			t.tap_addr4 = v;
-		else if (!strcmp(p, "tap-gw4"))
-			t.tap_gw4 = v;
-		else if (!strcmp(p, "tap-addr6"))
-			t.tap_addr6 = v;
-		else if (!strcmp(p, "tap-gw6"))
-			t.tap_gw6 = v;
+	char err[512];
+	if (config_decode(buf, m.len, &t, CFG_AREA_TAP, 0, err, sizeof err) < 0) {
+		send_msg(NSBOX_MSG_ERROR, EINVAL, err);
+		_exit(125);
 	}
 	if (t.tap_name)
 		configure_tap(&t);
