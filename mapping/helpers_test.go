@@ -26,7 +26,17 @@ func assertOneLine(t *testing.T, s string) {
 	assert.Assert(t, !strings.ContainsAny(s, "\n\r"), "not one line: %q", s)
 }
 
+// searchPathOnly makes FindHelpers search only PATH, as the tests below
+// set it.
+func searchPathOnly(t *testing.T) {
+	old := helperDirs
+	helperDirs = nil
+	t.Setenv(EnvHelperDir, "")
+	t.Cleanup(func() { helperDirs = old })
+}
+
 func TestFindHelpers(t *testing.T) {
+	searchPathOnly(t)
 	t.Run("empty PATH", func(t *testing.T) {
 		t.Setenv("PATH", "")
 		h := FindHelpers()
