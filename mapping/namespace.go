@@ -181,3 +181,29 @@ func (n Namespace) describe(gid bool) string {
 	text := strings.ReplaceAll(strings.TrimSpace(Format(n.ext(gid))), "\n", ", ")
 	return strconv.Quote(text) + " (" + file + ")"
 }
+
+// split cuts each extent of ext where its outer range crosses from one
+// extent of this namespace's map into the next: the kernel maps each
+// extent down through a single extent of the parent's map, and refuses
+// (EPERM) one that spans two, even when every id exists.
+func (n Namespace) split(gid bool, ext []Extent) []Extent {
+	if !n.Nested {
+		return ext
+	}
+	var out []Extent
+	for _, e := range ext {
+		lo, hi := uint64(e.Outer), uint64(e.Outer)+uint64(e.Count)
+		for lo < hi {
+			end := hi
+			for _, iv := range n.ids(gid) {
+				if iv.lo <= lo && lo < iv.hi {
+					end = min(end, iv.hi)
+				}
+			}
+			inner := uint64(e.Inner) + lo - uint64(e.Outer)
+			out = append(out, Extent{Inner: uint32(inner), Outer: uint32(lo), Count: uint32(end - lo)})
+			lo = end
+		}
+	}
+	return out
+}

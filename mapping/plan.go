@@ -59,10 +59,10 @@ type Request struct {
 	SubUIDFile, SubGIDFile string
 }
 
-// privileged reports whether the caller may write any map of ids that
+// Privileged reports whether the caller may write any map of ids that
 // exist here itself: uid 0 in the initial namespace; elsewhere, holding
 // CAP_SETUID and CAP_SETGID (uid 0 inside unshare -r does).
-func (r Request) privileged() bool {
+func (r Request) Privileged() bool {
 	if r.Here.Nested {
 		return r.Here.SetID
 	}
@@ -73,7 +73,7 @@ func (r Request) privileged() bool {
 // privileged and its own uid is host root.
 func (r Request) realRoot() bool {
 	h, ok := r.Here.HostRoot(false)
-	return r.privileged() && ok && r.UID == h
+	return r.Privileged() && ok && r.UID == h
 }
 
 // free is Free, or the fallback range.
@@ -189,7 +189,7 @@ func NewPlan(req Request) (Plan, error) {
 		HostUID:    req.UID,
 		HostGID:    req.GID,
 		Helpers:    req.Helpers,
-		Privileged: req.privileged(),
+		Privileged: req.Privileged(),
 	}
 	subU, subG := req.usableSubs(false), req.usableSubs(true)
 	explicit := len(req.Users) > 0 || len(req.Groups) > 0
@@ -222,6 +222,7 @@ func NewPlan(req Request) (Plan, error) {
 	var fellU, fellG bool
 	p.UIDs, p.UID, fellU = planKind(req, false, subU)
 	p.GIDs, p.GID, fellG = planKind(req, true, subG)
+	p.UIDs, p.GIDs = req.Here.split(false, p.UIDs), req.Here.split(true, p.GIDs)
 	if reason != "" && (len(req.SubUIDs) > 0 || len(req.SubGIDs) > 0) {
 		fellU, fellG = true, true
 	}
@@ -282,13 +283,13 @@ func planKind(req Request, gid bool, subs []subid.Range) (ext []Extent, inside u
 	var pool []interval
 	if req.Mode != Single {
 		switch {
-		case req.privileged() && req.Here.Nested:
+		case req.Privileged() && req.Here.Nested:
 			pool = []interval{{uint64(own), uint64(own) + 1}}
 			if h, ok := req.Here.HostRoot(gid); ok {
 				pool = append(pool, interval{uint64(h), uint64(h) + 1})
 			}
 			pool = without(req.Here.ids(gid), pool)
-		case len(subs) > 0 && (req.privileged() || req.Helpers.Usable()):
+		case len(subs) > 0 && (req.Privileged() || req.Helpers.Usable()):
 			pool = available(subs, own)
 		case len(subs) > 0:
 			fellBack = true
