@@ -6,10 +6,13 @@
 #    "0 2147483647", systemd's default) where nobody may ("1 0"), so
 #    --net user can forward ping;
 #  - creates the unprivileged test user with /etc/subuid and /etc/subgid
-#    ranges, if absent.
+#    ranges, if absent;
+#  - creates a second test user WITHOUT subordinate ids (the real-root
+#    tests run nsbox as it with runuser), and removes any range it got.
 # Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
 set -euo pipefail
 user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
+nosub=${NSBOX_NOSUB_USER:-nsbox-nosub}
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
 packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git)
@@ -43,5 +46,17 @@ for f in /etc/subuid /etc/subgid; do
 		start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$f")
 		echo "$user:$start:65536" >>"$f"
 		echo "setup-host: added $user:$start:65536 to $f"
+	fi
+done
+
+if ! id "$nosub" >/dev/null 2>&1; then
+	echo "setup-host: creating user $nosub (no subordinate ids)"
+	useradd --create-home --shell /bin/bash "$nosub"
+fi
+nosub_uid=$(id -u "$nosub")
+for f in /etc/subuid /etc/subgid; do
+	if grep -qE "^($nosub|$nosub_uid):" "$f"; then
+		sed -i -E "/^($nosub|$nosub_uid):/d" "$f"
+		echo "setup-host: removed $nosub's ranges from $f"
 	fi
 done

@@ -194,3 +194,24 @@ func TestCapPermitted(t *testing.T) {
 		})
 	}
 }
+
+func TestFindHelpersStandardPaths(t *testing.T) {
+	t.Setenv(EnvHelperDir, "")
+	t.Setenv("PATH", "")
+	if _, err := os.Stat("/usr/bin/newuidmap"); err != nil {
+		t.Skip("no /usr/bin/newuidmap here")
+	}
+	h := FindHelpers()
+	assert.Equal(t, h.NewUIDMap, "/usr/bin/newuidmap", "found whatever PATH is")
+
+	dir := t.TempDir()
+	t.Setenv(EnvHelperDir, dir)
+	h = FindHelpers()
+	assert.Equal(t, h.NewUIDMap, "")
+	assert.Assert(t, is.Contains(h.Problem, "newuidmap and newgidmap not found in "+dir+" (NSBOX_HELPER_DIR)"))
+	p := writeExe(t, dir, "newuidmap", "exit 0\n")
+	writeExe(t, dir, "newgidmap", "exit 0\n")
+	h = FindHelpers()
+	assert.Equal(t, h.NewUIDMap, p)
+	assert.Assert(t, is.Contains(h.Problem, "neither setuid root"))
+}
