@@ -9,9 +9,12 @@
 #    ranges, if absent;
 #  - makes sure the Docker daemon runs (tests/docker_test.go), starting it
 #    if it does not answer.
+#  - creates a second test user WITHOUT subordinate ids (the real-root
+#    tests run nsbox as it with runuser), and removes any range it got.
 # Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
 set -euo pipefail
 user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
+nosub=${NSBOX_NOSUB_USER:-nsbox-nosub}
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
 packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git python3 bubblewrap)
@@ -55,3 +58,14 @@ if ! docker info >/dev/null 2>&1; then
 	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
 	docker info >/dev/null 2>&1 || { echo "setup-host: the Docker daemon does not start (see /var/log/dockerd.log)" >&2; exit 1; }
 fi
+if ! id "$nosub" >/dev/null 2>&1; then
+	echo "setup-host: creating user $nosub (no subordinate ids)"
+	useradd --create-home --shell /bin/bash "$nosub"
+fi
+nosub_uid=$(id -u "$nosub")
+for f in /etc/subuid /etc/subgid; do
+	if grep -qE "^($nosub|$nosub_uid):" "$f"; then
+		sed -i -E "/^($nosub|$nosub_uid):/d" "$f"
+		echo "setup-host: removed $nosub's ranges from $f"
+	fi
+done

@@ -145,15 +145,92 @@ func runHelper(helper string, pid int, ext []Extent, gid bool) error {
 	if err == nil {
 		return nil
 	}
-	cmdline := helper + " " + strings.Join(args, " ")
+	return &HelperError{
+		Cmdline: helper + " " + strings.Join(args, " "),
+		GID:     gid,
+		Stderr:  oneLine(stderr.String()),
+		Err:     err,
+	}
+}
+
+// ErrHelperFailed is wrapped by the error of a newuidmap or newgidmap run
+// that failed (a *HelperError).
+var ErrHelperFailed = errors.New("newuidmap/newgidmap failed")
+
+// HelperError reports a newuidmap or newgidmap run that failed: the
+// helper was found and looked usable, but refused when it ran (ranges it
+// does not grant, SELinux, an NSS subid module that errors, …).
+type HelperError struct {
+	// Cmdline is the whole command line.
+	Cmdline string
+	// GID is set for newgidmap.
+	GID bool
+	// Stderr is the helper's own message, on one line ("" if it said
+	// nothing).
+	Stderr string
+	// Err is how it failed (an *exec.ExitError, usually).
+	Err error
+}
+
+// Error names the command line, its exit, its message and a fix.
+func (e *HelperError) Error() string {
 	fix := "fix: check that /etc/subuid grants you those outer ids (newuidmap allows only them and your own uid)"
-	if gid {
+	if e.GID {
 		fix = "fix: check that /etc/subgid grants you those outer ids (newgidmap allows only them and your own gid)"
 	}
-	if msg := oneLine(stderr.String()); msg != "" {
-		return fmt.Errorf("%s: %w: %s; %s", cmdline, err, msg, fix)
+	if e.Stderr != "" {
+		return fmt.Sprintf("%s: %v: %s; %s", e.Cmdline, e.Err, e.Stderr, fix)
 	}
-	return fmt.Errorf("%s: %w; %s", cmdline, err, fix)
+	return fmt.Sprintf("%s: %v; %s", e.Cmdline, e.Err, fix)
+}
+
+// Unwrap returns Err.
+func (e *HelperError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrHelperFailed) hold.
+func (e *HelperError) Is(target error) bool { return target == ErrHelperFailed }
+
+// message is the helper's own words, or how it failed.
+func (e *HelperError) message() string {
+	if e.Stderr != "" {
+		return e.Stderr
+	}
+	name, _, _ := strings.Cut(e.Cmdline, " ")
+	return fmt.Sprintf("%s: %v", name, e.Err)
+}
+
+// Single returns the plan that maps only the caller's own ids, at the
+// inner ids p gives them (so the command's identity does not change),
+// written directly. ok is false when p does not map the caller's own
+// ids.
+func (p Plan) Single() (q Plan, ok bool) {
+	inU, okU := innerOf(p.UIDs, p.HostUID)
+	inG, okG := innerOf(p.GIDs, p.HostGID)
+	if !okU || !okG || (p.Privileged && p.HostUID == 0) {
+		return Plan{}, false
+	}
+	return Plan{
+		UIDs:       []Extent{{Inner: inU, Outer: p.HostUID, Count: 1}},
+		GIDs:       []Extent{{Inner: inG, Outer: p.HostGID, Count: 1}},
+		UID:        p.UID,
+		GID:        p.GID,
+		HostUID:    p.HostUID,
+		HostGID:    p.HostGID,
+		Privileged: p.Privileged,
+	}, true
+}
+
+// FallbackNotice is the one line to print when a plan with Fallback set
+// is replaced by Single because Apply failed with err: it names the
+// helper's own message.
+func (p Plan) FallbackNotice(err error) string {
+	msg := err.Error()
+	var he *HelperError
+	if errors.As(err, &he) {
+		msg = he.message()
+	}
+	return fmt.Sprintf("nsbox: cannot map subordinate ids: %s; mapping only uid %d and gid %d (--map single silences this, --map subids makes it an error)",
+		msg, p.HostUID, p.HostGID)
 }
 
 // oneLine trims s and joins its non-empty lines with "; ".

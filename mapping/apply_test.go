@@ -304,3 +304,27 @@ func TestOneLine(t *testing.T) {
 	assert.Equal(t, oneLine(""), "")
 	assert.Equal(t, oneLine("  a\n\n b \r\nc\n"), "a; b; c")
 }
+
+func TestSingleAndFallbackNotice(t *testing.T) {
+	p, err := NewPlan(Request{UID: 1000, GID: 50, SubUIDs: sub100k, SubGIDs: sub100k, Helpers: usable, Root: true})
+	assert.NilError(t, err)
+	assert.Assert(t, p.Fallback)
+	q, ok := p.Single()
+	assert.Assert(t, ok)
+	assert.DeepEqual(t, q.UIDs, []Extent{{0, 1000, 1}})
+	assert.DeepEqual(t, q.GIDs, []Extent{{0, 50, 1}})
+	assert.Equal(t, q.UID, uint32(0))
+	assert.Assert(t, !q.Fallback && q.Helpers == Helpers{})
+
+	h := fakeHelpers(t, "echo 'newuidmap: open of uid_map failed: Permission denied' >&2\nexit 1\n")
+	p.Helpers = h
+	err = p.Apply(4242)
+	assert.Assert(t, errors.Is(err, ErrHelperFailed))
+	assert.Equal(t, p.FallbackNotice(err), "nsbox: cannot map subordinate ids: newuidmap: open of uid_map failed: Permission denied; mapping only uid 1000 and gid 50 (--map single silences this, --map subids makes it an error)")
+
+	// Real root has no single map of its own ids to fall back to.
+	r, err := NewPlan(Request{UID: 0, GID: 0})
+	assert.NilError(t, err)
+	_, ok = r.Single()
+	assert.Assert(t, !ok)
+}

@@ -3,8 +3,9 @@ package mapping
 import (
 	"encoding/binary"
 	"fmt"
-	"os/exec"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,14 +53,31 @@ const (
 	capSetuid = 7
 )
 
-// FindHelpers looks newuidmap and newgidmap up in PATH and checks that
-// each can work: owned by root with the setuid bit, or carrying file
-// capabilities (the "security.capability" xattr) whose permitted set holds
-// CAP_SETUID for newuidmap, CAP_SETGID for newgidmap; and not on a nosuid
-// mount, which disables both. Problem describes the first failure.
+// EnvHelperDir names the environment variable that makes FindHelpers
+// look for newuidmap and newgidmap in that one directory only, instead of
+// the standard places and PATH (tests use it to stand in a missing or
+// broken helper; the setuid check still applies).
+const EnvHelperDir = "NSBOX_HELPER_DIR"
+
+// helperDirs are where FindHelpers looks first, whatever PATH says:
+// where shadow's uidmap package installs the helpers. A variable so that
+// tests can look elsewhere.
+var helperDirs = []string{"/usr/bin", "/usr/sbin", "/bin", "/sbin"}
+
+// FindHelpers looks for newuidmap and newgidmap in /usr/bin, /usr/sbin,
+// /bin and /sbin, then in PATH's absolute entries (or only in
+// $NSBOX_HELPER_DIR, see EnvHelperDir), and checks that each can work:
+// owned by root with the setuid bit, or carrying file capabilities (the
+// "security.capability" xattr) whose permitted set holds CAP_SETUID for
+// newuidmap, CAP_SETGID for newgidmap; and not on a nosuid mount, which
+// disables both. Problem describes the first failure.
+//
+// A helper can still fail when it runs (SELinux, an NSS subid module that
+// errors, ranges it does not grant): Apply then returns a *HelperError.
 func FindHelpers() Helpers {
 	var h Helpers
 	var missing, problems []string
+	dirs, where := helperSearch()
 	for _, t := range []struct {
 		name string
 		dst  *string
@@ -68,15 +86,10 @@ func FindHelpers() Helpers {
 		{"newuidmap", &h.NewUIDMap, capSetuid},
 		{"newgidmap", &h.NewGIDMap, capSetgid},
 	} {
-		p, err := exec.LookPath(t.name)
-		if err != nil {
-			// Includes exec.ErrDot: a helper found relative to the
-			// current directory is not one to trust.
+		p := lookIn(dirs, t.name)
+		if p == "" {
 			missing = append(missing, t.name)
 			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
 		}
 		*t.dst = p
 		if msg := checkHelper(p, t.cap); msg != "" {
@@ -86,13 +99,46 @@ func FindHelpers() Helpers {
 	const install = "fix: apt-get install uidmap (shadow-utils on Fedora, shadow on Arch)"
 	switch {
 	case len(missing) == 2:
-		h.Problem = "newuidmap and newgidmap not found in PATH; " + install
+		h.Problem = "newuidmap and newgidmap not found in " + where + "; " + install
 	case len(missing) == 1:
-		h.Problem = missing[0] + " not found in PATH; " + install
+		h.Problem = missing[0] + " not found in " + where + "; " + install
 	case len(problems) > 0:
 		h.Problem = problems[0]
 	}
 	return h
+}
+
+// helperSearch returns the directories FindHelpers searches, in order,
+// and how messages name them.
+func helperSearch() (dirs []string, where string) {
+	if d := os.Getenv(EnvHelperDir); d != "" {
+		return []string{d}, d + " (" + EnvHelperDir + ")"
+	}
+	dirs = append(dirs, helperDirs...)
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		// A relative entry (or "", the current directory) would find a
+		// helper relative to wherever we run: not one to trust.
+		if filepath.IsAbs(d) {
+			dirs = append(dirs, d)
+		}
+	}
+	where = "PATH"
+	if len(helperDirs) > 0 {
+		where = strings.Join(helperDirs, ", ") + " or PATH"
+	}
+	return dirs, where
+}
+
+// lookIn returns the first executable regular file named name in dirs,
+// or "".
+func lookIn(dirs []string, name string) string {
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
 }
 
 // checkHelper returns "" if the program at path can raise the capability

@@ -26,7 +26,17 @@ func assertOneLine(t *testing.T, s string) {
 	assert.Assert(t, !strings.ContainsAny(s, "\n\r"), "not one line: %q", s)
 }
 
+// searchPathOnly makes FindHelpers search only PATH, as the tests below
+// set it.
+func searchPathOnly(t *testing.T) {
+	old := helperDirs
+	helperDirs = nil
+	t.Setenv(EnvHelperDir, "")
+	t.Cleanup(func() { helperDirs = old })
+}
+
 func TestFindHelpers(t *testing.T) {
+	searchPathOnly(t)
 	t.Run("empty PATH", func(t *testing.T) {
 		t.Setenv("PATH", "")
 		h := FindHelpers()
@@ -183,4 +193,25 @@ func TestCapPermitted(t *testing.T) {
 			assert.Equal(t, capPermitted(tc.data, tc.bit), tc.want)
 		})
 	}
+}
+
+func TestFindHelpersStandardPaths(t *testing.T) {
+	t.Setenv(EnvHelperDir, "")
+	t.Setenv("PATH", "")
+	if _, err := os.Stat("/usr/bin/newuidmap"); err != nil {
+		t.Skip("no /usr/bin/newuidmap here")
+	}
+	h := FindHelpers()
+	assert.Equal(t, h.NewUIDMap, "/usr/bin/newuidmap", "found whatever PATH is")
+
+	dir := t.TempDir()
+	t.Setenv(EnvHelperDir, dir)
+	h = FindHelpers()
+	assert.Equal(t, h.NewUIDMap, "")
+	assert.Assert(t, is.Contains(h.Problem, "newuidmap and newgidmap not found in "+dir+" (NSBOX_HELPER_DIR)"))
+	p := writeExe(t, dir, "newuidmap", "exit 0\n")
+	writeExe(t, dir, "newgidmap", "exit 0\n")
+	h = FindHelpers()
+	assert.Equal(t, h.NewUIDMap, p)
+	assert.Assert(t, is.Contains(h.Problem, "neither setuid root"))
 }

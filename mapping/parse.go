@@ -16,6 +16,10 @@ const (
 	Auto Mode = iota
 	// Single maps only the caller's own id.
 	Single
+	// Subids maps subordinate ids as Auto does, but fails where Auto
+	// would fall back to a single mapping (no subordinate ids, unusable
+	// or failing helpers).
+	Subids
 )
 
 // String returns "auto" or "single" ("Mode(N)" for anything else).
@@ -25,6 +29,8 @@ func (m Mode) String() string {
 		return "auto"
 	case Single:
 		return "single"
+	case Subids:
+		return "subids"
 	}
 	return "Mode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -33,16 +39,18 @@ func (m Mode) String() string {
 // mode that is neither Auto nor Single.
 var ErrUnknownMode = errors.New("unknown mode")
 
-// ParseMode parses the value of --map: "auto" or "single".
+// ParseMode parses the value of --map: "auto", "single" or "subids".
 func ParseMode(s string) (Mode, error) {
 	switch s {
 	case "auto":
 		return Auto, nil
 	case "single":
 		return Single, nil
+	case "subids":
+		return Subids, nil
 	}
 	return 0, &planError{
-		msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto or single", printable(s)),
+		msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto, single or subids", printable(s)),
 		err: ErrUnknownMode,
 	}
 }

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -10,7 +11,9 @@ import (
 // RootFallbackStart and RootFallbackCount are the unprivileged host ids
 // real root maps (inner 0 … RootFallbackCount-1 onto RootFallbackStart …)
 // when it has no subordinate ids of its own and did not ask for
-// Request.HostRoot. They match the first range useradd(8) hands out.
+// Request.HostRoot, when Request.Free is not set. They match the first
+// range useradd(8) hands out (usually someone else's: the launcher sets
+// Free to a range no line of /etc/subuid or /etc/subgid uses).
 const (
 	RootFallbackStart = 100000
 	RootFallbackCount = 65536
@@ -22,7 +25,8 @@ const span = 65536
 
 // Request is what a plan is made from.
 type Request struct {
-	// UID and GID are the caller's host ids (real uid, primary gid).
+	// UID and GID are the caller's ids (real uid, primary gid), as the
+	// namespace it runs in (Here) sees them.
 	UID, GID uint32
 	// SubUIDs and SubGIDs are the caller's subordinate ranges, in file
 	// order (nil when it has none).
@@ -38,8 +42,91 @@ type Request struct {
 	Helpers Helpers
 	// HostRoot (--map-host-root) lets real root (UID 0) map host root
 	// into the sandbox; without it real root is mapped onto an
-	// unprivileged range.
+	// unprivileged range, and no caller may map host root.
 	HostRoot bool
+	// Here is the user namespace the caller runs in (CurrentNamespace).
+	// The zero value is the initial namespace.
+	Here Namespace
+	// Free is a range of ids that no line of /etc/subuid or /etc/subgid
+	// uses (subid.FreeRange): real root without subordinate ids of its
+	// own maps onto it, and fixes suggest it. The zero value stands for
+	// RootFallbackStart, RootFallbackCount.
+	Free subid.Range
+	// Owner names the caller in fixes (its login name); "" uses UID.
+	Owner string
+	// SubUIDFile and SubGIDFile name where SubUIDs and SubGIDs come from,
+	// for messages; "" means /etc/subuid and /etc/subgid.
+	SubUIDFile, SubGIDFile string
+}
+
+// Privileged reports whether the caller may write any map of ids that
+// exist here itself: uid 0 in the initial namespace; elsewhere, holding
+// CAP_SETUID and CAP_SETGID (uid 0 inside unshare -r does).
+func (r Request) Privileged() bool {
+	if r.Here.Nested {
+		return r.Here.SetID
+	}
+	return r.UID == 0
+}
+
+// realRoot reports whether the caller is root of the parent namespace:
+// privileged and its own uid is host root.
+func (r Request) realRoot() bool {
+	h, ok := r.Here.HostRoot(false)
+	return r.Privileged() && ok && r.UID == h
+}
+
+// free is Free, or the fallback range.
+func (r Request) free() subid.Range {
+	if r.Free.Count == 0 {
+		return subid.Range{Start: RootFallbackStart, Count: RootFallbackCount}
+	}
+	return r.Free
+}
+
+// owner names the caller in fixes.
+func (r Request) owner() string {
+	if r.Owner != "" {
+		return r.Owner
+	}
+	return fmt.Sprint(r.UID)
+}
+
+// file names where subordinate ids of that kind come from.
+func (r Request) file(gid bool) string {
+	switch {
+	case gid && r.SubGIDFile != "":
+		return r.SubGIDFile
+	case gid:
+		return "/etc/subgid"
+	case r.SubUIDFile != "":
+		return r.SubUIDFile
+	}
+	return "/etc/subuid"
+}
+
+// usableSubs returns the subordinate ranges of that kind that the caller
+// can use here: all of them in the initial namespace; nested, only the
+// ids that exist here (a subordinate range belongs to the host user; a
+// nested namespace rarely has those ids).
+func (r Request) usableSubs(gid bool) []subid.Range {
+	subs := r.SubUIDs
+	if gid {
+		subs = r.SubGIDs
+	}
+	if !r.Here.Nested {
+		return subs
+	}
+	var out []subid.Range
+	for _, iv := range available(subs) {
+		for _, here := range r.Here.ids(gid) {
+			lo, hi := max(iv.lo, here.lo), min(iv.hi, here.hi)
+			if lo < hi {
+				out = append(out, subid.Range{Start: uint32(lo), Count: uint32(hi - lo)})
+			}
+		}
+	}
+	return out
 }
 
 // Plan is a validated pair of maps plus how to write them.
@@ -58,43 +145,87 @@ type Plan struct {
 	HostUID, HostGID uint32
 	// Helpers is copied from the request; Apply runs them.
 	Helpers Helpers
-	// Privileged is set when the caller is real root: Apply writes every
-	// map directly, with no helpers and no setgroups "deny".
+	// Privileged is set when the caller may write any map itself (real
+	// root, or CAP_SETUID and CAP_SETGID in a nested namespace): Apply
+	// writes every map directly, with no helpers and no setgroups "deny".
 	Privileged bool
 	// Notice is one line for stderr when Auto mode fell back to mapping
 	// only the caller's own ids although it has subordinate ids; else "".
 	Notice string
+	// Fallback is set when Auto mode chose the helpers: if one fails when
+	// Apply runs it, the launcher may start over with Single's maps and
+	// FallbackNotice (an explicit map or --map subids never falls back).
+	Fallback bool `json:",omitempty"`
 }
 
 // NewPlan computes the maps for req and validates them (see
 // Plan.Validate). The rules:
 //
 //   - Explicit Users or Groups replace the computed map of that kind.
-//   - Real root (UID 0) without HostRoot never maps host root: inner 0 …
-//     65535 go onto its subordinate ranges (in order, as many as exist),
-//     or onto RootFallbackStart … when it has none. Single mode maps just
-//     inner 0 onto the first such id. Privileged is set.
-//   - Otherwise, in Auto mode with subordinate ids and usable helpers (or
-//     as real root with HostRoot, which needs no helpers), a full map:
-//     the caller's id at inner = its own id and subordinate ids filling
-//     inner 0 … 65535 around it; with Root, rootlesskit's layout instead:
-//     inner 0 is the caller and inner 1 … 65536 are subordinate ids.
+//   - Real root (UID 0 in the initial namespace) without HostRoot never
+//     maps host root: inner 0 … 65535 go onto its subordinate ranges (in
+//     order, as many as exist), or onto Free when it has none. Single
+//     mode maps just inner 0 onto the first such id. Privileged is set.
+//   - In a nested namespace, uid 0 is not real root: with CAP_SETUID and
+//     CAP_SETGID the caller maps the ids that exist here (its own at its
+//     own inner id, the others filling inner 0 … 65535 around it) without
+//     helpers; without them, only subordinate ids that exist here count.
+//   - Otherwise, in Auto or Subids mode with subordinate uids and gids
+//     and usable helpers (or as real root with HostRoot, which needs no
+//     helpers), a full map: the caller's id at inner = its own id and
+//     subordinate ids filling inner 0 … 65535 around it; with Root,
+//     rootlesskit's layout instead: inner 0 is the caller and inner 1 …
+//     65536 are subordinate ids.
 //   - Otherwise a single mapping: own id → own id, or → inner 0 with Root.
-//     In Auto mode, when subordinate ids exist but the helpers are not
-//     usable, Notice says so.
+//     In Auto mode, when subordinate ids exist but cannot be used (the
+//     helpers are not usable, or only one of /etc/subuid and /etc/subgid
+//     has a line for the caller), Notice says so; Subids mode fails.
 //
 // Subordinate ids that overlap an earlier range or the caller's own id
-// are skipped.
+// are skipped; a range that holds host root is kept, and refused by
+// Validate (an administrator's mistake newuidmap would honour).
 func NewPlan(req Request) (Plan, error) {
 	p := Plan{
 		HostUID:    req.UID,
 		HostGID:    req.GID,
 		Helpers:    req.Helpers,
-		Privileged: req.UID == 0,
+		Privileged: req.Privileged(),
+	}
+	subU, subG := req.usableSubs(false), req.usableSubs(true)
+	explicit := len(req.Users) > 0 || len(req.Groups) > 0
+	reason := "" // why subordinate ids cannot be used, for Notice
+	if req.Mode != Single && !p.Privileged && !explicit {
+		switch {
+		case len(subU) > 0 && len(subG) == 0:
+			reason = fmt.Sprintf("you have subordinate uids (%s) but no subordinate gids (no line for %s in %s); fix: as root, usermod --add-subgids %s %s",
+				req.file(false), req.owner(), req.file(true), dashRange(req.free()), req.owner())
+		case len(subG) > 0 && len(subU) == 0:
+			reason = fmt.Sprintf("you have subordinate gids (%s) but no subordinate uids (no line for %s in %s); fix: as root, usermod --add-subuids %s %s",
+				req.file(true), req.owner(), req.file(false), dashRange(req.free()), req.owner())
+		case len(subU) > 0 && !req.Helpers.Usable():
+			reason = req.Helpers.problem()
+		}
+		if reason != "" {
+			subU, subG = nil, nil
+		}
+	}
+	if req.Mode == Subids && !p.Privileged && !explicit && (len(subU) == 0 || len(subG) == 0) {
+		if reason == "" {
+			reason = fmt.Sprintf("no subordinate uids and gids for %s in %s and %s", req.owner(), req.file(false), req.file(true))
+			if req.Here.Nested {
+				reason = fmt.Sprintf("no subordinate ids of %s exist in this nested user namespace, which maps only uids %s", req.owner(), req.Here.describe(false))
+			}
+			reason += "; fix: --map auto (or single) maps only your own ids"
+		}
+		return Plan{}, fail(ErrNoSubids, "--map subids: %s", reason)
 	}
 	var fellU, fellG bool
-	p.UIDs, p.UID, fellU = planKind(req, req.UID, req.SubUIDs, req.Users)
-	p.GIDs, p.GID, fellG = planKind(req, req.GID, req.SubGIDs, req.Groups)
+	p.UIDs, p.UID, fellU = planKind(req, false, subU)
+	p.GIDs, p.GID, fellG = planKind(req, true, subG)
+	p.UIDs, p.GIDs = req.Here.split(false, p.UIDs), req.Here.split(true, p.GIDs)
+	if reason != "" && (len(req.SubUIDs) > 0 || len(req.SubGIDs) > 0) {
+		fellU, fellG = true, true
+	}
 	if fellU || fellG {
 		what := ""
 		switch {
@@ -105,60 +236,102 @@ func NewPlan(req Request) (Plan, error) {
 		default:
 			what = fmt.Sprintf("gid %d", req.GID)
 		}
+		if reason == "" {
+			reason = req.Helpers.problem()
+		}
+		if req.Mode == Subids {
+			return Plan{}, fail(ErrNoSubids, "--map subids: cannot map subordinate ids: %s", reason)
+		}
 		p.Notice = fmt.Sprintf("nsbox: cannot map subordinate ids: %s; mapping only %s (--map single silences this)",
-			req.Helpers.problem(), what)
+			reason, what)
 	}
+	p.Fallback = req.Mode == Auto && !explicit && !p.Privileged && (!p.ownOnly(false) || !p.ownOnly(true))
 	if err := p.Validate(req); err != nil {
 		return Plan{}, err
 	}
 	return p, nil
 }
 
+// ErrNoSubids is wrapped by NewPlan's error when Subids mode cannot map
+// subordinate ids.
+var ErrNoSubids = errors.New("no usable subordinate ids")
+
 // planKind computes one kind's map and the caller's id inside; fellBack
-// is set when Auto mode had to settle for a single mapping.
-func planKind(req Request, own uint32, subs []subid.Range, explicit []Extent) (ext []Extent, inside uint32, fellBack bool) {
+// is set when Auto mode had to settle for a single mapping. subs are the
+// usable subordinate ranges of that kind.
+func planKind(req Request, gid bool, subs []subid.Range) (ext []Extent, inside uint32, fellBack bool) {
+	own, explicit := req.UID, req.Users
+	if gid {
+		own, explicit = req.GID, req.Groups
+	}
 	if len(explicit) > 0 {
 		ext = slices.Clone(explicit)
 		return ext, identity(ext, own, req.Root), false
 	}
-	if req.UID == 0 && !req.HostRoot {
-		n := uint64(span)
-		if req.Mode == Single {
-			n = 1
-		}
-		free := available(subs, 0)
+	n := uint64(span)
+	if req.Mode == Single {
+		n = 1
+	}
+	if req.realRoot() && !req.HostRoot && !req.Here.Nested {
+		free := available(subs)
 		if len(free) == 0 {
-			return []Extent{{Inner: 0, Outer: RootFallbackStart, Count: uint32(min(n, RootFallbackCount))}}, 0, false
+			r := req.free()
+			return []Extent{{Inner: 0, Outer: r.Start, Count: uint32(min(n, uint64(r.Count)))}}, 0, false
 		}
 		return fill(nil, free, 0, n, -1), 0, false
 	}
-	if req.Mode == Auto && len(subs) > 0 {
-		if req.UID == 0 || req.Helpers.Usable() {
-			free := available(subs, own)
-			if req.Root {
-				ext = fill([]Extent{{Inner: 0, Outer: own, Count: 1}}, free, 1, 1+span, -1)
-				return ext, 0, false
+	var pool []interval
+	if req.Mode != Single {
+		switch {
+		case req.Privileged() && req.Here.Nested:
+			pool = []interval{{uint64(own), uint64(own) + 1}}
+			if h, ok := req.Here.HostRoot(gid); ok {
+				pool = append(pool, interval{uint64(h), uint64(h) + 1})
 			}
-			skip := int64(-1)
-			if own < span {
-				skip = int64(own)
-			}
-			ext = fill(nil, free, 0, span, skip)
-			i, _ := slices.BinarySearchFunc(ext, own, func(e Extent, id uint32) int {
-				if e.Inner < id {
-					return -1
-				}
-				return 1
-			})
-			ext = slices.Insert(ext, i, Extent{Inner: own, Outer: own, Count: 1})
-			return ext, own, false
+			pool = without(req.Here.ids(gid), pool)
+		case len(subs) > 0 && (req.Privileged() || req.Helpers.Usable()):
+			pool = available(subs, own)
+		case len(subs) > 0:
+			fellBack = true
 		}
-		fellBack = true
+	}
+	if len(pool) > 0 {
+		if req.Root {
+			ext = fill([]Extent{{Inner: 0, Outer: own, Count: 1}}, pool, 1, 1+span, -1)
+			return ext, 0, false
+		}
+		skip := int64(-1)
+		if own < span {
+			skip = int64(own)
+		}
+		ext = fill(nil, pool, 0, span, skip)
+		i, _ := slices.BinarySearchFunc(ext, own, func(e Extent, id uint32) int {
+			if e.Inner < id {
+				return -1
+			}
+			return 1
+		})
+		ext = merge(slices.Insert(ext, i, Extent{Inner: own, Outer: own, Count: 1}))
+		return ext, own, false
 	}
 	if req.Root {
 		return []Extent{{Inner: 0, Outer: own, Count: 1}}, 0, fellBack
 	}
 	return []Extent{{Inner: own, Outer: own, Count: 1}}, own, fellBack
+}
+
+// merge joins extents that continue one another on both sides.
+func merge(ext []Extent) []Extent {
+	var out []Extent
+	for _, e := range ext {
+		out = appendMerged(out, e)
+	}
+	return out
+}
+
+// dashRange renders r as usermod's "FIRST-LAST".
+func dashRange(r subid.Range) string {
+	return fmt.Sprintf("%d-%d", r.Start, r.End())
 }
 
 // identity is the caller's inner id under an explicit map: 0 with root;
@@ -185,9 +358,13 @@ func identity(ext []Extent, own uint32, root bool) uint32 {
 type interval struct{ lo, hi uint64 }
 
 // available turns subordinate ranges into disjoint intervals, in order,
-// without own and without any id an earlier range already gave.
-func available(subs []subid.Range, own uint32) []interval {
-	taken := []interval{{uint64(own), uint64(own) + 1}}
+// without the ids of skip and without any id an earlier range already
+// gave.
+func available(subs []subid.Range, skip ...uint32) []interval {
+	var taken []interval
+	for _, id := range skip {
+		taken = append(taken, interval{uint64(id), uint64(id) + 1})
+	}
 	var out []interval
 	for _, r := range subs {
 		hi := min(uint64(r.Start)+uint64(r.Count), maxID+1)
@@ -199,6 +376,28 @@ func available(subs []subid.Range, own uint32) []interval {
 		taken = append(taken, interval{uint64(r.Start), hi})
 	}
 	return out
+}
+
+// without removes the intervals of cut from in.
+func without(in, cut []interval) []interval {
+	for _, c := range cut {
+		in = subtract(in, c)
+	}
+	return in
+}
+
+// sortIntervals sorts intervals by their start.
+func sortIntervals(in []interval) []interval {
+	slices.SortFunc(in, func(a, b interval) int {
+		switch {
+		case a.lo < b.lo:
+			return -1
+		case a.lo > b.lo:
+			return 1
+		}
+		return 0
+	})
+	return in
 }
 
 // subtract removes cut from each interval of in.

@@ -113,12 +113,93 @@ func TestNewPlan(t *testing.T) {
 			noticeContains: []string{"nsbox: ", "newuidmap and newgidmap not found in PATH", "apt-get install uidmap", "mapping only uid 1000 and gid 1000"},
 		},
 		{
-			name: "helpers never looked up, subuids only",
-			req:  Request{UID: 1000, GID: 1000, SubUIDs: sub100k},
+			name: "helpers never looked up, subuids and subgids",
+			req:  Request{UID: 1000, GID: 1000, SubUIDs: sub100k, SubGIDs: sub100k},
 			uids: []Extent{{1000, 1000, 1}},
 			gids: []Extent{{1000, 1000, 1}},
 			uid:  1000, gid: 1000,
-			noticeContains: []string{"apt-get install uidmap", "mapping only uid 1000 ("},
+			noticeContains: []string{"apt-get install uidmap", "mapping only uid 1000 and gid 1000 ("},
+		},
+		{
+			name: "subuids but no subgids: single, notice says so",
+			req: Request{UID: 1000, GID: 1000, SubUIDs: sub100k, Helpers: usable, Owner: "alice",
+				Free: subid.Range{Start: 231072, Count: 65536}},
+			uids: []Extent{{1000, 1000, 1}},
+			gids: []Extent{{1000, 1000, 1}},
+			uid:  1000, gid: 1000,
+			noticeContains: []string{"you have subordinate uids (/etc/subuid) but no subordinate gids (no line for alice in /etc/subgid); fix: as root, usermod --add-subgids 231072-296607 alice;",
+				"mapping only uid 1000 and gid 1000 ("},
+		},
+		{
+			name: "subgids but no subuids: single, notice says so",
+			req:  Request{UID: 1000, GID: 1000, SubGIDs: sub100k, Helpers: usable, SubUIDFile: "/x/subuid", SubGIDFile: "/x/subgid"},
+			uids: []Extent{{1000, 1000, 1}},
+			gids: []Extent{{1000, 1000, 1}},
+			uid:  1000, gid: 1000,
+			noticeContains: []string{"you have subordinate gids (/x/subgid) but no subordinate uids (no line for 1000 in /x/subuid); fix: as root, usermod --add-subuids 100000-165535 1000;"},
+		},
+		{
+			name:      "subids mode maps as auto does, never falls back",
+			req:       Request{UID: 1000, GID: 1000, SubUIDs: sub100k, SubGIDs: sub100k, Helpers: usable, Root: true, Mode: Subids},
+			uids:      []Extent{{0, 1000, 1}, {1, 100000, 65536}},
+			gids:      []Extent{{0, 1000, 1}, {1, 100000, 65536}},
+			setgroups: true,
+		},
+		{
+			name: "nested root (unshare -r): only what exists here",
+			req: Request{UID: 0, GID: 0, SubUIDs: sub100k, SubGIDs: sub100k,
+				Here: Namespace{Nested: true, SetID: true, UIDs: []Extent{{0, 1000, 1}}, GIDs: []Extent{{0, 1000, 1}}}},
+			uids:       []Extent{{0, 0, 1}},
+			gids:       []Extent{{0, 0, 1}},
+			privileged: true, setgroups: true,
+		},
+		{
+			name: "nested root with ids: identity, without the parent's root",
+			req: Request{UID: 0, GID: 0, Root: true,
+				Here: Namespace{Nested: true, SetID: true,
+					UIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}},
+					GIDs: []Extent{{0, 1000, 1}, {1, 0, 1}, {2, 100000, 100}}}},
+			uids:       []Extent{{0, 0, 1}, {1, 1, 65536}},
+			gids:       []Extent{{0, 0, 1}, {1, 2, 100}},
+			privileged: true, setgroups: true,
+		},
+		{
+			name: "nested root, not root inside the sandbox: own id at its place",
+			req: Request{UID: 0, GID: 0,
+				Here: Namespace{Nested: true, SetID: true, UIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}}, GIDs: []Extent{{0, 1000, 1}}}},
+			uids:       []Extent{{0, 0, 1}, {1, 1, 65535}},
+			gids:       []Extent{{0, 0, 1}},
+			privileged: true, setgroups: true,
+		},
+		{
+			name: "nested root, single mode",
+			req: Request{UID: 0, GID: 0, Mode: Single,
+				Here: Namespace{Nested: true, SetID: true, UIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}}, GIDs: []Extent{{0, 1000, 1}}}},
+			uids:       []Extent{{0, 0, 1}},
+			gids:       []Extent{{0, 0, 1}},
+			privileged: true, setgroups: true,
+		},
+		{
+			name: "nested root without capabilities: own id, direct",
+			req: Request{UID: 0, GID: 0,
+				Here: Namespace{Nested: true, UIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}}, GIDs: []Extent{{0, 1000, 1}}}},
+			uids: []Extent{{0, 0, 1}},
+			gids: []Extent{{0, 0, 1}},
+		},
+		{
+			name: "nested unprivileged: host subids do not exist here, no notice",
+			req: Request{UID: 1000, GID: 1000, SubUIDs: sub100k, SubGIDs: sub100k, Helpers: usable,
+				Here: Namespace{Nested: true, UIDs: []Extent{{0, 100000, 1000}, {1000, 1000, 1}}, GIDs: []Extent{{1000, 1000, 1}}}},
+			uids: []Extent{{1000, 1000, 1}},
+			gids: []Extent{{1000, 1000, 1}},
+			uid:  1000, gid: 1000,
+		},
+		{
+			name:       "real root without subids, free range given",
+			req:        Request{UID: 0, GID: 0, Free: subid.Range{Start: 165536, Count: 65536}},
+			uids:       []Extent{{0, 165536, 65536}},
+			gids:       []Extent{{0, 165536, 65536}},
+			privileged: true, setgroups: true,
 		},
 		{
 			name: "single mode",
@@ -197,14 +278,6 @@ func TestNewPlan(t *testing.T) {
 			privileged: true, setgroups: true,
 		},
 		{
-			name: "real root with a subid range holding host root",
-			req: Request{UID: 0, GID: 0,
-				SubUIDs: []subid.Range{{Start: 0, Count: 10}, {Start: 200000, Count: 65536}}},
-			uids:       []Extent{{0, 1, 9}, {9, 200000, 65527}},
-			gids:       []Extent{{0, 100000, 65536}},
-			privileged: true, setgroups: true,
-		},
-		{
 			name:       "real root, single mode",
 			req:        Request{UID: 0, GID: 0, Mode: Single, SubGIDs: []subid.Range{{Start: 300000, Count: 1000}}},
 			uids:       []Extent{{0, 100000, 1}},
@@ -266,6 +339,8 @@ func TestNewPlan(t *testing.T) {
 				assert.Assert(t, is.Contains(p.Notice, s))
 			}
 			assert.Assert(t, !strings.Contains(p.Notice, "\n"))
+			wantFallback := tc.req.Mode == Auto && tc.req.UID != 0 && len(tc.req.Users)+len(tc.req.Groups) == 0 && len(p.UIDs) > 1
+			assert.Equal(t, p.Fallback, wantFallback)
 			// The caller's identity inside is mapped, and maps back to
 			// its own host id whenever that is mapped.
 			assert.Assert(t, p.MapsInnerUID(p.UID))
@@ -463,10 +538,61 @@ func TestNewPlanErrors(t *testing.T) {
 			message: "--map-groups 0:0:1 maps host root (outer gid 0)",
 		},
 		{
+			name:    "subuid range holding host root",
+			req:     Request{UID: 1000, GID: 1000, SubUIDs: []subid.Range{{Start: 0, Count: 65536}}, SubGIDs: sub100k, Helpers: usable, Root: true, Owner: "bob"},
+			want:    ErrHostRoot,
+			message: "your subordinate uid range 0–65535 includes host uid 0, which nsbox refuses to map into a sandbox; fix: have an administrator move that range in /etc/subuid off it (as root: usermod --del-subuids 0-65535 --add-subuids 100000-165535 bob), or run with --map single",
+			exact:   true,
+		},
+		{
+			name:    "subgid range holding host root, default layout",
+			req:     Request{UID: 1000, GID: 1000, SubUIDs: sub100k, SubGIDs: []subid.Range{{Start: 0, Count: 10}}, Helpers: usable},
+			want:    ErrHostRoot,
+			message: "your subordinate gid range 0–9 includes host gid 0",
+		},
+		{
+			name:    "real root with a subid range holding host root",
+			req:     Request{UID: 0, GID: 0, SubUIDs: []subid.Range{{Start: 0, Count: 10}, {Start: 200000, Count: 65536}}},
+			want:    ErrHostRoot,
+			message: "or add --map-host-root if you mean it",
+		},
+		{
+			name: "nested: the parent's root",
+			req: Request{UID: 0, GID: 0, Users: []Extent{{0, 5, 1}},
+				Here: Namespace{Nested: true, SetID: true, UIDs: []Extent{{0, 1000, 5}, {5, 0, 1}}, GIDs: []Extent{{0, 1000, 1}}}},
+			want:    ErrHostRoot,
+			message: "--map-users 0:5:1 maps host root (outer uid 5 (root of the parent user namespace)) into the sandbox",
+		},
+		{
+			name: "nested: outer ids that do not exist here",
+			req: Request{UID: 0, GID: 0, Users: []Extent{{0, 0, 1}, {1, 100000, 10}},
+				Here: Namespace{Nested: true, SetID: true, UIDs: []Extent{{0, 1000, 1}}, GIDs: []Extent{{0, 1000, 1}}}},
+			want:    ErrNotHere,
+			message: `--map-users 1:100000:10: outer uid 100000 does not exist in this nested user namespace, which maps only uids "0 1000 1" (/proc/self/uid_map); fix: --map single`,
+		},
+		{
+			name:    "subids mode without subids",
+			req:     Request{UID: 1000, GID: 1000, Mode: Subids, Helpers: usable},
+			want:    ErrNoSubids,
+			message: "--map subids: no subordinate uids and gids for 1000 in /etc/subuid and /etc/subgid; fix: --map auto",
+		},
+		{
+			name:    "subids mode with unusable helpers",
+			req:     Request{UID: 1000, GID: 1000, Mode: Subids, SubUIDs: sub100k, SubGIDs: sub100k, Helpers: missing},
+			want:    ErrNoSubids,
+			message: "--map subids: newuidmap and newgidmap not found",
+		},
+		{
+			name:    "subids mode, subgids only",
+			req:     Request{UID: 1000, GID: 1000, Mode: Subids, SubGIDs: sub100k, Helpers: usable},
+			want:    ErrNoSubids,
+			message: "--map subids: you have subordinate gids",
+		},
+		{
 			name:    "unknown mode",
 			req:     Request{UID: 1000, GID: 1000, Mode: 9},
 			want:    ErrUnknownMode,
-			message: "--map Mode(9): unknown mode; fix: use auto or single",
+			message: "--map Mode(9): unknown mode; fix: use auto, single or subids",
 			exact:   true,
 		},
 	} {

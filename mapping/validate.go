@@ -21,9 +21,12 @@ var (
 	// ErrNotYours reports an unprivileged caller mapping outer ids that
 	// are neither its own nor among its subordinate ids.
 	ErrNotYours = errors.New("outer ids not yours")
-	// ErrHostRoot reports real root mapping host uid or gid 0 without
-	// Request.HostRoot.
+	// ErrHostRoot reports a map that would give the sandbox host root's
+	// uid or gid (see HostRootError).
 	ErrHostRoot = errors.New("host root mapped")
+	// ErrNotHere reports outer ids that do not exist in the caller's
+	// nested user namespace (see Namespace).
+	ErrNotHere = errors.New("outer ids do not exist here")
 	// ErrUnmapped reports an id that must be mapped but is not: the
 	// primary gid, inner 0 with Request.Root, or the caller's identity
 	// inside (or an empty map).
@@ -49,9 +52,9 @@ var (
 // primary gid (except for real root without HostRoot); with Root both
 // maps must map inner 0; and p.UID and p.GID must be mapped.
 func (p Plan) Validate(req Request) error {
-	if req.Mode != Auto && req.Mode != Single {
+	if req.Mode != Auto && req.Mode != Single && req.Mode != Subids {
 		return &planError{
-			msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto or single", req.Mode),
+			msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto, single or subids", req.Mode),
 			err: ErrUnknownMode,
 		}
 	}
@@ -165,13 +168,18 @@ func (p Plan) validateKind(req Request, k kind) error {
 	if err := k.overlaps(true); err != nil {
 		return err
 	}
-	hostRootBarred := req.UID == 0 && !req.HostRoot
-	if hostRootBarred {
+	hostRootBarred := req.realRoot() && !req.HostRoot && !req.Here.Nested
+	if h, ok := req.Here.HostRoot(k.gid); ok && !(req.HostRoot && req.realRoot()) {
 		for _, e := range ext {
-			if e.Outer == 0 {
-				return fail(ErrHostRoot, "%s maps host root (outer %s 0) into the sandbox; fix: choose other outer ids, or add --map-host-root if you mean it",
-					k.one(e), k.id())
+			if _, in := innerOf([]Extent{e}, h); in {
+				return k.hostRootError(req, e, h)
 			}
+		}
+	}
+	for _, e := range ext {
+		if id, missing := req.Here.missing(k.gid, e); missing {
+			return fail(ErrNotHere, "%s: outer %s %d does not exist in this nested user namespace, which maps only %s %s; fix: --map single (only your own ids), or map only ids listed there",
+				k.one(e), k.id(), id, k.ids(), req.Here.describe(k.gid))
 		}
 	}
 	if !p.Privileged {
@@ -296,4 +304,90 @@ func ranges(subs []subid.Range) string {
 		parts[i] = fmt.Sprintf("%d–%d", r.Start, uint64(r.Start)+uint64(r.Count)-1)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// HostRootError reports a map whose outer ids include host root (uid or
+// gid 0; in a nested namespace, the id mapped onto its parent's 0):
+// inside, that id would own every file root owns. Only real root may map
+// it, and only when it asks (Request.HostRoot, --map-host-root). It
+// wraps ErrHostRoot.
+type HostRootError struct {
+	// GID is set for the gid map.
+	GID bool
+	// Extent is the offending extent; ID the host root id it holds.
+	Extent Extent
+	ID     uint32
+	// Explicit is set when the extent came from --map-users or
+	// --map-groups; else it came from a subordinate range, Range.
+	Explicit bool
+	Range    subid.Range
+	// Origin, when the caller sets it, names the line that granted
+	// Range (subid.Source.Origin), e.g.
+	// `/etc/subuid line 3 "bob:0:65536"`.
+	Origin string
+	// Nested is set when ID is the parent namespace's root, not the
+	// initial namespace's.
+	Nested bool
+	// RealRoot is set when the caller could pass --map-host-root.
+	RealRoot bool
+	// Own is set when ID is the caller's own id (real root in a nested
+	// namespace that maps it onto its parent's root).
+	Own bool
+	// Owner and Free shape the fix (Request.Owner, Request.Free).
+	Owner string
+	Free  subid.Range
+	// File is the subordinate id file of that kind (for the fix).
+	File string
+}
+
+// Error is one line: what holds host root, and the fix.
+func (e *HostRootError) Error() string {
+	id, ids, opt := "uid", "subuids", "--map-users"
+	if e.GID {
+		id, ids, opt = "gid", "subgids", "--map-groups"
+	}
+	root := fmt.Sprintf("host %s %d", id, e.ID)
+	if e.Nested {
+		root = fmt.Sprintf("%s %d (root of the parent user namespace)", id, e.ID)
+	}
+	orHostRoot := ""
+	if e.RealRoot {
+		orHostRoot = ", or add --map-host-root if you mean it"
+	}
+	if e.Own {
+		return fmt.Sprintf("%s map %s maps your own %s %d, which is root of the parent user namespace, into the sandbox; fix: add --map-host-root if you mean it, or run nsbox as another user",
+			id, colon(e.Extent), id, e.ID)
+	}
+	if e.Explicit {
+		return fmt.Sprintf("%s %s maps host root (outer %s) into the sandbox; fix: choose other outer ids%s", opt, colon(e.Extent), strings.TrimPrefix(root, "host "), orHostRoot)
+	}
+	src := e.Origin
+	if src == "" {
+		src = fmt.Sprintf("your subordinate %s range %d–%d", id, e.Range.Start, e.Range.End())
+	}
+	if orHostRoot == "" {
+		orHostRoot = ", or run with --map single"
+	}
+	return fmt.Sprintf("%s includes %s, which nsbox refuses to map into a sandbox; fix: have an administrator move that range in %s off it (as root: usermod --del-%s %d-%d --add-%s %s %s)%s",
+		src, root, e.File, ids, e.Range.Start, e.Range.End(), ids, dashRange(e.Free), e.Owner, orHostRoot)
+}
+
+// Is makes errors.Is(err, ErrHostRoot) hold.
+func (e *HostRootError) Is(target error) bool { return target == ErrHostRoot }
+
+// hostRootError builds the HostRootError for extent e holding id h.
+func (k kind) hostRootError(req Request, e Extent, h uint32) error {
+	he := &HostRootError{
+		GID: k.gid, Extent: e, ID: h, Explicit: k.explicit, Nested: req.Here.Nested,
+		RealRoot: req.realRoot(), Owner: req.owner(), Free: req.free(), File: req.file(k.gid),
+		Range: subid.Range{Start: e.Outer, Count: e.Count},
+		Own:   !k.explicit && h == k.own && req.Here.Nested,
+	}
+	for _, r := range k.subs {
+		if r.Contains(h) {
+			he.Range = r
+			break
+		}
+	}
+	return he
 }

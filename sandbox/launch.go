@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/nsbox/nsbox/mapping"
 )
 
 // Start launches the sandbox described by spec and returns once its command
@@ -17,7 +19,8 @@ import (
 //     namespace, alone and first;
 //  2. write its uid_map and gid_map from out here (spec.Mapping.Apply:
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
-//     more);
+//     more; if a helper fails under --map auto, steps 1 and 2 again with
+//     only the caller's own ids, and a notice to spec.Notify);
 //  3. the stage, now root in that namespace, creates the other namespaces
 //     and starts PID 1 as our own child;
 //  4. PID 1 sets up mounts, the loopback link and the hostname, then forks
@@ -62,9 +65,25 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}
 	}()
 
-	// 1. The stage (from a sealed copy of nsbox if the sandbox could
-	// write the binary: stageexe.go). If we die, it dies.
-	stage, parent, err := startStage(stdio.files, spec.Mapping)
+	// 1–2. The stage and its maps; under --map auto once more with only
+	// the caller's own ids if newuidmap/newgidmap fail when they run
+	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
+	// the retry is a fresh stage).
+	stage, parent, err := startMapped(ctx, spec, stdio.files, tty.fd, cg)
+	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
+		if single, ok := spec.Mapping.Single(); ok {
+			retry := *spec
+			retry.Mapping = single
+			if retry.Validate() == nil {
+				notice := spec.Mapping.FallbackNotice(err)
+				spec.Mapping = single
+				if spec.Notify != nil {
+					spec.Notify(notice)
+				}
+				stage, parent, err = startMapped(ctx, spec, stdio.files, tty.fd, cg)
+			}
+		}
+	}
 	stdio.started()
 	if err != nil {
 		return nil, err
@@ -83,28 +102,8 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}()
 	stop := context.AfterFunc(ctx, func() { stage.Kill() })
 	defer stop()
-
-	// Before the stage creates anything, so that all of the sandbox is
-	// born inside the limits.
-	if err := cg.add(stage.Pid); err != nil {
-		return nil, err
-	}
-	cfg := newStageConfig(spec, tty.fd)
-	if spec.Process.Terminal {
-		ws := initialWinsize(&spec.Process)
-		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
-	}
-	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
-		return nil, fmt.Errorf("send the sandbox configuration: %w", err)
-	}
-	if _, err := expect(parent, msgUsernsReady); err != nil {
-		return nil, userNamespaceError(err)
-	}
-
-	// 2. The maps, from the parent namespace.
-	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
-	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
-		return nil, explainMaps(fmt.Errorf("set up the uid/gid maps: %w", err))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {
 		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
@@ -169,6 +168,51 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
 	go sb.watch()
 	return sb, nil
+}
+
+// startMapped starts the stage (from a sealed copy of nsbox if the
+// sandbox could write the binary: stageexe.go; if we die, it dies), puts
+// it in the cgroup, sends its CONFIG and, once it has made its user
+// namespace, writes the maps from out here. On failure it kills and reaps
+// the stage.
+func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (stage *os.Process, parent *os.File, err error) {
+	stage, parent, err = startStage(files, spec.Mapping)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			parent.Close()
+			killAndReap(stage)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	defer stop()
+	// Before the stage creates anything, so that all of the sandbox is
+	// born inside the limits.
+	if err := cg.add(stage.Pid); err != nil {
+		return nil, nil, err
+	}
+	cfg := newStageConfig(spec, ttyFD)
+	if spec.Process.Terminal {
+		ws := initialWinsize(&spec.Process)
+		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
+	}
+	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
+		return nil, nil, fmt.Errorf("send the sandbox configuration: %w", err)
+	}
+	if _, err := expect(parent, msgUsernsReady); err != nil {
+		return nil, nil, userNamespaceError(err)
+	}
+	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
+		err = fmt.Errorf("set up the uid/gid maps: %w", err)
+		if explained := mapError(err, cfg.nest.plan); explained != err {
+			return nil, nil, explained
+		}
+		return nil, nil, explainMaps(err)
+	}
+	return stage, parent, nil
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.

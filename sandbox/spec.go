@@ -37,6 +37,11 @@ type Spec struct {
 	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
 	// for --info-fd. An error from it stops the start.
 	Started func(pid int, ns NamespaceIDs) error `json:"-"`
+	// Notify, if not nil, gets one-line notices about what Start did
+	// differently from the spec: a newuidmap/newgidmap that failed when
+	// it ran, so that Mapping fell back to the caller's own ids
+	// (mapping.Plan.Fallback). nil drops them.
+	Notify func(notice string) `json:"-"`
 	// Security: capabilities, seccomp, Landlock (security.go).
 	Security Security `json:"security"`
 	// Limits: rlimits and cgroup limits (limits.go).

@@ -99,7 +99,8 @@ func TestFaultKillStorm(t *testing.T) {
 
 // TestFaultNewgidmapFails: newuidmap succeeds, then newgidmap refuses
 // (nsbox was told of subordinate gids that /etc/subgid does not grant):
-// one line, 125, nothing left.
+// under --map subids one line, 125, nothing left; under --map auto a
+// fresh stage with only our own ids, one notice, nothing left.
 func TestFaultNewgidmapFails(t *testing.T) {
 	requireUnprivileged(t)
 	adoptOrphans(t)
@@ -109,9 +110,17 @@ func TestFaultNewgidmapFails(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "subgid")
 	// gids nobody granted us: newgidmap checks the real /etc/subgid.
 	assert.NilError(t, os.WriteFile(fake, []byte(strings.TrimSpace(string(name))+":3000000000:65536\n"), 0o644))
-	res := nsboxWith([]string{"run", "--", "sleep", "1000"}, icmd.WithEnv(append(os.Environ(), "NSBOX_SUBGID_FILE="+fake)...))
+	env := icmd.WithEnv(append(os.Environ(), "NSBOX_SUBGID_FILE="+fake)...)
+	res := nsboxWith([]string{"run", "--map", "subids", "--", "sleep", "1000"}, env)
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "newgidmap"})
 	assert.Check(t, is.Len(splitLines(res.Stderr()), 1), res.Stderr())
+	assert.Check(t, is.Len(leftovers(), 0))
+
+	res = nsboxWith([]string{"run", "--", "cat", "/proc/self/gid_map"}, env)
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(normalizeMap(res.Stdout()), fmt.Sprintf("%d 0 1", os.Getgid())))
+	assert.Check(t, is.Len(splitLines(res.Stderr()), 1), res.Stderr())
+	assert.Check(t, is.Contains(res.Stderr(), "newgidmap: gid range"))
 	assert.Check(t, is.Len(leftovers(), 0))
 }
 

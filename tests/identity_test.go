@@ -98,23 +98,19 @@ func TestMapSingle(t *testing.T) {
 }
 
 // In auto mode a missing newuidmap falls back to a single mapping, with
-// one notice line.
+// one notice line. NSBOX_HELPER_DIR points the lookup at an empty
+// directory (the standard paths are searched whatever PATH is).
 func TestMissingHelperFallsBackWithNotice(t *testing.T) {
 	requireUnprivileged(t)
 	subids(t, "/etc/subuid")
-	env := []string{"PATH=" + t.TempDir()}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PATH=") {
-			env = append(env, kv)
-		}
-	}
-	res := nsboxWith([]string{"run", "--", "/bin/cat", "/proc/self/uid_map"}, icmd.WithEnv(env...))
+	empty := t.TempDir()
+	res := nsboxWith([]string{"run", "--", "/bin/cat", "/proc/self/uid_map"}, icmd.WithEnv(append(os.Environ(), "NSBOX_HELPER_DIR="+empty)...))
 	res.Assert(t, icmd.Success)
 	// Single mapping, seen from the nested user namespace (TestMapSingle).
 	assert.Equal(t, normalizeMap(res.Stdout()), fmt.Sprintf("%d 0 1", os.Getuid()))
 	lines := strings.Split(strings.TrimSpace(res.Stderr()), "\n")
 	assert.Equal(t, len(lines), 1, res.Stderr())
-	assert.Check(t, is.Contains(lines[0], "newuidmap"))
+	assert.Check(t, is.Contains(lines[0], "newuidmap and newgidmap not found in "+empty))
 	assert.Check(t, is.Contains(lines[0], "apt-get install uidmap"))
 }
 

@@ -133,12 +133,30 @@ func checkSubids() checkResult {
 		r.Detail = gerr.Error()
 	case len(uids) == 0 || len(gids) == 0:
 		r.Detail = fmt.Sprintf("no entry for %s in %s or %s", name, src.Path(subid.UIDs), src.Path(subid.GIDs))
-		r.Fix = fmt.Sprintf("as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s (pick ranges no one else uses)", name)
+		r.Fix = subidFix(src, name, len(uids) == 0, len(gids) == 0)
 	default:
 		r.OK = true
 		r.Detail = fmt.Sprintf("%s has uids %s and gids %s", name, rangesText(uids), rangesText(gids))
 	}
 	return r
+}
+
+// subidFix suggests the usermod line that gives name the ranges it
+// lacks, with a range that no line of /etc/subuid or /etc/subgid uses.
+func subidFix(src subid.Source, name string, needUIDs, needGIDs bool) string {
+	free, err := sandbox.FreeSubidRange(src)
+	if err != nil {
+		return fmt.Sprintf("as root: give %s a range of 65536 ids no one else uses in %s and %s (%v)", name, src.Path(subid.UIDs), src.Path(subid.GIDs), err)
+	}
+	r := fmt.Sprintf("%d-%d", free.Start, free.End())
+	var args []string
+	if needUIDs {
+		args = append(args, "--add-subuids", r)
+	}
+	if needGIDs {
+		args = append(args, "--add-subgids", r)
+	}
+	return fmt.Sprintf("as root: usermod %s %s (free in %s and %s)", strings.Join(args, " "), name, src.Path(subid.UIDs), src.Path(subid.GIDs))
 }
 
 func rangesText(rs []subid.Range) string {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
-	"github.com/nsbox/nsbox/subid"
 	"github.com/spf13/pflag"
 )
 
@@ -50,7 +49,7 @@ func newRunFlags() *runFlags {
 	fs.BoolVar(&f.root, "root", false, "run as root (uid 0, gid 0) inside; your own ids map to 0")
 	fs.Uint32Var(&f.uid, "uid", 0, "run as this `UID` inside (default: your uid, or 0 with --root)")
 	fs.Uint32Var(&f.gid, "gid", 0, "run as this `GID` inside (default: your gid, or 0 with --root)")
-	fs.StringVar(&f.mapMode, "map", "auto", "`MODE` of the id maps: auto (your subordinate ids too, if you have some and newuidmap works) or single (only your own ids)")
+	fs.StringVar(&f.mapMode, "map", "auto", "`MODE` of the id maps: auto (your subordinate ids too, if you have some and newuidmap works), subids (the same, or fail) or single (only your own ids)")
 	fs.StringArrayVar(&f.mapUsers, "map-users", nil, "map uids `INNER:OUTER:COUNT` (repeatable, as unshare(1)); replaces the computed uid map")
 	fs.StringArrayVar(&f.mapGroups, "map-groups", nil, "map gids `INNER:OUTER:COUNT` (repeatable); replaces the computed gid map")
 	fs.BoolVar(&f.mapHostRoot, "map-host-root", false, "when run as real root, map host root into the sandbox (default: an unprivileged range)")
@@ -104,6 +103,8 @@ Examples:
 
 Environment:
   NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
+  NSBOX_HELPER_DIR   look for newuidmap and newgidmap only in this directory
+                     (default: /usr/bin, /usr/sbin, /bin, /sbin, then PATH)
 
 Exit status: the command's own (128+N if signal N killed it); 125 when nsbox
 fails, 126 when the command cannot be executed, 127 when it is not found.
@@ -140,6 +141,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
+	spec.Notify = func(notice string) { fmt.Fprintln(stderr, notice) }
 	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
@@ -270,25 +272,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		}
 		req.Groups = append(req.Groups, e)
 	}
-	// Subordinate ids and helpers matter only when more than our own id
-	// may be mapped: skip the file reads otherwise.
-	if mode == mapping.Auto || len(req.Users) > 0 || len(req.Groups) > 0 || req.UID == 0 {
-		owner, err := subid.CurrentOwner()
-		if err != nil {
-			return mapping.Plan{}, err
-		}
-		var src subid.Source
-		if req.SubUIDs, err = src.Lookup(owner, subid.UIDs); err != nil {
-			return mapping.Plan{}, err
-		}
-		if req.SubGIDs, err = src.Lookup(owner, subid.GIDs); err != nil {
-			return mapping.Plan{}, err
-		}
-		if req.UID != 0 && (len(req.SubUIDs) > 0 || len(req.Users) > 0 || len(req.Groups) > 0) {
-			req.Helpers = mapping.FindHelpers()
-		}
-	}
-	return mapping.NewPlan(req)
+	return sandbox.PlanMaps(req)
 }
 
 // environ is the command's environment: ours (or none with --clearenv),

@@ -11,7 +11,6 @@ import (
 	"github.com/moby/sys/user"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
-	"github.com/nsbox/nsbox/subid"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
@@ -96,24 +95,14 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 		Mode: mapping.Auto, Users: p.UIDs, Groups: p.GIDs, HostRoot: hostRoot,
 	}
 	p.HostUID, p.HostGID = req.UID, req.GID
-	p.Privileged = req.UID == 0
 	p.Helpers = mapping.Helpers{}
 	p.Notice = ""
-	owner, err := subid.CurrentOwner()
-	if err != nil {
+	p.Fallback = false // the spec's maps are explicit
+	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
 		return err
 	}
-	var src subid.Source
-	if req.SubUIDs, err = src.Lookup(owner, subid.UIDs); err != nil {
-		return err
-	}
-	if req.SubGIDs, err = src.Lookup(owner, subid.GIDs); err != nil {
-		return err
-	}
-	if !p.Privileged {
-		req.Helpers = mapping.FindHelpers()
-		p.Helpers = req.Helpers
-	}
+	p.Privileged = req.Privileged()
+	p.Helpers = req.Helpers
 	return p.Validate(req)
 }
 
