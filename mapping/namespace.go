@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Namespace describes the user namespace the caller runs in: which ids
@@ -29,6 +30,33 @@ type Namespace struct {
 	// itself. Used when Nested (in the initial namespace, uid 0 is taken
 	// as privileged).
 	SetID bool
+	// HostRootHidden is set when the initial namespace's root is mapped
+	// nowhere in here (see hostRootHidden): then no id here owns host
+	// root's files, whatever this namespace's parent maps its 0 to.
+	HostRootHidden bool
+}
+
+// hostRootHidden tells whether host root (kernel uid and gid 0) is unmapped
+// in the caller's user namespace. Procfs's root directory always belongs
+// to host root; the kernel shows an id with no mapping here as the
+// overflow id, so /proc owned by the overflow uid and gid means host root
+// is not among the ids here. That tells a sandbox of nsbox (whose root
+// maps onto subordinate ids, or onto the caller) from `unshare -r` run by
+// real root (whose 0 is host root), which /proc/self/uid_map cannot: it
+// only shows the parent namespace's ids.
+func hostRootHidden() bool {
+	var st syscall.Stat_t
+	if syscall.Stat("/proc", &st) != nil {
+		return false
+	}
+	overflow := func(file string) uint32 {
+		b, err := os.ReadFile("/proc/sys/kernel/" + file)
+		if n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil && perr == nil {
+			return uint32(n)
+		}
+		return 65534
+	}
+	return st.Uid == overflow("overflowuid") && st.Gid == overflow("overflowgid")
 }
 
 // Capability bits in /proc/self/status's CapEff.
@@ -48,7 +76,7 @@ func CurrentNamespace() (Namespace, error) {
 	if equalExtents(uids, whole) && equalExtents(gids, whole) {
 		return Namespace{}, nil
 	}
-	ns := Namespace{Nested: true, UIDs: uids, GIDs: gids}
+	ns := Namespace{Nested: true, UIDs: uids, GIDs: gids, HostRootHidden: hostRootHidden()}
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return Namespace{}, fmt.Errorf("read /proc/self/status: %w", unwrapPath(err))
@@ -122,10 +150,15 @@ func (n Namespace) ext(gid bool) []Extent {
 
 // HostRoot returns the id here that stands for the parent namespace's
 // uid (gid) 0: 0 in the initial namespace; in a nested one, the id mapped
-// onto outer 0, if any. Mapping it into a sandbox hands out root's files.
+// onto outer 0, if any, unless host root is known to be mapped nowhere
+// here (HostRootHidden): then the parent's 0 is some other user's id.
+// Mapping it into a sandbox hands out root's files.
 func (n Namespace) HostRoot(gid bool) (uint32, bool) {
 	if !n.Nested {
 		return 0, true
+	}
+	if n.HostRootHidden {
+		return 0, false
 	}
 	return innerOf(n.ext(gid), 0)
 }
