@@ -399,13 +399,11 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		src, err := fdPath(fd)
+		if err != nil {
 			return bwrapDie("Can't use fd %d for %s: %v", fd, arg, err)
 		}
-		// The stage binds the launcher's descriptor through /proc, as
-		// bubblewrap binds /proc/self/fd/N; the launcher keeps it open.
-		unix.CloseOnExec(fd)
-		m.Type, m.Source, m.Destination = sandbox.MountBind, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd), v[1]
+		m.Type, m.Source, m.Destination = sandbox.MountBind, src, v[1]
 		m.ReadOnly = arg == "--ro-bind-fd"
 	case "--remount-ro":
 		m.Type, m.Destination = sandbox.MountRemountRO, v[0]
@@ -477,6 +475,25 @@ func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
 	}
 	o.mounts = append(o.mounts, m)
 	return nil
+}
+
+// fdPath returns the path of the file fd is open on, checked to be that
+// very file (same device and inode). The stage binds by path: it cannot
+// reach the launcher's descriptors (PID 1 is not the launcher's child in
+// a user namespace that may read its /proc/PID/fd).
+func fdPath(fd int) (string, error) {
+	var fst, pst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		return "", err
+	}
+	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", err
+	}
+	if err := unix.Stat(p, &pst); err != nil || pst.Dev != fst.Dev || pst.Ino != fst.Ino {
+		return "", fmt.Errorf("it is open on %s, which no longer names the same file (deleted or moved?)", p)
+	}
+	return p, nil
 }
 
 // fileMode turns bubblewrap's octal permissions into fs.FileMode bits.
