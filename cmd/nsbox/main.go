@@ -50,7 +50,7 @@ Run 'nsbox help run' for the flags of run.
 func main() {
 	sandbox.Init()
 	if filepath.Base(os.Args[0]) == "bwrap" { // a bwrap symlink: bwrap.go
-		os.Exit(bwrapMain("bwrap", os.Args[1:], os.Stderr))
+		os.Exit(bwrapMain(os.Args[0], os.Args[1:], os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
