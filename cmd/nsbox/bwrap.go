@@ -71,6 +71,7 @@ type bwrapOpts struct {
 	capsUsed                            bool
 	label                               string // --exec-label or --file-label, refused
 	args                                []string
+	progName                            string // argv[0], for usage
 
 	// Modifiers of the next op.
 	perms       int   // -1: unset
@@ -207,7 +208,7 @@ func (o *bwrapOpts) parseArgsFD(s string) error {
 func (o *bwrapOpts) option(arg string, v []string) error {
 	switch arg {
 	case "--help":
-		fmt.Fprint(os.Stdout, bwrapUsage("bwrap"))
+		fmt.Fprint(os.Stdout, bwrapUsage(o.progName))
 		return bwrapExit{0}
 	case "--version":
 		fmt.Printf("bubblewrap %s (nsbox %s)\n", bwrapVersion, version)

@@ -23,6 +23,7 @@ import (
 // passes through.
 func bwrapMain(argv0 string, argv []string, stderr io.Writer) int {
 	o := newBwrapOpts()
+	o.progName = argv0
 	err := bwrapRun(o, argv0, argv, stderr)
 	var exit bwrapExit
 	var bw bwrapError
