@@ -171,7 +171,7 @@ func TestBwrapErrors(t *testing.T) {
 	}
 	// --level-prefix is newer than Debian's bubblewrap 0.8.
 	icmd.RunCmd(icmd.Command(b, "--level-prefix", "--x")).Assert(t, icmd.Expected{ExitCode: 1, Err: "<3>bwrap: Unknown option --x\n"})
-	icmd.RunCmd(icmd.Command(b, "--help")).Assert(t, icmd.Expected{Out: "usage: bwrap [OPTIONS...]"})
+	icmd.RunCmd(icmd.Command(b, "--help")).Assert(t, icmd.Expected{Out: "usage: " + b + " [OPTIONS...]"})
 	icmd.RunCmd(icmd.Command(b, "--version")).Assert(t, icmd.Expected{Out: "bubblewrap 0.11.1"})
 	icmd.RunCmd(icmd.Command(nsboxBin, "bwrap", "--x")).Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: Unknown option --x"})
 	// What nsbox cannot do is refused, in bubblewrap's form.
