@@ -73,7 +73,9 @@ type Mount struct {
 	// Optional skips a bind whose Source does not exist.
 	Optional bool `json:"optional,omitempty"`
 	// Mode is the permission bits of what the op creates; 0 is the type's
-	// default.
+	// default. Directories created on the way to Destination get 0755,
+	// less group (other) read and search when Mode gives the group
+	// (others) nothing, as bubblewrap's --perms does.
 	Mode fs.FileMode `json:"mode,omitempty"`
 	// Size limits a tmpfs, in bytes; 0 is the kernel's default.
 	Size int64 `json:"size,omitempty"`

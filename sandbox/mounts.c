@@ -210,9 +210,15 @@ static const char *split(const char *path, char *buf, size_t n)
 	return slash + 1;
 }
 
+/* parent_mode is the mode of directories an op creates on the way to its
+ * destination: 0755, less group (other) read and search when the op's own
+ * mode gives the group (others) nothing, as bubblewrap does, so that a
+ * private file does not sit in world-readable new parents. Set per op. */
+static mode_t parent_mode = 0755;
+
 /* mkdir_p opens directory path inside the new root, creating what is
- * missing (mode for the last component, 0755 on the way). Each step is
- * resolved inside the root, and mkdirat never follows a symlink. */
+ * missing (mode for the last component, parent_mode on the way). Each
+ * step is resolved inside the root, and mkdirat never follows a symlink. */
 static int mkdir_p(const char *path, mode_t mode, const char *what)
 {
 	int fd = mnt_open_in_root(path, O_DIRECTORY);
@@ -220,7 +226,7 @@ static int mkdir_p(const char *path, mode_t mode, const char *what)
 		goto out;
 	char parent[PATH_MAX];
 	const char *name = split(path, parent, sizeof parent);
-	int pfd = mkdir_p(parent, 0755, what);
+	int pfd = mkdir_p(parent, parent_mode, what);
 	if (mkdirat(pfd, name, mode) == 0)
 		created(pfd, name);
 	else if (errno == EROFS)
@@ -246,7 +252,7 @@ int mnt_open_target(const char *dst, int dir, const char *what)
 		goto out;
 	char parent[PATH_MAX];
 	const char *name = split(dst, parent, sizeof parent);
-	int pfd = mkdir_p(parent, 0755, what);
+	int pfd = mkdir_p(parent, parent_mode, what);
 	int f = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (f >= 0) {
 		close(f);
@@ -540,8 +546,15 @@ static void build_root(const struct config *c)
 	close(fd);
 
 	/* 3. The ops, in order. */
-	for (int i = 0; i < c->n_mounts; i++)
+	for (int i = 0; i < c->n_mounts; i++) {
+		mode_t m = c->mounts[i].mode;
+		parent_mode = 0755;
+		if (m && !(m & 0070))
+			parent_mode &= ~0050U;
+		if (m && !(m & 0007))
+			parent_mode &= ~0005U;
 		handlers[c->mounts[i].type](&c->mounts[i]);
+	}
 
 	/* 4. Into the new root; the old one (scratch and host) is detached.
 	 * pivot_root(".", ".") stacks the old root on the new one, and the

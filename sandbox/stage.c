@@ -344,7 +344,10 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 2;
 		goto failed;
 	}
-	if (c->parent_death) {
+	/* Sharing the host's PID namespace, the command would outlive PID 1
+	 * (nothing kills the namespace's processes when PID 1 dies): it dies
+	 * with PID 1, which dies with the launcher. */
+	if (c->parent_death || !(c->unshare_flags & CLONE_NEWPID)) {
 		/* Re-arm: the identity change cleared it. Then make sure the
 		 * launcher did not die before (its end of the socket hangs up;
 		 * getppid() is 0 across the PID namespace boundary). */

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox"
@@ -30,6 +31,7 @@ Usage:
   nsbox kill NAME [SIGNAL]                  send SIGNAL (default KILL) to sandbox NAME
   nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
+  nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox version                             print the version
   nsbox help [COMMAND]                      show help
 
@@ -47,6 +49,9 @@ Run 'nsbox help run' for the flags of run.
 
 func main() {
 	sandbox.Init()
+	if filepath.Base(os.Args[0]) == "bwrap" { // a bwrap symlink: bwrap.go
+		os.Exit(bwrapMain(os.Args[0], os.Args[1:], os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -68,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = shellCommand(rest, stdout, stderr)
 	case "check":
 		err = checkCommand(rest, stdout)
+	case "bwrap":
+		return bwrapMain("nsbox bwrap", rest, stderr)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
 	case "version", "--version":

@@ -1,0 +1,496 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// bwrapMain runs nsbox as bubblewrap: argv is bwrap's arguments (without
+// argv[0]) and the result is the exit status. Errors of its own are one
+// "bwrap: " line and status 1, as bubblewrap's; the command's own status
+// passes through.
+func bwrapMain(argv0 string, argv []string, stderr io.Writer) int {
+	o := newBwrapOpts()
+	o.progName = argv0
+	err := bwrapRun(o, argv0, argv, stderr)
+	var exit bwrapExit
+	var bw bwrapError
+	var cmdExit *sandbox.ExitError
+	var execErr *sandbox.ExecError
+	prefix := "bwrap: "
+	if o.levelPrefix {
+		prefix = "<3>bwrap: " // LOG_ERR, as bubblewrap's --level-prefix
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.code
+	case errors.As(err, &cmdExit):
+		return cmdExit.Code
+	case errors.As(err, &bw):
+		fmt.Fprintf(stderr, "%s%s\n", prefix, bw.msg)
+	case errors.As(err, &execErr):
+		fmt.Fprintf(stderr, "%sexecvp %s: %s\n", prefix, execErr.Command, errnoText(execErr.Err))
+	default:
+		fmt.Fprintf(stderr, "%s%s\n", prefix, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return 1
+}
+
+// errnoText is strerror(3)'s text ("No such file or directory").
+func errnoText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		s := errno.Error()
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return err.Error()
+}
+
+func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error {
+	if len(argv) == 1 && argv[0] == "--version" {
+		return o.option("--version", nil)
+	}
+	if len(argv) == 0 {
+		fmt.Fprint(stderr, bwrapUsage(argv0))
+		return bwrapExit{1}
+	}
+	if err := o.parse(argv); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	if len(o.args) == 0 {
+		fmt.Fprint(stderr, bwrapUsage(argv0))
+		return bwrapExit{1}
+	}
+	spec, err := o.spec()
+	if err != nil {
+		return err
+	}
+	if o.dieWithParent {
+		// The launcher dies with its caller; the sandbox already dies
+		// with the launcher (the stage and PID 1 have PR_SET_PDEATHSIG
+		// on it). Any thread may set it: the kernel checks every thread
+		// of a child when its parent exits.
+		ppid := os.Getppid()
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
+		}
+		if os.Getppid() != ppid {
+			return bwrapExit{1} // the caller is already gone
+		}
+	}
+	return o.launch(spec)
+}
+
+// check refuses the combinations bubblewrap refuses, with its words, and
+// what nsbox cannot do, saying so.
+func (o *bwrapOpts) check() error {
+	switch {
+	case o.usernsBlockFD >= 0 && !o.unshareUser:
+		return bwrapDie("--userns-block-fd requires --unshare-user")
+	case o.usernsBlockFD >= 0 && o.infoFD < 0:
+		return bwrapDie("--userns-block-fd requires --info-fd")
+	case o.usernsFD >= 0 && o.unshareUser:
+		return bwrapDie("--userns not compatible --unshare-user")
+	case o.usernsFD >= 0 && o.unshareUserTry:
+		return bwrapDie("--userns not compatible --unshare-user-try")
+	case o.disableUserns && !o.unshareUser:
+		return bwrapDie("--disable-userns requires --unshare-user")
+	case o.disableUserns && o.usernsBlockFD >= 0:
+		return bwrapDie("--disable-userns is not compatible with  --userns-block-fd")
+	case o.hostnameSet && !o.unshareUTS:
+		return bwrapDie("Specifying --hostname requires --unshare-uts")
+	case o.asPID1 && !o.unsharePID:
+		return bwrapDie("Specifying --as-pid-1 requires --unshare-pid")
+	case o.asPID1 && len(o.lockFiles) > 0:
+		return bwrapDie("Specifying --as-pid-1 and --lock-file is not permitted")
+	}
+	// What nsbox cannot do: refused, so that nobody gets less isolation
+	// than asked for.
+	switch {
+	case o.usernsFD >= 0 || o.userns2FD >= 0:
+		return bwrapDie("--userns and --userns2 are not supported by nsbox: it always creates the sandbox's user namespace itself and cannot join an existing one; fix: drop the option (nsbox exec joins nsbox's own sandboxes)")
+	case o.pidnsFD >= 0:
+		return bwrapDie("--pidns is not supported by nsbox: it cannot join an existing PID namespace; fix: drop the option, or use --unshare-pid")
+	case o.usernsBlockFD >= 0:
+		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
+	case o.asPID1:
+		return bwrapDie("--as-pid-1 is not supported by nsbox: its own init is always PID 1 and runs the command as PID 2; fix: drop the option")
+	case o.blockFD >= 0 && (o.infoFD >= 0 || o.statusFD >= 0):
+		return bwrapDie("--block-fd with --info-fd or --json-status-fd is not supported by nsbox: it waits on the block fd before it creates the sandbox, so the info would come only after; fix: drop one")
+	}
+	return nil
+}
+
+// spec builds the Spec the options describe.
+func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	inUID, inGID := uid, gid
+	if o.uid >= 0 {
+		inUID = uint32(o.uid)
+	}
+	if o.gid >= 0 {
+		inGID = uint32(o.gid)
+	}
+	// bubblewrap's map: the caller's own ids only, at --uid/--gid.
+	plan, err := mapping.NewPlan(mapping.Request{UID: uid, GID: gid, Mode: mapping.Single, HostRoot: uid == 0,
+		Users:  []mapping.Extent{{Inner: inUID, Outer: uid, Count: 1}},
+		Groups: []mapping.Extent{{Inner: inGID, Outer: gid, Count: 1}}})
+	if err != nil {
+		return nil, bwrapDie("plan the uid/gid maps: %v", err)
+	}
+	mounts := o.mounts
+	if mounts == nil {
+		mounts = []sandbox.Mount{} // bubblewrap's root starts empty
+	}
+	for i := range mounts {
+		if mounts[i].Type == sandbox.MountBind && !filepath.IsAbs(mounts[i].Source) {
+			if abs, err := filepath.Abs(mounts[i].Source); err == nil {
+				mounts[i].Source = abs
+			}
+		}
+		if !filepath.IsAbs(mounts[i].Destination) {
+			// bubblewrap resolves a relative destination from the new root.
+			mounts[i].Destination = "/" + mounts[i].Destination
+		}
+	}
+	env := append([]string(nil), o.env...)
+	cwd, pwd := o.workingDir(mounts)
+	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
+	args := append([]string(nil), o.args...)
+	if o.argv0Set {
+		// Process.Args[0] is both the program looked up in PATH and its
+		// argv[0]: the Spec has no way to tell them apart.
+		return nil, bwrapDie("--argv0 is not supported by nsbox: the sandbox's Spec runs Args[0] as both the program and its argv[0]; fix: drop the option")
+	}
+	caps := o.caps
+	spec := &sandbox.Spec{
+		Process: sandbox.Process{
+			Args:       args,
+			Env:        env,
+			Cwd:        cwd,
+			UID:        inUID,
+			GID:        inGID,
+			NoNewPrivs: true,
+			Stdin:      os.Stdin,
+			Stdout:     os.Stdout,
+			Stderr:     os.Stderr,
+		},
+		Namespaces: sandbox.Namespaces{Mount: true, PID: o.unsharePID, Net: o.unshareNet, IPC: o.unshareIPC,
+			UTS: o.unshareUTS, Cgroup: o.unshareCgroup || (o.cgroupTr && cgroupNSExists())},
+		Hostname: o.hostname,
+		Mapping:  plan,
+		Mounts:   mounts,
+		Security: sandbox.Security{
+			Capabilities:         &caps,
+			SeccompPrograms:      o.seccomp,
+			DisableUserns:        o.disableUserns,
+			AssertUsernsDisabled: o.assertUsernsDisabled,
+			NewSession:           o.newSession,
+		},
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, bwrapDie("%v", err)
+	}
+	return spec, nil
+}
+
+func cgroupNSExists() bool {
+	_, err := os.Stat("/proc/self/ns/cgroup")
+	return err == nil
+}
+
+func dropEnv(env []string, key string) []string {
+	out := env[:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != key {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// workingDir picks where the command starts and the PWD it gets, as
+// bubblewrap does: --chdir DIR; else the caller's working directory if
+// the sandbox has it; else $HOME if the sandbox has it; else /. Whether
+// the sandbox has a directory is decided from the ops (sandboxDir), so
+// cwd is "" (nsbox's own try-then-/) when the guess could be wrong.
+func (o *bwrapOpts) workingDir(mounts []sandbox.Mount) (cwd, pwd string) {
+	if o.chdir != "" {
+		return o.chdir, o.chdir
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if sandboxDir(mounts, wd) {
+			return wd, wd
+		}
+	}
+	for _, kv := range o.env {
+		if home, ok := strings.CutPrefix(kv, "HOME="); ok && filepath.IsAbs(home) && sandboxDir(mounts, home) {
+			return home, home
+		}
+	}
+	return "/", "/"
+}
+
+// sandboxDir says whether p is a directory inside the sandbox the ops
+// build: the last op whose destination holds p decides: a bind, by the
+// host directory at the same place under its source; a tmpfs, /proc,
+// /dev or a created directory only at the op's destination itself.
+// Symlinks inside the sandbox are not followed; nothing is guessed.
+func sandboxDir(mounts []sandbox.Mount, p string) bool {
+	p = path.Clean(p)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		dst := path.Clean(m.Destination)
+		rel, ok := under(dst, p)
+		if !ok {
+			continue
+		}
+		switch m.Type {
+		case sandbox.MountBind:
+			st, err := os.Stat(filepath.Join(m.Source, rel))
+			return err == nil && st.IsDir()
+		case sandbox.MountTmpfs, sandbox.MountDir, sandbox.MountProc, sandbox.MountDev, sandbox.MountMqueue:
+			if rel == "" {
+				return true
+			}
+			if m.Type == sandbox.MountDir {
+				continue // created in what was there before
+			}
+			// Something created inside it later would be found first.
+			return false
+		case sandbox.MountChmod, sandbox.MountRemountRO:
+			continue
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// under returns p relative to dir when p is dir or beneath it.
+func under(dir, p string) (string, bool) {
+	if dir == p {
+		return "", true
+	}
+	if dir == "/" {
+		return strings.TrimPrefix(p, "/"), true
+	}
+	if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
+		return rel, true
+	}
+	return "", false
+}
+
+// hostPathOf finds the host file that sandbox path p is, through the bind
+// ops (for --lock-file): "" when p is not on a bind.
+func hostPathOf(mounts []sandbox.Mount, p string) string {
+	p = path.Clean(p)
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		rel, ok := under(path.Clean(m.Destination), p)
+		if !ok {
+			continue
+		}
+		switch m.Type {
+		case sandbox.MountBind:
+			return filepath.Join(m.Source, rel)
+		case sandbox.MountChmod, sandbox.MountRemountRO, sandbox.MountDir:
+			continue
+		}
+		return ""
+	}
+	return ""
+}
+
+// launch starts the sandbox and waits for its command.
+func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
+	var info, status *os.File
+	for _, fd := range []struct {
+		n  int
+		to **os.File
+	}{{o.infoFD, &info}, {o.statusFD, &status}} {
+		if fd.n < 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(fd.n), unix.F_GETFD, 0); err != nil {
+			return bwrapDie("Invalid fd: %d", fd.n)
+		}
+		unix.CloseOnExec(fd.n)
+		*fd.to = os.NewFile(uintptr(fd.n), "bwrap-status")
+	}
+	if o.syncFD >= 0 {
+		// Held open by the launcher, which lives as long as the
+		// sandbox; it never reaches the command.
+		unix.CloseOnExec(o.syncFD)
+	}
+	// Locks held by the launcher for the sandbox's life, on the host file
+	// the sandbox path is bound from: the same file, so a lock taken from
+	// outside conflicts as it does with bubblewrap's.
+	for _, l := range o.lockFiles {
+		host := hostPathOf(spec.Mounts, l)
+		if host == "" {
+			return bwrapDie("--lock-file %s is not supported by nsbox there: it locks files the sandbox binds from the host, and %s is not on a bind; fix: lock a file under a --bind or --ro-bind destination", l, l)
+		}
+		fd, err := unix.Open(host, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return bwrapDie("Can't open lock file %s: %v", l, errnoText(err))
+		}
+		lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
+		if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != nil {
+			return bwrapDie("Can't lock file %s: %v", l, errnoText(err))
+		}
+	}
+	if o.blockFD >= 0 {
+		var b [1]byte
+		for {
+			if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(o.blockFD)
+	}
+	executed := false
+	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
+		writeBwrapInfo(info, status, pid, ns)
+		info = nil
+		return nil
+	}
+	sigs := catchSignals()
+	sb, err := sandbox.Start(context.Background(), spec)
+	if err != nil {
+		signal.Stop(sigs)
+		return closeStatus(status, executed, err)
+	}
+	executed = true
+	go forwardSignals(sigs, sb)
+	return closeStatus(status, executed, sb.Wait())
+}
+
+// writeBwrapInfo writes bubblewrap's --info-fd document and the first
+// --json-status-fd line.
+func writeBwrapInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
+	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
+	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
+	for _, name := range sandbox.NamespaceNames {
+		if id, ok := ns[name]; ok {
+			long += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
+			short += fmt.Sprintf(", \"%s-namespace\": %d", name, id)
+		}
+	}
+	if info != nil {
+		io.WriteString(info, long+"\n}\n")
+		info.Close()
+	}
+	if status != nil {
+		io.WriteString(status, short+" }\n")
+	}
+}
+
+// closeStatus writes {"exit-code": N} when the command ran and returns err.
+func closeStatus(status *os.File, executed bool, err error) error {
+	if status == nil {
+		return err
+	}
+	var exit *sandbox.ExitError
+	if executed && (err == nil || errors.As(err, &exit)) {
+		fmt.Fprintf(status, "{ \"exit-code\": %d }\n", sandbox.ExitCode(err))
+	}
+	status.Close()
+	return err
+}
+
+// bwrapUsage is bubblewrap's --help text, with how nsbox differs.
+func bwrapUsage(argv0 string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: %s [OPTIONS...] [--] COMMAND [ARGS...]\n\n", argv0)
+	b.WriteString(bwrapOptionHelp)
+	b.WriteString("\nThis is nsbox " + version + " running as bubblewrap " + bwrapVersion + "; see docs/bwrap.md for how it differs.\n")
+	return b.String()
+}
+
+const bwrapOptionHelp = `    --help                       Print this help
+    --version                    Print version
+    --args FD                    Parse NUL-separated args from FD
+    --argv0 VALUE                Set argv[0] to the value VALUE before running the program (not supported)
+    --level-prefix               Prepend e.g. <3> to diagnostic messages
+    --unshare-all                Unshare every namespace we support by default
+    --share-net                  Retain the network namespace (can only combine with --unshare-all)
+    --unshare-user               Create new user namespace (always done by nsbox)
+    --unshare-user-try           Create new user namespace if possible else continue by skipping it
+    --unshare-ipc                Create new ipc namespace
+    --unshare-pid                Create new pid namespace
+    --unshare-net                Create new network namespace
+    --unshare-uts                Create new uts namespace
+    --unshare-cgroup             Create new cgroup namespace
+    --unshare-cgroup-try         Create new cgroup namespace if possible else continue by skipping it
+    --userns FD                  Use this user namespace (not supported)
+    --userns2 FD                 After setup switch to this user namespace (not supported)
+    --disable-userns             Disable further use of user namespaces inside sandbox
+    --assert-userns-disabled     Fail unless further use of user namespace inside sandbox is disabled
+    --pidns FD                   Use this pid namespace (not supported)
+    --uid UID                    Custom uid in the sandbox
+    --gid GID                    Custom gid in the sandbox
+    --hostname NAME              Custom hostname in the sandbox (requires --unshare-uts)
+    --chdir DIR                  Change directory to DIR
+    --clearenv                   Unset all environment variables
+    --setenv VAR VALUE           Set an environment variable
+    --unsetenv VAR               Unset an environment variable
+    --lock-file DEST             Take a lock on DEST while sandbox is running (DEST on a bind)
+    --sync-fd FD                 Keep this fd open while sandbox is running
+    --bind SRC DEST              Bind mount the host path SRC on DEST
+    --bind-try SRC DEST          Equal to --bind but ignores non-existent SRC
+    --dev-bind SRC DEST          Bind mount the host path SRC on DEST, allowing device access
+    --dev-bind-try SRC DEST      Equal to --dev-bind but ignores non-existent SRC
+    --ro-bind SRC DEST           Bind mount the host path SRC readonly on DEST
+    --ro-bind-try SRC DEST       Equal to --ro-bind but ignores non-existent SRC
+    --bind-fd FD DEST            Bind open directory or path fd on DEST
+    --ro-bind-fd FD DEST         Bind open directory or path fd read-only on DEST
+    --remount-ro DEST            Remount DEST as readonly
+    --overlay-src SRC            Read files from SRC in the following overlay
+    --overlay RWSRC WORKDIR DEST Mount overlayfs on DEST, with RWSRC as the host path for writes and
+                                 WORKDIR an empty directory on the same filesystem as RWSRC
+    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs (not supported)
+    --ro-overlay DEST            Mount overlayfs read-only on DEST (not supported)
+    --exec-label LABEL           Exec label for the sandbox (not supported)
+    --file-label LABEL           File label for temporary sandbox content (not supported)
+    --proc DEST                  Mount new procfs on DEST
+    --dev DEST                   Mount new dev on DEST
+    --tmpfs DEST                 Mount new tmpfs on DEST
+    --mqueue DEST                Mount new mqueue on DEST
+    --dir DEST                   Create dir at DEST
+    --file FD DEST               Copy from FD to destination DEST
+    --bind-data FD DEST          Copy from FD to file which is bind-mounted on DEST
+    --ro-bind-data FD DEST       Copy from FD to file which is readonly bind-mounted on DEST
+    --symlink SRC DEST           Create symlink at DEST with target SRC
+    --seccomp FD                 Load and use seccomp rules from FD (not repeatable)
+    --add-seccomp-fd FD          Load and use seccomp rules from FD (repeatable)
+    --block-fd FD                Block on FD until some data to read is available
+    --userns-block-fd FD         Block on FD until the user namespace is ready (not supported)
+    --info-fd FD                 Write information about the running container to FD
+    --json-status-fd FD          Write container status to FD as multiple JSON documents
+    --new-session                Create a new terminal session
+    --die-with-parent            Kills with SIGKILL child process (COMMAND) when bwrap or bwrap's parent dies.
+    --as-pid-1                   Do not install a reaper process with PID=1 (not supported)
+    --cap-add CAP                Add cap CAP when running as privileged user
+    --cap-drop CAP               Drop cap CAP when running as privileged user
+    --perms OCTAL                Set permissions of next argument (--bind-data, --file, etc.)
+    --size BYTES                 Set size of next argument (only for --tmpfs)
+    --chmod OCTAL PATH           Change permissions of PATH (must already exist)
+`
