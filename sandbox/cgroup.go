@@ -7,12 +7,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
 // A sandbox with --memory, --pids or --cpus gets a cgroup v2 of its own,
-// nsbox-<launcher pid>, under the caller's delegated cgroup: the stage is
+// nsbox-<launcher pid>-<n>, under the caller's delegated cgroup: the stage is
 // moved into it before it creates anything, so PID 1 and every process of
 // the sandbox are born inside it, and it is removed once PID 1 is reaped.
 //
@@ -21,6 +22,9 @@ import (
 // holds the launcher (a systemd-run --user --scope), enabling the
 // controllers fails with EBUSY; the launcher then moves itself into a leaf
 // of its own, nsbox-launcher-<pid>, and tries again, as crun and podman do.
+
+// cgroupSeq numbers the sandboxes this process limits.
+var cgroupSeq atomic.Uint64
 
 // limitCgroup is one sandbox's cgroup.
 type limitCgroup struct {
@@ -81,8 +85,10 @@ func newLimitCgroup(l *Limits, parent string) (*limitCgroup, error) {
 	if err := enableControllers(parent, ctrl); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	// One cgroup per sandbox, not per launcher: a program that embeds
+	// the package may run several at once, and each Wait removes its own.
+	dir := filepath.Join(parent, fmt.Sprintf("nsbox-%d-%d", os.Getpid(), cgroupSeq.Add(1)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create the sandbox's cgroup %s: %w", dir, err)
 	}
 	cg := &limitCgroup{dir: dir}

@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -31,11 +33,28 @@ func TestNewLimitCgroupFiles(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("memory\n"), 0o644))
 	cg, err := newLimitCgroup(&Limits{Memory: 1 << 20, PIDs: 5}, parent)
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(cg.dir, filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid()))))
+	assert.Check(t, strings.HasPrefix(cg.dir, filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid())+"-")), cg.dir)
+	// A second sandbox of the same launcher gets a cgroup of its own.
+	other, err := newLimitCgroup(&Limits{PIDs: 5}, parent)
+	assert.NilError(t, err)
+	assert.Check(t, other.dir != cg.dir)
 	b, _ := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
 	assert.Check(t, is.Equal(string(b), "+pids"), "only the missing controller is enabled")
 	b, _ = os.ReadFile(filepath.Join(cg.dir, "pids.max"))
 	assert.Check(t, is.Equal(string(b), "5"))
 	b, _ = os.ReadFile(filepath.Join(cg.dir, "memory.max"))
 	assert.Check(t, is.Equal(string(b), "1048576"))
+}
+
+// --cpus values that are not a count of CPUs are refused before any
+// cgroup is looked at: NaN (which compares false with every bound), the
+// infinities, values past the kernel's CPU limit (1e300 used to overflow
+// to 1% of a CPU) and values below the kernel's 1% minimum.
+func TestLimitsRefuseBadCPUs(t *testing.T) {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e300, MaxCPUs + 1, 0.001, -1} {
+		l := Limits{CPUs: v}
+		assert.Check(t, l.validate() != nil, "--cpus %v accepted", v)
+	}
+	err := (&Limits{CPUs: math.NaN()}).validate()
+	assert.ErrorContains(t, err, "--cpus NaN: not a number of CPUs; fix:")
 }

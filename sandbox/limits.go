@@ -105,6 +105,15 @@ func (l *Limits) validate() error {
 	if l.Memory < 0 || l.PIDs < 0 || l.CPUs < 0 {
 		return fmt.Errorf("--memory, --pids and --cpus must not be negative")
 	}
+	// NaN compares false with everything, so it must be asked for by
+	// name; a count above the kernel's CPU limit is a typo (1e300 would
+	// overflow the quota to 1% of a CPU).
+	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > MaxCPUs {
+		return fmt.Errorf("--cpus %v: not a number of CPUs; fix: give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", l.CPUs, MaxCPUs)
+	}
+	if l.CPUs > 0 && l.CPUs < 0.01 {
+		return fmt.Errorf("--cpus %v: below the smallest limit the kernel takes (1%% of a CPU); fix: give at least 0.01", l.CPUs)
+	}
 	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
 		if _, err := DelegatedCgroup(); err != nil {
 			return fmt.Errorf("--memory, --pids, --cpus: %w", err)
@@ -112,6 +121,9 @@ func (l *Limits) validate() error {
 	}
 	return nil
 }
+
+// MaxCPUs is the largest Limits.CPUs accepted: Linux's NR_CPUS limit.
+const MaxCPUs = 8192
 
 func rlimitText(v uint64) string {
 	if v == RlimInfinity {
