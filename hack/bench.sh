@@ -37,8 +37,8 @@ make --no-print-directory build
 out=$(mktemp -d /var/tmp/nsbox-bench.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 cp bin/nsbox "$out/nsbox"
-go build -o "$out/bench" ./hack/bench
-go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./hack/bench/emptygo
+(cd hack/bench && go build -o "$out/bench" .)
+(cd hack/bench && go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./emptygo)
 mkdir "$out/docs" "$out/tmp"
 chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo"
 chmod 0777 "$out/docs" "$out/tmp"

@@ -39,6 +39,9 @@ fi
 
 echo "== unit tests (uid $(id -u))"
 go test -race -count=1 $(go list ./... | grep -v /tests)
+# hack/bench is a module of its own (its plotting dependencies stay out
+# of the library's go.mod).
+(cd hack/bench && go test -count=1 ./...)
 
 echo "== build"
 make --no-print-directory build
