@@ -58,6 +58,7 @@ type stageConfig struct {
 	pty        bool // allocate the command's pseudo-terminal (pty.c)
 	ptyRows    int  // and its window size
 	ptyCols    int
+	extraFDs   int         // Process.ExtraFiles: at fds 4… in the stage, 3… in the command
 	security   [][2]string // security.go, limits.go: key, value
 	network    *Network
 }
@@ -75,6 +76,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		loUp:         ns.Net,
 		noNewPrivs:   s.Process.NoNewPrivs,
 		ttyFD:        ttyFD,
+		extraFDs:     len(s.Process.ExtraFiles),
 		uid:          s.Process.UID,
 		gid:          s.Process.GID,
 		hostname:     s.Hostname,
@@ -143,6 +145,9 @@ func (c stageConfig) encode() []byte {
 	flag("lo", c.loUp)
 	flag("no-new-privs", c.noNewPrivs)
 	add("tty", strconv.Itoa(c.ttyFD))
+	if c.extraFDs > 0 {
+		add("extra-fds", strconv.Itoa(c.extraFDs))
+	}
 	add("uid", strconv.FormatUint(uint64(c.uid), 10))
 	add("gid", strconv.FormatUint(uint64(c.gid), 10))
 	if c.hostname != "" {

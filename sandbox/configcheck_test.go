@@ -108,6 +108,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 	}), -1)
 	cases["--no-seccomp"] = newStageConfig(spec(func(s *Spec) { s.Security.NoDefaultSeccomp = true }), -1)
 	cases["--disable-userns"] = newStageConfig(spec(func(s *Spec) { s.Security.DisableUserns = true }), -1)
+	cases["ExtraFiles"] = newStageConfig(spec(func(s *Spec) { s.Process.ExtraFiles = []*os.File{os.Stdin, os.Stdout} }), -1)
 	ll := &Landlock{ReadOnly: []string{"/usr"}, ReadWrite: []string{"/tmp"}, OptionalReadOnly: []string{"/lib64"},
 		OptionalReadWrite: []string{"/a:b"}, TCPBind: []uint16{8080}, TCPConnect: []uint16{443, 65535}}
 	lc := newStageConfig(spec(func(s *Spec) { s.Security.Landlock = ll }), -1)

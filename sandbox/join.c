@@ -251,18 +251,5 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 		send_msg(NSBOX_MSG_EXEC_OK, joined, NULL);
 		_exit(0);
 	}
-	errno = err;
-	switch (step) {
-	case 0:
-		send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
-		_exit(err == ENOENT ? 127 : 126);
-	case 1:
-		fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
-			 "enter the working directory %s", c->cwd ? c->cwd : "/");
-	case 2:
-		fail_fix("pass --uid/--gid ids the sandbox's maps contain (nsbox inspect shows them)",
-			 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
-	default:
-		fail("set no_new_privs");
-	}
+	exec_failed(c, step, err);
 }

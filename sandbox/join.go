@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // NamespaceIDs maps the names the kernel uses under /proc/PID/ns ("user",
@@ -129,6 +128,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		setgroups:    t.Setgroups,
 		noNewPrivs:   p.NoNewPrivs,
 		ttyFD:        -1,
+		extraFDs:     len(p.ExtraFiles),
 		uid:          p.UID,
 		gid:          p.GID,
 		cwd:          p.Cwd,
@@ -178,7 +178,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if master != nil {
 		sb.pty = startPTY(master, p)
 	}
-	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
+	sb.cancelOn(ctx, p)
 	go sb.watch()
 	return sb, nil
 }

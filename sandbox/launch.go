@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
 )
@@ -165,7 +164,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if master != nil {
 		sb.pty = startPTY(master, &spec.Process)
 	}
-	sb.cancel = context.AfterFunc(ctx, func() { sb.Signal(syscall.SIGKILL) })
+	sb.cancelOn(ctx, &spec.Process)
 	go sb.watch()
 	return sb, nil
 }

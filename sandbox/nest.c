@@ -127,11 +127,11 @@ void nest_write_maps(const struct config *c)
 	host_proc = -1;
 }
 
-void close_fds_except(const int *keep, int n)
+void close_fds_except(const int *keep, int n, int lo, int hi)
 {
 	int sorted[16], m = 0;
 	for (int i = 0; i < n && m < 16; i++)
-		if (keep[i] >= 0)
+		if (keep[i] >= 0 && (keep[i] < lo || keep[i] >= hi))
 			sorted[m++] = keep[i];
 	for (int i = 1; i < m; i++)
 		for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
@@ -139,13 +139,22 @@ void close_fds_except(const int *keep, int n)
 			sorted[j] = sorted[j - 1];
 			sorted[j - 1] = t;
 		}
+	/* The range counts as one more kept stretch: close around it. */
 	unsigned from = 0;
+	int range_done = lo >= hi;
 	for (int i = 0; i <= m; i++) {
 		unsigned to = i < m ? (unsigned)sorted[i] : ~0U;
+		if (!range_done && (unsigned)lo < to) {
+			if ((unsigned)lo > from && syscall(SYS_close_range, from, (unsigned)lo - 1, 0) < 0)
+				for (unsigned fd = from; fd < (unsigned)lo; fd++)
+					close((int)fd);
+			from = (unsigned)hi;
+			range_done = 1;
+		}
 		if (to > from && syscall(SYS_close_range, from, to - 1, 0) < 0)
 			for (unsigned fd = from; fd < to && fd < 4096; fd++)
 				close((int)fd);
-		if (i < m)
+		if (i < m && (unsigned)sorted[i] + 1 > from)
 			from = (unsigned)sorted[i] + 1;
 	}
 }

@@ -47,8 +47,10 @@ func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, err
 	}
 	defer child.Close()
 	p, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
-		Env:   []string{stageEnv + "=1"},
-		Files: append(files[:3:3], child),
+		Env: []string{stageEnv + "=1"},
+		// The stage's socket is fd 3; Process.ExtraFiles follow it, and
+		// the command gets them moved down to 3, 4, … (stage.c).
+		Files: append(append(files[:3:3], child), files[3:]...),
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
 	if err != nil {
@@ -74,7 +76,7 @@ func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
 		sock.Close()
 		return nil, nil
 	}
-	if !usable || files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
+	if !usable || len(files) != 3 || files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
 		sock.Close()
 		go p.Wait()
 		return nil, nil

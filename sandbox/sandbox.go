@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,8 +25,33 @@ type Sandbox struct {
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
 
+	waitDelay time.Duration // Process.WaitDelay
+
 	waitOnce sync.Once
 	err      error
+}
+
+// cancelOn arranges what ctx's end does: p.Cancel, or SIGKILL; after
+// p.Cancel, SIGKILL once p.WaitDelay has passed (if it is set).
+func (s *Sandbox) cancelOn(ctx context.Context, p *Process) {
+	s.waitDelay = p.WaitDelay
+	s.cancel = context.AfterFunc(ctx, func() {
+		if p.Cancel == nil {
+			s.Signal(syscall.SIGKILL)
+			return
+		}
+		if err := p.Cancel(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			s.Signal(syscall.SIGKILL)
+			return
+		}
+		if p.WaitDelay > 0 {
+			select {
+			case <-s.done:
+			case <-time.After(p.WaitDelay):
+				s.Signal(syscall.SIGKILL)
+			}
+		}
+	})
 }
 
 // Pid returns the host pid of the sandbox's PID 1 (nsbox's init, the parent
@@ -58,7 +85,7 @@ func (s *Sandbox) Wait() error {
 		if s.pty != nil {
 			s.pty.finish()
 		}
-		s.stdio.finish()
+		copied := s.stdio.finishWithin(s.waitDelay)
 		if err != nil {
 			s.err = fmt.Errorf("wait for the sandbox: %w", err)
 			return
@@ -70,6 +97,8 @@ func (s *Sandbox) Wait() error {
 		}
 		if code != 0 {
 			s.err = &ExitError{Code: code}
+		} else if !copied {
+			s.err = ErrWaitDelay
 		}
 	})
 	return s.err

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
@@ -86,7 +88,35 @@ type Process struct {
 	Stdin  io.Reader `json:"-"`
 	Stdout io.Writer `json:"-"`
 	Stderr io.Writer `json:"-"`
+
+	// ExtraFiles are more open files the command inherits, as in
+	// os/exec: entry i becomes file descriptor 3+i (a make jobserver's
+	// pipe, a listening socket). Nil entries are not allowed. The files
+	// reach nothing but the command: PID 1 passes them on and keeps no
+	// copy. Not part of the JSON form.
+	ExtraFiles []*os.File `json:"-"`
+
+	// Cancel is called when the context given to Start or Join is done,
+	// instead of the default, which kills the sandbox (SIGKILL to PID 1;
+	// for Join, to the joined command). A Cancel that returns leaves the
+	// ending to the command; Wait still waits for it, and WaitDelay
+	// bounds that wait. Not part of the JSON form.
+	Cancel func(*Sandbox) error `json:"-"`
+
+	// WaitDelay bounds two waits, as in os/exec. After the context is
+	// done and Cancel has run, the sandbox is killed if it has not ended
+	// within WaitDelay. After the command ends, Wait waits at most
+	// WaitDelay for the copying of a non-file Stdin, Stdout or Stderr
+	// (which a process that outlives the command, such as a background
+	// job with the PID namespace shared, may keep open), then closes the
+	// pipes and returns ErrWaitDelay if nothing else went wrong. Zero
+	// waits without bound.
+	WaitDelay time.Duration `json:"-"`
 }
+
+// ErrWaitDelay is returned by Wait when the command ended but its output
+// pipes stayed open past Process.WaitDelay.
+var ErrWaitDelay = errors.New("sandbox: WaitDelay expired before the command's I/O was done")
 
 // Namespaces says which namespaces a sandbox gets of its own. A false field
 // shares the launcher's.

@@ -189,6 +189,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("lo", CFG_BOOL, 0, lo_up)},
 	{CFG_KEY("no-new-privs", CFG_BOOL, 0, no_new_privs)},
 	{CFG_KEY("tty", CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
+	{CFG_KEY("extra-fds", CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
 	/* (uid_t)-1 would tell setresuid "unchanged": never an identity. */
 	{CFG_KEY("uid", CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
 	{CFG_KEY("gid", CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
@@ -313,7 +314,7 @@ static void exec_command(char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal, 5 nested namespace */
+	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal, 5 nested namespace, 6 extra files */
 	int err;
 };
 
@@ -374,10 +375,18 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	security_before_exec(c);
-	/* Only stdio reaches the command: whatever else is open here (the
-	 * launcher's socket, the report pipe, PID 1's signalfd) closes at
-	 * exec, also if something was opened without O_CLOEXEC. */
-	syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* Only stdio and Process.ExtraFiles reach the command: the extra
+	 * files move down from 4… to 3… (over the launcher's socket, which
+	 * is not needed any more; in ascending order each source is read
+	 * before a later step overwrites it), and whatever else is open here
+	 * (the report pipe, PID 1's signalfd) closes at exec, also if
+	 * something was opened without O_CLOEXEC. */
+	for (int i = 0; i < c->extra_fds; i++)
+		if (dup2(EXTRA_FD + i, NSBOX_STAGE_FD + i) < 0) {
+			r.step = 6;
+			goto failed;
+		}
+	syscall(SYS_close_range, NSBOX_STAGE_FD + c->extra_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 	environ = c->envp;
 	exec_command(c->argv, c->envp);
 failed:
@@ -393,6 +402,30 @@ static int exit_code(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return 125;
+}
+
+__attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err)
+{
+	errno = err;
+	switch (step) {
+	case 0:
+		send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
+		_exit(err == ENOENT ? 127 : 126);
+	case 1:
+		fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
+			 "enter the working directory %s", c->cwd ? c->cwd : "/");
+	case 2:
+		fail_fix("pass --uid/--gid ids the sandbox's maps contain (nsbox inspect shows them; see --map, --map-users)",
+			 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
+	case 3:
+		fail("set no_new_privs");
+	case 4:
+		fail("make the pseudo-terminal the command's controlling terminal");
+	case 5:
+		fail("create the command's nested user and mount namespace");
+	default:
+		fail("pass Process.ExtraFiles to the command");
+	}
 }
 
 int read_exec_report(int report_fd, int *err)
@@ -499,7 +532,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * process of the sandbox may read or trace PID 1. The launcher never
 	 * needs to: nsbox exec enters the command's namespaces (join.c). */
 	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc};
-	close_fds_except(keep, (int)(sizeof keep / sizeof *keep));
+	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
 
@@ -530,24 +563,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	int err = 0, step = read_exec_report(report[0], &err);
 	if (step >= 0) {
 		waitpid(cmd, NULL, 0);
-		errno = err;
-		switch (step) {
-		case 0:
-			send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
-			_exit(err == ENOENT ? 127 : 126);
-		case 1:
-			fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
-				 "--chdir %s", c->cwd);
-		case 2:
-			fail_fix("pass --uid/--gid ids the sandbox's maps contain (see --map, --map-users)",
-				 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
-		case 4:
-			fail("make the pseudo-terminal the command's controlling terminal");
-		case 5:
-			fail("create the command's nested user and mount namespace");
-		default:
-			fail("set no_new_privs");
-		}
+		exec_failed(c, step, err);
 	}
 	send_msg(NSBOX_MSG_EXEC_OK, cmd, NULL);
 	supervise(c, cmd, sfd);
@@ -561,11 +577,7 @@ static char pid1_stack[256 * 1024] __attribute__((aligned(16)));
 void nsbox_stage(void)
 {
 	launcher_pid = getppid();
-	/* Only our socket and stdio go in; the sync socket must not reach
-	 * the command. */
-	if (syscall(SYS_close_range, NSBOX_STAGE_FD + 1, ~0U, 0) < 0)
-		for (int fd = NSBOX_STAGE_FD + 1; fd < 1024; fd++)
-			close(fd);
+	/* The socket must not reach the command. */
 	if (fcntl(sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		_exit(125);
 
@@ -580,6 +592,9 @@ void nsbox_stage(void)
 		send_msg(NSBOX_MSG_ERROR, EINVAL, err); /* the line says it all */
 		_exit(125);
 	}
+	/* Process.ExtraFiles came in at 4…; nothing else above the socket
+	 * may reach the command. */
+	close_fds_except(NULL, 0, 0, EXTRA_FD + c.extra_fds);
 	/* The command's ids as this user namespace sees them: its own when
 	 * it is not nested onto other ones (nested.go). */
 	if (c.nest_uid < 0)

@@ -19,6 +19,7 @@ struct config {
 	int lo_up;         /* bring the loopback interface up */
 	int no_new_privs;  /* set PR_SET_NO_NEW_PRIVS for the command */
 	int tty_fd;        /* terminal to hand to the command, or -1 */
+	int extra_fds;     /* Process.ExtraFiles: fds 4… here, 3… in the command */
 	uid_t uid;         /* the command's identity */
 	gid_t gid;
 	const char *hostname;
@@ -160,8 +161,12 @@ int nest_enter(const struct config *c);
 void nest_write_maps(const struct config *c);
 
 /* close_fds_except closes every descriptor of the process but the n in
- * keep (negative entries are ignored). */
-void close_fds_except(const int *keep, int n);
+ * keep (negative entries are ignored) and those from lo up to hi (not
+ * included). */
+void close_fds_except(const int *keep, int n, int lo, int hi);
+
+/* EXTRA_FD is where the stage holds the command's first extra file. */
+#define EXTRA_FD (NSBOX_STAGE_FD + 1)
 
 /* security.c: the hooks run in the command's child around the identity
  * switch. The CONFIG records are decoded by config.c (config.h). */
@@ -175,6 +180,11 @@ void security_before_exec(const struct config *c);
  * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
 int read_exec_report(int report_fd, int *err);
+/* exec_failed reports the step read_exec_report returned (with its errno)
+ * to the launcher and exits: EXEC_FAILED with 127 or 126 for the exec
+ * itself, an ERROR with 125 for the steps before it. Run and exec share
+ * it, so a step means the same from both. */
+__attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err);
 
 /* join.c: nsbox exec. nsbox_join enters the running sandbox whose PID 1
  * is c->join_pid (user namespace first) and starts the command there;

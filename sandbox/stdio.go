@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // stdio holds the command's three standard files and the copying that
@@ -14,6 +15,7 @@ type stdio struct {
 	childEnds  []*os.File // ours to close once the stage has them
 	stdinWrite *os.File   // write end feeding a non-file Stdin
 	copies     sync.WaitGroup
+	readEnds   []*os.File // our ends of output pipes, closed to cut copying short
 }
 
 func openStdio(p *Process) (*stdio, error) {
@@ -56,6 +58,7 @@ func openStdio(p *Process) (*stdio, error) {
 			if r, pw, err = os.Pipe(); err == nil {
 				s.files[i+1] = pw
 				s.childEnds = append(s.childEnds, pw)
+				s.readEnds = append(s.readEnds, r)
 				s.copies.Add(1)
 				go func() {
 					defer s.copies.Done()
@@ -69,8 +72,18 @@ func openStdio(p *Process) (*stdio, error) {
 		s.abort()
 		return nil, fmt.Errorf("set up standard input and output: %w", err)
 	}
+	for i, f := range p.ExtraFiles {
+		if f == nil {
+			s.abort()
+			return nil, fmt.Errorf("Process.ExtraFiles[%d] is nil; fix: pass open files only", i)
+		}
+	}
+	s.files = append(s.files, p.ExtraFiles...)
 	return s, nil
 }
+
+// extra is how many files after stdio the command inherits.
+func (s *stdio) extra() int { return len(s.files) - 3 }
 
 // started closes the launcher's copies of the ends the stage now holds.
 func (s *stdio) started() {
@@ -82,11 +95,33 @@ func (s *stdio) started() {
 
 // finish waits until everything the command wrote has been copied out.
 func (s *stdio) finish() {
+	s.finishWithin(0)
+}
+
+// finishWithin is finish that gives up after delay (0: never): it then
+// closes the pipes, which ends the copying, and reports false.
+func (s *stdio) finishWithin(delay time.Duration) bool {
 	s.started()
-	s.copies.Wait()
+	done := true
+	if delay > 0 {
+		copied := make(chan struct{})
+		go func() { s.copies.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(delay):
+			done = false
+			for _, r := range s.readEnds {
+				r.Close()
+			}
+			<-copied
+		}
+	} else {
+		s.copies.Wait()
+	}
 	if s.stdinWrite != nil {
 		s.stdinWrite.Close()
 	}
+	return done
 }
 
 // abort undoes openStdio when the sandbox did not start.

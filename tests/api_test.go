@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -221,4 +222,107 @@ func TestSpecErrors(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(dir, "ran"))
 	assert.Check(t, os.IsNotExist(err), "a bad spec ran its command")
+}
+
+// Process.ExtraFiles reach the command as fds 3, 4, …, as with os/exec: a
+// pipe the test reads from, written through fd 4 inside; fd 3 carries
+// data the other way. Nothing else is open in the command.
+func TestAPIExtraFiles(t *testing.T) {
+	requireUnprivileged(t)
+	inR, inW, err := os.Pipe()
+	assert.NilError(t, err)
+	outR, outW, err := os.Pipe()
+	assert.NilError(t, err)
+	defer inR.Close()
+	defer outR.Close()
+	_, err = inW.WriteString("to fd 3\n")
+	assert.NilError(t, err)
+	inW.Close()
+	spec := defaultSpec(t, "sh", "-c", `read line <&3 && echo "got: $line" >&4; ls /proc/self/fd | sort -n | tr '\n' ' '`)
+	spec.Process.ExtraFiles = []*os.File{inR, outW}
+	var out bytes.Buffer
+	spec.Process.Stdout = &out
+	sb, err := sandbox.Start(context.Background(), spec)
+	outW.Close()
+	assert.NilError(t, err)
+	assert.NilError(t, sb.Wait())
+	got, err := io.ReadAll(outR)
+	assert.NilError(t, err)
+	assert.Equal(t, string(got), "got: to fd 3\n")
+	// 0-2, the two extra files, and ls's own directory descriptor.
+	assert.Equal(t, out.String(), "0 1 2 3 4 5 ")
+
+	spec = defaultSpec(t, "true")
+	spec.Process.ExtraFiles = []*os.File{nil}
+	_, err = sandbox.Start(context.Background(), spec)
+	assert.ErrorContains(t, err, "ExtraFiles[0] is nil")
+}
+
+// Process.Cancel replaces the default SIGKILL when the context ends: here
+// it sends SIGTERM, which the command traps and answers by exiting 3.
+// WaitDelay then kills a command that ignores Cancel.
+func TestAPICancelAndWaitDelay(t *testing.T) {
+	requireUnprivileged(t)
+	spec := defaultSpec(t, "sh", "-c", `trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+	ready := make(chan struct{})
+	spec.Process.Stdout = lineNotifier{ready}
+	spec.Process.Cancel = func(s *sandbox.Sandbox) error { return s.Signal(syscall.SIGTERM) }
+	ctx, cancel := context.WithCancel(context.Background())
+	sb, err := sandbox.Start(ctx, spec)
+	assert.NilError(t, err)
+	<-ready
+	cancel()
+	assert.Equal(t, sandbox.ExitCode(sb.Wait()), 3)
+
+	// A command that ignores what Cancel sends is killed after WaitDelay.
+	spec = defaultSpec(t, "sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	ready = make(chan struct{})
+	spec.Process.Stdout = lineNotifier{ready}
+	spec.Process.Cancel = func(s *sandbox.Sandbox) error { return s.Signal(syscall.SIGTERM) }
+	spec.Process.WaitDelay = 200 * time.Millisecond
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	sb, err = sandbox.Start(ctx, spec)
+	assert.NilError(t, err)
+	<-ready
+	cancel()
+	assert.Equal(t, sandbox.ExitCode(sb.Wait()), 128+int(syscall.SIGKILL))
+}
+
+// With the PID namespace shared, a background job outlives the command
+// and keeps its stdout pipe open: WaitDelay bounds how long Wait waits
+// for it, then Wait returns ErrWaitDelay. Without WaitDelay, Wait waits
+// for the pipe to close.
+func TestAPIWaitDelayEndsTheWait(t *testing.T) {
+	requireUnprivileged(t)
+	arg := fmt.Sprintf("%d.%d", 3+rand.IntN(2), rand.IntN(1000000))
+	spec := defaultSpec(t, "sh", "-c", "sleep "+arg+" & echo x")
+	spec.Namespaces.PID = false
+	var out bytes.Buffer
+	spec.Process.Stdout = &out
+	spec.Process.WaitDelay = 300 * time.Millisecond
+	start := time.Now()
+	sb, err := sandbox.Start(context.Background(), spec)
+	assert.NilError(t, err)
+	err = sb.Wait()
+	assert.Assert(t, errors.Is(err, sandbox.ErrWaitDelay), "Wait: %v", err)
+	assert.Equal(t, out.String(), "x\n")
+	// Not a timing assertion: the sleep still runs, so Wait did not wait
+	// for it.
+	assert.Check(t, findProcess("sleep "+arg) != 0, "Wait returned only after the background job (%v)", time.Since(start))
+	if pid := findProcess("sleep " + arg); pid != 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// lineNotifier closes its channel at the first write.
+type lineNotifier struct{ c chan struct{} }
+
+func (n lineNotifier) Write(p []byte) (int, error) {
+	select {
+	case <-n.c:
+	default:
+		close(n.c)
+	}
+	return len(p), nil
 }
