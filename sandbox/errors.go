@@ -21,9 +21,16 @@ const (
 type ExitError struct {
 	// Code is the exit status, or 128+N when signal N ended the command.
 	Code int
+	// State is how the command ended, when PID 1 reported it (nil if
+	// PID 1 itself was killed): it tells "killed by SIGINT" from
+	// "exited 130", which Code cannot.
+	State *ProcessState
 }
 
 func (e *ExitError) Error() string {
+	if e.State != nil {
+		return e.State.String()
+	}
 	if e.Code > 128 && e.Code < 128+65 {
 		return fmt.Sprintf("command killed by signal %d (%s)", e.Code-128, syscall.Signal(e.Code-128))
 	}

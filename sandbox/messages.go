@@ -24,7 +24,7 @@ var msgNames = map[uint32]string{
 	msgPID1: "PID1", msgExecOK: "EXEC_OK", msgExecFailed: "EXEC_FAILED",
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
 	msgPtyMaster: "PTY_MASTER",
-	msgTAP:       "TAP", msgNetReady: "NET_READY",
+	msgTAP:       "TAP", msgNetReady: "NET_READY", msgExited: "EXITED",
 }
 
 func (m message) String() string {

@@ -26,6 +26,7 @@ type Sandbox struct {
 	netStop func() error
 
 	waitDelay time.Duration // Process.WaitDelay
+	state     *ProcessState // from PID 1's EXITED; written by watch before done closes
 
 	waitOnce sync.Once
 	err      error
@@ -95,8 +96,11 @@ func (s *Sandbox) Wait() error {
 		if ws.Signaled() {
 			code = 128 + int(ws.Signal())
 		}
+		if s.state != nil && s.state.code() != code {
+			s.state = nil // PID 1 did not exit for the command's reason
+		}
 		if code != 0 {
-			s.err = &ExitError{Code: code}
+			s.err = &ExitError{Code: code, State: s.state}
 		} else if !copied {
 			s.err = ErrWaitDelay
 		}
@@ -104,13 +108,30 @@ func (s *Sandbox) Wait() error {
 	return s.err
 }
 
-// watch serves PID 1's messages after start: job-control stops.
+// ProcessState is how the command ended and what it used: nil while the
+// sandbox runs, and when PID 1 did not report it (PID 1 itself was
+// killed, or the Sandbox is a Join's). Call it after Wait.
+func (s *Sandbox) ProcessState() *ProcessState {
+	select {
+	case <-s.done:
+		return s.state
+	default:
+		return nil
+	}
+}
+
+// watch serves PID 1's messages after start: job-control stops, and the
+// command's end (EXITED).
 func (s *Sandbox) watch() {
 	defer close(s.done)
 	for {
 		m, err := readMessage(s.sync)
 		if err != nil {
 			return
+		}
+		if m.kind == msgExited {
+			s.state, _ = parseExited(m)
+			continue
 		}
 		if m.kind == msgStopped {
 			var fg bool

@@ -34,6 +34,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -442,6 +443,26 @@ int read_exec_report(int report_fd, int *err)
 	return r.step;
 }
 
+/* report_exit tells the launcher how the command ended, before PID 1's own
+ * exit status (128+N for signal N) blurs "killed by SIGINT" and "exited
+ * 130", with the resources it and every reaped orphan used. */
+static void report_exit(int status)
+{
+	struct rusage ru;
+	struct nsbox_msg m = {.kind = NSBOX_MSG_EXITED, .value = status, .len = sizeof(struct nsbox_usage)};
+	struct nsbox_usage u = {0};
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0) {
+		u.utime_us = (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
+		u.stime_us = (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+		u.maxrss_kb = ru.ru_maxrss;
+	}
+	/* Header and payload packed in one write (no padding between). */
+	char buf[sizeof m + sizeof u];
+	memcpy(buf, &m, sizeof m);
+	memcpy(buf + sizeof m, &u, sizeof u);
+	(void)write_all(sync_fd, buf, sizeof buf);
+}
+
 /* supervise is PID 1's loop: reap every child (orphans are reparented to
  * us), forward signals to the command, and exit with its status. When PID 1
  * exits the kernel kills everything left in the namespace. */
@@ -491,6 +512,7 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 					send_msg(NSBOX_MSG_STOPPED, WSTOPSIG(status), NULL);
 				continue;
 			}
+			report_exit(status);
 			_exit(exit_code(status));
 		}
 	}

@@ -50,6 +50,7 @@ const (
 	msgExecFailed  = C.NSBOX_MSG_EXEC_FAILED
 	msgError       = C.NSBOX_MSG_ERROR
 	msgStopped     = C.NSBOX_MSG_STOPPED
+	msgExited      = C.NSBOX_MSG_EXITED
 	msgResume      = C.NSBOX_MSG_RESUME
 	msgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
 	msgTAP         = C.NSBOX_MSG_TAP

@@ -26,6 +26,7 @@
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
  *   RESUME                   ──────────────────────────────▶
+ *                            ◀──────────────────────────────── EXITED (status, usage), then PID 1 exits
  *
  * ERROR may come from the stage or PID 1 at any step instead of the
  * expected message; its payload says what failed and value is the errno.
@@ -53,6 +54,15 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_PTY_MASTER,   /* P→L  SCM_RIGHTS: the master of the command's pty (--tty) */
 	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
 	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
+	NSBOX_MSG_EXITED,       /* P→L  value: the command's wait status; payload: struct nsbox_usage */
+};
+
+/* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)
+ * of PID 1, so the command and every orphan it reaped. */
+struct nsbox_usage {
+	int64_t utime_us;  /* user CPU time, microseconds */
+	int64_t stime_us;  /* system CPU time, microseconds */
+	int64_t maxrss_kb; /* largest resident set of one of them, KiB */
 };
 
 struct nsbox_msg {

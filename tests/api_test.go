@@ -326,3 +326,37 @@ func (n lineNotifier) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// The process state tells a command killed by SIGINT from one that exited
+// 130 (the same nsbox exit code), and carries its resource usage.
+func TestAPIProcessState(t *testing.T) {
+	requireUnprivileged(t)
+	spec := defaultSpec(t, "sh", "-c", "kill -INT $$")
+	sb, err := sandbox.Start(context.Background(), spec)
+	assert.NilError(t, err)
+	err = sb.Wait()
+	var exit *sandbox.ExitError
+	assert.Assert(t, errors.As(err, &exit), "Wait: %v", err)
+	assert.Equal(t, exit.Code, 130)
+	st := sb.ProcessState()
+	assert.Assert(t, st != nil)
+	assert.Check(t, st.Signaled())
+	assert.Equal(t, st.Signal(), syscall.SIGINT)
+	assert.Equal(t, st.ExitCode(), -1)
+	assert.Equal(t, err.Error(), "command killed by signal 2 (interrupt)")
+
+	spec = defaultSpec(t, "sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x | wc -c >/dev/null; exit 130")
+	sb, err = sandbox.Start(context.Background(), spec)
+	assert.NilError(t, err)
+	err = sb.Wait()
+	assert.Assert(t, errors.As(err, &exit), "Wait: %v", err)
+	assert.Equal(t, exit.Code, 130)
+	st = sb.ProcessState()
+	assert.Assert(t, st != nil)
+	assert.Check(t, st.Exited() && !st.Signaled())
+	assert.Equal(t, st.ExitCode(), 130)
+	assert.Equal(t, err.Error(), "command exited with status 130")
+	// Work done in the command's children shows in the usage.
+	assert.Check(t, st.UserTime+st.SystemTime > 0, "no CPU time: %+v", st)
+	assert.Check(t, st.MaxRSS > 0, "no RSS: %+v", st)
+}
