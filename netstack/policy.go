@@ -140,23 +140,26 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// PrivateRanges are what --deny-private denies: RFC 1918, link-local
+// PrivateRanges returns what --deny-private denies: RFC 1918, link-local
 // (which holds the cloud metadata address 169.254.169.254), CGNAT
-// (RFC 6598), IPv6 unique-local and link-local.
-var PrivateRanges = []netip.Prefix{
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("fc00::/7"),
-	netip.MustParsePrefix("fe80::/10"),
+// (RFC 6598), IPv6 unique-local and link-local; a new slice each call.
+func PrivateRanges() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("169.254.0.0/16"),
+		netip.MustParsePrefix("100.64.0.0/10"),
+		netip.MustParsePrefix("fc00::/7"),
+		netip.MustParsePrefix("fe80::/10"),
+	}
 }
 
 // DenyPrivate returns the rules --deny-private stands for.
 func DenyPrivate() []Rule {
-	rules := make([]Rule, len(PrivateRanges))
-	for i, p := range PrivateRanges {
+	private := PrivateRanges()
+	rules := make([]Rule, len(private))
+	for i, p := range private {
 		rules[i] = Rule{Verdict: Deny, Prefix: p}
 	}
 	return rules

@@ -67,7 +67,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s := &Spec{
 			Mounts:     HostView("/home/u/src"),
 			Process:    Process{Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=\u00e9"}, UID: 1000, GID: 1000, NoNewPrivs: true},
-			Namespaces: AllNamespaces,
+			Namespaces: AllNamespaces(),
 			Mapping:    testPlan(t, false, mapping.Auto),
 		}
 		edit(s)
@@ -128,7 +128,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s.Network = &Network{Attach: func(int) (TAP, func() error, error) { return TAP{}, nil, nil }}
 	}), -1)
 	cases["--tty"] = newStageConfig(spec(func(*Spec) {}), -1).withTerminal(50, 132)
-	cases["exec (join)"] = stageConfig{unshareFlags: AllNamespaces.cloneFlags(), setgroups: true, noNewPrivs: true, ttyFD: -1,
+	cases["exec (join)"] = stageConfig{unshareFlags: AllNamespaces().cloneFlags(), setgroups: true, noNewPrivs: true, ttyFD: -1,
 		uid: 1000, gid: 1000, cwd: "/w", args: []string{"sh"}, env: []string{"A=1"}, joinPid: 4242, joinStart: 1 << 40,
 		security:   append((&Security{}).records(1000), (&Limits{}).records()...),
 		joinNested: true}

@@ -35,7 +35,7 @@ func Default(args ...string) (*Spec, error) {
 			GID:        plan.GID,
 			NoNewPrivs: true,
 		},
-		Namespaces: AllNamespaces,
+		Namespaces: AllNamespaces(),
 		Mapping:    plan,
 	}, nil
 }

@@ -29,7 +29,7 @@ func TestValidateMounts(t *testing.T) {
 		{"mode bits", Mount{Type: MountDir, Destination: "/d", Mode: fs.ModeDir}, "mode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Spec{Namespaces: AllNamespaces, Mounts: []Mount{tc.m}}
+			s := Spec{Namespaces: AllNamespaces(), Mounts: []Mount{tc.m}}
 			err := s.validateMounts()
 			if tc.err == "" {
 				assert.NilError(t, err)
@@ -79,7 +79,7 @@ func TestPlanNesting(t *testing.T) {
 	proc := Process{UID: 1000, GID: 100}
 	// The caller's own ids only: inner 0 is the caller for setup, and the
 	// command's nested namespace maps its ids back onto that 0.
-	n := planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: single, Process: proc})
+	n := planNesting(&Spec{Namespaces: AllNamespaces(), Mounts: []Mount{}, Mapping: single, Process: proc})
 	assert.Check(t, n.nested)
 	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 1000, Outer: 0, Count: 1}})
 	assert.DeepEqual(t, n.gids, []mapping.Extent{{Inner: 100, Outer: 0, Count: 1}})
@@ -92,7 +92,7 @@ func TestPlanNesting(t *testing.T) {
 	// nested identity over every id it maps.
 	subids := single
 	subids.UIDs = []mapping.Extent{{Inner: 0, Outer: 100000, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}}
-	n = planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: subids, Process: proc})
+	n = planNesting(&Spec{Namespaces: AllNamespaces(), Mounts: []Mount{}, Mapping: subids, Process: proc})
 	assert.Check(t, n.nested)
 	assert.DeepEqual(t, n.plan.UIDs, subids.UIDs)
 	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 0, Outer: 0, Count: 1000}, {Inner: 1000, Outer: 1000, Count: 1}})
@@ -100,12 +100,12 @@ func TestPlanNesting(t *testing.T) {
 	root := single
 	root.UIDs = []mapping.Extent{{Inner: 0, Outer: 1000, Count: 1}}
 	root.GIDs = []mapping.Extent{{Inner: 0, Outer: 100, Count: 1}}
-	n = planNesting(&Spec{Namespaces: AllNamespaces, Mounts: []Mount{}, Mapping: root})
+	n = planNesting(&Spec{Namespaces: AllNamespaces(), Mounts: []Mount{}, Mapping: root})
 	assert.DeepEqual(t, n.uids, []mapping.Extent{{Inner: 0, Outer: 0, Count: 1}})
 
 	// Sharing the launcher's mount namespace: no mounts of nsbox's to
 	// lock, no nesting.
-	shared := AllNamespaces
+	shared := AllNamespaces()
 	shared.Mount = false
 	assert.Check(t, !planNesting(&Spec{Namespaces: shared, Mapping: subids}).nested)
 }

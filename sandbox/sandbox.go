@@ -55,8 +55,10 @@ func (s *Sandbox) cancelOn(ctx context.Context, p *Process) {
 	})
 }
 
-// Pid returns the host pid of the sandbox's PID 1 (nsbox's init, the parent
-// of the command).
+// Pid returns a host pid: for a sandbox from Start, its PID 1's (nsbox's
+// init, the parent of the command; signals sent to it reach the command,
+// and its death ends the sandbox); for a command from Join, the joined
+// command's own.
 func (s *Sandbox) Pid() int { return s.pid1.Pid }
 
 // Signal sends sig to the command. PID 1 forwards it; SIGKILL ends the

@@ -130,13 +130,16 @@ type Namespaces struct {
 }
 
 // AllNamespaces unshares every namespace nsbox knows.
-var AllNamespaces = Namespaces{Mount: true, PID: true, Net: true, IPC: true, UTS: true, Cgroup: true}
+func AllNamespaces() Namespaces {
+	return Namespaces{Mount: true, PID: true, Net: true, IPC: true, UTS: true, Cgroup: true}
+}
 
-// NamespaceNames are the names --unshare and --share accept, in the order
-// the kernel lists them under /proc/PID/ns.
-var NamespaceNames = []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"}
+// NamespaceNames returns the names Namespaces.Set accepts (--unshare and
+// --share), in the order the kernel lists them under /proc/PID/ns; a new
+// slice each call.
+func NamespaceNames() []string { return []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"} }
 
-// Set turns on (or off) the namespace called name: one of NamespaceNames,
+// Set turns on (or off) the namespace called name: one of NamespaceNames(),
 // with "mount" accepted for "mnt".
 func (n *Namespaces) Set(name string, on bool) error {
 	switch name {
@@ -157,7 +160,7 @@ func (n *Namespaces) Set(name string, on bool) error {
 			return errors.New("the user namespace is always created: it is what lets nsbox create the others without privilege")
 		}
 	default:
-		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(NamespaceNames, ", "))
+		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(NamespaceNames(), ", "))
 	}
 	return nil
 }

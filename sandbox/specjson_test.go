@@ -17,7 +17,7 @@ func testSpec() *Spec {
 			Args: []string{"sh", "-c", "echo hi"}, Env: []string{"PATH=/usr/bin:/bin"},
 			Cwd: "/tmp", UID: 1000, GID: 1000, NoNewPrivs: true, Terminal: true,
 		},
-		Namespaces: AllNamespaces,
+		Namespaces: AllNamespaces(),
 		Hostname:   "box",
 		Mapping: mapping.Plan{
 			UIDs:    []mapping.Extent{{Inner: 1000, Outer: 1000, Count: 1}},

@@ -388,7 +388,7 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 func writeBwrapInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
 	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames {
+	for _, name := range sandbox.NamespaceNames() {
 		if id, ok := ns[name]; ok {
 			long += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
 			short += fmt.Sprintf(", \"%s-namespace\": %d", name, id)

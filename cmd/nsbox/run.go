@@ -199,7 +199,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 			GID:        plan.GID,
 			NoNewPrivs: true,
 		},
-		Namespaces: sandbox.AllNamespaces,
+		Namespaces: sandbox.AllNamespaces(),
 		Hostname:   f.hostname,
 		Mapping:    plan,
 	}

@@ -216,7 +216,7 @@ func (s *session) writeInfo(pid int, ns sandbox.NamespaceIDs) {
 	}
 	info := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	status := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames {
+	for _, name := range sandbox.NamespaceNames() {
 		if id, ok := ns[name]; ok {
 			info += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
 			status += fmt.Sprintf(", \"%s-namespace\": %d", name, id)
