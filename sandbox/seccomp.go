@@ -279,11 +279,17 @@ func DefaultSeccompDenied() []string {
 // maxSeccompInsns is the kernel's BPF_MAXINSNS.
 const maxSeccompInsns = 4096
 
-// ParseSeccompProgram checks that b is a raw struct sock_filter array, as
+// CheckSeccompProgram checks that b is a raw struct sock_filter array, as
 // bubblewrap's --seccomp reads it (8 bytes per instruction, host byte
-// order, 1 to 4096 instructions, ending in a return), and returns its
-// instructions. The kernel checks the rest when the stage installs it.
-func ParseSeccompProgram(b []byte) ([]bpf.RawInstruction, error) {
+// order, 1 to 4096 instructions, ending in a return, no jump past the
+// end). The kernel checks the rest when the stage installs it.
+func CheckSeccompProgram(b []byte) error {
+	_, err := parseSeccompProgram(b)
+	return err
+}
+
+// parseSeccompProgram is CheckSeccompProgram, returning the instructions.
+func parseSeccompProgram(b []byte) ([]bpf.RawInstruction, error) {
 	if len(b) == 0 || len(b)%8 != 0 {
 		return nil, fmt.Errorf("%d bytes is not a struct sock_filter array (8 bytes per instruction)", len(b))
 	}

@@ -71,7 +71,7 @@ type Security struct {
 // validate checks the security settings; Spec.Validate calls it.
 func (s *Security) validate() error {
 	for i, p := range s.SeccompPrograms {
-		if _, err := ParseSeccompProgram(p); err != nil {
+		if err := CheckSeccompProgram(p); err != nil {
 			return fmt.Errorf("seccomp program %d: %w", i+1, err)
 		}
 	}

@@ -165,7 +165,7 @@ var nativeSyscalls = map[string]uintptr{
 func TestParseSeccompProgram(t *testing.T) {
 	prog, err := DefaultSeccompProgram()
 	assert.NilError(t, err)
-	insns, err := ParseSeccompProgram(prog)
+	insns, err := parseSeccompProgram(prog)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(len(insns)*8, len(prog)))
 	for _, tc := range []struct {
@@ -180,7 +180,7 @@ func TestParseSeccompProgram(t *testing.T) {
 		{"jump out", encodeSeccomp([]bpf.RawInstruction{{Op: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 5}, {Op: unix.BPF_RET}}), "jumps past the end"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseSeccompProgram(tc.b)
+			_, err := parseSeccompProgram(tc.b)
 			assert.ErrorContains(t, err, tc.err)
 		})
 	}
@@ -336,7 +336,7 @@ func FuzzParseSeccompProgram(f *testing.F) {
 	f.Add(make([]byte, 8))
 	f.Add(encodeSeccomp([]bpf.RawInstruction{{Op: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		insns, err := ParseSeccompProgram(b)
+		insns, err := parseSeccompProgram(b)
 		if err != nil {
 			return
 		}

@@ -366,7 +366,7 @@ func (o *bwrapOpts) seccompOption(arg, s string) error {
 	if len(prog) == 0 || len(prog)%8 != 0 {
 		return bwrapDie("Invalid seccomp data, must be multiple of 8")
 	}
-	if _, err := sandbox.ParseSeccompProgram(prog); err != nil {
+	if err := sandbox.CheckSeccompProgram(prog); err != nil {
 		return bwrapDie("%s %d: %v", arg, fd, err)
 	}
 	if arg == "--seccomp" {

@@ -109,7 +109,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		if err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: name a file holding a compiled seccomp program", file, err)}
 		}
-		if _, err := sandbox.ParseSeccompProgram(b); err != nil {
+		if err := sandbox.CheckSeccompProgram(b); err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: give a raw struct sock_filter array (e.g. from libseccomp's seccomp_export_bpf)", file, err)}
 		}
 		sec.SeccompPrograms = append(sec.SeccompPrograms, b)
