@@ -3,18 +3,20 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/subid"
 )
 
 // Default returns the spec `nsbox run -- ARGS` uses: every namespace, the
-// caller's environment, its working directory and its own uid and gid
+// caller's environment (with container=nsbox), its working directory and its own uid and gid
 // inside, no_new_privs, the id maps of mapping.Auto (the caller's
 // subordinate ids too, when it has some and newuidmap/newgidmap work), and
 // the default filesystem view (HostView of the working directory: the
-// host read-only, the working directory writable, private /tmp, /dev and
-// /proc).
+// host read-only with /home, the home directory and /run hidden, a
+// private writable home, the working directory writable unless
+// CwdWritable refuses it, private /tmp, /dev and /proc).
 // Edit the result before Start; call Validate after editing the maps.
 func Default(args ...string) (*Spec, error) {
 	owner, err := subid.CurrentOwner()
@@ -44,7 +46,7 @@ func Default(args ...string) (*Spec, error) {
 		Mounts: HostView(cwd),
 		Process: Process{
 			Args:       args,
-			Env:        os.Environ(),
+			Env:        ContainerEnv(os.Environ()),
 			UID:        plan.UID,
 			GID:        plan.GID,
 			NoNewPrivs: true,
@@ -52,4 +54,17 @@ func Default(args ...string) (*Spec, error) {
 		Namespaces: AllNamespaces,
 		Mapping:    plan,
 	}, nil
+}
+
+// ContainerEnv returns env with "container=nsbox" in place of any
+// container variable: the convention (systemd, podman's container=podman)
+// by which tools learn they run in a container.
+func ContainerEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "container=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "container=nsbox")
 }

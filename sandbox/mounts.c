@@ -236,7 +236,9 @@ static const char *split(const char *path, char *buf, size_t n)
 
 /* mkdir_p opens directory path inside the new root, creating what is
  * missing (mode for the last component, 0755 on the way). Each step is
- * resolved inside the root, and mkdirat never follows a symlink. */
+ * resolved inside the root, and mkdirat never follows a symlink. Under a
+ * read-only directory the entry is made in the sandbox's view only
+ * (mountpoint.c). */
 static int mkdir_p(const char *path, mode_t mode, const char *what)
 {
 	int fd = mnt_open_in_root(path, O_DIRECTORY);
@@ -247,9 +249,10 @@ static int mkdir_p(const char *path, mode_t mode, const char *what)
 	int pfd = mkdir_p(parent, 0755, what);
 	if (mkdirat(pfd, name, mode) == 0)
 		created(pfd, name);
-	else if (errno == EROFS)
-		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create directory %s", what, path);
-	else if (errno != EEXIST)
+	else if (errno == EROFS) {
+		if (mnt_create_in_readonly(parent, name, mode, 1, what) < 0)
+			fail("%s: create directory %s", what, path);
+	} else if (errno != EEXIST)
 		fail("%s: create directory %s", what, path);
 	close(pfd);
 	fd = mnt_open_in_root(path, O_DIRECTORY);
@@ -276,7 +279,8 @@ int mnt_open_target(const char *dst, int dir, const char *what)
 		close(f);
 		created(pfd, name);
 	} else if (errno == EROFS) {
-		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create mount point %s", what, dst);
+		if (mnt_create_in_readonly(parent, name, 0444, 0, what) < 0)
+			fail("%s: create mount point %s", what, dst);
 	} else if (errno != EEXIST) {
 		fail("%s: create mount point %s", what, dst);
 	}
@@ -447,7 +451,7 @@ static void tmpfs_op(const struct mount_op *op)
 	snprintf(size, sizeof size, "%llu", op->size);
 	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0)
+	if (m < 0 || ((op->flags & MOUNT_OWNED) && fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0))
 		fail("%s: mount a tmpfs", op->what);
 	mnt_own_fs(m);
 	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "stagelib.h"
 
@@ -28,6 +29,10 @@ void mnt_own_fs(int fd);
 int mnt_open_in_root(const char *path, int flags);
 /* mnt_open_target opens (creating if missing) a mount point. */
 int mnt_open_target(const char *dst, int dir, const char *what);
+/* mnt_create_in_readonly (mountpoint.c) creates name, a directory of mode
+ * or an empty file, in the read-only directory parent of the new root,
+ * in the sandbox's view only; -1 with errno, 0 also if it exists. */
+int mnt_create_in_readonly(const char *parent, const char *name, mode_t mode, int dir, const char *what);
 /* mnt_attach moves the detached mount mfd onto target; closes both. */
 void mnt_attach(int mfd, int target, const char *what);
 /* mnt_new_fs creates a detached mount of a new filesystem; -1 on error. */

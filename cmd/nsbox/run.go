@@ -228,7 +228,8 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
 		}
 	}
-	if err := f.mounts.apply(spec); err != nil {
+	viewNotice, err := f.mounts.apply(spec)
+	if err != nil {
 		return nil, "", err
 	}
 	f.net.placeFiles(spec)
@@ -240,7 +241,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	f.state.network = f.net.stateInfo()
-	return spec, strings.TrimSpace(plan.Notice + "\n" + notice + "\n" + f.net.notice), nil
+	return spec, joinLines(plan.Notice, viewNotice, notice, f.net.notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.
@@ -291,13 +292,14 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 	return mapping.NewPlan(req)
 }
 
-// environ is the command's environment: ours (or none with --clearenv),
-// less --unsetenv, plus --setenv.
+// environ is the command's environment: ours (or none with --clearenv)
+// with container=nsbox, less --unsetenv, plus --setenv.
 func (f *runFlags) environ() []string {
 	var env []string
 	if !f.clearenv {
 		env = os.Environ()
 	}
+	env = sandbox.ContainerEnv(env)
 	drop := map[string]bool{}
 	for _, k := range f.unsetenv {
 		drop[k] = true
@@ -314,4 +316,15 @@ func (f *runFlags) environ() []string {
 		}
 	}
 	return append(out, f.setenv...)
+}
+
+// joinLines joins the non-empty notices, one a line.
+func joinLines(notices ...string) string {
+	var out []string
+	for _, n := range notices {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "\n")
 }
