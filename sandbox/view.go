@@ -35,8 +35,8 @@ type View struct {
 	// HomeSource, when set, is a host directory bound read-write at Home:
 	// a home that persists from one sandbox to the next.
 	HomeSource string
-	// RuntimeDir is $XDG_RUNTIME_DIR; when under /run it gets an empty
-	// tmpfs of the command's own (mode 0700), as a login session would.
+	// RuntimeDir is $XDG_RUNTIME_DIR: it gets an empty tmpfs of the
+	// command's own (mode 0700), as a login session would.
 	RuntimeDir string
 }
 
@@ -103,7 +103,7 @@ func (v View) Mounts() ([]Mount, string) {
 	ms = append(ms, BaseView()...)
 	ms = append(ms, v.hideSockets()...)
 	ms = append(ms, v.home()...)
-	if v.Cwd == "" || v.Cwd == "/" {
+	if v.Cwd == "" {
 		return ms, ""
 	}
 	if ok, why := CwdWritable(v.Cwd, v.Home); !ok {
@@ -124,7 +124,7 @@ func (v View) hideSockets() []Mount {
 		}
 	}
 	if len(ms) == 0 {
-		return nil
+		return v.runtimeDir()
 	}
 	ms = append(ms, Mount{Type: MountDir, Destination: "/run/lock", Mode: 0o777 | fs.ModeSticky, Flag: "/run/lock"})
 	ms = append(ms, Mount{Type: MountFile, Destination: "/run/host/container-manager", Data: []byte("nsbox\n"), Mode: 0o444, ReadOnly: true, Flag: "/run/host/container-manager"})
@@ -134,10 +134,26 @@ func (v View) hideSockets() []Mount {
 	if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && strings.HasPrefix(r, "/run/") {
 		ms = append(ms, Mount{Type: MountBind, Source: r, Destination: r, ReadOnly: true, Optional: true, Flag: "the resolver's " + r})
 	}
-	if rd := filepath.Clean(v.RuntimeDir); filepath.IsAbs(v.RuntimeDir) && strings.HasPrefix(rd, "/run/") {
-		ms = append(ms, Mount{Type: MountTmpfs, Destination: rd, Mode: 0o700, Owned: true, Flag: "the private XDG_RUNTIME_DIR " + rd})
+	return append(ms, v.runtimeDir()...)
+}
+
+// runtimeDir covers $XDG_RUNTIME_DIR, wherever it is, with an empty tmpfs
+// of the command's own: the session's sockets (bus, agents, Wayland) live
+// there, and so does nsbox's own state directory.
+func (v View) runtimeDir() []Mount {
+	rd := filepath.Clean(v.RuntimeDir)
+	if !filepath.IsAbs(v.RuntimeDir) || rd == "/" {
+		return nil
 	}
-	return ms
+	for _, d := range SystemDirs {
+		if rd == d {
+			return nil
+		}
+	}
+	if st, err := os.Stat(rd); err != nil || !st.IsDir() {
+		return nil
+	}
+	return []Mount{{Type: MountTmpfs, Destination: rd, Mode: 0o700, Owned: true, Flag: "the private XDG_RUNTIME_DIR " + rd}}
 }
 
 // home hides /home and puts the command's home at Home.

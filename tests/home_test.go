@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+)
+
+// A small Go module with one test.
+func goModule(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/m\n\ngo 1.22\n"), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "m_test.go"), []byte(`package m
+
+import "testing"
+
+func TestAdd(t *testing.T) {
+	if 1+1 != 2 {
+		t.Fatal("arithmetic")
+	}
+}
+`), 0o644))
+	return dir
+}
+
+func goBinDir(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		cannotRun(t, "no go on PATH")
+	}
+	return filepath.Dir(p)
+}
+
+// go test in a default sandbox, with no environment but PATH and HOME:
+// the build cache goes to the private home. Then --cache go keeps it:
+// the second run is faster (logged, not asserted).
+func TestHomeGoTestAndCache(t *testing.T) {
+	requireUnprivileged(t)
+	home := fakeHome(t)
+	mod := goModule(t)
+	env := icmd.WithEnv("PATH="+goBinDir(t)+":/usr/bin:/bin", "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
+	res := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--", "go", "test", "./..."), env, icmd.Dir(mod))
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), "ok  \texample.com/m"))
+	_, err := os.Stat(filepath.Join(home, ".cache", "go-build"))
+	assert.Check(t, os.IsNotExist(err), "the build cache reached the host's home")
+
+	var took [2]time.Duration
+	for i := range took {
+		start := time.Now()
+		res := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--cache", "go", "--", "go", "test", "-count=1", "./..."), env, icmd.Dir(mod))
+		took[i] = time.Since(start)
+		res.Assert(t, icmd.Success)
+	}
+	t.Logf("go test with --cache go: first %v, second %v (%.1fx faster)", took[0], took[1], float64(took[0])/float64(took[1]))
+	res = icmd.RunCmd(icmd.Command(nsboxBin, "cache", "ls"), env)
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), filepath.Join(home, ".cache", "nsbox", "cache", "go")))
+	icmd.RunCmd(icmd.Command(nsboxBin, "cache", "rm", "go"), env).Assert(t, icmd.Success)
+	_, err = os.Stat(filepath.Join(home, ".cache", "nsbox", "cache", "go"))
+	assert.Check(t, os.IsNotExist(err))
+}
+
+// --home NAME persists from one sandbox to the next; the real home stays
+// as it was; nsbox cache lists and removes it.
+func TestHomeNamedPersists(t *testing.T) {
+	requireUnprivileged(t)
+	home := fakeHome(t)
+	ops := withHome(home, t.TempDir())
+	nsboxWith([]string{"run", "--home", "dev", "--", "sh", "-c", "echo kept > ~/.note"}, ops...).Assert(t, icmd.Success)
+	res := nsboxWith([]string{"run", "--home", "dev", "--", "sh", "-c", "cat ~/.note; ls ~/.ssh 2>&1"}, ops...)
+	assert.Check(t, is.Contains(res.Stdout(), "kept\n"))
+	assert.Check(t, is.Contains(res.Stdout(), "No such file"))
+	_, err := os.Stat(filepath.Join(home, ".note"))
+	assert.Check(t, os.IsNotExist(err))
+	nsboxWith([]string{"cache", "ls"}, ops...).Assert(t, icmd.Expected{Out: "home/dev"})
+	nsboxWith([]string{"cache", "rm", "home/dev"}, ops...).Assert(t, icmd.Success)
+	res = nsboxWith([]string{"run", "--home", "dev", "--", "sh", "-c", "cat ~/.note"}, ops...)
+	assert.Check(t, res.ExitCode != 0)
+	// A path must exist; a bad name is refused before anything starts.
+	nsboxWith([]string{"run", "--home", "./missing", "--", "true"}, ops...).Assert(t, icmd.Expected{ExitCode: 125, Err: "mkdir -p"})
+	nsboxWith([]string{"run", "--cache", "maven", "--", "true"}, ops...).Assert(t, icmd.Expected{ExitCode: 125, Err: "use go, pip, npm or cargo"})
+}
+
+// The private home is the command's, writable, at the real home's path;
+// a working directory below the home is bound there.
+func TestHomePrivateWithCwdInside(t *testing.T) {
+	requireUnprivileged(t)
+	home := fakeHome(t)
+	proj := filepath.Join(home, "src", "proj")
+	assert.NilError(t, os.MkdirAll(proj, 0o755))
+	res := nsboxWith([]string{"run", "--", "sh", "-c", `echo "$HOME"; ls -A ~; touch ~/made ./made-in-cwd && echo ok; ls -A ~/src`}, withHome(home, proj)...)
+	res.Assert(t, icmd.Expected{Out: home + "\nsrc\nok\nproj\n"})
+	assert.Check(t, is.Len(notices(res.Stderr()), 0), res.Stderr())
+	_, err := os.Stat(filepath.Join(proj, "made-in-cwd"))
+	assert.Check(t, err)
+	_, err = os.Stat(filepath.Join(home, "made"))
+	assert.Check(t, os.IsNotExist(err))
+}
+
+// Container conventions, and what rootless debootstrap needs of them:
+// container= in the environment, the systemd marker file, mknod refused
+// with EPERM (no device nodes in a user namespace), exec allowed in the
+// working directory (no noexec).
+func TestContainerConventions(t *testing.T) {
+	requireUnprivileged(t)
+	dir := t.TempDir()
+	res := nsboxWith([]string{"run", "--root", "--", "sh", "-c",
+		`echo "$container"; cat /run/host/container-manager; mknod ./null c 1 3 2>&1 | grep -c 'Operation not permitted'; printf '#!/bin/sh\necho exec-ok\n' > x; chmod +x x; ./x`},
+		icmd.Dir(dir))
+	res.Assert(t, icmd.Expected{Out: "nsbox\nnsbox\n1\nexec-ok\n"})
+	res = nsbox("run", "--setenv", "container=lxc", "--", "sh", "-c", `echo "$container"`)
+	res.Assert(t, icmd.Expected{Out: "lxc\n"})
+}
+
+// nsbox rm removes the log a detached sandbox left; a running one is
+// refused.
+func TestRmEndedLog(t *testing.T) {
+	requireUnprivileged(t)
+	rt := t.TempDir()
+	env := icmd.WithEnv("PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"), "XDG_RUNTIME_DIR="+rt)
+	name := "rmtest"
+	icmd.RunCmd(icmd.Command(nsboxBin, "run", "-d", "--name", name, "--", "sh", "-c", "echo from-detached; sleep 2"), env).Assert(t, icmd.Success)
+	res := icmd.RunCmd(icmd.Command(nsboxBin, "rm", name), env)
+	assert.Check(t, res.ExitCode == 125 && strings.Contains(res.Stderr(), "is running"), res.Combined())
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if r := icmd.RunCmd(icmd.Command(nsboxBin, "rm", name), env); r.ExitCode == 0 {
+			return poll.Success()
+		}
+		return poll.Continue("still running")
+	}, poll.WithTimeout(20*time.Second))
+	res = icmd.RunCmd(icmd.Command(nsboxBin, "logs", name), env)
+	assert.Check(t, res.ExitCode == 125, res.Combined())
+}
