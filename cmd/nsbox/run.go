@@ -78,9 +78,14 @@ Runs COMMAND in a new sandbox: a user namespace (always), and new mount,
 PID, network, IPC, UTS and cgroup namespaces unless --share says otherwise.
 Inside, PID 1 is nsbox's init; the network has only lo, up. The filesystem
 is the host's / read-only (every submount too), the current directory
-read-write, an empty tmpfs on /tmp, a minimal /dev and a new /proc; the
-mount flags below add to it in command-line order (--empty or --rootfs
-start from another root).
+read-write, an empty tmpfs on /tmp, a minimal /dev and a new /proc. /home,
+/run and $XDG_RUNTIME_DIR are empty, and your home is a private, empty,
+writable directory at its path ($HOME unchanged; --share-home shows the
+real one read-only). From your home, a parent of it, / or a system
+directory nothing is bound writable (nsbox says so; --bind . asks). The
+mount flags below add to the view in command-line order (--empty or
+--rootfs start from another root); a destination that does not exist is
+made in the sandbox's view, never on the host. container=nsbox is set.
 The sandbox ends with the command, and dies with nsbox if nsbox is killed.
 
 Flags:
@@ -95,6 +100,8 @@ Examples:
   nsbox run -- make test                        # writes only to . (and a private /tmp)
   nsbox run --tmp-overlay /usr -- sh -c 'touch /usr/x'   # writes vanish on exit
   nsbox run --ro-bind ~/data:/data --tmpfs /run:size=64m -- ls /data
+  nsbox run --cache go -- go test ./...        # Go's caches kept between runs (nsbox cache ls)
+  nsbox run --home dev -- bash                 # a persistent home of its own
   nsbox run --root --rootfs ./busybox-root -- sh
   nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
