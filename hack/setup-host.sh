@@ -12,7 +12,7 @@ set -euo pipefail
 user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
-packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git)
+packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev make git python3-venv jq)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -106,7 +106,7 @@ Examples:
   nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
-  nsbox run --landlock --chdir ~/src -- make   # Landlock: system dirs read-only, ~/src writable
+  cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
