@@ -451,7 +451,7 @@ static void tmpfs_op(const struct mount_op *op)
 	snprintf(size, sizeof size, "%llu", op->size);
 	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0 || ((op->flags & MOUNT_OWNED) && fchownat(m, "", mnt_cfg->uid, mnt_cfg->gid, AT_EMPTY_PATH) < 0))
+	if (m < 0 || ((op->flags & MOUNT_OWNED) && fchownat(m, "", mnt_cmd_uid(), mnt_cmd_gid(), AT_EMPTY_PATH) < 0))
 		fail("%s: mount a tmpfs", op->what);
 	mnt_own_fs(m);
 	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
@@ -497,7 +497,7 @@ static void file_op(const struct mount_op *op)
 	mnt_store_path(path, sizeof path, "f");
 	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
 	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
-	    fchown(f, mnt_cfg->uid, mnt_cfg->gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+	    fchown(f, mnt_cmd_uid(), mnt_cmd_gid()) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
 		fail("%s: write the file's content", op->what);
 	close(f);
 	int t = mnt_clone_tree(AT_FDCWD, path, 0, op->what);

@@ -20,6 +20,11 @@ extern const struct config *mnt_cfg; /* the config being applied */
 extern int mnt_oldroot;              /* the host's / (at /oldroot) */
 extern char mnt_console[PATH_MAX];   /* the terminal on stdout, or "" */
 
+/* mnt_cmd_uid/gid are the command's ids as setup's namespace sees them:
+ * with a nested user namespace the command's ids map onto setup's root. */
+static inline uid_t mnt_cmd_uid(void) { return mnt_cfg->nest_uid >= 0 ? 0 : mnt_cfg->uid; }
+static inline gid_t mnt_cmd_gid(void) { return mnt_cfg->nest_gid >= 0 ? 0 : mnt_cfg->gid; }
+
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 /* mnt_fdpath names an open file by a path any mount option can take. */
 const char *mnt_fdpath(int fd, char *buf, size_t n);

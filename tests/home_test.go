@@ -150,3 +150,16 @@ func TestRmEndedLog(t *testing.T) {
 	res = icmd.RunCmd(icmd.Command(nsboxBin, "logs", name), env)
 	assert.Check(t, res.ExitCode == 125, res.Combined())
 }
+
+// The private home is writable by the command in every id mode,
+// including --map single's nested user namespace.
+func TestHomeWritableInEveryMapMode(t *testing.T) {
+	requireUnprivileged(t)
+	home := fakeHome(t)
+	for _, mode := range [][]string{nil, {"--root"}, {"--map", "single"}, {"--map", "single", "--root"}, {"--uid", "1234"}} {
+		args := append(append([]string{"run"}, mode...), "--", "sh", "-c", `touch ~/x "$XDG_RUNTIME_DIR/x" && test "$(stat -c %u ~)" = "$(id -u)" && echo ok`)
+		rt := t.TempDir()
+		res := nsboxWith(args, withHome(home, t.TempDir(), "XDG_RUNTIME_DIR="+rt)...)
+		res.Assert(t, icmd.Expected{Out: "ok"})
+	}
+}
