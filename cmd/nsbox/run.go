@@ -85,7 +85,8 @@ real one read-only). From your home, a parent of it, / or a system
 directory nothing is bound writable (nsbox says so; --bind . asks). The
 mount flags below add to the view in command-line order (--empty or
 --rootfs start from another root); a destination that does not exist is
-made in the sandbox's view, never on the host. container=nsbox is set.
+made in the sandbox's view, never on the host. container=nsbox is set
+(unless --clearenv).
 The sandbox ends with the command, and dies with nsbox if nsbox is killed.
 
 Flags:
@@ -299,14 +300,13 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 	return mapping.NewPlan(req)
 }
 
-// environ is the command's environment: ours (or none with --clearenv)
-// with container=nsbox, less --unsetenv, plus --setenv.
+// environ is the command's environment: ours with container=nsbox (or
+// none with --clearenv), less --unsetenv, plus --setenv.
 func (f *runFlags) environ() []string {
 	var env []string
 	if !f.clearenv {
-		env = os.Environ()
+		env = sandbox.ContainerEnv(os.Environ())
 	}
-	env = sandbox.ContainerEnv(env)
 	drop := map[string]bool{}
 	for _, k := range f.unsetenv {
 		drop[k] = true
