@@ -202,6 +202,7 @@ const (
 	mountFlagReadOnly = 1 << iota
 	mountFlagDevices
 	mountFlagOptional
+	mountFlagOwned
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -221,6 +222,9 @@ func (m *Mount) encode(add func(k, v string)) {
 	}
 	if m.Optional {
 		fl |= mountFlagOptional
+	}
+	if m.Owned {
+		fl |= mountFlagOwned
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(unixMode(m.Mode)), 10))

@@ -4,18 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/subid"
 )
 
 // Default returns the spec `nsbox run -- ARGS` uses: every namespace, the
-// caller's environment, its working directory and its own uid and gid
+// caller's environment (with container=nsbox), its working directory and its own uid and gid
 // inside, no_new_privs, the id maps of mapping.Auto (the caller's
 // subordinate ids too, when it has some and newuidmap/newgidmap work), and
 // the default filesystem view (HostView of the working directory: the
-// host read-only, the working directory writable, private /tmp, /dev and
-// /proc).
+// host read-only with /home, the home directory and /run hidden, a
+// private writable home, the working directory writable unless
+// CwdWritable refuses it, private /tmp, /dev and /proc).
 // Edit the result before Start; call Validate after editing the maps.
 func Default(args ...string) (*Spec, error) {
 	plan, err := PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto})
@@ -30,7 +32,7 @@ func Default(args ...string) (*Spec, error) {
 		Mounts: HostView(cwd),
 		Process: Process{
 			Args:       args,
-			Env:        os.Environ(),
+			Env:        ContainerEnv(os.Environ()),
 			UID:        plan.UID,
 			GID:        plan.GID,
 			NoNewPrivs: true,
@@ -136,4 +138,17 @@ func nameSubidLine(err error, src subid.Source, owner subid.Owner) error {
 		he.Free = free
 	}
 	return err
+}
+
+// ContainerEnv returns env with "container=nsbox" in place of any
+// container variable: the convention (systemd, podman's container=podman)
+// by which tools learn they run in a container.
+func ContainerEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "container=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "container=nsbox")
 }

@@ -85,6 +85,9 @@ type Mount struct {
 	Lower []string `json:"lower,omitempty"`
 	Upper string   `json:"upper,omitempty"`
 	Work  string   `json:"work,omitempty"`
+	// Owned makes the root of a MountTmpfs belong to the command's uid and
+	// gid (root of the sandbox's namespace otherwise): a private home.
+	Owned bool `json:"owned,omitempty"`
 	// Flag is how the user asked for this op (e.g. "--ro-bind /x"); error
 	// messages name it. "" names the op by its type.
 	Flag string `json:"-"`
@@ -105,15 +108,10 @@ func (m *Mount) what() string {
 	return fmt.Sprintf("%s mount on %s", m.Type, m.Destination)
 }
 
-// HostView is nsbox run's default filesystem: the host's / read-only
-// (every submount too), a minimal /dev, a new /proc, an empty tmpfs on
-// /tmp, and cwd bound read-write at the same path (unless cwd is "" or /).
+// HostView is nsbox run's default filesystem for the working directory
+// cwd: View{Cwd: cwd, Home: UserHome(), RuntimeDir: $XDG_RUNTIME_DIR}.
 func HostView(cwd string) []Mount {
-	ms := []Mount{{Type: MountBind, Source: "/", Destination: "/", ReadOnly: true, Flag: "the read-only host root"}}
-	ms = append(ms, BaseView()...)
-	if cwd != "" && cwd != "/" {
-		ms = append(ms, Mount{Type: MountBind, Source: cwd, Destination: cwd, Flag: "the current directory " + cwd})
-	}
+	ms, _ := View{Cwd: cwd, Home: UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
 	return ms
 }
 
@@ -168,6 +166,9 @@ func (m *Mount) validate() error {
 	}
 	if m.Size < 0 {
 		return errors.New("negative size")
+	}
+	if m.Owned && m.Type != MountTmpfs {
+		return errors.New("only a tmpfs can be owned by the command")
 	}
 	switch m.Type {
 	case MountBind:

@@ -218,7 +218,9 @@ static mode_t parent_mode = 0755;
 
 /* mkdir_p opens directory path inside the new root, creating what is
  * missing (mode for the last component, parent_mode on the way). Each
- * step is resolved inside the root, and mkdirat never follows a symlink. */
+ * step is resolved inside the root, and mkdirat never follows a symlink.
+ * Under a read-only directory the entry is made in the sandbox's view
+ * only (mountpoint.c). */
 static int mkdir_p(const char *path, mode_t mode, const char *what)
 {
 	int fd = mnt_open_in_root(path, O_DIRECTORY);
@@ -229,9 +231,10 @@ static int mkdir_p(const char *path, mode_t mode, const char *what)
 	int pfd = mkdir_p(parent, parent_mode, what);
 	if (mkdirat(pfd, name, mode) == 0)
 		created(pfd, name);
-	else if (errno == EROFS)
-		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create directory %s", what, path);
-	else if (errno != EEXIST)
+	else if (errno == EROFS) {
+		if (mnt_create_in_readonly(parent, name, mode, 1, what) < 0)
+			fail("%s: create directory %s", what, path);
+	} else if (errno != EEXIST)
 		fail("%s: create directory %s", what, path);
 	close(pfd);
 	fd = mnt_open_in_root(path, O_DIRECTORY);
@@ -258,7 +261,8 @@ int mnt_open_target(const char *dst, int dir, const char *what)
 		close(f);
 		created(pfd, name);
 	} else if (errno == EROFS) {
-		fail_fix("make its parent writable first (e.g. --tmpfs or --tmp-overlay on it), or use a path that exists", "%s: create mount point %s", what, dst);
+		if (mnt_create_in_readonly(parent, name, 0444, 0, what) < 0)
+			fail("%s: create mount point %s", what, dst);
 	} else if (errno != EEXIST) {
 		fail("%s: create mount point %s", what, dst);
 	}
@@ -443,7 +447,7 @@ static void tmpfs_op(const struct mount_op *op)
 	snprintf(size, sizeof size, "%llu", op->size);
 	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0)
+	if (m < 0 || ((op->flags & MOUNT_OWNED) && fchownat(m, "", mnt_cmd_uid(), mnt_cmd_gid(), AT_EMPTY_PATH) < 0))
 		fail("%s: mount a tmpfs", op->what);
 	mnt_own_fs(m);
 	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
@@ -489,7 +493,7 @@ static void file_op(const struct mount_op *op)
 	mnt_store_path(path, sizeof path, "f");
 	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
 	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
-	    fchown(f, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+	    fchown(f, mnt_cmd_uid(), mnt_cmd_gid()) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
 		fail("%s: write the file's content", op->what);
 	close(f);
 	int t = mnt_clone_tree(AT_FDCWD, path, 0, op->what);

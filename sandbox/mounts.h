@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "stagelib.h"
 
@@ -20,6 +21,12 @@ extern int mnt_oldroot;              /* the host's / (at /oldroot) */
 extern char mnt_console[PATH_MAX];   /* the terminal on stdout, or "" */
 extern int mnt_devpts_made;          /* a --dev op mounted a devpts instance of ours */
 
+/* mnt_cmd_uid/gid are the command's ids as setup's namespace sees them
+ * (config nest_uid/nest_gid, see sandbox/nested.go): what setup gives the
+ * command's files. */
+static inline uid_t mnt_cmd_uid(void) { return (uid_t)mnt_cfg->nest_uid; }
+static inline gid_t mnt_cmd_gid(void) { return (gid_t)mnt_cfg->nest_gid; }
+
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 /* mnt_fdpath names an open file by a path any mount option can take. */
 const char *mnt_fdpath(int fd, char *buf, size_t n);
@@ -29,6 +36,10 @@ void mnt_own_fs(int fd);
 int mnt_open_in_root(const char *path, int flags);
 /* mnt_open_target opens (creating if missing) a mount point. */
 int mnt_open_target(const char *dst, int dir, const char *what);
+/* mnt_create_in_readonly (mountpoint.c) creates name, a directory of mode
+ * or an empty file, in the read-only directory parent of the new root,
+ * in the sandbox's view only; -1 with errno, 0 also if it exists. */
+int mnt_create_in_readonly(const char *parent, const char *name, mode_t mode, int dir, const char *what);
 /* mnt_attach moves the detached mount mfd onto target; closes both. */
 void mnt_attach(int mfd, int target, const char *what);
 /* mnt_new_fs creates a detached mount of a new filesystem; -1 on error. */

@@ -41,7 +41,7 @@ static int tmp_overlay(int lower, int own, const char *what)
 	/* The command's own, and writable by it: that is the point. */
 	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
 	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
-	    (own && chown(up, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid) < 0) || chmod(up, mode) < 0)
+	    (own && chown(up, mnt_cmd_uid(), mnt_cmd_gid()) < 0) || chmod(up, mode) < 0)
 		fail("%s: create the overlay's upper directory", what);
 	int m = overlay(mnt_fdpath(lower, lp, sizeof lp), up, wk);
 	if (m >= 0)
@@ -67,7 +67,7 @@ static void overlay_each(int orig, const char *dst, const char *w)
 	snprintf(mode, sizeof mode, "%o", st.st_mode & 07777);
 	const char *opts[] = {"mode", mode, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (m < 0 || fchownat(m, "", (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_EMPTY_PATH) < 0)
+	if (m < 0 || fchownat(m, "", mnt_cmd_uid(), mnt_cmd_gid(), AT_EMPTY_PATH) < 0)
 		fail("%s: mount a tmpfs", w);
 	mnt_own_fs(m);
 	struct dirent *e;
@@ -144,7 +144,7 @@ void mount_copy_up_op(const struct mount_op *op)
 	if ((m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
 		fail("%s: mount a tmpfs", w);
 	mnt_own_fs(m);
-	if (fchownat(m, "", (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
+	if (fchownat(m, "", mnt_cmd_uid(), mnt_cmd_gid(), AT_EMPTY_PATH) < 0 || mkdirat(m, ".nsbox-ro", 0755) < 0)
 		fail("%s: prepare the tmpfs", w);
 	int ro = openat(m, ".nsbox-ro", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	int list = openat(orig, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -157,7 +157,7 @@ void mount_copy_up_op(const struct mount_op *op)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(target, sizeof target, ".nsbox-ro/%s", e->d_name);
-		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, (uid_t)mnt_cfg->nest_uid, (gid_t)mnt_cfg->nest_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (symlinkat(target, m, e->d_name) < 0 || fchownat(m, e->d_name, mnt_cmd_uid(), mnt_cmd_gid(), AT_SYMLINK_NOFOLLOW) < 0)
 			fail("%s: link %s", w, e->d_name);
 	}
 	closedir(d);

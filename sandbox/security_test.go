@@ -381,7 +381,7 @@ func FuzzSpecJSON(f *testing.F) {
 
 func TestLandlockAllowMounts(t *testing.T) {
 	l := &Landlock{}
-	l.AllowMounts(append(HostView("/work"),
+	l.AllowMounts(append(append(BaseView(), Mount{Type: MountBind, Source: "/work", Destination: "/work"}),
 		Mount{Type: MountBind, Source: "/data", Destination: "/data", ReadOnly: true},
 		Mount{Type: MountSymlink, Source: "x", Destination: "/y"}))
 	assert.Check(t, is.DeepEqual(l.OptionalReadOnly, []string{"/data"}))

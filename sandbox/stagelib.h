@@ -106,6 +106,7 @@ enum mount_type {
 #define MOUNT_READONLY 1
 #define MOUNT_DEVICES 2
 #define MOUNT_OPTIONAL 4
+#define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;

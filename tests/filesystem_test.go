@@ -133,7 +133,7 @@ func TestBadMountFlags(t *testing.T) {
 		{"empty and rootfs", []string{"--empty", "--rootfs", "/"}, "--empty"},
 		{"shared mount namespace", []string{"--share", "mnt", "--tmpfs", "/x"}, "mount namespace"},
 		// Fails inside, while building the root: still one line naming it.
-		{"mount point on read-only root", []string{"--tmpfs", "/nsbox-not-here/x"}, "--tmpfs /nsbox-not-here/x"},
+		{"mount point under a file", []string{"--tmpfs", "/dev/null/x"}, "--tmpfs /dev/null/x"},
 		{"tmp-overlay of a missing dir", []string{"--tmp-overlay", "/nsbox-not-here"}, "--tmp-overlay /nsbox-not-here"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,8 @@ Usage:
   nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
+  nsbox rm NAME...                          remove the log an ended detached sandbox left
+  nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
   nsbox version                             print the version
   nsbox help [COMMAND]                      show help
 
@@ -77,6 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bwrapMain("nsbox bwrap", rest, stderr)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
+	case "cache":
+		err = cacheCommand(rest, stdout)
+	case "rm":
+		err = rmCommand(rest, stdout)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "nsbox %s\n", version)
 	case "help", "--help", "-h":
@@ -119,6 +125,10 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, checkUsage)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		fmt.Fprint(stdout, stateUsage(args[0]))
+	case "cache":
+		fmt.Fprint(stdout, cacheUsage)
+	case "rm":
+		fmt.Fprint(stdout, rmUsage)
 	case "version":
 		fmt.Fprintln(stdout, "Usage: nsbox version\n\nPrints the version of nsbox.")
 	default:

@@ -18,11 +18,14 @@ import (
 // to one list, so the ops keep their command-line order (bubblewrap's
 // model): a later op sees what earlier ones made.
 type mountFlags struct {
-	ops    []sandbox.Mount
-	empty  bool
-	rootfs string
-	sys    bool
-	stdin  io.Reader // where --file -:DST reads
+	ops       []sandbox.Mount
+	empty     bool
+	rootfs    string
+	sys       bool
+	shareHome bool      // --share-home: the real home, read-only
+	home      string    // --home DIR|NAME: a persistent home
+	caches    []string  // --cache go,pip,…: persistent tool caches
+	stdin     io.Reader // where --file -:DST reads
 }
 
 // mountFlagUsage lists the op flags and their argument, in --help order.
@@ -54,6 +57,9 @@ func addMountFlags(fs *pflag.FlagSet) *mountFlags {
 	fs.BoolVar(&m.empty, "empty", false, "start from an empty root: only what the mount flags add")
 	fs.StringVar(&m.rootfs, "rootfs", "", "use host directory `DIR` as the root (read-write) instead of the host's /")
 	fs.BoolVar(&m.sys, "sys", false, "bind the host's /sys read-only")
+	fs.BoolVar(&m.shareHome, "share-home", false, "show your real home directory, read-only (default: a private, empty, writable home at its path)")
+	fs.StringVar(&m.home, "home", "", "use host directory `DIR` (a path) as the home, read-write, or a NAME kept in nsbox's cache directory (nsbox cache ls)")
+	fs.StringSliceVar(&m.caches, "cache", nil, "keep these tool caches `NAME[,NAME]` (go, pip, npm, cargo) from one sandbox to the next, in nsbox's cache directory")
 	for _, f := range mountFlagUsage {
 		fs.Var(&mountValue{flags: m, name: f.name}, f.name, "`"+f.arg+"` "+f.help)
 	}
@@ -355,17 +361,24 @@ func parseMountOption(arg string) (sandbox.Mount, error) {
 // apply puts the filesystem into spec: the default view (or --rootfs, or
 // --empty) with the op flags in order. Ops on / itself go first, right
 // after the root, so /dev, /proc, /tmp and the working directory land on
-// top of them.
-func (m *mountFlags) apply(spec *sandbox.Spec) error {
-	custom := len(m.ops) > 0 || m.empty || m.rootfs != "" || m.sys
+// top of them. The notice says why the working directory is not writable,
+// when it is not.
+func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
+	custom := len(m.ops) > 0 || m.empty || m.rootfs != "" || m.sys || m.shareHome || m.home != "" || len(m.caches) > 0
 	if !spec.Namespaces.Mount {
 		if custom {
-			return errors.New("the mount flags need a mount namespace of the sandbox's own; fix: drop mnt from --share")
+			return "", errors.New("the mount flags need a mount namespace of the sandbox's own; fix: drop mnt from --share")
 		}
-		return nil
+		return "", nil
 	}
 	if m.empty && m.rootfs != "" {
-		return errors.New("--empty and --rootfs both say what the root is; fix: keep one")
+		return "", errors.New("--empty and --rootfs both say what the root is; fix: keep one")
+	}
+	if (m.empty || m.rootfs != "") && (m.shareHome || m.home != "" || len(m.caches) > 0) {
+		return "", errors.New("--share-home, --home and --cache apply to the default view, not to --empty or --rootfs; fix: bind the directories with --bind")
+	}
+	if m.shareHome && m.home != "" {
+		return "", errors.New("--share-home and --home both say what the home is; fix: keep one")
 	}
 	var onRoot, rest []sandbox.Mount
 	for _, op := range m.ops {
@@ -378,26 +391,54 @@ func (m *mountFlags) apply(spec *sandbox.Spec) error {
 	if m.sys {
 		rest = append(rest, sandbox.Mount{Type: sandbox.MountBind, Source: "/sys", Destination: "/sys", ReadOnly: true, Flag: "--sys"})
 	}
+	notice := ""
 	switch {
 	case m.empty:
 		spec.Mounts = []sandbox.Mount{}
 	case m.rootfs != "":
 		dir, err := filepath.Abs(m.rootfs)
 		if err != nil {
-			return fmt.Errorf("--rootfs %s: %w", m.rootfs, err)
+			return "", fmt.Errorf("--rootfs %s: %w", m.rootfs, err)
 		}
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("--rootfs %s: not a directory; fix: give a directory holding a root filesystem (e.g. from debootstrap)", m.rootfs)
+			return "", fmt.Errorf("--rootfs %s: not a directory; fix: give a directory holding a root filesystem (e.g. from debootstrap)", m.rootfs)
 		}
 		spec.Mounts = []sandbox.Mount{{Type: sandbox.MountBind, Source: dir, Destination: "/", Flag: "--rootfs " + m.rootfs}}
 		spec.Mounts = append(spec.Mounts, onRoot...)
 		spec.Mounts = append(spec.Mounts, sandbox.BaseView()...)
 	default:
 		cwd, _ := os.Getwd()
-		view := sandbox.HostView(cwd)
+		v := sandbox.View{Cwd: cwd, Home: sandbox.UserHome(), ShareHome: m.shareHome, RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}
+		if m.home != "" {
+			dir, err := homeDir(m.home)
+			if err != nil {
+				return "", err
+			}
+			v.HomeSource = dir
+		}
+		view, why := v.Mounts()
+		caches, err := cacheMounts(m.caches, v.Home)
+		if err != nil {
+			return "", err
+		}
 		spec.Mounts = append([]sandbox.Mount{view[0]}, onRoot...)
 		spec.Mounts = append(spec.Mounts, view[1:]...)
+		spec.Mounts = append(spec.Mounts, caches...)
+		if why != "" && !m.bindsCwd(cwd) {
+			notice = fmt.Sprintf("nsbox: notice: the current directory %s %s: nothing is bound writable; fix: --bind %s to let the command write it", cwd, why, cwd)
+		}
 	}
 	spec.Mounts = append(spec.Mounts, rest...)
-	return nil
+	return notice, nil
+}
+
+// bindsCwd reports whether an op flag binds something at dir, so the
+// notice about the working directory would be noise.
+func (m *mountFlags) bindsCwd(dir string) bool {
+	for _, op := range m.ops {
+		if op.Type == sandbox.MountBind && filepath.Clean(op.Destination) == filepath.Clean(dir) {
+			return true
+		}
+	}
+	return false
 }

@@ -77,9 +77,15 @@ Runs COMMAND in a new sandbox: a user namespace (always), and new mount,
 PID, network, IPC, UTS and cgroup namespaces unless --share says otherwise.
 Inside, PID 1 is nsbox's init; the network has only lo, up. The filesystem
 is the host's / read-only (every submount too), the current directory
-read-write, an empty tmpfs on /tmp, a minimal /dev and a new /proc; the
-mount flags below add to it in command-line order (--empty or --rootfs
-start from another root).
+read-write, an empty tmpfs on /tmp, a minimal /dev and a new /proc. /home,
+/run and $XDG_RUNTIME_DIR are empty, and your home is a private, empty,
+writable directory at its path ($HOME unchanged; --share-home shows the
+real one read-only). From your home, a parent of it, / or a system
+directory nothing is bound writable (nsbox says so; --bind . asks). The
+mount flags below add to the view in command-line order (--empty or
+--rootfs start from another root); a destination that does not exist is
+made in the sandbox's view, never on the host. container=nsbox is set
+(unless --clearenv).
 The sandbox ends with the command, and dies with nsbox if nsbox is killed.
 
 Flags:
@@ -94,11 +100,13 @@ Examples:
   nsbox run -- make test                        # writes only to . (and a private /tmp)
   nsbox run --tmp-overlay /usr -- sh -c 'touch /usr/x'   # writes vanish on exit
   nsbox run --ro-bind ~/data:/data --tmpfs /run:size=64m -- ls /data
+  nsbox run --cache go -- go test ./...        # Go's caches kept between runs (nsbox cache ls)
+  nsbox run --home dev -- bash                 # a persistent home of its own
   nsbox run --root --rootfs ./busybox-root -- sh
   nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
-  nsbox run --landlock --chdir ~/src -- make   # Landlock: system dirs read-only, ~/src writable
+  cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
@@ -230,7 +238,8 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 			return nil, "", usageError{fmt.Sprintf("--setenv %q: not KEY=VALUE; fix: e.g. --setenv LANG=C.UTF-8", kv)}
 		}
 	}
-	if err := f.mounts.apply(spec); err != nil {
+	viewNotice, err := f.mounts.apply(spec)
+	if err != nil {
 		return nil, "", err
 	}
 	f.net.placeFiles(spec)
@@ -242,7 +251,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	f.state.network = f.net.stateInfo()
-	return spec, strings.TrimSpace(plan.Notice + "\n" + notice + "\n" + f.net.notice), nil
+	return spec, joinLines(plan.Notice, viewNotice, notice, f.net.notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.
@@ -275,12 +284,12 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 	return sandbox.PlanMaps(req)
 }
 
-// environ is the command's environment: ours (or none with --clearenv),
-// less --unsetenv, plus --setenv.
+// environ is the command's environment: ours with container=nsbox (or
+// none with --clearenv), less --unsetenv, plus --setenv.
 func (f *runFlags) environ() []string {
 	var env []string
 	if !f.clearenv {
-		env = os.Environ()
+		env = sandbox.ContainerEnv(os.Environ())
 	}
 	drop := map[string]bool{}
 	for _, k := range f.unsetenv {
@@ -298,4 +307,15 @@ func (f *runFlags) environ() []string {
 		}
 	}
 	return append(out, f.setenv...)
+}
+
+// joinLines joins the non-empty notices, one a line.
+func joinLines(notices ...string) string {
+	var out []string
+	for _, n := range notices {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -122,7 +122,9 @@ Starts your login shell ($SHELL, else the one /etc/passwd names, else
 /bin/sh) with -l in a new sandbox: the same sandbox nsbox run builds, with
 the same flags. When your standard input is a terminal the shell gets a
 terminal of the sandbox's own (--tty), with job control; --tty=false
-turns that off, --tty forces it.
+turns that off, --tty forces it. Like run, the shell gets a private,
+empty home: --share-home shows your dotfiles (read-only; your keys and
+tokens too), --home NAME gives it a home of its own that persists.
 
 Flags:
 `
@@ -132,6 +134,7 @@ func shellUsage(f *runFlags) string {
 Examples:
   nsbox shell                                  # your shell, in a sandbox
   nsbox shell --root --hostname box            # as root inside, prompt shows "box"
+  nsbox shell --share-home --cache go          # your dotfiles read-only, Go's caches kept
   nsbox shell -- -c 'echo $$'                  # 1 is nsbox's init; the shell is 2
 
 Exit status: the shell's own; 125 when nsbox fails.

@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+)
+
+// View describes nsbox run's default filesystem: the host's / read-only
+// (every submount too), a minimal /dev, a new /proc and an empty /tmp, with
+// the user's secrets and sockets hidden:
+//
+//   - /home and Home are covered: a private tmpfs owned by the command
+//     stands at Home, so tools write their caches there and the real
+//     dotfiles, keys and tokens stay out of sight;
+//   - /run (and /var/run where it is a directory of its own) is an empty
+//     tmpfs: no session bus, no ssh or gpg agent, no docker or podman
+//     socket, no Wayland display; the X11 sockets in /tmp/.X11-unix are
+//     behind the private /tmp;
+//   - Cwd is bound read-write at its own path, unless CwdWritable refuses
+//     it (then the command sees it as the rest of the view shows it).
+//
+// The zero View is that view without a working directory and a home.
+type View struct {
+	// Cwd is the working directory; "" binds none.
+	Cwd string
+	// Home is the home directory the command gets ($HOME); "" hides only
+	// /home.
+	Home string
+	// ShareHome binds the real Home read-only instead of a private tmpfs
+	// (a dev shell's dotfiles).
+	ShareHome bool
+	// HomeSource, when set, is a host directory bound read-write at Home:
+	// a home that persists from one sandbox to the next.
+	HomeSource string
+	// RuntimeDir is $XDG_RUNTIME_DIR: it gets an empty tmpfs of the
+	// command's own (mode 0700), as a login session would.
+	RuntimeDir string
+}
+
+// SystemDirs are the directories CwdWritable never binds writable by
+// itself: the host's own trees, and the shared scratch directories.
+var SystemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
+	"/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin",
+	"/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin",
+	"/usr/share", "/usr/src", "/var", "/var/cache", "/var/lib", "/var/log", "/var/run", "/var/spool", "/var/tmp"}
+
+// CwdWritable says whether the default view binds cwd writable: not when
+// cwd is one of SystemDirs, the home directory, a parent of it, or inside
+// one of its hidden directories (~/.ssh, ~/.config …), where a command
+// could plant code the user runs later. The reason is "" when it may.
+func CwdWritable(cwd, home string) (ok bool, reason string) {
+	cwd = realPath(cwd)
+	for _, d := range SystemDirs {
+		if cwd == d || cwd == realPath(d) {
+			return false, "is a system directory"
+		}
+	}
+	if home == "" {
+		return true, ""
+	}
+	home = realPath(home)
+	switch rel, err := filepath.Rel(home, cwd); {
+	case err != nil:
+	case rel == ".":
+		return false, "is your home directory"
+	case rel == ".." || strings.HasPrefix(rel, "../"):
+		if strings.HasPrefix(home, cwd+"/") {
+			return false, "holds your home directory"
+		}
+	case strings.HasPrefix(rel, "."):
+		return false, "is inside a hidden directory of your home (" + strings.SplitN(rel, "/", 2)[0] + ")"
+	}
+	return true, ""
+}
+
+// realPath is p with symlinks resolved, or p cleaned if that fails.
+func realPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
+}
+
+// UserHome is the caller's home directory: $HOME when it is an absolute
+// path, else the passwd entry's; "" if neither names one.
+func UserHome() string {
+	if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Clean(h)
+	}
+	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
+		return filepath.Clean(u.HomeDir)
+	}
+	return ""
+}
+
+// Mounts is the view as mount ops, and why Cwd is not writable ("" when
+// it is, or when there is no Cwd).
+func (v View) Mounts() ([]Mount, string) {
+	ms := []Mount{{Type: MountBind, Source: "/", Destination: "/", ReadOnly: true, Flag: "the read-only host root"}}
+	ms = append(ms, BaseView()...)
+	ms = append(ms, v.hideSockets()...)
+	ms = append(ms, v.home()...)
+	if v.Cwd == "" {
+		return ms, ""
+	}
+	if ok, why := CwdWritable(v.Cwd, v.Home); !ok {
+		return ms, why
+	}
+	return append(ms, Mount{Type: MountBind, Source: v.Cwd, Destination: v.Cwd, Flag: "the current directory " + v.Cwd}), ""
+}
+
+// hideSockets covers /run and a /var/run of its own with empty tmpfs, and
+// brings back what is no socket but is looked for there: the resolver's
+// configuration when /etc/resolv.conf links into /run, /run/lock and
+// /run/shm.
+func (v View) hideSockets() []Mount {
+	var ms []Mount
+	for _, d := range []string{"/run", "/var/run"} {
+		if st, err := os.Lstat(d); err == nil && st.IsDir() {
+			ms = append(ms, Mount{Type: MountTmpfs, Destination: d, Mode: 0o755, Flag: "the empty " + d + " (sockets hidden)"})
+		}
+	}
+	if len(ms) == 0 {
+		return v.runtimeDir()
+	}
+	ms = append(ms, Mount{Type: MountDir, Destination: "/run/lock", Mode: 0o777 | fs.ModeSticky, Flag: "/run/lock"})
+	ms = append(ms, Mount{Type: MountFile, Destination: "/run/host/container-manager", Data: []byte("nsbox\n"), Mode: 0o444, ReadOnly: true, Flag: "/run/host/container-manager"})
+	if t, err := os.Readlink("/run/shm"); err == nil {
+		ms = append(ms, Mount{Type: MountSymlink, Source: t, Destination: "/run/shm", Flag: "/run/shm"})
+	}
+	if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && strings.HasPrefix(r, "/run/") {
+		ms = append(ms, Mount{Type: MountBind, Source: r, Destination: r, ReadOnly: true, Optional: true, Flag: "the resolver's " + r})
+	}
+	return append(ms, v.runtimeDir()...)
+}
+
+// runtimeDir covers $XDG_RUNTIME_DIR, wherever it is, with an empty tmpfs
+// of the command's own: the session's sockets (bus, agents, Wayland) live
+// there, and so does nsbox's own state directory.
+func (v View) runtimeDir() []Mount {
+	rd := filepath.Clean(v.RuntimeDir)
+	if !filepath.IsAbs(v.RuntimeDir) || rd == "/" {
+		return nil
+	}
+	for _, d := range SystemDirs {
+		if rd == d {
+			return nil
+		}
+	}
+	if st, err := os.Stat(rd); err != nil || !st.IsDir() {
+		return nil
+	}
+	return []Mount{{Type: MountTmpfs, Destination: rd, Mode: 0o700, Owned: true, Flag: "the private XDG_RUNTIME_DIR " + rd}}
+}
+
+// home hides /home and puts the command's home at Home.
+func (v View) home() []Mount {
+	var ms []Mount
+	if st, err := os.Stat("/home"); err == nil && st.IsDir() {
+		ms = append(ms, Mount{Type: MountTmpfs, Destination: realPath("/home"), Mode: 0o755, Flag: "the empty /home (homes hidden)"})
+	}
+	h := v.Home
+	if h == "" || h == "/" || !filepath.IsAbs(h) {
+		return ms
+	}
+	for _, d := range SystemDirs {
+		if h == d && d != "/root" {
+			return ms // a daemon's home (/var/lib …): not a tmpfs over the system
+		}
+	}
+	switch {
+	case v.HomeSource != "":
+		ms = append(ms, Mount{Type: MountBind, Source: v.HomeSource, Destination: h, Flag: "--home " + v.HomeSource})
+	case v.ShareHome:
+		ms = append(ms, Mount{Type: MountBind, Source: h, Destination: h, ReadOnly: true, Optional: true, Flag: "--share-home"})
+	default:
+		ms = append(ms, Mount{Type: MountTmpfs, Destination: h, Mode: 0o700, Owned: true, Flag: "the private home " + h})
+	}
+	return ms
+}
