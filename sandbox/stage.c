@@ -414,7 +414,7 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 		_exit(err == ENOENT ? 127 : 126);
 	case 1:
 		fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
-			 "enter the working directory %s", c->cwd ? c->cwd : "/");
+			 "--chdir %s: enter the working directory", c->cwd ? c->cwd : "/");
 	case 2:
 		fail_fix("pass --uid/--gid ids the sandbox's maps contain (nsbox inspect shows them; see --map, --map-users)",
 			 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);

@@ -153,7 +153,20 @@ func (v View) runtimeDir() []Mount {
 	if st, err := os.Stat(rd); err != nil || !st.IsDir() {
 		return nil
 	}
-	return []Mount{{Type: MountTmpfs, Destination: rd, Mode: 0o700, Owned: true, Flag: "the private XDG_RUNTIME_DIR " + rd}}
+	return ownedTmpfs(rd, "the private XDG_RUNTIME_DIR "+rd)
+}
+
+// ownedTmpfs is a private 0700 tmpfs at dst that belongs to the command.
+// The directories on the way to it, where setup must create them, are
+// made 0755 first: an op's mode also narrows the parents it creates
+// (bubblewrap's rule for --perms), and a 0700 parent owned by setup's
+// root would lock the command out of its own home.
+func ownedTmpfs(dst, flag string) []Mount {
+	var ms []Mount
+	if parent := filepath.Dir(dst); parent != "/" {
+		ms = append(ms, Mount{Type: MountDir, Destination: parent, Mode: 0o755, Flag: flag})
+	}
+	return append(ms, Mount{Type: MountTmpfs, Destination: dst, Mode: 0o700, Owned: true, Flag: flag})
 }
 
 // home hides /home and puts the command's home at Home.
@@ -177,7 +190,7 @@ func (v View) home() []Mount {
 	case v.ShareHome:
 		ms = append(ms, Mount{Type: MountBind, Source: h, Destination: h, ReadOnly: true, Optional: true, Flag: "--share-home"})
 	default:
-		ms = append(ms, Mount{Type: MountTmpfs, Destination: h, Mode: 0o700, Owned: true, Flag: "the private home " + h})
+		ms = append(ms, ownedTmpfs(h, "the private home "+h)...)
 	}
 	return ms
 }

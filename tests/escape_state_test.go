@@ -83,7 +83,9 @@ func TestEscapeStateDirHiddenWhenCwdIsTmp(t *testing.T) {
 
 	probe := fmt.Sprintf("/tmp/nsbox-escape-probe-%d", os.Getpid())
 	defer os.Remove(probe)
-	res := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--", "sh", "-c", "touch "+probe+"; "+attackStateDir(dir, rec)),
+	// From /tmp nsbox binds nothing writable by itself (a system
+	// directory): the user asks for the host's /tmp explicitly.
+	res := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--bind", "/tmp", "--", "sh", "-c", "touch "+probe+"; "+attackStateDir(dir, rec)),
 		icmd.Dir("/tmp"), icmd.WithEnv(env...))
 	res.Assert(t, icmd.Success)
 	// Control: /tmp is the host's, writable, in this sandbox.

@@ -24,11 +24,13 @@ import (
 // so every mount in it is locked (sandbox/nested.go).
 func TestEscapeRootCannotUndoMounts(t *testing.T) {
 	requireUnprivileged(t)
-	home, err := os.UserHomeDir()
+	// A directory of ours on the host that the sandbox sees read-only
+	// (under the host's /, not the private /tmp or home): a writable
+	// remount of / would let the command create the marker there.
+	visible, err := os.MkdirTemp("/var/tmp", "nsbox-escape-")
 	assert.NilError(t, err)
-	marker := filepath.Join(home, ".nsbox-escape-"+strings.ReplaceAll(t.Name(), "/", "-"))
-	os.Remove(marker)
-	defer os.Remove(marker)
+	defer os.RemoveAll(visible)
+	marker := filepath.Join(visible, "marker")
 	hostTmp := fs.NewFile(t, "nsbox-host-tmp-marker")
 	script := `
 		mount -o remount,bind,rw / 2>/dev/null && echo REMOUNT-RW
@@ -36,7 +38,7 @@ func TestEscapeRootCannotUndoMounts(t *testing.T) {
 		umount -l /tmp 2>/dev/null && echo UMOUNT-TMP
 		umount -l /proc 2>/dev/null && echo UMOUNT-PROC
 		umount -l /dev 2>/dev/null && echo UMOUNT-DEV
-		touch ` + marker + ` 2>/dev/null && echo WROTE-HOME
+		touch ` + marker + ` 2>/dev/null && echo WROTE-HOST
 		test -e ` + hostTmp.Path() + ` && echo SEES-HOST-TMP
 		mount -t tmpfs over /tmp && umount /tmp && test -e ` + hostTmp.Path() + ` && echo REVEALED-HOST-TMP
 		test "$(ls /proc | grep -c '^[0-9]')" -lt 10 && echo own-proc
@@ -46,7 +48,7 @@ func TestEscapeRootCannotUndoMounts(t *testing.T) {
 		res.Assert(t, icmd.Success)
 		assert.Check(t, is.Equal(res.Stdout(), "own-proc\ndone\n"), "%v", mode)
 		_, err := os.Stat(marker)
-		assert.Check(t, os.IsNotExist(err), "%v wrote the host's home", mode)
+		assert.Check(t, os.IsNotExist(err), "%v wrote a host directory", mode)
 	}
 	// The control: with the launcher's mount namespace shared there is
 	// nothing of nsbox's to lock, and the host's /tmp is simply visible.
