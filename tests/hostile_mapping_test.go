@@ -10,6 +10,7 @@ package tests
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,25 +208,46 @@ func withSubidFiles(t *testing.T, subuid, subgid string, argv ...string) *icmd.R
 	return icmd.RunCmd(icmd.Command("unshare", args...))
 }
 
+// withSubidFilesMaps runs nsbox run ARGS -- sleep in withSubidFiles's
+// private mount namespace and returns the sleep's uid_map and gid_map as
+// the host sees them (inside, the command sees its nested namespace's).
+func withSubidFilesMaps(t *testing.T, subuid, subgid string, args ...string) (string, string) {
+	t.Helper()
+	dir := fs.NewDir(t, "subid", fs.WithFile("subuid", subuid), fs.WithFile("subgid", subgid))
+	assert.NilError(t, os.Chmod(dir.Path(), 0o755))
+	arg := fmt.Sprintf("%d.%d", 1000+rand.IntN(1000), rand.IntN(1000000))
+	script := `mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec "$@"`
+	argv := append([]string{"-m", "sh", "-c", script, "sh", dir.Join("subuid"), dir.Join("subgid"), nsboxBin, "run"}, args...)
+	cmd := exec.Command("unshare", append(argv, "--", "sleep", arg)...)
+	cmd.Stderr = os.Stderr
+	assert.NilError(t, cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitForProcess(t, "sleep "+arg)
+	pid := findProcess("sleep " + arg)
+	uids, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	assert.NilError(t, err)
+	gids, err := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+	assert.NilError(t, err)
+	return normalizeMap(string(uids)), normalizeMap(string(gids))
+}
+
 // Real root without subordinate ids maps onto a range no line of
 // /etc/subuid or /etc/subgid uses, not blindly onto 100000.
 func TestRealRootMapsOntoFreeRange(t *testing.T) {
 	requireRoot(t)
-	res := withSubidFiles(t,
+	uids, gids := withSubidFilesMaps(t,
 		"alice:100000:65536\nbob:165536:65536\n",
-		"alice:100000:65536\ncarol:231072:10\n",
-		nsboxBin, "run", "--", "cat", "/proc/self/uid_map", "/proc/self/gid_map")
-	res.Assert(t, icmd.Success)
-	assert.Equal(t, normalizeMap(res.Stdout()), "0 231082 65536\n0 231082 65536")
+		"alice:100000:65536\ncarol:231072:10\n")
+	assert.Equal(t, uids, "0 231082 65536")
+	assert.Equal(t, gids, "0 231082 65536")
 
 	// Root's own range holding host root: refused, line named;
 	// --map-host-root is real root's way to mean it.
-	res = withSubidFiles(t, "root:0:65536\n", "root:100000:65536\n", nsboxBin, "run", "--", "true")
+	res := withSubidFiles(t, "root:0:65536\n", "root:100000:65536\n", nsboxBin, "run", "--", "true")
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: `/etc/subuid line 1 "root:0:65536" includes host uid 0`})
 	assert.Check(t, is.Contains(res.Stderr(), "or add --map-host-root if you mean it"))
-	res = withSubidFiles(t, "root:0:65536\n", "root:100000:65536\n", nsboxBin, "run", "--map-host-root", "--", "cat", "/proc/self/uid_map")
-	res.Assert(t, icmd.Success)
-	assert.Equal(t, normalizeMap(res.Stdout()), "0 0 65536")
+	uids, _ = withSubidFilesMaps(t, "root:0:65536\n", "root:100000:65536\n", "--map-host-root")
+	assert.Equal(t, uids, "0 0 65536")
 }
 
 // The user without subordinate ids: a single mapping without notice;
@@ -234,8 +256,12 @@ func TestRealRootMapsOntoFreeRange(t *testing.T) {
 func TestRealRootNoSubidUser(t *testing.T) {
 	requireRoot(t)
 	user := nosubUser(t)
+	work, err := os.MkdirTemp("/var/tmp", "nsbox-nosub-")
+	assert.NilError(t, err)
+	defer os.RemoveAll(work)
+	assert.NilError(t, os.Chmod(work, 0o755))
 	res := icmd.RunCmd(icmd.Command("runuser", "-u", user, "--", nsboxBin, "run", "--", "sh", "-c", "id -un; cat /proc/self/uid_map"),
-		icmd.Dir("/"), icmd.WithEnv("PATH=/usr/bin:/bin", "XDG_RUNTIME_DIR="))
+		icmd.Dir(work), icmd.WithEnv("PATH=/usr/bin:/bin", "XDG_RUNTIME_DIR="))
 	res.Assert(t, icmd.Success)
 	uid := strings.TrimSpace(icmd.RunCmd(icmd.Command("id", "-u", user)).Stdout())
 	assert.Equal(t, normalizeMap(res.Stdout()), user+"\n"+uid+" 0 1")

@@ -23,9 +23,11 @@ func TestRealRootDoesNotMapHostRoot(t *testing.T) {
 		}
 		want = fmt.Sprintf("0 %d %d", start, count)
 	}
-	res := nsbox("run", "--", "sh", "-c", "id -u; cat /proc/self/uid_map")
+	res := nsbox("run", "--", "id", "-u")
 	res.Assert(t, icmd.Success)
-	assert.Equal(t, normalizeMap(res.Stdout()), "0\n"+want)
+	assert.Equal(t, res.Stdout(), "0\n")
+	uids, _ := outsideMaps(t, nil)
+	assert.Equal(t, uids, want)
 
 	res = nsbox("run", "--map-host-root", "--map", "single", "--", "cat", "/proc/self/uid_map")
 	res.Assert(t, icmd.Success)
