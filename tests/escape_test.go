@@ -122,3 +122,16 @@ func TestNestedSandboxMountsProc(t *testing.T) {
 		res.Assert(t, icmd.Expected{Out: "2\nsys\n"}) // the command is pid 2: nsbox's init is 1
 	}
 }
+
+// --net user at both levels: the outer sandbox's /dev has /dev/net/tun, so
+// the inner one makes its TAP device (in a network namespace of its own,
+// the only kind the kernel lets it configure) and reaches the outer
+// sandbox's network through it.
+func TestNestedNetUser(t *testing.T) {
+	requireUnprivileged(t)
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		cannotRun(t, "no /dev/net/tun on this host (hack/setup-host.sh)")
+	}
+	res := nsbox("run", "--net", "user", "--", nsboxBin, "run", "--net", "user", "--", "sh", "-c", "grep -c tap0 /proc/net/dev")
+	res.Assert(t, icmd.Expected{Out: "1\n"})
+}
