@@ -35,6 +35,41 @@ func latency(cfg *config) *comparison {
 	return c
 }
 
+// latencyParts splits latency's sample in two, to show where a
+// connection's time goes from outside: connect(2) alone (the SYN, the
+// stack's dial of the host, the handshake's completion), and a 1-byte
+// round trip on a connection already open (the per-packet path).
+func latencyParts(cfg *config) []*comparison {
+	connect := &comparison{
+		Title: "TCP connect alone, sandbox → host (per connection)",
+		Unit:  "µs",
+		Note:  fmt.Sprintf("each sample: connect(2) to the host's 127.0.0.1 through the stack, then close; %d connections per run, %d runs each.", cfg.latencyConns, cfg.iperfRounds),
+	}
+	rtt := &comparison{
+		Title: "TCP 1-byte round trip on an open connection, sandbox → host",
+		Unit:  "µs",
+		Note:  fmt.Sprintf("each sample: write 1 byte, read 1 byte back, on one connection to the host's 127.0.0.1 through the stack (TCP_NODELAY, Go's default); %d round trips per run, %d runs each.", cfg.latencyConns, cfg.iperfRounds),
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		for _, c := range []*comparison{connect, rtt} {
+			c.Contenders = []*contender{{Name: "nsbox --net user", Missing: "listen: " + err.Error()}}
+		}
+		return []*comparison{connect, rtt}
+	}
+	defer l.Close()
+	go serveEcho(l)
+	port := l.Addr().(*net.TCPAddr).Port
+	for _, x := range []struct {
+		c    *comparison
+		mode string
+	}{{connect, "tcp-connect-client"}, {rtt, "tcp-rtt-client"}} {
+		roundTrips(cfg, x.c, x.mode, fmt.Sprintf(`"$GW:%d"`, port), fmt.Sprintf("127.0.0.1:%d", port), "host loopback, no sandbox")
+		sampleRoundTrips(cfg, x.c)
+	}
+	return []*comparison{connect, rtt}
+}
+
 // latencyUDP: a fresh UDP socket per request, one datagram each way, to
 // an echo server on the host's 127.0.0.1 (a new flow for the stack each
 // time, as for most DNS lookups and many RPC clients).
@@ -126,7 +161,12 @@ func sampleRoundTrips(cfg *config, c *comparison) {
 	}
 }
 
-// serveEcho answers each connection's byte with one byte and closes it.
+// echoMore, as a connection's first byte, asks serveEcho to keep echoing
+// (tcp-rtt-client); any other byte is answered and the connection closed.
+const echoMore = 'E'
+
+// serveEcho answers each connection's byte with one byte and closes it,
+// unless the byte was echoMore.
 func serveEcho(l net.Listener) {
 	for {
 		conn, err := l.Accept()
@@ -136,8 +176,17 @@ func serveEcho(l net.Listener) {
 		go func() {
 			defer conn.Close()
 			b := make([]byte, 1)
-			if _, err := io.ReadFull(conn, b); err == nil {
-				conn.Write(b)
+			if _, err := io.ReadFull(conn, b); err != nil {
+				return
+			}
+			more := b[0] == echoMore
+			for {
+				if _, err := conn.Write(b); err != nil || !more {
+					return
+				}
+				if _, err := io.ReadFull(conn, b); err != nil {
+					return
+				}
 			}
 		}()
 	}
@@ -183,6 +232,42 @@ func tcpClient(addr string, n int) error {
 			return fmt.Errorf("connect %s: %w", addr, err)
 		}
 		defer conn.Close()
+		if _, err := conn.Write(b); err != nil {
+			return fmt.Errorf("write to %s: %w", addr, err)
+		}
+		if _, err := io.ReadFull(conn, b); err != nil {
+			return fmt.Errorf("read from %s: %w", addr, err)
+		}
+		return nil
+	})
+}
+
+// tcpConnectClient: connect, close.
+func tcpConnectClient(addr string, n int) error {
+	return roundTripClient(n, func() error {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("connect %s: %w", addr, err)
+		}
+		return conn.Close()
+	})
+}
+
+// tcpRTTClient: one connection, n round trips of one byte.
+func tcpRTTClient(addr string, n int) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", addr, err)
+	}
+	defer conn.Close()
+	b := []byte{echoMore}
+	if _, err := conn.Write(b); err == nil {
+		_, err = io.ReadFull(conn, b)
+	}
+	if err != nil {
+		return fmt.Errorf("echo with %s: %w", addr, err)
+	}
+	return roundTripClient(n, func() error {
 		if _, err := conn.Write(b); err != nil {
 			return fmt.Errorf("write to %s: %w", addr, err)
 		}
@@ -296,3 +381,32 @@ func parseMicros(out string) ([]float64, error) {
 	}
 	return vals, nil
 }
+
+// latencyBreakdown is the report's account of a short connection through
+// nsbox --net user, measured inside the launcher with an instrumented
+// build (a timestamp at each step below, per connection): it is not
+// rerun by the harness, and says when it was measured.
+const latencyBreakdown = `## Where the latency goes (nsbox --net user)
+
+One short connection of the TCP latency row (connect to the host's 127.0.0.1 through the gateway, 1 byte each way, close), timed inside the launcher with an instrumented build, 600 connections per build, both builds alternating in one sitting on the 2-core VM of this report (2026-11-30). Medians in µs; "before" is the launcher before issue 15's changes (GOMAXPROCS 2, net.Dial, a relay goroutine and two fresh 256 KiB buffers per connection), "now" is this tree.
+
+| step | before | now | what runs |
+|---|---|---|---|
+| SYN read from the TAP → forwarder goroutine running | 14 | 15–17 | TAP reader, gVisor forwarder starts a goroutine per SYN |
+| host dial | 165 | 123 | socket, connect(2) to 127.0.0.1 (45–50 of it: the host kernel's whole handshake), options, poller |
+| → SYN-ACK write starts | 26 | 29 | gVisor creates the endpoint |
+| SYN-ACK write(2) | 36 | 26–33 | the sandbox's kernel runs its receive path inside the write |
+| → its ACK read, → the request byte read | 62 | 122–174 | the sandbox's client wakes up; the TAP reader waits for the one P (GOMAXPROCS 1) |
+| request byte → relay reads it | 117 | 40–64 | gVisor's TCP processor goroutine, then the relay goroutine (before: a new goroutine and 512 KiB to clear) |
+| write(2) to the host socket | 38 | 37–41 | the host kernel delivers to the server inside the call |
+| host server answers, relay wakes | 76 | 62–68 | the server's own wake-up and write, then Go's poller |
+| reply → its frame written | 23 | 9–10 | gVisor sends from the relay goroutine |
+| **SYN read → reply written** | **675** | **568–630** | |
+
+What stands in the way of more, measured:
+- Every frame written to the TAP costs 25–70 µs of the launcher's time, because the sandbox's kernel processes it inside write(2); a short connection writes five (SYN-ACK, the ACK of the request, the reply, FIN, the ACK of the client's FIN). slirp4netns pays the same per frame.
+- Hand-offs between goroutines: Go's scheduler-latency profile of 300 connections plus 300 round trips counted 84 ms spent runnable but not running, 65 ms of it gVisor's TCP processor goroutine after the TAP reader readied it (gVisor queues every inbound segment to a processor goroutine; there is no inline path), 14 ms the relay after gVisor's notification.
+- The Go runtime's sysmon thread: 1902 of the launcher's ~4000 context switches in the same run were its 20 µs sleeps while the process is busy, plus 344 wake-ups from system calls; it cannot be turned off.
+- Tried and not kept, no effect measurable on this (shared, noisy) machine: holding gVisor's pure ACK back up to 500 µs so the reply carries it (gVisor has no delayed ACK); raw system calls for TAP and host-socket writes (so sysmon does not hand the P away during them); yielding after each small frame so the processor goroutine runs sooner; reading small frames into small buffers (gVisor clears the whole 64 KiB view it hands out).
+- GOMAXPROCS 1 (netstack.LimitProcs: half the CPUs) beat 2 on this machine for latency and throughput alike: with a P per CPU, each hand-off wakes a thread on the other CPU and idle threads spin there, taking CPU from the sandbox's client and the host's server.
+`

@@ -15,10 +15,12 @@
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
 // -rows picks workloads by name (startup, parallel, overlay, net-startup,
-// out, in, tcp, udp, dns, profile), e.g. -net -rows tcp,udp,dns for the
-// round trips alone; the report then has only those.
+// out, in, tcp, udp, dns, tcp-parts, profile), e.g. -net -rows tcp,udp,dns
+// for the round trips alone; the report then has only those.
 //
 //	bench tcp-client ADDR N   (internal: the in-sandbox latency clients)
+//	bench tcp-connect-client ADDR N
+//	bench tcp-rtt-client ADDR N
 //	bench udp-client ADDR N
 //	bench dns-client ADDR N
 package main
@@ -59,7 +61,7 @@ func main() {
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
-	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, out, in, tcp, udp, dns, profile)")
+	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.Parse()
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
 	cfg.iperfSeconds, cfg.iperfRounds, cfg.latencyConns = 3, 3, 100
@@ -116,6 +118,11 @@ func main() {
 			r.Comparisons = append(r.Comparisons, row.run())
 		}
 	}
+	if want("tcp-parts", true) {
+		step("TCP latency, connect and round trip apart")
+		r.Comparisons = append(r.Comparisons, latencyParts(cfg)...)
+		r.Notes = append(r.Notes, latencyBreakdown)
+	}
 	if rss.Title != "" {
 		r.Comparisons = append(r.Comparisons, rss)
 	}
@@ -150,6 +157,10 @@ func runClient(mode string, args []string) {
 	case err != nil:
 	case mode == "tcp-client" && len(args) == 2:
 		err = tcpClient(args[0], n)
+	case mode == "tcp-connect-client" && len(args) == 2:
+		err = tcpConnectClient(args[0], n)
+	case mode == "tcp-rtt-client" && len(args) == 2:
+		err = tcpRTTClient(args[0], n)
 	case mode == "udp-client" && len(args) == 2:
 		err = udpClient(args[0], n)
 	case mode == "dns-client" && len(args) == 2:
