@@ -11,7 +11,8 @@
 #
 # BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing);
 # BENCH_ARGS=-net (make bench-net) only the network workloads, written to
-# docs/benchmarks-net.md and docs/benchmarks-net.png.
+# docs/benchmarks-net.md and docs/benchmarks-net.png; add -rows to pick
+# workloads (BENCH_ARGS="-net -rows tcp,udp,dns": the round trips alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)

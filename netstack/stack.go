@@ -199,7 +199,9 @@ func (n *Network) track(l interface{ Close() error }) bool {
 	return true
 }
 
-// trackConn registers a host connection for Close; untrack when done.
+// trackConn registers a host connection for Close, which also waits for
+// it to be untracked: call untrackConn when done with it. Counting it in
+// wg under mu orders the count before Close's wait.
 func (n *Network) trackConn(c net.Conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -207,6 +209,7 @@ func (n *Network) trackConn(c net.Conn) bool {
 		return false
 	}
 	n.conns[c] = struct{}{}
+	n.wg.Add(1)
 	return true
 }
 
@@ -214,6 +217,7 @@ func (n *Network) untrackConn(c net.Conn) {
 	n.mu.Lock()
 	delete(n.conns, c)
 	n.mu.Unlock()
+	n.wg.Done()
 }
 
 // goroutine runs f as one of the network's goroutines.

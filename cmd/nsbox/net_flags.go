@@ -187,6 +187,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 			Gateway6: netstack.GatewayIPv6,
 		},
 		Serve: func(tap *os.File) (func() error, error) {
+			netstack.LimitProcs()
 			n, err := netstack.Start(tap, cfg)
 			if err != nil {
 				return nil, err

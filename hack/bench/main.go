@@ -9,12 +9,20 @@
 // lacks is detected by probing its flag and reported as "not available
 // in this build", never skipped silently.
 //
-// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-quick]
+// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-quick] [-net] [-rows LIST]
 //
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
-//	bench tcp-client ADDR N   (internal: the in-sandbox latency client)
+// -rows picks workloads by name (startup, parallel, overlay, net-startup,
+// out, in, tcp, udp, dns, tcp-parts, profile), e.g. -net -rows tcp,udp,dns
+// for the round trips alone; the report then has only those.
+//
+//	bench tcp-client ADDR N   (internal: the in-sandbox latency clients)
+//	bench tcp-connect-client ADDR N
+//	bench tcp-rtt-client ADDR N
+//	bench udp-client ADDR N
+//	bench dns-client ADDR N
 package main
 
 import (
@@ -22,7 +30,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -41,15 +51,8 @@ type config struct {
 }
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == "tcp-client" {
-		n, err := strconv.Atoi(os.Args[3])
-		if err == nil {
-			err = tcpClient(os.Args[2], n)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench tcp-client:", err)
-			os.Exit(1)
-		}
+	if len(os.Args) >= 3 && strings.HasSuffix(os.Args[1], "-client") {
+		runClient(os.Args[1], os.Args[2:])
 		return
 	}
 	cfg := &config{}
@@ -58,6 +61,7 @@ func main() {
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
+	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.Parse()
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
 	cfg.iperfSeconds, cfg.iperfRounds, cfg.latencyConns = 3, 3, 100
@@ -82,35 +86,49 @@ func main() {
 	r := &report{Machine: describeMachine(cfg), Name: "benchmarks"}
 	if *netOnly {
 		r.Name = "benchmarks-net"
-		step("startup, user-mode network")
-		net := startupNet(cfg)
-		rss := &comparison{}
-		step("iperf3 sandbox → host")
-		out := throughputOut(cfg, rss)
-		step("iperf3 host → sandbox")
-		in := throughputIn(cfg)
-		step("TCP latency")
-		lat := latency(cfg)
-		r.Comparisons = []*comparison{net, out, in, lat, rss}
-	} else {
-		step("startup, no network")
-		noNet := startupNoNet(cfg)
-		step("startup, user-mode network")
-		net := startupNet(cfg)
-		step("startup, --tmp-overlay /")
-		ovl := startupOverlay(cfg)
-		step(fmt.Sprintf("%d parallel sandboxes", cfg.parallel))
-		par := parallelStart(cfg)
-		step("iperf3 sandbox → host")
-		rss := &comparison{}
-		out := throughputOut(cfg, rss)
-		step("iperf3 host → sandbox")
-		in := throughputIn(cfg)
-		step("TCP latency")
-		lat := latency(cfg)
+	}
+	// Each row in report order; rss and profile come with out and
+	// startup.
+	var noNet *comparison
+	rss := &comparison{}
+	rows := []struct {
+		name, step string
+		net        bool // part of -net
+		run        func() *comparison
+	}{
+		{"startup", "startup, no network", false, func() *comparison { noNet = startupNoNet(cfg); return noNet }},
+		{"net-startup", "startup, user-mode network", true, func() *comparison { return startupNet(cfg) }},
+		{"overlay", "startup, --tmp-overlay /", false, func() *comparison { return startupOverlay(cfg) }},
+		{"parallel", fmt.Sprintf("%d parallel sandboxes", cfg.parallel), false, func() *comparison { return parallelStart(cfg) }},
+		{"out", "iperf3 sandbox → host", true, func() *comparison { return throughputOut(cfg, rss) }},
+		{"in", "iperf3 host → sandbox", true, func() *comparison { return throughputIn(cfg) }},
+		{"tcp", "TCP latency", true, func() *comparison { return latency(cfg) }},
+		{"udp", "UDP latency", true, func() *comparison { return latencyUDP(cfg) }},
+		{"dns", "DNS latency", true, func() *comparison { return latencyDNS(cfg) }},
+	}
+	want := func(name string, inNet bool) bool {
+		if *only != "" {
+			return slices.Contains(strings.Split(*only, ","), name)
+		}
+		return inNet || !*netOnly
+	}
+	for _, row := range rows {
+		if want(row.name, row.net) {
+			step(row.step)
+			r.Comparisons = append(r.Comparisons, row.run())
+		}
+	}
+	if want("tcp-parts", true) {
+		step("TCP latency, connect and round trip apart")
+		r.Comparisons = append(r.Comparisons, latencyParts(cfg)...)
+		r.Notes = append(r.Notes, latencyBreakdown)
+	}
+	if rss.Title != "" {
+		r.Comparisons = append(r.Comparisons, rss)
+	}
+	if noNet != nil && want("profile", false) {
 		step("startup profile")
 		r.Profile = profileStartup(cfg, noNet)
-		r.Comparisons = []*comparison{noNet, net, ovl, par, out, in, lat, rss}
 	}
 	r.Duration = time.Since(started)
 	step("writing")
@@ -129,4 +147,29 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
+}
+
+// runClient runs one of the in-sandbox clients (bench MODE ARGS…) and
+// exits 1 with the error on failure.
+func runClient(mode string, args []string) {
+	n, err := strconv.Atoi(args[len(args)-1])
+	switch {
+	case err != nil:
+	case mode == "tcp-client" && len(args) == 2:
+		err = tcpClient(args[0], n)
+	case mode == "tcp-connect-client" && len(args) == 2:
+		err = tcpConnectClient(args[0], n)
+	case mode == "tcp-rtt-client" && len(args) == 2:
+		err = tcpRTTClient(args[0], n)
+	case mode == "udp-client" && len(args) == 2:
+		err = udpClient(args[0], n)
+	case mode == "dns-client" && len(args) == 2:
+		err = dnsClient(args[0], n)
+	default:
+		err = fmt.Errorf("unknown client or arguments: %s", strings.Join(args, " "))
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", mode, err)
+		os.Exit(1)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/dns/dnsmessage"
 	"gotest.tools/v3/assert"
 )
 
@@ -157,4 +158,27 @@ func FuzzParseOutputs(f *testing.F) {
 		}
 		parseIperf([]byte(micros))
 	})
+}
+
+func TestDNSResponderAnswersTheQuery(t *testing.T) {
+	q := dnsQuery(0x1234, dnsBenchName)
+	var p dnsmessage.Parser
+	h, err := p.Start(q)
+	assert.NilError(t, err)
+	assert.Equal(t, h.ID, uint16(0x1234))
+	qs, err := p.AllQuestions()
+	assert.NilError(t, err)
+	assert.Equal(t, len(qs), 1)
+	assert.Equal(t, qs[0].Name.String(), dnsBenchName)
+
+	var m dnsmessage.Message
+	assert.NilError(t, m.Unpack(dnsAnswer(q)))
+	assert.Assert(t, m.Header.Response)
+	assert.Equal(t, m.Header.ID, uint16(0x1234))
+	assert.Equal(t, len(m.Answers), 1)
+	assert.Equal(t, m.Answers[0].Header.Name.String(), dnsBenchName)
+	assert.DeepEqual(t, m.Answers[0].Body.(*dnsmessage.AResource).A, [4]byte{192, 0, 2, 1})
+
+	assert.Assert(t, dnsAnswer(q[:len(q)-2]) == nil) // cut short
+	assert.Assert(t, dnsAnswer(q[:11]) == nil)
 }

@@ -16,6 +16,7 @@ type report struct {
 	Machine     []string // "key: value" lines
 	Comparisons []*comparison
 	Profile     *startupProfile
+	Notes       []string // markdown sections after the results
 	Duration    time.Duration
 }
 
@@ -99,6 +100,9 @@ func (r *report) markdown() string {
 	}
 	if r.Profile != nil {
 		writeProfile(&b, r.Profile)
+	}
+	for _, n := range r.Notes {
+		w("%s\n", n)
 	}
 	return b.String()
 }
