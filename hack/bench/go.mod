@@ -3,6 +3,7 @@ module github.com/nsbox/nsbox/hack/bench
 go 1.26.3
 
 require (
+	golang.org/x/net v0.62.0
 	gonum.org/v1/plot v0.17.0
 	gotest.tools/v3 v3.5.2
 )
@@ -16,5 +17,5 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	github.com/google/go-cmp v0.5.9 // indirect
 	golang.org/x/image v0.30.0 // indirect
-	golang.org/x/text v0.28.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
