@@ -69,39 +69,7 @@ static int reexpose(const char *dir, const char *what)
 	/* The original's owner, where it is mapped; root of the namespace
 	 * (the overflow id's stand-in) otherwise. */
 	(void)fchownat(m, "", st.st_uid, st.st_gid, AT_EMPTY_PATH);
-	struct dirent *e;
-	char link[PATH_MAX];
-	while ((e = readdir(d))) {
-		const char *n = e->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			fail("%s: stat %s/%s", what, dir, n);
-		int rc;
-		if (S_ISLNK(st.st_mode)) {
-			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
-			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = mkdirat(m, n, st.st_mode & 07777);
-		} else {
-			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
-			rc = f < 0 ? -1 : close(f);
-		}
-		if (rc < 0)
-			fail("%s: show %s/%s again over its tmpfs", what, dir, n);
-		if (S_ISLNK(st.st_mode))
-			continue;
-		/* openat crosses a mount on the entry: the clone is of what the
-		 * sandbox sees there, submounts included. */
-		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || target < 0)
-			fail("%s: open %s/%s", what, dir, n);
-		int tree = mnt_clone_tree(sub, "", 1, what);
-		close(sub);
-		mnt_attach(tree, target, what);
-	}
-	closedir(d);
+	mnt_show_entries(d, list, m, dir, what, NULL);
 	mnt_attach(m, orig, what);
 	int fd = mnt_open_in_root(dir, O_DIRECTORY);
 	if (fd < 0 || fstat(fd, &st) < 0)

@@ -480,6 +480,54 @@ static void chmod_op(const struct mount_op *op)
 	close(fd);
 }
 
+/* mnt_show_entries makes the tmpfs m stand in for the directory listed by
+ * d (list is its fd, dir its name in messages): every entry gets a stand-in
+ * of its kind on m (a symlink with the same target, a directory, an empty
+ * file), and every entry but a symlink gets a mount on its stand-in: what
+ * layer returns for it (the entry as an O_PATH fd, and its mode), or, when
+ * layer is NULL or returns -1, a recursive clone of what the sandbox sees
+ * there (openat crosses a mount on the entry, so submounts come along).
+ * Closes d. overlay.c's per-directory --tmp-overlay and mountpoint.c's
+ * mount points under read-only directories both build on it. */
+void mnt_show_entries(DIR *d, int list, int m, const char *dir, const char *what,
+		      int (*layer)(int sub, mode_t mode, const char *what))
+{
+	struct dirent *e;
+	struct stat st;
+	char link[PATH_MAX];
+	while ((e = readdir(d))) {
+		const char *n = e->d_name;
+		if (!strcmp(n, ".") || !strcmp(n, ".."))
+			continue;
+		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			fail("%s: stat %s/%s", what, dir, n);
+		int rc;
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
+			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = mkdirat(m, n, st.st_mode & 07777);
+		} else {
+			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+			rc = f < 0 ? -1 : close(f);
+		}
+		if (rc < 0)
+			fail("%s: show %s/%s again over its tmpfs", what, dir, n);
+		if (S_ISLNK(st.st_mode))
+			continue;
+		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0 || target < 0)
+			fail("%s: open %s/%s", what, dir, n);
+		int t = layer ? layer(sub, st.st_mode, what) : -1;
+		if (t < 0)
+			t = mnt_clone_tree(sub, "", 1, what);
+		close(sub);
+		mnt_attach(t, target, what);
+	}
+	closedir(d);
+}
+
 /* mnt_store_path names a new entry in the private /store. */
 const char *mnt_store_path(char *buf, size_t n, const char *kind)
 {

@@ -50,6 +50,13 @@ int mnt_clone_tree(int fd, const char *path, int recursive, const char *what);
 void mnt_set_attr(int mfd, unsigned set, int recursive, const char *what);
 /* mnt_make_readonly makes the attached mount at fd read-only, recursively. */
 void mnt_make_readonly(int fd, const char *what);
+/* mnt_show_entries fills the tmpfs m with stand-ins for the entries of
+ * the directory d lists and mounts each (layer's mount, or a clone of the
+ * original); closes d. See mounts.c. */
+#include <dirent.h>
+#include <sys/types.h>
+void mnt_show_entries(DIR *d, int list, int m, const char *dir, const char *what,
+		      int (*layer)(int sub, mode_t mode, const char *what));
 /* mnt_store_path names a new entry in the private /store. */
 const char *mnt_store_path(char *buf, size_t n, const char *kind);
 

@@ -49,6 +49,13 @@ static int tmp_overlay(int lower, int own, const char *what)
 	return m;
 }
 
+/* dir_overlay is overlay_each's layer: a tmp_overlay on a directory,
+ * nothing (-1: a clone) for anything else. */
+static int dir_overlay(int sub, mode_t mode, const char *what)
+{
+	return S_ISDIR(mode) ? tmp_overlay(sub, 1, what) : -1;
+}
+
 /* overlay_each covers directory dst with a tmpfs and puts a tmp_overlay
  * on each subdirectory of the original, so writes anywhere below land on
  * private tmpfs. It is what --tmp-overlay does where the kernel refuses
@@ -70,39 +77,7 @@ static void overlay_each(int orig, const char *dst, const char *w)
 	if (m < 0 || fchownat(m, "", mnt_cmd_uid(), mnt_cmd_gid(), AT_EMPTY_PATH) < 0)
 		fail("%s: mount a tmpfs", w);
 	mnt_own_fs(m);
-	struct dirent *e;
-	char link[PATH_MAX];
-	while ((e = readdir(d))) {
-		const char *n = e->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		if (fstatat(list, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			fail("%s: stat %s/%s", w, dst, n);
-		int rc;
-		if (S_ISLNK(st.st_mode)) {
-			ssize_t len = readlinkat(list, n, link, sizeof link - 1);
-			rc = len < 0 ? -1 : (link[len] = '\0', symlinkat(link, m, n));
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = mkdirat(m, n, st.st_mode & 07777);
-		} else {
-			int f = openat(m, n, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
-			rc = f < 0 ? -1 : close(f);
-		}
-		if (rc < 0)
-			fail("%s: create %s/%s", w, dst, n);
-		if (S_ISLNK(st.st_mode))
-			continue;
-		int sub = openat(list, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		int target = openat(m, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0 || target < 0)
-			fail("%s: open %s/%s", w, dst, n);
-		int layer = S_ISDIR(st.st_mode) ? tmp_overlay(sub, 1, w) : -1;
-		if (layer < 0)
-			layer = mnt_clone_tree(sub, "", 1, w);
-		close(sub);
-		mnt_attach(layer, target, w);
-	}
-	closedir(d);
+	mnt_show_entries(d, list, m, dst, w, dir_overlay);
 	mnt_attach(m, orig, w);
 }
 
