@@ -203,6 +203,7 @@ const (
 	mountFlagDevices
 	mountFlagOptional
 	mountFlagOwned
+	mountFlagNonRecursive
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -225,6 +226,9 @@ func (m *Mount) encode(add func(k, v string)) {
 	}
 	if m.Owned {
 		fl |= mountFlagOwned
+	}
+	if m.NonRecursive {
+		fl |= mountFlagNonRecursive
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(unixMode(m.Mode)), 10))

@@ -28,7 +28,8 @@ const (
 	MountSymlink MountType = "symlink"
 	// MountChmod sets the permission bits of Destination to Mode.
 	MountChmod MountType = "chmod"
-	// MountRemountRO makes the mount at Destination read-only, recursively.
+	// MountRemountRO makes the mount at Destination read-only, recursively
+	// (NonRecursive: that mount only, as bubblewrap's --remount-ro).
 	MountRemountRO MountType = "remount-ro"
 	// MountProc mounts a new procfs at Destination when the sandbox has a
 	// PID namespace of its own (the host's /proc bound otherwise), with
@@ -88,6 +89,10 @@ type Mount struct {
 	// Owned makes the root of a MountTmpfs belong to the command's uid and
 	// gid (root of the sandbox's namespace otherwise): a private home.
 	Owned bool `json:"owned,omitempty"`
+	// NonRecursive makes a MountRemountRO change the mount at Destination
+	// only: mounts below it keep their own read-write or read-only flag
+	// (bubblewrap's --remount-ro). False makes them read-only too.
+	NonRecursive bool `json:"nonRecursive,omitempty"`
 	// Flag is how the user asked for this op (e.g. "--ro-bind /x"); error
 	// messages name it. "" names the op by its type.
 	Flag string `json:"-"`
@@ -169,6 +174,9 @@ func (m *Mount) validate() error {
 	}
 	if m.Owned && m.Type != MountTmpfs {
 		return errors.New("only a tmpfs can be owned by the command")
+	}
+	if m.NonRecursive && m.Type != MountRemountRO {
+		return errors.New("only a remount-ro can be non-recursive")
 	}
 	switch m.Type {
 	case MountBind:

@@ -107,6 +107,7 @@ enum mount_type {
 #define MOUNT_DEVICES 2
 #define MOUNT_OPTIONAL 4
 #define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
+#define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;

@@ -208,3 +208,16 @@ func TestBwrapDieWithParent(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestBwrapRemountRO: bubblewrap's --remount-ro changes the one mount, so
+// a tmpfs mounted below it stays writable; nsbox run's own --remount-ro
+// recurses.
+func TestBwrapRemountRO(t *testing.T) {
+	dir := t.TempDir()
+	probe := `touch /tmp/top 2>/dev/null && echo top-writable || echo top-read-only
+touch /tmp/sub/f 2>/dev/null && echo sub-writable || echo sub-read-only`
+	res := compareBwraps(t, dir, `$B --ro-bind / / --dev /dev --tmpfs /tmp --tmpfs /tmp/sub --remount-ro /tmp sh -c '`+probe+`'`)
+	res.Assert(t, icmd.Expected{Out: "top-read-only\nsub-writable\n"})
+	run := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--tmpfs", "/tmp", "--tmpfs", "/tmp/sub", "--remount-ro", "/tmp", "--", "sh", "-c", probe))
+	run.Assert(t, icmd.Expected{Out: "top-read-only\nsub-read-only\n"})
+}

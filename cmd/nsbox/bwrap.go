@@ -407,7 +407,8 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		m.Type, m.Source, m.Destination = sandbox.MountBind, src, v[1]
 		m.ReadOnly = arg == "--ro-bind-fd"
 	case "--remount-ro":
-		m.Type, m.Destination = sandbox.MountRemountRO, v[0]
+		// bubblewrap's remount is of the one mount (nsbox run's recurses).
+		m.Type, m.Destination, m.NonRecursive = sandbox.MountRemountRO, v[0], true
 	case "--proc":
 		m.Type, m.Destination = sandbox.MountProc, v[0]
 	case "--dev":
