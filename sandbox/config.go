@@ -36,6 +36,7 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	argv0        string // "": args[0]
 	// mounts, when newRoot is set, build a fresh root (mount.go).
 	newRoot bool
 	mounts  []Mount
@@ -82,6 +83,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		hostname:     s.Hostname,
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
+		argv0:        s.Process.Argv0,
 		env:          s.Process.Env,
 		newRoot:      s.Mounts != nil && ns.Mount,
 		mounts:       s.Mounts,
@@ -122,6 +124,7 @@ func (c stageConfig) encode() []byte {
 	for _, a := range c.args {
 		size += len(a) + 5
 	}
+	size += len(c.argv0)
 	for _, e := range c.env {
 		size += len(e) + 5
 	}
@@ -158,6 +161,9 @@ func (c stageConfig) encode() []byte {
 	}
 	for _, a := range c.args {
 		add("arg", a)
+	}
+	if c.argv0 != "" {
+		add("argv0", c.argv0)
 	}
 	for _, e := range c.env {
 		add("env", e)

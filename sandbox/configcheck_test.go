@@ -85,6 +85,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s.Mapping = testPlan(t, true, mapping.Auto)
 		s.Process.UID, s.Process.GID = 0, 0
 		s.Hostname = "box"
+		s.Process.Argv0 = "-login shell"
 	}), -1)
 	cases["--map single (nested)"] = newStageConfig(spec(func(s *Spec) { s.Mapping = testPlan(t, false, mapping.Single) }), -1)
 	cases["--rootfs, every mount type, --chdir"] = newStageConfig(spec(func(s *Spec) {

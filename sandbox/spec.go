@@ -58,6 +58,10 @@ type Process struct {
 	// Args is the command and its arguments. Args[0] is looked up in the
 	// PATH of Env, inside the sandbox, as execvp(3) does.
 	Args []string `json:"args"`
+	// Argv0 is what the command gets as its argv[0] (its name in ps, what
+	// a multi-call binary dispatches on); the program run is still
+	// Args[0]. "" passes Args[0] (bubblewrap's --argv0).
+	Argv0 string `json:"argv0,omitempty"`
 	// Env is the command's whole environment. If Env is nil the command
 	// gets none; Default fills it with the caller's.
 	Env []string `json:"env"`
@@ -210,7 +214,7 @@ func (s *Spec) Validate() error {
 	if err := s.validateMounts(); err != nil {
 		return err
 	}
-	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}} {
+	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}, {"argv[0]", s.Process.Argv0}} {
 		if strings.IndexByte(v.s, 0) >= 0 {
 			return fmt.Errorf("%s %q contains a NUL byte", v.what, v.s)
 		}

@@ -25,6 +25,7 @@ struct config {
 	const char *hostname;
 	const char *cwd;
 	char **argv;       /* NULL-terminated, argc of them */
+	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh

@@ -174,15 +174,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	cwd, pwd := o.workingDir(mounts)
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)
-	if o.argv0Set {
-		// Process.Args[0] is both the program looked up in PATH and its
-		// argv[0]: the Spec has no way to tell them apart.
-		return nil, bwrapDie("--argv0 is not supported by nsbox: the sandbox's Spec runs Args[0] as both the program and its argv[0]; fix: drop the option")
-	}
 	caps := o.caps
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
+			Argv0:      o.argv0,
 			Env:        env,
 			Cwd:        cwd,
 			UID:        inUID,
@@ -428,7 +424,7 @@ func bwrapUsage(argv0 string) string {
 const bwrapOptionHelp = `    --help                       Print this help
     --version                    Print version
     --args FD                    Parse NUL-separated args from FD
-    --argv0 VALUE                Set argv[0] to the value VALUE before running the program (not supported)
+    --argv0 VALUE                Set argv[0] to the value VALUE before running the program
     --level-prefix               Prepend e.g. <3> to diagnostic messages
     --unshare-all                Unshare every namespace we support by default
     --share-net                  Retain the network namespace (can only combine with --unshare-all)
