@@ -37,6 +37,7 @@ type stageConfig struct {
 	cwd          string
 	args, env    []string
 	argv0        string // "": args[0]
+	execWait     bool   // PID 1 waits for EXEC_GO (Spec.BeforeExec)
 	// mounts, when newRoot is set, build a fresh root (mount.go).
 	newRoot bool
 	mounts  []Mount
@@ -84,6 +85,7 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
 		argv0:        s.Process.Argv0,
+		execWait:     s.BeforeExec != nil,
 		env:          s.Process.Env,
 		newRoot:      s.Mounts != nil && ns.Mount,
 		mounts:       s.Mounts,
@@ -147,6 +149,7 @@ func (c stageConfig) encode() []byte {
 	flag("proc", c.mountProc)
 	flag("lo", c.loUp)
 	flag("no-new-privs", c.noNewPrivs)
+	flag("exec-wait", c.execWait)
 	add("tty", strconv.Itoa(c.ttyFD))
 	if c.extraFDs > 0 {
 		add("extra-fds", strconv.Itoa(c.extraFDs))

@@ -108,6 +108,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 			SeccompPrograms: [][]byte{make([]byte, 8), make([]byte, 16)}}
 		s.Limits.Rlimits = []Rlimit{{Name: "nofile", Soft: 1024, Hard: 4096}, {Name: "core", Soft: 0, Hard: RlimInfinity}}
 	}), -1)
+	cases["BeforeExec (exec-wait)"] = newStageConfig(spec(func(s *Spec) { s.BeforeExec = func() error { return nil } }), -1)
 	cases["--no-seccomp"] = newStageConfig(spec(func(s *Spec) { s.Security.NoDefaultSeccomp = true }), -1)
 	cases["--disable-userns"] = newStageConfig(spec(func(s *Spec) { s.Security.DisableUserns = true }), -1)
 	cases["ExtraFiles"] = newStageConfig(spec(func(s *Spec) { s.Process.ExtraFiles = []*os.File{os.Stdin, os.Stdout} }), -1)

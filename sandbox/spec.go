@@ -39,6 +39,13 @@ type Spec struct {
 	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
 	// for --info-fd. An error from it stops the start.
 	Started func(pid int, ns NamespaceIDs) error `json:"-"`
+	// BeforeExec, if not nil, is called after Started (and after the
+	// network is attached) while PID 1 finishes the sandbox's setup; PID
+	// 1 executes the command only once it has returned. It may block, for
+	// as long as the caller needs the sandbox built but idle (bubblewrap's
+	// --block-fd); cancelling Start's context kills the sandbox but does
+	// not interrupt it. An error from it stops the start.
+	BeforeExec func() error `json:"-"`
 	// Notify, if not nil, gets one-line notices about what Start did
 	// differently from the spec: a newuidmap/newgidmap that failed when
 	// it ran, so that Mapping fell back to the caller's own ids

@@ -149,6 +149,14 @@ char *recv_msg(struct nsbox_msg *m)
 	return payload;
 }
 
+char *await_launcher(uint32_t kind, struct nsbox_msg *m)
+{
+	char *payload = recv_msg(m);
+	if (m->kind != kind)
+		_exit(125);
+	return payload;
+}
+
 /* vfail reports "what: strerror(errno)[; fix: fix]" to the launcher and
  * exits. */
 __attribute__((noreturn)) static void vfail(const char *fix, const char *fmt, va_list ap)
@@ -206,6 +214,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
+	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
 	{.key = NULL},
 };
 
@@ -563,6 +572,12 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
+	/* The sandbox is built; with exec-wait the command waits for the
+	 * launcher's go-ahead (Spec.BeforeExec: bubblewrap's --block-fd). */
+	if (c->exec_wait) {
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
+	}
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */

@@ -233,3 +233,26 @@ $B --ro-bind / / --argv0 x nsbox-no-such-command; echo "exit $?"`
 	res.Assert(t, icmd.Expected{Out: "sh\nrenamed-shell\n-bash\nlogin\nexit 1\n",
 		Err: "bwrap: execvp nsbox-no-such-command: No such file or directory\n"})
 }
+
+// TestBwrapBlockFD: with --block-fd the info is written, the sandbox is
+// built, and the command runs only once the caller writes to FD.
+func TestBwrapBlockFD(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.Chmod(dir, 0o755))
+	script := `set -e
+rm -f blk info ran; mkfifo blk; exec 5<>blk
+$B --ro-bind / / --bind "$PWD" "$PWD" --unshare-pid --info-fd 3 --block-fd 4 sh -c 'touch ran; echo command-ran' 3>info 4<blk &
+for i in $(seq 200); do grep -q child-pid info 2>/dev/null && break; sleep 0.05; done
+sleep 0.5
+[ -e ran ] && echo ran-too-early || echo blocked
+echo go >&5
+wait $!
+[ -e ran ] && echo ran
+sed -E 's/[0-9]{2,}/N/g' info`
+	res := compareBwraps(t, dir, script)
+	res.Assert(t, icmd.Success)
+	assert.Assert(t, strings.HasPrefix(res.Stdout(), "blocked\ncommand-ran\nran\n{\n    \"child-pid\": N"), res.Stdout())
+	// The block fd closed without data lets the command run too.
+	res = runScript(bwrapLink(t), dir, `$B --ro-bind / / --block-fd 4 echo closed-fd-ran 4</dev/null`)
+	res.Assert(t, icmd.Expected{Out: "closed-fd-ran\n"})
+}

@@ -132,8 +132,6 @@ func (o *bwrapOpts) check() error {
 		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
 	case o.asPID1:
 		return bwrapDie("--as-pid-1 is not supported by nsbox: its own init is always PID 1 and runs the command as PID 2; fix: drop the option")
-	case o.blockFD >= 0 && (o.infoFD >= 0 || o.statusFD >= 0):
-		return bwrapDie("--block-fd with --info-fd or --json-status-fd is not supported by nsbox: it waits on the block fd before it creates the sandbox, so the info would come only after; fix: drop one")
 	}
 	return nil
 }
@@ -354,13 +352,19 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 		}
 	}
 	if o.blockFD >= 0 {
-		var b [1]byte
-		for {
-			if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
-				break
+		// As bubblewrap: the sandbox is built (and the info written),
+		// and the command runs once FD has data or is closed.
+		unix.CloseOnExec(o.blockFD)
+		spec.BeforeExec = func() error {
+			var b [1]byte
+			for {
+				if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
+					break
+				}
 			}
+			unix.Close(o.blockFD)
+			return nil
 		}
-		unix.Close(o.blockFD)
 	}
 	executed := false
 	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
