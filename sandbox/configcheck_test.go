@@ -96,6 +96,8 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s.Mounts = append(s.Mounts,
 			Mount{Type: MountOverlay, Lower: []string{"/usr"}, Upper: "/var/tmp/u", Work: "/var/tmp/w", Destination: "/usr"},
 			Mount{Type: MountTmpOverlay, Destination: "/etc"},
+			Mount{Type: MountTmpOverlay, Lower: []string{"/srv/b", "/srv/a"}, Destination: "/srv"},
+			Mount{Type: MountOverlay, Lower: []string{"/srv/b", "/srv/a"}, Destination: "/srv/ro"},
 			Mount{Type: MountCopyUp, Destination: "/opt"})
 	}), -1)
 	cases["--share all (no new root)"] = newStageConfig(spec(func(s *Spec) {

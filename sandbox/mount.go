@@ -45,10 +45,14 @@ const (
 	MountFile MountType = "file"
 	// MountOverlay mounts overlayfs at Destination: Lower (host paths,
 	// topmost first), with writes going to the host directory Upper and
-	// Work as its scratch directory (same filesystem as Upper).
+	// Work as its scratch directory (same filesystem as Upper). Without
+	// Upper and Work the overlay is read-only and needs two Lower at least
+	// (bubblewrap's --ro-overlay).
 	MountOverlay MountType = "overlay"
 	// MountTmpOverlay puts a throwaway writable layer over Destination:
-	// writes go to a private tmpfs and vanish with the sandbox.
+	// writes go to a private tmpfs and vanish with the sandbox. With
+	// Lower, the layer goes over those host directories (topmost first)
+	// instead of Destination's own contents (bubblewrap's --tmp-overlay).
 	MountTmpOverlay MountType = "tmp-overlay"
 	// MountCopyUp makes the directory Destination writable for the
 	// sandbox's life: an overlay with a private upper where the kernel
@@ -82,7 +86,8 @@ type Mount struct {
 	Size int64 `json:"size,omitempty"`
 	// Data is the content of a MountFile.
 	Data []byte `json:"data,omitempty"`
-	// Lower, Upper and Work configure a MountOverlay.
+	// Lower, Upper and Work configure a MountOverlay; Lower also a
+	// MountTmpOverlay over host directories.
 	Lower []string `json:"lower,omitempty"`
 	Upper string   `json:"upper,omitempty"`
 	Work  string   `json:"work,omitempty"`
@@ -196,14 +201,23 @@ func (m *Mount) validate() error {
 		if m.Source == "" || strings.IndexByte(m.Source, 0) >= 0 {
 			return errors.New("empty symlink target, or one with a NUL byte")
 		}
-	case MountOverlay:
-		if len(m.Lower) == 0 {
+	case MountOverlay, MountTmpOverlay:
+		if m.Type == MountOverlay && len(m.Lower) == 0 {
 			return errors.New("no lower directory; fix: --overlay LOWER[:LOWER…]:UPPER:WORK:DST")
 		}
 		for _, l := range m.Lower {
 			if err := checkDir("lower directory", l); err != nil {
 				return err
 			}
+		}
+		if m.Type == MountTmpOverlay {
+			break
+		}
+		if m.Upper == "" && m.Work == "" {
+			if len(m.Lower) < 2 {
+				return errors.New("a read-only overlay (no upper directory) needs two lower directories at least; fix: add a lower directory, or bind the one read-only")
+			}
+			break
 		}
 		if err := checkDir("upper directory", m.Upper); err != nil {
 			return err

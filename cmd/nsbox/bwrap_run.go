@@ -163,6 +163,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 				mounts[i].Source = abs
 			}
 		}
+		for j, l := range mounts[i].Lower {
+			if abs, err := filepath.Abs(l); err == nil && !filepath.IsAbs(l) {
+				mounts[i].Lower[j] = abs
+			}
+		}
 		if !filepath.IsAbs(mounts[i].Destination) {
 			// bubblewrap resolves a relative destination from the new root.
 			mounts[i].Destination = "/" + mounts[i].Destination
@@ -466,8 +471,8 @@ const bwrapOptionHelp = `    --help                       Print this help
     --overlay-src SRC            Read files from SRC in the following overlay
     --overlay RWSRC WORKDIR DEST Mount overlayfs on DEST, with RWSRC as the host path for writes and
                                  WORKDIR an empty directory on the same filesystem as RWSRC
-    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs (not supported)
-    --ro-overlay DEST            Mount overlayfs read-only on DEST (not supported)
+    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs
+    --ro-overlay DEST            Mount overlayfs read-only on DEST
     --exec-label LABEL           Exec label for the sandbox (not supported)
     --file-label LABEL           File label for temporary sandbox content (not supported)
     --proc DEST                  Mount new procfs on DEST
