@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
 )
@@ -149,6 +150,11 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			return nil, err
 		}
 		if err := writeMessage(parent, msgExecGo, 0, nil); err != nil {
+			// PID 1 is gone, most likely because setup failed: the
+			// ERROR it sent first says why.
+			if m, rerr := readMessage(parent); rerr == nil && m.kind == msgError {
+				return nil, &SetupError{Step: string(m.payload), Err: syscall.Errno(m.value)}
+			}
 			return nil, fmt.Errorf("let PID 1 run the command: %w", err)
 		}
 	}

@@ -254,6 +254,10 @@ sed -E 's/[0-9]{2,}/N/g' info`
 	// The block fd closed without data lets the command run too.
 	res = runScript(bwrapLink(t), dir, `$B --ro-bind / / --block-fd 4 echo closed-fd-ran 4</dev/null`)
 	res.Assert(t, icmd.Expected{Out: "closed-fd-ran\n"})
+	// Setup that fails while the launcher waits on the fd is reported as
+	// itself once the fd lets go (not as the go-ahead PID 1 missed).
+	res = runScript(bwrapLink(t), dir, `(sleep 0.3; echo go) | $B --ro-bind / / --tmpfs /tmp --dir /tmp/d --remount-ro /tmp/d --block-fd 0 true`)
+	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: --remount-ro /tmp/d: set mount attributes: Invalid argument\n"})
 }
 
 // TestBwrapOverlays: --tmp-overlay and --ro-overlay over --overlay-src
