@@ -36,6 +36,8 @@ type stageConfig struct {
 	hostname     string
 	cwd          string
 	args, env    []string
+	argv0        string // "": args[0]
+	execWait     bool   // PID 1 waits for EXEC_GO (Spec.BeforeExec)
 	// mounts, when newRoot is set, build a fresh root (mount.go).
 	newRoot bool
 	mounts  []Mount
@@ -82,6 +84,8 @@ func newStageConfig(s *Spec, ttyFD int) stageConfig {
 		hostname:     s.Hostname,
 		cwd:          s.Process.Cwd,
 		args:         s.Process.Args,
+		argv0:        s.Process.Argv0,
+		execWait:     s.BeforeExec != nil,
 		env:          s.Process.Env,
 		newRoot:      s.Mounts != nil && ns.Mount,
 		mounts:       s.Mounts,
@@ -122,6 +126,7 @@ func (c stageConfig) encode() []byte {
 	for _, a := range c.args {
 		size += len(a) + 5
 	}
+	size += len(c.argv0)
 	for _, e := range c.env {
 		size += len(e) + 5
 	}
@@ -144,6 +149,7 @@ func (c stageConfig) encode() []byte {
 	flag("proc", c.mountProc)
 	flag("lo", c.loUp)
 	flag("no-new-privs", c.noNewPrivs)
+	flag("exec-wait", c.execWait)
 	add("tty", strconv.Itoa(c.ttyFD))
 	if c.extraFDs > 0 {
 		add("extra-fds", strconv.Itoa(c.extraFDs))
@@ -158,6 +164,9 @@ func (c stageConfig) encode() []byte {
 	}
 	for _, a := range c.args {
 		add("arg", a)
+	}
+	if c.argv0 != "" {
+		add("argv0", c.argv0)
 	}
 	for _, e := range c.env {
 		add("env", e)
@@ -203,6 +212,7 @@ const (
 	mountFlagDevices
 	mountFlagOptional
 	mountFlagOwned
+	mountFlagNonRecursive
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -225,6 +235,9 @@ func (m *Mount) encode(add func(k, v string)) {
 	}
 	if m.Owned {
 		fl |= mountFlagOwned
+	}
+	if m.NonRecursive {
+		fl |= mountFlagNonRecursive
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(unixMode(m.Mode)), 10))

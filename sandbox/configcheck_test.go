@@ -57,7 +57,8 @@ func everyMount() []Mount {
 		}
 		ms = append(ms, m)
 	}
-	return append(ms, Mount{Type: MountFile, Destination: "/empty"})
+	return append(ms, Mount{Type: MountFile, Destination: "/empty"},
+		Mount{Type: MountRemountRO, Destination: "/m/shallow", NonRecursive: true})
 }
 
 // configCases are stage configs as Start and Join build them.
@@ -84,6 +85,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s.Mapping = testPlan(t, true, mapping.Auto)
 		s.Process.UID, s.Process.GID = 0, 0
 		s.Hostname = "box"
+		s.Process.Argv0 = "-login shell"
 	}), -1)
 	cases["--map single (nested)"] = newStageConfig(spec(func(s *Spec) { s.Mapping = testPlan(t, false, mapping.Single) }), -1)
 	cases["--rootfs, every mount type, --chdir"] = newStageConfig(spec(func(s *Spec) {
@@ -94,6 +96,8 @@ func configCases(t testing.TB) map[string]stageConfig {
 		s.Mounts = append(s.Mounts,
 			Mount{Type: MountOverlay, Lower: []string{"/usr"}, Upper: "/var/tmp/u", Work: "/var/tmp/w", Destination: "/usr"},
 			Mount{Type: MountTmpOverlay, Destination: "/etc"},
+			Mount{Type: MountTmpOverlay, Lower: []string{"/srv/b", "/srv/a"}, Destination: "/srv"},
+			Mount{Type: MountOverlay, Lower: []string{"/srv/b", "/srv/a"}, Destination: "/srv/ro"},
 			Mount{Type: MountCopyUp, Destination: "/opt"})
 	}), -1)
 	cases["--share all (no new root)"] = newStageConfig(spec(func(s *Spec) {
@@ -106,6 +110,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 			SeccompPrograms: [][]byte{make([]byte, 8), make([]byte, 16)}}
 		s.Limits.Rlimits = []Rlimit{{Name: "nofile", Soft: 1024, Hard: 4096}, {Name: "core", Soft: 0, Hard: RlimInfinity}}
 	}), -1)
+	cases["BeforeExec (exec-wait)"] = newStageConfig(spec(func(s *Spec) { s.BeforeExec = func() error { return nil } }), -1)
 	cases["--no-seccomp"] = newStageConfig(spec(func(s *Spec) { s.Security.NoDefaultSeccomp = true }), -1)
 	cases["--disable-userns"] = newStageConfig(spec(func(s *Spec) { s.Security.DisableUserns = true }), -1)
 	cases["ExtraFiles"] = newStageConfig(spec(func(s *Spec) { s.Process.ExtraFiles = []*os.File{os.Stdin, os.Stdout} }), -1)
@@ -280,7 +285,7 @@ func TestConfigRefused(t *testing.T) {
 		{"last mount op without what", append(slices.Clone(withRoot), rec("mount=dir", "mount-dst=/x", "mount-flags=0", "mount-mode=0")...), `config record "mount-what": missing in mount op 1`},
 		{"mount-dst twice", append(slices.Clone(withRoot), rec("mount=dir", "mount-dst=/x", "mount-dst=/y")...), `config record "mount-dst": given twice in mount op 1`},
 		{"unknown mount key", append(slices.Clone(withRoot), rec("mount=dir", "mount-dest=/x")...), `config record "mount-dest": unknown key`},
-		{"mount flag bits", append(slices.Clone(withRoot), rec("mount=dir", "mount-flags=16")...), `config record "mount-flags"`},
+		{"mount flag bits", append(slices.Clone(withRoot), rec("mount=dir", "mount-flags=32")...), `config record "mount-flags"`},
 		{"mount mode", append(slices.Clone(withRoot), rec("mount=dir", "mount-mode=4096")...), `config record "mount-mode"`},
 		{"mount size 0", append(slices.Clone(withRoot), rec("mount=tmpfs", "mount-size=0")...), `config record "mount-size"`},
 		{"mount data odd", append(slices.Clone(withRoot), rec("mount=file", "mount-data=abc")...), `config record "mount-data": "abc": not lowercase hex`},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
 )
@@ -22,8 +23,9 @@ import (
 //     only the caller's own ids, and a notice to spec.Notify);
 //  3. the stage, now root in that namespace, creates the other namespaces
 //     and starts PID 1 as our own child;
-//  4. PID 1 sets up mounts, the loopback link and the hostname, then forks
-//     and execs the command, and reports.
+//  4. PID 1 sets up mounts, the loopback link and the hostname, then
+//     (after spec.BeforeExec has returned, if set) forks and execs the
+//     command, and reports.
 //
 // Any failure kills whatever was started and returns an error; ExitCode
 // maps it to nsbox's exit code; a step the host refused carries the cause
@@ -140,6 +142,21 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 				netStop()
 			}
 		}()
+	}
+
+	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done.
+	if spec.BeforeExec != nil {
+		if err := spec.BeforeExec(); err != nil {
+			return nil, err
+		}
+		if err := writeMessage(parent, msgExecGo, 0, nil); err != nil {
+			// PID 1 is gone, most likely because setup failed: the
+			// ERROR it sent first says why.
+			if m, rerr := readMessage(parent); rerr == nil && m.kind == msgError {
+				return nil, &SetupError{Step: string(m.payload), Err: syscall.Errno(m.value)}
+			}
+			return nil, fmt.Errorf("let PID 1 run the command: %w", err)
+		}
 	}
 
 	// 4. The command runs, or the reason it does not; with a terminal,

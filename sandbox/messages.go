@@ -25,6 +25,7 @@ var msgNames = map[uint32]string{
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
 	msgPtyMaster: "PTY_MASTER",
 	msgTAP:       "TAP", msgNetReady: "NET_READY", msgExited: "EXITED",
+	msgExecGo: "EXEC_GO",
 }
 
 func (m message) String() string {

@@ -28,7 +28,8 @@ const (
 	MountSymlink MountType = "symlink"
 	// MountChmod sets the permission bits of Destination to Mode.
 	MountChmod MountType = "chmod"
-	// MountRemountRO makes the mount at Destination read-only, recursively.
+	// MountRemountRO makes the mount at Destination read-only, recursively
+	// (NonRecursive: that mount only, as bubblewrap's --remount-ro).
 	MountRemountRO MountType = "remount-ro"
 	// MountProc mounts a new procfs at Destination when the sandbox has a
 	// PID namespace of its own (the host's /proc bound otherwise), with
@@ -44,10 +45,14 @@ const (
 	MountFile MountType = "file"
 	// MountOverlay mounts overlayfs at Destination: Lower (host paths,
 	// topmost first), with writes going to the host directory Upper and
-	// Work as its scratch directory (same filesystem as Upper).
+	// Work as its scratch directory (same filesystem as Upper). Without
+	// Upper and Work the overlay is read-only and needs two Lower at least
+	// (bubblewrap's --ro-overlay).
 	MountOverlay MountType = "overlay"
 	// MountTmpOverlay puts a throwaway writable layer over Destination:
-	// writes go to a private tmpfs and vanish with the sandbox.
+	// writes go to a private tmpfs and vanish with the sandbox. With
+	// Lower, the layer goes over those host directories (topmost first)
+	// instead of Destination's own contents (bubblewrap's --tmp-overlay).
 	MountTmpOverlay MountType = "tmp-overlay"
 	// MountCopyUp makes the directory Destination writable for the
 	// sandbox's life: an overlay with a private upper where the kernel
@@ -81,13 +86,18 @@ type Mount struct {
 	Size int64 `json:"size,omitempty"`
 	// Data is the content of a MountFile.
 	Data []byte `json:"data,omitempty"`
-	// Lower, Upper and Work configure a MountOverlay.
+	// Lower, Upper and Work configure a MountOverlay; Lower also a
+	// MountTmpOverlay over host directories.
 	Lower []string `json:"lower,omitempty"`
 	Upper string   `json:"upper,omitempty"`
 	Work  string   `json:"work,omitempty"`
 	// Owned makes the root of a MountTmpfs belong to the command's uid and
 	// gid (root of the sandbox's namespace otherwise): a private home.
 	Owned bool `json:"owned,omitempty"`
+	// NonRecursive makes a MountRemountRO change the mount at Destination
+	// only: mounts below it keep their own read-write or read-only flag
+	// (bubblewrap's --remount-ro). False makes them read-only too.
+	NonRecursive bool `json:"nonRecursive,omitempty"`
 	// Flag is how the user asked for this op (e.g. "--ro-bind /x"); error
 	// messages name it. "" names the op by its type.
 	Flag string `json:"-"`
@@ -170,6 +180,9 @@ func (m *Mount) validate() error {
 	if m.Owned && m.Type != MountTmpfs {
 		return errors.New("only a tmpfs can be owned by the command")
 	}
+	if m.NonRecursive && m.Type != MountRemountRO {
+		return errors.New("only a remount-ro can be non-recursive")
+	}
 	switch m.Type {
 	case MountBind:
 		if err := checkPath("source", m.Source, true); err != nil {
@@ -188,14 +201,23 @@ func (m *Mount) validate() error {
 		if m.Source == "" || strings.IndexByte(m.Source, 0) >= 0 {
 			return errors.New("empty symlink target, or one with a NUL byte")
 		}
-	case MountOverlay:
-		if len(m.Lower) == 0 {
+	case MountOverlay, MountTmpOverlay:
+		if m.Type == MountOverlay && len(m.Lower) == 0 {
 			return errors.New("no lower directory; fix: --overlay LOWER[:LOWER…]:UPPER:WORK:DST")
 		}
 		for _, l := range m.Lower {
 			if err := checkDir("lower directory", l); err != nil {
 				return err
 			}
+		}
+		if m.Type == MountTmpOverlay {
+			break
+		}
+		if m.Upper == "" && m.Work == "" {
+			if len(m.Lower) < 2 {
+				return errors.New("a read-only overlay (no upper directory) needs two lower directories at least; fix: add a lower directory, or bind the one read-only")
+			}
+			break
 		}
 		if err := checkDir("upper directory", m.Upper); err != nil {
 			return err

@@ -110,7 +110,7 @@ const struct cfg_key mount_keys[] = {
 	{CFG_OP_KEY("mount-src", CFG_STR, 0, src)},
 	{CFG_OP_KEY("mount-dst", CFG_STR, CFG_REQUIRED, dst)},
 	{CFG_OP_KEY("mount-flags", CFG_INT, CFG_REQUIRED, flags), .min = 0,
-	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED},
+	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE},
 	{CFG_OP_KEY("mount-mode", CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
 	{CFG_OP_KEY("mount-size", CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
 	{CFG_OP_KEY("mount-data", CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},
@@ -339,9 +339,10 @@ void mountinfo_unescape(char *s)
 	*w = '\0';
 }
 
-/* remount_ro_fallback makes the mount at fd and every mount below it
- * read-only, one by one from mountinfo: the way before mount_setattr. */
-static void remount_ro_fallback(int fd, const char *what)
+/* remount_ro_fallback makes the mount at fd, and when recursive every
+ * mount below it, read-only, one by one from mountinfo: the way before
+ * mount_setattr. */
+static void remount_ro_fallback(int fd, int recursive, const char *what)
 {
 	char link[64], top[PATH_MAX];
 	ssize_t n = readlink(mnt_fdpath(fd, link, sizeof link), top, sizeof top - 1);
@@ -359,7 +360,8 @@ static void remount_ro_fallback(int fd, const char *what)
 		if (sscanf(line, "%*s %*s %*s %*s %4095s %511s", mp, opts) != 2)
 			continue;
 		mountinfo_unescape(mp);
-		if (strncmp(mp, top, tlen) != 0 || (mp[tlen] != '/' && mp[tlen] != '\0'))
+		if (strncmp(mp, top, tlen) != 0 || (mp[tlen] != '/' && mp[tlen] != '\0') ||
+		    (!recursive && strcmp(mp, top) != 0))
 			continue;
 		/* Keep the flags the kernel locked on the mount, or it refuses. */
 		unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY;
@@ -403,13 +405,19 @@ static int have_setattr(void)
 	return known;
 }
 
-/* mnt_make_readonly makes the attached mount at fd read-only, recursively. */
-void mnt_make_readonly(int fd, const char *what)
+/* make_readonly makes the attached mount at fd read-only, and its
+ * submounts when recursive. */
+static void make_readonly(int fd, int recursive, const char *what)
 {
 	if (have_setattr())
-		mnt_set_attr(fd, MOUNT_ATTR_RDONLY, 1, what);
+		mnt_set_attr(fd, MOUNT_ATTR_RDONLY, recursive, what);
 	else
-		remount_ro_fallback(fd, what);
+		remount_ro_fallback(fd, recursive, what);
+}
+
+void mnt_make_readonly(int fd, const char *what)
+{
+	make_readonly(fd, 1, what);
 }
 
 static void bind_op(const struct mount_op *op)
@@ -433,7 +441,7 @@ static void bind_op(const struct mount_op *op)
 	if ((op->flags & MOUNT_READONLY) && !have_setattr()) {
 		int again = dup(target);
 		mnt_attach(tree, target, op->what);
-		remount_ro_fallback(again, op->what);
+		remount_ro_fallback(again, 1, op->what);
 		close(again);
 		return;
 	}
@@ -554,7 +562,9 @@ static void remount_ro_op(const struct mount_op *op)
 	int fd = mnt_open_in_root(op->dst, 0);
 	if (fd < 0)
 		fail("%s: open %s", op->what, op->dst);
-	mnt_make_readonly(fd, op->what);
+	/* Non-recursive: bubblewrap's --remount-ro (its remount_ro is a
+	 * MS_REMOUNT of the one mount); submounts keep their own flags. */
+	make_readonly(fd, !(op->flags & MOUNT_NONRECURSIVE), op->what);
 	close(fd);
 }
 

@@ -19,34 +19,73 @@
 #include "stagelib.h"
 #include "mounts.h"
 
-/* overlay mounts overlayfs from the given layer paths; -1 on error. */
+/* overlay mounts overlayfs from the given layer paths; without upper (and
+ * work) it is read-only. -1 on error. */
 static int overlay(const char *lowers, const char *upper, const char *work)
 {
-	const char *opts[] = {"lowerdir", lowers, "upperdir", upper, "workdir", work, NULL};
+	const char *opts[] = {"lowerdir", lowers, upper ? "upperdir" : NULL, upper, "workdir", work, NULL};
 	return mnt_new_fs("overlay", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
 }
 
-/* tmp_overlay puts a writable layer on a private tmpfs over the directory
- * lower; with own, the top directory becomes the command's. -1 if the
- * kernel refuses (errno set). */
-static int tmp_overlay(int lower, int own, const char *what)
+/* tmp_overlay_of puts a writable layer on a private tmpfs over the layers
+ * lowers (lowerdir's form), the top directory getting top's mode; with own
+ * it becomes the command's. -1 if the kernel refuses (errno set). */
+static int tmp_overlay_of(const char *lowers, int top, int own, const char *what)
 {
-	char dir[64], up[96], wk[96], lp[64];
+	char dir[64], up[96], wk[96];
 	mnt_store_path(dir, sizeof dir, "o");
 	snprintf(up, sizeof up, "%s/upper", dir);
 	snprintf(wk, sizeof wk, "%s/work", dir);
 	struct stat st;
-	if (fstat(lower, &st) < 0)
+	if (fstat(top, &st) < 0)
 		fail("%s: stat the overlay's lower directory", what);
 	/* The command's own, and writable by it: that is the point. */
 	mode_t mode = (st.st_mode & 07777) | (own ? 0200 : 0);
 	if (mkdir(dir, 0700) < 0 || mkdir(up, 0700) < 0 || mkdir(wk, 0700) < 0 ||
 	    (own && chown(up, mnt_cmd_uid(), mnt_cmd_gid()) < 0) || chmod(up, mode) < 0)
 		fail("%s: create the overlay's upper directory", what);
-	int m = overlay(mnt_fdpath(lower, lp, sizeof lp), up, wk);
+	int m = overlay(lowers, up, wk);
 	if (m >= 0)
 		mnt_own_fs(m);
 	return m;
+}
+
+/* tmp_overlay is tmp_overlay_of the one directory lower. */
+static int tmp_overlay(int lower, int own, const char *what)
+{
+	char lp[64];
+	return tmp_overlay_of(mnt_fdpath(lower, lp, sizeof lp), lower, own, what);
+}
+
+/* open_lowers opens the op's host layers inside /oldroot into fds (which
+ * the caller closes once the overlay exists: none may stay open) and
+ * returns their /proc/self/fd names as lowerdir wants them, free of ':'
+ * and ','. */
+static char *open_lowers(const struct mount_op *op, int **fds)
+{
+	size_t n = (size_t)op->n_lower * 40 + 1;
+	char *lowers = calloc(1, n);
+	*fds = calloc((size_t)op->n_lower + 1, sizeof **fds);
+	char p[64];
+	if (!lowers || !*fds)
+		fail("%s: allocate", op->what);
+	for (int i = 0; i < op->n_lower; i++) {
+		int fd = (*fds)[i] = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+		if (fd < 0)
+			fail("%s: open lower directory %s", op->what, op->lower[i]);
+		if (i)
+			strcat(lowers, ":");
+		strcat(lowers, mnt_fdpath(fd, p, sizeof p));
+	}
+	return lowers;
+}
+
+static void close_lowers(const struct mount_op *op, char *lowers, int *fds)
+{
+	for (int i = 0; i < op->n_lower; i++)
+		close(fds[i]);
+	free(fds);
+	free(lowers);
 }
 
 /* dir_overlay is overlay_each's layer: a tmp_overlay on a directory,
@@ -83,6 +122,18 @@ static void overlay_each(int orig, const char *dst, const char *w)
 
 void mount_tmp_overlay_op(const struct mount_op *op)
 {
+	if (op->n_lower) {
+		/* Over host layers, not DST's own contents (bubblewrap's
+		 * --overlay-src … --tmp-overlay DST). */
+		int *fds;
+		char *lowers = open_lowers(op, &fds);
+		int m = tmp_overlay_of(lowers, fds[0], 1, op->what);
+		if (m < 0)
+			fail("%s: mount overlayfs", op->what);
+		mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
+		close_lowers(op, lowers, fds);
+		return;
+	}
 	int lower = mnt_open_in_root(op->dst, O_DIRECTORY);
 	if (lower < 0)
 		fail_fix("overlay an existing directory", "%s: open %s", op->what, op->dst);
@@ -142,21 +193,16 @@ void mount_copy_up_op(const struct mount_op *op)
 
 void mount_overlay_op(const struct mount_op *op)
 {
-	/* Layers are host paths: open each inside /oldroot and hand the
-	 * kernel /proc/self/fd names, free of ':' and ','. */
-	size_t n = (size_t)op->n_lower * 40 + 1;
-	char *lowers = calloc(1, n);
-	int *fds = calloc((size_t)op->n_lower + 1, sizeof *fds);
-	char p[64];
-	if (!lowers || !fds)
-		fail("%s: allocate", op->what);
-	for (int i = 0; i < op->n_lower; i++) {
-		int fd = fds[i] = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
-		if (fd < 0)
-			fail("%s: open lower directory %s", op->what, op->lower[i]);
-		if (i)
-			strcat(lowers, ":");
-		strcat(lowers, mnt_fdpath(fd, p, sizeof p));
+	int *fds;
+	char *lowers = open_lowers(op, &fds);
+	if (!op->upper) {
+		/* No upper: read-only (bubblewrap's --ro-overlay). */
+		int m = overlay(lowers, NULL, NULL);
+		if (m < 0)
+			fail("%s: mount overlayfs", op->what);
+		mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
+		close_lowers(op, lowers, fds);
+		return;
 	}
 	int up = mnt_sys_openat2(mnt_oldroot, op->upper, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
 	int wk = mnt_sys_openat2(mnt_oldroot, op->work, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
@@ -169,11 +215,7 @@ void mount_overlay_op(const struct mount_op *op)
 			 "%s: mount overlayfs", op->what);
 	mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
 	/* The layers are host directories: none of them may stay open. */
-	for (int i = 0; i < op->n_lower; i++)
-		close(fds[i]);
+	close_lowers(op, lowers, fds);
 	close(up);
 	close(wk);
-	free(fds);
-	free(lowers);
 }
-

@@ -39,6 +39,13 @@ type Spec struct {
 	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
 	// for --info-fd. An error from it stops the start.
 	Started func(pid int, ns NamespaceIDs) error `json:"-"`
+	// BeforeExec, if not nil, is called after Started (and after the
+	// network is attached) while PID 1 finishes the sandbox's setup; PID
+	// 1 executes the command only once it has returned. It may block, for
+	// as long as the caller needs the sandbox built but idle (bubblewrap's
+	// --block-fd); cancelling Start's context kills the sandbox but does
+	// not interrupt it. An error from it stops the start.
+	BeforeExec func() error `json:"-"`
 	// Notify, if not nil, gets one-line notices about what Start did
 	// differently from the spec: a newuidmap/newgidmap that failed when
 	// it ran, so that Mapping fell back to the caller's own ids
@@ -58,6 +65,10 @@ type Process struct {
 	// Args is the command and its arguments. Args[0] is looked up in the
 	// PATH of Env, inside the sandbox, as execvp(3) does.
 	Args []string `json:"args"`
+	// Argv0 is what the command gets as its argv[0] (its name in ps, what
+	// a multi-call binary dispatches on); the program run is still
+	// Args[0]. "" passes Args[0] (bubblewrap's --argv0).
+	Argv0 string `json:"argv0,omitempty"`
 	// Env is the command's whole environment. If Env is nil the command
 	// gets none; Default fills it with the caller's.
 	Env []string `json:"env"`
@@ -210,7 +221,7 @@ func (s *Spec) Validate() error {
 	if err := s.validateMounts(); err != nil {
 		return err
 	}
-	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}} {
+	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}, {"argv[0]", s.Process.Argv0}} {
 		if strings.IndexByte(v.s, 0) >= 0 {
 			return fmt.Errorf("%s %q contains a NUL byte", v.what, v.s)
 		}

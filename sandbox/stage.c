@@ -149,6 +149,14 @@ char *recv_msg(struct nsbox_msg *m)
 	return payload;
 }
 
+char *await_launcher(uint32_t kind, struct nsbox_msg *m)
+{
+	char *payload = recv_msg(m);
+	if (m->kind != kind)
+		_exit(125);
+	return payload;
+}
+
 /* vfail reports "what: strerror(errno)[; fix: fix]" to the launcher and
  * exits. */
 __attribute__((noreturn)) static void vfail(const char *fix, const char *fmt, va_list ap)
@@ -183,6 +191,7 @@ void fail_fix(const char *fix, const char *fmt, ...)
 const struct cfg_key stage_keys[] = {
 	{CFG_KEY("arg", CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
 	{CFG_KEY("env", CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY("argv0", CFG_STR, 0, argv0)},
 	{CFG_KEY("unshare", CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
 	{CFG_KEY("setup-root", CFG_BOOL, 0, setup_root)},
 	{CFG_KEY("setgroups", CFG_BOOL, 0, setgroups)},
@@ -205,6 +214,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
+	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
 	{.key = NULL},
 };
 
@@ -266,14 +276,13 @@ static void exec_file(const char *path, char **argv, char **envp)
 	errno = ENOEXEC;
 }
 
-/* exec_command executes argv[0] as a shell would: a name containing '/'
- * as is, else the first match along the command's PATH. Unlike execvp, a
- * PATH directory we may not search does not turn "not found" into EACCES;
- * EACCES means a file was found that we may not execute. Returns only on
- * failure, with errno set. */
-static void exec_command(char **argv, char **envp)
+/* exec_command executes file with argv as a shell would: a name
+ * containing '/' as is, else the first match along the command's PATH.
+ * Unlike execvp, a PATH directory we may not search does not turn "not
+ * found" into EACCES; EACCES means a file was found that we may not
+ * execute. Returns only on failure, with errno set. */
+static void exec_command(const char *file, char **argv, char **envp)
 {
-	const char *file = argv[0];
 	if (strchr(file, '/')) {
 		exec_file(file, argv, envp);
 		return;
@@ -389,7 +398,13 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		}
 	syscall(SYS_close_range, NSBOX_STAGE_FD + c->extra_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 	environ = c->envp;
-	exec_command(c->argv, c->envp);
+	/* The program is argv[0] as given; Process.Argv0 only replaces what
+	 * it sees as its name (this child's copy: PID 1 still reports the
+	 * program's name if exec fails). */
+	const char *file = c->argv[0];
+	if (c->argv0)
+		c->argv[0] = (char *)c->argv0;
+	exec_command(file, c->argv, c->envp);
 failed:
 	r.err = errno;
 	(void)write_all(report_fd, &r, sizeof r);
@@ -557,6 +572,12 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
+	/* The sandbox is built; with exec-wait the command waits for the
+	 * launcher's go-ahead (Spec.BeforeExec: bubblewrap's --block-fd). */
+	if (c->exec_wait) {
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
+	}
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */

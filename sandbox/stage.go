@@ -55,6 +55,7 @@ const (
 	msgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
 	msgTAP         = C.NSBOX_MSG_TAP
 	msgNetReady    = C.NSBOX_MSG_NET_READY
+	msgExecGo      = C.NSBOX_MSG_EXEC_GO
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

@@ -18,11 +18,13 @@
  *                                    clone(CLONE_PARENT) ──────▶ (born)
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
- *                                                               mounts, lo, hostname
+ *                                                               lo
  *                            ◀──────────────────────────────── TAP + fd (only with tap=)
  *   NET_READY (tap=… records) ──────────────────────────────▶ (only with net-wait=)
- *                                                               fork + exec command
+ *                                                               mounts, hostname
  *                            ◀──────────────────────────────── PTY_MASTER (with --tty only)
+ *   EXEC_GO                  ──────────────────────────────▶ (only with exec-wait=)
+ *                                                               fork + exec command
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
  *   RESUME                   ──────────────────────────────▶
@@ -55,6 +57,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
 	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
 	NSBOX_MSG_EXITED,       /* P→L  value: the command's wait status; payload: struct nsbox_usage */
+	NSBOX_MSG_EXEC_GO,      /* L→P  run the command now (only with exec-wait=); no payload */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)

@@ -25,6 +25,8 @@ struct config {
 	const char *hostname;
 	const char *cwd;
 	char **argv;       /* NULL-terminated, argc of them */
+	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
+	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
@@ -107,6 +109,7 @@ enum mount_type {
 #define MOUNT_DEVICES 2
 #define MOUNT_OPTIONAL 4
 #define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
+#define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;
@@ -229,5 +232,9 @@ void allow_ping(void);
  * and NUL-terminated. */
 struct nsbox_msg;
 char *recv_msg(struct nsbox_msg *m);
+/* await_launcher (stage.c) is how PID 1 holds until the launcher's side of
+ * a step is done: it reads the next message, which must be of that kind
+ * (NET_READY, EXEC_GO), and returns its payload; anything else ends PID 1. */
+char *await_launcher(uint32_t kind, struct nsbox_msg *m);
 
 #endif

@@ -241,9 +241,7 @@ void wait_network(void)
 	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE) for the network helper");
 	struct nsbox_msg m;
-	char *buf = recv_msg(&m);
-	if (m.kind != NSBOX_MSG_NET_READY)
-		_exit(125);
+	char *buf = await_launcher(NSBOX_MSG_NET_READY, &m);
 	/* Only the device's records, decoded as CONFIG's are. */
 	struct config t;
 	memset(&t, 0, sizeof t);

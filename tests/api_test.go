@@ -360,3 +360,41 @@ func TestAPIProcessState(t *testing.T) {
 	assert.Check(t, st.UserTime+st.SystemTime > 0, "no CPU time: %+v", st)
 	assert.Check(t, st.MaxRSS > 0, "no RSS: %+v", st)
 }
+
+// Spec.BeforeExec runs after Started, with the sandbox built and its
+// command not yet started; its error stops the start and leaves nothing.
+func TestAPIBeforeExec(t *testing.T) {
+	requireUnprivileged(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	spec := defaultSpec(t, "touch", marker)
+	spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountBind, Source: dir, Destination: dir})
+	var order []string
+	pid1 := 0
+	spec.Started = func(pid int, _ sandbox.NamespaceIDs) error {
+		order, pid1 = append(order, "started"), pid
+		return nil
+	}
+	spec.BeforeExec = func() error {
+		time.Sleep(200 * time.Millisecond)
+		_, err := os.Stat(marker)
+		order = append(order, fmt.Sprintf("before exec, command ran: %v", err == nil))
+		return nil
+	}
+	sb, err := sandbox.Start(context.Background(), spec)
+	assert.NilError(t, err)
+	assert.NilError(t, sb.Wait())
+	assert.DeepEqual(t, order, []string{"started", "before exec, command ran: false"})
+	_, err = os.Stat(marker)
+	assert.NilError(t, err, "the command ran after BeforeExec")
+
+	spec = defaultSpec(t, "touch", marker+"2")
+	spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountBind, Source: dir, Destination: dir})
+	spec.Started = func(pid int, _ sandbox.NamespaceIDs) error { pid1 = pid; return nil }
+	spec.BeforeExec = func() error { return errors.New("caller says no") }
+	_, err = sandbox.Start(context.Background(), spec)
+	assert.Error(t, err, "caller says no")
+	_, err = os.Stat(marker + "2")
+	assert.Assert(t, errors.Is(err, os.ErrNotExist), "the command ran despite BeforeExec's error")
+	assert.Assert(t, errors.Is(syscall.Kill(pid1, 0), syscall.ESRCH), "PID 1 %d outlived the failed start", pid1)
+}

@@ -407,7 +407,8 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		m.Type, m.Source, m.Destination = sandbox.MountBind, src, v[1]
 		m.ReadOnly = arg == "--ro-bind-fd"
 	case "--remount-ro":
-		m.Type, m.Destination = sandbox.MountRemountRO, v[0]
+		// bubblewrap's remount is of the one mount (nsbox run's recurses).
+		m.Type, m.Destination, m.NonRecursive = sandbox.MountRemountRO, v[0], true
 	case "--proc":
 		m.Type, m.Destination = sandbox.MountProc, v[0]
 	case "--dev":
@@ -468,11 +469,10 @@ func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
 	switch arg {
 	case "--overlay":
 		m.Type, m.Lower, m.Upper, m.Work, m.Destination = sandbox.MountOverlay, lower, v[0], v[1], v[2]
-	default:
-		// Not expressible as a Spec op: nsbox's tmp-overlay covers the
-		// destination's own contents, and its overlays need an upper
-		// directory.
-		return bwrapDie("%s is not supported by nsbox: overlays over --overlay-src sources need a writable upper directory; fix: use --overlay RWSRC WORKDIR DEST", arg)
+	case "--tmp-overlay":
+		m.Type, m.Lower, m.Destination = sandbox.MountTmpOverlay, lower, v[0]
+	default: // --ro-overlay: no upper
+		m.Type, m.Lower, m.Destination = sandbox.MountOverlay, lower, v[0]
 	}
 	o.mounts = append(o.mounts, m)
 	return nil

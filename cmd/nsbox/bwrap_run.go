@@ -132,8 +132,6 @@ func (o *bwrapOpts) check() error {
 		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
 	case o.asPID1:
 		return bwrapDie("--as-pid-1 is not supported by nsbox: its own init is always PID 1 and runs the command as PID 2; fix: drop the option")
-	case o.blockFD >= 0 && (o.infoFD >= 0 || o.statusFD >= 0):
-		return bwrapDie("--block-fd with --info-fd or --json-status-fd is not supported by nsbox: it waits on the block fd before it creates the sandbox, so the info would come only after; fix: drop one")
 	}
 	return nil
 }
@@ -165,6 +163,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 				mounts[i].Source = abs
 			}
 		}
+		for j, l := range mounts[i].Lower {
+			if abs, err := filepath.Abs(l); err == nil && !filepath.IsAbs(l) {
+				mounts[i].Lower[j] = abs
+			}
+		}
 		if !filepath.IsAbs(mounts[i].Destination) {
 			// bubblewrap resolves a relative destination from the new root.
 			mounts[i].Destination = "/" + mounts[i].Destination
@@ -174,15 +177,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	cwd, pwd := o.workingDir(mounts)
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)
-	if o.argv0Set {
-		// Process.Args[0] is both the program looked up in PATH and its
-		// argv[0]: the Spec has no way to tell them apart.
-		return nil, bwrapDie("--argv0 is not supported by nsbox: the sandbox's Spec runs Args[0] as both the program and its argv[0]; fix: drop the option")
-	}
 	caps := o.caps
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
+			Argv0:      o.argv0,
 			Env:        env,
 			Cwd:        cwd,
 			UID:        inUID,
@@ -358,13 +357,19 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 		}
 	}
 	if o.blockFD >= 0 {
-		var b [1]byte
-		for {
-			if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
-				break
+		// As bubblewrap: the sandbox is built (and the info written),
+		// and the command runs once FD has data or is closed.
+		unix.CloseOnExec(o.blockFD)
+		spec.BeforeExec = func() error {
+			var b [1]byte
+			for {
+				if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
+					break
+				}
 			}
+			unix.Close(o.blockFD)
+			return nil
 		}
-		unix.Close(o.blockFD)
 	}
 	executed := false
 	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
@@ -428,7 +433,7 @@ func bwrapUsage(argv0 string) string {
 const bwrapOptionHelp = `    --help                       Print this help
     --version                    Print version
     --args FD                    Parse NUL-separated args from FD
-    --argv0 VALUE                Set argv[0] to the value VALUE before running the program (not supported)
+    --argv0 VALUE                Set argv[0] to the value VALUE before running the program
     --level-prefix               Prepend e.g. <3> to diagnostic messages
     --unshare-all                Unshare every namespace we support by default
     --share-net                  Retain the network namespace (can only combine with --unshare-all)
@@ -466,8 +471,8 @@ const bwrapOptionHelp = `    --help                       Print this help
     --overlay-src SRC            Read files from SRC in the following overlay
     --overlay RWSRC WORKDIR DEST Mount overlayfs on DEST, with RWSRC as the host path for writes and
                                  WORKDIR an empty directory on the same filesystem as RWSRC
-    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs (not supported)
-    --ro-overlay DEST            Mount overlayfs read-only on DEST (not supported)
+    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs
+    --ro-overlay DEST            Mount overlayfs read-only on DEST
     --exec-label LABEL           Exec label for the sandbox (not supported)
     --file-label LABEL           File label for temporary sandbox content (not supported)
     --proc DEST                  Mount new procfs on DEST

@@ -47,7 +47,15 @@ func TestBwrapParse(t *testing.T) {
 			test: func(t *testing.T, o *bwrapOpts) { assert.DeepEqual(t, o.mounts[0].Lower, []string{"/l2", "/l1"}) }},
 		{name: "dangling overlay-src", argv: []string{"--overlay-src", "/l1", "true"}, err: "--overlay-src must be followed by another --overlay-src"},
 		{name: "bad fd", argv: []string{"--info-fd", "x", "true"}, err: "Invalid fd: x"},
-		{name: "unsupported overlay", argv: []string{"--overlay-src", "/a", "--tmp-overlay", "/d", "true"}, err: "--tmp-overlay is not supported by nsbox"},
+		{name: "tmp-overlay over sources", argv: []string{"--overlay-src", "/a", "--tmp-overlay", "/d", "true"},
+			test: func(t *testing.T, o *bwrapOpts) {
+				assert.DeepEqual(t, o.mounts[0], sandbox.Mount{Type: sandbox.MountTmpOverlay, Lower: []string{"/a"}, Destination: "/d", Flag: o.mounts[0].Flag})
+			}},
+		{name: "ro-overlay has no upper", argv: []string{"--overlay-src", "/a", "--overlay-src", "/b", "--ro-overlay", "/d", "true"},
+			test: func(t *testing.T, o *bwrapOpts) {
+				assert.DeepEqual(t, o.mounts[0], sandbox.Mount{Type: sandbox.MountOverlay, Lower: []string{"/b", "/a"}, Destination: "/d", Flag: o.mounts[0].Flag})
+			}},
+		{name: "ro-overlay needs two", argv: []string{"--overlay-src", "/a", "--ro-overlay", "/d", "true"}, err: "--ro-overlay requires at least two --overlay-src"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newBwrapOpts()

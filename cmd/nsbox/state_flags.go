@@ -373,13 +373,17 @@ func within(base, dir string) (string, bool) {
 
 // coveredLater reports whether one of the later ops replaces what the
 // sandbox sees at p: a mount of something else at p or above it. Ops that
-// keep the content below visible (dir, chmod, remount-ro, tmp-overlay,
-// copy-up) do not count.
+// keep the content below visible (dir, chmod, remount-ro, tmp-overlay
+// without Lower, copy-up) do not count.
 func coveredLater(later []sandbox.Mount, p string) bool {
 	for _, m := range later {
 		switch m.Type {
-		case sandbox.MountDir, sandbox.MountChmod, sandbox.MountRemountRO, sandbox.MountTmpOverlay, sandbox.MountCopyUp:
+		case sandbox.MountDir, sandbox.MountChmod, sandbox.MountRemountRO, sandbox.MountCopyUp:
 			continue
+		case sandbox.MountTmpOverlay:
+			if len(m.Lower) == 0 {
+				continue
+			}
 		}
 		if _, ok := within(m.Destination, p); ok {
 			return true
