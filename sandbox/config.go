@@ -213,6 +213,7 @@ const (
 	mountFlagOptional
 	mountFlagOwned
 	mountFlagNonRecursive
+	mountFlagTun
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -238,6 +239,9 @@ func (m *Mount) encode(add func(k, v string)) {
 	}
 	if m.NonRecursive {
 		fl |= mountFlagNonRecursive
+	}
+	if m.Tun {
+		fl |= mountFlagTun
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(unixMode(m.Mode)), 10))

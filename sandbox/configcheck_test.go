@@ -285,7 +285,7 @@ func TestConfigRefused(t *testing.T) {
 		{"last mount op without what", append(slices.Clone(withRoot), rec("mount=dir", "mount-dst=/x", "mount-flags=0", "mount-mode=0")...), `config record "mount-what": missing in mount op 1`},
 		{"mount-dst twice", append(slices.Clone(withRoot), rec("mount=dir", "mount-dst=/x", "mount-dst=/y")...), `config record "mount-dst": given twice in mount op 1`},
 		{"unknown mount key", append(slices.Clone(withRoot), rec("mount=dir", "mount-dest=/x")...), `config record "mount-dest": unknown key`},
-		{"mount flag bits", append(slices.Clone(withRoot), rec("mount=dir", "mount-flags=32")...), `config record "mount-flags"`},
+		{"mount flag bits", append(slices.Clone(withRoot), rec("mount=dir", "mount-flags=64")...), `config record "mount-flags"`},
 		{"mount mode", append(slices.Clone(withRoot), rec("mount=dir", "mount-mode=4096")...), `config record "mount-mode"`},
 		{"mount size 0", append(slices.Clone(withRoot), rec("mount=tmpfs", "mount-size=0")...), `config record "mount-size"`},
 		{"mount data odd", append(slices.Clone(withRoot), rec("mount=file", "mount-data=abc")...), `config record "mount-data": "abc": not lowercase hex`},

@@ -98,6 +98,11 @@ type Mount struct {
 	// only: mounts below it keep their own read-write or read-only flag
 	// (bubblewrap's --remount-ro). False makes them read-only too.
 	NonRecursive bool `json:"nonRecursive,omitempty"`
+	// Tun adds the host's /dev/net/tun to a MountDev (bubblewrap's --dev
+	// has no such node), so a sandbox nested inside can use --net user.
+	// The device only makes interfaces in a network namespace whose
+	// owner grants CAP_NET_ADMIN: the command's own nested ones.
+	Tun bool `json:"tun,omitempty"`
 	// Flag is how the user asked for this op (e.g. "--ro-bind /x"); error
 	// messages name it. "" names the op by its type.
 	Flag string `json:"-"`
@@ -129,7 +134,7 @@ func HostView(cwd string) []Mount {
 // and a tmpfs on /tmp.
 func BaseView() []Mount {
 	return []Mount{
-		{Type: MountDev, Destination: "/dev"},
+		{Type: MountDev, Destination: "/dev", Tun: true},
 		{Type: MountProc, Destination: "/proc"},
 		{Type: MountTmpfs, Destination: "/tmp", Mode: 0o777 | fs.ModeSticky},
 	}
@@ -182,6 +187,9 @@ func (m *Mount) validate() error {
 	}
 	if m.NonRecursive && m.Type != MountRemountRO {
 		return errors.New("only a remount-ro can be non-recursive")
+	}
+	if m.Tun && m.Type != MountDev {
+		return errors.New("only a dev mount can hold /dev/net/tun")
 	}
 	switch m.Type {
 	case MountBind:

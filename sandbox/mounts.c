@@ -110,7 +110,7 @@ const struct cfg_key mount_keys[] = {
 	{CFG_OP_KEY("mount-src", CFG_STR, 0, src)},
 	{CFG_OP_KEY("mount-dst", CFG_STR, CFG_REQUIRED, dst)},
 	{CFG_OP_KEY("mount-flags", CFG_INT, CFG_REQUIRED, flags), .min = 0,
-	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE},
+	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE | MOUNT_TUN},
 	{CFG_OP_KEY("mount-mode", CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
 	{CFG_OP_KEY("mount-size", CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
 	{CFG_OP_KEY("mount-data", CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},

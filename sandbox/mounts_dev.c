@@ -102,13 +102,13 @@ void mount_dev_op(const struct mount_op *op)
 		snprintf(host, sizeof host, "dev/%s", nodes[i]);
 		bind_host_node(dev, host, nodes[i], w);
 	}
-	/* /dev/net/tun, where the host has it: a sandbox nested in this one
+	/* /dev/net/tun (Mount.Tun), where the host has it: a sandbox nested in this one
 	 * (nsbox run --net user inside) makes its TAP device through it. The
 	 * kernel only lets it create a device in a network namespace whose
 	 * owner grants CAP_NET_ADMIN, so the command reaches no network but
 	 * one it made itself. */
 	struct stat tun;
-	if (fstatat(mnt_oldroot, "dev/net/tun", &tun, 0) == 0 && S_ISCHR(tun.st_mode)) {
+	if ((op->flags & MOUNT_TUN) && fstatat(mnt_oldroot, "dev/net/tun", &tun, 0) == 0 && S_ISCHR(tun.st_mode)) {
 		if (mkdirat(dev, "net", 0755) < 0)
 			fail("%s: create net", w);
 		int net = openat(dev, "net", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -110,6 +110,7 @@ enum mount_type {
 #define MOUNT_OPTIONAL 4
 #define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
 #define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
+#define MOUNT_TUN 32 /* a dev op that also holds the host's /dev/net/tun */
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;
