@@ -23,8 +23,8 @@ import (
 type rawSandbox struct {
 	fd   int
 	vnet bool // frames carry a virtio_net_hdr (testVnet)
-	mu  sync.Mutex
-	log []string
+	mu   sync.Mutex
+	log  []string
 }
 
 var sandboxMAC = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64")
