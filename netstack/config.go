@@ -28,6 +28,11 @@ const MinMTU = 1280
 type Config struct {
 	// MTU of the link; 0 means DefaultMTU. It must match the TAP device's.
 	MTU uint32
+	// VnetHdr says the TAP device was opened with IFF_VNET_HDR and the
+	// checksum and TCP segmentation offloads (sandbox.TAP.VnetHdr): its
+	// frames then carry a virtio_net_hdr, and TCP crosses the device in
+	// segments of up to 64 KiB whatever the MTU.
+	VnetHdr bool
 	// AllowHostLoopback maps the gateway addresses to the host's loopback.
 	AllowHostLoopback bool
 	// DNSServers are the upstream resolvers. Empty means the nameservers of

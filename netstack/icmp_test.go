@@ -21,9 +21,10 @@ import (
 // rawSandbox is the sandbox's end of the link as raw ethernet frames, for
 // tests that craft packets the sandbox's kernel would send.
 type rawSandbox struct {
-	fd  int
-	mu  sync.Mutex
-	log []string
+	fd   int
+	vnet bool // frames carry a virtio_net_hdr (testVnet)
+	mu   sync.Mutex
+	log  []string
 }
 
 var sandboxMAC = tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64")
@@ -32,7 +33,8 @@ func newRawSandbox(t *testing.T, cfg Config) *rawSandbox {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	assert.NilError(t, err)
-	rs := &rawSandbox{fd: fds[1]}
+	rs := &rawSandbox{fd: fds[1], vnet: testVnet}
+	cfg.VnetHdr = testVnet
 	cfg.Log = func(format string, args ...any) {
 		rs.mu.Lock()
 		rs.log = append(rs.log, fmt.Sprintf(format, args...))
@@ -48,6 +50,16 @@ func newRawSandbox(t *testing.T, cfg Config) *rawSandbox {
 		syscall.Close(fds[1])
 	})
 	return rs
+}
+
+// send writes frame as the sandbox's kernel would (after a zero
+// virtio_net_hdr with vnet: complete checksums, no segmentation).
+func (rs *rawSandbox) send(frame []byte) error {
+	if rs.vnet {
+		frame = append(make([]byte, vnetHdrSize), frame...)
+	}
+	_, err := syscall.Write(rs.fd, frame)
+	return err
 }
 
 func (rs *rawSandbox) logged() string {
@@ -105,8 +117,12 @@ func (rs *rawSandbox) echoReply(t *testing.T, wait time.Duration) []byte {
 			continue
 		}
 		assert.NilError(t, err)
-		eth := header.Ethernet(buf[:n])
-		ip := buf[header.EthernetMinimumSize:n]
+		frame := buf[:n]
+		if rs.vnet {
+			frame = frame[vnetHdrSize:]
+		}
+		eth := header.Ethernet(frame)
+		ip := frame[header.EthernetMinimumSize:]
 		switch eth.Type() {
 		case header.IPv4ProtocolNumber:
 			h := header.IPv4(ip)
@@ -146,7 +162,7 @@ func TestPingHostLoopbackThroughGateway(t *testing.T) {
 		{GatewayIPv6, SandboxIPv6},
 	} {
 		for seq := uint16(1); seq <= 2; seq++ {
-			_, err := syscall.Write(rs.fd, echoRequest(c.dst, 0x4242, seq, payload))
+			err := rs.send(echoRequest(c.dst, 0x4242, seq, payload))
 			assert.NilError(t, err)
 			ip := rs.echoReply(t, 5*time.Second)
 			assert.Assert(t, ip != nil, "no echo reply from %v (seq %d); log:\n%s", c.dst, seq, rs.logged())
@@ -190,7 +206,7 @@ func TestPingWithoutReply(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rs := newRawSandbox(t, c.cfg)
-			_, err := syscall.Write(rs.fd, echoRequest(c.dst, 7, 1, []byte("x")))
+			err := rs.send(echoRequest(c.dst, 7, 1, []byte("x")))
 			assert.NilError(t, err)
 			assert.Assert(t, rs.echoReply(t, 1500*time.Millisecond) == nil)
 			assert.Assert(t, strings.Contains(rs.logged(), c.log), "log:\n%s", rs.logged())

@@ -39,8 +39,16 @@ type sandboxSide struct {
 	once sync.Once
 }
 
+// testVnet makes newSandbox and newRawSandbox use the virtio_net_hdr
+// format on both ends (TestVnetHdr).
+var testVnet bool
+
+// sandboxFrames, when set, sees each frame newSandbox's side reads.
+var sandboxFrames func(frame []byte)
+
 func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 	t.Helper()
+	cfg.VnetHdr = cfg.VnetHdr || testVnet
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	assert.NilError(t, err)
 	n, err := Start(os.NewFile(uintptr(fds[0]), "tap"), cfg)
@@ -48,7 +56,7 @@ func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 		syscall.Close(fds[1])
 	}
 	assert.NilError(t, err)
-	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), DefaultMTU, tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"))
+	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), cfg.mtu(), tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"), cfg.VnetHdr)
 	assert.NilError(t, err)
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
@@ -65,6 +73,9 @@ func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 		{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFromSlice(GatewayIPv4.AsSlice()), NIC: 1},
 		{Destination: header.IPv6EmptySubnet, Gateway: tcpip.AddrFromSlice(GatewayIPv6.AsSlice()), NIC: 1},
 	})
+	if h := sandboxFrames; h != nil {
+		tl.divert = func(frame []byte) bool { h(frame); return false }
+	}
 	tl.start()
 	sb := &sandboxSide{s: s, net: n, link: tl}
 	t.Cleanup(sb.close)

@@ -73,7 +73,7 @@ func Start(tap *os.File, cfg Config) (*Network, error) {
 }
 
 func (n *Network) start(tap *os.File) error {
-	tl, link, err := newTAPLink(tap, n.cfg.mtu(), gatewayMAC)
+	tl, link, err := newTAPLink(tap, n.cfg.mtu(), gatewayMAC, n.cfg.VnetHdr)
 	if err != nil {
 		return err
 	}

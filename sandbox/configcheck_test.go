@@ -124,7 +124,7 @@ func configCases(t testing.TB) map[string]stageConfig {
 	})
 	lc.security = append(lc.security, ll.records(6)...)
 	cases["landlock"] = lc
-	tap := TAP{Name: "tap0", MTU: 65520, Address4: netip.MustParsePrefix("10.0.2.100/24"), Gateway4: netip.MustParseAddr("10.0.2.2"),
+	tap := TAP{Name: "tap0", MTU: 65520, VnetHdr: true, Address4: netip.MustParsePrefix("10.0.2.100/24"), Gateway4: netip.MustParseAddr("10.0.2.2"),
 		Address6: netip.MustParsePrefix("fd00::100/64"), Gateway6: netip.MustParseAddr("fd00::2")}
 	cases["--net user (tap)"] = newStageConfig(spec(func(s *Spec) {
 		s.Network = &Network{TAP: tap, Serve: func(*os.File) (func() error, error) { return nil, nil }}

@@ -73,6 +73,7 @@ struct config {
 	/* tap.c: the network device (--net user, slirp4netns, pasta). */
 	const char *tap_name;  /* create this TAP device and send its fd (--net user) */
 	int tap_mtu;           /* its MTU; 0 keeps the kernel's */
+	int tap_vnet_hdr;      /* open it with IFF_VNET_HDR and the TSO/checksum offloads */
 	const char *tap_addr4; /* "ADDR/BITS" */
 	const char *tap_gw4;   /* default route's gateway */
 	const char *tap_addr6;

@@ -117,6 +117,7 @@ static void format_address(struct cfg_out *o, const char *key, const void *field
 const struct cfg_key tap_keys[] = {
 	{CFG_KEY("tap", CFG_STR, 0, tap_name), .max = IFNAMSIZ - 1},
 	{CFG_KEY("tap-mtu", CFG_INT, 0, tap_mtu), .min = 1, .max = 65535, .needs = "tap"},
+	{CFG_KEY("tap-vnet-hdr", CFG_BOOL, 0, tap_vnet_hdr), .needs = "tap"},
 	{CFG_KEY("tap-addr4", CFG_CUSTOM, 0, tap_addr4), .needs = "tap", .parse = parse_address, .format = format_address},
 	{CFG_KEY("tap-gw4", CFG_CUSTOM, 0, tap_gw4), .needs = "tap", .parse = parse_address, .format = format_address},
 	{CFG_KEY("tap-addr6", CFG_CUSTOM, 0, tap_addr6), .needs = "tap", .parse = parse_address, .format = format_address},
@@ -225,8 +226,16 @@ void setup_tap(const struct config *c)
 	memset(&ifr, 0, sizeof ifr);
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (c->tap_vnet_hdr)
+		ifr.ifr_flags |= IFF_VNET_HDR;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
+	/* With a virtio_net_hdr on each frame (the launcher's format, see
+	 * netstack/link.go), TCP crosses the device in segments of up to
+	 * 64 KiB with partial checksums, whatever the MTU. */
+	if (c->tap_vnet_hdr &&
+	    ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
+		fail("turn on checksum and TCP segmentation offload on %s (TUNSETOFFLOAD)", c->tap_name);
 	configure_tap(c);
 	send_fd(NSBOX_MSG_TAP, fd, "the TAP device");
 	close(fd);

@@ -22,6 +22,7 @@ type netFlags struct {
 	rules             ruleList // --allow, --deny and --deny-private, in command-line order
 	allowHosts        []string
 	publish           []string
+	tapOffload        bool // --tap-offload (hidden): virtio_net_hdr and offloads on the TAP
 
 	// Set by apply: a warning for stderr, and the ports that are
 	// forwarded.
@@ -79,11 +80,14 @@ func addNetFlags(fs *pflag.FlagSet) *netFlags {
 	fs.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow `NAME` (or *.DOMAIN): only such names resolve, and their addresses are allowed")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "forward host port to the sandbox: `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (HOSTIP defaults to 127.0.0.1)")
 	fs.BoolVar(&f.verbose, "verbose", false, "log each network policy decision to stderr")
+	// Hidden: the plain-frame TAP, for measuring what the offloads bring.
+	fs.BoolVar(&f.tapOffload, "tap-offload", true, "virtio_net_hdr with checksum and TCP segmentation offload on the --net user TAP device")
+	fs.MarkHidden("tap-offload")
 	return f
 }
 
 // userModeOnly are the flags that mean something only with --net user.
-var userModeOnly = []string{"mtu", "allow-host-loopback", "dns-server", "allow", "deny", "deny-private", "allow-host", "publish", "verbose"}
+var userModeOnly = []string{"mtu", "allow-host-loopback", "dns-server", "allow", "deny", "deny-private", "allow-host", "publish", "verbose", "tap-offload"}
 
 // apply sets spec's network from the flags.
 func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
@@ -143,7 +147,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if !spec.Namespaces.Net {
 		return usageError{"--net user needs a network namespace of its own; fix: drop net from --share"}
 	}
-	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback}
+	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback, VnetHdr: f.tapOffload}
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
@@ -181,6 +185,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 		TAP: sandbox.TAP{
 			Name:     "tap0",
 			MTU:      int(f.mtu),
+			VnetHdr:  f.tapOffload,
 			Address4: netip.PrefixFrom(netstack.SandboxIPv4, netstack.PrefixIPv4.Bits()),
 			Gateway4: netstack.GatewayIPv4,
 			Address6: netip.PrefixFrom(netstack.SandboxIPv6, netstack.PrefixIPv6.Bits()),

@@ -48,6 +48,8 @@ type config struct {
 	iperfSeconds   int
 	iperfRounds    int
 	latencyConns   int
+	mtu            int  // -mtu: the link MTU of every user-mode stack, 0 for their defaults
+	plainTAP       bool // -plain-tap: also nsbox --net user without the TAP offloads
 }
 
 func main() {
@@ -62,6 +64,8 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
 	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, out, in, tcp, udp, dns, tcp-parts, profile)")
+	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
+	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
 	cfg.iperfSeconds, cfg.iperfRounds, cfg.latencyConns = 3, 3, 100

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,9 @@ func netSandboxes(cfg *config, forward string, argv []string) []*contender {
 	p := func(flags ...string) []string {
 		out := []string{cfg.nsbox, "run"}
 		out = append(out, flags...)
+		if cfg.mtu != 0 {
+			out = append(out, "--mtu", strconv.Itoa(cfg.mtu))
+		}
 		if forward != "" {
 			out = append(out, "-p", forward)
 		} else {
@@ -43,38 +48,43 @@ func netSandboxes(cfg *config, forward string, argv []string) []*contender {
 		return append(append(out, "--"), argv...)
 	}
 	rk := func(driver string) []string {
-		out := []string{"rootlesskit", "--net=slirp4netns", "--mtu=65520"}
+		out := []string{"rootlesskit", "--net=slirp4netns", "--mtu=" + strconv.Itoa(cmp.Or(cfg.mtu, 65520))}
 		if forward != "" {
 			out = append(out, "--port-driver="+driver, "-p", forward)
 		}
 		return append(out, argv...)
 	}
 	pasta := []string{"pasta", "--config-net"}
+	if cfg.mtu != 0 {
+		pasta = append(pasta, "--mtu", strconv.Itoa(cfg.mtu))
+	}
 	if forward != "" {
 		// 127.0.0.1:P:5201/tcp → pasta's -t 127.0.0.1/P:5201
 		parts := strings.Split(strings.TrimSuffix(forward, "/tcp"), ":")
 		pasta = append(pasta, "-t", parts[0]+"/"+parts[1]+":"+parts[2])
 	}
 	pasta = append(append(pasta, "--"), argv...)
-	cs := []*contender{
-		{Name: "nsbox --net user", Argv: p("--net", "user")},
-		{Name: "nsbox --net slirp4netns", Argv: p("--net", "slirp4netns")},
-		{Name: "nsbox --net pasta", Argv: p("--net", "pasta")},
-		{Name: "rootlesskit slirp4netns", Argv: rk("builtin")},
-		{Name: "pasta", Argv: pasta},
-	}
-	if forward != "" {
-		cs[3].Name = "rootlesskit slirp4netns, builtin ports"
-		cs = append(cs[:4], append([]*contender{{Name: "rootlesskit slirp4netns, slirp4netns ports", Argv: rk("slirp4netns")}}, cs[4:]...)...)
-	}
 	probeFlags := [][]string{{"--net", "user"}, {"--net", "slirp4netns"}, {"--net", "pasta"}}
+	if cfg.plainTAP {
+		probeFlags = slices.Insert(probeFlags, 1, []string{"--net", "user", "--tap-offload=false"})
+	}
+	var cs []*contender
+	for _, fl := range probeFlags {
+		cs = append(cs, &contender{Name: "nsbox " + strings.Join(fl, " "), Argv: p(fl...)})
+	}
+	nb := len(cs)
+	cs = append(cs, &contender{Name: "rootlesskit slirp4netns", Argv: rk("builtin")}, &contender{Name: "pasta", Argv: pasta})
+	if forward != "" {
+		cs[nb].Name = "rootlesskit slirp4netns, builtin ports"
+		cs = slices.Insert(cs, nb+1, &contender{Name: "rootlesskit slirp4netns, slirp4netns ports", Argv: rk("slirp4netns")})
+	}
 	for i, fl := range probeFlags {
 		if forward != "" {
 			fl = append(fl, "-p", freeForward())
 		}
 		probeInto(cfg, cs[i], fl...)
 	}
-	for _, k := range cs[3:] {
+	for _, k := range cs[nb:] {
 		if _, err := exec.LookPath(k.Argv[0]); err != nil {
 			k.Missing = k.Argv[0] + " is not installed (make bench as root installs it)"
 		}
@@ -110,7 +120,7 @@ func throughputOut(cfg *config, rss *comparison) *comparison {
 	c.Contenders = netSandboxes(cfg, "", inGateway(client))
 	c.Contenders = append(c.Contenders, &contender{Name: "host loopback, no sandbox",
 		Argv: []string{"iperf3", "-c", "127.0.0.1", "-p", strconv.Itoa(port), "-t", strconv.Itoa(cfg.iperfSeconds), "-J"}})
-	c.Note = fmt.Sprintf("iperf3 -t %d, one stream, %d rounds; rootlesskit at --mtu=65520 (its default), host loopback not disabled so the gateway reaches the host's 127.0.0.1.", cfg.iperfSeconds, cfg.iperfRounds)
+	c.Note = fmt.Sprintf("iperf3 -t %d, one stream, %d rounds; every stack at MTU %d, host loopback not disabled so the gateway reaches the host's 127.0.0.1.", cfg.iperfSeconds, cfg.iperfRounds, cmp.Or(cfg.mtu, 65520))
 	if err := srv.Start(); err != nil {
 		for _, k := range c.Contenders {
 			k.Missing = "iperf3 server: " + err.Error()
@@ -144,7 +154,7 @@ func throughputIn(cfg *config) *comparison {
 		Title:        "Throughput host → sandbox through a forwarded port (-p 127.0.0.1:P:5201/tcp)",
 		Unit:         "Gb/s",
 		HigherBetter: true,
-		Note:         fmt.Sprintf("iperf3 -t %d, one stream, server inside the sandbox, client on the host; %d rounds.", cfg.iperfSeconds, cfg.iperfRounds),
+		Note:         fmt.Sprintf("iperf3 -t %d, one stream, server inside the sandbox, client on the host; %d rounds; every stack at MTU %d.", cfg.iperfSeconds, cfg.iperfRounds, cmp.Or(cfg.mtu, 65520)),
 	}
 	c.Contenders = netSandboxes(cfg, "127.0.0.1:PORT:5201/tcp", []string{"iperf3", "-s", "-1", "-p", "5201"})
 	alternate(cfg.iperfRounds, c.Contenders, func(k *contender) (float64, error) {
