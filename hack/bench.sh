@@ -40,14 +40,16 @@ trap 'rm -rf "$out"' EXIT
 cp bin/nsbox "$out/nsbox"
 (cd hack/bench && go build -o "$out/bench" .)
 (cd hack/bench && go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./emptygo)
-mkdir "$out/docs" "$out/tmp"
+mkdir "$out/docs" "$out/tmp" "$out/home"
 chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo"
-chmod 0777 "$out/docs" "$out/tmp"
+chmod 0777 "$out/docs" "$out/tmp" "$out/home"
 
 path=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 if [ "$(id -u)" = 0 ]; then
 	echo "bench: running as $user (uid $(id -u "$user"))"
-	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out" TMPDIR="$out/tmp" \
+	# HOME is not the working directory: nsbox binds nothing writable from
+	# a home (a private home hides it), and the runs need $out writable.
+	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out/home" TMPDIR="$out/tmp" \
 		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
 else
 	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
