@@ -104,5 +104,14 @@ func socketPair() (parent, child *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("create the stage socketpair: %w", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "nsbox-launcher"), os.NewFile(uintptr(fds[1]), "nsbox-stage"), nil
+	return launcherEnd(fds[0]), os.NewFile(uintptr(fds[1]), "nsbox-stage"), nil
+}
+
+// launcherEnd wraps the launcher's end of a stage socket. Non-blocking, so
+// that it goes through the runtime's poller: a goroutine waiting for the
+// stage then parks instead of holding a thread in read(2), and the
+// runtime need not start another thread to run the rest.
+func launcherEnd(fd int) *os.File {
+	syscall.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), "nsbox-launcher")
 }
