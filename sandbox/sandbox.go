@@ -22,6 +22,9 @@ type Sandbox struct {
 	done   chan struct{} // closed when watch returns
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
+	// parentIsMain: PID 1's parent is this process's main thread (its
+	// parent-death signal is tied to that thread; see HandOff).
+	parentIsMain bool
 
 	waitOnce sync.Once
 	err      error

@@ -71,6 +71,12 @@ struct nsbox_msg {
 
 void nsbox_stage(void);
 
+/* NSBOX_HANDOFF_ENV in the environment makes a process the supervisor of
+ * a running sandbox that a launcher handed off (handoff.c, handoff.go):
+ * "PID1,SYNC_FD,STATUS_FD,TTY_FD,PGRP[;CLEANUP]". */
+#define NSBOX_HANDOFF_ENV "_NSBOX_HANDOFF"
+void nsbox_handoff(void);
+
 /* nsbox_prefork forks a stage before the Go runtime starts, so the stage is waiting for its
  * CONFIG by the time the launcher has planned: no exec of the binary, and
  * the fork overlaps the Go runtime's start. On success it sets

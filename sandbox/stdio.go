@@ -14,6 +14,7 @@ type stdio struct {
 	childEnds  []*os.File // ours to close once the stage has them
 	stdinWrite *os.File   // write end feeding a non-file Stdin
 	copies     sync.WaitGroup
+	copyOut    bool // Stdout or Stderr is copied by a goroutine
 }
 
 func openStdio(p *Process) (*stdio, error) {
@@ -57,6 +58,7 @@ func openStdio(p *Process) (*stdio, error) {
 				s.files[i+1] = pw
 				s.childEnds = append(s.childEnds, pw)
 				s.copies.Add(1)
+				s.copyOut = true
 				go func() {
 					defer s.copies.Done()
 					io.Copy(w, r)
@@ -87,6 +89,12 @@ func (s *stdio) finish() {
 	if s.stdinWrite != nil {
 		s.stdinWrite.Close()
 	}
+}
+
+// copying reports whether the launcher copies one of the streams (a
+// Stdin, Stdout or Stderr that is not an *os.File).
+func (s *stdio) copying() bool {
+	return s.stdinWrite != nil || s.copyOut
 }
 
 // abort undoes openStdio when the sandbox did not start.

@@ -287,6 +287,28 @@ func (h *Handle) Release() error {
 	return nil
 }
 
+// HandOff returns what Release (and KeepLog first, with keepLog) does, as
+// steps for the supervisor that takes the sandbox over
+// (sandbox.Sandbox.HandOff), and the descriptors it must hold until then:
+// the entry's lock and its sealed record, whose number the record names.
+func (h *Handle) HandOff(keepLog bool) (after []sandbox.AfterStep, keep []int) {
+	if keepLog {
+		dir := filepath.Join(filepath.Dir(h.Path), endedLogs)
+		after = append(after,
+			sandbox.AfterStep{Op: sandbox.AfterMkdir, Path: dir},
+			sandbox.AfterStep{Op: sandbox.AfterRename, Path: h.LogPath(), To: filepath.Join(dir, h.Name)})
+	}
+	after = append(after,
+		sandbox.AfterStep{Op: sandbox.AfterUnlink, Path: filepath.Join(h.Path, "state.json")},
+		sandbox.AfterStep{Op: sandbox.AfterUnlink, Path: h.LogPath()},
+		sandbox.AfterStep{Op: sandbox.AfterRmdir, Path: h.Path})
+	keep = []int{h.lock.fd}
+	if h.record >= 0 {
+		keep = append(keep, h.record)
+	}
+	return after, keep
+}
+
 // Live is an entry of a running sandbox, as List and Get return it:
 // checked against the kernel and its launcher's sealed copy (verify.go).
 // Close it when done.

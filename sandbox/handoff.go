@@ -1,0 +1,163 @@
+package sandbox
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HandOff is what the supervisor that takes a running sandbox over
+// (Sandbox.HandOff) does besides waiting: once PID 1 has ended it gives a
+// terminal back, writes StatusFD's line, runs the After steps in order and
+// exits with the command's status, as Wait's caller would.
+type HandOff struct {
+	// StatusFD, if not -1, gets `{ "exit-code": N }` and a newline at the
+	// end (bubblewrap's --json-status-fd).
+	StatusFD int
+	// After are file-system steps, in order; their failures are ignored.
+	After []AfterStep
+	// Keep are descriptors the supervisor must hold until it exits (a
+	// lock, say), under the same numbers.
+	Keep []int
+}
+
+// AfterStep is one step of HandOff.After.
+type AfterStep struct {
+	Op   AfterOp
+	Path string
+	To   string // the new name, for AfterRename
+}
+
+// AfterOp is what an AfterStep does to its Path.
+type AfterOp int
+
+// The steps a handed-off supervisor can take.
+const (
+	AfterUnlink AfterOp = iota + 1 // unlink(2) Path
+	AfterRmdir                     // rmdir(2) Path
+	AfterMkdir                     // mkdir(2) Path, mode 0700
+	AfterRename                    // rename(2) Path to To
+)
+
+var afterVerbs = map[AfterOp]string{AfterUnlink: "unlink", AfterRmdir: "rmdir", AfterMkdir: "mkdir", AfterRename: "rename"}
+
+// Exited reports whether PID 1 has ended, waiting for it at most timeout.
+// It does not reap PID 1: Wait or the HandOff supervisor still does.
+func (s *Sandbox) Exited(timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(s.pid1.Pid, 0)
+	if err != nil {
+		return true // reaped already, or we cannot tell: let Wait decide
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR && time.Now().Before(deadline) {
+			continue
+		}
+		return n > 0 || (err != nil && err != unix.EINTR)
+	}
+}
+
+// CanHandOff reports whether HandOff can take this sandbox over: the
+// launcher has nothing to do for it but wait (no pseudo-terminal to relay,
+// no network to serve, no cgroup to remove, no standard stream to copy),
+// and PID 1's parent is the main thread, which HandOff must call from.
+func (s *Sandbox) CanHandOff() bool {
+	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && s.parentIsMain
+}
+
+// HandOff replaces the calling process, through execve(2) of its own
+// binary, by a small C supervisor (handoff.c) that does what Wait and the
+// caller would do until the sandbox ends, then exits with the command's
+// exit status (128+N if signal N killed it). The pid stays the same, so
+// PID 1 stays its child and the caller's parent still waits for it. It
+// saves the Go runtime's resident memory while a sandbox idles.
+//
+// The supervisor forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+// SIGUSR2 and SIGWINCH to the command (as nsbox run does), mirrors a
+// stopped command to the shell when the sandbox has the caller's terminal,
+// and dies, taking the sandbox with it, of the signals that would have
+// killed a Go program.
+//
+// Call it from the main thread (runtime.LockOSThread in an init function
+// of package main), not concurrently with Wait, and only when CanHandOff.
+// It returns only on failure, with the sandbox still the caller's, to Wait
+// for as usual.
+func (s *Sandbox) HandOff(h HandOff) error {
+	if !s.CanHandOff() {
+		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams); fix: Wait for it instead")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// PID 1's parent-death signal fires when the thread that is its parent
+	// ends, and execve ends every thread but the caller's.
+	if unix.Gettid() != unix.Getpid() {
+		return errors.New("hand off the sandbox: not called on the main thread, the parent of PID 1; fix: call runtime.LockOSThread in an init function of package main")
+	}
+	var sync int
+	rc, err := s.sync.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { sync = int(fd) })
+	}
+	if err != nil {
+		return fmt.Errorf("hand off the sandbox: %w", err)
+	}
+	tty, pgrp := -1, 0
+	if s.tty.fd >= 0 {
+		tty, pgrp = s.tty.hostFD, s.tty.pgrp
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", handOffEnv, s.pid1.Pid, sync, h.StatusFD, tty, pgrp)
+	for i, st := range h.After {
+		verb, ok := afterVerbs[st.Op]
+		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {
+			return fmt.Errorf("hand off the sandbox: after-step %d (%v %q %q) is not a valid step; fix: use an AfterOp with its paths", i, st.Op, st.Path, st.To)
+		}
+		fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(st.Path)))
+		if st.To != "" {
+			fmt.Fprintf(&b, ":%s", hex.EncodeToString([]byte(st.To)))
+		}
+	}
+	env := append(os.Environ(), b.String())
+
+	// Stop serving PID 1's messages here: the supervisor reads them next.
+	// A message is one write of a few bytes, so the deadline cannot split
+	// one.
+	s.sync.SetReadDeadline(time.Now())
+	<-s.done
+	fds := append([]int{sync, h.StatusFD, tty}, h.Keep...)
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+		}
+	}
+	// Signals that come while the binary is replaced wait, blocked, for
+	// the supervisor's signalfd (the mask survives execve).
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old)
+	err = syscall.Exec("/proc/self/exe", os.Args, env)
+
+	// Still here: undo, and let the caller Wait.
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	for _, fd := range fds {
+		if fd >= 0 && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	s.sync.SetReadDeadline(time.Time{})
+	s.done = make(chan struct{})
+	go s.watch()
+	return fmt.Errorf("hand off the sandbox: exec /proc/self/exe: %w", err)
+}
