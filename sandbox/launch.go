@@ -23,8 +23,9 @@ import (
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
 //     only the caller's own ids, and a notice to spec.Notify);
-//  3. the stage, now root in that namespace, creates the other namespaces
-//     and starts PID 1 as our own child;
+//  3. the stage creates the other namespaces (while we write the maps),
+//     becomes root in its user namespace and starts PID 1 as our own
+//     child;
 //  4. PID 1 sets up mounts, the loopback link and the hostname, then forks
 //     and execs the command, and reports.
 //

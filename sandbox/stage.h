@@ -11,10 +11,9 @@
  *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
- *   write uid_map, gid_map
+ *   write uid_map, gid_map           unshare(other namespaces)
  *   MAPS_DONE                ──▶
  *                                    setresuid(0) if mapped,
- *                                    unshare(other namespaces),
  *                                    clone(CLONE_PARENT) ──────▶ (born)
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
