@@ -11,7 +11,9 @@
 #
 # BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing);
 # BENCH_ARGS=-net (make bench-net) only the network workloads, written to
-# docs/benchmarks-net.md and docs/benchmarks-net.png.
+# docs/benchmarks-net.md and docs/benchmarks-net.png; BENCH_ARGS=-startup
+# (make bench-startup) only the startup workloads, to
+# docs/benchmarks-startup.md and docs/benchmarks-startup.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -39,19 +41,20 @@ trap 'rm -rf "$out"' EXIT
 cp bin/nsbox "$out/nsbox"
 go build -o "$out/bench" ./hack/bench
 go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./hack/bench/emptygo
+go build -trimpath -tags netgo,osusergo -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/embed" ./hack/bench/embed
 mkdir "$out/docs" "$out/tmp"
-chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo"
+chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo" "$out/embed"
 chmod 0777 "$out/docs" "$out/tmp"
 
 path=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 if [ "$(id -u)" = 0 ]; then
 	echo "bench: running as $user (uid $(id -u "$user"))"
 	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out" TMPDIR="$out/tmp" \
-		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 else
-	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 fi
 name=benchmarks
-case " ${BENCH_ARGS:-} " in *" -net "*) name=benchmarks-net ;; esac
+case " ${BENCH_ARGS:-} " in *" -net "*) name=benchmarks-net ;; *" -startup "*) name=benchmarks-startup ;; esac
 cp "$out/docs/$name.md" "$out/docs/$name.png" "$repo/docs/"
 echo "bench: wrote docs/$name.md and docs/$name.png"

@@ -9,7 +9,7 @@
 // lacks is detected by probing its flag and reported as "not available
 // in this build", never skipped silently.
 //
-// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-quick]
+// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-embed PATH] [-quick] [-net | -startup]
 //
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
@@ -30,6 +30,7 @@ import (
 type config struct {
 	nsbox          string
 	emptyGo        string // an empty Go program, built like nsbox, or ""
+	embed          string // hack/bench/embed, built like nsbox, or ""
 	out            string // where benchmarks.md and benchmarks.png go
 	work           string // scratch files (traces)
 	rounds         int    // startup samples per contender
@@ -57,6 +58,8 @@ func main() {
 	flag.StringVar(&cfg.nsbox, "nsbox", "bin/nsbox", "the nsbox binary to measure")
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
+	flag.StringVar(&cfg.embed, "embed", "", "the embedding program (hack/bench/embed) for the sandbox.Start rows")
+	startupOnly := flag.Bool("startup", false, "only the startup workloads (no network): startup, parallel starts, embedding, idle memory, the launch profile; writes benchmarks-startup.md and benchmarks-startup.png")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
 	flag.Parse()
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
@@ -80,7 +83,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %-40s (%.0fs)\n", name, time.Since(started).Seconds())
 	}
 	r := &report{Machine: describeMachine(cfg), Name: "benchmarks"}
-	if *netOnly {
+	if *startupOnly {
+		r.Name = "benchmarks-startup"
+		step("startup, no network")
+		noNet := startupNoNet(cfg)
+		step(fmt.Sprintf("%d parallel sandboxes", cfg.parallel))
+		par := parallelStart(cfg)
+		step("embedded, serial")
+		embS := embedSerial(cfg)
+		step("embedded, parallel")
+		embP := embedParallel(cfg)
+		step("idle memory")
+		mem := idleMemory(cfg)
+		step("startup profile")
+		r.Profile = profileStartup(cfg, noNet)
+		r.Comparisons = []*comparison{noNet, par, embS, embP, mem}
+	} else if *netOnly {
 		r.Name = "benchmarks-net"
 		step("startup, user-mode network")
 		net := startupNet(cfg)
@@ -101,6 +119,12 @@ func main() {
 		ovl := startupOverlay(cfg)
 		step(fmt.Sprintf("%d parallel sandboxes", cfg.parallel))
 		par := parallelStart(cfg)
+		step("embedded, serial")
+		embS := embedSerial(cfg)
+		step("embedded, parallel")
+		embP := embedParallel(cfg)
+		step("idle memory")
+		mem := idleMemory(cfg)
 		step("iperf3 sandbox → host")
 		rss := &comparison{}
 		out := throughputOut(cfg, rss)
@@ -110,7 +134,7 @@ func main() {
 		lat := latency(cfg)
 		step("startup profile")
 		r.Profile = profileStartup(cfg, noNet)
-		r.Comparisons = []*comparison{noNet, net, ovl, par, out, in, lat, rss}
+		r.Comparisons = []*comparison{noNet, net, ovl, par, embS, embP, mem, out, in, lat, rss}
 	}
 	r.Duration = time.Since(started)
 	step("writing")
