@@ -115,19 +115,11 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	if s.tty.fd >= 0 {
 		tty, pgrp = s.tty.hostFD, s.tty.pgrp
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", handOffEnv, s.pid1.Pid, sync, h.StatusFD, tty, pgrp)
-	for i, st := range h.After {
-		verb, ok := afterVerbs[st.Op]
-		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {
-			return fmt.Errorf("hand off the sandbox: after-step %d (%v %q %q) is not a valid step; fix: use an AfterOp with its paths", i, st.Op, st.Path, st.To)
-		}
-		fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(st.Path)))
-		if st.To != "" {
-			fmt.Fprintf(&b, ":%s", hex.EncodeToString([]byte(st.To)))
-		}
+	v, err := handOffVar(s.pid1.Pid, sync, h.StatusFD, tty, pgrp, h.After)
+	if err != nil {
+		return err
 	}
-	env := append(os.Environ(), b.String())
+	env := append(os.Environ(), v)
 
 	// Stop serving PID 1's messages here: the supervisor reads them next.
 	// A message is one write of a few bytes, so the deadline cannot split
@@ -160,4 +152,23 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	s.done = make(chan struct{})
 	go s.watch()
 	return fmt.Errorf("hand off the sandbox: exec /proc/self/exe: %w", err)
+}
+
+// handOffVar encodes what the supervisor needs as the one variable
+// handoff.c reads: "NAME=PID1,SYNC,STATUS,TTY,PGRP" then ";VERB:HEX[:HEX]"
+// per step, the paths in hex (a path may hold any byte but NUL).
+func handOffVar(pid1, sync, status, tty, pgrp int, after []AfterStep) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", handOffEnv, pid1, sync, status, tty, pgrp)
+	for i, st := range after {
+		verb, ok := afterVerbs[st.Op]
+		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {
+			return "", fmt.Errorf("hand off the sandbox: after-step %d (op %d, %q, %q) is not a valid step; fix: an AfterOp with its Path, and To only for AfterRename", i, st.Op, st.Path, st.To)
+		}
+		fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(st.Path)))
+		if st.To != "" {
+			fmt.Fprintf(&b, ":%s", hex.EncodeToString([]byte(st.To)))
+		}
+	}
+	return b.String(), nil
 }
