@@ -10,8 +10,9 @@
  * calls nsbox_handoff before the Go runtime starts, and it never returns.
  *
  * It keeps the launcher's duties and nothing else: PID 1 stays its child
- * (exec keeps the pid, and the thread PID 1's parent-death signal is tied
- * to), the signals nsbox run forwards still reach the command, a stopped
+ * (exec keeps the pid; PID 1 disarmed its parent-death signal for the
+ * exec, which ends every thread but one, and is told to arm it again
+ * here), the signals nsbox run forwards still reach the command, a stopped
  * command still hands the terminal back, and at the end the cleanup steps
  * the launcher listed run and the process exits with the command's status,
  * as the launcher would have. Descriptors the launcher left open (the
@@ -195,6 +196,10 @@ void nsbox_handoff(void)
 	}
 	/* The launcher's end was non-blocking (its poller's). */
 	fcntl(s.sync, F_SETFL, fcntl(s.sync, F_GETFL) & ~O_NONBLOCK);
+	/* PID 1 disarmed its parent-death signal for the exec; we are its
+	 * parent now, whatever thread of the launcher it had: arm it again. */
+	struct nsbox_msg arm = {.kind = NSBOX_MSG_ARM, .value = 0, .len = 0};
+	(void)!write(s.sync, &arm, sizeof arm);
 	struct pollfd fds[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s.sync, .events = POLLIN}};
 	for (;;) {
 		/* First, and after every wake-up: PID 1 may have ended before

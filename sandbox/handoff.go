@@ -69,10 +69,9 @@ func (s *Sandbox) Exited(timeout time.Duration) bool {
 
 // CanHandOff reports whether HandOff can take this sandbox over: the
 // launcher has nothing to do for it but wait (no pseudo-terminal to relay,
-// no network to serve, no cgroup to remove, no standard stream to copy),
-// and PID 1's parent is the main thread, which HandOff must call from.
+// no network to serve, no cgroup to remove, no standard stream to copy).
 func (s *Sandbox) CanHandOff() bool {
-	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && s.parentIsMain
+	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying()
 }
 
 // HandOff replaces the calling process, through execve(2) of its own
@@ -88,21 +87,21 @@ func (s *Sandbox) CanHandOff() bool {
 // and dies, taking the sandbox with it, of the signals that would have
 // killed a Go program.
 //
-// Call it from the main thread (runtime.LockOSThread in an init function
-// of package main), not concurrently with Wait, and only when CanHandOff.
-// It returns only on failure, with the sandbox still the caller's, to Wait
-// for as usual.
+// PID 1's parent-death signal is tied to the thread that started the
+// sandbox, and execve ends every other thread: PID 1 disarms it for the
+// exec (HANDOFF, HANDOFF_READY) and the supervisor arms it again (ARM);
+// in between, PID 1 still exits when the launcher's end of their socket
+// closes. Do not call it concurrently with Wait, and only when
+// CanHandOff. It returns only on failure, with the sandbox still the
+// caller's, to Wait for as usual.
 func (s *Sandbox) HandOff(h HandOff) error {
 	if !s.CanHandOff() {
 		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams); fix: Wait for it instead")
 	}
+	// The signal mask set below is the calling thread's, and that thread
+	// execs.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	// PID 1's parent-death signal fires when the thread that is its parent
-	// ends, and execve ends every thread but the caller's.
-	if unix.Gettid() != unix.Getpid() {
-		return errors.New("hand off the sandbox: not called on the main thread, the parent of PID 1; fix: call runtime.LockOSThread in an init function of package main")
-	}
 	var sync int
 	rc, err := s.sync.SyscallConn()
 	if err == nil {
@@ -121,6 +120,14 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	}
 	env := append(os.Environ(), v)
 
+	if err := writeMessage(s.sync, msgHandOff, 0, nil); err != nil {
+		return fmt.Errorf("hand off the sandbox: %w", err)
+	}
+	select {
+	case <-s.handOffReady:
+	case <-s.done:
+		return errors.New("hand off the sandbox: PID 1 ended first; fix: Wait for it")
+	}
 	// Stop serving PID 1's messages here: the supervisor reads them next.
 	// A message is one write of a few bytes, so the deadline cannot split
 	// one.
@@ -151,6 +158,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	s.sync.SetReadDeadline(time.Time{})
 	s.done = make(chan struct{})
 	go s.watch()
+	writeMessage(s.sync, msgArm, 0, nil)
 	return fmt.Errorf("hand off the sandbox: exec /proc/self/exe: %w", err)
 }
 

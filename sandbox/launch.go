@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
-	"golang.org/x/sys/unix"
 )
 
 // Start launches the sandbox described by spec and returns once its command
@@ -72,9 +70,6 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	// The thread that starts the stage is PID 1's parent (CLONE_PARENT):
-	// keep it for the whole start, and note whether it is the main thread.
-	runtime.LockOSThread()
 	stage, parent, err := startMapped(ctx, spec, stdio.files, tty.fd, cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
@@ -90,8 +85,6 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			}
 		}
 	}
-	parentIsMain := err == nil && (isPrefork(stage) || unix.Gettid() == unix.Getpid())
-	runtime.UnlockOSThread()
 	stdio.started()
 	if err != nil {
 		return nil, err
@@ -169,7 +162,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop, parentIsMain: parentIsMain}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
 	if master != nil {
 		sb.pty = startPTY(master, &spec.Process)
 	}

@@ -25,6 +25,7 @@ var msgNames = map[uint32]string{
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
 	msgPtyMaster: "PTY_MASTER",
 	msgTAP:       "TAP", msgNetReady: "NET_READY",
+	msgHandOff: "HANDOFF", msgHandOffOK: "HANDOFF_READY", msgArm: "ARM",
 }
 
 func (m message) String() string {

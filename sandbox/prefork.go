@@ -81,9 +81,3 @@ func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
 	}
 	return p, sock
 }
-
-// isPrefork reports whether p is the stage forked before the runtime
-// started, by the main thread.
-func isPrefork(p *os.Process) bool {
-	return p != nil && C.nsbox_prefork_pid > 0 && p.Pid == int(C.nsbox_prefork_pid)
-}

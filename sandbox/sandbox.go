@@ -22,9 +22,8 @@ type Sandbox struct {
 	done   chan struct{} // closed when watch returns
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
-	// parentIsMain: PID 1's parent is this process's main thread (its
-	// parent-death signal is tied to that thread; see HandOff).
-	parentIsMain bool
+	// handOffReady gets PID 1's HANDOFF_READY (watch reads it).
+	handOffReady chan struct{}
 
 	waitOnce sync.Once
 	err      error
@@ -85,6 +84,9 @@ func (s *Sandbox) watch() {
 		m, err := readMessage(s.sync)
 		if err != nil {
 			return
+		}
+		if m.kind == msgHandOffOK {
+			s.handOffReady <- struct{}{}
 		}
 		if m.kind == msgStopped {
 			var fg bool

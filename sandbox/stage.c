@@ -430,6 +430,16 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 				if (m.value)
 					resume_terminal(cmd);
 				kill(-cmd, SIGCONT);
+			} else if (m.kind == NSBOX_MSG_HANDOFF) {
+				/* The launcher execs its small supervisor next, maybe
+				 * from another thread than the one we are the child
+				 * of: execve ends that thread, which would fire the
+				 * parent-death signal. Until ARM, the socket alone
+				 * tells us the launcher died (POLLHUP below). */
+				if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) == 0)
+					send_msg(NSBOX_MSG_HANDOFF_READY, 0, NULL);
+			} else if (m.kind == NSBOX_MSG_ARM) {
+				arm_parent_death(); /* our parent is the supervisor's thread now */
 			}
 		} else if (fds[1].revents & (POLLHUP | POLLERR)) {
 			_exit(1); /* launcher gone; the death signal is on its way */

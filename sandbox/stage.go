@@ -57,6 +57,9 @@ const (
 	msgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
 	msgTAP         = C.NSBOX_MSG_TAP
 	msgNetReady    = C.NSBOX_MSG_NET_READY
+	msgHandOff     = C.NSBOX_MSG_HANDOFF
+	msgHandOffOK   = C.NSBOX_MSG_HANDOFF_READY
+	msgArm         = C.NSBOX_MSG_ARM
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

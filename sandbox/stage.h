@@ -25,6 +25,9 @@
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
  *                            ◀──────────────────────────────── STOPPED (job control)
  *   RESUME                   ──────────────────────────────▶
+ *   HANDOFF                  ──────────────────────────────▶ (an idle sandbox:
+ *                            ◀──────────────────────────────── HANDOFF_READY  handoff.c)
+ *   (exec of the supervisor) ARM ──────────────────────────▶
  *
  * ERROR may come from the stage or PID 1 at any step instead of the
  * expected message; its payload says what failed and value is the errno.
@@ -52,6 +55,9 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_PTY_MASTER,   /* P→L  SCM_RIGHTS: the master of the command's pty (--tty) */
 	NSBOX_MSG_TAP,          /* P→L  the TAP device's fd, as SCM_RIGHTS; no payload */
 	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
+	NSBOX_MSG_HANDOFF,      /* L→P  the launcher is about to exec its supervisor: disarm the parent-death signal */
+	NSBOX_MSG_HANDOFF_READY, /* P→L disarmed */
+	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
 };
 
 struct nsbox_msg {

@@ -2,16 +2,10 @@ package main
 
 import (
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/nsbox/nsbox/sandbox"
 )
-
-// The main goroutine stays on the main thread: it starts the sandbox
-// stage, so the main thread is PID 1's parent, and only that thread may
-// replace the process by the small supervisor (sandbox.Sandbox.HandOff).
-func init() { runtime.LockOSThread() }
 
 // handOffAfter: a sandbox whose command still runs this long after it
 // started is handed to the small supervisor, which holds it in a few
