@@ -176,13 +176,16 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 // it in the cgroup, sends its CONFIG and, once it has made its user
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
-func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (stage *os.Process, parent *os.File, err error) {
-	stage, parent, err = startStage(files, spec.Mapping)
+func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (*os.Process, *os.File, error) {
+	stage, parent, err := startStage(files, spec.Mapping)
 	if err != nil {
 		return nil, nil, err
 	}
+	// (Not the named results: every failure below returns nil for them,
+	// which left the stage running until the launcher exited.)
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			parent.Close()
 			killAndReap(stage)
 		}
@@ -213,6 +216,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		}
 		return nil, nil, explainMaps(err)
 	}
+	ok = true
 	return stage, parent, nil
 }
 
