@@ -127,6 +127,9 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	case <-s.handOffReady:
 	case <-s.done:
 		return errors.New("hand off the sandbox: PID 1 ended first; fix: Wait for it")
+	case <-time.After(5 * time.Second):
+		writeMessage(s.sync, msgArm, 0, nil)
+		return errors.New("hand off the sandbox: PID 1 did not answer HANDOFF within 5 s; fix: Wait for it instead")
 	}
 	// Stop serving PID 1's messages here: the supervisor reads them next.
 	// A message is one write of a few bytes, so the deadline cannot split
