@@ -45,7 +45,7 @@ struct handoff_state {
 	pid_t pgrp;    /* the launcher's process group, to give the terminal back */
 };
 
-/* hex_path decodes the hex text at s (up to the next ':' or the end) into
+/* hex_path decodes the hex text at s (up to the next ':', ';' or the end) into
  * a malloc'd string, and sets *end past it. NULL if it is not hex. */
 static char *hex_path(const char *s, const char **end)
 {
