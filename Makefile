@@ -11,7 +11,7 @@ TAGS    := netgo,osusergo
 LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
-.PHONY: all build test unit integration lint install demo bench bench-net clean fuzz
+.PHONY: all build test unit integration lint install demo bench bench-net bench-startup clean fuzz
 
 all: build
 
@@ -81,6 +81,11 @@ bench:
 # RSS) into docs/benchmarks-net.md and docs/benchmarks-net.png.
 bench-net:
 	BENCH_ARGS="-net $(BENCH_ARGS)" hack/bench.sh
+
+# Only the startup workloads (startup, parallel starts, the embedding path,
+# idle memory, the launch profile) into docs/benchmarks-startup.md.
+bench-startup:
+	BENCH_ARGS="-startup $(BENCH_ARGS)" hack/bench.sh
 
 clean:
 	rm -rf bin

@@ -12,7 +12,9 @@
 # BENCH_ARGS=-quick gives a smoke run with few samples (not for publishing);
 # BENCH_ARGS=-net (make bench-net) only the network workloads, written to
 # docs/benchmarks-net.md and docs/benchmarks-net.png; add -rows to pick
-# workloads (BENCH_ARGS="-net -rows tcp,udp,dns": the round trips alone).
+# workloads (BENCH_ARGS="-net -rows tcp,udp,dns": the round trips alone);
+# BENCH_ARGS=-startup (make bench-startup) only the startup workloads, to
+# docs/benchmarks-startup.md and docs/benchmarks-startup.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -40,8 +42,11 @@ trap 'rm -rf "$out"' EXIT
 cp bin/nsbox "$out/nsbox"
 (cd hack/bench && go build -o "$out/bench" .)
 (cd hack/bench && go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./emptygo)
+# The embedding row's program imports nsbox's sandbox package: it is built
+# in the main module (hack/bench is a module of its own).
+go build -trimpath -tags netgo,osusergo -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/embed" ./hack/embedbench
 mkdir "$out/docs" "$out/tmp" "$out/home"
-chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo"
+chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo" "$out/embed"
 chmod 0777 "$out/docs" "$out/tmp" "$out/home"
 
 path=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
@@ -50,11 +55,11 @@ if [ "$(id -u)" = 0 ]; then
 	# HOME is not the working directory: nsbox binds nothing writable from
 	# a home (a private home hides it), and the runs need $out writable.
 	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out/home" TMPDIR="$out/tmp" \
-		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 else
-	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -out "$out/docs" ${BENCH_ARGS:-})
+	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 fi
 name=benchmarks
-case " ${BENCH_ARGS:-} " in *" -net "*) name=benchmarks-net ;; esac
+case " ${BENCH_ARGS:-} " in *" -net "*) name=benchmarks-net ;; *" -startup "*) name=benchmarks-startup ;; esac
 cp "$out/docs/$name.md" "$out/docs/$name.png" "$repo/docs/"
 echo "bench: wrote docs/$name.md and docs/$name.png"

@@ -19,7 +19,8 @@ var initChecked atomic.Bool
 // and one line on stderr rather than run the program's main a second time.
 // It also checks that the stage's constructor is linked into this binary.
 func Init() {
-	if err := checkStage(os.Getenv(stageEnv) != "", stageLinked()); err != nil {
+	reexeced := os.Getenv(stageEnv) != "" || os.Getenv(handOffEnv) != ""
+	if err := checkStage(reexeced, stageLinked()); err != nil {
 		fmt.Fprintf(os.Stderr, "nsbox: %v\n", err)
 		os.Exit(CodeLauncher)
 	}
@@ -31,7 +32,7 @@ func Init() {
 func checkStage(reexeced, linked bool) error {
 	switch {
 	case reexeced:
-		return fmt.Errorf("%s was started as a sandbox stage (%s is set) but the stage did not take over; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default), and do not set %s yourself", os.Args[0], stageEnv, stageEnv)
+		return fmt.Errorf("%s was started as a sandbox stage (%s or %s is set) but the stage did not take over; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default), and do not set them yourself", os.Args[0], stageEnv, handOffEnv)
 	case !linked:
 		return fmt.Errorf("the sandbox stage's constructor did not run in %s; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default)", os.Args[0])
 	}

@@ -21,8 +21,9 @@ import (
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
 //     only the caller's own ids, and a notice to spec.Notify);
-//  3. the stage, now root in that namespace, creates the other namespaces
-//     and starts PID 1 as our own child;
+//  3. the stage creates the other namespaces (while we write the maps),
+//     becomes root in its user namespace and starts PID 1 as our own
+//     child;
 //  4. PID 1 sets up mounts, the loopback link and the hostname, then
 //     (after spec.BeforeExec has returned, if set) forks and execs the
 //     command, and reports.
@@ -177,7 +178,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
 	if master != nil {
 		sb.pty = startPTY(master, &spec.Process)
 	}
@@ -191,13 +192,16 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 // it in the cgroup, sends its CONFIG and, once it has made its user
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
-func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (stage *os.Process, parent *os.File, err error) {
-	stage, parent, err = startStage(files, spec.Mapping)
+func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (*os.Process, *os.File, error) {
+	stage, parent, err := startStage(files, spec.Mapping)
 	if err != nil {
 		return nil, nil, err
 	}
+	// (Not the named results: every failure below returns nil for them,
+	// which left the stage running until the launcher exited.)
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			parent.Close()
 			killAndReap(stage)
 		}
@@ -228,6 +232,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		}
 		return nil, nil, explainMaps(err)
 	}
+	ok = true
 	return stage, parent, nil
 }
 

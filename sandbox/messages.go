@@ -25,7 +25,8 @@ var msgNames = map[uint32]string{
 	msgError: "ERROR", msgStopped: "STOPPED", msgResume: "RESUME",
 	msgPtyMaster: "PTY_MASTER",
 	msgTAP:       "TAP", msgNetReady: "NET_READY", msgExited: "EXITED",
-	msgExecGo: "EXEC_GO",
+	msgExecGo:  "EXEC_GO",
+	msgHandOff: "HANDOFF", msgHandOffOK: "HANDOFF_READY", msgArm: "ARM",
 }
 
 func (m message) String() string {
@@ -105,5 +106,14 @@ func socketPair() (parent, child *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("create the stage socketpair: %w", err)
 	}
-	return os.NewFile(uintptr(fds[0]), "nsbox-launcher"), os.NewFile(uintptr(fds[1]), "nsbox-stage"), nil
+	return launcherEnd(fds[0]), os.NewFile(uintptr(fds[1]), "nsbox-stage"), nil
+}
+
+// launcherEnd wraps the launcher's end of a stage socket. Non-blocking, so
+// that it goes through the runtime's poller: a goroutine waiting for the
+// stage then parks instead of holding a thread in read(2), and the
+// runtime need not start another thread to run the rest.
+func launcherEnd(fd int) *os.File {
+	syscall.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), "nsbox-launcher")
 }

@@ -70,7 +70,7 @@ func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
 		return nil, nil
 	}
 	prefork.used = true
-	sock := os.NewFile(uintptr(C.nsbox_prefork_fd), "nsbox-stage-socket")
+	sock := launcherEnd(int(C.nsbox_prefork_fd))
 	p, err := os.FindProcess(int(C.nsbox_prefork_pid))
 	if err != nil {
 		sock.Close()

@@ -24,6 +24,8 @@ type Sandbox struct {
 	done   chan struct{} // closed when watch returns
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
+	// handOffReady gets PID 1's HANDOFF_READY (watch reads it).
+	handOffReady chan struct{}
 
 	waitDelay time.Duration // Process.WaitDelay
 	state     *ProcessState // from PID 1's EXITED; written by watch before done closes
@@ -134,6 +136,9 @@ func (s *Sandbox) watch() {
 		if m.kind == msgExited {
 			s.state, _ = parseExited(m)
 			continue
+		}
+		if m.kind == msgHandOffOK {
+			s.handOffReady <- struct{}{}
 		}
 		if m.kind == msgStopped {
 			var fg bool

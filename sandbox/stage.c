@@ -499,6 +499,16 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 				if (m.value)
 					resume_terminal(cmd);
 				kill(-cmd, SIGCONT);
+			} else if (m.kind == NSBOX_MSG_HANDOFF) {
+				/* The launcher execs its small supervisor next, maybe
+				 * from another thread than the one we are the child
+				 * of: execve ends that thread, which would fire the
+				 * parent-death signal. Until ARM, the socket alone
+				 * tells us the launcher died (POLLHUP below). */
+				if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) == 0)
+					send_msg(NSBOX_MSG_HANDOFF_READY, 0, NULL);
+			} else if (m.kind == NSBOX_MSG_ARM) {
+				arm_parent_death(); /* our parent is the supervisor's thread now */
 			}
 		} else if (fds[1].revents & (POLLHUP | POLLERR)) {
 			_exit(1); /* launcher gone; the death signal is on its way */
@@ -653,12 +663,22 @@ void nsbox_stage(void)
 		fail("create a user namespace (unshare CLONE_NEWUSER)");
 	send_msg(NSBOX_MSG_USERNS_READY, 0, NULL);
 
-	/* 2. The launcher writes uid_map and gid_map from outside. */
+	/* 2. The other namespaces, owned by the new user namespace, while the
+	 * launcher writes its maps: the creator of a user namespace holds
+	 * every capability in it from the start, maps or not, so the kernel's
+	 * work (a network namespace with its loopback device is the costliest)
+	 * overlaps the map writing (newuidmap's and newgidmap's execs under
+	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
+	int unshare_errno = 0;
+	if (c.unshare_flags && unshare(c.unshare_flags) < 0)
+		unshare_errno = errno;
+
+	/* 3. The launcher writes uid_map and gid_map from outside. */
 	free(recv_msg(&m));
 	if (m.kind != NSBOX_MSG_MAPS_DONE)
 		_exit(125);
 
-	/* 3. Become root of the namespace when root is mapped. Without that
+	/* 4. Become root of the namespace when root is mapped. Without that
 	 * we keep the full capability set the creator of a user namespace
 	 * has, until the command's exec drops it. */
 	if (c.setup_root) {
@@ -669,9 +689,10 @@ void nsbox_stage(void)
 	}
 	arm_parent_death();
 
-	/* 4. The other namespaces, owned by the new user namespace. */
-	if (c.unshare_flags && unshare(c.unshare_flags) < 0)
+	if (unshare_errno) {
+		errno = unshare_errno;
 		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
+	}
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */

@@ -25,6 +25,8 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 	nsbox_constructor_ran = 1;
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
+	if (getenv(NSBOX_HANDOFF_ENV))
+		nsbox_handoff();
 	if (!&nsbox_prefork_command || argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
 		return;
 	for (const char *p = nsbox_prefork_command; *p; p += strlen(p) + 1)
@@ -40,7 +42,8 @@ static int nsbox_stage_linked(void) { return nsbox_constructor_ran; }
 import "C"
 
 const (
-	stageEnv = C.NSBOX_STAGE_ENV
+	stageEnv   = C.NSBOX_STAGE_ENV
+	handOffEnv = C.NSBOX_HANDOFF_ENV
 
 	msgConfig      = C.NSBOX_MSG_CONFIG
 	msgUsernsReady = C.NSBOX_MSG_USERNS_READY
@@ -56,6 +59,9 @@ const (
 	msgTAP         = C.NSBOX_MSG_TAP
 	msgNetReady    = C.NSBOX_MSG_NET_READY
 	msgExecGo      = C.NSBOX_MSG_EXEC_GO
+	msgHandOff     = C.NSBOX_MSG_HANDOFF
+	msgHandOffOK   = C.NSBOX_MSG_HANDOFF_READY
+	msgArm         = C.NSBOX_MSG_ARM
 
 	maxPayload = C.NSBOX_MAX_PAYLOAD
 )

@@ -11,10 +11,9 @@
  *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
- *   write uid_map, gid_map
+ *   write uid_map, gid_map           unshare(other namespaces)
  *   MAPS_DONE                ──▶
  *                                    setresuid(0) if mapped,
- *                                    unshare(other namespaces),
  *                                    clone(CLONE_PARENT) ──────▶ (born)
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
@@ -29,6 +28,9 @@
  *                            ◀──────────────────────────────── STOPPED (job control)
  *   RESUME                   ──────────────────────────────▶
  *                            ◀──────────────────────────────── EXITED (status, usage), then PID 1 exits
+ *   HANDOFF                  ──────────────────────────────▶ (an idle sandbox:
+ *                            ◀──────────────────────────────── HANDOFF_READY  handoff.c)
+ *   (exec of the supervisor) ARM ──────────────────────────▶
  *
  * ERROR may come from the stage or PID 1 at any step instead of the
  * expected message; its payload says what failed and value is the errno.
@@ -58,6 +60,9 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_NET_READY,    /* L→P  external network helper attached; payload: tap=… records to configure */
 	NSBOX_MSG_EXITED,       /* P→L  value: the command's wait status; payload: struct nsbox_usage */
 	NSBOX_MSG_EXEC_GO,      /* L→P  run the command now (only with exec-wait=); no payload */
+	NSBOX_MSG_HANDOFF,      /* L→P  the launcher is about to exec its supervisor: disarm the parent-death signal */
+	NSBOX_MSG_HANDOFF_READY, /* P→L disarmed */
+	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)
@@ -83,6 +88,12 @@ struct nsbox_msg {
 #define NSBOX_MAX_PAYLOAD (8u << 20)
 
 void nsbox_stage(void);
+
+/* NSBOX_HANDOFF_ENV in the environment makes a process the supervisor of
+ * a running sandbox that a launcher handed off (handoff.c, handoff.go):
+ * "PID1,SYNC_FD,STATUS_FD,TTY_FD,PGRP[;CLEANUP]". */
+#define NSBOX_HANDOFF_ENV "_NSBOX_HANDOFF"
+void nsbox_handoff(void);
 
 /* nsbox_prefork forks a stage before the Go runtime starts, so the stage is waiting for its
  * CONFIG by the time the launcher has planned: no exec of the binary, and

@@ -16,6 +16,7 @@ type stdio struct {
 	stdinWrite *os.File   // write end feeding a non-file Stdin
 	copies     sync.WaitGroup
 	readEnds   []*os.File // our ends of output pipes, closed to cut copying short
+	copyOut    bool       // Stdout or Stderr is copied by a goroutine
 }
 
 func openStdio(p *Process) (*stdio, error) {
@@ -60,6 +61,7 @@ func openStdio(p *Process) (*stdio, error) {
 				s.childEnds = append(s.childEnds, pw)
 				s.readEnds = append(s.readEnds, r)
 				s.copies.Add(1)
+				s.copyOut = true
 				go func() {
 					defer s.copies.Done()
 					io.Copy(w, r)
@@ -122,6 +124,12 @@ func (s *stdio) finishWithin(delay time.Duration) bool {
 		s.stdinWrite.Close()
 	}
 	return done
+}
+
+// copying reports whether the launcher copies one of the streams (a
+// Stdin, Stdout or Stderr that is not an *os.File).
+func (s *stdio) copying() bool {
+	return s.stdinWrite != nil || s.copyOut
 }
 
 // abort undoes openStdio when the sandbox did not start.

@@ -168,6 +168,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return sess.end(err)
 	}
 	go forwardSignals(sigs, sb)
+	sess.handOff(sb)
 	return sess.end(sb.Wait())
 }
 

@@ -99,6 +99,9 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 	hideStateDirs(spec)
 	dir, err := state.Dir()
 	if err == nil {
+		state.PrepareWrite()
+	}
+	if err == nil {
 		s.entry, err = state.Reserve(dir, name)
 	}
 	if err != nil {

@@ -9,12 +9,12 @@
 // lacks is detected by probing its flag and reported as "not available
 // in this build", never skipped silently.
 //
-// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-quick] [-net] [-rows LIST]
+// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-embed PATH] [-quick] [-net | -startup] [-rows LIST]
 //
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
-// -rows picks workloads by name (startup, parallel, overlay, net-startup,
+// -rows picks workloads by name (startup, parallel, embed-serial, embed-parallel, memory, overlay, net-startup,
 // out, in, tcp, udp, dns, tcp-parts, profile), e.g. -net -rows tcp,udp,dns
 // for the round trips alone; the report then has only those.
 //
@@ -40,6 +40,7 @@ import (
 type config struct {
 	nsbox          string
 	emptyGo        string // an empty Go program, built like nsbox, or ""
+	embed          string // hack/embedbench, built like nsbox, or ""
 	out            string // where benchmarks.md and benchmarks.png go
 	work           string // scratch files (traces)
 	rounds         int    // startup samples per contender
@@ -62,8 +63,10 @@ func main() {
 	flag.StringVar(&cfg.nsbox, "nsbox", "bin/nsbox", "the nsbox binary to measure")
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
+	flag.StringVar(&cfg.embed, "embed", "", "the embedding program (hack/embedbench) for the sandbox.Start rows")
+	startupOnly := flag.Bool("startup", false, "only the startup workloads (no network): startup, parallel starts, embedding, idle memory, the launch profile; writes benchmarks-startup.md and benchmarks-startup.png")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
-	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, out, in, tcp, udp, dns, tcp-parts, profile)")
+	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
 	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
@@ -88,41 +91,53 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %-40s (%.0fs)\n", name, time.Since(started).Seconds())
 	}
 	r := &report{Machine: describeMachine(cfg), Name: "benchmarks"}
-	if *netOnly {
+	switch {
+	case *startupOnly:
+		r.Name = "benchmarks-startup"
+	case *netOnly:
 		r.Name = "benchmarks-net"
 	}
-	// Each row in report order; rss and profile come with out and
+	// Each row in report order, with the run it belongs to (-net,
+	// -startup, or only the whole one); rss and profile come with out and
 	// startup.
 	var noNet *comparison
 	rss := &comparison{}
 	rows := []struct {
-		name, step string
-		net        bool // part of -net
-		run        func() *comparison
+		name, step   string
+		net, startup bool // part of -net, of -startup
+		run          func() *comparison
 	}{
-		{"startup", "startup, no network", false, func() *comparison { noNet = startupNoNet(cfg); return noNet }},
-		{"net-startup", "startup, user-mode network", true, func() *comparison { return startupNet(cfg) }},
-		{"overlay", "startup, --tmp-overlay /", false, func() *comparison { return startupOverlay(cfg) }},
-		{"parallel", fmt.Sprintf("%d parallel sandboxes", cfg.parallel), false, func() *comparison { return parallelStart(cfg) }},
-		{"out", "iperf3 sandbox → host", true, func() *comparison { return throughputOut(cfg, rss) }},
-		{"in", "iperf3 host → sandbox", true, func() *comparison { return throughputIn(cfg) }},
-		{"tcp", "TCP latency", true, func() *comparison { return latency(cfg) }},
-		{"udp", "UDP latency", true, func() *comparison { return latencyUDP(cfg) }},
-		{"dns", "DNS latency", true, func() *comparison { return latencyDNS(cfg) }},
+		{"startup", "startup, no network", false, true, func() *comparison { noNet = startupNoNet(cfg); return noNet }},
+		{"net-startup", "startup, user-mode network", true, false, func() *comparison { return startupNet(cfg) }},
+		{"overlay", "startup, --tmp-overlay /", false, false, func() *comparison { return startupOverlay(cfg) }},
+		{"parallel", fmt.Sprintf("%d parallel sandboxes", cfg.parallel), false, true, func() *comparison { return parallelStart(cfg) }},
+		{"embed-serial", "embedded, serial", false, true, func() *comparison { return embedSerial(cfg) }},
+		{"embed-parallel", "embedded, parallel", false, true, func() *comparison { return embedParallel(cfg) }},
+		{"memory", "idle memory", false, true, func() *comparison { return idleMemory(cfg) }},
+		{"out", "iperf3 sandbox → host", true, false, func() *comparison { return throughputOut(cfg, rss) }},
+		{"in", "iperf3 host → sandbox", true, false, func() *comparison { return throughputIn(cfg) }},
+		{"tcp", "TCP latency", true, false, func() *comparison { return latency(cfg) }},
+		{"udp", "UDP latency", true, false, func() *comparison { return latencyUDP(cfg) }},
+		{"dns", "DNS latency", true, false, func() *comparison { return latencyDNS(cfg) }},
 	}
-	want := func(name string, inNet bool) bool {
-		if *only != "" {
+	want := func(name string, inNet, inStartup bool) bool {
+		switch {
+		case *only != "":
 			return slices.Contains(strings.Split(*only, ","), name)
+		case *netOnly:
+			return inNet
+		case *startupOnly:
+			return inStartup
 		}
-		return inNet || !*netOnly
+		return true
 	}
 	for _, row := range rows {
-		if want(row.name, row.net) {
+		if want(row.name, row.net, row.startup) {
 			step(row.step)
 			r.Comparisons = append(r.Comparisons, row.run())
 		}
 	}
-	if want("tcp-parts", true) {
+	if want("tcp-parts", true, false) {
 		step("TCP latency, connect and round trip apart")
 		r.Comparisons = append(r.Comparisons, latencyParts(cfg)...)
 		r.Notes = append(r.Notes, latencyBreakdown)
@@ -130,7 +145,7 @@ func main() {
 	if rss.Title != "" {
 		r.Comparisons = append(r.Comparisons, rss)
 	}
-	if noNet != nil && want("profile", false) {
+	if noNet != nil && want("profile", false, true) {
 		step("startup profile")
 		r.Profile = profileStartup(cfg, noNet)
 	}

@@ -1,0 +1,185 @@
+package sandbox
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HandOff is what the supervisor that takes a running sandbox over
+// (Sandbox.HandOff) does besides waiting: once PID 1 has ended it gives a
+// terminal back, writes StatusFD's line, runs the After steps in order and
+// exits with the command's status, as Wait's caller would.
+type HandOff struct {
+	// StatusFD, if not -1, gets `{ "exit-code": N }` and a newline at the
+	// end (bubblewrap's --json-status-fd).
+	StatusFD int
+	// After are file-system steps, in order; their failures are ignored.
+	After []AfterStep
+	// Keep are descriptors the supervisor must hold until it exits (a
+	// lock, say), under the same numbers.
+	Keep []int
+}
+
+// AfterStep is one step of HandOff.After.
+type AfterStep struct {
+	Op   AfterOp
+	Path string
+	To   string // the new name, for AfterRename
+}
+
+// AfterOp is what an AfterStep does to its Path.
+type AfterOp int
+
+// The steps a handed-off supervisor can take.
+const (
+	AfterUnlink AfterOp = iota + 1 // unlink(2) Path
+	AfterRmdir                     // rmdir(2) Path
+	AfterMkdir                     // mkdir(2) Path, mode 0700
+	AfterRename                    // rename(2) Path to To
+)
+
+var afterVerbs = map[AfterOp]string{AfterUnlink: "unlink", AfterRmdir: "rmdir", AfterMkdir: "mkdir", AfterRename: "rename"}
+
+// Exited reports whether PID 1 has ended, waiting for it at most timeout.
+// It does not reap PID 1: Wait or the HandOff supervisor still does.
+func (s *Sandbox) Exited(timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(s.pid1.Pid, 0)
+	if err != nil {
+		return true // reaped already, or we cannot tell: let Wait decide
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds()))
+		if err == unix.EINTR && time.Now().Before(deadline) {
+			continue
+		}
+		return n > 0 || (err != nil && err != unix.EINTR)
+	}
+}
+
+// CanHandOff reports whether HandOff can take this sandbox over: the
+// launcher has nothing to do for it but wait (no pseudo-terminal to relay,
+// no network to serve, no cgroup to remove, no standard stream to copy).
+func (s *Sandbox) CanHandOff() bool {
+	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying()
+}
+
+// HandOff replaces the calling process, through execve(2) of its own
+// binary, by a small C supervisor (handoff.c) that does what Wait and the
+// caller would do until the sandbox ends, then exits with the command's
+// exit status (128+N if signal N killed it). The pid stays the same, so
+// PID 1 stays its child and the caller's parent still waits for it. It
+// saves the Go runtime's resident memory while a sandbox idles.
+//
+// The supervisor forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+// SIGUSR2 and SIGWINCH to the command (as nsbox run does), mirrors a
+// stopped command to the shell when the sandbox has the caller's terminal,
+// and dies, taking the sandbox with it, of the signals that would have
+// killed a Go program.
+//
+// PID 1's parent-death signal is tied to the thread that started the
+// sandbox, and execve ends every other thread: PID 1 disarms it for the
+// exec (HANDOFF, HANDOFF_READY) and the supervisor arms it again (ARM);
+// in between, PID 1 still exits when the launcher's end of their socket
+// closes. Do not call it concurrently with Wait, and only when
+// CanHandOff. It returns only on failure, with the sandbox still the
+// caller's, to Wait for as usual.
+func (s *Sandbox) HandOff(h HandOff) error {
+	if !s.CanHandOff() {
+		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams); fix: Wait for it instead")
+	}
+	// The signal mask set below is the calling thread's, and that thread
+	// execs.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var sync int
+	rc, err := s.sync.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { sync = int(fd) })
+	}
+	if err != nil {
+		return fmt.Errorf("hand off the sandbox: %w", err)
+	}
+	tty, pgrp := -1, 0
+	if s.tty.fd >= 0 {
+		tty, pgrp = s.tty.hostFD, s.tty.pgrp
+	}
+	v, err := handOffVar(s.pid1.Pid, sync, h.StatusFD, tty, pgrp, h.After)
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), v)
+
+	if err := writeMessage(s.sync, msgHandOff, 0, nil); err != nil {
+		return fmt.Errorf("hand off the sandbox: %w", err)
+	}
+	select {
+	case <-s.handOffReady:
+	case <-s.done:
+		return errors.New("hand off the sandbox: PID 1 ended first; fix: Wait for it")
+	case <-time.After(5 * time.Second):
+		writeMessage(s.sync, msgArm, 0, nil)
+		return errors.New("hand off the sandbox: PID 1 did not answer HANDOFF within 5 s; fix: Wait for it instead")
+	}
+	// Stop serving PID 1's messages here: the supervisor reads them next.
+	// A message is one write of a few bytes, so the deadline cannot split
+	// one.
+	s.sync.SetReadDeadline(time.Now())
+	<-s.done
+	fds := append([]int{sync, h.StatusFD, tty}, h.Keep...)
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+		}
+	}
+	// Signals that come while the binary is replaced wait, blocked, for
+	// the supervisor's signalfd (the mask survives execve).
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old)
+	err = syscall.Exec("/proc/self/exe", os.Args, env)
+
+	// Still here: undo, and let the caller Wait.
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	for _, fd := range fds {
+		if fd >= 0 && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	s.sync.SetReadDeadline(time.Time{})
+	s.done = make(chan struct{})
+	go s.watch()
+	writeMessage(s.sync, msgArm, 0, nil)
+	return fmt.Errorf("hand off the sandbox: exec /proc/self/exe: %w", err)
+}
+
+// handOffVar encodes what the supervisor needs as the one variable
+// handoff.c reads: "NAME=PID1,SYNC,STATUS,TTY,PGRP" then ";VERB:HEX[:HEX]"
+// per step, the paths in hex (a path may hold any byte but NUL).
+func handOffVar(pid1, sync, status, tty, pgrp int, after []AfterStep) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", handOffEnv, pid1, sync, status, tty, pgrp)
+	for i, st := range after {
+		verb, ok := afterVerbs[st.Op]
+		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {
+			return "", fmt.Errorf("hand off the sandbox: after-step %d (op %d, %q, %q) is not a valid step; fix: an AfterOp with its Path, and To only for AfterRename", i, st.Op, st.Path, st.To)
+		}
+		fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(st.Path)))
+		if st.To != "" {
+			fmt.Fprintf(&b, ":%s", hex.EncodeToString([]byte(st.To)))
+		}
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,39 @@
+package sandbox
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHandOffVar(t *testing.T) {
+	got, err := handOffVar(42, 5, -1, 0, 7, []AfterStep{
+		{Op: AfterMkdir, Path: "/s/.logs"},
+		{Op: AfterRename, Path: "/s/a b/log", To: "/s/.logs/a;b:c"},
+		{Op: AfterUnlink, Path: "/s/x"},
+		{Op: AfterRmdir, Path: "/s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := handOffEnv + "=42,5,-1,0,7" +
+		";mkdir:" + "2f732f2e6c6f6773" +
+		";rename:" + "2f732f6120622f6c6f67" + ":" + "2f732f2e6c6f67732f613b623a63" +
+		";unlink:" + "2f732f78" +
+		";rmdir:" + "2f73"
+	if got != want {
+		t.Errorf("handOffVar:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestHandOffVarRefusesBadSteps(t *testing.T) {
+	for _, st := range []AfterStep{
+		{Op: AfterUnlink},
+		{Op: AfterRename, Path: "/a"},
+		{Op: AfterUnlink, Path: "/a", To: "/b"},
+		{Op: AfterOp(99), Path: "/a"},
+	} {
+		if _, err := handOffVar(1, 3, -1, -1, 0, []AfterStep{st}); err == nil || !strings.Contains(err.Error(), "fix:") {
+			t.Errorf("step %+v: got %v, want an error with a fix", st, err)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/poll"
+)
+
+// A launcher whose sandbox keeps running hands it to the small supervisor
+// (sandbox.Sandbox.HandOff): one thread and a fraction of the Go
+// launcher's memory, same pid and command line.
+func waitHandedOff(t *testing.T, launcher int) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		threads, rss := procStatus(t, launcher)
+		if threads == 1 {
+			return poll.Success()
+		}
+		return poll.Continue("the launcher (pid %d) has %d threads, %d KiB resident: not handed off yet", launcher, threads, rss)
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
+}
+
+// procStatus returns the Threads and VmRSS (KiB) lines of /proc/PID/status.
+func procStatus(t *testing.T, pid int) (threads, rssKiB int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	assert.NilError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "Threads:" {
+			threads, _ = strconv.Atoi(f[1])
+		}
+		if len(f) >= 2 && f[0] == "VmRSS:" {
+			rssKiB, _ = strconv.Atoi(f[1])
+		}
+	}
+	return threads, rssKiB
+}
+
+// After the hand-off the sandbox is what it was: listed and joinable (the
+// record still checks out against its launcher), signals reach the
+// command, the exit status and --json-status-fd's line come out, and the
+// state entry goes.
+func TestHandOffKeepsTheSandbox(t *testing.T) {
+	s := newStateEnv(t)
+	status := filepath.Join(t.TempDir(), "status")
+	sf, err := os.Create(status)
+	assert.NilError(t, err)
+	defer sf.Close()
+	cmd := exec.Command(nsboxBin, "run", "--name", "idle", "--json-status-fd", "3", "--", "sh", "-c",
+		`trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
+	cmd.Env = s.env()
+	cmd.ExtraFiles = []*os.File{sf}
+	out, err := cmd.StdoutPipe()
+	assert.NilError(t, err)
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	assert.NilError(t, err)
+	assert.Equal(t, line, "ready\n")
+
+	waitHandedOff(t, cmd.Process.Pid)
+	_, rss := procStatus(t, cmd.Process.Pid)
+	assert.Check(t, rss < 4096, "the handed-off launcher holds %d KiB", rss)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+	assert.NilError(t, err)
+	assert.Check(t, strings.Contains(string(cmdline), "--name\x00idle\x00"), "command line %q", cmdline)
+
+	assert.Check(t, s.listed("idle"))
+	assert.Equal(t, s.inspect("idle").LauncherPid, cmd.Process.Pid)
+	res := s.run("exec", "idle", "--", "sh", "-c", "echo joined")
+	assert.Equal(t, strings.TrimSpace(res.Stdout()), "joined", res.Combined())
+
+	assert.NilError(t, cmd.Process.Signal(syscall.SIGTERM))
+	rest, _ := r.ReadString('\n')
+	assert.Equal(t, rest, "got TERM\n")
+	assert.Equal(t, exitCode(t, cmd), 3)
+	b, err := os.ReadFile(status)
+	assert.NilError(t, err)
+	lines := splitLines(string(b))
+	assert.Assert(t, len(lines) == 2, string(b))
+	assert.Check(t, strings.HasPrefix(lines[0], `{ "child-pid": `), lines[0])
+	assert.Equal(t, lines[1], `{ "exit-code": 3 }`)
+	assert.Check(t, len(s.entries()) == 0, "entries left: %v", s.entries())
+}
+
+// Each signal nsbox run forwards still reaches the command after the
+// hand-off, and a command killed by a signal gives 128+N.
+func TestHandOffForwardsSignals(t *testing.T) {
+	requireUnprivileged(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
+			cmd := exec.Command(nsboxBin, "run", "--", "sh", "-c",
+				fmt.Sprintf(`trap 'echo got %s; exit 3' %s; echo ready; while :; do sleep 0.05; done`, name, name))
+			out, err := cmd.StdoutPipe()
+			assert.NilError(t, err)
+			assert.NilError(t, cmd.Start())
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			r := bufio.NewReader(out)
+			line, err := r.ReadString('\n')
+			assert.NilError(t, err)
+			assert.Equal(t, line, "ready\n")
+			waitHandedOff(t, cmd.Process.Pid)
+			assert.NilError(t, cmd.Process.Signal(sig))
+			rest, _ := r.ReadString('\n')
+			assert.Equal(t, rest, "got "+name+"\n")
+			assert.Equal(t, exitCode(t, cmd), 3)
+		})
+	}
+	t.Run("killed command", func(t *testing.T) {
+		cmd, pid := startSleeper(t)
+		waitHandedOff(t, cmd.Process.Pid)
+		assert.NilError(t, syscall.Kill(pid, syscall.SIGKILL)) // the sleep, as seen from the host
+		assert.Equal(t, exitCode(t, cmd), 128+int(syscall.SIGKILL))
+	})
+	t.Run("launcher killed", func(t *testing.T) {
+		cmd, pid := startSleeper(t)
+		waitHandedOff(t, cmd.Process.Pid)
+		assert.NilError(t, cmd.Process.Kill())
+		cmd.Wait()
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			if err := syscall.Kill(pid, 0); err != nil {
+				return poll.Success()
+			}
+			return poll.Continue("the command (pid %d) outlived its handed-off launcher", pid)
+		}, poll.WithTimeout(5*time.Second), poll.WithDelay(10*time.Millisecond))
+	})
+}
+
+// With the user's terminal (no -t), a command stopped by Ctrl-Z after the
+// hand-off still suspends nsbox to the user's shell, and fg gives it the
+// terminal back.
+func TestHandOffJobControl(t *testing.T) {
+	requireUnprivileged(t)
+	home := t.TempDir()
+	term := startProgramOnTerminal(t, 24, 80, []string{"HOME=" + home, "PS1=host> ", "ENV="}, "/bin/sh", "-i")
+	term.expect(`host> `)
+	arg := fmt.Sprintf("%d", 1000+time.Now().Nanosecond()%100000)
+	term.typeIn(nsboxBin + " run -- sh -c 'echo started " + arg + "; read x; echo got:$x; exit 4'\n")
+	term.expect(`started ` + arg + `\r\n`)
+	var launcher int
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if launcher = findProcess(nsboxBin + " run -- sh -c echo started " + arg + "; read x; echo got:$x; exit 4"); launcher > 0 {
+			return poll.Success()
+		}
+		return poll.Continue("no launcher yet")
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
+	waitHandedOff(t, launcher)
+	term.typeIn("\x1a")
+	term.expect(`(?i)stopped`)
+	term.expect(`host> `)
+	term.typeIn("fg\n")
+	term.typeIn("hello\n")
+	term.expect(`got:hello\r\n`)
+	term.expect(`host> `)
+	term.typeIn("echo status=$?\n")
+	term.expect(`status=4\r\n`)
+	term.typeIn("exit\n")
+	term.wait()
+}
