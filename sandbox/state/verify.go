@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,6 +86,13 @@ func verify(e *Entry, raw []byte) (int, error) {
 		return -1, changed("the launcher (pid %d) runs in another user namespace (%d) than this command (%d)", e.LauncherPid, theirs, mine)
 	}
 	sealed, err := readSealedCopy(e.LauncherPid, e.RecordFD)
+	// A launcher handing its sandbox to the C supervisor
+	// (sandbox/handoff.go) is inside execve(2) for a moment, when the
+	// kernel refuses its /proc/PID/fd: ask again briefly.
+	for try := 0; try < 50 && errors.Is(err, os.ErrPermission); try++ {
+		time.Sleep(4 * time.Millisecond)
+		sealed, err = readSealedCopy(e.LauncherPid, e.RecordFD)
+	}
 	if err != nil {
 		return -1, changed("the launcher's copy of the record: %v", err)
 	}
