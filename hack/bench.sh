@@ -38,23 +38,27 @@ fi
 
 make --no-print-directory build
 out=$(mktemp -d /var/tmp/nsbox-bench.XXXXXX)
-trap 'rm -rf "$out"' EXIT
+benchhome=
+trap 'rm -rf "$out" ${benchhome:+"$benchhome"}' EXIT
 cp bin/nsbox "$out/nsbox"
 (cd hack/bench && go build -o "$out/bench" .)
 (cd hack/bench && go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./emptygo)
 # The embedding row's program imports nsbox's sandbox package: it is built
 # in the main module (hack/bench is a module of its own).
 go build -trimpath -tags netgo,osusergo -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/embed" ./hack/embedbench
-mkdir "$out/docs" "$out/tmp" "$out/home"
+mkdir "$out/docs" "$out/tmp"
 chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo" "$out/embed"
-chmod 0777 "$out/docs" "$out/tmp" "$out/home"
+chmod 0777 "$out/docs" "$out/tmp"
+# The benchmark user's HOME, apart from $out: from a home, or a parent of
+# one, nsbox binds nothing writable (a private home hides it), and the
+# runs need $out writable as their working directory.
+benchhome=$(mktemp -d /var/tmp/nsbox-bench-home.XXXXXX)
+chmod 0777 "$benchhome"
 
 path=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 if [ "$(id -u)" = 0 ]; then
 	echo "bench: running as $user (uid $(id -u "$user"))"
-	# HOME is not the working directory: nsbox binds nothing writable from
-	# a home (a private home hides it), and the runs need $out writable.
-	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$out/home" TMPDIR="$out/tmp" \
+	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$benchhome" TMPDIR="$out/tmp" \
 		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 else
 	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
