@@ -37,7 +37,7 @@ func parseNamespaceIDs(b []byte, ns Namespaces) NamespaceIDs {
 }
 
 // Target is a running sandbox to join, as nsbox records it (package
-// sandbox/state keeps these facts for nsbox exec).
+// cmd/nsbox/internal/state keeps these facts for nsbox exec).
 type Target struct {
 	// Pid is the host pid of the sandbox's PID 1, and StartTime that
 	// process's start time (field 22 of /proc/PID/stat). Join refuses a

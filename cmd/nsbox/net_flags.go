@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/netext"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
-	"github.com/nsbox/nsbox/sandbox/state"
 	"github.com/spf13/pflag"
 )
 

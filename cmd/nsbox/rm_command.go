@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/nsbox/nsbox/sandbox/state"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 )
 
 const rmUsage = `Usage: nsbox rm NAME...

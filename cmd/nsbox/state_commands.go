@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/sandbox"
-	"github.com/nsbox/nsbox/sandbox/state"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )

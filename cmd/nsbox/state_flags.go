@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/sandbox"
-	"github.com/nsbox/nsbox/sandbox/state"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -306,7 +306,7 @@ func (e detachError) ExitCode() int { return e.code }
 // state.Candidates that exists): the records, logs and specs of the other
 // sandboxes are none of its business, and a sandbox that could write them
 // could try to steer nsbox exec (which checks them anyway: verify.go in
-// sandbox/state). The directory shows wherever a bind, or an overlay's
+// cmd/nsbox/internal/state). The directory shows wherever a bind, or an overlay's
 // layer, has its source at or above it and no later op covers that place
 // (the default view's tmpfs on /tmp does, unless the current directory
 // bound over it is /tmp itself).
