@@ -357,11 +357,3 @@ func (l *Landlock) records(abi int) [][2]string {
 	return r
 }
 
-// LandlockNotice returns the notice to show when Landlock is requested but
-// the kernel cannot apply it, or "" when it can.
-func LandlockNotice() string {
-	if LandlockABI() > 0 {
-		return ""
-	}
-	return "nsbox: notice: Landlock is not available on this kernel (it needs Linux 5.13 or later with landlock in the lsm= list); --landlock has no effect"
-}

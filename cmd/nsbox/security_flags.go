@@ -146,7 +146,9 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		}
 		ll.AllowMounts(spec.Mounts)
 		sec.Landlock = ll
-		notice = sandbox.LandlockNotice()
+		if sandbox.LandlockABI() == 0 {
+			notice = "nsbox: notice: Landlock is not available on this kernel (it needs Linux 5.13 or later with landlock in the lsm= list); --landlock has no effect"
+		}
 	}
 	lim := &spec.Limits
 	for _, r := range s.rlimits {
