@@ -356,4 +356,3 @@ func (l *Landlock) records(abi int) [][2]string {
 	}
 	return r
 }
-
