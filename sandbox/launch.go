@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 )
 
 // Start launches the sandbox described by spec and returns once its command
@@ -63,7 +64,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 	defer func() {
 		if !ok {
-			cg.remove() // runs after the processes are reaped below
+			cg.Remove() // runs after the processes are reaped below
 		}
 	}()
 
@@ -192,7 +193,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 // it in the cgroup, sends its CONFIG and, once it has made its user
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
-func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *limitCgroup) (*os.Process, *os.File, error) {
+func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
 	stage, parent, err := startStage(files, spec.Mapping)
 	if err != nil {
 		return nil, nil, err
@@ -210,7 +211,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	defer stop()
 	// Before the stage creates anything, so that all of the sandbox is
 	// born inside the limits.
-	if err := cg.add(stage.Pid); err != nil {
+	if err := cg.Add(stage.Pid); err != nil {
 		return nil, nil, err
 	}
 	cfg := newStageConfig(spec, ttyFD)

@@ -3,12 +3,12 @@ package sandbox
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 )
 
 // Limits bounds the resources of the command.
@@ -142,23 +142,21 @@ func (l *Limits) records() [][2]string {
 
 // DelegatedCgroup returns the caller's cgroup v2 directory when the caller
 // may create child cgroups in it, or an error naming why not and the fix.
+// Limits.Memory, PIDs and CPUs need one.
 func DelegatedCgroup() (string, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
-		return "", fmt.Errorf("/sys/fs/cgroup is not cgroup v2 (this host uses cgroup v1 or the hybrid layout); fix: boot with systemd.unified_cgroup_hierarchy=1 and run nsbox in a systemd user session")
+	return cgroup.Delegated()
+}
+
+// cgroup creates the sandbox's cgroup when the limits ask for one; nil
+// (whose Add and Remove do nothing) when they do not.
+func (l *Limits) cgroup() (*cgroup.Group, error) {
+	cl := cgroup.Limits{Memory: l.Memory, PIDs: l.PIDs, CPUs: l.CPUs}
+	if len(cl.Controllers()) == 0 {
+		return nil, nil
 	}
-	b, err := os.ReadFile("/proc/self/cgroup")
+	parent, err := cgroup.Delegated()
 	if err != nil {
-		return "", fmt.Errorf("read /proc/self/cgroup: %w", err)
+		return nil, fmt.Errorf("--memory, --pids, --cpus: %w", err)
 	}
-	var path string
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			path = filepath.Join("/sys/fs/cgroup", p)
-		}
-	}
-	if path == "" || unix.Access(path, unix.W_OK) != nil || unix.Access(filepath.Join(path, "cgroup.subtree_control"), unix.W_OK) != nil {
-		return "", fmt.Errorf("your cgroup %s is not delegated to you; fix: run nsbox in a delegated systemd scope, e.g. systemd-run --user --scope -p Delegate=yes nsbox run …", path)
-	}
-	return path, nil
+	return cgroup.New(cl, parent)
 }

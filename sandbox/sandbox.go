@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 )
 
 // Sandbox is a running sandbox, returned by Start.
@@ -20,7 +22,7 @@ type Sandbox struct {
 	tty    terminal
 	pty    *pty // with Process.Terminal
 	cancel func() bool
-	cgroup *limitCgroup  // nil without --memory, --pids, --cpus
+	cgroup *cgroup.Group // nil without --memory, --pids, --cpus
 	done   chan struct{} // closed when watch returns
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
@@ -79,7 +81,7 @@ func (s *Sandbox) Signal(sig os.Signal) error {
 func (s *Sandbox) Wait() error {
 	s.waitOnce.Do(func() {
 		st, err := s.pid1.Wait()
-		s.cgroup.remove()
+		s.cgroup.Remove()
 		s.cancel()
 		if s.netStop != nil {
 			s.netStop()
