@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // Sandbox is a running sandbox, returned by Start.
@@ -17,8 +17,8 @@ type Sandbox struct {
 	pid1   *os.Process
 	sync   *os.File // launcher's end of the stage socket; PID 1 holds the other
 	stdio  *stdio
-	tty    terminal
-	pty    *pty // with Process.Terminal
+	tty    tty.Foreground // zero: the command has no terminal of the caller's
+	pty    *tty.Relay     // with Process.Terminal
 	cancel func() bool
 	cgroup *limitCgroup  // nil without --memory, --pids, --cpus
 	done   chan struct{} // closed when watch returns
@@ -86,9 +86,9 @@ func (s *Sandbox) Wait() error {
 		}
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()
-		s.tty.restore()
+		s.tty.Restore()
 		if s.pty != nil {
-			s.pty.finish()
+			s.pty.Finish()
 		}
 		copied := s.stdio.finishWithin(s.waitDelay)
 		if err != nil {
@@ -143,9 +143,9 @@ func (s *Sandbox) watch() {
 		if m.kind == msgStopped {
 			var fg bool
 			if s.pty != nil {
-				fg = s.pty.suspend()
+				fg = s.pty.Suspend()
 			} else {
-				fg = s.tty.suspend()
+				fg = s.tty.Suspend()
 			}
 			writeMessage(s.sync, msgResume, boolValue(fg), nil)
 		}
@@ -167,7 +167,7 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	if s.pty == nil {
 		return errors.New("resize: the sandbox has no terminal; fix: set Process.Terminal")
 	}
-	if err := s.pty.resize(unix.Winsize{Row: rows, Col: cols}); err != nil {
+	if err := s.pty.Resize(rows, cols); err != nil {
 		return fmt.Errorf("resize the sandbox's terminal: %w", err)
 	}
 	return nil
