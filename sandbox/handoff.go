@@ -110,10 +110,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	if err != nil {
 		return fmt.Errorf("hand off the sandbox: %w", err)
 	}
-	tty, pgrp := -1, 0
-	if s.tty.fd >= 0 {
-		tty, pgrp = s.tty.hostFD, s.tty.pgrp
-	}
+	tty, pgrp := s.tty.Host()
 	v, err := handOffVar(s.pid1.Pid, sync, h.StatusFD, tty, pgrp, h.After)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/tty"
 	"os"
 	"strconv"
 	"strings"
@@ -140,8 +141,8 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	cfg.joinNested = t.Namespaces.Mount
 	if p.Terminal {
-		ws := initialWinsize(p)
-		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
+		rows, cols := tty.InitialSize(p.Stdin, p.Stdout)
+		cfg = cfg.withTerminal(int(rows), int(cols))
 	}
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)
@@ -174,9 +175,9 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		return nil, fmt.Errorf("reap the join stage: %w", err)
 	}
 	ok = true
-	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, tty: terminal{fd: -1}, done: make(chan struct{})}
+	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
 	if master != nil {
-		sb.pty = startPTY(master, p)
+		sb.pty = tty.Start(master, p.Stdin, p.Stdout)
 	}
 	sb.cancelOn(ctx, p)
 	go sb.watch()

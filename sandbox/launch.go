@@ -9,6 +9,7 @@ import (
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // Start launches the sandbox described by spec and returns once its command
@@ -54,9 +55,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	tty := foregroundTerminal(stdio.files)
+	ctty := tty.ForegroundOf(stdio.files)
 	if spec.Security.NewSession {
-		tty = terminal{fd: -1} // the command gets no controlling terminal
+		ctty = tty.Foreground{} // the command gets no controlling terminal
 	}
 	cg, err := spec.Limits.cgroup()
 	if err != nil {
@@ -72,7 +73,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	stage, parent, err := startMapped(ctx, spec, stdio.files, tty.fd, cg)
+	stage, parent, err := startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
 			retry := *spec
@@ -83,7 +84,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 				if spec.Notify != nil {
 					spec.Notify(notice)
 				}
-				stage, parent, err = startMapped(ctx, spec, stdio.files, tty.fd, cg)
+				stage, parent, err = startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
 			}
 		}
 	}
@@ -179,9 +180,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: tty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
 	if master != nil {
-		sb.pty = startPTY(master, &spec.Process)
+		sb.pty = tty.Start(master, spec.Process.Stdin, spec.Process.Stdout)
 	}
 	sb.cancelOn(ctx, &spec.Process)
 	go sb.watch()
@@ -216,8 +217,8 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	}
 	cfg := newStageConfig(spec, ttyFD)
 	if spec.Process.Terminal {
-		ws := initialWinsize(&spec.Process)
-		cfg = cfg.withTerminal(int(ws.Row), int(ws.Col))
+		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
+		cfg = cfg.withTerminal(int(rows), int(cols))
 	}
 	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
 		return nil, nil, fmt.Errorf("send the sandbox configuration: %w", err)

@@ -9,9 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // Sandbox is a running sandbox, returned by Start.
@@ -19,8 +18,8 @@ type Sandbox struct {
 	pid1   *os.Process
 	sync   *os.File // launcher's end of the stage socket; PID 1 holds the other
 	stdio  *stdio
-	tty    terminal
-	pty    *pty // with Process.Terminal
+	tty    tty.Foreground // zero: the command has no terminal of the caller's
+	pty    *tty.Relay     // with Process.Terminal
 	cancel func() bool
 	cgroup *cgroup.Group // nil without --memory, --pids, --cpus
 	done   chan struct{} // closed when watch returns
@@ -88,9 +87,9 @@ func (s *Sandbox) Wait() error {
 		}
 		<-s.done // PID 1's end of the socket closed with it
 		s.sync.Close()
-		s.tty.restore()
+		s.tty.Restore()
 		if s.pty != nil {
-			s.pty.finish()
+			s.pty.Finish()
 		}
 		copied := s.stdio.finishWithin(s.waitDelay)
 		if err != nil {
@@ -145,9 +144,9 @@ func (s *Sandbox) watch() {
 		if m.kind == msgStopped {
 			var fg bool
 			if s.pty != nil {
-				fg = s.pty.suspend()
+				fg = s.pty.Suspend()
 			} else {
-				fg = s.tty.suspend()
+				fg = s.tty.Suspend()
 			}
 			writeMessage(s.sync, msgResume, boolValue(fg), nil)
 		}
@@ -169,7 +168,7 @@ func (s *Sandbox) Resize(rows, cols uint16) error {
 	if s.pty == nil {
 		return errors.New("resize: the sandbox has no terminal; fix: set Process.Terminal")
 	}
-	if err := s.pty.resize(unix.Winsize{Row: rows, Col: cols}); err != nil {
+	if err := s.pty.Resize(rows, cols); err != nil {
 		return fmt.Errorf("resize the sandbox's terminal: %w", err)
 	}
 	return nil
