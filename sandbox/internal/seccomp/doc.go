@@ -65,11 +65,13 @@
 //     return and may not jump past its end; [Check] refuses these with a
 //     message before the kernel would with a bare EINVAL. The kernel's
 //     verifier checks the rest when the stage installs it.
-//   - Installing a filter needs no_new_privs (or CAP_SYS_ADMIN); the stage
-//     sets it. Filters stack and cannot be removed: the kernel runs every
-//     one on every call of the command and its descendants, and the
-//     strictest answer wins, so a user's program can only add refusals to
-//     nsbox's.
+//   - Installing a filter needs no_new_privs or CAP_SYS_ADMIN in the
+//     caller's user namespace (else EACCES): the stage installs it last,
+//     after setting no_new_privs (Process.NoNewPrivs) and the command's
+//     capabilities, so it works when either holds. Filters stack and
+//     cannot be removed: the kernel runs every one on every call of the
+//     command and its descendants, and the strictest answer wins, so a
+//     user's program can only add refusals to nsbox's.
 //
 // # Where the numbers come from
 //
