@@ -190,8 +190,8 @@ func explain(step failedStep, errno syscall.Errno, f hostFacts) string {
 		return "mounts cover parts of this /proc (" + coverList(f.procCovers) +
 			"), and the kernel mounts a new procfs only where the existing one is fully visible: " + fix
 	}
-	// nsbox's own filter (seccomp.go) refuses neither unshare nor mount:
-	// past unshare, a filter is only suspect inside a container.
+	// nsbox's own filter (sandbox/internal/seccomp) refuses neither unshare
+	// nor mount: past unshare, a filter is only suspect inside a container.
 	switch {
 	case f.seccomp == "2" && step == stepUserns:
 		return "a seccomp filter refuses unshare (Seccomp: 2 in /proc/self/status; container runtimes' default profiles do this): start the container with " + f.containerFix("seccomp")

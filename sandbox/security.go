@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/seccomp"
 )
 
 // Security is what stands between the command and the kernel besides the
@@ -42,11 +44,11 @@ type Security struct {
 	// DisableUserns makes nested user namespaces impossible for the command
 	// and everything it starts, as bubblewrap's --disable-userns: unshare
 	// and clone with CLONE_NEWUSER and setns into a user namespace fail
-	// with EPERM, clone3 with ENOSYS (libc falls back to clone); seccomp.go
-	// says why. It is a seccomp filter, installed even with
-	// NoDefaultSeccomp, and it implies AssertUsernsDisabled's check. The
-	// zero value lets the command create user namespaces, so that nsbox
-	// runs inside nsbox.
+	// with EPERM, clone3 with ENOSYS (libc falls back to clone); package
+	// sandbox/internal/seccomp says why. It is a seccomp filter, installed
+	// even with NoDefaultSeccomp, and it implies AssertUsernsDisabled's
+	// check. The zero value lets the command create user namespaces, so
+	// that nsbox runs inside nsbox.
 	DisableUserns bool `json:"disableUserns,omitempty"`
 	// AssertUsernsDisabled refuses to run the command unless creating a
 	// user namespace already fails in its context, as bubblewrap's
@@ -88,15 +90,28 @@ func (s *Security) validate() error {
 // default filter (unless NoDefaultSeccomp) as AllowIOUring adjusts it, with
 // the user namespace rules of DisableUserns; nil when there is none.
 func (s *Security) seccompFilter() ([]byte, error) {
-	r := seccompRules{defaults: !s.NoDefaultSeccomp, allowIOUring: s.AllowIOUring, disableUserns: s.DisableUserns}
-	switch {
-	case r == (seccompRules{defaults: true}):
-		return DefaultSeccompProgram()
-	case !r.defaults && !r.disableUserns:
-		return nil, nil
-	}
-	return seccompProgram(r)
+	return seccomp.Build(seccomp.Rules{Defaults: !s.NoDefaultSeccomp, AllowIOUring: s.AllowIOUring, DisableUserns: s.DisableUserns})
 }
+
+// DefaultSeccompProgram returns nsbox's default filter as a raw struct
+// sock_filter array, the format --seccomp reads: what a zero Security
+// installs. The package doc of sandbox/internal/seccomp says what it
+// refuses and why.
+func DefaultSeccompProgram() ([]byte, error) {
+	return seccomp.Build(seccomp.Rules{Defaults: true})
+}
+
+// DefaultSeccompDenied lists the system calls the default filter refuses
+// outright on this architecture, by name, io_uring's included; ioctl is
+// refused only for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a
+// whole, which the list does not show.
+func DefaultSeccompDenied() []string { return seccomp.Denied() }
+
+// CheckSeccompProgram checks that b is a raw struct sock_filter array, as
+// bubblewrap's --seccomp reads it (8 bytes per instruction, host byte
+// order, 1 to 4096 instructions, ending in a return, no jump past the
+// end). The kernel checks the rest when the stage installs it.
+func CheckSeccompProgram(b []byte) error { return seccomp.Check(b) }
 
 // records renders the settings as CONFIG records for security.c. uid is
 // the command's uid inside.

@@ -1,4 +1,4 @@
-package sandbox
+package seccomp
 
 import (
 	"encoding/binary"
@@ -10,67 +10,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-//go:generate go run gen_seccomp_tables.go
+//go:generate go run gen_tables.go
 
-// The default seccomp filter is a classic BPF program generated here, in Go,
-// and installed by the stage (security.c) as the command's last step before
-// exec; no libseccomp, so the binary stays static. It answers EPERM for:
-//
-//   - ioctl TIOCSTI and TIOCLINUX: both push bytes into the input of a
-//     terminal the command may share with the host (CVE-2017-5226);
-//   - keyctl, add_key, request_key: the kernel keyring is not namespaced;
-//   - kexec_load, kexec_file_load, init_module, finit_module,
-//     delete_module: the kernel itself (already refused without host
-//     privilege; refused here before the kernel's own code is reached);
-//   - perf_event_open, userfaultfd: frequent kernel exploit primitives;
-//   - io_uring_setup, io_uring_enter, io_uring_register (unless
-//     Security.AllowIOUring): the operations io_uring performs are not
-//     system calls, so no seccomp filter sees them, and it has been a
-//     steady source of kernel exploits (Docker's default profile refuses
-//     it too);
-//   - iopl, ioperm (x86): I/O ports;
-//   - the x32 ABI on x86_64 (syscall numbers with bit 30 set): a second
-//     syscall table with its own bugs, used by nothing nsbox runs.
-//
-// With Security.DisableUserns (bubblewrap's --disable-userns) it also makes
-// nested user namespaces impossible:
-//
-//   - unshare and clone with CLONE_NEWUSER in their flags: EPERM;
-//   - clone3: ENOSYS. Its flags are in a struct in memory, which seccomp
-//     cannot read, so the filter cannot tell a plain thread from a new user
-//     namespace; ENOSYS makes glibc and Go fall back to clone, which it can
-//     check;
-//   - setns with CLONE_NEWUSER in nstype, or nstype 0 ("any type": the
-//     filter cannot see what the fd names): EPERM. Only a user namespace
-//     the caller has CAP_SYS_ADMIN in can be joined at all, which means
-//     one created inside the sandbox: with unshare, clone and clone3
-//     refused there is none, so this closes a door that is already shut
-//     unless such an fd is passed in from outside.
-//
-// The filter checks the architecture first: the host's native one and its
-// 32-bit compat ABI (i386 on x86_64, arm on arm64) each have their own
-// numbers; any other architecture kills the process, as libseccomp does.
-// The numbers come from golang.org/x/sys/unix for every architecture,
-// copied into seccomp_tables.go by gen_seccomp_tables.go (a build only
-// compiles its own architecture's constants; the compat ABI needs the
-// other's).
-
-// seccompData offsets (struct seccomp_data, linux/seccomp.h): nr, arch,
+// Offsets in struct seccomp_data (linux/seccomp.h): nr, arch,
 // instruction_pointer, then six 64-bit args. The ioctl request, the flags of
 // clone and unshare and setns's nstype are (unsigned) ints to the kernel,
 // so only the low word is compared: the upper half is ignored by the
 // syscall and must not let TIOCSTI or CLONE_NEWUSER through.
 const (
-	seccompOffNr    = 0
-	seccompOffArch  = 4
-	seccompOffArg0L = 16     // little-endian low word of args[0]
-	seccompOffArg1L = 16 + 8 // little-endian low word of args[1]
+	offNr    = 0
+	offArch  = 4
+	offArg0L = 16     // little-endian low word of args[0]
+	offArg1L = 16 + 8 // little-endian low word of args[1]
 )
 
 // syscallTable is one architecture's numbers for the filter.
 type syscallTable struct {
 	arch uint32            // AUDIT_ARCH_*
-	nr   map[string]uint32 // by name, from seccomp_tables.go
+	nr   map[string]uint32 // by name, from tables.go
 	x32  bool              // numbers with bit 30 set are the x32 ABI: EPERM
 }
 
@@ -81,17 +38,17 @@ var (
 	tableARM   = syscallTable{arch: unix.AUDIT_ARCH_ARM, nr: sysnumARM}
 )
 
-// seccompDeny are refused outright by the default filter, where the
-// architecture has them; seccompIOUring too unless AllowIOUring.
+// denied are refused outright by the default filter, where the
+// architecture has them; ioURing too unless AllowIOUring.
 var (
-	seccompDeny = []string{"keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
+	denied = []string{"keyctl", "add_key", "request_key", "kexec_load", "kexec_file_load",
 		"init_module", "finit_module", "delete_module", "perf_event_open", "userfaultfd", "iopl", "ioperm"}
-	seccompIOUring = []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}
+	ioURing = []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}
 )
 
-// seccompTables returns the tables of the architecture nsbox was built for:
+// tablesFor returns the tables of the architecture nsbox was built for:
 // native first, then its compat ABI.
-func seccompTables(goarch string) ([]syscallTable, error) {
+func tablesFor(goarch string) ([]syscallTable, error) {
 	switch goarch {
 	case "amd64":
 		return []syscallTable{tableAMD64, table386}, nil
@@ -101,11 +58,15 @@ func seccompTables(goarch string) ([]syscallTable, error) {
 	return nil, fmt.Errorf("no seccomp filter for %s; fix: pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", goarch)
 }
 
-// seccompRules says what one generated program refuses.
-type seccompRules struct {
-	defaults      bool // the default filter's refusals
-	allowIOUring  bool // with defaults: leave io_uring alone
-	disableUserns bool // refuse new user namespaces
+// Rules says what one generated program refuses. The zero value refuses
+// nothing, and Build returns no program for it.
+type Rules struct {
+	// Defaults are the default filter's refusals (see the package doc).
+	Defaults bool
+	// AllowIOUring, with Defaults, leaves io_uring's calls alone.
+	AllowIOUring bool
+	// DisableUserns refuses new user namespaces, with or without Defaults.
+	DisableUserns bool
 }
 
 // program is a tiny assembler with labels, over x/net/bpf's instructions:
@@ -149,10 +110,10 @@ func (p *program) assemble() ([]bpf.RawInstruction, error) {
 	return bpf.Assemble(p.insns)
 }
 
-// buildSeccomp builds the program for the given tables and rules.
-func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, error) {
+// build builds the program for the given tables and rules.
+func build(tables []syscallTable, r Rules) ([]bpf.RawInstruction, error) {
 	p := &program{jumps: map[int][2]string{}, labels: map[string]int{}}
-	p.add(bpf.LoadAbsolute{Off: seccompOffArch, Size: 4})
+	p.add(bpf.LoadAbsolute{Off: offArch, Size: 4})
 	for i, t := range tables {
 		need := func(name string) (uint32, error) {
 			nr, ok := t.nr[name]
@@ -163,19 +124,19 @@ func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, 
 		}
 		next := fmt.Sprintf("arch%d", i+1)
 		p.jump(bpf.JumpEqual, t.arch, "", next)
-		p.add(bpf.LoadAbsolute{Off: seccompOffNr, Size: 4})
+		p.add(bpf.LoadAbsolute{Off: offNr, Size: 4})
 		if t.x32 {
 			p.jump(bpf.JumpBitsSet, 0x40000000, "deny", "")
 		}
-		if r.defaults {
+		if r.Defaults {
 			ioctl, err := need("ioctl")
 			if err != nil {
 				return nil, err
 			}
 			p.jump(bpf.JumpEqual, ioctl, "ioctl", "")
-			deny := seccompDeny
-			if !r.allowIOUring {
-				deny = append(append([]string(nil), deny...), seccompIOUring...)
+			deny := denied
+			if !r.AllowIOUring {
+				deny = append(append([]string(nil), deny...), ioURing...)
 			}
 			for _, name := range deny {
 				if nr, ok := t.nr[name]; ok { // iopl, ioperm: x86 only
@@ -183,7 +144,7 @@ func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, 
 				}
 			}
 		}
-		if r.disableUserns {
+		if r.DisableUserns {
 			for _, j := range []struct{ name, to string }{
 				{"clone3", "enosys"}, {"unshare", "flags0"}, {"clone", "flags0"}, {"setns", "setns"},
 			} {
@@ -198,20 +159,20 @@ func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, 
 		p.label(next)
 	}
 	p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS})
-	if r.defaults {
+	if r.Defaults {
 		p.label("ioctl")
-		p.add(bpf.LoadAbsolute{Off: seccompOffArg1L, Size: 4})
+		p.add(bpf.LoadAbsolute{Off: offArg1L, Size: 4})
 		p.jump(bpf.JumpEqual, unix.TIOCSTI, "deny", "")
 		p.jump(bpf.JumpEqual, unix.TIOCLINUX, "deny", "")
 		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
 	}
-	if r.disableUserns {
+	if r.DisableUserns {
 		p.label("flags0") // unshare(flags), clone(flags, …)
-		p.add(bpf.LoadAbsolute{Off: seccompOffArg0L, Size: 4})
+		p.add(bpf.LoadAbsolute{Off: offArg0L, Size: 4})
 		p.jump(bpf.JumpBitsSet, unix.CLONE_NEWUSER, "deny", "")
 		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
 		p.label("setns") // setns(fd, nstype)
-		p.add(bpf.LoadAbsolute{Off: seccompOffArg1L, Size: 4})
+		p.add(bpf.LoadAbsolute{Off: offArg1L, Size: 4})
 		p.jump(bpf.JumpEqual, 0, "deny", "")
 		p.jump(bpf.JumpBitsSet, unix.CLONE_NEWUSER, "deny", "")
 		p.add(bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
@@ -223,9 +184,9 @@ func buildSeccomp(tables []syscallTable, r seccompRules) ([]bpf.RawInstruction, 
 	return p.assemble()
 }
 
-// encodeSeccomp renders instructions as the kernel's struct sock_filter
+// encode renders instructions as the kernel's struct sock_filter
 // array, in the host's byte order.
-func encodeSeccomp(insns []bpf.RawInstruction) []byte {
+func encode(insns []bpf.RawInstruction) []byte {
 	b := make([]byte, 0, 8*len(insns))
 	for _, in := range insns {
 		b = binary.NativeEndian.AppendUint16(b, in.Op)
@@ -235,40 +196,50 @@ func encodeSeccomp(insns []bpf.RawInstruction) []byte {
 	return b
 }
 
-// seccompProgram builds the program for r on the architecture nsbox was
-// built for, as the kernel's struct sock_filter array.
-func seccompProgram(r seccompRules) ([]byte, error) {
-	tables, err := seccompTables(runtime.GOARCH)
-	if err != nil {
-		return nil, err
+// Build returns the program for r on the architecture nsbox was built
+// for, as the kernel's struct sock_filter array in the host's byte order:
+// what the stage hands to seccomp(SECCOMP_SET_MODE_FILTER). It returns nil
+// when r refuses nothing (neither Defaults nor DisableUserns), and an error
+// on an architecture without tables. Build(Rules{Defaults: true}) is built
+// once and shared: callers must not modify it.
+func Build(r Rules) ([]byte, error) {
+	switch {
+	case r == Rules{Defaults: true}:
+		return defaultProgram()
+	case !r.Defaults && !r.DisableUserns:
+		return nil, nil
 	}
-	insns, err := buildSeccomp(tables, r)
-	if err != nil {
-		return nil, err
-	}
-	return encodeSeccomp(insns), nil
+	return buildNative(r)
 }
 
-var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
-	return seccompProgram(seccompRules{defaults: true})
+// buildNative builds the program for r on runtime.GOARCH.
+func buildNative(r Rules) ([]byte, error) {
+	tables, err := tablesFor(runtime.GOARCH)
+	if err != nil {
+		return nil, err
+	}
+	insns, err := build(tables, r)
+	if err != nil {
+		return nil, err
+	}
+	return encode(insns), nil
+}
+
+var defaultProgram = sync.OnceValues(func() ([]byte, error) {
+	return buildNative(Rules{Defaults: true})
 })
 
-// DefaultSeccompProgram returns nsbox's default filter as a raw struct
-// sock_filter array, the format --seccomp reads: what a zero Security
-// installs.
-func DefaultSeccompProgram() ([]byte, error) { return defaultSeccomp() }
-
-// DefaultSeccompDenied lists the system calls the default filter refuses
-// outright on this architecture, by name, io_uring's included; ioctl is
-// refused only for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a
-// whole, which the list does not show.
-func DefaultSeccompDenied() []string {
-	tables, err := seccompTables(runtime.GOARCH)
+// Denied lists the system calls the default filter refuses outright on
+// this architecture, by name, io_uring's included; ioctl is refused only
+// for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a whole, which the
+// list does not show. It is nil on an architecture without tables.
+func Denied() []string {
+	tables, err := tablesFor(runtime.GOARCH)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, name := range append(append([]string(nil), seccompDeny...), seccompIOUring...) {
+	for _, name := range append(append([]string(nil), denied...), ioURing...) {
 		if _, ok := tables[0].nr[name]; ok {
 			out = append(out, name)
 		}
@@ -276,26 +247,26 @@ func DefaultSeccompDenied() []string {
 	return out
 }
 
-// maxSeccompInsns is the kernel's BPF_MAXINSNS.
-const maxSeccompInsns = 4096
+// maxInsns is the kernel's BPF_MAXINSNS.
+const maxInsns = 4096
 
-// CheckSeccompProgram checks that b is a raw struct sock_filter array, as
+// Check checks that prog is a raw struct sock_filter array, as
 // bubblewrap's --seccomp reads it (8 bytes per instruction, host byte
 // order, 1 to 4096 instructions, ending in a return, no jump past the
 // end). The kernel checks the rest when the stage installs it.
-func CheckSeccompProgram(b []byte) error {
-	_, err := parseSeccompProgram(b)
+func Check(prog []byte) error {
+	_, err := parse(prog)
 	return err
 }
 
-// parseSeccompProgram is CheckSeccompProgram, returning the instructions.
-func parseSeccompProgram(b []byte) ([]bpf.RawInstruction, error) {
+// parse is Check, returning the instructions.
+func parse(b []byte) ([]bpf.RawInstruction, error) {
 	if len(b) == 0 || len(b)%8 != 0 {
 		return nil, fmt.Errorf("%d bytes is not a struct sock_filter array (8 bytes per instruction)", len(b))
 	}
 	n := len(b) / 8
-	if n > maxSeccompInsns {
-		return nil, fmt.Errorf("%d instructions, more than the kernel's %d", n, maxSeccompInsns)
+	if n > maxInsns {
+		return nil, fmt.Errorf("%d instructions, more than the kernel's %d", n, maxInsns)
 	}
 	insns := make([]bpf.RawInstruction, n)
 	for i := range insns {

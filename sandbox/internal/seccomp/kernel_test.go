@@ -1,4 +1,4 @@
-package sandbox
+package seccomp
 
 import (
 	"fmt"
@@ -19,12 +19,12 @@ import (
 // prints "NAME ERRNO" lines, before any test runs.
 const seccompProbeEnv = "_NSBOX_TEST_SECCOMP_PROBE"
 
-var seccompProbeRules = map[string]*seccompRules{
+var seccompProbeRules = map[string]*Rules{
 	"none":           nil,
-	"default":        {defaults: true},
-	"allow-io-uring": {defaults: true, allowIOUring: true},
-	"disable-userns": {defaults: true, disableUserns: true},
-	"only-userns":    {disableUserns: true},
+	"default":        {Defaults: true},
+	"allow-io-uring": {Defaults: true, AllowIOUring: true},
+	"disable-userns": {Defaults: true, DisableUserns: true},
+	"only-userns":    {DisableUserns: true},
 }
 
 func init() {
@@ -35,7 +35,7 @@ func init() {
 
 func seccompProbe(mode string) int {
 	if r := seccompProbeRules[mode]; r != nil {
-		prog, err := seccompProgram(*r)
+		prog, err := Build(*r)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
@@ -130,15 +130,15 @@ func TestSeccompInKernel(t *testing.T) {
 	}
 	// io_uring_setup is refused by the kernel itself when
 	// kernel.io_uring_disabled is set: only the filter's EPERM is ours then.
-	uringSetupOK := strings.TrimSpace(sysctl("kernel/io_uring_disabled")) != "2"
+	uringSetupOK := !ioURingDisabled()
 	userns := []string{"unshare-newuser", "clone3", "setns-user", "setns-any", "clone-newuser"}
 	for _, mode := range []string{"none", "default", "allow-io-uring", "disable-userns", "only-userns"} {
 		t.Run(mode, func(t *testing.T) {
 			r := seccompProbeRules[mode]
 			got := probe(mode)
-			defaults := r != nil && r.defaults
-			disable := r != nil && r.disableUserns
-			for _, name := range seccompDeny {
+			defaults := r != nil && r.Defaults
+			disable := r != nil && r.DisableUserns
+			for _, name := range denied {
 				if _, ok := nativeSyscalls[name]; !ok {
 					continue // iopl, ioperm: the integration test calls them on amd64
 				}
@@ -146,9 +146,9 @@ func TestSeccompInKernel(t *testing.T) {
 					assert.Check(t, is.Equal(got[name], "EPERM"), name)
 				}
 			}
-			for _, name := range seccompIOUring {
+			for _, name := range ioURing {
 				switch {
-				case defaults && !r.allowIOUring:
+				case defaults && !r.AllowIOUring:
 					assert.Check(t, is.Equal(got[name], "EPERM"), name)
 				case name != "io_uring_setup" || uringSetupOK:
 					assert.Check(t, got[name] != "EPERM", "%s: %s", name, got[name])
@@ -174,4 +174,12 @@ func TestSeccompInKernel(t *testing.T) {
 			assert.Check(t, is.Equal(got["getpid"], "ok"))
 		})
 	}
+}
+
+// ioURingDisabled reports whether kernel.io_uring_disabled is 2, which
+// refuses io_uring_setup to everyone; a kernel without the sysctl (before
+// 6.6) allows it.
+func ioURingDisabled() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
+	return err == nil && strings.TrimSpace(string(b)) == "2"
 }
