@@ -24,7 +24,7 @@ import (
 // *os.File in Go's poller: closing it ends the reader.
 //
 // With vnet (the device opened with IFF_VNET_HDR and TUNSETOFFLOAD's
-// TUN_F_CSUM, TUN_F_TSO4 and TUN_F_TSO6, sandbox/tap.c) every frame starts
+// TUN_F_CSUM, TUN_F_TSO4 and TUN_F_TSO6, sandbox/internal/stage/tap.c) every frame starts
 // with a struct virtio_net_hdr. Out of the sandbox, the kernel then sends
 // TCP segments of up to 64 KiB whatever the MTU, with the transport
 // checksum left partial; the stack takes them as they are (receive

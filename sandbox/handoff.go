@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // HandOff is what the supervisor that takes a running sandbox over
@@ -117,7 +119,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	}
 	env := append(os.Environ(), v)
 
-	if err := writeMessage(s.sync, msgHandOff, 0, nil); err != nil {
+	if err := stage.WriteMessage(s.sync, stage.MsgHandOff, 0, nil); err != nil {
 		return fmt.Errorf("hand off the sandbox: %w", err)
 	}
 	select {
@@ -125,7 +127,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	case <-s.done:
 		return errors.New("hand off the sandbox: PID 1 ended first; fix: Wait for it")
 	case <-time.After(5 * time.Second):
-		writeMessage(s.sync, msgArm, 0, nil)
+		stage.WriteMessage(s.sync, stage.MsgArm, 0, nil)
 		return errors.New("hand off the sandbox: PID 1 did not answer HANDOFF within 5 s; fix: Wait for it instead")
 	}
 	// Stop serving PID 1's messages here: the supervisor reads them next.
@@ -158,7 +160,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 	s.sync.SetReadDeadline(time.Time{})
 	s.done = make(chan struct{})
 	go s.watch()
-	writeMessage(s.sync, msgArm, 0, nil)
+	stage.WriteMessage(s.sync, stage.MsgArm, 0, nil)
 	return fmt.Errorf("hand off the sandbox: exec /proc/self/exe: %w", err)
 }
 
@@ -167,7 +169,7 @@ func (s *Sandbox) HandOff(h HandOff) error {
 // per step, the paths in hex (a path may hold any byte but NUL).
 func handOffVar(pid1, sync, status, tty, pgrp int, after []AfterStep) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", handOffEnv, pid1, sync, status, tty, pgrp)
+	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", stage.HandOffEnv, pid1, sync, status, tty, pgrp)
 	for i, st := range after {
 		verb, ok := afterVerbs[st.Op]
 		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"strings"
 	"testing"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestHandOffVar(t *testing.T) {
@@ -15,7 +17,7 @@ func TestHandOffVar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := handOffEnv + "=42,5,-1,0,7" +
+	want := stage.HandOffEnv + "=42,5,-1,0,7" +
 		";mkdir:" + "2f732f2e6c6f6773" +
 		";rename:" + "2f732f6120622f6c6f67" + ":" + "2f732f2e6c6f67732f613b623a63" +
 		";unlink:" + "2f732f78" +

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // initChecked is set by Init once it found this binary able to start
@@ -19,8 +21,8 @@ var initChecked atomic.Bool
 // and one line on stderr rather than run the program's main a second time.
 // It also checks that the stage's constructor is linked into this binary.
 func Init() {
-	reexeced := os.Getenv(stageEnv) != "" || os.Getenv(handOffEnv) != ""
-	if err := checkStage(reexeced, stageLinked()); err != nil {
+	reexeced := os.Getenv(stage.Env) != "" || os.Getenv(stage.HandOffEnv) != ""
+	if err := checkStage(reexeced, stage.Linked()); err != nil {
 		fmt.Fprintf(os.Stderr, "nsbox: %v\n", err)
 		os.Exit(CodeLauncher)
 	}
@@ -32,7 +34,7 @@ func Init() {
 func checkStage(reexeced, linked bool) error {
 	switch {
 	case reexeced:
-		return fmt.Errorf("%s was started as a sandbox stage (%s or %s is set) but the stage did not take over; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default), and do not set them yourself", os.Args[0], stageEnv, handOffEnv)
+		return fmt.Errorf("%s was started as a sandbox stage (%s or %s is set) but the stage did not take over; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default), and do not set them yourself", os.Args[0], stage.Env, stage.HandOffEnv)
 	case !linked:
 		return fmt.Errorf("the sandbox stage's constructor did not run in %s; fix: build with CGO_ENABLED=1 and a build mode that runs ELF constructors (the default)", os.Args[0])
 	}

@@ -6,6 +6,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestCheckStage(t *testing.T) {
@@ -13,7 +15,7 @@ func TestCheckStage(t *testing.T) {
 	assert.Check(t, is.ErrorContains(checkStage(true, true), "did not take over; fix: build with CGO_ENABLED=1"))
 	assert.Check(t, is.ErrorContains(checkStage(false, false), "constructor did not run"))
 	// This test binary links the stage: its constructor ran.
-	assert.Check(t, stageLinked())
+	assert.Check(t, stage.Linked())
 }
 
 func TestStartNeedsInit(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 	"os"
 	"strconv"
@@ -110,7 +111,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	stage, parent, err := startStage(stdio.files, joinedMaps(t.Pid))
+	stageProc, parent, err := startStage(stdio.files, joinedMaps(t.Pid))
 	stdio.started()
 	if err != nil {
 		return nil, err
@@ -118,33 +119,33 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	defer func() {
 		if !ok {
 			parent.Close()
-			killAndReap(stage)
+			killAndReap(stageProc)
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
 	defer stop()
 
-	cfg := stageConfig{
-		unshareFlags: t.Namespaces.cloneFlags(),
-		setgroups:    t.Setgroups,
-		noNewPrivs:   p.NoNewPrivs,
-		ttyFD:        -1,
-		extraFDs:     len(p.ExtraFiles),
-		uid:          p.UID,
-		gid:          p.GID,
-		cwd:          p.Cwd,
-		args:         p.Args,
-		env:          p.Env,
-		joinPid:      t.Pid,
-		joinStart:    t.StartTime,
-		security:     append(t.Security.records(p.UID), t.Limits.records()...),
+	cfg := stage.Config{
+		Unshare:    t.Namespaces.cloneFlags(),
+		Setgroups:  t.Setgroups,
+		NoNewPrivs: p.NoNewPrivs,
+		TTY:        -1,
+		ExtraFDs:   len(p.ExtraFiles),
+		UID:        p.UID,
+		GID:        p.GID,
+		Cwd:        p.Cwd,
+		Args:       p.Args,
+		Env:        p.Env,
+		JoinPID:    t.Pid,
+		JoinStart:  t.StartTime,
+		JoinNested: t.Namespaces.Mount,
+		Security:   append(t.Security.records(p.UID), t.Limits.records()...),
 	}
-	cfg.joinNested = t.Namespaces.Mount
 	if p.Terminal {
 		rows, cols := tty.InitialSize(p.Stdin, p.Stdout)
-		cfg = cfg.withTerminal(int(rows), int(cols))
+		withTerminal(&cfg, int(rows), int(cols))
 	}
-	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
+	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)
 	}
 	master, err := receiveTerminal(ctx, parent, p)
@@ -156,7 +157,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			master.Close()
 		}
 	}()
-	m, err := expect(parent, msgExecOK)
+	m, err := expect(parent, stage.MsgExecOK)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -165,11 +166,11 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	// The command is our child (the stage cloned it with CLONE_PARENT):
 	// its pid cannot be reused before we reap it.
-	cmd, err := os.FindProcess(int(m.value))
+	cmd, err := os.FindProcess(int(m.Value))
 	if err != nil {
 		return nil, fmt.Errorf("find the joined command: %w", err)
 	}
-	if _, err := stage.Wait(); err != nil {
+	if _, err := stageProc.Wait(); err != nil {
 		cmd.Kill()
 		cmd.Wait()
 		return nil, fmt.Errorf("reap the join stage: %w", err)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestParseNamespaceIDs(t *testing.T) {
@@ -32,9 +34,9 @@ func FuzzParseNamespaceIDs(f *testing.F) {
 }
 
 func TestJoinConfigRecords(t *testing.T) {
-	c := stageConfig{ttyFD: -1, args: []string{"ps"}, joinPid: 42, joinStart: 987654}
-	b := c.encode()
+	c := stage.Config{TTY: -1, Args: []string{"ps"}, JoinPID: 42, JoinStart: 987654}
+	b := c.Encode()
 	assert.Assert(t, bytes.Contains(b, []byte("\x00join-pid=42\x00join-start=987654\x00")), "%q", b)
-	c.joinPid = 0
-	assert.Assert(t, !bytes.Contains(c.encode(), []byte("join-")))
+	c.JoinPID = 0
+	assert.Assert(t, !bytes.Contains(c.Encode(), []byte("join-")))
 }

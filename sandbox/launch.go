@@ -9,6 +9,7 @@ import (
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
@@ -73,7 +74,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	stage, parent, err := startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+	stageProc, parent, err := startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
 			retry := *spec
@@ -84,7 +85,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 				if spec.Notify != nil {
 					spec.Notify(notice)
 				}
-				stage, parent, err = startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+				stageProc, parent, err = startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
 			}
 		}
 	}
@@ -100,33 +101,33 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	var pid1 *os.Process
 	defer func() {
 		if !ok {
-			killAndReap(stage)
+			killAndReap(stageProc)
 			killAndReap(pid1)
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
 	defer stop()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if err := writeMessage(parent, msgMapsDone, 0, nil); err != nil {
+	if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
 		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
 	}
 
 	// 3. PID 1, our child thanks to CLONE_PARENT: its pid cannot be
 	// reused before we reap it.
-	m, err := expect(parent, msgPID1)
+	m, err := expect(parent, stage.MsgPID1)
 	if err != nil {
 		return nil, err
 	}
-	if pid1, err = os.FindProcess(int(m.value)); err != nil {
+	if pid1, err = os.FindProcess(int(m.Value)); err != nil {
 		return nil, fmt.Errorf("find PID 1 of the sandbox: %w", err)
 	}
-	if _, err := stage.Wait(); err != nil {
+	if _, err := stageProc.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
 	}
 	if spec.Started != nil {
-		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.payload, spec.Namespaces)); err != nil {
+		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.Payload, spec.Namespaces)); err != nil {
 			return nil, err
 		}
 	}
@@ -152,11 +153,11 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		if err := spec.BeforeExec(); err != nil {
 			return nil, err
 		}
-		if err := writeMessage(parent, msgExecGo, 0, nil); err != nil {
+		if err := stage.WriteMessage(parent, stage.MsgExecGo, 0, nil); err != nil {
 			// PID 1 is gone, most likely because setup failed: the
 			// ERROR it sent first says why.
-			if m, rerr := readMessage(parent); rerr == nil && m.kind == msgError {
-				return nil, &SetupError{Step: string(m.payload), Err: syscall.Errno(m.value)}
+			if m, rerr := stage.ReadMessage(parent); rerr == nil && m.Kind == stage.MsgError {
+				return nil, &SetupError{Step: string(m.Payload), Err: syscall.Errno(m.Value)}
 			}
 			return nil, fmt.Errorf("let PID 1 run the command: %w", err)
 		}
@@ -173,7 +174,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			master.Close()
 		}
 	}()
-	if _, err := expect(parent, msgExecOK); err != nil {
+	if _, err := expect(parent, stage.MsgExecOK); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -195,7 +196,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
 func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
-	stage, parent, err := startStage(files, spec.Mapping)
+	stageProc, parent, err := startStage(files, spec.Mapping)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,37 +206,38 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	defer func() {
 		if !ok {
 			parent.Close()
-			killAndReap(stage)
+			killAndReap(stageProc)
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { stage.Kill() })
+	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
 	defer stop()
 	// Before the stage creates anything, so that all of the sandbox is
 	// born inside the limits.
-	if err := cg.Add(stage.Pid); err != nil {
+	if err := cg.Add(stageProc.Pid); err != nil {
 		return nil, nil, err
 	}
-	cfg := newStageConfig(spec, ttyFD)
+	nest := planNesting(spec)
+	cfg := stageConfig(spec, nest, ttyFD)
 	if spec.Process.Terminal {
 		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
-		cfg = cfg.withTerminal(int(rows), int(cols))
+		withTerminal(&cfg, int(rows), int(cols))
 	}
-	if err := writeMessage(parent, msgConfig, 0, cfg.encode()); err != nil {
+	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
 		return nil, nil, fmt.Errorf("send the sandbox configuration: %w", err)
 	}
-	if _, err := expect(parent, msgUsernsReady); err != nil {
+	if _, err := expect(parent, stage.MsgUsernsReady); err != nil {
 		return nil, nil, userNamespaceError(err)
 	}
-	// (cfg.nest.plan: spec.Mapping, or its setup form, see nested.go.)
-	if err := cfg.nest.plan.Apply(stage.Pid); err != nil {
+	// (nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	if err := nest.plan.Apply(stageProc.Pid); err != nil {
 		err = fmt.Errorf("set up the uid/gid maps: %w", err)
-		if explained := mapError(err, cfg.nest.plan); explained != err {
+		if explained := mapError(err, nest.plan); explained != err {
 			return nil, nil, explained
 		}
 		return nil, nil, explainMaps(err)
 	}
 	ok = true
-	return stage, parent, nil
+	return stageProc, parent, nil
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.

@@ -10,6 +10,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	fsx "gotest.tools/v3/fs"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestValidateMounts(t *testing.T) {
@@ -44,13 +46,16 @@ func TestValidateMounts(t *testing.T) {
 
 // The records mounts.c reads: one "mount" opens each op, file data is hex.
 func TestEncodeMounts(t *testing.T) {
-	c := stageConfig{newRoot: true, ownerUID: 1000, ownerGID: -1, mounts: []Mount{
+	c := stage.Config{NewRoot: true, OwnerUID: 1000, OwnerGID: -1}
+	for _, m := range []Mount{
 		{Type: MountBind, Source: "/a", Destination: "/b/../c", ReadOnly: true, Optional: true},
 		{Type: MountFile, Destination: "/f", Data: []byte{0, 'x'}, Mode: 0o600},
 		{Type: MountOverlay, Lower: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w", Destination: "/o"},
-	}}
+	} {
+		c.Ops = append(c.Ops, m.op())
+	}
 	var got []string
-	for _, r := range bytes.Split(bytes.TrimSuffix(c.encode(), []byte{0}), []byte{0}) {
+	for _, r := range bytes.Split(bytes.TrimSuffix(c.Encode(), []byte{0}), []byte{0}) {
 		if k, _, _ := strings.Cut(string(r), "="); k == "new-root" || k == "owner-uid" || k == "owner-gid" || strings.HasPrefix(k, "mount") {
 			got = append(got, string(r))
 		}

@@ -6,9 +6,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // Network is a sandbox's network beyond its loopback link, in one of two
@@ -117,16 +118,14 @@ func startNetwork(sync *os.File, n *Network, pid1 int) (stop func() error, err e
 			return nil, err
 		}
 		var b []byte
-		tap.records(func(k, v string) {
-			b = append(append(append(append(b, k...), '='), v...), 0)
-		})
-		if err := writeMessage(sync, msgNetReady, 0, b); err != nil {
+		tap.records(func(k, v string) { b = stage.AppendRecord(b, k, v) })
+		if err := stage.WriteMessage(sync, stage.MsgNetReady, 0, b); err != nil {
 			stop()
 			return nil, fmt.Errorf("resume PID 1 after the network: %w", err)
 		}
 		return stop, nil
 	}
-	tap, err := expectFD(sync, msgTAP)
+	tap, err := expectFD(sync, stage.MsgTAP)
 	if err != nil {
 		return nil, err
 	}
@@ -147,13 +146,13 @@ func expectFD(f *os.File, want uint32) (*os.File, error) {
 		return nil, err
 	}
 	var (
-		hdr  [headerSize]byte
+		hdr  [stage.HeaderSize]byte
 		got  int
 		fd   = -1
 		rerr error
 	)
 	oob := make([]byte, unix.CmsgSpace(4))
-	for got < headerSize && rerr == nil {
+	for got < stage.HeaderSize && rerr == nil {
 		err := rc.Read(func(s uintptr) bool {
 			n, oobn, _, _, e := unix.Recvmsg(int(s), hdr[got:], oob, unix.MSG_CMSG_CLOEXEC)
 			if e == unix.EAGAIN {
@@ -205,21 +204,15 @@ func expectFD(f *os.File, want uint32) (*os.File, error) {
 		return nil, fmt.Errorf("read from the sandbox: %w", rerr)
 	}
 	// The header is in; a payload (ERROR's text) follows with plain reads.
-	m, err := readMessageAfter(f, hdr)
+	m, err := stage.ReadMessageAfter(f, hdr)
 	if err != nil {
 		closeFD()
 		return nil, err
 	}
 	switch {
-	case m.kind == want && fd >= 0:
+	case m.Kind == want && fd >= 0:
 		return os.NewFile(uintptr(fd), "tap"), nil
-	case m.kind == msgError:
-		closeFD()
-		return nil, &SetupError{Step: string(m.payload), Err: syscall.Errno(m.value)}
-	case m.kind == msgExecFailed:
-		closeFD()
-		return nil, &ExecError{Command: string(m.payload), Err: syscall.Errno(m.value)}
 	}
 	closeFD()
-	return nil, fmt.Errorf("stage protocol: expected %s with a file descriptor, got %v", msgNames[want], m)
+	return nil, messageError(m, want, " with a file descriptor")
 }

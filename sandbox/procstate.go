@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // ProcessState is how a sandbox's command ended, as PID 1 saw it when it
@@ -67,13 +69,13 @@ func (p *ProcessState) code() int {
 
 // parseExited decodes an EXITED message: value is the wait status, the
 // payload struct nsbox_usage (stage.h), three native-endian int64s.
-func parseExited(m message) (*ProcessState, error) {
-	if len(m.payload) != 24 {
-		return nil, fmt.Errorf("EXITED message with %d bytes of usage, want 24", len(m.payload))
+func parseExited(m stage.Message) (*ProcessState, error) {
+	if len(m.Payload) != 24 {
+		return nil, fmt.Errorf("EXITED message with %d bytes of usage, want 24", len(m.Payload))
 	}
-	u := func(i int) int64 { return int64(binary.NativeEndian.Uint64(m.payload[8*i:])) }
+	u := func(i int) int64 { return int64(binary.NativeEndian.Uint64(m.Payload[8*i:])) }
 	return &ProcessState{
-		status:     syscall.WaitStatus(uint32(m.value)),
+		status:     syscall.WaitStatus(uint32(m.Value)),
 		UserTime:   time.Duration(u(0)) * time.Microsecond,
 		SystemTime: time.Duration(u(1)) * time.Microsecond,
 		MaxRSS:     u(2) * 1024,

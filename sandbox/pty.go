@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // The launcher's half of receiving Process.Terminal's pty. PID 1
@@ -24,7 +26,7 @@ func receiveMaster(sock *os.File) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var h [headerSize]byte
+	var h [stage.HeaderSize]byte
 	oob := make([]byte, unix.CmsgSpace(4))
 	var n, oobn int
 	var rerr error
@@ -49,18 +51,17 @@ func receiveMaster(sock *os.File) (*os.File, error) {
 	}
 	// The rest of the header and the payload, if the kernel split them.
 	rest := io.MultiReader(bytes.NewReader(h[:n]), sock)
-	m, err := readMessage(rest)
-	if err != nil || m.kind != msgPtyMaster || len(fds) != 1 {
+	m, err := stage.ReadMessage(rest)
+	if err != nil || m.Kind != stage.MsgPtyMaster || len(fds) != 1 {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		if err == nil {
-			_, err = expect(bytes.NewReader(encodeMessage(m)), msgPtyMaster)
-		}
-		if err == io.EOF {
-			err = errStageGone
-		}
-		if err == nil {
+		switch {
+		case err != nil:
+			err = stageError(err)
+		case m.Kind != stage.MsgPtyMaster:
+			err = messageError(m, stage.MsgPtyMaster, "")
+		default:
 			err = errors.New("stage protocol: PTY_MASTER arrived without its descriptor")
 		}
 		return nil, err
@@ -72,13 +73,6 @@ func receiveMaster(sock *os.File) (*os.File, error) {
 		return nil, fmt.Errorf("receive the terminal from the sandbox: %w", err)
 	}
 	return os.NewFile(uintptr(fds[0]), "nsbox-pty-master"), nil
-}
-
-// encodeMessage renders m as it travels, for re-reading with expect.
-func encodeMessage(m message) []byte {
-	var b bytes.Buffer
-	writeMessage(&b, m.kind, m.value, m.payload)
-	return b.Bytes()
 }
 
 // openCommandStdio opens the stage's standard files for p. With a

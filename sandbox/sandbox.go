@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
@@ -130,25 +131,25 @@ func (s *Sandbox) ProcessState() *ProcessState {
 func (s *Sandbox) watch() {
 	defer close(s.done)
 	for {
-		m, err := readMessage(s.sync)
+		m, err := stage.ReadMessage(s.sync)
 		if err != nil {
 			return
 		}
-		if m.kind == msgExited {
+		if m.Kind == stage.MsgExited {
 			s.state, _ = parseExited(m)
 			continue
 		}
-		if m.kind == msgHandOffOK {
+		if m.Kind == stage.MsgHandOffOK {
 			s.handOffReady <- struct{}{}
 		}
-		if m.kind == msgStopped {
+		if m.Kind == stage.MsgStopped {
 			var fg bool
 			if s.pty != nil {
 				fg = s.pty.Suspend()
 			} else {
 				fg = s.tty.Suspend()
 			}
-			writeMessage(s.sync, msgResume, boolValue(fg), nil)
+			stage.WriteMessage(s.sync, stage.MsgResume, boolValue(fg), nil)
 		}
 	}
 }

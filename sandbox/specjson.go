@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // maxSpecSize bounds a JSON spec: the command line and environment it
 // carries must fit one stage message anyway.
-const maxSpecSize = maxPayload
+const maxSpecSize = stage.MaxPayload
 
 // DecodeSpec reads a Spec in the JSON form that MarshalSpec writes (and
 // `nsbox run --print-spec` prints), strictly: unknown fields, trailing data

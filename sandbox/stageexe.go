@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,11 +66,8 @@ func mapsOuter(ext []mapping.Extent, id uint32) bool {
 	return false
 }
 
-// selfExe is the binary on disk, as the stage re-executes it.
-const selfExe = "/proc/self/exe"
-
 // stageCopy holds the sealed copy for the life of the process.
-var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy(selfExe) })
+var stageCopy = sync.OnceValues(func() (*os.File, error) { return sealedCopy(stage.SelfExe) })
 
 // sealedCopy copies the file at path into a memfd and seals it.
 func sealedCopy(path string) (*os.File, error) {
@@ -112,11 +110,11 @@ var errMemfdNoexec = errors.New("memfd_create(MFD_EXEC): permission denied (vm.m
 // once the stage has been executed.
 func stageExecutable(plan mapping.Plan) (path string, release func(), err error) {
 	if !binaryWritableInside(plan) {
-		return selfExe, func() {}, nil
+		return stage.SelfExe, func() {}, nil
 	}
 	f, err := stageCopy()
 	if errors.Is(err, errMemfdNoexec) {
-		if f, err = fileCopy(selfExe, copyDirs()); err != nil {
+		if f, err = fileCopy(stage.SelfExe, copyDirs()); err != nil {
 			return "", nil, err
 		}
 		return fdPath(f), func() { f.Close() }, nil

@@ -1,7 +1,7 @@
 package main
 
 // `nsbox run` and `nsbox exec` start their sandbox stage before the Go
-// runtime does: see nsbox_prefork in sandbox/stage.h. Defining this symbol
+// runtime does: see nsbox_prefork in sandbox/internal/stage/stage.h. Defining this symbol
 // opts in (a list: each name ends with a NUL, and an empty name ends it).
 
 /*

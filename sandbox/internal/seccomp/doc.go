@@ -1,7 +1,7 @@
 // Package seccomp builds nsbox's seccomp filters and checks the ones users
 // bring. A filter is a classic BPF program generated here, in Go, with no
 // libseccomp, so the binary stays static; [Build] returns it as the raw
-// struct sock_filter array that the stage (sandbox/security.c) installs
+// struct sock_filter array that the stage (sandbox/internal/stage/security.c) installs
 // with seccomp(2) as the command's last step before exec, and [Check]
 // vets a user's program (bubblewrap's --seccomp format) before any
 // namespace exists.

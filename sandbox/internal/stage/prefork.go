@@ -1,4 +1,4 @@
-package sandbox
+package stage
 
 /*
 #include "stage.h"
@@ -7,8 +7,6 @@ import "C"
 
 import (
 	"fmt"
-
-	"github.com/nsbox/nsbox/mapping"
 	"os"
 	"sync"
 	"syscall"
@@ -21,8 +19,13 @@ var prefork struct {
 	used bool
 }
 
-// startStage starts the stage for a sandbox whose standard files are
-// files, and returns it with the launcher's end of its socket.
+// SelfExe is the binary on disk, as the stage re-executes it.
+const SelfExe = "/proc/self/exe"
+
+// Start starts the stage from the binary at exe for a sandbox whose
+// standard files are files (0, 1, 2, then the command's extra files), and
+// returns it with the launcher's end of its socket. The caller keeps its
+// files; exe must stay executable until Start returns.
 //
 // The fast way is the stage forked before the runtime started: it already
 // waits for its CONFIG, with the process's own stdin, stdout and stderr,
@@ -30,15 +33,11 @@ var prefork struct {
 // binary re-executes itself as the stage (/proc/self/exe), with files as
 // its 0, 1, 2 and its end of a new socketpair as fd 3; if the launcher
 // dies, it dies (Pdeathsig).
-func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
-	// A pre-forked stage runs the binary on disk: not when the sandbox
-	// could write it (stageexe.go).
-	exe, release, err := stageExecutable(plan)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer release()
-	if p, sock := takePrefork(files, exe == selfExe); p != nil {
+func Start(exe string, files []*os.File) (*os.Process, *os.File, error) {
+	// A pre-forked stage runs the binary on disk: only when the caller
+	// chose that binary (package sandbox does not when the sandbox could
+	// write it).
+	if p, sock := takePrefork(files, exe == SelfExe); p != nil {
 		return p, sock, nil
 	}
 	parent, child, err := socketPair()
@@ -47,7 +46,7 @@ func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, err
 	}
 	defer child.Close()
 	p, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
-		Env: []string{stageEnv + "=1"},
+		Env: []string{Env + "=1"},
 		// The stage's socket is fd 3; Process.ExtraFiles follow it, and
 		// the command gets them moved down to 3, 4, … (stage.c).
 		Files: append(append(files[:3:3], child), files[3:]...),
@@ -61,8 +60,9 @@ func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, err
 }
 
 // takePrefork hands out the pre-forked stage once, if there is one, the
-// caller may use it (usable) and the sandbox's stdio is the process's own. A pre-forked stage that cannot
-// serve is let go: closing its socket makes it exit.
+// caller may use it (usable) and the sandbox's stdio is the process's
+// own. A pre-forked stage that cannot serve is let go: closing its socket
+// makes it exit.
 func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
 	prefork.Lock()
 	defer prefork.Unlock()

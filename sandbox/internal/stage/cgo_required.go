@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package sandbox
+package stage
 
 // The sandbox's setup stage is C, run by an ELF constructor before the Go
 // runtime (see stage.go): without cgo there is no stage. This line makes a

@@ -1,5 +1,5 @@
 /*
- * config.h: the CONFIG protocol's C half. The launcher (sandbox/config.go)
+ * config.h: the CONFIG protocol's C half. The launcher (sandbox/internal/stage/config.go)
  * sends "key=value\0" records; config.c decodes them into struct config
  * (stagelib.h) through key tables, one per area of the stage, each in the
  * file that uses the fields:
@@ -108,7 +108,7 @@ char *cfg_next(char **s);
 __attribute__((format(printf, 3, 4))) void cfg_emit(struct cfg_out *o, const char *key, const char *fmt, ...);
 void cfg_emit_hex(struct cfg_out *o, const char *key, const void *data, size_t len);
 
-/* nsbox_config_check (tests, through sandbox/configcheck.go) decodes as
+/* nsbox_config_check (tests, through sandbox/internal/stage/configcheck.go) decodes as
  * the stage does and writes the decoded struct back out as records into a
  * malloc'd *out; nsbox_config_free releases what a decode allocated. */
 long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned, char **out,

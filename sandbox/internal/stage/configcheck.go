@@ -1,4 +1,4 @@
-package sandbox
+package stage
 
 // The CONFIG decoder (config.c) called from Go, for the tests that hold
 // the protocol's two halves together (configcheck_test.go) and the fuzz

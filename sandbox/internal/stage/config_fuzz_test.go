@@ -1,4 +1,4 @@
-package sandbox
+package stage
 
 import (
 	"bytes"
@@ -42,7 +42,7 @@ func checkRefused(t *testing.T, err error) {
 func FuzzConfigRecords(f *testing.F) {
 	for name, c := range configCases(f) {
 		if name != "Default" { // the caller's whole environment: too big a seed
-			f.Add(c.encode())
+			f.Add(c.Encode())
 		}
 	}
 	f.Add(baseConfig())
@@ -62,15 +62,15 @@ func FuzzConfigRecords(f *testing.F) {
 // a new root, so every input reaches mounts.c's keys.
 func FuzzMountRecords(f *testing.F) {
 	prefix := append(baseConfig(), "new-root=1\x00owner-uid=1000\x00owner-gid=-1\x00"...)
-	c := stageConfig{ttyFD: -1, newRoot: true, mounts: everyMount()}
-	for _, r := range bytes.SplitAfter(c.encode(), []byte{0}) {
+	c := Config{TTY: -1, NewRoot: true, Ops: everyMount()}
+	for _, r := range bytes.SplitAfter(c.Encode(), []byte{0}) {
 		if bytes.HasPrefix(r, []byte("mount=")) {
 			f.Add(r)
 		}
 	}
 	var all []byte
-	for i := range c.mounts {
-		c.mounts[i].encode(func(k, v string) { all = append(append(append(append(all, k...), '='), v...), 0) })
+	for i := range c.Ops {
+		c.Ops[i].encode(func(k, v string) { all = AppendRecord(all, k, v) })
 	}
 	f.Add(all)
 	f.Add([]byte("mount=bind\x00mount-dst=/\x00mount-flags=7\x00mount-mode=0\x00mount-what=x\x00mount-lower=a\x00mount-lower=b\x00"))

@@ -1,0 +1,84 @@
+// Package stage is the sandbox's setup stage: the C that runs in the new
+// namespaces before the Go runtime starts (stage.c and the files beside
+// it), and the Go half of its protocol next to it: the CONFIG records
+// (config.go), the messages (messages.go) and starting the stage
+// (prefork.go). Package sandbox decides what a sandbox is; this package
+// carries the decision to the C side, which obeys. cgo compiles only the C
+// files beside the Go file that imports "C", so all of the C lives here.
+package stage
+
+// The in-namespace half of nsbox is C (stage.c), run by the ELF constructor
+// below before the Go runtime starts. The launcher re-executes its own binary
+// (/proc/self/exe) with NSBOX_STAGE_ENV set and its end of a socketpair as
+// fd 3; the constructor sees the variable, calls nsbox_stage, and that never
+// returns: it ends in exec of the command or in _exit. Without the variable
+// the constructor returns at once and the program starts as usual, so any
+// binary that imports this package can launch sandboxes (as runc's nsenter).
+//
+// Hand-off, in short: Go decides (package sandbox: spec, validation, id
+// maps; the config records of config.go); C obeys, step by step, and reports each failure as
+// an ERROR message. stage.h draws the message order.
+
+/*
+#cgo CFLAGS: -Wall -Wextra -O2 -std=gnu11
+#include <stdlib.h>
+#include <string.h>
+#include "stage.h"
+
+static int nsbox_constructor_ran;
+
+__attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
+{
+	nsbox_constructor_ran = 1;
+	if (getenv(NSBOX_STAGE_ENV))
+		nsbox_stage();
+	if (getenv(NSBOX_HANDOFF_ENV))
+		nsbox_handoff();
+	if (!&nsbox_prefork_command || argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
+		return;
+	for (const char *p = nsbox_prefork_command; *p; p += strlen(p) + 1)
+		if (!strcmp(argv[1], p)) {
+			nsbox_prefork();
+			return;
+		}
+}
+
+// nsbox_stage_linked tells Linked the constructor above ran in this binary.
+static int nsbox_stage_linked(void) { return nsbox_constructor_ran; }
+*/
+import "C"
+
+// The environment variables that make the constructor run the stage
+// (Env) or the handed-off supervisor (HandOffEnv) instead of the program.
+const (
+	Env        = C.NSBOX_STAGE_ENV
+	HandOffEnv = C.NSBOX_HANDOFF_ENV
+)
+
+// The message kinds of the protocol drawn in stage.h, in the order a run
+// meets them.
+const (
+	MsgConfig      = C.NSBOX_MSG_CONFIG
+	MsgUsernsReady = C.NSBOX_MSG_USERNS_READY
+	MsgMapsDone    = C.NSBOX_MSG_MAPS_DONE
+	MsgPID1        = C.NSBOX_MSG_PID1
+	MsgExecOK      = C.NSBOX_MSG_EXEC_OK
+	MsgExecFailed  = C.NSBOX_MSG_EXEC_FAILED
+	MsgError       = C.NSBOX_MSG_ERROR
+	MsgStopped     = C.NSBOX_MSG_STOPPED
+	MsgExited      = C.NSBOX_MSG_EXITED
+	MsgResume      = C.NSBOX_MSG_RESUME
+	MsgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
+	MsgTAP         = C.NSBOX_MSG_TAP
+	MsgNetReady    = C.NSBOX_MSG_NET_READY
+	MsgExecGo      = C.NSBOX_MSG_EXEC_GO
+	MsgHandOff     = C.NSBOX_MSG_HANDOFF
+	MsgHandOffOK   = C.NSBOX_MSG_HANDOFF_READY
+	MsgArm         = C.NSBOX_MSG_ARM
+)
+
+// MaxPayload is the largest payload a message may carry.
+const MaxPayload = C.NSBOX_MAX_PAYLOAD
+
+// Linked reports whether the stage's constructor ran at startup.
+func Linked() bool { return C.nsbox_stage_linked() != 0 }

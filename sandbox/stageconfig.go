@@ -1,0 +1,147 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
+)
+
+// The launcher's side of the stage (package internal/stage): a Spec
+// turned into the stage's plain Config, and the stage's failures turned
+// into this package's errors.
+
+// stageConfig is the stage's Config for spec, whose user namespaces nest
+// plans (planNesting), with the command's terminal at ttyFD (-1: none).
+func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
+	ns := s.Namespaces
+	m := nest.plan
+	c := stage.Config{
+		Unshare:    ns.cloneFlags(),
+		SetupRoot:  m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		Setgroups:  m.SetgroupsAllowed(),
+		MountProc:  ns.Mount && ns.PID,
+		LoopbackUp: ns.Net,
+		NoNewPrivs: s.Process.NoNewPrivs,
+		TTY:        ttyFD,
+		ExtraFDs:   len(s.Process.ExtraFiles),
+		UID:        s.Process.UID,
+		GID:        s.Process.GID,
+		Hostname:   s.Hostname,
+		Cwd:        s.Process.Cwd,
+		Args:       s.Process.Args,
+		Argv0:      s.Process.Argv0,
+		ExecWait:   s.BeforeExec != nil,
+		Env:        s.Process.Env,
+		NewRoot:    s.Mounts != nil && ns.Mount,
+		OwnerUID:   innerOf(m.UIDs, m.HostUID),
+		OwnerGID:   innerOf(m.GIDs, m.HostGID),
+		RootMapped: m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		Security:   append(s.Security.records(s.Process.UID), s.Limits.records()...),
+		Network:    recordList(s.Network.records),
+	}
+	if c.NewRoot {
+		c.Ops = make([]stage.Op, len(s.Mounts))
+		for i := range s.Mounts {
+			c.Ops[i] = s.Mounts[i].op()
+		}
+		if c.Cwd == "" {
+			c.CwdTry, _ = os.Getwd()
+		}
+	}
+	if nest.nested {
+		c.Nest = &stage.Nest{UIDs: nest.uids, GIDs: nest.gids, UID: nest.outerUID, GID: nest.outerGID}
+	}
+	return c
+}
+
+// op is the stage's mount op for m.
+func (m *Mount) op() stage.Op {
+	return stage.Op{
+		Type:         string(m.Type),
+		Source:       m.Source,
+		Destination:  m.Destination,
+		ReadOnly:     m.ReadOnly,
+		Devices:      m.Devices,
+		Optional:     m.Optional,
+		Owned:        m.Owned,
+		NonRecursive: m.NonRecursive,
+		Tun:          m.Tun,
+		Mode:         unixMode(m.Mode),
+		Size:         m.Size,
+		Data:         m.Data,
+		Lower:        m.Lower,
+		Upper:        m.Upper,
+		Work:         m.Work,
+		What:         m.what(),
+	}
+}
+
+// recordList collects what records adds, in order.
+func recordList(records func(add func(k, v string))) [][2]string {
+	var rs [][2]string
+	records(func(k, v string) { rs = append(rs, [2]string{k, v}) })
+	return rs
+}
+
+// withTerminal asks PID 1 for a pseudo-terminal of rows × cols.
+func withTerminal(c *stage.Config, rows, cols int) {
+	c.PTY, c.PTYRows, c.PTYCols = true, rows, cols
+}
+
+// innerOf is the inner id that host id maps to, or -1.
+func innerOf(ext []mapping.Extent, host uint32) int64 {
+	for _, e := range ext {
+		if host >= e.Outer && host-e.Outer < e.Count {
+			return int64(e.Inner) + int64(host-e.Outer)
+		}
+	}
+	return -1
+}
+
+// startStage starts the stage for a sandbox whose standard files are
+// files and whose ids plan maps, from a sealed copy of nsbox when the
+// sandbox could write the binary (stageexe.go), and returns it with the
+// launcher's end of its socket.
+func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
+	exe, release, err := stageExecutable(plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	return stage.Start(exe, files)
+}
+
+// expect reads the next message and checks it is of kind want; the
+// stage's failures come back as this package's errors (stageError).
+func expect(r io.Reader, want uint32) (stage.Message, error) {
+	m, err := stage.Expect(r, want)
+	return m, stageError(err)
+}
+
+// stageError turns an ERROR message into a *SetupError, an EXEC_FAILED
+// one into an *ExecError and the stage's silent end (io.EOF) into
+// errStageGone; other errors pass.
+func stageError(err error) error {
+	if err == io.EOF {
+		return errStageGone
+	}
+	if e, ok := err.(*stage.Error); ok {
+		if e.Kind == stage.MsgExecFailed {
+			return &ExecError{Command: e.Text, Err: e.Errno}
+		}
+		return &SetupError{Step: e.Text, Err: e.Errno}
+	}
+	return err
+}
+
+// messageError is stageError for a message m read where want was
+// expected.
+func messageError(m stage.Message, want uint32, what string) error {
+	if e := m.AsError(); e != nil {
+		return stageError(e)
+	}
+	return fmt.Errorf("stage protocol: expected %s%s, got %v", stage.KindName(want), what, m)
+}
