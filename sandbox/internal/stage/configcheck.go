@@ -3,7 +3,7 @@ package stage
 // The CONFIG decoder (config.c) called from Go, for the tests that hold
 // the protocol's two halves together (configcheck_test.go) and the fuzz
 // targets. cgo is not allowed in _test.go files, so the bridge lives here;
-// nothing outside the tests calls it.
+// nothing outside the tests calls it (CheckConfig: sandbox's tests).
 
 /*
 #include <stdlib.h>
@@ -43,6 +43,14 @@ func decodeConfigC(b []byte, areas uint, versioned bool) ([]byte, error) {
 	}
 	defer C.free(unsafe.Pointer(out))
 	return C.GoBytes(unsafe.Pointer(out), C.int(n)), nil
+}
+
+// CheckConfig decodes an encoded CONFIG (Config.Encode) with the stage's
+// own C decoder, as the stage will, and returns its error: for tests of
+// the launcher's side, which build Configs from Specs.
+func CheckConfig(b []byte) error {
+	_, err := decodeConfigC(b, configAreaAll, true)
+	return err
 }
 
 // configKeysC lists the decoder's keys as "area key".
