@@ -145,7 +145,7 @@ func (p probe) run(exe string) checkResult {
 		err = startAndWait(spec)
 	}
 	if err != nil {
-		r.Detail, r.Fix = splitFix(err.Error())
+		r.Detail, r.Fix = splitFix(flagWords(err))
 		return r
 	}
 	r.OK = true
