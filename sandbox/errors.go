@@ -60,6 +60,9 @@ type SetupError struct {
 	Step string // what failed, e.g. "mount a new /proc: Operation not permitted"
 	Err  syscall.Errno
 	Hint string // the fix, when nsbox knows it
+	// Fix is the remedy within Hint (as FixHint.String words it) when it
+	// is one a caller may word in its own terms; FixNone otherwise.
+	Fix FixHint
 }
 
 func (e *SetupError) Error() string {
@@ -161,7 +164,8 @@ const (
 	// FixSeccomp: leave out the default seccomp filter (and DisableUserns,
 	// which needs it), or give a filter program of one's own.
 	FixSeccomp
-	// FixMapSingle: map only the caller's own ids (mapping.ModeSingle).
+	// FixMapSingle: map only the caller's own ids (mapping.Single); Arg,
+	// if set, is another way out.
 	FixMapSingle
 	// FixSharePID: share the caller's PID namespace, so the sandbox binds
 	// this /proc instead of mounting a new one.
@@ -208,7 +212,10 @@ func (f FixHint) String() string {
 	case FixSeccomp:
 		return "set Security.NoDefaultSeccomp (and not DisableUserns), or give Security.SeccompPrograms of your own"
 	case FixMapSingle:
-		return "map only your own ids (mapping.ModeSingle)"
+		if f.Arg != "" {
+			return "map only your own ids (mapping.Single), or " + f.Arg
+		}
+		return "map only your own ids (mapping.Single)"
 	case FixSharePID:
 		return "set Namespaces.PID to false (the sandbox then binds this /proc instead of mounting a new one)"
 	}

@@ -29,6 +29,7 @@ var specFlags = map[string]string{
 	"Limits.PIDs":                           "--pids",
 	"Limits.CPUs":                           "--cpus",
 	"Limits.Rlimits[]":                      "--rlimit",
+	"Mapping":                               "",
 	"Mounts":                                "",
 	"Mounts[]":                              "",
 	"Network":                               "",
@@ -81,6 +82,9 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 	case sandbox.FixSeccomp:
 		return "pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", true
 	case sandbox.FixMapSingle:
+		if f.Arg != "" {
+			return "--map single, or " + f.Arg, true
+		}
 		return "--map single", true
 	case sandbox.FixSharePID:
 		return "run nsbox with --share pid (it then binds this /proc instead of mounting a new one)", true
@@ -88,11 +92,18 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 	return "", false
 }
 
-// flagWords returns err's message with a *sandbox.SpecError in it worded
-// as flags. A field or fix missing from the tables keeps the Spec wording
+// flagWords returns err's message with a *sandbox.SpecError in it, and
+// the remedy of a *sandbox.SetupError's hint, worded as flags. A field or fix missing from the tables keeps the Spec wording
 // (TestSpecWordsCoverLibrary keeps that from happening).
 func flagWords(err error) string {
 	msg := err.Error()
+	// A setup step's hint may hold a remedy in Spec words.
+	var setup *sandbox.SetupError
+	if errors.As(err, &setup) && setup.Fix.Kind != sandbox.FixNone {
+		if fix, ok := specFix(&sandbox.SpecError{Fix: setup.Fix}); ok {
+			msg = strings.Replace(msg, setup.Fix.String(), fix, 1)
+		}
+	}
 	var se *sandbox.SpecError
 	if !errors.As(err, &se) {
 		return msg

@@ -117,6 +117,18 @@ func TestFlagWords(t *testing.T) {
 			"Limits: your cgroup /x is not delegated to you",
 			"--memory, --pids, --cpus: your cgroup /x is not delegated to you",
 		},
+		{
+			fmt.Errorf("start: %w", &sandbox.SpecError{Field: "Mapping", Err: errors.New("write uid_map: operation not permitted; likely cause: nested"),
+				Fix: sandbox.FixHint{Kind: sandbox.FixMapSingle, Arg: "run nsbox outside it"}}),
+			"start: Mapping: write uid_map: operation not permitted; likely cause: nested; fix: map only your own ids (mapping.Single), or run nsbox outside it",
+			"start: write uid_map: operation not permitted; likely cause: nested; fix: --map single, or run nsbox outside it",
+		},
+		{
+			&sandbox.SetupError{Step: "mount a new /proc: Operation not permitted", Hint: "mounts cover /proc/kcore: " + sandbox.FixHint{Kind: sandbox.FixSharePID}.String(),
+				Fix: sandbox.FixHint{Kind: sandbox.FixSharePID}},
+			"mount a new /proc: Operation not permitted; fix: mounts cover /proc/kcore: set Namespaces.PID to false (the sandbox then binds this /proc instead of mounting a new one)",
+			"mount a new /proc: Operation not permitted; fix: mounts cover /proc/kcore: run nsbox with --share pid (it then binds this /proc instead of mounting a new one)",
+		},
 		{errors.New("plain"), "plain", "plain"},
 	} {
 		assert.Check(t, is.Equal(tc.err.Error(), tc.spec))
