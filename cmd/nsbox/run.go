@@ -259,7 +259,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 func (f *runFlags) plan() (mapping.Plan, error) {
 	mode, err := mapping.ParseMode(f.mapMode)
 	if err != nil {
-		return mapping.Plan{}, err
+		return mapping.Plan{}, fmt.Errorf("--map %w", err)
 	}
 	req := mapping.Request{
 		UID:      uint32(os.Getuid()),
@@ -267,6 +267,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		Mode:     mode,
 		Root:     f.root,
 		HostRoot: f.mapHostRoot,
+		Names:    mapFlags,
 	}
 	for _, s := range f.mapUsers {
 		e, err := mapping.ParseExtent(s)

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -39,6 +40,10 @@ var specFlags = map[string]string{
 	"Security.Landlock.OptionalReadOnly[]":  "--landlock path",
 	"Security.Landlock.OptionalReadWrite[]": "--landlock path",
 }
+
+// mapFlags names the flags that set mapping.Request's fields, for
+// mapping's errors and notices (mapping.Names).
+var mapFlags = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
 
 var specIndex = regexp.MustCompile(`\[[0-9]+\]`)
 

@@ -93,6 +93,7 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	req := mapping.Request{
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		Mode: mapping.Auto, Users: p.UIDs, Groups: p.GIDs, HostRoot: hostRoot,
+		Names: mapFlags,
 	}
 	p.HostUID, p.HostGID = req.UID, req.GID
 	p.Helpers = mapping.Helpers{}
