@@ -153,13 +153,17 @@ type Plan struct {
 	// root, or CAP_SETUID and CAP_SETGID in a nested namespace): Apply
 	// writes every map directly, with no helpers and no setgroups "deny".
 	Privileged bool
-	// Notice is one line for stderr when Auto mode fell back to mapping
-	// only the caller's own ids although it has subordinate ids; else "".
+	// Notice is one line for the user when Auto mode fell back to
+	// mapping only the caller's own ids although it has subordinate ids;
+	// else "". The caller prefixes it as it prints notices.
 	Notice string
 	// Fallback is set when Auto mode chose the helpers: if one fails when
 	// Apply runs it, the launcher may start over with Single's maps and
 	// FallbackNotice (an explicit map or --map subids never falls back).
 	Fallback bool `json:",omitempty"`
+	// Names words the Request fields in Notice and FallbackNotice
+	// (Request.Names); NewPlan copies it from the request.
+	Names Names `json:"-"`
 }
 
 // NewPlan computes the maps for req and validates them (see
@@ -194,6 +198,7 @@ func NewPlan(req Request) (Plan, error) {
 		HostGID:    req.GID,
 		Helpers:    req.Helpers,
 		Privileged: req.Privileged(),
+		Names:      req.Names,
 	}
 	subU, subG := req.usableSubs(false), req.usableSubs(true)
 	explicit := len(req.Users) > 0 || len(req.Groups) > 0
@@ -246,7 +251,7 @@ func NewPlan(req Request) (Plan, error) {
 		if req.Mode == Subids {
 			return Plan{}, fail(ErrNoSubids, "%s: cannot map subordinate ids: %s", req.Names.mode(Subids), reason)
 		}
-		p.Notice = fmt.Sprintf("nsbox: cannot map subordinate ids: %s; mapping only %s (%s silences this)",
+		p.Notice = fmt.Sprintf("cannot map subordinate ids: %s; mapping only %s (%s silences this)",
 			reason, what, req.Names.mode(Single))
 	}
 	p.Fallback = req.Mode == Auto && !explicit && !p.Privileged && (!p.ownOnly(false) || !p.ownOnly(true))

@@ -110,7 +110,7 @@ func TestNewPlan(t *testing.T) {
 			uids: []Extent{{1000, 1000, 1}},
 			gids: []Extent{{1000, 1000, 1}},
 			uid:  1000, gid: 1000,
-			noticeContains: []string{"nsbox: ", "newuidmap and newgidmap not found in PATH", "apt-get install uidmap", "mapping only uid 1000 and gid 1000"},
+			noticeContains: []string{"cannot map subordinate ids: ", "(Request.Mode Single silences this)", "newuidmap and newgidmap not found in PATH", "apt-get install uidmap", "mapping only uid 1000 and gid 1000"},
 		},
 		{
 			name: "helpers never looked up, subuids and subgids",

@@ -63,7 +63,7 @@ var probes = []probe{
 		skip: func(plan mapping.Plan) string {
 			if len(plan.UIDs) == 1 && plan.UIDs[0].Count == 1 {
 				if plan.Notice != "" {
-					return strings.TrimPrefix(plan.Notice, "nsbox: ")
+					return plan.Notice
 				}
 				return "no subordinate ids to map (see the subordinate ids line)"
 			}

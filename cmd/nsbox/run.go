@@ -149,7 +149,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
-	spec.Notify = func(notice string) { fmt.Fprintln(stderr, notice) }
+	spec.Notify = func(notice string) { fmt.Fprintln(stderr, "nsbox: "+notice) }
 	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
@@ -252,7 +252,11 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	f.state.network = f.net.stateInfo()
-	return spec, joinLines(plan.Notice, viewNotice, notice, f.net.notice), nil
+	planNotice := plan.Notice
+	if planNotice != "" {
+		planNotice = "nsbox: " + planNotice
+	}
+	return spec, joinLines(planNotice, viewNotice, notice, f.net.notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.

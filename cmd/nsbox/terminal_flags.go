@@ -99,6 +99,7 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	p.Helpers = mapping.Helpers{}
 	p.Notice = ""
 	p.Fallback = false // the spec's maps are explicit
+	p.Names = mapFlags
 	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
 		return err
 	}
