@@ -229,8 +229,8 @@ func (p Plan) FallbackNotice(err error) string {
 	if errors.As(err, &he) {
 		msg = he.message()
 	}
-	return fmt.Sprintf("nsbox: cannot map subordinate ids: %s; mapping only uid %d and gid %d (--map single silences this, --map subids makes it an error)",
-		msg, p.HostUID, p.HostGID)
+	return fmt.Sprintf("cannot map subordinate ids: %s; mapping only uid %d and gid %d (%s silences this, %s makes it an error)",
+		msg, p.HostUID, p.HostGID, p.Names.mode(Single), p.Names.mode(Subids))
 }
 
 // oneLine trims s and joins its non-empty lines with "; ".

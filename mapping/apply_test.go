@@ -320,7 +320,9 @@ func TestSingleAndFallbackNotice(t *testing.T) {
 	p.Helpers = h
 	err = p.Apply(4242)
 	assert.Assert(t, errors.Is(err, ErrHelperFailed))
-	assert.Equal(t, p.FallbackNotice(err), "nsbox: cannot map subordinate ids: newuidmap: open of uid_map failed: Permission denied; mapping only uid 1000 and gid 50 (--map single silences this, --map subids makes it an error)")
+	assert.Equal(t, p.FallbackNotice(err), "cannot map subordinate ids: newuidmap: open of uid_map failed: Permission denied; mapping only uid 1000 and gid 50 (Request.Mode Single silences this, Request.Mode Subids makes it an error)")
+	p.Names = Names{Mode: "--map"}
+	assert.Equal(t, p.FallbackNotice(err), "cannot map subordinate ids: newuidmap: open of uid_map failed: Permission denied; mapping only uid 1000 and gid 50 (--map single silences this, --map subids makes it an error)")
 
 	// Real root has no single map of its own ids to fall back to.
 	r, err := NewPlan(Request{UID: 0, GID: 0})

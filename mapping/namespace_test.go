@@ -84,7 +84,7 @@ func TestCurrentNamespaceChild(t *testing.T) {
 	if ns.UIDs[0].Outer == 0 {
 		// Run by real root: uid 0 here is host root, mapped only on request.
 		assert.Assert(t, errors.Is(err, ErrHostRoot), "got %v", err)
-		assert.Error(t, err, "uid map 0:0:1 maps your own uid 0, which is root of the parent user namespace, into the sandbox; fix: add --map-host-root if you mean it, or run nsbox as another user")
+		assert.Error(t, err, "uid map 0:0:1 maps your own uid 0, which is root of the parent user namespace, into the sandbox; fix: add Request.HostRoot if you mean it, or run nsbox as another user")
 		req.HostRoot = true
 		p, err = NewPlan(req)
 	}

@@ -50,7 +50,7 @@ func ParseMode(s string) (Mode, error) {
 		return Subids, nil
 	}
 	return 0, &planError{
-		msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto, single or subids", printable(s)),
+		msg: fmt.Sprintf("%s: unknown mode; fix: use auto, single or subids", printable(s)),
 		err: ErrUnknownMode,
 	}
 }

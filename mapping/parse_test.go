@@ -19,10 +19,10 @@ func TestParseMode(t *testing.T) {
 		{in: "auto", want: Auto},
 		{in: "single", want: Single},
 		{in: "subids", want: Subids},
-		{in: "foo", wantErr: "--map foo: unknown mode; fix: use auto, single or subids"},
-		{in: "", wantErr: `--map "": unknown mode; fix: use auto, single or subids`},
-		{in: "Auto", wantErr: "--map Auto: unknown mode; fix: use auto, single or subids"},
-		{in: "a\nb", wantErr: `--map "a\nb": unknown mode; fix: use auto, single or subids`},
+		{in: "foo", wantErr: "foo: unknown mode; fix: use auto, single or subids"},
+		{in: "", wantErr: `"": unknown mode; fix: use auto, single or subids`},
+		{in: "Auto", wantErr: "Auto: unknown mode; fix: use auto, single or subids"},
+		{in: "a\nb", wantErr: `"a\nb": unknown mode; fix: use auto, single or subids`},
 	} {
 		t.Run(strconv.Quote(tc.in), func(t *testing.T) {
 			m, err := ParseMode(tc.in)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nsbox/nsbox/subid"
 )
@@ -52,6 +53,9 @@ type Request struct {
 	// own maps onto it, and fixes suggest it. The zero value stands for
 	// RootFallbackStart, RootFallbackCount.
 	Free subid.Range
+	// Names says how the caller's user sets the fields above, for errors
+	// and notices; the zero value names the Request fields.
+	Names Names
 	// Owner names the caller in fixes (its login name); "" uses UID.
 	Owner string
 	// SubUIDFile and SubGIDFile name where SubUIDs and SubGIDs come from,
@@ -149,13 +153,17 @@ type Plan struct {
 	// root, or CAP_SETUID and CAP_SETGID in a nested namespace): Apply
 	// writes every map directly, with no helpers and no setgroups "deny".
 	Privileged bool
-	// Notice is one line for stderr when Auto mode fell back to mapping
-	// only the caller's own ids although it has subordinate ids; else "".
+	// Notice is one line for the user when Auto mode fell back to
+	// mapping only the caller's own ids although it has subordinate ids;
+	// else "". The caller prefixes it as it prints notices.
 	Notice string
 	// Fallback is set when Auto mode chose the helpers: if one fails when
 	// Apply runs it, the launcher may start over with Single's maps and
 	// FallbackNotice (an explicit map or --map subids never falls back).
 	Fallback bool `json:",omitempty"`
+	// Names words the Request fields in Notice and FallbackNotice
+	// (Request.Names); NewPlan copies it from the request.
+	Names Names `json:"-"`
 }
 
 // NewPlan computes the maps for req and validates them (see
@@ -190,6 +198,7 @@ func NewPlan(req Request) (Plan, error) {
 		HostGID:    req.GID,
 		Helpers:    req.Helpers,
 		Privileged: req.Privileged(),
+		Names:      req.Names,
 	}
 	subU, subG := req.usableSubs(false), req.usableSubs(true)
 	explicit := len(req.Users) > 0 || len(req.Groups) > 0
@@ -215,9 +224,9 @@ func NewPlan(req Request) (Plan, error) {
 			if req.Here.Nested {
 				reason = fmt.Sprintf("no subordinate ids of %s exist in this nested user namespace, which maps only uids %s", req.owner(), req.Here.describe(false))
 			}
-			reason += "; fix: --map auto (or single) maps only your own ids"
+			reason += "; fix: " + req.Names.mode(Auto) + " (or " + req.Names.modeValue(Single) + ") maps only your own ids"
 		}
-		return Plan{}, fail(ErrNoSubids, "--map subids: %s", reason)
+		return Plan{}, fail(ErrNoSubids, "%s: %s", req.Names.mode(Subids), reason)
 	}
 	var fellU, fellG bool
 	p.UIDs, p.UID, fellU = planKind(req, false, subU)
@@ -240,10 +249,10 @@ func NewPlan(req Request) (Plan, error) {
 			reason = req.Helpers.problem()
 		}
 		if req.Mode == Subids {
-			return Plan{}, fail(ErrNoSubids, "--map subids: cannot map subordinate ids: %s", reason)
+			return Plan{}, fail(ErrNoSubids, "%s: cannot map subordinate ids: %s", req.Names.mode(Subids), reason)
 		}
-		p.Notice = fmt.Sprintf("nsbox: cannot map subordinate ids: %s; mapping only %s (--map single silences this)",
-			reason, what)
+		p.Notice = fmt.Sprintf("cannot map subordinate ids: %s; mapping only %s (%s silences this)",
+			reason, what, req.Names.mode(Single))
 	}
 	p.Fallback = req.Mode == Auto && !explicit && !p.Privileged && (!p.ownOnly(false) || !p.ownOnly(true))
 	if err := p.Validate(req); err != nil {
@@ -517,3 +526,40 @@ func (p Plan) ownOnly(gid bool) bool {
 	}
 	return len(ext) == 1 && ext[0].Count == 1 && ext[0].Outer == own
 }
+
+// Names says how a caller's user sets the Request fields that mapping's
+// errors and notices name: the nsbox command names its flags
+// (Names{Mode: "--map", Users: "--map-users", …}). An empty field names
+// the Request field itself ("Request.Users").
+type Names struct {
+	Mode, Users, Groups, Root, HostRoot string
+}
+
+// mode names Request.Mode set to m: "--map single", "Request.Mode Single".
+func (n Names) mode(m Mode) string {
+	if n.Mode == "" {
+		return "Request.Mode " + n.modeValue(m)
+	}
+	return n.Mode + " " + n.modeValue(m)
+}
+
+// modeValue names mode m alone: "single", or the constant "Single".
+func (n Names) modeValue(m Mode) string {
+	if n.Mode == "" {
+		s := m.String()
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return m.String()
+}
+
+func (n Names) or(name, field string) string {
+	if name == "" {
+		return "Request." + field
+	}
+	return name
+}
+
+func (n Names) users() string    { return n.or(n.Users, "Users") }
+func (n Names) groups() string   { return n.or(n.Groups, "Groups") }
+func (n Names) root() string     { return n.or(n.Root, "Root") }
+func (n Names) hostRoot() string { return n.or(n.HostRoot, "HostRoot") }

@@ -110,7 +110,7 @@ func TestNewPlan(t *testing.T) {
 			uids: []Extent{{1000, 1000, 1}},
 			gids: []Extent{{1000, 1000, 1}},
 			uid:  1000, gid: 1000,
-			noticeContains: []string{"nsbox: ", "newuidmap and newgidmap not found in PATH", "apt-get install uidmap", "mapping only uid 1000 and gid 1000"},
+			noticeContains: []string{"cannot map subordinate ids: ", "(Request.Mode Single silences this)", "newuidmap and newgidmap not found in PATH", "apt-get install uidmap", "mapping only uid 1000 and gid 1000"},
 		},
 		{
 			name: "helpers never looked up, subuids and subgids",
@@ -597,6 +597,7 @@ func TestNewPlanErrors(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Names = flagNames // the wording nsbox gives its users
 			_, err := NewPlan(tc.req)
 			assert.Assert(t, err != nil)
 			assert.Assert(t, errors.Is(err, tc.want), "got %q", err)
@@ -630,4 +631,28 @@ func TestValidateEditedPlan(t *testing.T) {
 	assert.Error(t, p.Validate(req), "uid map is empty; fix: map at least the caller's own uid")
 	p.UIDs = []Extent{{0, 5, 1}, {1000, 1000, 1}}
 	assert.ErrorContains(t, p.Validate(req), "uid map extent 0:5:1: outer uid 5 is not yours;")
+}
+
+// flagNames are nsbox's flags (cmd/nsbox's mapFlags).
+var flagNames = Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
+
+// Without Names, errors name the Request fields the caller set.
+func TestNewPlanErrorsNameRequestFields(t *testing.T) {
+	sub100k := []subid.Range{{Start: 100000, Count: 65536}}
+	for _, tc := range []struct {
+		req  Request
+		want string
+	}{
+		{Request{UID: 1000, GID: 1000, Mode: 9}, "Request.Mode Mode(9): unknown mode; fix: use auto, single or subids"},
+		{Request{UID: 1000, GID: 1000, Mode: Auto, Users: []Extent{{Inner: 0, Outer: 1, Count: 5}}, SubUIDs: sub100k},
+			"Request.Users 0:1:5: outer uids 1–5 are not yours"},
+		{Request{UID: 1000, GID: 1000, Mode: Auto, Groups: []Extent{{Inner: 0, Outer: 0, Count: 1}}, SubGIDs: sub100k, Root: true},
+			"Request.Groups 0:0:1 maps host root (outer gid 0) into the sandbox"},
+		{Request{UID: 1000, GID: 1000, Mode: Subids}, "Request.Mode Subids: no subordinate uids and gids for 1000"},
+		{Request{UID: 1000, GID: 1000, Mode: Subids}, "fix: Request.Mode Auto (or Single) maps only your own ids"},
+	} {
+		_, err := NewPlan(tc.req)
+		assert.Check(t, is.ErrorContains(err, tc.want))
+		assert.Check(t, err == nil || !strings.Contains(err.Error(), "--"), "a flag in %q", err)
+	}
 }

@@ -54,13 +54,13 @@ var (
 func (p Plan) Validate(req Request) error {
 	if req.Mode != Auto && req.Mode != Single && req.Mode != Subids {
 		return &planError{
-			msg: fmt.Sprintf("--map %s: unknown mode; fix: use auto, single or subids", req.Mode),
+			msg: fmt.Sprintf("%s %s: unknown mode; fix: use auto, single or subids", req.Names.or(req.Names.Mode, "Mode"), req.Mode),
 			err: ErrUnknownMode,
 		}
 	}
 	for _, k := range []kind{
-		{gid: false, ext: p.UIDs, explicit: len(req.Users) > 0, own: req.UID, subs: req.SubUIDs},
-		{gid: true, ext: p.GIDs, explicit: len(req.Groups) > 0, own: req.GID, subs: req.SubGIDs},
+		{gid: false, ext: p.UIDs, explicit: len(req.Users) > 0, own: req.UID, subs: req.SubUIDs, names: req.Names},
+		{gid: true, ext: p.GIDs, explicit: len(req.Groups) > 0, own: req.GID, subs: req.SubGIDs, names: req.Names},
 	} {
 		if err := p.validateKind(req, k); err != nil {
 			return err
@@ -76,6 +76,7 @@ type kind struct {
 	explicit bool
 	own      uint32
 	subs     []subid.Range
+	names    Names
 }
 
 func (k kind) ids() string {
@@ -94,11 +95,12 @@ func (k kind) subKind() subid.Kind {
 	return subid.UIDs
 }
 
+// flag names the explicit map as the caller's user set it.
 func (k kind) flag() string {
 	if k.gid {
-		return "--map-groups"
+		return k.names.groups()
 	}
-	return "--map-users"
+	return k.names.users()
 }
 
 func (k kind) helper() string {
@@ -178,8 +180,8 @@ func (p Plan) validateKind(req Request, k kind) error {
 	}
 	for _, e := range ext {
 		if id, missing := req.Here.missing(k.gid, e); missing {
-			return fail(ErrNotHere, "%s: outer %s %d does not exist in this nested user namespace, which maps only %s %s; fix: --map single (only your own ids), or map only ids listed there",
-				k.one(e), k.id(), id, k.ids(), req.Here.describe(k.gid))
+			return fail(ErrNotHere, "%s: outer %s %d does not exist in this nested user namespace, which maps only %s %s; fix: %s (only your own ids), or map only ids listed there",
+				k.one(e), k.id(), id, k.ids(), req.Here.describe(k.gid), req.Names.mode(Single))
 		}
 	}
 	if !p.Privileged {
@@ -212,8 +214,8 @@ func (p Plan) validateKind(req Request, k kind) error {
 	}
 	if req.Root {
 		if _, ok := outerOf(ext, 0); !ok {
-			return fail(ErrUnmapped, "--root needs inner %s 0 mapped, but %s does not map it; fix: add an extent with inner 0, e.g. 0:%d:1",
-				k.id(), k.all(), k.own)
+			return fail(ErrUnmapped, "%s needs inner %s 0 mapped, but %s does not map it; fix: add an extent with inner 0, e.g. 0:%d:1",
+				req.Names.root(), k.id(), k.all(), k.own)
 		}
 		inside = 0
 	}
@@ -338,13 +340,15 @@ type HostRootError struct {
 	Free  subid.Range
 	// File is the subordinate id file of that kind (for the fix).
 	File string
+	// Names words the Request fields in the fix (Request.Names).
+	Names Names
 }
 
 // Error is one line: what holds host root, and the fix.
 func (e *HostRootError) Error() string {
-	id, ids, opt := "uid", "subuids", "--map-users"
+	id, ids, opt := "uid", "subuids", e.Names.users()
 	if e.GID {
-		id, ids, opt = "gid", "subgids", "--map-groups"
+		id, ids, opt = "gid", "subgids", e.Names.groups()
 	}
 	root := fmt.Sprintf("host %s %d", id, e.ID)
 	if e.Nested {
@@ -352,11 +356,11 @@ func (e *HostRootError) Error() string {
 	}
 	orHostRoot := ""
 	if e.RealRoot {
-		orHostRoot = ", or add --map-host-root if you mean it"
+		orHostRoot = ", or add " + e.Names.hostRoot() + " if you mean it"
 	}
 	if e.Own {
-		return fmt.Sprintf("%s map %s maps your own %s %d, which is root of the parent user namespace, into the sandbox; fix: add --map-host-root if you mean it, or run nsbox as another user",
-			id, colon(e.Extent), id, e.ID)
+		return fmt.Sprintf("%s map %s maps your own %s %d, which is root of the parent user namespace, into the sandbox; fix: add %s if you mean it, or run nsbox as another user",
+			id, colon(e.Extent), id, e.ID, e.Names.hostRoot())
 	}
 	if e.Explicit {
 		return fmt.Sprintf("%s %s maps host root (outer %s) into the sandbox; fix: choose other outer ids%s", opt, colon(e.Extent), strings.TrimPrefix(root, "host "), orHostRoot)
@@ -366,7 +370,7 @@ func (e *HostRootError) Error() string {
 		src = fmt.Sprintf("your subordinate %s range %d–%d", id, e.Range.Start, e.Range.End())
 	}
 	if orHostRoot == "" {
-		orHostRoot = ", or run with --map single"
+		orHostRoot = ", or run with " + e.Names.mode(Single)
 	}
 	return fmt.Sprintf("%s includes %s, which nsbox refuses to map into a sandbox; fix: have an administrator move that range in %s off it (as root: usermod --del-%s %d-%d --add-%s %s %s)%s",
 		src, root, e.File, ids, e.Range.Start, e.Range.End(), ids, dashRange(e.Free), e.Owner, orHostRoot)
@@ -382,6 +386,7 @@ func (k kind) hostRootError(req Request, e Extent, h uint32) error {
 		RealRoot: req.realRoot(), Owner: req.owner(), Free: req.free(), File: req.file(k.gid),
 		Range: subid.Range{Start: e.Outer, Count: e.Count},
 		Own:   !k.explicit && h == k.own && req.Here.Nested,
+		Names: req.Names,
 	}
 	for _, r := range k.subs {
 		if r.Contains(h) {

@@ -156,49 +156,57 @@ func stepOf(description string) failedStep {
 // explain returns "cause: fix" for errno at step on a host described by
 // f, or "" when nothing in f explains it.
 func explain(step failedStep, errno syscall.Errno, f hostFacts) string {
+	hint, _ := explainFix(step, errno, f)
+	return hint
+}
+
+// explainFix is explain, and the remedy in the hint when it is one a
+// caller may word itself (the hint holds its FixHint.String).
+func explainFix(step failedStep, errno syscall.Errno, f hostFacts) (string, FixHint) {
 	if errno == syscall.ENOSPC && step == stepUserns {
 		if f.maxUserNS == "0" {
-			return "user namespaces are disabled (user.max_user_namespaces = 0): as root, sysctl -w user.max_user_namespaces=15000"
+			return "user namespaces are disabled (user.max_user_namespaces = 0): as root, sysctl -w user.max_user_namespaces=15000", FixHint{}
 		}
 		return "the limit on user namespaces is reached (user.max_user_namespaces = " + f.maxUserNS +
-			" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000"
+			" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000", FixHint{}
 	}
 	if errno != syscall.EPERM && errno != syscall.EACCES {
-		return ""
+		return "", FixHint{}
 	}
 	if step == stepMemfd {
 		if f.memfdNoexec == "2" {
-			return "vm.memfd_noexec = 2 forbids executing the in-memory copy of nsbox: install nsbox owned by root (e.g. make install), so no copy is needed, or as root: sysctl -w vm.memfd_noexec=1"
+			return "vm.memfd_noexec = 2 forbids executing the in-memory copy of nsbox: install nsbox owned by root (e.g. make install), so no copy is needed, or as root: sysctl -w vm.memfd_noexec=1", FixHint{}
 		}
-		return ""
+		return "", FixHint{}
 	}
 	if step == stepUserns && f.unprivClone == "0" {
-		return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): as root, sysctl -w kernel.unprivileged_userns_clone=1"
+		return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): as root, sysctl -w kernel.unprivileged_userns_clone=1", FixHint{}
 	}
 	if f.appArmorRestricts() {
 		return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1) and no profile allows them for " +
-			f.exe + ": as root, " + AppArmorInstallCommand(f.exe) + " (or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)"
+			f.exe + ": as root, " + AppArmorInstallCommand(f.exe) + " (or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)", FixHint{}
 	}
 	if step != stepUserns && f.containerAppArmor() {
-		return "the container's AppArmor profile (" + f.apparmorLabel + ") denies mount: start the container with " + f.containerFix("apparmor")
+		return "the container's AppArmor profile (" + f.apparmorLabel + ") denies mount: start the container with " + f.containerFix("apparmor"), FixHint{}
 	}
 	if step == stepProc && len(f.procCovers) > 0 {
-		fix := "run nsbox with --share pid (it then binds this /proc instead of mounting a new one)"
+		sharePID := FixHint{Kind: FixSharePID}
+		fix := sharePID.String()
 		if f.container != "" {
 			fix = "start the container with " + f.containerFix("proc") + ", or " + fix
 		}
 		return "mounts cover parts of this /proc (" + coverList(f.procCovers) +
-			"), and the kernel mounts a new procfs only where the existing one is fully visible: " + fix
+			"), and the kernel mounts a new procfs only where the existing one is fully visible: " + fix, sharePID
 	}
 	// nsbox's own filter (sandbox/internal/seccomp) refuses neither unshare
 	// nor mount: past unshare, a filter is only suspect inside a container.
 	switch {
 	case f.seccomp == "2" && step == stepUserns:
-		return "a seccomp filter refuses unshare (Seccomp: 2 in /proc/self/status; container runtimes' default profiles do this): start the container with " + f.containerFix("seccomp")
+		return "a seccomp filter refuses unshare (Seccomp: 2 in /proc/self/status; container runtimes' default profiles do this): start the container with " + f.containerFix("seccomp"), FixHint{}
 	case f.seccomp == "2" && f.container != "":
-		return "the container's seccomp filter may refuse this call (Seccomp: 2 in /proc/self/status): start the container with " + f.containerFix("seccomp")
+		return "the container's seccomp filter may refuse this call (Seccomp: 2 in /proc/self/status): start the container with " + f.containerFix("seccomp"), FixHint{}
 	}
-	return ""
+	return "", FixHint{}
 }
 
 // appArmorRestricts: the restriction is on and nsbox runs unconfined (a
@@ -293,7 +301,7 @@ func UserNamespaceHint() string {
 func explainSetup(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" && !strings.Contains(se.Step, "fix: ") {
-		se.Hint = explain(stepOf(se.Step), se.Err, currentHostFacts())
+		se.Hint, se.Fix = explainFix(stepOf(se.Step), se.Err, currentHostFacts())
 	}
 	return err
 }
@@ -320,8 +328,8 @@ func sysctl(name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// mapError adds the likely cause and the flag that works to a failure to
-// write the id maps with EPERM, which the kernel gives for every broken
+// mapError adds the likely cause and the remedy (a *SpecError on
+// Mapping) to a failure to write the id maps with EPERM, which the kernel gives for every broken
 // rule alike.
 func mapError(err error, p mapping.Plan) error {
 	if !errors.Is(err, syscall.EPERM) || errors.Is(err, mapping.ErrHelperFailed) {
@@ -331,11 +339,13 @@ func mapError(err error, p mapping.Plan) error {
 	switch {
 	case nerr != nil:
 	case here.Nested && p.Privileged:
-		return fmt.Errorf("%w; likely cause: nsbox runs as uid %d inside another user namespace (uid_map %s): it maps only ids that exist there, and only while it holds CAP_SETUID and CAP_SETGID; fix: --map single",
-			err, p.HostUID, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))
+		return &SpecError{Field: "Mapping", Fix: FixHint{Kind: FixMapSingle},
+			Err: fmt.Errorf("%w; likely cause: nsbox runs as uid %d inside another user namespace (uid_map %s): it maps only ids that exist there, and only while it holds CAP_SETUID and CAP_SETGID",
+				err, p.HostUID, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))}
 	case here.Nested:
-		return fmt.Errorf("%w; likely cause: nsbox runs inside another user namespace (uid_map %s) that lets it map nothing but its own id; fix: --map single, or run nsbox outside it",
-			err, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))
+		return &SpecError{Field: "Mapping", Fix: FixHint{FixMapSingle, "run nsbox outside it"},
+			Err: fmt.Errorf("%w; likely cause: nsbox runs inside another user namespace (uid_map %s) that lets it map nothing but its own id",
+				err, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))}
 	default:
 		if hint := UserNamespaceHint(); hint != "" {
 			return fmt.Errorf("%w; likely cause: %s", err, hint)

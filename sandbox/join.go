@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
@@ -91,7 +90,7 @@ func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 // kills the command alone.
 func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if len(p.Args) == 0 || p.Args[0] == "" {
-		return nil, errors.New("no command given; fix: name one after --, e.g. nsbox exec NAME -- ps -e")
+		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
 	}
 	for _, s := range append(append([]string{p.Cwd}, p.Args...), p.Env...) {
 		if strings.IndexByte(s, 0) >= 0 {

@@ -43,13 +43,13 @@ var rlimitNames = map[string]int{
 	"nice": 13, "rtprio": 14, "rttime": 15,
 }
 
-// ParseRlimit reads NAME=SOFT[:HARD] (--rlimit): NAME as prlimit(1) spells
+// ParseRlimit reads NAME=SOFT[:HARD]: NAME as prlimit(1) spells
 // it (nofile, nproc, …; "RLIMIT_" and case are ignored), SOFT and HARD
 // decimal or "unlimited"; a missing HARD equals SOFT.
 func ParseRlimit(s string) (Rlimit, error) {
 	name, val, ok := strings.Cut(s, "=")
 	if !ok {
-		return Rlimit{}, fmt.Errorf("%q is not NAME=SOFT[:HARD]; fix: e.g. --rlimit nofile=1024:4096", s)
+		return Rlimit{}, fmt.Errorf("%q is not NAME=SOFT[:HARD]; fix: e.g. nofile=1024:4096", s)
 	}
 	name = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(name)), "rlimit_")
 	if _, ok := rlimitNames[name]; !ok {
@@ -88,35 +88,44 @@ func parseRlimitValue(s string) (uint64, error) {
 // process in a user namespace may raise a hard limit (that needs
 // CAP_SYS_RESOURCE in the initial namespace).
 func (l *Limits) validate() error {
-	for _, r := range l.Rlimits {
+	for i, r := range l.Rlimits {
+		field := fmt.Sprintf("Limits.Rlimits[%d]", i)
 		res, ok := rlimitNames[r.Name]
 		if !ok {
-			return fmt.Errorf("--rlimit: unknown resource %q", r.Name)
+			return &SpecError{Field: field, Problem: fmt.Sprintf("unknown resource %q", r.Name)}
 		}
 		if r.Soft > r.Hard {
-			return fmt.Errorf("--rlimit %s: soft limit above hard limit", r.Name)
+			return &SpecError{Field: field, Value: r.Name, Problem: "soft limit above hard limit"}
 		}
 		var cur unix.Rlimit
 		if err := unix.Getrlimit(res, &cur); err == nil && r.Hard > cur.Max {
-			return fmt.Errorf("--rlimit %s: hard limit %s is above nsbox's own (%s), which a sandbox cannot raise; fix: lower it, or raise it before starting nsbox (ulimit -H)",
-				r.Name, rlimitText(r.Hard), rlimitText(cur.Max))
+			return &SpecError{Field: field, Value: r.Name,
+				Problem: fmt.Sprintf("hard limit %s is above nsbox's own (%s), which a sandbox cannot raise", rlimitText(r.Hard), rlimitText(cur.Max)),
+				Fix:     FixHint{FixText, "lower it, or raise it before starting nsbox (ulimit -H)"}}
 		}
 	}
-	if l.Memory < 0 || l.PIDs < 0 || l.CPUs < 0 {
-		return fmt.Errorf("--memory, --pids and --cpus must not be negative")
+	for _, v := range []struct {
+		field    string
+		negative bool
+	}{{"Limits.Memory", l.Memory < 0}, {"Limits.PIDs", l.PIDs < 0}, {"Limits.CPUs", l.CPUs < 0}} {
+		if v.negative {
+			return &SpecError{Field: v.field, Problem: "must not be negative"}
+		}
 	}
 	// NaN compares false with everything, so it must be asked for by
 	// name; a count above the kernel's CPU limit is a typo (1e300 would
 	// overflow the quota to 1% of a CPU).
 	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > MaxCPUs {
-		return fmt.Errorf("--cpus %v: not a number of CPUs; fix: give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", l.CPUs, MaxCPUs)
+		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "not a number of CPUs",
+			Fix: FixHint{FixText, fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", MaxCPUs)}}
 	}
 	if l.CPUs > 0 && l.CPUs < 0.01 {
-		return fmt.Errorf("--cpus %v: below the smallest limit the kernel takes (1%% of a CPU); fix: give at least 0.01", l.CPUs)
+		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "below the smallest limit the kernel takes (1% of a CPU)",
+			Fix: FixHint{FixText, "give at least 0.01"}}
 	}
 	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
 		if _, err := DelegatedCgroup(); err != nil {
-			return fmt.Errorf("--memory, --pids, --cpus: %w", err)
+			return &SpecError{Field: "Limits", Err: err}
 		}
 	}
 	return nil
@@ -156,7 +165,7 @@ func (l *Limits) cgroup() (*cgroup.Group, error) {
 	}
 	parent, err := cgroup.Delegated()
 	if err != nil {
-		return nil, fmt.Errorf("--memory, --pids, --cpus: %w", err)
+		return nil, &SpecError{Field: "Limits", Err: err}
 	}
 	return cgroup.New(cl, parent)
 }

@@ -140,25 +140,32 @@ func BaseView() []Mount {
 	}
 }
 
-// validateMounts checks the ops. Its errors name the op's flag, the cause
-// and the fix. An Optional bind whose source is missing passes: the stage
+// validateMounts checks the ops. Its errors are *SpecError naming the op
+// (Mounts[i], and its Flag as Value), the cause and the fix. An Optional bind whose source is missing passes: the stage
 // skips it.
 func (s *Spec) validateMounts() error {
 	if s.Mounts == nil {
 		return nil
 	}
 	if !s.Namespaces.Mount {
-		return errors.New("mount operations need a mount namespace of the sandbox's own; fix: drop mnt from --share, or drop the mount flags")
+		return &SpecError{Field: "Mounts", Problem: "mount operations need a mount namespace of the sandbox's own", Fix: FixHint{FixOwnNamespace, "mnt"}}
 	}
 	data := 0
 	for i := range s.Mounts {
 		m := &s.Mounts[i]
+		field := fmt.Sprintf("Mounts[%d]", i)
 		if err := m.validate(); err != nil {
-			return fmt.Errorf("%s: %w", m.what(), err)
+			var se *SpecError
+			if errors.As(err, &se) && se.Field == "" {
+				se.Field, se.Value = field, m.what()
+				return se
+			}
+			return &SpecError{Field: field, Value: m.what(), Err: err}
 		}
 		data += len(m.Data)
 		if data > maxFileData {
-			return fmt.Errorf("%s: the files placed in the sandbox hold more than %d bytes together; fix: bind large files with --ro-bind instead", m.what(), maxFileData)
+			return &SpecError{Field: field, Value: m.what(), Problem: fmt.Sprintf("the files placed in the sandbox hold more than %d bytes together", maxFileData),
+				Fix: FixHint{Kind: FixBindLarge}}
 		}
 	}
 	return nil
@@ -201,7 +208,7 @@ func (m *Mount) validate() error {
 				if m.Optional {
 					return nil
 				}
-				return fmt.Errorf("source does not exist; fix: create %s, or use the -try form of the flag to skip it", m.Source)
+				return &SpecError{Problem: "source does not exist", Fix: FixHint{FixOptionalSource, m.Source}}
 			}
 			return fmt.Errorf("source: %w", unwrapPathError(err))
 		}
@@ -211,7 +218,7 @@ func (m *Mount) validate() error {
 		}
 	case MountOverlay, MountTmpOverlay:
 		if m.Type == MountOverlay && len(m.Lower) == 0 {
-			return errors.New("no lower directory; fix: --overlay LOWER[:LOWER…]:UPPER:WORK:DST")
+			return &SpecError{Problem: "no lower directory", Fix: FixHint{Kind: FixOverlayLower}}
 		}
 		for _, l := range m.Lower {
 			if err := checkDir("lower directory", l); err != nil {

@@ -60,7 +60,7 @@ func (n *Network) validate(ns Namespaces) error {
 		return nil
 	}
 	if !ns.Net {
-		return errors.New("a sandbox network needs a network namespace of its own; fix: drop net from --share, or use --net host")
+		return &SpecError{Field: "Network", Problem: "a sandbox network needs a network namespace of its own", Fix: FixHint{FixOwnNamespace, "net"}}
 	}
 	if (n.Serve == nil) == (n.Attach == nil) {
 		return errors.New("network: set exactly one of Serve and Attach")

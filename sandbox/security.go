@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/bits"
 	"path/filepath"
@@ -90,7 +91,11 @@ func (s *Security) validate() error {
 // default filter (unless NoDefaultSeccomp) as AllowIOUring adjusts it, with
 // the user namespace rules of DisableUserns; nil when there is none.
 func (s *Security) seccompFilter() ([]byte, error) {
-	return seccomp.Build(seccomp.Rules{Defaults: !s.NoDefaultSeccomp, AllowIOUring: s.AllowIOUring, DisableUserns: s.DisableUserns})
+	prog, err := seccomp.Build(seccomp.Rules{Defaults: !s.NoDefaultSeccomp, AllowIOUring: s.AllowIOUring, DisableUserns: s.DisableUserns})
+	if errors.Is(err, seccomp.ErrNoTables) {
+		return nil, &SpecError{Field: "Security", Err: err, Fix: FixHint{Kind: FixSeccomp}}
+	}
+	return prog, err
 }
 
 // DefaultSeccompProgram returns nsbox's default filter as a raw struct
@@ -288,10 +293,17 @@ func (l *Landlock) AllowMounts(mounts []Mount) {
 }
 
 func (l *Landlock) validate() error {
-	for _, list := range [][]string{l.ReadOnly, l.ReadWrite, l.OptionalReadOnly, l.OptionalReadWrite} {
-		for _, p := range list {
+	for _, list := range []struct {
+		field string
+		paths []string
+	}{
+		{"Security.Landlock.ReadOnly[%d]", l.ReadOnly}, {"Security.Landlock.ReadWrite[%d]", l.ReadWrite},
+		{"Security.Landlock.OptionalReadOnly[%d]", l.OptionalReadOnly}, {"Security.Landlock.OptionalReadWrite[%d]", l.OptionalReadWrite},
+	} {
+		for i, p := range list.paths {
 			if !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
-				return fmt.Errorf("--landlock path %q: not an absolute path; fix: name it as the sandbox sees it, e.g. /work", p)
+				return &SpecError{Field: fmt.Sprintf(list.field, i), Value: strconv.Quote(p), Problem: "not an absolute path",
+					Fix: FixHint{FixText, "name it as the sandbox sees it, e.g. /work"}}
 			}
 		}
 	}

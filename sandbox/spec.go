@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,32 +199,32 @@ func (n Namespaces) cloneFlags() int {
 // field and the fix.
 func (s *Spec) Validate() error {
 	if len(s.Process.Args) == 0 || s.Process.Args[0] == "" {
-		return errors.New("no command given; fix: name one after --, e.g. nsbox run -- id")
+		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
 	}
 	if s.Hostname != "" && !s.Namespaces.UTS {
-		return errors.New("--hostname needs a UTS namespace of its own; fix: drop uts from --share")
+		return &SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: FixHint{FixOwnNamespace, "uts"}}
 	}
 	if s.Process.Terminal && !s.Namespaces.Mount {
-		return errors.New("--tty needs a mount namespace of its own (for the sandbox's own /dev/pts); fix: drop mnt from --share")
+		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: FixHint{FixOwnNamespace, "mnt"}}
 	}
 	if len(s.Hostname) > 64 {
-		return fmt.Errorf("--hostname %q: longer than 64 bytes", s.Hostname)
+		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
 		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
 	}
 	if !s.Mapping.MapsInnerUID(s.Process.UID) {
-		return fmt.Errorf("--uid %d is not mapped into the sandbox (uid map: %s); fix: pick a mapped uid, or map more with --map-users", s.Process.UID, oneLine(s.Mapping.UIDs))
+		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: FixHint{FixMapID, "uid"}}
 	}
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
-		return fmt.Errorf("--gid %d is not mapped into the sandbox (gid map: %s); fix: pick a mapped gid, or map more with --map-groups", s.Process.GID, oneLine(s.Mapping.GIDs))
+		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
 	}
 	if err := s.validateMounts(); err != nil {
 		return err
 	}
-	for _, v := range []struct{ what, s string }{{"--hostname", s.Hostname}, {"--chdir", s.Process.Cwd}, {"argv[0]", s.Process.Argv0}} {
+	for _, v := range []struct{ field, s string }{{"Hostname", s.Hostname}, {"Process.Cwd", s.Process.Cwd}, {"Process.Argv0", s.Process.Argv0}} {
 		if strings.IndexByte(v.s, 0) >= 0 {
-			return fmt.Errorf("%s %q contains a NUL byte", v.what, v.s)
+			return &SpecError{Field: v.field, Value: strconv.Quote(v.s), Problem: "contains a NUL byte"}
 		}
 	}
 	if err := s.Network.validate(s.Namespaces); err != nil {

@@ -50,8 +50,8 @@ func TestDecodeSpecErrors(t *testing.T) {
 		{"wrong type", `{"process": {"args": "id"}}`, "line 1, column"},
 		{"trailing", string(good) + "{}", "data after the spec"},
 		{"no command", `{"process": {"args": []}}`, "no command given"},
-		{"NUL in cwd", strings.Replace(string(good), `"/tmp"`, `"/tmp\u0000uid=0"`, 1), "--chdir"},
-		{"tty without mount ns", strings.Replace(string(good), `"mount": true`, `"mount": false`, 1), "--tty needs a mount namespace"},
+		{"NUL in cwd", strings.Replace(string(good), `"/tmp"`, `"/tmp\u0000uid=0"`, 1), "Process.Cwd"},
+		{"tty without mount ns", strings.Replace(string(good), `"mount": true`, `"mount": false`, 1), "Process.Terminal: needs a mount namespace"},
 		{"no maps", `{"process": {"args": ["id"]}}`, "no uid/gid map"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -256,7 +256,7 @@ func checkDefaultSandbox() checkResult {
 		}
 	}
 	if err != nil {
-		if r.Detail, r.Fix = splitFix(err.Error()); r.Fix == "" {
+		if r.Detail, r.Fix = splitFix(flagWords(err)); r.Fix == "" {
 			r.Fix = "see the items above; run nsbox run -- true for the full error"
 		}
 		return r

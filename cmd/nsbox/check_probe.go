@@ -63,7 +63,7 @@ var probes = []probe{
 		skip: func(plan mapping.Plan) string {
 			if len(plan.UIDs) == 1 && plan.UIDs[0].Count == 1 {
 				if plan.Notice != "" {
-					return strings.TrimPrefix(plan.Notice, "nsbox: ")
+					return plan.Notice
 				}
 				return "no subordinate ids to map (see the subordinate ids line)"
 			}
@@ -145,7 +145,7 @@ func (p probe) run(exe string) checkResult {
 		err = startAndWait(spec)
 	}
 	if err != nil {
-		r.Detail, r.Fix = splitFix(err.Error())
+		r.Detail, r.Fix = splitFix(flagWords(err))
 		return r
 	}
 	r.OK = true

@@ -93,7 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return report(err, stderr)
 }
 
-// report prints err as one line and returns the exit code. An *ExitError
+// report prints err as one line, a *sandbox.SpecError in it worded as
+// flags (spec_words.go), and returns the exit code. An *ExitError
 // is the command's own status and prints nothing.
 func report(err error, stderr io.Writer) int {
 	code := sandbox.ExitCode(err)
@@ -106,7 +107,7 @@ func report(err error, stderr io.Writer) int {
 	}
 	var exit *sandbox.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(flagWords(err), "\n", "; "))
 	}
 	return code
 }

@@ -149,7 +149,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
-	spec.Notify = func(notice string) { fmt.Fprintln(stderr, notice) }
+	spec.Notify = func(notice string) { fmt.Fprintln(stderr, "nsbox: "+notice) }
 	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
@@ -252,14 +252,18 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	f.state.network = f.net.stateInfo()
-	return spec, joinLines(plan.Notice, viewNotice, notice, f.net.notice), nil
+	planNotice := plan.Notice
+	if planNotice != "" {
+		planNotice = "nsbox: " + planNotice
+	}
+	return spec, joinLines(planNotice, viewNotice, notice, f.net.notice), nil
 }
 
 // plan reads the caller's subordinate ids and plans the id maps.
 func (f *runFlags) plan() (mapping.Plan, error) {
 	mode, err := mapping.ParseMode(f.mapMode)
 	if err != nil {
-		return mapping.Plan{}, err
+		return mapping.Plan{}, fmt.Errorf("--map %w", err)
 	}
 	req := mapping.Request{
 		UID:      uint32(os.Getuid()),
@@ -267,6 +271,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		Mode:     mode,
 		Root:     f.root,
 		HostRoot: f.mapHostRoot,
+		Names:    mapFlags,
 	}
 	for _, s := range f.mapUsers {
 		e, err := mapping.ParseExtent(s)

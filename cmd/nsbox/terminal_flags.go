@@ -93,11 +93,13 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	req := mapping.Request{
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		Mode: mapping.Auto, Users: p.UIDs, Groups: p.GIDs, HostRoot: hostRoot,
+		Names: mapFlags,
 	}
 	p.HostUID, p.HostGID = req.UID, req.GID
 	p.Helpers = mapping.Helpers{}
 	p.Notice = ""
 	p.Fallback = false // the spec's maps are explicit
+	p.Names = mapFlags
 	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
 		return err
 	}

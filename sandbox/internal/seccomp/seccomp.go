@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -46,6 +47,11 @@ var (
 	ioURing = []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}
 )
 
+// ErrNoTables: nsbox has no system call tables for the architecture it
+// was built for, so it cannot build a filter there; the caller names the
+// way out (run without the default filter, or bring a program).
+var ErrNoTables = errors.New("no seccomp filter for this architecture")
+
 // tablesFor returns the tables of the architecture nsbox was built for:
 // native first, then its compat ABI.
 func tablesFor(goarch string) ([]syscallTable, error) {
@@ -55,7 +61,7 @@ func tablesFor(goarch string) ([]syscallTable, error) {
 	case "arm64":
 		return []syscallTable{tableARM64, tableARM}, nil
 	}
-	return nil, fmt.Errorf("no seccomp filter for %s; fix: pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", goarch)
+	return nil, fmt.Errorf("%w: %s", ErrNoTables, goarch)
 }
 
 // Rules says what one generated program refuses. The zero value refuses

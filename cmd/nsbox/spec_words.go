@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox"
+)
+
+// The library words its errors in Spec terms (*sandbox.SpecError: the
+// field, the problem, the fix); nsbox's users wrote flags, so report
+// rewords the field and the fix into the flags that set them. This file is
+// the one table of that translation.
+
+// specFlags names the flag that sets each Spec field the library reports,
+// indexes written "[]". "" leaves the field out: the problem names it
+// (Mounts' Value is the mount's own flag, Mount.Flag).
+var specFlags = map[string]string{
+	"Hostname":                              "--hostname",
+	"Process.Args":                          "",
+	"Process.Terminal":                      "--tty",
+	"Process.UID":                           "--uid",
+	"Process.GID":                           "--gid",
+	"Process.Cwd":                           "--chdir",
+	"Process.Argv0":                         "argv[0]",
+	"Limits":                                "--memory, --pids, --cpus",
+	"Limits.Memory":                         "--memory",
+	"Limits.PIDs":                           "--pids",
+	"Limits.CPUs":                           "--cpus",
+	"Limits.Rlimits[]":                      "--rlimit",
+	"Mapping":                               "",
+	"Mounts":                                "",
+	"Mounts[]":                              "",
+	"Network":                               "",
+	"Security":                              "",
+	"Security.Landlock.ReadOnly[]":          "--landlock path",
+	"Security.Landlock.ReadWrite[]":         "--landlock path",
+	"Security.Landlock.OptionalReadOnly[]":  "--landlock path",
+	"Security.Landlock.OptionalReadWrite[]": "--landlock path",
+}
+
+// mapFlags names the flags that set mapping.Request's fields, for
+// mapping's errors and notices (mapping.Names).
+var mapFlags = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
+
+var specIndex = regexp.MustCompile(`\[[0-9]+\]`)
+
+// specFlag returns the flag wording of a SpecError's Field, and whether
+// the table has it.
+func specFlag(field string) (string, bool) {
+	flag, ok := specFlags[specIndex.ReplaceAllString(field, "[]")]
+	return flag, ok
+}
+
+// specFix words a SpecError's remedy as flags, and says whether it knows
+// the kind.
+func specFix(e *sandbox.SpecError) (string, bool) {
+	switch f := e.Fix; f.Kind {
+	case sandbox.FixNone:
+		return "", true
+	case sandbox.FixText:
+		return f.Arg, true
+	case sandbox.FixCommand:
+		return "name one after --, e.g. nsbox run -- id", true
+	case sandbox.FixOwnNamespace:
+		fix := "drop " + f.Arg + " from --share"
+		switch e.Field {
+		case "Mounts":
+			fix += ", or drop the mount flags"
+		case "Network":
+			fix += ", or use --net host"
+		}
+		return fix, true
+	case sandbox.FixMapID:
+		if f.Arg == "gid" {
+			return "pick a mapped gid, or map more with --map-groups", true
+		}
+		return "pick a mapped uid, or map more with --map-users", true
+	case sandbox.FixOptionalSource:
+		return "create " + f.Arg + ", or use the -try form of the flag to skip it", true
+	case sandbox.FixBindLarge:
+		return "bind large files with --ro-bind instead", true
+	case sandbox.FixOverlayLower:
+		return "--overlay LOWER[:LOWER…]:UPPER:WORK:DST", true
+	case sandbox.FixSeccomp:
+		return "pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", true
+	case sandbox.FixMapSingle:
+		if f.Arg != "" {
+			return "--map single, or " + f.Arg, true
+		}
+		return "--map single", true
+	case sandbox.FixSharePID:
+		return "run nsbox with --share pid (it then binds this /proc instead of mounting a new one)", true
+	}
+	return "", false
+}
+
+// flagWords returns err's message with a *sandbox.SpecError in it, and
+// the remedy of a *sandbox.SetupError's hint, worded as flags. A field or fix missing from the tables keeps the Spec wording
+// (TestSpecWordsCoverLibrary keeps that from happening).
+func flagWords(err error) string {
+	msg := err.Error()
+	// A setup step's hint may hold a remedy in Spec words.
+	var setup *sandbox.SetupError
+	if errors.As(err, &setup) && setup.Fix.Kind != sandbox.FixNone {
+		if fix, ok := specFix(&sandbox.SpecError{Fix: setup.Fix}); ok {
+			msg = strings.Replace(msg, setup.Fix.String(), fix, 1)
+		}
+	}
+	var se *sandbox.SpecError
+	if !errors.As(err, &se) {
+		return msg
+	}
+	flag, ok := specFlag(se.Field)
+	if !ok {
+		return msg
+	}
+	fix, ok := specFix(se)
+	if !ok {
+		return msg
+	}
+	c := *se
+	c.Field = flag
+	c.Fix = sandbox.FixHint{Kind: sandbox.FixText, Arg: fix}
+	return strings.Replace(msg, se.Error(), c.Error(), 1)
+}
