@@ -23,7 +23,7 @@ var initChecked atomic.Bool
 func Init() {
 	reexeced := os.Getenv(stage.Env) != "" || os.Getenv(stage.HandOffEnv) != ""
 	if err := checkStage(reexeced, stage.Linked()); err != nil {
-		fmt.Fprintf(os.Stderr, "nsbox: %v\n", err)
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err) // the package, as os/exec says "exec: "
 		os.Exit(CodeLauncher)
 	}
 	initChecked.Store(true)
