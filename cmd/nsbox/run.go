@@ -34,6 +34,7 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	argv0       string
 	mounts      *mountFlags
 	state       *stateFlags
 	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
@@ -60,6 +61,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	fs.StringVar(&f.argv0, "argv0", "", "run the command with `VALUE` as its argv[0] (COMMAND still names the program), e.g. --argv0 -bash for a login shell")
 	f.mounts = addMountFlags(fs)
 	f.state = addStateFlags(fs)
 	f.term.register(fs)
@@ -107,6 +109,7 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
+  nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
@@ -202,6 +205,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
+			Argv0:      f.argv0,
 			Env:        f.environ(),
 			Cwd:        f.chdir,
 			UID:        plan.UID,
@@ -233,6 +237,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	}
 	if err := f.net.apply(f.fs, spec); err != nil {
 		return nil, "", err
+	}
+	if f.fs.Changed("argv0") && f.argv0 == "" {
+		return nil, "", usageError{"--argv0: empty VALUE; fix: give the name the command should see, e.g. --argv0 -bash"}
 	}
 	for _, kv := range f.setenv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
