@@ -6,8 +6,11 @@ package tests
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
 )
 
@@ -27,4 +30,27 @@ $N run --argv0 -bash -- bash -c 'echo "$0"; shopt -q login_shell && echo login'`
 	bad := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--argv0", "", "--", "true"))
 	bad.Assert(t, icmd.Expected{ExitCode: 125,
 		Err: "nsbox: --argv0: empty VALUE; fix: give the name the command should see, e.g. --argv0 -bash\n"})
+}
+
+// TestRunBindFD: --ro-bind-fd and --bind-fd show the directory the
+// inherited fd is open on; only the read-write one can be written.
+func TestRunBindFD(t *testing.T) {
+	requireUnprivileged(t)
+	dir := t.TempDir()
+	assert.NilError(t, os.Chmod(dir, 0o755))
+	data := filepath.Join(dir, "data")
+	assert.NilError(t, os.Mkdir(data, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(data, "hello"), []byte("hello from fd\n"), 0o644))
+	res := runShell(dir, `$N run --ro-bind-fd 5:/mnt/ro --bind-fd 6:/mnt/rw -- sh -c '
+cat /mnt/ro/hello; touch /mnt/ro/x 2>/dev/null || echo ro-read-only; touch /mnt/rw/made && echo rw-written' 5<data 6<data
+ls data`)
+	res.Assert(t, icmd.Expected{Out: "hello from fd\nro-read-only\nrw-written\nhello\nmade\n"})
+
+	bad := runShell(dir, `$N run --ro-bind-fd 9:/mnt -- true`)
+	bad.Assert(t, icmd.Expected{ExitCode: 125})
+	assert.Equal(t, bad.Stderr(), `nsbox: run: invalid argument "9:/mnt" for "--ro-bind-fd" flag: fd 9: bad file descriptor; fix: open the directory on fd 9 for nsbox, e.g. --ro-bind-fd 9:/mnt 9<DIR`+"\n")
+	bad = runShell(dir, `$N run --bind-fd /mnt -- true`)
+	bad.Assert(t, icmd.Expected{ExitCode: 125})
+	assert.Assert(t, strings.Contains(bad.Stderr(), `"/mnt" is not FD:DST; fix: e.g. --bind-fd 3:/data 3</srv/data`), bad.Stderr())
+	assert.Equal(t, strings.Count(bad.Stderr(), "\n"), 1)
 }

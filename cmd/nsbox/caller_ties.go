@@ -77,6 +77,9 @@ func fdPath(fd int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("it is open on %s, not a file or directory", p)
+	}
 	if err := unix.Stat(p, &pst); err != nil || pst.Dev != fst.Dev || pst.Ino != fst.Ino {
 		return "", fmt.Errorf("it is open on %s, which no longer names the same file (deleted or moved?)", p)
 	}

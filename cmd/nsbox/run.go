@@ -109,6 +109,7 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
+  nsbox run --ro-bind-fd 3:/data -- ls /data 3</srv/data   # the directory fd 3 is open on
   nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
@@ -125,6 +126,9 @@ fails, 126 when the command cannot be executed, 127 when it is not found.
 func runCommand(args []string, stdout, stderr io.Writer) error {
 	f := newRunFlags()
 	if err := f.fs.Parse(args); err != nil {
+		if strings.Contains(err.Error(), "; fix: ") {
+			return usageError{fmt.Sprintf("run: %v", err)}
+		}
 		return usageError{fmt.Sprintf("run: %v; fix: see nsbox help run", err)}
 	}
 	if help, _ := f.fs.GetBool("help"); help {
