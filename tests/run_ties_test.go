@@ -6,6 +6,7 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,4 +54,37 @@ ls data`)
 	bad.Assert(t, icmd.Expected{ExitCode: 125})
 	assert.Assert(t, strings.Contains(bad.Stderr(), `"/mnt" is not FD:DST; fix: e.g. --bind-fd 3:/data 3</srv/data`), bad.Stderr())
 	assert.Equal(t, strings.Count(bad.Stderr(), "\n"), 1)
+}
+
+// TestRunLockFile: while the sandbox runs, a lock on the file taken from
+// outside (fcntl, as bubblewrap's lock is) fails; once it ends it works.
+func TestRunLockFile(t *testing.T) {
+	requireUnprivileged(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		cannotRun(t, "python3 is needed to test the lock from outside (hack/setup-host.sh installs it)")
+	}
+	dir := t.TempDir()
+	assert.NilError(t, os.Chmod(dir, 0o755))
+	res := runShell(dir, `set -e
+lockcheck='import fcntl,sys
+f = open(sys.argv[1], "r+")
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("unlocked")
+except OSError:
+    print("locked")'
+touch .lock; rm -f ready go; mkfifo ready go
+python3 -c "$lockcheck" .lock
+$N run --lock-file "$PWD/.lock" -- sh -c 'echo > ready; read x < go; echo ran' &
+cat ready >/dev/null
+python3 -c "$lockcheck" .lock
+echo > go; wait $!
+python3 -c "$lockcheck" .lock`)
+	res.Assert(t, icmd.Expected{Out: "unlocked\nlocked\nran\nunlocked\n"})
+
+	bad := runShell(dir, `$N run --lock-file /tmp/x -- true`)
+	bad.Assert(t, icmd.Expected{ExitCode: 125,
+		Err: "nsbox: --lock-file /tmp/x: /tmp/x is not on a bind from the host in the sandbox, so nothing outside could see the lock; fix: lock a file under the current directory or a --bind/--ro-bind destination\n"})
+	bad = runShell(dir, `$N run --lock-file nosuch -- true`)
+	bad.Assert(t, icmd.Expected{ExitCode: 125})
+	assert.Assert(t, strings.HasPrefix(bad.Stderr(), "nsbox: --lock-file nosuch: open "+filepath.Join(dir, "nosuch")+": no such file or directory; fix: "), bad.Stderr())
 }

@@ -35,6 +35,7 @@ type runFlags struct {
 	unsetenv    []string
 	clearenv    bool
 	argv0       string
+	ties        tieFlags // --die-with-parent, --lock-file (tie_flags.go)
 	mounts      *mountFlags
 	state       *stateFlags
 	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
@@ -62,6 +63,7 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
 	fs.StringVar(&f.argv0, "argv0", "", "run the command with `VALUE` as its argv[0] (COMMAND still names the program), e.g. --argv0 -bash for a login shell")
+	f.ties.register(fs)
 	f.mounts = addMountFlags(fs)
 	f.state = addStateFlags(fs)
 	f.term.register(fs)
@@ -109,6 +111,7 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
+  nsbox run --lock-file $PWD/.lock -- make      # a shared lock on ./.lock while it runs
   nsbox run --ro-bind-fd 3:/data -- ls /data 3</srv/data   # the directory fd 3 is open on
   nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
@@ -160,6 +163,9 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
+	}
+	if err := f.ties.hold(spec); err != nil {
+		return sess.end(err)
 	}
 	// Catch signals before the sandbox starts: the command may be running
 	// (and its supervisor signalling us) before Start returns.
