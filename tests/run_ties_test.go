@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
@@ -87,4 +90,59 @@ python3 -c "$lockcheck" .lock`)
 	bad = runShell(dir, `$N run --lock-file nosuch -- true`)
 	bad.Assert(t, icmd.Expected{ExitCode: 125})
 	assert.Assert(t, strings.HasPrefix(bad.Stderr(), "nsbox: --lock-file nosuch: open "+filepath.Join(dir, "nosuch")+": no such file or directory; fix: "), bad.Stderr())
+}
+
+// TestRunDieWithParent: killing the process that started nsbox run
+// --die-with-parent leaves no process of the sandbox; without the flag
+// the sandbox outlives it (so the check can fail).
+func TestRunDieWithParent(t *testing.T) {
+	requireUnprivileged(t)
+	marker := "nsbox-run-dwp-" + strconv.Itoa(os.Getpid())
+	dir := t.TempDir()
+	running := func() bool {
+		out, _ := exec.Command("pgrep", "-f", "^"+regexp.QuoteMeta(marker)).Output()
+		return len(strings.TrimSpace(string(out))) > 0
+	}
+	start := func(flag string) (caller *exec.Cmd, launcher int) {
+		pidFile := filepath.Join(dir, "pid"+flag)
+		caller = exec.Command("sh", "-c", nsboxBin+" run "+flag+" -- bash -c 'exec -a "+marker+" sleep 300' & echo $! > "+pidFile+"; wait")
+		assert.NilError(t, caller.Start())
+		deadline := time.Now().Add(10 * time.Second)
+		for !running() {
+			assert.Assert(t, time.Now().Before(deadline), "the sandboxed command never started")
+			time.Sleep(20 * time.Millisecond)
+		}
+		b, err := os.ReadFile(pidFile)
+		assert.NilError(t, err)
+		launcher, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		assert.NilError(t, err)
+		return caller, launcher
+	}
+	gone := func(pid int) bool { return exec.Command("kill", "-0", strconv.Itoa(pid)).Run() != nil }
+
+	caller, launcher := start("--die-with-parent")
+	assert.NilError(t, caller.Process.Kill())
+	caller.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for running() || !gone(launcher) {
+		assert.Assert(t, time.Now().Before(deadline), "the sandbox outlived nsbox's caller")
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	caller, launcher = start("")
+	assert.NilError(t, caller.Process.Kill())
+	caller.Wait()
+	time.Sleep(time.Second)
+	survived := running()
+	assert.NilError(t, exec.Command("kill", "-KILL", strconv.Itoa(launcher)).Run())
+	deadline = time.Now().Add(5 * time.Second)
+	for running() {
+		assert.Assert(t, time.Now().Before(deadline), "the sandbox outlived its launcher")
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Assert(t, survived, "without --die-with-parent the sandbox should outlive nsbox's caller")
+
+	bad := icmd.RunCmd(icmd.Command(nsboxBin, "run", "--die-with-parent", "--detach", "--", "true"))
+	bad.Assert(t, icmd.Expected{ExitCode: 125,
+		Err: "nsbox: --die-with-parent cannot be combined with --detach: a detached sandbox outlives its caller by design; fix: drop one\n"})
 }

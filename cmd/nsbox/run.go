@@ -111,6 +111,7 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
+  nsbox run --die-with-parent -- ./agent        # killing nsbox's caller kills the sandbox
   nsbox run --lock-file $PWD/.lock -- make      # a shared lock on ./.lock while it runs
   nsbox run --ro-bind-fd 3:/data -- ls /data 3</srv/data   # the directory fd 3 is open on
   nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
@@ -157,6 +158,11 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	}
 	if f.state.detach && f.term.tty {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
+	}
+	if f.state.detach {
+		if err := f.ties.checkDetach(); err != nil {
+			return err
+		}
 	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
 	spec.Notify = func(notice string) { fmt.Fprintln(stderr, "nsbox: "+notice) }

@@ -9,18 +9,30 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// tieFlags are run's --lock-file, as bubblewrap's option of that name
+// tieFlags are run's --die-with-parent and --lock-file: what ties the
+// sandbox's life to its caller's, as bubblewrap's options of those names
 // (the helpers are shared with the bwrap entry, caller_ties.go).
 type tieFlags struct {
-	lockFiles []string
+	dieWithParent bool
+	lockFiles     []string
 }
 
 func (t *tieFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&t.dieWithParent, "die-with-parent", false, "kill the sandbox when the process that started nsbox dies (as bwrap --die-with-parent), e.g. an agent's tool runner")
 	fs.StringArrayVar(&t.lockFiles, "lock-file", nil, "hold a shared lock (fcntl, as bwrap) on `PATH` in the sandbox, a file bound from the host, while the sandbox runs (repeatable), e.g. --lock-file $PWD/.lock")
 }
 
-// hold takes the --lock-file locks, which live as long as the launcher,
-// that is the sandbox. Call it right before sandbox.Start.
+// checkDetach refuses what cannot apply to a detached sandbox.
+func (t *tieFlags) checkDetach() error {
+	if t.dieWithParent {
+		return usageError{"--die-with-parent cannot be combined with --detach: a detached sandbox outlives its caller by design; fix: drop one"}
+	}
+	return nil
+}
+
+// hold ties this launcher to its caller (--die-with-parent) and takes the
+// --lock-file locks, which live as long as the launcher, that is the
+// sandbox. Call it right before sandbox.Start.
 func (t *tieFlags) hold(spec *sandbox.Spec) error {
 	for _, l := range t.lockFiles {
 		p := l
@@ -38,6 +50,11 @@ func (t *tieFlags) hold(spec *sandbox.Spec) error {
 		var lerr *lockError
 		if err := lockFile(host); errors.As(err, &lerr) {
 			return fmt.Errorf("--lock-file %s: %s %s: %w; fix: name an existing file you can read, not locked by another process", l, lerr.Op, host, lerr.Err)
+		}
+	}
+	if t.dieWithParent {
+		if err := dieWithCaller(); err != nil {
+			return fmt.Errorf("--die-with-parent: %w", err)
 		}
 	}
 	return nil
