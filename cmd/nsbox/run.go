@@ -111,9 +111,9 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
-  nsbox run --die-with-parent -- ./agent        # killing nsbox's caller kills the sandbox
+  nsbox run --die-with-parent -- make           # killing nsbox's caller kills the sandbox
   nsbox run --lock-file $PWD/.lock -- make      # a shared lock on ./.lock while it runs
-  nsbox run --ro-bind-fd 3:/data -- ls /data 3</srv/data   # the directory fd 3 is open on
+  nsbox run --ro-bind-fd 3:/data -- ls /data 3<~/data   # the directory fd 3 is open on
   nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
