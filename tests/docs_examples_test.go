@@ -81,6 +81,10 @@ var docExamples = []docExample{
 	{line: "nsbox run --print-spec --root -- make > s.json"},
 	{line: "nsbox run --spec s.json", out: "make-all-ok"},
 	{line: "nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server", out: "server-ok"},
+	{line: "nsbox run --die-with-parent -- make", out: "make-all-ok"},
+	{line: "nsbox run --lock-file $PWD/.lock -- make", run: "touch .lock && nsbox run --lock-file $PWD/.lock -- make", out: "make-all-ok"},
+	{line: "nsbox run --ro-bind-fd 3:/data -- ls /data 3<~/data", out: "data-file"},
+	{line: "nsbox run --argv0 -bash -- bash"},
 	{line: "nsbox run -t -- vim notes.txt", skip: needTerminal},
 	{line: "nsbox run --json-status-fd 3 -- make 3>status.json", out: "make-all-ok"},
 

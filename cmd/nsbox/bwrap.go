@@ -478,25 +478,6 @@ func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
 	return nil
 }
 
-// fdPath returns the path of the file fd is open on, checked to be that
-// very file (same device and inode). The stage binds by path: it cannot
-// reach the launcher's descriptors (PID 1 is not the launcher's child in
-// a user namespace that may read its /proc/PID/fd).
-func fdPath(fd int) (string, error) {
-	var fst, pst unix.Stat_t
-	if err := unix.Fstat(fd, &fst); err != nil {
-		return "", err
-	}
-	p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		return "", err
-	}
-	if err := unix.Stat(p, &pst); err != nil || pst.Dev != fst.Dev || pst.Ino != fst.Ino {
-		return "", fmt.Errorf("it is open on %s, which no longer names the same file (deleted or moved?)", p)
-	}
-	return p, nil
-}
-
 // fileMode turns bubblewrap's octal permissions into fs.FileMode bits.
 func fileMode(p uint64) fs.FileMode {
 	m, _ := sandbox.ParseMode(strconv.FormatUint(p, 8)) // p <= 07777: checked

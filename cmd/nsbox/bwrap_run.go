@@ -83,16 +83,10 @@ func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error
 		return err
 	}
 	if o.dieWithParent {
-		// The launcher dies with its caller; the sandbox already dies
-		// with the launcher (the stage and PID 1 have PR_SET_PDEATHSIG
-		// on it). Any thread may set it: the kernel checks every thread
-		// of a child when its parent exits.
-		ppid := os.Getppid()
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-			return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
-		}
-		if os.Getppid() != ppid {
-			return bwrapExit{1} // the caller is already gone
+		if err := dieWithCaller(); errors.Is(err, errCallerGone) {
+			return bwrapExit{1}
+		} else if err != nil {
+			return err
 		}
 	}
 	return o.launch(spec)
@@ -283,41 +277,6 @@ func sandboxDir(mounts []sandbox.Mount, p string) bool {
 	return false
 }
 
-// under returns p relative to dir when p is dir or beneath it.
-func under(dir, p string) (string, bool) {
-	if dir == p {
-		return "", true
-	}
-	if dir == "/" {
-		return strings.TrimPrefix(p, "/"), true
-	}
-	if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
-		return rel, true
-	}
-	return "", false
-}
-
-// hostPathOf finds the host file that sandbox path p is, through the bind
-// ops (for --lock-file): "" when p is not on a bind.
-func hostPathOf(mounts []sandbox.Mount, p string) string {
-	p = path.Clean(p)
-	for i := len(mounts) - 1; i >= 0; i-- {
-		m := mounts[i]
-		rel, ok := under(path.Clean(m.Destination), p)
-		if !ok {
-			continue
-		}
-		switch m.Type {
-		case sandbox.MountBind:
-			return filepath.Join(m.Source, rel)
-		case sandbox.MountChmod, sandbox.MountRemountRO, sandbox.MountDir:
-			continue
-		}
-		return ""
-	}
-	return ""
-}
-
 // launch starts the sandbox and waits for its command.
 func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 	var info, status *os.File
@@ -347,13 +306,11 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 		if host == "" {
 			return bwrapDie("--lock-file %s is not supported by nsbox there: it locks files the sandbox binds from the host, and %s is not on a bind; fix: lock a file under a --bind or --ro-bind destination", l, l)
 		}
-		fd, err := unix.Open(host, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return bwrapDie("Can't open lock file %s: %v", l, errnoText(err))
-		}
-		lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
-		if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != nil {
-			return bwrapDie("Can't lock file %s: %v", l, errnoText(err))
+		var lerr *lockError
+		if err := lockFile(host); errors.As(err, &lerr) && lerr.Op == "open" {
+			return bwrapDie("Can't open lock file %s: %v", l, errnoText(lerr.Err))
+		} else if errors.As(err, &lerr) {
+			return bwrapDie("Can't lock file %s: %v", l, errnoText(lerr.Err))
 		}
 	}
 	if o.blockFD >= 0 {

@@ -36,6 +36,8 @@ var mountFlagUsage = []struct{ name, arg, help string }{
 	{"bind-try", "SRC[:DST]", "as --bind, skipped if SRC does not exist"},
 	{"ro-bind-try", "SRC[:DST]", "as --ro-bind, skipped if SRC does not exist"},
 	{"dev-bind-try", "SRC[:DST]", "as --dev-bind, skipped if SRC does not exist"},
+	{"bind-fd", "FD:DST", "bind what inherited descriptor FD is open on (a directory or file) read-write at DST, e.g. --bind-fd 3:/src 3<~/src"},
+	{"ro-bind-fd", "FD:DST", "as --bind-fd, read-only, every submount too"},
 	{"tmpfs", "DST[:size=N,mode=M]", "mount an empty tmpfs on DST (size in bytes or k/m/g, octal mode)"},
 	{"dir", "DST", "create directory DST"},
 	{"symlink", "TARGET:DST", "create DST as a symlink to TARGET"},
@@ -114,6 +116,17 @@ func parseMountFlag(name, arg string) (sandbox.Mount, error) {
 		m.Optional = strings.HasSuffix(name, "-try")
 		src, dst, _ := strings.Cut(arg, ":")
 		m.Source = src
+		m.Destination = dst
+	case "bind-fd", "ro-bind-fd":
+		m.Type, m.ReadOnly = sandbox.MountBind, name == "ro-bind-fd"
+		n, dst, ok := strings.Cut(arg, ":")
+		fd, err := strconv.Atoi(n)
+		if !ok || dst == "" || err != nil || fd < 0 {
+			return m, fmt.Errorf("%q is not FD:DST; fix: e.g. --%s 3:/data 3</srv/data", arg, name)
+		}
+		if m.Source, err = fdPath(fd); err != nil {
+			return m, fmt.Errorf("fd %d: %w; fix: open the directory on fd %d for nsbox, e.g. --%s %d:%s %d<DIR", fd, err, fd, name, fd, dst, fd)
+		}
 		m.Destination = dst
 	case "tmpfs":
 		m.Type = sandbox.MountTmpfs

@@ -34,6 +34,8 @@ type runFlags struct {
 	setenv      []string
 	unsetenv    []string
 	clearenv    bool
+	argv0       string
+	ties        tieFlags // --die-with-parent, --lock-file (tie_flags.go)
 	mounts      *mountFlags
 	state       *stateFlags
 	term        terminalFlags // --tty, --spec, --print-spec (terminal_flags.go)
@@ -60,6 +62,8 @@ func newRunFlags() *runFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` in the command's environment (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the command's environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start the command with an empty environment (then --setenv applies)")
+	fs.StringVar(&f.argv0, "argv0", "", "run the command with `VALUE` as its argv[0] (COMMAND still names the program), e.g. --argv0 -bash for a login shell")
+	f.ties.register(fs)
 	f.mounts = addMountFlags(fs)
 	f.state = addStateFlags(fs)
 	f.term.register(fs)
@@ -107,6 +111,10 @@ Examples:
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
   cd ~/src && nsbox run --landlock -- make      # Landlock: system dirs read-only, ~/src writable
+  nsbox run --die-with-parent -- make           # killing nsbox's caller kills the sandbox
+  nsbox run --lock-file $PWD/.lock -- make      # a shared lock on ./.lock while it runs
+  nsbox run --ro-bind-fd 3:/data -- ls /data 3<~/data   # the directory fd 3 is open on
+  nsbox run --argv0 -bash -- bash               # bash sees itself as a login shell
   nsbox run --root --cap-drop ALL --cap-add CAP_NET_BIND_SERVICE -- ./server
 
 Environment:
@@ -122,6 +130,9 @@ fails, 126 when the command cannot be executed, 127 when it is not found.
 func runCommand(args []string, stdout, stderr io.Writer) error {
 	f := newRunFlags()
 	if err := f.fs.Parse(args); err != nil {
+		if strings.Contains(err.Error(), "; fix: ") {
+			return usageError{fmt.Sprintf("run: %v", err)}
+		}
 		return usageError{fmt.Sprintf("run: %v; fix: see nsbox help run", err)}
 	}
 	if help, _ := f.fs.GetBool("help"); help {
@@ -148,11 +159,19 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	if f.state.detach && f.term.tty {
 		return usageError{"--detach cannot be combined with --tty: a detached sandbox has no terminal; fix: drop one"}
 	}
+	if f.state.detach {
+		if err := f.ties.checkDetach(); err != nil {
+			return err
+		}
+	}
 	spec.Process.Stdin, spec.Process.Stdout, spec.Process.Stderr = os.Stdin, os.Stdout, os.Stderr
 	spec.Notify = func(notice string) { fmt.Fprintln(stderr, "nsbox: "+notice) }
 	sess, err := f.state.begin(spec, f.argv, stdout, stderr)
 	if sess == nil {
 		return err // failed, or detached
+	}
+	if err := f.ties.hold(spec); err != nil {
+		return sess.end(err)
 	}
 	// Catch signals before the sandbox starts: the command may be running
 	// (and its supervisor signalling us) before Start returns.
@@ -202,6 +221,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
+			Argv0:      f.argv0,
 			Env:        f.environ(),
 			Cwd:        f.chdir,
 			UID:        plan.UID,
@@ -233,6 +253,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	}
 	if err := f.net.apply(f.fs, spec); err != nil {
 		return nil, "", err
+	}
+	if f.fs.Changed("argv0") && f.argv0 == "" {
+		return nil, "", usageError{"--argv0: empty VALUE; fix: give the name the command should see, e.g. --argv0 -bash"}
 	}
 	for _, kv := range f.setenv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
