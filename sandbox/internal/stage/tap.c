@@ -49,6 +49,24 @@ static void nl_attr(struct nl_request *r, unsigned short type, const void *data,
 }
 
 /* nl_call sends r and returns 0 or -1 with errno set from the kernel's ack. */
+static int parse_prefix(const char *s, int *family, unsigned char addr[16], int *bits);
+
+/* nl_new starts a request that creates something (type, with a body of
+ * body bytes) for the address given as "ADDR/BITS" or "ADDR": it parses
+ * the address into addr (family in *family, prefix length in *bits) and
+ * clears r. -1 if the address does not parse. */
+static int nl_new(struct nl_request *r, unsigned short type, size_t body, const char *address,
+		  int *family, unsigned char addr[16], int *bits)
+{
+	if (parse_prefix(address, family, addr, bits) < 0)
+		return -1;
+	memset(r, 0, sizeof *r);
+	r->h.nlmsg_len = NLMSG_LENGTH(body);
+	r->h.nlmsg_type = type;
+	r->h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	return 0;
+}
+
 static int nl_call(int nl, struct nl_request *r)
 {
 	r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
@@ -129,13 +147,9 @@ static int add_address(int nl, int ifindex, const char *prefix)
 {
 	int family, bits;
 	unsigned char addr[16];
-	if (parse_prefix(prefix, &family, addr, &bits) < 0)
-		return -1;
 	struct nl_request r;
-	memset(&r, 0, sizeof r);
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.ifa);
-	r.h.nlmsg_type = RTM_NEWADDR;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	if (nl_new(&r, RTM_NEWADDR, sizeof r.ifa, prefix, &family, addr, &bits) < 0)
+		return -1;
 	r.ifa.ifa_family = (unsigned char)family;
 	r.ifa.ifa_prefixlen = (unsigned char)bits;
 	r.ifa.ifa_index = (unsigned)ifindex;
@@ -155,13 +169,9 @@ static int add_default_route(int nl, int ifindex, const char *gateway)
 {
 	int family, bits;
 	unsigned char addr[16];
-	if (parse_prefix(gateway, &family, addr, &bits) < 0)
-		return -1;
 	struct nl_request r;
-	memset(&r, 0, sizeof r);
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof r.rt);
-	r.h.nlmsg_type = RTM_NEWROUTE;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	if (nl_new(&r, RTM_NEWROUTE, sizeof r.rt, gateway, &family, addr, &bits) < 0)
+		return -1;
 	r.rt.rtm_family = (unsigned char)family;
 	r.rt.rtm_table = RT_TABLE_MAIN;
 	r.rt.rtm_protocol = RTPROT_BOOT;
