@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -59,7 +58,21 @@ func makeCacheDir(root, dir string) error {
 	return nil
 }
 
-var homeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// isHomeName tells a --home NAME: 1–64 of letters, digits, _ . -, not
+// starting with one of the last three. (Not a regexp: package-level
+// regexps compile in init(), on every start of nsbox.)
+func isHomeName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // homeDir resolves --home: a path (anything with a slash, . or ..) must be
 // an existing directory; a bare NAME is cache-root/home/NAME, created.
@@ -74,7 +87,7 @@ func homeDir(arg string) (string, error) {
 		}
 		return dir, nil
 	}
-	if !homeName.MatchString(arg) {
+	if !isHomeName(arg) {
 		return "", usageError{fmt.Sprintf("--home %s: not a name (letters, digits, _ . -) nor a path; fix: e.g. --home dev or --home ./dir", arg)}
 	}
 	root, err := cacheRoot()

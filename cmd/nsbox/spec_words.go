@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 
 	"github.com/nsbox/nsbox/mapping"
@@ -45,13 +44,35 @@ var specFlags = map[string]string{
 // mapping's errors and notices (mapping.Names).
 var mapFlags = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
 
-var specIndex = regexp.MustCompile(`\[[0-9]+\]`)
-
 // specFlag returns the flag wording of a SpecError's Field, and whether
 // the table has it.
 func specFlag(field string) (string, bool) {
-	flag, ok := specFlags[specIndex.ReplaceAllString(field, "[]")]
+	flag, ok := specFlags[withoutIndexes(field)]
 	return flag, ok
+}
+
+// withoutIndexes turns "Mounts[3].Source" into "Mounts[].Source".
+func withoutIndexes(field string) string {
+	var b strings.Builder
+	for len(field) > 0 {
+		i := strings.IndexByte(field, '[')
+		if i < 0 {
+			break
+		}
+		j := i + 1
+		for j < len(field) && field[j] >= '0' && field[j] <= '9' {
+			j++
+		}
+		if j > i+1 && j < len(field) && field[j] == ']' {
+			b.WriteString(field[:i+1])
+			field = field[j:]
+			continue
+		}
+		b.WriteString(field[:i+1])
+		field = field[i+1:]
+	}
+	b.WriteString(field)
+	return b.String()
 }
 
 // specFix words a SpecError's remedy as flags, and says whether it knows

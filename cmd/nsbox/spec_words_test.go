@@ -135,3 +135,17 @@ func TestFlagWords(t *testing.T) {
 		assert.Check(t, is.Equal(flagWords(tc.err), tc.flag))
 	}
 }
+
+// withoutIndexes and isHomeName replaced regexps (compiled in init(), on
+// every start): they must agree with them.
+func TestHandWrittenMatchersAgreeWithRegexps(t *testing.T) {
+	index := regexp.MustCompile(`\[[0-9]+\]`)
+	for _, f := range []string{"", "Hostname", "Mounts[3]", "Mounts[12].Source", "Mounts[].X", "a[b]", "[1][22]x[", "x[1", "Mounts[3]]", "[]", "[0]"} {
+		assert.Check(t, is.Equal(withoutIndexes(f), index.ReplaceAllString(f, "[]")), f)
+	}
+	name := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	long := strings.Repeat("a", 64)
+	for _, s := range []string{"", "dev", "a.b-c_d", ".hidden", "-x", "_x", "a/b", "a b", "ü", long, long + "a", "9", "a..", "x\n"} {
+		assert.Check(t, is.Equal(isHomeName(s), name.MatchString(s)), "%q", s)
+	}
+}
