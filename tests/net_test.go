@@ -55,6 +55,37 @@ func greeter(t *testing.T) (port int, accepted func() int) {
 	return l.Addr().(*net.TCPAddr).Port, func() int { v := <-n; n <- v; return v }
 }
 
+// The TAP device is persistent (tap.c), so that closing it does not wait
+// for the kernel to unregister it: it must still go with the sandbox's
+// network namespace, never land in the host's, and never be left where a
+// later sandbox would find it.
+func TestNetUserTAPGoesWithTheSandbox(t *testing.T) {
+	requireNetTools(t)
+	hostLinks := func() string {
+		ents, err := os.ReadDir("/sys/class/net")
+		assert.NilError(t, err)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	before := hostLinks()
+	for i := 0; i < 3; i++ {
+		res := nsbox("run", "--net", "user", "--", "cat", "/proc/net/dev")
+		res.Assert(t, icmd.Success)
+		assert.Check(t, is.Equal(strings.Count(res.Stdout(), "tap0:"), 1), res.Stdout())
+	}
+	// The namespaces are cleaned up by a kernel worker, after nsbox ends.
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if after := hostLinks(); after != before {
+			return poll.Continue("host links %q, before %q", after, before)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second))
+	assert.Check(t, !strings.Contains(hostLinks(), "tap"))
+}
+
 func TestNetUserHostLoopbackRefusedByDefault(t *testing.T) {
 	requireNetTools(t)
 	port, accepted := greeter(t)
