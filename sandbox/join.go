@@ -110,7 +110,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	stageProc, parent, err := startStage(stdio.files, joinedMaps(t.Pid))
+	stageProc, parent, err := startStage(stdio.files, joinedMaps(t.Pid), -1)
 	stdio.started()
 	if err != nil {
 		return nil, err

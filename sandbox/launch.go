@@ -196,7 +196,19 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
 func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
-	stageProc, parent, err := startStage(files, spec.Mapping)
+	nest := planNesting(spec)
+	cfg := stageConfig(spec, nest, ttyFD)
+	if spec.Process.Terminal {
+		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
+		withTerminal(&cfg, int(rows), int(cols))
+	}
+	// A stage that made its namespaces early serves only the sandbox
+	// that wants exactly those, and not one put into a cgroup below.
+	unshare := cfg.Unshare
+	if cg != nil || cfg.JoinPID != 0 {
+		unshare = -1
+	}
+	stageProc, parent, err := startStage(files, spec.Mapping, unshare)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -215,12 +227,6 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	// born inside the limits.
 	if err := cg.Add(stageProc.Pid); err != nil {
 		return nil, nil, err
-	}
-	nest := planNesting(spec)
-	cfg := stageConfig(spec, nest, ttyFD)
-	if spec.Process.Terminal {
-		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
-		withTerminal(&cfg, int(rows), int(cols))
 	}
 	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
 		return nil, nil, fmt.Errorf("send the sandbox configuration: %w", err)

@@ -104,14 +104,14 @@ func innerOf(ext []mapping.Extent, host uint32) int64 {
 // startStage starts the stage for a sandbox whose standard files are
 // files and whose ids plan maps, from a sealed copy of nsbox when the
 // sandbox could write the binary (stageexe.go), and returns it with the
-// launcher's end of its socket.
-func startStage(files []*os.File, plan mapping.Plan) (*os.Process, *os.File, error) {
+// launcher's end of its socket; unshare is as for stage.Start.
+func startStage(files []*os.File, plan mapping.Plan, unshare int) (*os.Process, *os.File, error) {
 	exe, release, err := stageExecutable(plan)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer release()
-	return stage.Start(exe, files)
+	return stage.Start(exe, files, unshare)
 }
 
 // expect reads the next message and checks it is of kind want; the

@@ -4,7 +4,12 @@ package main
 // runtime does: see nsbox_prefork in sandbox/internal/stage/stage.h. Defining this symbol
 // opts in (a list: each name ends with a NUL, and an empty name ends it).
 
+// `nsbox run`'s stage also creates its namespaces before the runtime has
+// started (nsbox_prefork_unshares); a run that shares a namespace, or has
+// limits, re-executes instead.
+
 /*
 const char nsbox_prefork_command[] = "run\0exec\0";
+const char nsbox_prefork_unshares[] = "run\0";
 */
 import "C"

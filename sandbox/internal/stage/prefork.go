@@ -33,11 +33,19 @@ const SelfExe = "/proc/self/exe"
 // binary re-executes itself as the stage (/proc/self/exe), with files as
 // its 0, 1, 2 and its end of a new socketpair as fd 3; if the launcher
 // dies, it dies (Pdeathsig).
-func Start(exe string, files []*os.File) (*os.Process, *os.File, error) {
+//
+// A pre-forked stage may also have created its namespaces already
+// (nsbox_prefork_unshares): it serves only a sandbox whose unshare is
+// exactly those, so unshare is the CLONE_NEW* flags the sandbox's CONFIG
+// asks for, or -1 for a sandbox that must have a stage of its own
+// (one that joins namespaces or goes into a cgroup before its namespaces
+// are made).
+func Start(exe string, files []*os.File, unshare int) (*os.Process, *os.File, error) {
 	// A pre-forked stage runs the binary on disk: only when the caller
 	// chose that binary (package sandbox does not when the sandbox could
 	// write it).
-	if p, sock := takePrefork(files, exe == SelfExe); p != nil {
+	early := int(C.nsbox_prefork_unshared)
+	if p, sock := takePrefork(files, exe == SelfExe && (early == 0 || early == unshare)); p != nil {
 		return p, sock, nil
 	}
 	parent, child, err := socketPair()

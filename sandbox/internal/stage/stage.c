@@ -624,6 +624,12 @@ __attribute__((noreturn)) static int pid1(void *arg)
 
 /* --- the stage ------------------------------------------------------------ */
 
+/* The namespaces a pre-forked stage created before its CONFIG came
+ * (nsbox_prefork_unshares in stage.h), and how each unshare went. */
+static struct {
+	int done, flags, userns_errno, unshare_errno;
+} early;
+
 /* PID 1 runs on this stack; clone without CLONE_VM gives it its own copy. */
 static char pid1_stack[256 * 1024] __attribute__((aligned(16)));
 
@@ -654,13 +660,24 @@ void nsbox_stage(void)
 		c.nest_uid = c.uid;
 	if (c.nest_gid < 0)
 		c.nest_gid = c.gid;
+	if (early.done && (c.join_pid || c.unshare_flags != early.flags)) {
+		/* The launcher checks this before it takes the stage
+		 * (prefork.go); a mismatch is its bug, never a weaker sandbox. */
+		send_msg(NSBOX_MSG_ERROR, EINVAL, "the pre-forked stage created other namespaces than the CONFIG asks for");
+		_exit(125);
+	}
 	if (c.join_pid)
 		nsbox_join(&c); /* nsbox exec: join.c */
 
 	/* 1. The user namespace, alone and first: every namespace created
-	 * after it is owned by it. */
-	if (unshare(CLONE_NEWUSER) < 0)
+	 * after it is owned by it. (A pre-forked stage made it, and step 2's
+	 * namespaces, while the launcher's Go runtime started: early.) */
+	if (!early.done)
+		early.userns_errno = unshare(CLONE_NEWUSER) < 0 ? errno : 0;
+	if (early.userns_errno) {
+		errno = early.userns_errno;
 		fail("create a user namespace (unshare CLONE_NEWUSER)");
+	}
 	send_msg(NSBOX_MSG_USERNS_READY, 0, NULL);
 
 	/* 2. The other namespaces, owned by the new user namespace, while the
@@ -669,8 +686,8 @@ void nsbox_stage(void)
 	 * work (a network namespace with its loopback device is the costliest)
 	 * overlaps the map writing (newuidmap's and newgidmap's execs under
 	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
-	int unshare_errno = 0;
-	if (c.unshare_flags && unshare(c.unshare_flags) < 0)
+	int unshare_errno = early.unshare_errno;
+	if (!early.done && c.unshare_flags && unshare(c.unshare_flags) < 0)
 		unshare_errno = errno;
 
 	/* 3. The launcher writes uid_map and gid_map from outside. */
@@ -714,8 +731,9 @@ void nsbox_stage(void)
 
 int nsbox_prefork_pid = -1;
 int nsbox_prefork_fd = -1;
+int nsbox_prefork_unshared;
 
-void nsbox_prefork(void)
+void nsbox_prefork(int unshares)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -739,10 +757,24 @@ void nsbox_prefork(void)
 			_exit(1);
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
+		if (unshares) {
+			/* Steps 1 and 2 of nsbox_stage ahead of time: the
+			 * kernel's costliest work (the network namespace)
+			 * overlaps the launcher's runtime start. Failures wait
+			 * for the CONFIG, to be reported in their place. */
+			early.done = 1;
+			early.flags = NSBOX_PREFORK_UNSHARE;
+			if (unshare(CLONE_NEWUSER) < 0)
+				early.userns_errno = errno;
+			else if (unshare(NSBOX_PREFORK_UNSHARE) < 0)
+				early.unshare_errno = errno;
+		}
 		nsbox_stage(); /* closes every other descriptor; never returns */
 	}
 	close(sv[1]);
 	nsbox_prefork_pid = pid;
 	nsbox_prefork_fd = sv[0];
+	if (unshares)
+		nsbox_prefork_unshared = NSBOX_PREFORK_UNSHARE;
 }
 

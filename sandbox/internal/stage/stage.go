@@ -27,6 +27,18 @@ package stage
 
 static int nsbox_constructor_ran;
 
+// listed tells whether name is in list, a NUL-separated list that an
+// empty name ends (stage.h); a weak list that is not defined is empty.
+static int listed(const char *list, const char *name)
+{
+	if (!list)
+		return 0;
+	for (const char *p = list; *p; p += strlen(p) + 1)
+		if (!strcmp(name, p))
+			return 1;
+	return 0;
+}
+
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	nsbox_constructor_ran = 1;
@@ -34,13 +46,10 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 		nsbox_stage();
 	if (getenv(NSBOX_HANDOFF_ENV))
 		nsbox_handoff();
-	if (!&nsbox_prefork_command || argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
+	if (argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
 		return;
-	for (const char *p = nsbox_prefork_command; *p; p += strlen(p) + 1)
-		if (!strcmp(argv[1], p)) {
-			nsbox_prefork();
-			return;
-		}
+	if (listed(nsbox_prefork_command, argv[1]))
+		nsbox_prefork(listed(nsbox_prefork_unshares, argv[1]));
 }
 
 // nsbox_stage_linked tells Linked the constructor above ran in this binary.

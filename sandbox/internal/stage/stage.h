@@ -101,9 +101,19 @@ void nsbox_handoff(void);
  * nsbox_prefork_pid and nsbox_prefork_fd (the launcher's end of the
  * socket, close-on-exec); on any failure they stay -1 and the launcher
  * re-executes itself as usual. */
-void nsbox_prefork(void);
+void nsbox_prefork(int unshares);
 extern int nsbox_prefork_pid;
 extern int nsbox_prefork_fd;
+
+/* With unshares set, the pre-forked stage also creates its user namespace
+ * and then NSBOX_PREFORK_UNSHARE's namespaces (every one nsbox makes by
+ * default) at once, before its CONFIG arrives, and nsbox_prefork_unshared
+ * says so. The launcher takes such a stage only for a sandbox that wants
+ * exactly those namespaces, joins none and has no cgroup of its own (a
+ * cgroup namespace's root is fixed when it is created); otherwise it lets
+ * the stage go and re-executes. */
+#define NSBOX_PREFORK_UNSHARE (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET)
+extern int nsbox_prefork_unshared;
 
 /* A program opts in to the pre-forked stage by defining
  * nsbox_prefork_command, a list of NUL-terminated names ending with an
@@ -112,6 +122,9 @@ extern int nsbox_prefork_fd;
  * not define it and always re-execute. NSBOX_NO_PREFORK in the
  * environment turns it off (for comparisons). */
 extern const char nsbox_prefork_command[] __attribute__((weak));
+/* The same kind of list, of the commands whose pre-forked stage creates
+ * its namespaces early (cmd/nsbox: "run"). */
+extern const char nsbox_prefork_unshares[] __attribute__((weak));
 #define NSBOX_NO_PREFORK_ENV "NSBOX_NO_PREFORK"
 
 #endif
