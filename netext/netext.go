@@ -21,6 +21,7 @@
 package netext
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/nsbox/nsbox/netstack"
@@ -170,7 +172,8 @@ func startSlirp4netns(bin string, pid1 int, cfg Config) (sandbox.TAP, func() err
 	args = append(args, strconv.Itoa(pid1), "tap0")
 	cmd := exec.Command(bin, args...)
 	cmd.ExtraFiles = []*os.File{readyW, exitR}
-	cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
+	said := &lastLine{}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(cfg.Log, said), io.MultiWriter(cfg.Log, said)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()
 	readyW.Close()
@@ -193,7 +196,10 @@ func startSlirp4netns(bin string, pid1 int, cfg Config) (sandbox.TAP, func() err
 	b := make([]byte, 1)
 	if n, _ := readyR.Read(b); n != 1 {
 		cmd.Process.Kill()
-		stop()
+		stop() // waits: said has all it will get
+		if line := said.String(); line != "" {
+			return sandbox.TAP{}, nil, fmt.Errorf("--net slirp4netns: slirp4netns exited before the network was up, saying %q (run with --verbose to see all its messages)", line)
+		}
 		return sandbox.TAP{}, nil, fmt.Errorf("--net slirp4netns: slirp4netns exited before the network was up (run with --verbose to see its messages)")
 	}
 	if err := publishSlirp4netns(filepath.Join(apiDir, "api.sock"), cfg); err != nil {
@@ -293,4 +299,39 @@ func pastaPorts(pub []netstack.Publish) []string {
 		udp = []string{"--udp-ports=none"}
 	}
 	return append(tcp, udp...)
+}
+
+// lastLine keeps the last non-empty line a helper wrote, for an error that
+// should say why it stopped without --verbose.
+type lastLine struct {
+	mu   sync.Mutex
+	line []byte
+	cur  []byte
+}
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range p {
+		if c == '\n' {
+			if len(bytes.TrimSpace(l.cur)) > 0 {
+				l.line = append(l.line[:0], l.cur...)
+			}
+			l.cur = l.cur[:0]
+			continue
+		}
+		if len(l.cur) < 512 {
+			l.cur = append(l.cur, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(bytes.TrimSpace(l.cur)) > 0 {
+		return string(bytes.TrimSpace(l.cur))
+	}
+	return string(bytes.TrimSpace(l.line))
 }

@@ -1,6 +1,8 @@
 package netext
 
 import (
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/nsbox/nsbox/netstack"
@@ -37,4 +39,17 @@ func TestPublishNotice(t *testing.T) {
 	assert.Check(t, is.Contains(Config{Helper: Pasta, Publish: []netstack.Publish{publish(t, "8080:80")}}.PublishNotice(), "127.0.0.1"))
 	assert.Equal(t, Config{Helper: Pasta, Publish: []netstack.Publish{publish(t, "192.0.2.1:8080:80")}}.PublishNotice(), "")
 	assert.Check(t, is.Contains(Config{Helper: Slirp4netns, Publish: []netstack.Publish{publish(t, "0.0.0.0:53:53/udp")}}.PublishNotice(), "no UDP replies"))
+}
+
+func TestLastLineKeepsTheHelpersLastWords(t *testing.T) {
+	var l lastLine
+	assert.Equal(t, l.String(), "")
+	io.WriteString(&l, "starting\nWARNING: x\n")
+	io.WriteString(&l, "\n  \n")
+	assert.Equal(t, l.String(), "WARNING: x")
+	io.WriteString(&l, "setns: Operation ")
+	io.WriteString(&l, "not permitted")
+	assert.Equal(t, l.String(), "setns: Operation not permitted")
+	io.WriteString(&l, strings.Repeat("y", 2000)+"\n")
+	assert.Equal(t, len(l.String()), 512)
 }
