@@ -409,4 +409,35 @@ What stands in the way of more, measured:
 - The Go runtime's sysmon thread: 1902 of the launcher's ~4000 context switches in the same run were its 20 µs sleeps while the process is busy, plus 344 wake-ups from system calls; it cannot be turned off.
 - Tried and not kept, no effect measurable on this (shared, noisy) machine: holding gVisor's pure ACK back up to 500 µs so the reply carries it (gVisor has no delayed ACK); raw system calls for TAP and host-socket writes (so sysmon does not hand the P away during them); yielding after each small frame so the processor goroutine runs sooner; reading small frames into small buffers (gVisor clears the whole 64 KiB view it hands out).
 - GOMAXPROCS 1 (netstack.LimitProcs: half the CPUs) beat 2 on this machine for latency and throughput alike: with a P per CPU, each hand-off wakes a thread on the other CPU and idle threads spin there, taking CPU from the sandbox's client and the host's server.
+
+### Where the rest goes: accounting of one connection (second pass, 2026-11-30)
+
+Same workload, nsbox --net user against rootlesskit + slirp4netns and pasta, alternated in one sitting on the 2-core VM while it was quiet (load < 0.5), 1000 samples each (µs, median): connect + request 410 / 322 / 245 (1.27× slirp4netns), connect alone 232 / 115 / 113 (2.02×), 1-byte round trip on an open connection 117 / 37 / 132 (3.2×). Later in the same session, with other work on the machine, connect + request was 1.6–1.7× slirp4netns: the ratio moves with the load, because the launcher needs more CPU per connection than slirp4netns and the sandbox's client and the host's server share the two CPUs with it.
+
+What the launcher does for one short connection (perf trace, 30 connections):
+- the host dial: 12 system calls (socket, connect, poll, getsockopt, connect again (EISCONN, net's own), epoll_ctl, getsockname, getpeername, five setsockopt: TCP_NODELAY and net's keep-alive defaults);
+- 5 frames written to the TAP (SYN-ACK, the ACK of the request, the reply, FIN, the ACK of the client's FIN), 6–7 frames read, 3 epoll_pwait, 3 reads and 1 write on the host socket, shutdown, epoll_ctl, close.
+
+What it costs (perf stat on the launcher, and on slirp4netns for rootlesskit, 1000 connections each, same sitting):
+
+| per connection | nsbox launcher | slirp4netns |
+|---|---|---|
+| CPU, user + kernel (the kernel work inside its writes included) | ~340 µs | ~260 µs |
+| context switches | 9.5 | 4.4 |
+
+Per thread (/proc/PID/task/*/status): Go's sysmon thread 3.6 wake-ups per connection (it sleeps 20 µs at a time while the process is busy, and is woken again after each idle gap), the thread running the single P 1 voluntary + 1 involuntary switch (preempted by the client or server it woke inside a write), a second thread 0.4 + 0.7 (taking the P while a system call blocks).
+
+Where the launcher's CPU goes (perf record -g, 20 kHz, 1000 connections, symbols from an unstripped build): 58% in the kernel, 42% in Go. By call tree, of all of it: the host dial 18% (connect(2) itself 10%: the host's whole loopback handshake runs inside it), TAP writes 15% (the sandbox's receive path runs inside them), gVisor's TCP processor goroutine 14%, sysmon 12%, the scheduler looking for work and polling 7.5%, growing the stack of the goroutine gVisor starts per SYN 3.3%, garbage collection 1.3%; the rest is spread thin over gVisor (locks, segment queues, packet buffers), with no single hot spot.
+
+Tried in this pass, measured, not kept:
+- Raw system calls (no scheduler hand-off) for the TAP writev, the host connect and the host write: sysmon's wake-ups did not fall (3.6 → 5 per connection), median 405 → 406 µs.
+- Holding gVisor's pure ACK back (one slot, written when a frame of the same connection does not carry it, when another ACK needs the slot, or after 200 µs, which Go's timers round up to about 1 ms in an idle process): frames written per round trip fell from 2.2 to 1.2 as intended, but the round trip stayed at 90 vs 91 µs and connect + request at 475 vs 458 µs, inside the noise, and it delays a lone ACK (a client using Nagle waits for it) by up to a millisecond.
+- GOMAXPROCS 2: 631 against 462 µs, p99 5.4 ms.
+- GOGC=off: 436 against 462 µs in one run, no difference in the next; a launcher collects only about 5 times in 2000 connections.
+
+Kept: gVisor's TIME_WAIT cut from 60 s to 1 s (netstack.timeWait). The host's server usually closes first, so every short connection left an endpoint of about 3 KB in the launcher for a minute: 2000 connections in a row grew the live heap from 4 to 10 MB and each garbage collection's mark from 0.5 to 11 ms (GODEBUG=gctrace=1); with 1 s, the live heap stays near 1 MB. It does not move the latency rows (100 connections per launcher), it bounds the launcher's memory under a stream of short connections.
+
+What stands between this and slirp4netns: not one step but the per-connection work of a Go program with gVisor's TCP in it, ~80 µs more CPU and 5 more context switches per connection than slirp4netns's single-threaded poll loop, on a machine where that CPU is taken from the client and the server. Closing the gap needs that work gone, not moved: a per-connection path without gVisor's endpoint, processor goroutine and per-SYN goroutine (terminating TCP in a loop of our own, as slirp4netns does), or a launcher that is not a Go process. Neither was attempted in this pass.
+
+make bench-net with -rows tcp,out,in on this tree (a6bc2ec), load average 3.9 at the start: connect + request 428 µs, p99 1481 µs (3.5× its median), against rootlesskit + slirp4netns 255 µs (1.68×) and pasta 215 µs (1.99×); sandbox → host 7.80 Gb/s, 3.17× slirp4netns; host → sandbox through -p 11.4 Gb/s, 1.60× pasta -t. The latency target (≤ 1.0× slirp4netns, p99 ≤ 3× median) is not met; the throughput rows hold.
 `
