@@ -180,15 +180,13 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	if err := f.ties.hold(spec); err != nil {
 		return sess.end(err)
 	}
-	// Catch signals before the sandbox starts: the command may be running
-	// (and its supervisor signalling us) before Start returns.
-	sigs := caught.take()
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
 		caught.stop()
 		return sess.end(err)
 	}
 	started = true
+	sigs := caught.take()
 	if err := sess.started(); err != nil {
 		sb.Signal(syscall.SIGKILL)
 		sb.Wait()
@@ -210,9 +208,14 @@ func catchSignals() chan os.Signal {
 
 // caughtSignals is catchSignals started early. The runtime enables each
 // caught signal through a round trip to its signal thread, which it first
-// starts: about 0.5 ms for the seven, on the way to every sandbox. launch
-// starts it beside building the spec and takes the channel just before
-// the sandbox starts.
+// starts: 0.5–1 ms for the seven, which used to be on the way to every
+// sandbox. launch starts it beside building the spec and starting the
+// sandbox, and takes the channel once the command runs. A signal that
+// comes before the catch is in place has its default effect, as it would
+// on the command before its handlers are: nsbox ends, and the sandbox
+// with it (the stage and PID 1 have nsbox as their parent-death signal's
+// parent); signals caught early queue in the channel until they are
+// forwarded.
 type caughtSignals struct {
 	ready chan chan os.Signal
 	ch    chan os.Signal
