@@ -61,6 +61,9 @@ type Target struct {
 	// seccomp filter.
 	Security Security
 	Limits   Limits
+	// CommandIsPID1: the sandbox's command is its PID 1
+	// (Spec.CommandIsPID1), whose namespaces Join enters.
+	CommandIsPID1 bool
 }
 
 // TargetOf describes the running sandbox made from spec whose PID 1 is pid
@@ -68,7 +71,8 @@ type Target struct {
 // mapping, security settings and limits.
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits}
+		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits,
+		CommandIsPID1: spec.CommandIsPID1}
 }
 
 // Join starts p inside the running sandbox t, as nsbox exec does, and
@@ -138,6 +142,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		JoinPID:    t.Pid,
 		JoinStart:  t.StartTime,
 		JoinNested: t.Namespaces.Mount,
+		JoinPID1:   t.CommandIsPID1,
 		Security:   append(t.Security.records(p.UID), t.Limits.records()...),
 	}
 	if p.Terminal {

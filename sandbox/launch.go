@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 
@@ -174,20 +175,38 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			master.Close()
 		}
 	}()
-	if _, err := expect(parent, stage.MsgExecOK); err != nil {
+	if err := awaitExec(parent, spec.CommandIsPID1); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1), pid1IsCommand: spec.CommandIsPID1}
 	if master != nil {
 		sb.pty = tty.Start(master, spec.Process.Stdin, spec.Process.Stdout)
 	}
 	sb.cancelOn(ctx, &spec.Process)
 	go sb.watch()
 	return sb, nil
+}
+
+// awaitExec waits for the command's exec: EXEC_OK from PID 1, or, when
+// PID 1 is the command (Spec.CommandIsPID1), the end of the socket, which
+// PID 1 holds close-on-exec (its failures come as messages before).
+func awaitExec(parent *os.File, pid1IsCommand bool) error {
+	if !pid1IsCommand {
+		_, err := expect(parent, stage.MsgExecOK)
+		return err
+	}
+	m, err := stage.ReadMessage(parent)
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("wait for the command's exec: %w", err)
+	}
+	return messageError(m, stage.MsgExecOK, " or the end of the socket")
 }
 
 // startMapped starts the stage (from a sealed copy of nsbox if the

@@ -59,6 +59,18 @@ type Spec struct {
 	// Network, when set, gives the sandbox a TAP device served from the
 	// launcher (see net.go); nil leaves only lo.
 	Network *Network `json:"network,omitempty"`
+	// CommandIsPID1 runs the command as PID 1 of the sandbox's PID
+	// namespace, without nsbox's init (bubblewrap's --as-pid-1): after
+	// setup PID 1 executes the command itself instead of forking it.
+	// The command then reaps the orphans of the sandbox, gets only the
+	// signals it has handlers for (the kernel's rule for a namespace's
+	// init; SIGKILL always), and its end ends the sandbox. It is locked
+	// in as a forked command is: a short-lived child of PID 1 writes the
+	// maps of its nested user namespace (nested.go) and exits before the
+	// exec. Sandbox.ProcessState stays nil (no init reports the usage),
+	// and Start returns once the exec happened or failed. Needs
+	// Namespaces.PID; not with Process.Terminal (no init relays it).
+	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -206,6 +218,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Process.Terminal && !s.Namespaces.Mount {
 		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: FixHint{FixOwnNamespace, "mnt"}}
+	}
+	if s.CommandIsPID1 && !s.Namespaces.PID {
+		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: FixHint{FixOwnNamespace, "pid"}}
+	}
+	if s.CommandIsPID1 && s.Process.Terminal {
+		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: FixHint{FixText, "leave out Process.Terminal or CommandIsPID1"}}
 	}
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}

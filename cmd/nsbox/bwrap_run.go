@@ -124,8 +124,6 @@ func (o *bwrapOpts) check() error {
 		return bwrapDie("--pidns is not supported by nsbox: it cannot join an existing PID namespace; fix: drop the option, or use --unshare-pid")
 	case o.usernsBlockFD >= 0:
 		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
-	case o.asPID1:
-		return bwrapDie("--as-pid-1 is not supported by nsbox: its own init is always PID 1 and runs the command as PID 2; fix: drop the option")
 	}
 	return nil
 }
@@ -187,9 +185,10 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		},
 		Namespaces: sandbox.Namespaces{Mount: true, PID: o.unsharePID, Net: o.unshareNet, IPC: o.unshareIPC,
 			UTS: o.unshareUTS, Cgroup: o.unshareCgroup || (o.cgroupTr && cgroupNSExists())},
-		Hostname: o.hostname,
-		Mapping:  plan,
-		Mounts:   mounts,
+		Hostname:      o.hostname,
+		Mapping:       plan,
+		CommandIsPID1: o.asPID1,
+		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
 			SeccompPrograms:      o.seccomp,
@@ -449,7 +448,7 @@ const bwrapOptionHelp = `    --help                       Print this help
     --json-status-fd FD          Write container status to FD as multiple JSON documents
     --new-session                Create a new terminal session
     --die-with-parent            Kills with SIGKILL child process (COMMAND) when bwrap or bwrap's parent dies.
-    --as-pid-1                   Do not install a reaper process with PID=1 (not supported)
+    --as-pid-1                   Do not install a reaper process with PID=1
     --cap-add CAP                Add cap CAP when running as privileged user
     --cap-drop CAP               Drop cap CAP when running as privileged user
     --perms OCTAL                Set permissions of next argument (--bind-data, --file, etc.)

@@ -33,14 +33,17 @@ type Config struct {
 	LoopbackUp bool // bring lo up in the new network namespace
 	NoNewPrivs bool
 	ExecWait   bool // PID 1 waits for EXEC_GO before exec (Spec.BeforeExec)
-	TTY        int  // the command's controlling terminal fd, -1 for none (always sent)
-	ExtraFDs   int  // extra files: at fds 4… in the stage, 3… in the command
-	UID, GID   uint32
-	Hostname   string
-	Cwd        string
-	Args       []string
-	Argv0      string // "": Args[0]
-	Env        []string
+	// PID1Command: PID 1 execs the command itself (Spec.CommandIsPID1);
+	// the socket's EOF, not EXEC_OK, then tells the launcher it ran.
+	PID1Command bool
+	TTY         int // the command's controlling terminal fd, -1 for none (always sent)
+	ExtraFDs    int // extra files: at fds 4… in the stage, 3… in the command
+	UID, GID    uint32
+	Hostname    string
+	Cwd         string
+	Args        []string
+	Argv0       string // "": Args[0]
+	Env         []string
 
 	// NewRoot builds a fresh root from Ops; the fields up to Ops are sent
 	// only with it.
@@ -58,6 +61,7 @@ type Config struct {
 	JoinPID    int    // join the sandbox whose PID 1 this is (join.c)
 	JoinStart  uint64 // and whose start time this is
 	JoinNested bool   // that sandbox's command has a nested user namespace
+	JoinPID1   bool   // that sandbox's command is its PID 1 (PID1Command)
 
 	PTY              bool // PID 1 allocates the command's pseudo-terminal (pty.c)
 	PTYRows, PTYCols int  // and its window size
@@ -122,6 +126,7 @@ func (c *Config) Encode() []byte {
 	flag("lo", c.LoopbackUp)
 	flag("no-new-privs", c.NoNewPrivs)
 	flag("exec-wait", c.ExecWait)
+	flag("pid1-command", c.PID1Command)
 	add("tty", strconv.Itoa(c.TTY))
 	if c.ExtraFDs > 0 {
 		add("extra-fds", strconv.Itoa(c.ExtraFDs))
@@ -165,6 +170,7 @@ func (c *Config) Encode() []byte {
 		add("join-pid", strconv.Itoa(c.JoinPID))
 		add("join-start", strconv.FormatUint(c.JoinStart, 10))
 		flag("join-nested", c.JoinNested)
+		flag("join-pid1-command", c.JoinPID1)
 	}
 	if c.PTY {
 		add("pty", "1")

@@ -211,10 +211,12 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
 	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
 	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
+	{CFG_KEY("join-pid1-command", CFG_BOOL, 0, join_pid1_command), .needs = "join-pid"},
 	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
 	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
 	{.key = NULL},
 };
 
@@ -331,6 +333,14 @@ struct exec_report {
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
+	if (report_fd < 0) {
+		/* PID 1 becoming the command reports its failures itself: keep
+		 * the socket clear of the extra files moving down to 3… */
+		int fd = fcntl(sync_fd, F_DUPFD_CLOEXEC, EXTRA_FD + c->extra_fds);
+		if (fd < 0)
+			fail("move the launcher's socket");
+		sync_fd = fd;
+	}
 	if (c->tty_fd >= 0) {
 		/* A process group of its own, in the terminal's foreground, so
 		 * Ctrl-C and Ctrl-Z reach the command and not the launcher.
@@ -342,7 +352,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 4;
 		goto failed;
 	}
-	if (nest_enter(c) < 0) {
+	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0) {
 		r.step = 5;
 		goto failed;
 	}
@@ -358,7 +368,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	/* Sharing the host's PID namespace, the command would outlive PID 1
 	 * (nothing kills the namespace's processes when PID 1 dies): it dies
 	 * with PID 1, which dies with the launcher. */
-	if (c->parent_death || !(c->unshare_flags & CLONE_NEWPID)) {
+	if (c->parent_death || c->pid1_command || !(c->unshare_flags & CLONE_NEWPID)) {
 		/* Re-arm: the identity change cleared it. Then make sure the
 		 * launcher did not die before (its end of the socket hangs up;
 		 * getppid() is 0 across the PID namespace boundary). */
@@ -407,6 +417,8 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	exec_command(file, c->argv, c->envp);
 failed:
 	r.err = errno;
+	if (report_fd < 0)
+		exec_failed(c, r.step, r.err);
 	(void)write_all(report_fd, &r, sizeof r);
 	_exit(127);
 }
@@ -588,6 +600,10 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
 	}
+	/* --as-pid-1: no init; PID 1 becomes the command, and the launcher
+	 * takes the socket's end at exec (close-on-exec) for its success. */
+	if (c->pid1_command)
+		run_command(c, -1);
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */

@@ -27,6 +27,7 @@ struct config {
 	char **argv;       /* NULL-terminated, argc of them */
 	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
+	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
@@ -49,6 +50,7 @@ struct config {
 	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
 	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
 	int join_nested;                 /* its command has a nested user namespace */
+	int join_pid1_command;           /* its command is its PID 1 (pid1-command) */
 	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
 	int pty;           /* give the command a pseudo-terminal (pty.c) */
 	int pty_rows;      /* its initial window size; 0: leave unset */
@@ -165,6 +167,12 @@ int nest_prepare(const struct config *c);
 void nest_pipes(const struct config *c);
 int nest_enter(const struct config *c);
 void nest_write_maps(const struct config *c);
+/* nest_enter_self is the handshake with the roles turned, for a PID 1
+ * that becomes the command (pid1-command): a short-lived child stays
+ * outside and writes the maps of PID 1's own nested namespace. -1 with
+ * errno set if PID 1's unshare failed; the child's own failure is
+ * reported by the child, and PID 1 exits. */
+int nest_enter_self(const struct config *c);
 
 /* close_fds_except closes every descriptor of the process but the n in
  * keep (negative entries are ignored) and those from lo up to hi (not
@@ -181,7 +189,8 @@ void security_before_exec(const struct config *c);
 
 /* run_command (stage.c) is the command's child between fork and exec:
  * identity, working directory, no_new_privs, exec. A failure is written
- * to report_fd (close-on-exec); read_exec_report returns -1 when the exec
+ * to report_fd (close-on-exec), or with report_fd -1 (PID 1 becoming the
+ * command) reported to the launcher at once (exec_failed); read_exec_report returns -1 when the exec
  * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
  * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
