@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
@@ -75,7 +77,10 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	stageProc, parent, err := startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+	// The stage's files: stdio, Process.ExtraFiles, then Spec.Enter's
+	// namespaces.
+	files := append(append([]*os.File(nil), stdio.files...), spec.Enter.files()...)
+	stageProc, parent, err := startMapped(ctx, spec, files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
 			retry := *spec
@@ -86,7 +91,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 				if spec.Notify != nil {
 					spec.Notify(notice)
 				}
-				stageProc, parent, err = startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+				stageProc, parent, err = startMapped(ctx, spec, files, ctty.Slot(), cg)
 			}
 		}
 	}
@@ -126,6 +131,13 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 	if _, err := stageProc.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
+	}
+	// With an entered PID namespace and a new one below it, a process
+	// made in the entered one cloned PID 1 (enter.c), our child too.
+	if mid := intermediateOf(m.Payload); mid > 0 {
+		if p, err := os.FindProcess(mid); err == nil {
+			p.Wait()
+		}
 	}
 	if spec.Started != nil {
 		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.Payload, spec.Namespaces)); err != nil {
@@ -215,7 +227,13 @@ func awaitExec(parent *os.File, pid1IsCommand bool) error {
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
 func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
-	stageProc, parent, err := startStage(files, spec.Mapping)
+	plan := spec.Mapping
+	if spec.Enter.User != nil {
+		// Its maps are unknown here: any id may be mapped.
+		all := []mapping.Extent{{Inner: 0, Outer: 0, Count: 1<<32 - 1}}
+		plan = mapping.Plan{UIDs: all, GIDs: all}
+	}
+	stageProc, parent, err := startStage(files, plan)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -247,7 +265,12 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	if _, err := expect(parent, stage.MsgUsernsReady); err != nil {
 		return nil, nil, userNamespaceError(err)
 	}
-	// (nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
+	// entered user namespace has its maps.
+	if spec.Enter.User != nil {
+		ok = true
+		return stageProc, parent, nil
+	}
 	if err := nest.plan.Apply(stageProc.Pid); err != nil {
 		err = fmt.Errorf("set up the uid/gid maps: %w", err)
 		if explained := mapError(err, nest.plan); explained != err {
@@ -257,6 +280,18 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	}
 	ok = true
 	return stageProc, parent, nil
+}
+
+// intermediateOf reads the "intermediate=PID" line of PID1's payload
+// (enter.c), 0 if there is none.
+func intermediateOf(payload []byte) int {
+	for line := range strings.Lines(string(payload)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "intermediate="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.

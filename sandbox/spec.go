@@ -71,6 +71,49 @@ type Spec struct {
 	// and Start returns once the exec happened or failed. Needs
 	// Namespaces.PID; not with Process.Terminal (no init relays it).
 	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
+	// Enter names existing namespaces the sandbox enters instead of
+	// creating its own (bubblewrap's --userns, --userns2 and --pidns).
+	// Not part of the JSON form.
+	Enter Enter `json:"-"`
+}
+
+// Enter holds open namespace files (/proc/PID/ns/user, …/pid, or any
+// descriptor of one) for Spec.Enter. Start passes them to the stage and
+// closes nothing; the caller may close them once Start returns.
+type Enter struct {
+	// User is a user namespace the sandbox's other namespaces are
+	// created in, instead of a new one. The launcher needs
+	// CAP_SYS_ADMIN there: one its own uid created, below its own user
+	// namespace. Its maps are its own: Spec.Mapping is not applied (nor
+	// checked), Process.UID and GID are ids of this namespace, and where
+	// they equal the launcher's own host uid (gid) the command keeps the
+	// id the launcher has there, as bubblewrap does. The command still
+	// gets a nested user and mount namespace (nested.go), the identity
+	// over the ids User maps, unless CommandUser is given.
+	User *os.File
+	// CommandUser is a user namespace, a child of User, that the command
+	// enters after setup (bubblewrap's --userns2), instead of the nested
+	// one nsbox makes; the command copies the mounts into a new mount
+	// namespace there, which locks them as nsbox's nesting does. Needs
+	// User.
+	CommandUser *os.File
+	// PID is a PID namespace PID 1 is started in: with Namespaces.PID, in
+	// a new PID namespace below it, as its init; without, as one more
+	// process of it (not its init), which reaps the sandbox's orphans as
+	// a subreaper. A MountProc mount shows it. It must be owned by the
+	// sandbox's user namespace (User, or the new one) or one below it.
+	PID *os.File
+}
+
+// files returns the namespaces given, in the order the stage gets them.
+func (e Enter) files() []*os.File {
+	var fs []*os.File
+	for _, f := range []*os.File{e.User, e.CommandUser, e.PID} {
+		if f != nil {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -228,6 +271,12 @@ func (s *Spec) Validate() error {
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
 	}
+	if s.Enter.CommandUser != nil && s.Enter.User == nil {
+		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: FixHint{FixText, "set Enter.User to its parent, or leave out Enter.CommandUser"}}
+	}
+	if s.Enter.User != nil {
+		return s.validateRest()
+	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
 		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
 	}
@@ -237,6 +286,12 @@ func (s *Spec) Validate() error {
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
 		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
 	}
+	return s.validateRest()
+}
+
+// validateRest is Validate after the id maps, which an entered user
+// namespace (Enter.User) brings along instead.
+func (s *Spec) validateRest() error {
 	if err := s.validateMounts(); err != nil {
 		return err
 	}

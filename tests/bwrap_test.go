@@ -154,6 +154,7 @@ func TestBwrapErrors(t *testing.T) {
 		{"bad fd", "--file x /y true", "bwrap: Invalid fd: x\n"},
 		{"disable-userns alone", "--disable-userns --ro-bind / / true", "bwrap: --disable-userns requires --unshare-user\n"},
 		{"label", "--exec-label x true", "bwrap: labeling not supported on this system\n"},
+		{"userns with unshare-user", "--userns 0 --unshare-user true", "bwrap: --userns not compatible --unshare-user\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := compareBwraps(t, t.TempDir(), "$B "+tc.args)
@@ -176,7 +177,7 @@ func TestBwrapErrors(t *testing.T) {
 	icmd.RunCmd(icmd.Command(nsboxBin, "bwrap", "--x")).Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: Unknown option --x"})
 	// What nsbox cannot do is refused, in bubblewrap's form.
 	for _, args := range [][]string{
-		{"--userns", "3", "true"}, {"--pidns", "3", "true"},
+		{"--unshare-user", "--info-fd", "1", "--userns-block-fd", "0", "true"},
 	} {
 		res := icmd.RunCmd(icmd.Command(b, args...))
 		res.Assert(t, icmd.Expected{ExitCode: 1, Err: "not supported by nsbox"})

@@ -118,10 +118,8 @@ func (o *bwrapOpts) check() error {
 	// What nsbox cannot do: refused, so that nobody gets less isolation
 	// than asked for.
 	switch {
-	case o.usernsFD >= 0 || o.userns2FD >= 0:
-		return bwrapDie("--userns and --userns2 are not supported by nsbox: it always creates the sandbox's user namespace itself and cannot join an existing one; fix: drop the option (nsbox exec joins nsbox's own sandboxes)")
-	case o.pidnsFD >= 0:
-		return bwrapDie("--pidns is not supported by nsbox: it cannot join an existing PID namespace; fix: drop the option, or use --unshare-pid")
+	case o.userns2FD >= 0 && o.usernsFD < 0:
+		return bwrapDie("--userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns")
 	case o.usernsBlockFD >= 0:
 		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
 	}
@@ -144,6 +142,10 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		Groups: []mapping.Extent{{Inner: inGID, Outer: gid, Count: 1}}})
 	if err != nil {
 		return nil, bwrapDie("plan the uid/gid maps: %v", err)
+	}
+	enter, err := o.enter()
+	if err != nil {
+		return nil, err
 	}
 	mounts := o.mounts
 	if mounts == nil {
@@ -188,6 +190,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		Hostname:      o.hostname,
 		Mapping:       plan,
 		CommandIsPID1: o.asPID1,
+		Enter:         enter,
 		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
@@ -201,6 +204,26 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		return nil, bwrapDie("%v", err)
 	}
 	return spec, nil
+}
+
+// enter opens the namespaces of --userns, --userns2 and --pidns.
+func (o *bwrapOpts) enter() (sandbox.Enter, error) {
+	var e sandbox.Enter
+	for _, n := range []struct {
+		fd   int
+		name string
+		to   **os.File
+	}{{o.usernsFD, "userns", &e.User}, {o.userns2FD, "userns2", &e.CommandUser}, {o.pidnsFD, "pidns", &e.PID}} {
+		if n.fd < 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(n.fd), unix.F_GETFD, 0); err != nil {
+			return e, bwrapDie("Invalid fd: %d", n.fd)
+		}
+		unix.CloseOnExec(n.fd)
+		*n.to = os.NewFile(uintptr(n.fd), n.name)
+	}
+	return e, nil
 }
 
 func cgroupNSExists() bool {
@@ -401,11 +424,11 @@ const bwrapOptionHelp = `    --help                       Print this help
     --unshare-uts                Create new uts namespace
     --unshare-cgroup             Create new cgroup namespace
     --unshare-cgroup-try         Create new cgroup namespace if possible else continue by skipping it
-    --userns FD                  Use this user namespace (not supported)
-    --userns2 FD                 After setup switch to this user namespace (not supported)
+    --userns FD                  Use this user namespace (cannot combine with --unshare-user)
+    --userns2 FD                 After setup switch to this user namespace, only useful with --userns
     --disable-userns             Disable further use of user namespaces inside sandbox
     --assert-userns-disabled     Fail unless further use of user namespace inside sandbox is disabled
-    --pidns FD                   Use this pid namespace (not supported)
+    --pidns FD                   Use this pid namespace (as parent namespace if using --unshare-pid)
     --uid UID                    Custom uid in the sandbox
     --gid GID                    Custom gid in the sandbox
     --hostname NAME              Custom hostname in the sandbox (requires --unshare-uts)

@@ -13,6 +13,10 @@ import (
 	"github.com/nsbox/nsbox/mapping"
 )
 
+// ExtraFD is the stage's descriptor of the command's first extra file;
+// Spec.Enter's namespaces follow the extra files.
+const ExtraFD = C.NSBOX_STAGE_FD + 1
+
 // ConfigVersion is the CONFIG protocol's version (stage.h), sent as the
 // first record: a stage of another build refuses the message.
 const ConfigVersion = C.NSBOX_CONFIG_VERSION
@@ -57,6 +61,13 @@ type Config struct {
 
 	// Nest, if not nil, asks for a nested user namespace for the command.
 	Nest *Nest
+
+	// Enter*: existing namespaces (Spec.Enter), as the stage's fds (-1
+	// or 0: none); with EnterUserns, NestIdentity nests with the
+	// identity over its ids and KeepUID/KeepGID keep the ids the process
+	// has there (enter.c).
+	EnterUserns, EnterUserns2, EnterPidns int
+	NestIdentity, KeepUID, KeepGID        bool
 
 	JoinPID    int    // join the sandbox whose PID 1 this is (join.c)
 	JoinStart  uint64 // and whose start time this is
@@ -166,6 +177,17 @@ func (c *Config) Encode() []byte {
 		add("nest-uid", strconv.FormatUint(uint64(n.UID), 10))
 		add("nest-gid", strconv.FormatUint(uint64(n.GID), 10))
 	}
+	for _, e := range []struct {
+		k  string
+		fd int
+	}{{"enter-userns", c.EnterUserns}, {"enter-userns2", c.EnterUserns2}, {"enter-pidns", c.EnterPidns}} {
+		if e.fd > 0 {
+			add(e.k, strconv.Itoa(e.fd))
+		}
+	}
+	flag("nest-identity", c.NestIdentity)
+	flag("keep-uid", c.KeepUID)
+	flag("keep-gid", c.KeepGID)
 	if c.JoinPID > 0 {
 		add("join-pid", strconv.Itoa(c.JoinPID))
 		add("join-start", strconv.FormatUint(c.JoinStart, 10))

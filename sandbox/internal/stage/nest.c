@@ -57,6 +57,15 @@ void nest_pipes(const struct config *c)
 
 int nest_enter(const struct config *c)
 {
+	if (c->enter_userns2 >= 0) {
+		/* The command's user namespace is given (enter.c): enter it,
+		 * with every capability there, and copy the mounts into a new
+		 * mount namespace it owns, which locks them as below. */
+		if (setns(c->enter_userns2, CLONE_NEWUSER) < 0)
+			return -1;
+		close(c->enter_userns2);
+		return unshare(CLONE_NEWNS);
+	}
 	if (!c->nest_uid_map)
 		return 0;
 	close(nest_pipe[0][0]);
@@ -131,7 +140,7 @@ void nest_write_maps(const struct config *c)
 int nest_enter_self(const struct config *c)
 {
 	if (!c->nest_uid_map)
-		return 0;
+		return nest_enter(c); /* no maps to write: nothing to fork */
 	nest_pipes(c);
 	pid_t writer = fork();
 	if (writer < 0)

@@ -217,6 +217,12 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
 	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
 	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
+	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
+	{CFG_KEY("enter-pidns", CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity), .needs = "enter-userns"},
+	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid), .needs = "enter-userns"},
+	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid), .needs = "enter-userns"},
 	{.key = NULL},
 };
 
@@ -235,7 +241,10 @@ static void arm_parent_death(void)
 	struct pollfd p = {.fd = sync_fd, .events = POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
 		_exit(1);
-	if (getppid() != launcher_pid && getpid() != 1)
+	/* getppid() is 0 when the launcher is in a PID namespace above ours:
+	 * PID 1, or a process of an entered PID namespace (enter.c). */
+	pid_t parent = getppid();
+	if (parent != launcher_pid && parent != 0)
 		_exit(1);
 }
 
@@ -356,6 +365,12 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 5;
 		goto failed;
 	}
+	/* keep-uid/keep-gid: the ids the process has in its user namespace
+	 * now (an entered one: enter.c), whatever they are called there. */
+	if (c->keep_uid)
+		((struct config *)c)->uid = getuid(); /* our own copy, after fork */
+	if (c->keep_gid)
+		((struct config *)c)->gid = getgid();
 	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
@@ -590,7 +605,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * host directory would be a way out through /proc/1/fd), and no
 	 * process of the sandbox may read or trace PID 1. The launcher never
 	 * needs to: nsbox exec enters the command's namespaces (join.c). */
-	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc};
+	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc, c->enter_userns2};
 	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
@@ -661,9 +676,16 @@ void nsbox_stage(void)
 		send_msg(NSBOX_MSG_ERROR, EINVAL, err); /* the line says it all */
 		_exit(125);
 	}
-	/* Process.ExtraFiles came in at 4…; nothing else above the socket
-	 * may reach the command. */
-	close_fds_except(NULL, 0, 0, EXTRA_FD + c.extra_fds);
+	/* Process.ExtraFiles came in at 4…, Spec.Enter's namespaces after
+	 * them; nothing else above the socket may reach the command. */
+	int hi = EXTRA_FD + c.extra_fds;
+	if (enter_highest_fd(&c) >= hi)
+		hi = enter_highest_fd(&c) + 1;
+	close_fds_except(NULL, 0, 0, hi);
+	/* An entered user namespace comes first: the command's ids
+	 * (keep-uid) and the nested maps are read from it. */
+	if (c.enter_userns >= 0)
+		enter_userns(&c);
 	/* The command's ids as this user namespace sees them: its own when
 	 * it is not nested onto other ones (nested.go). */
 	if (c.nest_uid < 0)
@@ -675,7 +697,7 @@ void nsbox_stage(void)
 
 	/* 1. The user namespace, alone and first: every namespace created
 	 * after it is owned by it. */
-	if (unshare(CLONE_NEWUSER) < 0)
+	if (c.enter_userns < 0 && unshare(CLONE_NEWUSER) < 0)
 		fail("create a user namespace (unshare CLONE_NEWUSER)");
 	send_msg(NSBOX_MSG_USERNS_READY, 0, NULL);
 
@@ -685,8 +707,10 @@ void nsbox_stage(void)
 	 * work (a network namespace with its loopback device is the costliest)
 	 * overlaps the map writing (newuidmap's and newgidmap's execs under
 	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
-	int unshare_errno = 0;
-	if (c.unshare_flags && unshare(c.unshare_flags) < 0)
+	int unshare_errno = 0, flags = c.unshare_flags;
+	if (c.enter_pidns >= 0)
+		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
+	if (flags && unshare(flags) < 0)
 		unshare_errno = errno;
 
 	/* 3. The launcher writes uid_map and gid_map from outside. */
@@ -710,17 +734,27 @@ void nsbox_stage(void)
 		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
 	}
 
+	/* An entered PID namespace; below it, a new one is made by an
+	 * intermediate process, which goes on from here instead of us. */
+	pid_t mid = c.enter_pidns >= 0 ? enter_pidns(&c) : 0;
+
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
 	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
 		fail("create a pipe");
-	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
+	int pidfd = -1;
+	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD | (mid ? CLONE_PIDFD : 0), &c, &pidfd);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
+	if (mid)
+		pid = enter_host_pid(pidfd); /* clone numbered it in our PID namespace */
 	/* What the launcher records. After the clone: a new PID namespace
-	 * has no inode to show before its first process exists. */
+	 * has no inode to show before its first process exists. The
+	 * intermediate names itself for the launcher to reap. */
 	char ns[512];
 	namespace_ids(ns, sizeof ns);
+	if (mid)
+		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
 	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);

@@ -28,6 +28,15 @@ struct config {
 	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
 	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
+	/* Existing namespaces to enter (Spec.Enter; enter.c), as the stage's
+	 * descriptors (after the extra files), -1 for none. The numbers stay
+	 * set once the descriptors are used and closed: "entered". */
+	int enter_userns;  /* instead of a new user namespace */
+	int enter_userns2; /* the command's, instead of the nested one */
+	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
+	int nest_identity; /* nest with the identity over the entered namespace's ids */
+	int keep_uid;      /* the command keeps the uid it has (not uid) */
+	int keep_gid;
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
@@ -200,6 +209,20 @@ int read_exec_report(int report_fd, int *err);
  * itself, an ERROR with 125 for the steps before it. Run and exec share
  * it, so a step means the same from both. */
 __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err);
+
+/* enter.c: Spec.Enter. enter_userns (the stage, first) enters the given
+ * user namespace and learns its maps; enter_pidns (the stage, before
+ * PID 1's clone) enters the given PID namespace, and returns the host pid
+ * of an intermediate process the launcher reaps (>0) when a new PID
+ * namespace is made below it (then the caller is that process), else 0;
+ * enter_highest_fd is the highest descriptor they keep, or -1. */
+void enter_userns(struct config *c);
+pid_t enter_pidns(struct config *c);
+/* enter_host_pid turns a pidfd into the host's pid (and closes it): how
+ * the intermediate learns PID 1's, which clone gave it in its own
+ * numbering. */
+pid_t enter_host_pid(int pidfd);
+int enter_highest_fd(const struct config *c);
 
 /* join.c: nsbox exec. nsbox_join enters the running sandbox whose PID 1
  * is c->join_pid (user namespace first) and starts the command there;
