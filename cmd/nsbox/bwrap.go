@@ -128,6 +128,18 @@ func (o *bwrapOpts) parse(argv []string) error {
 	return nil
 }
 
+// startsAsBwrap says whether args begin with an option of bubblewrap's
+// that is no word of nsbox's own command line (not --help or --version):
+// nsbox run that way is bwrap, as bubblewrap is when it runs itself again
+// through /proc/self/exe in a sandbox.
+func startsAsBwrap(args []string) bool {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "--version" {
+		return false
+	}
+	_, known := bwrapArity[args[0]]
+	return known
+}
+
 func (o *bwrapOpts) parseRecurse(argv []string, inFile bool) ([]string, error) {
 	if o.total > bwrapMaxArgs {
 		return nil, bwrapDie("Exceeded maximum number of arguments %d", bwrapMaxArgs)

@@ -152,6 +152,16 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		mounts = []sandbox.Mount{} // bubblewrap's root starts empty
 	}
 	for i := range mounts {
+		// bubblewrap resolves the sources first (realpath), and says so.
+		srcs := append([]string{mounts[i].Upper, mounts[i].Work}, mounts[i].Lower...)
+		if mounts[i].Type == sandbox.MountBind && !mounts[i].Optional {
+			srcs = append(srcs, mounts[i].Source)
+		}
+		for _, src := range srcs {
+			if _, err := os.Stat(src); src != "" && err != nil {
+				return nil, bwrapDie("Can't find source path %s: %s", src, errnoText(err))
+			}
+		}
 		if mounts[i].Type == sandbox.MountBind && !filepath.IsAbs(mounts[i].Source) {
 			if abs, err := filepath.Abs(mounts[i].Source); err == nil {
 				mounts[i].Source = abs

@@ -470,11 +470,18 @@ static void symlink_op(const struct mount_op *op)
 		created(pfd, name);
 	} else {
 		char have[PATH_MAX];
-		ssize_t n = errno == EEXIST ? readlinkat(pfd, name, have, sizeof have - 1) : -1;
-		if (n < 0 || (have[n] = '\0', strcmp(have, op->src) != 0)) {
-			errno = errno == EINVAL || n >= 0 ? EEXIST : errno;
-			fail("%s: create symlink %s", op->what, op->dst);
+		int exists = errno == EEXIST;
+		ssize_t n = exists ? readlinkat(pfd, name, have, sizeof have - 1) : -1;
+		if (n >= 0 && (have[n] = '\0', strcmp(have, op->src) != 0)) {
+			errno = EEXIST; /* (bubblewrap's words, which its callers match) */
+			fail("%s: Can't make symlink at %s: existing destination is %s", op->what, op->dst, have);
 		}
+		if (n < 0 && exists && errno == EINVAL) {
+			errno = EEXIST;
+			fail("%s: Can't make symlink at %s: destination exists and is not a symlink", op->what, op->dst);
+		}
+		if (n < 0)
+			fail("%s: create symlink %s", op->what, op->dst);
 	}
 	close(pfd);
 }
