@@ -23,7 +23,7 @@ import (
 // passes through.
 func bwrapMain(argv0 string, argv []string, stderr io.Writer) int {
 	o := newBwrapOpts()
-	o.progName = argv0
+	o.progName, o.stderr = argv0, stderr
 	err := bwrapRun(o, argv0, argv, stderr)
 	var exit bwrapExit
 	var bw bwrapError
@@ -170,6 +170,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		for j, l := range mounts[i].Lower {
 			if abs, err := filepath.Abs(l); err == nil && !filepath.IsAbs(l) {
 				mounts[i].Lower[j] = abs
+			}
+		}
+		for _, p := range []*string{&mounts[i].Upper, &mounts[i].Work} {
+			if abs, err := filepath.Abs(*p); err == nil && *p != "" && !filepath.IsAbs(*p) {
+				*p = abs
 			}
 		}
 		if !filepath.IsAbs(mounts[i].Destination) {
