@@ -96,6 +96,7 @@ func (m *Mount) op() stage.Op {
 		NonRecursive: m.NonRecursive,
 		Tun:          m.Tun,
 		Mode:         unixMode(m.Mode),
+		ModeSet:      m.ModeSet,
 		Size:         m.Size,
 		Data:         m.Data,
 		Lower:        m.Lower,

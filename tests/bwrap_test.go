@@ -134,6 +134,14 @@ sed -E 's/[0-9]{2,}/N/g' info status`
 	}
 }
 
+// TestBwrapPerms: --perms, 0000 included, for the op and the directories
+// made on the way to it.
+func TestBwrapPerms(t *testing.T) {
+	res := compareBwraps(t, t.TempDir(), `$B --ro-bind / / --tmpfs /tmp --perms 0000 --dir /tmp/p/d --perms 0 --tmpfs /tmp/t \
+  --perms 0700 --dir /tmp/q/d --perms 0705 --dir /tmp/r/d stat -c '%n %a' /tmp/p /tmp/p/d /tmp/t /tmp/q /tmp/q/d /tmp/r`)
+	res.Assert(t, icmd.Expected{Out: "/tmp/p 700\n/tmp/p/d 0\n/tmp/t 0\n/tmp/q 700\n/tmp/q/d 700\n/tmp/r 705\n"})
+}
+
 // TestBwrapArgsFD: options read NUL-separated from --args FD.
 func TestBwrapArgsFD(t *testing.T) {
 	dir := t.TempDir()

@@ -420,6 +420,7 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		}
 		p := fileMode(uint64(o.perms))
 		o.perms = -1
+		m.ModeSet = true
 		return p
 	}
 	switch arg {

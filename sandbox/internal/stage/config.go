@@ -102,6 +102,7 @@ type Op struct {
 	NonRecursive bool
 	Tun          bool
 	Mode         uint32 // the unix mode bits
+	ModeSet      bool   // Mode is meant even when 0
 	Size         int64  // sent when > 0
 	Data         []byte // sent, hex-encoded, for "file" only
 	Lower        []string
@@ -224,6 +225,7 @@ const (
 	mountFlagOwned
 	mountFlagNonRecursive
 	mountFlagTun
+	mountFlagModeSet
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -252,6 +254,9 @@ func (m *Op) encode(add func(k, v string)) {
 	}
 	if m.Tun {
 		fl |= mountFlagTun
+	}
+	if m.ModeSet {
+		fl |= mountFlagModeSet
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(m.Mode), 10))

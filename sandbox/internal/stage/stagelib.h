@@ -123,6 +123,9 @@ enum mount_type {
 #define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
 #define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
 #define MOUNT_TUN 32 /* a dev op that also holds the host's /dev/net/tun */
+#define MOUNT_MODE_SET 64 /* mode is meant even when 0 (else 0: the type's default) */
+/* OP_MODE is an op's mode, def when it has none. */
+#define OP_MODE(op, def) ((op)->mode || ((op)->flags & MOUNT_MODE_SET) ? (op)->mode : (def))
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;
