@@ -39,6 +39,21 @@ func TestEnterConfig(t *testing.T) {
 	assert.ErrorContains(t, s.Validate(), "Enter.CommandUser: needs Enter.User")
 }
 
+// TestWriteMapsConfig: maps the caller writes are read by PID 1, as an
+// entered namespace's are, and cannot be combined with one.
+func TestWriteMapsConfig(t *testing.T) {
+	s := testSpec()
+	s.Process.Terminal = false
+	s.Process.UID = uint32(os.Getuid())
+	s.Mapping.UIDs = nil // not applied, not checked
+	s.WriteMaps = func(int) error { return nil }
+	assert.NilError(t, s.Validate())
+	c := stageConfig(s, planNesting(s), -1)
+	assert.Assert(t, c.MapsLater && c.EnterUserns == 0 && c.NestIdentity && c.KeepUID && c.Nest == nil)
+	s.Enter.User = os.Stdin
+	assert.ErrorContains(t, s.Validate(), "WriteMaps: cannot be combined with Enter.User")
+}
+
 // TestCommandIsPID1Validate: the command as PID 1 needs a PID namespace
 // and no terminal.
 func TestCommandIsPID1Validate(t *testing.T) {

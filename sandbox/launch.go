@@ -26,7 +26,9 @@ import (
 //  2. write its uid_map and gid_map from out here (spec.Mapping.Apply:
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
-//     only the caller's own ids, and a notice to spec.Notify);
+//     only the caller's own ids, and a notice to spec.Notify). Not with
+//     spec.Enter.User, whose maps exist, nor with spec.WriteMaps, which
+//     writes them once PID 1 exists, while PID 1 waits;
 //  3. the stage creates the other namespaces (while we write the maps),
 //     becomes root in its user namespace and starts PID 1 as our own
 //     child;
@@ -116,8 +118,10 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
-		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
+	if spec.WriteMaps == nil {
+		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
+			return nil, fmt.Errorf("resume the sandbox stage: %w", err)
+		}
 	}
 
 	// 3. PID 1, our child thanks to CLONE_PARENT: its pid cannot be
@@ -147,6 +151,15 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
+	// 3a. The maps, by the caller (Spec.WriteMaps); PID 1 waits for them.
+	if spec.WriteMaps != nil {
+		if err := spec.WriteMaps(pid1.Pid); err != nil {
+			return nil, err
+		}
+		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
+			return nil, fmt.Errorf("resume PID 1 after the maps were written: %w", err)
+		}
+	}
 
 	// 3b. The network, served from here once PID 1 made its device.
 	var netStop func() error
@@ -228,7 +241,7 @@ func awaitExec(parent *os.File, pid1IsCommand bool) error {
 // the stage.
 func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
 	plan := spec.Mapping
-	if spec.Enter.User != nil {
+	if spec.Enter.User != nil || spec.WriteMaps != nil {
 		// Its maps are unknown here: any id may be mapped.
 		all := []mapping.Extent{{Inner: 0, Outer: 0, Count: 1<<32 - 1}}
 		plan = mapping.Plan{UIDs: all, GIDs: all}
@@ -266,8 +279,8 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		return nil, nil, userNamespaceError(err)
 	}
 	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
-	// entered user namespace has its maps.
-	if spec.Enter.User != nil {
+	// entered user namespace has its maps; WriteMaps writes them later.
+	if spec.Enter.User != nil || spec.WriteMaps != nil {
 		ok = true
 		return stageProc, parent, nil
 	}

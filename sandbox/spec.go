@@ -71,6 +71,18 @@ type Spec struct {
 	// and Start returns once the exec happened or failed. Needs
 	// Namespaces.PID; not with Process.Terminal (no init relays it).
 	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
+	// WriteMaps, if not nil, writes the maps of the sandbox's new user
+	// namespace instead of the launcher (bubblewrap's
+	// --userns-block-fd): it is called after Started with PID 1's host
+	// pid and must return once /proc/PID/uid_map and gid_map (and
+	// setgroups, as needed) are written; PID 1 waits for that before it
+	// does anything. Spec.Mapping is then not applied (nor checked), and
+	// Process.UID and GID are as for Enter.User: ids of those maps, and
+	// where they equal the launcher's own host ids the command keeps
+	// what they map to. The nested namespace is the identity over the
+	// ids written. An error from it stops the start. Not with
+	// Enter.User, whose maps exist.
+	WriteMaps func(pid int) error `json:"-"`
 	// Enter names existing namespaces the sandbox enters instead of
 	// creating its own (bubblewrap's --userns, --userns2 and --pidns).
 	// Not part of the JSON form.
@@ -274,7 +286,10 @@ func (s *Spec) Validate() error {
 	if s.Enter.CommandUser != nil && s.Enter.User == nil {
 		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: FixHint{FixText, "set Enter.User to its parent, or leave out Enter.CommandUser"}}
 	}
-	if s.Enter.User != nil {
+	if s.WriteMaps != nil && s.Enter.User != nil {
+		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: FixHint{FixText, "leave out WriteMaps or Enter.User"}}
+	}
+	if s.Enter.User != nil || s.WriteMaps != nil {
 		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {

@@ -55,7 +55,7 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 	if nest.nested {
 		c.Nest = &stage.Nest{UIDs: nest.uids, GIDs: nest.gids, UID: nest.outerUID, GID: nest.outerGID}
 	}
-	if s.Enter.User != nil {
+	if s.Enter.User != nil || s.WriteMaps != nil {
 		enterConfig(&c, s, nest.nested)
 	}
 	if s.Enter.PID != nil {
@@ -69,12 +69,16 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 // enterConfig is what changes with an entered user namespace
 // (Spec.Enter.User): the stage reads its maps (enter.c), where the plan
 // would have said what is mapped. Its descriptors follow the extra files.
+// The same holds for maps the caller writes (Spec.WriteMaps).
 func enterConfig(c *stage.Config, s *Spec, nested bool) {
 	fd := stage.ExtraFD + c.ExtraFDs
-	c.EnterUserns = fd
+	if s.Enter.User != nil {
+		c.EnterUserns = fd
+	}
 	if s.Enter.CommandUser != nil {
 		c.EnterUserns2 = fd + 1
 	}
+	c.MapsLater = s.WriteMaps != nil
 	c.SetupRoot, c.Setgroups, c.RootMapped = false, false, false
 	c.OwnerUID, c.OwnerGID = -1, -1
 	c.Nest = nil

@@ -191,3 +191,31 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 	res = icmd.RunCmd(icmd.Command(b, "--userns", "3", "--ro-bind", "/", "/", "true"), func(c *icmd.Cmd) { c.ExtraFiles = []*os.File{own} })
 	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: enter the given user namespace (setns): Invalid argument; fix: pass a user namespace below yours"})
 }
+
+// TestBwrapUsernsBlockFD: with --userns-block-fd the caller writes the
+// maps of the sandbox's user namespace (through child-pid from --info-fd)
+// and then writes to FD; the command runs with those maps. In nsbox it is
+// still locked in its nested namespace, the identity over the written
+// maps.
+func TestBwrapUsernsBlockFD(t *testing.T) {
+	dir := t.TempDir()
+	script := `rm -f blk info; mkfifo blk; exec 5<>blk
+$B --unshare-user --ro-bind / / --dev /dev --proc /proc --unshare-pid --info-fd 3 --userns-block-fd 4 $EXTRA \
+  sh -c 'id -u; id -g; stat -c "%u %g" /proc/self/status; mount -o remount,bind,rw / 2>/dev/null && echo remounted || echo locked' 3>info 4<blk &
+for i in $(seq 200); do grep -q child-pid info 2>/dev/null && break; sleep 0.05; done
+pid=$(sed -n 's/.*"child-pid": \([0-9]*\).*/\1/p' info)
+echo "0 $(id -u) 1" > /proc/$pid/uid_map || echo uid_map failed
+echo deny > /proc/$pid/setgroups
+echo "0 $(id -g) 1" > /proc/$pid/gid_map || echo gid_map failed
+echo go >&5
+wait $!; echo "exit $?"`
+	res := compareBwraps(t, dir, script)
+	res.Assert(t, icmd.Expected{Out: "0\n0\n0 0\nlocked\nexit 0\n"})
+	// Root with every capability: bubblewrap would let it remount (it
+	// makes no second namespace in this mode); nsbox's nesting does not.
+	res = runScript(bwrapLink(t), dir, "EXTRA='--cap-add ALL'\n"+script)
+	res.Assert(t, icmd.Expected{Out: "0\n0\n0 0\nlocked\nexit 0\n"})
+	// bubblewrap's conditions.
+	res = compareBwraps(t, dir, `$B --unshare-user --userns-block-fd 0 true; $B --userns-block-fd 0 --info-fd 1 true`)
+	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: --userns-block-fd requires --info-fd\nbwrap: --userns-block-fd requires --unshare-user\n"})
+}

@@ -183,14 +183,6 @@ func TestBwrapErrors(t *testing.T) {
 	icmd.RunCmd(icmd.Command(b, "--help")).Assert(t, icmd.Expected{Out: "usage: " + b + " [OPTIONS...]"})
 	icmd.RunCmd(icmd.Command(b, "--version")).Assert(t, icmd.Expected{Out: "bubblewrap 0.11.1"})
 	icmd.RunCmd(icmd.Command(nsboxBin, "bwrap", "--x")).Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: Unknown option --x"})
-	// What nsbox cannot do is refused, in bubblewrap's form.
-	for _, args := range [][]string{
-		{"--unshare-user", "--info-fd", "1", "--userns-block-fd", "0", "true"},
-	} {
-		res := icmd.RunCmd(icmd.Command(b, args...))
-		res.Assert(t, icmd.Expected{ExitCode: 1, Err: "not supported by nsbox"})
-		assert.Assert(t, strings.HasPrefix(res.Stderr(), "bwrap: --"), res.Stderr())
-	}
 }
 
 // TestBwrapDieWithParent: killing bwrap's caller kills the sandbox.

@@ -120,8 +120,6 @@ func (o *bwrapOpts) check() error {
 	switch {
 	case o.userns2FD >= 0 && o.usernsFD < 0:
 		return bwrapDie("--userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns")
-	case o.usernsBlockFD >= 0:
-		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
 	}
 	return nil
 }
@@ -350,18 +348,24 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 			return bwrapDie("Can't lock file %s: %v", l, errnoText(lerr.Err))
 		}
 	}
+	if o.usernsBlockFD >= 0 {
+		// As bubblewrap: the info names PID 1, whose maps the caller
+		// writes before it writes to FD (or closes it).
+		if _, err := unix.FcntlInt(uintptr(o.usernsBlockFD), unix.F_GETFD, 0); err != nil {
+			return bwrapDie("Invalid fd: %d", o.usernsBlockFD)
+		}
+		unix.CloseOnExec(o.usernsBlockFD)
+		spec.WriteMaps = func(int) error {
+			blockOn(o.usernsBlockFD)
+			return nil
+		}
+	}
 	if o.blockFD >= 0 {
 		// As bubblewrap: the sandbox is built (and the info written),
 		// and the command runs once FD has data or is closed.
 		unix.CloseOnExec(o.blockFD)
 		spec.BeforeExec = func() error {
-			var b [1]byte
-			for {
-				if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
-					break
-				}
-			}
-			unix.Close(o.blockFD)
+			blockOn(o.blockFD)
 			return nil
 		}
 	}
@@ -380,6 +384,18 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 	executed = true
 	go forwardSignals(sigs, sb)
 	return closeStatus(status, executed, sb.Wait())
+}
+
+// blockOn waits until fd has data (one byte is read) or is closed, then
+// closes it.
+func blockOn(fd int) {
+	var b [1]byte
+	for {
+		if _, err := unix.Read(fd, b[:]); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(fd)
 }
 
 // writeBwrapInfo writes bubblewrap's --info-fd document and the first
@@ -481,7 +497,7 @@ const bwrapOptionHelp = `    --help                       Print this help
     --seccomp FD                 Load and use seccomp rules from FD (not repeatable)
     --add-seccomp-fd FD          Load and use seccomp rules from FD (repeatable)
     --block-fd FD                Block on FD until some data to read is available
-    --userns-block-fd FD         Block on FD until the user namespace is ready (not supported)
+    --userns-block-fd FD         Block on FD until the user namespace is ready
     --info-fd FD                 Write information about the running container to FD
     --json-status-fd FD          Write container status to FD as multiple JSON documents
     --new-session                Create a new terminal session

@@ -68,6 +68,9 @@ type Config struct {
 	// has there (enter.c).
 	EnterUserns, EnterUserns2, EnterPidns int
 	NestIdentity, KeepUID, KeepGID        bool
+	// MapsLater: the maps are written after PID1 (Spec.WriteMaps); PID
+	// 1 waits for MAPS_DONE, then reads them as for EnterUserns.
+	MapsLater bool
 
 	JoinPID    int    // join the sandbox whose PID 1 this is (join.c)
 	JoinStart  uint64 // and whose start time this is
@@ -189,6 +192,7 @@ func (c *Config) Encode() []byte {
 	flag("nest-identity", c.NestIdentity)
 	flag("keep-uid", c.KeepUID)
 	flag("keep-gid", c.KeepGID)
+	flag("maps-later", c.MapsLater)
 	if c.JoinPID > 0 {
 		add("join-pid", strconv.Itoa(c.JoinPID))
 		add("join-start", strconv.FormatUint(c.JoinStart, 10))

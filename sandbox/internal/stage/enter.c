@@ -9,7 +9,10 @@
  *    maps are its own: the launcher writes none, and the stage reads
  *    them back (/proc/self/uid_map) for what the launcher would have
  *    decided from its plan: the nested namespace's identity maps, whether
- *    root is mapped (devpts), whom setup's files belong to.
+ *    root is mapped (devpts), whom setup's files belong to. The same
+ *    holds for maps the launcher's caller writes (Spec.WriteMaps,
+ *    bubblewrap's --userns-block-fd): PID 1 reads them once told they
+ *    are written.
  *  - The command's user namespace (--userns2), a child of that one,
  *    replaces the nested one nest.c makes: the command's process enters
  *    it and unshares a mount namespace there (nest_enter), so the mounts
@@ -55,17 +58,17 @@ static char *identity_of(const char *file, int *zero)
 	snprintf(path, sizeof path, "/proc/self/%s", file);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		fail("read the %s of the entered user namespace", file);
+		fail("read the %s of the sandbox's user namespace", file);
 	ssize_t n = 0, r = 0;
 	while ((size_t)n < sizeof buf - 1 && ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0 || (r < 0 && errno == EINTR)))
 		n += r > 0 ? r : 0;
 	close(fd);
 	if (r < 0)
-		fail("read the %s of the entered user namespace", file);
+		fail("read the %s of the sandbox's user namespace", file);
 	buf[n] = '\0';
 	char *out = malloc((size_t)n * 2 + 2);
 	if (!out)
-		fail("read the %s of the entered user namespace", file);
+		fail("read the %s of the sandbox's user namespace", file);
 	size_t off = 0;
 	*zero = 0;
 	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
@@ -79,7 +82,7 @@ static char *identity_of(const char *file, int *zero)
 	out[off] = '\0';
 	if (off == 0) {
 		errno = EINVAL;
-		fail_fix("pass a user namespace whose uid_map and gid_map are written", "the entered user namespace maps no %s",
+		fail_fix("write the user namespace's uid_map and gid_map first", "the sandbox's user namespace maps no %s",
 			 strcmp(file, "uid_map") ? "group" : "user");
 	}
 	return out;
@@ -94,7 +97,12 @@ void enter_userns(struct config *c)
 		fail("enter the given user namespace (setns)");
 	}
 	close(c->enter_userns);
-	/* The launcher knows nothing of its maps: decide here what it
+	enter_adopt_maps(c);
+}
+
+void enter_adopt_maps(struct config *c)
+{
+	/* The launcher knows nothing of the maps: decide here what it
 	 * decides from its plan. */
 	int uid0, gid0;
 	if (c->nest_identity) {
@@ -111,6 +119,8 @@ void enter_userns(struct config *c)
 		c->uid = getuid();
 	if (c->keep_gid)
 		c->gid = getgid();
+	c->nest_uid = c->uid;
+	c->nest_gid = c->gid;
 }
 
 pid_t enter_pidns(struct config *c)

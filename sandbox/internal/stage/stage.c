@@ -220,9 +220,10 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
 	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
 	{CFG_KEY("enter-pidns", CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity), .needs = "enter-userns"},
-	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid), .needs = "enter-userns"},
-	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid), .needs = "enter-userns"},
+	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity)},
+	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid)},
+	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid)},
+	{CFG_KEY("maps-later", CFG_BOOL, 0, maps_later)},
 	{.key = NULL},
 };
 
@@ -581,6 +582,13 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		;
 	close(pid1_gate[0]);
 	arm_parent_death();
+	/* maps-later: the launcher's caller writes our maps now (we are
+	 * still dumpable, so /proc/PID/uid_map is the caller's to write). */
+	if (c->maps_later) {
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_MAPS_DONE, &m));
+		enter_adopt_maps((struct config *)c); /* our own copy (clone without CLONE_VM) */
+	}
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -713,10 +721,13 @@ void nsbox_stage(void)
 	if (flags && unshare(flags) < 0)
 		unshare_errno = errno;
 
-	/* 3. The launcher writes uid_map and gid_map from outside. */
-	free(recv_msg(&m));
-	if (m.kind != NSBOX_MSG_MAPS_DONE)
-		_exit(125);
+	/* 3. The launcher writes uid_map and gid_map from outside; with
+	 * maps-later its caller does, once PID 1 exists, and PID 1 waits. */
+	if (!c.maps_later) {
+		free(recv_msg(&m));
+		if (m.kind != NSBOX_MSG_MAPS_DONE)
+			_exit(125);
+	}
 
 	/* 4. Become root of the namespace when root is mapped. Without that
 	 * we keep the full capability set the creator of a user namespace

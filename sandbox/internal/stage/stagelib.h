@@ -37,6 +37,7 @@ struct config {
 	int nest_identity; /* nest with the identity over the entered namespace's ids */
 	int keep_uid;      /* the command keeps the uid it has (not uid) */
 	int keep_gid;
+	int maps_later;    /* the launcher's caller writes the maps after PID1 (Spec.WriteMaps) */
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
@@ -220,6 +221,10 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
  * namespace is made below it (then the caller is that process), else 0;
  * enter_highest_fd is the highest descriptor they keep, or -1. */
 void enter_userns(struct config *c);
+/* enter_adopt_maps reads the maps of our user namespace, written by
+ * someone else (an entered namespace, or maps-later), into c: the nested
+ * identity maps, root_mapped, the owner ids and the kept ids. */
+void enter_adopt_maps(struct config *c);
 pid_t enter_pidns(struct config *c);
 /* enter_host_pid turns a pidfd into the host's pid (and closes it): how
  * the intermediate learns PID 1's, which clone gave it in its own
