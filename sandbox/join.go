@@ -70,8 +70,11 @@ type Target struct {
 // with that start time: what Join needs, from the spec's namespaces,
 // mapping, security settings and limits.
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
+	// Maps nsbox did not write (Enter.User, WriteMaps) may deny
+	// setgroups: do not count on it.
+	setgroups := spec.Mapping.SetgroupsAllowed() && spec.Enter.User == nil && spec.WriteMaps == nil
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits,
+		Setgroups: setgroups, Security: spec.Security, Limits: spec.Limits,
 		CommandIsPID1: spec.CommandIsPID1}
 }
 
