@@ -169,6 +169,14 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 	assert.Equal(t, nsInode(t, nsParent(t, secondPID)), nsInode(t, pidNS))
 	assert.Equal(t, nsInode(t, nsParent(t, openNS(t, secondCmd, "user"))), nsInode(t, outerUser))
 
+	// A --userns2 that is no child of --userns.
+	own, err := os.Open("/proc/self/ns/user")
+	assert.NilError(t, err)
+	defer own.Close()
+	res = icmd.RunCmd(icmd.Command(b, "--userns", "3", "--userns2", "4", "--ro-bind", "/", "/", "true"),
+		func(c *icmd.Cmd) { c.ExtraFiles = []*os.File{outerUser, own} })
+	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: enter the given command user namespace (setns) and make its mount namespace: Operation not permitted; fix: pass a child of the entered user namespace"})
+
 	// The second sandbox ends, then the first.
 	for _, name := range []string{fifo2, fifo} { // opening waits for the reader
 		f, err := os.OpenFile(name, os.O_WRONLY, 0)
@@ -185,9 +193,6 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 	icmd.RunCmd(icmd.Command(b, "--userns2", "0", "--ro-bind", "/", "/", "true")).Assert(t, icmd.Expected{ExitCode: 1,
 		Err: "bwrap: --userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns\n"})
 	icmd.RunCmd(icmd.Command(b, "--userns", "99", "--ro-bind", "/", "/", "true")).Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: Invalid fd: 99\n"})
-	own, err := os.Open("/proc/self/ns/user")
-	assert.NilError(t, err)
-	defer own.Close()
 	res = icmd.RunCmd(icmd.Command(b, "--userns", "3", "--ro-bind", "/", "/", "true"), func(c *icmd.Cmd) { c.ExtraFiles = []*os.File{own} })
 	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: enter the given user namespace (setns): Invalid argument; fix: pass a user namespace below yours"})
 }

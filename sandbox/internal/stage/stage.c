@@ -466,6 +466,9 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 	case 4:
 		fail("make the pseudo-terminal the command's controlling terminal");
 	case 5:
+		if (c->enter_userns2 >= 0)
+			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
+				 "enter the given command user namespace (setns) and make its mount namespace");
 		fail("create the command's nested user and mount namespace");
 	default:
 		fail("pass Process.ExtraFiles to the command");
