@@ -71,9 +71,11 @@ func (s *Sandbox) Exited(timeout time.Duration) bool {
 
 // CanHandOff reports whether HandOff can take this sandbox over: the
 // launcher has nothing to do for it but wait (no pseudo-terminal to relay,
-// no network to serve, no cgroup to remove, no standard stream to copy).
+// no network to serve, no cgroup to remove, no standard stream to copy),
+// and nsbox's init runs the command (not Spec.CommandIsPID1: the
+// supervisor speaks to that init).
 func (s *Sandbox) CanHandOff() bool {
-	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying()
+	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && !s.pid1IsCommand
 }
 
 // HandOff replaces the calling process, through execve(2) of its own
@@ -98,7 +100,7 @@ func (s *Sandbox) CanHandOff() bool {
 // caller's, to Wait for as usual.
 func (s *Sandbox) HandOff(h HandOff) error {
 	if !s.CanHandOff() {
-		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams); fix: Wait for it instead")
+		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams), or its command is PID 1; fix: Wait for it instead")
 	}
 	// The signal mask set below is the calling thread's, and that thread
 	// execs.

@@ -61,14 +61,21 @@ type Target struct {
 	// seccomp filter.
 	Security Security
 	Limits   Limits
+	// CommandIsPID1: the sandbox's command is its PID 1
+	// (Spec.CommandIsPID1), whose namespaces Join enters.
+	CommandIsPID1 bool
 }
 
 // TargetOf describes the running sandbox made from spec whose PID 1 is pid
 // with that start time: what Join needs, from the spec's namespaces,
 // mapping, security settings and limits.
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
+	// Maps nsbox did not write (Enter.User, WriteMaps) may deny
+	// setgroups: do not count on it.
+	setgroups := spec.Mapping.SetgroupsAllowed() && spec.Enter.User == nil && spec.WriteMaps == nil
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
-		Setgroups: spec.Mapping.SetgroupsAllowed(), Security: spec.Security, Limits: spec.Limits}
+		Setgroups: setgroups, Security: spec.Security, Limits: spec.Limits,
+		CommandIsPID1: spec.CommandIsPID1}
 }
 
 // Join starts p inside the running sandbox t, as nsbox exec does, and
@@ -138,6 +145,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		JoinPID:    t.Pid,
 		JoinStart:  t.StartTime,
 		JoinNested: t.Namespaces.Mount,
+		JoinPID1:   t.CommandIsPID1,
 		Security:   append(t.Security.records(p.UID), t.Limits.records()...),
 	}
 	if p.Terminal {

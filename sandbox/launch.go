@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
@@ -23,7 +26,9 @@ import (
 //  2. write its uid_map and gid_map from out here (spec.Mapping.Apply:
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
-//     only the caller's own ids, and a notice to spec.Notify);
+//     only the caller's own ids, and a notice to spec.Notify). Not with
+//     spec.Enter.User, whose maps exist, nor with spec.WriteMaps, which
+//     writes them once PID 1 exists, while PID 1 waits;
 //  3. the stage creates the other namespaces (while we write the maps),
 //     becomes root in its user namespace and starts PID 1 as our own
 //     child;
@@ -74,7 +79,10 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	stageProc, parent, err := startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+	// The stage's files: stdio, Process.ExtraFiles, then Spec.Enter's
+	// namespaces.
+	files := append(append([]*os.File(nil), stdio.files...), spec.Enter.files()...)
+	stageProc, parent, err := startMapped(ctx, spec, files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
 			retry := *spec
@@ -85,7 +93,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 				if spec.Notify != nil {
 					spec.Notify(notice)
 				}
-				stageProc, parent, err = startMapped(ctx, spec, stdio.files, ctty.Slot(), cg)
+				stageProc, parent, err = startMapped(ctx, spec, files, ctty.Slot(), cg)
 			}
 		}
 	}
@@ -110,8 +118,10 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
-		return nil, fmt.Errorf("resume the sandbox stage: %w", err)
+	if spec.WriteMaps == nil {
+		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
+			return nil, fmt.Errorf("resume the sandbox stage: %w", err)
+		}
 	}
 
 	// 3. PID 1, our child thanks to CLONE_PARENT: its pid cannot be
@@ -126,6 +136,13 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if _, err := stageProc.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
 	}
+	// With an entered PID namespace and a new one below it, a process
+	// made in the entered one cloned PID 1 (enter.c), our child too.
+	if mid := intermediateOf(m.Payload); mid > 0 {
+		if p, err := os.FindProcess(mid); err == nil {
+			p.Wait()
+		}
+	}
 	if spec.Started != nil {
 		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.Payload, spec.Namespaces)); err != nil {
 			return nil, err
@@ -134,6 +151,15 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
+	// 3a. The maps, by the caller (Spec.WriteMaps); PID 1 waits for them.
+	if spec.WriteMaps != nil {
+		if err := spec.WriteMaps(pid1.Pid); err != nil {
+			return nil, err
+		}
+		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
+			return nil, fmt.Errorf("resume PID 1 after the maps were written: %w", err)
+		}
+	}
 
 	// 3b. The network, served from here once PID 1 made its device.
 	var netStop func() error
@@ -174,20 +200,38 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			master.Close()
 		}
 	}()
-	if _, err := expect(parent, stage.MsgExecOK); err != nil {
+	if err := awaitExec(parent, spec.CommandIsPID1); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1)}
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1), pid1IsCommand: spec.CommandIsPID1}
 	if master != nil {
 		sb.pty = tty.Start(master, spec.Process.Stdin, spec.Process.Stdout)
 	}
 	sb.cancelOn(ctx, &spec.Process)
 	go sb.watch()
 	return sb, nil
+}
+
+// awaitExec waits for the command's exec: EXEC_OK from PID 1, or, when
+// PID 1 is the command (Spec.CommandIsPID1), the end of the socket, which
+// PID 1 holds close-on-exec (its failures come as messages before).
+func awaitExec(parent *os.File, pid1IsCommand bool) error {
+	if !pid1IsCommand {
+		_, err := expect(parent, stage.MsgExecOK)
+		return err
+	}
+	m, err := stage.ReadMessage(parent)
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("wait for the command's exec: %w", err)
+	}
+	return messageError(m, stage.MsgExecOK, " or the end of the socket")
 }
 
 // startMapped starts the stage (from a sealed copy of nsbox if the
@@ -202,13 +246,20 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
 		withTerminal(&cfg, int(rows), int(cols))
 	}
+	plan := spec.Mapping
+	if spec.Enter.User != nil || spec.WriteMaps != nil {
+		// Its maps are unknown here: any id may be mapped.
+		all := []mapping.Extent{{Inner: 0, Outer: 0, Count: 1<<32 - 1}}
+		plan = mapping.Plan{UIDs: all, GIDs: all}
+	}
 	// A stage that made its namespaces early serves only the sandbox
-	// that wants exactly those, and not one put into a cgroup below.
+	// that wants exactly those, enters none, and is not put into a
+	// cgroup below.
 	unshare := cfg.Unshare
-	if cg != nil || cfg.JoinPID != 0 {
+	if cg != nil || cfg.JoinPID != 0 || spec.Enter != (Enter{}) {
 		unshare = -1
 	}
-	stageProc, parent, err := startStage(files, spec.Mapping, unshare)
+	stageProc, parent, err := startStage(files, plan, unshare)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -234,7 +285,12 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	if _, err := expect(parent, stage.MsgUsernsReady); err != nil {
 		return nil, nil, userNamespaceError(err)
 	}
-	// (nest.plan: spec.Mapping, or its setup form, see nested.go.)
+	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
+	// entered user namespace has its maps; WriteMaps writes them later.
+	if spec.Enter.User != nil || spec.WriteMaps != nil {
+		ok = true
+		return stageProc, parent, nil
+	}
 	if err := nest.plan.Apply(stageProc.Pid); err != nil {
 		err = fmt.Errorf("set up the uid/gid maps: %w", err)
 		if explained := mapError(err, nest.plan); explained != err {
@@ -244,6 +300,18 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	}
 	ok = true
 	return stageProc, parent, nil
+}
+
+// intermediateOf reads the "intermediate=PID" line of PID1's payload
+// (enter.c), 0 if there is none.
+func intermediateOf(payload []byte) int {
+	for line := range strings.Lines(string(payload)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "intermediate="); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.

@@ -82,6 +82,9 @@ type Mount struct {
 	// less group (other) read and search when Mode gives the group
 	// (others) nothing, as bubblewrap's --perms does.
 	Mode fs.FileMode `json:"mode,omitempty"`
+	// ModeSet makes a zero Mode mean mode 0000 (bubblewrap's --perms
+	// 0000), not the type's default.
+	ModeSet bool `json:"modeSet,omitempty"`
 	// Size limits a tmpfs, in bytes; 0 is the kernel's default.
 	Size int64 `json:"size,omitempty"`
 	// Data is the content of a MountFile.

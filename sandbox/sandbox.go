@@ -28,6 +28,8 @@ type Sandbox struct {
 	netStop func() error
 	// handOffReady gets PID 1's HANDOFF_READY (watch reads it).
 	handOffReady chan struct{}
+	// pid1IsCommand: PID 1 is the command (Spec.CommandIsPID1).
+	pid1IsCommand bool
 
 	waitDelay time.Duration // Process.WaitDelay
 	state     *ProcessState // from PID 1's EXITED; written by watch before done closes
@@ -61,7 +63,7 @@ func (s *Sandbox) cancelOn(ctx context.Context, p *Process) {
 
 // Pid returns a host pid: for a sandbox from Start, its PID 1's (nsbox's
 // init, the parent of the command; signals sent to it reach the command,
-// and its death ends the sandbox); for a command from Join, the joined
+// and its death ends the sandbox; with Spec.CommandIsPID1 the command's); for a command from Join, the joined
 // command's own.
 func (s *Sandbox) Pid() int { return s.pid1.Pid }
 

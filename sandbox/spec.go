@@ -59,6 +59,73 @@ type Spec struct {
 	// Network, when set, gives the sandbox a TAP device served from the
 	// launcher (see net.go); nil leaves only lo.
 	Network *Network `json:"network,omitempty"`
+	// CommandIsPID1 runs the command as PID 1 of the sandbox's PID
+	// namespace, without nsbox's init (bubblewrap's --as-pid-1): after
+	// setup PID 1 executes the command itself instead of forking it.
+	// The command then reaps the orphans of the sandbox, gets only the
+	// signals it has handlers for (the kernel's rule for a namespace's
+	// init; SIGKILL always), and its end ends the sandbox. It is locked
+	// in as a forked command is: a short-lived child of PID 1 writes the
+	// maps of its nested user namespace (nested.go) and exits before the
+	// exec. Sandbox.ProcessState stays nil (no init reports the usage),
+	// and Start returns once the exec happened or failed. Needs
+	// Namespaces.PID; not with Process.Terminal (no init relays it).
+	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
+	// WriteMaps, if not nil, writes the maps of the sandbox's new user
+	// namespace instead of the launcher (bubblewrap's
+	// --userns-block-fd): it is called after Started with PID 1's host
+	// pid and must return once /proc/PID/uid_map and gid_map (and
+	// setgroups, as needed) are written; PID 1 waits for that before it
+	// does anything. Spec.Mapping is then not applied (nor checked), and
+	// Process.UID and GID are as for Enter.User: ids of those maps, and
+	// where they equal the launcher's own host ids the command keeps
+	// what they map to. The nested namespace is the identity over the
+	// ids written. An error from it stops the start. Not with
+	// Enter.User, whose maps exist.
+	WriteMaps func(pid int) error `json:"-"`
+	// Enter names existing namespaces the sandbox enters instead of
+	// creating its own (bubblewrap's --userns, --userns2 and --pidns).
+	// Not part of the JSON form.
+	Enter Enter `json:"-"`
+}
+
+// Enter holds open namespace files (/proc/PID/ns/user, …/pid, or any
+// descriptor of one) for Spec.Enter. Start passes them to the stage and
+// closes nothing; the caller may close them once Start returns.
+type Enter struct {
+	// User is a user namespace the sandbox's other namespaces are
+	// created in, instead of a new one. The launcher needs
+	// CAP_SYS_ADMIN there: one its own uid created, below its own user
+	// namespace. Its maps are its own: Spec.Mapping is not applied (nor
+	// checked), Process.UID and GID are ids of this namespace, and where
+	// they equal the launcher's own host uid (gid) the command keeps the
+	// id the launcher has there, as bubblewrap does. The command still
+	// gets a nested user and mount namespace (nested.go), the identity
+	// over the ids User maps, unless CommandUser is given.
+	User *os.File
+	// CommandUser is a user namespace, a child of User, that the command
+	// enters after setup (bubblewrap's --userns2), instead of the nested
+	// one nsbox makes; the command copies the mounts into a new mount
+	// namespace there, which locks them as nsbox's nesting does. Needs
+	// User.
+	CommandUser *os.File
+	// PID is a PID namespace PID 1 is started in: with Namespaces.PID, in
+	// a new PID namespace below it, as its init; without, as one more
+	// process of it (not its init), which reaps the sandbox's orphans as
+	// a subreaper. A MountProc mount shows it. It must be owned by the
+	// sandbox's user namespace (User, or the new one) or one below it.
+	PID *os.File
+}
+
+// files returns the namespaces given, in the order the stage gets them.
+func (e Enter) files() []*os.File {
+	var fs []*os.File
+	for _, f := range []*os.File{e.User, e.CommandUser, e.PID} {
+		if f != nil {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -207,8 +274,23 @@ func (s *Spec) Validate() error {
 	if s.Process.Terminal && !s.Namespaces.Mount {
 		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: FixHint{FixOwnNamespace, "mnt"}}
 	}
+	if s.CommandIsPID1 && !s.Namespaces.PID {
+		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: FixHint{FixOwnNamespace, "pid"}}
+	}
+	if s.CommandIsPID1 && s.Process.Terminal {
+		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: FixHint{FixText, "leave out Process.Terminal or CommandIsPID1"}}
+	}
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
+	}
+	if s.Enter.CommandUser != nil && s.Enter.User == nil {
+		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: FixHint{FixText, "set Enter.User to its parent, or leave out Enter.CommandUser"}}
+	}
+	if s.WriteMaps != nil && s.Enter.User != nil {
+		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: FixHint{FixText, "leave out WriteMaps or Enter.User"}}
+	}
+	if s.Enter.User != nil || s.WriteMaps != nil {
+		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
 		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
@@ -219,6 +301,12 @@ func (s *Spec) Validate() error {
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
 		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
 	}
+	return s.validateRest()
+}
+
+// validateRest is Validate after the id maps, which an entered user
+// namespace (Enter.User) brings along instead.
+func (s *Spec) validateRest() error {
 	if err := s.validateMounts(); err != nil {
 		return err
 	}

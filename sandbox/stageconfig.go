@@ -19,28 +19,29 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 	ns := s.Namespaces
 	m := nest.plan
 	c := stage.Config{
-		Unshare:    ns.cloneFlags(),
-		SetupRoot:  m.MapsInnerUID(0) && m.MapsInnerGID(0),
-		Setgroups:  m.SetgroupsAllowed(),
-		MountProc:  ns.Mount && ns.PID,
-		LoopbackUp: ns.Net,
-		NoNewPrivs: s.Process.NoNewPrivs,
-		TTY:        ttyFD,
-		ExtraFDs:   len(s.Process.ExtraFiles),
-		UID:        s.Process.UID,
-		GID:        s.Process.GID,
-		Hostname:   s.Hostname,
-		Cwd:        s.Process.Cwd,
-		Args:       s.Process.Args,
-		Argv0:      s.Process.Argv0,
-		ExecWait:   s.BeforeExec != nil,
-		Env:        s.Process.Env,
-		NewRoot:    s.Mounts != nil && ns.Mount,
-		OwnerUID:   innerOf(m.UIDs, m.HostUID),
-		OwnerGID:   innerOf(m.GIDs, m.HostGID),
-		RootMapped: m.MapsInnerUID(0) && m.MapsInnerGID(0),
-		Security:   append(s.Security.records(s.Process.UID), s.Limits.records()...),
-		Network:    recordList(s.Network.records),
+		Unshare:     ns.cloneFlags(),
+		SetupRoot:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		Setgroups:   m.SetgroupsAllowed(),
+		MountProc:   ns.Mount && ns.PID,
+		LoopbackUp:  ns.Net,
+		NoNewPrivs:  s.Process.NoNewPrivs,
+		TTY:         ttyFD,
+		ExtraFDs:    len(s.Process.ExtraFiles),
+		UID:         s.Process.UID,
+		GID:         s.Process.GID,
+		Hostname:    s.Hostname,
+		Cwd:         s.Process.Cwd,
+		Args:        s.Process.Args,
+		Argv0:       s.Process.Argv0,
+		ExecWait:    s.BeforeExec != nil,
+		PID1Command: s.CommandIsPID1,
+		Env:         s.Process.Env,
+		NewRoot:     s.Mounts != nil && ns.Mount,
+		OwnerUID:    innerOf(m.UIDs, m.HostUID),
+		OwnerGID:    innerOf(m.GIDs, m.HostGID),
+		RootMapped:  m.MapsInnerUID(0) && m.MapsInnerGID(0),
+		Security:    append(s.Security.records(s.Process.UID), s.Limits.records()...),
+		Network:     recordList(s.Network.records),
 	}
 	if c.NewRoot {
 		c.Ops = make([]stage.Op, len(s.Mounts))
@@ -54,7 +55,36 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 	if nest.nested {
 		c.Nest = &stage.Nest{UIDs: nest.uids, GIDs: nest.gids, UID: nest.outerUID, GID: nest.outerGID}
 	}
+	if s.Enter.User != nil || s.WriteMaps != nil {
+		enterConfig(&c, s, nest.nested)
+	}
+	if s.Enter.PID != nil {
+		// (After User and CommandUser, as Enter.files orders them.)
+		c.EnterPidns = stage.ExtraFD + c.ExtraFDs + len(s.Enter.files()) - 1
+		c.MountProc = ns.Mount
+	}
 	return c
+}
+
+// enterConfig is what changes with an entered user namespace
+// (Spec.Enter.User): the stage reads its maps (enter.c), where the plan
+// would have said what is mapped. Its descriptors follow the extra files.
+// The same holds for maps the caller writes (Spec.WriteMaps).
+func enterConfig(c *stage.Config, s *Spec, nested bool) {
+	fd := stage.ExtraFD + c.ExtraFDs
+	if s.Enter.User != nil {
+		c.EnterUserns = fd
+	}
+	if s.Enter.CommandUser != nil {
+		c.EnterUserns2 = fd + 1
+	}
+	c.MapsLater = s.WriteMaps != nil
+	c.SetupRoot, c.Setgroups, c.RootMapped = false, false, false
+	c.OwnerUID, c.OwnerGID = -1, -1
+	c.Nest = nil
+	c.NestIdentity = nested && s.Enter.CommandUser == nil
+	c.KeepUID = s.Process.UID == uint32(os.Getuid())
+	c.KeepGID = s.Process.GID == uint32(os.Getgid())
 }
 
 // op is the stage's mount op for m.
@@ -70,6 +100,7 @@ func (m *Mount) op() stage.Op {
 		NonRecursive: m.NonRecursive,
 		Tun:          m.Tun,
 		Mode:         unixMode(m.Mode),
+		ModeSet:      m.ModeSet,
 		Size:         m.Size,
 		Data:         m.Data,
 		Lower:        m.Lower,

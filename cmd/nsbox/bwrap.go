@@ -72,6 +72,8 @@ type bwrapOpts struct {
 	label                               string // --exec-label or --file-label, refused
 	args                                []string
 	progName                            string // argv[0], for usage
+	stderr                              io.Writer
+	given                               map[string]bool // bwrapLastWins options seen
 
 	// Modifiers of the next op.
 	perms       int   // -1: unset
@@ -126,6 +128,18 @@ func (o *bwrapOpts) parse(argv []string) error {
 	}
 	o.args = rest
 	return nil
+}
+
+// startsAsBwrap says whether args begin with an option of bubblewrap's
+// that is no word of nsbox's own command line (not --help or --version):
+// nsbox run that way is bwrap, as bubblewrap is when it runs itself again
+// through /proc/self/exe in a sandbox.
+func startsAsBwrap(args []string) bool {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "--version" {
+		return false
+	}
+	_, known := bwrapArity[args[0]]
+	return known
 }
 
 func (o *bwrapOpts) parseRecurse(argv []string, inFile bool) ([]string, error) {
@@ -205,7 +219,26 @@ func (o *bwrapOpts) parseArgsFD(s string) error {
 }
 
 // option applies one option and its values.
+// bwrapLastWins are the options bubblewrap warns about when given twice:
+// only the last one counts.
+var bwrapLastWins = map[string]bool{"--chdir": true, "--exec-label": true, "--file-label": true, "--sync-fd": true,
+	"--block-fd": true, "--userns-block-fd": true, "--info-fd": true, "--json-status-fd": true, "--seccomp": true,
+	"--userns": true, "--userns2": true, "--pidns": true, "--uid": true, "--gid": true, "--hostname": true}
+
 func (o *bwrapOpts) option(arg string, v []string) error {
+	if bwrapLastWins[arg] {
+		if o.given[arg] && o.stderr != nil {
+			prefix := "bwrap: "
+			if o.levelPrefix {
+				prefix = "<4>bwrap: " // LOG_WARNING
+			}
+			fmt.Fprintf(o.stderr, "%sOnly the last %s option will take effect\n", prefix, arg)
+		}
+		if o.given == nil {
+			o.given = map[string]bool{}
+		}
+		o.given[arg] = true
+	}
 	switch arg {
 	case "--help":
 		fmt.Fprint(os.Stdout, bwrapUsage(o.progName))
@@ -387,6 +420,7 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		}
 		p := fileMode(uint64(o.perms))
 		o.perms = -1
+		m.ModeSet = true
 		return p
 	}
 	switch arg {

@@ -23,7 +23,7 @@ import (
 // passes through.
 func bwrapMain(argv0 string, argv []string, stderr io.Writer) int {
 	o := newBwrapOpts()
-	o.progName = argv0
+	o.progName, o.stderr = argv0, stderr
 	err := bwrapRun(o, argv0, argv, stderr)
 	var exit bwrapExit
 	var bw bwrapError
@@ -118,14 +118,8 @@ func (o *bwrapOpts) check() error {
 	// What nsbox cannot do: refused, so that nobody gets less isolation
 	// than asked for.
 	switch {
-	case o.usernsFD >= 0 || o.userns2FD >= 0:
-		return bwrapDie("--userns and --userns2 are not supported by nsbox: it always creates the sandbox's user namespace itself and cannot join an existing one; fix: drop the option (nsbox exec joins nsbox's own sandboxes)")
-	case o.pidnsFD >= 0:
-		return bwrapDie("--pidns is not supported by nsbox: it cannot join an existing PID namespace; fix: drop the option, or use --unshare-pid")
-	case o.usernsBlockFD >= 0:
-		return bwrapDie("--userns-block-fd is not supported by nsbox: nsbox writes the sandbox's uid and gid maps itself; fix: drop the option and let nsbox map your ids (--uid/--gid)")
-	case o.asPID1:
-		return bwrapDie("--as-pid-1 is not supported by nsbox: its own init is always PID 1 and runs the command as PID 2; fix: drop the option")
+	case o.userns2FD >= 0 && o.usernsFD < 0:
+		return bwrapDie("--userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns")
 	}
 	return nil
 }
@@ -147,11 +141,25 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	if err != nil {
 		return nil, bwrapDie("plan the uid/gid maps: %v", err)
 	}
+	enter, err := o.enter()
+	if err != nil {
+		return nil, err
+	}
 	mounts := o.mounts
 	if mounts == nil {
 		mounts = []sandbox.Mount{} // bubblewrap's root starts empty
 	}
 	for i := range mounts {
+		// bubblewrap resolves the sources first (realpath), and says so.
+		srcs := append([]string{mounts[i].Upper, mounts[i].Work}, mounts[i].Lower...)
+		if mounts[i].Type == sandbox.MountBind && !mounts[i].Optional {
+			srcs = append(srcs, mounts[i].Source)
+		}
+		for _, src := range srcs {
+			if _, err := os.Stat(src); src != "" && err != nil {
+				return nil, bwrapDie("Can't find source path %s: %s", src, errnoText(err))
+			}
+		}
 		if mounts[i].Type == sandbox.MountBind && !filepath.IsAbs(mounts[i].Source) {
 			if abs, err := filepath.Abs(mounts[i].Source); err == nil {
 				mounts[i].Source = abs
@@ -160,6 +168,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		for j, l := range mounts[i].Lower {
 			if abs, err := filepath.Abs(l); err == nil && !filepath.IsAbs(l) {
 				mounts[i].Lower[j] = abs
+			}
+		}
+		for _, p := range []*string{&mounts[i].Upper, &mounts[i].Work} {
+			if abs, err := filepath.Abs(*p); err == nil && *p != "" && !filepath.IsAbs(*p) {
+				*p = abs
 			}
 		}
 		if !filepath.IsAbs(mounts[i].Destination) {
@@ -187,9 +200,11 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		},
 		Namespaces: sandbox.Namespaces{Mount: true, PID: o.unsharePID, Net: o.unshareNet, IPC: o.unshareIPC,
 			UTS: o.unshareUTS, Cgroup: o.unshareCgroup || (o.cgroupTr && cgroupNSExists())},
-		Hostname: o.hostname,
-		Mapping:  plan,
-		Mounts:   mounts,
+		Hostname:      o.hostname,
+		Mapping:       plan,
+		CommandIsPID1: o.asPID1,
+		Enter:         enter,
+		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
 			SeccompPrograms:      o.seccomp,
@@ -202,6 +217,26 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		return nil, bwrapDie("%v", err)
 	}
 	return spec, nil
+}
+
+// enter opens the namespaces of --userns, --userns2 and --pidns.
+func (o *bwrapOpts) enter() (sandbox.Enter, error) {
+	var e sandbox.Enter
+	for _, n := range []struct {
+		fd   int
+		name string
+		to   **os.File
+	}{{o.usernsFD, "userns", &e.User}, {o.userns2FD, "userns2", &e.CommandUser}, {o.pidnsFD, "pidns", &e.PID}} {
+		if n.fd < 0 {
+			continue
+		}
+		if _, err := unix.FcntlInt(uintptr(n.fd), unix.F_GETFD, 0); err != nil {
+			return e, bwrapDie("Invalid fd: %d", n.fd)
+		}
+		unix.CloseOnExec(n.fd)
+		*n.to = os.NewFile(uintptr(n.fd), n.name)
+	}
+	return e, nil
 }
 
 func cgroupNSExists() bool {
@@ -313,18 +348,24 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 			return bwrapDie("Can't lock file %s: %v", l, errnoText(lerr.Err))
 		}
 	}
+	if o.usernsBlockFD >= 0 {
+		// As bubblewrap: the info names PID 1, whose maps the caller
+		// writes before it writes to FD (or closes it).
+		if _, err := unix.FcntlInt(uintptr(o.usernsBlockFD), unix.F_GETFD, 0); err != nil {
+			return bwrapDie("Invalid fd: %d", o.usernsBlockFD)
+		}
+		unix.CloseOnExec(o.usernsBlockFD)
+		spec.WriteMaps = func(int) error {
+			blockOn(o.usernsBlockFD)
+			return nil
+		}
+	}
 	if o.blockFD >= 0 {
 		// As bubblewrap: the sandbox is built (and the info written),
 		// and the command runs once FD has data or is closed.
 		unix.CloseOnExec(o.blockFD)
 		spec.BeforeExec = func() error {
-			var b [1]byte
-			for {
-				if _, err := unix.Read(o.blockFD, b[:]); err != unix.EINTR {
-					break
-				}
-			}
-			unix.Close(o.blockFD)
+			blockOn(o.blockFD)
 			return nil
 		}
 	}
@@ -343,6 +384,18 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 	executed = true
 	go forwardSignals(sigs, sb)
 	return closeStatus(status, executed, sb.Wait())
+}
+
+// blockOn waits until fd has data (one byte is read) or is closed, then
+// closes it.
+func blockOn(fd int) {
+	var b [1]byte
+	for {
+		if _, err := unix.Read(fd, b[:]); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(fd)
 }
 
 // writeBwrapInfo writes bubblewrap's --info-fd document and the first
@@ -402,11 +455,11 @@ const bwrapOptionHelp = `    --help                       Print this help
     --unshare-uts                Create new uts namespace
     --unshare-cgroup             Create new cgroup namespace
     --unshare-cgroup-try         Create new cgroup namespace if possible else continue by skipping it
-    --userns FD                  Use this user namespace (not supported)
-    --userns2 FD                 After setup switch to this user namespace (not supported)
+    --userns FD                  Use this user namespace (cannot combine with --unshare-user)
+    --userns2 FD                 After setup switch to this user namespace, only useful with --userns
     --disable-userns             Disable further use of user namespaces inside sandbox
     --assert-userns-disabled     Fail unless further use of user namespace inside sandbox is disabled
-    --pidns FD                   Use this pid namespace (not supported)
+    --pidns FD                   Use this pid namespace (as parent namespace if using --unshare-pid)
     --uid UID                    Custom uid in the sandbox
     --gid GID                    Custom gid in the sandbox
     --hostname NAME              Custom hostname in the sandbox (requires --unshare-uts)
@@ -444,12 +497,12 @@ const bwrapOptionHelp = `    --help                       Print this help
     --seccomp FD                 Load and use seccomp rules from FD (not repeatable)
     --add-seccomp-fd FD          Load and use seccomp rules from FD (repeatable)
     --block-fd FD                Block on FD until some data to read is available
-    --userns-block-fd FD         Block on FD until the user namespace is ready (not supported)
+    --userns-block-fd FD         Block on FD until the user namespace is ready
     --info-fd FD                 Write information about the running container to FD
     --json-status-fd FD          Write container status to FD as multiple JSON documents
     --new-session                Create a new terminal session
     --die-with-parent            Kills with SIGKILL child process (COMMAND) when bwrap or bwrap's parent dies.
-    --as-pid-1                   Do not install a reaper process with PID=1 (not supported)
+    --as-pid-1                   Do not install a reaper process with PID=1
     --cap-add CAP                Add cap CAP when running as privileged user
     --cap-drop CAP               Drop cap CAP when running as privileged user
     --perms OCTAL                Set permissions of next argument (--bind-data, --file, etc.)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/nsbox/nsbox/sandbox"
@@ -83,4 +84,13 @@ func TestSandboxDir(t *testing.T) {
 	assert.Assert(t, !sandboxDir(ms, "/etc"))
 	assert.Equal(t, hostPathOf(ms, "/usr/share/x"), "/usr/share/x")
 	assert.Equal(t, hostPathOf(ms, "/tmp/made/x"), "")
+}
+
+func TestStartsAsBwrap(t *testing.T) {
+	for args, want := range map[string]bool{
+		"--unshare-all --bind / / true": true, "--ro-bind / / true": true, "--args 3": true,
+		"run --ro-bind / / true": false, "--help": false, "--version": false, "": false, "--x": false, "bwrap --bind / / true": false,
+	} {
+		assert.Equal(t, startsAsBwrap(strings.Fields(args)), want, args)
+	}
 }

@@ -51,7 +51,9 @@ Run 'nsbox help run' for the flags of run.
 
 func main() {
 	sandbox.Init()
-	if filepath.Base(os.Args[0]) == "bwrap" { // a bwrap symlink: bwrap.go
+	// A bwrap symlink, or bubblewrap's options where nsbox's command
+	// goes (a bwrap sandbox running /proc/self/exe again): bwrap.go.
+	if filepath.Base(os.Args[0]) == "bwrap" || startsAsBwrap(os.Args[1:]) {
 		os.Exit(bwrapMain(os.Args[0], os.Args[1:], os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

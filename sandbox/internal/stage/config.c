@@ -423,6 +423,7 @@ void config_defaults(struct config *c)
 	c->tty_fd = -1;
 	c->owner_uid = c->owner_gid = -1;
 	c->nest_uid = c->nest_gid = -1;
+	c->enter_userns = c->enter_userns2 = c->enter_pidns = -1;
 }
 
 /* --- writing a config back out (tests) -------------------------------------- */

@@ -13,6 +13,10 @@ import (
 	"github.com/nsbox/nsbox/mapping"
 )
 
+// ExtraFD is the stage's descriptor of the command's first extra file;
+// Spec.Enter's namespaces follow the extra files.
+const ExtraFD = C.NSBOX_STAGE_FD + 1
+
 // ConfigVersion is the CONFIG protocol's version (stage.h), sent as the
 // first record: a stage of another build refuses the message.
 const ConfigVersion = C.NSBOX_CONFIG_VERSION
@@ -33,14 +37,17 @@ type Config struct {
 	LoopbackUp bool // bring lo up in the new network namespace
 	NoNewPrivs bool
 	ExecWait   bool // PID 1 waits for EXEC_GO before exec (Spec.BeforeExec)
-	TTY        int  // the command's controlling terminal fd, -1 for none (always sent)
-	ExtraFDs   int  // extra files: at fds 4… in the stage, 3… in the command
-	UID, GID   uint32
-	Hostname   string
-	Cwd        string
-	Args       []string
-	Argv0      string // "": Args[0]
-	Env        []string
+	// PID1Command: PID 1 execs the command itself (Spec.CommandIsPID1);
+	// the socket's EOF, not EXEC_OK, then tells the launcher it ran.
+	PID1Command bool
+	TTY         int // the command's controlling terminal fd, -1 for none (always sent)
+	ExtraFDs    int // extra files: at fds 4… in the stage, 3… in the command
+	UID, GID    uint32
+	Hostname    string
+	Cwd         string
+	Args        []string
+	Argv0       string // "": Args[0]
+	Env         []string
 
 	// NewRoot builds a fresh root from Ops; the fields up to Ops are sent
 	// only with it.
@@ -55,9 +62,20 @@ type Config struct {
 	// Nest, if not nil, asks for a nested user namespace for the command.
 	Nest *Nest
 
+	// Enter*: existing namespaces (Spec.Enter), as the stage's fds (-1
+	// or 0: none); with EnterUserns, NestIdentity nests with the
+	// identity over its ids and KeepUID/KeepGID keep the ids the process
+	// has there (enter.c).
+	EnterUserns, EnterUserns2, EnterPidns int
+	NestIdentity, KeepUID, KeepGID        bool
+	// MapsLater: the maps are written after PID1 (Spec.WriteMaps); PID
+	// 1 waits for MAPS_DONE, then reads them as for EnterUserns.
+	MapsLater bool
+
 	JoinPID    int    // join the sandbox whose PID 1 this is (join.c)
 	JoinStart  uint64 // and whose start time this is
 	JoinNested bool   // that sandbox's command has a nested user namespace
+	JoinPID1   bool   // that sandbox's command is its PID 1 (PID1Command)
 
 	PTY              bool // PID 1 allocates the command's pseudo-terminal (pty.c)
 	PTYRows, PTYCols int  // and its window size
@@ -87,6 +105,7 @@ type Op struct {
 	NonRecursive bool
 	Tun          bool
 	Mode         uint32 // the unix mode bits
+	ModeSet      bool   // Mode is meant even when 0
 	Size         int64  // sent when > 0
 	Data         []byte // sent, hex-encoded, for "file" only
 	Lower        []string
@@ -122,6 +141,7 @@ func (c *Config) Encode() []byte {
 	flag("lo", c.LoopbackUp)
 	flag("no-new-privs", c.NoNewPrivs)
 	flag("exec-wait", c.ExecWait)
+	flag("pid1-command", c.PID1Command)
 	add("tty", strconv.Itoa(c.TTY))
 	if c.ExtraFDs > 0 {
 		add("extra-fds", strconv.Itoa(c.ExtraFDs))
@@ -161,10 +181,23 @@ func (c *Config) Encode() []byte {
 		add("nest-uid", strconv.FormatUint(uint64(n.UID), 10))
 		add("nest-gid", strconv.FormatUint(uint64(n.GID), 10))
 	}
+	for _, e := range []struct {
+		k  string
+		fd int
+	}{{"enter-userns", c.EnterUserns}, {"enter-userns2", c.EnterUserns2}, {"enter-pidns", c.EnterPidns}} {
+		if e.fd > 0 {
+			add(e.k, strconv.Itoa(e.fd))
+		}
+	}
+	flag("nest-identity", c.NestIdentity)
+	flag("keep-uid", c.KeepUID)
+	flag("keep-gid", c.KeepGID)
+	flag("maps-later", c.MapsLater)
 	if c.JoinPID > 0 {
 		add("join-pid", strconv.Itoa(c.JoinPID))
 		add("join-start", strconv.FormatUint(c.JoinStart, 10))
 		flag("join-nested", c.JoinNested)
+		flag("join-pid1-command", c.JoinPID1)
 	}
 	if c.PTY {
 		add("pty", "1")
@@ -196,6 +229,7 @@ const (
 	mountFlagOwned
 	mountFlagNonRecursive
 	mountFlagTun
+	mountFlagModeSet
 )
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
@@ -224,6 +258,9 @@ func (m *Op) encode(add func(k, v string)) {
 	}
 	if m.Tun {
 		fl |= mountFlagTun
+	}
+	if m.ModeSet {
+		fl |= mountFlagModeSet
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(m.Mode), 10))

@@ -172,8 +172,10 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	/* PID 1 is not dumpable (nobody may read its descriptors), so the
 	 * namespaces are the command's: the sandbox's own, and with a nested
 	 * user and mount namespace (sandbox/nested.go) those of the nesting,
-	 * so a joined command shares the command's view and is as locked in. */
-	pid_t cmd = find_command(pid);
+	 * so a joined command shares the command's view and is as locked in.
+	 * A command that is PID 1 itself (pid1-command) is dumpable, and
+	 * its namespaces are read from it. */
+	pid_t cmd = c->join_pid1_command ? pid : find_command(pid);
 	int userfd = open_ns(cmd, "user");
 	int outer = userfd;
 	if (c->join_nested) {

@@ -110,7 +110,7 @@ const struct cfg_key mount_keys[] = {
 	{CFG_OP_KEY("mount-src", CFG_STR, 0, src)},
 	{CFG_OP_KEY("mount-dst", CFG_STR, CFG_REQUIRED, dst)},
 	{CFG_OP_KEY("mount-flags", CFG_INT, CFG_REQUIRED, flags), .min = 0,
-	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE | MOUNT_TUN},
+	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE | MOUNT_TUN | MOUNT_MODE_SET},
 	{CFG_OP_KEY("mount-mode", CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
 	{CFG_OP_KEY("mount-size", CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
 	{CFG_OP_KEY("mount-data", CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},
@@ -451,7 +451,7 @@ static void bind_op(const struct mount_op *op)
 static void tmpfs_op(const struct mount_op *op)
 {
 	char mode[16], size[32];
-	snprintf(mode, sizeof mode, "%o", op->mode ? op->mode : 0755);
+	snprintf(mode, sizeof mode, "%o", OP_MODE(op, 0755));
 	snprintf(size, sizeof size, "%llu", op->size);
 	const char *opts[] = {"mode", mode, op->size ? "size" : NULL, size, NULL};
 	int m = mnt_new_fs("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
@@ -470,11 +470,18 @@ static void symlink_op(const struct mount_op *op)
 		created(pfd, name);
 	} else {
 		char have[PATH_MAX];
-		ssize_t n = errno == EEXIST ? readlinkat(pfd, name, have, sizeof have - 1) : -1;
-		if (n < 0 || (have[n] = '\0', strcmp(have, op->src) != 0)) {
-			errno = errno == EINVAL || n >= 0 ? EEXIST : errno;
-			fail("%s: create symlink %s", op->what, op->dst);
+		int exists = errno == EEXIST;
+		ssize_t n = exists ? readlinkat(pfd, name, have, sizeof have - 1) : -1;
+		if (n >= 0 && (have[n] = '\0', strcmp(have, op->src) != 0)) {
+			errno = EEXIST; /* (bubblewrap's words, which its callers match) */
+			fail("%s: Can't make symlink at %s: existing destination is %s", op->what, op->dst, have);
 		}
+		if (n < 0 && exists && errno == EINVAL) {
+			errno = EEXIST;
+			fail("%s: Can't make symlink at %s: destination exists and is not a symlink", op->what, op->dst);
+		}
+		if (n < 0)
+			fail("%s: create symlink %s", op->what, op->dst);
 	}
 	close(pfd);
 }
@@ -547,9 +554,9 @@ static void file_op(const struct mount_op *op)
 {
 	char path[64];
 	mnt_store_path(path, sizeof path, "f");
-	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, op->mode ? op->mode : 0644);
+	int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, OP_MODE(op, 0644));
 	if (f < 0 || write_all(f, op->data, op->data_len) < 0 ||
-	    fchown(f, mnt_cmd_uid(), mnt_cmd_gid()) < 0 || fchmod(f, op->mode ? op->mode : 0644) < 0)
+	    fchown(f, mnt_cmd_uid(), mnt_cmd_gid()) < 0 || fchmod(f, OP_MODE(op, 0644)) < 0)
 		fail("%s: write the file's content", op->what);
 	close(f);
 	int t = mnt_clone_tree(AT_FDCWD, path, 0, op->what);
@@ -570,7 +577,7 @@ static void remount_ro_op(const struct mount_op *op)
 
 static void dir_op(const struct mount_op *op)
 {
-	close(mkdir_p(op->dst, op->mode ? op->mode : 0755, op->what));
+	close(mkdir_p(op->dst, OP_MODE(op, 0755), op->what));
 }
 
 static void (*const handlers[])(const struct mount_op *) = {
@@ -610,10 +617,11 @@ static void build_root(const struct config *c)
 	/* 3. The ops, in order. */
 	for (int i = 0; i < c->n_mounts; i++) {
 		mode_t m = c->mounts[i].mode;
+		int given = m || (c->mounts[i].flags & MOUNT_MODE_SET);
 		parent_mode = 0755;
-		if (m && !(m & 0070))
+		if (given && !(m & 0070))
 			parent_mode &= ~0050U;
-		if (m && !(m & 0007))
+		if (given && !(m & 0007))
 			parent_mode &= ~0005U;
 		handlers[c->mounts[i].type](&c->mounts[i]);
 	}

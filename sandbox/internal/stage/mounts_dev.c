@@ -50,7 +50,7 @@ static void readonly_below(const char *dst, const char *name, const char *what)
 void mount_proc_op(const struct mount_op *op)
 {
 	int m;
-	if (mnt_cfg->unshare_flags & CLONE_NEWPID) {
+	if ((mnt_cfg->unshare_flags & CLONE_NEWPID) || mnt_cfg->enter_pidns >= 0) {
 		m = mnt_new_fs("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 		if (m < 0)
 			fail("%s: mount a new procfs", op->what);

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "stagelib.h"
@@ -56,6 +57,15 @@ void nest_pipes(const struct config *c)
 
 int nest_enter(const struct config *c)
 {
+	if (c->enter_userns2 >= 0) {
+		/* The command's user namespace is given (enter.c): enter it,
+		 * with every capability there, and copy the mounts into a new
+		 * mount namespace it owns, which locks them as below. */
+		if (setns(c->enter_userns2, CLONE_NEWUSER) < 0)
+			return -1;
+		close(c->enter_userns2);
+		return unshare(CLONE_NEWNS);
+	}
 	if (!c->nest_uid_map)
 		return 0;
 	close(nest_pipe[0][0]);
@@ -125,6 +135,30 @@ void nest_write_maps(const struct config *c)
 	close(nest_pipe[1][1]);
 	close(host_proc);
 	host_proc = -1;
+}
+
+int nest_enter_self(const struct config *c)
+{
+	if (!c->nest_uid_map)
+		return nest_enter(c); /* no maps to write: nothing to fork */
+	nest_pipes(c);
+	pid_t writer = fork();
+	if (writer < 0)
+		fail("fork the writer of the command's nested id maps");
+	if (writer == 0) {
+		/* Still in the sandbox's user namespace, with its capabilities:
+		 * what PID 1 does for a forked command. It ends before the
+		 * command runs, so the command has no child it did not make. */
+		nest_write_maps(c);
+		_exit(0);
+	}
+	int r = nest_enter(c), err = errno, status;
+	while (waitpid(writer, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		_exit(125); /* the writer sent the ERROR */
+	errno = err;
+	return r;
 }
 
 void close_fds_except(const int *keep, int n, int lo, int hi)

@@ -211,10 +211,19 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
 	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
 	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
+	{CFG_KEY("join-pid1-command", CFG_BOOL, 0, join_pid1_command), .needs = "join-pid"},
 	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
 	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
+	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
+	{CFG_KEY("enter-pidns", CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity)},
+	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid)},
+	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid)},
+	{CFG_KEY("maps-later", CFG_BOOL, 0, maps_later)},
 	{.key = NULL},
 };
 
@@ -233,7 +242,10 @@ static void arm_parent_death(void)
 	struct pollfd p = {.fd = sync_fd, .events = POLLRDHUP};
 	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
 		_exit(1);
-	if (getppid() != launcher_pid && getpid() != 1)
+	/* getppid() is 0 when the launcher is in a PID namespace above ours:
+	 * PID 1, or a process of an entered PID namespace (enter.c). */
+	pid_t parent = getppid();
+	if (parent != launcher_pid && parent != 0)
 		_exit(1);
 }
 
@@ -331,6 +343,14 @@ struct exec_report {
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
+	if (report_fd < 0) {
+		/* PID 1 becoming the command reports its failures itself: keep
+		 * the socket clear of the extra files moving down to 3… */
+		int fd = fcntl(sync_fd, F_DUPFD_CLOEXEC, EXTRA_FD + c->extra_fds);
+		if (fd < 0)
+			fail("move the launcher's socket");
+		sync_fd = fd;
+	}
 	if (c->tty_fd >= 0) {
 		/* A process group of its own, in the terminal's foreground, so
 		 * Ctrl-C and Ctrl-Z reach the command and not the launcher.
@@ -342,10 +362,16 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 4;
 		goto failed;
 	}
-	if (nest_enter(c) < 0) {
+	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0) {
 		r.step = 5;
 		goto failed;
 	}
+	/* keep-uid/keep-gid: the ids the process has in its user namespace
+	 * now (an entered one: enter.c), whatever they are called there. */
+	if (c->keep_uid)
+		((struct config *)c)->uid = getuid(); /* our own copy, after fork */
+	if (c->keep_gid)
+		((struct config *)c)->gid = getgid();
 	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
 		r.step = 2;
@@ -358,7 +384,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	/* Sharing the host's PID namespace, the command would outlive PID 1
 	 * (nothing kills the namespace's processes when PID 1 dies): it dies
 	 * with PID 1, which dies with the launcher. */
-	if (c->parent_death || !(c->unshare_flags & CLONE_NEWPID)) {
+	if (c->parent_death || c->pid1_command || !(c->unshare_flags & CLONE_NEWPID)) {
 		/* Re-arm: the identity change cleared it. Then make sure the
 		 * launcher did not die before (its end of the socket hangs up;
 		 * getppid() is 0 across the PID namespace boundary). */
@@ -407,6 +433,8 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	exec_command(file, c->argv, c->envp);
 failed:
 	r.err = errno;
+	if (report_fd < 0)
+		exec_failed(c, r.step, r.err);
 	(void)write_all(report_fd, &r, sizeof r);
 	_exit(127);
 }
@@ -438,6 +466,9 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 	case 4:
 		fail("make the pseudo-terminal the command's controlling terminal");
 	case 5:
+		if (c->enter_userns2 >= 0)
+			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
+				 "enter the given command user namespace (setns) and make its mount namespace");
 		fail("create the command's nested user and mount namespace");
 	default:
 		fail("pass Process.ExtraFiles to the command");
@@ -554,6 +585,13 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		;
 	close(pid1_gate[0]);
 	arm_parent_death();
+	/* maps-later: the launcher's caller writes our maps now (we are
+	 * still dumpable, so /proc/PID/uid_map is the caller's to write). */
+	if (c->maps_later) {
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_MAPS_DONE, &m));
+		enter_adopt_maps((struct config *)c); /* our own copy (clone without CLONE_VM) */
+	}
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
 	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -578,7 +616,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * host directory would be a way out through /proc/1/fd), and no
 	 * process of the sandbox may read or trace PID 1. The launcher never
 	 * needs to: nsbox exec enters the command's namespaces (join.c). */
-	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc};
+	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc, c->enter_userns2};
 	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
@@ -588,6 +626,10 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
 	}
+	/* --as-pid-1: no init; PID 1 becomes the command, and the launcher
+	 * takes the socket's end at exec (close-on-exec) for its success. */
+	if (c->pid1_command)
+		run_command(c, -1);
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */
@@ -651,28 +693,35 @@ void nsbox_stage(void)
 		send_msg(NSBOX_MSG_ERROR, EINVAL, err); /* the line says it all */
 		_exit(125);
 	}
-	/* Process.ExtraFiles came in at 4…; nothing else above the socket
-	 * may reach the command. */
-	close_fds_except(NULL, 0, 0, EXTRA_FD + c.extra_fds);
+	/* Process.ExtraFiles came in at 4…, Spec.Enter's namespaces after
+	 * them; nothing else above the socket may reach the command. */
+	int hi = EXTRA_FD + c.extra_fds;
+	if (enter_highest_fd(&c) >= hi)
+		hi = enter_highest_fd(&c) + 1;
+	close_fds_except(NULL, 0, 0, hi);
+	if (early.done && (c.join_pid || c.enter_userns >= 0 || c.enter_pidns >= 0 || c.unshare_flags != early.flags)) {
+		/* The launcher checks this before it takes the stage
+		 * (prefork.go); a mismatch is its bug, never a weaker sandbox. */
+		send_msg(NSBOX_MSG_ERROR, EINVAL, "the pre-forked stage created other namespaces than the CONFIG asks for");
+		_exit(125);
+	}
+	/* An entered user namespace comes first: the command's ids
+	 * (keep-uid) and the nested maps are read from it. */
+	if (c.enter_userns >= 0)
+		enter_userns(&c);
 	/* The command's ids as this user namespace sees them: its own when
 	 * it is not nested onto other ones (nested.go). */
 	if (c.nest_uid < 0)
 		c.nest_uid = c.uid;
 	if (c.nest_gid < 0)
 		c.nest_gid = c.gid;
-	if (early.done && (c.join_pid || c.unshare_flags != early.flags)) {
-		/* The launcher checks this before it takes the stage
-		 * (prefork.go); a mismatch is its bug, never a weaker sandbox. */
-		send_msg(NSBOX_MSG_ERROR, EINVAL, "the pre-forked stage created other namespaces than the CONFIG asks for");
-		_exit(125);
-	}
 	if (c.join_pid)
 		nsbox_join(&c); /* nsbox exec: join.c */
 
 	/* 1. The user namespace, alone and first: every namespace created
 	 * after it is owned by it. (A pre-forked stage made it, and step 2's
 	 * namespaces, while the launcher's Go runtime started: early.) */
-	if (!early.done)
+	if (!early.done && c.enter_userns < 0)
 		early.userns_errno = unshare(CLONE_NEWUSER) < 0 ? errno : 0;
 	if (early.userns_errno) {
 		errno = early.userns_errno;
@@ -686,14 +735,19 @@ void nsbox_stage(void)
 	 * work (a network namespace with its loopback device is the costliest)
 	 * overlaps the map writing (newuidmap's and newgidmap's execs under
 	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
-	int unshare_errno = early.unshare_errno;
-	if (!early.done && c.unshare_flags && unshare(c.unshare_flags) < 0)
+	int unshare_errno = early.unshare_errno, flags = c.unshare_flags;
+	if (c.enter_pidns >= 0)
+		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
+	if (!early.done && flags && unshare(flags) < 0)
 		unshare_errno = errno;
 
-	/* 3. The launcher writes uid_map and gid_map from outside. */
-	free(recv_msg(&m));
-	if (m.kind != NSBOX_MSG_MAPS_DONE)
-		_exit(125);
+	/* 3. The launcher writes uid_map and gid_map from outside; with
+	 * maps-later its caller does, once PID 1 exists, and PID 1 waits. */
+	if (!c.maps_later) {
+		free(recv_msg(&m));
+		if (m.kind != NSBOX_MSG_MAPS_DONE)
+			_exit(125);
+	}
 
 	/* 4. Become root of the namespace when root is mapped. Without that
 	 * we keep the full capability set the creator of a user namespace
@@ -711,17 +765,27 @@ void nsbox_stage(void)
 		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
 	}
 
+	/* An entered PID namespace; below it, a new one is made by an
+	 * intermediate process, which goes on from here instead of us. */
+	pid_t mid = c.enter_pidns >= 0 ? enter_pidns(&c) : 0;
+
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
 	if (pipe2(pid1_gate, O_CLOEXEC) < 0)
 		fail("create a pipe");
-	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD, &c);
+	int pidfd = -1;
+	pid_t pid = clone(pid1, pid1_stack + sizeof pid1_stack, CLONE_PARENT | SIGCHLD | (mid ? CLONE_PIDFD : 0), &c, &pidfd);
 	if (pid < 0)
 		fail("start PID 1 (clone)");
+	if (mid)
+		pid = enter_host_pid(pidfd); /* clone numbered it in our PID namespace */
 	/* What the launcher records. After the clone: a new PID namespace
-	 * has no inode to show before its first process exists. */
+	 * has no inode to show before its first process exists. The
+	 * intermediate names itself for the launcher to reap. */
 	char ns[512];
 	namespace_ids(ns, sizeof ns);
+	if (mid)
+		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
 	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);

@@ -27,6 +27,17 @@ struct config {
 	char **argv;       /* NULL-terminated, argc of them */
 	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
+	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
+	/* Existing namespaces to enter (Spec.Enter; enter.c), as the stage's
+	 * descriptors (after the extra files), -1 for none. The numbers stay
+	 * set once the descriptors are used and closed: "entered". */
+	int enter_userns;  /* instead of a new user namespace */
+	int enter_userns2; /* the command's, instead of the nested one */
+	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
+	int nest_identity; /* nest with the identity over the entered namespace's ids */
+	int keep_uid;      /* the command keeps the uid it has (not uid) */
+	int keep_gid;
+	int maps_later;    /* the launcher's caller writes the maps after PID1 (Spec.WriteMaps) */
 	char **envp;
 	int argc, envc;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
@@ -49,6 +60,7 @@ struct config {
 	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
 	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
 	int join_nested;                 /* its command has a nested user namespace */
+	int join_pid1_command;           /* its command is its PID 1 (pid1-command) */
 	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
 	int pty;           /* give the command a pseudo-terminal (pty.c) */
 	int pty_rows;      /* its initial window size; 0: leave unset */
@@ -112,6 +124,9 @@ enum mount_type {
 #define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
 #define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
 #define MOUNT_TUN 32 /* a dev op that also holds the host's /dev/net/tun */
+#define MOUNT_MODE_SET 64 /* mode is meant even when 0 (else 0: the type's default) */
+/* OP_MODE is an op's mode, def when it has none. */
+#define OP_MODE(op, def) ((op)->mode || ((op)->flags & MOUNT_MODE_SET) ? (op)->mode : (def))
 struct mount_op {
 	int type;
 	const char *src, *dst, *what;
@@ -165,6 +180,12 @@ int nest_prepare(const struct config *c);
 void nest_pipes(const struct config *c);
 int nest_enter(const struct config *c);
 void nest_write_maps(const struct config *c);
+/* nest_enter_self is the handshake with the roles turned, for a PID 1
+ * that becomes the command (pid1-command): a short-lived child stays
+ * outside and writes the maps of PID 1's own nested namespace. -1 with
+ * errno set if PID 1's unshare failed; the child's own failure is
+ * reported by the child, and PID 1 exits. */
+int nest_enter_self(const struct config *c);
 
 /* close_fds_except closes every descriptor of the process but the n in
  * keep (negative entries are ignored) and those from lo up to hi (not
@@ -181,7 +202,8 @@ void security_before_exec(const struct config *c);
 
 /* run_command (stage.c) is the command's child between fork and exec:
  * identity, working directory, no_new_privs, exec. A failure is written
- * to report_fd (close-on-exec); read_exec_report returns -1 when the exec
+ * to report_fd (close-on-exec), or with report_fd -1 (PID 1 becoming the
+ * command) reported to the launcher at once (exec_failed); read_exec_report returns -1 when the exec
  * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
  * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
@@ -191,6 +213,24 @@ int read_exec_report(int report_fd, int *err);
  * itself, an ERROR with 125 for the steps before it. Run and exec share
  * it, so a step means the same from both. */
 __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err);
+
+/* enter.c: Spec.Enter. enter_userns (the stage, first) enters the given
+ * user namespace and learns its maps; enter_pidns (the stage, before
+ * PID 1's clone) enters the given PID namespace, and returns the host pid
+ * of an intermediate process the launcher reaps (>0) when a new PID
+ * namespace is made below it (then the caller is that process), else 0;
+ * enter_highest_fd is the highest descriptor they keep, or -1. */
+void enter_userns(struct config *c);
+/* enter_adopt_maps reads the maps of our user namespace, written by
+ * someone else (an entered namespace, or maps-later), into c: the nested
+ * identity maps, root_mapped, the owner ids and the kept ids. */
+void enter_adopt_maps(struct config *c);
+pid_t enter_pidns(struct config *c);
+/* enter_host_pid turns a pidfd into the host's pid (and closes it): how
+ * the intermediate learns PID 1's, which clone gave it in its own
+ * numbering. */
+pid_t enter_host_pid(int pidfd);
+int enter_highest_fd(const struct config *c);
 
 /* join.c: nsbox exec. nsbox_join enters the running sandbox whose PID 1
  * is c->join_pid (user namespace first) and starts the command there;
