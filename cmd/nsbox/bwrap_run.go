@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"strings"
@@ -68,6 +67,9 @@ func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error
 		fmt.Fprint(stderr, bwrapUsage(argv0))
 		return bwrapExit{1}
 	}
+	// As nsbox run: caught beside parsing and starting (caughtSignals).
+	caught := catchSignalsSoon()
+	defer caught.release()
 	if err := o.parse(argv); err != nil {
 		return err
 	}
@@ -89,7 +91,7 @@ func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error
 			return err
 		}
 	}
-	return o.launch(spec)
+	return o.launch(spec, caught)
 }
 
 // check refuses the combinations bubblewrap refuses, with its words, and
@@ -313,7 +315,7 @@ func sandboxDir(mounts []sandbox.Mount, p string) bool {
 }
 
 // launch starts the sandbox and waits for its command.
-func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
+func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 	var info, status *os.File
 	for _, fd := range []struct {
 		n  int
@@ -375,14 +377,12 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec) error {
 		info = nil
 		return nil
 	}
-	sigs := catchSignals()
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
-		signal.Stop(sigs)
 		return closeStatus(status, executed, err)
 	}
 	executed = true
-	go forwardSignals(sigs, sb)
+	go forwardSignals(caught.take(), sb)
 	return closeStatus(status, executed, sb.Wait())
 }
 

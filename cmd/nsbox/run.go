@@ -147,12 +147,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 // prints its spec (--print-spec).
 func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	caught := catchSignalsSoon()
-	started := false
-	defer func() {
-		if !started {
-			caught.stop()
-		}
-	}()
+	defer caught.release()
 	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err
@@ -182,10 +177,9 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
-		caught.stop()
+		caught.release()
 		return sess.end(err)
 	}
-	started = true
 	sigs := caught.take()
 	if err := sess.started(); err != nil {
 		sb.Signal(syscall.SIGKILL)
@@ -219,6 +213,7 @@ func catchSignals() chan os.Signal {
 type caughtSignals struct {
 	ready chan chan os.Signal
 	ch    chan os.Signal
+	taken bool
 }
 
 func catchSignalsSoon() *caughtSignals {
@@ -227,16 +222,28 @@ func catchSignalsSoon() *caughtSignals {
 	return c
 }
 
-// take waits until the signals are caught and returns their channel.
+// take waits until the signals are caught and returns their channel, which
+// the caller then owns.
 func (c *caughtSignals) take() chan os.Signal {
-	if c.ch == nil {
-		c.ch = <-c.ready
-	}
+	c.wait()
+	c.taken = true
 	return c.ch
 }
 
-// stop gives the signals their default action back.
-func (c *caughtSignals) stop() { signal.Stop(c.take()) }
+func (c *caughtSignals) wait() {
+	if c.ch == nil {
+		c.ch = <-c.ready
+	}
+}
+
+// release gives the signals their default action back, unless they were
+// taken.
+func (c *caughtSignals) release() {
+	if !c.taken {
+		c.wait()
+		signal.Stop(c.ch)
+	}
+}
 
 // forwardSignals passes caught signals to the command (through PID 1).
 // Ctrl-C at a terminal reaches the command directly: it holds the
