@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -189,6 +190,48 @@ func TestUDPThroughGateway(t *testing.T) {
 	n, err := c.Read(buf)
 	assert.NilError(t, err)
 	assert.Equal(t, string(buf[:n]), "ping")
+}
+
+// Datagrams keep their size both ways, up to the largest UDP payload,
+// and several flows run side by side (udpFlow: each direction relayed
+// where it arrives, buffers taken only while a datagram is in hand).
+func TestUDPLargeDatagramsAndManyFlows(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	assert.NilError(t, err)
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			// The reply says how much arrived, then repeats it.
+			c.WriteTo(append([]byte(fmt.Sprintf("%d:", n)), buf[:n]...), from)
+		}
+	}()
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	sb := newSandbox(t, Config{AllowHostLoopback: true})
+	var conns []net.Conn
+	for i := 0; i < 8; i++ {
+		conn, err := sb.dialUDP(fmt.Sprintf("10.0.2.2:%d", port))
+		assert.NilError(t, err)
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	buf := make([]byte, 70000)
+	for _, size := range []int{0, 1, 1472, 9000, 65000} {
+		for i, conn := range conns {
+			msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+			_, err := conn.Write(msg)
+			assert.NilError(t, err, "size %d", size)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.Read(buf)
+			assert.NilError(t, err, "size %d, flow %d", size, i)
+			want := append([]byte(fmt.Sprintf("%d:", size)), msg...)
+			assert.Check(t, bytes.Equal(buf[:n], want), "size %d, flow %d: got %d bytes", size, i, n)
+		}
+	}
 }
 
 func TestDenyRuleResetsTCP(t *testing.T) {

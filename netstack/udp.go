@@ -1,12 +1,18 @@
 package netstack
 
 import (
+	"bytes"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -19,6 +25,10 @@ const (
 	dnsIdleTimeout = 10 * time.Second
 	maxDatagram    = 65535
 )
+
+// datagramBufs holds buffers of maxDatagram bytes, taken only while a
+// datagram is in hand: an idle flow holds none.
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
 
 // handleUDP is called, on the stack's receive path, for the first datagram
 // of each flow to an address the stack does not serve. Returning false
@@ -36,59 +46,124 @@ func (n *Network) handleUDP(r *udp.ForwarderRequest) bool {
 		n.cfg.logf("udp %v → %v: %v", src, dst, err)
 		return false
 	}
-	var wq waiter.Queue
-	ep, terr := r.CreateEndpoint(&wq)
+	raw, err := host.SyscallConn()
+	if err != nil {
+		host.Close()
+		return false
+	}
+	f := &udpFlow{host: host, raw: raw, idle: udpIdleTimeout}
+	if dst.Port() == 53 {
+		f.idle = dnsIdleTimeout
+	}
+	f.touch()
+	ep, terr := r.CreateEndpoint(&f.wq)
 	if terr != nil {
 		host.Close()
 		return false
 	}
-	sandbox := gonet.NewUDPConn(&wq, ep)
+	f.ep = ep
 	if !n.trackConn(host) {
 		host.Close()
-		sandbox.Close()
+		ep.Close()
 		return true
 	}
-	idle := udpIdleTimeout
-	if dst.Port() == 53 {
-		idle = dnsIdleTimeout
-	}
+	f.entry = waiter.NewFunctionEntry(waiter.ReadableEvents, func(waiter.EventMask) { f.fromSandbox() })
+	f.wq.EventRegister(&f.entry)
+	f.fromSandbox() // the first datagram is queued already
 	n.goroutine(func() {
 		defer n.untrackConn(host)
-		relayDatagrams(sandbox, host, idle)
+		f.fromHost()
 	})
 	return true
 }
 
-// relayDatagrams copies datagrams both ways between two connected sockets
-// until neither side sent anything for idle, then closes both.
-func relayDatagrams(a, b net.Conn, idle time.Duration) {
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	copyDatagrams := func(dst, src net.Conn) {
-		buf := make([]byte, maxDatagram)
-		for {
-			src.SetReadDeadline(time.Now().Add(idle))
-			nr, err := src.Read(buf)
-			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() &&
-					time.Since(time.Unix(0, last.Load())) < idle {
-					continue // the other direction is still busy
-				}
+// udpFlow relays one sandbox socket's datagrams to its host socket and
+// back. Each direction runs where its datagram arrives: sandbox → host in
+// the stack's goroutine that delivered it (the endpoint's waiter
+// callback), host → sandbox in one goroutine parked in Go's poller. A
+// request and its reply each cross with no hand-off between goroutines,
+// and no buffer is held while the flow is idle.
+type udpFlow struct {
+	wq    waiter.Queue
+	entry waiter.Entry
+	ep    tcpip.Endpoint
+	host  *net.UDPConn
+	raw   syscall.RawConn
+	idle  time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last datagram either way
+}
+
+func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
+
+// fromSandbox sends what the sandbox queued to the host, without waiting:
+// a host socket whose buffer is full drops the datagram, as a router
+// would, rather than stall the stack.
+func (f *udpFlow) fromSandbox() {
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	for {
+		w := tcpip.SliceWriter(*bp)
+		res, err := f.ep.Read(&w, tcpip.ReadOptions{})
+		if err != nil {
+			return // nothing queued (ErrWouldBlock), or closed
+		}
+		f.touch()
+		b := (*bp)[:res.Count]
+		f.raw.Write(func(fd uintptr) bool {
+			unix.Write(int(fd), b)
+			return true
+		})
+	}
+}
+
+// fromHost reads the host socket's replies into the sandbox until the flow
+// has been idle both ways for f.idle, then ends the flow.
+func (f *udpFlow) fromHost() {
+	defer f.close()
+	f.host.SetReadDeadline(time.Now().Add(f.idle))
+	for {
+		var (
+			bp   *[]byte
+			nr   int
+			rerr error
+		)
+		err := f.raw.Read(func(fd uintptr) bool {
+			bp = datagramBufs.Get().(*[]byte)
+			nr, rerr = unix.Read(int(fd), *bp)
+			if rerr == unix.EAGAIN {
+				datagramBufs.Put(bp)
+				bp = nil
+				return false // wait in the poller, holding no buffer
+			}
+			return true
+		})
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return // closed
+			}
+			next := time.Unix(0, f.last.Load()).Add(f.idle)
+			if !time.Now().Before(next) {
 				return
 			}
-			last.Store(time.Now().UnixNano())
-			dst.Write(buf[:nr])
+			f.host.SetReadDeadline(next) // the other direction was busy
+			continue
 		}
+		if rerr != nil {
+			datagramBufs.Put(bp)
+			if rerr == unix.EINTR {
+				continue
+			}
+			return // e.g. ECONNREFUSED: the host port is closed
+		}
+		f.touch()
+		f.ep.Write(bytes.NewReader((*bp)[:nr]), tcpip.WriteOptions{})
+		datagramBufs.Put(bp)
+		f.host.SetReadDeadline(time.Now().Add(f.idle))
 	}
-	go func() {
-		copyDatagrams(b, a)
-		a.Close()
-		b.Close()
-		close(done)
-	}()
-	copyDatagrams(a, b)
-	a.Close()
-	b.Close()
-	<-done
+}
+
+func (f *udpFlow) close() {
+	f.wq.EventUnregister(&f.entry)
+	f.ep.Close()
+	f.host.Close()
 }
