@@ -278,14 +278,16 @@ func exchangeUDP(server netip.AddrPort, query []byte) ([]byte, error) {
 	if _, err := c.Write(query); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, maxDatagram)
+	bp := datagramBufs.Get().(*[]byte) // not a fresh 64 KiB to zero per query
+	defer datagramBufs.Put(bp)
+	buf := *bp
 	for {
 		nr, err := c.Read(buf)
 		if err != nil {
 			return nil, err
 		}
 		if nr >= 2 && buf[0] == query[0] && buf[1] == query[1] {
-			return buf[:nr], nil
+			return append([]byte(nil), buf[:nr]...), nil
 		}
 	}
 }

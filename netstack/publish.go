@@ -77,7 +77,7 @@ func (n *Network) forwardTCP(l *net.TCPListener, p Publish) {
 			laddr, proto := fullAddr(netip.AddrPortFrom(sourceAddr(dst), 0))
 			raddr, _ := fullAddr(dst)
 			ctx, cancel := context.WithTimeout(n.ctx, dialTimeout)
-			sandbox, err := gonet.DialTCPWithBind(ctx, n.stack, laddr, raddr, proto)
+			sandbox, err := dialSandbox(ctx, n.stack, laddr, raddr, proto)
 			cancel()
 			if err != nil {
 				n.cfg.logf("-p %s: connect to %v: %v", p, dst, err)
@@ -86,7 +86,7 @@ func (n *Network) forwardTCP(l *net.TCPListener, p Publish) {
 				return
 			}
 			n.cfg.logf("-p %s: %v → %v", p, client, dst)
-			relay(sandbox, host)
+			relay(sandbox, hostStream{host})
 		})
 	}
 }

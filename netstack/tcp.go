@@ -1,7 +1,9 @@
 package netstack
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -9,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
@@ -52,7 +57,7 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	r.Complete(false)
 	ep.SocketOptions().SetKeepAlive(true)
-	sandbox := gonet.NewTCPConn(&wq, ep)
+	sandbox := newSandboxStream(&wq, ep)
 	if !n.trackConn(host) {
 		host.Close()
 		sandbox.Close()
@@ -62,18 +67,25 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 	// starting another would put a wake-up on every connection's first
 	// byte.
 	defer n.untrackConn(host)
-	relay(sandbox, host.(*net.TCPConn))
+	relay(sandbox, hostStream{host.(*net.TCPConn)})
 }
 
-// halfCloser is a stream whose write side can be shut alone.
-type halfCloser interface {
-	net.Conn
+// stream is one side of a relay: it reads into a relay buffer that it
+// takes from the pool only once it has data (so an idle connection holds
+// none: two 256 KiB buffers each before), writes, and shuts its write
+// side alone.
+type stream interface {
+	// readSome waits for data, then reads it into a pool buffer; the
+	// caller puts the buffer back. io.EOF at the end.
+	readSome() (*[]byte, int, error)
+	Write([]byte) (int, error)
 	CloseWrite() error
+	Close() error
 }
 
 // relay copies both ways until both directions ended, passing a half-close
 // on (EOF one way shuts down writing the other way), then closes both.
-func relay(a, b halfCloser) {
+func relay(a, b stream) {
 	done := make(chan struct{})
 	go func() {
 		copyHalf(b, a)
@@ -88,26 +100,27 @@ func relay(a, b halfCloser) {
 // relayBuffers recycles copyHalf's buffers: a fresh pair per connection
 // is half a megabyte to zero and, for short connections, a garbage
 // collection every few dozen of them (measured: the p99 of a short
-// request fell from 5.8 ms to under 2 ms with the pool).
+// request fell from 5.8 ms to under 2 ms with the pool). Large copies
+// mean fewer system calls on a 64 KiB-MTU link.
 var relayBuffers = sync.Pool{New: func() any {
 	b := make([]byte, relayBuffer)
 	return &b
 }}
 
-// copyHalf copies src to dst with an explicit buffer (io.CopyBuffer onto a
-// *net.TCPConn would pick the conn's own ReadFrom with 32 KiB copies).
-func copyHalf(dst, src halfCloser) {
-	bp := relayBuffers.Get().(*[]byte)
-	defer relayBuffers.Put(bp)
-	buf := *bp
+// copyHalf copies src to dst.
+func copyHalf(dst, src stream) {
 	for {
-		nr, rerr := src.Read(buf)
+		bp, nr, rerr := src.readSome()
 		if nr > 0 {
-			if _, werr := dst.Write(buf[:nr]); werr != nil {
+			_, werr := dst.Write((*bp)[:nr])
+			relayBuffers.Put(bp)
+			if werr != nil {
 				// The writer is gone: stop the reader's side too.
 				src.Close()
 				return
 			}
+		} else if bp != nil {
+			relayBuffers.Put(bp)
 		}
 		if rerr != nil {
 			if rerr == io.EOF {
@@ -118,4 +131,128 @@ func copyHalf(dst, src halfCloser) {
 			return
 		}
 	}
+}
+
+// hostStream is a host TCP connection as a relay side: it waits in Go's
+// poller for data and only then takes a buffer.
+type hostStream struct{ *net.TCPConn }
+
+func (h hostStream) readSome() (*[]byte, int, error) {
+	rc, err := h.SyscallConn()
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		bp   *[]byte
+		nr   int
+		rerr error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		bp = relayBuffers.Get().(*[]byte)
+		for {
+			nr, rerr = unix.Read(int(fd), *bp)
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			relayBuffers.Put(bp)
+			bp = nil
+			return false // wait in the poller, holding no buffer
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case rerr != nil:
+		return bp, 0, rerr
+	case nr == 0:
+		return bp, 0, io.EOF
+	}
+	return bp, nr, nil
+}
+
+// sandboxStream is a gVisor TCP endpoint as a relay side: gonet's
+// TCPConn for writes (it waits for send room), and reads that wait on the
+// endpoint's queue and only then take a buffer.
+type sandboxStream struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+	wq *waiter.Queue
+}
+
+func newSandboxStream(wq *waiter.Queue, ep tcpip.Endpoint) *sandboxStream {
+	return &sandboxStream{TCPConn: gonet.NewTCPConn(wq, ep), ep: ep, wq: wq}
+}
+
+func (s *sandboxStream) readSome() (*[]byte, int, error) {
+	var (
+		entry    waiter.Entry
+		notify   chan struct{}
+		waitedOn bool
+	)
+	for {
+		bp := relayBuffers.Get().(*[]byte)
+		w := tcpip.SliceWriter(*bp)
+		res, err := s.ep.Read(&w, tcpip.ReadOptions{})
+		if err == nil {
+			if waitedOn {
+				s.wq.EventUnregister(&entry)
+			}
+			return bp, res.Count, nil
+		}
+		relayBuffers.Put(bp)
+		if _, ok := err.(*tcpip.ErrWouldBlock); !ok {
+			if waitedOn {
+				s.wq.EventUnregister(&entry)
+			}
+			if _, ok := err.(*tcpip.ErrClosedForReceive); ok {
+				return nil, 0, io.EOF
+			}
+			return nil, 0, errors.New(err.String())
+		}
+		if !waitedOn {
+			// Registered, then read again: data that came in between
+			// is seen by that read, later data wakes the channel.
+			entry, notify = waiter.NewChannelEntry(waiter.ReadableEvents)
+			s.wq.EventRegister(&entry)
+			waitedOn = true
+			continue
+		}
+		<-notify
+	}
+}
+
+// dialSandbox connects from the stack, bound to laddr, to raddr in the
+// sandbox, as gonet.DialTCPWithBind does, and returns the connection as a
+// relay side.
+func dialSandbox(ctx context.Context, s *stack.Stack, laddr, raddr tcpip.FullAddress, proto tcpip.NetworkProtocolNumber) (*sandboxStream, error) {
+	var wq waiter.Queue
+	ep, terr := s.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	if terr := ep.Bind(laddr); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("bind %v: %s", laddr.Addr, terr)
+	}
+	terr = ep.Connect(raddr)
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-notify:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, errors.New(terr.String())
+	}
+	return newSandboxStream(&wq, ep), nil
 }
