@@ -166,6 +166,33 @@ func TestAllowHostLoopbackTCPEchoAndHalfClose(t *testing.T) {
 	assert.Equal(t, len(got), len(msg))
 }
 
+// An idle relayed connection holds no relay buffer (256 KiB each way
+// before): fifty open, idle connections must not keep megabytes alive.
+func TestIdleTCPConnectionsHoldNoBuffers(t *testing.T) {
+	port, _ := echoServer(t, "tcp4", "127.0.0.1:0")
+	sb := newSandbox(t, Config{AllowHostLoopback: true})
+	live := func() uint64 {
+		runtime.GC()
+		runtime.GC() // sync.Pool keeps its buffers for one more cycle
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := live()
+	buf := make([]byte, 1)
+	for i := 0; i < 50; i++ {
+		c, err := sb.dialTCP(fmt.Sprintf("10.0.2.2:%d", port))
+		assert.NilError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte{'x'})
+		assert.NilError(t, err)
+		_, err = io.ReadFull(c, buf) // both directions have relayed a byte
+		assert.NilError(t, err)
+	}
+	grown := int64(live()) - int64(before)
+	assert.Assert(t, grown < 8<<20, "50 idle connections keep %d bytes alive", grown)
+}
+
 func TestRefusedHostPortIsReset(t *testing.T) {
 	_, stop := echoServer(t, "tcp4", "127.0.0.1:0")
 	l, _ := net.Listen("tcp4", "127.0.0.1:0")
