@@ -22,6 +22,7 @@ package stage
 /*
 #cgo CFLAGS: -Wall -Wextra -O2 -std=gnu11
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "stage.h"
 
@@ -39,6 +40,25 @@ static int listed(const char *list, const char *name)
 	return 0;
 }
 
+// vetoed tells whether an argument after argv[1] and before "--" starts
+// with one of the vetoes, a list as in stage.h; "--flag value" is seen as
+// "--flag=value". A wrong answer costs time only: the launcher checks the
+// stage it takes either way.
+static int vetoed(const char *vetoes, int argc, char **argv)
+{
+	if (!vetoes)
+		return 0;
+	for (int i = 2; i < argc && argv[i] && strcmp(argv[i], "--"); i++) {
+		char word[256];
+		const char *next = i + 1 < argc && argv[i + 1] && !strchr(argv[i], '=') ? argv[i + 1] : NULL;
+		snprintf(word, sizeof word, "%s%s%s", argv[i], next ? "=" : "", next ? next : "");
+		for (const char *p = vetoes; *p; p += strlen(p) + 1)
+			if (!strncmp(word, p, strlen(p)))
+				return 1;
+	}
+	return 0;
+}
+
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	nsbox_constructor_ran = 1;
@@ -49,13 +69,34 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 	if (argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
 		return;
 	if (listed(nsbox_prefork_command, argv[1]))
-		nsbox_prefork(listed(nsbox_prefork_unshares, argv[1]));
+		nsbox_prefork(listed(nsbox_prefork_unshares, argv[1]) && !vetoed(nsbox_prefork_unshare_vetoes, argc, argv));
 }
 
 // nsbox_stage_linked tells Linked the constructor above ran in this binary.
 static int nsbox_stage_linked(void) { return nsbox_constructor_ran; }
 */
 import "C"
+
+import "unsafe"
+
+// preforkVetoed is vetoed (above) called from Go with the vetoes list
+// (each entry NUL-terminated) and argv, for prefork_test.go: cgo is not
+// allowed in _test.go files.
+func preforkVetoed(vetoes string, argv []string) bool {
+	list := C.CString(vetoes + "\x00")
+	defer C.free(unsafe.Pointer(list))
+	cargs := make([]*C.char, len(argv))
+	for i, a := range argv {
+		cargs[i] = C.CString(a)
+		defer C.free(unsafe.Pointer(cargs[i]))
+	}
+	cargv := (**C.char)(C.malloc(C.size_t(len(argv)+1) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	defer C.free(unsafe.Pointer(cargv))
+	slots := unsafe.Slice(cargv, len(argv)+1)
+	copy(slots, cargs)
+	slots[len(argv)] = nil
+	return C.vetoed(list, C.int(len(argv)), cargv) != 0
+}
 
 // The environment variables that make the constructor run the stage
 // (Env) or the handed-off supervisor (HandOffEnv) instead of the program.

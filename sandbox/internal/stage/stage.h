@@ -125,6 +125,11 @@ extern const char nsbox_prefork_command[] __attribute__((weak));
 /* The same kind of list, of the commands whose pre-forked stage creates
  * its namespaces early (cmd/nsbox: "run"). */
 extern const char nsbox_prefork_unshares[] __attribute__((weak));
+/* And the arguments that make a sandbox want other namespaces or a cgroup
+ * (prefixes, "--flag value" read as "--flag=value"): with one of them
+ * before "--", the pre-forked stage does not make its namespaces early,
+ * so the launcher can still take it. */
+extern const char nsbox_prefork_unshare_vetoes[] __attribute__((weak));
 #define NSBOX_NO_PREFORK_ENV "NSBOX_NO_PREFORK"
 
 #endif
