@@ -190,7 +190,13 @@ func TestIdleTCPConnectionsHoldNoBuffers(t *testing.T) {
 		assert.NilError(t, err)
 	}
 	grown := int64(live()) - int64(before)
-	assert.Assert(t, grown < 8<<20, "50 idle connections keep %d bytes alive", grown)
+	// Measured: 1.2 MB (11.4 MB under -race); 27 MB when each idle
+	// connection held its two 256 KiB buffers.
+	limit := int64(4 << 20)
+	if raceEnabled {
+		limit = 20 << 20
+	}
+	assert.Assert(t, grown < limit, "50 idle connections keep %d bytes alive", grown)
 }
 
 func TestRefusedHostPortIsReset(t *testing.T) {
