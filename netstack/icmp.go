@@ -209,10 +209,40 @@ func (n *Network) relayEchoReplies(key echoKey, f *echoFlow, ourMAC, sandboxMAC 
 		n.echo.mu.Unlock()
 		f.file.Close()
 	}()
-	buf := make([]byte, maxDatagram)
+	raw, err := f.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			datagramBufs.Put(bp)
+		}
+	}()
 	for {
+		if bp != nil {
+			datagramBufs.Put(bp) // an idle flow holds no buffer
+			bp = nil
+		}
 		f.file.SetReadDeadline(time.Now().Add(echoIdleTimeout))
-		nr, err := f.file.Read(buf)
+		var nr int
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			bp = datagramBufs.Get().(*[]byte)
+			nr, rerr = unix.Read(int(fd), *bp)
+			if rerr == unix.EAGAIN {
+				datagramBufs.Put(bp)
+				bp = nil
+				return false
+			}
+			return true
+		})
+		if err == nil && rerr != nil && rerr != unix.EINTR {
+			err = rerr
+		}
+		if err == nil && rerr == unix.EINTR {
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				n.echo.mu.Lock()
@@ -224,7 +254,7 @@ func (n *Network) relayEchoReplies(key echoKey, f *echoFlow, ourMAC, sandboxMAC 
 			}
 			return
 		}
-		msg := buf[:nr]
+		msg := (*bp)[:nr]
 		want := header.ICMPv4EchoReply
 		if key.dst.Is6() {
 			want = header.ICMPv4Type(header.ICMPv6EchoReply)

@@ -371,6 +371,59 @@ func TestPublishTCP(t *testing.T) {
 	assert.Assert(t, strings.HasPrefix(string(got), "10.0.2.2:"), "%s", got)
 }
 
+// A published UDP port: several host clients at once, datagrams of all
+// sizes, replies back to each client; on a loopback address (an AF_INET
+// host socket) and on the wildcard (Go makes that an AF_INET6 socket, and
+// IPv4 clients come as ::ffff:a.b.c.d).
+func TestPublishUDP(t *testing.T) {
+	for _, tc := range []struct{ host, client, sandbox, gateway string }{
+		{"127.0.0.1", "127.0.0.1", SandboxIPv4.String(), GatewayIPv4.String()},
+		{"0.0.0.0", "127.0.0.1", SandboxIPv4.String(), GatewayIPv4.String()},
+		{"[::1]", "::1", SandboxIPv6.String(), GatewayIPv6.String()},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			probe, err := net.ListenPacket("udp", net.JoinHostPort(tc.client, "0"))
+			assert.NilError(t, err)
+			hostPort := probe.LocalAddr().(*net.UDPAddr).Port
+			probe.Close()
+			p, err := ParsePublish(fmt.Sprintf("%s:%d:5353/udp", tc.host, hostPort))
+			assert.NilError(t, err)
+			sb := newSandbox(t, Config{Publish: []Publish{p}})
+			fa, proto := fullAddr(netip.AddrPortFrom(netip.MustParseAddr(tc.sandbox), 5353))
+			fa.NIC = 0
+			srv, err := gonet.DialUDP(sb.s, &fa, nil, proto)
+			assert.NilError(t, err)
+			defer srv.Close()
+			go func() {
+				buf := make([]byte, 65536)
+				for {
+					n, from, err := srv.ReadFrom(buf)
+					if err != nil {
+						return
+					}
+					srv.WriteTo(append([]byte(from.(*net.UDPAddr).IP.String()+"|"), buf[:n]...), from)
+				}
+			}()
+			buf := make([]byte, 70000)
+			for i := 0; i < 4; i++ {
+				c, err := net.Dial("udp", net.JoinHostPort(tc.client, fmt.Sprint(hostPort)))
+				assert.NilError(t, err)
+				defer c.Close()
+				for _, size := range []int{1, 1400, 9000, 60000} {
+					msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+					_, err := c.Write(msg)
+					assert.NilError(t, err)
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, err := c.Read(buf)
+					assert.NilError(t, err, "client %d, size %d", i, size)
+					// A loopback client shows as the gateway.
+					assert.Check(t, bytes.Equal(buf[:n], append([]byte(tc.gateway+"|"), msg...)), "client %d, size %d: %q", i, size, buf[:min(n, 40)])
+				}
+			}
+		})
+	}
+}
+
 // TestNoLeaks starts and closes networks with traffic and checks no
 // goroutine and no file descriptor is left.
 func TestNoLeaks(t *testing.T) {

@@ -1,14 +1,21 @@
 package netstack
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 // publish opens the host listener for p and forwards what arrives to the
@@ -92,17 +99,34 @@ func (n *Network) forwardTCP(l *net.TCPListener, p Publish) {
 }
 
 // forwardUDP keeps one in-stack socket per host client, so replies find
-// their way back; each ends after udpIdleTimeout without traffic.
+// their way back; each ends after udpIdleTimeout without traffic. A flow
+// has no goroutine and holds no buffer: replies go out to the client from
+// the in-stack socket's waiter callback, in the goroutine that delivered
+// them (the host socket is written without waiting: a full buffer drops
+// the datagram), and a timer ends the idle flow.
 func (n *Network) forwardUDP(c *net.UDPConn, p Publish) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	var v6 bool
+	raw.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		_, v6 = sa.(*unix.SockaddrInet6)
+		v6 = v6 && err == nil
+	})
 	var mu sync.Mutex // guards flows
-	flows := map[netip.AddrPort]*gonet.UDPConn{}
-	buf := make([]byte, maxDatagram)
+	flows := map[netip.AddrPort]*publishedFlow{}
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	buf := *bp
 	for {
 		nr, client, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			mu.Lock()
-			for _, f := range flows {
-				f.Close()
+			for client, f := range flows {
+				delete(flows, client) // a timer that fires now leaves it be
+				f.close()
 			}
 			mu.Unlock()
 			return
@@ -111,32 +135,94 @@ func (n *Network) forwardUDP(c *net.UDPConn, p Publish) {
 		flow := flows[client]
 		if flow == nil {
 			dst := sandboxAddr(client.Addr().Unmap(), p.SandboxPort)
-			laddr, proto := fullAddr(netip.AddrPortFrom(sourceAddr(dst), 0))
-			raddr, _ := fullAddr(dst)
-			flow, err = gonet.DialUDP(n.stack, &laddr, &raddr, proto)
-			if err != nil {
+			if flow, err = n.dialPublishedFlow(dst, client, raw, v6); err != nil {
 				mu.Unlock()
 				n.cfg.logf("-p %s: %v → %v: %v", p, client, dst, err)
 				continue
 			}
 			flows[client] = flow
-			n.goroutine(func() {
-				reply := make([]byte, maxDatagram)
-				for {
-					flow.SetReadDeadline(time.Now().Add(udpIdleTimeout))
-					nr, err := flow.Read(reply)
-					if err != nil {
-						break
-					}
-					c.WriteToUDPAddrPort(reply[:nr], client)
-				}
+			// (Set under mu, read under mu: the callback cannot see
+			// flow.timer unset.)
+			flow.timer = time.AfterFunc(udpIdleTimeout, func() {
 				mu.Lock()
-				delete(flows, client)
-				mu.Unlock()
-				flow.Close()
+				defer mu.Unlock()
+				if next := time.Unix(0, flow.last.Load()).Add(udpIdleTimeout); time.Now().Before(next) {
+					flow.timer.Reset(time.Until(next))
+					return
+				}
+				if flows[client] == flow { // else closed already
+					delete(flows, client)
+					flow.close()
+				}
 			})
 		}
 		mu.Unlock()
-		flow.Write(buf[:nr])
+		flow.last.Store(time.Now().UnixNano())
+		flow.ep.Write(bytes.NewReader(buf[:nr]), tcpip.WriteOptions{})
 	}
+}
+
+// publishedFlow is the in-stack socket of one host client of a published
+// UDP port.
+type publishedFlow struct {
+	ep    tcpip.Endpoint
+	wq    waiter.Queue
+	entry waiter.Entry
+	timer *time.Timer
+	last  atomic.Int64 // unix nanoseconds of the last datagram either way
+}
+
+// dialPublishedFlow makes the in-stack socket for client, from the gateway
+// to dst, and sends what it receives to client through the host socket
+// raw (of family AF_INET6 when v6).
+func (n *Network) dialPublishedFlow(dst, client netip.AddrPort, raw syscall.RawConn, v6 bool) (*publishedFlow, error) {
+	laddr, proto := fullAddr(netip.AddrPortFrom(sourceAddr(dst), 0))
+	raddr, _ := fullAddr(dst)
+	f := &publishedFlow{}
+	ep, terr := n.stack.NewEndpoint(udp.ProtocolNumber, proto, &f.wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(laddr); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("bind: %s", terr)
+	}
+	if terr := ep.Connect(raddr); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("connect: %s", terr)
+	}
+	f.ep = ep
+	// The client's address as the host socket's family spells it (an
+	// IPv4 client of an IPv6 socket is ::ffff:a.b.c.d).
+	to := unix.Sockaddr(&unix.SockaddrInet6{Port: int(client.Port()), Addr: client.Addr().As16()})
+	if !v6 {
+		to = &unix.SockaddrInet4{Port: int(client.Port()), Addr: client.Addr().Unmap().As4()}
+	}
+	f.entry = waiter.NewFunctionEntry(waiter.ReadableEvents, func(waiter.EventMask) {
+		bp := datagramBufs.Get().(*[]byte)
+		defer datagramBufs.Put(bp)
+		for {
+			w := tcpip.SliceWriter(*bp)
+			res, err := f.ep.Read(&w, tcpip.ReadOptions{})
+			if err != nil {
+				return // nothing queued (ErrWouldBlock), or closed
+			}
+			f.last.Store(time.Now().UnixNano())
+			b := (*bp)[:res.Count]
+			raw.Write(func(fd uintptr) bool {
+				unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, to)
+				return true
+			})
+		}
+	})
+	f.wq.EventRegister(&f.entry)
+	return f, nil
+}
+
+func (f *publishedFlow) close() {
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.wq.EventUnregister(&f.entry)
+	f.ep.Close()
 }
