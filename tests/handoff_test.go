@@ -24,7 +24,11 @@ func waitHandedOff(t *testing.T, launcher int) {
 	t.Helper()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		threads, rss := procStatus(t, launcher)
-		if threads == 1 {
+		// One thread once the exec has begun (de_thread); a command line
+		// once it has set up the new program's arguments: only then is
+		// the exec done.
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", launcher))
+		if threads == 1 && len(cmdline) > 0 {
 			return poll.Success()
 		}
 		return poll.Continue("the launcher (pid %d) has %d threads, %d KiB resident: not handed off yet", launcher, threads, rss)
