@@ -759,6 +759,15 @@ void nsbox_stage(void)
 			fail("become root in the user namespace");
 	}
 	arm_parent_death();
+	/* A network helper (slirp4netns, pasta) opens PID 1's /proc/PID/ns
+	 * files as soon as the launcher learns PID 1's pid, which needs PID 1
+	 * dumpable, and becoming root cleared that: PID 1 inherits it from
+	 * here, so it is dumpable from birth, not only once it reaches
+	 * wait_network (slirp4netns lost that race under load: "userns path
+	 * doesn't exist"). No process of the sandbox exists yet; PID 1 is
+	 * made non-dumpable again once setup is done. */
+	if (c.net_wait && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE) for the network helper");
 
 	if (unshare_errno) {
 		errno = unshare_errno;

@@ -262,10 +262,11 @@ void setup_tap(const struct config *c)
 
 void wait_network(void)
 {
-	/* The helper (nsenter, pasta) opens the files of /proc/PID1/ns, which needs PID 1
-	 * dumpable; becoming root in the namespace cleared that. The host user
-	 * owns this process anyway; the command is made non-dumpable again
-	 * when it switches identity. */
+	/* PID 1 is dumpable already, for the helper's opening of
+	 * /proc/PID1/ns (nsbox_stage sets it before the clone); this keeps
+	 * it so in case anything on the way changed its credentials. The
+	 * host user owns this process anyway; the command is made
+	 * non-dumpable again when it switches identity. */
 	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE) for the network helper");
 	struct nsbox_msg m;
