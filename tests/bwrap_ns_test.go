@@ -177,14 +177,18 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 		func(c *icmd.Cmd) { c.ExtraFiles = []*os.File{outerUser, own} })
 	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "bwrap: enter the given command user namespace (setns) and make its mount namespace: Operation not permitted; fix: pass a child of the entered user namespace"})
 
-	// The second sandbox ends, then the first.
-	for _, name := range []string{fifo2, fifo} { // opening waits for the reader
-		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	// The second sandbox ends, then the first: not both at once, since
+	// the first's PID namespace ending kills what runs in the second's,
+	// below it.
+	release := func(name string) {
+		f, err := os.OpenFile(name, os.O_WRONLY, 0) // waits for the reader
 		assert.NilError(t, err)
 		f.Write([]byte("go\n"))
 		f.Close()
 	}
+	release(fifo2)
 	assert.NilError(t, second.Wait())
+	release(fifo)
 	assert.NilError(t, first.Wait())
 	assert.Equal(t, secondOut.String(), "locked\n")
 	assert.Equal(t, firstOut.String(), "")
