@@ -199,21 +199,12 @@ func (n *Network) dialPublishedFlow(dst, client netip.AddrPort, raw syscall.RawC
 		to = &unix.SockaddrInet4{Port: int(client.Port()), Addr: client.Addr().Unmap().As4()}
 	}
 	f.entry = waiter.NewFunctionEntry(waiter.ReadableEvents, func(waiter.EventMask) {
-		bp := datagramBufs.Get().(*[]byte)
-		defer datagramBufs.Put(bp)
-		for {
-			w := tcpip.SliceWriter(*bp)
-			res, err := f.ep.Read(&w, tcpip.ReadOptions{})
-			if err != nil {
-				return // nothing queued (ErrWouldBlock), or closed
-			}
-			f.last.Store(time.Now().UnixNano())
-			b := (*bp)[:res.Count]
+		drainDatagrams(f.ep, &f.last, func(b []byte) {
 			raw.Write(func(fd uintptr) bool {
 				unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, to)
 				return true
 			})
-		}
+		})
 	})
 	f.wq.EventRegister(&f.entry)
 	return f, nil

@@ -99,20 +99,30 @@ func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
 // a host socket whose buffer is full drops the datagram, as a router
 // would, rather than stall the stack.
 func (f *udpFlow) fromSandbox() {
-	bp := datagramBufs.Get().(*[]byte)
-	defer datagramBufs.Put(bp)
-	for {
-		w := tcpip.SliceWriter(*bp)
-		res, err := f.ep.Read(&w, tcpip.ReadOptions{})
-		if err != nil {
-			return // nothing queued (ErrWouldBlock), or closed
-		}
-		f.touch()
-		b := (*bp)[:res.Count]
+	drainDatagrams(f.ep, &f.last, func(b []byte) {
 		f.raw.Write(func(fd uintptr) bool {
 			unix.Write(int(fd), b)
 			return true
 		})
+	})
+}
+
+// drainDatagrams reads every datagram queued on ep into a pooled buffer
+// and hands each to send, noting the time in last. It is called from ep's
+// waiter callback, in the stack's goroutine that delivered them (gVisor's
+// UDP endpoint notifies after releasing its receive lock), so send must
+// not wait.
+func drainDatagrams(ep tcpip.Endpoint, last *atomic.Int64, send func([]byte)) {
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	for {
+		w := tcpip.SliceWriter(*bp)
+		res, err := ep.Read(&w, tcpip.ReadOptions{})
+		if err != nil {
+			return // nothing queued (ErrWouldBlock), or closed
+		}
+		last.Store(time.Now().UnixNano())
+		send((*bp)[:res.Count])
 	}
 }
 
