@@ -376,11 +376,17 @@ func TestPublishTCP(t *testing.T) {
 // host socket) and on the wildcard (Go makes that an AF_INET6 socket, and
 // IPv4 clients come as ::ffff:a.b.c.d).
 func TestPublishUDP(t *testing.T) {
-	for _, tc := range []struct{ host, client, sandbox, gateway string }{
+	cases := []struct{ host, client, sandbox, gateway string }{
 		{"127.0.0.1", "127.0.0.1", SandboxIPv4.String(), GatewayIPv4.String()},
 		{"0.0.0.0", "127.0.0.1", SandboxIPv4.String(), GatewayIPv4.String()},
-		{"[::1]", "::1", SandboxIPv6.String(), GatewayIPv6.String()},
-	} {
+	}
+	if c, err := net.ListenPacket("udp6", "[::1]:0"); err == nil {
+		c.Close()
+		cases = append(cases, struct{ host, client, sandbox, gateway string }{"[::1]", "::1", SandboxIPv6.String(), GatewayIPv6.String()})
+	} else {
+		t.Logf("no IPv6 loopback here (%v): the [::1] case is left out", err)
+	}
+	for _, tc := range cases {
 		t.Run(tc.host, func(t *testing.T) {
 			probe, err := net.ListenPacket("udp", net.JoinHostPort(tc.client, "0"))
 			assert.NilError(t, err)
