@@ -45,7 +45,7 @@ cp bin/nsbox "$out/nsbox"
 (cd hack/bench && go build -trimpath -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/emptygo" ./emptygo)
 # The embedding row's program imports nsbox's sandbox package: it is built
 # in the main module (hack/bench is a module of its own).
-go build -trimpath -tags netgo,osusergo -ldflags "-s -w -linkmode external -extldflags -static" -o "$out/embed" ./hack/embedbench
+make --no-print-directory bin/embed && cp bin/embed "$out/embed"
 mkdir "$out/docs" "$out/tmp"
 chmod 0755 "$out" "$out/nsbox" "$out/bench" "$out/emptygo" "$out/embed"
 chmod 0777 "$out/docs" "$out/tmp"

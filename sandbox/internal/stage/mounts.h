@@ -8,9 +8,45 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stddef.h>
+#include <sys/mount.h>
 #include <sys/types.h>
 
 #include "stagelib.h"
+
+#ifndef __GLIBC__
+/* The new mount API (Linux 5.2, mount_setattr 5.12): glibc 2.36 declares
+ * it in <sys/mount.h>; with another C library (musl: make build's static
+ * binary, whose start does not pay glibc's CPU-feature probing) it comes
+ * from the kernel's header and syscall(2). */
+#include <linux/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static inline int open_tree(int dfd, const char *path, unsigned int flags)
+{
+	return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+static inline int move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned int flags)
+{
+	return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+static inline int fsopen(const char *fsname, unsigned int flags)
+{
+	return (int)syscall(SYS_fsopen, fsname, flags);
+}
+static inline int fsconfig(int fd, unsigned int cmd, const char *key, const void *value, int aux)
+{
+	return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+static inline int fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+	return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
+}
+static inline int mount_setattr(int dfd, const char *path, unsigned int flags, struct mount_attr *attr, size_t size)
+{
+	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, size);
+}
+#endif
 
 /* IN_ROOT resolves a destination as if /newroot were /: "..", absolute
  * symlinks and magic links cannot leave it. */
