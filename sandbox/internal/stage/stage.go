@@ -59,6 +59,33 @@ static int vetoed(const char *vetoes, int argc, char **argv)
 	return 0;
 }
 
+#ifndef __GLIBC__
+#include <fcntl.h>
+#include <unistd.h>
+
+// procArgs reads the command line from /proc/self/cmdline: only glibc
+// passes argc and argv to constructors, musl passes nothing. The first
+// 4 KiB are enough to find the subcommand and the flags that veto the
+// early namespaces (a miss costs time only).
+static int procArgs(char ***argvp)
+{
+	static char buf[4096];
+	static char *args[64];
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC), n = 0;
+	ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+	if (fd >= 0)
+		close(fd);
+	if (len > 0) {
+		buf[len] = 0;
+		for (char *p = buf; p < buf + len && n < 63; p += strlen(p) + 1)
+			args[n++] = p;
+	}
+	args[n] = NULL;
+	*argvp = args;
+	return n;
+}
+#endif
+
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	nsbox_constructor_ran = 1;
@@ -66,6 +93,9 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 		nsbox_stage();
 	if (getenv(NSBOX_HANDOFF_ENV))
 		nsbox_handoff();
+#ifndef __GLIBC__
+	argc = procArgs(&argv);
+#endif
 	if (argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
 		return;
 	if (listed(nsbox_prefork_command, argv[1]))
