@@ -241,26 +241,21 @@ func (m *Op) encode(add func(k, v string)) {
 	}
 	add("mount-dst", filepath.Clean(m.Destination))
 	fl := 0
-	if m.ReadOnly {
-		fl |= mountFlagReadOnly
-	}
-	if m.Devices {
-		fl |= mountFlagDevices
-	}
-	if m.Optional {
-		fl |= mountFlagOptional
-	}
-	if m.Owned {
-		fl |= mountFlagOwned
-	}
-	if m.NonRecursive {
-		fl |= mountFlagNonRecursive
-	}
-	if m.Tun {
-		fl |= mountFlagTun
-	}
-	if m.ModeSet {
-		fl |= mountFlagModeSet
+	for _, b := range []struct {
+		on  bool
+		bit int
+	}{
+		{m.ReadOnly, mountFlagReadOnly},
+		{m.Devices, mountFlagDevices},
+		{m.Optional, mountFlagOptional},
+		{m.Owned, mountFlagOwned},
+		{m.NonRecursive, mountFlagNonRecursive},
+		{m.Tun, mountFlagTun},
+		{m.ModeSet, mountFlagModeSet},
+	} {
+		if b.on {
+			fl |= b.bit
+		}
 	}
 	add("mount-flags", strconv.Itoa(fl))
 	add("mount-mode", strconv.FormatUint(uint64(m.Mode), 10))
