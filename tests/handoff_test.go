@@ -35,6 +35,22 @@ func waitHandedOff(t *testing.T, launcher int) {
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
 }
 
+// startUntilReady starts cmd, whose command prints "ready" once its
+// signal handlers are in place, and returns its stdout after that line;
+// the cmd is killed and reaped at the end of the test.
+func startUntilReady(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	assert.NilError(t, err)
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	assert.NilError(t, err)
+	assert.Equal(t, line, "ready\n")
+	return r
+}
+
 // procStatus returns the Threads and VmRSS (KiB) lines of /proc/PID/status.
 func procStatus(t *testing.T, pid int) (threads, rssKiB int) {
 	t.Helper()
@@ -66,14 +82,7 @@ func TestHandOffKeepsTheSandbox(t *testing.T) {
 		`trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done`)
 	cmd.Env = s.env()
 	cmd.ExtraFiles = []*os.File{sf}
-	out, err := cmd.StdoutPipe()
-	assert.NilError(t, err)
-	assert.NilError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	r := bufio.NewReader(out)
-	line, err := r.ReadString('\n')
-	assert.NilError(t, err)
-	assert.Equal(t, line, "ready\n")
+	r := startUntilReady(t, cmd)
 
 	waitHandedOff(t, cmd.Process.Pid)
 	_, rss := procStatus(t, cmd.Process.Pid)
@@ -109,14 +118,7 @@ func TestHandOffForwardsSignals(t *testing.T) {
 			name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
 			cmd := exec.Command(nsboxBin, "run", "--", "sh", "-c",
 				fmt.Sprintf(`trap 'echo got %s; exit 3' %s; echo ready; while :; do sleep 0.05; done`, name, name))
-			out, err := cmd.StdoutPipe()
-			assert.NilError(t, err)
-			assert.NilError(t, cmd.Start())
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			r := bufio.NewReader(out)
-			line, err := r.ReadString('\n')
-			assert.NilError(t, err)
-			assert.Equal(t, line, "ready\n")
+			r := startUntilReady(t, cmd)
 			waitHandedOff(t, cmd.Process.Pid)
 			assert.NilError(t, cmd.Process.Signal(sig))
 			rest, _ := r.ReadString('\n')

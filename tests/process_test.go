@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -201,16 +200,10 @@ func TestSignalsReachTheCommand(t *testing.T) {
 			name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
 			cmd := exec.Command(nsboxBin, "run", "--", "sh", "-c",
 				fmt.Sprintf(`trap 'echo got %s; exit 3' %s; echo ready; while :; do sleep 0.05; done`, name, name))
-			out, err := cmd.StdoutPipe()
-			assert.NilError(t, err)
-			assert.NilError(t, cmd.Start())
-			r := bufio.NewReader(out)
-			line, err := r.ReadString('\n')
-			assert.NilError(t, err)
-			assert.Equal(t, line, "ready\n")
+			r := startUntilReady(t, cmd)
 			assert.NilError(t, cmd.Process.Signal(sig))
 			rest, _ := r.ReadString('\n')
-			err = cmd.Wait()
+			err := cmd.Wait()
 			assert.Equal(t, rest, "got "+name+"\n")
 			assert.Equal(t, cmd.ProcessState.ExitCode(), 3, "wait: %v", err)
 		})
