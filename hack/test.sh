@@ -37,6 +37,9 @@ else
 	fi
 fi
 
+echo "== tracked files"
+hack/tracked-files.sh
+
 echo "== unit tests (uid $(id -u))"
 go test -race -count=1 $(go list ./... | grep -v /tests)
 # hack/bench is a module of its own (its plotting dependencies stay out
