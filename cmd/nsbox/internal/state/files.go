@@ -30,6 +30,23 @@ func statOf(pid int) (ppid int, start uint64, err error) {
 	return parseStat(b)
 }
 
+// statFlags returns the kernel flags of process pid (field 9 of
+// /proc/PID/stat, PF_* in the kernel's sched.h).
+func statFlags(pid int) (uint64, error) {
+	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	fields := strings.Fields(s[i+1:])
+	// fields[0] is field 3 (state): field 9 is fields[6].
+	if i < 0 || len(fields) < 7 {
+		return 0, errors.New("parse /proc/PID/stat: too few fields")
+	}
+	return strconv.ParseUint(fields[6], 10, 64)
+}
+
 // ReadProcFile reads a small file of /proc (up to 64 KiB, which bounds
 // what a hostile process can make us allocate; /proc/PID/stat and the id
 // maps are far smaller) with plain system calls, as cheaply as the launch

@@ -68,6 +68,9 @@ func verify(e *Entry, raw []byte) (int, error) {
 		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
 	}
 	changed := func(format string, args ...any) error {
+		if ending(e.Pid, pidfd) {
+			return fmt.Errorf("sandbox %q: %w (it ended while being looked up)", e.Name, ErrNotFound)
+		}
 		return fmt.Errorf("sandbox %s: %w: %s; fix: end the sandbox through its launcher (the parent of pid %d), and see \"State records\" in docs/security.md for what could write the record",
 			e.Name, ErrRecordChanged, fmt.Sprintf(format, args...), e.Pid)
 	}
@@ -104,6 +107,43 @@ func verify(e *Entry, raw []byte) (int, error) {
 	}
 	ok = true
 	return pidfd, nil
+}
+
+// A check that fails while the sandbox ends is no sign of tampering: an
+// ending sandbox loses its namespaces and processes one by one under the
+// checks (its command is gone, /proc/CMD/ns is empty, the launcher exits),
+// which is what two `nsbox kill NAME` at once see. So before a failed
+// check is reported as ErrRecordChanged, ending asks the kernel whether
+// PID 1 is exiting; if so, the sandbox is reported gone (ErrNotFound),
+// which is the truth for a second caller. Nothing is acted on either way:
+// only a record that passes every check yields a pidfd.
+
+// endingGrace is how long ending waits for PID 1 to start exiting after a
+// failed check: the command may have died a moment before PID 1 (which
+// leaves right after it) or before the SIGKILL reached PID 1's threads.
+const endingGrace = 200 * time.Millisecond
+
+// pfExiting is PF_EXITING, the flag (field 9 of /proc/PID/stat) the
+// kernel sets as a process enters do_exit, before it drops its namespaces.
+const pfExiting = 0x4
+
+// ending reports whether PID 1 (pid, pinned by pidfd) has exited or is
+// exiting, waiting up to endingGrace for it to start.
+func ending(pid, pidfd int) bool {
+	deadline := time.Now().Add(endingGrace)
+	for {
+		p := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(p, 0); err == nil && n > 0 {
+			return true // exited: the pidfd is readable
+		}
+		if flags, err := statFlags(pid); err != nil || flags&pfExiting != 0 {
+			return true // exiting, or already reaped
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // checkNamespaces is step 2 of verify. PID 1 is not dumpable, so its
