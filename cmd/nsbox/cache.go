@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -95,7 +95,10 @@ func homeDir(arg string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(root, "home", arg)
-	return dir, makeCacheDir(root, dir)
+	if err := makeCacheDir(root, dir); err != nil {
+		return "", err
+	}
+	return dir, lockCacheInUse(dir, "home/"+arg)
 }
 
 // cacheMounts binds the named tool caches under home, creating them.
@@ -122,6 +125,12 @@ func cacheMounts(names []string, home string) ([]sandbox.Mount, error) {
 			continue
 		}
 		seen[n] = true
+		if err := makeCacheDir(root, filepath.Join(root, "cache", n)); err != nil {
+			return nil, err
+		}
+		if err := lockCacheInUse(filepath.Join(root, "cache", n), n); err != nil {
+			return nil, err
+		}
 		for _, d := range dirs {
 			src := filepath.Join(root, "cache", d[0])
 			if err := makeCacheDir(root, src); err != nil {
@@ -198,7 +207,10 @@ func cacheCommand(args []string, stdout io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tSIZE\tPATH")
 		for _, e := range cacheEntries(root) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.name, humanSize(dirSize(e.path)), e.path)
+			// By descriptor: a sandbox may be rewriting the cache as it
+			// is sized. What could not be read is left out of the size.
+			n, _ := fdtree.Size(e.path)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.name, humanSize(n), e.path)
 		}
 		return tw.Flush()
 	case "rm":
@@ -218,39 +230,13 @@ func cacheCommand(args []string, stdout io.Writer) error {
 			}
 		}
 		for _, e := range entries {
-			if err := removeTree(e.path); err != nil {
-				return fmt.Errorf("cache rm %s: %w; fix: files of other ids inside go with root of a sandbox: nsbox run --root --bind %s -- rm -rf %s", e.name, err, e.path, e.path)
+			if err := removeCache(e); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
 	return usageError{fmt.Sprintf("cache %s: unknown subcommand; fix: nsbox cache ls, rm or dir", args[0])}
-}
-
-// removeTree removes dir, first making its directories writable: Go's
-// module cache is read-only on purpose.
-func removeTree(dir string) error {
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
-
-// dirSize adds up the sizes of the files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // humanSize prints n bytes as 12K, 3.4M, 1.2G.

@@ -35,5 +35,7 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	if s.entry != nil {
 		h.After, h.Keep = s.entry.HandOff(s.log != nil && s.executed)
 	}
+	// The caches stay locked while in use (cache_lock.go).
+	h.Keep = append(h.Keep, cacheLocks...)
 	sb.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

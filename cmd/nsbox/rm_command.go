@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"golang.org/x/sys/unix"
 )
 
 const rmUsage = `Usage: nsbox rm NAME...
@@ -44,8 +45,10 @@ func rmCommand(args []string, stdout io.Writer) error {
 		if p == "" {
 			return fmt.Errorf("rm %s: no ended sandbox of that name left a log; fix: nsbox ps lists the running ones", name)
 		}
-		if err := os.Remove(p); err != nil {
-			return fmt.Errorf("rm %s: %w", name, err)
+		// unlink(2): the name goes, whatever it is (never a directory);
+		// nothing is followed.
+		if err := unix.Unlink(p); err != nil {
+			return fmt.Errorf("rm %s: %w", name, &os.PathError{Op: "unlink", Path: p, Err: err})
 		}
 	}
 	return nil

@@ -140,7 +140,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s\n", b)
 		return nil
 	case "logs":
-		if _, err := os.Stat(live.LogPath()); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(live.LogPath()); errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("logs %s: the sandbox was not started with --detach; its output went to the terminal of nsbox run", live.Name)
 		}
 		return printFile(live.LogPath(), stdout, "logs "+live.Name)
@@ -159,13 +159,23 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	return killSandbox(live, unix.SIGTERM, time.Duration(*timeout*float64(time.Second)))
 }
 
-// printFile copies the file at path to w.
+// printFile copies the log at path to w. The log is in the state
+// directory, which no sandbox should reach, but is not trusted for that:
+// a symlink is not followed and anything but a regular file (a FIFO would
+// block nsbox forever) is refused.
 func printFile(path string, w io.Writer, what string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == unix.ELOOP {
+		return fmt.Errorf("%s: %s is a symlink, not the log nsbox wrote; fix: remove it", what, path)
 	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: %s is not a regular file, not the log nsbox wrote; fix: remove it", what, path)
+	}
 	if _, err := io.Copy(w, f); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

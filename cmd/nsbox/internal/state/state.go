@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -246,6 +247,9 @@ func (h *Handle) KeepLog() error {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("keep the log of sandbox %s: %w", h.Name, err)
 	}
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("keep the log of sandbox %s: %s is not a directory (a symlink?); fix: remove it", h.Name, dir)
+	}
 	err := unix.Rename(h.LogPath(), filepath.Join(dir, h.Name))
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("keep the log of sandbox %s: %w", h.Name, err)
@@ -260,7 +264,7 @@ func EndedLog(dir, name string) string {
 		return ""
 	}
 	p := filepath.Join(dir, endedLogs, name)
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Lstat(p); err != nil {
 		return ""
 	}
 	return p
@@ -274,7 +278,7 @@ func (h *Handle) Release() error {
 	unix.Unlink(h.LogPath())
 	err := unix.Rmdir(h.Path)
 	if err != nil {
-		err = os.RemoveAll(h.Path)
+		err = fdtree.RemoveAll(h.Path)
 	}
 	if h.record >= 0 {
 		unix.Close(h.record)
@@ -483,7 +487,7 @@ var testHookLocked func(path string)
 // removeLocked removes the entry directory at path, whose lock the caller
 // holds.
 func removeLocked(path string) error {
-	if err := os.RemoveAll(path); err != nil {
+	if err := fdtree.RemoveAll(path); err != nil {
 		return fmt.Errorf("remove the stale state entry %s: %w", path, err)
 	}
 	return nil
