@@ -31,28 +31,36 @@ func init() {
 }
 
 // swapper is the attacker of item 4, run inside a sandbox that can write
-// the cache at args[0]: it makes a wide read-only tree x/ and a symlink
-// link -> args[1] (a host directory outside the cache), writes args[0]/ready,
-// then exchanges x and link with renameat2(RENAME_EXCHANGE) as fast as it
-// can, remaking both whenever nsbox cache rm removed one, until killed.
+// the cache at args[0]: it makes pairs of a directory xNNN (holding sub/,
+// as the host directory args[1] does) and a symlink lNNN -> args[1],
+// writes args[0]/ready, then exchanges each pair in turn with
+// renameat2(RENAME_EXCHANGE), as fast as it can and until killed,
+// remaking what nsbox cache rm removed. Many pairs make a walk by path
+// long enough to lose the race on a loaded machine too.
 func swapper(args []string) int {
 	top, outside := args[0], args[1]
-	x, link := filepath.Join(top, "x"), filepath.Join(top, "link")
-	build := func() {
-		for i := 0; i < 30; i++ {
-			d := filepath.Join(x, fmt.Sprintf("m%02d", i), "sub")
-			os.MkdirAll(d, 0o700)
-			os.WriteFile(filepath.Join(d, "f"), nil, 0o444)
-			os.Chmod(d, 0o555)
+	const pairs = 100
+	remake := func(i int) {
+		x, l := filepath.Join(top, fmt.Sprintf("x%03d", i)), filepath.Join(top, fmt.Sprintf("l%03d", i))
+		if _, err := os.Lstat(x); err != nil {
+			os.Mkdir(x, 0o700)
+			os.Mkdir(filepath.Join(x, "sub"), 0o700)
+			os.WriteFile(filepath.Join(x, "keep"), nil, 0o400)
 		}
-		os.Symlink(outside, link)
+		if _, err := os.Lstat(l); err != nil {
+			os.Symlink(outside, l)
+		}
 	}
-	build()
+	for i := 0; i < pairs; i++ {
+		remake(i)
+	}
 	os.WriteFile(filepath.Join(top, "ready"), nil, 0o600)
 	for {
-		err := unix.Renameat2(unix.AT_FDCWD, x, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE)
-		if err == unix.ENOENT {
-			build()
+		for i := 0; i < pairs; i++ {
+			x, l := filepath.Join(top, fmt.Sprintf("x%03d", i)), filepath.Join(top, fmt.Sprintf("l%03d", i))
+			if unix.Renameat2(unix.AT_FDCWD, x, unix.AT_FDCWD, l, unix.RENAME_EXCHANGE) == unix.ENOENT {
+				remake(i)
+			}
 		}
 	}
 }
@@ -152,7 +160,7 @@ func TestCacheRmDoesNotFollowSwappedLinks(t *testing.T) {
 	// nsbox makes the cache directory on first use.
 	icmd.RunCmd(icmd.Command(nsboxBin, "run", "--cache", "go", "--", "true"), env).Assert(t, icmd.Success)
 	mod := filepath.Join(root, "cache/go/mod")
-	for round := 0; round < 3; round++ {
+	for round := 0; round < 5; round++ {
 		assert.NilError(t, os.MkdirAll(mod, 0o700))
 		name := fmt.Sprintf("swap%d", round)
 		inside := filepath.Join(os.Getenv("HOME"), "w")
@@ -164,8 +172,10 @@ func TestCacheRmDoesNotFollowSwappedLinks(t *testing.T) {
 		}
 		untouched(fmt.Sprintf("round %d", round))
 		icmd.RunCmd(icmd.Command(nsboxBin, "kill", name), env)
-		// Cleaning up with nothing racing: it all goes.
-		icmd.RunCmd(icmd.Command(nsboxBin, "cache", "rm", "go"), env).Assert(t, icmd.Success)
+		// With nothing racing, what is left goes.
+		if _, err := os.Lstat(filepath.Join(root, "cache/go")); err == nil {
+			icmd.RunCmd(icmd.Command(nsboxBin, "cache", "rm", "go"), env).Assert(t, icmd.Success)
+		}
 		untouched(fmt.Sprintf("round %d, after", round))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
@@ -61,7 +62,7 @@ func removeCache(e cacheEntry) error {
 	fd, err := unix.Open(e.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err == nil {
 		defer unix.Close(fd)
-		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		if err := lockExclusive(fd, e.path); err != nil {
 			users := cacheUsers(e.path)
 			switch len(users) {
 			case 0:
@@ -76,6 +77,25 @@ func removeCache(e cacheEntry) error {
 		return fmt.Errorf("cache rm %s: %w; fix: files of other ids go with root of a sandbox: nsbox run --root --bind %s -- rm -rf %s", e.name, err, e.path, e.path)
 	}
 	return nil
+}
+
+// launcherExit bounds how long cache rm waits for a lock that no running
+// sandbox explains: the launcher of a sandbox that just ended removes its
+// state entry a moment before it exits and drops its locks.
+const launcherExit = 3 * time.Second
+
+// lockExclusive takes the exclusive lock on the cache open at fd, without
+// waiting while a running sandbox binds it, and up to launcherExit while
+// none does (the holder is a launcher on its way out).
+func lockExclusive(fd int, dir string) error {
+	deadline := time.Now().Add(launcherExit)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) || len(cacheUsers(dir)) > 0 {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // cacheUsers returns the names of the running sandboxes that bind
