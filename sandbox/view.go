@@ -103,13 +103,19 @@ func (v View) Mounts() ([]Mount, string) {
 	ms = append(ms, BaseView()...)
 	ms = append(ms, v.hideSockets()...)
 	ms = append(ms, v.home()...)
-	if v.Cwd == "" {
-		return ms, ""
+	why := ""
+	if v.Cwd != "" {
+		ok, reason := CwdWritable(v.Cwd, v.Home)
+		if ok {
+			ms = append(ms, Mount{Type: MountBind, Source: v.Cwd, Destination: v.Cwd, Flag: "the current directory " + v.Cwd})
+		}
+		why = reason
 	}
-	if ok, why := CwdWritable(v.Cwd, v.Home); !ok {
-		return ms, why
-	}
-	return append(ms, Mount{Type: MountBind, Source: v.Cwd, Destination: v.Cwd, Flag: "the current directory " + v.Cwd}), ""
+	// Last, so that no bind of the view (the current directory, a shared
+	// home) can show the real $XDG_RUNTIME_DIR, and nsbox's state
+	// directory in it, from below: a tmpfs applied earlier would be
+	// covered by a bind of a directory that holds it.
+	return append(ms, v.runtimeDir()...), why
 }
 
 // hideSockets covers /run and a /var/run of its own with empty tmpfs, and
@@ -124,7 +130,7 @@ func (v View) hideSockets() []Mount {
 		}
 	}
 	if len(ms) == 0 {
-		return v.runtimeDir()
+		return nil
 	}
 	ms = append(ms, Mount{Type: MountDir, Destination: "/run/lock", Mode: 0o777 | fs.ModeSticky, Flag: "/run/lock"})
 	ms = append(ms, Mount{Type: MountFile, Destination: "/run/host/container-manager", Data: []byte("nsbox\n"), Mode: 0o444, ReadOnly: true, Flag: "/run/host/container-manager"})
@@ -134,7 +140,7 @@ func (v View) hideSockets() []Mount {
 	if r, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && strings.HasPrefix(r, "/run/") {
 		ms = append(ms, Mount{Type: MountBind, Source: r, Destination: r, ReadOnly: true, Optional: true, Flag: "the resolver's " + r})
 	}
-	return append(ms, v.runtimeDir()...)
+	return ms
 }
 
 // runtimeDir covers $XDG_RUNTIME_DIR, wherever it is, with an empty tmpfs

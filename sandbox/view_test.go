@@ -36,7 +36,9 @@ func TestCwdWritable(t *testing.T) {
 }
 
 // The view hides /home, the home and the runtime directory behind
-// tmpfs the command owns; cwd is bound last, and only where allowed.
+// tmpfs the command owns; cwd is bound only where allowed, and the
+// runtime directory's tmpfs comes last, so that no bind of the view shows
+// the real one (with nsbox's state directory) from below.
 func TestViewMounts(t *testing.T) {
 	home := t.TempDir()
 	rt := t.TempDir()
@@ -57,12 +59,21 @@ func TestViewMounts(t *testing.T) {
 		assert.Assert(t, m != nil, dst)
 		assert.Check(t, m.Type == MountTmpfs && m.Owned && m.Mode == 0o700, "%+v", m)
 	}
+	m := find(ms, cwd)
+	assert.Assert(t, m != nil)
+	assert.Check(t, is.DeepEqual(*m, Mount{Type: MountBind, Source: cwd, Destination: cwd, Flag: "the current directory " + cwd}))
+	assert.Check(t, is.Equal(ms[len(ms)-1].Destination, rt))
+
+	// $XDG_RUNTIME_DIR inside the current directory: covered after it.
+	inner := filepath.Join(cwd, "rt")
+	assert.NilError(t, os.Mkdir(inner, 0o700))
+	ms, _ = View{Cwd: cwd, Home: home, RuntimeDir: inner}.Mounts()
 	last := ms[len(ms)-1]
-	assert.Check(t, is.DeepEqual(last, Mount{Type: MountBind, Source: cwd, Destination: cwd, Flag: "the current directory " + cwd}))
+	assert.Check(t, last.Type == MountTmpfs && last.Destination == inner && last.Owned, "%+v", last)
 
 	ms, why = View{Cwd: home, Home: home, ShareHome: true}.Mounts()
 	assert.Check(t, is.Equal(why, "is your home directory"))
-	m := find(ms, home)
+	m = find(ms, home)
 	assert.Assert(t, m != nil)
 	assert.Check(t, m.Type == MountBind && m.ReadOnly && m.Source == home, "%+v", m)
 

@@ -96,8 +96,11 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 		s.report = os.NewFile(uintptr(f.superFD), "nsbox-detach-report")
 		unix.CloseOnExec(f.superFD)
 	}
-	hideStateDirs(spec)
+	// The state directory first, then what hides it: on the first run it
+	// does not exist yet, and hiding only what exists would show the new
+	// one to the sandbox where a bind holds it.
 	dir, err := state.Dir()
+	hideStateDirs(spec)
 	if err == nil {
 		state.PrepareWrite()
 	}
