@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/nsbox/nsbox/subid"
-	"golang.org/x/sys/unix"
 )
 
 const checkUsage = `Usage: nsbox check [--json]
@@ -165,71 +162,6 @@ func rangesText(rs []subid.Range) string {
 		parts = append(parts, fmt.Sprintf("%d–%d", r.Start, uint64(r.Start)+uint64(r.Count)-1))
 	}
 	return strings.Join(parts, ", ")
-}
-
-const overlayNeededBy = "--tmp-overlay, --overlay, --copy-up"
-
-// checkOverlay mounts an overlayfs in a throwaway user+mount namespace.
-func checkOverlay() checkResult {
-	r := checkResult{Name: "overlayfs in a user namespace", NeededBy: overlayNeededBy}
-	cmd := exec.Command("/proc/self/exe", "check", "--probe-overlay")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.Detail = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "nsbox: "))
-		if r.Detail == "" {
-			r.Detail = err.Error()
-		}
-		r.Fix = "use a kernel ≥ 5.11 (unprivileged overlayfs with userxattr)"
-		var u unix.Utsname
-		if unix.Uname(&u) == nil && kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 11) {
-			r.Fix = "this kernel (" + unix.ByteSliceToString(u.Release[:]) + ") refuses the lower layer's filesystem (" + os.TempDir() + "); --tmp-overlay works only over directories on filesystems overlayfs accepts as a lower layer"
-		}
-		return r
-	}
-	r.OK = true
-	r.Detail = "mounts (" + strings.TrimSpace(string(out)) + ")"
-	return r
-}
-
-func probeOverlay() error {
-	dir, err := os.MkdirTemp("", "nsbox-check-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	j := func(s string) string { return filepath.Join(dir, s) }
-	// The upper layer on a tmpfs, as --tmp-overlay has it; the lower one
-	// on the host's filesystem.
-	if err := os.Mkdir(j("lower"), 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(j("t"), 0o755); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", j("t"), "tmpfs", 0, "mode=0755"); err != nil {
-		return fmt.Errorf("mount a tmpfs for the upper layer: %w", err)
-	}
-	defer unix.Unmount(j("t"), unix.MNT_DETACH)
-	t := func(s string) string { return filepath.Join(dir, "t", s) }
-	for _, d := range []string{"upper", "work", "merged"} {
-		if err := os.Mkdir(t(d), 0o755); err != nil {
-			return err
-		}
-	}
-	for _, opts := range []string{"userxattr,", ""} {
-		data := fmt.Sprintf("%slowerdir=%s,upperdir=%s,workdir=%s", opts, j("lower"), t("upper"), t("work"))
-		if err = unix.Mount("overlay", t("merged"), "overlay", 0, data); err == nil {
-			unix.Unmount(t("merged"), unix.MNT_DETACH)
-			fmt.Println(strings.TrimSuffix("overlay "+opts, ","))
-			return nil
-		}
-	}
-	return fmt.Errorf("mount overlay: %w", err)
 }
 
 func checkCgroups() checkResult {

@@ -27,6 +27,9 @@ type probe struct {
 	mapMode  string // "single" or "auto"
 	// edit turns nsbox run's spec for the probe command into the probe's.
 	edit func(s *sandbox.Spec, exe string)
+	// refuse, if it returns a cause, fails the probe without trying it:
+	// the plan already shows it cannot pass.
+	refuse func(plan mapping.Plan) string
 	// skip, if it returns a reason, the probe is not tried.
 	skip func(plan mapping.Plan) string
 }
@@ -41,9 +44,13 @@ var probes = []probe{
 	{name: "user namespace", detail: "created, own uid and gid mapped (%s)", mapMode: "single",
 		edit: func(s *sandbox.Spec, _ string) { s.Namespaces = sandbox.Namespaces{}; s.Mounts = nil }},
 	{name: "mount namespace", detail: "tmpfs root, read-only bind of /, pivot_root", mapMode: "single",
-		edit: func(s *sandbox.Spec, _ string) {
+		edit: func(s *sandbox.Spec, exe string) {
 			s.Namespaces = sandbox.Namespaces{Mount: true}
 			s.Mounts = append(hostRoot(), sandbox.Mount{Type: sandbox.MountTmpfs, Destination: "/tmp"})
+			// The probe command is this binary, which may live under
+			// the /tmp just hidden (a copy run from there): bound back
+			// read-only at its own path, it runs wherever it is.
+			s.Mounts = append(s.Mounts, sandbox.Mount{Type: sandbox.MountBind, Source: exe, Destination: exe, ReadOnly: true, Flag: "the nsbox binary " + exe})
 		}},
 	{name: "network namespace", detail: "lo up", mapMode: "single",
 		edit: func(s *sandbox.Spec, _ string) { s.Namespaces = sandbox.Namespaces{Net: true}; s.Mounts = nil }},
@@ -59,12 +66,25 @@ var probes = []probe{
 		}},
 	{name: "subordinate id maps", detail: "written by newuidmap/newgidmap (%s)", mapMode: "auto",
 		neededBy: "more than one uid/gid inside (--map auto)",
-		edit:     func(s *sandbox.Spec, _ string) { s.Namespaces = sandbox.Namespaces{}; s.Mounts = nil },
+		edit: func(s *sandbox.Spec, _ string) {
+			s.Namespaces = sandbox.Namespaces{}
+			s.Mounts = nil
+			// No quiet retry with the caller's ids alone: a helper that
+			// fails must fail the probe, with its own message.
+			s.Mapping.Fallback = false
+		},
+		refuse: func(plan mapping.Plan) string {
+			// Subordinate ids the plan could not use (missing or unusable
+			// helpers, a uid range without a gid range): the probe fails
+			// with the cause, it is not "not tried".
+			if plan.Notice != "" {
+				why, _, _ := strings.Cut(plan.Notice, "; mapping only ")
+				return why
+			}
+			return ""
+		},
 		skip: func(plan mapping.Plan) string {
 			if len(plan.UIDs) == 1 && plan.UIDs[0].Count == 1 {
-				if plan.Notice != "" {
-					return plan.Notice
-				}
 				return "no subordinate ids to map (see the subordinate ids line)"
 			}
 			return ""
@@ -131,6 +151,12 @@ func (p probe) run(exe string) checkResult {
 	f := newRunFlags()
 	f.mapMode = p.mapMode
 	spec, _, err := f.spec([]string{exe, "version"})
+	if err == nil && p.refuse != nil {
+		if why := p.refuse(spec.Mapping); why != "" {
+			r.Detail, r.Fix = splitFix(why)
+			return r
+		}
+	}
 	if err == nil && p.skip != nil {
 		if why := p.skip(spec.Mapping); why != "" {
 			r.Skipped, r.Detail = true, "not tried: "+why
