@@ -151,7 +151,8 @@ What sandboxes keep between runs when asked to, in nsbox's cache directory
 (go, pip, npm, cargo) and the homes of run --home NAME (home/NAME).
 
   ls    lists them: name, size, host path
-  rm    removes the named ones (all of them without a NAME)
+  rm    removes the named ones (all of them without a NAME); one that a
+        running sandbox uses is refused, naming the sandbox
   dir   prints the cache directory
 
 A sandbox sees only the caches it is given, at the places the tools look
