@@ -223,3 +223,30 @@ func TestMaybeClean(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "b"))
 	assert.Check(t, os.IsNotExist(err))
 }
+
+// A sandbox that ends under the checks (here: PID 1 killed and not yet
+// reaped, its namespaces gone) is reported gone, not tampered with: the
+// loser of two `nsbox kill NAME` at once meets exactly this.
+func TestGetOfEndingSandboxIsNotFound(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Reserve(dir, "dying")
+	assert.NilError(t, err)
+	defer h.Release()
+	e := fakePID1(t, "dying")
+	assert.NilError(t, h.Write(e))
+	l, err := Get(dir, "dying")
+	assert.NilError(t, err)
+	l.Close()
+	// Killed, not reaped: a zombie whose start time still matches but
+	// whose /proc/PID/ns links are gone, so the namespace check fails.
+	assert.NilError(t, syscall.Kill(e.Pid, syscall.SIGKILL))
+	for i := 0; i < 500; i++ {
+		if st, _ := ReadProcFile(fmt.Sprintf("/proc/%d/stat", e.Pid)); strings.Contains(string(st), ") Z ") {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	_, err = Get(dir, "dying")
+	assert.Check(t, errors.Is(err, ErrNotFound), err)
+	assert.Check(t, !errors.Is(err, ErrRecordChanged), err)
+}
