@@ -335,7 +335,7 @@ func newExecFlags() *execFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start from an empty environment instead of the sandbox command's")
-	fs.BoolVarP(&f.tty, "tty", "t", false, "give the command a new terminal (a pty of the sandbox's own) and put yours in raw mode while it runs")
+	fs.BoolVarP(&f.tty, "tty", "t", false, ttyUsage)
 	fs.BoolP("help", "h", false, "show this help")
 	return f
 }
@@ -381,7 +381,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 		UID:        spec.Process.UID,
 		GID:        spec.Process.GID,
 		NoNewPrivs: true,
-		Terminal:   f.tty,
+		Terminal:   f.tty || !f.fs.Changed("tty") && callerHasTerminal(),
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
@@ -408,11 +408,13 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	t.Security.NewSession = notTTY != nil
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	// Ctrl-C and Ctrl-\ at a terminal reach the command directly (it is
-	// in our process group): passing them on would deliver them twice, so
-	// we only keep them from ending nsbox. (Caught, not ignored: an
-	// ignored signal would stay ignored in the command.)
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err != nil {
+	// Ctrl-C and Ctrl-\ at a terminal passed in (--tty=false) reach the
+	// command directly (it is in our process group): passing them on
+	// would deliver them twice, so we only keep them from ending nsbox.
+	// (Caught, not ignored: an ignored signal would stay ignored in the
+	// command.) With a pty of the sandbox's own they arrive as bytes, and
+	// a SIGINT that reaches us is passed on.
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err != nil || p.Terminal {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
 	} else {
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)
