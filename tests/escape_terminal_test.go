@@ -142,6 +142,30 @@ func TestEscapeExecTracesJoinStage(t *testing.T) {
 	}
 }
 
+// Item 1 inside Docker with docs/ci.md's flags, where the default map is
+// single: the same tracer, nsbox exec on the container's terminal
+// (docker run -t).
+func TestDockerEscapeExecTracesJoinStage(t *testing.T) {
+	requireDocker(t)
+	all := append([]string{"-t", "--security-opt", "systempaths=unconfined"}, unconfined...)
+	for _, flags := range []string{"--root", "--map single"} {
+		t.Run(flags, func(t *testing.T) {
+			res := inDocker(all, fmt.Sprintf(`export XDG_RUNTIME_DIR=/tmp/xdg; mkdir -m 700 $XDG_RUNTIME_DIR; mkdir w
+nsbox run %s --name b -d --bind /home/user/w --setenv %s=/home/user/w/attached -- /usr/bin/nsbox-tests || exit 1
+while ! grep -q ready w/attached 2>/dev/null; do sleep 0.05; done
+for i in $(seq 30); do nsbox exec b -- true || exit 1; done
+nsbox kill b; cat w/attached`, flags, tracerHelperEnv))
+			res.Assert(t, icmd.Success)
+			attaches := regexp.MustCompile(`(?m)^attached .*$`).FindAllString(res.Stdout(), -1)
+			t.Logf("%d attaches in 30 execs", len(attaches))
+			for _, a := range attaches {
+				assert.Check(t, strings.Contains(a, " seccomp=2 "), "the sandbox traced a process nsbox started before its filter: %s", a)
+				assert.Check(t, strings.Contains(a, " hostTTY=false"), "the sandbox traced a process holding the caller's terminal: %s", a)
+			}
+		})
+	}
+}
+
 // ttyID is the device and inode of a terminal, as stat(1) prints them:
 // what tells the caller's terminal apart from every other.
 func ttyID(t *testing.T, f *os.File) string {
