@@ -195,7 +195,7 @@ timeout 2 head -c 100 <&3 > stolen.tmp; mv stolen.tmp stolen`, dir)
 
 	term := startOnTerminal(t, 24, 80, []string{"XDG_RUNTIME_DIR=" + s.xdg}, "exec", "w", "--", "sh", "-c",
 		fmt.Sprintf(`[ -t 0 ] && echo isatty; echo $$ > %[1]s/pid; while [ ! -s %[1]s/id ]; do sleep 0.01; done; echo joined-done`, dir))
-	term.expect(`isatty\r?\n`)
+	term.expect(`isatty\r*\n`)
 	term.expect(`joined-done`)
 	assert.Equal(t, term.wait(), 0)
 	id, err := os.ReadFile(filepath.Join(dir, "id"))
@@ -255,9 +255,9 @@ exec 3<&0; setsid sh -c 'exec cat <&3 > %s/stolen' & echo started; exec sleep 60
 	term := startProgramOnTerminal(t, 24, 80, nil, "/bin/sh", "-c",
 		fmt.Sprintf(`set -m; %s run --bind %s -- sh -c "$1"; echo nsbox-returned; sleep 60`, nsboxBin, dir), "sh", cmd)
 	t.Cleanup(func() { unix.Kill(-term.cmd.Process.Pid, unix.SIGKILL) })
-	term.expect(`isatty\r?\n`)
-	id := term.expect(`(dev=\d+ ino=\d+)\r?\n`)
-	term.expect(`started\r?\n`)
+	term.expect(`isatty\r*\n`)
+	id := term.expect(`(dev=\d+ ino=\d+)\r*\n`)
+	term.expect(`started\r*\n`)
 	assert.Check(t, id[1] != ttyID(t, term.slave), "the command got the caller's terminal itself: %s", id[1])
 
 	// The cat in its own session is waiting in read(2); nsbox stops.
@@ -279,8 +279,8 @@ func TestTerminalPassThroughOptOut(t *testing.T) {
 	requireUnprivileged(t)
 	term := startOnTerminal(t, 24, 80, nil, "run", "--tty=false", "--", "sh", "-c",
 		`[ -t 0 ] && echo isatty; stat -L -c 'dev=%d ino=%i' /proc/self/fd/0`)
-	term.expect(`isatty\r?\n`)
-	id := term.expect(`(dev=\d+ ino=\d+)\r?\n`)
+	term.expect(`isatty\r*\n`)
+	id := term.expect(`(dev=\d+ ino=\d+)\r*\n`)
 	assert.Equal(t, id[1], ttyID(t, term.slave))
 	assert.Equal(t, term.wait(), 0)
 }
@@ -375,4 +375,27 @@ func childrenOf(parent int) []int {
 		}
 	}
 	return pids
+}
+
+// nsbox run … & at a shell: the relay does not read the terminal from the
+// background (SIGTTIN would stop nsbox, and with it the job), and fg gives
+// the command its input.
+func TestTerminalBackgroundJob(t *testing.T) {
+	requireUnprivileged(t)
+	term := startProgramOnTerminal(t, 24, 80, []string{"PS1=host> ", "ENV="}, "/bin/sh", "-i")
+	term.expect(`host> `)
+	term.typeIn(nsboxBin + " run -- sh -c 'sleep 0.5; echo bg-done' & wait $!; echo waited=$?\n")
+	term.expect(`bg-done\r*\n`)
+	term.expect(`waited=0\r*\n`)
+	term.expect(`host> `)
+	term.typeIn(nsboxBin + " run -- sh -c 'read x; echo got:$x' &\n")
+	term.expect(`host> `)
+	time.Sleep(300 * time.Millisecond)
+	term.typeIn("fg\n")
+	time.Sleep(300 * time.Millisecond)
+	term.typeIn("hello\r")
+	term.expect(`got:hello\r*\n`)
+	term.expect(`host> `)
+	term.typeIn("exit\n")
+	term.wait()
 }

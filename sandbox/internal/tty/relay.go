@@ -147,11 +147,18 @@ func (t *Relay) foreground() bool {
 }
 
 // goRawIfForeground puts the host terminal in raw mode if it may go raw
-// and the launcher holds its foreground; it reports whether it is raw.
+// and the launcher holds its foreground; it reports whether it is raw. A
+// terminal that is not in canonical mode already belongs to someone else
+// in raw mode (a sibling nsbox under make -j, a full-screen program):
+// it is left as it is, so that the mode restored at the end is never
+// someone else's raw one.
 func (t *Relay) goRawIfForeground() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.raw == nil && t.rawOK && t.foreground() {
+		if tio, err := unix.IoctlGetTermios(int(t.host.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ICANON == 0 {
+			return true
+		}
 		t.raw, _ = term.MakeRaw(int(t.host.Fd()))
 	}
 	return t.raw != nil
