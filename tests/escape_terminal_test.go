@@ -186,10 +186,11 @@ func TestEscapeExecTerminalThroughProc(t *testing.T) {
 	// The watcher: once the joined shell wrote its pid, hold its stdin
 	// open, say what it is, and when the test says so, read from it.
 	watcher := fmt.Sprintf(`cd %[1]s; while [ ! -s pid ]; do sleep 0.01; done
+ls /proc/$(cat pid)/fd | tr '\n' ' ' > fds
 exec 3<>/proc/$(cat pid)/fd/0 || { echo no-open > got; exit; }
 stat -L -c 'dev=%%d ino=%%i' /proc/self/fd/3 > id
 while [ ! -e go ]; do sleep 0.01; done
-timeout 2 head -c 100 <&3 > stolen.tmp; mv stolen.tmp stolen`, dir)
+timeout 2 head -n 1 <&3 > stolen.tmp; mv stolen.tmp stolen`, dir)
 	s.run("run", "--name", "w", "-d", "--bind", dir, "--", "sh", "-c", watcher).Assert(t, icmd.Success)
 	t.Cleanup(func() { s.run("kill", "w") })
 
@@ -202,6 +203,10 @@ timeout 2 head -c 100 <&3 > stolen.tmp; mv stolen.tmp stolen`, dir)
 	assert.NilError(t, err)
 	assert.Check(t, strings.TrimSpace(string(id)) != ttyID(t, term.slave),
 		"the sandbox opened the caller's terminal through /proc: %s", id)
+	// The joined command holds its three streams and nothing else.
+	fds, err := os.ReadFile(filepath.Join(dir, "fds"))
+	assert.NilError(t, err)
+	assert.Equal(t, string(fds), "0 1 2 ")
 
 	// exec has returned: what the user types next is the host shell's.
 	term.typeIn("secret-typed-after-exec\n")
