@@ -306,6 +306,12 @@ func TestTerminalOnlyTerminalEnds(t *testing.T) {
 	got, err := cmd.Output()
 	assert.NilError(t, err)
 	assert.Equal(t, string(got), "stdin-tty\nstdout-not-tty\npipe\n")
+
+	// The other way round: stdin a pipe, stdout the terminal.
+	term := startProgramOnTerminal(t, 24, 80, nil, "/bin/sh", "-c",
+		`echo piped | "$0" run -- sh -c 'cat; [ -t 0 ] || echo stdin-not-tty; [ -t 1 ] && echo stdout-tty'`, nsboxBin)
+	term.expect(`piped\r*\nstdin-not-tty\r*\nstdout-tty\r*\n`)
+	assert.Equal(t, term.wait(), 0)
 }
 
 // Issue 21, item 7: a command that stops itself stops nsbox, never the
