@@ -66,7 +66,9 @@ func (f *runFlags) buildSpec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	spec.Process.Terminal = f.term.tty
-	if !f.fs.Changed("tty") {
+	// --print-spec describes the flags, not the terminal it ran at: the
+	// default is decided again where the spec runs (specFromFile).
+	if !f.fs.Changed("tty") && !f.term.printSpec {
 		spec.Process.Terminal = f.terminalDefault(spec)
 	}
 	if err := spec.Validate(); err != nil {
