@@ -47,7 +47,8 @@ namespaces, then its root and working directory. COMMAND is a process of the
 sandbox's PID namespace (it sees the sandbox's /proc) and is killed when the
 sandbox ends. By default it runs as the sandbox's command does (same uid,
 gid, environment, directory), under the sandbox's capabilities, seccomp
-filter, Landlock rules and rlimits, with no_new_privs set.
+filter, Landlock rules and rlimits, with no_new_privs set. At a terminal
+it gets a terminal of the sandbox's own, never yours (see --tty).
 
 Flags:
 ` + newExecFlags().fs.FlagUsages() + `
@@ -55,7 +56,7 @@ Examples:
   nsbox run --name b -- sleep 600 &
   nsbox exec b -- ps -e
   nsbox exec b --root -- sh
-  nsbox exec b -t -- bash -l       # an interactive shell on a terminal of its own
+  nsbox exec b -- bash -l          # at a terminal: an interactive shell on a terminal of its own
 
 Exit status: COMMAND's own; 125 when nsbox fails, 126/127 as for run.
 `
