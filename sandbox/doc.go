@@ -57,9 +57,13 @@
 // # Terminals
 //
 // With [Process.Terminal] the command gets a pseudo-terminal allocated from
-// the sandbox's own devpts, as `nsbox run --tty` and `nsbox shell` do; a
-// caller's terminal on Stdin is put in raw mode while the sandbox runs and
-// restored by Wait.
+// the sandbox's own devpts in place of the caller's terminal ends, as
+// `nsbox run`, `nsbox shell` and `nsbox exec` do whenever one of their
+// streams is a terminal; a caller's terminal on Stdin is put in raw mode
+// while the sandbox runs and restored by Wait. Without it, a terminal
+// given as Stdin, Stdout or Stderr is the command's own file descriptor,
+// which any process of the sandbox with the command's uid can reopen
+// through /proc: set Terminal whenever one of them is a terminal.
 //
 // # JSON
 //

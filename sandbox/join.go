@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
-	"github.com/nsbox/nsbox/sandbox/internal/tty"
 	"os"
 	"strconv"
 	"strings"
@@ -149,8 +148,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		Security:   append(t.Security.records(p.UID), t.Limits.records()...),
 	}
 	if p.Terminal {
-		rows, cols := tty.InitialSize(p.Stdin, p.Stdout)
-		withTerminal(&cfg, int(rows), int(cols))
+		withTerminalFor(&cfg, p)
 	}
 	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
 		return nil, fmt.Errorf("send the join configuration: %w", err)
@@ -185,7 +183,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	ok = true
 	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
 	if master != nil {
-		sb.pty = tty.Start(master, p.Stdin, p.Stdout)
+		sb.pty = startRelay(master, p)
 	}
 	sb.cancelOn(ctx, p)
 	go sb.watch()

@@ -209,7 +209,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	ok = true
 	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1), pid1IsCommand: spec.CommandIsPID1}
 	if master != nil {
-		sb.pty = tty.Start(master, spec.Process.Stdin, spec.Process.Stdout)
+		sb.pty = startRelay(master, &spec.Process)
 	}
 	sb.cancelOn(ctx, &spec.Process)
 	go sb.watch()
@@ -243,8 +243,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	nest := planNesting(spec)
 	cfg := stageConfig(spec, nest, ttyFD)
 	if spec.Process.Terminal {
-		rows, cols := tty.InitialSize(spec.Process.Stdin, spec.Process.Stdout)
-		withTerminal(&cfg, int(rows), int(cols))
+		withTerminalFor(&cfg, &spec.Process)
 	}
 	plan := spec.Mapping
 	if spec.Enter.User != nil || spec.WriteMaps != nil {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
+	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // The launcher's half of receiving Process.Terminal's pty. PID 1
@@ -75,15 +76,85 @@ func receiveMaster(sock *os.File) (*os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "nsbox-pty-master"), nil
 }
 
-// openCommandStdio opens the stage's standard files for p. With a
-// terminal of the sandbox's own the command's streams are the pty: the
-// stage (and PID 1) get /dev/null, and the caller's terminal never enters
-// the sandbox.
-func openCommandStdio(p *Process) (*stdio, error) {
-	if p.Terminal {
-		return openStdio(&Process{})
+// terminalEnds says which of p's standard streams a terminal of the
+// sandbox's own (p.Terminal) replaces: each that is a terminal, the
+// caller's, which must not reach the sandbox; all three when none is (a
+// pty asked for with pipes or files, which then carries them all). The
+// others reach the command as they are: nsbox run … | less keeps the
+// pipe as the command's stdout.
+func terminalEnds(p *Process) [3]bool {
+	ends := [3]bool{tty.IsTerminal(p.Stdin), tty.IsTerminal(p.Stdout), tty.IsTerminal(p.Stderr)}
+	if ends == [3]bool{} {
+		return [3]bool{true, true, true}
 	}
-	return openStdio(p)
+	return ends
+}
+
+// ptyKeep is the stage's "pty-keep" mask for ends: bit N set, fd N stays
+// the file the stage was given.
+func ptyKeep(ends [3]bool) int {
+	keep := 0
+	for i, on := range ends {
+		if !on {
+			keep |= 1 << i
+		}
+	}
+	return keep
+}
+
+// openCommandStdio opens the stage's standard files for p. With a
+// terminal of the sandbox's own, the streams it replaces (terminalEnds)
+// are /dev/null for the stage (and PID 1), so the caller's terminal never
+// enters the sandbox; the command gets the pty's slave there.
+func openCommandStdio(p *Process) (*stdio, error) {
+	if !p.Terminal {
+		return openStdio(p)
+	}
+	ends := terminalEnds(p)
+	q := &Process{Stdin: p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr, ExtraFiles: p.ExtraFiles}
+	if ends[0] {
+		q.Stdin = nil
+	}
+	if ends[1] {
+		q.Stdout = nil
+	}
+	if ends[2] {
+		q.Stderr = nil
+	}
+	return openStdio(q)
+}
+
+// relayStreams are the streams of p that the pty replaces, as the relay
+// uses them: the caller's stdin, if the pty has it, and where the pty's
+// output goes: stdout, or stderr when only that is the pty's; nil for
+// none.
+func relayStreams(p *Process) (in io.Reader, out io.Writer) {
+	ends := terminalEnds(p)
+	if ends[0] {
+		in = p.Stdin
+	}
+	switch {
+	case ends[1]:
+		out = p.Stdout
+	case ends[2]:
+		out = p.Stderr
+	}
+	return in, out
+}
+
+// startRelay starts copying between the pty's master and p's streams.
+func startRelay(master *os.File, p *Process) *tty.Relay {
+	in, out := relayStreams(p)
+	return tty.Start(master, in, out)
+}
+
+// withTerminalFor asks the stage for p's pseudo-terminal: the window size
+// of the caller's terminal, and which of the command's fds 0-2 it
+// replaces.
+func withTerminalFor(c *stage.Config, p *Process) {
+	rows, cols := tty.InitialSize(relayStreams(p))
+	withTerminal(c, int(rows), int(cols))
+	c.PTYKeep = ptyKeep(terminalEnds(p))
 }
 
 // receiveTerminal receives the pty's master, which comes before EXEC_OK

@@ -151,14 +151,21 @@ type Process struct {
 	// file capabilities then grant nothing on exec. Default sets it.
 	NoNewPrivs bool `json:"noNewPrivs"`
 	// Terminal gives the command a new pseudo-terminal from the sandbox's
-	// own devpts (nsbox run --tty) as its controlling terminal and its
-	// stdin, stdout and stderr. Stdin is copied to it and its output to
-	// Stdout (Stderr is unused: a terminal has one output). When Stdin is
-	// a terminal, Start puts it in raw mode, so Ctrl-C and Ctrl-Z reach
-	// the sandbox's foreground job, and Wait restores it; its window size
-	// is passed on at start and on SIGWINCH. The launcher, not the
-	// command, reads Stdin and writes Stdout, until Wait returns. Needs
-	// Namespaces.Mount.
+	// own devpts (nsbox run --tty) as its controlling terminal, in place
+	// of each of Stdin, Stdout and Stderr that is a terminal (an *os.File
+	// on one: the caller's, which then never reaches the sandbox), or of
+	// all three when none is. The others reach the command as they are.
+	// Stdin, if replaced, is copied to the pty, and the pty's output to
+	// Stdout (to Stderr when only that is replaced: a terminal has one
+	// output). When Stdin and Stdout are terminals, Start puts Stdin's in
+	// raw mode while the launcher holds its foreground, so Ctrl-C and
+	// Ctrl-Z reach the sandbox's foreground job, and Wait restores it;
+	// the window size is passed on at start and on SIGWINCH. The
+	// launcher, not the command, reads Stdin and writes Stdout, until
+	// Wait returns. Needs Namespaces.Mount. Set it whenever Stdin, Stdout
+	// or Stderr is a terminal: a terminal passed in lets any process of
+	// the sandbox read it through /proc/PID/fd, also after Wait returned
+	// (docs/security.md, "The terminal rule").
 	Terminal bool `json:"terminal,omitempty"`
 
 	// Stdin, Stdout and Stderr are the command's standard streams. An

@@ -92,6 +92,15 @@ func buildDockerImage() error {
 	if err := copyFile(nsboxBin, "usr/bin/nsbox"); err != nil {
 		return err
 	}
+	// The test binary itself, as the hostile program of the escape tests
+	// (its C library comes with bubblewrap's below).
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := copyFile(self, "usr/bin/nsbox-tests"); err != nil {
+		return err
+	}
 	if err := copyFile("/usr/bin/busybox", "bin/busybox"); err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ var docExamples = []docExample{
 	{line: "nsbox ps", out: "b ", retry: true},
 	{line: "nsbox exec b -- ps -e", out: "sleep", retry: true},
 	{line: "nsbox exec b --root -- sh"},
-	{line: "nsbox exec b -t -- bash -l", skip: needTerminal},
+	{line: "nsbox exec b -- bash -l", skip: needTerminal},
 	{line: "nsbox inspect b", out: `"name": "b"`},
 	{line: "nsbox kill b [SIGNAL]", run: "nsbox kill b TERM"},
 	{line: "nsbox run -d --name w -- ./server", out: "w"},

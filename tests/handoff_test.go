@@ -146,20 +146,21 @@ func TestHandOffForwardsSignals(t *testing.T) {
 	})
 }
 
-// With the user's terminal (no -t), a command stopped by Ctrl-Z after the
-// hand-off still suspends nsbox to the user's shell, and fg gives it the
-// terminal back.
+// With the user's terminal passed in (--tty=false: the default at a
+// terminal is a pty, which the launcher relays and so keeps), a command
+// stopped by Ctrl-Z after the hand-off still suspends nsbox to the user's
+// shell, and fg gives it the terminal back.
 func TestHandOffJobControl(t *testing.T) {
 	requireUnprivileged(t)
 	home := t.TempDir()
 	term := startProgramOnTerminal(t, 24, 80, []string{"HOME=" + home, "PS1=host> ", "ENV="}, "/bin/sh", "-i")
 	term.expect(`host> `)
 	arg := fmt.Sprintf("%d", 1000+time.Now().Nanosecond()%100000)
-	term.typeIn(nsboxBin + " run -- sh -c 'echo started " + arg + "; read x; echo got:$x; exit 4'\n")
+	term.typeIn(nsboxBin + " run --tty=false -- sh -c 'echo started " + arg + "; read x; echo got:$x; exit 4'\n")
 	term.expect(`started ` + arg + `\r\n`)
 	var launcher int
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if launcher = findProcess(nsboxBin + " run -- sh -c echo started " + arg + "; read x; echo got:$x; exit 4"); launcher > 0 {
+		if launcher = findProcess(nsboxBin + " run --tty=false -- sh -c echo started " + arg + "; read x; echo got:$x; exit 4"); launcher > 0 {
 			return poll.Success()
 		}
 		return poll.Continue("no launcher yet")

@@ -47,7 +47,8 @@ namespaces, then its root and working directory. COMMAND is a process of the
 sandbox's PID namespace (it sees the sandbox's /proc) and is killed when the
 sandbox ends. By default it runs as the sandbox's command does (same uid,
 gid, environment, directory), under the sandbox's capabilities, seccomp
-filter, Landlock rules and rlimits, with no_new_privs set.
+filter, Landlock rules and rlimits, with no_new_privs set. At a terminal
+it gets a terminal of the sandbox's own, never yours (see --tty).
 
 Flags:
 ` + newExecFlags().fs.FlagUsages() + `
@@ -55,7 +56,7 @@ Examples:
   nsbox run --name b -- sleep 600 &
   nsbox exec b -- ps -e
   nsbox exec b --root -- sh
-  nsbox exec b -t -- bash -l       # an interactive shell on a terminal of its own
+  nsbox exec b -- bash -l          # at a terminal: an interactive shell on a terminal of its own
 
 Exit status: COMMAND's own; 125 when nsbox fails, 126/127 as for run.
 `
@@ -345,7 +346,7 @@ func newExecFlags() *execFlags {
 	fs.StringArrayVar(&f.setenv, "setenv", nil, "set `KEY=VALUE` (repeatable)")
 	fs.StringArrayVar(&f.unsetenv, "unsetenv", nil, "remove `KEY` from the environment (repeatable)")
 	fs.BoolVar(&f.clearenv, "clearenv", false, "start from an empty environment instead of the sandbox command's")
-	fs.BoolVarP(&f.tty, "tty", "t", false, "give the command a new terminal (a pty of the sandbox's own) and put yours in raw mode while it runs")
+	fs.BoolVarP(&f.tty, "tty", "t", false, ttyUsage)
 	fs.BoolP("help", "h", false, "show this help")
 	return f
 }
@@ -391,7 +392,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 		UID:        spec.Process.UID,
 		GID:        spec.Process.GID,
 		NoNewPrivs: true,
-		Terminal:   f.tty,
+		Terminal:   f.tty || !f.fs.Changed("tty") && callerHasTerminal(),
 		Stdin:      os.Stdin,
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
@@ -418,11 +419,13 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	t.Security.NewSession = notTTY != nil
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
-	// Ctrl-C and Ctrl-\ at a terminal reach the command directly (it is
-	// in our process group): passing them on would deliver them twice, so
-	// we only keep them from ending nsbox. (Caught, not ignored: an
-	// ignored signal would stay ignored in the command.)
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err != nil {
+	// Ctrl-C and Ctrl-\ at a terminal passed in (--tty=false) reach the
+	// command directly (it is in our process group): passing them on
+	// would deliver them twice, so we only keep them from ending nsbox.
+	// (Caught, not ignored: an ignored signal would stay ignored in the
+	// command.) With a pty of the sandbox's own they arrive as bytes, and
+	// a SIGINT that reaches us is passed on.
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err != nil || p.Terminal {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT)
 	} else {
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)

@@ -23,9 +23,37 @@ type terminalFlags struct {
 }
 
 func (t *terminalFlags) register(fs *pflag.FlagSet) {
-	fs.BoolVarP(&t.tty, "tty", "t", false, "give the command a new terminal (a pty of the sandbox's own) and put yours in raw mode while it runs")
+	fs.BoolVarP(&t.tty, "tty", "t", false, ttyUsage)
 	fs.StringVar(&t.specFile, "spec", "", "run the sandbox the JSON spec in `FILE` describes (- for stdin), as --print-spec writes it; no other flags or COMMAND")
 	fs.BoolVar(&t.printSpec, "print-spec", false, "print the JSON spec the other flags describe, and exit without running it")
+}
+
+// ttyUsage is --tty's help, for run, shell and exec.
+const ttyUsage = "give the command a terminal of the sandbox's own (a pty relayed to yours, raw while it runs); " +
+	"the default when your stdin, stdout or stderr is a terminal. --tty=false passes your terminal itself in: " +
+	"then a process in the sandbox can read what you type, also after nsbox has returned or stopped, and " +
+	"inject input to your shell (TIOCSTI) where the kernel allows it"
+
+// callerHasTerminal reports whether one of nsbox's own standard streams
+// is a terminal: --tty's default, so that the caller's terminal never
+// reaches a sandbox (docs/security.md, "The terminal rule").
+func callerHasTerminal() bool {
+	for _, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if term.IsTerminal(int(f.Fd())) {
+			return true
+		}
+	}
+	return false
+}
+
+// terminalDefault is --tty when it is not given: a terminal of the
+// sandbox's own whenever the caller has one (callerHasTerminal), except
+// where the sandbox cannot have one (--detach: no terminal at all;
+// without a mount namespace of its own there is no devpts of its own, and
+// the host's /dev/pts is in view anyway; the command as PID 1 has no init
+// to relay it).
+func (f *runFlags) terminalDefault(spec *sandbox.Spec) bool {
+	return !f.state.detach && spec.Namespaces.Mount && !spec.CommandIsPID1 && callerHasTerminal()
 }
 
 // buildSpec is the spec that run's flags (or --spec) describe.
@@ -38,6 +66,11 @@ func (f *runFlags) buildSpec(args []string) (*sandbox.Spec, string, error) {
 		return nil, "", err
 	}
 	spec.Process.Terminal = f.term.tty
+	// --print-spec describes the flags, not the terminal it ran at: the
+	// default is decided again where the spec runs (specFromFile).
+	if !f.fs.Changed("tty") && !f.term.printSpec {
+		spec.Process.Terminal = f.terminalDefault(spec)
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", err
 	}
@@ -78,6 +111,8 @@ func (f *runFlags) specFromFile(args []string) (*sandbox.Spec, string, error) {
 	}
 	if f.fs.Changed("tty") {
 		spec.Process.Terminal = f.term.tty
+	} else if f.terminalDefault(spec) {
+		spec.Process.Terminal = true
 	}
 	if err := recheckMapping(&spec.Mapping, f.mapHostRoot); err != nil {
 		return nil, "", fmt.Errorf("--spec %s: %w", f.term.specFile, err)
@@ -122,9 +157,10 @@ const shellUsageHead = `Usage: nsbox shell [flags] [-- SHELL-ARG...]
 
 Starts your login shell ($SHELL, else the one /etc/passwd names, else
 /bin/sh) with -l in a new sandbox: the same sandbox nsbox run builds, with
-the same flags. When your standard input is a terminal the shell gets a
-terminal of the sandbox's own (--tty), with job control; --tty=false
-turns that off, --tty forces it. Like run, the shell gets a private,
+the same flags. When your standard input, output or error is a terminal
+the shell gets a terminal of the sandbox's own (--tty), with job
+control; --tty=false passes yours in instead (see --tty for the risk),
+--tty forces a pty. Like run, the shell gets a private,
 empty home: --share-home shows your dotfiles (read-only; your keys and
 tokens too), --home NAME gives it a home of its own that persists.
 
@@ -159,9 +195,6 @@ func shellCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	if f.state.detach {
 		return usageError{"shell: --detach leaves nobody at the shell; fix: nsbox run -d -- COMMAND"}
-	}
-	if !f.fs.Changed("tty") {
-		f.term.tty = term.IsTerminal(int(os.Stdin.Fd()))
 	}
 	return f.launch(append([]string{loginShell(), "-l"}, f.fs.Args()...), stdout, stderr)
 }

@@ -79,6 +79,9 @@ type Config struct {
 
 	PTY              bool // PID 1 allocates the command's pseudo-terminal (pty.c)
 	PTYRows, PTYCols int  // and its window size
+	// PTYKeep: bit N set, fd N (0-2) stays the stage's file instead of
+	// becoming the pty's slave (pty.c).
+	PTYKeep int
 
 	// Security and Network are records sent last, in order: key, value.
 	Security [][2]string
@@ -203,6 +206,9 @@ func (c *Config) Encode() []byte {
 		add("pty", "1")
 		add("pty-rows", strconv.Itoa(c.PTYRows))
 		add("pty-cols", strconv.Itoa(c.PTYCols))
+		if c.PTYKeep != 0 {
+			add("pty-keep", strconv.Itoa(c.PTYKeep))
+		}
 	}
 	for _, kv := range c.Security {
 		add(kv[0], kv[1])

@@ -110,8 +110,12 @@ static void give_back_terminal(const struct handoff_state *s)
 static void suspend(const struct handoff_state *s)
 {
 	give_back_terminal(s);
+	/* Stop ourselves, as the command's Ctrl-Z stops a plain child; the
+	 * whole process group only when we lead it (it is then our job, a
+	 * shell's pipeline): a caller's group (a script, its other jobs) is
+	 * not ours to stop. Returns once we are continued. */
 	if (s->tty >= 0)
-		kill(0, SIGSTOP); /* returns once we are continued */
+		kill(getpgrp() == getpid() ? 0 : getpid(), SIGSTOP);
 	int fg = s->tty >= 0 && tcgetpgrp(s->tty) == s->pgrp;
 	struct nsbox_msg m = {.kind = NSBOX_MSG_RESUME, .value = fg, .len = 0};
 	(void)!write(s->sync, &m, sizeof m);

@@ -157,6 +157,19 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 {
 	pid_t pid = c->join_pid;
 
+	/* Not dumpable, from here to the command's exec (the clone below
+	 * inherits it; exec decides afresh, after it has closed what is
+	 * close-on-exec): the child enters the sandbox's PID namespace
+	 * holding the caller's files, with the setup's capabilities and no
+	 * seccomp filter yet, and a process of the sandbox with the same uid
+	 * (root inside, or anyone under --map single once the capabilities
+	 * are dropped) could otherwise ptrace it, or open its /proc/PID/fd.
+	 * The ptrace and /proc rules (ptrace(2), "Ptrace access mode
+	 * checking") then ask for CAP_SYS_PTRACE in the user namespace the
+	 * stage was executed in, which no process of the sandbox has. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE)");
+
 	/* The pid is only a number until it is pinned: pidfd first, then the
 	 * start time proves it is still the sandbox's PID 1; after the
 	 * command's namespaces are open, a signal 0 through the pidfd proves

@@ -94,6 +94,12 @@ int nest_enter(const struct config *c)
 		errno = EPROTO;
 		return -1;
 	}
+	/* The maps are written: not dumpable again until exec, so that no
+	 * process of the sandbox (an entered PID namespace may have some)
+	 * can trace or open the descriptors of a process that still holds
+	 * the caller's files and no seccomp filter. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -1;
 	return 0;
 }
 

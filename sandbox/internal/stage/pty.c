@@ -89,6 +89,11 @@ static void mount_devpts(void)
 	close(root);
 }
 
+/* pty_keep: the bits of fds 0-2 that stay the launcher's files (a pipe,
+ * a file) instead of becoming the slave: only the caller's terminal ends
+ * are replaced by the sandbox's own terminal. */
+static int pty_keep = 0;
+
 /* pty_lead: the command leads the terminal's session itself (nsbox exec
  * --tty, where no PID 1 of ours stands between), instead of joining the
  * foreground group of PID 1's session. */
@@ -121,6 +126,7 @@ static void open_pair(const char *ptmx, uid_t uid, gid_t gid, const struct confi
 	}
 	send_fd(NSBOX_MSG_PTY_MASTER, master, "the terminal");
 	close(master);
+	pty_keep = c->pty_keep;
 }
 
 void open_terminal(const struct config *c)
@@ -176,7 +182,7 @@ int attach_terminal(void)
 		return -1;
 	}
 	for (int fd = 0; fd < 3; fd++)
-		if (dup2(pty_slave, fd) < 0)
+		if (!(pty_keep & (1 << fd)) && dup2(pty_slave, fd) < 0)
 			return -1;
 	if (pty_slave > 2)
 		close(pty_slave);

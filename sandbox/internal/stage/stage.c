@@ -210,6 +210,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("pty", CFG_BOOL, 0, pty)},
 	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
 	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
+	{CFG_KEY("pty-keep", CFG_INT, 0, pty_keep), .max = 7, .needs = "pty"},
 	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
 	{CFG_KEY("join-pid1-command", CFG_BOOL, 0, join_pid1_command), .needs = "join-pid"},
 	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},

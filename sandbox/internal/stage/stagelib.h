@@ -65,6 +65,7 @@ struct config {
 	int pty;           /* give the command a pseudo-terminal (pty.c) */
 	int pty_rows;      /* its initial window size; 0: leave unset */
 	int pty_cols;
+	int pty_keep;      /* bit N: fd N (0-2) keeps the launcher's file, not the slave */
 
 	/* security.c: capabilities, seccomp, Landlock, limits. */
 	int caps_set;       /* caps below is the command's capability set */

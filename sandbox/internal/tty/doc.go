@@ -27,9 +27,15 @@
 //     foreground process group ([Relay.Resize]).
 //   - Reading the master fails with EIO once no process holds the slave:
 //     that is the end of the output ([Relay.Finish] waits for it).
-//   - kill(0, SIGSTOP) may return before the group stop reaches the
-//     calling thread; only the SIGCONT that ends the stop says the launcher
-//     was stopped and continued (both Suspend methods wait for it).
+//   - kill(2) of SIGSTOP may return before the stop reaches the calling
+//     thread; only the SIGCONT that ends the stop says the launcher was
+//     stopped and continued (both Suspend methods wait for it). The
+//     launcher stops itself, or its process group only when it leads it:
+//     a group it merely belongs to is its caller's (stopLauncher).
+//   - A read of the terminal from a background process group stops the
+//     reader with SIGTTIN, or fails with EIO when SIGTTIN is ignored: a
+//     [Relay] ignores it, so a launcher started in the background (`&`)
+//     keeps running and reads once the shell brings it to the foreground.
 //
 // Receiving the master from PID 1 (the PTY_MASTER message and its
 // SCM_RIGHTS descriptor) is the stage protocol's business and stays in

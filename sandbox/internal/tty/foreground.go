@@ -77,8 +77,8 @@ func (t Foreground) Restore() {
 }
 
 // Suspend mirrors a stopped command to the shell: it takes the terminal
-// back and stops the launcher's whole process group, as the command's
-// Ctrl-Z would have stopped a plain child. It returns when the shell
+// back and stops the launcher (stopLauncher), as the command's Ctrl-Z
+// would have stopped a plain child. It returns when the shell
 // continues the launcher, and reports whether the shell gave it the
 // terminal (fg) or not (bg). Without a terminal it returns false at once.
 func (t Foreground) Suspend() (foreground bool) {
@@ -86,23 +86,32 @@ func (t Foreground) Suspend() (foreground bool) {
 		return false
 	}
 	t.Restore()
-	stopProcessGroup()
+	stopLauncher()
 	fg, err := unix.IoctlGetInt(t.hostFD, unix.TIOCGPGRP)
 	return err == nil && fg == t.pgrp
 }
 
-// stopProcessGroup stops the launcher's process group, as the terminal's
-// Ctrl-Z would have, and returns once the launcher has been continued.
+// stopLauncher stops the launcher, as the terminal's Ctrl-Z would have
+// stopped a plain child, and returns once it has been continued. It stops
+// the launcher's whole process group only when the launcher leads it: the
+// group is then the launcher's job (a shell's pipeline that starts with
+// nsbox). A group the launcher merely belongs to is its caller's (a
+// script and its other jobs, a shell without job control): stopping it
+// would freeze them, and nobody would continue them.
 //
-// Returning from kill(0, SIGSTOP) says nothing: in a multi-threaded
-// process the kernel hands the signal to some thread, and the caller can
-// run on (and put the terminal back in raw mode) before the group stop
-// reaches it. The SIGCONT that ends the stop is the only sure sign.
-func stopProcessGroup() {
+// Returning from kill(2) says nothing: in a multi-threaded process the
+// kernel hands the signal to some thread, and the caller can run on (and
+// put the terminal back in raw mode) before the stop reaches it. The
+// SIGCONT that ends the stop is the only sure sign.
+func stopLauncher() {
 	cont := make(chan os.Signal, 1)
 	signal.Notify(cont, syscall.SIGCONT)
 	defer signal.Stop(cont)
-	if unix.Kill(0, unix.SIGSTOP) == nil {
+	target := unix.Getpid()
+	if unix.Getpgrp() == target {
+		target = 0 // our own group
+	}
+	if unix.Kill(target, unix.SIGSTOP) == nil {
 		<-cont
 	}
 }

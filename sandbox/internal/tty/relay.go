@@ -1,14 +1,24 @@
 package tty
 
 import (
+	"errors"
 	"io"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+)
+
+// finishQuiet and finishLimit bound how long Finish waits for the output
+// of a command that has ended (see Finish).
+const (
+	finishQuiet = 50 * time.Millisecond
+	finishLimit = time.Second
 )
 
 // defaultSize is the window size of a pty when the caller has no
@@ -17,15 +27,21 @@ var defaultSize = unix.Winsize{Row: 24, Col: 80}
 
 // Relay is a running sandbox's pseudo-terminal as the launcher sees it: it
 // copies between the pty's master and the caller's streams and, when the
-// caller's stdin is a terminal in the launcher's foreground, keeps that
-// terminal in raw mode and the pty's window size in step with it.
+// caller's stdin is a terminal in the launcher's foreground and the pty's
+// output goes to a terminal too, keeps that terminal in raw mode; the pty's
+// window size follows the caller's terminal.
 type Relay struct {
 	master *os.File
-	host   *os.File    // the caller's stdin, when it is a terminal; else nil
-	raw    *term.State // host's mode before raw; nil when not in raw mode
+	host   *os.File // the caller's stdin, when it is a terminal; else nil
+	rawOK  bool     // host may go raw: the pty's output goes to a terminal
 
-	output sync.WaitGroup // master → stdout copy
-	winch  chan os.Signal
+	mu  sync.Mutex  // guards raw
+	raw *term.State // host's mode before raw; nil when not in raw mode
+
+	output   sync.WaitGroup // master → stdout copy
+	lastRead atomic.Int64   // when that copy last read output (UnixNano)
+	winch    chan os.Signal
+	cont     chan os.Signal // SIGCONT, while host is read from the background
 }
 
 // hostTerminal returns the caller's terminal among stdin and stdout: the one
@@ -38,6 +54,12 @@ func hostTerminal(stdin io.Reader, stdout io.Writer) (in, size *os.File) {
 		return nil, f
 	}
 	return nil, nil
+}
+
+// IsTerminal reports whether stream is an *os.File open on a terminal.
+func IsTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
+	return ok && f != nil && term.IsTerminal(int(f.Fd()))
 }
 
 // InitialSize returns the window size a new pty for a command with these
@@ -54,27 +76,39 @@ func InitialSize(stdin io.Reader, stdout io.Writer) (rows, cols uint16) {
 
 // Start begins copying between master and the caller's streams: stdin
 // (if not nil) to the master, the master's output to stdout (discarded if
-// nil). When stdin is a terminal and the launcher is in its foreground, it
-// puts that terminal in raw mode; when stdin is a terminal it follows its
-// window size (SIGWINCH). Nothing can fail after this, so the caller's
+// nil). When stdin and stdout are terminals and the launcher is in
+// stdin's foreground, it puts stdin's terminal in raw mode; when stdin is
+// a terminal that stays in its own mode (its output is not the pty's, as
+// in nsbox run … | less), the pty does not echo, so typed lines show
+// once. The pty's window size follows whichever of stdin and stdout is a
+// terminal (SIGWINCH). Nothing can fail after this, so the caller's
 // terminal is restored by Finish on every path.
+//
+// A launcher in the background (nsbox … &) leaves the terminal alone and
+// keeps running: it reads stdin only once the shell has given it the
+// foreground, and goes raw then.
 //
 // master must be non-blocking (so the runtime poller serves it and Close
 // interrupts a pending Read); the Relay owns it from here on and closes it
 // in Finish.
 func Start(master *os.File, stdin io.Reader, stdout io.Writer) *Relay {
 	t := &Relay{master: master}
-	in, _ := hostTerminal(stdin, stdout)
+	in, size := hostTerminal(stdin, stdout)
 	if in != nil {
-		// A launcher in the background (nsbox … &) leaves the terminal
-		// alone; the read below stops it like any background reader.
-		if fg, err := unix.IoctlGetInt(int(in.Fd()), unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
-			t.host = in
-			t.raw, _ = term.MakeRaw(int(in.Fd()))
+		t.host = in
+		t.rawOK = IsTerminal(stdout)
+		// A background read fails with EIO instead of stopping us.
+		signal.Ignore(syscall.SIGTTIN)
+		t.cont = make(chan os.Signal, 1)
+		signal.Notify(t.cont, syscall.SIGCONT)
+		if !t.goRawIfForeground() {
+			t.noEcho()
 		}
+	}
+	if size != nil {
 		t.winch = make(chan os.Signal, 1)
 		signal.Notify(t.winch, syscall.SIGWINCH)
-		go t.followWindow(in)
+		go t.followWindow(size)
 	}
 	if stdin != nil {
 		go t.copyInput(stdin)
@@ -91,6 +125,7 @@ func Start(master *os.File, stdin io.Reader, stdout io.Writer) *Relay {
 		buf := make([]byte, 32*1024)
 		for {
 			n, err := master.Read(buf)
+			t.lastRead.Store(time.Now().UnixNano())
 			if n > 0 {
 				if _, werr := out.Write(buf[:n]); werr != nil {
 					return
@@ -102,6 +137,56 @@ func Start(master *os.File, stdin io.Reader, stdout io.Writer) *Relay {
 		}
 	}()
 	return t
+}
+
+// foreground reports whether the launcher's process group holds the host
+// terminal's foreground.
+func (t *Relay) foreground() bool {
+	fg, err := unix.IoctlGetInt(int(t.host.Fd()), unix.TIOCGPGRP)
+	return err == nil && fg == unix.Getpgrp()
+}
+
+// goRawIfForeground puts the host terminal in raw mode if it may go raw
+// and the launcher holds its foreground; it reports whether it is raw. A
+// terminal that is not in canonical mode already belongs to someone else
+// in raw mode (a sibling nsbox under make -j, a full-screen program):
+// it is left as it is, so that the mode restored at the end is never
+// someone else's raw one.
+func (t *Relay) goRawIfForeground() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.raw == nil && t.rawOK && t.foreground() {
+		if tio, err := unix.IoctlGetTermios(int(t.host.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ICANON == 0 {
+			return true
+		}
+		t.raw, _ = term.MakeRaw(int(t.host.Fd()))
+	}
+	return t.raw != nil
+}
+
+// noEcho turns the pty's echo off: the host terminal, in its own mode,
+// echoes what is typed already.
+func (t *Relay) noEcho() {
+	if tio, err := unix.IoctlGetTermios(int(t.master.Fd()), unix.TCGETS); err == nil {
+		tio.Lflag &^= unix.ECHO
+		unix.IoctlSetTermios(int(t.master.Fd()), unix.TCSETS, tio)
+	}
+}
+
+// awaitForeground is called when reading the host terminal failed with
+// EIO: the launcher is in the background (SIGTTIN is ignored), or the
+// terminal hung up. It waits until the shell continues the launcher or a
+// moment has passed, and reports whether reading is worth another try.
+func (t *Relay) awaitForeground() bool {
+	if _, err := unix.IoctlGetInt(int(t.host.Fd()), unix.TIOCGPGRP); err != nil || t.foreground() {
+		return false // hung up
+	}
+	select {
+	case <-t.cont:
+	case <-time.After(250 * time.Millisecond):
+	}
+	t.goRawIfForeground()
+	return true
 }
 
 // copyInput copies the caller's input to the terminal. At the end of a
@@ -120,6 +205,9 @@ func (t *Relay) copyInput(in io.Reader) {
 			last = buf[n-1]
 		}
 		if err != nil {
+			if t.host != nil && errors.Is(err, syscall.EIO) && t.awaitForeground() {
+				continue
+			}
 			break
 		}
 	}
@@ -169,34 +257,63 @@ func (t *Relay) resize(ws unix.Winsize) error {
 // shell gave the launcher the foreground, which it reports.
 func (t *Relay) Suspend() (foreground bool) {
 	t.restoreMode()
-	stopProcessGroup()
+	stopLauncher()
 	if t.host == nil {
 		return false
 	}
-	fg, err := unix.IoctlGetInt(int(t.host.Fd()), unix.TIOCGPGRP)
-	if err != nil || fg != unix.Getpgrp() {
-		return false
-	}
-	t.raw, _ = term.MakeRaw(int(t.host.Fd()))
-	return true
+	t.goRawIfForeground()
+	return t.foreground()
 }
 
 func (t *Relay) restoreMode() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.raw != nil {
 		term.Restore(int(t.host.Fd()), t.raw)
 		t.raw = nil
 	}
 }
 
-// Finish waits for the last output (the master's EIO once no process holds
-// the slave), closes the master and gives the host terminal its mode back.
-// Call it once, after the sandbox is gone.
+// Finish waits for the last output, closes the master and gives the host
+// terminal its mode back. Call it once, after the command is gone.
+//
+// The output ends with the master's EIO once no process holds the slave.
+// A process of the sandbox may still hold it (nsbox exec: the sandbox
+// lives on, and anything in it may have opened the slave through /proc):
+// it must not keep the caller waiting, so the output also ends after
+// finishQuiet without any, or finishLimit in all. Closing the master hangs
+// up the slave: nothing inside reads or writes the caller's terminal
+// through it any more.
 func (t *Relay) Finish() {
-	t.output.Wait()
+	// The command's last output is in the pty already: the copy gets at
+	// least finishQuiet from now to read it.
+	t.lastRead.Store(time.Now().UnixNano())
+	ended := make(chan struct{})
+	go func() { t.output.Wait(); close(ended) }()
+	limit := time.After(finishLimit)
+	tick := time.NewTicker(finishQuiet / 2)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-ended:
+			break wait
+		case <-limit:
+			t.master.SetReadDeadline(time.Now())
+		case <-tick.C:
+			if time.Since(time.Unix(0, t.lastRead.Load())) >= finishQuiet {
+				t.master.SetReadDeadline(time.Now())
+			}
+		}
+	}
 	t.master.Close()
 	if t.winch != nil {
 		signal.Stop(t.winch)
 		close(t.winch)
+	}
+	if t.cont != nil {
+		signal.Stop(t.cont)
+		signal.Reset(syscall.SIGTTIN)
 	}
 	t.restoreMode()
 }

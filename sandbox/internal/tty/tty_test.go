@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -125,4 +127,31 @@ func TestForegroundWithoutTerminal(t *testing.T) {
 			assert.Equal(t, fg.Suspend(), false)
 		})
 	}
+}
+
+// A process that still holds the slave once the command is gone (a
+// process of the sandbox that opened it through /proc, after nsbox exec)
+// must not keep Finish waiting, and loses the terminal: the master closes.
+func TestRelayFinishWhileSlaveHeld(t *testing.T) {
+	m, slave := openPair(t)
+	// Non-blocking, as Start wants it (the stage's master is).
+	fd, err := unix.Dup(int(m.Fd()))
+	assert.NilError(t, err)
+	m.Close()
+	assert.NilError(t, unix.SetNonblock(fd, true))
+	master := os.NewFile(uintptr(fd), "master")
+	var out lockedBuffer
+	r := Start(master, nil, &out)
+	_, err = slave.Write([]byte("last words\n"))
+	assert.NilError(t, err)
+	done := make(chan struct{})
+	go func() { r.Finish(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Finish waits for a slave that is still held")
+	}
+	assert.Equal(t, out.String(), "last words\r\n")
+	_, err = slave.Write([]byte("more"))
+	assert.ErrorIs(t, err, syscall.EIO)
 }
