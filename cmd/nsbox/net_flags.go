@@ -75,7 +75,7 @@ func addNetFlags(fs *pflag.FlagSet) *netFlags {
 	fs.StringArrayVar(&f.dnsServers, "dns-server", nil, "forward the sandbox's DNS queries to `ADDR[:PORT]` (repeatable; default: the host's /etc/resolv.conf)")
 	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Allow}, "allow", "allow egress to `CIDR[:PORTS]` (repeatable; any allow rule denies the rest)")
 	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Deny}, "deny", "deny egress to `CIDR[:PORTS]` (repeatable; rules apply in order, first match wins)")
-	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
+	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to the host itself (every address of its interfaces) and to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
 	fs.Lookup("deny-private").NoOptDefVal = "true"
 	fs.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow `NAME` (or *.DOMAIN): only such names resolve, and their addresses are allowed")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "forward host port to the sandbox: `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (HOSTIP defaults to 127.0.0.1)")
