@@ -269,18 +269,24 @@ func readyField(t *testing.T, ready, key string) int {
 // 40 and 200 connections to a peer that never reads, each written to as
 // fast as the sandbox can for 3 s. Before: the launcher's host sockets
 // queued 150 MiB for 40 (754 MiB for 200), autotuned send buffers of up
-// to tcp_wmem's 4 MiB each. Now each queues at most --net-tcp-buffer
+// to tcp_wmem's 4 MiB each. Now each queues at most --net-send-buffer
 // unsent bytes (TCP_NOTSENT_LOWAT), the relay stops reading the sandbox
-// while it waits, and gVisor's window closes; past --net-max-tcp the
-// sandbox's SYN gets a reset.
+// while it waits, and gVisor's window closes (auto-tuned for 16
+// connections, 256 KiB for the others); past --net-max-tcp the
+// sandbox's SYN gets a reset (256 by default; 128 here to see it).
 func TestNetUserFloodTCPToAPeerThatNeverReads(t *testing.T) {
 	requireNetTools(t)
 	for _, tc := range []struct {
 		conns, connected int
-	}{{40, 40}, {200, 128}} {
-		t.Run(fmt.Sprint(tc.conns), func(t *testing.T) {
+		flags            []string
+	}{
+		{40, 40, nil},
+		{200, 200, nil},
+		{200, 128, []string{"--net-max-tcp", "128"}},
+	} {
+		t.Run(strings.Join(append([]string{fmt.Sprint(tc.conns)}, tc.flags...), " "), func(t *testing.T) {
 			port := silentTCPPeer(t)
-			ready, pid, stderr := startFlood(t, []string{"--allow-host-loopback", "--net-max-tcp", "128", "--verbose"},
+			ready, pid, stderr := startFlood(t, append([]string{"--allow-host-loopback", "--verbose"}, tc.flags...),
 				"tcp", fmt.Sprint(tc.conns), fmt.Sprint(port), "3")
 			u := measureLauncher(t, pid)
 			t.Logf("%d connections (%s): %v", tc.conns, ready, u)
