@@ -27,6 +27,12 @@ func (l *logLines) logf(f string, a ...any) {
 	l.mu.Unlock()
 }
 
+func (l *logLines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
 func (l *logLines) count(s string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -56,7 +62,7 @@ func TestTCPCapResetsAndGivesBack(t *testing.T) {
 		_, err := sb.dialTCP(dst)
 		assert.ErrorContains(t, err, "refused")
 	}
-	assert.Equal(t, log.count("cap of 3 reached (connections at once; fix: --net-max-tcp)"), 1, "%v", log.lines)
+	assert.Equal(t, log.count("cap of 3 reached (connections at once; fix: --net-max-tcp)"), 1, "%v", log.all())
 	open[0].Close()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if sb.net.limits.tcp.n.Load() < 3 {
@@ -98,7 +104,7 @@ func TestUDPCapRefusesNewFlows(t *testing.T) {
 	assert.NilError(t, exchange(flows[1]))
 	assert.Assert(t, exchange(flows[2]) != nil, "a flow past the cap was relayed")
 	assert.NilError(t, exchange(flows[0]))
-	assert.Equal(t, log.count("cap of 2 reached (flows at once; fix: --net-max-udp)"), 1, "%v", log.lines)
+	assert.Equal(t, log.count("cap of 2 reached (flows at once; fix: --net-max-udp)"), 1, "%v", log.all())
 }
 
 // Past MaxDNSQueries a query is answered SERVFAIL at once, while the
@@ -132,7 +138,7 @@ func TestDNSCapAnswersServfail(t *testing.T) {
 	start := time.Now()
 	assert.Equal(t, query(t, second, "other.test."), dnsmessage.RCodeServerFailure)
 	assert.Assert(t, time.Since(start) < dnsTimeout, "SERVFAIL came after %v", time.Since(start))
-	assert.Equal(t, log.count("dns other.test. TypeA: SERVFAIL: cap of 1 reached"), 1, "%v", log.lines)
+	assert.Equal(t, log.count("dns other.test. TypeA: SERVFAIL: cap of 1 reached"), 1, "%v", log.all())
 }
 
 // A host peer that never reads: the host connection holds at most about
