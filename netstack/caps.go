@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,9 +71,11 @@ type capLog struct {
 	refused int
 }
 
-// refused notes one refusal and logs it (with those not logged since the
-// last line) unless a line went out less than a second ago.
-func (c *capLog) refuse(n *Network, what string, max int64, flag string) {
+// refuse notes one refusal and logs it (with those not logged since the
+// last line) unless a line went out less than a second ago: "WHAT: cap of
+// MAX reached (UNIT; fix: FLAG): refused N since the last such line",
+// WHAT formatted from format and args only when a line goes out.
+func (c *capLog) refuse(n *Network, max int64, unit string, format string, args ...any) {
 	if n.cfg.Log == nil {
 		return
 	}
@@ -86,7 +89,7 @@ func (c *capLog) refuse(n *Network, what string, max int64, flag string) {
 	count := c.refused
 	c.refused, c.last = 0, now
 	c.mu.Unlock()
-	n.cfg.logf("%s: cap of %d reached (%s): refused %d since the last such line", what, max, flag, count)
+	n.cfg.logf("%s: cap of %d reached (%s): refused %d since the last such line", fmt.Sprintf(format, args...), max, unit, count)
 }
 
 // limits are a Network's caps and their logs.

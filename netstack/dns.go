@@ -146,7 +146,7 @@ func (n *Network) serveDNSTCP(l *gonet.TCPListener) {
 			return
 		}
 		if !n.limits.tcp.acquire() {
-			n.limits.tcpLog.refuse(n, "tcp "+c.RemoteAddr().String()+" → DNS: closed", n.limits.tcp.max, "connections at once; fix: --net-max-tcp")
+			n.limits.tcpLog.refuse(n, n.limits.tcp.max, "connections at once; fix: --net-max-tcp", "tcp %v → DNS: closed", c.RemoteAddr())
 			c.Close()
 			continue
 		}
@@ -269,7 +269,7 @@ func (n *Network) dnsAtCap(query []byte) []byte {
 	if err != nil {
 		return nil
 	}
-	n.limits.dnsLog.refuse(n, fmt.Sprintf("dns %s %v: SERVFAIL", q.Name, q.Type), n.limits.dns.max, "queries upstream at once; fix: --net-max-dns")
+	n.limits.dnsLog.refuse(n, n.limits.dns.max, "queries upstream at once; fix: --net-max-dns", "dns %s %v: SERVFAIL", q.Name, q.Type)
 	return reply(h, q, dnsmessage.RCodeServerFailure)
 }
 

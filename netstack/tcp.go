@@ -41,7 +41,7 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	if !n.limits.tcp.acquire() {
-		n.limits.tcpLog.refuse(n, fmt.Sprintf("tcp %v → %v: reset", src, dst), n.limits.tcp.max, "connections at once; fix: --net-max-tcp")
+		n.limits.tcpLog.refuse(n, n.limits.tcp.max, "connections at once; fix: --net-max-tcp", "tcp %v → %v: reset", src, dst)
 		r.Complete(true)
 		return
 	}

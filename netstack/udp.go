@@ -3,7 +3,6 @@ package netstack
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -43,7 +42,7 @@ func (n *Network) handleUDP(r *udp.ForwarderRequest) bool {
 		return false
 	}
 	if !n.limits.udp.acquire() {
-		n.limits.udpLog.refuse(n, fmt.Sprintf("udp %v → %v: port unreachable", src, dst), n.limits.udp.max, "flows at once; fix: --net-max-udp")
+		n.limits.udpLog.refuse(n, n.limits.udp.max, "flows at once; fix: --net-max-udp", "udp %v → %v: port unreachable", src, dst)
 		return false
 	}
 	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
