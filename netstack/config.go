@@ -45,6 +45,23 @@ type Config struct {
 	// MaxInFlight bounds TCP connections being set up at once (SYN seen,
 	// host dial not done); 0 means 256.
 	MaxInFlight int
+	// MaxTCP bounds the sandbox's TCP connections through the launcher at
+	// once, being dialled or relayed; past it a SYN gets a reset. 0 means
+	// DefaultMaxTCP. (caps.go has every cap and what it costs.)
+	MaxTCP int
+	// MaxUDPFlows bounds the sandbox's UDP flows (host sockets) at once;
+	// past it a new flow's datagram gets ICMP port unreachable. 0 means
+	// DefaultMaxUDPFlows.
+	MaxUDPFlows int
+	// MaxDNSQueries bounds the DNS forwarder's queries waiting for an
+	// upstream answer; past it a query is answered SERVFAIL at once. 0
+	// means DefaultMaxDNSQueries.
+	MaxDNSQueries int
+	// HostSendBuffer bounds the bytes each host TCP connection holds
+	// unsent (TCP_NOTSENT_LOWAT): while its peer does not drain, the relay
+	// stops reading from the sandbox and the sandbox's window closes. 0
+	// means DefaultHostSendBuffer.
+	HostSendBuffer int
 	// Log, when set, receives one line per policy decision and per
 	// failure to reach a destination (--verbose).
 	Log func(format string, args ...any)
@@ -55,6 +72,17 @@ func (c *Config) Validate() error {
 	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > DefaultMTU) {
 		return fmt.Errorf("--mtu %d: out of range; fix: pick %d to %d", c.MTU, MinMTU, DefaultMTU)
 	}
+	for _, c := range []struct {
+		v    int
+		name string
+	}{{c.MaxInFlight, "MaxInFlight"}, {c.MaxTCP, "MaxTCP"}, {c.MaxUDPFlows, "MaxUDPFlows"}, {c.MaxDNSQueries, "MaxDNSQueries"}, {c.HostSendBuffer, "HostSendBuffer"}} {
+		if c.v < 0 {
+			return fmt.Errorf("netstack.Config.%s %d: negative; fix: 0 for the default or a positive number", c.name, c.v)
+		}
+	}
+	if c.HostSendBuffer != 0 && c.HostSendBuffer < 4096 {
+		return fmt.Errorf("netstack.Config.HostSendBuffer %d: below one page; fix: 4096 bytes or more", c.HostSendBuffer)
+	}
 	seen := map[string]bool{}
 	for _, p := range c.Publish {
 		k := p.Proto + " " + p.Host.String()
@@ -64,6 +92,20 @@ func (c *Config) Validate() error {
 		seen[k] = true
 	}
 	return nil
+}
+
+// withDefaults returns c with every zero cap set to its default.
+func (c Config) withDefaults() Config {
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&c.MaxInFlight, 256}, {&c.MaxTCP, DefaultMaxTCP}, {&c.MaxUDPFlows, DefaultMaxUDPFlows},
+		{&c.MaxDNSQueries, DefaultMaxDNSQueries}, {&c.HostSendBuffer, DefaultHostSendBuffer}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	return c
 }
 
 func (c *Config) mtu() uint32 {

@@ -119,8 +119,15 @@ func (n *Network) serveDNSUDP(pc *gonet.UDPConn) {
 		if err != nil {
 			return
 		}
+		if !n.limits.dns.acquire() {
+			if a := n.dnsAtCap(buf[:nr]); a != nil {
+				pc.WriteTo(a, from)
+			}
+			continue
+		}
 		q := append([]byte(nil), buf[:nr]...)
 		n.goroutine(func() {
+			defer n.limits.dns.release()
 			if a := n.dns.answer(q, false); a != nil {
 				pc.WriteTo(a, from)
 			}
@@ -128,13 +135,23 @@ func (n *Network) serveDNSUDP(pc *gonet.UDPConn) {
 	}
 }
 
+// serveDNSTCP serves DNS over TCP. Each connection counts under
+// Config.MaxTCP, each query under Config.MaxDNSQueries, as their UDP and
+// forwarded kin do: past the first cap a connection is closed at once,
+// past the second a query is answered SERVFAIL.
 func (n *Network) serveDNSTCP(l *gonet.TCPListener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
+		if !n.limits.tcp.acquire() {
+			n.limits.tcpLog.refuse(n, n.limits.tcp.max, "connections at once; fix: --net-max-tcp", "tcp %v → DNS: closed", c.RemoteAddr())
+			c.Close()
+			continue
+		}
 		n.goroutine(func() {
+			defer n.limits.tcp.release()
 			defer c.Close()
 			for {
 				c.SetReadDeadline(time.Now().Add(dnsIdleTimeout))
@@ -142,7 +159,13 @@ func (n *Network) serveDNSTCP(l *gonet.TCPListener) {
 				if err != nil {
 					return
 				}
-				a := n.dns.answer(q, true)
+				var a []byte
+				if n.limits.dns.acquire() {
+					a = n.dns.answer(q, true)
+					n.limits.dns.release()
+				} else {
+					a = n.dnsAtCap(q)
+				}
 				if a == nil {
 					return
 				}
@@ -234,10 +257,31 @@ func (d *dnsForwarder) learn(reply []byte) {
 	}
 }
 
+// dnsAtCap answers a query that came past Config.MaxDNSQueries: SERVFAIL,
+// at once (nil for what is not a query), and logs it at most once a second.
+func (n *Network) dnsAtCap(query []byte) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil || h.Response {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	n.limits.dnsLog.refuse(n, n.limits.dns.max, "queries upstream at once; fix: --net-max-dns", "dns %s %v: SERVFAIL", q.Name, q.Type)
+	return reply(h, q, dnsmessage.RCodeServerFailure)
+}
+
 // refuse builds a REFUSED reply to a query for a name the policy denies.
 func refuse(h dnsmessage.Header, q dnsmessage.Question) []byte {
+	return reply(h, q, dnsmessage.RCodeRefused)
+}
+
+// reply builds an answer to q with rcode and no records.
+func reply(h dnsmessage.Header, q dnsmessage.Question, rcode dnsmessage.RCode) []byte {
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, OpCode: h.OpCode,
-		RecursionDesired: h.RecursionDesired, RecursionAvailable: true, RCode: dnsmessage.RCodeRefused})
+		RecursionDesired: h.RecursionDesired, RecursionAvailable: true, RCode: rcode})
 	b.StartQuestions()
 	b.Question(q)
 	m, err := b.Finish()

@@ -23,11 +23,14 @@
 // may use a loopback resolver such as systemd-resolved's 127.0.0.53,
 // because it is the launcher that sends the query, not the sandbox.
 //
-// Policy filters outbound traffic by destination (see Policy); Publish
-// forwards host ports into the sandbox. A forwarded connection from a
-// loopback client is presented inside as coming from the gateway, never
-// from 127.0.0.1: a service trusting localhost must not trust the host's
-// other users (CVE-2021-20199).
+// Policy filters outbound traffic by destination (see Policy; its
+// --deny-private rules refuse the host's own addresses, hostaddrs.go).
+// What a sandbox can make the launcher hold is capped: connections,
+// flows, DNS queries in flight, unsent bytes per host connection
+// (caps.go). Publish forwards host ports into the sandbox. A forwarded
+// connection from a loopback client is presented inside as coming from
+// the gateway, never from 127.0.0.1: a service trusting localhost must
+// not trust the host's other users (CVE-2021-20199).
 //
 // Layering follows gVisor's: link.go (the TAP file descriptor) → stack.go
 // (addresses, routes, protocol options) → tcp.go, udp.go, icmp.go, dns.go,

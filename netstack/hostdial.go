@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,10 +23,24 @@ import (
 // connection is up, net's own connect(2) then returns EISCONN, which it
 // takes as success. Otherwise it gets EALREADY and waits in the poller
 // as usual (with ctx and the dialer's timeout).
-func dialHost(ctx context.Context, d *net.Dialer, target netip.AddrPort) (net.Conn, error) {
+//
+// unsent, when positive, is the socket's TCP_NOTSENT_LOWAT, set before
+// the connect: the kernel then takes no more writes while that many bytes
+// wait unsent (a peer that does not read), and the writer waits instead.
+// The congestion window and the autotuned send buffer still govern the
+// bytes in flight, so a fast path keeps its speed.
+func dialHost(ctx context.Context, d *net.Dialer, target netip.AddrPort, unsent int) (net.Conn, error) {
 	d.Control = func(network, address string, c syscall.RawConn) error {
 		var cerr error
-		err := c.Control(func(fd uintptr) { cerr = connectNow(int(fd), target) })
+		err := c.Control(func(fd uintptr) {
+			if unsent > 0 {
+				if cerr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, unsent); cerr != nil {
+					cerr = os.NewSyscallError("setsockopt(TCP_NOTSENT_LOWAT)", cerr)
+					return
+				}
+			}
+			cerr = connectNow(int(fd), target)
+		})
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ func TestDialHostConnectsAndCarriesData(t *testing.T) {
 			}
 		}()
 		target := l.Addr().(*net.TCPAddr).AddrPort()
-		c, err := dialHost(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, target)
+		c, err := dialHost(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, target, 0)
 		assert.NilError(t, err)
 		assert.Equal(t, c.RemoteAddr().(*net.TCPAddr).AddrPort(), netip.AddrPortFrom(target.Addr().Unmap(), target.Port()))
 		_, err = c.Write([]byte("ping"))
@@ -46,7 +46,7 @@ func TestDialHostRefusedIsECONNREFUSED(t *testing.T) {
 	assert.NilError(t, err)
 	target := l.Addr().(*net.TCPAddr).AddrPort()
 	l.Close()
-	_, err = dialHost(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, target)
+	_, err = dialHost(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, target, 0)
 	assert.Assert(t, err != nil)
 	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 }

@@ -29,6 +29,11 @@ type Rule struct {
 	Verdict Verdict
 	Prefix  netip.Prefix
 	Ports   []PortRange
+	// Host makes the rule match the host itself instead of Prefix: every
+	// address of the host's interfaces and every local route, v4 and v6,
+	// read from the kernel when the rule is checked (hostaddrs.go), so an
+	// address added after the start is matched too.
+	Host bool
 }
 
 // PortRange is an inclusive range of ports.
@@ -36,6 +41,9 @@ type PortRange struct{ First, Last uint16 }
 
 // String renders a rule as the flag that makes it: "--allow 10.0.0.0/8:80,443".
 func (r Rule) String() string {
+	if r.Host {
+		return "--deny-private: an address of the host itself"
+	}
 	s := "--" + r.Verdict.String() + " " + r.Prefix.String()
 	if len(r.Ports) > 0 {
 		var ps []string
@@ -52,7 +60,11 @@ func (r Rule) String() string {
 }
 
 func (r Rule) matches(a netip.Addr, port uint16) bool {
-	if !r.Prefix.Contains(a.Unmap()) {
+	if r.Host {
+		if !hostAddrs.contains(a) {
+			return false
+		}
+	} else if !r.Prefix.Contains(a.Unmap()) {
 		return false
 	}
 	if len(r.Ports) == 0 {
@@ -155,12 +167,16 @@ func PrivateRanges() []netip.Prefix {
 	}
 }
 
-// DenyPrivate returns the rules --deny-private stands for.
+// DenyPrivate returns the rules --deny-private stands for: one denying
+// the host itself (every address of its interfaces, read when checked:
+// a service bound to 0.0.0.0 or :: is reachable through the host's global
+// addresses), then one per PrivateRanges prefix.
 func DenyPrivate() []Rule {
 	private := PrivateRanges()
-	rules := make([]Rule, len(private))
-	for i, p := range private {
-		rules[i] = Rule{Verdict: Deny, Prefix: p}
+	rules := make([]Rule, 0, len(private)+1)
+	rules = append(rules, Rule{Verdict: Deny, Host: true})
+	for _, p := range private {
+		rules = append(rules, Rule{Verdict: Deny, Prefix: p})
 	}
 	return rules
 }

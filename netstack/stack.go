@@ -53,6 +53,7 @@ type Network struct {
 	link   *tapLink
 	dns    *dnsForwarder
 	echo   echoer // ICMP echo flows (icmp.go)
+	limits limits // the caps on what the sandbox makes the launcher hold (caps.go)
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -72,11 +73,10 @@ func Start(tap *os.File, cfg Config) (*Network, error) {
 		tap.Close()
 		return nil, err
 	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 256
-	}
+	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	n.limits.init(&n.cfg)
 	if err := n.start(tap); err != nil {
 		n.Close()
 		return nil, err

@@ -40,7 +40,13 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	host, err := dialHost(n.ctx, &net.Dialer{Timeout: dialTimeout}, target)
+	if !n.limits.tcp.acquire() {
+		n.limits.tcpLog.refuse(n, n.limits.tcp.max, "connections at once; fix: --net-max-tcp", "tcp %v → %v: reset", src, dst)
+		r.Complete(true)
+		return
+	}
+	defer n.limits.tcp.release()
+	host, err := dialHost(n.ctx, &net.Dialer{Timeout: dialTimeout}, target, n.cfg.HostSendBuffer)
 	if err != nil {
 		n.cfg.logf("tcp %v → %v: %v", src, dst, err)
 		// RST for a refusal; silence (the sandbox times out) for an
@@ -57,6 +63,13 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	r.Complete(false)
 	ep.SocketOptions().SetKeepAlive(true)
+	// The window toward the host: auto-tuned for the first few
+	// connections, a fixed narrow one for the rest (caps.go).
+	if n.limits.wide.acquire() {
+		defer n.limits.wide.release()
+	} else {
+		ep.SocketOptions().SetReceiveBufferSize(narrowWindow, true)
+	}
 	sandbox := newSandboxStream(&wq, ep)
 	if !n.trackConn(host) {
 		host.Close()

@@ -41,28 +41,36 @@ func (n *Network) handleUDP(r *udp.ForwarderRequest) bool {
 	if !ok {
 		return false
 	}
+	if !n.limits.udp.acquire() {
+		n.limits.udpLog.refuse(n, n.limits.udp.max, "flows at once; fix: --net-max-udp", "udp %v → %v: port unreachable", src, dst)
+		return false
+	}
 	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
 	if err != nil {
+		n.limits.udp.release()
 		n.cfg.logf("udp %v → %v: %v", src, dst, err)
 		return false
 	}
 	raw, err := host.SyscallConn()
 	if err != nil {
+		n.limits.udp.release()
 		host.Close()
 		return false
 	}
-	f := &udpFlow{host: host, raw: raw, idle: udpIdleTimeout}
+	f := &udpFlow{host: host, raw: raw, idle: udpIdleTimeout, slot: &n.limits.udp}
 	if dst.Port() == 53 {
 		f.idle = dnsIdleTimeout
 	}
 	f.touch()
 	ep, terr := r.CreateEndpoint(&f.wq)
 	if terr != nil {
+		n.limits.udp.release()
 		host.Close()
 		return false
 	}
 	f.ep = ep
 	if !n.trackConn(host) {
+		n.limits.udp.release()
 		host.Close()
 		ep.Close()
 		return true
@@ -91,6 +99,7 @@ type udpFlow struct {
 	raw   syscall.RawConn
 	idle  time.Duration
 	last  atomic.Int64 // unix nanoseconds of the last datagram either way
+	slot  *slots       // the flow's place under Config.MaxUDPFlows, given back by close
 }
 
 func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
@@ -176,4 +185,5 @@ func (f *udpFlow) close() {
 	f.wq.EventUnregister(&f.entry)
 	f.ep.Close()
 	f.host.Close()
+	f.slot.release()
 }

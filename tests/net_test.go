@@ -435,6 +435,10 @@ func TestNetUserBadSpecs(t *testing.T) {
 	oneErrorLine(t, nsbox("run", "--net", "user", "--mtu", "100", "--", "true"), 125, "--mtu 100")
 	oneErrorLine(t, nsbox("run", "--net", "bogus", "--", "true"), 125, "--net bogus")
 	oneErrorLine(t, nsbox("run", "--allow-host-loopback", "--", "true"), 125, "needs --net user")
+	oneErrorLine(t, nsbox("run", "--net", "user", "--net-max-tcp", "0", "--", "true"), 125, "--net-max-tcp 0", "pick 1 to")
+	oneErrorLine(t, nsbox("run", "--net", "user", "--net-max-dns", "-5", "--", "true"), 125, "--net-max-dns -5", "pick 1 to")
+	oneErrorLine(t, nsbox("run", "--net", "user", "--net-send-buffer", "12q", "--", "true"), 125, "--net-send-buffer 12q", "256k")
+	oneErrorLine(t, nsbox("run", "--net-max-udp", "9", "--", "true"), 125, "--net-max-udp needs --net user")
 }
 
 func TestNetHostSharesNamespace(t *testing.T) {

@@ -211,6 +211,18 @@ func setupRemote(seen *seenLog) (ping bool, err error) {
 			fmt.Fprintf(w, "hello from the remote host on port %d\n", port)
 		}))
 	}
+	// Port 8081 on every address, as a service bound to 0.0.0.0 and ::
+	// is: reachable through each of the namespace's own addresses.
+	for _, l := range []struct{ network, addr string }{{"tcp4", "0.0.0.0:8081"}, {"tcp6", "[::]:8081"}} {
+		l, err := net.Listen(l.network, l.addr)
+		if err != nil {
+			return false, err
+		}
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			seen.add("http 8081 %s", req.URL.Path)
+			fmt.Fprintf(w, "hello from the remote host on port 8081\n")
+		}))
+	}
 	echo, err := net.ListenPacket("udp", net.JoinHostPort(remoteIPv4, "7"))
 	if err != nil {
 		return false, err
@@ -376,6 +388,27 @@ func TestRemote(t *testing.T) {
 		for _, s := range res.Seen {
 			assert.Check(t, strings.HasPrefix(s, "dns "), "denied traffic reached the remote host: %s", res)
 		}
+	})
+
+	// In this namespace the "remote host" is the launcher's own host: its
+	// addresses are the namespace's interface addresses. --deny-private
+	// refuses them (a service on 0.0.0.0 or :: listens there), v4 and v6,
+	// although 198.51.100.0/24 and 2001:db8::/32 are in no private range.
+	t.Run("deny-private refuses the host itself", func(t *testing.T) {
+		both := python + " -c '" + fetch + "' http://" + remoteIPv4 + ":8081/v4; echo ---; " +
+			python + " -c '" + fetch + "' http://[" + remoteIPv6 + "]:8081/v6"
+		res := r.run(t, "--deny-private", "--verbose", "--", "sh", "-c", both)
+		v4, v6, ok := strings.Cut(res.Stdout, "---\n")
+		assert.Assert(t, ok, res)
+		for _, out := range []string{v4, v6} {
+			assert.Check(t, strings.HasPrefix(out, "ConnectionRefusedError") || strings.HasPrefix(out, "ConnectionResetError"), res)
+		}
+		assert.Check(t, is.Contains(res.Stderr, "deny (--deny-private: an address of the host itself)"), res)
+		assert.Check(t, is.Len(res.Seen, 0), res)
+		// The control: without it, both reach the wildcard server.
+		res = r.run(t, "--", "sh", "-c", both)
+		assert.Check(t, is.Equal(res.Stdout, "hello from the remote host on port 8081\n---\nhello from the remote host on port 8081\n"), res)
+		assert.Check(t, is.DeepEqual(res.Seen, []string{"http 8081 /v4", "http 8081 /v6"}), res)
 	})
 
 	t.Run("allow port", func(t *testing.T) {

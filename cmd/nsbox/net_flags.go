@@ -22,7 +22,11 @@ type netFlags struct {
 	rules             ruleList // --allow, --deny and --deny-private, in command-line order
 	allowHosts        []string
 	publish           []string
-	tapOffload        bool // --tap-offload (hidden): virtio_net_hdr and offloads on the TAP
+	tapOffload        bool   // --tap-offload (hidden): virtio_net_hdr and offloads on the TAP
+	maxTCP            int    // --net-max-tcp
+	maxUDP            int    // --net-max-udp
+	maxDNS            int    // --net-max-dns
+	sendBuffer        string // --net-send-buffer
 
 	// Set by apply: a warning for stderr, and the ports that are
 	// forwarded.
@@ -75,11 +79,15 @@ func addNetFlags(fs *pflag.FlagSet) *netFlags {
 	fs.StringArrayVar(&f.dnsServers, "dns-server", nil, "forward the sandbox's DNS queries to `ADDR[:PORT]` (repeatable; default: the host's /etc/resolv.conf)")
 	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Allow}, "allow", "allow egress to `CIDR[:PORTS]` (repeatable; any allow rule denies the rest)")
 	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Deny}, "deny", "deny egress to `CIDR[:PORTS]` (repeatable; rules apply in order, first match wins)")
-	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
+	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to the host itself (every address of its interfaces) and to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
 	fs.Lookup("deny-private").NoOptDefVal = "true"
 	fs.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow `NAME` (or *.DOMAIN): only such names resolve, and their addresses are allowed")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "forward host port to the sandbox: `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (HOSTIP defaults to 127.0.0.1)")
 	fs.BoolVar(&f.verbose, "verbose", false, "log each network policy decision to stderr")
+	fs.IntVar(&f.maxTCP, "net-max-tcp", netstack.DefaultMaxTCP, "TCP connections the sandbox may have open through --net user at once (more get a reset)")
+	fs.IntVar(&f.maxUDP, "net-max-udp", netstack.DefaultMaxUDPFlows, "UDP flows the sandbox may have open through --net user at once (more get ICMP port unreachable)")
+	fs.IntVar(&f.maxDNS, "net-max-dns", netstack.DefaultMaxDNSQueries, "DNS queries the --net user forwarder keeps waiting upstream at once (more are answered SERVFAIL)")
+	fs.StringVar(&f.sendBuffer, "net-send-buffer", "256k", "unsent bytes each --net user host TCP connection may queue before the sandbox must wait (`SIZE`: bytes, or with k or m)")
 	// Hidden: the plain-frame TAP, for measuring what the offloads bring.
 	fs.BoolVar(&f.tapOffload, "tap-offload", true, "virtio_net_hdr with checksum and TCP segmentation offload on the --net user TAP device")
 	fs.MarkHidden("tap-offload")
@@ -87,7 +95,8 @@ func addNetFlags(fs *pflag.FlagSet) *netFlags {
 }
 
 // userModeOnly are the flags that mean something only with --net user.
-var userModeOnly = []string{"mtu", "allow-host-loopback", "dns-server", "allow", "deny", "deny-private", "allow-host", "publish", "verbose", "tap-offload"}
+var userModeOnly = []string{"mtu", "allow-host-loopback", "dns-server", "allow", "deny", "deny-private", "allow-host", "publish", "verbose", "tap-offload",
+	"net-max-tcp", "net-max-udp", "net-max-dns", "net-send-buffer"}
 
 // apply sets spec's network from the flags.
 func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
@@ -147,7 +156,21 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if !spec.Namespaces.Net {
 		return usageError{"--net user needs a network namespace of its own; fix: drop net from --share"}
 	}
-	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback, VnetHdr: f.tapOffload}
+	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback, VnetHdr: f.tapOffload,
+		MaxTCP: f.maxTCP, MaxUDPFlows: f.maxUDP, MaxDNSQueries: f.maxDNS}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"net-max-tcp", f.maxTCP}, {"net-max-udp", f.maxUDP}, {"net-max-dns", f.maxDNS}} {
+		if c.v < 1 || c.v > 1<<20 {
+			return usageError{fmt.Sprintf("--%s %d: out of range; fix: pick 1 to %d", c.name, c.v, 1<<20)}
+		}
+	}
+	buf, err := parseSize(f.sendBuffer)
+	if err != nil || buf < 4096 || buf > 1<<30 {
+		return usageError{fmt.Sprintf("--net-send-buffer %s: not a size from 4k to 1g; fix: e.g. --net-send-buffer 256k", f.sendBuffer)}
+	}
+	cfg.HostSendBuffer = int(buf)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
@@ -169,7 +192,6 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if len(pol.Rules) > 0 || len(pol.Hosts) > 0 {
 		cfg.Policy = pol
 	}
-	var err error
 	if cfg.Publish, err = f.parsePublish(); err != nil {
 		return err
 	}
