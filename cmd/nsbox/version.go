@@ -17,6 +17,7 @@ static const char *nsbox_libc(void) { return NSBOX_LIBC; }
 import "C"
 
 import (
+	"debug/elf"
 	"fmt"
 	"io"
 	"runtime"
@@ -41,22 +42,32 @@ statically linked.
 // printVersion is `nsbox version`: the version on the first line (scripts
 // read that one), then how the binary was built.
 func printVersion(w io.Writer) {
-	c, linked := commit, "dynamic"
-	if info, ok := debug.ReadBuildInfo(); ok {
+	c := commit
+	if info, ok := debug.ReadBuildInfo(); ok && c == "" {
 		for _, s := range info.Settings {
-			switch {
-			case s.Key == "vcs.revision" && c == "":
-				c = s.Value
-				if len(c) > 12 {
-					c = c[:12]
-				}
-			case s.Key == "-ldflags" && containsAny(s.Value, "-static"):
-				linked = "static"
+			if s.Key == "vcs.revision" {
+				c = s.Value[:min(12, len(s.Value))]
 			}
 		}
 	}
 	if c == "" {
 		c = "unknown"
 	}
-	fmt.Fprintf(w, "nsbox %s\ncommit: %s\ngo: %s %s/%s\nlibc: %s (%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH, libc(), linked)
+	fmt.Fprintf(w, "nsbox %s\ncommit: %s\ngo: %s %s/%s\nlibc: %s (%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH, libc(), linking())
+}
+
+// linking says how the running binary was linked: "static" when its ELF
+// header names no program interpreter (ld.so), else "dynamic".
+func linking() string {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return "linking unknown"
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "dynamic"
+		}
+	}
+	return "static"
 }
