@@ -175,9 +175,16 @@ func newCheckFlags() *pflag.FlagSet {
 }
 
 // bwrapFlagSet describes bwrap's options (bwrapArity, the table its own
-// parser reads) as a flag set, for completion and the man page only:
-// bubblewrap's options take several words each, which pflag cannot parse.
+// parser reads, with the words of bwrapOptionHelp) as a flag set, for
+// completion only: bubblewrap's options take several words each, which
+// pflag cannot parse.
 func bwrapFlagSet() *pflag.FlagSet {
+	help := map[string][2]string{} // --bind: {"SRC DEST", "Bind mount …"}
+	for _, line := range strings.Split(bwrapOptionHelp, "\n") {
+		if m := bwrapHelpLine.FindStringSubmatch(line); m != nil {
+			help[m[1]] = [2]string{m[2], m[3]}
+		}
+	}
 	fs := pflag.NewFlagSet("bwrap", pflag.ContinueOnError)
 	names := make([]string, 0, len(bwrapArity))
 	for n := range bwrapArity {
@@ -185,16 +192,24 @@ func bwrapFlagSet() *pflag.FlagSet {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		name := strings.TrimPrefix(n, "--")
-		switch arity := bwrapArity[n]; arity {
-		case 0:
-			fs.Bool(name, false, "")
-		default:
-			fs.String(name, "", fmt.Sprintf("takes %d argument(s)", arity))
+		h := help[n]
+		if bwrapArity[n] == 0 {
+			fs.Bool(strings.TrimPrefix(n, "--"), false, h[1])
+			continue
 		}
+		args := h[0]
+		if args == "" {
+			args = "ARG"
+		}
+		fs.String(strings.TrimPrefix(n, "--"), "", h[1]+" (takes `"+strings.TrimSpace(args)+"`)")
 	}
 	return fs
 }
+
+// bwrapHelpLine is an option's line of bwrapOptionHelp: the option, its
+// arguments, two or more spaces (or one, where the words fill the
+// column), the help.
+var bwrapHelpLine = regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
 
 // completeCommand is the hidden `nsbox __complete WHAT`: the dynamic words
 // the completion scripts offer, one a line. It lists names only: the
