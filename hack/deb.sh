@@ -22,10 +22,11 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 # A Debian version from nsbox's: v1.2.3-4-gabc -> 1.2.3+4+gabc; a bare
 # commit (no tag yet) -> 0~gitYYYYMMDD.abc, which sorts before any 0.x.
 v=$("$host" version | sed -n '1s/^nsbox //p')
-case $v in
-[0-9]* | v[0-9]*) version=${v#v} ;;
-*) version=0~git$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d).$v ;;
-esac
+if [[ $v =~ ^v?[0-9]+(\.[0-9]+)+ ]]; then
+	version=${v#v}
+else # a commit (which may start with a digit), or dev
+	version=0~git$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d).$v
+fi
 version=${version//-/+}
 
 work=$(mktemp -d)

@@ -45,5 +45,5 @@ fi
 
 echo "== packages"
 hack/deb.sh "$out/nsbox-linux-amd64" amd64 "$out"
-hack/deb.sh "$out/nsbox-linux-arm64" arm64 "$out" "$out/nsbox-linux-amd64" | grep -v _all.deb || true
+hack/deb.sh "$out/nsbox-linux-arm64" arm64 "$out" "$out/nsbox-linux-amd64"
 (cd "$out" && sha256sum nsbox-linux-* *.deb >SHA256SUMS && cat SHA256SUMS)
