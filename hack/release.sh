@@ -39,6 +39,7 @@ if "$out/nsbox-linux-arm64" version 2>/dev/null; then
 	echo "(ran under qemu-user through binfmt_misc)"
 elif command -v qemu-aarch64-static >/dev/null; then
 	qemu-aarch64-static "$out/nsbox-linux-arm64" version
+	echo "(ran under qemu-aarch64-static; nsbox run cannot: qemu-user's threads make unshare(CLONE_NEWUSER) fail with EINVAL)"
 else
 	echo "release: the arm64 binary is built only (no qemu-user-static to run it)"
 fi
