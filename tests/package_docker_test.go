@@ -33,25 +33,42 @@ func debianMirror() string {
 	return "http://deb.debian.org/debian"
 }
 
-// requireDebianImage makes the Debian 12 image once per host (it is kept:
-// a later run reuses it), or fails the test (skips outside CI).
+// requireDebianImage makes the Debian 12 image once per Docker daemon (it
+// is kept: later runs reuse it), or fails the test (skips outside CI).
+// mmdebstrap, where installed, makes it about twice as fast as debootstrap
+// (on the shared 2-core test machine: 7.7 against 17 minutes, most of it
+// fetching and unpacking).
 func requireDebianImage(t *testing.T) {
 	t.Helper()
 	if icmd.RunCommand("docker", "image", "inspect", debianImage).ExitCode == 0 {
 		return
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		cannotRun(t, "no debootstrap to make the Debian 12 image (apt-get install debootstrap; hack/setup-host.sh installs it)")
+	const include = "--include=man-db,bash-completion"
+	env := "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	var script string
+	switch {
+	case lookPath("mmdebstrap"):
+		// A tar stream straight into docker import; mmdebstrap leaves no
+		// apt lists or downloaded .debs in it.
+		script = "mmdebstrap --variant=minbase " + include + " bookworm - " + debianMirror() +
+			" | docker import -c '" + env + "' - " + debianImage
+	case lookPath("debootstrap"):
+		root := filepath.Join(t.TempDir(), "rootfs")
+		script = "debootstrap --variant=minbase " + include + " bookworm " + root + " " + debianMirror() +
+			" && rm -rf " + root + "/var/cache/apt/archives/*.deb " + root + "/var/lib/apt/lists/*" +
+			" && tar -C " + root + " -c . | docker import -c '" + env + "' - " + debianImage
+	default:
+		cannotRun(t, "neither mmdebstrap nor debootstrap to make the Debian 12 image (apt-get install mmdebstrap; hack/setup-host.sh installs it)")
 	}
-	root := filepath.Join(t.TempDir(), "rootfs")
-	res := icmd.RunCommand("debootstrap", "--variant=minbase", "--include=man-db,bash-completion", "bookworm", root, debianMirror())
-	if res.ExitCode != 0 {
-		cannotRun(t, "debootstrap bookworm from %s failed (set NSBOX_DEBIAN_MIRROR to a reachable mirror): %s", debianMirror(), res.Combined())
+	t.Logf("making %s once (minutes): %s", debianImage, script)
+	if res := icmd.RunCommand("bash", "-o", "pipefail", "-c", script); res.ExitCode != 0 {
+		cannotRun(t, "making the Debian 12 image from %s failed (set NSBOX_DEBIAN_MIRROR to a reachable mirror): %s", debianMirror(), res.Combined())
 	}
-	// Nothing of the download stays in the image.
-	icmd.RunCommand("sh", "-c", "rm -rf "+root+"/var/cache/apt/archives/*.deb "+root+"/var/lib/apt/lists/*").Assert(t, icmd.Success)
-	tar := icmd.Command("sh", "-c", "tar -C "+root+" -c . | docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "+debianImage)
-	icmd.RunCmd(tar).Assert(t, icmd.Success)
+}
+
+func lookPath(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
 }
 
 // packageDebs returns a directory holding nsbox_*.deb and the .debs of
