@@ -5,10 +5,11 @@ GO      ?= go
 PREFIX  ?= /usr/local
 BIN     := bin/nsbox
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 # A static binary: the stage re-executes it, and a static exec skips the
 # dynamic loader. netgo/osusergo keep glibc's NSS out of the static link.
 TAGS    := netgo,osusergo
-LDFLAGS := -s -w -X main.version=$(VERSION) -linkmode external -extldflags -static
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
 # The C library of the static binaries: musl when musl-gcc is installed
@@ -26,7 +27,7 @@ STATIC_CC := CC=$(MUSL_GCC) CGO_CFLAGS='-O2 -g -idirafter $(CURDIR)/$(KHDRS)'
 STATIC_DEPS := $(KHDRS)/asm
 endif
 
-.PHONY: all build test unit integration lint install demo bench bench-net bench-startup clean fuzz
+.PHONY: all build test unit integration lint install demo bench bench-net bench-startup clean fuzz deb release
 
 all: build
 
@@ -93,6 +94,23 @@ install: build
 			apparmor_parser -r "$(APPARMOR_DIR)/nsbox" && echo "loaded it (apparmor_parser -r)"; \
 		fi; \
 	fi
+
+# The Debian packages of the binary make build makes, for this machine's
+# architecture: build/deb/nsbox_VERSION_ARCH.deb (binary, nsbox(1),
+# completions, docs, the AppArmor profile where the kernel wants one) and
+# nsbox-bwrap_VERSION_all.deb (/usr/bin/bwrap -> nsbox, in place of
+# bubblewrap, for who chooses it). hack/deb.sh says how.
+DEB_ARCH ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+deb: build
+	hack/deb.sh $(BIN) $(DEB_ARCH) build/deb
+
+# Static binaries for linux/amd64 and linux/arm64, their .debs and
+# SHA256SUMS in build/release (hack/release.sh): amd64 as make build links
+# it (musl with musl-tools), arm64 with Debian's cross compiler
+# (gcc-aarch64-linux-gnu), static glibc: Debian has no arm64 musl cross
+# compiler.
+release:
+	hack/release.sh build/release
 
 # From nothing to a sandboxed command (as root it prepares the host and runs
 # the demo as the unprivileged test user).

@@ -17,7 +17,7 @@ user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
 nosub=${NSBOX_NOSUB_USER:-nsbox-nosub}
 [ "$(id -u)" = 0 ] || { echo "setup-host.sh: run as root" >&2; exit 1; }
 
-packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev musl-tools make git python3 python3-venv jq bubblewrap)
+packages=(uidmap iproute2 procps util-linux bsdutils busybox-static passt slirp4netns gcc libc6-dev musl-tools make git python3 python3-venv jq bubblewrap mmdebstrap)
 command -v docker >/dev/null || packages+=(docker.io)
 missing=()
 for p in "${packages[@]}"; do

@@ -66,6 +66,9 @@ if [ "$(id -u)" = 0 ]; then
 	as=(runuser -u "$user" --) home=$(getent passwd "$user" | cut -d: -f6)
 	integration -test.skip '^TestRealRoot|^TestDocker'
 	echo "== integration tests as real root (and Docker)"
+	# The .deb of this very binary, for TestDockerDebianPackage.
+	NSBOX_DEB=$(hack/deb.sh "$out/nsbox" "$(dpkg --print-architecture)" "$out/deb" | grep '/nsbox_')
+	export NSBOX_DEB
 	as=() home=$HOME
 	integration -test.run '^TestRealRoot|^TestDocker'
 else

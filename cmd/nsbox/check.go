@@ -44,19 +44,20 @@ type checkResult struct {
 }
 
 func checkCommand(args []string, stdout io.Writer) error {
-	asJSON := false
-	for _, a := range args {
-		switch a {
-		case "--json":
-			asJSON = true
-		case "--help", "-h":
-			fmt.Fprint(stdout, checkUsage)
-			return nil
-		case "--probe-overlay": // internal: runs inside a user namespace
-			return probeOverlay()
-		default:
-			return usageError{fmt.Sprintf("check: unknown flag %s; fix: nsbox check [--json]", a)}
-		}
+	fs := newCheckFlags()
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("check: %v; fix: nsbox check [--json]", err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("check: takes no arguments, got %q; fix: nsbox check [--json]", fs.Args())}
+	}
+	asJSON, _ := fs.GetBool("json")
+	if help, _ := fs.GetBool("help"); help {
+		fmt.Fprint(stdout, checkUsage)
+		return nil
+	}
+	if probe, _ := fs.GetBool("probe-overlay"); probe { // internal: runs inside a user namespace
+		return probeOverlay()
 	}
 	results, ok := runProbes(
 		sandboxCheck{"overlayfs in a user namespace", overlayNeededBy, checkOverlay},

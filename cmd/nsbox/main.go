@@ -34,7 +34,8 @@ Usage:
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
-  nsbox version                             print the version
+  nsbox completion bash|zsh|fish            print a shell completion script (nsbox help completion)
+  nsbox version                             print the version, commit, Go version and C library
   nsbox help [COMMAND]                      show help
 
 Examples:
@@ -85,8 +86,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cacheCommand(rest, stdout)
 	case "rm":
 		err = rmCommand(rest, stdout)
+	case "completion":
+		err = completionCommand(rest, stdout)
+	case "__complete": // hidden: the completion scripts' names (commands.go)
+		err = completeCommand(rest, stdout)
+	case "man": // hidden: the man page, for make deb (manpage.go)
+		err = manCommand(rest, stdout)
 	case "version", "--version":
-		fmt.Fprintf(stdout, "nsbox %s\n", version)
+		printVersion(stdout)
 	case "help", "--help", "-h":
 		err = helpCommand(rest, stdout)
 	default:
@@ -132,8 +139,10 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":
 		fmt.Fprint(stdout, rmUsage)
+	case "completion":
+		fmt.Fprint(stdout, completionUsage)
 	case "version":
-		fmt.Fprintln(stdout, "Usage: nsbox version\n\nPrints the version of nsbox.")
+		fmt.Fprint(stdout, versionUsage)
 	default:
 		return usageError{fmt.Sprintf("help %s: no such command; fix: nsbox help", args[0])}
 	}

@@ -107,10 +107,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	case "exec":
 		return execCommand(dir, args, stdout)
 	}
-	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
-	fs.Usage = func() {}
-	fs.SetOutput(io.Discard)
-	timeout := fs.Float64("timeout", 10, "")
+	fs := newStopFlags() // kill, inspect, logs: refused below
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("%s: %v; fix: see nsbox help %s", cmd, err, cmd)}
 	}
@@ -154,10 +151,11 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return killSandbox(live, sig, 0)
 	}
-	if *timeout < 0 {
+	timeout, _ := fs.GetFloat64("timeout")
+	if timeout < 0 {
 		return usageError{"stop: --timeout must not be negative"}
 	}
-	return killSandbox(live, unix.SIGTERM, time.Duration(*timeout*float64(time.Second)))
+	return killSandbox(live, unix.SIGTERM, time.Duration(timeout*float64(time.Second)))
 }
 
 // printFile copies the log at path to w. The log is in the state
@@ -194,10 +192,7 @@ func lookup(dir, name string) (*state.Live, error) {
 }
 
 func psCommand(dir string, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("ps", pflag.ContinueOnError)
-	fs.Usage = func() {}
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "")
+	fs := newPsFlags()
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return usageError{"ps: wrong arguments; fix: nsbox ps [--json]"}
 	}
@@ -211,7 +206,7 @@ func psCommand(dir string, args []string, stdout, stderr io.Writer) error {
 	for _, err := range refused {
 		fmt.Fprintf(stderr, "nsbox: not listed: %v\n", err)
 	}
-	if *asJSON {
+	if asJSON, _ := fs.GetBool("json"); asJSON {
 		entries := make([]state.Entry, 0, len(list))
 		for _, l := range list {
 			entries = append(entries, l.Entry)
