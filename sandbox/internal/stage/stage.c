@@ -466,6 +466,8 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 	case 4:
 		fail("make the pseudo-terminal the command's controlling terminal");
 	case 5:
+		if (c->nest_held)
+			fail("enter the command's nested user namespace and make its mount namespace");
 		if (c->enter_userns2 >= 0)
 			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
 				 "enter the given command user namespace (setns) and make its mount namespace");
@@ -666,6 +668,20 @@ __attribute__((noreturn)) static int pid1(void *arg)
 
 /* --- the stage ------------------------------------------------------------ */
 
+/* NEST_OWNED are the namespaces the command's nested user namespace owns
+ * (nest_hold), so that root inside may configure them as after
+ * `unshare -rn`; LATE_UNSHARE are those created only once the sandbox's
+ * user namespace has its maps. */
+#define NEST_OWNED (CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC)
+#define LATE_UNSHARE (NEST_OWNED | CLONE_NEWPID)
+
+/* nest_holdable: the command gets a nested user namespace of nsbox's own
+ * (not Spec.Enter's), whose maps are known before PID 1 exists. */
+static int nest_holdable(const struct config *c)
+{
+	return c->nest_uid_map && c->enter_userns < 0 && !c->maps_later;
+}
+
 /* The namespaces a pre-forked stage created before its CONFIG came
  * (nsbox_prefork_unshares in stage.h), and how each unshare went. */
 static struct {
@@ -732,13 +748,17 @@ void nsbox_stage(void)
 	/* 2. The other namespaces, owned by the new user namespace, while the
 	 * launcher writes its maps: the creator of a user namespace holds
 	 * every capability in it from the start, maps or not, so the kernel's
-	 * work (a network namespace with its loopback device is the costliest)
-	 * overlaps the map writing (newuidmap's and newgidmap's execs under
-	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
+	 * work overlaps the map writing (newuidmap's and newgidmap's execs
+	 * under --map auto). A failure is reported in its place, after
+	 * MAPS_DONE. */
 	int unshare_errno = early.unshare_errno, flags = c.unshare_flags;
 	if (c.enter_pidns >= 0)
 		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
-	if (!early.done && flags && unshare(flags) < 0)
+	/* Those the command's user namespace will own wait for it (step 4);
+	 * so does the PID namespace, whose first process would otherwise be
+	 * nest_hold's short-lived one, and a pre-forked stage left them all. */
+	int late = flags & (early.done || nest_holdable(&c) ? LATE_UNSHARE : 0);
+	if (!early.done && (flags & ~late) && unshare(flags & ~late) < 0)
 		unshare_errno = errno;
 
 	/* 3. The launcher writes uid_map and gid_map from outside; with
@@ -773,6 +793,16 @@ void nsbox_stage(void)
 		errno = unshare_errno;
 		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
 	}
+	/* The command's user namespace, now that ours has maps (a user
+	 * namespace's creator must be mapped in its parent), owning the
+	 * network, UTS and IPC namespaces, which we enter (nest.c); then
+	 * what is left. */
+	if (nest_holdable(&c) && (late & NEST_OWNED)) {
+		nest_hold(&c, late & NEST_OWNED);
+		late &= ~NEST_OWNED;
+	}
+	if (late && unshare(late) < 0)
+		fail("create the namespaces (unshare 0x%x)", (unsigned)late);
 
 	/* An entered PID namespace; below it, a new one is made by an
 	 * intermediate process, which goes on from here instead of us. */
@@ -831,15 +861,17 @@ void nsbox_prefork(int unshares)
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
 		if (unshares) {
-			/* Steps 1 and 2 of nsbox_stage ahead of time: the
-			 * kernel's costliest work (the network namespace)
-			 * overlaps the launcher's runtime start. Failures wait
-			 * for the CONFIG, to be reported in their place. */
+			/* Steps 1 and 2 of nsbox_stage ahead of time, but
+			 * for LATE_UNSHARE (the network namespace among
+			 * them: the command's user namespace owns it, and
+			 * that needs our maps first): the work overlaps the
+			 * launcher's runtime start. Failures wait for the
+			 * CONFIG, to be reported in their place. */
 			early.done = 1;
 			early.flags = NSBOX_PREFORK_UNSHARE;
 			if (unshare(CLONE_NEWUSER) < 0)
 				early.userns_errno = errno;
-			else if (unshare(NSBOX_PREFORK_UNSHARE) < 0)
+			else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
 				early.unshare_errno = errno;
 		}
 		nsbox_stage(); /* closes every other descriptor; never returns */

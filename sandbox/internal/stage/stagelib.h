@@ -33,6 +33,7 @@ struct config {
 	 * set once the descriptors are used and closed: "entered". */
 	int enter_userns;  /* instead of a new user namespace */
 	int enter_userns2; /* the command's, instead of the nested one */
+	int nest_held;     /* enter_userns2 is nsbox's own nesting (nest_hold), not Spec.Enter's */
 	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
 	int nest_identity; /* nest with the identity over the entered namespace's ids */
 	int keep_uid;      /* the command keeps the uid it has (not uid) */
@@ -186,6 +187,15 @@ void nest_write_maps(const struct config *c);
  * errno set if PID 1's unshare failed; the child's own failure is
  * reported by the child, and PID 1 exits. */
 int nest_enter_self(const struct config *c);
+/* nest_hold, in the stage before PID 1 exists (sandbox/nested.go): makes
+ * the command's user namespace now, with its maps, and the owned
+ * namespaces (CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC) created inside
+ * it, which the stage then enters, so that root inside holds every
+ * capability over its network, hostname and IPC while the mounts stay
+ * locked. Leaves the user namespace in enter_userns2 (nest_held set)
+ * and clears nest_uid_map: the command's process enters it instead of
+ * unsharing one. Fails the stage on error. */
+void nest_hold(struct config *c, int owned);
 
 /* close_fds_except closes every descriptor of the process but the n in
  * keep (negative entries are ignored) and those from lo up to hi (not
