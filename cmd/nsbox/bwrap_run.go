@@ -218,6 +218,12 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, bwrapDie("%v", err)
 	}
+	if o.emptySeccomp {
+		// bubblewrap's line, word for word (callers match it), from its
+		// prctl's refusal of the empty program in the sandbox, after
+		// every other check.
+		return nil, bwrapDie("Unable to set up system call filtering as requested: prctl(PR_SET_SECCOMP) reported EINVAL. (Hint: this requires a kernel configured with CONFIG_SECCOMP and CONFIG_SECCOMP_FILTER.)")
+	}
 	return spec, nil
 }
 
