@@ -632,6 +632,15 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * takes the socket's end at exec (close-on-exec) for its success. */
 	if (c->pid1_command)
 		run_command(c, -1);
+	/* A new session with an init (bubblewrap's --new-session with
+	 * --unshare-pid): the session is PID 1's, as it is bubblewrap's
+	 * init's, so the command is not its leader and may start one of its
+	 * own (setsid). Without a terminal either way. */
+	if (c->new_session && !c->pty && (c->unshare_flags & CLONE_NEWPID)) {
+		if (setsid() < 0)
+			fail("start a new session (setsid)");
+		((struct config *)c)->new_session = 0; /* our own copy */
+	}
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */
@@ -670,8 +679,12 @@ __attribute__((noreturn)) static int pid1(void *arg)
 
 /* NEST_OWNED are the namespaces the command's nested user namespace owns
  * (nest_hold), so that root inside may configure them as after
- * `unshare -rn`; LATE_UNSHARE are those created only once the sandbox's
- * user namespace has its maps. */
+ * `unshare -rn`. Not the PID namespace: PID 1, outside that user
+ * namespace, is its init, and a PID namespace cannot be handed over
+ * before its init exists (/proc/PID/ns/pid_for_children is ENOENT until
+ * then). LATE_UNSHARE are those created only once the sandbox's user
+ * namespace has its maps: the PID namespace too, whose first process
+ * would otherwise be nest_hold's short-lived one. */
 #define NEST_OWNED (CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC)
 #define LATE_UNSHARE (NEST_OWNED | CLONE_NEWPID)
 
@@ -754,9 +767,8 @@ void nsbox_stage(void)
 	int unshare_errno = early.unshare_errno, flags = c.unshare_flags;
 	if (c.enter_pidns >= 0)
 		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
-	/* Those the command's user namespace will own wait for it (step 4);
-	 * so does the PID namespace, whose first process would otherwise be
-	 * nest_hold's short-lived one, and a pre-forked stage left them all. */
+	/* Those the command's user namespace will own wait for it (step 4),
+	 * and the PID namespace with them; a pre-forked stage left them all. */
 	int late = flags & (early.done || nest_holdable(&c) ? LATE_UNSHARE : 0);
 	if (!early.done && (flags & ~late) && unshare(flags & ~late) < 0)
 		unshare_errno = errno;
