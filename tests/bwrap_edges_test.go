@@ -4,9 +4,17 @@ package tests
 // test-run.sh) found: each is compared with /usr/bin/bwrap.
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -89,4 +97,71 @@ except OSError:
     print("no-tty")'`
 	res := compareBwraps(t, dir, script)
 	res.Assert(t, icmd.Expected{Out: "not-leader\nsetsid-ok\nno-tty\n"})
+}
+
+// --info-fd's child-pid is the command's own process, created before
+// --block-fd lets it run: its namespaces are the command's (the mount
+// namespace bubblewrap's test 32 compares, the user and PID namespaces
+// test-specifying-userns.sh and test-specifying-pidns.sh and flatpak's
+// --parent-pid open from outside), while nsbox's PID 1, its parent,
+// stays out of reach.
+func TestBwrapInfoChildPidIsTheCommand(t *testing.T) {
+	bwrap := bwrapLink(t)
+	infoR, infoW, err := os.Pipe()
+	assert.NilError(t, err)
+	blockR, blockW, err := os.Pipe()
+	assert.NilError(t, err)
+	cmd := exec.Command(bwrap, "--ro-bind", "/", "/", "--proc", "/proc", "--unshare-all", "--info-fd", "3", "--block-fd", "4",
+		"--", "readlink", "/proc/self/ns/mnt", "/proc/self/ns/user", "/proc/self/ns/pid")
+	cmd.ExtraFiles = []*os.File{infoW, blockR}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	assert.NilError(t, cmd.Start())
+	infoW.Close()
+	blockR.Close()
+	defer func() { blockW.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	b, err := io.ReadAll(infoR) // bwrap closes it once written
+	assert.NilError(t, err)
+	var info map[string]uint64
+	assert.NilError(t, json.Unmarshal(b, &info), string(b))
+	pid := int(info["child-pid"])
+	assert.Assert(t, pid > 0, string(b))
+
+	// Its namespaces, read from outside while it waits.
+	link := func(p int, ns string) string {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", p, ns))
+		assert.NilError(t, err, "the caller reads /proc/CHILD-PID/ns/%s", ns)
+		return l
+	}
+	mnt, user, pidns := link(pid, "mnt"), link(pid, "user"), link(pid, "pid")
+	assert.Equal(t, mnt, fmt.Sprintf("mnt:[%d]", info["mnt-namespace"]))
+	assert.Equal(t, pidns, fmt.Sprintf("pid:[%d]", info["pid-namespace"]))
+
+	// test-specifying-pidns.sh: another sandbox given its user and PID
+	// namespaces runs in that PID namespace.
+	second := icmd.RunCmd(icmd.Command("bash", "-c", `"$0" --ro-bind / / --userns 11 --pidns 12 readlink /proc/self/ns/pid 11<"/proc/$1/ns/user" 12<"/proc/$1/ns/pid"`,
+		bwrap, strconv.Itoa(pid)))
+	second.Assert(t, icmd.Expected{Out: pidns + "\n"})
+
+	// Its parent is nsbox's PID 1: not dumpable, nothing of it readable.
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	assert.NilError(t, err)
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	pid1, _ := strconv.Atoi(f[1])
+	for _, p := range []string{"ns/mnt", "ns/user", "environ", "fd"} {
+		path := fmt.Sprintf("/proc/%d/%s", pid1, p)
+		_, err := os.Readlink(path)
+		if p == "environ" || p == "fd" {
+			_, err = os.ReadDir(path)
+			if p == "environ" {
+				_, err = os.ReadFile(path)
+			}
+		}
+		assert.Check(t, errors.Is(err, os.ErrPermission), "%s: %v", path, err)
+	}
+
+	// Let it run: the command sees what the caller saw.
+	blockW.Close()
+	assert.NilError(t, cmd.Wait(), out.String())
+	assert.Equal(t, out.String(), mnt+"\n"+user+"\n"+pidns+"\n")
 }

@@ -378,10 +378,23 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 		}
 	}
 	executed := false
-	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
+	wrote := func(pid int, ns sandbox.NamespaceIDs) error {
 		writeBwrapInfo(info, status, pid, ns)
 		info = nil
 		return nil
+	}
+	if (info != nil || status != nil) && o.usernsBlockFD < 0 && !o.asPID1 {
+		// As bubblewrap's child-pid: a process of the command's
+		// namespaces (nsbox's PID 1 is not dumpable and sits outside
+		// the nested ones), created before --block-fd lets it run.
+		spec.CommandCreated = wrote
+		if spec.BeforeExec == nil {
+			spec.BeforeExec = func() error { return nil }
+		}
+	} else {
+		// --userns-block-fd: the caller writes the maps of child-pid's
+		// user namespace, PID 1's; --as-pid-1: PID 1 is the command.
+		spec.Started = wrote
 	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {

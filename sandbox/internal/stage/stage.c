@@ -216,6 +216,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
 	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY("command-first", CFG_BOOL, 0, command_first), .needs = "exec-wait"},
 	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
 	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
 	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
@@ -340,6 +341,56 @@ struct exec_report {
 	int err;
 };
 
+/* command_gate: with command-first, [0] the command's process → PID 1
+ * (ready), [1] PID 1 → the command's process (go). */
+static int command_gate[2][2] = {{-1, -1}, {-1, -1}};
+
+/* command_wait is the command's process with command-first, in its own
+ * namespaces now: dumpable, so that the launcher and its caller may open
+ * its /proc/PID/ns files (bubblewrap's child-pid), it tells PID 1 and
+ * waits for the go-ahead, then is not dumpable again until its exec
+ * decides afresh. A PID 1 gone instead is no go-ahead. */
+static int command_wait(void)
+{
+	close(command_gate[0][0]);
+	close(command_gate[1][1]);
+	char b = 'r';
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || write_all(command_gate[0][1], &b, 1) < 0)
+		return -1;
+	close(command_gate[0][1]);
+	ssize_t n;
+	while ((n = read(command_gate[1][0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(command_gate[1][0]);
+	if (n != 1)
+		_exit(1);
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* command_go is PID 1's side: once the command's process is ready (else
+ * it failed, and its report says why), COMMAND_READY to the launcher,
+ * then its EXEC_GO passed on. */
+static void command_go(const struct config *c, pid_t cmd)
+{
+	if (!c->command_first)
+		return;
+	close(command_gate[0][1]);
+	close(command_gate[1][0]);
+	char b;
+	ssize_t n;
+	while ((n = read(command_gate[0][0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(command_gate[0][0]);
+	if (n == 1) {
+		send_msg(NSBOX_MSG_COMMAND_READY, cmd, NULL);
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
+		b = 'g';
+		(void)write_all(command_gate[1][1], &b, 1);
+	}
+	close(command_gate[1][1]);
+}
+
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
@@ -362,7 +413,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 4;
 		goto failed;
 	}
-	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0) {
+	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0 || (c->command_first && command_wait() < 0)) {
 		r.step = 5;
 		goto failed;
 	}
@@ -624,7 +675,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		fail("prctl(PR_SET_DUMPABLE)");
 	/* The sandbox is built; with exec-wait the command waits for the
 	 * launcher's go-ahead (Spec.BeforeExec: bubblewrap's --block-fd). */
-	if (c->exec_wait) {
+	if (c->exec_wait && !c->command_first) {
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
 	}
@@ -655,6 +706,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");
 	nest_pipes(c);
+	if (c->command_first && (pipe2(command_gate[0], O_CLOEXEC) < 0 || pipe2(command_gate[1], O_CLOEXEC) < 0))
+		fail("create the command's pipes");
 	pid_t cmd = fork();
 	if (cmd < 0)
 		fail("fork the command");
@@ -664,6 +717,9 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	}
 	close(report[1]);
 	nest_write_maps(c);
+	/* command-first: the command's process exists before the
+	 * launcher's go-ahead (Spec.CommandCreated). */
+	command_go(c, cmd);
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
 	int err = 0, step = read_exec_report(report[0], &err);
@@ -736,6 +792,8 @@ void nsbox_stage(void)
 	}
 	/* An entered user namespace comes first: the command's ids
 	 * (keep-uid) and the nested maps are read from it. */
+	if (c.enter_userns >= 0 && c.enter_pidns >= 0)
+		enter_pidns_first(&c);
 	if (c.enter_userns >= 0)
 		enter_userns(&c);
 	/* The command's ids as this user namespace sees them: its own when

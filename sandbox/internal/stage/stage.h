@@ -24,6 +24,8 @@
  *   NET_READY (tap=… records) ──────────────────────────────▶ (only with net-wait=)
  *                                                               mounts, hostname
  *                            ◀──────────────────────────────── PTY_MASTER (with --tty only)
+ *                            ◀──────────────────────────────── COMMAND_READY (command-first=:
+ *                                                               forked, waits for EXEC_GO)
  *   EXEC_GO                  ──────────────────────────────▶ (only with exec-wait=)
  *                                                               fork + exec command
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
@@ -65,6 +67,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_HANDOFF,      /* L→P  the launcher is about to exec its supervisor: disarm the parent-death signal */
 	NSBOX_MSG_HANDOFF_READY, /* P→L disarmed */
 	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
+	NSBOX_MSG_COMMAND_READY, /* P→L (command-first) the command's process exists, in its namespaces, and waits for EXEC_GO; value: its pid inside */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)

@@ -27,6 +27,7 @@ struct config {
 	char **argv;       /* NULL-terminated, argc of them */
 	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
+	int command_first; /* with exec_wait: fork the command first, it waits (COMMAND_READY) */
 	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
 	/* Existing namespaces to enter (Spec.Enter; enter.c), as the stage's
 	 * descriptors (after the extra files), -1 for none. The numbers stay
@@ -35,6 +36,7 @@ struct config {
 	int enter_userns2; /* the command's, instead of the nested one */
 	int nest_held;     /* enter_userns2 is nsbox's own nesting (nest_hold), not Spec.Enter's */
 	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
+	int pidns_entered; /* enter_pidns_first entered it already */
 	int nest_identity; /* nest with the identity over the entered namespace's ids */
 	int keep_uid;      /* the command keeps the uid it has (not uid) */
 	int keep_gid;
@@ -236,6 +238,10 @@ void enter_userns(struct config *c);
  * identity maps, root_mapped, the owner ids and the kept ids. */
 void enter_adopt_maps(struct config *c);
 pid_t enter_pidns(struct config *c);
+/* enter_pidns_first enters a given PID namespace before the given user
+ * namespace, from its owner, when that owner is an ancestor of it (and
+ * sets pidns_entered); otherwise it leaves both to the usual order. */
+void enter_pidns_first(struct config *c);
 /* enter_host_pid turns a pidfd into the host's pid (and closes it): how
  * the intermediate learns PID 1's, which clone gave it in its own
  * numbering. */
