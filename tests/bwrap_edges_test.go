@@ -74,6 +74,8 @@ func TestBwrapEmptySeccompErrorOrder(t *testing.T) {
 		`$B --ro-bind / / --add-seccomp-fd 3 --bind /nonexistent-nsbox /x true 3<empty.bpf`,
 		`$B --ro-bind / / --add-seccomp-fd 3 --add-seccomp-fd 4 true 3<empty.bpf 4<odd.bpf`,
 		`$B --ro-bind / / --add-seccomp-fd 3 true 3<empty.bpf`,
+		// An empty --add-seccomp-fd program still counts as one.
+		`$B --ro-bind / / --add-seccomp-fd 3 --seccomp 4 true 3<empty.bpf 4<empty.bpf`,
 	} {
 		res := compareBwraps(t, dir, script)
 		res.Assert(t, icmd.Expected{ExitCode: 1})

@@ -60,8 +60,7 @@ type bwrapOpts struct {
 	lockFiles                           []string
 	syncFD, blockFD, usernsBlockFD      int
 	infoFD, statusFD, seccompFD         int
-	seccomp                             [][]byte // --seccomp or --add-seccomp-fd programs, in order
-	emptySeccomp                        bool     // an empty program was given (refused after every other check)
+	seccomp                             [][]byte // --seccomp or --add-seccomp-fd programs, in order (empty ones too)
 	usernsFD, userns2FD, pidnsFD        int
 	disableUserns, assertUsernsDisabled bool
 	newSession, dieWithParent, asPID1   bool
@@ -400,22 +399,16 @@ func (o *bwrapOpts) seccompOption(arg, s string) error {
 	if len(prog)%8 != 0 {
 		return bwrapDie("Invalid seccomp data, must be multiple of 8")
 	}
-	if len(prog) == 0 {
-		// bubblewrap takes it here and fails only when the kernel
-		// refuses it, after every other check: so does nsbox (spec).
-		o.emptySeccomp = true
-		if arg == "--seccomp" {
-			o.seccompFD, o.seccomp = fd, nil // the last --seccomp wins
+	// An empty program is taken here, as bubblewrap takes it: it fails
+	// only when the kernel refuses it, after every other check (spec).
+	if len(prog) > 0 {
+		if err := sandbox.CheckSeccompProgram(prog); err != nil {
+			return bwrapDie("%s %d: %v", arg, fd, err)
 		}
-		return nil
-	}
-	if err := sandbox.CheckSeccompProgram(prog); err != nil {
-		return bwrapDie("%s %d: %v", arg, fd, err)
 	}
 	if arg == "--seccomp" {
 		o.seccompFD = fd
 		o.seccomp = [][]byte{prog} // the last --seccomp wins
-		o.emptySeccomp = false
 		return nil
 	}
 	o.seccomp = append(o.seccomp, prog)

@@ -187,6 +187,12 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)
 	caps := o.caps
+	var programs [][]byte // the empty ones are refused below
+	for _, p := range o.seccomp {
+		if len(p) > 0 {
+			programs = append(programs, p)
+		}
+	}
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
@@ -209,7 +215,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
-			SeccompPrograms:      o.seccomp,
+			SeccompPrograms:      programs,
 			DisableUserns:        o.disableUserns,
 			AssertUsernsDisabled: o.assertUsernsDisabled,
 			NewSession:           o.newSession,
@@ -218,7 +224,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, bwrapDie("%v", err)
 	}
-	if o.emptySeccomp {
+	if len(programs) < len(o.seccomp) {
 		// bubblewrap's line, word for word (callers match it), from its
 		// prctl's refusal of the empty program in the sandbox, after
 		// every other check.
