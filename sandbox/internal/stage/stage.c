@@ -867,7 +867,7 @@ void nsbox_stage(void)
 	 * namespace's creator must be mapped in its parent), owning the
 	 * network, UTS and IPC namespaces, which we enter (nest.c); then
 	 * what is left. */
-	if (nest_holdable(&c) && (late & NEST_OWNED)) {
+	if (nest_holdable(&c)) {
 		nest_hold(&c, late & NEST_OWNED);
 		late &= ~NEST_OWNED;
 	}
