@@ -47,6 +47,7 @@
 #include "stagelib.h"
 
 static int host_proc = -1;      /* the launcher's /proc, for the maps */
+static pid_t nest_holder;       /* nest_hold's process, until nest_reap */
 static int nest_pipe[2][2] = {{-1, -1}, {-1, -1}}; /* [0] child→PID 1, [1] PID 1→child */
 
 int nest_prepare(const struct config *c)
@@ -207,10 +208,10 @@ void nest_hold(struct config *c, int owned)
 		close(fd);
 	}
 	close(proc);
+	/* The holder ends on its own now; nest_reap collects it once PID 1
+	 * is on its way, off the path the sandbox's start waits on. */
 	close(gate[1]);
-	int status;
-	while (waitpid(holder, &status, 0) < 0 && errno == EINTR)
-		;
+	nest_holder = holder;
 	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
 	/* From here on it is as if the command's user namespace were given
@@ -220,6 +221,13 @@ void nest_hold(struct config *c, int owned)
 	c->enter_userns2 = userns;
 	c->nest_held = 1;
 	c->nest_uid_map = c->nest_gid_map = NULL;
+}
+
+void nest_reap(void)
+{
+	while (nest_holder > 0 && waitpid(nest_holder, NULL, 0) < 0 && errno == EINTR)
+		;
+	nest_holder = 0;
 }
 
 int nest_enter_self(const struct config *c)

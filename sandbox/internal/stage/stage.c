@@ -897,6 +897,7 @@ void nsbox_stage(void)
 		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
 	close(pid1_gate[1]); /* lets PID 1 go on */
+	nest_reap();
 	_exit(0);
 }
 

@@ -198,6 +198,8 @@ int nest_enter_self(const struct config *c);
  * and clears nest_uid_map: the command's process enters it instead of
  * unsharing one. Fails the stage on error. */
 void nest_hold(struct config *c, int owned);
+/* nest_reap waits for nest_hold's short-lived process, if any. */
+void nest_reap(void);
 
 /* close_fds_except closes every descriptor of the process but the n in
  * keep (negative entries are ignored) and those from lo up to hi (not
