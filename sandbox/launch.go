@@ -174,8 +174,14 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		}()
 	}
 
-	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done.
+	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done,
+	// with the command's process forked first (Spec.CommandCreated).
 	if spec.BeforeExec != nil {
+		if spec.commandFirst() {
+			if err := commandCreated(parent, pid1.Pid, spec); err != nil {
+				return nil, err
+			}
+		}
 		if err := spec.BeforeExec(); err != nil {
 			return nil, err
 		}

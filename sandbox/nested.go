@@ -7,19 +7,30 @@ import "github.com/nsbox/nsbox/mapping"
 // PID 1 builds the sandbox's mounts in a mount namespace owned by the
 // sandbox's user namespace, where it is root. Left there, a command that is
 // root too (--root) could undo them: remount a read-only bind writable,
-// unmount the private /tmp or /proc and see the host's beneath. So, once
-// the mounts are made, the command's process creates a nested user
-// namespace together with a new mount namespace (one unshare call), and PID
-// 1, still in the outer namespace, writes its maps. The kernel copies the
-// mounts into the new mount namespace as "locked" (mount_namespaces(7),
-// "Restrictions on mount namespaces"): they came from a mount namespace
-// owned by a more privileged user namespace, so even with every capability
-// of the nested one, remount cannot clear read-only, nosuid, nodev or
-// noexec, and umount cannot reveal what a mount covers. The command also
-// holds no capability over PID 1 (which stays outside), nor over the
-// sandbox's network, UTS, IPC and PID namespaces. nsbox exec enters the
-// command's nested namespaces, so everything the sandbox runs shares one
-// view.
+// unmount the private /tmp or /proc and see the host's beneath. So the
+// command runs in a nested user namespace, and once the mounts are made,
+// its process enters that namespace and unshares a new mount namespace
+// there. The kernel copies the mounts into the new mount namespace as
+// "locked" (mount_namespaces(7), "Restrictions on mount namespaces"): they
+// came from a mount namespace owned by a more privileged user namespace,
+// so even with every capability of the nested one, remount cannot clear
+// read-only, nosuid, nodev or noexec, and umount cannot reveal what a
+// mount covers. The command holds no capability over PID 1 (which stays
+// outside) nor over the sandbox's PID namespace.
+//
+// The nested namespace is made early, by the stage right after the
+// sandbox's own has its maps and before PID 1 exists: one clone makes it
+// and, inside it, the network, UTS and IPC namespaces, whose owner it
+// thus is; the stage writes its maps and enters those three, and PID 1
+// inherits them (stage nest.c, nest_hold). So root inside may configure
+// its own network and hostname as after `unshare -rn` (ip link, raw
+// sockets, hostname), while PID 1, one level up, keeps every capability
+// over them for the loopback, the TAP and the hostname it sets up. nsbox
+// exec enters the command's namespaces, so everything the sandbox runs
+// shares one view. Where the sandbox's maps are written late
+// (Spec.WriteMaps) or given (Spec.Enter), the command's process unshares
+// the nested pair itself after setup, and those namespaces stay the
+// sandbox's.
 //
 // The nested maps are the identity over the ids the sandbox maps, so ids
 // mean the same inside as in the sandbox's namespace, with one exception:

@@ -47,6 +47,17 @@ type Spec struct {
 	// --block-fd); cancelling Start's context kills the sandbox but does
 	// not interrupt it. An error from it stops the start.
 	BeforeExec func() error `json:"-"`
+	// CommandCreated, if not nil, is called with BeforeExec (ignored
+	// without it, and with CommandIsPID1) once the command's first
+	// process exists, before BeforeExec: with its host pid and its own
+	// namespaces (the nested user and mount namespaces, see nested.go),
+	// as bubblewrap's --info-fd names them. Until BeforeExec has
+	// returned, that process is still nsbox's code, holding the
+	// command's files and the launcher's socket, and dumpable, so the
+	// caller's uid may open its /proc/PID/ns files (and trace it: only
+	// the caller and processes of namespaces it entered could). An
+	// error from it stops the start.
+	CommandCreated func(pid int, ns NamespaceIDs) error `json:"-"`
 	// Notify, if not nil, gets one-line notices about what Start did
 	// differently from the spec: a newuidmap/newgidmap that failed when
 	// it ran, so that Mapping fell back to the caller's own ids

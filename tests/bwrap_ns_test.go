@@ -88,9 +88,10 @@ func openNS(t *testing.T, pid int, name string) *os.File {
 }
 
 // bwrapInBackground starts bwrap with args and --info-fd (ExtraFiles:
-// extra, then the info pipe) and returns its command's host pid (child-pid,
-// or PID 1's child without --as-pid-1) once it runs sh.
-func bwrapInBackground(t *testing.T, b string, asPID1 bool, out *bytes.Buffer, extra []*os.File, args ...string) (*exec.Cmd, int) {
+// extra, then the info pipe) and returns its command's host pid
+// (child-pid: the command's process, PID 1 itself with --as-pid-1) once
+// it runs sh.
+func bwrapInBackground(t *testing.T, b string, out *bytes.Buffer, extra []*os.File, args ...string) (*exec.Cmd, int) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	assert.NilError(t, err)
@@ -109,13 +110,6 @@ func bwrapInBackground(t *testing.T, b string, asPID1 bool, out *bytes.Buffer, e
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pid := info.ChildPid
-		if !asPID1 {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-			pid = 0
-			if f := strings.Fields(string(b)); len(f) > 0 {
-				pid, _ = strconv.Atoi(f[0])
-			}
-		}
 		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); pid > 0 && string(comm) == "sh\n" {
 			return cmd, pid
 		}
@@ -137,7 +131,7 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 	assert.NilError(t, unix.Mkfifo(fifo, 0o600))
 	assert.NilError(t, unix.Mkfifo(fifo2, 0o600))
 	var firstOut, secondOut bytes.Buffer
-	first, firstCmd := bwrapInBackground(t, b, false, &firstOut, nil, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc",
+	first, firstCmd := bwrapInBackground(t, b, &firstOut, nil, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc",
 		"sh", "-c", "read x < "+fifo)
 	cmdUser := openNS(t, firstCmd, "user") // the nested one
 	outerUser := nsParent(t, cmdUser)      // the sandbox's
@@ -154,7 +148,7 @@ func TestBwrapEnterNamespaces(t *testing.T) {
 	// the first one's, a nested user namespace below its outer one, the
 	// command (--as-pid-1) its init, the mounts locked for root with
 	// every capability.
-	second, secondCmd := bwrapInBackground(t, b, true, &secondOut, []*os.File{outerUser, pidNS},
+	second, secondCmd := bwrapInBackground(t, b, &secondOut, []*os.File{outerUser, pidNS},
 		"--userns", "3", "--pidns", "4", "--unshare-pid", "--as-pid-1", "--ro-bind", "/", "/", "--dev", "/dev", "--uid", "0", "--cap-add", "ALL",
 		"sh", "-c", `mount -o remount,bind,rw / 2>/dev/null && echo remounted || echo locked; read x < `+fifo2)
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", secondCmd))

@@ -57,7 +57,9 @@ const (
 // started by the entries before those that use them).
 var docExamples = []docExample{
 	{line: "nsbox run -- id", out: "uid="},
-	{line: "nsbox run --root -- cat /proc/self/uid_map", out: "0"},
+	// The nested namespace's map: the identity over the sandbox's ids.
+	{line: "nsbox run --root -- cat /proc/self/uid_map", out: "         0          0          1\n"},
+	{line: "nsbox run --root -- ip link add br0 type bridge"},
 	{line: "nsbox run --map single --root -- id", out: "uid=0(root)"},
 	{line: "nsbox run --map-users 0:1000:1 --map-users 1:100000:1000 --root -- id",
 		skip: "maps uid 1000 and subuids 100000-100999, a particular user's: identity_test.go runs --map-users with the test user's ids"},

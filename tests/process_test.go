@@ -78,14 +78,16 @@ func TestEnvironmentFlags(t *testing.T) {
 }
 
 // Every namespace of the sandbox differs from the host's and is owned by
-// the sandbox's user namespace: the user namespace came first.
+// the sandbox's user namespace or the command's below it: the user
+// namespaces came first.
 func TestNamespacesOwnedBySandboxUserNamespace(t *testing.T) {
 	requireUnprivileged(t)
 	cmd, pid := startSleeper(t)
 	defer cmd.Process.Kill()
 	// The command runs in a nested user namespace (sandbox/nested.go):
-	// it owns the command's mount namespace, and its parent, the
-	// sandbox's, owns all the others; neither is the host's.
+	// it owns the command's mount, network, IPC and UTS namespaces (so
+	// root inside may configure them), and its parent, the sandbox's,
+	// owns the PID and cgroup ones; neither is the host's.
 	cmdUser := inode(t, fmt.Sprintf("/proc/%d/ns/user", pid))
 	assert.Check(t, cmdUser != inode(t, "/proc/self/ns/user"))
 	nsIoctl := func(path string, req uint) uint64 {
@@ -105,7 +107,7 @@ func TestNamespacesOwnedBySandboxUserNamespace(t *testing.T) {
 		path := fmt.Sprintf("/proc/%d/ns/%s", pid, ns)
 		assert.Check(t, inode(t, path) != inode(t, "/proc/self/ns/"+ns), "%s is the host's", ns)
 		want := sandboxUser
-		if ns == "mnt" {
+		if ns == "mnt" || ns == "net" || ns == "ipc" || ns == "uts" {
 			want = cmdUser
 		}
 		owner := nsIoctl(path, unix.NS_GET_USERNS)

@@ -125,6 +125,8 @@ func runHelper(h string, args []string) int {
 		return 0
 	case "uring":
 		return uringHelper()
+	case "raw":
+		return rawHelper()
 	case "userns":
 		return usernsHelper()
 	case "ids":

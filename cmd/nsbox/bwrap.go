@@ -60,7 +60,7 @@ type bwrapOpts struct {
 	lockFiles                           []string
 	syncFD, blockFD, usernsBlockFD      int
 	infoFD, statusFD, seccompFD         int
-	seccomp                             [][]byte // --seccomp or --add-seccomp-fd programs, in order
+	seccomp                             [][]byte // --seccomp or --add-seccomp-fd programs, in order (empty ones too)
 	usernsFD, userns2FD, pidnsFD        int
 	disableUserns, assertUsernsDisabled bool
 	newSession, dieWithParent, asPID1   bool
@@ -396,11 +396,15 @@ func (o *bwrapOpts) seccompOption(arg, s string) error {
 		return bwrapDie("Can't read seccomp data: %v", err)
 	}
 	unix.Close(fd)
-	if len(prog) == 0 || len(prog)%8 != 0 {
+	if len(prog)%8 != 0 {
 		return bwrapDie("Invalid seccomp data, must be multiple of 8")
 	}
-	if err := sandbox.CheckSeccompProgram(prog); err != nil {
-		return bwrapDie("%s %d: %v", arg, fd, err)
+	// An empty program is taken here, as bubblewrap takes it: it fails
+	// only when the kernel refuses it, after every other check (spec).
+	if len(prog) > 0 {
+		if err := sandbox.CheckSeccompProgram(prog); err != nil {
+			return bwrapDie("%s %d: %v", arg, fd, err)
+		}
 	}
 	if arg == "--seccomp" {
 		o.seccompFD = fd

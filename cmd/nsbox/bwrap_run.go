@@ -187,6 +187,12 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)
 	caps := o.caps
+	var programs [][]byte // the empty ones are refused below
+	for _, p := range o.seccomp {
+		if len(p) > 0 {
+			programs = append(programs, p)
+		}
+	}
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
 			Args:       args,
@@ -209,7 +215,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
-			SeccompPrograms:      o.seccomp,
+			SeccompPrograms:      programs,
 			DisableUserns:        o.disableUserns,
 			AssertUsernsDisabled: o.assertUsernsDisabled,
 			NewSession:           o.newSession,
@@ -217,6 +223,12 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, bwrapDie("%v", err)
+	}
+	if len(programs) < len(o.seccomp) {
+		// bubblewrap's line, word for word (callers match it), from its
+		// prctl's refusal of the empty program in the sandbox, after
+		// every other check.
+		return nil, bwrapDie("Unable to set up system call filtering as requested: prctl(PR_SET_SECCOMP) reported EINVAL. (Hint: this requires a kernel configured with CONFIG_SECCOMP and CONFIG_SECCOMP_FILTER.)")
 	}
 	return spec, nil
 }
@@ -372,10 +384,23 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 		}
 	}
 	executed := false
-	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
+	wrote := func(pid int, ns sandbox.NamespaceIDs) error {
 		writeBwrapInfo(info, status, pid, ns)
 		info = nil
 		return nil
+	}
+	if (info != nil || status != nil) && o.usernsBlockFD < 0 && !o.asPID1 {
+		// As bubblewrap's child-pid: a process of the command's
+		// namespaces (nsbox's PID 1 is not dumpable and sits outside
+		// the nested ones), created before --block-fd lets it run.
+		spec.CommandCreated = wrote
+		if spec.BeforeExec == nil {
+			spec.BeforeExec = func() error { return nil }
+		}
+	} else {
+		// --userns-block-fd: the caller writes the maps of child-pid's
+		// user namespace, PID 1's; --as-pid-1: PID 1 is the command.
+		spec.Started = wrote
 	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	LoopbackUp bool // bring lo up in the new network namespace
 	NoNewPrivs bool
 	ExecWait   bool // PID 1 waits for EXEC_GO before exec (Spec.BeforeExec)
+	// CommandFirst (with ExecWait): PID 1 forks the command's process
+	// first, which enters its namespaces and waits; PID 1 sends
+	// COMMAND_READY, then waits for EXEC_GO (Spec.CommandCreated).
+	CommandFirst bool
 	// PID1Command: PID 1 execs the command itself (Spec.CommandIsPID1);
 	// the socket's EOF, not EXEC_OK, then tells the launcher it ran.
 	PID1Command bool
@@ -144,6 +148,7 @@ func (c *Config) Encode() []byte {
 	flag("lo", c.LoopbackUp)
 	flag("no-new-privs", c.NoNewPrivs)
 	flag("exec-wait", c.ExecWait)
+	flag("command-first", c.CommandFirst)
 	flag("pid1-command", c.PID1Command)
 	add("tty", strconv.Itoa(c.TTY))
 	if c.ExtraFDs > 0 {

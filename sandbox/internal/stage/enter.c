@@ -17,6 +17,12 @@
  *    replaces the nested one nest.c makes: the command's process enters
  *    it and unshares a mount namespace there (nest_enter), so the mounts
  *    are locked as they are with nsbox's own nesting.
+ *  - A PID namespace owned by an ancestor of the given user namespace
+ *    (bubblewrap's child-pid is the command of a sandbox of nsbox's, in
+ *    its nested user namespace, while the PID namespace is the
+ *    sandbox's) is entered first, from its owner (enter_pidns_first):
+ *    inside the given user namespace we would hold no capability over
+ *    it. The given user namespace, a descendant, is entered right after.
  *  - The PID namespace: setns(CLONE_NEWPID) places only the caller's
  *    children in it, so PID 1 is cloned into it. A new PID namespace
  *    below it can only be made by a process that is already in it
@@ -33,7 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -123,11 +132,45 @@ void enter_adopt_maps(struct config *c)
 	c->nest_gid = c->gid;
 }
 
+/* same_ns: a and b are descriptors of the same namespace. */
+static int same_ns(int a, int b)
+{
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+void enter_pidns_first(struct config *c)
+{
+	/* Only for a PID namespace whose owner is a strict ancestor of the
+	 * given user namespace; one it owns itself is entered later, from
+	 * inside it, as before. */
+	int owner = ioctl(c->enter_pidns, NS_GET_USERNS);
+	if (owner < 0)
+		return;
+	int found = 0, cur = dup(c->enter_userns);
+	while (cur >= 0 && !found) {
+		int parent = ioctl(cur, NS_GET_PARENT); /* EPERM above our own */
+		close(cur);
+		cur = parent;
+		found = cur >= 0 && same_ns(cur, owner);
+	}
+	if (cur >= 0)
+		close(cur);
+	/* Its owner is the caller's (made by a sandbox of ours), or setns
+	 * refuses and the later, ordinary order reports it. */
+	if (found && setns(owner, CLONE_NEWUSER) == 0 && setns(c->enter_pidns, CLONE_NEWPID) == 0) {
+		close(c->enter_pidns);
+		c->pidns_entered = 1;
+	}
+	close(owner);
+}
+
 pid_t enter_pidns(struct config *c)
 {
-	if (setns(c->enter_pidns, CLONE_NEWPID) < 0)
+	if (!c->pidns_entered && setns(c->enter_pidns, CLONE_NEWPID) < 0)
 		fail_fix("pass a PID namespace owned by the entered user namespace or below it", "enter the given PID namespace (setns)");
-	close(c->enter_pidns);
+	if (!c->pidns_entered)
+		close(c->enter_pidns);
 	if (!(c->unshare_flags & CLONE_NEWPID))
 		return 0;
 	pid_t mid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);

@@ -28,6 +28,7 @@ var msgNames = map[uint32]string{
 	MsgTAP:       "TAP", MsgNetReady: "NET_READY", MsgExited: "EXITED",
 	MsgExecGo:  "EXEC_GO",
 	MsgHandOff: "HANDOFF", MsgHandOffOK: "HANDOFF_READY", MsgArm: "ARM",
+	MsgCommandReady: "COMMAND_READY",
 }
 
 // KindName is the name stage.h gives a message kind.

@@ -2,6 +2,16 @@
  * nest.c: the command's nested user and mount namespace (the why is in
  * sandbox/nested.go), and closing what PID 1 does not need.
  *
+ * Usually the stage makes the nested user namespace before PID 1 exists
+ * (nest_hold): a short-lived clone of it creates the namespace with the
+ * network, UTS and IPC namespaces inside, the stage writes its maps,
+ * keeps a descriptor of it and enters the three others; the command's
+ * process later enters it and unshares the mount namespace (nest_enter,
+ * as for a given --userns2). Where the sandbox's maps come only after
+ * PID 1 exists (maps-later) or its user namespace is given
+ * (enter-userns), the command's process makes the nested namespace
+ * itself after setup, by the handshake below.
+ *
  * The handshake, between PID 1 (in the sandbox's user namespace, with
  * CAP_SETUID/CAP_SETGID there) and the command's child:
  *
@@ -37,6 +47,7 @@
 #include "stagelib.h"
 
 static int host_proc = -1;      /* the launcher's /proc, for the maps */
+static pid_t nest_holder;       /* nest_hold's process, until nest_reap */
 static int nest_pipe[2][2] = {{-1, -1}, {-1, -1}}; /* [0] child→PID 1, [1] PID 1→child */
 
 int nest_prepare(const struct config *c)
@@ -103,12 +114,13 @@ int nest_enter(const struct config *c)
 	return 0;
 }
 
-/* write_map writes text to /proc/PID/FILE (host numbering) in one write. */
-static void write_map(const char *pid, const char *file, const char *text)
+/* write_map writes text to PID/FILE under proc (a procfs of the host's
+ * numbering) in one write. */
+static void write_map(int proc, const char *pid, const char *file, const char *text)
 {
 	char path[64];
 	snprintf(path, sizeof path, "%s/%s", pid, file);
-	int fd = openat(host_proc, path, O_WRONLY | O_CLOEXEC);
+	int fd = openat(proc, path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		fail("open the command's %s", file);
 	/* One write(2): the kernel takes a map file's content only whole. */
@@ -133,14 +145,95 @@ void nest_write_maps(const struct config *c)
 		pid[n] = '\0';
 		/* gid_map needs setgroups "deny" first only for an unprivileged
 		 * writer; the nested namespace inherits the outer one's choice. */
-		write_map(pid, "uid_map", c->nest_uid_map);
-		write_map(pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
+		write_map(host_proc, pid, "uid_map", c->nest_uid_map);
+		write_map(host_proc, pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
 	}
 	/* n <= 0: the child failed before it unshared; it reports that
 	 * itself. Closing lets it go on either way. */
 	close(nest_pipe[1][1]);
 	close(host_proc);
 	host_proc = -1;
+}
+
+/* The namespaces nest_hold makes the command's user namespace own, with
+ * their names under /proc/PID/ns. */
+static const struct {
+	const char *name;
+	int flag;
+} held[] = {{"net", CLONE_NEWNET}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC}};
+
+void nest_hold(struct config *c, int owned)
+{
+	/* The holder is our clone: we write its maps and open its
+	 * namespaces through /proc/HOLDER, which needs it dumpable, and it
+	 * inherits that from us. Nothing of the sandbox exists yet. */
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	int gate[2];
+	if (pipe2(gate, O_CLOEXEC) < 0)
+		fail("create a pipe");
+	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE) for the command's user namespace");
+	/* One clone makes the user namespace first, then the others owned
+	 * by it (clone(2)). The holder only waits: the namespaces outlive it
+	 * through our descriptors, and it ends when we close the gate or
+	 * die. */
+	pid_t holder = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | owned | SIGCHLD, NULL, NULL, NULL, 0);
+	if (holder < 0)
+		fail("create the command's user namespace with the namespaces it owns (clone 0x%x)",
+		     (unsigned)(CLONE_NEWUSER | owned));
+	if (holder == 0) {
+		close(gate[1]);
+		char b;
+		while (read(gate[0], &b, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(gate[0]);
+	/* Our /proc is still the launcher's (no mount is made yet), and the
+	 * holder is numbered there as clone returned it. */
+	int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (proc < 0)
+		fail("open /proc to write the command's nested id maps");
+	char pid[32], path[64];
+	snprintf(pid, sizeof pid, "%d", (int)holder);
+	write_map(proc, pid, "uid_map", c->nest_uid_map);
+	write_map(proc, pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
+	snprintf(path, sizeof path, "%s/ns/user", pid);
+	int userns = openat(proc, path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		fail("open the command's user namespace");
+	/* Ours from now on, and PID 1's: PID 1 keeps every capability
+	 * over them from the sandbox's user namespace, their parent's. */
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+		if (!(owned & held[i].flag))
+			continue;
+		snprintf(path, sizeof path, "%s/ns/%s", pid, held[i].name);
+		int fd = openat(proc, path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, held[i].flag) < 0)
+			fail("enter the %s namespace the command's user namespace owns", held[i].name);
+		close(fd);
+	}
+	close(proc);
+	/* The holder ends on its own now; nest_reap collects it once PID 1
+	 * is on its way, off the path the sandbox's start waits on. */
+	close(gate[1]);
+	nest_holder = holder;
+	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE)");
+	/* From here on it is as if the command's user namespace were given
+	 * (bubblewrap's --userns2): the command's process enters it and
+	 * unshares its mount namespace there (nest_enter); PID 1 has no maps
+	 * to write. */
+	c->enter_userns2 = userns;
+	c->nest_held = 1;
+	c->nest_uid_map = c->nest_gid_map = NULL;
+}
+
+void nest_reap(void)
+{
+	while (nest_holder > 0 && waitpid(nest_holder, NULL, 0) < 0 && errno == EINTR)
+		;
+	nest_holder = 0;
 }
 
 int nest_enter_self(const struct config *c)

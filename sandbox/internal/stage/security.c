@@ -332,12 +332,15 @@ static void apply_landlock(const struct config *c)
 }
 
 /* apply_seccomp installs each program (decoded by parse_seccomp) in
- * order; the kernel runs them all and the strictest answer wins. */
+ * order; the kernel runs them all and the strictest answer wins. Through
+ * prctl(PR_SET_SECCOMP), as bubblewrap does, not seccomp(2): a program
+ * (flatpak's allowlist) may refuse seccomp(2) and still let the next one
+ * be installed, as long as it allows prctl. */
 static void apply_seccomp(const struct config *c)
 {
 	for (int i = 0; i < c->nseccomp; i++) {
 		struct sock_fprog prog = {.len = c->seccomp[i].len, .filter = c->seccomp[i].filter};
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			fail_fix("check the program given to --seccomp (a raw struct sock_filter array), or pass --no-seccomp",
 				 "install seccomp program %d", i + 1);
 	}

@@ -217,6 +217,7 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
 	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
 	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY("command-first", CFG_BOOL, 0, command_first), .needs = "exec-wait"},
 	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
 	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
 	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
@@ -341,6 +342,56 @@ struct exec_report {
 	int err;
 };
 
+/* command_gate: with command-first, [0] the command's process → PID 1
+ * (ready), [1] PID 1 → the command's process (go). */
+static int command_gate[2][2] = {{-1, -1}, {-1, -1}};
+
+/* command_wait is the command's process with command-first, in its own
+ * namespaces now: dumpable, so that the launcher and its caller may open
+ * its /proc/PID/ns files (bubblewrap's child-pid), it tells PID 1 and
+ * waits for the go-ahead, then is not dumpable again until its exec
+ * decides afresh. A PID 1 gone instead is no go-ahead. */
+static int command_wait(void)
+{
+	close(command_gate[0][0]);
+	close(command_gate[1][1]);
+	char b = 'r';
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0 || write_all(command_gate[0][1], &b, 1) < 0)
+		return -1;
+	close(command_gate[0][1]);
+	ssize_t n;
+	while ((n = read(command_gate[1][0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(command_gate[1][0]);
+	if (n != 1)
+		_exit(1);
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* command_go is PID 1's side: once the command's process is ready (else
+ * it failed, and its report says why), COMMAND_READY to the launcher,
+ * then its EXEC_GO passed on. */
+static void command_go(const struct config *c, pid_t cmd)
+{
+	if (!c->command_first)
+		return;
+	close(command_gate[0][1]);
+	close(command_gate[1][0]);
+	char b;
+	ssize_t n;
+	while ((n = read(command_gate[0][0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(command_gate[0][0]);
+	if (n == 1) {
+		send_msg(NSBOX_MSG_COMMAND_READY, cmd, NULL);
+		struct nsbox_msg m;
+		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
+		b = 'g';
+		(void)write_all(command_gate[1][1], &b, 1);
+	}
+	close(command_gate[1][1]);
+}
+
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
 	struct exec_report r = {0, 0};
@@ -363,7 +414,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		r.step = 4;
 		goto failed;
 	}
-	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0) {
+	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0 || (c->command_first && command_wait() < 0)) {
 		r.step = 5;
 		goto failed;
 	}
@@ -467,6 +518,8 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 	case 4:
 		fail("make the pseudo-terminal the command's controlling terminal");
 	case 5:
+		if (c->nest_held)
+			fail("enter the command's nested user namespace and make its mount namespace");
 		if (c->enter_userns2 >= 0)
 			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
 				 "enter the given command user namespace (setns) and make its mount namespace");
@@ -623,7 +676,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		fail("prctl(PR_SET_DUMPABLE)");
 	/* The sandbox is built; with exec-wait the command waits for the
 	 * launcher's go-ahead (Spec.BeforeExec: bubblewrap's --block-fd). */
-	if (c->exec_wait) {
+	if (c->exec_wait && !c->command_first) {
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
 	}
@@ -631,6 +684,15 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * takes the socket's end at exec (close-on-exec) for its success. */
 	if (c->pid1_command)
 		run_command(c, -1);
+	/* A new session with an init (bubblewrap's --new-session with
+	 * --unshare-pid): the session is PID 1's, as it is bubblewrap's
+	 * init's, so the command is not its leader and may start one of its
+	 * own (setsid). Without a terminal either way. */
+	if (c->new_session && !c->pty && (c->unshare_flags & CLONE_NEWPID)) {
+		if (setsid() < 0)
+			fail("start a new session (setsid)");
+		((struct config *)c)->new_session = 0; /* our own copy */
+	}
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
 	 * the command unblocks them before exec. */
@@ -645,6 +707,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");
 	nest_pipes(c);
+	if (c->command_first && (pipe2(command_gate[0], O_CLOEXEC) < 0 || pipe2(command_gate[1], O_CLOEXEC) < 0))
+		fail("create the command's pipes");
 	pid_t cmd = fork();
 	if (cmd < 0)
 		fail("fork the command");
@@ -654,6 +718,9 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	}
 	close(report[1]);
 	nest_write_maps(c);
+	/* command-first: the command's process exists before the
+	 * launcher's go-ahead (Spec.CommandCreated). */
+	command_go(c, cmd);
 
 	/* The report pipe is close-on-exec: EOF means exec succeeded. */
 	int err = 0, step = read_exec_report(report[0], &err);
@@ -666,6 +733,24 @@ __attribute__((noreturn)) static int pid1(void *arg)
 }
 
 /* --- the stage ------------------------------------------------------------ */
+
+/* NEST_OWNED are the namespaces the command's nested user namespace owns
+ * (nest_hold), so that root inside may configure them as after
+ * `unshare -rn`. Not the PID namespace: PID 1, outside that user
+ * namespace, is its init, and a PID namespace cannot be handed over
+ * before its init exists (/proc/PID/ns/pid_for_children is ENOENT until
+ * then). LATE_UNSHARE are those created only once the sandbox's user
+ * namespace has its maps: the PID namespace too, whose first process
+ * would otherwise be nest_hold's short-lived one. */
+#define NEST_OWNED (CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC)
+#define LATE_UNSHARE (NEST_OWNED | CLONE_NEWPID)
+
+/* nest_holdable: the command gets a nested user namespace of nsbox's own
+ * (not Spec.Enter's), whose maps are known before PID 1 exists. */
+static int nest_holdable(const struct config *c)
+{
+	return c->nest_uid_map && c->enter_userns < 0 && !c->maps_later;
+}
 
 /* The namespaces a pre-forked stage created before its CONFIG came
  * (nsbox_prefork_unshares in stage.h), and how each unshare went. */
@@ -708,6 +793,8 @@ void nsbox_stage(void)
 	}
 	/* An entered user namespace comes first: the command's ids
 	 * (keep-uid) and the nested maps are read from it. */
+	if (c.enter_userns >= 0 && c.enter_pidns >= 0)
+		enter_pidns_first(&c);
 	if (c.enter_userns >= 0)
 		enter_userns(&c);
 	/* The command's ids as this user namespace sees them: its own when
@@ -733,13 +820,16 @@ void nsbox_stage(void)
 	/* 2. The other namespaces, owned by the new user namespace, while the
 	 * launcher writes its maps: the creator of a user namespace holds
 	 * every capability in it from the start, maps or not, so the kernel's
-	 * work (a network namespace with its loopback device is the costliest)
-	 * overlaps the map writing (newuidmap's and newgidmap's execs under
-	 * --map auto). A failure is reported in its place, after MAPS_DONE. */
+	 * work overlaps the map writing (newuidmap's and newgidmap's execs
+	 * under --map auto). A failure is reported in its place, after
+	 * MAPS_DONE. */
 	int unshare_errno = early.unshare_errno, flags = c.unshare_flags;
 	if (c.enter_pidns >= 0)
 		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
-	if (!early.done && flags && unshare(flags) < 0)
+	/* Those the command's user namespace will own wait for it (step 4),
+	 * and the PID namespace with them; a pre-forked stage left them all. */
+	int late = flags & (early.done || nest_holdable(&c) ? LATE_UNSHARE : 0);
+	if (!early.done && (flags & ~late) && unshare(flags & ~late) < 0)
 		unshare_errno = errno;
 
 	/* 3. The launcher writes uid_map and gid_map from outside; with
@@ -774,6 +864,16 @@ void nsbox_stage(void)
 		errno = unshare_errno;
 		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
 	}
+	/* The command's user namespace, now that ours has maps (a user
+	 * namespace's creator must be mapped in its parent), owning the
+	 * network, UTS and IPC namespaces, which we enter (nest.c); then
+	 * what is left. */
+	if (nest_holdable(&c)) {
+		nest_hold(&c, late & NEST_OWNED);
+		late &= ~NEST_OWNED;
+	}
+	if (late && unshare(late) < 0)
+		fail("create the namespaces (unshare 0x%x)", (unsigned)late);
 
 	/* An entered PID namespace; below it, a new one is made by an
 	 * intermediate process, which goes on from here instead of us. */
@@ -798,6 +898,7 @@ void nsbox_stage(void)
 		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
 	close(pid1_gate[1]); /* lets PID 1 go on */
+	nest_reap();
 	_exit(0);
 }
 
@@ -832,15 +933,17 @@ void nsbox_prefork(int unshares)
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
 		if (unshares) {
-			/* Steps 1 and 2 of nsbox_stage ahead of time: the
-			 * kernel's costliest work (the network namespace)
-			 * overlaps the launcher's runtime start. Failures wait
-			 * for the CONFIG, to be reported in their place. */
+			/* Steps 1 and 2 of nsbox_stage ahead of time, but
+			 * for LATE_UNSHARE (the network namespace among
+			 * them: the command's user namespace owns it, and
+			 * that needs our maps first): the work overlaps the
+			 * launcher's runtime start. Failures wait for the
+			 * CONFIG, to be reported in their place. */
 			early.done = 1;
 			early.flags = NSBOX_PREFORK_UNSHARE;
 			if (unshare(CLONE_NEWUSER) < 0)
 				early.userns_errno = errno;
-			else if (unshare(NSBOX_PREFORK_UNSHARE) < 0)
+			else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
 				early.unshare_errno = errno;
 		}
 		nsbox_stage(); /* closes every other descriptor; never returns */

@@ -138,23 +138,24 @@ const (
 // The message kinds of the protocol drawn in stage.h, in the order a run
 // meets them.
 const (
-	MsgConfig      = C.NSBOX_MSG_CONFIG
-	MsgUsernsReady = C.NSBOX_MSG_USERNS_READY
-	MsgMapsDone    = C.NSBOX_MSG_MAPS_DONE
-	MsgPID1        = C.NSBOX_MSG_PID1
-	MsgExecOK      = C.NSBOX_MSG_EXEC_OK
-	MsgExecFailed  = C.NSBOX_MSG_EXEC_FAILED
-	MsgError       = C.NSBOX_MSG_ERROR
-	MsgStopped     = C.NSBOX_MSG_STOPPED
-	MsgExited      = C.NSBOX_MSG_EXITED
-	MsgResume      = C.NSBOX_MSG_RESUME
-	MsgPtyMaster   = C.NSBOX_MSG_PTY_MASTER
-	MsgTAP         = C.NSBOX_MSG_TAP
-	MsgNetReady    = C.NSBOX_MSG_NET_READY
-	MsgExecGo      = C.NSBOX_MSG_EXEC_GO
-	MsgHandOff     = C.NSBOX_MSG_HANDOFF
-	MsgHandOffOK   = C.NSBOX_MSG_HANDOFF_READY
-	MsgArm         = C.NSBOX_MSG_ARM
+	MsgConfig       = C.NSBOX_MSG_CONFIG
+	MsgUsernsReady  = C.NSBOX_MSG_USERNS_READY
+	MsgMapsDone     = C.NSBOX_MSG_MAPS_DONE
+	MsgPID1         = C.NSBOX_MSG_PID1
+	MsgExecOK       = C.NSBOX_MSG_EXEC_OK
+	MsgExecFailed   = C.NSBOX_MSG_EXEC_FAILED
+	MsgError        = C.NSBOX_MSG_ERROR
+	MsgStopped      = C.NSBOX_MSG_STOPPED
+	MsgExited       = C.NSBOX_MSG_EXITED
+	MsgResume       = C.NSBOX_MSG_RESUME
+	MsgPtyMaster    = C.NSBOX_MSG_PTY_MASTER
+	MsgTAP          = C.NSBOX_MSG_TAP
+	MsgNetReady     = C.NSBOX_MSG_NET_READY
+	MsgExecGo       = C.NSBOX_MSG_EXEC_GO
+	MsgHandOff      = C.NSBOX_MSG_HANDOFF
+	MsgHandOffOK    = C.NSBOX_MSG_HANDOFF_READY
+	MsgArm          = C.NSBOX_MSG_ARM
+	MsgCommandReady = C.NSBOX_MSG_COMMAND_READY
 )
 
 // MaxPayload is the largest payload a message may carry.

@@ -11,9 +11,11 @@
  *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
- *   write uid_map, gid_map           unshare(other namespaces)
+ *   write uid_map, gid_map           unshare(mnt, cgroup)
  *   MAPS_DONE                ──▶
  *                                    setresuid(0) if mapped,
+ *                                    the command's user namespace owning
+ *                                    net, uts, ipc (nest.c), unshare(pid)
  *                                    clone(CLONE_PARENT) ──────▶ (born)
  *                            ◀──     PID1 (its pid)
  *                                    _exit(0)
@@ -22,6 +24,8 @@
  *   NET_READY (tap=… records) ──────────────────────────────▶ (only with net-wait=)
  *                                                               mounts, hostname
  *                            ◀──────────────────────────────── PTY_MASTER (with --tty only)
+ *                            ◀──────────────────────────────── COMMAND_READY (command-first=:
+ *                                                               forked, waits for EXEC_GO)
  *   EXEC_GO                  ──────────────────────────────▶ (only with exec-wait=)
  *                                                               fork + exec command
  *                            ◀──────────────────────────────── EXEC_OK | EXEC_FAILED | ERROR
@@ -63,6 +67,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_HANDOFF,      /* L→P  the launcher is about to exec its supervisor: disarm the parent-death signal */
 	NSBOX_MSG_HANDOFF_READY, /* P→L disarmed */
 	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
+	NSBOX_MSG_COMMAND_READY, /* P→L (command-first) the command's process exists, in its namespaces, and waits for EXEC_GO; value: its pid inside */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)
@@ -107,8 +112,9 @@ extern int nsbox_prefork_fd;
 
 /* With unshares set, the pre-forked stage also creates its user namespace
  * and then NSBOX_PREFORK_UNSHARE's namespaces (every one nsbox makes by
- * default) at once, before its CONFIG arrives, and nsbox_prefork_unshared
- * says so. The launcher takes such a stage only for a sandbox that wants
+ * default) but the network, UTS, IPC and PID ones (which wait for the
+ * maps: stage.c, LATE_UNSHARE) at once, before its CONFIG arrives, and
+ * nsbox_prefork_unshared says so. The launcher takes such a stage only for a sandbox that wants
  * exactly those namespaces, joins none and has no cgroup of its own (a
  * cgroup namespace's root is fixed when it is created); otherwise it lets
  * the stage go and re-executes. */

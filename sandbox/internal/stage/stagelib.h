@@ -27,13 +27,16 @@ struct config {
 	char **argv;       /* NULL-terminated, argc of them */
 	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
+	int command_first; /* with exec_wait: fork the command first, it waits (COMMAND_READY) */
 	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
 	/* Existing namespaces to enter (Spec.Enter; enter.c), as the stage's
 	 * descriptors (after the extra files), -1 for none. The numbers stay
 	 * set once the descriptors are used and closed: "entered". */
 	int enter_userns;  /* instead of a new user namespace */
 	int enter_userns2; /* the command's, instead of the nested one */
+	int nest_held;     /* enter_userns2 is nsbox's own nesting (nest_hold), not Spec.Enter's */
 	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
+	int pidns_entered; /* enter_pidns_first entered it already */
 	int nest_identity; /* nest with the identity over the entered namespace's ids */
 	int keep_uid;      /* the command keeps the uid it has (not uid) */
 	int keep_gid;
@@ -187,6 +190,17 @@ void nest_write_maps(const struct config *c);
  * errno set if PID 1's unshare failed; the child's own failure is
  * reported by the child, and PID 1 exits. */
 int nest_enter_self(const struct config *c);
+/* nest_hold, in the stage before PID 1 exists (sandbox/nested.go): makes
+ * the command's user namespace now, with its maps, and the owned
+ * namespaces (CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWIPC) created inside
+ * it, which the stage then enters, so that root inside holds every
+ * capability over its network, hostname and IPC while the mounts stay
+ * locked. Leaves the user namespace in enter_userns2 (nest_held set)
+ * and clears nest_uid_map: the command's process enters it instead of
+ * unsharing one. Fails the stage on error. */
+void nest_hold(struct config *c, int owned);
+/* nest_reap waits for nest_hold's short-lived process, if any. */
+void nest_reap(void);
 
 /* close_fds_except closes every descriptor of the process but the n in
  * keep (negative entries are ignored) and those from lo up to hi (not
@@ -227,6 +241,10 @@ void enter_userns(struct config *c);
  * identity maps, root_mapped, the owner ids and the kept ids. */
 void enter_adopt_maps(struct config *c);
 pid_t enter_pidns(struct config *c);
+/* enter_pidns_first enters a given PID namespace before the given user
+ * namespace, from its owner, when that owner is an ancestor of it (and
+ * sets pidns_entered); otherwise it leaves both to the usual order. */
+void enter_pidns_first(struct config *c);
 /* enter_host_pid turns a pidfd into the host's pid (and closes it): how
  * the intermediate learns PID 1's, which clone gave it in its own
  * numbering. */
