@@ -35,5 +35,6 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	if s.entry != nil {
 		h.After, h.Keep = s.entry.HandOff(s.log != nil && s.executed)
 	}
+	h.Keep = append(h.Keep, heldImageFDs...)
 	sb.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

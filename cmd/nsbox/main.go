@@ -34,6 +34,7 @@ Usage:
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
+  nsbox image ls|pull|rm|prune [REF...]     the OCI images kept for run --image REF (nsbox help image)
   nsbox version                             print the version
   nsbox help [COMMAND]                      show help
 
@@ -83,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = stateCommand(cmd, rest, stdout, stderr)
 	case "cache":
 		err = cacheCommand(rest, stdout)
+	case "image":
+		err = imageCommand(rest, stdout, stderr)
 	case "rm":
 		err = rmCommand(rest, stdout)
 	case "version", "--version":
@@ -132,6 +135,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":
 		fmt.Fprint(stdout, rmUsage)
+	case "image":
+		fmt.Fprint(stdout, imageUsage)
 	case "version":
 		fmt.Fprintln(stdout, "Usage: nsbox version\n\nPrints the version of nsbox.")
 	default:
