@@ -73,10 +73,7 @@ func ParseRef(s string) (Ref, error) {
 		if !ok {
 			continue
 		}
-		file, tag := rest, ""
-		if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.Contains(rest[i+1:], "/") {
-			file, tag = rest[:i], rest[i+1:]
-		}
+		file, tag := splitFileTag(rest)
 		if file == "" {
 			return Ref{}, fmt.Errorf("image %q names no file or directory; fix: e.g. %s./image", s, p.prefix)
 		}
@@ -91,6 +88,28 @@ func ParseRef(s string) (Ref, error) {
 		return Ref{}, fmt.Errorf("image %q is not a reference: %v; fix: e.g. debian:12, ghcr.io/org/img@sha256:…, oci:DIR, docker-archive:FILE", s, err)
 	}
 	return Ref{Kind: Registry, Name: r.Name()}, nil
+}
+
+// splitFileTag splits FILE[:TAG]. A tag may hold ':' (docker-archive's
+// NAME:TAG) and a path too, so FILE is the shortest prefix before a ':'
+// that exists; if none does, the text after the last ':' is the tag
+// unless it holds a '/'.
+func splitFileTag(s string) (file, tag string) {
+	if _, err := os.Stat(s); err == nil {
+		return s, ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != ':' {
+			continue
+		}
+		if _, err := os.Stat(s[:i]); err == nil {
+			return s[:i], s[i+1:]
+		}
+	}
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.Contains(s[i+1:], "/") {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
 }
 
 // platform is the host's, which a multi-architecture index is resolved to.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -199,3 +200,9 @@ func TestImageUser(t *testing.T) {
 
 // statUID is the owner of a file as the host sees it.
 func statUID(st os.FileInfo) uint32 { return st.Sys().(*syscall.Stat_t).Uid }
+
+type basicAuth struct{ user, pass string }
+
+func (b *basicAuth) Authorization() (*authn.AuthConfig, error) {
+	return &authn.AuthConfig{Username: b.user, Password: b.pass}, nil
+}
