@@ -81,6 +81,29 @@ type Image struct {
 	Config Config    `json:"config"`
 	Layers []Layer   `json:"layers"` // bottom first
 	Pulled time.Time `json:"pulled"`
+	// Source identifies a local image's file (an archive, a layout's
+	// index.json) as it was read: a use finding it unchanged takes the
+	// record without reading the image again.
+	Source *fileID `json:"source,omitempty"`
+}
+
+// fileID is what stat(2) says of a file: unchanged means not rewritten.
+type fileID struct {
+	Dev, Ino, Size uint64
+	MtimeNs        int64
+}
+
+// localID identifies the file a local reference reads first.
+func localID(r Ref) *fileID {
+	p := r.Name
+	if r.Kind == OCILayout {
+		p = filepath.Join(p, "index.json")
+	}
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
+		return nil
+	}
+	return &fileID{Dev: st.Dev, Ino: st.Ino, Size: uint64(st.Size), MtimeNs: st.Mtim.Nano()}
 }
 
 // Size is the bytes of file data of all the image's layers.
@@ -126,11 +149,12 @@ func (s *Store) mkdirs() error {
 }
 
 // Get returns the image r names: a registry image from the store when it
-// was pulled before, else pulled now; a local image (Ref.Local) read
-// again, its new layers unpacked.
+// was pulled before, else pulled now; a local image (Ref.Local) from the
+// store while its file is unchanged (same inode, size and mtime), else
+// read again, only its new layers unpacked.
 func (s *Store) Get(ctx context.Context, r Ref) (*Image, error) {
-	if !r.Local() {
-		if img, err := s.Lookup(r.String()); err == nil {
+	if img, err := s.Lookup(r.String()); err == nil {
+		if !r.Local() || (img.Source != nil && localID(r) != nil && *img.Source == *localID(r)) {
 			return img, nil
 		}
 	}
@@ -156,6 +180,10 @@ func (s *Store) Pull(ctx context.Context, r Ref) (*Image, error) {
 	if err := s.mkdirs(); err != nil {
 		return nil, err
 	}
+	var id *fileID
+	if r.Local() {
+		id = localID(r) // before reading: a change during the read is seen next time
+	}
 	src, err := open(ctx, r, filepath.Join(s.Dir, "tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", r, err)
@@ -165,6 +193,7 @@ func (s *Store) Pull(ctx context.Context, r Ref) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", r, err)
 	}
+	img.Source = id
 	b, _ := json.MarshalIndent(img, "", "  ")
 	if err := writeAtomic(s.recordPath(img.Ref), b); err != nil {
 		return nil, fmt.Errorf("image %s: write its record: %w", r, err)

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
@@ -180,4 +182,30 @@ func TestPullAuth(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(auth), 0o600))
 	_, err = s.Pull(context.Background(), ref)
 	assert.NilError(t, err)
+}
+
+// TestLocalImageChanges: a local image is taken from the store while its
+// file is unchanged, and read again once it changed.
+func TestLocalImageChanges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "layout")
+	write := func(marker string) {
+		os.RemoveAll(dir)
+		p, err := layout.Write(dir, empty.Index)
+		assert.NilError(t, err)
+		assert.NilError(t, p.AppendImage(imageOf(t, v1.Config{Cmd: []string{marker}}, layerOf(t, entry{name: marker}))))
+	}
+	write("one")
+	s := &Store{Dir: t.TempDir()}
+	r, err := ParseRef("oci:" + dir)
+	assert.NilError(t, err)
+	img, err := s.Get(context.Background(), r)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, img.Config.Cmd, []string{"one"})
+	again, err := s.Get(context.Background(), r)
+	assert.NilError(t, err)
+	assert.Equal(t, again.Pulled, img.Pulled, "unchanged: from the record")
+	write("two")
+	img, err = s.Get(context.Background(), r)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, img.Config.Cmd, []string{"two"})
 }
