@@ -15,6 +15,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,6 +43,10 @@ type Store struct {
 	// Terminal makes progress a live line per layer instead of one line
 	// per pull.
 	Terminal bool
+	// IDs, if not nil, is the id map layers are unpacked under, keeping
+	// their files' owners (owners.go; IDsFor). nil: every file is the
+	// caller's.
+	IDs *mapping.Plan
 }
 
 // DefaultDir is $XDG_DATA_HOME/nsbox/images, or ~/.local/share/nsbox/images.
@@ -68,6 +73,10 @@ type Config struct {
 
 // Layer is one layer of an image, in the store.
 type Layer struct {
+	// Key names the layer's directory under layers/: the chain id's hex,
+	// and for layers unpacked with their owners (Store.IDs) a tag of the
+	// id map, so a store never mixes layers of two ownerships.
+	Key     string `json:"key"`
 	ChainID string `json:"chainID"`
 	DiffID  string `json:"diffID"`
 	Size    int64  `json:"size"` // bytes of file data unpacked
@@ -118,14 +127,25 @@ func (img *Image) Size() int64 {
 // hexOf strips "sha256:".
 func hexOf(d string) string { _, h, _ := strings.Cut(d, ":"); return h }
 
-func (s *Store) layerDir(chain string) string { return filepath.Join(s.Dir, "layers", hexOf(chain)) }
+func (s *Store) layerDir(key string) string { return filepath.Join(s.Dir, "layers", key) }
+
+// key is the directory name of the layer chain in this store.
+func (s *Store) key(chain string) string { return hexOf(chain) + s.idsTag() }
+
+// keyOf is l's directory name (records from before Key: the chain id's hex).
+func keyOf(l Layer) string {
+	if l.Key != "" {
+		return l.Key
+	}
+	return hexOf(l.ChainID)
+}
 
 // LowerDirs are the image's layer directories, topmost first, as
 // overlayfs's lowerdir and sandbox.Mount.Lower list them.
 func (s *Store) LowerDirs(img *Image) []string {
 	var out []string
 	for i := len(img.Layers) - 1; i >= 0; i-- {
-		out = append(out, filepath.Join(s.layerDir(img.Layers[i].ChainID), "fs"))
+		out = append(out, filepath.Join(s.layerDir(keyOf(img.Layers[i])), "fs"))
 	}
 	return out
 }
@@ -237,7 +257,7 @@ func (s *Store) unpackImage(r Ref, src *source) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i+1, diff, err)
 		}
-		img.Layers = append(img.Layers, Layer{ChainID: chain, DiffID: diff, Size: size})
+		img.Layers = append(img.Layers, Layer{Key: s.key(chain), ChainID: chain, DiffID: diff, Size: size})
 	}
 	p.done()
 	return img, nil
@@ -254,24 +274,25 @@ type layerMeta struct {
 // the store holds it, and returns its size. Concurrent pulls of one layer
 // wait on its lock; the second finds it done.
 func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *progress) (int64, error) {
-	lock, err := s.lockLayer(chain, unix.LOCK_EX)
+	key := s.key(chain)
+	lock, err := s.lockLayer(key, unix.LOCK_EX)
 	if err != nil {
 		return 0, err
 	}
 	defer lock.Close()
-	dir := s.layerDir(chain)
+	dir := s.layerDir(key)
 	if m, err := readLayerMeta(dir); err == nil {
 		p.cached()
 		return m.Size, nil
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.Dir, "layers"), ".new-"+hexOf(chain)+"-")
+	tmp, err := os.MkdirTemp(filepath.Join(s.Dir, "layers"), ".new-"+key+"-")
 	if err != nil {
 		return 0, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			removeTree(tmp)
+			s.removeTree(tmp)
 		}
 	}()
 	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
@@ -282,16 +303,13 @@ func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *p
 		return 0, fmt.Errorf("fetch: %w", err)
 	}
 	defer rc.Close()
-	root, err := unix.Open(filepath.Join(tmp, "fs"), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
+	var st unpackStats
+	if s.IDs != nil {
+		st, err = s.unpackWithOwners(filepath.Join(tmp, "fs"), p.reader(rc), diff, s.lowerFS(lowers))
+	} else {
+		st, err = unpackDir(filepath.Join(tmp, "fs"), p.reader(rc), diff, s.lowerFS(lowers), false)
 	}
-	defer unix.Close(root)
-	st, err := unpackLayer(root, p.reader(rc), diff)
 	if err != nil {
-		return 0, err
-	}
-	if err := expandOpaque(root, st.Opaque, s.lowerFS(lowers)); err != nil {
 		return 0, err
 	}
 	b, _ := json.Marshal(layerMeta{DiffID: diff, Size: st.Bytes, Devices: st.Devices})
@@ -304,6 +322,22 @@ func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *p
 	ok = true
 	p.layerDone(st)
 	return st.Bytes, nil
+}
+
+// unpackDir unpacks the layer r into the directory dir and stores its
+// opaque directories as whiteouts of lowers (see expandOpaque); owners
+// keeps the entries' owners (in a user namespace that maps them).
+func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners bool) (unpackStats, error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return unpackStats{}, err
+	}
+	defer unix.Close(root)
+	st, err := unpackLayerAs(root, r, diff, owners)
+	if err != nil {
+		return st, err
+	}
+	return st, expandOpaque(root, st.Opaque, lowers)
 }
 
 // lowerFS lists the fs directories of lowers, topmost first.
@@ -322,8 +356,8 @@ func readLayerMeta(dir string) (layerMeta, error) {
 
 // lockLayer opens and flocks layers/HEX.lock (how: unix.LOCK_EX or
 // LOCK_SH, maybe |LOCK_NB). Closing the file releases the lock.
-func (s *Store) lockLayer(chain string, how int) (*os.File, error) {
-	return lockFile(filepath.Join(s.Dir, "layers", hexOf(chain)+".lock"), how)
+func (s *Store) lockLayer(key string, how int) (*os.File, error) {
+	return lockFile(filepath.Join(s.Dir, "layers", key+".lock"), how)
 }
 
 func lockFile(path string, how int) (*os.File, error) {

@@ -54,10 +54,17 @@ type unpackStats struct {
 // device, which unprivileged users may create since Linux 5.8); opaque
 // markers are returned in the stats.
 func unpackLayer(rootFD int, r io.Reader, diffID string) (unpackStats, error) {
+	return unpackLayerAs(rootFD, r, diffID, false)
+}
+
+// unpackLayerAs is unpackLayer; with owners, each entry also gets the
+// owner and group of its header (the caller runs in a user namespace
+// that maps them, see owners.go).
+func unpackLayerAs(rootFD int, r io.Reader, diffID string, owners bool) (unpackStats, error) {
 	var st unpackStats
 	h := sha256.New()
 	tr := tar.NewReader(io.TeeReader(r, h))
-	u := unpacker{root: rootFD, buf: make([]byte, 128<<10)}
+	u := unpacker{root: rootFD, buf: make([]byte, 128<<10), owners: owners}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -80,8 +87,24 @@ func unpackLayer(rootFD int, r io.Reader, diffID string) (unpackStats, error) {
 }
 
 type unpacker struct {
-	root int
-	buf  []byte
+	root   int
+	buf    []byte
+	owners bool // chown entries to their header's ids
+}
+
+// chown gives name in dir the header's owner, when owners are kept. It
+// runs before any chmod: chown(2) clears setuid and setgid.
+func (u *unpacker) chown(dir int, name string, hdr *tar.Header) error {
+	if !u.owners {
+		return nil
+	}
+	if err := unix.Fchownat(dir, name, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("owner %d:%d is not in the id map (your subordinate ids): %w", hdr.Uid, hdr.Gid, err)
+		}
+		return fmt.Errorf("chown: %w", err)
+	}
+	return nil
 }
 
 // cleanName turns a tar entry name into components relative to the
@@ -212,6 +235,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		if err := unix.Mkdirat(dir, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 			return err
 		}
+		if err := u.chown(dir, name, hdr); err != nil {
+			return err
+		}
 		return unix.Fchmodat(dir, name, mode|0o700, 0)
 	case tar.TypeReg, tar.TypeRegA:
 		if err := clearEntry(dir, name, false); err != nil {
@@ -224,6 +250,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		f := os.NewFile(uintptr(fd), name)
 		n, err := u.writeSparse(f, r, hdr.Size)
 		st.Bytes += n
+		if err == nil {
+			err = u.chown(dir, name, hdr)
+		}
 		if err == nil {
 			err = f.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
 		}
@@ -238,7 +267,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		if err := clearEntry(dir, name, false); err != nil {
 			return err
 		}
-		return unix.Symlinkat(hdr.Linkname, dir, name)
+		if err := unix.Symlinkat(hdr.Linkname, dir, name); err != nil {
+			return err
+		}
+		return u.chown(dir, name, hdr)
 	case tar.TypeLink:
 		tcomps, ok := cleanName(hdr.Linkname)
 		if !ok || len(tcomps) == 0 {
@@ -265,7 +297,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		if err := clearEntry(dir, name, false); err != nil {
 			return err
 		}
-		return unix.Mknodat(dir, name, unix.S_IFIFO|mode&0o777, 0)
+		if err := unix.Mknodat(dir, name, unix.S_IFIFO|mode&0o777, 0); err != nil {
+			return err
+		}
+		return u.chown(dir, name, hdr)
 	case tar.TypeChar, tar.TypeBlock:
 		st.Devices++
 		return nil

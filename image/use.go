@@ -46,13 +46,13 @@ func (s *Store) Hold(img *Image) (*Held, error) {
 	}
 	h.files = append(h.files, f)
 	for _, l := range img.Layers {
-		f, err := s.lockLayer(l.ChainID, unix.LOCK_SH)
+		f, err := s.lockLayer(keyOf(l), unix.LOCK_SH)
 		if err != nil {
 			h.Release()
 			return nil, fmt.Errorf("image %s: lock layer %s: %w", img.Ref, l.DiffID, err)
 		}
 		h.files = append(h.files, f)
-		if _, err := readLayerMeta(s.layerDir(l.ChainID)); err != nil {
+		if _, err := readLayerMeta(s.layerDir(keyOf(l))); err != nil {
 			h.Release()
 			return nil, fmt.Errorf("image %s: layer %s is no longer stored; fix: nsbox image pull %s", img.Ref, l.DiffID, img.Ref)
 		}
@@ -91,7 +91,7 @@ func (s *Store) Prune() (int64, error) {
 	used := map[string]bool{}
 	for _, img := range imgs {
 		for _, l := range img.Layers {
-			used[hexOf(l.ChainID)] = true
+			used[keyOf(l)] = true
 		}
 	}
 	dir := filepath.Join(s.Dir, "layers")
@@ -129,12 +129,22 @@ func (s *Store) Prune() (int64, error) {
 			}
 			gone = g
 		}
-		if removeTree(gone) == nil {
+		if s.removeTree(gone) == nil {
 			freed += m.Size
 		}
 		lock.Close()
 	}
 	return freed, nil
+}
+
+// removeTree removes a layer's directory: in a user namespace with the
+// store's id map when its files have owners of their own (Store.IDs).
+func (s *Store) removeTree(path string) error {
+	if s.IDs != nil {
+		_, err := s.helper("remove", []string{path}, nil)
+		return err
+	}
+	return removeTree(path)
 }
 
 // removeTree removes the directory path and all below it, by descriptor

@@ -35,6 +35,7 @@ type tarEntry struct {
 	name, link string
 	typ        byte
 	mode       int64
+	uid, gid   int
 	data       []byte
 }
 
@@ -46,7 +47,7 @@ func layerFrom(t *testing.T, es ...tarEntry) v1.Layer {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range es {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, ModTime: time.Unix(1700000000, 0)}
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: time.Unix(1700000000, 0)}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
@@ -205,4 +206,39 @@ type basicAuth struct{ user, pass string }
 
 func (b *basicAuth) Authorization() (*authn.AuthConfig, error) {
 	return &authn.AuthConfig{Username: b.user, Password: b.pass}, nil
+}
+
+// TestImageOwners: with subordinate ids, files keep the image's owners:
+// inside, as the image has them (a user's private file readable by that
+// user only); on the host, the subordinate ids they map to. image rm
+// removes them (in a user namespace: the host user could not).
+func TestImageOwners(t *testing.T) {
+	data, _, ops := imageHome(t)
+	start, count := subids(t, "/etc/subuid")
+	if count < 1000 {
+		cannotRun(t, "needs at least 1000 subordinate uids (/etc/subuid)")
+	}
+	host := startRegistry(t, nil)
+	own := layerFrom(t,
+		tarEntry{name: "home/app/", typ: tar.TypeDir, mode: 0o700, uid: 1000, gid: 1000},
+		tarEntry{name: "home/app/secret", mode: 0o600, uid: 1000, gid: 1000, data: []byte("s3cret\n")},
+		tarEntry{name: "usr/bin/su", mode: 0o4755, data: []byte("#!/bin/sh\n")})
+	ref := host + "/owners:1"
+	pushImage(t, ref, imageFrom(t, v1.Config{User: "app"}, hostArch(), busyboxLayer(t), own))
+	// Files a subordinate id owns are not the test user's to remove.
+	t.Cleanup(func() { nsboxWith([]string{"image", "rm", ref}, ops...) })
+	nsboxWith([]string{"run", "--image", ref, "--", "cat", "/home/app/secret"}, ops...).Assert(t, icmd.Expected{Out: "s3cret"})
+	nsboxWith([]string{"run", "--image", ref, "--uid", "0", "--gid", "0", "--", "stat", "-c", "%u:%g %a", "/home/app/secret", "/usr/bin/su"}, ops...).
+		Assert(t, icmd.Expected{Out: "1000:1000 600\n0:0 4755\n"})
+	// home/app is mode 700: the test user cannot look inside it.
+	files, _ := filepath.Glob(filepath.Join(data, "nsbox", "images", "layers", "*", "fs", "home", "app"))
+	assert.Assert(t, len(files) == 1, "%v", files)
+	var st syscall.Stat_t
+	assert.NilError(t, syscall.Lstat(files[0], &st))
+	assert.Equal(t, st.Uid, start+999, "uid 1000 inside is subordinate uid %d+999 outside", start)
+	nsboxWith([]string{"image", "rm", ref}, ops...).Assert(t, icmd.Success)
+	left, _ := filepath.Glob(filepath.Join(data, "nsbox", "images", "layers", "*"))
+	for _, l := range left {
+		assert.Assert(t, strings.HasSuffix(l, ".lock"), "left: %s", l)
+	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox"
 )
 
 const imageUsage = `Usage: nsbox image ls | pull REF... | rm REF... | prune
@@ -34,7 +37,8 @@ given after --), Env, User and WorkingDir apply. The current directory is
 bound read-write at its own path, and a command given after -- starts
 there; the image's own command starts in its WorkingDir. Writes outside
 the current directory go to a throwaway layer and vanish on exit. Files
-in the image belong to you outside, and to root inside.
+keep the image's owners through your subordinate ids; without them, every
+file is yours outside and root's inside.
 `
 
 func imageCommand(args []string, stdout, stderr io.Writer) error {
@@ -42,7 +46,12 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, imageUsage)
 		return nil
 	}
-	s, err := imageStore(stderr)
+	// The map an image run gets by default: root inside is the caller.
+	plan, err := sandbox.PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: mapFlags})
+	if err != nil {
+		return err
+	}
+	s, err := imageStore(stderr, plan)
 	if err != nil {
 		return err
 	}

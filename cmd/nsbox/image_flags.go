@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -33,12 +34,12 @@ func (f *imageFlags) register(fs *pflag.FlagSet) {
 // load pulls or finds the image, resolves its configuration for args
 // (the command given after --, maybe none) and holds it in the store
 // until nsbox exits.
-func (f *imageFlags) load(args []string, stderr io.Writer) error {
+func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) error {
 	r, err := image.ParseRef(f.ref)
 	if err != nil {
 		return usageError{"--image: " + err.Error()}
 	}
-	s, err := imageStore(stderr)
+	s, err := imageStore(stderr, plan)
 	if err != nil {
 		return err
 	}
@@ -58,13 +59,14 @@ func (f *imageFlags) load(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// imageStore is nsbox's store, with progress on stderr.
-func imageStore(stderr io.Writer) (*image.Store, error) {
+// imageStore is nsbox's store, with progress on stderr; layers keep their
+// owners under plan when it maps subordinate ids (image.IDsFor).
+func imageStore(stderr io.Writer, plan mapping.Plan) (*image.Store, error) {
 	dir, err := image.DefaultDir()
 	if err != nil {
 		return nil, err
 	}
-	s := &image.Store{Dir: dir, Progress: stderr}
+	s := &image.Store{Dir: dir, Progress: stderr, IDs: image.IDsFor(plan)}
 	if f, ok := stderr.(*os.File); ok {
 		s.Terminal = term.IsTerminal(int(f.Fd()))
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -52,6 +53,7 @@ Run 'nsbox help run' for the flags of run.
 
 func main() {
 	sandbox.Init()
+	image.Init() // a layer unpacker in a user namespace (image/owners.go)
 	// A bwrap symlink, or bubblewrap's options where nsbox's command
 	// goes (a bwrap sandbox running /proc/self/exe again): bwrap.go.
 	if filepath.Base(os.Args[0]) == "bwrap" || startsAsBwrap(os.Args[1:]) {

@@ -260,17 +260,20 @@ func forwardSignals(ch chan os.Signal, sb *sandbox.Sandbox) {
 // spec builds the sandbox.Spec that the flags describe.
 func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if f.image.ref != "" {
-		if err := f.image.load(args, os.Stderr); err != nil {
-			return nil, "", err
-		}
-		// The caller's own ids are the image's root, as in podman.
-		f.root = f.root || !f.fs.Changed("uid")
+		// The caller's own ids are the image's root, as in podman;
+		// --uid and --gid pick the command's ids in that map.
+		f.root = true
 	} else if len(args) == 0 {
 		return nil, "", usageError{"run: no command given; fix: nsbox run [flags] -- COMMAND [ARG...]"}
 	}
 	plan, err := f.plan()
 	if err != nil {
 		return nil, "", err
+	}
+	if f.image.ref != "" {
+		if err := f.image.load(args, plan, os.Stderr); err != nil {
+			return nil, "", err
+		}
 	}
 	spec := &sandbox.Spec{
 		Process: sandbox.Process{
