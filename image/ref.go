@@ -140,8 +140,11 @@ func open(ctx context.Context, r Ref, tmpDir string) (*source, error) {
 		if errors.As(gerr, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
 			return nil, fmt.Errorf("fetch the manifest: %w; fix: log in (docker login %s), or give credentials in ~/.docker/config.json or $REGISTRY_AUTH_FILE", gerr, ref.Context().RegistryStr())
 		}
+		if errors.As(gerr, &terr) {
+			return nil, fmt.Errorf("fetch the manifest: %w; fix: check the name and tag (nsbox image ls lists what is stored)", gerr)
+		}
 		if gerr != nil {
-			return nil, fmt.Errorf("fetch the manifest: %w", gerr)
+			return nil, fmt.Errorf("fetch the manifest: %w; fix: check that %s is reachable from this host", gerr, ref.Context().RegistryStr())
 		}
 		src.img, err = desc.Image()
 	case OCILayout:
@@ -187,7 +190,7 @@ const annotationRefName = "org.opencontainers.image.ref.name"
 func fromLayout(dir, tag string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, fmt.Errorf("read the OCI layout: %w", err)
+		return nil, fmt.Errorf("read the OCI layout: %w; fix: name a directory holding an OCI image layout (index.json, blobs/)", err)
 	}
 	idx, err := p.ImageIndex()
 	if err != nil {

@@ -138,6 +138,7 @@ var docExamples = []docExample{
 	{line: "nsbox shell --image python:3.13", skip: needInternet},
 	{line: "nsbox run --image oci:./layout:v1 -- ls /", skip: "needs an OCI layout made by a tool this host lacks: TestImageRefForms builds one and runs every REF form"},
 	{line: "nsbox image ls", out: "REFERENCE"},
+	{line: "nsbox run --image debian:12 -- cat /etc/debian_version", skip: needInternet + ": TestImageRegistry runs images from a registry on loopback"},
 	{line: "nsbox run --image golang:1.26 --net user --allow-host proxy.golang.org --allow-host sum.golang.org -- go test ./...", skip: needInternet},
 	{line: "nsbox run --image python:3.13 --net user --allow-host pypi.org --allow-host files.pythonhosted.org -- sh -c 'python -m venv .venv && .venv/bin/pip install -r requirements.txt'", skip: needInternet},
 	{line: "nsbox run --image node:22 --net user --allow-host registry.npmjs.org -- npm ci", skip: needInternet},

@@ -110,6 +110,7 @@ Examples:
   nsbox run --cache go -- go test ./...        # Go's caches kept between runs (nsbox cache ls)
   nsbox run --home dev -- bash                 # a persistent home of its own
   nsbox run --root --rootfs ./busybox-root -- sh
+  nsbox run --image debian:12 -- cat /etc/debian_version   # an OCI image, pulled once (nsbox help image)
   nsbox run -t -- vim notes.txt                 # a terminal of the sandbox's own (see also nsbox shell)
   nsbox run --print-spec --root -- make > s.json   # the JSON spec these flags build
   nsbox run --spec s.json                       # ... run it (the Go API takes the same Spec)
