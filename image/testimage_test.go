@@ -6,7 +6,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"io"
 	"log"
-	"os"
 	"testing"
 	"time"
 
@@ -68,15 +67,6 @@ func imageOf(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
 	img, err = mutate.ConfigFile(img, cf)
 	assert.NilError(t, err)
 	return img
-}
-
-func busybox(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("needs /bin/busybox (busybox-static)")
-	}
-	return b
 }
 
 type basic struct{ user, pass string }
