@@ -135,6 +135,16 @@ var docExamples = []docExample{
 	{line: "nsbox run --net user --allow-host-loopback -- curl http://10.0.2.2:5432",
 		skip: "talks to a database on the host's port 5432: net_test.go reaches host loopback with --allow-host-loopback"},
 
+	{line: "cd mymodule && nsbox run --image golang:1.26 -- go test ./...", skip: needInternet + ": TestImageRegistry runs a command from the current directory in an image from a registry on loopback"},
+	{line: "nsbox run --image debian:12 --net user -- sh -c 'apt-get update && apt-get install -y curl'", skip: needInternet},
+	{line: "nsbox shell --image python:3.13", skip: needInternet},
+	{line: "nsbox run --image oci:./layout:v1 -- ls /", skip: "needs an OCI layout made by a tool this host lacks: TestImageRefForms builds one and runs every REF form"},
+	{line: "nsbox image ls", out: "REFERENCE"},
+	{line: "nsbox run --image debian:12 -- cat /etc/debian_version", skip: needInternet + ": TestImageRegistry runs images from a registry on loopback"},
+	{line: "nsbox run --image golang:1.26 --net user --allow-host proxy.golang.org --allow-host sum.golang.org -- go test ./...", skip: needInternet},
+	{line: "nsbox run --image python:3.13 --net user --allow-host pypi.org --allow-host files.pythonhosted.org -- sh -c 'python -m venv .venv && .venv/bin/pip install -r requirements.txt'", skip: needInternet},
+	{line: "nsbox run --image node:22 --net user --allow-host registry.npmjs.org -- npm ci", skip: needInternet},
+
 	{line: "nsbox run -d --name job -- make", out: "job"},
 	{line: "nsbox logs job", out: "make-all-ok", retry: true},
 	{line: "nsbox rm job", retry: true},

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"github.com/nsbox/nsbox/image"
 	"github.com/spf13/pflag"
 )
 
@@ -37,7 +38,7 @@ const (
 	operandEnded     operandKind = "ended"     // ended detached sandboxes (their kept logs)
 	operandCommands  operandKind = "commands"  // nsbox's own commands (help)
 	operandShells    operandKind = "shells"    // bash, zsh, fish (completion)
-	operandSubs      operandKind = "subs"      // the command's subcommands, then cache names for rm
+	operandSubs      operandKind = "subs"      // the command's subcommands, then rmWords for rm
 	operandFiles     operandKind = "files"     // file names
 	operandSignalArg operandKind = "signal"    // NAME, then a signal (kill)
 )
@@ -51,6 +52,9 @@ type commandDetail struct {
 	operands operandKind
 	// subs are the subcommands (cache ls|rm|dir).
 	subs []string
+	// rmWords is the __complete kind offered after the rm subcommand
+	// (caches for cache rm, images for image rm).
+	rmWords string
 	// help returns the long help; nil: what `nsbox help NAME` prints.
 	help func() string
 }
@@ -68,7 +72,8 @@ var commandDetails = map[string]commandDetail{
 	"logs":       {operands: operandSandbox},
 	"bwrap":      {flags: bwrapFlagSet, operands: operandCommand, help: func() string { return bwrapUsage("nsbox bwrap") }},
 	"rm":         {operands: operandEnded},
-	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}},
+	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
+	"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
 	"completion": {operands: operandShells},
 	"version":    {},
 	"help":       {operands: operandCommands, help: func() string { return helpUsage }},
@@ -219,7 +224,7 @@ var bwrapHelpLine = regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)
 // entries. Errors print nothing: a completion has no place to show them.
 func completeCommand(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
-		return usageError{"__complete: wrong arguments; fix: nsbox __complete sandboxes|ended|caches|homes|tool-caches|commands"}
+		return usageError{"__complete: wrong arguments; fix: nsbox __complete sandboxes|ended|caches|homes|tool-caches|images|commands"}
 	}
 	var words []string
 	switch args[0] {
@@ -249,12 +254,20 @@ func completeCommand(args []string, stdout io.Writer) error {
 			words = append(words, n)
 		}
 		sort.Strings(words)
+	case "images":
+		// The stored images' references, as nsbox image ls lists them.
+		if dir, err := image.DefaultDir(); err == nil {
+			imgs, _ := (&image.Store{Dir: dir}).List()
+			for _, img := range imgs {
+				words = append(words, img.Ref)
+			}
+		}
 	case "commands":
 		for _, c := range cliCommands() {
 			words = append(words, c.name)
 		}
 	default:
-		return usageError{fmt.Sprintf("__complete %s: nothing of that kind; fix: nsbox __complete sandboxes|ended|caches|homes|tool-caches|commands", args[0])}
+		return usageError{fmt.Sprintf("__complete %s: nothing of that kind; fix: nsbox __complete sandboxes|ended|caches|homes|tool-caches|images|commands", args[0])}
 	}
 	for _, w := range words {
 		// A name with a newline or a shell's special characters is not a

@@ -57,6 +57,7 @@ type compCommand struct {
 	name, summary string
 	operands      operandKind
 	subs          []string
+	rmWords       string
 	flags         []compFlag
 }
 
@@ -73,7 +74,7 @@ type compFlag struct {
 func completionModel() []compCommand {
 	var out []compCommand
 	for _, c := range cliCommands() {
-		cc := compCommand{name: c.name, summary: c.summary, operands: c.operands, subs: c.subs}
+		cc := compCommand{name: c.name, summary: c.summary, operands: c.operands, subs: c.subs, rmWords: c.rmWords}
 		for _, f := range c.visibleFlags() {
 			cc.flags = append(cc.flags, newCompFlag(f))
 		}
@@ -167,7 +168,7 @@ _nsbox() {
 	b.WriteString(strings.Join(names, " ") + ` --help --version" -- "$cur"))
 		return
 	fi
-	local flags= valueflags= operands= subs=
+	local flags= valueflags= operands= subs= rmwords=
 	case $cmd in
 `)
 	for _, c := range cmds {
@@ -180,8 +181,8 @@ _nsbox() {
 				}
 			}
 		}
-		fmt.Fprintf(&b, "\t%s)\n\t\tflags=%q\n\t\tvalueflags=%q\n\t\toperands=%s subs=%q\n\t\t;;\n",
-			c.name, strings.Join(flags, " "), strings.Join(valueFlags, " "), c.operands, strings.Join(c.subs, " "))
+		fmt.Fprintf(&b, "\t%s)\n\t\tflags=%q\n\t\tvalueflags=%q\n\t\toperands=%s subs=%q rmwords=%q\n\t\t;;\n",
+			c.name, strings.Join(flags, " "), strings.Join(valueFlags, " "), c.operands, strings.Join(c.subs, " "), c.rmWords)
 	}
 	b.WriteString(`	esac
 	# The value of a flag that takes one.
@@ -254,8 +255,8 @@ _nsbox() {
 	subs)
 		if ((n == 0)); then
 			COMPREPLY=($(compgen -W "$subs" -- "$cur"))
-		elif [[ $first == rm ]]; then
-			COMPREPLY=($(compgen -W "$(_nsbox_words caches)" -- "$cur"))
+		elif [[ $first == rm && -n $rmwords ]]; then
+			COMPREPLY=($(compgen -W "$(_nsbox_words "$rmwords")" -- "$cur"))
 		fi ;;
 	files) COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
@@ -410,7 +411,7 @@ func zshOperands(c compCommand) []string {
 	case operandShells:
 		return []string{"'1:shell:(bash zsh fish)'"}
 	case operandSubs:
-		return []string{"'1:subcommand:(" + strings.Join(c.subs, " ") + ")'", "'*:cache:_nsbox_words caches'"}
+		return []string{"'1:subcommand:(" + strings.Join(c.subs, " ") + ")'", "'*:name:_nsbox_words " + c.rmWords + "'"}
 	case operandFiles:
 		return []string{"'*:file:_files'"}
 	}
@@ -498,7 +499,7 @@ complete -c nsbox -f
 			add(first, "bash zsh fish")
 		case operandSubs:
 			add(first, strings.Join(c.subs, " "))
-			add(fishQuote("__fish_seen_subcommand_from "+c.name+"; and __fish_seen_subcommand_from rm"), "(__nsbox_words caches)")
+			add(fishQuote("__fish_seen_subcommand_from "+c.name+"; and __fish_seen_subcommand_from rm"), "(__nsbox_words "+c.rmWords+")")
 		case operandFiles:
 			fmt.Fprintf(&b, "complete -c nsbox -n %s -F\n", cond)
 		}

@@ -37,5 +37,6 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	}
 	// The caches stay locked while in use (cache_lock.go).
 	h.Keep = append(h.Keep, cacheLocks...)
+	h.Keep = append(h.Keep, heldImageFDs...)
 	sb.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

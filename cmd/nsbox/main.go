@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -35,6 +36,7 @@ Usage:
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
   nsbox completion bash|zsh|fish            print a shell completion script (nsbox help completion)
+  nsbox image ls|pull|rm|prune [REF...]     the OCI images kept for run --image REF (nsbox help image)
   nsbox version                             print the version, commit, Go version and C library
   nsbox help [COMMAND]                      show help
 
@@ -52,6 +54,7 @@ Run 'nsbox help run' for the flags of run.
 
 func main() {
 	sandbox.Init()
+	image.Init() // a layer unpacker in a user namespace (image/owners.go)
 	// A bwrap symlink, or bubblewrap's options where nsbox's command
 	// goes (a bwrap sandbox running /proc/self/exe again): bwrap.go.
 	if filepath.Base(os.Args[0]) == "bwrap" || startsAsBwrap(os.Args[1:]) {
@@ -84,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = stateCommand(cmd, rest, stdout, stderr)
 	case "cache":
 		err = cacheCommand(rest, stdout)
+	case "image":
+		err = imageCommand(rest, stdout, stderr)
 	case "rm":
 		err = rmCommand(rest, stdout)
 	case "completion":
@@ -141,6 +146,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, rmUsage)
 	case "completion":
 		fmt.Fprint(stdout, completionUsage)
+	case "image":
+		fmt.Fprint(stdout, imageUsage)
 	case "version":
 		fmt.Fprint(stdout, versionUsage)
 	default:

@@ -26,6 +26,7 @@ type mountFlags struct {
 	home      string    // --home DIR|NAME: a persistent home
 	caches    []string  // --cache go,pip,…: persistent tool caches
 	stdin     io.Reader // where --file -:DST reads
+	image     *imageFlags
 }
 
 // mountFlagUsage lists the op flags and their argument, in --help order.
@@ -377,7 +378,8 @@ func parseMountOption(arg string) (sandbox.Mount, error) {
 // top of them. The notice says why the working directory is not writable,
 // when it is not.
 func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
-	custom := len(m.ops) > 0 || m.empty || m.rootfs != "" || m.sys || m.shareHome || m.home != "" || len(m.caches) > 0
+	withImage := m.image != nil && m.image.ref != ""
+	custom := len(m.ops) > 0 || m.empty || m.rootfs != "" || m.sys || m.shareHome || m.home != "" || len(m.caches) > 0 || withImage
 	if !spec.Namespaces.Mount {
 		if custom {
 			return "", errors.New("the mount flags need a mount namespace of the sandbox's own; fix: drop mnt from --share")
@@ -389,6 +391,9 @@ func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
 	}
 	if (m.empty || m.rootfs != "") && (m.shareHome || m.home != "" || len(m.caches) > 0) {
 		return "", errors.New("--share-home, --home and --cache apply to the default view, not to --empty or --rootfs; fix: bind the directories with --bind")
+	}
+	if withImage && (m.empty || m.rootfs != "" || m.shareHome || m.home != "" || len(m.caches) > 0) {
+		return "", errors.New("--image gives the root; --empty, --rootfs, --share-home, --home and --cache apply to the default view; fix: bind directories with --bind")
 	}
 	if m.shareHome && m.home != "" {
 		return "", errors.New("--share-home and --home both say what the home is; fix: keep one")
@@ -406,6 +411,8 @@ func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
 	}
 	notice := ""
 	switch {
+	case withImage:
+		m.image.view(spec, onRoot)
 	case m.empty:
 		spec.Mounts = []sandbox.Mount{}
 	case m.rootfs != "":

@@ -196,7 +196,11 @@ func shellCommand(args []string, stdout, stderr io.Writer) error {
 	if f.state.detach {
 		return usageError{"shell: --detach leaves nobody at the shell; fix: nsbox run -d -- COMMAND"}
 	}
-	return f.launch(append([]string{loginShell(), "-l"}, f.fs.Args()...), stdout, stderr)
+	shell := loginShell()
+	if f.image.ref != "" {
+		shell = "/bin/sh" // the image's, not the host's
+	}
+	return f.launch(append([]string{shell, "-l"}, f.fs.Args()...), stdout, stderr)
 }
 
 // loginShell is the caller's shell: $SHELL, the passwd entry's, or /bin/sh.

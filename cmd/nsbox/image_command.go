@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox"
+)
+
+const imageUsage = `Usage: nsbox image ls | pull REF... | rm REF... | prune
+
+Images for nsbox run --image REF and nsbox shell --image REF, kept in
+$XDG_DATA_HOME/nsbox/images (~/.local/share/nsbox/images): each layer
+unpacked once, shared by every image that has it.
+
+  ls          list the stored images: reference, id, layers, size
+  pull REF    fetch REF (again) and unpack the layers not stored yet
+  rm REF      forget REF and remove the layers no other image uses;
+              refused while a sandbox runs it
+  prune       remove the layers no image uses (and what failed pulls left)
+
+REF is a registry reference (debian:12, ghcr.io/o/i@sha256:…; docker.io
+and :latest by default; a multi-arch index gives this host's platform,
+credentials from ~/.docker/config.json, $REGISTRY_AUTH_FILE, credential
+helpers), oci:DIR[:TAG] (an OCI layout), oci-archive:FILE[:TAG] or
+docker-archive:FILE[:TAG] (docker save). A registry image is pulled on
+first use and then used from the store; a local one is read on each use.
+
+With --image, the image's Entrypoint and Cmd (Cmd replaced by a command
+given after --), Env, User and WorkingDir apply. The current directory is
+bound read-write at its own path, and a command given after -- starts
+there; the image's own command starts in its WorkingDir. Writes outside
+the current directory go to a throwaway layer and vanish on exit. Files
+keep the image's owners through your subordinate ids; without them, every
+file is yours outside and root's inside.
+`
+
+func imageCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, imageUsage)
+		return nil
+	}
+	// The map an image run gets by default: root inside is the caller.
+	plan, err := sandbox.PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: mapFlags})
+	if err != nil {
+		return err
+	}
+	s, err := imageStore(stderr, plan)
+	if err != nil {
+		return err
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "ls", "list":
+		if len(rest) > 0 {
+			return usageError{"image ls takes no arguments; fix: nsbox image ls"}
+		}
+		imgs, err := s.List()
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "REFERENCE\tID\tLAYERS\tSIZE\tPULLED")
+		for _, img := range imgs {
+			fmt.Fprintf(tw, "%s\t%.19s\t%d\t%s\t%s\n", img.Ref, strings.TrimPrefix(img.ID, "sha256:"), len(img.Layers), sizeText(img.Size()), img.Pulled.Local().Format("2006-01-02 15:04"))
+		}
+		return tw.Flush()
+	case "pull":
+		if len(rest) == 0 {
+			return usageError{"image pull: no REF given; fix: nsbox image pull REF"}
+		}
+		for _, a := range rest {
+			r, err := image.ParseRef(a)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			img, err := s.Pull(context.Background(), r)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s %s\n", img.Ref, img.Digest)
+		}
+		return nil
+	case "rm", "remove":
+		if len(rest) == 0 {
+			return usageError{"image rm: no REF given; fix: nsbox image rm REF (nsbox image ls lists them)"}
+		}
+		for _, a := range rest {
+			r, err := image.ParseRef(a)
+			if err != nil {
+				return usageError{err.Error()}
+			}
+			freed, err := s.Remove(r.String())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "removed %s (%s freed)\n", r, sizeText(freed))
+		}
+		return nil
+	case "prune":
+		freed, err := s.Prune()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s freed\n", sizeText(freed))
+		return nil
+	}
+	return usageError{fmt.Sprintf("image: unknown command %q; fix: use ls, pull, rm or prune", args[0])}
+}
+
+// sizeText renders n bytes as "12.3 MB".
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

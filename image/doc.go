@@ -1,0 +1,43 @@
+// Package image runs OCI images in sandboxes: it reads an image (from a
+// registry, an OCI layout, an oci-archive or a docker-archive), unpacks
+// its layers into a Store once, and gives what a sandbox.Spec needs to
+// run it: RootMount, the layers stacked read-only by overlayfs under a
+// throwaway writable layer, and Process, the command, environment, user
+// and working directory of the image's configuration. The sandbox
+// package knows nothing of images; the CLI (nsbox run --image) joins the
+// two.
+//
+// # What the kernel asks of a rootless store
+//
+// Overlayfs mounts in a user namespace since Linux 5.11, and its lower
+// layers may be ordinary directories of the user's. A whiteout is a
+// character device 0/0, which an unprivileged process may create since
+// Linux 5.8 (vfs_mknod exempts it from CAP_MKNOD), so the unpacker turns
+// each .wh.NAME into one. An opaque directory is an xattr, which
+// overlayfs reads as trusted.overlay.opaque (host root only) or, with
+// the userxattr mount option, user.overlay.opaque: neither is usable by a
+// sandbox mount as nsbox makes it. expandOpaque stores an opaque
+// directory as whiteouts of the names the lower layers hold there, which
+// is why layer directories are keyed by chain id: their lower layers are
+// fixed.
+//
+// A file owned by a subordinate id can only be made by a process with
+// CAP_CHOWN in a user namespace that maps that id: owners.go runs the
+// unpacker there, with the map a sandbox gets (Store.IDs), and calls
+// Init in a re-executed nsbox for it.
+//
+// # Untrusted input
+//
+// Layers are hostile input unpacked on the host. unpackLayer never joins
+// a name into a path: see its doc comment for the rules, and
+// docs/security.md. Everything read from an image (manifests,
+// configurations, layers) is checked against its digest by
+// go-containerregistry or by unpackLayer (the diff id, while streaming).
+//
+// # Concurrency
+//
+// Layers are unpacked under an exclusive flock of layers/KEY.lock into a
+// .new-* directory renamed into place when whole; a sandbox holds shared
+// flocks on its image's record and layers (Hold), which Remove and Prune
+// respect.
+package image

@@ -1,0 +1,420 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/nsbox/nsbox/mapping"
+	"golang.org/x/sys/unix"
+)
+
+// Store is a directory of unpacked layers and image records:
+//
+//	layers/HEX/fs          a layer, unpacked: an overlayfs lower directory
+//	layers/HEX/layer.json  its diff id and size
+//	layers/HEX.lock        flock: exclusive while it is unpacked or removed,
+//	                       shared while a sandbox runs on it
+//	layers/.new-HEX-*      a layer being unpacked (renamed to HEX when done)
+//	images/KEY.json        an image: reference, digests, configuration, layers
+//	images/KEY.lock        flock: shared while a sandbox runs the image
+//
+// HEX is the layer's chain id (OCI image spec: the digest of the layer
+// with all below it), not its diff id: a layer dir is made for one stack
+// of lower layers, which lets an opaque directory be stored as plain
+// whiteouts of what the lower layers hold there (see expandOpaque).
+// Images that share a base share its chain ids, so a base is stored
+// once. A finished layer directory is never changed, only removed.
+type Store struct {
+	// Dir is the store's root; DefaultDir() is nsbox's.
+	Dir string
+	// Progress, if not nil, gets pull progress (see progress.go).
+	Progress io.Writer
+	// Terminal makes progress a live line per layer instead of one line
+	// per pull.
+	Terminal bool
+	// IDs, if not nil, is the id map layers are unpacked under, keeping
+	// their files' owners (owners.go; IDsFor). nil: every file is the
+	// caller's.
+	IDs *mapping.Plan
+}
+
+// DefaultDir is $XDG_DATA_HOME/nsbox/images, or ~/.local/share/nsbox/images.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "nsbox", "images"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || !filepath.IsAbs(home) {
+		return "", errors.New("no home directory to keep images in; fix: set HOME or XDG_DATA_HOME")
+	}
+	return filepath.Join(home, ".local", "share", "nsbox", "images"), nil
+}
+
+// Config is the part of an image's configuration a sandbox uses.
+type Config struct {
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	StopSignal string   `json:"stopSignal,omitempty"`
+}
+
+// Layer is one layer of an image, in the store.
+type Layer struct {
+	// Key names the layer's directory under layers/: the chain id's hex,
+	// and for layers unpacked with their owners (Store.IDs) a tag of the
+	// id map, so a store never mixes layers of two ownerships.
+	Key     string `json:"key"`
+	ChainID string `json:"chainID"`
+	DiffID  string `json:"diffID"`
+	Size    int64  `json:"size"` // bytes of file data unpacked
+}
+
+// Image is an image record: what nsbox knows of an image it has stored.
+type Image struct {
+	Ref    string    `json:"ref"`    // canonical reference (Ref.String)
+	Digest string    `json:"digest"` // manifest digest
+	ID     string    `json:"id"`     // config digest
+	Config Config    `json:"config"`
+	Layers []Layer   `json:"layers"` // bottom first
+	Pulled time.Time `json:"pulled"`
+	// Source identifies a local image's file (an archive, a layout's
+	// index.json) as it was read: a use finding it unchanged takes the
+	// record without reading the image again.
+	Source *fileID `json:"source,omitempty"`
+}
+
+// fileID is what stat(2) says of a file: unchanged means not rewritten.
+type fileID struct {
+	Dev, Ino, Size uint64
+	MtimeNs        int64
+}
+
+// localID identifies the file a local reference reads first.
+func localID(r Ref) *fileID {
+	p := r.Name
+	if r.Kind == OCILayout {
+		p = filepath.Join(p, "index.json")
+	}
+	var st unix.Stat_t
+	if unix.Stat(p, &st) != nil {
+		return nil
+	}
+	return &fileID{Dev: st.Dev, Ino: st.Ino, Size: uint64(st.Size), MtimeNs: st.Mtim.Nano()}
+}
+
+// Size is the bytes of file data of all the image's layers.
+func (img *Image) Size() int64 {
+	var n int64
+	for _, l := range img.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// hexOf strips "sha256:".
+func hexOf(d string) string { _, h, _ := strings.Cut(d, ":"); return h }
+
+func (s *Store) layerDir(key string) string { return filepath.Join(s.Dir, "layers", key) }
+
+// key is the directory name of the layer chain in this store.
+func (s *Store) key(chain string) string { return hexOf(chain) + s.idsTag() }
+
+// keyOf is l's directory name (records from before Key: the chain id's hex).
+func keyOf(l Layer) string {
+	if l.Key != "" {
+		return l.Key
+	}
+	return hexOf(l.ChainID)
+}
+
+// LowerDirs are the image's layer directories, topmost first, as
+// overlayfs's lowerdir and sandbox.Mount.Lower list them.
+func (s *Store) LowerDirs(img *Image) []string {
+	var out []string
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		out = append(out, filepath.Join(s.layerDir(keyOf(img.Layers[i])), "fs"))
+	}
+	return out
+}
+
+func recordKey(ref string) string {
+	h := sha256.Sum256([]byte(ref))
+	return hex.EncodeToString(h[:16])
+}
+
+func (s *Store) recordPath(ref string) string {
+	return filepath.Join(s.Dir, "images", recordKey(ref)+".json")
+}
+
+func (s *Store) mkdirs() error {
+	for _, d := range []string{"layers", "images", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o700); err != nil {
+			return fmt.Errorf("create the image store: %w", err)
+		}
+	}
+	return nil
+}
+
+// Get returns the image r names: a registry image from the store when it
+// was pulled before, else pulled now; a local image (Ref.Local) from the
+// store while its file is unchanged (same inode, size and mtime), else
+// read again, only its new layers unpacked.
+func (s *Store) Get(ctx context.Context, r Ref) (*Image, error) {
+	if img, err := s.Lookup(r.String()); err == nil {
+		if !r.Local() || (img.Source != nil && localID(r) != nil && *img.Source == *localID(r)) {
+			return img, nil
+		}
+	}
+	return s.Pull(ctx, r)
+}
+
+// Lookup reads the record of ref (canonical), fs.ErrNotExist if none.
+func (s *Store) Lookup(ref string) (*Image, error) {
+	b, err := os.ReadFile(s.recordPath(ref))
+	if err != nil {
+		return nil, err
+	}
+	var img Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("image record of %s: %w", ref, err)
+	}
+	return &img, nil
+}
+
+// Pull reads the image r names, unpacks each layer the store does not
+// hold yet, and writes the image's record.
+func (s *Store) Pull(ctx context.Context, r Ref) (*Image, error) {
+	if err := s.mkdirs(); err != nil {
+		return nil, err
+	}
+	var id *fileID
+	if r.Local() {
+		id = localID(r) // before reading: a change during the read is seen next time
+	}
+	src, err := open(ctx, r, filepath.Join(s.Dir, "tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", r, err)
+	}
+	defer src.cleanup()
+	img, err := s.unpackImage(r, src)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", r, err)
+	}
+	img.Source = id
+	b, _ := json.MarshalIndent(img, "", "  ")
+	if err := writeAtomic(s.recordPath(img.Ref), b); err != nil {
+		return nil, fmt.Errorf("image %s: write its record: %w", r, err)
+	}
+	return img, nil
+}
+
+func (s *Store) unpackImage(r Ref, src *source) (*Image, error) {
+	cf, err := src.img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read the configuration: %w", err)
+	}
+	id, err := src.img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("read the configuration: %w", err)
+	}
+	if cf.OS != "" && cf.OS != "linux" {
+		return nil, fmt.Errorf("it is an image for %s, not linux", cf.OS)
+	}
+	layers, err := src.img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("read the layers: %w", err)
+	}
+	if len(layers) != len(cf.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("the manifest has %d layers, the configuration %d", len(layers), len(cf.RootFS.DiffIDs))
+	}
+	img := &Image{Ref: r.String(), Digest: src.digest, ID: id.String(), Pulled: time.Now().UTC(),
+		Config: Config{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, Env: cf.Config.Env,
+			WorkingDir: cf.Config.WorkingDir, User: cf.Config.User, StopSignal: cf.Config.StopSignal}}
+	p := s.newProgress(r.String(), len(layers))
+	chain := ""
+	for i, l := range layers {
+		diff := cf.RootFS.DiffIDs[i].String()
+		if chain == "" {
+			chain = diff
+		} else {
+			h := sha256.Sum256([]byte(chain + " " + diff))
+			chain = "sha256:" + hex.EncodeToString(h[:])
+		}
+		size, err := s.ensureLayer(chain, diff, l, img.Layers, p)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i+1, diff, err)
+		}
+		img.Layers = append(img.Layers, Layer{Key: s.key(chain), ChainID: chain, DiffID: diff, Size: size})
+	}
+	p.done()
+	return img, nil
+}
+
+// layerMeta is layers/HEX/layer.json.
+type layerMeta struct {
+	DiffID  string `json:"diffID"`
+	Size    int64  `json:"size"`
+	Devices int    `json:"devicesSkipped,omitempty"`
+}
+
+// ensureLayer unpacks layer l (diff id diff) as chain over lowers, unless
+// the store holds it, and returns its size. Concurrent pulls of one layer
+// wait on its lock; the second finds it done.
+func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *progress) (int64, error) {
+	key := s.key(chain)
+	lock, err := s.lockLayer(key, unix.LOCK_EX)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.Close()
+	dir := s.layerDir(key)
+	if m, err := readLayerMeta(dir); err == nil {
+		p.cached()
+		return m.Size, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.Dir, "layers"), ".new-"+key+"-")
+	if err != nil {
+		return 0, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.removeTree(tmp)
+		}
+	}()
+	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
+		return 0, err
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return 0, fmt.Errorf("fetch: %w", err)
+	}
+	defer rc.Close()
+	var st unpackStats
+	if s.IDs != nil {
+		st, err = s.unpackWithOwners(filepath.Join(tmp, "fs"), p.reader(rc), diff, s.lowerFS(lowers))
+	} else {
+		st, err = unpackDir(filepath.Join(tmp, "fs"), p.reader(rc), diff, s.lowerFS(lowers), false)
+	}
+	if err != nil {
+		return 0, err
+	}
+	b, _ := json.Marshal(layerMeta{DiffID: diff, Size: st.Bytes, Devices: st.Devices})
+	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), b, 0o600); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return 0, fmt.Errorf("store the layer: %w", err)
+	}
+	ok = true
+	p.layerDone(st)
+	return st.Bytes, nil
+}
+
+// unpackDir unpacks the layer r into the directory dir and stores its
+// opaque directories as whiteouts of lowers (see expandOpaque); owners
+// keeps the entries' owners (in a user namespace that maps them).
+func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners bool) (unpackStats, error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return unpackStats{}, err
+	}
+	defer unix.Close(root)
+	st, err := unpackLayerAs(root, r, diff, owners)
+	if err != nil {
+		return st, err
+	}
+	return st, expandOpaque(root, st.Opaque, lowers)
+}
+
+// lowerFS lists the fs directories of lowers, topmost first.
+func (s *Store) lowerFS(lowers []Layer) []string {
+	return s.LowerDirs(&Image{Layers: lowers})
+}
+
+func readLayerMeta(dir string) (layerMeta, error) {
+	var m layerMeta
+	b, err := os.ReadFile(filepath.Join(dir, "layer.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	return m, err
+}
+
+// lockLayer opens and flocks layers/HEX.lock (how: unix.LOCK_EX or
+// LOCK_SH, maybe |LOCK_NB). Closing the file releases the lock.
+func (s *Store) lockLayer(key string, how int) (*os.File, error) {
+	return lockFile(filepath.Join(s.Dir, "layers", key+".lock"), how)
+}
+
+func lockFile(path string, how int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// writeAtomic writes b to path through a temporary file and a rename, so
+// a reader sees the old content or the new, never a part.
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// List returns the stored images, sorted by reference.
+func (s *Store) List() ([]*Image, error) {
+	names, err := filepath.Glob(filepath.Join(s.Dir, "images", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			continue
+		}
+		var img Image
+		if json.Unmarshal(b, &img) == nil {
+			out = append(out, &img)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out, nil
+}
