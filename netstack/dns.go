@@ -197,13 +197,8 @@ func tcpMessage(m []byte) []byte {
 // answer returns the reply to query, or nil to drop it (not a query, or
 // no upstream answered).
 func (d *dnsForwarder) answer(query []byte, viaTCP bool) []byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil || h.Response {
-		return nil
-	}
-	q, err := p.Question()
-	if err != nil {
+	h, q, ok := parseQuery(query)
+	if !ok {
 		return nil
 	}
 	name := q.Name.String()
@@ -260,17 +255,24 @@ func (d *dnsForwarder) learn(reply []byte) {
 // dnsAtCap answers a query that came past Config.MaxDNSQueries: SERVFAIL,
 // at once (nil for what is not a query), and logs it at most once a second.
 func (n *Network) dnsAtCap(query []byte) []byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil || h.Response {
-		return nil
-	}
-	q, err := p.Question()
-	if err != nil {
+	h, q, ok := parseQuery(query)
+	if !ok {
 		return nil
 	}
 	n.limits.dnsLog.refuse(n, n.limits.dns.max, "queries upstream at once; fix: --net-max-dns", "dns %s %v: SERVFAIL", q.Name, q.Type)
 	return reply(h, q, dnsmessage.RCodeServerFailure)
+}
+
+// parseQuery reads a query's header and first question; ok is false for
+// what is not a query (a reply, or a message that does not parse).
+func parseQuery(query []byte) (h dnsmessage.Header, q dnsmessage.Question, ok bool) {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil || h.Response {
+		return h, q, false
+	}
+	q, err = p.Question()
+	return h, q, err == nil
 }
 
 // refuse builds a REFUSED reply to a query for a name the policy denies.
