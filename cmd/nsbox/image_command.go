@@ -36,7 +36,9 @@ With --image, the image's Entrypoint and Cmd (Cmd replaced by a command
 given after --), Env, User and WorkingDir apply. The current directory is
 bound read-write at its own path, and a command given after -- starts
 there; the image's own command starts in its WorkingDir. Writes outside
-the current directory go to a throwaway layer and vanish on exit. Files
+the current directory go to a throwaway layer and vanish on exit, or,
+with --keep DIR, to DIR/upper, there again on the next run with --keep
+DIR (one DIR per image; not inside the current directory). Files
 keep the image's owners through your subordinate ids; without them, every
 file is yours outside and root's inside.
 

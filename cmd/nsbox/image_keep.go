@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nsbox/nsbox/sandbox"
+)
+
+// --keep DIR: an image run's writable layer in a directory of the
+// caller's instead of a throwaway tmpfs, so what the command writes
+// outside the current directory (installed packages, /root's dot files)
+// is there again on the next run with the same DIR. DIR holds:
+//
+//	image   the image's id (its config digest), written on first use
+//	upper/  overlayfs's upper layer: the files written, as the sandbox's
+//	        ids map them (subordinate ids for users other than root inside)
+//	work/   overlayfs's scratch directory
+//
+// The layer only makes sense over the layers it was written on, so a DIR
+// kept for one image is refused for another: a changed lower layer under
+// a kept upper is what overlayfs documents as undefined.
+
+// keepIn makes f.root the overlay with its upper layer in dir.
+func (f *imageFlags) keepIn(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("--keep %s: %w", dir, err)
+	}
+	// Out of the sandbox's reach: in the current directory (bound
+	// read-write) the command could swap upper/ for a symlink, and the
+	// next run would write wherever it points.
+	if cwd := f.cwd(); cwd != "" && (dir == cwd || strings.HasPrefix(dir, cwd+"/")) {
+		return usageError{fmt.Sprintf("--keep %s: inside the current directory, which the sandbox can write; fix: a directory outside %s", dir, cwd)}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("--keep %s: %w; fix: give a directory you can create", dir, err)
+	}
+	stamp := filepath.Join(dir, "image")
+	b, err := os.ReadFile(stamp)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if ents, err := os.ReadDir(dir); err != nil || len(ents) > 0 {
+			return fmt.Errorf("--keep %s: not empty and not a kept layer (no %s); fix: give an empty or new directory", dir, stamp)
+		}
+		if err := os.WriteFile(stamp, []byte(f.img.ID+"\n"), 0o600); err != nil {
+			return fmt.Errorf("--keep %s: %w", dir, err)
+		}
+	case err != nil:
+		return fmt.Errorf("--keep %s: %w", dir, err)
+	case strings.TrimSpace(string(b)) != f.img.ID:
+		return fmt.Errorf("--keep %s: holds the writes of image %.19s, not of %s (%.19s); fix: another DIR for this image, or remove %s",
+			dir, strings.TrimPrefix(strings.TrimSpace(string(b)), "sha256:"), f.img.Ref, strings.TrimPrefix(f.img.ID, "sha256:"), dir)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{dir, upper, work} {
+		if st, err := os.Lstat(d); err == nil && !st.IsDir() {
+			return fmt.Errorf("--keep %s: %s is not a directory (a symlink?); fix: remove %s", dir, d, dir)
+		}
+	}
+	// upper/ is the sandbox's / (its mode shows there: users other
+	// than root inside must get through it); work/ is overlayfs's alone.
+	for d, mode := range map[string]os.FileMode{upper: 0o755, work: 0o700} {
+		if err := os.Mkdir(d, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("--keep %s: %w", dir, err)
+		}
+	}
+	f.root = sandbox.Mount{Type: sandbox.MountOverlay, Destination: "/", Lower: f.root.Lower, Upper: upper, Work: work, Flag: f.root.Flag + " --keep " + dir}
+	return nil
+}
