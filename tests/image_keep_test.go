@@ -17,8 +17,9 @@ import (
 // TestImageKeep: --keep DIR keeps an image run's writes outside the
 // current directory for the next run with DIR, as the caller's files in
 // DIR/upper; without it they vanish. A DIR kept for another image, a DIR
-// in the current directory (the sandbox could swap upper/ for a symlink)
-// and --keep without --image are refused with exit 125.
+// in the current directory or in another writable bind (the sandbox could
+// swap upper/ for a symlink) and --keep without --image are refused with
+// exit 125.
 func TestImageKeep(t *testing.T) {
 	_, work, ops := imageHome(t)
 	base := filepath.Dir(work)
@@ -56,6 +57,8 @@ func TestImageKeep(t *testing.T) {
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "inside the current directory, which the sandbox can write"})
 	_, err = os.Stat(filepath.Join(work, "k"))
 	assert.Check(t, os.IsNotExist(err), "nothing left behind")
+	res = icmd.RunCmd(icmd.Command(nsboxBin, "run", "--image", "oci:"+one, "--keep", keep, "--bind", base, "--", "true"), ops...)
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "is bound writable into the sandbox"})
 	res = icmd.RunCmd(icmd.Command(nsboxBin, "run", "--keep", keep, "--", "true"), ops...)
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "--keep: only with --image"})
 }

@@ -72,3 +72,27 @@ func (f *imageFlags) keepIn(dir string) error {
 	f.root = sandbox.Mount{Type: sandbox.MountOverlay, Destination: "/", Lower: f.root.Lower, Upper: upper, Work: work, Flag: f.root.Flag + " --keep " + dir}
 	return nil
 }
+
+// keepOutOfBinds refuses a --keep DIR that a writable bind of spec
+// overlaps (DIR inside the bound directory, or the bound directory inside
+// DIR): the command could swap upper/ for a symlink, or change what the
+// next run starts from behind overlayfs's back.
+func (f *imageFlags) keepOutOfBinds(spec *sandbox.Spec) error {
+	if f.keep == "" {
+		return nil
+	}
+	dir, err := filepath.Abs(f.keep)
+	if err != nil {
+		return nil // keepIn said so already
+	}
+	within := func(p, root string) bool { return p == root || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/") }
+	for _, m := range spec.Mounts {
+		if m.Type != sandbox.MountBind || m.ReadOnly || m.Source == "" {
+			continue
+		}
+		if within(dir, m.Source) || within(m.Source, dir) {
+			return usageError{fmt.Sprintf("--keep %s: %s is bound writable into the sandbox (%s), which could then change the kept layer; fix: a --keep directory apart from every writable bind", dir, m.Source, m.Flag)}
+		}
+	}
+	return nil
+}

@@ -330,6 +330,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := f.image.keepOutOfBinds(spec); err != nil {
+		return nil, "", err
+	}
 	f.net.placeFiles(spec)
 	notice, err := f.security.apply(f.fs, spec)
 	if err != nil {
