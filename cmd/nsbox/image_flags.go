@@ -58,9 +58,6 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 	// Held until nsbox, or the supervisor it hands off to, exits.
 	heldImageFDs = held.FDs()
 	f.root = s.RootMount(f.img)
-	if f.keep != "" {
-		return f.keepIn(f.keep)
-	}
 	return nil
 }
 

@@ -330,7 +330,7 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := f.image.keepOutOfBinds(spec); err != nil {
+	if err := f.image.keepLayer(spec); err != nil {
 		return nil, "", err
 	}
 	f.net.placeFiles(spec)
