@@ -27,7 +27,7 @@ STATIC_CC := CC=$(MUSL_GCC) CGO_CFLAGS='-O2 -g -idirafter $(CURDIR)/$(KHDRS)'
 STATIC_DEPS := $(KHDRS)/asm
 endif
 
-.PHONY: all build test unit integration lint install demo bench bench-net bench-startup clean fuzz deb release
+.PHONY: all build test unit integration lint install demo bench bench-net bench-startup bench-image clean fuzz deb release
 
 all: build
 
@@ -132,6 +132,13 @@ bench-net:
 # idle memory, the launch profile) into docs/benchmarks-startup.md.
 bench-startup:
 	BENCH_ARGS="-startup $(BENCH_ARGS)" hack/bench.sh
+
+# Only the image rows (nsbox run --image against nsbox run and docker run,
+# nsbox image pull against docker pull, from a registry the harness serves
+# on 127.0.0.1) into docs/benchmarks-image.md. Run as root: Docker's
+# socket is root's, nsbox still runs as the test user.
+bench-image:
+	BENCH_ARGS="-image $(BENCH_ARGS)" hack/bench.sh
 
 clean:
 	rm -rf bin build

@@ -72,3 +72,39 @@ func TestDockerImageArchive(t *testing.T) {
 		icmd.Dir(mine), icmd.WithEnv("PATH=/usr/bin:/bin", "XDG_RUNTIME_DIR=", "HOME="+mine, "XDG_DATA_HOME="+filepath.Join(mine, "data")))
 	res.Assert(t, icmd.Expected{Out: "from-docker\n0\n"})
 }
+
+// TestDockerImageInContainer: `nsbox run --image` inside a Docker
+// container, as CI runners would run it (uid 1000 without subordinate
+// ids, docs/ci.md's options), from an OCI layout copied into the
+// container: the image's files are there, root inside is the container's
+// user, a write outside the current directory goes to the upper layer the
+// next run no longer has, the current directory's file stays, and the
+// store is the container user's.
+func TestDockerImageInContainer(t *testing.T) {
+	requireDocker(t)
+	work, err := os.MkdirTemp("/var/tmp", "nsbox-image-in-docker-")
+	assert.NilError(t, err)
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "layout")
+	p, err := layout.Write(dir, empty.Index)
+	assert.NilError(t, err)
+	assert.NilError(t, p.AppendImage(markedImage(t, busyboxLayer(t), hostArch(), "in-docker")))
+	assert.NilError(t, exec.Command("chmod", "-R", "a+rX", work).Run())
+
+	// docker cp into a created container, then start it: the layout is
+	// the container's own file, not a bind of the host's.
+	all := append([]string{"--security-opt", "systempaths=unconfined"}, unconfined...)
+	args := append([]string{"create", "--user", "1000:1000"}, all...)
+	args = append(args, dockerImage, "sh", "-c", `mkdir -p /home/user/w && cd /home/user/w &&
+		nsbox run --image oci:/home/user/layout -- sh -c 'cat /marker; echo; id -u; cat /proc/self/uid_map; echo gone > /outside; cat /outside; echo kept > here' &&
+		nsbox run --image oci:/home/user/layout -- sh -c 'test ! -e /outside && echo fresh' &&
+		cat here && stat -c %U /home/user/.local/share/nsbox/images`)
+	res := icmd.RunCmd(icmd.Command("docker", args...))
+	res.Assert(t, icmd.Success)
+	id := strings.TrimSpace(res.Stdout())
+	defer icmd.RunCmd(icmd.Command("docker", "rm", "-f", id))
+	icmd.RunCmd(icmd.Command("docker", "cp", dir, id+":/home/user/layout")).Assert(t, icmd.Success)
+	res = icmd.RunCmd(icmd.Command("docker", "start", "-a", id))
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, normalizeMap(res.Stdout()), "in-docker\n0\n0 0 1\ngone\nfresh\nkept\nuser")
+}

@@ -36,9 +36,18 @@ With --image, the image's Entrypoint and Cmd (Cmd replaced by a command
 given after --), Env, User and WorkingDir apply. The current directory is
 bound read-write at its own path, and a command given after -- starts
 there; the image's own command starts in its WorkingDir. Writes outside
-the current directory go to a throwaway layer and vanish on exit. Files
+the current directory go to a throwaway layer and vanish on exit, or,
+with --keep DIR, to DIR/upper, there again on the next run with --keep
+DIR (one DIR per image; not inside the current directory). Files
 keep the image's owners through your subordinate ids; without them, every
 file is yours outside and root's inside.
+
+The layers are stacked with overlayfs in the sandbox's user namespace, no
+copy. Where the kernel refuses that (no overlayfs, Linux before 5.11, an
+AppArmor or SELinux policy, a store on an overlay already nested two deep
+as in a sandbox inside a sandbox), nsbox run says which, on which
+filesystem, and the fix: for a store on a nested overlay, XDG_DATA_HOME on
+ext4, xfs, btrfs or tmpfs.
 `
 
 func imageCommand(args []string, stdout, stderr io.Writer) error {

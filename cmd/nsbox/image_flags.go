@@ -18,6 +18,7 @@ import (
 // the command, environment, user and working directory.
 type imageFlags struct {
 	ref  string
+	keep string // --keep DIR: the writable layer, kept (image_keep.go)
 	img  *image.Image
 	proc image.Process
 	root sandbox.Mount
@@ -29,6 +30,7 @@ var heldImageFDs []int
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ref, "image", "", "use OCI image `REF` as the root (registry NAME[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE), pulled once into nsbox's store; the current directory is bound read-write (see nsbox help image)")
+	fs.StringVar(&f.keep, "keep", "", "with --image: keep the writes outside the current directory in `DIR` (created; its upper/ holds them) and start from them when DIR is given again; one DIR per image")
 }
 
 // load pulls or finds the image, resolves its configuration for args

@@ -260,6 +260,9 @@ func forwardSignals(ch chan os.Signal, sb *sandbox.Sandbox) {
 
 // spec builds the sandbox.Spec that the flags describe.
 func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
+	if f.image.keep != "" && f.image.ref == "" {
+		return nil, "", usageError{"--keep: only with --image (it keeps an image run's writable layer); fix: add --image REF, or --overlay for a directory of the host"}
+	}
 	if f.image.ref != "" {
 		// The caller's own ids are the image's root, as in podman;
 		// --uid and --gid pick the command's ids in that map.
@@ -325,6 +328,9 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 	}
 	viewNotice, err := f.mounts.apply(spec)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := f.image.keepLayer(spec); err != nil {
 		return nil, "", err
 	}
 	f.net.placeFiles(spec)

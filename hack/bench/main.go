@@ -9,13 +9,13 @@
 // lacks is detected by probing its flag and reported as "not available
 // in this build", never skipped silently.
 //
-// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-embed PATH] [-quick] [-net | -startup] [-rows LIST]
+// Usage: bench -nsbox PATH -out DIR [-empty-go PATH] [-embed PATH] [-quick] [-net | -startup | -image [-as-user USER -user-home DIR]] [-rows LIST]
 //
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
 // -rows picks workloads by name (startup, parallel, embed-serial, embed-parallel, memory, overlay, net-startup,
-// out, in, tcp, udp, dns, tcp-parts, profile), e.g. -net -rows tcp,udp,dns
+// out, in, tcp, udp, dns, tcp-parts, profile, image), e.g. -net -rows tcp,udp,dns
 // for the round trips alone; the report then has only those.
 //
 //	bench tcp-client ADDR N   (internal: the in-sandbox latency clients)
@@ -49,8 +49,10 @@ type config struct {
 	iperfSeconds   int
 	iperfRounds    int
 	latencyConns   int
-	mtu            int  // -mtu: the link MTU of every user-mode stack, 0 for their defaults
-	plainTAP       bool // -plain-tap: also nsbox --net user without the TAP offloads
+	mtu            int    // -mtu: the link MTU of every user-mode stack, 0 for their defaults
+	plainTAP       bool   // -plain-tap: also nsbox --net user without the TAP offloads
+	asUser         string // -as-user: the image rows run nsbox as this user (the harness as root, for Docker)
+	userHome       string // -user-home: that user's HOME
 }
 
 func main() {
@@ -65,6 +67,9 @@ func main() {
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
 	flag.StringVar(&cfg.embed, "embed", "", "the embedding program (hack/embedbench) for the sandbox.Start rows")
 	startupOnly := flag.Bool("startup", false, "only the startup workloads (no network): startup, parallel starts, embedding, idle memory, the launch profile; writes benchmarks-startup.md and benchmarks-startup.png")
+	imageOnly := flag.Bool("image", false, "only the image workloads (nsbox run --image against a plain run and docker run, nsbox image pull against docker pull); writes benchmarks-image.md and benchmarks-image.png. Docker needs root: run the harness as root with -as-user")
+	flag.StringVar(&cfg.asUser, "as-user", "", "with -image as root: run every nsbox command as this unprivileged user, docker as root")
+	flag.StringVar(&cfg.userHome, "user-home", "", "the HOME of -as-user's nsbox commands")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
 	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
@@ -96,6 +101,8 @@ func main() {
 		r.Name = "benchmarks-startup"
 	case *netOnly:
 		r.Name = "benchmarks-net"
+	case *imageOnly:
+		r.Name = "benchmarks-image"
 	}
 	// Each row in report order, with the run it belongs to (-net,
 	// -startup, or only the whole one); rss and profile come with out and
@@ -128,6 +135,8 @@ func main() {
 			return inNet
 		case *startupOnly:
 			return inStartup
+		case *imageOnly:
+			return false
 		}
 		return true
 	}
@@ -141,6 +150,10 @@ func main() {
 		step("TCP latency, connect and round trip apart")
 		r.Comparisons = append(r.Comparisons, latencyParts(cfg)...)
 		r.Notes = append(r.Notes, latencyBreakdown)
+	}
+	if *imageOnly || (*only != "" && slices.Contains(strings.Split(*only, ","), "image")) {
+		step("images: cached start, pull")
+		r.Comparisons = append(r.Comparisons, imageRows(cfg)...)
 	}
 	if rss.Title != "" {
 		r.Comparisons = append(r.Comparisons, rss)

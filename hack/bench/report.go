@@ -43,6 +43,9 @@ func describeMachine(cfg *config) []string {
 		lines = append(lines, "Load average at start: "+strings.Join(strings.Fields(string(b))[:3], " "))
 	}
 	lines = append(lines, fmt.Sprintf("Run as uid %d", os.Getuid()))
+	if cfg.asUser != "" {
+		lines = append(lines, "nsbox commands run as "+cfg.asUser+" (-as-user), docker as root")
+	}
 	for _, v := range [][]string{
 		{cfg.nsbox, "version"},
 		{"bwrap", "--version"},
@@ -83,6 +86,10 @@ func (r *report) markdown() string {
 		target = "bench-startup"
 		w("# Startup benchmarks\n\n")
 		w("The CPU profile behind these rows, what changed because of it and what is left: [startup.md](startup.md).\n\n")
+	case "benchmarks-image":
+		target = "bench-image"
+		w("# Image benchmarks\n\n")
+		w("`nsbox run --image` and `nsbox image pull` against a plain nsbox run and Docker Engine (issue 23). nsbox runs as the unprivileged user, docker as root.\n\n")
 	default:
 		w("# Benchmarks\n\n")
 	}

@@ -287,8 +287,27 @@ void mnt_attach(int mfd, int target, const char *what)
 
 /* mnt_new_fs creates a detached mount of a new filesystem; opts are
  * key, value pairs (value NULL: a flag), ended by NULL. -1 on error. */
+char mnt_fs_log[256];
+
+/* fs_log_read keeps the last error the kernel logged on the filesystem
+ * context fs ("e overlayfs: …") in mnt_fs_log, without the "e ". */
+static void fs_log_read(int fs)
+{
+	char msg[sizeof mnt_fs_log];
+	ssize_t n;
+	mnt_fs_log[0] = 0;
+	while ((n = read(fs, msg, sizeof msg - 1)) > 0) {
+		msg[n] = 0;
+		if (n > 2 && msg[0] == 'e' && msg[1] == ' ') {
+			msg[strcspn(msg, "\n")] = 0;
+			snprintf(mnt_fs_log, sizeof mnt_fs_log, "%s", msg + 2);
+		}
+	}
+}
+
 int mnt_new_fs(const char *type, const char *const *opts, unsigned attrs)
 {
+	mnt_fs_log[0] = 0;
 	int fs = fsopen(type, FSOPEN_CLOEXEC);
 	if (fs < 0)
 		return -1;
@@ -300,6 +319,8 @@ int mnt_new_fs(const char *type, const char *const *opts, unsigned attrs)
 		rc = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
 	int m = rc == 0 ? fsmount(fs, FSMOUNT_CLOEXEC, attrs) : -1;
 	int err = errno;
+	if (m < 0)
+		fs_log_read(fs);
 	close(fs);
 	errno = err;
 	return m;

@@ -78,8 +78,12 @@ int mnt_open_target(const char *dst, int dir, const char *what);
 int mnt_create_in_readonly(const char *parent, const char *name, mode_t mode, int dir, const char *what);
 /* mnt_attach moves the detached mount mfd onto target; closes both. */
 void mnt_attach(int mfd, int target, const char *what);
-/* mnt_new_fs creates a detached mount of a new filesystem; -1 on error. */
+/* mnt_new_fs creates a detached mount of a new filesystem; -1 on error,
+ * with the kernel's own words for it (the filesystem context's log, e.g.
+ * "overlayfs: maximum fs stacking depth exceeded") in mnt_fs_log, or
+ * mnt_fs_log empty when the kernel gave none. */
 int mnt_new_fs(const char *type, const char *const *opts, unsigned attrs);
+extern char mnt_fs_log[256];
 /* mnt_clone_tree makes a detached copy of the mount tree at fd/path. */
 int mnt_clone_tree(int fd, const char *path, int recursive, const char *what);
 /* mnt_set_attr sets mount attributes on a mount (and its submounts). */

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include "stagelib.h"
@@ -120,6 +122,67 @@ static void overlay_each(int orig, const char *dst, const char *w)
 	mnt_attach(m, orig, w);
 }
 
+/* layers_refused fails with why the kernel refused overlayfs over op's
+ * host layers (an image's, or --overlay-src's; fds open on them) and what
+ * fixes it. errno alone is ambiguous (EINVAL is any of a dozen refusals)
+ * and the kernel writes most reasons only to its log (pr_err, not the
+ * mount context), so the line also names what the stage can see: the
+ * filesystem the layers are on, and how many there are.
+ *   ENODEV          no overlayfs in this kernel (module not loaded)
+ *   EPERM, EACCES   unprivileged overlayfs refused: Linux before 5.11, or
+ *                   an AppArmor/SELinux policy denying the mount
+ *   EINVAL, others  layers the kernel will not stack: on an overlay that
+ *                   is itself an overlay of an overlay (the kernel stacks
+ *                   two: a store inside nested sandboxes or containers),
+ *                   on a filesystem overlayfs cannot use as a lower layer,
+ *                   or more than 500 of them */
+static void layers_refused(const struct mount_op *op, const int *fds)
+{
+	int err = errno;
+	int image = !strncmp(op->what, "--image ", 8);
+	const char *store = image ? "set XDG_DATA_HOME to a directory on ext4, xfs, btrfs or tmpfs (nsbox keeps images in $XDG_DATA_HOME/nsbox/images) and pull again"
+				  : "put the --overlay-src directories on ext4, xfs, btrfs or tmpfs";
+	struct statfs sf;
+	long type = fstatfs(fds[0], &sf) == 0 ? (long)sf.f_type : 0;
+	char fsname[32];
+	switch (type) {
+	case OVERLAYFS_SUPER_MAGIC:
+		snprintf(fsname, sizeof fsname, "overlayfs");
+		break;
+	case FUSE_SUPER_MAGIC:
+		snprintf(fsname, sizeof fsname, "FUSE");
+		break;
+	default:
+		snprintf(fsname, sizeof fsname, "a filesystem of type 0x%lx", type);
+	}
+	const char *fix;
+	char buf[640];
+	switch (err) {
+	case ENODEV:
+		fix = "this kernel has no overlayfs: load it as root (modprobe overlay) or use a kernel built with CONFIG_OVERLAY_FS";
+		break;
+	case EPERM:
+	case EACCES:
+		fix = "the kernel refuses overlayfs in a user namespace: Linux before 5.11 allows it only to real root, and an AppArmor or SELinux "
+		      "policy may deny it (look for apparmor=\"DENIED\" and fstype=\"overlay\" in the kernel log); run on Linux 5.11 or later without that policy";
+		break;
+	default:
+		if (op->n_lower > 500) {
+			fix = "the kernel stacks at most 500 layers: squash the image (a multi-stage build, or docker build --squash) and use the result";
+		} else if (type == OVERLAYFS_SUPER_MAGIC) {
+			snprintf(buf, sizeof buf, "the layers are on overlayfs, most likely itself on an overlay, and the kernel stacks at most two "
+				 "(its log says \"maximum fs stacking depth exceeded\"; a store inside nested sandboxes or containers): %s", store);
+			fix = buf;
+		} else {
+			snprintf(buf, sizeof buf, "the kernel will not use %s, where the layers are, as an overlay lower layer (its log says why): %s", fsname, store);
+			fix = buf;
+		}
+	}
+	errno = err;
+	fail_fix(fix, "%s: mount overlayfs over %d layer%s on %s%s%s%s", op->what, op->n_lower, op->n_lower == 1 ? "" : "s", fsname,
+		 mnt_fs_log[0] ? " (kernel: " : "", mnt_fs_log, mnt_fs_log[0] ? ")" : "");
+}
+
 void mount_tmp_overlay_op(const struct mount_op *op)
 {
 	if (op->n_lower) {
@@ -129,7 +192,7 @@ void mount_tmp_overlay_op(const struct mount_op *op)
 		char *lowers = open_lowers(op, &fds);
 		int m = tmp_overlay_of(lowers, fds[0], 1, op->what);
 		if (m < 0)
-			fail("%s: mount overlayfs", op->what);
+			layers_refused(op, fds);
 		mnt_attach(m, mnt_open_target(op->dst, 1, op->what), op->what);
 		close_lowers(op, lowers, fds);
 		return;
