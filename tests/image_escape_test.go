@@ -106,7 +106,7 @@ func TestImageRemoveInUse(t *testing.T) {
 	res := icmd.RunCmd(icmd.Command(nsboxBin, "image", "rm", ref), env)
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "in use by a running sandbox; fix: end the sandbox first"})
 	res = icmd.RunCmd(icmd.Command(nsboxBin, "image", "prune"), env)
-	res.Assert(t, icmd.Expected{Out: "0 B freed"})
+	res.Assert(t, icmd.Expected{Out: "0B freed"})
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	pid := findProcess("sleep " + arg)

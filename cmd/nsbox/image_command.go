@@ -76,7 +76,7 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "REFERENCE\tID\tLAYERS\tSIZE\tPULLED")
 		for _, img := range imgs {
-			fmt.Fprintf(tw, "%s\t%.19s\t%d\t%s\t%s\n", img.Ref, strings.TrimPrefix(img.ID, "sha256:"), len(img.Layers), sizeText(img.Size()), img.Pulled.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintf(tw, "%s\t%.19s\t%d\t%s\t%s\n", img.Ref, strings.TrimPrefix(img.ID, "sha256:"), len(img.Layers), humanSize(img.Size()), img.Pulled.Local().Format("2006-01-02 15:04"))
 		}
 		return tw.Flush()
 	case "pull":
@@ -108,7 +108,7 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "removed %s (%s freed)\n", r, sizeText(freed))
+			fmt.Fprintf(stdout, "removed %s (%s freed)\n", r, humanSize(freed))
 		}
 		return nil
 	case "prune":
@@ -116,21 +116,8 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s freed\n", sizeText(freed))
+		fmt.Fprintf(stdout, "%s freed\n", humanSize(freed))
 		return nil
 	}
 	return usageError{fmt.Sprintf("image: unknown command %q; fix: use ls, pull, rm or prune", args[0])}
-}
-
-// sizeText renders n bytes as "12.3 MB".
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
