@@ -22,10 +22,6 @@ import (
 // while the cache is being removed is refused in turn. The kernel drops a
 // lock when its holder dies, however it dies.
 
-// cacheLocks are the descriptors of the caches this launcher locked, held
-// until it exits (the hand-off keeps them open in the supervisor).
-var cacheLocks []int
-
 // lockCacheInUse takes a shared lock on dir, the cache called name, for
 // the rest of this process. It checks that the directory locked is still
 // the one at dir: a cache rm may have removed it between the open and the
@@ -45,7 +41,7 @@ func lockCacheInUse(dir, name string) error {
 		}
 		var held, now unix.Stat_t
 		if unix.Fstat(fd, &held) == nil && unix.Lstat(dir, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
-			cacheLocks = append(cacheLocks, fd)
+			heldForLife = append(heldForLife, fd)
 			return nil
 		}
 		unix.Close(fd)

@@ -21,6 +21,13 @@ const noHandOffEnv = "NSBOX_NO_HANDOFF"
 // for handOffAfter, if nothing but waiting is left to do here. It returns
 // when sb ended before that, when the hand-off does not apply, or when it
 // failed; the caller then Waits as usual.
+// heldForLife are the descriptors whose locks must last as long as the
+// sandbox: the caches and homes it uses (cache_lock.go) and the image it
+// runs (image_flags.go, image.Store.Hold). The kernel drops a flock when
+// its last descriptor closes, so the hand-off passes them to the
+// supervisor, which holds them until the sandbox ends.
+var heldForLife []int
+
 func (s *session) handOff(sb *sandbox.Sandbox) {
 	if os.Getenv(noHandOffEnv) != "" || s.report != nil || s.info != nil || !sb.CanHandOff() {
 		return
@@ -35,8 +42,6 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	if s.entry != nil {
 		h.After, h.Keep = s.entry.HandOff(s.log != nil && s.executed)
 	}
-	// The caches stay locked while in use (cache_lock.go).
-	h.Keep = append(h.Keep, cacheLocks...)
-	h.Keep = append(h.Keep, heldImageFDs...)
+	h.Keep = append(h.Keep, heldForLife...)
 	sb.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

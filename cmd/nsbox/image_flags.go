@@ -24,10 +24,6 @@ type imageFlags struct {
 	root sandbox.Mount
 }
 
-// heldImageFDs are the store's locks on the running image (image.Store.Hold):
-// the hand-off to the small supervisor keeps them (handoff.go).
-var heldImageFDs []int
-
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ref, "image", "", "use OCI image `REF` as the root (registry NAME[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE), pulled once into nsbox's store; the current directory is bound read-write (see nsbox help image)")
 	fs.StringVar(&f.keep, "keep", "", "with --image: keep the writes outside the current directory in `DIR` (created; its upper/ holds them) and start from them when DIR is given again; one DIR per image")
@@ -56,7 +52,7 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 		return err
 	}
 	// Held until nsbox, or the supervisor it hands off to, exits.
-	heldImageFDs = held.FDs()
+	heldForLife = append(heldForLife, held.FDs()...)
 	f.root = s.RootMount(f.img)
 	return nil
 }
