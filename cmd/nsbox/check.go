@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/nsbox/nsbox/subid"
@@ -189,7 +190,7 @@ func checkDefaultSandbox() checkResult {
 		}
 	}
 	if err != nil {
-		if r.Detail, r.Fix = splitFix(flagWords(err)); r.Fix == "" {
+		if r.Detail, r.Fix = splitFix(flagwords.Reword(err)); r.Fix == "" {
 			r.Fix = "see the items above; run nsbox run -- true for the full error"
 		}
 		return r

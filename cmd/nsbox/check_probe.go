@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 )
@@ -171,7 +172,7 @@ func (p probe) run(exe string) checkResult {
 		err = startAndWait(spec)
 	}
 	if err != nil {
-		r.Detail, r.Fix = splitFix(flagWords(err))
+		r.Detail, r.Fix = splitFix(flagwords.Reword(err))
 		return r
 	}
 	r.OK = true

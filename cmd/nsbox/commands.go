@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/image"
 	"github.com/spf13/pflag"
@@ -70,7 +71,7 @@ var commandDetails = map[string]commandDetail{
 	"kill":       {operands: operandSignalArg},
 	"stop":       {flags: newStopFlags, operands: operandSandbox},
 	"logs":       {operands: operandSandbox},
-	"bwrap":      {flags: bwrapFlagSet, operands: operandCommand, help: func() string { return bwrapUsage("nsbox bwrap") }},
+	"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
 	"rm":         {operands: operandEnded},
 	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
 	"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
@@ -178,43 +179,6 @@ func newCheckFlags() *pflag.FlagSet {
 	fs.MarkHidden("probe-overlay") // internal: runs inside a user namespace
 	return fs
 }
-
-// bwrapFlagSet describes bwrap's options (bwrapArity, the table its own
-// parser reads, with the words of bwrapOptionHelp) as a flag set, for
-// completion only: bubblewrap's options take several words each, which
-// pflag cannot parse.
-func bwrapFlagSet() *pflag.FlagSet {
-	help := map[string][2]string{} // --bind: {"SRC DEST", "Bind mount …"}
-	for _, line := range strings.Split(bwrapOptionHelp, "\n") {
-		if m := bwrapHelpLine.FindStringSubmatch(line); m != nil {
-			help[m[1]] = [2]string{m[2], m[3]}
-		}
-	}
-	fs := pflag.NewFlagSet("bwrap", pflag.ContinueOnError)
-	names := make([]string, 0, len(bwrapArity))
-	for n := range bwrapArity {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		h := help[n]
-		if bwrapArity[n] == 0 {
-			fs.Bool(strings.TrimPrefix(n, "--"), false, h[1])
-			continue
-		}
-		args := h[0]
-		if args == "" {
-			args = "ARG"
-		}
-		fs.String(strings.TrimPrefix(n, "--"), "", h[1]+" (takes `"+strings.TrimSpace(args)+"`)")
-	}
-	return fs
-}
-
-// bwrapHelpLine is an option's line of bwrapOptionHelp: the option, its
-// arguments, two or more spaces (or one, where the words fill the
-// column), the help.
-var bwrapHelpLine = regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
 
 // completeCommand is the hidden `nsbox __complete WHAT`: the dynamic words
 // the completion scripts offer, one a line. It lists names only: the

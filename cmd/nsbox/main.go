@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/sandbox"
 )
@@ -56,9 +58,9 @@ func main() {
 	sandbox.Init()
 	image.Init() // a layer unpacker in a user namespace (image/owners.go)
 	// A bwrap symlink, or bubblewrap's options where nsbox's command
-	// goes (a bwrap sandbox running /proc/self/exe again): bwrap.go.
-	if filepath.Base(os.Args[0]) == "bwrap" || startsAsBwrap(os.Args[1:]) {
-		os.Exit(bwrapMain(os.Args[0], os.Args[1:], os.Stderr))
+	// goes (a bwrap sandbox running /proc/self/exe again): internal/bwrap.
+	if filepath.Base(os.Args[0]) == "bwrap" || bwrap.StartsAsBwrap(os.Args[1:]) {
+		os.Exit(bwrap.Main(os.Args[0], os.Args[1:], os.Stderr, version))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -82,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		err = checkCommand(rest, stdout)
 	case "bwrap":
-		return bwrapMain("nsbox bwrap", rest, stderr)
+		return bwrap.Main("nsbox bwrap", rest, stderr, version)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
 	case "cache":
@@ -108,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // report prints err as one line, a *sandbox.SpecError in it worded as
-// flags (spec_words.go), and returns the exit code. An *ExitError
+// flags (internal/flagwords), and returns the exit code. An *ExitError
 // is the command's own status and prints nothing.
 func report(err error, stderr io.Writer) int {
 	code := sandbox.ExitCode(err)
@@ -121,7 +123,7 @@ func report(err error, stderr io.Writer) int {
 	}
 	var exit *sandbox.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(flagWords(err), "\n", "; "))
+		fmt.Fprintf(stderr, "nsbox: %s\n", strings.ReplaceAll(flagwords.Reword(err), "\n", "; "))
 	}
 	return code
 }

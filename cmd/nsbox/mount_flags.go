@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
@@ -125,7 +126,7 @@ func parseMountFlag(name, arg string) (sandbox.Mount, error) {
 		if !ok || dst == "" || err != nil || fd < 0 {
 			return m, fmt.Errorf("%q is not FD:DST; fix: e.g. --%s 3:/data 3</srv/data", arg, name)
 		}
-		if m.Source, err = fdPath(fd); err != nil {
+		if m.Source, err = ties.FDPath(fd); err != nil {
 			return m, fmt.Errorf("fd %d: %w; fix: open the directory on fd %d for nsbox, e.g. --%s %d:%s %d<DIR", fd, err, fd, name, fd, dst, fd)
 		}
 		m.Destination = dst

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -150,8 +151,8 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 // launch runs the sandbox the flags describe with args as its command, or
 // prints its spec (--print-spec).
 func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
-	caught := catchSignalsSoon()
-	defer caught.release()
+	caught := ties.CatchSignalsSoon()
+	defer caught.Release()
 	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err
@@ -181,81 +182,18 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
-		caught.release()
+		caught.Release()
 		return sess.end(err)
 	}
-	sigs := caught.take()
+	sigs := caught.Take()
 	if err := sess.started(); err != nil {
 		sb.Signal(syscall.SIGKILL)
 		sb.Wait()
 		return sess.end(err)
 	}
-	go forwardSignals(sigs, sb)
+	go ties.ForwardSignals(sigs, sb)
 	sess.handOff(sb)
 	return sess.end(sb.Wait())
-}
-
-// catchSignals starts queueing the signals a supervisor sends us, which
-// forwardSignals hands to the command.
-func catchSignals() chan os.Signal {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
-	return ch
-}
-
-// caughtSignals is catchSignals started early. The runtime enables each
-// caught signal through a round trip to its signal thread, which it first
-// starts: 0.5–1 ms for the seven, which used to be on the way to every
-// sandbox. launch starts it beside building the spec and starting the
-// sandbox, and takes the channel once the command runs. A signal that
-// comes before the catch is in place has its default effect, as it would
-// on the command before its handlers are: nsbox ends, and the sandbox
-// with it (the stage and PID 1 have nsbox as their parent-death signal's
-// parent); signals caught early queue in the channel until they are
-// forwarded.
-type caughtSignals struct {
-	ready chan chan os.Signal
-	ch    chan os.Signal
-	taken bool
-}
-
-func catchSignalsSoon() *caughtSignals {
-	c := &caughtSignals{ready: make(chan chan os.Signal, 1)}
-	go func() { c.ready <- catchSignals() }()
-	return c
-}
-
-// take waits until the signals are caught and returns their channel, which
-// the caller then owns.
-func (c *caughtSignals) take() chan os.Signal {
-	c.wait()
-	c.taken = true
-	return c.ch
-}
-
-func (c *caughtSignals) wait() {
-	if c.ch == nil {
-		c.ch = <-c.ready
-	}
-}
-
-// release gives the signals their default action back, unless they were
-// taken.
-func (c *caughtSignals) release() {
-	if !c.taken {
-		c.wait()
-		signal.Stop(c.ch)
-	}
-}
-
-// forwardSignals passes caught signals to the command (through PID 1).
-// Ctrl-C at a terminal reaches the command directly: it holds the
-// terminal's foreground.
-func forwardSignals(ch chan os.Signal, sb *sandbox.Sandbox) {
-	for sig := range ch {
-		sb.Signal(sig)
-	}
 }
 
 // spec builds the sandbox.Spec that the flags describe.
@@ -361,7 +299,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		Mode:     mode,
 		Root:     f.root,
 		HostRoot: f.mapHostRoot,
-		Names:    mapFlags,
+		Names:    flagwords.MapNames,
 	}
 	for _, s := range f.mapUsers {
 		e, err := mapping.ParseExtent(s)

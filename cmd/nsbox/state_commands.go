@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -430,7 +431,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 		signal.Stop(sigs)
 		return err
 	}
-	go forwardSignals(sigs, sb)
+	go ties.ForwardSignals(sigs, sb)
 	return sb.Wait()
 }
 

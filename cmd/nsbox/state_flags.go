@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -177,10 +178,7 @@ func (s *session) started() error {
 
 // end records how the sandbox ended, removes its entry and returns err.
 func (s *session) end(err error) error {
-	var exit *sandbox.ExitError
-	if s.status != nil && s.executed && (err == nil || errors.As(err, &exit)) {
-		fmt.Fprintf(s.status, "{ \"exit-code\": %d }\n", sandbox.ExitCode(err))
-	}
+	bwrap.WriteExitCode(s.status, s.executed, err)
 	if s.status != nil {
 		s.status.Close()
 	}
@@ -220,21 +218,10 @@ func (s *session) writeInfo(pid int, ns sandbox.NamespaceIDs) {
 	if s.info == nil && s.status == nil {
 		return
 	}
-	info := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
-	status := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames() {
-		if id, ok := ns[name]; ok {
-			info += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
-			status += fmt.Sprintf(", \"%s-namespace\": %d", name, id)
-		}
-	}
+	bwrap.WriteInfo(s.info, s.status, pid, ns)
 	if s.info != nil {
-		io.WriteString(s.info, info+"\n}\n")
 		s.info.Close()
 		s.info = nil
-	}
-	if s.status != nil {
-		io.WriteString(s.status, status+" }\n")
 	}
 }
 

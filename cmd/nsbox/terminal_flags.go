@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/user"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -128,13 +129,13 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	req := mapping.Request{
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
 		Mode: mapping.Auto, Users: p.UIDs, Groups: p.GIDs, HostRoot: hostRoot,
-		Names: mapFlags,
+		Names: flagwords.MapNames,
 	}
 	p.HostUID, p.HostGID = req.UID, req.GID
 	p.Helpers = mapping.Helpers{}
 	p.Notice = ""
 	p.Fallback = false // the spec's maps are explicit
-	p.Names = mapFlags
+	p.Names = flagwords.MapNames
 	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
 		return err
 	}

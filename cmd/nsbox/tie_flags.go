@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
 
 // tieFlags are run's --die-with-parent and --lock-file: what ties the
 // sandbox's life to its caller's, as bubblewrap's options of those names
-// (the helpers are shared with the bwrap entry, caller_ties.go).
+// (the helpers are shared with the bwrap entry, internal/ties).
 type tieFlags struct {
 	dieWithParent bool
 	lockFiles     []string
@@ -43,17 +44,17 @@ func (t *tieFlags) hold(spec *sandbox.Spec) error {
 			}
 			p = abs
 		}
-		host := hostPathOf(spec.Mounts, p)
+		host := ties.HostPathOf(spec.Mounts, p)
 		if host == "" {
 			return usageError{fmt.Sprintf("--lock-file %s: %s is not on a bind from the host in the sandbox, so nothing outside could see the lock; fix: lock a file under the current directory or a --bind/--ro-bind destination", l, p)}
 		}
-		var lerr *lockError
-		if err := lockFile(host); errors.As(err, &lerr) {
+		var lerr *ties.LockError
+		if err := ties.LockFile(host); errors.As(err, &lerr) {
 			return fmt.Errorf("--lock-file %s: %s %s: %w; fix: name an existing file you can read, not locked by another process", l, lerr.Op, host, lerr.Err)
 		}
 	}
 	if t.dieWithParent {
-		if err := dieWithCaller(); err != nil {
+		if err := ties.DieWithCaller(); err != nil {
 			return fmt.Errorf("--die-with-parent: %w", err)
 		}
 	}

@@ -1,9 +1,9 @@
-package main
-
-// nsbox as bwrap: bubblewrap's command line (bubblewrap 0.11's options,
-// parsed as bubblewrap parses them) turned into a sandbox.Spec. The entry
-// is argv[0] "bwrap" (a symlink to nsbox) or `nsbox bwrap ARGS…`.
-// docs/bwrap.md lists every option and how nsbox's differs.
+// Package bwrap is nsbox as bwrap: bubblewrap's command line (bubblewrap
+// 0.11's options, parsed as bubblewrap parses them) turned into a
+// sandbox.Spec and run. The entry is argv[0] "bwrap" (a symlink to nsbox)
+// or `nsbox bwrap ARGS…`; cmd/nsbox calls [Main] and, for completion and
+// help, [FlagSet] and [Usage]. docs/bwrap.md lists every option and how
+// nsbox's differs.
 //
 // Parsing follows bubblewrap.c's parse_args_recurse: options are exact
 // words (no --opt=value, no bundling), each takes a fixed number of
@@ -11,6 +11,7 @@ package main
 // word after "--") starts the command, and --args FD reads more options,
 // NUL-separated, from FD. --perms and --size modify the next op only;
 // --setenv, --unsetenv and --clearenv change the environment in order.
+package bwrap
 
 import (
 	"errors"
@@ -22,32 +23,33 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
 
-// bwrapVersion is the bubblewrap release whose options nsbox follows.
-const bwrapVersion = "0.11.1"
+// Version is the bubblewrap release whose options nsbox follows.
+const Version = "0.11.1"
 
-// bwrapMaxArgs bounds the options, --args included, as bubblewrap does.
-const bwrapMaxArgs = 9000
+// maxArgs bounds the options, --args included, as bubblewrap does.
+const maxArgs = 9000
 
-// bwrapError is a failure reported as bubblewrap reports its own: one
+// dieError is a failure reported as bubblewrap reports its own: one
 // "bwrap: " line on stderr and exit status 1.
-type bwrapError struct{ msg string }
+type dieError struct{ msg string }
 
-func (e bwrapError) Error() string { return e.msg }
+func (e dieError) Error() string { return e.msg }
 
-func bwrapDie(format string, a ...any) error { return bwrapError{fmt.Sprintf(format, a...)} }
+func die(format string, a ...any) error { return dieError{fmt.Sprintf(format, a...)} }
 
-// bwrapExit carries an exit status that needs no message (--help,
+// exitError carries an exit status that needs no message (--help,
 // --version, usage on stderr).
-type bwrapExit struct{ code int }
+type exitError struct{ code int }
 
-func (e bwrapExit) Error() string { return fmt.Sprintf("exit %d", e.code) }
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// bwrapOpts is what the options ask for, before it becomes a Spec.
-type bwrapOpts struct {
+// opts is what the options ask for, before it becomes a Spec.
+type opts struct {
 	unshareUser, unshareUserTry         bool
 	unshareIPC, unsharePID, unshareNet  bool
 	unshareUTS, unshareCgroup, cgroupTr bool
@@ -72,8 +74,9 @@ type bwrapOpts struct {
 	label                               string // --exec-label or --file-label, refused
 	args                                []string
 	progName                            string // argv[0], for usage
+	nsboxVersion                        string
 	stderr                              io.Writer
-	given                               map[string]bool // bwrapLastWins options seen
+	given                               map[string]bool // lastWins options seen
 
 	// Modifiers of the next op.
 	perms       int   // -1: unset
@@ -83,8 +86,8 @@ type bwrapOpts struct {
 	total       int
 }
 
-func newBwrapOpts() *bwrapOpts {
-	o := &bwrapOpts{uid: -1, gid: -1, syncFD: -1, blockFD: -1, usernsBlockFD: -1, infoFD: -1,
+func newOpts() *opts {
+	o := &opts{uid: -1, gid: -1, syncFD: -1, blockFD: -1, usernsBlockFD: -1, infoFD: -1,
 		statusFD: -1, seccompFD: -1, usernsFD: -1, userns2FD: -1, pidnsFD: -1, perms: -1,
 		env: os.Environ()}
 	if os.Getuid() == 0 {
@@ -94,9 +97,9 @@ func newBwrapOpts() *bwrapOpts {
 	return o
 }
 
-// bwrapArity is how many words follow each option; options not listed
+// arity is how many words follow each option; options not listed
 // are unknown.
-var bwrapArity = map[string]int{
+var arity = map[string]int{
 	"--help": 0, "--version": 0, "--args": 1, "--argv0": 1, "--level-prefix": 0,
 	"--unshare-all": 0, "--share-net": 0, "--unshare-user": 0, "--unshare-user-try": 0,
 	"--unshare-ipc": 0, "--unshare-pid": 0, "--unshare-net": 0, "--unshare-uts": 0,
@@ -113,58 +116,58 @@ var bwrapArity = map[string]int{
 	"--as-pid-1": 0, "--cap-add": 1, "--cap-drop": 1, "--perms": 1, "--size": 1, "--chmod": 2,
 }
 
-// bwrapArityWords names the count in "takes N arguments" messages.
-var bwrapArityWords = map[int]string{1: "an argument", 2: "two arguments", 3: "three arguments"}
+// arityWords names the count in "takes N arguments" messages.
+var arityWords = map[int]string{1: "an argument", 2: "two arguments", 3: "three arguments"}
 
 // parse reads argv (without argv[0]) and leaves the command in o.args.
-func (o *bwrapOpts) parse(argv []string) error {
+func (o *opts) parse(argv []string) error {
 	o.total = len(argv)
 	rest, err := o.parseRecurse(argv, false)
 	if err != nil {
 		return err
 	}
 	if len(o.overlaySrcs) > 0 {
-		return bwrapDie("--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay")
+		return die("--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay")
 	}
 	o.args = rest
 	return nil
 }
 
-// startsAsBwrap says whether args begin with an option of bubblewrap's
+// StartsAsBwrap says whether args begin with an option of bubblewrap's
 // that is no word of nsbox's own command line (not --help or --version):
 // nsbox run that way is bwrap, as bubblewrap is when it runs itself again
 // through /proc/self/exe in a sandbox.
-func startsAsBwrap(args []string) bool {
+func StartsAsBwrap(args []string) bool {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "--version" {
 		return false
 	}
-	_, known := bwrapArity[args[0]]
+	_, known := arity[args[0]]
 	return known
 }
 
-func (o *bwrapOpts) parseRecurse(argv []string, inFile bool) ([]string, error) {
-	if o.total > bwrapMaxArgs {
-		return nil, bwrapDie("Exceeded maximum number of arguments %d", bwrapMaxArgs)
+func (o *opts) parseRecurse(argv []string, inFile bool) ([]string, error) {
+	if o.total > maxArgs {
+		return nil, die("Exceeded maximum number of arguments %d", maxArgs)
 	}
 	for len(argv) > 0 {
 		arg := argv[0]
 		if arg == "--" {
 			return argv[1:], nil
 		}
-		n, known := bwrapArity[arg]
+		n, known := arity[arg]
 		if !known {
 			if strings.HasPrefix(arg, "-") {
-				return nil, bwrapDie("Unknown option %s", arg)
+				return nil, die("Unknown option %s", arg)
 			}
 			return argv, nil
 		}
 		if len(argv) < n+1 {
-			return nil, bwrapDie("%s takes %s", arg, bwrapArityWords[n])
+			return nil, die("%s takes %s", arg, arityWords[n])
 		}
 		val := argv[1 : n+1]
 		if arg == "--args" {
 			if inFile {
-				return nil, bwrapDie("--args not supported in arguments file")
+				return nil, die("--args not supported in arguments file")
 			}
 			if err := o.parseArgsFD(val[0]); err != nil {
 				return nil, err
@@ -174,13 +177,13 @@ func (o *bwrapOpts) parseRecurse(argv []string, inFile bool) ([]string, error) {
 		}
 		modifier := arg == "--perms" || arg == "--size" || arg == "--overlay-src"
 		if !modifier && o.perms >= 0 {
-			return nil, bwrapDie("--perms must be followed by an option that creates a file")
+			return nil, die("--perms must be followed by an option that creates a file")
 		}
 		if !modifier && o.size != 0 {
-			return nil, bwrapDie("--size must be followed by --tmpfs")
+			return nil, die("--size must be followed by --tmpfs")
 		}
 		if arg != "--overlay-src" && len(o.overlaySrcs) > 0 {
-			return nil, bwrapDie("--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay")
+			return nil, die("--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay")
 		}
 		argv = argv[n+1:]
 	}
@@ -189,14 +192,14 @@ func (o *bwrapOpts) parseRecurse(argv []string, inFile bool) ([]string, error) {
 
 // parseArgsFD reads NUL-separated options from fd and parses them in
 // place of "--args FD".
-func (o *bwrapOpts) parseArgsFD(s string) error {
-	fd, err := bwrapFD(s)
+func (o *opts) parseArgsFD(s string) error {
+	fd, err := parseFD(s)
 	if err != nil {
 		return err
 	}
 	data, err := readFD(fd)
 	if err != nil {
-		return bwrapDie("Can't read --args data: %v", err)
+		return die("Can't read --args data: %v", err)
 	}
 	unix.Close(fd)
 	var words []string
@@ -213,20 +216,20 @@ func (o *bwrapOpts) parseArgsFD(s string) error {
 	if len(rest) > 0 {
 		// bubblewrap drops what follows the options inside --args
 		// data; taking it as the command would run something else.
-		return bwrapDie("--args data holds a command (%s); nsbox takes the command only from the command line", rest[0])
+		return die("--args data holds a command (%s); nsbox takes the command only from the command line", rest[0])
 	}
 	return nil
 }
 
 // option applies one option and its values.
-// bwrapLastWins are the options bubblewrap warns about when given twice:
+// lastWins are the options bubblewrap warns about when given twice:
 // only the last one counts.
-var bwrapLastWins = map[string]bool{"--chdir": true, "--exec-label": true, "--file-label": true, "--sync-fd": true,
+var lastWins = map[string]bool{"--chdir": true, "--exec-label": true, "--file-label": true, "--sync-fd": true,
 	"--block-fd": true, "--userns-block-fd": true, "--info-fd": true, "--json-status-fd": true, "--seccomp": true,
 	"--userns": true, "--userns2": true, "--pidns": true, "--uid": true, "--gid": true, "--hostname": true}
 
-func (o *bwrapOpts) option(arg string, v []string) error {
-	if bwrapLastWins[arg] {
+func (o *opts) option(arg string, v []string) error {
+	if lastWins[arg] {
 		if o.given[arg] && o.stderr != nil {
 			prefix := "bwrap: "
 			if o.levelPrefix {
@@ -241,14 +244,14 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	}
 	switch arg {
 	case "--help":
-		fmt.Fprint(os.Stdout, bwrapUsage(o.progName))
-		return bwrapExit{0}
+		fmt.Fprint(os.Stdout, Usage(o.progName, o.nsboxVersion))
+		return exitError{0}
 	case "--version":
-		fmt.Printf("bubblewrap %s (nsbox %s)\n", bwrapVersion, version)
-		return bwrapExit{0}
+		fmt.Printf("bubblewrap %s (nsbox %s)\n", Version, o.nsboxVersion)
+		return exitError{0}
 	case "--argv0":
 		if o.argv0Set {
-			return bwrapDie("--argv0 used multiple times")
+			return die("--argv0 used multiple times")
 		}
 		o.argv0, o.argv0Set = v[0], true
 	case "--level-prefix":
@@ -289,7 +292,7 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	case "--uid", "--gid":
 		id, err := strconv.ParseInt(v[0], 10, 64)
 		if err != nil || id < 0 || id > 1<<32-2 {
-			return bwrapDie("Invalid %s: %s", arg[2:], v[0])
+			return die("Invalid %s: %s", arg[2:], v[0])
 		}
 		if arg == "--uid" {
 			o.uid = id
@@ -307,7 +310,7 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	case "--cap-add", "--cap-drop":
 		set, err := sandbox.ParseCapability(v[0])
 		if err != nil {
-			return bwrapDie("unknown cap: %s", v[0])
+			return die("unknown cap: %s", v[0])
 		}
 		o.capsUsed = true
 		if arg == "--cap-add" {
@@ -318,23 +321,23 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	case "--perms", "--chmod":
 		p, err := strconv.ParseUint(v[0], 8, 32)
 		if v[0] == "" || err != nil || p > 0o7777 {
-			return bwrapDie("%s takes an octal argument <= 07777", arg)
+			return die("%s takes an octal argument <= 07777", arg)
 		}
 		if arg == "--chmod" {
 			o.mounts = append(o.mounts, sandbox.Mount{Type: sandbox.MountChmod, Destination: v[1], Mode: fileMode(p), Flag: "--chmod " + v[0] + " " + v[1]})
 			break
 		}
 		if o.perms >= 0 {
-			return bwrapDie("--perms given twice for the same action")
+			return die("--perms given twice for the same action")
 		}
 		o.perms = int(p)
 	case "--size":
 		s, err := strconv.ParseUint(v[0], 0, 64)
 		if err != nil || v[0] == "" || v[0][0] < '0' || v[0][0] > '9' || s == 0 || s > 1<<62 {
-			return bwrapDie("--size takes a non-zero number of bytes")
+			return die("--size takes a non-zero number of bytes")
 		}
 		if o.size != 0 {
-			return bwrapDie("--size given twice for the same action")
+			return die("--size given twice for the same action")
 		}
 		o.size = int64(s)
 	case "--lock-file":
@@ -342,11 +345,11 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	case "--exec-label", "--file-label":
 		// Without SELinux bubblewrap refuses both, as nsbox does always.
 		if selinuxEnabled() {
-			return bwrapDie("%s is not supported by nsbox: it does not set SELinux labels", arg)
+			return die("%s is not supported by nsbox: it does not set SELinux labels", arg)
 		}
-		return bwrapDie("labeling not supported on this system")
+		return die("labeling not supported on this system")
 	case "--userns", "--userns2", "--pidns":
-		fd, err := bwrapFD(v[0])
+		fd, err := parseFD(v[0])
 		if err != nil {
 			return err
 		}
@@ -359,7 +362,7 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 			o.pidnsFD = fd
 		}
 	case "--sync-fd", "--block-fd", "--userns-block-fd", "--info-fd", "--json-status-fd":
-		fd, err := bwrapFD(v[0])
+		fd, err := parseFD(v[0])
 		if err != nil {
 			return err
 		}
@@ -373,37 +376,37 @@ func (o *bwrapOpts) option(arg string, v []string) error {
 	return nil
 }
 
-func (o *bwrapOpts) unsetenv(key string) {
+func (o *opts) unsetenv(key string) {
 	o.env = slices.DeleteFunc(o.env, func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return k == key
 	})
 }
 
-func (o *bwrapOpts) seccompOption(arg, s string) error {
+func (o *opts) seccompOption(arg, s string) error {
 	if arg == "--seccomp" && o.seccompFD < 0 && len(o.seccomp) > 0 {
-		return bwrapDie("--seccomp cannot be combined with --add-seccomp-fd")
+		return die("--seccomp cannot be combined with --add-seccomp-fd")
 	}
 	if arg == "--add-seccomp-fd" && o.seccompFD >= 0 {
-		return bwrapDie("--add-seccomp-fd cannot be combined with --seccomp")
+		return die("--add-seccomp-fd cannot be combined with --seccomp")
 	}
-	fd, err := bwrapFD(s)
+	fd, err := parseFD(s)
 	if err != nil {
 		return err
 	}
 	prog, err := readFD(fd)
 	if err != nil {
-		return bwrapDie("Can't read seccomp data: %v", err)
+		return die("Can't read seccomp data: %v", err)
 	}
 	unix.Close(fd)
 	if len(prog)%8 != 0 {
-		return bwrapDie("Invalid seccomp data, must be multiple of 8")
+		return die("Invalid seccomp data, must be multiple of 8")
 	}
 	// An empty program is taken here, as bubblewrap takes it: it fails
 	// only when the kernel refuses it, after every other check (spec).
 	if len(prog) > 0 {
 		if err := sandbox.CheckSeccompProgram(prog); err != nil {
-			return bwrapDie("%s %d: %v", arg, fd, err)
+			return die("%s %d: %v", arg, fd, err)
 		}
 	}
 	if arg == "--seccomp" {
@@ -416,7 +419,7 @@ func (o *bwrapOpts) seccompOption(arg, s string) error {
 }
 
 // mountOption appends the filesystem op arg asks for, in order.
-func (o *bwrapOpts) mountOption(arg string, v []string) error {
+func (o *opts) mountOption(arg string, v []string) error {
 	m := sandbox.Mount{Flag: arg + " " + strings.Join(v, " ")}
 	perms := func(def fs.FileMode) fs.FileMode {
 		if o.perms < 0 {
@@ -434,13 +437,13 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 		m.Devices = strings.HasPrefix(arg, "--dev-")
 		m.Optional = strings.HasSuffix(arg, "-try")
 	case "--bind-fd", "--ro-bind-fd":
-		fd, err := bwrapFD(v[0])
+		fd, err := parseFD(v[0])
 		if err != nil {
 			return err
 		}
-		src, err := fdPath(fd)
+		src, err := ties.FDPath(fd)
 		if err != nil {
-			return bwrapDie("Can't use fd %d for %s: %v", fd, arg, err)
+			return die("Can't use fd %d for %s: %v", fd, arg, err)
 		}
 		m.Type, m.Source, m.Destination = sandbox.MountBind, src, v[1]
 		m.ReadOnly = arg == "--ro-bind-fd"
@@ -461,13 +464,13 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 	case "--symlink":
 		m.Type, m.Source, m.Destination = sandbox.MountSymlink, v[0], v[1]
 	case "--file", "--bind-data", "--ro-bind-data":
-		fd, err := bwrapFD(v[0])
+		fd, err := parseFD(v[0])
 		if err != nil {
 			return err
 		}
 		data, err := readFD(fd)
 		if err != nil {
-			return bwrapDie("Can't read %s fd %d: %v", arg, fd, err)
+			return die("Can't read %s fd %d: %v", arg, fd, err)
 		}
 		unix.Close(fd)
 		def := fs.FileMode(0o600)
@@ -482,7 +485,7 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 	case "--overlay", "--tmp-overlay", "--ro-overlay":
 		return o.overlay(arg, v, m)
 	default:
-		return bwrapDie("Unknown option %s", arg)
+		return die("Unknown option %s", arg)
 	}
 	o.mounts = append(o.mounts, m)
 	return nil
@@ -490,7 +493,7 @@ func (o *bwrapOpts) mountOption(arg string, v []string) error {
 
 // overlay turns --overlay, --tmp-overlay and --ro-overlay with the
 // --overlay-src options before them into one op.
-func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
+func (o *opts) overlay(arg string, v []string, m sandbox.Mount) error {
 	srcs := o.overlaySrcs
 	o.overlaySrcs = nil
 	need, what := 1, "at least one --overlay-src"
@@ -498,7 +501,7 @@ func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
 		need, what = 2, "at least two --overlay-src"
 	}
 	if len(srcs) < need {
-		return bwrapDie("%s requires %s", arg, what)
+		return die("%s requires %s", arg, what)
 	}
 	// bubblewrap lists the sources lowest first; overlayfs's lowerdir
 	// (and Mount.Lower) names the topmost first.
@@ -522,11 +525,11 @@ func fileMode(p uint64) fs.FileMode {
 	return m
 }
 
-// bwrapFD reads a file descriptor number as bubblewrap does (strtol).
-func bwrapFD(s string) (int, error) {
+// parseFD reads a file descriptor number as bubblewrap does (strtol).
+func parseFD(s string) (int, error) {
 	fd, err := strconv.Atoi(s)
 	if s == "" || err != nil || fd < 0 {
-		return 0, bwrapDie("Invalid fd: %s", s)
+		return 0, die("Invalid fd: %s", s)
 	}
 	return fd, nil
 }

@@ -1,4 +1,4 @@
-package main
+package bwrap
 
 import (
 	"context"
@@ -11,21 +11,22 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
 
-// bwrapMain runs nsbox as bubblewrap: argv is bwrap's arguments (without
+// Main runs nsbox as bubblewrap: argv is bwrap's arguments (without
 // argv[0]) and the result is the exit status. Errors of its own are one
 // "bwrap: " line and status 1, as bubblewrap's; the command's own status
 // passes through.
-func bwrapMain(argv0 string, argv []string, stderr io.Writer) int {
-	o := newBwrapOpts()
-	o.progName, o.stderr = argv0, stderr
-	err := bwrapRun(o, argv0, argv, stderr)
-	var exit bwrapExit
-	var bw bwrapError
+func Main(argv0 string, argv []string, stderr io.Writer, nsboxVersion string) int {
+	o := newOpts()
+	o.progName, o.stderr, o.nsboxVersion = argv0, stderr, nsboxVersion
+	err := run(o, argv0, argv, stderr)
+	var exit exitError
+	var bw dieError
 	var cmdExit *sandbox.ExitError
 	var execErr *sandbox.ExecError
 	prefix := "bwrap: "
@@ -59,17 +60,17 @@ func errnoText(err error) string {
 	return err.Error()
 }
 
-func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error {
+func run(o *opts, argv0 string, argv []string, stderr io.Writer) error {
 	if len(argv) == 1 && argv[0] == "--version" {
 		return o.option("--version", nil)
 	}
 	if len(argv) == 0 {
-		fmt.Fprint(stderr, bwrapUsage(argv0))
-		return bwrapExit{1}
+		fmt.Fprint(stderr, Usage(argv0, o.nsboxVersion))
+		return exitError{1}
 	}
-	// As nsbox run: caught beside parsing and starting (caughtSignals).
-	caught := catchSignalsSoon()
-	defer caught.release()
+	// As nsbox run: caught beside parsing and starting (ties.CaughtSignals).
+	caught := ties.CatchSignalsSoon()
+	defer caught.Release()
 	if err := o.parse(argv); err != nil {
 		return err
 	}
@@ -77,16 +78,16 @@ func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error
 		return err
 	}
 	if len(o.args) == 0 {
-		fmt.Fprint(stderr, bwrapUsage(argv0))
-		return bwrapExit{1}
+		fmt.Fprint(stderr, Usage(argv0, o.nsboxVersion))
+		return exitError{1}
 	}
 	spec, err := o.spec()
 	if err != nil {
 		return err
 	}
 	if o.dieWithParent {
-		if err := dieWithCaller(); errors.Is(err, errCallerGone) {
-			return bwrapExit{1}
+		if err := ties.DieWithCaller(); errors.Is(err, ties.ErrCallerGone) {
+			return exitError{1}
 		} else if err != nil {
 			return err
 		}
@@ -96,38 +97,38 @@ func bwrapRun(o *bwrapOpts, argv0 string, argv []string, stderr io.Writer) error
 
 // check refuses the combinations bubblewrap refuses, with its words, and
 // what nsbox cannot do, saying so.
-func (o *bwrapOpts) check() error {
+func (o *opts) check() error {
 	switch {
 	case o.usernsBlockFD >= 0 && !o.unshareUser:
-		return bwrapDie("--userns-block-fd requires --unshare-user")
+		return die("--userns-block-fd requires --unshare-user")
 	case o.usernsBlockFD >= 0 && o.infoFD < 0:
-		return bwrapDie("--userns-block-fd requires --info-fd")
+		return die("--userns-block-fd requires --info-fd")
 	case o.usernsFD >= 0 && o.unshareUser:
-		return bwrapDie("--userns not compatible --unshare-user")
+		return die("--userns not compatible --unshare-user")
 	case o.usernsFD >= 0 && o.unshareUserTry:
-		return bwrapDie("--userns not compatible --unshare-user-try")
+		return die("--userns not compatible --unshare-user-try")
 	case o.disableUserns && !o.unshareUser:
-		return bwrapDie("--disable-userns requires --unshare-user")
+		return die("--disable-userns requires --unshare-user")
 	case o.disableUserns && o.usernsBlockFD >= 0:
-		return bwrapDie("--disable-userns is not compatible with  --userns-block-fd")
+		return die("--disable-userns is not compatible with  --userns-block-fd")
 	case o.hostnameSet && !o.unshareUTS:
-		return bwrapDie("Specifying --hostname requires --unshare-uts")
+		return die("Specifying --hostname requires --unshare-uts")
 	case o.asPID1 && !o.unsharePID:
-		return bwrapDie("Specifying --as-pid-1 requires --unshare-pid")
+		return die("Specifying --as-pid-1 requires --unshare-pid")
 	case o.asPID1 && len(o.lockFiles) > 0:
-		return bwrapDie("Specifying --as-pid-1 and --lock-file is not permitted")
+		return die("Specifying --as-pid-1 and --lock-file is not permitted")
 	}
 	// What nsbox cannot do: refused, so that nobody gets less isolation
 	// than asked for.
 	switch {
 	case o.userns2FD >= 0 && o.usernsFD < 0:
-		return bwrapDie("--userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns")
+		return die("--userns2 requires --userns in nsbox: a user namespace it creates has no child to switch to; fix: pass the parent of the --userns2 namespace with --userns")
 	}
 	return nil
 }
 
 // spec builds the Spec the options describe.
-func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
+func (o *opts) spec() (*sandbox.Spec, error) {
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	inUID, inGID := uid, gid
 	if o.uid >= 0 {
@@ -141,7 +142,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		Users:  []mapping.Extent{{Inner: inUID, Outer: uid, Count: 1}},
 		Groups: []mapping.Extent{{Inner: inGID, Outer: gid, Count: 1}}})
 	if err != nil {
-		return nil, bwrapDie("plan the uid/gid maps: %v", err)
+		return nil, die("plan the uid/gid maps: %v", err)
 	}
 	enter, err := o.enter()
 	if err != nil {
@@ -159,7 +160,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		}
 		for _, src := range srcs {
 			if _, err := os.Stat(src); src != "" && err != nil {
-				return nil, bwrapDie("Can't find source path %s: %s", src, errnoText(err))
+				return nil, die("Can't find source path %s: %s", src, errnoText(err))
 			}
 		}
 		if mounts[i].Type == sandbox.MountBind && !filepath.IsAbs(mounts[i].Source) {
@@ -222,19 +223,19 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 		},
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, bwrapDie("%v", err)
+		return nil, die("%v", err)
 	}
 	if len(programs) < len(o.seccomp) {
 		// bubblewrap's line, word for word (callers match it), from its
 		// prctl's refusal of the empty program in the sandbox, after
 		// every other check.
-		return nil, bwrapDie("Unable to set up system call filtering as requested: prctl(PR_SET_SECCOMP) reported EINVAL. (Hint: this requires a kernel configured with CONFIG_SECCOMP and CONFIG_SECCOMP_FILTER.)")
+		return nil, die("Unable to set up system call filtering as requested: prctl(PR_SET_SECCOMP) reported EINVAL. (Hint: this requires a kernel configured with CONFIG_SECCOMP and CONFIG_SECCOMP_FILTER.)")
 	}
 	return spec, nil
 }
 
 // enter opens the namespaces of --userns, --userns2 and --pidns.
-func (o *bwrapOpts) enter() (sandbox.Enter, error) {
+func (o *opts) enter() (sandbox.Enter, error) {
 	var e sandbox.Enter
 	for _, n := range []struct {
 		fd   int
@@ -245,7 +246,7 @@ func (o *bwrapOpts) enter() (sandbox.Enter, error) {
 			continue
 		}
 		if _, err := unix.FcntlInt(uintptr(n.fd), unix.F_GETFD, 0); err != nil {
-			return e, bwrapDie("Invalid fd: %d", n.fd)
+			return e, die("Invalid fd: %d", n.fd)
 		}
 		unix.CloseOnExec(n.fd)
 		*n.to = os.NewFile(uintptr(n.fd), n.name)
@@ -273,7 +274,7 @@ func dropEnv(env []string, key string) []string {
 // the sandbox has it; else $HOME if the sandbox has it; else /. Whether
 // the sandbox has a directory is decided from the ops (sandboxDir), so
 // cwd is "" (nsbox's own try-then-/) when the guess could be wrong.
-func (o *bwrapOpts) workingDir(mounts []sandbox.Mount) (cwd, pwd string) {
+func (o *opts) workingDir(mounts []sandbox.Mount) (cwd, pwd string) {
 	if o.chdir != "" {
 		return o.chdir, o.chdir
 	}
@@ -300,7 +301,7 @@ func sandboxDir(mounts []sandbox.Mount, p string) bool {
 	for i := len(mounts) - 1; i >= 0; i-- {
 		m := mounts[i]
 		dst := path.Clean(m.Destination)
-		rel, ok := under(dst, p)
+		rel, ok := ties.Under(dst, p)
 		if !ok {
 			continue
 		}
@@ -327,7 +328,7 @@ func sandboxDir(mounts []sandbox.Mount, p string) bool {
 }
 
 // launch starts the sandbox and waits for its command.
-func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
+func (o *opts) launch(spec *sandbox.Spec, caught *ties.CaughtSignals) error {
 	var info, status *os.File
 	for _, fd := range []struct {
 		n  int
@@ -337,7 +338,7 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 			continue
 		}
 		if _, err := unix.FcntlInt(uintptr(fd.n), unix.F_GETFD, 0); err != nil {
-			return bwrapDie("Invalid fd: %d", fd.n)
+			return die("Invalid fd: %d", fd.n)
 		}
 		unix.CloseOnExec(fd.n)
 		*fd.to = os.NewFile(uintptr(fd.n), "bwrap-status")
@@ -351,22 +352,22 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 	// the sandbox path is bound from: the same file, so a lock taken from
 	// outside conflicts as it does with bubblewrap's.
 	for _, l := range o.lockFiles {
-		host := hostPathOf(spec.Mounts, l)
+		host := ties.HostPathOf(spec.Mounts, l)
 		if host == "" {
-			return bwrapDie("--lock-file %s is not supported by nsbox there: it locks files the sandbox binds from the host, and %s is not on a bind; fix: lock a file under a --bind or --ro-bind destination", l, l)
+			return die("--lock-file %s is not supported by nsbox there: it locks files the sandbox binds from the host, and %s is not on a bind; fix: lock a file under a --bind or --ro-bind destination", l, l)
 		}
-		var lerr *lockError
-		if err := lockFile(host); errors.As(err, &lerr) && lerr.Op == "open" {
-			return bwrapDie("Can't open lock file %s: %v", l, errnoText(lerr.Err))
+		var lerr *ties.LockError
+		if err := ties.LockFile(host); errors.As(err, &lerr) && lerr.Op == "open" {
+			return die("Can't open lock file %s: %v", l, errnoText(lerr.Err))
 		} else if errors.As(err, &lerr) {
-			return bwrapDie("Can't lock file %s: %v", l, errnoText(lerr.Err))
+			return die("Can't lock file %s: %v", l, errnoText(lerr.Err))
 		}
 	}
 	if o.usernsBlockFD >= 0 {
 		// As bubblewrap: the info names PID 1, whose maps the caller
 		// writes before it writes to FD (or closes it).
 		if _, err := unix.FcntlInt(uintptr(o.usernsBlockFD), unix.F_GETFD, 0); err != nil {
-			return bwrapDie("Invalid fd: %d", o.usernsBlockFD)
+			return die("Invalid fd: %d", o.usernsBlockFD)
 		}
 		unix.CloseOnExec(o.usernsBlockFD)
 		spec.WriteMaps = func(int) error {
@@ -385,8 +386,11 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 	}
 	executed := false
 	wrote := func(pid int, ns sandbox.NamespaceIDs) error {
-		writeBwrapInfo(info, status, pid, ns)
-		info = nil
+		WriteInfo(info, status, pid, ns)
+		if info != nil {
+			info.Close()
+			info = nil
+		}
 		return nil
 	}
 	if (info != nil || status != nil) && o.usernsBlockFD < 0 && !o.asPID1 {
@@ -407,7 +411,7 @@ func (o *bwrapOpts) launch(spec *sandbox.Spec, caught *caughtSignals) error {
 		return closeStatus(status, executed, err)
 	}
 	executed = true
-	go forwardSignals(caught.take(), sb)
+	go ties.ForwardSignals(caught.Take(), sb)
 	return closeStatus(status, executed, sb.Wait())
 }
 
@@ -423,49 +427,26 @@ func blockOn(fd int) {
 	unix.Close(fd)
 }
 
-// writeBwrapInfo writes bubblewrap's --info-fd document and the first
-// --json-status-fd line.
-func writeBwrapInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
-	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
-	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames() {
-		if id, ok := ns[name]; ok {
-			long += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
-			short += fmt.Sprintf(", \"%s-namespace\": %d", name, id)
-		}
-	}
-	if info != nil {
-		io.WriteString(info, long+"\n}\n")
-		info.Close()
-	}
-	if status != nil {
-		io.WriteString(status, short+" }\n")
-	}
-}
-
 // closeStatus writes {"exit-code": N} when the command ran and returns err.
 func closeStatus(status *os.File, executed bool, err error) error {
 	if status == nil {
 		return err
 	}
-	var exit *sandbox.ExitError
-	if executed && (err == nil || errors.As(err, &exit)) {
-		fmt.Fprintf(status, "{ \"exit-code\": %d }\n", sandbox.ExitCode(err))
-	}
+	WriteExitCode(status, executed, err)
 	status.Close()
 	return err
 }
 
-// bwrapUsage is bubblewrap's --help text, with how nsbox differs.
-func bwrapUsage(argv0 string) string {
+// Usage is bubblewrap's --help text, with how nsbox differs.
+func Usage(argv0, nsboxVersion string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "usage: %s [OPTIONS...] [--] COMMAND [ARGS...]\n\n", argv0)
-	b.WriteString(bwrapOptionHelp)
-	b.WriteString("\nThis is nsbox " + version + " running as bubblewrap " + bwrapVersion + "; see docs/bwrap.md for how it differs.\n")
+	b.WriteString(optionHelp)
+	b.WriteString("\nThis is nsbox " + nsboxVersion + " running as bubblewrap " + Version + "; see docs/bwrap.md for how it differs.\n")
 	return b.String()
 }
 
-const bwrapOptionHelp = `    --help                       Print this help
+const optionHelp = `    --help                       Print this help
     --version                    Print version
     --args FD                    Parse NUL-separated args from FD
     --argv0 VALUE                Set argv[0] to the value VALUE before running the program

@@ -1,9 +1,10 @@
-package main
-
-// What nsbox run and the bwrap entry share for the options that tie a
-// sandbox to its caller (--die-with-parent, --lock-file) or to the
-// caller's descriptors (--bind-fd, --ro-bind-fd): one implementation,
-// worded by each entry in its own way.
+// Package ties is what nsbox run and the bwrap entry share for what ties
+// a sandbox to the nsbox process and its caller: signals caught early and
+// forwarded to the command, the caller's death (--die-with-parent), locks
+// held for the sandbox's life (--lock-file) and the caller's descriptors
+// (--bind-fd, --ro-bind-fd). One implementation, worded by each entry in
+// its own way.
+package ties
 
 import (
 	"errors"
@@ -17,58 +18,58 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errCallerGone is dieWithCaller's answer when the caller had already
+// ErrCallerGone is DieWithCaller's answer when the caller had already
 // exited: nothing is left to die with, so nothing should start.
-var errCallerGone = errors.New("the calling process has already exited")
+var ErrCallerGone = errors.New("the calling process has already exited")
 
-// dieWithCaller makes the launcher get SIGKILL when its parent (the
+// DieWithCaller makes the launcher get SIGKILL when its parent (the
 // caller) dies; the sandbox already dies with the launcher (the stage and
 // PID 1 have PR_SET_PDEATHSIG on it). Any thread may set it: the kernel
 // checks every thread of a child when its parent exits. It returns
-// errCallerGone if the caller died before the setting took effect.
-func dieWithCaller() error {
+// ErrCallerGone if the caller died before the setting took effect.
+func DieWithCaller() error {
 	ppid := os.Getppid()
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", err)
 	}
 	if os.Getppid() != ppid {
-		return errCallerGone
+		return ErrCallerGone
 	}
 	return nil
 }
 
-// lockError is lockFile's failure: Op is "open" or "lock".
-type lockError struct {
+// LockError is LockFile's failure: Op is "open" or "lock".
+type LockError struct {
 	Op  string
 	Err error
 }
 
-func (e *lockError) Error() string { return e.Op + ": " + e.Err.Error() }
-func (e *lockError) Unwrap() error { return e.Err }
+func (e *LockError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *LockError) Unwrap() error { return e.Err }
 
-// lockFile takes a shared lock (fcntl F_RDLCK, as bubblewrap) on host
+// LockFile takes a shared lock (fcntl F_RDLCK, as bubblewrap) on host
 // file p, held until this process exits: the descriptor is never closed
 // and never reaches the sandbox (O_CLOEXEC). A lock taken on the same
 // file from outside (flock(1) -x, lockf) conflicts with it. Errors are a
-// *lockError.
-func lockFile(p string) error {
+// *LockError.
+func LockFile(p string) error {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &lockError{"open", err}
+		return &LockError{"open", err}
 	}
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != nil {
 		unix.Close(fd)
-		return &lockError{"lock", err}
+		return &LockError{"lock", err}
 	}
 	return nil
 }
 
-// fdPath returns the path of the file fd is open on, checked to be that
+// FDPath returns the path of the file fd is open on, checked to be that
 // very file (same device and inode). The stage binds by path: it cannot
 // reach the launcher's descriptors (PID 1 is not the launcher's child in
 // a user namespace that may read its /proc/PID/fd).
-func fdPath(fd int) (string, error) {
+func FDPath(fd int) (string, error) {
 	var fst, pst unix.Stat_t
 	if err := unix.Fstat(fd, &fst); err != nil {
 		return "", err
@@ -86,8 +87,8 @@ func fdPath(fd int) (string, error) {
 	return p, nil
 }
 
-// under returns p relative to dir when p is dir or beneath it.
-func under(dir, p string) (string, bool) {
+// Under returns p relative to dir when p is dir or beneath it.
+func Under(dir, p string) (string, bool) {
 	if dir == p {
 		return "", true
 	}
@@ -100,13 +101,13 @@ func under(dir, p string) (string, bool) {
 	return "", false
 }
 
-// hostPathOf finds the host file that sandbox path p is, through the bind
+// HostPathOf finds the host file that sandbox path p is, through the bind
 // ops (for --lock-file): "" when p is not on a bind.
-func hostPathOf(mounts []sandbox.Mount, p string) string {
+func HostPathOf(mounts []sandbox.Mount, p string) string {
 	p = path.Clean(p)
 	for i := len(mounts) - 1; i >= 0; i-- {
 		m := mounts[i]
-		rel, ok := under(path.Clean(m.Destination), p)
+		rel, ok := Under(path.Clean(m.Destination), p)
 		if !ok {
 			continue
 		}

@@ -1,4 +1,9 @@
-package main
+// Package flagwords is the one table that turns the library's words into
+// nsbox's. The library words its errors in Spec terms (*sandbox.SpecError:
+// the field, the problem, the fix); nsbox's users wrote flags, so the CLI
+// reports them through [Reword], which rewords the field and the fix into
+// the flags that set them, and passes [MapNames] to package mapping.
+package flagwords
 
 import (
 	"errors"
@@ -7,11 +12,6 @@ import (
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 )
-
-// The library words its errors in Spec terms (*sandbox.SpecError: the
-// field, the problem, the fix); nsbox's users wrote flags, so report
-// rewords the field and the fix into the flags that set them. This file is
-// the one table of that translation.
 
 // specFlags names the flag that sets each Spec field the library reports,
 // indexes written "[]". "" leaves the field out: the problem names it
@@ -40,9 +40,9 @@ var specFlags = map[string]string{
 	"Security.Landlock.OptionalReadWrite[]": "--landlock path",
 }
 
-// mapFlags names the flags that set mapping.Request's fields, for
+// MapNames names the flags that set mapping.Request's fields, for
 // mapping's errors and notices (mapping.Names).
-var mapFlags = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
+var MapNames = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map-groups", Root: "--root", HostRoot: "--map-host-root"}
 
 // specFlag returns the flag wording of a SpecError's Field, and whether
 // the table has it.
@@ -118,10 +118,11 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 	return "", false
 }
 
-// flagWords returns err's message with a *sandbox.SpecError in it, and
-// the remedy of a *sandbox.SetupError's hint, worded as flags. A field or fix missing from the tables keeps the Spec wording
-// (TestSpecWordsCoverLibrary keeps that from happening).
-func flagWords(err error) string {
+// Reword returns err's message with a *sandbox.SpecError in it, and the
+// remedy of a *sandbox.SetupError's hint, worded as flags. A field or fix
+// missing from the tables keeps the Spec wording (TestSpecWordsCoverLibrary
+// keeps that from happening).
+func Reword(err error) string {
 	msg := err.Error()
 	// A setup step's hint may hold a remedy in Spec words.
 	var setup *sandbox.SetupError
