@@ -5,6 +5,8 @@ go 1.26.3
 require (
 	github.com/creack/pty v1.1.24
 	github.com/google/go-containerregistry v0.22.1
+	github.com/moby/sys/capability v0.5.0
+	github.com/moby/sys/mountinfo v0.7.3
 	github.com/moby/sys/user v0.5.0
 	github.com/rootless-containers/rootlesskit/v2 v2.3.6
 	github.com/spf13/pflag v1.1.0

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/nsbox/nsbox/mapping"
 )
 
@@ -115,17 +116,15 @@ func statusField(status []byte, name string) string {
 // procCovers returns the mount points strictly below /proc in a
 // /proc/self/mountinfo, leaving out binfmt_misc, which the kernel allows
 // because it sits on a permanently empty directory.
-func procCovers(mountinfo []byte) []string {
+func procCovers(data []byte) []string {
+	mounts, err := mountinfo.GetMountsFromReader(bytes.NewReader(data), nil)
+	if err != nil {
+		return nil
+	}
 	var covers []string
-	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := fields[4]
-		if strings.HasPrefix(mp, "/proc/") && mp != "/proc/sys/fs/binfmt_misc" {
-			covers = append(covers, mp)
+	for _, m := range mounts {
+		if strings.HasPrefix(m.Mountpoint, "/proc/") && m.Mountpoint != "/proc/sys/fs/binfmt_misc" {
+			covers = append(covers, m.Mountpoint)
 		}
 	}
 	return covers

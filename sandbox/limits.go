@@ -35,12 +35,15 @@ type Rlimit struct {
 // RlimInfinity is "unlimited".
 const RlimInfinity = math.MaxUint64
 
-// rlimitNames are prlimit(1)'s names and the resource numbers of Linux on
-// x86_64 and arm64 (asm-generic/resource.h).
+// rlimitNames are prlimit(1)'s names and the resource numbers of this
+// architecture (golang.org/x/sys/unix).
 var rlimitNames = map[string]int{
-	"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
-	"nofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12,
-	"nice": 13, "rtprio": 14, "rttime": 15,
+	"cpu": unix.RLIMIT_CPU, "fsize": unix.RLIMIT_FSIZE, "data": unix.RLIMIT_DATA,
+	"stack": unix.RLIMIT_STACK, "core": unix.RLIMIT_CORE, "rss": unix.RLIMIT_RSS,
+	"nproc": unix.RLIMIT_NPROC, "nofile": unix.RLIMIT_NOFILE, "memlock": unix.RLIMIT_MEMLOCK,
+	"as": unix.RLIMIT_AS, "locks": unix.RLIMIT_LOCKS, "sigpending": unix.RLIMIT_SIGPENDING,
+	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "rtprio": unix.RLIMIT_RTPRIO,
+	"rttime": unix.RLIMIT_RTTIME,
 }
 
 // ParseRlimit reads NAME=SOFT[:HARD]: NAME as prlimit(1) spells

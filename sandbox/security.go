@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moby/sys/capability"
 	"github.com/nsbox/nsbox/sandbox/internal/seccomp"
 )
 
@@ -151,27 +152,25 @@ func (s *Security) records(uid uint32) [][2]string {
 // capabilities(7). Its JSON form is a list of names.
 type CapSet uint64
 
-// capNames are capabilities(7)'s names, by number.
-var capNames = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE",
-}
-
 // lastCap is the kernel's highest capability number
-// (/proc/sys/kernel/cap_last_cap), or the last one nsbox knows by name.
+// (/proc/sys/kernel/cap_last_cap), or the last one moby/sys/capability
+// knows by name.
 var lastCap = sync.OnceValue(func() int {
-	if n, err := strconv.Atoi(sysctl("kernel/cap_last_cap")); err == nil && n > 0 && n < 64 {
-		return n
+	if c, err := capability.LastCap(); err == nil && c > 0 && c < 64 {
+		return int(c)
 	}
-	return len(capNames) - 1
+	known := capability.ListKnown()
+	return int(known[len(known)-1])
 })
+
+// capName is capabilities(7)'s name of c ("CAP_NET_RAW"), or "cap_41"
+// for a number past the names moby/sys/capability knows.
+func capName(c capability.Cap) string {
+	if s := c.String(); s != "unknown" {
+		return "CAP_" + strings.ToUpper(s)
+	}
+	return fmt.Sprintf("cap_%d", int(c))
+}
 
 // AllCapabilities is every capability this kernel has.
 func AllCapabilities() CapSet {
@@ -188,9 +187,9 @@ func ParseCapability(name string) (CapSet, error) {
 	if !strings.HasPrefix(n, "CAP_") {
 		n = "CAP_" + n
 	}
-	for i, c := range capNames {
-		if c == n {
-			return CapSet(1) << i, nil
+	for _, c := range capability.ListKnown() {
+		if capName(c) == n {
+			return CapSet(1) << c, nil
 		}
 	}
 	return 0, fmt.Errorf("unknown capability %q; fix: use a name from capabilities(7), e.g. CAP_NET_RAW, or ALL", name)
@@ -201,12 +200,7 @@ func ParseCapability(name string) (CapSet, error) {
 func (c CapSet) Names() []string {
 	var out []string
 	for v := uint64(c); v != 0; v &= v - 1 {
-		i := bits.TrailingZeros64(v)
-		if i < len(capNames) {
-			out = append(out, capNames[i])
-		} else {
-			out = append(out, fmt.Sprintf("cap_%d", i))
-		}
+		out = append(out, capName(capability.Cap(bits.TrailingZeros64(v))))
 	}
 	return out
 }
@@ -312,17 +306,22 @@ func (l *Landlock) validate() error {
 
 // Landlock access rights (linux/landlock.h), by the ABI that added them.
 const (
-	llExecute   = 1 << 0
-	llWriteFile = 1 << 1
-	llReadFile  = 1 << 2
-	llReadDir   = 1 << 3
-	llFSv1      = 1<<13 - 1   // execute … make_sym
-	llRefer     = 1 << 13     // ABI 2
-	llTruncate  = 1 << 14     // ABI 3
-	llIoctlDev  = 1 << 15     // ABI 5
-	llBindTCP   = 1 << 0      // ABI 4
-	llConnTCP   = 1 << 1      // ABI 4
-	llScopeAll  = 1<<0 | 1<<1 // ABI 6: abstract unix sockets, signals
+	llExecute   = unix.LANDLOCK_ACCESS_FS_EXECUTE
+	llWriteFile = unix.LANDLOCK_ACCESS_FS_WRITE_FILE
+	llReadFile  = unix.LANDLOCK_ACCESS_FS_READ_FILE
+	llReadDir   = unix.LANDLOCK_ACCESS_FS_READ_DIR
+	llFSv1      = llExecute | llWriteFile | llReadFile | llReadDir |
+		unix.LANDLOCK_ACCESS_FS_REMOVE_DIR | unix.LANDLOCK_ACCESS_FS_REMOVE_FILE |
+		unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_DIR |
+		unix.LANDLOCK_ACCESS_FS_MAKE_REG | unix.LANDLOCK_ACCESS_FS_MAKE_SOCK |
+		unix.LANDLOCK_ACCESS_FS_MAKE_FIFO | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+		unix.LANDLOCK_ACCESS_FS_MAKE_SYM
+	llRefer    = unix.LANDLOCK_ACCESS_FS_REFER                                         // ABI 2
+	llTruncate = unix.LANDLOCK_ACCESS_FS_TRUNCATE                                      // ABI 3
+	llIoctlDev = unix.LANDLOCK_ACCESS_FS_IOCTL_DEV                                     // ABI 5
+	llBindTCP  = unix.LANDLOCK_ACCESS_NET_BIND_TCP                                     // ABI 4
+	llConnTCP  = unix.LANDLOCK_ACCESS_NET_CONNECT_TCP                                  // ABI 4
+	llScopeAll = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | unix.LANDLOCK_SCOPE_SIGNAL // ABI 6
 )
 
 // LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock is

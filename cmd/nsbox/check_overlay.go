@@ -6,11 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 const overlayNeededBy = "--tmp-overlay, --overlay, --copy-up"
@@ -125,21 +126,14 @@ func unwrapPath(err error) error {
 // from /proc/self/mountinfo (the longest mount point that holds path), or
 // "" if it cannot tell.
 func fsTypeOf(path string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.ParentsFilter(filepath.Clean(path)))
 	if err != nil {
 		return ""
 	}
 	best, fsType := -1, ""
-	for line := range strings.Lines(string(b)) {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPER
-		f := strings.Fields(line)
-		sep := slices.Index(f, "-")
-		if len(f) < 5 || sep < 0 || sep+1 >= len(f) {
-			continue
-		}
-		mp := f[4]
-		if _, ok := within(mp, path); ok && len(mp) > best {
-			best, fsType = len(mp), f[sep+1]
+	for _, m := range mounts {
+		if len(m.Mountpoint) > best {
+			best, fsType = len(m.Mountpoint), m.FSType
 		}
 	}
 	return fsType
