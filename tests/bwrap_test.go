@@ -99,13 +99,7 @@ func TestBwrapFlatpakLine(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(app, "hello"), []byte("hello from /app\n"), 0o644))
 	script := `set -e
 rm -f ready go; mkfifo ready go
-lockcheck='import fcntl,sys
-f = open(sys.argv[1], "r+")
-try:
-    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("unlocked")
-except OSError:
-    print("locked")'
-exec 5<app
+` + lockCheck + `exec 5<app
 $B --unshare-user --disable-userns --unshare-pid --die-with-parent --lock-file /app/.ref \
   --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 \
   --ro-bind-fd 5 /app --ro-bind-data 6 /etc/passwd --file 7 /etc/group --perms 0700 --bind-data 8 /run/user/x/data \

@@ -70,20 +70,11 @@ func TestEscapeReadSSHKey(t *testing.T) {
 // and answered "hello".
 func listen(t *testing.T, path string) {
 	t.Helper()
-	l, err := net.Listen("unix", path)
-	assert.NilError(t, err)
+	serveConns(t, "unix", path, func(c net.Conn) {
+		c.Write([]byte("hello\n"))
+		c.Close()
+	})
 	assert.NilError(t, os.Chmod(path, 0o777))
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello\n"))
-			c.Close()
-		}
-	}()
 }
 
 // connectScript connects to the unix socket $1 and prints what it reads.

@@ -278,11 +278,7 @@ func TestRootfsChownToSubordinateIDs(t *testing.T) {
 	root := busyboxTree(t)
 	res := nsbox("run", "--root", "--rootfs", root, "--setenv", "PATH=/bin", "--", "sh", "-c", "touch /f && chown 33:33 /f")
 	res.Assert(t, icmd.Success)
-	st, err := os.Stat(filepath.Join(root, "f"))
-	assert.NilError(t, err)
-	sys := st.Sys().(*syscall.Stat_t)
-	assert.Equal(t, sys.Uid, uStart+32)
-	assert.Equal(t, sys.Gid, gStart+32)
+	assertHostOwner(t, filepath.Join(root, "f"), uStart+32, gStart+32)
 }
 
 // A symlink planted in a bound directory, pointing at a host path, cannot

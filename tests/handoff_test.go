@@ -169,12 +169,5 @@ func TestHandOffJobControl(t *testing.T) {
 	term.typeIn("\x1a")
 	term.expect(`(?i)stopped`)
 	term.expect(`host> `)
-	term.typeIn("fg\n")
-	term.typeIn("hello\n")
-	term.expect(`got:hello\r\n`)
-	term.expect(`host> `)
-	term.typeIn("echo status=$?\n")
-	term.expect(`status=4\r\n`)
-	term.typeIn("exit\n")
-	term.wait()
+	term.resumeReadExit4("\n")
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -58,11 +57,7 @@ func TestChownInsideShowsAsSubordinateID(t *testing.T) {
 	file := filepath.Join(dir.Path(), "f")
 	res := nsbox("run", "--root", "--bind", dir.Path(), "--", "sh", "-c", "touch "+file+" && chown 1000:1000 "+file)
 	res.Assert(t, icmd.Success)
-	st, err := os.Stat(file)
-	assert.NilError(t, err)
-	sys := st.Sys().(*syscall.Stat_t)
-	assert.Equal(t, sys.Uid, uStart+999)
-	assert.Equal(t, sys.Gid, gStart+999)
+	assertHostOwner(t, file, uStart+999, gStart+999)
 }
 
 // Without subordinate ids: a single mapping, and setgroups is denied, as

@@ -206,29 +206,20 @@ func (l *lockedBuffer) String() string { return l.tail(1 << 30) }
 // silentTCPPeer accepts connections on 127.0.0.1 and never reads them.
 func silentTCPPeer(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	assert.NilError(t, err)
 	var mu sync.Mutex
 	var conns []net.Conn
 	t.Cleanup(func() {
-		l.Close()
 		mu.Lock()
 		for _, c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
 	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
+	l := serveConns(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	})
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -238,25 +229,6 @@ func silentUDP(t *testing.T) int {
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	assert.NilError(t, err)
 	t.Cleanup(func() { c.Close() })
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// udpEcho answers every datagram on 127.0.0.1 with "echo: " and it.
-func udpEcho(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	assert.NilError(t, err)
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.WriteTo(append([]byte("echo: "), buf[:n]...), from)
-		}
-	}()
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 

@@ -22,22 +22,13 @@ func wildcardGreeter(t *testing.T) (port4, port6 int, reached func() []string) {
 	var mu sync.Mutex
 	var seen []string
 	serve := func(network, addr string) int {
-		l, err := net.Listen(network, addr)
-		assert.NilError(t, err)
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				seen = append(seen, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String())
-				mu.Unlock()
-				io.WriteString(c, "hello from the host\n")
-				c.Close()
-			}
-		}()
+		l := serveConns(t, network, addr, func(c net.Conn) {
+			mu.Lock()
+			seen = append(seen, c.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap().String())
+			mu.Unlock()
+			io.WriteString(c, "hello from the host\n")
+			c.Close()
+		})
 		return l.Addr().(*net.TCPAddr).Port
 	}
 	port4 = serve("tcp4", "0.0.0.0:0")

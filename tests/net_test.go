@@ -36,22 +36,13 @@ func requireNetTools(t *testing.T) {
 // greeter serves "hello from the host\n" on 127.0.0.1 and counts clients.
 func greeter(t *testing.T) (port int, accepted func() int) {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	assert.NilError(t, err)
-	t.Cleanup(func() { l.Close() })
 	n := make(chan int, 1)
 	n <- 0
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n <- <-n + 1
-			io.WriteString(c, "hello from the host\n")
-			c.Close()
-		}
-	}()
+	l := serveConns(t, "tcp4", "127.0.0.1:0", func(c net.Conn) {
+		n <- <-n + 1
+		io.WriteString(c, "hello from the host\n")
+		c.Close()
+	})
 	return l.Addr().(*net.TCPAddr).Port, func() int { v := <-n; n <- v; return v }
 }
 
@@ -105,20 +96,7 @@ func TestNetUserAllowHostLoopbackTCP(t *testing.T) {
 
 func TestNetUserUDP(t *testing.T) {
 	requireNetTools(t)
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	assert.NilError(t, err)
-	defer c.Close()
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			c.WriteTo([]byte("echo: "+string(buf[:n])), from)
-		}
-	}()
-	port := c.LocalAddr().(*net.UDPAddr).Port
+	port := udpEcho(t)
 	client := fmt.Sprintf(`import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
 s.connect(("10.0.2.2", %d)); s.send(b"ping"); print(s.recv(512).decode())`, port)
@@ -148,43 +126,6 @@ func fakeResolver(t *testing.T) (addr string, asked func() []string) {
 		return nil, true
 	})
 	return c.LocalAddr().String(), func() []string { v := <-names; names <- v; return v }
-}
-
-// serveDNS answers the DNS queries that arrive on c until it is closed:
-// answer gives the records for a question and whether the name exists
-// (NXDOMAIN otherwise).
-func serveDNS(c net.PacketConn, answer func(q dnsmessage.Question) ([]dnsmessage.ResourceBody, bool)) {
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		bodies, known := answer(q)
-		m := dnsmessage.Message{
-			Header:    dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true},
-			Questions: []dnsmessage.Question{q},
-		}
-		if !known {
-			m.Header.RCode = dnsmessage.RCodeNameError
-		}
-		for _, body := range bodies {
-			m.Answers = append(m.Answers, dnsmessage.Resource{
-				Header: dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, Body: body})
-		}
-		if b, err := m.Pack(); err == nil {
-			c.WriteTo(b, from)
-		}
-	}
 }
 
 func TestNetUserDNSThroughForwarder(t *testing.T) {

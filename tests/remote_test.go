@@ -227,17 +227,10 @@ func setupRemote(seen *seenLog) (ping bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			seen.add("udp 7 %s", buf[:n])
-			echo.WriteTo(append([]byte("echo: "), buf[:n]...), from)
-		}
-	}()
+	go serveDatagrams(echo, func(p []byte) []byte {
+		seen.add("udp 7 %s", p)
+		return echoReply(p)
+	})
 	dns, err := net.ListenPacket("udp", net.JoinHostPort(remoteIPv4, "53"))
 	if err != nil {
 		return false, err

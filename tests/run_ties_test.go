@@ -69,13 +69,7 @@ func TestRunLockFile(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.Chmod(dir, 0o755))
 	res := runShell(dir, `set -e
-lockcheck='import fcntl,sys
-f = open(sys.argv[1], "r+")
-try:
-    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("unlocked")
-except OSError:
-    print("locked")'
-touch .lock; rm -f ready go; mkfifo ready go
+`+lockCheck+`touch .lock; rm -f ready go; mkfifo ready go
 python3 -c "$lockcheck" .lock
 $N run --lock-file "$PWD/.lock" -- sh -c 'echo > ready; read x < go; echo ran' &
 cat ready >/dev/null

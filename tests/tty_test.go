@@ -252,15 +252,7 @@ func TestTTYSuspendToHostShell(t *testing.T) {
 	cooked, err := unix.IoctlGetTermios(int(term.slave.Fd()), unix.TCGETS)
 	assert.NilError(t, err)
 	assert.Check(t, cooked.Lflag&unix.ICANON != 0, "the terminal is still raw while nsbox is stopped")
-	term.typeIn("fg\n")
-	term.typeIn("hello\r")
-	term.expect(`got:hello\r\n`)
-	// nsbox reads the terminal until it exits: type only at the prompt.
-	term.expect(`host> `)
-	term.typeIn("echo status=$?\n")
-	term.expect(`status=4\r\n`)
-	term.typeIn("exit\n")
-	term.wait()
+	term.resumeReadExit4("\r")
 }
 
 // The user's terminal is restored when nsbox ends by a signal it forwards,
