@@ -32,7 +32,7 @@ type Security struct {
 	// DefaultSeccompProgram).
 	NoDefaultSeccomp bool `json:"noDefaultSeccomp,omitempty"`
 	// SeccompPrograms are raw struct sock_filter programs (bwrap's
-	// --seccomp format, checked by ParseSeccompProgram) installed after the
+	// --seccomp format, checked by CheckSeccompProgram) installed after the
 	// default one; the kernel runs every filter and the strictest answer
 	// wins.
 	SeccompPrograms [][]byte `json:"seccompPrograms,omitempty"`

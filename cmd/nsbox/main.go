@@ -104,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		err = helpCommand(rest, stdout)
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q; fix: use run, check, version or help (nsbox help)", cmd)}
+		err = usageError{fmt.Sprintf("unknown command %q; fix: nsbox help lists the commands", cmd)}
 	}
 	return report(err, stderr)
 }

@@ -104,8 +104,8 @@ static void give_back_terminal(const struct handoff_state *s)
 		tcsetpgrp(s->tty, s->pgrp);
 }
 
-/* suspend mirrors a stopped command to the shell, as terminal.go's
- * suspend: take the terminal back, stop our process group, and once the
+/* suspend mirrors a stopped command to the shell, as the Go launcher's
+ * tty.Foreground.Suspend (sandbox/internal/tty/foreground.go): take the terminal back, stop our process group, and once the
  * shell continues us tell PID 1 whether the command gets the terminal. */
 static void suspend(const struct handoff_state *s)
 {

@@ -10,8 +10,8 @@
  *    millisecond per stage; this code costs none.
  *
  * The stage decides nothing. The Go launcher validated the spec, planned
- * the id maps and sent a flat list of key=value records (see
- * sandbox/config.go); this file only carries them out, in the kernel's
+ * the id maps and sent a flat list of key=value records (config.go
+ * encodes them, config.c decodes them); this file only carries them out, in the kernel's
  * order: user namespace first, maps written by the host side, then the
  * other namespaces, then PID 1's setup, then exec. Every failure is sent
  * back as an ERROR message naming the step, so the launcher can print one
