@@ -5,7 +5,6 @@ package tests
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,32 +20,6 @@ import (
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
 )
-
-// bpfProgram is a raw struct sock_filter array denying each syscall with
-// its errno and allowing everything else (this architecture's numbers;
-// enough for a test that runs here).
-func bpfProgram(t *testing.T, dir, name string, deny map[uint32]unix.Errno) string {
-	t.Helper()
-	type insn struct {
-		op     uint16
-		jt, jf uint8
-		k      uint32
-	}
-	prog := []insn{{0x20, 0, 0, 0}} // ld [0]: the syscall number
-	for nr, errno := range deny {
-		prog = append(prog, insn{0x15, 0, 1, nr}, insn{0x06, 0, 0, unix.SECCOMP_RET_ERRNO | uint32(errno)})
-	}
-	prog = append(prog, insn{0x06, 0, 0, unix.SECCOMP_RET_ALLOW})
-	var b []byte
-	for _, in := range prog {
-		b = binary.NativeEndian.AppendUint16(b, in.op)
-		b = append(b, in.jt, in.jf)
-		b = binary.NativeEndian.AppendUint32(b, in.k)
-	}
-	file := filepath.Join(dir, name)
-	assert.NilError(t, os.WriteFile(file, b, 0o644))
-	return file
-}
 
 // Stacked --add-seccomp-fd programs where the first refuses seccomp(2)
 // (as flatpak's allowlist does): the second still goes in, through

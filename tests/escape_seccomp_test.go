@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,23 +152,6 @@ func TestEscapeAssertUsernsDisabled(t *testing.T) {
 	nsbox("run", "--disable-userns", "--assert-userns-disabled", "--", "echo", "ran").Assert(t, icmd.Expected{Out: "ran"})
 	// It checks whatever disables them, e.g. a program of the user's that
 	// refuses unshare(2).
-	prog := []struct {
-		op     uint16
-		jt, jf uint8
-		k      uint32
-	}{
-		{0x20, 0, 0, 0}, // ld [0] (nr)
-		{0x15, 0, 1, unix.SYS_UNSHARE},
-		{0x06, 0, 0, unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
-		{0x06, 0, 0, unix.SECCOMP_RET_ALLOW},
-	}
-	var b []byte
-	for _, in := range prog {
-		b = binary.NativeEndian.AppendUint16(b, in.op)
-		b = append(b, in.jt, in.jf)
-		b = binary.NativeEndian.AppendUint32(b, in.k)
-	}
-	file := filepath.Join(t.TempDir(), "no-unshare.bpf")
-	assert.NilError(t, os.WriteFile(file, b, 0o644))
+	file := bpfProgram(t, t.TempDir(), "no-unshare.bpf", map[uint32]unix.Errno{unix.SYS_UNSHARE: unix.EPERM})
 	nsbox("run", "--seccomp", file, "--assert-userns-disabled", "--", "echo", "ran").Assert(t, icmd.Expected{Out: "ran"})
 }

@@ -5,12 +5,15 @@ package tests
 // each; a test that needs another behaviour passes it in.
 
 import (
+	"encoding/binary"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 )
 
@@ -120,6 +123,38 @@ try:
 except OSError:
     print("locked")'
 `
+
+// denyProgram is a raw struct sock_filter array (bubblewrap's --seccomp
+// format) denying each syscall with its errno and allowing everything
+// else (this architecture's numbers; enough for a test that runs here).
+func denyProgram(deny map[uint32]unix.Errno) []byte {
+	type insn struct {
+		op     uint16
+		jt, jf uint8
+		k      uint32
+	}
+	prog := []insn{{0x20, 0, 0, 0}} // ld [0]: the syscall number
+	for nr, errno := range deny {
+		prog = append(prog, insn{0x15, 0, 1, nr}, insn{0x06, 0, 0, unix.SECCOMP_RET_ERRNO | uint32(errno)})
+	}
+	prog = append(prog, insn{0x06, 0, 0, unix.SECCOMP_RET_ALLOW})
+	var b []byte
+	for _, in := range prog {
+		b = binary.NativeEndian.AppendUint16(b, in.op)
+		b = append(b, in.jt, in.jf)
+		b = binary.NativeEndian.AppendUint32(b, in.k)
+	}
+	return b
+}
+
+// bpfProgram writes denyProgram(deny) to file name in dir and returns its
+// path.
+func bpfProgram(t *testing.T, dir, name string, deny map[uint32]unix.Errno) string {
+	t.Helper()
+	file := filepath.Join(dir, name)
+	assert.NilError(t, os.WriteFile(file, denyProgram(deny), 0o644))
+	return file
+}
 
 // assertHostOwner checks that path, as the host sees it, belongs to uid
 // and gid (host ids: what a sandbox's ids map to).

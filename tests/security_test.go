@@ -2,12 +2,10 @@ package tests
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -420,27 +418,8 @@ func TestSecurityCgroupLimitsNeedDelegation(t *testing.T) {
 
 func TestSecuritySeccompFile(t *testing.T) {
 	requireUnprivileged(t)
-	// A two-instruction program: uname(2) → EACCES, everything else allowed.
-	nr := map[string]uint32{"amd64": 63, "arm64": 160}[runtime.GOARCH]
-	if nr == 0 {
-		cannotRun(t, "no uname number for %s", runtime.GOARCH)
-	}
-	prog := []struct {
-		op     uint16
-		jt, jf uint8
-		k      uint32
-	}{
-		{0x20, 0, 0, 0},  // ld [0] (nr)
-		{0x15, 0, 1, nr}, // jeq uname
-		{0x06, 0, 0, 0x00050000 | uint32(unix.EACCES)},
-		{0x06, 0, 0, 0x7fff0000},
-	}
-	var b []byte
-	for _, in := range prog {
-		b = binary.NativeEndian.AppendUint16(b, in.op)
-		b = append(b, in.jt, in.jf)
-		b = binary.NativeEndian.AppendUint32(b, in.k)
-	}
+	// uname(2) → EACCES, everything else allowed.
+	b := denyProgram(map[uint32]unix.Errno{unix.SYS_UNAME: unix.EACCES})
 	file := filepath.Join(t.TempDir(), "prog.bpf")
 	assert.NilError(t, os.WriteFile(file, b, 0o644))
 	res := nsbox("run", "--seccomp", file, "--", "uname")
