@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/image"
@@ -95,7 +96,11 @@ type cliCommand struct {
 
 // usageLine matches a command's line in the usage text: two spaces,
 // "nsbox NAME ARGS", two or more spaces, the summary.
-var usageLine = regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
+// Compiled on first use: only completion and the man page need it, and
+// a compile in package main's init would cost every start.
+var usageLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
+})
 
 // cliCommands returns the commands the usage text lists, in its order.
 func cliCommands() []cliCommand {
@@ -109,7 +114,7 @@ func cliCommands() []cliCommand {
 		case line == "":
 			inUsage = false
 		}
-		m := usageLine.FindStringSubmatch(line)
+		m := usageLine().FindStringSubmatch(line)
 		if !inUsage || m == nil {
 			continue
 		}
@@ -186,7 +191,7 @@ func newCheckFlags() *pflag.FlagSet {
 func bwrapFlagSet() *pflag.FlagSet {
 	help := map[string][2]string{} // --bind: {"SRC DEST", "Bind mount …"}
 	for _, line := range strings.Split(bwrapOptionHelp, "\n") {
-		if m := bwrapHelpLine.FindStringSubmatch(line); m != nil {
+		if m := bwrapHelpLine().FindStringSubmatch(line); m != nil {
 			help[m[1]] = [2]string{m[2], m[3]}
 		}
 	}
@@ -214,7 +219,9 @@ func bwrapFlagSet() *pflag.FlagSet {
 // bwrapHelpLine is an option's line of bwrapOptionHelp: the option, its
 // arguments, two or more spaces (or one, where the words fill the
 // column), the help.
-var bwrapHelpLine = regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
+var bwrapHelpLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
+})
 
 // completeCommand is the hidden `nsbox __complete WHAT`: the dynamic words
 // the completion scripts offer, one a line. It lists names only: the
