@@ -106,6 +106,9 @@ func (r *report) markdown() string {
 	w("for times below 1 means nsbox is faster, for throughput above 1 means nsbox is faster. No absolute number here is a target; ratios are what carry between machines. ")
 	w("The benchmark runs as an unprivileged user with /etc/subuid and /etc/subgid ranges and /dev/net/tun mode 0666. ")
 	w("A row that says \"not available in this build\" is a feature whose flag this nsbox rejected when probed.\n\n")
+	if t := targetTable(r.Comparisons); t != "" {
+		w("## Targets\n\nRatios of medians from the rows below (same run, alternating); CPU is user+system of the whole process tree.\n\n%s\n", t)
+	}
 	w("## Results\n\n")
 	for _, c := range r.Comparisons {
 		writeComparison(&b, c)
@@ -197,13 +200,13 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 
 	w("### Go runtime start and package init\n\n")
 	gs := p.ProcessStart
-	goMS, _ := median(gs.Contenders[0].Values)
-	cMS, okC := median(gs.Contenders[1].Values)
+	goMS, _ := median(gs.find("nsbox version").Values)
+	cMS, okC := median(gs.find("busybox true (static C)").Values)
 	w("`nsbox version` (runtime start, every init(), print, exit) takes %.2f ms median", goMS)
 	if okC {
 		w(" against %.2f ms for a static C `busybox true`: the Go runtime and the launcher's inits cost about **%.2f ms** per start", cMS, goMS-cMS)
 	}
-	if eMS, ok := median(gs.Contenders[2].Values); ok {
+	if eMS, ok := median(gs.find("empty Go program").Values); ok {
 		w("; an empty Go program (hack/bench/emptygo, static cgo build like nsbox's) takes %.2f ms, so %.2f ms of that is the bare Go runtime and %.2f ms nsbox's own init and work", eMS, eMS-cMS, goMS-eMS)
 	}
 	w(". GODEBUG=inittrace=1: the package init()s take %.2f ms of CPU in total and are done %.2f ms after the runtime starts. The slowest:\n\n", p.InitTotalMS, p.InitEndMS)
@@ -264,7 +267,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		w("strace -c failed: %s\n\n", mdEscape(p.SummaryErr))
 	}
 
-	eMS, okE := median(gs.Contenders[2].Values)
+	eMS, okE := median(gs.find("empty Go program").Values)
 	runtimeMS := goMS - cMS
 	if okE {
 		runtimeMS = eMS - cMS
