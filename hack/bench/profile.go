@@ -126,7 +126,7 @@ func tracePhases(cfg *config, n int) ([]phase, int, string) {
 	var all [][]phase
 	var lastErr string
 	for i := 0; i < n; i++ {
-		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,clone,clone3,mount,exit_group", "-o", f,
+		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group", "-o", f,
 			cfg.nsbox, "run", "--map", "single", "--", "true"}
 		if _, err := outputOf(argv); err != nil {
 			lastErr = err.Error()

@@ -234,7 +234,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	if p.PhaseErr != "" {
 		w("The traced runs failed: %s\n\n", mdEscape(p.PhaseErr))
 	} else {
-		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,clone,clone3,mount,exit_group`: only those calls stop the process, so the Go runtime's hundreds of other calls run untraced. Median of %d traces:\n\n", p.TracedRuns)
+		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group`: only those calls stop the process, so the Go runtime's hundreds of other calls run untraced. Median of %d traces:\n\n", p.TracedRuns)
 		total := 0.0
 		for _, ph := range p.Phases {
 			total += ph.MS
@@ -279,7 +279,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds its goroutines and reaps PID 1. PID 1 can report the status before it exits, and the launcher can exit on the report. Gain: part of this phase."},
 		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper map set-up around the helpers** (`--map auto`): read /etc/subuid and /etc/subgid once each without os/user, look up newuidmap/newgidmap at fixed paths before PATH, and start them with a raw vfork+exec instead of os/exec. Gain: the part of the map cost the helpers themselves do not explain."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the static binary's mappings (the 256 KiB stack is bss: only touched pages count). A vfork-style clone(CLONE_VM|CLONE_VFORK) does not fit as is: PID 1 writes the command's nested maps while the command waits (nest.c), so PID 1 must run on; CLONE_VM with a stack of its own would, at the price of sharing PID 1's memory until exec. Gain: a fraction of these phases (perf puts the fork's page-table copy at ~0.2 ms)."},
-		{est(4), "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too: no gain expected beyond keeping it to one unshare(2)."},
+		{0, "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too; the pre-forked stage does the user, mount and cgroup namespaces while the launcher's runtime starts (the traced phases above), so no gain is left there."},
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].GainMS > recs[j].GainMS })
 	w("### Recommendations, ranked by expected gain (measured above)\n\n")
