@@ -128,8 +128,10 @@ bench:
 bench-net:
 	BENCH_ARGS="-net $(BENCH_ARGS)" hack/bench.sh
 
-# Only the startup workloads (startup, parallel starts, the embedding path,
-# idle memory, the launch profile) into docs/benchmarks-startup.md.
+# Only the startup workloads (startup with and without --net user, process
+# start against an empty Go program, parallel starts with CPU per start,
+# the embedding path, idle memory, the launch profile) and issue 26's
+# targets into docs/benchmarks-startup.md.
 bench-startup:
 	BENCH_ARGS="-startup $(BENCH_ARGS)" hack/bench.sh
 

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
@@ -96,7 +97,11 @@ type cliCommand struct {
 
 // usageLine matches a command's line in the usage text: two spaces,
 // "nsbox NAME ARGS", two or more spaces, the summary.
-var usageLine = regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
+// Compiled on first use: only completion and the man page need it, and
+// a compile in package main's init would cost every start.
+var usageLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
+})
 
 // cliCommands returns the commands the usage text lists, in its order.
 func cliCommands() []cliCommand {
@@ -110,7 +115,7 @@ func cliCommands() []cliCommand {
 		case line == "":
 			inUsage = false
 		}
-		m := usageLine.FindStringSubmatch(line)
+		m := usageLine().FindStringSubmatch(line)
 		if !inUsage || m == nil {
 			continue
 		}

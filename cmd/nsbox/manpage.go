@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -108,10 +109,10 @@ func withoutUsageLines(help string) string {
 
 // optionLine is an indented line naming an option: "  -t, --tty  help"
 // or "    --bind SRC DEST    help"; the help is past two or more spaces.
-var optionLine = regexp.MustCompile(`^\s+(-[^ ].*?)(?:\s{2,}(\S.*))?$`)
+var optionLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s+(-[^ ].*?)(?:\s{2,}(\S.*))?$`) })
 
 // headingLine is a line alone ending in a colon: "Flags:", "Examples:".
-var headingLine = regexp.MustCompile(`^[A-Z][A-Za-z ]*:$`)
+var headingLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][A-Za-z ]*:$`) })
 
 // renderHelp appends the man markup of a help text to b.
 func renderHelp(b *strings.Builder, help string) {
@@ -134,11 +135,11 @@ func renderHelp(b *strings.Builder, help string) {
 		switch {
 		case trimmed == "":
 			end()
-		case headingLine.MatchString(line):
+		case headingLine().MatchString(line):
 			end()
 			b.WriteString(".PP\n.B " + troffText(line) + "\n")
-		case indented && optionLine.MatchString(line) && !(mode == verbatim):
-			m := optionLine.FindStringSubmatch(line)
+		case indented && optionLine().MatchString(line) && !(mode == verbatim):
+			m := optionLine().FindStringSubmatch(line)
 			end()
 			b.WriteString(".TP\n" + boldOptions(m[1]) + "\n")
 			if m[2] != "" {

@@ -103,9 +103,6 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 	dir, err := state.Dir()
 	hideStateDirs(spec)
 	if err == nil {
-		state.PrepareWrite()
-	}
-	if err == nil {
 		s.entry, err = state.Reserve(dir, name)
 	}
 	if err != nil {

@@ -18,8 +18,10 @@ import "C"
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 )
@@ -43,7 +45,8 @@ statically linked.
 // read that one), then how the binary was built.
 func printVersion(w io.Writer) {
 	c := commit
-	if info, ok := debug.ReadBuildInfo(); ok && c == "" {
+	// The build info is parsed only when the Makefile set no commit.
+	if info, ok := readBuildInfo(c); ok {
 		for _, s := range info.Settings {
 			if s.Key == "vcs.revision" {
 				c = s.Value[:min(12, len(s.Value))]
@@ -56,18 +59,58 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "nsbox %s\ncommit: %s\ngo: %s %s/%s\nlibc: %s (%s)\n", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH, libc(), linking())
 }
 
+// readBuildInfo is debug.ReadBuildInfo when commit is "" (it parses the
+// whole module list, which a Makefile build does not need).
+func readBuildInfo(commit string) (*debug.BuildInfo, bool) {
+	if commit != "" {
+		return nil, false
+	}
+	return debug.ReadBuildInfo()
+}
+
 // linking says how the running binary was linked: "static" when its ELF
-// header names no program interpreter (ld.so), else "dynamic".
+// header names no program interpreter (ld.so), else "dynamic". It reads
+// the file header and the program headers only: debug/elf.Open would
+// also parse every section header and string table.
 func linking() string {
-	f, err := elf.Open("/proc/self/exe")
+	f, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return "linking unknown"
 	}
 	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return "dynamic"
-		}
+	interp, err := hasInterp(f)
+	switch {
+	case err != nil:
+		return "linking unknown"
+	case interp:
+		return "dynamic"
 	}
 	return "static"
+}
+
+// hasInterp reports whether the 64-bit little-endian ELF file r (the only
+// kind nsbox builds as) has a PT_INTERP program header.
+func hasInterp(r io.ReaderAt) (bool, error) {
+	var h [64]byte
+	if _, err := r.ReadAt(h[:], 0); err != nil {
+		return false, err
+	}
+	if string(h[:4]) != elf.ELFMAG || elf.Class(h[elf.EI_CLASS]) != elf.ELFCLASS64 || elf.Data(h[elf.EI_DATA]) != elf.ELFDATA2LSB {
+		return false, fmt.Errorf("not a 64-bit little-endian ELF file")
+	}
+	le := binary.LittleEndian
+	phoff, phentsize, phnum := int64(le.Uint64(h[32:])), int64(le.Uint16(h[54:])), int(le.Uint16(h[56:]))
+	if phentsize < 4 || phnum > 1024 {
+		return false, fmt.Errorf("bad program header table")
+	}
+	ph := make([]byte, phentsize*int64(phnum))
+	if _, err := r.ReadAt(ph, phoff); err != nil {
+		return false, err
+	}
+	for i := 0; i < phnum; i++ {
+		if elf.ProgType(le.Uint32(ph[int64(i)*phentsize:])) == elf.PT_INTERP {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -14,7 +14,7 @@
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
-// -rows picks workloads by name (startup, parallel, embed-serial, embed-parallel, memory, overlay, net-startup,
+// -rows picks workloads by name (startup, process, parallel, embed-serial, embed-parallel, memory, overlay, net-startup,
 // out, in, tcp, udp, dns, tcp-parts, profile, image), e.g. -net -rows tcp,udp,dns
 // for the round trips alone; the report then has only those.
 //
@@ -66,12 +66,12 @@ func main() {
 	flag.StringVar(&cfg.emptyGo, "empty-go", "", "an empty Go program (hack/bench/emptygo) to time the bare Go runtime start")
 	flag.StringVar(&cfg.out, "out", "docs", "directory for benchmarks.md and benchmarks.png")
 	flag.StringVar(&cfg.embed, "embed", "", "the embedding program (hack/embedbench) for the sandbox.Start rows")
-	startupOnly := flag.Bool("startup", false, "only the startup workloads (no network): startup, parallel starts, embedding, idle memory, the launch profile; writes benchmarks-startup.md and benchmarks-startup.png")
+	startupOnly := flag.Bool("startup", false, "only the startup workloads: startup, process start, --net user start, parallel starts, embedding, idle memory, the launch profile; writes benchmarks-startup.md and benchmarks-startup.png")
 	imageOnly := flag.Bool("image", false, "only the image workloads (nsbox run --image against a plain run and docker run, nsbox image pull against docker pull); writes benchmarks-image.md and benchmarks-image.png. Docker needs root: run the harness as root with -as-user")
 	flag.StringVar(&cfg.asUser, "as-user", "", "with -image as root: run every nsbox command as this unprivileged user, docker as root")
 	flag.StringVar(&cfg.userHome, "user-home", "", "the HOME of -as-user's nsbox commands")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
-	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, net-startup, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
+	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, process, net-startup, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
 	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
@@ -107,7 +107,7 @@ func main() {
 	// Each row in report order, with the run it belongs to (-net,
 	// -startup, or only the whole one); rss and profile come with out and
 	// startup.
-	var noNet *comparison
+	var noNet, proc *comparison
 	rss := &comparison{}
 	rows := []struct {
 		name, step   string
@@ -115,8 +115,9 @@ func main() {
 		run          func() *comparison
 	}{
 		{"startup", "startup, no network", false, true, func() *comparison { noNet = startupNoNet(cfg); return noNet }},
-		{"net-startup", "startup, user-mode network", true, false, func() *comparison { return startupNet(cfg) }},
+		{"net-startup", "startup, user-mode network", true, true, func() *comparison { return startupNet(cfg) }},
 		{"overlay", "startup, --tmp-overlay /", false, false, func() *comparison { return startupOverlay(cfg) }},
+		{"process", "process start: nsbox version, empty Go", false, true, func() *comparison { proc = processStart(cfg); return proc }},
 		{"parallel", fmt.Sprintf("%d parallel sandboxes", cfg.parallel), false, true, func() *comparison { return parallelStart(cfg) }},
 		{"embed-serial", "embedded, serial", false, true, func() *comparison { return embedSerial(cfg) }},
 		{"embed-parallel", "embedded, parallel", false, true, func() *comparison { return embedParallel(cfg) }},
@@ -160,7 +161,7 @@ func main() {
 	}
 	if noNet != nil && want("profile", false, true) {
 		step("startup profile")
-		r.Profile = profileStartup(cfg, noNet)
+		r.Profile = profileStartup(cfg, noNet, proc)
 	}
 	r.Duration = time.Since(started)
 	step("writing")

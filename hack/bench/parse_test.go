@@ -182,3 +182,15 @@ func TestDNSResponderAnswersTheQuery(t *testing.T) {
 	assert.Assert(t, dnsAnswer(q[:len(q)-2]) == nil) // cut short
 	assert.Assert(t, dnsAnswer(q[:11]) == nil)
 }
+
+// TestParseStraceLinePaddedPID: strace pads a pid below 10000 to five
+// columns, which once made every trace of a machine with small pids fail.
+func TestParseStraceLinePaddedPID(t *testing.T) {
+	e, ok := parseStraceLine("9684  1796654728.844216 clone(child_stack=NULL, flags=SIGCHLD) = 9685")
+	assert.Assert(t, ok)
+	assert.Equal(t, e.PID, 9684)
+	assert.Equal(t, e.Name, "clone")
+	assert.Equal(t, e.Time, 1796654728.844216)
+	_, ok = parseStraceLine("9684  1796654728.844216")
+	assert.Assert(t, !ok)
+}

@@ -42,8 +42,9 @@ type syscallRow struct {
 }
 
 // profileStartup measures what the startup costs are made of. noNet is
-// the finished startupNoNet comparison (its medians are reused).
-func profileStartup(cfg *config, noNet *comparison) *startupProfile {
+// the finished startupNoNet comparison (its medians are reused), proc
+// the processStart one or nil.
+func profileStartup(cfg *config, noNet, proc *comparison) *startupProfile {
 	p := &startupProfile{}
 	for _, k := range noNet.Contenders {
 		m, _ := median(k.Values)
@@ -57,17 +58,11 @@ func profileStartup(cfg *config, noNet *comparison) *startupProfile {
 		}
 	}
 
-	// Go runtime + init: a Go program that does nothing vs a static C one.
-	p.ProcessStart = &comparison{Title: "Process start", Unit: "ms", Contenders: []*contender{
-		{Name: "nsbox version", Argv: []string{cfg.nsbox, "version"}},
-		{Name: "busybox true (static C)", Argv: []string{"busybox", "true"}},
-		{Name: "empty Go program", Argv: []string{cfg.emptyGo}},
-	}}
-	if cfg.emptyGo == "" {
-		p.ProcessStart.Contenders[2].Missing = "not built (hack/bench.sh passes -empty-go)"
+	// Go runtime + init: a Go program that does nothing vs a static C
+	// one (the "process" row's, when it ran).
+	if p.ProcessStart = proc; proc == nil {
+		p.ProcessStart = processStart(cfg)
 	}
-	requireTools(p.ProcessStart, map[string]string{"busybox true (static C)": "busybox"})
-	alternate(cfg.rounds, p.ProcessStart.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
 
 	var totals, ends []float64
 	for i := 0; i < 10; i++ {
@@ -131,7 +126,7 @@ func tracePhases(cfg *config, n int) ([]phase, int, string) {
 	var all [][]phase
 	var lastErr string
 	for i := 0; i < n; i++ {
-		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,clone,clone3,mount,exit_group", "-o", f,
+		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group", "-o", f,
 			cfg.nsbox, "run", "--map", "single", "--", "true"}
 		if _, err := outputOf(argv); err != nil {
 			lastErr = err.Error()

@@ -85,7 +85,7 @@ func (r *report) markdown() string {
 	case "benchmarks-startup":
 		target = "bench-startup"
 		w("# Startup benchmarks\n\n")
-		w("The CPU profile behind these rows, what changed because of it and what is left: [startup.md](startup.md).\n\n")
+		w("The timeline and CPU of one start behind these rows, and the next design step: [startup.md](startup.md).\n\n")
 	case "benchmarks-image":
 		target = "bench-image"
 		w("# Image benchmarks\n\n")
@@ -106,6 +106,9 @@ func (r *report) markdown() string {
 	w("for times below 1 means nsbox is faster, for throughput above 1 means nsbox is faster. No absolute number here is a target; ratios are what carry between machines. ")
 	w("The benchmark runs as an unprivileged user with /etc/subuid and /etc/subgid ranges and /dev/net/tun mode 0666. ")
 	w("A row that says \"not available in this build\" is a feature whose flag this nsbox rejected when probed.\n\n")
+	if t := targetTable(r.Comparisons); t != "" {
+		w("## Targets\n\nRatios of medians from the rows below (same run, alternating); CPU is user+system of the whole process tree.\n\n%s\n", t)
+	}
 	w("## Results\n\n")
 	for _, c := range r.Comparisons {
 		writeComparison(&b, c)
@@ -197,13 +200,13 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 
 	w("### Go runtime start and package init\n\n")
 	gs := p.ProcessStart
-	goMS, _ := median(gs.Contenders[0].Values)
-	cMS, okC := median(gs.Contenders[1].Values)
+	goMS, _ := median(gs.find("nsbox version").Values)
+	cMS, okC := median(gs.find("busybox true (static C)").Values)
 	w("`nsbox version` (runtime start, every init(), print, exit) takes %.2f ms median", goMS)
 	if okC {
 		w(" against %.2f ms for a static C `busybox true`: the Go runtime and the launcher's inits cost about **%.2f ms** per start", cMS, goMS-cMS)
 	}
-	if eMS, ok := median(gs.Contenders[2].Values); ok {
+	if eMS, ok := median(gs.find("empty Go program").Values); ok {
 		w("; an empty Go program (hack/bench/emptygo, static cgo build like nsbox's) takes %.2f ms, so %.2f ms of that is the bare Go runtime and %.2f ms nsbox's own init and work", eMS, eMS-cMS, goMS-eMS)
 	}
 	w(". GODEBUG=inittrace=1: the package init()s take %.2f ms of CPU in total and are done %.2f ms after the runtime starts. The slowest:\n\n", p.InitTotalMS, p.InitEndMS)
@@ -231,7 +234,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	if p.PhaseErr != "" {
 		w("The traced runs failed: %s\n\n", mdEscape(p.PhaseErr))
 	} else {
-		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,clone,clone3,mount,exit_group`: only those calls stop the process, so the Go runtime's hundreds of other calls run untraced. Median of %d traces:\n\n", p.TracedRuns)
+		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group`: only those calls stop the process, so the Go runtime's hundreds of other calls run untraced. Median of %d traces:\n\n", p.TracedRuns)
 		total := 0.0
 		for _, ph := range p.Phases {
 			total += ph.MS
@@ -264,7 +267,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		w("strace -c failed: %s\n\n", mdEscape(p.SummaryErr))
 	}
 
-	eMS, okE := median(gs.Contenders[2].Values)
+	eMS, okE := median(gs.find("empty Go program").Values)
 	runtimeMS := goMS - cMS
 	if okE {
 		runtimeMS = eMS - cMS
@@ -276,11 +279,11 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds its goroutines and reaps PID 1. PID 1 can report the status before it exits, and the launcher can exit on the report. Gain: part of this phase."},
 		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper map set-up around the helpers** (`--map auto`): read /etc/subuid and /etc/subgid once each without os/user, look up newuidmap/newgidmap at fixed paths before PATH, and start them with a raw vfork+exec instead of os/exec. Gain: the part of the map cost the helpers themselves do not explain."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the static binary's mappings (the 256 KiB stack is bss: only touched pages count). A vfork-style clone(CLONE_VM|CLONE_VFORK) does not fit as is: PID 1 writes the command's nested maps while the command waits (nest.c), so PID 1 must run on; CLONE_VM with a stack of its own would, at the price of sharing PID 1's memory until exec. Gain: a fraction of these phases (perf puts the fork's page-table copy at ~0.2 ms)."},
-		{est(4), "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too: no gain expected beyond keeping it to one unshare(2)."},
+		{0, "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too; the pre-forked stage does the user, mount and cgroup namespaces while the launcher's runtime starts (the traced phases above), so no gain is left there."},
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].GainMS > recs[j].GainMS })
 	w("### Recommendations, ranked by expected gain (measured above)\n\n")
-	w("Already done (docs/design.md, docs/startup.md): the stage is forked by the ELF constructor before the Go runtime starts (`nsbox run`, `nsbox exec`), so there is no second exec of the binary and no os.StartProcess on the launch path, and for `nsbox run` it creates the user namespace and the others before its CONFIG arrives, while the launcher's runtime starts; the launcher catches signals beside building the spec (enabling them costs a round trip to the runtime's signal thread each); no regexp or other costly value is built in an init(); the `--net user` TAP device is persistent, so that it goes with the namespace in the kernel's cleanup worker instead of making the launcher's close wait 15–25 ms for RCU; the static binary links musl where musl-gcc is installed, whose start skips glibc's CPUID probing (about 0.6 ms where a hypervisor traps CPUID); newuidmap and newgidmap run concurrently, and the stage creates the other namespaces while they (or the launcher) write the maps; the launcher's stage socket goes through the runtime's poller; the state record's JSON encoders are built in the background while the stage works; a sandbox still running after 100 ms is handed from the Go launcher to a small C supervisor (the idle-memory row). On 2 cores the two setuid helpers and the launcher compete for the CPUs, so running the helpers side by side saves less than the shorter helper's time. docs/startup.md has the CPU profile (perf) these came from.\n\n")
+	w("Already done (docs/design.md, docs/startup.md): the stage is forked by the ELF constructor before the Go runtime starts (`nsbox run`, `nsbox exec`), so there is no second exec of the binary and no os.StartProcess on the launch path, and for `nsbox run` it creates the user namespace and the others before its CONFIG arrives, while the launcher's runtime starts; the launcher catches signals beside building the spec (enabling them costs a round trip to the runtime's signal thread each); no regexp or other costly value is built in an init(); the `--net user` TAP device is persistent, so that it goes with the namespace in the kernel's cleanup worker instead of making the launcher's close wait 15–25 ms for RCU; the static binary links musl where musl-gcc is installed, whose start skips glibc's CPUID probing (about 0.6 ms where a hypervisor traps CPUID); newuidmap and newgidmap run concurrently, and the stage creates the other namespaces while they (or the launcher) write the maps; the launcher's stage socket goes through the runtime's poller; the state record is written by a walk of the value instead of encoding/json's reflection-built encoders; a sandbox still running after 100 ms is handed from the Go launcher to a small C supervisor (the idle-memory row). On 2 cores the two setuid helpers and the launcher compete for the CPUs, so running the helpers side by side saves less than the shorter helper's time. docs/startup.md has the timeline and the profile these came from.\n\n")
 	for i, r := range recs {
 		w("%d. (≈ %.2f ms) %s\n", i+1, max(r.GainMS, 0), r.Text)
 	}

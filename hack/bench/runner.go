@@ -21,7 +21,11 @@ type contender struct {
 	// the report prints it instead of numbers.
 	Missing string
 
-	Values   []float64 // one per successful sample, in the comparison's unit
+	Values []float64 // one per successful sample, in the comparison's unit
+	// CPU is the user+system time of each successful run's whole process
+	// tree in ms (wait4's rusage: the process and every descendant it
+	// waited for), where the row records it (sampleCPU).
+	CPU      []float64
 	Failures int
 	LastErr  string
 }
@@ -34,6 +38,19 @@ type comparison struct {
 	HigherBetter bool
 	Contenders   []*contender
 	Note         string
+	// Batch is each contender's median whole-batch wall time in ms, for
+	// the rows that start many at once.
+	Batch map[string]float64
+}
+
+// find returns the contender called name, or nil.
+func (c *comparison) find(name string) *contender {
+	for _, k := range c.Contenders {
+		if k.Name == name {
+			return k
+		}
+	}
+	return nil
 }
 
 // nsbox is the comparison's nsbox contender.
@@ -67,18 +84,37 @@ func alternate(rounds int, cs []*contender, sample func(*contender) (float64, er
 // wallTime runs argv to completion and returns its wall time in ms; a
 // non-zero exit is an error carrying the last line of stderr.
 func wallTime(argv []string) (float64, error) {
+	wall, _, err := timed(argv)
+	return wall, err
+}
+
+// sampleCPU runs k once as wallTime does, records the CPU time of its
+// process tree in k.CPU and returns the wall time: a sample function for
+// alternate.
+func sampleCPU(k *contender) (float64, error) {
+	wall, cpu, err := timed(k.Argv)
+	if err == nil {
+		k.CPU = append(k.CPU, cpu)
+	}
+	return wall, err
+}
+
+// timed runs argv to completion and returns its wall time and the CPU
+// time (user+system) of it and the descendants it reaped, both in ms.
+func timed(argv []string) (wall, cpu float64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	d := time.Since(start)
 	if err != nil {
-		return 0, commandError(argv, err, stderr.String())
+		return 0, 0, commandError(argv, err, stderr.String())
 	}
-	return float64(d) / float64(time.Millisecond), nil
+	st := cmd.ProcessState
+	return float64(d) / float64(time.Millisecond), float64(st.UserTime()+st.SystemTime()) / float64(time.Millisecond), nil
 }
 
 // commandError names the command, its failure and its last stderr line.

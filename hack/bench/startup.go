@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 )
@@ -26,7 +27,8 @@ func startupNoNet(cfg *config) *comparison {
 			"bwrap and unshare -r map only your own id, which `--map single` matches.",
 	}
 	requireTools(c, map[string]string{"bwrap --unshare-all": "bwrap", "unshare -rmpfiun --mount-proc": "unshare"})
-	alternate(cfg.rounds, c.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
+	alternate(cfg.rounds, c.Contenders, sampleCPU)
+	noteCPU(c)
 	return c
 }
 
@@ -46,7 +48,8 @@ func startupNet(cfg *config) *comparison {
 	probeInto(cfg, c.Contenders[2], "--net", "slirp4netns")
 	probeInto(cfg, c.Contenders[3], "--net", "pasta")
 	requireTools(c, map[string]string{"rootlesskit --net=slirp4netns": "rootlesskit"})
-	alternate(cfg.rounds/2, c.Contenders, func(k *contender) (float64, error) { return wallTime(k.Argv) })
+	alternate(cfg.rounds/2, c.Contenders, sampleCPU)
+	noteCPU(c)
 	return c
 }
 
@@ -92,9 +95,10 @@ func parallelStart(cfg *config) *comparison {
 				continue
 			}
 			start := time.Now()
-			vals, errs := batch(k.Argv, n)
+			vals, cpus, errs := batch(k.Argv, n)
 			batches[k.Name] = append(batches[k.Name], float64(time.Since(start))/float64(time.Millisecond))
 			k.Values = append(k.Values, vals...)
+			k.CPU = append(k.CPU, cpus...)
 			k.Failures += len(errs)
 			if len(errs) > 0 {
 				k.LastErr = errs[0].Error()
@@ -102,20 +106,27 @@ func parallelStart(cfg *config) *comparison {
 		}
 	}
 	c.Note = fmt.Sprintf("%d batches each; every sandbox must exit 0 (failures are counted in the table).", cfg.parallelRounds)
+	c.Batch = map[string]float64{}
 	for _, k := range c.Contenders {
 		if m, ok := median(batches[k.Name]); ok {
+			c.Batch[k.Name] = m
 			c.Note += fmt.Sprintf(" Whole batch, median: %s %.0f ms.", k.Name, m)
 		}
 	}
+	if a, b := c.Batch[c.Contenders[0].Name], c.Batch[c.Contenders[1].Name]; a > 0 && b > 0 {
+		c.Note += fmt.Sprintf(" Batch ratio %s / %s: %.2f.", c.Contenders[0].Name, c.Contenders[1].Name, a/b)
+	}
+	noteCPU(c)
 	return c
 }
 
 // batch starts n copies of argv behind one barrier and returns the wall
-// time of each that succeeded and the errors of the others.
-func batch(argv []string, n int) ([]float64, []error) {
+// time and the CPU time of each that succeeded and the errors of the
+// others.
+func batch(argv []string, n int) ([]float64, []float64, []error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var vals []float64
+	var vals, cpus []float64
 	var errs []error
 	gate := make(chan struct{})
 	for i := 0; i < n; i++ {
@@ -123,19 +134,62 @@ func batch(argv []string, n int) ([]float64, []error) {
 		go func() {
 			defer wg.Done()
 			<-gate
-			v, err := wallTime(argv)
+			v, cpu, err := timed(argv)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
 				return
 			}
-			vals = append(vals, v)
+			vals, cpus = append(vals, v), append(cpus, cpu)
 		}()
 	}
 	close(gate)
 	wg.Wait()
-	return vals, errs
+	return vals, cpus, errs
+}
+
+// noteCPU adds to c's note the median CPU time per run of each
+// contender that recorded one, and nsbox's ratio to each peer.
+func noteCPU(c *comparison) {
+	var parts []string
+	base, okBase := median(c.nsbox().CPU)
+	for _, k := range c.Contenders {
+		m, ok := median(k.CPU)
+		if !ok {
+			continue
+		}
+		p := fmt.Sprintf("%s %s ms", k.Name, num(m))
+		if k != c.nsbox() && okBase && m > 0 {
+			p += fmt.Sprintf(" (%s / this: %.2f)", c.nsbox().Name, base/m)
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return
+	}
+	if c.Note != "" {
+		c.Note += " "
+	}
+	c.Note += "CPU per start, median (user+system of the whole process tree from wait4's rusage; perf's instruction counter is not available in this VM): " + strings.Join(parts, ", ") + "."
+}
+
+// processStart times `nsbox version` (the runtime start, every package
+// init, a print) against an empty Go program built as nsbox is and a
+// static C program: what a Go CLI pays before it does any work.
+func processStart(cfg *config) *comparison {
+	c := &comparison{Title: "Process start: `nsbox version` against an empty Go program", Unit: "ms", Contenders: []*contender{
+		{Name: "nsbox version", Argv: []string{cfg.nsbox, "version"}},
+		{Name: "empty Go program", Argv: []string{cfg.emptyGo}},
+		{Name: "busybox true (static C)", Argv: []string{"busybox", "true"}},
+	}, Note: "The empty Go program is hack/bench/emptygo, linked statically as nsbox is (make bench builds it)."}
+	if cfg.emptyGo == "" {
+		c.Contenders[1].Missing = "not built (hack/bench.sh passes -empty-go)"
+	}
+	requireTools(c, map[string]string{"busybox true (static C)": "busybox"})
+	alternate(cfg.rounds, c.Contenders, sampleCPU)
+	noteCPU(c)
+	return c
 }
 
 // probeInto marks k missing when nsbox rejects flags (or they fail).

@@ -20,10 +20,16 @@ type syscallEvent struct {
 // false for lines that are not a call's entry (resumptions, signals,
 // exits) or are malformed.
 func parseStraceLine(line string) (syscallEvent, bool) {
-	f := strings.SplitN(line, " ", 3)
-	if len(f) != 3 {
-		return syscallEvent{}, false
+	// strace pads the pid to five columns: "9684  clone(…".
+	var f [3]string
+	rest := line
+	for i := range 2 {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(strings.TrimLeft(rest, " "), " "); !ok {
+			return syscallEvent{}, false
+		}
 	}
+	f[2] = strings.TrimLeft(rest, " ")
 	pid, err := strconv.Atoi(f[0])
 	if err != nil || pid <= 0 {
 		return syscallEvent{}, false
@@ -50,10 +56,11 @@ type phase struct {
 // (docs/design.md):
 //
 //	launcher execve → the constructor's socketpair → its fork of the
-//	stage → stage unshare(CLONE_NEWUSER), once the Go side sent CONFIG →
-//	stage unshare(the others), once the maps are written → stage
-//	clone(PID 1) → PID 1's first mount → the command's execve → its
-//	exit_group → the launcher's exit_group.
+//	stage → the pre-forked stage's unshare(CLONE_NEWUSER) and its early
+//	unshare of the mount and cgroup namespaces, while the Go runtime
+//	starts → the stage's first clone (the nested namespaces' holder,
+//	once CONFIG came and the maps are written) → PID 1's first mount →
+//	the command's execve → its exit_group → the launcher's exit_group.
 func startupPhases(lines []string) ([]phase, error) {
 	var evs []syscallEvent
 	for _, l := range lines {
@@ -116,10 +123,10 @@ func startupPhases(lines []string) ([]phase, error) {
 	names := []string{
 		"launcher: exec of the static binary, ELF constructor",
 		"constructor: socketpair, fork of the stage (before the Go runtime)",
-		"launcher: Go runtime start, package init, flags, state entry, map plan, CONFIG sent (the stage waits)",
-		"stage: user namespace made, USERNS_READY sent",
-		"stage: unshare mnt/pid/net/ipc/uts/cgroup while the launcher writes the uid/gid maps; MAPS_DONE",
-		"stage: clone PID 1",
+		"stage (pre-forked): the user namespace, while the launcher's Go runtime starts",
+		"stage: mnt and cgroup namespaces, early",
+		"launcher: Go runtime start, package init, flags, spec, state entry, CONFIG sent; stage: maps, then the nested namespaces' holder (the stage waits for CONFIG)",
+		"stage: the late namespaces, clone of PID 1",
 		"PID 1: first mount",
 		"PID 1: mounts, lo up, security, fork + exec of the command",
 		"the command (`true`, dynamically linked) runs",

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/spf13/pflag"
 )
@@ -15,7 +16,7 @@ import (
 func FlagSet() *pflag.FlagSet {
 	help := map[string][2]string{} // --bind: {"SRC DEST", "Bind mount …"}
 	for _, line := range strings.Split(optionHelp, "\n") {
-		if m := helpLine.FindStringSubmatch(line); m != nil {
+		if m := helpLine().FindStringSubmatch(line); m != nil {
 			help[m[1]] = [2]string{m[2], m[3]}
 		}
 	}
@@ -43,4 +44,6 @@ func FlagSet() *pflag.FlagSet {
 // helpLine is an option's line of optionHelp: the option, its
 // arguments, two or more spaces (or one, where the words fill the
 // column), the help.
-var helpLine = regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
+var helpLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^    (--[a-z0-9-]+)((?: [A-Z][A-Z0-9_]*)*)\s+(\S.*)$`)
+})

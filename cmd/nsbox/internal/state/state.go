@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
@@ -176,21 +175,6 @@ func Reserve(dir, name string) (*Handle, error) {
 	return nil, fmt.Errorf("sandbox name %q: the state entry keeps changing under %s; fix: try again", name, dir)
 }
 
-// warmOnce starts the encoder warm-up at most once per process.
-var warmOnce sync.Once
-
-// PrepareWrite starts, in the background, what the first Write of this
-// process would otherwise do on the launch path: encoding/json builds its
-// encoders for Entry and the whole sandbox.Spec by reflection the first
-// time it meets them (about a millisecond of CPU time, more than the rest
-// of Write). Call it early, so that the work overlaps the sandbox's start;
-// it is never needed for correctness.
-func PrepareWrite() {
-	warmOnce.Do(func() {
-		go json.Marshal(&Entry{Spec: &sandbox.Spec{}, Network: &Network{}})
-	})
-}
-
 // Write stores e as the entry's state.json, atomically (a reader sees the
 // old file or the new one, never half of one), and keeps a sealed copy in
 // the handle, which Get and List compare the file with; it sets
@@ -204,7 +188,7 @@ func (h *Handle) Write(e *Entry) error {
 		return fmt.Errorf("write the state of sandbox %s: %w", h.Name, err)
 	}
 	e.RecordFD = rec
-	b, err := json.MarshalIndent(e, "", "  ")
+	b, err := marshalIndent(e) // json.MarshalIndent, without its reflection cost (encode.go)
 	if err == nil {
 		b = append(b, '\n')
 		err = sealRecord(rec, b)
