@@ -88,7 +88,7 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return usageError{err.Error()}
 			}
-			img, err := s.Pull(context.Background(), r)
+			img, err := imageFetcher.Pull(context.Background(), r, s)
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,7 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if f.img, err = s.Get(context.Background(), r); err != nil {
+	if f.img, err = getImage(s, r); err != nil {
 		return err
 	}
 	if f.proc, err = s.Process(f.img, args); err != nil {
@@ -55,6 +55,22 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 	heldForLife = append(heldForLife, held.FDs()...)
 	f.root = s.RootMount(f.img)
 	return nil
+}
+
+// fetcher brings an image into the store (image/fetch): the one way
+// cmd/nsbox reaches go-containerregistry, through imageFetcher
+// (image_fetch.go), so that a run from the store never loads it.
+type fetcher interface {
+	Pull(ctx context.Context, r image.Ref, s *image.Store) (*image.Image, error)
+}
+
+// getImage is the stored image r names, or, if the store may not give it
+// (image.Store.Cached), the image pulled now.
+func getImage(s *image.Store, r image.Ref) (*image.Image, error) {
+	if img, ok := s.Cached(r); ok {
+		return img, nil
+	}
+	return imageFetcher.Pull(context.Background(), r, s)
 }
 
 // imageStore is nsbox's store, with progress on stderr; layers keep their
