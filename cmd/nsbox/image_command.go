@@ -33,7 +33,11 @@ docker-archive:FILE[:TAG] (docker save). A registry image is pulled on
 first use and then used from the store; a local one is read on each use.
 
 With --image, the image's Entrypoint and Cmd (Cmd replaced by a command
-given after --), Env, User and WorkingDir apply. The current directory is
+given after --), Env, User, WorkingDir and StopSignal (what nsbox stop
+sends) apply. The User's supplementary groups (the image's /etc/group)
+are set where your subordinate ids map them; with a single map (no
+subordinate ids) the command has no supplementary groups, as setgroups(2)
+is denied there. The current directory is
 bound read-write at its own path, and a command given after -- starts
 there; the image's own command starts in its WorkingDir. Writes outside
 the current directory go to a throwaway layer and vanish on exit, or,

@@ -135,6 +135,17 @@ func (f *imageFlags) apply(rf *runFlags, spec *sandbox.Spec, args []string) {
 	if !rf.fs.Changed("gid") {
 		spec.Process.GID = f.proc.GID
 	}
+	// The User's supplementary groups, where the map lets the sandbox
+	// set groups (subordinate ids): with a single map, the command has
+	// none of them (setgroups(2) is denied in such a namespace).
+	if !rf.fs.Changed("uid") && !rf.fs.Changed("gid") && spec.Mapping.SetgroupsAllowed() {
+		for _, g := range f.proc.Groups {
+			if spec.Mapping.MapsInnerGID(g) {
+				spec.Process.Groups = append(spec.Process.Groups, g)
+			}
+		}
+	}
+	rf.state.stopSignal = f.proc.StopSignal
 	if rf.chdir == "" {
 		spec.Process.Cwd = f.proc.Cwd
 		if cwd := f.cwd(); cwd != "" && len(args) > 0 {
