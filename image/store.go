@@ -339,9 +339,10 @@ func (s *Store) ensureLayer(chain, diff string, open func() (io.ReadCloser, erro
 	return st.Bytes, nil
 }
 
-// unpackDir unpacks the layer r into the directory dir and stores its
-// opaque directories as whiteouts of lowers (see expandOpaque); owners
-// keeps the entries' owners (in a user namespace that maps them).
+// unpackDir unpacks the layer r into the directory dir, stores its
+// opaque directories as whiteouts of lowers (see expandOpaque) and then
+// gives the directories their times; owners keeps the entries' owners
+// (in a user namespace that maps them).
 func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners bool) (unpackStats, error) {
 	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -352,7 +353,11 @@ func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners boo
 	if err != nil {
 		return st, err
 	}
-	return st, expandOpaque(root, st.Opaque, lowers)
+	if err := expandOpaque(root, st.Opaque, lowers); err != nil {
+		return st, err
+	}
+	// Last: every entry and whiteout above changed its directory's time.
+	return st, setDirTimes(root, st.dirs)
 }
 
 // lowerFS lists the fs directories of lowers, topmost first.

@@ -16,6 +16,8 @@ type entry struct {
 	mode       int64
 	data       []byte
 	size       int64 // for a header that lies about the size
+	pax        map[string]string
+	mtime      time.Time // default: 1700000000
 }
 
 func layerTar(t *testing.T, es ...entry) []byte {
@@ -23,7 +25,10 @@ func layerTar(t *testing.T, es ...entry) []byte {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, e := range es {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.data)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.data)), ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX, PAXRecords: e.pax}
+		if !e.mtime.IsZero() {
+			h.ModTime = e.mtime
+		}
 		if e.typ == 0 {
 			h.Typeflag = tar.TypeReg
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
@@ -152,4 +153,57 @@ func FuzzUnpack(f *testing.F) {
 		ents, _ := os.ReadDir(host)
 		assert.Equal(t, len(ents), 1)
 	})
+}
+
+// TestUnpackXattrsAndDirTimes: user.* attributes are set (not
+// user.overlay.*), trusted.* and security.* ones never (security.capability
+// only with owners, in a user namespace), and directories get their
+// headers' times although entries were written in them afterwards.
+func TestUnpackXattrsAndDirTimes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fs")
+	assert.NilError(t, os.Mkdir(dir, 0o755))
+	x := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m["SCHILY.xattr."+kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	old, older := time.Unix(1000000000, 0), time.Unix(900000000, 0)
+	raw := layerTar(t,
+		entry{name: "d/", typ: tar.TypeDir, mode: 0o755, mtime: old, pax: x("user.dir", "1", "trusted.overlay.opaque", "y")},
+		entry{name: "d/sub/", typ: tar.TypeDir, mode: 0o555, mtime: older},
+		entry{name: "d/sub/f", mode: 0o444, data: []byte("f"), pax: x("user.mime", "text/plain", "user.overlay.redirect", "/etc", "security.capability", "\x01\x00\x00\x02", "security.selinux", "x")},
+		entry{name: "d/g", data: []byte("g")},
+	)
+	st, err := unpackDir(dir, bytes.NewReader(raw), "", nil, false)
+	assert.NilError(t, err)
+	assert.Equal(t, st.XattrsSkipped, 4, "trusted.overlay.opaque, user.overlay.redirect, security.capability, security.selinux")
+
+	get := func(p, name string) string {
+		b := make([]byte, 256)
+		n, err := unix.Lgetxattr(filepath.Join(dir, p), name, b)
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b[:n])
+	}
+	assert.Equal(t, get("d", "user.dir"), "1")
+	assert.Equal(t, get("d/sub/f", "user.mime"), "text/plain")
+	nodata := "<" + unix.ENODATA.Error() + ">"
+	for _, n := range []string{"trusted.overlay.opaque"} {
+		assert.Equal(t, get("d", n), nodata, n)
+	}
+	for _, n := range []string{"user.overlay.redirect", "security.capability", "security.selinux"} {
+		assert.Equal(t, get("d/sub/f", n), nodata, n)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "d/sub/f"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o444), "the mode is set after the attributes")
+
+	for p, want := range map[string]time.Time{"d": old, "d/sub": older} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		assert.NilError(t, err)
+		assert.Equal(t, fi.ModTime().Unix(), want.Unix(), p)
+	}
 }
