@@ -18,15 +18,21 @@ import (
 // the command, environment, user and working directory.
 type imageFlags struct {
 	ref  string
-	keep string // --keep DIR: the writable layer, kept (image_keep.go)
+	keep string // --keep NAME|DIR: the writable layer, kept (image_keep.go)
 	img  *image.Image
-	proc image.Process
-	root sandbox.Mount
+	// store is the image store the image was found in.
+	store *image.Store
+	flags *pflag.FlagSet // run's, for --detach (keepDir)
+	// keptLock holds the --keep NAME layer for the run (image_keep.go).
+	keptLock *os.File
+	proc     image.Process
+	root     sandbox.Mount
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
+	f.flags = fs
 	fs.StringVar(&f.ref, "image", "", "use OCI image `REF` as the root (registry NAME[:TAG|@DIGEST], oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE), pulled once into nsbox's store; the current directory is bound read-write (see nsbox help image)")
-	fs.StringVar(&f.keep, "keep", "", "with --image: keep the writes outside the current directory in `DIR` (created; its upper/ holds them) and start from them when DIR is given again; one DIR per image")
+	fs.StringVar(&f.keep, "keep", "", "with --image: keep the writes outside the current directory in the layer `NAME` (in the image store; see nsbox image ls) or in DIR (a path with a '/', e.g. ./DIR; its upper/ holds them), and start from them when it is given again; one per image, one sandbox at a time")
 }
 
 // load pulls or finds the image, resolves its configuration for args
@@ -41,6 +47,7 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	f.store = s
 	if f.img, err = getImage(s, r); err != nil {
 		return err
 	}
