@@ -207,3 +207,43 @@ func TestUnpackXattrsAndDirTimes(t *testing.T) {
 		assert.Equal(t, fi.ModTime().Unix(), want.Unix(), p)
 	}
 }
+
+// TestMergeLayers: the copy fallback's merge applies whiteouts, keeps
+// modes, links and times, and replaces a directory by a file and back.
+func TestMergeLayers(t *testing.T) {
+	base := t.TempDir()
+	var lowers []string
+	for i, es := range [][]entry{
+		{{name: "opt/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0)}, {name: "etc/gone", data: []byte("x")},
+			{name: "bin/su", mode: 0o4755, data: []byte("su")}, {name: "bin/sh", typ: tar.TypeSymlink, link: "busybox"},
+			{name: "d/x", data: []byte("x")}, {name: "f", data: []byte("file")}},
+		{{name: "etc/.wh.gone"}, {name: "d"}, {name: "f/", typ: tar.TypeDir, mode: 0o700}, {name: "f/in", data: []byte("in")}},
+	} {
+		dir := filepath.Join(base, fmt.Sprint(i))
+		assert.NilError(t, os.MkdirAll(dir, 0o755))
+		_, err := unpackDir(dir, bytes.NewReader(layerTar(t, es...)), "", nil, false)
+		assert.NilError(t, err)
+		lowers = append(lowers, dir)
+	}
+	dst := filepath.Join(base, "root")
+	assert.NilError(t, os.Mkdir(dst, 0o755))
+	n, err := mergeLayers(dst, lowers, false)
+	assert.NilError(t, err)
+	assert.Equal(t, n, int64(len("xsuxfilein")))
+	_, err = os.Lstat(filepath.Join(dst, "etc", "gone"))
+	assert.Assert(t, os.IsNotExist(err), "whited out")
+	fi, err := os.Stat(filepath.Join(dst, "bin", "su"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.Mode()&(os.ModeSetuid|0o777), os.ModeSetuid|0o755)
+	l, _ := os.Readlink(filepath.Join(dst, "bin", "sh"))
+	assert.Equal(t, l, "busybox")
+	fi, err = os.Stat(filepath.Join(dst, "opt"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.ModTime().Unix(), int64(1000000000))
+	b, err := os.ReadFile(filepath.Join(dst, "d"))
+	assert.NilError(t, err, "the directory d became a file")
+	assert.Equal(t, string(b), "")
+	b, err = os.ReadFile(filepath.Join(dst, "f", "in"))
+	assert.NilError(t, err, "the file f became a directory")
+	assert.Equal(t, string(b), "in")
+}

@@ -83,7 +83,8 @@ func (s *Store) Remove(ref string) (freed int64, err error) {
 
 // Prune removes the layers no image record names and that no sandbox
 // holds, the kept layers (kept.go) of images no longer stored, and what
-// failed pulls left, and returns the bytes freed.
+// failed pulls and ended copies (copyroot.go) left, and returns the bytes
+// freed.
 func (s *Store) Prune() (int64, error) {
 	imgs, err := s.List()
 	if err != nil {
@@ -97,6 +98,7 @@ func (s *Store) Prune() (int64, error) {
 		}
 	}
 	freed := s.pruneKept(ids)
+	s.sweepCopies()
 	dir := filepath.Join(s.Dir, "layers")
 	ents, err := os.ReadDir(dir)
 	if err != nil {

@@ -55,9 +55,15 @@ file is yours outside and root's inside.
 The layers are stacked with overlayfs in the sandbox's user namespace, no
 copy. Where the kernel refuses that (no overlayfs, Linux before 5.11, an
 AppArmor or SELinux policy, a store on an overlay already nested two deep
-as in a sandbox inside a sandbox), nsbox run says which, on which
-filesystem, and the fix: for a store on a nested overlay, XDG_DATA_HOME on
-ext4, xfs, btrfs or tmpfs.
+as in a sandbox inside a sandbox), nsbox run copies the layers into a
+private writable tree for the run instead and says so in one line, with
+the cost (the image's size, copied on every run) and the fix: for a
+store on a nested overlay, XDG_DATA_HOME on ext4, xfs, btrfs or tmpfs.
+Where the store is on overlayfs or the kernel lists no overlay, the
+first run tries the mount once (a sandbox that runs nothing) and the
+store keeps the answer. NSBOX_IMAGE_ROOT=copy asks for the copy anyway.
+--keep needs overlayfs. A copy is removed by the next run that copies,
+or by nsbox image prune, once its run has ended.
 `
 
 func imageCommand(args []string, stdout, stderr io.Writer) error {
