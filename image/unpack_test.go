@@ -247,3 +247,29 @@ func TestMergeLayers(t *testing.T) {
 	assert.NilError(t, err, "the file f became a directory")
 	assert.Equal(t, string(b), "in")
 }
+
+// TestDirTimesDoNotFollow: a directory's time is not set through a
+// symlink that replaced it later in the layer: the host directory it
+// points to keeps its time.
+func TestDirTimesDoNotFollow(t *testing.T) {
+	base := t.TempDir()
+	host := filepath.Join(base, "host")
+	assert.NilError(t, os.Mkdir(host, 0o755))
+	before, err := os.Stat(host)
+	assert.NilError(t, err)
+	dir := filepath.Join(base, "fs")
+	assert.NilError(t, os.Mkdir(dir, 0o755))
+	raw := layerTar(t,
+		entry{name: "d/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0)},
+		entry{name: "d", typ: tar.TypeSymlink, link: host},
+		entry{name: "e/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0), pax: map[string]string{"SCHILY.xattr.user.x": "1"}},
+	)
+	_, err = unpackDir(dir, bytes.NewReader(raw), "", nil, false)
+	assert.NilError(t, err)
+	after, err := os.Stat(host)
+	assert.NilError(t, err)
+	assert.Equal(t, after.ModTime(), before.ModTime())
+	l, err := os.Readlink(filepath.Join(dir, "d"))
+	assert.NilError(t, err)
+	assert.Equal(t, l, host)
+}
