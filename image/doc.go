@@ -43,6 +43,13 @@
 // stored image never initialises go-containerregistry, which only
 // image/fetch imports.
 //
+// # Where overlayfs is refused, and kept layers
+//
+// OverlayRefused (probe.go) tells, from a try kept in the store, when the
+// kernel will not stack the layers; CopyRoot (copyroot.go) then merges
+// them into a private writable tree for the run. HoldKept (kept.go) gives
+// a run a named writable layer in the store, for the caller's overlay.
+//
 // # Concurrency
 //
 // Layers are unpacked under an exclusive flock of layers/KEY.lock into a
