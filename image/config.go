@@ -68,7 +68,7 @@ func (s *Store) Process(img *Image, args []string) (Process, error) {
 		}
 	}
 	if c.StopSignal != "" {
-		if p.StopSignal, err = ParseSignal(c.StopSignal); err != nil {
+		if p.StopSignal, err = parseSignal(c.StopSignal); err != nil {
 			return p, fmt.Errorf("image %s: StopSignal %q: %w", img.Ref, c.StopSignal, err)
 		}
 	}
@@ -138,9 +138,9 @@ func readMerged(lowers []string, rel string) ([]byte, error) {
 	return nil, os.ErrNotExist
 }
 
-// ParseSignal reads a signal as images name them: SIGTERM, TERM, 15,
+// parseSignal reads a signal as images name them: SIGTERM, TERM, 15,
 // SIGRTMIN+3 (as systemd images do), RTMAX-1.
-func ParseSignal(s string) (unix.Signal, error) {
+func parseSignal(s string) (unix.Signal, error) {
 	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
 	n, err := strconv.Atoi(name)
 	switch {

@@ -12,12 +12,12 @@ func TestParseSignal(t *testing.T) {
 		"SIGTERM": unix.SIGTERM, "term": unix.SIGTERM, "9": unix.SIGKILL, "SIGQUIT": unix.SIGQUIT,
 		"SIGRTMIN+3": 37, "RTMIN": 34, "SIGRTMAX-1": 63, "SIGRTMAX": 64,
 	} {
-		got, err := ParseSignal(in)
+		got, err := parseSignal(in)
 		assert.NilError(t, err, in)
 		assert.Equal(t, got, want, in)
 	}
 	for _, in := range []string{"", "0", "65", "-1", "SIGNOPE", "RTMIN-1", "RTMAX+1", "RTMIN+x", "RTMIN+31"} {
-		_, err := ParseSignal(in)
+		_, err := parseSignal(in)
 		assert.ErrorContains(t, err, "not a signal", in)
 	}
 }
@@ -27,7 +27,7 @@ func FuzzParseSignal(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if sig, err := ParseSignal(s); err == nil && (sig < 1 || sig > 64) {
+		if sig, err := parseSignal(s); err == nil && (sig < 1 || sig > 64) {
 			t.Fatalf("%q: %d", s, sig)
 		}
 	})
