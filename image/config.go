@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/moby/sys/user"
@@ -23,7 +24,14 @@ type Process struct {
 	Env      []string // the image's environment, PATH and HOME filled in
 	Cwd      string   // the image's WorkingDir, or /
 	UID, GID uint32   // the image's User, resolved in its /etc/passwd and /etc/group
-	Home     string
+	// Groups are the User's supplementary groups: those of the image's
+	// /etc/group that list the user, and the groups a UID:GID form does
+	// not name. Setting them needs a map that allows setgroups(2).
+	Groups []uint32
+	Home   string
+	// StopSignal is the image's StopSignal, what asks the command to
+	// end; 0 if the image names none (SIGTERM, then).
+	StopSignal unix.Signal
 }
 
 // Process resolves img's configuration: the command is Entrypoint
@@ -54,6 +62,16 @@ func (s *Store) Process(img *Image, args []string) (Process, error) {
 		return p, fmt.Errorf("image %s: user %q: negative id", img.Ref, c.User)
 	}
 	p.UID, p.GID, p.Home = uint32(u.Uid), uint32(u.Gid), u.Home
+	for _, g := range u.Sgids {
+		if g >= 0 && uint32(g) != p.GID && len(p.Groups) < 64 {
+			p.Groups = append(p.Groups, uint32(g))
+		}
+	}
+	if c.StopSignal != "" {
+		if p.StopSignal, err = parseSignal(c.StopSignal); err != nil {
+			return p, fmt.Errorf("image %s: StopSignal %q: %w", img.Ref, c.StopSignal, err)
+		}
+	}
 	p.Env = append([]string{}, c.Env...)
 	if !hasKey(p.Env, "PATH") {
 		p.Env = append(p.Env, defaultPath)
@@ -118,4 +136,34 @@ func readMerged(lowers []string, rel string) ([]byte, error) {
 		return b, err
 	}
 	return nil, os.ErrNotExist
+}
+
+// parseSignal reads a signal as images name them: SIGTERM, TERM, 15,
+// SIGRTMIN+3 (as systemd images do), RTMAX-1.
+func parseSignal(s string) (unix.Signal, error) {
+	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	n, err := strconv.Atoi(name)
+	switch {
+	case err == nil:
+	case strings.HasPrefix(name, "RTMIN"), strings.HasPrefix(name, "RTMAX"):
+		// glibc's SIGRTMIN, 34, as Docker counts (the C library keeps
+		// 32 and 33), to the kernel's SIGRTMAX, 64.
+		base, sign, off := 34, 1, strings.TrimPrefix(name[5:], "+")
+		if name[:5] == "RTMAX" {
+			base, sign, off = 64, -1, strings.TrimPrefix(name[5:], "-")
+		}
+		d := 0
+		if off != "" {
+			if d, err = strconv.Atoi(off); err != nil || strings.Trim(off, "0123456789") != "" {
+				return 0, errors.New("not a signal")
+			}
+		}
+		n = base + sign*d
+	default:
+		n = int(unix.SignalNum("SIG" + name))
+	}
+	if n < 1 || n > 64 {
+		return 0, errors.New("not a signal (a name like SIGTERM, or 1 to 64)")
+	}
+	return unix.Signal(n), nil
 }

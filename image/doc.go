@@ -1,6 +1,7 @@
-// Package image runs OCI images in sandboxes: it reads an image (from a
-// registry, an OCI layout, an oci-archive or a docker-archive), unpacks
-// its layers into a Store once, and gives what a sandbox.Spec needs to
+// Package image runs OCI images in sandboxes: it keeps a Store of
+// unpacked layers and image records, into which package image/fetch
+// brings images (from a registry, an OCI layout, an oci-archive or a
+// docker-archive: Store.BeginPull, Pull.Finish), and gives what a sandbox.Spec needs to
 // run it: RootMount, the layers stacked read-only by overlayfs under a
 // throwaway writable layer, and Process, the command, environment, user
 // and working directory of the image's configuration. The sandbox
@@ -32,7 +33,22 @@
 // a name into a path: see its doc comment for the rules, and
 // docs/security.md. Everything read from an image (manifests,
 // configurations, layers) is checked against its digest by
-// go-containerregistry or by unpackLayer (the diff id, while streaming).
+// go-containerregistry in image/fetch or by unpackLayer (the diff id,
+// while streaming).
+//
+// # What a run loads
+//
+// This package uses the standard library and x/sys only (refname.go
+// parses registry references itself; deps_test.go checks): a run of a
+// stored image never initialises go-containerregistry, which only
+// image/fetch imports.
+//
+// # Where overlayfs is refused, and kept layers
+//
+// OverlayRefused (probe.go) tells, from a try kept in the store, when the
+// kernel will not stack the layers; CopyRoot (copyroot.go) then merges
+// them into a private writable tree for the run. HoldKept (kept.go) gives
+// a run a named writable layer in the store, for the caller's overlay.
 //
 // # Concurrency
 //

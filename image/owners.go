@@ -161,6 +161,15 @@ func runHelper(job string, args []string) error {
 			return err
 		}
 		return json.NewEncoder(os.Stdout).Encode(st)
+	case "merge":
+		if len(args) < 1 {
+			return errors.New("merge: no directory")
+		}
+		n, err := mergeLayers(args[0], args[1:], true)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(n)
 	case "remove":
 		for _, p := range args {
 			if err := removeTree(p); err != nil {

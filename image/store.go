@@ -1,7 +1,6 @@
 package image
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
 )
@@ -168,17 +166,20 @@ func (s *Store) mkdirs() error {
 	return nil
 }
 
-// Get returns the image r names: a registry image from the store when it
-// was pulled before, else pulled now; a local image (Ref.Local) from the
-// store while its file is unchanged (same inode, size and mtime), else
-// read again, only its new layers unpacked.
-func (s *Store) Get(ctx context.Context, r Ref) (*Image, error) {
-	if img, err := s.Lookup(r.String()); err == nil {
-		if !r.Local() || (img.Source != nil && localID(r) != nil && *img.Source == *localID(r)) {
-			return img, nil
-		}
+// Cached returns the stored image r names, if a use may take it without
+// fetching: a registry image once pulled (until nsbox image pull); a
+// local image (Ref.Local) while its file is unchanged (same inode, size
+// and mtime). Otherwise a fetcher (image/fetch) reads it again, and only
+// its new layers are unpacked.
+func (s *Store) Cached(r Ref) (*Image, bool) {
+	img, err := s.Lookup(r.String())
+	if err != nil {
+		return nil, false
 	}
-	return s.Pull(ctx, r)
+	if r.Local() && (img.Source == nil || localID(r) == nil || *img.Source != *localID(r)) {
+		return nil, false
+	}
+	return img, true
 }
 
 // Lookup reads the record of ref (canonical), fs.ErrNotExist if none.
@@ -194,66 +195,80 @@ func (s *Store) Lookup(ref string) (*Image, error) {
 	return &img, nil
 }
 
-// Pull reads the image r names, unpacks each layer the store does not
-// hold yet, and writes the image's record.
-func (s *Store) Pull(ctx context.Context, r Ref) (*Image, error) {
+// Source is an image a fetcher has opened, as the store takes it: the
+// digests and configuration it read and checked, and its layers.
+type Source struct {
+	Digest  string   // the manifest's digest
+	ID      string   // the configuration's digest
+	OS      string   // the configuration's os ("" taken as linux)
+	Config  Config   // the part of the configuration a sandbox uses
+	DiffIDs []string // the layers' diff ids, bottom first
+	// Layer opens layer i's uncompressed tar stream. Its content is
+	// checked against DiffIDs[i] while it is unpacked.
+	Layer func(i int) (io.ReadCloser, error)
+}
+
+// Pull is one fetch into a Store, from BeginPull to Finish.
+type Pull struct {
+	s   *Store
+	ref Ref
+	id  *fileID
+	// TmpDir is a directory of the store's for the fetcher's scratch
+	// files (an oci-archive's layout), on the store's filesystem.
+	TmpDir string
+}
+
+// BeginPull prepares the store for a fetch of r: it creates the store's
+// directories and notes the state of a local image's file before it is
+// read (so that a change during the read is seen on the next use).
+func (s *Store) BeginPull(r Ref) (*Pull, error) {
 	if err := s.mkdirs(); err != nil {
 		return nil, err
 	}
-	var id *fileID
+	p := &Pull{s: s, ref: r, TmpDir: filepath.Join(s.Dir, "tmp")}
 	if r.Local() {
-		id = localID(r) // before reading: a change during the read is seen next time
+		p.id = localID(r)
 	}
-	src, err := open(ctx, r, filepath.Join(s.Dir, "tmp"))
+	return p, nil
+}
+
+// Finish unpacks each layer of src the store does not hold yet and
+// writes the image's record.
+func (p *Pull) Finish(src *Source) (*Image, error) {
+	img, err := p.s.unpackImage(p.ref, src)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", r, err)
+		return nil, fmt.Errorf("image %s: %w", p.ref, err)
 	}
-	defer src.cleanup()
-	img, err := s.unpackImage(r, src)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", r, err)
-	}
-	img.Source = id
+	img.Source = p.id
 	b, _ := json.MarshalIndent(img, "", "  ")
-	if err := writeAtomic(s.recordPath(img.Ref), b); err != nil {
-		return nil, fmt.Errorf("image %s: write its record: %w", r, err)
+	if err := writeAtomic(p.s.recordPath(img.Ref), b); err != nil {
+		return nil, fmt.Errorf("image %s: write its record: %w", p.ref, err)
 	}
 	return img, nil
 }
 
-func (s *Store) unpackImage(r Ref, src *source) (*Image, error) {
-	cf, err := src.img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("read the configuration: %w", err)
+func (s *Store) unpackImage(r Ref, src *Source) (*Image, error) {
+	if src.OS != "" && src.OS != "linux" {
+		return nil, fmt.Errorf("it is an image for %s, not linux", src.OS)
 	}
-	id, err := src.img.ConfigName()
-	if err != nil {
-		return nil, fmt.Errorf("read the configuration: %w", err)
+	img := &Image{Ref: r.String(), Digest: src.Digest, ID: src.ID, Pulled: time.Now().UTC(), Config: src.Config}
+	for _, d := range src.DiffIDs {
+		// A diff id names a layer's directory (by its chain id): only a
+		// well-formed sha256 digest is taken.
+		if !strings.HasPrefix(d, "sha256:") || !validDigest(d) {
+			return nil, fmt.Errorf("the configuration names a layer %q, not sha256:HEX", d)
+		}
 	}
-	if cf.OS != "" && cf.OS != "linux" {
-		return nil, fmt.Errorf("it is an image for %s, not linux", cf.OS)
-	}
-	layers, err := src.img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("read the layers: %w", err)
-	}
-	if len(layers) != len(cf.RootFS.DiffIDs) {
-		return nil, fmt.Errorf("the manifest has %d layers, the configuration %d", len(layers), len(cf.RootFS.DiffIDs))
-	}
-	img := &Image{Ref: r.String(), Digest: src.digest, ID: id.String(), Pulled: time.Now().UTC(),
-		Config: Config{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, Env: cf.Config.Env,
-			WorkingDir: cf.Config.WorkingDir, User: cf.Config.User, StopSignal: cf.Config.StopSignal}}
-	p := s.newProgress(r.String(), len(layers))
+	p := s.newProgress(r.String(), len(src.DiffIDs))
 	chain := ""
-	for i, l := range layers {
-		diff := cf.RootFS.DiffIDs[i].String()
+	for i, diff := range src.DiffIDs {
 		if chain == "" {
 			chain = diff
 		} else {
 			h := sha256.Sum256([]byte(chain + " " + diff))
 			chain = "sha256:" + hex.EncodeToString(h[:])
 		}
-		size, err := s.ensureLayer(chain, diff, l, img.Layers, p)
+		size, err := s.ensureLayer(chain, diff, func() (io.ReadCloser, error) { return src.Layer(i) }, img.Layers, p)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i+1, diff, err)
 		}
@@ -270,10 +285,10 @@ type layerMeta struct {
 	Devices int    `json:"devicesSkipped,omitempty"`
 }
 
-// ensureLayer unpacks layer l (diff id diff) as chain over lowers, unless
-// the store holds it, and returns its size. Concurrent pulls of one layer
-// wait on its lock; the second finds it done.
-func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *progress) (int64, error) {
+// ensureLayer unpacks the layer open gives (diff id diff) as chain over
+// lowers, unless the store holds it, and returns its size. Concurrent
+// pulls of one layer wait on its lock; the second finds it done.
+func (s *Store) ensureLayer(chain, diff string, open func() (io.ReadCloser, error), lowers []Layer, p *progress) (int64, error) {
 	key := s.key(chain)
 	lock, err := s.lockLayer(key, unix.LOCK_EX)
 	if err != nil {
@@ -298,7 +313,7 @@ func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *p
 	if err := os.Mkdir(filepath.Join(tmp, "fs"), 0o755); err != nil {
 		return 0, err
 	}
-	rc, err := l.Uncompressed()
+	rc, err := open()
 	if err != nil {
 		return 0, fmt.Errorf("fetch: %w", err)
 	}
@@ -324,9 +339,10 @@ func (s *Store) ensureLayer(chain, diff string, l v1.Layer, lowers []Layer, p *p
 	return st.Bytes, nil
 }
 
-// unpackDir unpacks the layer r into the directory dir and stores its
-// opaque directories as whiteouts of lowers (see expandOpaque); owners
-// keeps the entries' owners (in a user namespace that maps them).
+// unpackDir unpacks the layer r into the directory dir, stores its
+// opaque directories as whiteouts of lowers (see expandOpaque) and then
+// gives the directories their times; owners keeps the entries' owners
+// (in a user namespace that maps them).
 func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners bool) (unpackStats, error) {
 	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -337,7 +353,11 @@ func unpackDir(dir string, r io.Reader, diff string, lowers []string, owners boo
 	if err != nil {
 		return st, err
 	}
-	return st, expandOpaque(root, st.Opaque, lowers)
+	if err := expandOpaque(root, st.Opaque, lowers); err != nil {
+		return st, err
+	}
+	// Last: every entry and whiteout above changed its directory's time.
+	return st, setDirTimes(root, st.dirs)
 }
 
 // lowerFS lists the fs directories of lowers, topmost first.

@@ -26,9 +26,13 @@ const (
 type unpackStats struct {
 	Bytes   int64 // bytes of file data written (holes not counted)
 	Devices int   // device nodes skipped
+	// XattrsSkipped counts extended attributes not set (attrs.go).
+	XattrsSkipped int `json:",omitempty"`
 	// Opaque lists the layer's opaque directories (cleaned, relative to
 	// the layer root), for the caller to expand into whiteouts.
 	Opaque []string
+	// dirs are the directories' times, for setDirTimes after the layer.
+	dirs []dirTime
 }
 
 // unpackLayer extracts the uncompressed tar stream r into the directory
@@ -238,6 +242,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		if err := u.chown(dir, name, hdr); err != nil {
 			return err
 		}
+		if err := u.dirXattrs(dir, name, hdr, st); err != nil {
+			return err
+		}
+		st.dirs = append(st.dirs, dirTime{comps, hdr.ModTime})
 		return unix.Fchmodat(dir, name, mode|0o700, 0)
 	case tar.TypeReg, tar.TypeRegA:
 		if err := clearEntry(dir, name, false); err != nil {
@@ -252,6 +260,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		st.Bytes += n
 		if err == nil {
 			err = u.chown(dir, name, hdr)
+		}
+		if err == nil {
+			err = u.setXattrs(fd, hdr.PAXRecords, st)
 		}
 		if err == nil {
 			err = f.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
@@ -309,6 +320,24 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 	default:
 		return fmt.Errorf("unsupported entry type %q", hdr.Typeflag)
 	}
+}
+
+// dirXattrs sets a directory's extended attributes, if its header has
+// any, through a descriptor opened without following a symlink.
+func (u *unpacker) dirXattrs(dir int, name string, hdr *tar.Header, st *unpackStats) error {
+	if len(hdr.PAXRecords) == 0 {
+		return nil
+	}
+	if names, skipped := u.xattrs(hdr.PAXRecords); len(names) == 0 {
+		st.XattrsSkipped += skipped
+		return nil
+	}
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return u.setXattrs(fd, hdr.PAXRecords, st)
 }
 
 // openExistingDir opens the directory at comps without creating or

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
@@ -152,4 +153,123 @@ func FuzzUnpack(f *testing.F) {
 		ents, _ := os.ReadDir(host)
 		assert.Equal(t, len(ents), 1)
 	})
+}
+
+// TestUnpackXattrsAndDirTimes: user.* attributes are set (not
+// user.overlay.*), trusted.* and security.* ones never (security.capability
+// only with owners, in a user namespace), and directories get their
+// headers' times although entries were written in them afterwards.
+func TestUnpackXattrsAndDirTimes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fs")
+	assert.NilError(t, os.Mkdir(dir, 0o755))
+	x := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m["SCHILY.xattr."+kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	old, older := time.Unix(1000000000, 0), time.Unix(900000000, 0)
+	raw := layerTar(t,
+		entry{name: "d/", typ: tar.TypeDir, mode: 0o755, mtime: old, pax: x("user.dir", "1", "trusted.overlay.opaque", "y")},
+		entry{name: "d/sub/", typ: tar.TypeDir, mode: 0o555, mtime: older},
+		entry{name: "d/sub/f", mode: 0o444, data: []byte("f"), pax: x("user.mime", "text/plain", "user.overlay.redirect", "/etc", "security.capability", "\x01\x00\x00\x02", "security.selinux", "x")},
+		entry{name: "d/g", data: []byte("g")},
+	)
+	st, err := unpackDir(dir, bytes.NewReader(raw), "", nil, false)
+	assert.NilError(t, err)
+	assert.Equal(t, st.XattrsSkipped, 4, "trusted.overlay.opaque, user.overlay.redirect, security.capability, security.selinux")
+
+	get := func(p, name string) string {
+		b := make([]byte, 256)
+		n, err := unix.Lgetxattr(filepath.Join(dir, p), name, b)
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b[:n])
+	}
+	assert.Equal(t, get("d", "user.dir"), "1")
+	assert.Equal(t, get("d/sub/f", "user.mime"), "text/plain")
+	nodata := "<" + unix.ENODATA.Error() + ">"
+	for _, n := range []string{"trusted.overlay.opaque"} {
+		assert.Equal(t, get("d", n), nodata, n)
+	}
+	for _, n := range []string{"user.overlay.redirect", "security.capability", "security.selinux"} {
+		assert.Equal(t, get("d/sub/f", n), nodata, n)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "d/sub/f"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.Mode().Perm(), os.FileMode(0o444), "the mode is set after the attributes")
+
+	for p, want := range map[string]time.Time{"d": old, "d/sub": older} {
+		fi, err := os.Stat(filepath.Join(dir, p))
+		assert.NilError(t, err)
+		assert.Equal(t, fi.ModTime().Unix(), want.Unix(), p)
+	}
+}
+
+// TestMergeLayers: the copy fallback's merge applies whiteouts, keeps
+// modes, links and times, and replaces a directory by a file and back.
+func TestMergeLayers(t *testing.T) {
+	base := t.TempDir()
+	var lowers []string
+	for i, es := range [][]entry{
+		{{name: "opt/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0)}, {name: "etc/gone", data: []byte("x")},
+			{name: "bin/su", mode: 0o4755, data: []byte("su")}, {name: "bin/sh", typ: tar.TypeSymlink, link: "busybox"},
+			{name: "d/x", data: []byte("x")}, {name: "f", data: []byte("file")}},
+		{{name: "etc/.wh.gone"}, {name: "d"}, {name: "f/", typ: tar.TypeDir, mode: 0o700}, {name: "f/in", data: []byte("in")}},
+	} {
+		dir := filepath.Join(base, fmt.Sprint(i))
+		assert.NilError(t, os.MkdirAll(dir, 0o755))
+		_, err := unpackDir(dir, bytes.NewReader(layerTar(t, es...)), "", nil, false)
+		assert.NilError(t, err)
+		lowers = append(lowers, dir)
+	}
+	dst := filepath.Join(base, "root")
+	assert.NilError(t, os.Mkdir(dst, 0o755))
+	n, err := mergeLayers(dst, lowers, false)
+	assert.NilError(t, err)
+	assert.Equal(t, n, int64(len("xsuxfilein")))
+	_, err = os.Lstat(filepath.Join(dst, "etc", "gone"))
+	assert.Assert(t, os.IsNotExist(err), "whited out")
+	fi, err := os.Stat(filepath.Join(dst, "bin", "su"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.Mode()&(os.ModeSetuid|0o777), os.ModeSetuid|0o755)
+	l, _ := os.Readlink(filepath.Join(dst, "bin", "sh"))
+	assert.Equal(t, l, "busybox")
+	fi, err = os.Stat(filepath.Join(dst, "opt"))
+	assert.NilError(t, err)
+	assert.Equal(t, fi.ModTime().Unix(), int64(1000000000))
+	b, err := os.ReadFile(filepath.Join(dst, "d"))
+	assert.NilError(t, err, "the directory d became a file")
+	assert.Equal(t, string(b), "")
+	b, err = os.ReadFile(filepath.Join(dst, "f", "in"))
+	assert.NilError(t, err, "the file f became a directory")
+	assert.Equal(t, string(b), "in")
+}
+
+// TestDirTimesDoNotFollow: a directory's time is not set through a
+// symlink that replaced it later in the layer: the host directory it
+// points to keeps its time.
+func TestDirTimesDoNotFollow(t *testing.T) {
+	base := t.TempDir()
+	host := filepath.Join(base, "host")
+	assert.NilError(t, os.Mkdir(host, 0o755))
+	before, err := os.Stat(host)
+	assert.NilError(t, err)
+	dir := filepath.Join(base, "fs")
+	assert.NilError(t, os.Mkdir(dir, 0o755))
+	raw := layerTar(t,
+		entry{name: "d/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0)},
+		entry{name: "d", typ: tar.TypeSymlink, link: host},
+		entry{name: "e/", typ: tar.TypeDir, mode: 0o755, mtime: time.Unix(1000000000, 0), pax: map[string]string{"SCHILY.xattr.user.x": "1"}},
+	)
+	_, err = unpackDir(dir, bytes.NewReader(raw), "", nil, false)
+	assert.NilError(t, err)
+	after, err := os.Stat(host)
+	assert.NilError(t, err)
+	assert.Equal(t, after.ModTime(), before.ModTime())
+	l, err := os.Readlink(filepath.Join(dir, "d"))
+	assert.NilError(t, err)
+	assert.Equal(t, l, host)
 }

@@ -82,27 +82,31 @@ func (s *Store) Remove(ref string) (freed int64, err error) {
 }
 
 // Prune removes the layers no image record names and that no sandbox
-// holds, and what failed pulls left, and returns the bytes freed.
+// holds, the kept layers (kept.go) of images no longer stored, and what
+// failed pulls and ended copies (copyroot.go) left, and returns the bytes
+// freed.
 func (s *Store) Prune() (int64, error) {
 	imgs, err := s.List()
 	if err != nil {
 		return 0, err
 	}
-	used := map[string]bool{}
+	used, ids := map[string]bool{}, map[string]bool{}
 	for _, img := range imgs {
+		ids[img.ID] = true
 		for _, l := range img.Layers {
 			used[keyOf(l)] = true
 		}
 	}
+	freed := s.pruneKept(ids)
+	s.sweepCopies()
 	dir := filepath.Join(s.Dir, "layers")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, nil
+			return freed, nil
 		}
-		return 0, err
+		return freed, err
 	}
-	var freed int64
 	for _, e := range ents {
 		name := e.Name()
 		if !e.IsDir() {

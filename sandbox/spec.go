@@ -154,10 +154,16 @@ type Process struct {
 	// Cwd is the working directory inside; "" keeps the launcher's.
 	Cwd string `json:"cwd,omitempty"`
 	// UID and GID are the command's identity inside the sandbox. They must
-	// be mapped by Mapping. Supplementary groups are dropped when the map
-	// allows setgroups(2), and kept (shown as the overflow gid) otherwise.
+	// be mapped by Mapping. The caller's supplementary groups are dropped
+	// when the map allows setgroups(2), and kept (shown as the overflow
+	// gid) otherwise.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+	// Groups are the command's supplementary groups (an image's User's),
+	// at most 64 gids that Mapping maps, in place of the caller's. They
+	// need a map that allows setgroups(2) (Mapping.SetgroupsAllowed: one
+	// with subordinate ids, or a privileged caller's).
+	Groups []uint32 `json:"groups,omitempty"`
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the command: setuid bits and
 	// file capabilities then grant nothing on exec. Default sets it.
 	NoNewPrivs bool `json:"noNewPrivs"`
@@ -307,6 +313,9 @@ func (s *Spec) Validate() error {
 	if s.WriteMaps != nil && s.Enter.User != nil {
 		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: FixHint{FixText, "leave out WriteMaps or Enter.User"}}
 	}
+	if err := s.checkGroups(); err != nil {
+		return err
+	}
 	if s.Enter.User != nil || s.WriteMaps != nil {
 		return s.validateRest()
 	}
@@ -355,4 +364,24 @@ func (s *Spec) validateRest() error {
 // oneLine renders a map as "0 1000 1, 1 100000 65536".
 func oneLine(ext []mapping.Extent) string {
 	return strings.ReplaceAll(strings.TrimSpace(mapping.Format(ext)), "\n", ", ")
+}
+
+// checkGroups checks Process.Groups: few, mapped, and a map that lets
+// the stage set them.
+func (s *Spec) checkGroups() error {
+	g := s.Process.Groups
+	switch {
+	case len(g) == 0:
+		return nil
+	case len(g) > 64:
+		return &SpecError{Field: "Process.Groups", Value: fmt.Sprint(len(g)), Problem: "more than 64 groups"}
+	case s.Enter.User != nil || s.WriteMaps != nil || !s.Mapping.SetgroupsAllowed():
+		return &SpecError{Field: "Process.Groups", Problem: "needs a gid map that allows setgroups(2), which nsbox writes (subordinate ids, or a privileged caller)", Fix: FixHint{FixText, "leave out Process.Groups"}}
+	}
+	for _, id := range g {
+		if !s.Mapping.MapsInnerGID(id) {
+			return &SpecError{Field: "Process.Groups", Value: fmt.Sprint(id), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
+		}
+	}
+	return nil
 }

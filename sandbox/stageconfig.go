@@ -29,6 +29,7 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 		ExtraFDs:     len(s.Process.ExtraFiles),
 		UID:          s.Process.UID,
 		GID:          s.Process.GID,
+		Groups:       s.Process.Groups,
 		Hostname:     s.Hostname,
 		Cwd:          s.Process.Cwd,
 		Args:         s.Process.Args,

@@ -71,7 +71,8 @@ sandbox at once, and nsbox kill then waits until it is gone.
 	case "stop":
 		return `Usage: nsbox stop [--timeout SECONDS] NAME
 
-Ends the sandbox NAME: SIGTERM to its command, then SIGKILL to the whole
+Ends the sandbox NAME: SIGTERM (or the StopSignal of its --image) to its
+command, then SIGKILL to the whole
 sandbox if it is still there after the timeout (default 10 seconds). Returns
 once the sandbox is gone.
 `
@@ -156,7 +157,11 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	if timeout < 0 {
 		return usageError{"stop: --timeout must not be negative"}
 	}
-	return killSandbox(live, unix.SIGTERM, time.Duration(timeout*float64(time.Second)))
+	sig := unix.SIGTERM
+	if s := live.Entry.StopSignal; s > 0 && s <= 64 {
+		sig = unix.Signal(s) // an image's StopSignal
+	}
+	return killSandbox(live, sig, time.Duration(timeout*float64(time.Second)))
 }
 
 // printFile copies the log at path to w. The log is in the state

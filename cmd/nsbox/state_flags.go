@@ -33,6 +33,9 @@ type stateFlags struct {
 	// network is what the state entry records of the sandbox's network
 	// (set from the network flags).
 	network *state.Network
+	// stopSignal is what the entry records for nsbox stop (an image's
+	// StopSignal); 0: SIGTERM.
+	stopSignal unix.Signal
 }
 
 func addStateFlags(fs *pflag.FlagSet) *stateFlags {
@@ -127,7 +130,8 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 	created := time.Now()
 	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
 		e := &state.Entry{Name: name, Pid: pid, LauncherPid: os.Getpid(), Created: created,
-			Namespaces: ns, Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec}
+			Namespaces: ns, Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec,
+			StopSignal: int(f.stopSignal)}
 		var err error
 		if e.PidStartTime, err = state.StartTime(pid); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)

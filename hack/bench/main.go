@@ -152,7 +152,7 @@ func main() {
 		r.Comparisons = append(r.Comparisons, latencyParts(cfg)...)
 		r.Notes = append(r.Notes, latencyBreakdown)
 	}
-	if *imageOnly || (*only != "" && slices.Contains(strings.Split(*only, ","), "image")) {
+	if *imageOnly || want("image", false, false) {
 		step("images: cached start, pull")
 		r.Comparisons = append(r.Comparisons, imageRows(cfg)...)
 	}

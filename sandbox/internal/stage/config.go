@@ -52,6 +52,7 @@ type Config struct {
 	Args        []string
 	Argv0       string // "": Args[0]
 	Env         []string
+	Groups      []uint32 // supplementary groups, with Setgroups
 
 	// NewRoot builds a fresh root from Ops; the fields up to Ops are sent
 	// only with it.
@@ -170,6 +171,11 @@ func (c *Config) Encode() []byte {
 	}
 	for _, e := range c.Env {
 		add("env", e)
+	}
+	if c.Setgroups {
+		for _, g := range c.Groups {
+			add("group", strconv.FormatUint(uint64(g), 10))
+		}
 	}
 	if c.NewRoot {
 		add("owner-uid", strconv.FormatInt(c.OwnerUID, 10))

@@ -191,6 +191,7 @@ void fail_fix(const char *fix, const char *fmt, ...)
 const struct cfg_key stage_keys[] = {
 	{CFG_KEY("arg", CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
 	{CFG_KEY("env", CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY("group", CFG_LIST, CFG_REPEAT, groups), .count_off = CFG_FIELD(ngroups), .needs = "setgroups"},
 	{CFG_KEY("argv0", CFG_STR, 0, argv0)},
 	{CFG_KEY("unshare", CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
 	{CFG_KEY("setup-root", CFG_BOOL, 0, setup_root)},
@@ -228,6 +229,28 @@ const struct cfg_key stage_keys[] = {
 	{CFG_KEY("maps-later", CFG_BOOL, 0, maps_later)},
 	{.key = NULL},
 };
+
+/* set_groups sets the command's supplementary groups: the "group"
+ * records (Process.Groups), none if there are none. */
+static int set_groups(const struct config *c)
+{
+	gid_t g[64];
+	if (c->ngroups > (int)(sizeof g / sizeof g[0])) {
+		errno = E2BIG;
+		return -1;
+	}
+	for (int i = 0; i < c->ngroups; i++) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(c->groups[i], &end, 10);
+		if (errno || end == c->groups[i] || *end || v >= UINT32_MAX) {
+			errno = EINVAL;
+			return -1;
+		}
+		g[i] = (gid_t)v;
+	}
+	return setgroups((size_t)c->ngroups, c->ngroups ? g : NULL);
+}
 
 /* --- death of the launcher ---------------------------------------------- */
 
@@ -425,7 +448,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	if (c->keep_gid)
 		((struct config *)c)->gid = getgid();
 	security_before_identity(c);
-	if (c->setgroups && setgroups(0, NULL) < 0) {
+	if (c->setgroups && set_groups(c) < 0) {
 		r.step = 2;
 		goto failed;
 	}

@@ -43,6 +43,8 @@ struct config {
 	int maps_later;    /* the launcher's caller writes the maps after PID1 (Spec.WriteMaps) */
 	char **envp;
 	int argc, envc;
+	char **groups;     /* supplementary gids (decimal), set when setgroups is */
+	int ngroups;
 	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
 	 * root in order, then PID 1 pivots into it. */
 	int new_root;

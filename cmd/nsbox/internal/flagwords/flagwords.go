@@ -22,6 +22,7 @@ var specFlags = map[string]string{
 	"Process.Terminal":                      "--tty",
 	"Process.UID":                           "--uid",
 	"Process.GID":                           "--gid",
+	"Process.Groups":                        "",
 	"Process.Cwd":                           "--chdir",
 	"Process.Argv0":                         "argv[0]",
 	"Limits":                                "--memory, --pids, --cpus",

@@ -71,6 +71,9 @@ type Entry struct {
 	// Network is filled by the network setup: addresses and forwarded
 	// ports. nil when the sandbox has no network of its own beyond lo.
 	Network *Network `json:"network,omitempty"`
+	// StopSignal is what nsbox stop sends first (an image's StopSignal);
+	// 0 means SIGTERM.
+	StopSignal int `json:"stopSignal,omitempty"`
 	// Spec is the sandbox's spec, as the flags built it.
 	Spec *sandbox.Spec `json:"spec"`
 	// RecordFD is the launcher's descriptor of the sealed copy of this

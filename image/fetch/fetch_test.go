@@ -1,4 +1,4 @@
-package image
+package fetch
 
 import (
 	"archive/tar"
@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/nsbox/nsbox/image"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -33,6 +34,15 @@ func serve(t *testing.T, wrap func(http.Handler) http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// get is what nsbox run does: the stored image if the store may give
+// it, else a pull.
+func get(ctx context.Context, s *image.Store, r image.Ref) (*image.Image, error) {
+	if img, ok := s.Cached(r); ok {
+		return img, nil
+	}
+	return Pull(ctx, r, s, DefaultAuth)
 }
 
 func push(t *testing.T, ref string, img v1.Image) {
@@ -58,11 +68,11 @@ func TestPullWhiteoutsSharingAndRemove(t *testing.T) {
 	push(t, host+"/one:1", one)
 	push(t, host+"/two:latest", two)
 
-	s := &Store{Dir: t.TempDir()}
+	s := &image.Store{Dir: t.TempDir()}
 	ctx := context.Background()
-	r1, err := ParseRef(host + "/one:1")
+	r1, err := image.ParseRef(host + "/one:1")
 	assert.NilError(t, err)
-	img, err := s.Get(ctx, r1)
+	img, err := get(ctx, s, r1)
 	assert.NilError(t, err)
 	assert.Equal(t, len(img.Layers), 2)
 
@@ -87,13 +97,13 @@ func TestPullWhiteoutsSharingAndRemove(t *testing.T) {
 	assert.DeepEqual(t, p.Args, []string{"id"})
 
 	// By digest, and the second image shares the base layer's directory.
-	byDigest, err := ParseRef(host + "/one@" + img.Digest)
+	byDigest, err := image.ParseRef(host + "/one@" + img.Digest)
 	assert.NilError(t, err)
-	img1d, err := s.Get(ctx, byDigest)
+	img1d, err := get(ctx, s, byDigest)
 	assert.NilError(t, err)
 	assert.Equal(t, img1d.ID, img.ID)
-	r2, _ := ParseRef(host + "/two")
-	img2, err := s.Get(ctx, r2)
+	r2, _ := image.ParseRef(host + "/two")
+	img2, err := get(ctx, s, r2)
 	assert.NilError(t, err)
 	assert.Equal(t, s.LowerDirs(img2)[0], s.LowerDirs(img)[1])
 	ents, _ := os.ReadDir(filepath.Join(s.Dir, "layers"))
@@ -109,7 +119,7 @@ func TestPullWhiteoutsSharingAndRemove(t *testing.T) {
 	held, err := s.Hold(img)
 	assert.NilError(t, err)
 	_, err = s.Remove(r1.String())
-	assert.ErrorIs(t, err, ErrInUse)
+	assert.ErrorIs(t, err, image.ErrInUse)
 	held.Release()
 	_, err = s.Remove(r1.String())
 	assert.NilError(t, err)
@@ -127,15 +137,15 @@ func TestConcurrentPulls(t *testing.T) {
 	host := serve(t, nil)
 	img := imageOf(t, v1.Config{Cmd: []string{"x"}}, layerOf(t, entry{name: "a", data: []byte("a")}), layerOf(t, entry{name: "b", data: []byte("b")}))
 	push(t, host+"/c:1", img)
-	s := &Store{Dir: t.TempDir()}
-	r, _ := ParseRef(host + "/c:1")
+	s := &image.Store{Dir: t.TempDir()}
+	r, _ := image.ParseRef(host + "/c:1")
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := (&Store{Dir: s.Dir}).Pull(context.Background(), r)
+			_, err := Pull(context.Background(), r, &image.Store{Dir: s.Dir}, DefaultAuth)
 			errs <- err
 		}()
 	}
@@ -171,16 +181,16 @@ func TestPullAuth(t *testing.T) {
 	t.Setenv("HOME", home)
 	t.Setenv("DOCKER_CONFIG", "")
 	t.Setenv("REGISTRY_AUTH_FILE", "")
-	s := &Store{Dir: t.TempDir()}
-	ref, _ := ParseRef(host + "/private:1")
-	_, err := s.Pull(context.Background(), ref)
+	s := &image.Store{Dir: t.TempDir()}
+	ref, _ := image.ParseRef(host + "/private:1")
+	_, err := Pull(context.Background(), ref, s, DefaultAuth)
 	assert.ErrorContains(t, err, "401 Unauthorized")
 	assert.ErrorContains(t, err, "fix: log in")
 
 	auth := fmt.Sprintf(`{"auths":{%q:{"auth":"YWxpY2U6czNjcmV0"}}}`, host) // alice:s3cret
 	assert.NilError(t, os.MkdirAll(filepath.Join(home, ".docker"), 0o700))
 	assert.NilError(t, os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(auth), 0o600))
-	_, err = s.Pull(context.Background(), ref)
+	_, err = Pull(context.Background(), ref, s, DefaultAuth)
 	assert.NilError(t, err)
 }
 
@@ -195,17 +205,17 @@ func TestLocalImageChanges(t *testing.T) {
 		assert.NilError(t, p.AppendImage(imageOf(t, v1.Config{Cmd: []string{marker}}, layerOf(t, entry{name: marker}))))
 	}
 	write("one")
-	s := &Store{Dir: t.TempDir()}
-	r, err := ParseRef("oci:" + dir)
+	s := &image.Store{Dir: t.TempDir()}
+	r, err := image.ParseRef("oci:" + dir)
 	assert.NilError(t, err)
-	img, err := s.Get(context.Background(), r)
+	img, err := get(context.Background(), s, r)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, img.Config.Cmd, []string{"one"})
-	again, err := s.Get(context.Background(), r)
+	again, err := get(context.Background(), s, r)
 	assert.NilError(t, err)
 	assert.Equal(t, again.Pulled, img.Pulled, "unchanged: from the record")
 	write("two")
-	img, err = s.Get(context.Background(), r)
+	img, err = get(context.Background(), s, r)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, img.Config.Cmd, []string{"two"})
 }
