@@ -34,6 +34,8 @@ var (
 		"bubblewrap.c", "test-run.sh", "test-specifying-pidns.sh", "test-specifying-userns.sh", "try-syscall.c", "tests/test-seccomp.py",
 		// made by the example it names; placeholders
 		"hello.c", "zsysnum_linux_ARCH.go", "a.b.c",
+		// the brief's companion that holds the peers' figures (outside the tree)
+		"ANCHORS.md",
 	}
 	otherFlags = []string{
 		"--config-net", "--tcp-ports", "--udp-ports", // pasta
@@ -43,10 +45,11 @@ var (
 		"--find-links", "--no-index", "--index-url", "--trusted-host", // pip
 		"--global", "--no-install-recommends", "--variant", // npm, apt-get, debootstrap
 		"--make-rprivate", "--parent-pid", // mount(8), flatpak-spawn
+		"--seccomp-bpf",                    // strace
 		"--flag", "--long", "--opt", "--x", // placeholders
 	}
 	otherNames = []string{
-		"ErrWouldBlock", // gVisor's tcpip
+		"ErrWouldBlock", "state.Register", // gVisor's tcpip and state
 	}
 )
 
