@@ -67,7 +67,7 @@
 //
 // # JSON
 //
-// A Spec has a JSON form ([MarshalSpec], [DecodeSpec]): `nsbox run
+// A Spec has a JSON form (encoding/json's, read back by [DecodeSpec]): `nsbox run
 // --print-spec` prints it and `nsbox run --spec FILE` runs it, so an
 // experiment on the command line becomes an API call.
 package sandbox

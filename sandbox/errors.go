@@ -7,15 +7,12 @@ import (
 	"syscall"
 )
 
-// Exit codes of the nsbox command for failures of its own, as in
+// Exit codes ExitCode gives for failures of the launcher itself, as in
 // bubblewrap, podman and env(1).
 const (
-	// CodeLauncher: nsbox failed (bad flags, setup failure).
-	CodeLauncher = 125
-	// CodeCannotExecute: the command exists but cannot be executed.
-	CodeCannotExecute = 126
-	// CodeNotFound: the command was not found.
-	CodeNotFound = 127
+	codeLauncher      = 125 // the launcher failed (bad spec, setup failure)
+	codeCannotExecute = 126 // the command exists but cannot be executed
+	codeNotFound      = 127 // the command was not found
 )
 
 // ExitError reports a command that ran and ended with a non-zero status.
@@ -90,11 +87,11 @@ func ExitCode(err error) int {
 		return exit.Code
 	case errors.As(err, &exec):
 		if errors.Is(exec.Err, syscall.ENOENT) {
-			return CodeNotFound
+			return codeNotFound
 		}
-		return CodeCannotExecute
+		return codeCannotExecute
 	}
-	return CodeLauncher
+	return codeLauncher
 }
 
 // SpecError reports a Spec that cannot run as given, naming the field in

@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -98,7 +99,7 @@ func ExampleDecodeSpec() {
 		return
 	}
 	spec.Hostname = "builder"
-	b, _ := sandbox.MarshalSpec(spec)
+	b, _ := json.Marshal(spec)
 	again, err := sandbox.DecodeSpec(bytes.NewReader(b))
 	if err != nil {
 		fmt.Println(err)

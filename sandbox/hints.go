@@ -289,13 +289,6 @@ func currentHostFacts() hostFacts {
 	return readHostFacts(os.ReadFile, os.Getenv, exe)
 }
 
-// UserNamespaceHint returns the fix for a host that refuses unprivileged
-// user namespaces, read from the sysctls, AppArmor and seccomp state that
-// control them, or "" when none of them is the cause.
-func UserNamespaceHint() string {
-	return explain(stepUserns, syscall.EPERM, currentHostFacts())
-}
-
 // explainSetup fills in the hint of a *SetupError from the stage or PID 1
 // (any step after the user namespace exists), when the host explains it.
 func explainSetup(err error) error {
@@ -347,7 +340,7 @@ func mapError(err error, p mapping.Plan) error {
 			Err: fmt.Errorf("%w; likely cause: nsbox runs inside another user namespace (uid_map %s) that lets it map nothing but its own id",
 				err, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))}
 	default:
-		if hint := UserNamespaceHint(); hint != "" {
+		if hint := explain(stepUserns, syscall.EPERM, currentHostFacts()); hint != "" {
 			return fmt.Errorf("%w; likely cause: %s", err, hint)
 		}
 	}

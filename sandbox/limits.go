@@ -28,12 +28,12 @@ type Limits struct {
 // Rlimit is one resource limit, as prlimit(1) names them.
 type Rlimit struct {
 	Name string `json:"name"` // "nofile", "nproc", … (rlimitNames)
-	Soft uint64 `json:"soft"` // RlimInfinity for none
+	Soft uint64 `json:"soft"` // math.MaxUint64 (RLIM_INFINITY) for none
 	Hard uint64 `json:"hard"`
 }
 
-// RlimInfinity is "unlimited".
-const RlimInfinity = math.MaxUint64
+// rlimInfinity is "unlimited".
+const rlimInfinity = math.MaxUint64
 
 // rlimitNames are prlimit(1)'s names and the resource numbers of Linux on
 // x86_64 and arm64 (asm-generic/resource.h).
@@ -75,7 +75,7 @@ func ParseRlimit(s string) (Rlimit, error) {
 func parseRlimitValue(s string) (uint64, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "unlimited", "infinity", "inf":
-		return RlimInfinity, nil
+		return rlimInfinity, nil
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 	if err != nil {
@@ -115,9 +115,9 @@ func (l *Limits) validate() error {
 	// NaN compares false with everything, so it must be asked for by
 	// name; a count above the kernel's CPU limit is a typo (1e300 would
 	// overflow the quota to 1% of a CPU).
-	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > MaxCPUs {
+	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > maxCPUs {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "not a number of CPUs",
-			Fix: FixHint{FixText, fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", MaxCPUs)}}
+			Fix: FixHint{FixText, fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", maxCPUs)}}
 	}
 	if l.CPUs > 0 && l.CPUs < 0.01 {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "below the smallest limit the kernel takes (1% of a CPU)",
@@ -131,11 +131,11 @@ func (l *Limits) validate() error {
 	return nil
 }
 
-// MaxCPUs is the largest Limits.CPUs accepted: Linux's NR_CPUS limit.
-const MaxCPUs = 8192
+// maxCPUs is the largest Limits.CPUs accepted: Linux's NR_CPUS limit.
+const maxCPUs = 8192
 
 func rlimitText(v uint64) string {
-	if v == RlimInfinity {
+	if v == rlimInfinity {
 		return "unlimited"
 	}
 	return strconv.FormatUint(v, 10)

@@ -258,16 +258,6 @@ type Landlock struct {
 	TCPConnect []uint16 `json:"tcpConnect,omitempty"`
 }
 
-// DefaultLandlockReadOnly and DefaultLandlockReadWrite are what --landlock
-// allows before --landlock-ro and --landlock-rw add to it (the command line
-// also allows the working directory read-write): the system's programs and
-// libraries, /etc, /dev and /proc. Not the host's /tmp: it is shared with
-// everything else on the host.
-var (
-	DefaultLandlockReadOnly  = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
-	DefaultLandlockReadWrite = []string{"/dev", "/proc"}
-)
-
 // AllowMounts adds the destinations of the sandbox's mount operations to
 // the allowed paths: binds as they are mounted (read-only or read-write),
 // and what nsbox creates (tmpfs, /dev, /proc, overlays, files) read-write.

@@ -105,7 +105,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 		}
 	}
 	if !ok {
-		return &sandbox.ExitError{Code: sandbox.CodeLauncher}
+		return &sandbox.ExitError{Code: exitLauncher}
 	}
 	return nil
 }

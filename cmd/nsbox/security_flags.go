@@ -129,8 +129,8 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		ll := &sandbox.Landlock{
 			ReadOnly:          s.llRO,
 			ReadWrite:         s.llRW,
-			OptionalReadOnly:  sandbox.DefaultLandlockReadOnly,
-			OptionalReadWrite: append(append([]string{}, sandbox.DefaultLandlockReadWrite...), cwd),
+			OptionalReadOnly:  landlockReadOnly,
+			OptionalReadWrite: append(append([]string{}, landlockReadWrite...), cwd),
 		}
 		for _, p := range []struct {
 			flag  string
@@ -168,3 +168,13 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 	lim.PIDs, lim.CPUs = s.pids, s.cpus
 	return notice, nil
 }
+
+// landlockReadOnly and landlockReadWrite are what --landlock allows before
+// --landlock-ro and --landlock-rw add to it (the command line also allows
+// the working directory read-write): the system's programs and libraries,
+// /etc, /dev and /proc. Not the host's /tmp: it is shared with everything
+// else on the host.
+var (
+	landlockReadOnly  = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+	landlockReadWrite = []string{"/dev", "/proc"}
+)

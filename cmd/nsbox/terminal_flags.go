@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -145,11 +146,11 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 
 // printSpec writes the spec as --print-spec shows it.
 func printSpec(spec *sandbox.Spec, stdout io.Writer) error {
-	b, err := sandbox.MarshalSpec(spec)
+	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode the spec: %w", err)
 	}
-	_, err = stdout.Write(b)
+	_, err = stdout.Write(append(b, '\n'))
 	return err
 }
 
