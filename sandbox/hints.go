@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"github.com/nsbox/nsbox/mapping"
 )
 
@@ -161,36 +163,36 @@ func explain(step failedStep, errno syscall.Errno, f hostFacts) string {
 }
 
 // explainFix is explain, and the remedy in the hint when it is one a
-// caller may word itself (the hint holds its FixHint.String).
-func explainFix(step failedStep, errno syscall.Errno, f hostFacts) (string, FixHint) {
+// caller may word itself (the hint holds its remedy.Hint.String).
+func explainFix(step failedStep, errno syscall.Errno, f hostFacts) (string, remedy.Hint) {
 	if errno == syscall.ENOSPC && step == stepUserns {
 		if f.maxUserNS == "0" {
-			return "user namespaces are disabled (user.max_user_namespaces = 0): as root, sysctl -w user.max_user_namespaces=15000", FixHint{}
+			return "user namespaces are disabled (user.max_user_namespaces = 0): as root, sysctl -w user.max_user_namespaces=15000", remedy.Hint{}
 		}
 		return "the limit on user namespaces is reached (user.max_user_namespaces = " + f.maxUserNS +
-			" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000", FixHint{}
+			" here, counted per user along the nesting): end sandboxes you no longer need, or raise it: sysctl -w user.max_user_namespaces=15000", remedy.Hint{}
 	}
 	if errno != syscall.EPERM && errno != syscall.EACCES {
-		return "", FixHint{}
+		return "", remedy.Hint{}
 	}
 	if step == stepMemfd {
 		if f.memfdNoexec == "2" {
-			return "vm.memfd_noexec = 2 forbids executing the in-memory copy of nsbox: install nsbox owned by root (e.g. make install), so no copy is needed, or as root: sysctl -w vm.memfd_noexec=1", FixHint{}
+			return "vm.memfd_noexec = 2 forbids executing the in-memory copy of nsbox: install nsbox owned by root (e.g. make install), so no copy is needed, or as root: sysctl -w vm.memfd_noexec=1", remedy.Hint{}
 		}
-		return "", FixHint{}
+		return "", remedy.Hint{}
 	}
 	if step == stepUserns && f.unprivClone == "0" {
-		return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): as root, sysctl -w kernel.unprivileged_userns_clone=1", FixHint{}
+		return "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0): as root, sysctl -w kernel.unprivileged_userns_clone=1", remedy.Hint{}
 	}
 	if f.appArmorRestricts() {
 		return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1) and no profile allows them for " +
-			f.exe + ": as root, " + AppArmorInstallCommand(f.exe) + " (or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)", FixHint{}
+			f.exe + ": as root, " + AppArmorInstallCommand(f.exe) + " (or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0)", remedy.Hint{}
 	}
 	if step != stepUserns && f.containerAppArmor() {
-		return "the container's AppArmor profile (" + f.apparmorLabel + ") denies mount: start the container with " + f.containerFix("apparmor"), FixHint{}
+		return "the container's AppArmor profile (" + f.apparmorLabel + ") denies mount: start the container with " + f.containerFix("apparmor"), remedy.Hint{}
 	}
 	if step == stepProc && len(f.procCovers) > 0 {
-		sharePID := FixHint{Kind: FixSharePID}
+		sharePID := remedy.Hint{Kind: remedy.SharePID}
 		fix := sharePID.String()
 		if f.container != "" {
 			fix = "start the container with " + f.containerFix("proc") + ", or " + fix
@@ -202,11 +204,11 @@ func explainFix(step failedStep, errno syscall.Errno, f hostFacts) (string, FixH
 	// nor mount: past unshare, a filter is only suspect inside a container.
 	switch {
 	case f.seccomp == "2" && step == stepUserns:
-		return "a seccomp filter refuses unshare (Seccomp: 2 in /proc/self/status; container runtimes' default profiles do this): start the container with " + f.containerFix("seccomp"), FixHint{}
+		return "a seccomp filter refuses unshare (Seccomp: 2 in /proc/self/status; container runtimes' default profiles do this): start the container with " + f.containerFix("seccomp"), remedy.Hint{}
 	case f.seccomp == "2" && f.container != "":
-		return "the container's seccomp filter may refuse this call (Seccomp: 2 in /proc/self/status): start the container with " + f.containerFix("seccomp"), FixHint{}
+		return "the container's seccomp filter may refuse this call (Seccomp: 2 in /proc/self/status): start the container with " + f.containerFix("seccomp"), remedy.Hint{}
 	}
-	return "", FixHint{}
+	return "", remedy.Hint{}
 }
 
 // appArmorRestricts: the restriction is on and nsbox runs unconfined (a
@@ -332,11 +334,11 @@ func mapError(err error, p mapping.Plan) error {
 	switch {
 	case nerr != nil:
 	case here.Nested && p.Privileged:
-		return &SpecError{Field: "Mapping", Fix: FixHint{Kind: FixMapSingle},
+		return &SpecError{Field: "Mapping", Fix: remedy.Hint{Kind: remedy.MapSingle},
 			Err: fmt.Errorf("%w; likely cause: nsbox runs as uid %d inside another user namespace (uid_map %s): it maps only ids that exist there, and only while it holds CAP_SETUID and CAP_SETGID",
 				err, p.HostUID, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))}
 	case here.Nested:
-		return &SpecError{Field: "Mapping", Fix: FixHint{FixMapSingle, "run nsbox outside it"},
+		return &SpecError{Field: "Mapping", Fix: remedy.Hint{Kind: remedy.MapSingle, Arg: "run nsbox outside it"},
 			Err: fmt.Errorf("%w; likely cause: nsbox runs inside another user namespace (uid_map %s) that lets it map nothing but its own id",
 				err, strings.Join(strings.Fields(readTrim("/proc/self/uid_map")), " "))}
 	default:

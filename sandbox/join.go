@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/remedy"
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // NamespaceIDs maps the names the kernel uses under /proc/PID/ns ("user",
@@ -96,7 +98,7 @@ func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 // kills the command alone.
 func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if len(p.Args) == 0 || p.Args[0] == "" {
-		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
+		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
 	}
 	for _, s := range append(append([]string{p.Cwd}, p.Args...), p.Env...) {
 		if strings.IndexByte(s, 0) >= 0 {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
@@ -101,7 +103,7 @@ func (l *Limits) validate() error {
 		if err := unix.Getrlimit(res, &cur); err == nil && r.Hard > cur.Max {
 			return &SpecError{Field: field, Value: r.Name,
 				Problem: fmt.Sprintf("hard limit %s is above nsbox's own (%s), which a sandbox cannot raise", rlimitText(r.Hard), rlimitText(cur.Max)),
-				Fix:     FixHint{FixText, "lower it, or raise it before starting nsbox (ulimit -H)"}}
+				Fix:     remedy.Hint{Kind: remedy.Text, Arg: "lower it, or raise it before starting nsbox (ulimit -H)"}}
 		}
 	}
 	for _, v := range []struct {
@@ -117,11 +119,11 @@ func (l *Limits) validate() error {
 	// overflow the quota to 1% of a CPU).
 	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > maxCPUs {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "not a number of CPUs",
-			Fix: FixHint{FixText, fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", maxCPUs)}}
+			Fix: remedy.Hint{Kind: remedy.Text, Arg: fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", maxCPUs)}}
 	}
 	if l.CPUs > 0 && l.CPUs < 0.01 {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "below the smallest limit the kernel takes (1% of a CPU)",
-			Fix: FixHint{FixText, "give at least 0.01"}}
+			Fix: remedy.Hint{Kind: remedy.Text, Arg: "give at least 0.01"}}
 	}
 	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
 		if _, err := DelegatedCgroup(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/remedy"
 )
 
 // MountType names what one mount operation does. The types follow
@@ -151,7 +153,7 @@ func (s *Spec) validateMounts() error {
 		return nil
 	}
 	if !s.Namespaces.Mount {
-		return &SpecError{Field: "Mounts", Problem: "mount operations need a mount namespace of the sandbox's own", Fix: FixHint{FixOwnNamespace, "mnt"}}
+		return &SpecError{Field: "Mounts", Problem: "mount operations need a mount namespace of the sandbox's own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "mnt"}}
 	}
 	data := 0
 	for i := range s.Mounts {
@@ -168,7 +170,7 @@ func (s *Spec) validateMounts() error {
 		data += len(m.Data)
 		if data > maxFileData {
 			return &SpecError{Field: field, Value: m.what(), Problem: fmt.Sprintf("the files placed in the sandbox hold more than %d bytes together", maxFileData),
-				Fix: FixHint{Kind: FixBindLarge}}
+				Fix: remedy.Hint{Kind: remedy.BindLarge}}
 		}
 	}
 	return nil
@@ -211,7 +213,7 @@ func (m *Mount) validate() error {
 				if m.Optional {
 					return nil
 				}
-				return &SpecError{Problem: "source does not exist", Fix: FixHint{FixOptionalSource, m.Source}}
+				return &SpecError{Problem: "source does not exist", Fix: remedy.Hint{Kind: remedy.OptionalSource, Arg: m.Source}}
 			}
 			return fmt.Errorf("source: %w", unwrapPathError(err))
 		}
@@ -221,7 +223,7 @@ func (m *Mount) validate() error {
 		}
 	case MountOverlay, MountTmpOverlay:
 		if m.Type == MountOverlay && len(m.Lower) == 0 {
-			return &SpecError{Problem: "no lower directory", Fix: FixHint{Kind: FixOverlayLower}}
+			return &SpecError{Problem: "no lower directory", Fix: remedy.Hint{Kind: remedy.OverlayLower}}
 		}
 		for _, l := range m.Lower {
 			if err := checkDir("lower directory", l); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/sandbox/internal/seccomp"
@@ -93,7 +95,7 @@ func (s *Security) validate() error {
 func (s *Security) seccompFilter() ([]byte, error) {
 	prog, err := seccomp.Build(seccomp.Rules{Defaults: !s.NoDefaultSeccomp, AllowIOUring: s.AllowIOUring, DisableUserns: s.DisableUserns})
 	if errors.Is(err, seccomp.ErrNoTables) {
-		return nil, &SpecError{Field: "Security", Err: err, Fix: FixHint{Kind: FixSeccomp}}
+		return nil, &SpecError{Field: "Security", Err: err, Fix: remedy.Hint{Kind: remedy.Seccomp}}
 	}
 	return prog, err
 }
@@ -293,7 +295,7 @@ func (l *Landlock) validate() error {
 		for i, p := range list.paths {
 			if !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
 				return &SpecError{Field: fmt.Sprintf(list.field, i), Value: strconv.Quote(p), Problem: "not an absolute path",
-					Fix: FixHint{FixText, "name it as the sandbox sees it, e.g. /work"}}
+					Fix: remedy.Hint{Kind: remedy.Text, Arg: "name it as the sandbox sees it, e.g. /work"}}
 			}
 		}
 	}

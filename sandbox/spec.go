@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
 )
@@ -284,28 +286,28 @@ func (n Namespaces) cloneFlags() int {
 // field and the fix.
 func (s *Spec) Validate() error {
 	if len(s.Process.Args) == 0 || s.Process.Args[0] == "" {
-		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
+		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
 	}
 	if s.Hostname != "" && !s.Namespaces.UTS {
-		return &SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: FixHint{FixOwnNamespace, "uts"}}
+		return &SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "uts"}}
 	}
 	if s.Process.Terminal && !s.Namespaces.Mount {
-		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: FixHint{FixOwnNamespace, "mnt"}}
+		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "mnt"}}
 	}
 	if s.CommandIsPID1 && !s.Namespaces.PID {
-		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: FixHint{FixOwnNamespace, "pid"}}
+		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "pid"}}
 	}
 	if s.CommandIsPID1 && s.Process.Terminal {
-		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: FixHint{FixText, "leave out Process.Terminal or CommandIsPID1"}}
+		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out Process.Terminal or CommandIsPID1"}}
 	}
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
 	}
 	if s.Enter.CommandUser != nil && s.Enter.User == nil {
-		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: FixHint{FixText, "set Enter.User to its parent, or leave out Enter.CommandUser"}}
+		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: remedy.Hint{Kind: remedy.Text, Arg: "set Enter.User to its parent, or leave out Enter.CommandUser"}}
 	}
 	if s.WriteMaps != nil && s.Enter.User != nil {
-		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: FixHint{FixText, "leave out WriteMaps or Enter.User"}}
+		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out WriteMaps or Enter.User"}}
 	}
 	if s.Enter.User != nil || s.WriteMaps != nil {
 		return s.validateRest()
@@ -314,10 +316,10 @@ func (s *Spec) Validate() error {
 		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
 	}
 	if !s.Mapping.MapsInnerUID(s.Process.UID) {
-		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: FixHint{FixMapID, "uid"}}
+		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "uid"}}
 	}
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
-		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
+		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "gid"}}
 	}
 	return s.validateRest()
 }
