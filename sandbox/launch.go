@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
@@ -38,7 +39,7 @@ import (
 //
 // Any failure kills whatever was started and returns an error; ExitCode
 // maps it to nsbox's exit code; a step the host refused carries the cause
-// and fix (hints.go). Cancelling ctx kills the whole sandbox.
+// and fix (hints.go, internal/hostcheck). Cancelling ctx kills the whole sandbox.
 func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	sb, err := start(ctx, spec)
 	return sb, explainSetup(err)
@@ -332,7 +333,7 @@ func killAndReap(p *os.Process) {
 func userNamespaceError(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" {
-		se.Hint = explain(stepUserns, se.Err, currentHostFacts())
+		se.Hint = hostcheck.Explain(hostcheck.StepUserns, se.Err)
 	}
 	return err
 }
