@@ -10,9 +10,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )

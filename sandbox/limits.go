@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/cgroup"
 )
 
 // Limits bounds the resources of the command.
@@ -126,7 +126,7 @@ func (l *Limits) validate() error {
 			Fix: remedy.Hint{Kind: remedy.Text, Arg: "give at least 0.01"}}
 	}
 	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
-		if _, err := DelegatedCgroup(); err != nil {
+		if _, err := cgroup.Delegated(); err != nil {
 			return &SpecError{Field: "Limits", Err: err}
 		}
 	}
@@ -149,13 +149,6 @@ func (l *Limits) records() [][2]string {
 		r = append(r, [2]string{"rlimit", fmt.Sprintf("%d:%d:%d", rlimitNames[x.Name], x.Soft, x.Hard)})
 	}
 	return r
-}
-
-// DelegatedCgroup returns the caller's cgroup v2 directory when the caller
-// may create child cgroups in it, or an error naming why not and the fix.
-// Limits.Memory, PIDs and CPUs need one.
-func DelegatedCgroup() (string, error) {
-	return cgroup.Delegated()
 }
 
 // cgroup creates the sandbox's cgroup when the limits ask for one; nil

@@ -11,11 +11,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nsbox/nsbox/internal/landlock"
 	"github.com/nsbox/nsbox/internal/remedy"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/nsbox/nsbox/sandbox/internal/seccomp"
+	"github.com/nsbox/nsbox/internal/seccomp"
 )
 
 // Security is what stands between the command and the kernel besides the
@@ -29,11 +28,11 @@ type Security struct {
 	// any other uid. A non-root command that keeps capabilities gets them
 	// as ambient capabilities, so they survive exec (as bwrap --cap-add).
 	Capabilities *CapSet `json:"capabilities,omitempty"`
-	// NoDefaultSeccomp leaves out nsbox's default seccomp filter (see
-	// DefaultSeccompProgram).
+	// NoDefaultSeccomp leaves out nsbox's default seccomp filter (the
+	// package doc of internal/seccomp says what it refuses and why).
 	NoDefaultSeccomp bool `json:"noDefaultSeccomp,omitempty"`
 	// SeccompPrograms are raw struct sock_filter programs (bwrap's
-	// --seccomp format, checked by ParseSeccompProgram) installed after the
+	// --seccomp format, checked by Validate) installed after the
 	// default one; the kernel runs every filter and the strictest answer
 	// wins.
 	SeccompPrograms [][]byte `json:"seccompPrograms,omitempty"`
@@ -48,7 +47,7 @@ type Security struct {
 	// and everything it starts, as bubblewrap's --disable-userns: unshare
 	// and clone with CLONE_NEWUSER and setns into a user namespace fail
 	// with EPERM, clone3 with ENOSYS (libc falls back to clone); package
-	// sandbox/internal/seccomp says why. It is a seccomp filter, installed
+	// internal/seccomp says why. It is a seccomp filter, installed
 	// even with NoDefaultSeccomp, and it implies AssertUsernsDisabled's
 	// check. The zero value lets the command create user namespaces, so
 	// that nsbox runs inside nsbox.
@@ -68,7 +67,7 @@ type Security struct {
 	// terminal.
 	NewSession bool `json:"newSession,omitempty"`
 	// Landlock, if not nil, restricts file access and TCP ports with
-	// Landlock on kernels that have it (LandlockABI > 0); elsewhere it is
+	// Landlock on kernels that have it (landlock.ABI() > 0); elsewhere it is
 	// skipped.
 	Landlock *Landlock `json:"landlock,omitempty"`
 }
@@ -76,7 +75,7 @@ type Security struct {
 // validate checks the security settings; Spec.Validate calls it.
 func (s *Security) validate() error {
 	for i, p := range s.SeccompPrograms {
-		if err := CheckSeccompProgram(p); err != nil {
+		if err := seccomp.Check(p); err != nil {
 			return fmt.Errorf("seccomp program %d: %w", i+1, err)
 		}
 	}
@@ -99,26 +98,6 @@ func (s *Security) seccompFilter() ([]byte, error) {
 	}
 	return prog, err
 }
-
-// DefaultSeccompProgram returns nsbox's default filter as a raw struct
-// sock_filter array, the format --seccomp reads: what a zero Security
-// installs. The package doc of sandbox/internal/seccomp says what it
-// refuses and why.
-func DefaultSeccompProgram() ([]byte, error) {
-	return seccomp.Build(seccomp.Rules{Defaults: true})
-}
-
-// DefaultSeccompDenied lists the system calls the default filter refuses
-// outright on this architecture, by name, io_uring's included; ioctl is
-// refused only for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a
-// whole, which the list does not show.
-func DefaultSeccompDenied() []string { return seccomp.Denied() }
-
-// CheckSeccompProgram checks that b is a raw struct sock_filter array, as
-// bubblewrap's --seccomp reads it (8 bytes per instruction, host byte
-// order, 1 to 4096 instructions, ending in a return, no jump past the
-// end). The kernel checks the rest when the stage installs it.
-func CheckSeccompProgram(b []byte) error { return seccomp.Check(b) }
 
 // records renders the settings as CONFIG records for security.c. uid is
 // the command's uid inside.
@@ -144,7 +123,7 @@ func (s *Security) records(uid uint32) [][2]string {
 		r = append(r, [2]string{"new-session", "1"})
 	}
 	if s.Landlock != nil {
-		r = append(r, s.Landlock.records(LandlockABI())...)
+		r = append(r, s.Landlock.records(landlock.ABI())...)
 	}
 	return r
 }
@@ -316,16 +295,6 @@ const (
 	llConnTCP   = 1 << 1      // ABI 4
 	llScopeAll  = 1<<0 | 1<<1 // ABI 6: abstract unix sockets, signals
 )
-
-// LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock is
-// missing or disabled.
-func LandlockABI() int {
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if errno != 0 {
-		return 0
-	}
-	return int(v)
-}
 
 // landlockHandled returns the rights a ruleset handles at ABI abi: all the
 // kernel knows, so anything not granted by a rule is denied.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -112,7 +113,7 @@ func TestLimitsValidate(t *testing.T) {
 		l = Limits{Rlimits: []Rlimit{{"nofile", 1, cur.Max + 1}}}
 		assert.ErrorContains(t, l.validate(), "cannot raise")
 	}
-	if _, err := DelegatedCgroup(); err != nil {
+	if _, err := cgroup.Delegated(); err != nil {
 		l = Limits{PIDs: 10}
 		assert.ErrorContains(t, l.validate(), "fix:")
 	}

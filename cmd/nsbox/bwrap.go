@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -402,7 +403,7 @@ func (o *bwrapOpts) seccompOption(arg, s string) error {
 	// An empty program is taken here, as bubblewrap takes it: it fails
 	// only when the kernel refuses it, after every other check (spec).
 	if len(prog) > 0 {
-		if err := sandbox.CheckSeccompProgram(prog); err != nil {
+		if err := seccomp.Check(prog); err != nil {
 			return bwrapDie("%s %d: %v", arg, fd, err)
 		}
 	}

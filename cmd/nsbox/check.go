@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/nsbox/nsbox/subid"
@@ -167,7 +168,7 @@ func rangesText(rs []subid.Range) string {
 
 func checkCgroups() checkResult {
 	r := checkResult{Name: "cgroup v2 delegation", NeededBy: "--memory, --pids, --cpus"}
-	path, err := sandbox.DelegatedCgroup()
+	path, err := cgroup.Delegated()
 	if err != nil {
 		r.Detail, r.Fix, _ = strings.Cut(err.Error(), "; fix: ")
 		return r

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/landlock"
+	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -109,7 +111,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		if err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: name a file holding a compiled seccomp program", file, err)}
 		}
-		if err := sandbox.CheckSeccompProgram(b); err != nil {
+		if err := seccomp.Check(b); err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: give a raw struct sock_filter array (e.g. from libseccomp's seccomp_export_bpf)", file, err)}
 		}
 		sec.SeccompPrograms = append(sec.SeccompPrograms, b)
@@ -146,7 +148,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		}
 		ll.AllowMounts(spec.Mounts)
 		sec.Landlock = ll
-		if sandbox.LandlockABI() == 0 {
+		if landlock.ABI() == 0 {
 			notice = "nsbox: notice: Landlock is not available on this kernel (it needs Linux 5.13 or later with landlock in the lsm= list); --landlock has no effect"
 		}
 	}

@@ -202,7 +202,7 @@ func explainFix(step Step, errno syscall.Errno, f hostFacts) (string, remedy.Hin
 		return "mounts cover parts of this /proc (" + coverList(f.procCovers) +
 			"), and the kernel mounts a new procfs only where the existing one is fully visible: " + fix, sharePID
 	}
-	// nsbox's own filter (sandbox/internal/seccomp) refuses neither unshare
+	// nsbox's own filter (internal/seccomp) refuses neither unshare
 	// nor mount: past unshare, a filter is only suspect inside a container.
 	switch {
 	case f.seccomp == "2" && step == StepUserns:
