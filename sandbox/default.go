@@ -16,8 +16,8 @@ import (
 // subordinate ids too, when it has some and newuidmap/newgidmap work), and
 // the default filesystem view (HostView of the working directory: the
 // host read-only with /home, the home directory and /run hidden, a
-// private writable home, the working directory writable unless
-// CwdWritable refuses it, private /tmp, /dev and /proc).
+// private writable home, the working directory writable unless View's
+// rule refuses it, private /tmp, /dev and /proc).
 // Edit the result before Start; call Validate after editing the maps.
 func Default(args ...string) (*Spec, error) {
 	plan, err := PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto})

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/internal/remedy"
 )
 
@@ -129,9 +130,9 @@ func (m *Mount) what() string {
 }
 
 // HostView is nsbox run's default filesystem for the working directory
-// cwd: View{Cwd: cwd, Home: UserHome(), RuntimeDir: $XDG_RUNTIME_DIR}.
+// cwd: View{Cwd: cwd, Home: hostdirs.UserHome(), RuntimeDir: $XDG_RUNTIME_DIR}.
 func HostView(cwd string) []Mount {
-	ms, _ := View{Cwd: cwd, Home: UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
+	ms, _ := View{Cwd: cwd, Home: hostdirs.UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
 	return ms
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
@@ -100,7 +101,7 @@ func (f *imageFlags) cwd() string {
 	if err != nil {
 		return ""
 	}
-	if ok, _ := sandbox.CwdWritable(cwd, sandbox.UserHome()); !ok {
+	if ok, _ := hostdirs.CwdWritable(cwd, hostdirs.UserHome()); !ok {
 		return ""
 	}
 	return cwd

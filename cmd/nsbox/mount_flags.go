@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
@@ -428,7 +429,7 @@ func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
 		spec.Mounts = append(spec.Mounts, sandbox.BaseView()...)
 	default:
 		cwd, _ := os.Getwd()
-		v := sandbox.View{Cwd: cwd, Home: sandbox.UserHome(), ShareHome: m.shareHome, RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}
+		v := sandbox.View{Cwd: cwd, Home: hostdirs.UserHome(), ShareHome: m.shareHome, RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}
 		if m.home != "" {
 			dir, err := homeDir(m.home)
 			if err != nil {
