@@ -142,3 +142,24 @@ func Ranges(entries []Entry) []Range {
 	}
 	return out
 }
+
+// FreeRange returns the lowest range of count ids that no line of s's
+// subuid or subgid file uses, whoever owns it: what real root maps onto
+// without subordinate ids of its own (mapping.RootFallbackCount ids), and
+// what `nsbox check` suggests adding. Ranges an NSS module serves are not
+// seen.
+func (s Source) FreeRange(count uint32) (Range, error) {
+	var taken [][]Range
+	for _, kind := range []Kind{UIDs, GIDs} {
+		entries, err := s.Entries(kind)
+		if err != nil {
+			return Range{}, err
+		}
+		taken = append(taken, Ranges(entries))
+	}
+	r, ok := FreeRange(count, taken...)
+	if !ok {
+		return Range{}, fmt.Errorf("no range of %d ids is free in %s and %s", count, s.Path(UIDs), s.Path(GIDs))
+	}
+	return r, nil
+}

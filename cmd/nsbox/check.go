@@ -143,7 +143,7 @@ func checkSubids() checkResult {
 // subidFix suggests the usermod line that gives name the ranges it
 // lacks, with a range that no line of /etc/subuid or /etc/subgid uses.
 func subidFix(src subid.Source, name string, needUIDs, needGIDs bool) string {
-	free, err := sandbox.FreeSubidRange(src)
+	free, err := src.FreeRange(mapping.RootFallbackCount)
 	if err != nil {
 		return fmt.Sprintf("as root: give %s a range of 65536 ids no one else uses in %s and %s (%v)", name, src.Path(subid.UIDs), src.Path(subid.GIDs), err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox"
 )
 
 const imageUsage = `Usage: nsbox image ls | pull REF... | rm REF... | prune
@@ -56,7 +55,7 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	// The map an image run gets by default: root inside is the caller.
-	plan, err := sandbox.PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: mapFlags})
+	plan, err := mapping.ForCaller(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: mapFlags})
 	if err != nil {
 		return err
 	}

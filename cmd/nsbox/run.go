@@ -377,7 +377,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		}
 		req.Groups = append(req.Groups, e)
 	}
-	return sandbox.PlanMaps(req)
+	return mapping.ForCaller(req)
 }
 
 // environ is the command's environment: ours with container=nsbox (or

@@ -136,7 +136,7 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	p.Notice = ""
 	p.Fallback = false // the spec's maps are explicit
 	p.Names = mapFlags
-	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
+	if err := mapping.Complete(&req); err != nil {
 		return err
 	}
 	p.Privileged = req.Privileged()
