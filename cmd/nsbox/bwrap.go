@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagvalue"
 	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
@@ -519,7 +520,7 @@ func (o *bwrapOpts) overlay(arg string, v []string, m sandbox.Mount) error {
 
 // fileMode turns bubblewrap's octal permissions into fs.FileMode bits.
 func fileMode(p uint64) fs.FileMode {
-	m, _ := sandbox.ParseMode(strconv.FormatUint(p, 8)) // p <= 07777: checked
+	m, _ := flagvalue.Mode(strconv.FormatUint(p, 8)) // p <= 07777: checked
 	return m
 }
 

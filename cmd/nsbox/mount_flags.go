@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagvalue"
 	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -161,7 +162,7 @@ func parseMountFlag(name, arg string) (sandbox.Mount, error) {
 			return m, errors.New("not MODE:PATH")
 		}
 		var err error
-		if m.Mode, err = sandbox.ParseMode(mode); err != nil {
+		if m.Mode, err = flagvalue.Mode(mode); err != nil {
 			return m, err
 		}
 		m.Destination = path
@@ -270,7 +271,7 @@ func setTmpfsOption(m *sandbox.Mount, k, v string) error {
 		}
 		m.Size = n
 	case "mode", "tmpfs-mode":
-		mode, err := sandbox.ParseMode(v)
+		mode, err := flagvalue.Mode(v)
 		if err != nil {
 			return err
 		}
