@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/remedy"
 
 	"github.com/nsbox/nsbox/mapping"
@@ -233,13 +234,8 @@ func AllNamespaces() Namespaces {
 	return Namespaces{Mount: true, PID: true, Net: true, IPC: true, UTS: true, Cgroup: true}
 }
 
-// NamespaceNames returns the names Namespaces.Set accepts (--unshare and
-// --share), in the order the kernel lists them under /proc/PID/ns; a new
-// slice each call.
-func NamespaceNames() []string { return []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"} }
-
-// Set turns on (or off) the namespace called name: one of NamespaceNames(),
-// with "mount" accepted for "mnt".
+// Set turns on (or off) the namespace called name, as /proc/PID/ns names
+// it (cgroup, ipc, mnt, net, pid, uts), with "mount" accepted for "mnt".
 func (n *Namespaces) Set(name string, on bool) error {
 	switch name {
 	case "mnt", "mount":
@@ -259,7 +255,7 @@ func (n *Namespaces) Set(name string, on bool) error {
 			return errors.New("the user namespace is always created: it is what lets nsbox create the others without privilege")
 		}
 	default:
-		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(NamespaceNames(), ", "))
+		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(procfs.NamespaceNames(), ", "))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
@@ -428,7 +429,7 @@ func blockOn(fd int) {
 func writeBwrapInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
 	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames() {
+	for _, name := range procfs.NamespaceNames() {
 		if id, ok := ns[name]; ok {
 			long += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
 			short += fmt.Sprintf(", \"%s-namespace\": %d", name, id)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/internal/landlock"
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/seccomp"
 )
 
@@ -36,7 +37,9 @@ func checkLandlock() checkResult {
 func checkSeccomp() checkResult {
 	r := checkResult{Name: "seccomp", NeededBy: "the default filter, --seccomp, --disable-userns"}
 	status, _ := os.ReadFile("/proc/self/status")
-	if !strings.Contains(string(status), "\nSeccomp_filters:") && !strings.Contains(string(status), "\nSeccomp:") {
+	_, mode := procfs.StatusField(status, "Seccomp")
+	_, filters := procfs.StatusField(status, "Seccomp_filters")
+	if !mode && !filters {
 		r.Detail = "not in this kernel (no Seccomp line in /proc/self/status)"
 		r.Fix = "boot a kernel built with CONFIG_SECCOMP_FILTER=y, or pass --no-seccomp"
 		return r

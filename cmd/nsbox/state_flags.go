@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -222,7 +223,7 @@ func (s *session) writeInfo(pid int, ns sandbox.NamespaceIDs) {
 	}
 	info := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	status := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames() {
+	for _, name := range procfs.NamespaceNames() {
 		if id, ok := ns[name]; ok {
 			info += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
 			status += fmt.Sprintf(", \"%s-namespace\": %d", name, id)

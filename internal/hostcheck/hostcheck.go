@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/remedy"
 )
 
@@ -84,7 +85,7 @@ func readHostFacts(read readFileFunc, getenv func(string) string, exe string) ho
 	}
 	f.apparmorLabel = strings.TrimRight(f.apparmorLabel, "\x00")
 	if b, err := read("/proc/self/status"); err == nil {
-		f.seccomp = statusField(b, "Seccomp")
+		f.seccomp, _ = procfs.StatusField(b, "Seccomp")
 	}
 	if b, err := read("/proc/self/mountinfo"); err == nil {
 		f.procCovers = procCovers(b)
@@ -103,17 +104,6 @@ func readHostFacts(read readFileFunc, getenv func(string) string, exe string) ho
 func exists(read readFileFunc, name string) bool {
 	_, err := read(name)
 	return err == nil
-}
-
-// statusField returns the value of "Name:\tvalue" in a /proc/PID/status.
-func statusField(status []byte, name string) string {
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == name {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // procCovers returns the mount points strictly below /proc in a
