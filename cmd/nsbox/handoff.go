@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -35,7 +36,7 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	if sb.Exited(handOffAfter) {
 		return
 	}
-	h := sandbox.HandOff{StatusFD: -1}
+	h := handoff.Plan{StatusFD: -1}
 	if s.status != nil {
 		h.StatusFD = int(s.status.Fd())
 	}
