@@ -3,8 +3,8 @@ package sandbox
 import (
 	"fmt"
 	"os"
-	"strings"
 
+	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
 )
 
@@ -30,7 +30,7 @@ func Default(args ...string) (*Spec, error) {
 		Mounts: HostView(cwd),
 		Process: Process{
 			Args:       args,
-			Env:        ContainerEnv(os.Environ()),
+			Env:        containerenv.Set(os.Environ()),
 			UID:        plan.UID,
 			GID:        plan.GID,
 			NoNewPrivs: true,
@@ -38,17 +38,4 @@ func Default(args ...string) (*Spec, error) {
 		Namespaces: AllNamespaces(),
 		Mapping:    plan,
 	}, nil
-}
-
-// ContainerEnv returns env with "container=nsbox" in place of any
-// container variable: the convention (systemd, podman's container=podman)
-// by which tools learn they run in a container.
-func ContainerEnv(env []string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "container=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, "container=nsbox")
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/netstack"
@@ -135,5 +136,5 @@ func (f *imageFlags) env() []string {
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
 	}
-	return sandbox.ContainerEnv(env)
+	return containerenv.Set(env)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -387,7 +388,7 @@ func (f *runFlags) environ() []string {
 	if !f.clearenv && f.image.ref != "" {
 		env = f.image.env()
 	} else if !f.clearenv {
-		env = sandbox.ContainerEnv(os.Environ())
+		env = containerenv.Set(os.Environ())
 	}
 	drop := map[string]bool{}
 	for _, k := range f.unsetenv {
