@@ -39,3 +39,37 @@ func Default(args ...string) (*Spec, error) {
 		Mapping:    plan,
 	}, nil
 }
+
+// fillIn plans, at Start, what spec leaves unset, so that a Spec with only
+// Process.Args runs, as an exec.Cmd does:
+//
+//   - a nil Process.Env becomes the caller's environment (os.Environ);
+//   - an empty Mapping (no UIDs, no GIDs; not with Enter.User or
+//     WriteMaps, which bring their own maps) becomes mapping.ForCaller's
+//     plan of the caller's own uid and gid, made inner 0 when
+//     Process.UID is 0 (root inside, as unshare -r), else mapped onto
+//     themselves.
+//
+// It writes the result into spec, which then shows what ran.
+func (s *Spec) fillIn() error {
+	s.Process.inheritEnv()
+	if s.Enter.User != nil || s.WriteMaps != nil || len(s.Mapping.UIDs) > 0 || len(s.Mapping.GIDs) > 0 {
+		return nil
+	}
+	plan, err := mapping.ForCaller(mapping.Request{
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		Mode: mapping.Single, Root: s.Process.UID == 0,
+	})
+	if err != nil {
+		return &SpecError{Field: "Mapping", Problem: "empty, and the caller's own ids cannot be mapped", Err: err}
+	}
+	s.Mapping = plan
+	return nil
+}
+
+// inheritEnv gives a nil Env the caller's environment, as os/exec does.
+func (p *Process) inheritEnv() {
+	if p.Env == nil {
+		p.Env = os.Environ()
+	}
+}

@@ -4,23 +4,33 @@
 // runs, and it is meant to be embedded: a build tool can run each step in
 // a sandbox without shelling out.
 //
-// A sandbox is described by a [Spec] (plain data; [Default] fills one in
-// for the calling user), started with [Start] and waited for with
-// [Sandbox.Wait]:
+// A sandbox is described by a [Spec] (plain data), started with [Start]
+// and waited for with [Sandbox.Wait]. A Spec that names only the command
+// runs it as root of a new user namespace that maps the caller's own uid
+// and gid, with the caller's environment (examples/embed is this program):
 //
 //	func main() {
 //		sandbox.Init() // first: see "Embedding" below
-//		spec, err := sandbox.Default("make", "test")
-//		if err != nil {
-//			log.Fatal(err)
+//		spec := &sandbox.Spec{Process: sandbox.Process{Args: []string{"id", "-u"}, Stdout: os.Stdout, Stderr: os.Stderr}}
+//		sb, err := sandbox.Start(context.Background(), spec)
+//		if err == nil {
+//			err = sb.Wait() // nil, or an *ExitError with the command's status
 //		}
-//		spec.Process.Stdout, spec.Process.Stderr = os.Stdout, os.Stderr
-//		sb, err := sandbox.Start(ctx, spec)
 //		if err != nil {
-//			log.Fatal(err)
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(sandbox.ExitCode(err))
 //		}
-//		err = sb.Wait() // nil, or an *ExitError with the command's status
 //	}
+//
+// What the Spec leaves unset Start plans: the id maps ([Spec.Mapping]) and
+// the environment ([Process.Env]). The other namespaces are shared unless
+// [Spec.Namespaces] asks for them, and the filesystem is the caller's
+// unless [Spec.Mounts] builds one. [Default] fills in what `nsbox run`
+// uses: every namespace, the caller's subordinate ids, and the default
+// view (the host read-only, the home and sockets hidden, the working
+// directory writable):
+//
+//	spec, err := sandbox.Default("make", "test")
 //
 // The command's standard streams are io.Reader and io.Writer values: an
 // *os.File is handed over as is, anything else (a bytes.Buffer, a network

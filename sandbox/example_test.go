@@ -11,6 +11,21 @@ import (
 	"github.com/nsbox/nsbox/sandbox"
 )
 
+// The smallest Spec: only the command. Start maps the caller's own ids
+// (root inside, since Process.UID is 0) and passes the caller's
+// environment.
+func Example() {
+	spec := &sandbox.Spec{Process: sandbox.Process{Args: []string{"id", "-u"}, Stdout: os.Stdout, Stderr: os.Stderr}}
+	sb, err := sandbox.Start(context.Background(), spec)
+	if err == nil {
+		err = sb.Wait()
+	}
+	fmt.Println(err)
+	// Output:
+	// 0
+	// <nil>
+}
+
 // A command in a sandbox of its own: new namespaces, its own PID 1.
 func ExampleStart() {
 	spec, err := sandbox.Default("sh", "-c", "echo hello from pid $$")

@@ -100,6 +100,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if len(p.Args) == 0 || p.Args[0] == "" {
 		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
 	}
+	p.inheritEnv()
 	for _, s := range append(append([]string{p.Cwd}, p.Args...), p.Env...) {
 		if strings.IndexByte(s, 0) >= 0 {
 			return nil, fmt.Errorf("%q contains a NUL byte", s)

@@ -18,7 +18,13 @@ import (
 )
 
 // Start launches the sandbox described by spec and returns once its command
-// is running (exec succeeded). The caller must call Wait.
+// is running (exec succeeded). The caller must call Wait. What spec leaves
+// unset is planned first and written into it: a nil Process.Env is the
+// caller's environment, an empty Mapping the caller's own ids (root inside
+// when Process.UID is 0). A Spec with only Process.Args thus runs the
+// command as root of a new user namespace that maps the caller, with the
+// caller's environment and the other namespaces shared; Default gives
+// nsbox run's isolation.
 //
 // The order is the kernel's, and this function reads as it:
 //
@@ -48,6 +54,9 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if !initChecked.Load() {
 		return nil, errNoInit
+	}
+	if err := spec.fillIn(); err != nil {
+		return nil, err
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, err

@@ -29,7 +29,8 @@ type Spec struct {
 	// Hostname is set in the new UTS namespace; "" keeps the host's name.
 	Hostname string `json:"hostname,omitempty"`
 	// Mapping is the id map plan applied to the user namespace, from
-	// mapping.NewPlan.
+	// mapping.ForCaller or mapping.NewPlan. Left empty, Start plans the
+	// caller's own ids (see Start).
 	Mapping mapping.Plan `json:"mapping"`
 	// Mounts builds the sandbox's filesystem, in order, on an empty tmpfs
 	// root that the sandbox then pivots into (see mount.go; HostView is
@@ -152,7 +153,8 @@ type Process struct {
 	// Args[0]. "" passes Args[0] (bubblewrap's --argv0).
 	Argv0 string `json:"argv0,omitempty"`
 	// Env is the command's whole environment. If Env is nil the command
-	// gets none; Default fills it with the caller's.
+	// gets the caller's (os.Environ() at Start or Join), as in os/exec;
+	// an empty, non-nil Env gives it none.
 	Env []string `json:"env"`
 	// Cwd is the working directory inside; "" keeps the launcher's.
 	Cwd string `json:"cwd,omitempty"`
@@ -309,7 +311,7 @@ func (s *Spec) Validate() error {
 		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
-		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
+		return errors.New("no uid/gid map planned; fix: leave Spec.Mapping empty for Start to map your own ids, or build it with mapping.ForCaller")
 	}
 	if !s.Mapping.MapsInnerUID(s.Process.UID) {
 		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "uid"}}

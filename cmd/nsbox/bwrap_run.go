@@ -183,7 +183,7 @@ func (o *bwrapOpts) spec() (*sandbox.Spec, error) {
 			mounts[i].Destination = "/" + mounts[i].Destination
 		}
 	}
-	env := append([]string(nil), o.env...)
+	env := append([]string{}, o.env...) // never nil: nil is nsbox's own environment
 	cwd, pwd := o.workingDir(mounts)
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)

@@ -398,7 +398,9 @@ func (f *runFlags) environ() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		drop[k] = true
 	}
-	out := env[:0:0]
+	// Never nil: a nil Process.Env is the caller's environment, and
+	// --clearenv means none.
+	out := make([]string, 0, len(env)+len(f.setenv))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		if !drop[k] {

@@ -110,6 +110,11 @@ func (f *runFlags) specFromFile(args []string) (*sandbox.Spec, string, error) {
 		}
 		return nil, "", fmt.Errorf("--spec %s: %w", f.term.specFile, err)
 	}
+	if spec.Process.Env == nil {
+		// "env": null ran with an empty environment before nil came to
+		// mean the caller's; a spec file keeps its meaning.
+		spec.Process.Env = []string{}
+	}
 	if f.fs.Changed("tty") {
 		spec.Process.Terminal = f.term.tty
 	} else if f.terminalDefault(spec) {
