@@ -119,19 +119,13 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	stageProc, parent, err := startStage(stdio.files, joinedMaps(t.Pid), -1)
+	g, err := startGuarded(ctx, stdio.files, joinedMaps(t.Pid), -1)
 	stdio.started()
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if !ok {
-			parent.Close()
-			killAndReap(stageProc)
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
-	defer stop()
+	defer g.release()
+	stageProc, parent := g.proc, g.parent
 
 	cfg := stage.Config{
 		Unshare:    t.Namespaces.cloneFlags(),
@@ -184,6 +178,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		return nil, fmt.Errorf("reap the join stage: %w", err)
 	}
 	ok = true
+	g.keep()
 	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
 	if master != nil {
 		sb.pty = startRelay(master, p)

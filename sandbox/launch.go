@@ -274,21 +274,12 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	if cg != nil || cfg.JoinPID != 0 || spec.Enter != (Enter{}) {
 		unshare = -1
 	}
-	stageProc, parent, err := startStage(files, plan, unshare)
+	g, err := startGuarded(ctx, files, plan, unshare)
 	if err != nil {
 		return nil, nil, err
 	}
-	// (Not the named results: every failure below returns nil for them,
-	// which left the stage running until the launcher exited.)
-	ok := false
-	defer func() {
-		if !ok {
-			parent.Close()
-			killAndReap(stageProc)
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
-	defer stop()
+	defer g.release()
+	stageProc, parent := g.proc, g.parent
 	// Before the stage creates anything, so that all of the sandbox is
 	// born inside the limits.
 	if err := cg.Add(stageProc.Pid); err != nil {
@@ -303,8 +294,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
 	// entered user namespace has its maps; WriteMaps writes them later.
 	if spec.Enter.User != nil || spec.WriteMaps != nil {
-		ok = true
-		return stageProc, parent, nil
+		return g.keep()
 	}
 	if err := nest.plan.Apply(stageProc.Pid); err != nil {
 		err = fmt.Errorf("set up the uid/gid maps: %w", err)
@@ -313,8 +303,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		}
 		return nil, nil, explainMaps(err)
 	}
-	ok = true
-	return stageProc, parent, nil
+	return g.keep()
 }
 
 // intermediateOf reads the "intermediate=PID" line of PID1's payload
@@ -327,6 +316,45 @@ func intermediateOf(payload []byte) int {
 		}
 	}
 	return 0
+}
+
+// guardedStage is a stage process just started and the launcher's end of
+// its socket, for Start and Join alike: until keep hands them on, the
+// end of ctx kills the stage, and release (deferred right after
+// startGuarded) kills and reaps it and closes the socket, so that no
+// failure on the way leaves a stage behind. release always disarms ctx:
+// the caller guards what it kept in its own terms.
+type guardedStage struct {
+	proc   *os.Process
+	parent *os.File
+	stop   func() bool
+	kept   bool
+}
+
+// startGuarded starts the stage (startStage) with files, for a sandbox
+// whose maps are plan (unshare: see stage.Start), and guards it.
+func startGuarded(ctx context.Context, files []*os.File, plan mapping.Plan, unshare int) (*guardedStage, error) {
+	proc, parent, err := startStage(files, plan, unshare)
+	if err != nil {
+		return nil, err
+	}
+	return &guardedStage{proc: proc, parent: parent, stop: context.AfterFunc(ctx, func() { proc.Kill() })}, nil
+}
+
+// keep hands the stage and its socket on: release then leaves them be.
+func (g *guardedStage) keep() (*os.Process, *os.File, error) {
+	g.kept = true
+	return g.proc, g.parent, nil
+}
+
+// release disarms ctx and, unless kept, kills and reaps the stage and
+// closes the socket.
+func (g *guardedStage) release() {
+	g.stop()
+	if !g.kept {
+		g.parent.Close()
+		killAndReap(g.proc)
+	}
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.
