@@ -281,7 +281,8 @@ func (n Namespaces) cloneFlags() int {
 }
 
 // Validate checks the spec before anything is started. Its errors name the
-// field and the fix.
+// field and the fix. Start fills in an empty Mapping and a nil Env first
+// (see Start); called directly, Validate checks the spec as it is.
 func (s *Spec) Validate() error {
 	if len(s.Process.Args) == 0 || s.Process.Args[0] == "" {
 		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
