@@ -12,13 +12,13 @@ import (
 )
 
 // commandFirst says whether PID 1 forks the command's process before
-// the caller's go-ahead (Spec.CommandCreated).
+// the caller's go-ahead (bwrapext.Settings.CommandCreated).
 func (s *Spec) commandFirst() bool {
-	return s.CommandCreated != nil && s.BeforeExec != nil && !s.CommandIsPID1
+	return s.ext.CommandCreated != nil && s.BeforeExec != nil && !s.CommandIsPID1
 }
 
 // commandCreated waits for COMMAND_READY, finds the command's process
-// and calls spec.CommandCreated with its host pid and namespaces.
+// and calls its CommandCreated with its host pid and namespaces.
 func commandCreated(sock *os.File, pid1 int, spec *Spec) error {
 	if _, err := expect(sock, stage.MsgCommandReady); err != nil {
 		return err
@@ -34,7 +34,7 @@ func commandCreated(sock *os.File, pid1 int, spec *Spec) error {
 			fmt.Fprintf(&ids, "%s=%d\n", name, st.Ino)
 		}
 	}
-	return spec.CommandCreated(pid, parseNamespaceIDs(ids.Bytes(), spec.Namespaces))
+	return spec.ext.CommandCreated(pid, parseNamespaceIDs(ids.Bytes(), spec.Namespaces))
 }
 
 // onlyChildOf returns the host pid of PID 1's child: the command's

@@ -44,8 +44,8 @@ func Default(args ...string) (*Spec, error) {
 // Process.Args runs, as an exec.Cmd does:
 //
 //   - a nil Process.Env becomes the caller's environment (os.Environ);
-//   - an empty Mapping (no UIDs, no GIDs; not with Enter.User or
-//     WriteMaps, which bring their own maps) becomes mapping.ForCaller's
+//   - an empty Mapping (no UIDs, no GIDs; not with the bubblewrap-only
+//     Enter.User or WriteMaps, which bring their own maps) becomes mapping.ForCaller's
 //     plan of the caller's own uid and gid, made inner 0 when
 //     Process.UID is 0 (root inside, as unshare -r), else mapped onto
 //     themselves.
@@ -53,7 +53,7 @@ func Default(args ...string) (*Spec, error) {
 // It writes the result into spec, which then shows what ran.
 func (s *Spec) fillIn() error {
 	s.Process.inheritEnv()
-	if s.Enter.User != nil || s.WriteMaps != nil || len(s.Mapping.UIDs) > 0 || len(s.Mapping.GIDs) > 0 {
+	if s.ext.Enter.User != nil || s.ext.WriteMaps != nil || len(s.Mapping.UIDs) > 0 || len(s.Mapping.GIDs) > 0 {
 		return nil
 	}
 	plan, err := mapping.ForCaller(mapping.Request{

@@ -73,7 +73,7 @@ type Target struct {
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 	// Maps nsbox did not write (Enter.User, WriteMaps) may deny
 	// setgroups: do not count on it.
-	setgroups := spec.Mapping.SetgroupsAllowed() && spec.Enter.User == nil && spec.WriteMaps == nil
+	setgroups := spec.Mapping.SetgroupsAllowed() && spec.ext.Enter.User == nil && spec.ext.WriteMaps == nil
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
 		Setgroups: setgroups, Security: spec.Security, Limits: spec.Limits,
 		CommandIsPID1: spec.CommandIsPID1}

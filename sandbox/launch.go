@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
@@ -34,7 +35,7 @@ import (
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
 //     only the caller's own ids, and a notice to spec.Notify). Not with
-//     spec.Enter.User, whose maps exist, nor with spec.WriteMaps, which
+//     an entered user namespace, whose maps exist, nor when the caller
 //     writes them once PID 1 exists, while PID 1 waits;
 //  3. the stage creates the other namespaces (while we write the maps),
 //     becomes root in its user namespace and starts PID 1 as our own
@@ -89,9 +90,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	// The stage's files: stdio, Process.ExtraFiles, then Spec.Enter's
+	// The stage's files: stdio, Process.ExtraFiles, then the entered
 	// namespaces.
-	files := append(append([]*os.File(nil), stdio.files...), spec.Enter.files()...)
+	files := append(append([]*os.File(nil), stdio.files...), spec.ext.Enter.Files()...)
 	stageProc, parent, err := startMapped(ctx, spec, files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
@@ -128,7 +129,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if spec.WriteMaps == nil {
+	if spec.ext.WriteMaps == nil {
 		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
 			return nil, fmt.Errorf("resume the sandbox stage: %w", err)
 		}
@@ -161,9 +162,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
-	// 3a. The maps, by the caller (Spec.WriteMaps); PID 1 waits for them.
-	if spec.WriteMaps != nil {
-		if err := spec.WriteMaps(pid1.Pid); err != nil {
+	// 3a. The maps, by the caller (bwrapext.Settings.WriteMaps); PID 1 waits for them.
+	if spec.ext.WriteMaps != nil {
+		if err := spec.ext.WriteMaps(pid1.Pid); err != nil {
 			return nil, err
 		}
 		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
@@ -185,7 +186,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 
 	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done,
-	// with the command's process forked first (Spec.CommandCreated).
+	// with the command's process forked first (bwrapext.Settings.CommandCreated).
 	if spec.BeforeExec != nil {
 		if spec.commandFirst() {
 			if err := commandCreated(parent, pid1.Pid, spec); err != nil {
@@ -262,7 +263,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		withTerminalFor(&cfg, &spec.Process)
 	}
 	plan := spec.Mapping
-	if spec.Enter.User != nil || spec.WriteMaps != nil {
+	if spec.ext.Enter.User != nil || spec.ext.WriteMaps != nil {
 		// Its maps are unknown here: any id may be mapped.
 		all := []mapping.Extent{{Inner: 0, Outer: 0, Count: 1<<32 - 1}}
 		plan = mapping.Plan{UIDs: all, GIDs: all}
@@ -271,7 +272,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	// that wants exactly those, enters none, and is not put into a
 	// cgroup below.
 	unshare := cfg.Unshare
-	if cg != nil || cfg.JoinPID != 0 || spec.Enter != (Enter{}) {
+	if cg != nil || cfg.JoinPID != 0 || spec.ext.Enter != (bwrapext.Namespaces{}) {
 		unshare = -1
 	}
 	g, err := startGuarded(ctx, files, plan, unshare)
@@ -293,7 +294,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	}
 	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
 	// entered user namespace has its maps; WriteMaps writes them later.
-	if spec.Enter.User != nil || spec.WriteMaps != nil {
+	if spec.ext.Enter.User != nil || spec.ext.WriteMaps != nil {
 		return g.keep()
 	}
 	if err := nest.plan.Apply(stageProc.Pid); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/remedy"
 
@@ -51,17 +52,6 @@ type Spec struct {
 	// --block-fd); cancelling Start's context kills the sandbox but does
 	// not interrupt it. An error from it stops the start.
 	BeforeExec func() error `json:"-"`
-	// CommandCreated, if not nil, is called with BeforeExec (ignored
-	// without it, and with CommandIsPID1) once the command's first
-	// process exists, before BeforeExec: with its host pid and its own
-	// namespaces (the nested user and mount namespaces, see nested.go),
-	// as bubblewrap's --info-fd names them. Until BeforeExec has
-	// returned, that process is still nsbox's code, holding the
-	// command's files and the launcher's socket, and dumpable, so the
-	// caller's uid may open its /proc/PID/ns files (and trace it: only
-	// the caller and processes of namespaces it entered could). An
-	// error from it stops the start.
-	CommandCreated func(pid int, ns NamespaceIDs) error `json:"-"`
 	// Notify, if not nil, gets one-line notices about what Start did
 	// differently from the spec: a newuidmap/newgidmap that failed when
 	// it ran, so that Mapping fell back to the caller's own ids
@@ -86,61 +76,10 @@ type Spec struct {
 	// and Start returns once the exec happened or failed. Needs
 	// Namespaces.PID; not with Process.Terminal (no init relays it).
 	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
-	// WriteMaps, if not nil, writes the maps of the sandbox's new user
-	// namespace instead of the launcher (bubblewrap's
-	// --userns-block-fd): it is called after Started with PID 1's host
-	// pid and must return once /proc/PID/uid_map and gid_map (and
-	// setgroups, as needed) are written; PID 1 waits for that before it
-	// does anything. Spec.Mapping is then not applied (nor checked), and
-	// Process.UID and GID are as for Enter.User: ids of those maps, and
-	// where they equal the launcher's own host ids the command keeps
-	// what they map to. The nested namespace is the identity over the
-	// ids written. An error from it stops the start. Not with
-	// Enter.User, whose maps exist.
-	WriteMaps func(pid int) error `json:"-"`
-	// Enter names existing namespaces the sandbox enters instead of
-	// creating its own (bubblewrap's --userns, --userns2 and --pidns).
-	// Not part of the JSON form.
-	Enter Enter `json:"-"`
-}
-
-// Enter holds open namespace files (/proc/PID/ns/user, …/pid, or any
-// descriptor of one) for Spec.Enter. Start passes them to the stage and
-// closes nothing; the caller may close them once Start returns.
-type Enter struct {
-	// User is a user namespace the sandbox's other namespaces are
-	// created in, instead of a new one. The launcher needs
-	// CAP_SYS_ADMIN there: one its own uid created, below its own user
-	// namespace. Its maps are its own: Spec.Mapping is not applied (nor
-	// checked), Process.UID and GID are ids of this namespace, and where
-	// they equal the launcher's own host uid (gid) the command keeps the
-	// id the launcher has there, as bubblewrap does. The command still
-	// gets a nested user and mount namespace (nested.go), the identity
-	// over the ids User maps, unless CommandUser is given.
-	User *os.File
-	// CommandUser is a user namespace, a child of User, that the command
-	// enters after setup (bubblewrap's --userns2), instead of the nested
-	// one nsbox makes; the command copies the mounts into a new mount
-	// namespace there, which locks them as nsbox's nesting does. Needs
-	// User.
-	CommandUser *os.File
-	// PID is a PID namespace PID 1 is started in: with Namespaces.PID, in
-	// a new PID namespace below it, as its init; without, as one more
-	// process of it (not its init), which reaps the sandbox's orphans as
-	// a subreaper. A MountProc mount shows it. It must be owned by the
-	// sandbox's user namespace (User, or the new one) or one below it.
-	PID *os.File
-}
-
-// files returns the namespaces given, in the order the stage gets them.
-func (e Enter) files() []*os.File {
-	var fs []*os.File
-	for _, f := range []*os.File{e.User, e.CommandUser, e.PID} {
-		if f != nil {
-			fs = append(fs, f)
-		}
-	}
-	return fs
+	// ext holds what only bubblewrap's command line asks for (entering
+	// existing namespaces, maps the caller writes, the command's pid
+	// before it runs): internal/bwrapext, reached through bwrapext.Of.
+	ext bwrapext.Settings
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -302,13 +241,13 @@ func (s *Spec) Validate() error {
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
 	}
-	if s.Enter.CommandUser != nil && s.Enter.User == nil {
+	if s.ext.Enter.CommandUser != nil && s.ext.Enter.User == nil {
 		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: remedy.Hint{Kind: remedy.Text, Arg: "set Enter.User to its parent, or leave out Enter.CommandUser"}}
 	}
-	if s.WriteMaps != nil && s.Enter.User != nil {
+	if s.ext.WriteMaps != nil && s.ext.Enter.User != nil {
 		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out WriteMaps or Enter.User"}}
 	}
-	if s.Enter.User != nil || s.WriteMaps != nil {
+	if s.ext.Enter.User != nil || s.ext.WriteMaps != nil {
 		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
@@ -356,4 +295,8 @@ func (s *Spec) validateRest() error {
 // oneLine renders a map as "0 1000 1, 1 100000 65536".
 func oneLine(ext []mapping.Extent) string {
 	return strings.ReplaceAll(strings.TrimSpace(mapping.Format(ext)), "\n", ", ")
+}
+
+func init() {
+	bwrapext.Register(func(spec any) *bwrapext.Settings { return &spec.(*Spec).ext })
 }
