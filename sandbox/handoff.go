@@ -16,9 +16,23 @@ import (
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
-// Exited reports whether PID 1 has ended, waiting for it at most timeout.
-// It does not reap PID 1: Wait or the HandOff supervisor still does.
-func (s *Sandbox) Exited(timeout time.Duration) bool {
+// The hand-off is a speed trick of the nsbox command, not API: the
+// command reaches these methods through handoff.Of, which this package
+// registers.
+func init() {
+	handoff.Register(func(sb any) handoff.Handle { return handOffHandle{sb.(*Sandbox)} })
+}
+
+// handOffHandle is a *Sandbox as handoff.Handle.
+type handOffHandle struct{ s *Sandbox }
+
+func (h handOffHandle) Exited(timeout time.Duration) bool { return h.s.exited(timeout) }
+func (h handOffHandle) CanHandOff() bool                  { return h.s.canHandOff() }
+func (h handOffHandle) HandOff(p handoff.Plan) error      { return h.s.handOff(p) }
+
+// exited reports whether PID 1 has ended, waiting for it at most timeout.
+// It does not reap PID 1: Wait or the hand-off's supervisor still does.
+func (s *Sandbox) exited(timeout time.Duration) bool {
 	fd, err := unix.PidfdOpen(s.pid1.Pid, 0)
 	if err != nil {
 		return true // reaped already, or we cannot tell: let Wait decide
@@ -35,17 +49,16 @@ func (s *Sandbox) Exited(timeout time.Duration) bool {
 	}
 }
 
-// CanHandOff reports whether HandOff can take this sandbox over: the
+// canHandOff reports whether handOff can take this sandbox over: the
 // launcher has nothing to do for it but wait (no pseudo-terminal to relay,
 // no network to serve, no cgroup to remove, no standard stream to copy),
 // and nsbox's init runs the command (not Spec.CommandIsPID1: the
 // supervisor speaks to that init).
-func (s *Sandbox) CanHandOff() bool {
+func (s *Sandbox) canHandOff() bool {
 	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && !s.pid1IsCommand
 }
 
-// HandOff is for the nsbox command (its Plan type is internal/handoff's);
-// an embedder calls Wait. It replaces the calling process, through execve(2) of its own
+// handOff replaces the calling process, through execve(2) of its own
 // binary, by a small C supervisor (handoff.c) that does what Wait and the
 // caller would do until the sandbox ends, then exits with the command's
 // exit status (128+N if signal N killed it). The pid stays the same, so
@@ -63,10 +76,10 @@ func (s *Sandbox) CanHandOff() bool {
 // exec (HANDOFF, HANDOFF_READY) and the supervisor arms it again (ARM);
 // in between, PID 1 still exits when the launcher's end of their socket
 // closes. Do not call it concurrently with Wait, and only when
-// CanHandOff. It returns only on failure, with the sandbox still the
+// canHandOff. It returns only on failure, with the sandbox still the
 // caller's, to Wait for as usual.
-func (s *Sandbox) HandOff(h handoff.Plan) error {
-	if !s.CanHandOff() {
+func (s *Sandbox) handOff(h handoff.Plan) error {
+	if !s.canHandOff() {
 		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams), or its command is PID 1; fix: Wait for it instead")
 	}
 	// The signal mask set below is the calling thread's, and that thread

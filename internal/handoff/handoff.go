@@ -1,10 +1,39 @@
-// Package handoff holds what the nsbox command asks of the C supervisor
-// that takes a running sandbox over (sandbox.Sandbox.HandOff, handoff.c):
-// a speed trick of the CLI, kept out of package sandbox's API.
+// Package handoff is how the nsbox command hands a running sandbox to the
+// small C supervisor of handoff.c, which waits for it in a few hundred KiB
+// instead of the Go launcher's megabytes: a speed trick of the CLI, kept
+// out of package sandbox's API. Of gives a *sandbox.Sandbox's Handle;
+// Plan says what the supervisor does besides waiting.
 package handoff
 
+import "time"
+
+// Handle hands one sandbox over.
+type Handle interface {
+	// CanHandOff reports whether HandOff can take the sandbox over: the
+	// launcher has nothing to do for it but wait (no pseudo-terminal to
+	// relay, no network to serve, no cgroup to remove, no standard
+	// stream to copy), and nsbox's init runs the command.
+	CanHandOff() bool
+	// Exited reports whether PID 1 has ended, waiting for it at most
+	// timeout, without reaping it.
+	Exited(timeout time.Duration) bool
+	// HandOff replaces the calling process by the supervisor (see
+	// sandbox/handoff.go); it returns only on failure, with the sandbox
+	// still the caller's to Wait for.
+	HandOff(p Plan) error
+}
+
+var of func(sb any) Handle
+
+// Register is called once, by package sandbox: f returns the Handle of
+// a *sandbox.Sandbox.
+func Register(f func(sb any) Handle) { of = f }
+
+// Of returns the Handle of sb, a *sandbox.Sandbox.
+func Of(sb any) Handle { return of(sb) }
+
 // Plan is what the supervisor that takes a running sandbox over
-// (sandbox.Sandbox.HandOff) does besides waiting: once PID 1 has ended it gives a
+// (Handle.HandOff) does besides waiting: once PID 1 has ended it gives a
 // terminal back, writes StatusFD's line, runs the After steps in order and
 // exits with the command's status, as Wait's caller would.
 type Plan struct {

@@ -294,7 +294,7 @@ func (h *Handle) Release() error {
 
 // HandOff returns what Release (and KeepLog first, with keepLog) does, as
 // steps for the supervisor that takes the sandbox over
-// (sandbox.Sandbox.HandOff), and the descriptors it must hold until then:
+// (handoff.Handle.HandOff), and the descriptors it must hold until then:
 // the entry's lock and its sealed record, whose number the record names.
 func (h *Handle) HandOff(keepLog bool) (after []handoff.Step, keep []int) {
 	if keepLog {
