@@ -129,7 +129,8 @@ func (m *Mount) what() string {
 }
 
 // HostView is nsbox run's default filesystem for the working directory
-// cwd: View{Cwd: cwd, Home: hostdirs.UserHome(), RuntimeDir: $XDG_RUNTIME_DIR}.
+// cwd: View{Cwd: cwd, Home: the caller's home ($HOME if absolute, else
+// its passwd entry's), RuntimeDir: $XDG_RUNTIME_DIR}.
 func HostView(cwd string) []Mount {
 	ms, _ := View{Cwd: cwd, Home: hostdirs.UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
 	return ms
