@@ -196,11 +196,8 @@ func joinedMaps(pid int) mapping.Plan {
 	read := func(file string, own uint32) []mapping.Extent {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 		var ext []mapping.Extent
-		for line := range strings.Lines(string(b)) {
-			var e mapping.Extent
-			if _, serr := fmt.Sscan(line, &e.Inner, &e.Outer, &e.Count); serr == nil {
-				ext = append(ext, e)
-			}
+		if err == nil {
+			ext, err = mapping.ParseMap(string(b))
 		}
 		if err != nil || len(ext) == 0 {
 			return []mapping.Extent{{Inner: own, Outer: own, Count: 1}}
