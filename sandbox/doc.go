@@ -7,7 +7,8 @@
 // A sandbox is described by a [Spec] (plain data), started with [Start]
 // and waited for with [Sandbox.Wait]. A Spec that names only the command
 // runs it as root of a new user namespace that maps the caller's own uid
-// and gid, with the caller's environment (examples/embed is this program):
+// and gid, with the caller's environment (examples/embed is this program,
+// which also prints the sandbox's uid_map as the host sees it):
 //
 //	func main() {
 //		sandbox.Init() // first: see "Embedding" below
