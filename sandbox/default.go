@@ -41,14 +41,19 @@ func Default(args ...string) (*Spec, error) {
 }
 
 // fillIn plans, at Start, what spec leaves unset, so that a Spec with only
-// Process.Args runs, as an exec.Cmd does:
+// Process.Args runs, as an exec.Cmd does, in a sandbox:
 //
 //   - a nil Process.Env becomes the caller's environment (os.Environ);
 //   - an empty Mapping (no UIDs, no GIDs; not with the bubblewrap-only
-//     Enter.User or WriteMaps, which bring their own maps) becomes mapping.ForCaller's
-//     plan of the caller's own uid and gid, made inner 0 when
-//     Process.UID is 0 (root inside, as unshare -r), else mapped onto
-//     themselves.
+//     Enter.User or WriteMaps, which bring their own maps) becomes
+//     mapping.ForCaller's plan of the caller's own uid and gid, made
+//     inner 0 when Process.UID is 0 (root inside, as unshare -r), else
+//     mapped onto themselves;
+//   - with an empty Mapping, zero Namespaces and nil Mounts (nothing of
+//     the sandbox said), every namespace and the default view of the
+//     working directory (HostView), as Default plans them. A Spec with
+//     a Mapping keeps zero Namespaces and nil Mounts as they are: every
+//     namespace shared, the caller's mount tree.
 //
 // It writes the result into spec, which then shows what ran.
 func (s *Spec) fillIn() error {
@@ -62,6 +67,14 @@ func (s *Spec) fillIn() error {
 	})
 	if err != nil {
 		return &SpecError{Field: "Mapping", Problem: "empty, and the caller's own ids cannot be mapped", Err: err}
+	}
+	if s.Namespaces == (Namespaces{}) && s.Mounts == nil {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return &SpecError{Field: "Mounts", Problem: "nil, and the default view needs the working directory", Err: err}
+		}
+		s.Namespaces = AllNamespaces()
+		s.Mounts = HostView(cwd)
 	}
 	s.Mapping = plan
 	return nil

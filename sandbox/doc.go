@@ -6,9 +6,10 @@
 //
 // A sandbox is described by a [Spec] (plain data), started with [Start]
 // and waited for with [Sandbox.Wait]. A Spec that names only the command
-// runs it as root of a new user namespace that maps the caller's own uid
-// and gid, with the caller's environment (examples/embed is this program,
-// which also prints the sandbox's uid_map as the host sees it):
+// runs it as root of a sandbox that maps the caller's own uid and gid, with
+// the caller's environment, every namespace of its own and the default
+// view of the host (examples/embed is this program, which also prints the
+// sandbox's uid_map as the host sees it):
 //
 //	func main() {
 //		sandbox.Init() // first: see "Embedding" below
@@ -23,13 +24,14 @@
 //		}
 //	}
 //
-// What the Spec leaves unset Start plans: the id maps ([Spec.Mapping]) and
-// the environment ([Process.Env]). The other namespaces are shared unless
-// [Spec.Namespaces] asks for them, and the filesystem is the caller's
-// unless [Spec.Mounts] builds one. [Default] fills in what `nsbox run`
-// uses: every namespace, the caller's subordinate ids, and the default
-// view (the host read-only, the home and sockets hidden, the working
-// directory writable):
+// What the Spec leaves unset Start plans (see [Start]): the id maps
+// ([Spec.Mapping]), the environment ([Process.Env]) and, when nothing of
+// the sandbox is said, its namespaces and its view: the host read-only,
+// the home and sockets hidden, the working directory writable
+// ([HostView]). A Spec that sets Mapping keeps zero [Spec.Namespaces] and
+// nil [Spec.Mounts] as they are (every namespace shared, the caller's
+// mount tree). [Default] returns what `nsbox run` uses, for editing: the
+// same view, the caller's subordinate ids too, no_new_privs:
 //
 //	spec, err := sandbox.Default("make", "test")
 //

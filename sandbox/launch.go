@@ -22,10 +22,12 @@ import (
 // is running (exec succeeded). The caller must call Wait. What spec leaves
 // unset is planned first and written into it: a nil Process.Env is the
 // caller's environment, an empty Mapping the caller's own ids (root inside
-// when Process.UID is 0). A Spec with only Process.Args thus runs the
-// command as root of a new user namespace that maps the caller, with the
-// caller's environment and the other namespaces shared; Default gives
-// nsbox run's isolation.
+// when Process.UID is 0), and with an empty Mapping, zero Namespaces and
+// nil Mounts are every namespace and the default view (HostView of the
+// working directory). A Spec with only Process.Args thus runs the command
+// as root of a sandbox that maps the caller, with the caller's
+// environment and nsbox run's view of the host; Default also maps the
+// caller's subordinate ids and sets no_new_privs.
 //
 // The order is the kernel's, and this function reads as it:
 //

@@ -31,13 +31,15 @@ type Spec struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Mapping is the id map plan applied to the user namespace, from
 	// mapping.ForCaller or mapping.NewPlan. Left empty, Start plans the
-	// caller's own ids (see Start).
+	// caller's own ids, and with zero Namespaces and nil Mounts the
+	// default sandbox (see Start).
 	Mapping mapping.Plan `json:"mapping"`
 	// Mounts builds the sandbox's filesystem, in order, on an empty tmpfs
 	// root that the sandbox then pivots into (see mount.go; HostView is
 	// nsbox run's default). If Mounts is nil the sandbox keeps the
-	// launcher's mount tree, made private, with a new /proc; an empty,
-	// non-nil Mounts gives an empty root.
+	// launcher's mount tree, made private, with a new /proc (unless Start
+	// plans the default sandbox: see Mapping); an empty, non-nil Mounts
+	// gives an empty root.
 	Mounts []Mount `json:"mounts"`
 	// Started, if not nil, is called once the sandbox's PID 1 exists and
 	// before its command is executed (so also when the exec then fails),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -45,6 +46,35 @@ func TestEmbedExample(t *testing.T) {
 	m, ok := strings.CutPrefix(lines[1], "uid_map:")
 	assert.Assert(t, ok, lines[1])
 	assert.Check(t, is.DeepEqual(strings.Fields(m), []string{"0", fmt.Sprint(os.Getuid()), "1"}), "the sandbox's uid_map from the host")
+}
+
+// A Spec that says nothing of the sandbox gets one: its own PID namespace
+// (the shell is not a host pid) and the default view, where the host is
+// read-only. A Spec with a Mapping keeps zero Namespaces and nil Mounts as
+// they are: the host's PID namespace.
+func TestZeroSpecIsolated(t *testing.T) {
+	requireUnprivileged(t)
+	run := func(spec *sandbox.Spec) string {
+		var out bytes.Buffer
+		spec.Process.Args = []string{"/bin/sh", "-c", "echo $$; touch /etc/nsbox-zero-spec 2>/dev/null && echo wrote || echo ro"}
+		spec.Process.Stdout = &out
+		sb, err := sandbox.Start(context.Background(), spec)
+		assert.NilError(t, err)
+		assert.NilError(t, sb.Wait())
+		return out.String()
+	}
+	var pid int
+	var what string
+	_, err := fmt.Sscan(run(&sandbox.Spec{}), &pid, &what)
+	assert.NilError(t, err)
+	assert.Check(t, pid < 10, "the shell's pid %d: not a PID namespace of its own", pid)
+	assert.Check(t, is.Equal(what, "ro"))
+
+	plan, err := mapping.ForCaller(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Single, Root: true})
+	assert.NilError(t, err)
+	_, err = fmt.Sscan(run(&sandbox.Spec{Mapping: plan}), &pid, &what)
+	assert.NilError(t, err)
+	assert.Check(t, pid > 10, "the shell's pid %d: the host's PID namespace is not shared", pid)
 }
 
 // A nil Process.Env is the caller's environment, as in os/exec; an empty

@@ -1,7 +1,8 @@
 // Command embed is the smallest program that embeds package sandbox: it
-// runs one command in a new user namespace that maps the caller onto
-// root, with a Spec that sets nothing but the command (package sandbox's
-// doc shows the same lines). It prints the command's uid inside and the
+// runs one command in a sandbox with a Spec that sets nothing but the
+// command, so Start plans the rest: the caller mapped onto root, every
+// namespace, the default view of the host (package sandbox's doc shows
+// the same lines). It prints the command's uid inside and the
 // sandbox's uid map as the host sees it, and exits with the command's
 // status (125 when the sandbox could not start).
 package main
