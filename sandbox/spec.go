@@ -253,7 +253,7 @@ func (s *Spec) Validate() error {
 		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
-		return errors.New("no uid/gid map planned; fix: leave Spec.Mapping empty for Start to map your own ids, or build it with mapping.ForCaller")
+		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
 	}
 	if !s.Mapping.MapsInnerUID(s.Process.UID) {
 		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "uid"}}
