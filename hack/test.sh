@@ -52,12 +52,13 @@ out=$(mktemp -d /var/tmp/nsbox-test.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 cp bin/nsbox "$out/nsbox"
 go test -c -o "$out/integration.test" ./tests
-chmod 0755 "$out" "$out/nsbox" "$out/integration.test"
+go build -o "$out/embed" ./examples/embed
+chmod 0755 "$out" "$out/nsbox" "$out/integration.test" "$out/embed"
 
 # integration ARGS...: runs the test binary from $out with the given extra
 # arguments, as whoever the caller arranges (prefix in $as).
 integration() {
-	(cd "$out" && "${as[@]}" env CI="${CI:-}" NSBOX_BIN="$out/nsbox" \
+	(cd "$out" && "${as[@]}" env CI="${CI:-}" NSBOX_BIN="$out/nsbox" NSBOX_EXAMPLE_EMBED="$out/embed" \
 		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$home" \
 		./integration.test -test.v -test.count=1 -test.timeout=12m "$@") 2>&1 | hack/skip-check.sh
 }

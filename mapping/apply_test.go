@@ -1,14 +1,11 @@
 package mapping
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,66 +108,6 @@ func TestApplyDirect(t *testing.T) {
 				}
 				assert.Equal(t, normalize(readProc(t, pid, "uid_map")), fmt.Sprintf("%d %d 1", inner, uid))
 			}
-		})
-	}
-}
-
-// mySubIDs reads the current user's ranges from /etc/subuid or
-// /etc/subgid, without the subid package's full parser.
-func mySubIDs(t *testing.T, file string) []subid.Range {
-	t.Helper()
-	u, err := user.Current()
-	assert.NilError(t, err)
-	f, err := os.Open(file)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []subid.Range
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(strings.TrimSpace(sc.Text()), ":")
-		if len(fields) != 3 || (fields[0] != u.Username && fields[0] != u.Uid) {
-			continue
-		}
-		start, err1 := strconv.ParseUint(fields[1], 10, 32)
-		count, err2 := strconv.ParseUint(fields[2], 10, 32)
-		if err1 == nil && err2 == nil && count > 0 {
-			out = append(out, subid.Range{Start: uint32(start), Count: uint32(count)})
-		}
-	}
-	return out
-}
-
-// TestApplyRealHelpers runs the installed newuidmap and newgidmap, as an
-// unprivileged user with subordinate ids would.
-func TestApplyRealHelpers(t *testing.T) {
-	if os.Getuid() == 0 {
-		t.Skip("real root writes maps directly; run as an unprivileged user to exercise newuidmap")
-	}
-	h := FindHelpers()
-	if !h.Usable() {
-		t.Skipf("helpers unusable: %s", h.Problem)
-	}
-	req := Request{
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-		SubUIDs: mySubIDs(t, "/etc/subuid"), SubGIDs: mySubIDs(t, "/etc/subgid"),
-		Helpers: h,
-	}
-	if len(req.SubUIDs) == 0 || len(req.SubGIDs) == 0 {
-		t.Skip("no /etc/subuid and /etc/subgid entries for this user")
-	}
-	for _, root := range []bool{false, true} {
-		t.Run(fmt.Sprintf("root=%v", root), func(t *testing.T) {
-			req.Root = root
-			p, err := NewPlan(req)
-			assert.NilError(t, err)
-			assert.Assert(t, len(p.UIDs) > 1, "a full map: %v", p.UIDs)
-			assert.Equal(t, p.Notice, "")
-			pid := startUserns(t)
-			assert.NilError(t, p.Apply(pid))
-			assertApplied(t, pid, p)
-			assert.Assert(t, p.SetgroupsAllowed())
 		})
 	}
 }

@@ -49,5 +49,9 @@
 // flags, call [NewPlan] (which computes and then validates the maps, so
 // errors surface before anything runs), start the child in a new user
 // namespace, and call [Plan.Apply] with its pid from the parent
-// namespace.
+// namespace. [ForCaller] does the first two for the calling process:
+// [Complete] reads what the Request needs from this system (the
+// namespace we run in, the subordinate ids through package subid, the
+// helpers), then NewPlan; package sandbox calls it when a Spec comes
+// without maps.
 package mapping

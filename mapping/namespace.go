@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/nsbox/nsbox/internal/procfs"
 )
 
 // Namespace describes the user namespace the caller runs in: which ids
@@ -81,11 +83,9 @@ func CurrentNamespace() (Namespace, error) {
 	if err != nil {
 		return Namespace{}, fmt.Errorf("read /proc/self/status: %w", unwrapPath(err))
 	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			ns.SetID = err == nil && caps&capsSetID == capsSetID
-		}
+	if v, ok := procfs.StatusField(status, "CapEff"); ok {
+		caps, err := strconv.ParseUint(v, 16, 64)
+		ns.SetID = err == nil && caps&capsSetID == capsSetID
 	}
 	return ns, nil
 }

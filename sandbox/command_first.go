@@ -7,17 +7,18 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // commandFirst says whether PID 1 forks the command's process before
-// the caller's go-ahead (Spec.CommandCreated).
+// the caller's go-ahead (bwrapext.Settings.CommandCreated).
 func (s *Spec) commandFirst() bool {
-	return s.CommandCreated != nil && s.BeforeExec != nil && !s.CommandIsPID1
+	return s.ext.CommandCreated != nil && s.BeforeExec != nil && !s.CommandIsPID1
 }
 
 // commandCreated waits for COMMAND_READY, finds the command's process
-// and calls spec.CommandCreated with its host pid and namespaces.
+// and calls its CommandCreated with its host pid and namespaces.
 func commandCreated(sock *os.File, pid1 int, spec *Spec) error {
 	if _, err := expect(sock, stage.MsgCommandReady); err != nil {
 		return err
@@ -27,13 +28,13 @@ func commandCreated(sock *os.File, pid1 int, spec *Spec) error {
 		return err
 	}
 	var ids bytes.Buffer
-	for _, name := range append([]string{"user"}, NamespaceNames()...) {
+	for _, name := range append([]string{"user"}, procfs.NamespaceNames()...) {
 		var st syscall.Stat_t
 		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, name), &st); err == nil {
 			fmt.Fprintf(&ids, "%s=%d\n", name, st.Ino)
 		}
 	}
-	return spec.CommandCreated(pid, parseNamespaceIDs(ids.Bytes(), spec.Namespaces))
+	return spec.ext.CommandCreated(pid, parseNamespaceIDs(ids.Bytes(), spec.Namespaces))
 }
 
 // onlyChildOf returns the host pid of PID 1's child: the command's
@@ -56,15 +57,7 @@ func onlyChildOf(pid1 int) (int, error) {
 		if err != nil {
 			continue
 		}
-		// "pid (comm) S ppid …": comm may hold anything, so from the
-		// last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		var state byte
-		var ppid int
-		if n, _ := fmt.Sscanf(string(b[i+1:]), " %c %d", &state, &ppid); n == 2 && ppid == pid1 {
+		if st, err := procfs.ParseStat(b); err == nil && st.PPID == pid1 {
 			if found != 0 {
 				return 0, fmt.Errorf("find the command's process: PID 1 (pid %d) has more than one child", pid1)
 			}

@@ -1,13 +1,11 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 
+	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/subid"
 )
 
 // Default returns the spec `nsbox run -- ARGS` uses: every namespace, the
@@ -16,11 +14,11 @@ import (
 // subordinate ids too, when it has some and newuidmap/newgidmap work), and
 // the default filesystem view (HostView of the working directory: the
 // host read-only with /home, the home directory and /run hidden, a
-// private writable home, the working directory writable unless
-// CwdWritable refuses it, private /tmp, /dev and /proc).
+// private writable home, the working directory writable unless View's
+// rule refuses it, private /tmp, /dev and /proc).
 // Edit the result before Start; call Validate after editing the maps.
 func Default(args ...string) (*Spec, error) {
-	plan, err := PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto})
+	plan, err := mapping.ForCaller(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto})
 	if err != nil {
 		return nil, fmt.Errorf("plan the id maps: %w", err)
 	}
@@ -32,7 +30,7 @@ func Default(args ...string) (*Spec, error) {
 		Mounts: HostView(cwd),
 		Process: Process{
 			Args:       args,
-			Env:        ContainerEnv(os.Environ()),
+			Env:        containerenv.Set(os.Environ()),
 			UID:        plan.UID,
 			GID:        plan.GID,
 			NoNewPrivs: true,
@@ -42,113 +40,49 @@ func Default(args ...string) (*Spec, error) {
 	}, nil
 }
 
-// PlanMaps plans id maps as nsbox does: CompleteRequest, then
-// mapping.NewPlan. When a subordinate range holds host root, the error
-// names its line (`/etc/subuid line 3 "bob:0:65536" includes host uid 0;
-// fix: …`).
-func PlanMaps(req mapping.Request) (mapping.Plan, error) {
-	src, owner, err := CompleteRequest(&req)
+// fillIn plans, at Start, what spec leaves unset, so that a Spec with only
+// Process.Args runs, as an exec.Cmd does, in a sandbox:
+//
+//   - a nil Process.Env becomes the caller's environment (os.Environ);
+//   - an empty Mapping (no UIDs, no GIDs; not with the bubblewrap-only
+//     Enter.User or WriteMaps, which bring their own maps) becomes
+//     mapping.ForCaller's plan of the caller's own uid and gid, made
+//     inner 0 when Process.UID is 0 (root inside, as unshare -r), else
+//     mapped onto themselves;
+//   - with an empty Mapping, zero Namespaces and nil Mounts (nothing of
+//     the sandbox said), every namespace and the default view of the
+//     working directory (HostView), as Default plans them. A Spec with
+//     a Mapping keeps zero Namespaces and nil Mounts as they are: every
+//     namespace shared, the caller's mount tree.
+//
+// It writes the result into spec, which then shows what ran.
+func (s *Spec) fillIn() error {
+	s.Process.inheritEnv()
+	if s.ext.Enter.User != nil || s.ext.WriteMaps != nil || len(s.Mapping.UIDs) > 0 || len(s.Mapping.GIDs) > 0 {
+		return nil
+	}
+	plan, err := mapping.ForCaller(mapping.Request{
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+		Mode: mapping.Single, Root: s.Process.UID == 0,
+	})
 	if err != nil {
-		return mapping.Plan{}, err
+		return &SpecError{Field: "Mapping", Problem: "empty, and the caller's own ids cannot be mapped", Err: err}
 	}
-	p, err := mapping.NewPlan(req)
-	if err != nil {
-		return mapping.Plan{}, nameSubidLine(err, src, owner)
-	}
-	return p, nil
-}
-
-// CompleteRequest fills in what req's caller cannot know, from this
-// system: the user namespace we run in (req.Here), the caller's
-// subordinate ranges from /etc/subuid and /etc/subgid (subid.Source's
-// zero value, so NSBOX_SUBUID_FILE and NSBOX_SUBGID_FILE apply) with the
-// names messages use, newuidmap and newgidmap when they may be needed,
-// and, for real root, a range free in both files (req.Free). req.UID,
-// GID, Mode, Root, Users, Groups and HostRoot are the caller's to set.
-// It returns the source and owner it read, for nameSubidLine.
-func CompleteRequest(req *mapping.Request) (subid.Source, subid.Owner, error) {
-	var src subid.Source
-	here, err := mapping.CurrentNamespace()
-	if err != nil {
-		return src, subid.Owner{}, err
-	}
-	req.Here = here
-	explicit := len(req.Users) > 0 || len(req.Groups) > 0
-	realRoot := req.UID == 0 && !here.Nested
-	// Subordinate ids and helpers matter only when more than our own id
-	// may be mapped: skip the file reads otherwise.
-	if req.Mode == mapping.Single && !explicit && !realRoot {
-		return src, subid.Owner{}, nil
-	}
-	owner, err := subid.CurrentOwner()
-	if err != nil {
-		return src, owner, err
-	}
-	req.Owner = owner.Name
-	req.SubUIDFile, req.SubGIDFile = src.Path(subid.UIDs), src.Path(subid.GIDs)
-	if req.SubUIDs, err = src.Lookup(owner, subid.UIDs); err != nil {
-		return src, owner, err
-	}
-	if req.SubGIDs, err = src.Lookup(owner, subid.GIDs); err != nil {
-		return src, owner, err
-	}
-	if !req.Privileged() && (len(req.SubUIDs) > 0 || len(req.SubGIDs) > 0 || explicit) {
-		req.Helpers = mapping.FindHelpers()
-	}
-	if (realRoot && (len(req.SubUIDs) == 0 || len(req.SubGIDs) == 0)) || (len(req.SubUIDs) > 0) != (len(req.SubGIDs) > 0) {
-		req.Free, _ = FreeSubidRange(src)
-	}
-	return src, owner, nil
-}
-
-// FreeSubidRange returns the lowest range of 65536 ids that no line of
-// src's /etc/subuid or /etc/subgid uses, whoever owns it: what real root
-// maps onto without subordinate ids of its own, and what `nsbox check`
-// suggests adding. Ranges an NSS module serves are not seen.
-func FreeSubidRange(src subid.Source) (subid.Range, error) {
-	var taken [][]subid.Range
-	for _, kind := range []subid.Kind{subid.UIDs, subid.GIDs} {
-		entries, err := src.Entries(kind)
+	if s.Namespaces == (Namespaces{}) && s.Mounts == nil {
+		cwd, err := os.Getwd()
 		if err != nil {
-			return subid.Range{}, err
+			return &SpecError{Field: "Mounts", Problem: "nil, and the default view needs the working directory", Err: err}
 		}
-		taken = append(taken, subid.Ranges(entries))
+		s.Namespaces = AllNamespaces()
+		s.Mounts = HostView(cwd)
 	}
-	r, ok := subid.FreeRange(mapping.RootFallbackCount, taken...)
-	if !ok {
-		return subid.Range{}, fmt.Errorf("no range of %d ids is free in %s and %s", mapping.RootFallbackCount, src.Path(subid.UIDs), src.Path(subid.GIDs))
-	}
-	return r, nil
+	s.Mapping = plan
+	return nil
 }
 
-// nameSubidLine adds the line of /etc/subuid or /etc/subgid that granted
-// host root to a *mapping.HostRootError, and a range that is free to move
-// it to.
-func nameSubidLine(err error, src subid.Source, owner subid.Owner) error {
-	var he *mapping.HostRootError
-	if !errors.As(err, &he) || he.Explicit || he.Own {
-		return err
+// inheritEnv gives a nil Env the caller's environment, as os/exec does.
+func (p *Process) inheritEnv() {
+	if p.Env == nil {
+		p.Env = os.Environ()
 	}
-	kind := subid.UIDs
-	if he.GID {
-		kind = subid.GIDs
-	}
-	he.Origin = src.Origin(owner, kind, he.ID)
-	if free, ferr := FreeSubidRange(src); ferr == nil {
-		he.Free = free
-	}
-	return err
-}
-
-// ContainerEnv returns env with "container=nsbox" in place of any
-// container variable: the convention (systemd, podman's container=podman)
-// by which tools learn they run in a container.
-func ContainerEnv(env []string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "container=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, "container=nsbox")
 }

@@ -4,23 +4,36 @@
 // runs, and it is meant to be embedded: a build tool can run each step in
 // a sandbox without shelling out.
 //
-// A sandbox is described by a [Spec] (plain data; [Default] fills one in
-// for the calling user), started with [Start] and waited for with
-// [Sandbox.Wait]:
+// A sandbox is described by a [Spec] (plain data), started with [Start]
+// and waited for with [Sandbox.Wait]. A Spec that names only the command
+// runs it as root of a sandbox that maps the caller's own uid and gid, with
+// the caller's environment, every namespace of its own and the default
+// view of the host (examples/embed is this program, which also prints the
+// sandbox's uid_map as the host sees it):
 //
 //	func main() {
 //		sandbox.Init() // first: see "Embedding" below
-//		spec, err := sandbox.Default("make", "test")
-//		if err != nil {
-//			log.Fatal(err)
+//		spec := &sandbox.Spec{Process: sandbox.Process{Args: []string{"id", "-u"}, Stdout: os.Stdout, Stderr: os.Stderr}}
+//		sb, err := sandbox.Start(context.Background(), spec)
+//		if err == nil {
+//			err = sb.Wait() // nil, or an *ExitError with the command's status
 //		}
-//		spec.Process.Stdout, spec.Process.Stderr = os.Stdout, os.Stderr
-//		sb, err := sandbox.Start(ctx, spec)
 //		if err != nil {
-//			log.Fatal(err)
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(sandbox.ExitCode(err))
 //		}
-//		err = sb.Wait() // nil, or an *ExitError with the command's status
 //	}
+//
+// What the Spec leaves unset Start plans (see [Start]): the id maps
+// ([Spec.Mapping]), the environment ([Process.Env]) and, when nothing of
+// the sandbox is said, its namespaces and its view: the host read-only,
+// the home and sockets hidden, the working directory writable
+// ([HostView]). A Spec that sets Mapping keeps zero [Spec.Namespaces] and
+// nil [Spec.Mounts] as they are (every namespace shared, the caller's
+// mount tree). [Default] returns what `nsbox run` uses, for editing: the
+// same view, the caller's subordinate ids too, no_new_privs:
+//
+//	spec, err := sandbox.Default("make", "test")
 //
 // The command's standard streams are io.Reader and io.Writer values: an
 // *os.File is handed over as is, anything else (a bytes.Buffer, a network
@@ -67,7 +80,7 @@
 //
 // # JSON
 //
-// A Spec has a JSON form ([MarshalSpec], [DecodeSpec]): `nsbox run
+// A Spec has a JSON form (encoding/json's, read back by [DecodeSpec]): `nsbox run
 // --print-spec` prints it and `nsbox run --spec FILE` runs it, so an
 // experiment on the command line becomes an API call.
 package sandbox

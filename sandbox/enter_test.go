@@ -4,11 +4,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"gotest.tools/v3/assert"
 )
 
-// TestEnterConfig: Spec.Enter's files follow the extra files in the
+// TestEnterConfig: the entered namespaces' files follow the extra files in the
 // stage, in the order User, CommandUser, PID, and an entered user
 // namespace replaces what the plan decides.
 func TestEnterConfig(t *testing.T) {
@@ -21,7 +22,7 @@ func TestEnterConfig(t *testing.T) {
 	s.Process.UID = uint32(os.Getuid())
 	s.Process.GID = uint32(os.Getgid()) + 1
 	s.Mounts = []Mount{{Type: MountProc, Destination: "/proc"}}
-	s.Enter = Enter{User: f, PID: f}
+	s.ext.Enter = bwrapext.Namespaces{User: f, PID: f}
 	assert.NilError(t, s.Validate())
 	c := stageConfig(s, planNesting(s), -1)
 	assert.Equal(t, c.EnterUserns, stage.ExtraFD+2)
@@ -29,13 +30,13 @@ func TestEnterConfig(t *testing.T) {
 	assert.Equal(t, c.EnterPidns, stage.ExtraFD+3)
 	assert.Assert(t, c.Nest == nil && c.NestIdentity && c.KeepUID && !c.KeepGID && !c.SetupRoot && !c.Setgroups)
 
-	s.Enter.CommandUser = f
+	s.ext.Enter.CommandUser = f
 	c = stageConfig(s, planNesting(s), -1)
 	assert.Equal(t, c.EnterUserns2, stage.ExtraFD+3)
 	assert.Equal(t, c.EnterPidns, stage.ExtraFD+4)
 	assert.Assert(t, !c.NestIdentity)
 
-	s.Enter.User = nil
+	s.ext.Enter.User = nil
 	assert.ErrorContains(t, s.Validate(), "Enter.CommandUser: needs Enter.User")
 }
 
@@ -46,11 +47,11 @@ func TestWriteMapsConfig(t *testing.T) {
 	s.Process.Terminal = false
 	s.Process.UID = uint32(os.Getuid())
 	s.Mapping.UIDs = nil // not applied, not checked
-	s.WriteMaps = func(int) error { return nil }
+	s.ext.WriteMaps = func(int) error { return nil }
 	assert.NilError(t, s.Validate())
 	c := stageConfig(s, planNesting(s), -1)
 	assert.Assert(t, c.MapsLater && c.EnterUserns == 0 && c.NestIdentity && c.KeepUID && c.Nest == nil)
-	s.Enter.User = os.Stdin
+	s.ext.Enter.User = os.Stdin
 	assert.ErrorContains(t, s.Validate(), "WriteMaps: cannot be combined with Enter.User")
 }
 

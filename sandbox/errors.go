@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"github.com/nsbox/nsbox/internal/remedy"
 )
 
-// Exit codes of the nsbox command for failures of its own, as in
+// Exit codes ExitCode gives for failures of the launcher itself, as in
 // bubblewrap, podman and env(1).
 const (
-	// CodeLauncher: nsbox failed (bad flags, setup failure).
-	CodeLauncher = 125
-	// CodeCannotExecute: the command exists but cannot be executed.
-	CodeCannotExecute = 126
-	// CodeNotFound: the command was not found.
-	CodeNotFound = 127
+	codeLauncher      = 125 // the launcher failed (bad spec, setup failure)
+	codeCannotExecute = 126 // the command exists but cannot be executed
+	codeNotFound      = 127 // the command was not found
 )
 
 // ExitError reports a command that ran and ended with a non-zero status.
@@ -60,9 +59,9 @@ type SetupError struct {
 	Step string // what failed, e.g. "mount a new /proc: Operation not permitted"
 	Err  syscall.Errno
 	Hint string // the fix, when nsbox knows it
-	// Fix is the remedy within Hint (as FixHint.String words it) when it
-	// is one a caller may word in its own terms; FixNone otherwise.
-	Fix FixHint
+	// Fix is the remedy within Hint (as remedy.Hint.String words it) when it
+	// is one a caller may word in its own terms; remedy.None otherwise.
+	Fix remedy.Hint
 }
 
 func (e *SetupError) Error() string {
@@ -90,11 +89,11 @@ func ExitCode(err error) int {
 		return exit.Code
 	case errors.As(err, &exec):
 		if errors.Is(exec.Err, syscall.ENOENT) {
-			return CodeNotFound
+			return codeNotFound
 		}
-		return CodeCannotExecute
+		return codeCannotExecute
 	}
-	return CodeLauncher
+	return codeLauncher
 }
 
 // SpecError reports a Spec that cannot run as given, naming the field in
@@ -113,7 +112,7 @@ type SpecError struct {
 	// Problem says what is wrong, e.g. "needs a UTS namespace of its own".
 	Problem string
 	// Fix is the remedy, when one is known.
-	Fix FixHint
+	Fix remedy.Hint
 	// Err is the cause, when there is one.
 	Err error
 }
@@ -137,98 +136,3 @@ func (e *SpecError) Error() string {
 }
 
 func (e *SpecError) Unwrap() error { return e.Err }
-
-// FixKind names a remedy a caller may word in its own terms.
-type FixKind int
-
-// The remedies of a SpecError. FixHint.String words each in Spec terms.
-const (
-	// FixNone: no remedy is known.
-	FixNone FixKind = iota
-	// FixText: FixHint.Arg is the remedy, in words valid for any caller.
-	FixText
-	// FixCommand: give Process.Args a command.
-	FixCommand
-	// FixOwnNamespace: give the sandbox a namespace of its own; Arg names
-	// it as Namespaces does ("uts", "mnt", "net").
-	FixOwnNamespace
-	// FixMapID: pick a mapped id, or map more; Arg is "uid" or "gid".
-	FixMapID
-	// FixOptionalSource: create the bind's source Arg, or make the mount
-	// Optional.
-	FixOptionalSource
-	// FixBindLarge: bind large files rather than placing their content.
-	FixBindLarge
-	// FixOverlayLower: give an overlay at least one lower directory.
-	FixOverlayLower
-	// FixSeccomp: leave out the default seccomp filter (and DisableUserns,
-	// which needs it), or give a filter program of one's own.
-	FixSeccomp
-	// FixMapSingle: map only the caller's own ids (mapping.Single); Arg,
-	// if set, is another way out.
-	FixMapSingle
-	// FixSharePID: share the caller's PID namespace, so the sandbox binds
-	// this /proc instead of mounting a new one.
-	FixSharePID
-	// fixKinds counts the kinds; keep it last.
-	fixKinds
-)
-
-// FixKinds returns every FixKind but FixNone, for callers that check they
-// word each one.
-func FixKinds() []FixKind {
-	var ks []FixKind
-	for k := FixNone + 1; k < fixKinds; k++ {
-		ks = append(ks, k)
-	}
-	return ks
-}
-
-// FixHint is the remedy of a SpecError: a kind and its argument.
-type FixHint struct {
-	Kind FixKind
-	// Arg is the kind's argument: the whole text for FixText, the
-	// namespace for FixOwnNamespace, the path for FixOptionalSource, "uid" or "gid" for FixMapID.
-	Arg string
-}
-
-// String words the remedy in Spec terms; "" for FixNone.
-func (f FixHint) String() string {
-	switch f.Kind {
-	case FixText:
-		return f.Arg
-	case FixCommand:
-		return "set Process.Args, e.g. []string{\"id\"}"
-	case FixOwnNamespace:
-		return "set Namespaces." + namespaceField(f.Arg)
-	case FixMapID:
-		return fmt.Sprintf("pick a mapped %s, or map more in Spec.Mapping", f.Arg)
-	case FixOptionalSource:
-		return "create " + f.Arg + ", or set Mount.Optional to skip it"
-	case FixBindLarge:
-		return "bind large files (a MountBind with ReadOnly) instead"
-	case FixOverlayLower:
-		return "set Mount.Lower"
-	case FixSeccomp:
-		return "set Security.NoDefaultSeccomp (and not DisableUserns), or give Security.SeccompPrograms of your own"
-	case FixMapSingle:
-		if f.Arg != "" {
-			return "map only your own ids (mapping.Single), or " + f.Arg
-		}
-		return "map only your own ids (mapping.Single)"
-	case FixSharePID:
-		return "set Namespaces.PID to false (the sandbox then binds this /proc instead of mounting a new one)"
-	}
-	return ""
-}
-
-// namespaceField is the Namespaces field of a namespace's short name.
-func namespaceField(ns string) string {
-	switch ns {
-	case "mnt":
-		return "Mount"
-	case "uts", "pid", "ipc":
-		return strings.ToUpper(ns)
-	}
-	return strings.ToUpper(ns[:1]) + ns[1:]
-}

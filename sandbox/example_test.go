@@ -3,12 +3,28 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox"
 )
+
+// The smallest Spec: only the command. Start maps the caller's own ids
+// (root inside, since Process.UID is 0) and passes the caller's
+// environment.
+func Example() {
+	spec := &sandbox.Spec{Process: sandbox.Process{Args: []string{"id", "-u"}, Stdout: os.Stdout, Stderr: os.Stderr}}
+	sb, err := sandbox.Start(context.Background(), spec)
+	if err == nil {
+		err = sb.Wait()
+	}
+	fmt.Println(err)
+	// Output:
+	// 0
+	// <nil>
+}
 
 // A command in a sandbox of its own: new namespaces, its own PID 1.
 func ExampleStart() {
@@ -98,7 +114,7 @@ func ExampleDecodeSpec() {
 		return
 	}
 	spec.Hostname = "builder"
-	b, _ := sandbox.MarshalSpec(spec)
+	b, _ := json.Marshal(spec)
 	again, err := sandbox.DecodeSpec(bytes.NewReader(b))
 	if err != nil {
 		fmt.Println(err)

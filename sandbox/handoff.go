@@ -12,47 +12,27 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
-// HandOff is what the supervisor that takes a running sandbox over
-// (Sandbox.HandOff) does besides waiting: once PID 1 has ended it gives a
-// terminal back, writes StatusFD's line, runs the After steps in order and
-// exits with the command's status, as Wait's caller would.
-type HandOff struct {
-	// StatusFD, if not -1, gets `{ "exit-code": N }` and a newline at the
-	// end (bubblewrap's --json-status-fd).
-	StatusFD int
-	// After are file-system steps, in order; their failures are ignored.
-	After []AfterStep
-	// Keep are descriptors the supervisor must hold until it exits (a
-	// lock, say), under the same numbers.
-	Keep []int
+// The hand-off is a speed trick of the nsbox command, not API: the
+// command reaches these methods through handoff.Of, which this package
+// registers.
+func init() {
+	handoff.Register(func(sb any) handoff.Handle { return handOffHandle{sb.(*Sandbox)} })
 }
 
-// AfterStep is one step of HandOff.After.
-type AfterStep struct {
-	Op   AfterOp
-	Path string
-	To   string // the new name, for AfterRename
-}
+// handOffHandle is a *Sandbox as handoff.Handle.
+type handOffHandle struct{ s *Sandbox }
 
-// AfterOp is what an AfterStep does to its Path.
-type AfterOp int
+func (h handOffHandle) Exited(timeout time.Duration) bool { return h.s.exited(timeout) }
+func (h handOffHandle) CanHandOff() bool                  { return h.s.canHandOff() }
+func (h handOffHandle) HandOff(p handoff.Plan) error      { return h.s.handOff(p) }
 
-// The steps a handed-off supervisor can take.
-const (
-	AfterUnlink AfterOp = iota + 1 // unlink(2) Path
-	AfterRmdir                     // rmdir(2) Path
-	AfterMkdir                     // mkdir(2) Path, mode 0700
-	AfterRename                    // rename(2) Path to To
-)
-
-var afterVerbs = map[AfterOp]string{AfterUnlink: "unlink", AfterRmdir: "rmdir", AfterMkdir: "mkdir", AfterRename: "rename"}
-
-// Exited reports whether PID 1 has ended, waiting for it at most timeout.
-// It does not reap PID 1: Wait or the HandOff supervisor still does.
-func (s *Sandbox) Exited(timeout time.Duration) bool {
+// exited reports whether PID 1 has ended, waiting for it at most timeout.
+// It does not reap PID 1: Wait or the hand-off's supervisor still does.
+func (s *Sandbox) exited(timeout time.Duration) bool {
 	fd, err := unix.PidfdOpen(s.pid1.Pid, 0)
 	if err != nil {
 		return true // reaped already, or we cannot tell: let Wait decide
@@ -69,16 +49,16 @@ func (s *Sandbox) Exited(timeout time.Duration) bool {
 	}
 }
 
-// CanHandOff reports whether HandOff can take this sandbox over: the
+// canHandOff reports whether handOff can take this sandbox over: the
 // launcher has nothing to do for it but wait (no pseudo-terminal to relay,
 // no network to serve, no cgroup to remove, no standard stream to copy),
 // and nsbox's init runs the command (not Spec.CommandIsPID1: the
 // supervisor speaks to that init).
-func (s *Sandbox) CanHandOff() bool {
+func (s *Sandbox) canHandOff() bool {
 	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && !s.pid1IsCommand
 }
 
-// HandOff replaces the calling process, through execve(2) of its own
+// handOff replaces the calling process, through execve(2) of its own
 // binary, by a small C supervisor (handoff.c) that does what Wait and the
 // caller would do until the sandbox ends, then exits with the command's
 // exit status (128+N if signal N killed it). The pid stays the same, so
@@ -96,10 +76,10 @@ func (s *Sandbox) CanHandOff() bool {
 // exec (HANDOFF, HANDOFF_READY) and the supervisor arms it again (ARM);
 // in between, PID 1 still exits when the launcher's end of their socket
 // closes. Do not call it concurrently with Wait, and only when
-// CanHandOff. It returns only on failure, with the sandbox still the
+// canHandOff. It returns only on failure, with the sandbox still the
 // caller's, to Wait for as usual.
-func (s *Sandbox) HandOff(h HandOff) error {
-	if !s.CanHandOff() {
+func (s *Sandbox) handOff(h handoff.Plan) error {
+	if !s.canHandOff() {
 		return errors.New("hand off the sandbox: it needs the launcher (terminal relay, network, cgroup or copied streams), or its command is PID 1; fix: Wait for it instead")
 	}
 	// The signal mask set below is the calling thread's, and that thread
@@ -169,13 +149,13 @@ func (s *Sandbox) HandOff(h HandOff) error {
 // handOffVar encodes what the supervisor needs as the one variable
 // handoff.c reads: "NAME=PID1,SYNC,STATUS,TTY,PGRP" then ";VERB:HEX[:HEX]"
 // per step, the paths in hex (a path may hold any byte but NUL).
-func handOffVar(pid1, sync, status, tty, pgrp int, after []AfterStep) (string, error) {
+func handOffVar(pid1, sync, status, tty, pgrp int, after []handoff.Step) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", stage.HandOffEnv, pid1, sync, status, tty, pgrp)
 	for i, st := range after {
-		verb, ok := afterVerbs[st.Op]
-		if !ok || st.Path == "" || (st.Op == AfterRename) != (st.To != "") {
-			return "", fmt.Errorf("hand off the sandbox: after-step %d (op %d, %q, %q) is not a valid step; fix: an AfterOp with its Path, and To only for AfterRename", i, st.Op, st.Path, st.To)
+		verb, ok := st.Op.Verb()
+		if !ok || st.Path == "" || (st.Op == handoff.Rename) != (st.To != "") {
+			return "", fmt.Errorf("hand off the sandbox: after-step %d (op %d, %q, %q) is not a valid step; fix: an Op with its Path, and To only for Rename", i, st.Op, st.Path, st.To)
 		}
 		fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(st.Path)))
 		if st.To != "" {

@@ -4,15 +4,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestHandOffVar(t *testing.T) {
-	got, err := handOffVar(42, 5, -1, 0, 7, []AfterStep{
-		{Op: AfterMkdir, Path: "/s/.logs"},
-		{Op: AfterRename, Path: "/s/a b/log", To: "/s/.logs/a;b:c"},
-		{Op: AfterUnlink, Path: "/s/x"},
-		{Op: AfterRmdir, Path: "/s"},
+	got, err := handOffVar(42, 5, -1, 0, 7, []handoff.Step{
+		{Op: handoff.Mkdir, Path: "/s/.logs"},
+		{Op: handoff.Rename, Path: "/s/a b/log", To: "/s/.logs/a;b:c"},
+		{Op: handoff.Unlink, Path: "/s/x"},
+		{Op: handoff.Rmdir, Path: "/s"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -28,13 +29,13 @@ func TestHandOffVar(t *testing.T) {
 }
 
 func TestHandOffVarRefusesBadSteps(t *testing.T) {
-	for _, st := range []AfterStep{
-		{Op: AfterUnlink},
-		{Op: AfterRename, Path: "/a"},
-		{Op: AfterUnlink, Path: "/a", To: "/b"},
-		{Op: AfterOp(99), Path: "/a"},
+	for _, st := range []handoff.Step{
+		{Op: handoff.Unlink},
+		{Op: handoff.Rename, Path: "/a"},
+		{Op: handoff.Unlink, Path: "/a", To: "/b"},
+		{Op: handoff.Op(99), Path: "/a"},
 	} {
-		if _, err := handOffVar(1, 3, -1, -1, 0, []AfterStep{st}); err == nil || !strings.Contains(err.Error(), "fix:") {
+		if _, err := handOffVar(1, 3, -1, -1, 0, []handoff.Step{st}); err == nil || !strings.Contains(err.Error(), "fix:") {
 			t.Errorf("step %+v: got %v, want an error with a fix", st, err)
 		}
 	}

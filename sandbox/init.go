@@ -24,7 +24,7 @@ func Init() {
 	reexeced := os.Getenv(stage.Env) != "" || os.Getenv(stage.HandOffEnv) != ""
 	if err := checkStage(reexeced, stage.Linked()); err != nil {
 		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err) // the package, as os/exec says "exec: "
-		os.Exit(CodeLauncher)
+		os.Exit(codeLauncher)
 	}
 	initChecked.Store(true)
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/remedy"
+	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // NamespaceIDs maps the names the kernel uses under /proc/PID/ns ("user",
@@ -71,7 +73,7 @@ type Target struct {
 func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 	// Maps nsbox did not write (Enter.User, WriteMaps) may deny
 	// setgroups: do not count on it.
-	setgroups := spec.Mapping.SetgroupsAllowed() && spec.Enter.User == nil && spec.WriteMaps == nil
+	setgroups := spec.Mapping.SetgroupsAllowed() && spec.ext.Enter.User == nil && spec.ext.WriteMaps == nil
 	return Target{Pid: pid, StartTime: startTime, Namespaces: spec.Namespaces,
 		Setgroups: setgroups, Security: spec.Security, Limits: spec.Limits,
 		CommandIsPID1: spec.CommandIsPID1}
@@ -96,8 +98,9 @@ func TargetOf(spec *Spec, pid int, startTime uint64) Target {
 // kills the command alone.
 func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	if len(p.Args) == 0 || p.Args[0] == "" {
-		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
+		return nil, &SpecError{Field: "Join.Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
 	}
+	p.inheritEnv()
 	for _, s := range append(append([]string{p.Cwd}, p.Args...), p.Env...) {
 		if strings.IndexByte(s, 0) >= 0 {
 			return nil, fmt.Errorf("%q contains a NUL byte", s)
@@ -116,19 +119,13 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			stdio.abort()
 		}
 	}()
-	stageProc, parent, err := startStage(stdio.files, joinedMaps(t.Pid), -1)
+	g, err := startGuarded(ctx, stdio.files, joinedMaps(t.Pid), -1)
 	stdio.started()
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if !ok {
-			parent.Close()
-			killAndReap(stageProc)
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
-	defer stop()
+	defer g.release()
+	stageProc, parent := g.proc, g.parent
 
 	cfg := stage.Config{
 		Unshare:    t.Namespaces.cloneFlags(),
@@ -181,6 +178,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		return nil, fmt.Errorf("reap the join stage: %w", err)
 	}
 	ok = true
+	g.keep()
 	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
 	if master != nil {
 		sb.pty = startRelay(master, p)
@@ -198,11 +196,8 @@ func joinedMaps(pid int) mapping.Plan {
 	read := func(file string, own uint32) []mapping.Extent {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 		var ext []mapping.Extent
-		for line := range strings.Lines(string(b)) {
-			var e mapping.Extent
-			if _, serr := fmt.Sscan(line, &e.Inner, &e.Outer, &e.Count); serr == nil {
-				ext = append(ext, e)
-			}
+		if err == nil {
+			ext, err = mapping.ParseMap(string(b))
 		}
 		if err != nil || len(ext) == 0 {
 			return []mapping.Extent{{Inner: own, Outer: own, Count: 1}}

@@ -10,14 +10,24 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nsbox/nsbox/internal/bwrapext"
+	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // Start launches the sandbox described by spec and returns once its command
-// is running (exec succeeded). The caller must call Wait.
+// is running (exec succeeded). The caller must call Wait. What spec leaves
+// unset is planned first and written into it: a nil Process.Env is the
+// caller's environment, an empty Mapping the caller's own ids (root inside
+// when Process.UID is 0), and with an empty Mapping, zero Namespaces and
+// nil Mounts are every namespace and the default view (HostView of the
+// working directory). A Spec with only Process.Args thus runs the command
+// as root of a sandbox that maps the caller, with the caller's
+// environment and nsbox run's view of the host; Default also maps the
+// caller's subordinate ids and sets no_new_privs.
 //
 // The order is the kernel's, and this function reads as it:
 //
@@ -27,7 +37,7 @@ import (
 //     direct writes for a single own-id mapping, newuidmap/newgidmap for
 //     more; if a helper fails under --map auto, steps 1 and 2 again with
 //     only the caller's own ids, and a notice to spec.Notify). Not with
-//     spec.Enter.User, whose maps exist, nor with spec.WriteMaps, which
+//     an entered user namespace, whose maps exist, nor when the caller
 //     writes them once PID 1 exists, while PID 1 waits;
 //  3. the stage creates the other namespaces (while we write the maps),
 //     becomes root in its user namespace and starts PID 1 as our own
@@ -38,7 +48,7 @@ import (
 //
 // Any failure kills whatever was started and returns an error; ExitCode
 // maps it to nsbox's exit code; a step the host refused carries the cause
-// and fix (hints.go). Cancelling ctx kills the whole sandbox.
+// and fix (hints.go, internal/hostcheck). Cancelling ctx kills the whole sandbox.
 func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	sb, err := start(ctx, spec)
 	return sb, explainSetup(err)
@@ -47,6 +57,9 @@ func Start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if !initChecked.Load() {
 		return nil, errNoInit
+	}
+	if err := spec.fillIn(); err != nil {
+		return nil, err
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -79,9 +92,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	// the caller's own ids if newuidmap/newgidmap fail when they run
 	// (mapping.Plan.Fallback: the stage's CONFIG depends on the maps, so
 	// the retry is a fresh stage).
-	// The stage's files: stdio, Process.ExtraFiles, then Spec.Enter's
+	// The stage's files: stdio, Process.ExtraFiles, then the entered
 	// namespaces.
-	files := append(append([]*os.File(nil), stdio.files...), spec.Enter.files()...)
+	files := append(append([]*os.File(nil), stdio.files...), spec.ext.Enter.Files()...)
 	stageProc, parent, err := startMapped(ctx, spec, files, ctty.Slot(), cg)
 	if err != nil && spec.Mapping.Fallback && errors.Is(err, mapping.ErrHelperFailed) {
 		if single, ok := spec.Mapping.Single(); ok {
@@ -118,7 +131,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if spec.WriteMaps == nil {
+	if spec.ext.WriteMaps == nil {
 		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
 			return nil, fmt.Errorf("resume the sandbox stage: %w", err)
 		}
@@ -151,9 +164,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
-	// 3a. The maps, by the caller (Spec.WriteMaps); PID 1 waits for them.
-	if spec.WriteMaps != nil {
-		if err := spec.WriteMaps(pid1.Pid); err != nil {
+	// 3a. The maps, by the caller (bwrapext.Settings.WriteMaps); PID 1 waits for them.
+	if spec.ext.WriteMaps != nil {
+		if err := spec.ext.WriteMaps(pid1.Pid); err != nil {
 			return nil, err
 		}
 		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
@@ -175,7 +188,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	}
 
 	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done,
-	// with the command's process forked first (Spec.CommandCreated).
+	// with the command's process forked first (bwrapext.Settings.CommandCreated).
 	if spec.BeforeExec != nil {
 		if spec.commandFirst() {
 			if err := commandCreated(parent, pid1.Pid, spec); err != nil {
@@ -252,7 +265,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		withTerminalFor(&cfg, &spec.Process)
 	}
 	plan := spec.Mapping
-	if spec.Enter.User != nil || spec.WriteMaps != nil {
+	if spec.ext.Enter.User != nil || spec.ext.WriteMaps != nil {
 		// Its maps are unknown here: any id may be mapped.
 		all := []mapping.Extent{{Inner: 0, Outer: 0, Count: 1<<32 - 1}}
 		plan = mapping.Plan{UIDs: all, GIDs: all}
@@ -261,24 +274,15 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	// that wants exactly those, enters none, and is not put into a
 	// cgroup below.
 	unshare := cfg.Unshare
-	if cg != nil || cfg.JoinPID != 0 || spec.Enter != (Enter{}) {
+	if cg != nil || cfg.JoinPID != 0 || spec.ext.Enter != (bwrapext.Namespaces{}) {
 		unshare = -1
 	}
-	stageProc, parent, err := startStage(files, plan, unshare)
+	g, err := startGuarded(ctx, files, plan, unshare)
 	if err != nil {
 		return nil, nil, err
 	}
-	// (Not the named results: every failure below returns nil for them,
-	// which left the stage running until the launcher exited.)
-	ok := false
-	defer func() {
-		if !ok {
-			parent.Close()
-			killAndReap(stageProc)
-		}
-	}()
-	stop := context.AfterFunc(ctx, func() { stageProc.Kill() })
-	defer stop()
+	defer g.release()
+	stageProc, parent := g.proc, g.parent
 	// Before the stage creates anything, so that all of the sandbox is
 	// born inside the limits.
 	if err := cg.Add(stageProc.Pid); err != nil {
@@ -292,9 +296,8 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	}
 	// (nest.plan: spec.Mapping, or its setup form, see nested.go.) An
 	// entered user namespace has its maps; WriteMaps writes them later.
-	if spec.Enter.User != nil || spec.WriteMaps != nil {
-		ok = true
-		return stageProc, parent, nil
+	if spec.ext.Enter.User != nil || spec.ext.WriteMaps != nil {
+		return g.keep()
 	}
 	if err := nest.plan.Apply(stageProc.Pid); err != nil {
 		err = fmt.Errorf("set up the uid/gid maps: %w", err)
@@ -303,8 +306,7 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 		}
 		return nil, nil, explainMaps(err)
 	}
-	ok = true
-	return stageProc, parent, nil
+	return g.keep()
 }
 
 // intermediateOf reads the "intermediate=PID" line of PID1's payload
@@ -317,6 +319,45 @@ func intermediateOf(payload []byte) int {
 		}
 	}
 	return 0
+}
+
+// guardedStage is a stage process just started and the launcher's end of
+// its socket, for Start and Join alike: until keep hands them on, the
+// end of ctx kills the stage, and release (deferred right after
+// startGuarded) kills and reaps it and closes the socket, so that no
+// failure on the way leaves a stage behind. release always disarms ctx:
+// the caller guards what it kept in its own terms.
+type guardedStage struct {
+	proc   *os.Process
+	parent *os.File
+	stop   func() bool
+	kept   bool
+}
+
+// startGuarded starts the stage (startStage) with files, for a sandbox
+// whose maps are plan (unshare: see stage.Start), and guards it.
+func startGuarded(ctx context.Context, files []*os.File, plan mapping.Plan, unshare int) (*guardedStage, error) {
+	proc, parent, err := startStage(files, plan, unshare)
+	if err != nil {
+		return nil, err
+	}
+	return &guardedStage{proc: proc, parent: parent, stop: context.AfterFunc(ctx, func() { proc.Kill() })}, nil
+}
+
+// keep hands the stage and its socket on: release then leaves them be.
+func (g *guardedStage) keep() (*os.Process, *os.File, error) {
+	g.kept = true
+	return g.proc, g.parent, nil
+}
+
+// release disarms ctx and, unless kept, kills and reaps the stage and
+// closes the socket.
+func (g *guardedStage) release() {
+	g.stop()
+	if !g.kept {
+		g.parent.Close()
+		killAndReap(g.proc)
+	}
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.
@@ -332,7 +373,7 @@ func killAndReap(p *os.Process) {
 func userNamespaceError(err error) error {
 	var se *SetupError
 	if errors.As(err, &se) && se.Hint == "" {
-		se.Hint = explain(stepUserns, se.Err, currentHostFacts())
+		se.Hint = hostcheck.Explain(hostcheck.StepUserns, se.Err)
 	}
 	return err
 }

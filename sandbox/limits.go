@@ -6,9 +6,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"golang.org/x/sys/unix"
 
-	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/cgroup"
 )
 
 // Limits bounds the resources of the command.
@@ -28,12 +30,12 @@ type Limits struct {
 // Rlimit is one resource limit, as prlimit(1) names them.
 type Rlimit struct {
 	Name string `json:"name"` // "nofile", "nproc", … (rlimitNames)
-	Soft uint64 `json:"soft"` // RlimInfinity for none
+	Soft uint64 `json:"soft"` // math.MaxUint64 (RLIM_INFINITY) for none
 	Hard uint64 `json:"hard"`
 }
 
-// RlimInfinity is "unlimited".
-const RlimInfinity = math.MaxUint64
+// rlimInfinity is "unlimited".
+const rlimInfinity = math.MaxUint64
 
 // rlimitNames are prlimit(1)'s names and the resource numbers of this
 // architecture (golang.org/x/sys/unix).
@@ -78,7 +80,7 @@ func ParseRlimit(s string) (Rlimit, error) {
 func parseRlimitValue(s string) (uint64, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "unlimited", "infinity", "inf":
-		return RlimInfinity, nil
+		return rlimInfinity, nil
 	}
 	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 	if err != nil {
@@ -104,7 +106,7 @@ func (l *Limits) validate() error {
 		if err := unix.Getrlimit(res, &cur); err == nil && r.Hard > cur.Max {
 			return &SpecError{Field: field, Value: r.Name,
 				Problem: fmt.Sprintf("hard limit %s is above nsbox's own (%s), which a sandbox cannot raise", rlimitText(r.Hard), rlimitText(cur.Max)),
-				Fix:     FixHint{FixText, "lower it, or raise it before starting nsbox (ulimit -H)"}}
+				Fix:     remedy.Hint{Kind: remedy.Text, Arg: "lower it, or raise it before starting nsbox (ulimit -H)"}}
 		}
 	}
 	for _, v := range []struct {
@@ -118,27 +120,27 @@ func (l *Limits) validate() error {
 	// NaN compares false with everything, so it must be asked for by
 	// name; a count above the kernel's CPU limit is a typo (1e300 would
 	// overflow the quota to 1% of a CPU).
-	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > MaxCPUs {
+	if math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0) || l.CPUs > maxCPUs {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "not a number of CPUs",
-			Fix: FixHint{FixText, fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", MaxCPUs)}}
+			Fix: remedy.Hint{Kind: remedy.Text, Arg: fmt.Sprintf("give a count from 0.01 to %d, fractions allowed (e.g. 1.5)", maxCPUs)}}
 	}
 	if l.CPUs > 0 && l.CPUs < 0.01 {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "below the smallest limit the kernel takes (1% of a CPU)",
-			Fix: FixHint{FixText, "give at least 0.01"}}
+			Fix: remedy.Hint{Kind: remedy.Text, Arg: "give at least 0.01"}}
 	}
 	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
-		if _, err := DelegatedCgroup(); err != nil {
+		if _, err := cgroup.Delegated(); err != nil {
 			return &SpecError{Field: "Limits", Err: err}
 		}
 	}
 	return nil
 }
 
-// MaxCPUs is the largest Limits.CPUs accepted: Linux's NR_CPUS limit.
-const MaxCPUs = 8192
+// maxCPUs is the largest Limits.CPUs accepted: Linux's NR_CPUS limit.
+const maxCPUs = 8192
 
 func rlimitText(v uint64) string {
-	if v == RlimInfinity {
+	if v == rlimInfinity {
 		return "unlimited"
 	}
 	return strconv.FormatUint(v, 10)
@@ -150,13 +152,6 @@ func (l *Limits) records() [][2]string {
 		r = append(r, [2]string{"rlimit", fmt.Sprintf("%d:%d:%d", rlimitNames[x.Name], x.Soft, x.Hard)})
 	}
 	return r
-}
-
-// DelegatedCgroup returns the caller's cgroup v2 directory when the caller
-// may create child cgroups in it, or an error naming why not and the fix.
-// Limits.Memory, PIDs and CPUs need one.
-func DelegatedCgroup() (string, error) {
-	return cgroup.Delegated()
 }
 
 // cgroup creates the sandbox's cgroup when the limits ask for one; nil

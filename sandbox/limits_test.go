@@ -23,7 +23,7 @@ func TestLimitsNoCgroup(t *testing.T) {
 // infinities, values past the kernel's CPU limit (1e300 used to overflow
 // to 1% of a CPU) and values below the kernel's 1% minimum.
 func TestLimitsRefuseBadCPUs(t *testing.T) {
-	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e300, MaxCPUs + 1, 0.001, -1} {
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e300, maxCPUs + 1, 0.001, -1} {
 		l := Limits{CPUs: v}
 		assert.Check(t, l.validate() != nil, "Limits.CPUs %v accepted", v)
 	}

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/hostdirs"
+	"github.com/nsbox/nsbox/internal/remedy"
 )
 
 // MountType names what one mount operation does. The types follow
@@ -127,9 +129,10 @@ func (m *Mount) what() string {
 }
 
 // HostView is nsbox run's default filesystem for the working directory
-// cwd: View{Cwd: cwd, Home: UserHome(), RuntimeDir: $XDG_RUNTIME_DIR}.
+// cwd: View{Cwd: cwd, Home: the caller's home ($HOME if absolute, else
+// its passwd entry's), RuntimeDir: $XDG_RUNTIME_DIR}.
 func HostView(cwd string) []Mount {
-	ms, _ := View{Cwd: cwd, Home: UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
+	ms, _ := View{Cwd: cwd, Home: hostdirs.UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
 	return ms
 }
 
@@ -151,7 +154,7 @@ func (s *Spec) validateMounts() error {
 		return nil
 	}
 	if !s.Namespaces.Mount {
-		return &SpecError{Field: "Mounts", Problem: "mount operations need a mount namespace of the sandbox's own", Fix: FixHint{FixOwnNamespace, "mnt"}}
+		return &SpecError{Field: "Mounts", Problem: "mount operations need a mount namespace of the sandbox's own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "mnt"}}
 	}
 	data := 0
 	for i := range s.Mounts {
@@ -168,7 +171,7 @@ func (s *Spec) validateMounts() error {
 		data += len(m.Data)
 		if data > maxFileData {
 			return &SpecError{Field: field, Value: m.what(), Problem: fmt.Sprintf("the files placed in the sandbox hold more than %d bytes together", maxFileData),
-				Fix: FixHint{Kind: FixBindLarge}}
+				Fix: remedy.Hint{Kind: remedy.BindLarge}}
 		}
 	}
 	return nil
@@ -211,7 +214,7 @@ func (m *Mount) validate() error {
 				if m.Optional {
 					return nil
 				}
-				return &SpecError{Problem: "source does not exist", Fix: FixHint{FixOptionalSource, m.Source}}
+				return &SpecError{Problem: "source does not exist", Fix: remedy.Hint{Kind: remedy.OptionalSource, Arg: m.Source}}
 			}
 			return fmt.Errorf("source: %w", unwrapPathError(err))
 		}
@@ -221,7 +224,7 @@ func (m *Mount) validate() error {
 		}
 	case MountOverlay, MountTmpOverlay:
 		if m.Type == MountOverlay && len(m.Lower) == 0 {
-			return &SpecError{Problem: "no lower directory", Fix: FixHint{Kind: FixOverlayLower}}
+			return &SpecError{Problem: "no lower directory", Fix: remedy.Hint{Kind: remedy.OverlayLower}}
 		}
 		for _, l := range m.Lower {
 			if err := checkDir("lower directory", l); err != nil {
@@ -298,24 +301,4 @@ func unixMode(m fs.FileMode) uint32 {
 		u |= 0o1000
 	}
 	return u
-}
-
-// ParseMode reads an octal mode such as "0755" or "1777" into permission
-// bits.
-func ParseMode(s string) (fs.FileMode, error) {
-	v, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || v > 0o7777 {
-		return 0, fmt.Errorf("mode %q is not octal (0000-7777); fix: e.g. 0755", s)
-	}
-	m := fs.FileMode(v & 0o777)
-	if v&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if v&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if v&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m, nil
 }

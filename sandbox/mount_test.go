@@ -70,13 +70,9 @@ func TestEncodeMounts(t *testing.T) {
 	})
 }
 
-func TestParseMode(t *testing.T) {
-	m, err := ParseMode("1777")
-	assert.NilError(t, err)
-	assert.Equal(t, m, fs.ModePerm|fs.ModeSticky)
-	assert.Equal(t, unixMode(m), uint32(0o1777))
-	_, err = ParseMode("8")
-	assert.ErrorContains(t, err, "octal")
+func TestUnixMode(t *testing.T) {
+	assert.Equal(t, unixMode(fs.ModePerm|fs.ModeSticky), uint32(0o1777))
+	assert.Equal(t, unixMode(0o755|fs.ModeSetuid|fs.ModeSetgid), uint32(0o6755))
 }
 
 func TestPlanNesting(t *testing.T) {

@@ -28,7 +28,7 @@ import "github.com/nsbox/nsbox/mapping"
 // over them for the loopback, the TAP and the hostname it sets up. nsbox
 // exec enters the command's namespaces, so everything the sandbox runs
 // shares one view. Where the sandbox's maps are written late
-// (Spec.WriteMaps) or given (Spec.Enter), the command's process unshares
+// (bwrapext.Settings.WriteMaps) or given (its Enter), the command's process unshares
 // the nested pair itself after setup, and those namespaces stay the
 // sandbox's.
 //

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
@@ -60,7 +62,7 @@ func (n *Network) validate(ns Namespaces) error {
 		return nil
 	}
 	if !ns.Net {
-		return &SpecError{Field: "Network", Problem: "a sandbox network needs a network namespace of its own", Fix: FixHint{FixOwnNamespace, "net"}}
+		return &SpecError{Field: "Network", Problem: "a sandbox network needs a network namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "net"}}
 	}
 	if (n.Serve == nil) == (n.Attach == nil) {
 		return errors.New("network: set exactly one of Serve and Attach")

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nsbox/nsbox/sandbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )

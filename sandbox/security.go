@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nsbox/nsbox/internal/landlock"
+	"github.com/nsbox/nsbox/internal/remedy"
 	"golang.org/x/sys/unix"
 
 	"github.com/moby/sys/capability"
-	"github.com/nsbox/nsbox/sandbox/internal/seccomp"
+	"github.com/nsbox/nsbox/internal/seccomp"
 )
 
 // Security is what stands between the command and the kernel besides the
@@ -28,11 +30,11 @@ type Security struct {
 	// any other uid. A non-root command that keeps capabilities gets them
 	// as ambient capabilities, so they survive exec (as bwrap --cap-add).
 	Capabilities *CapSet `json:"capabilities,omitempty"`
-	// NoDefaultSeccomp leaves out nsbox's default seccomp filter (see
-	// DefaultSeccompProgram).
+	// NoDefaultSeccomp leaves out nsbox's default seccomp filter (the
+	// package doc of internal/seccomp says what it refuses and why).
 	NoDefaultSeccomp bool `json:"noDefaultSeccomp,omitempty"`
 	// SeccompPrograms are raw struct sock_filter programs (bwrap's
-	// --seccomp format, checked by CheckSeccompProgram) installed after the
+	// --seccomp format, checked by Validate) installed after the
 	// default one; the kernel runs every filter and the strictest answer
 	// wins.
 	SeccompPrograms [][]byte `json:"seccompPrograms,omitempty"`
@@ -47,7 +49,7 @@ type Security struct {
 	// and everything it starts, as bubblewrap's --disable-userns: unshare
 	// and clone with CLONE_NEWUSER and setns into a user namespace fail
 	// with EPERM, clone3 with ENOSYS (libc falls back to clone); package
-	// sandbox/internal/seccomp says why. It is a seccomp filter, installed
+	// internal/seccomp says why. It is a seccomp filter, installed
 	// even with NoDefaultSeccomp, and it implies AssertUsernsDisabled's
 	// check. The zero value lets the command create user namespaces, so
 	// that nsbox runs inside nsbox.
@@ -67,7 +69,7 @@ type Security struct {
 	// terminal.
 	NewSession bool `json:"newSession,omitempty"`
 	// Landlock, if not nil, restricts file access and TCP ports with
-	// Landlock on kernels that have it (LandlockABI > 0); elsewhere it is
+	// Landlock on kernels that have it (landlock.ABI() > 0); elsewhere it is
 	// skipped.
 	Landlock *Landlock `json:"landlock,omitempty"`
 }
@@ -75,7 +77,7 @@ type Security struct {
 // validate checks the security settings; Spec.Validate calls it.
 func (s *Security) validate() error {
 	for i, p := range s.SeccompPrograms {
-		if err := CheckSeccompProgram(p); err != nil {
+		if err := seccomp.Check(p); err != nil {
 			return fmt.Errorf("seccomp program %d: %w", i+1, err)
 		}
 	}
@@ -94,30 +96,10 @@ func (s *Security) validate() error {
 func (s *Security) seccompFilter() ([]byte, error) {
 	prog, err := seccomp.Build(seccomp.Rules{Defaults: !s.NoDefaultSeccomp, AllowIOUring: s.AllowIOUring, DisableUserns: s.DisableUserns})
 	if errors.Is(err, seccomp.ErrNoTables) {
-		return nil, &SpecError{Field: "Security", Err: err, Fix: FixHint{Kind: FixSeccomp}}
+		return nil, &SpecError{Field: "Security", Err: err, Fix: remedy.Hint{Kind: remedy.Seccomp}}
 	}
 	return prog, err
 }
-
-// DefaultSeccompProgram returns nsbox's default filter as a raw struct
-// sock_filter array, the format --seccomp reads: what a zero Security
-// installs. The package doc of sandbox/internal/seccomp says what it
-// refuses and why.
-func DefaultSeccompProgram() ([]byte, error) {
-	return seccomp.Build(seccomp.Rules{Defaults: true})
-}
-
-// DefaultSeccompDenied lists the system calls the default filter refuses
-// outright on this architecture, by name, io_uring's included; ioctl is
-// refused only for TIOCSTI and TIOCLINUX, and the x32 ABI (amd64) as a
-// whole, which the list does not show.
-func DefaultSeccompDenied() []string { return seccomp.Denied() }
-
-// CheckSeccompProgram checks that b is a raw struct sock_filter array, as
-// bubblewrap's --seccomp reads it (8 bytes per instruction, host byte
-// order, 1 to 4096 instructions, ending in a return, no jump past the
-// end). The kernel checks the rest when the stage installs it.
-func CheckSeccompProgram(b []byte) error { return seccomp.Check(b) }
 
 // records renders the settings as CONFIG records for security.c. uid is
 // the command's uid inside.
@@ -143,7 +125,7 @@ func (s *Security) records(uid uint32) [][2]string {
 		r = append(r, [2]string{"new-session", "1"})
 	}
 	if s.Landlock != nil {
-		r = append(r, s.Landlock.records(LandlockABI())...)
+		r = append(r, s.Landlock.records(landlock.ABI())...)
 	}
 	return r
 }
@@ -252,16 +234,6 @@ type Landlock struct {
 	TCPConnect []uint16 `json:"tcpConnect,omitempty"`
 }
 
-// DefaultLandlockReadOnly and DefaultLandlockReadWrite are what --landlock
-// allows before --landlock-ro and --landlock-rw add to it (the command line
-// also allows the working directory read-write): the system's programs and
-// libraries, /etc, /dev and /proc. Not the host's /tmp: it is shared with
-// everything else on the host.
-var (
-	DefaultLandlockReadOnly  = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
-	DefaultLandlockReadWrite = []string{"/dev", "/proc"}
-)
-
 // AllowMounts adds the destinations of the sandbox's mount operations to
 // the allowed paths: binds as they are mounted (read-only or read-write),
 // and what nsbox creates (tmpfs, /dev, /proc, overlays, files) read-write.
@@ -297,7 +269,7 @@ func (l *Landlock) validate() error {
 		for i, p := range list.paths {
 			if !filepath.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
 				return &SpecError{Field: fmt.Sprintf(list.field, i), Value: strconv.Quote(p), Problem: "not an absolute path",
-					Fix: FixHint{FixText, "name it as the sandbox sees it, e.g. /work"}}
+					Fix: remedy.Hint{Kind: remedy.Text, Arg: "name it as the sandbox sees it, e.g. /work"}}
 			}
 		}
 	}
@@ -323,16 +295,6 @@ const (
 	llConnTCP  = unix.LANDLOCK_ACCESS_NET_CONNECT_TCP                                  // ABI 4
 	llScopeAll = unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | unix.LANDLOCK_SCOPE_SIGNAL // ABI 6
 )
-
-// LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock is
-// missing or disabled.
-func LandlockABI() int {
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if errno != 0 {
-		return 0
-	}
-	return int(v)
-}
 
 // landlockHandled returns the rights a ruleset handles at ABI abi: all the
 // kernel knows, so anything not granted by a rule is denied.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -79,9 +80,9 @@ func TestParseRlimit(t *testing.T) {
 	for in, want := range map[string]Rlimit{
 		"nofile=1024":              {"nofile", 1024, 1024},
 		"NOFILE=10:20":             {"nofile", 10, 20},
-		"rlimit_core=0:unlimited":  {"core", 0, RlimInfinity},
-		"as=unlimited":             {"as", RlimInfinity, RlimInfinity},
-		" stack = 8192 : infinity": {"stack", 8192, RlimInfinity},
+		"rlimit_core=0:unlimited":  {"core", 0, rlimInfinity},
+		"as=unlimited":             {"as", rlimInfinity, rlimInfinity},
+		" stack = 8192 : infinity": {"stack", 8192, rlimInfinity},
 	} {
 		got, err := ParseRlimit(in)
 		assert.NilError(t, err, in)
@@ -108,11 +109,11 @@ func TestLimitsValidate(t *testing.T) {
 	assert.NilError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &cur))
 	l := Limits{Rlimits: []Rlimit{{"nofile", 1, cur.Max}}}
 	assert.NilError(t, l.validate())
-	if cur.Max != RlimInfinity {
+	if cur.Max != rlimInfinity {
 		l = Limits{Rlimits: []Rlimit{{"nofile", 1, cur.Max + 1}}}
 		assert.ErrorContains(t, l.validate(), "cannot raise")
 	}
-	if _, err := DelegatedCgroup(); err != nil {
+	if _, err := cgroup.Delegated(); err != nil {
 		l = Limits{PIDs: 10}
 		assert.ErrorContains(t, l.validate(), "fix:")
 	}

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/bwrapext"
+	"github.com/nsbox/nsbox/internal/procfs"
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
 )
@@ -26,13 +30,16 @@ type Spec struct {
 	// Hostname is set in the new UTS namespace; "" keeps the host's name.
 	Hostname string `json:"hostname,omitempty"`
 	// Mapping is the id map plan applied to the user namespace, from
-	// mapping.NewPlan.
+	// mapping.ForCaller or mapping.NewPlan. Left empty, Start plans the
+	// caller's own ids, and with zero Namespaces and nil Mounts the
+	// default sandbox (see Start).
 	Mapping mapping.Plan `json:"mapping"`
 	// Mounts builds the sandbox's filesystem, in order, on an empty tmpfs
 	// root that the sandbox then pivots into (see mount.go; HostView is
 	// nsbox run's default). If Mounts is nil the sandbox keeps the
-	// launcher's mount tree, made private, with a new /proc; an empty,
-	// non-nil Mounts gives an empty root.
+	// launcher's mount tree, made private, with a new /proc (unless Start
+	// plans the default sandbox: see Mapping); an empty, non-nil Mounts
+	// gives an empty root.
 	Mounts []Mount `json:"mounts"`
 	// Started, if not nil, is called once the sandbox's PID 1 exists and
 	// before its command is executed (so also when the exec then fails),
@@ -47,17 +54,6 @@ type Spec struct {
 	// --block-fd); cancelling Start's context kills the sandbox but does
 	// not interrupt it. An error from it stops the start.
 	BeforeExec func() error `json:"-"`
-	// CommandCreated, if not nil, is called with BeforeExec (ignored
-	// without it, and with CommandIsPID1) once the command's first
-	// process exists, before BeforeExec: with its host pid and its own
-	// namespaces (the nested user and mount namespaces, see nested.go),
-	// as bubblewrap's --info-fd names them. Until BeforeExec has
-	// returned, that process is still nsbox's code, holding the
-	// command's files and the launcher's socket, and dumpable, so the
-	// caller's uid may open its /proc/PID/ns files (and trace it: only
-	// the caller and processes of namespaces it entered could). An
-	// error from it stops the start.
-	CommandCreated func(pid int, ns NamespaceIDs) error `json:"-"`
 	// Notify, if not nil, gets one-line notices about what Start did
 	// differently from the spec: a newuidmap/newgidmap that failed when
 	// it ran, so that Mapping fell back to the caller's own ids
@@ -82,61 +78,10 @@ type Spec struct {
 	// and Start returns once the exec happened or failed. Needs
 	// Namespaces.PID; not with Process.Terminal (no init relays it).
 	CommandIsPID1 bool `json:"commandIsPID1,omitempty"`
-	// WriteMaps, if not nil, writes the maps of the sandbox's new user
-	// namespace instead of the launcher (bubblewrap's
-	// --userns-block-fd): it is called after Started with PID 1's host
-	// pid and must return once /proc/PID/uid_map and gid_map (and
-	// setgroups, as needed) are written; PID 1 waits for that before it
-	// does anything. Spec.Mapping is then not applied (nor checked), and
-	// Process.UID and GID are as for Enter.User: ids of those maps, and
-	// where they equal the launcher's own host ids the command keeps
-	// what they map to. The nested namespace is the identity over the
-	// ids written. An error from it stops the start. Not with
-	// Enter.User, whose maps exist.
-	WriteMaps func(pid int) error `json:"-"`
-	// Enter names existing namespaces the sandbox enters instead of
-	// creating its own (bubblewrap's --userns, --userns2 and --pidns).
-	// Not part of the JSON form.
-	Enter Enter `json:"-"`
-}
-
-// Enter holds open namespace files (/proc/PID/ns/user, …/pid, or any
-// descriptor of one) for Spec.Enter. Start passes them to the stage and
-// closes nothing; the caller may close them once Start returns.
-type Enter struct {
-	// User is a user namespace the sandbox's other namespaces are
-	// created in, instead of a new one. The launcher needs
-	// CAP_SYS_ADMIN there: one its own uid created, below its own user
-	// namespace. Its maps are its own: Spec.Mapping is not applied (nor
-	// checked), Process.UID and GID are ids of this namespace, and where
-	// they equal the launcher's own host uid (gid) the command keeps the
-	// id the launcher has there, as bubblewrap does. The command still
-	// gets a nested user and mount namespace (nested.go), the identity
-	// over the ids User maps, unless CommandUser is given.
-	User *os.File
-	// CommandUser is a user namespace, a child of User, that the command
-	// enters after setup (bubblewrap's --userns2), instead of the nested
-	// one nsbox makes; the command copies the mounts into a new mount
-	// namespace there, which locks them as nsbox's nesting does. Needs
-	// User.
-	CommandUser *os.File
-	// PID is a PID namespace PID 1 is started in: with Namespaces.PID, in
-	// a new PID namespace below it, as its init; without, as one more
-	// process of it (not its init), which reaps the sandbox's orphans as
-	// a subreaper. A MountProc mount shows it. It must be owned by the
-	// sandbox's user namespace (User, or the new one) or one below it.
-	PID *os.File
-}
-
-// files returns the namespaces given, in the order the stage gets them.
-func (e Enter) files() []*os.File {
-	var fs []*os.File
-	for _, f := range []*os.File{e.User, e.CommandUser, e.PID} {
-		if f != nil {
-			fs = append(fs, f)
-		}
-	}
-	return fs
+	// ext holds what only bubblewrap's command line asks for (entering
+	// existing namespaces, maps the caller writes, the command's pid
+	// before it runs): internal/bwrapext, reached through bwrapext.Of.
+	ext bwrapext.Settings
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -149,7 +94,8 @@ type Process struct {
 	// Args[0]. "" passes Args[0] (bubblewrap's --argv0).
 	Argv0 string `json:"argv0,omitempty"`
 	// Env is the command's whole environment. If Env is nil the command
-	// gets none; Default fills it with the caller's.
+	// gets the caller's (os.Environ() at Start or Join), as in os/exec;
+	// an empty, non-nil Env gives it none.
 	Env []string `json:"env"`
 	// Cwd is the working directory inside; "" keeps the launcher's.
 	Cwd string `json:"cwd,omitempty"`
@@ -237,13 +183,8 @@ func AllNamespaces() Namespaces {
 	return Namespaces{Mount: true, PID: true, Net: true, IPC: true, UTS: true, Cgroup: true}
 }
 
-// NamespaceNames returns the names Namespaces.Set accepts (--unshare and
-// --share), in the order the kernel lists them under /proc/PID/ns; a new
-// slice each call.
-func NamespaceNames() []string { return []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"} }
-
-// Set turns on (or off) the namespace called name: one of NamespaceNames(),
-// with "mount" accepted for "mnt".
+// Set turns on (or off) the namespace called name, as /proc/PID/ns names
+// it (cgroup, ipc, mnt, net, pid, uts), with "mount" accepted for "mnt".
 func (n *Namespaces) Set(name string, on bool) error {
 	switch name {
 	case "mnt", "mount":
@@ -263,7 +204,7 @@ func (n *Namespaces) Set(name string, on bool) error {
 			return errors.New("the user namespace is always created: it is what lets nsbox create the others without privilege")
 		}
 	default:
-		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(NamespaceNames(), ", "))
+		return fmt.Errorf("unknown namespace %q; use %s", name, strings.Join(procfs.NamespaceNames(), ", "))
 	}
 	return nil
 }
@@ -287,46 +228,47 @@ func (n Namespaces) cloneFlags() int {
 }
 
 // Validate checks the spec before anything is started. Its errors name the
-// field and the fix.
+// field and the fix. Start fills in an empty Mapping and a nil Env first
+// (see Start); called directly, Validate checks the spec as it is.
 func (s *Spec) Validate() error {
 	if len(s.Process.Args) == 0 || s.Process.Args[0] == "" {
-		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: FixHint{Kind: FixCommand}}
+		return &SpecError{Field: "Process.Args", Problem: "no command given", Fix: remedy.Hint{Kind: remedy.Command}}
 	}
 	if s.Hostname != "" && !s.Namespaces.UTS {
-		return &SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: FixHint{FixOwnNamespace, "uts"}}
+		return &SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "uts"}}
 	}
 	if s.Process.Terminal && !s.Namespaces.Mount {
-		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: FixHint{FixOwnNamespace, "mnt"}}
+		return &SpecError{Field: "Process.Terminal", Problem: "needs a mount namespace of its own (for the sandbox's own /dev/pts)", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "mnt"}}
 	}
 	if s.CommandIsPID1 && !s.Namespaces.PID {
-		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: FixHint{FixOwnNamespace, "pid"}}
+		return &SpecError{Field: "CommandIsPID1", Problem: "needs a PID namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "pid"}}
 	}
 	if s.CommandIsPID1 && s.Process.Terminal {
-		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: FixHint{FixText, "leave out Process.Terminal or CommandIsPID1"}}
+		return &SpecError{Field: "CommandIsPID1", Problem: "cannot be combined with Process.Terminal: nsbox's init relays the terminal, and the command replaces it", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out Process.Terminal or CommandIsPID1"}}
 	}
 	if len(s.Hostname) > 64 {
 		return &SpecError{Field: "Hostname", Value: strconv.Quote(s.Hostname), Problem: "longer than 64 bytes"}
 	}
-	if s.Enter.CommandUser != nil && s.Enter.User == nil {
-		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: FixHint{FixText, "set Enter.User to its parent, or leave out Enter.CommandUser"}}
+	if s.ext.Enter.CommandUser != nil && s.ext.Enter.User == nil {
+		return &SpecError{Field: "Enter.CommandUser", Problem: "needs Enter.User: it must be a child of the user namespace the sandbox is made in", Fix: remedy.Hint{Kind: remedy.Text, Arg: "set Enter.User to its parent, or leave out Enter.CommandUser"}}
 	}
-	if s.WriteMaps != nil && s.Enter.User != nil {
-		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: FixHint{FixText, "leave out WriteMaps or Enter.User"}}
+	if s.ext.WriteMaps != nil && s.ext.Enter.User != nil {
+		return &SpecError{Field: "WriteMaps", Problem: "cannot be combined with Enter.User, whose maps are written already", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out WriteMaps or Enter.User"}}
 	}
 	if err := s.checkGroups(); err != nil {
 		return err
 	}
-	if s.Enter.User != nil || s.WriteMaps != nil {
+	if s.ext.Enter.User != nil || s.ext.WriteMaps != nil {
 		return s.validateRest()
 	}
 	if len(s.Mapping.UIDs) == 0 || len(s.Mapping.GIDs) == 0 {
 		return errors.New("no uid/gid map planned; fix: build Spec.Mapping with mapping.NewPlan")
 	}
 	if !s.Mapping.MapsInnerUID(s.Process.UID) {
-		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: FixHint{FixMapID, "uid"}}
+		return &SpecError{Field: "Process.UID", Value: fmt.Sprint(s.Process.UID), Problem: "not mapped into the sandbox (uid map: " + oneLine(s.Mapping.UIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "uid"}}
 	}
 	if !s.Mapping.MapsInnerGID(s.Process.GID) {
-		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
+		return &SpecError{Field: "Process.GID", Value: fmt.Sprint(s.Process.GID), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "gid"}}
 	}
 	return s.validateRest()
 }
@@ -375,13 +317,17 @@ func (s *Spec) checkGroups() error {
 		return nil
 	case len(g) > 64:
 		return &SpecError{Field: "Process.Groups", Value: fmt.Sprint(len(g)), Problem: "more than 64 groups"}
-	case s.Enter.User != nil || s.WriteMaps != nil || !s.Mapping.SetgroupsAllowed():
-		return &SpecError{Field: "Process.Groups", Problem: "needs a gid map that allows setgroups(2), which nsbox writes (subordinate ids, or a privileged caller)", Fix: FixHint{FixText, "leave out Process.Groups"}}
+	case s.ext.Enter.User != nil || s.ext.WriteMaps != nil || !s.Mapping.SetgroupsAllowed():
+		return &SpecError{Field: "Process.Groups", Problem: "needs a gid map that allows setgroups(2), which nsbox writes (subordinate ids, or a privileged caller)", Fix: remedy.Hint{Kind: remedy.Text, Arg: "leave out Process.Groups"}}
 	}
 	for _, id := range g {
 		if !s.Mapping.MapsInnerGID(id) {
-			return &SpecError{Field: "Process.Groups", Value: fmt.Sprint(id), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: FixHint{FixMapID, "gid"}}
+			return &SpecError{Field: "Process.Groups", Value: fmt.Sprint(id), Problem: "not mapped into the sandbox (gid map: " + oneLine(s.Mapping.GIDs) + ")", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "gid"}}
 		}
 	}
 	return nil
+}
+
+func init() {
+	bwrapext.Register(func(spec any) *bwrapext.Settings { return &spec.(*Spec).ext })
 }

@@ -14,7 +14,7 @@ import (
 // carries must fit one stage message anyway.
 const maxSpecSize = stage.MaxPayload
 
-// DecodeSpec reads a Spec in the JSON form that MarshalSpec writes (and
+// DecodeSpec reads a Spec in the JSON form encoding/json gives it (and
 // `nsbox run --print-spec` prints), strictly: unknown fields, trailing data
 // and more than one value are errors, so a misspelt field is never silently
 // ignored. The result is checked with Validate.
@@ -43,16 +43,6 @@ func DecodeSpec(r io.Reader) (*Spec, error) {
 		return nil, err
 	}
 	return &s, nil
-}
-
-// MarshalSpec renders s as indented JSON, the form DecodeSpec reads. The
-// standard streams (Process.Stdin, Stdout, Stderr) are not part of it.
-func MarshalSpec(s *Spec) ([]byte, error) {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("encode the spec: %w", err)
-	}
-	return append(b, '\n'), nil
 }
 
 // jsonError adds the line and column to a syntax or type error.

@@ -57,34 +57,34 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 	if nest.nested {
 		c.Nest = &stage.Nest{UIDs: nest.uids, GIDs: nest.gids, UID: nest.outerUID, GID: nest.outerGID}
 	}
-	if s.Enter.User != nil || s.WriteMaps != nil {
+	if s.ext.Enter.User != nil || s.ext.WriteMaps != nil {
 		enterConfig(&c, s, nest.nested)
 	}
-	if s.Enter.PID != nil {
-		// (After User and CommandUser, as Enter.files orders them.)
-		c.EnterPidns = stage.ExtraFD + c.ExtraFDs + len(s.Enter.files()) - 1
+	if s.ext.Enter.PID != nil {
+		// (After User and CommandUser, as Namespaces.Files orders them.)
+		c.EnterPidns = stage.ExtraFD + c.ExtraFDs + len(s.ext.Enter.Files()) - 1
 		c.MountProc = ns.Mount
 	}
 	return c
 }
 
 // enterConfig is what changes with an entered user namespace
-// (Spec.Enter.User): the stage reads its maps (enter.c), where the plan
+// (bwrapext.Settings.Enter.User): the stage reads its maps (enter.c), where the plan
 // would have said what is mapped. Its descriptors follow the extra files.
-// The same holds for maps the caller writes (Spec.WriteMaps).
+// The same holds for maps the caller writes (bwrapext.Settings.WriteMaps).
 func enterConfig(c *stage.Config, s *Spec, nested bool) {
 	fd := stage.ExtraFD + c.ExtraFDs
-	if s.Enter.User != nil {
+	if s.ext.Enter.User != nil {
 		c.EnterUserns = fd
 	}
-	if s.Enter.CommandUser != nil {
+	if s.ext.Enter.CommandUser != nil {
 		c.EnterUserns2 = fd + 1
 	}
-	c.MapsLater = s.WriteMaps != nil
+	c.MapsLater = s.ext.WriteMaps != nil
 	c.SetupRoot, c.Setgroups, c.RootMapped = false, false, false
 	c.OwnerUID, c.OwnerGID = -1, -1
 	c.Nest = nil
-	c.NestIdentity = nested && s.Enter.CommandUser == nil
+	c.NestIdentity = nested && s.ext.Enter.CommandUser == nil
 	c.KeepUID = s.Process.UID == uint32(os.Getuid())
 	c.KeepGID = s.Process.GID == uint32(os.Getgid())
 }

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"golang.org/x/sys/unix"
@@ -150,7 +150,7 @@ func fileCopy(path string, dirs []string) (*os.File, error) {
 		errs = append(errs, err.Error())
 	}
 	return nil, fmt.Errorf("copy the nsbox binary for the sandbox stage: %s; fix: %s", strings.Join(errs, "; "),
-		explain(stepMemfd, syscall.EACCES, hostFacts{memfdNoexec: "2"}))
+		hostcheck.MemfdNoexecFix())
 }
 
 func fileCopyIn(dir, path string) (*os.File, error) {

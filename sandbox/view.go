@@ -3,9 +3,10 @@ package sandbox
 import (
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
+
+	"github.com/nsbox/nsbox/internal/hostdirs"
 )
 
 // View describes nsbox run's default filesystem: the host's / read-only
@@ -19,8 +20,12 @@ import (
 //     tmpfs: no session bus, no ssh or gpg agent, no docker or podman
 //     socket, no Wayland display; the X11 sockets in /tmp/.X11-unix are
 //     behind the private /tmp;
-//   - Cwd is bound read-write at its own path, unless CwdWritable refuses
-//     it (then the command sees it as the rest of the view shows it).
+//   - Cwd is bound read-write at its own path, unless it is a system
+//     directory (/, /usr, /var/tmp …), the home directory or holds it, or
+//     lies in a hidden directory of the home (~/.ssh, ~/.config …), where
+//     a command could plant code the user runs later
+//     (internal/hostdirs.CwdWritable); then the command sees it as the
+//     rest of the view shows it.
 //
 // The zero View is that view without a working directory and a home.
 type View struct {
@@ -40,62 +45,6 @@ type View struct {
 	RuntimeDir string
 }
 
-// SystemDirs are the directories CwdWritable never binds writable by
-// itself: the host's own trees, and the shared scratch directories.
-var SystemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32",
-	"/media", "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin",
-	"/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin",
-	"/usr/share", "/usr/src", "/var", "/var/cache", "/var/lib", "/var/log", "/var/run", "/var/spool", "/var/tmp"}
-
-// CwdWritable says whether the default view binds cwd writable: not when
-// cwd is one of SystemDirs, the home directory, a parent of it, or inside
-// one of its hidden directories (~/.ssh, ~/.config …), where a command
-// could plant code the user runs later. The reason is "" when it may.
-func CwdWritable(cwd, home string) (ok bool, reason string) {
-	cwd = realPath(cwd)
-	for _, d := range SystemDirs {
-		if cwd == d || cwd == realPath(d) {
-			return false, "is a system directory"
-		}
-	}
-	if home == "" {
-		return true, ""
-	}
-	home = realPath(home)
-	switch rel, err := filepath.Rel(home, cwd); {
-	case err != nil:
-	case rel == ".":
-		return false, "is your home directory"
-	case rel == ".." || strings.HasPrefix(rel, "../"):
-		if strings.HasPrefix(home, cwd+"/") {
-			return false, "holds your home directory"
-		}
-	case strings.HasPrefix(rel, "."):
-		return false, "is inside a hidden directory of your home (" + strings.SplitN(rel, "/", 2)[0] + ")"
-	}
-	return true, ""
-}
-
-// realPath is p with symlinks resolved, or p cleaned if that fails.
-func realPath(p string) string {
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
-	}
-	return filepath.Clean(p)
-}
-
-// UserHome is the caller's home directory: $HOME when it is an absolute
-// path, else the passwd entry's; "" if neither names one.
-func UserHome() string {
-	if h := os.Getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Clean(h)
-	}
-	if u, err := user.Current(); err == nil && filepath.IsAbs(u.HomeDir) {
-		return filepath.Clean(u.HomeDir)
-	}
-	return ""
-}
-
 // Mounts is the view as mount ops, and why Cwd is not writable ("" when
 // it is, or when there is no Cwd).
 func (v View) Mounts() ([]Mount, string) {
@@ -105,7 +54,7 @@ func (v View) Mounts() ([]Mount, string) {
 	ms = append(ms, v.home()...)
 	why := ""
 	if v.Cwd != "" {
-		ok, reason := CwdWritable(v.Cwd, v.Home)
+		ok, reason := hostdirs.CwdWritable(v.Cwd, v.Home)
 		if ok {
 			ms = append(ms, Mount{Type: MountBind, Source: v.Cwd, Destination: v.Cwd, Flag: "the current directory " + v.Cwd})
 		}
@@ -151,7 +100,7 @@ func (v View) runtimeDir() []Mount {
 	if !filepath.IsAbs(v.RuntimeDir) || rd == "/" {
 		return nil
 	}
-	for _, d := range SystemDirs {
+	for _, d := range hostdirs.System {
 		if rd == d {
 			return nil
 		}
@@ -179,13 +128,13 @@ func ownedTmpfs(dst, flag string) []Mount {
 func (v View) home() []Mount {
 	var ms []Mount
 	if st, err := os.Stat("/home"); err == nil && st.IsDir() {
-		ms = append(ms, Mount{Type: MountTmpfs, Destination: realPath("/home"), Mode: 0o755, Flag: "the empty /home (homes hidden)"})
+		ms = append(ms, Mount{Type: MountTmpfs, Destination: hostdirs.RealPath("/home"), Mode: 0o755, Flag: "the empty /home (homes hidden)"})
 	}
 	h := v.Home
 	if h == "" || h == "/" || !filepath.IsAbs(h) {
 		return ms
 	}
-	for _, d := range SystemDirs {
+	for _, d := range hostdirs.System {
 		if h == d && d != "/root" {
 			return ms // a daemon's home (/var/lib …): not a tmpfs over the system
 		}

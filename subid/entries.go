@@ -1,14 +1,12 @@
 package subid
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"slices"
-	"strings"
 )
 
 // Entry is one range line of a subordinate id file, whoever owns it.
@@ -27,44 +25,46 @@ type Entry struct {
 // NSS module serves through getsubids are not listed.
 func (s Source) Entries(kind Kind) ([]Entry, error) {
 	path := s.Path(kind)
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		if pe, ok := err.(*fs.PathError); ok {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	f, err := openFile(path)
+	if f == nil {
+		return nil, err
 	}
 	defer f.Close()
 	return parseEntries(f, path)
 }
 
+// openFile opens a subordinate id file: nil, nil when it does not exist;
+// an error that names the path once (not the *PathError's repeat of it).
+func openFile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, pathCause(err))
+	}
+	return f, nil
+}
+
+// pathCause is err without a *fs.PathError around it, whose path the
+// message already names.
+func pathCause(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
 // parseEntries reads the range lines of r, named file in errors.
 func parseEntries(r io.Reader, file string) ([]Entry, error) {
 	var out []Entry
-	br := bufio.NewReader(r)
-	for n := 1; ; n++ {
-		line, err := br.ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read %s: %w", file, err)
-		}
-		if line == "" && err != nil {
-			return out, nil
-		}
-		rg, _, msg := parseLine(line, Owner{})
-		if msg != "" {
-			return nil, &ParseError{File: file, Line: n, Msg: msg}
-		}
-		if text := strings.TrimSpace(line); text != "" && text[0] != '#' {
-			owner, _, _ := strings.Cut(text, ":")
-			out = append(out, Entry{Owner: owner, Range: rg, Line: n, Text: text})
-		}
-		if err != nil {
-			return out, nil
-		}
+	err := scan(r, file, Owner{}, func(n int, text, owner string, rg Range, _ bool) {
+		out = append(out, Entry{Owner: owner, Range: rg, Line: n, Text: text})
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Origin names the line of kind's file that gives owner the id, for
@@ -141,4 +141,25 @@ func Ranges(entries []Entry) []Range {
 		out[i] = e.Range
 	}
 	return out
+}
+
+// FreeRange returns the lowest range of count ids that no line of s's
+// subuid or subgid file uses, whoever owns it: what real root maps onto
+// without subordinate ids of its own (mapping.RootFallbackCount ids), and
+// what `nsbox check` suggests adding. Ranges an NSS module serves are not
+// seen.
+func (s Source) FreeRange(count uint32) (Range, error) {
+	var taken [][]Range
+	for _, kind := range []Kind{UIDs, GIDs} {
+		entries, err := s.Entries(kind)
+		if err != nil {
+			return Range{}, err
+		}
+		taken = append(taken, Ranges(entries))
+	}
+	r, ok := FreeRange(count, taken...)
+	if !ok {
+		return Range{}, fmt.Errorf("no range of %d ids is free in %s and %s", count, s.Path(UIDs), s.Path(GIDs))
+	}
+	return r, nil
 }

@@ -110,18 +110,12 @@ func (s Source) Lookup(owner Owner, kind Kind) ([]Range, error) {
 			}
 		}
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	f, err := openFile(path)
+	if f == nil {
+		return nil, err
 	}
-	if err != nil {
-		// The *PathError would repeat the path: keep only its cause.
-		if pe, ok := err.(*fs.PathError); ok {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return Parse(bytes.NewReader(data), path, owner)
+	defer f.Close()
+	return Parse(f, path, owner)
 }
 
 // nssSubid reports whether nsswitch.conf has a "subid:" line whose first

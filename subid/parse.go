@@ -33,24 +33,41 @@ func (e *ParseError) Error() string {
 // one that belongs to another owner; a read error is wrapped with file.
 func Parse(r io.Reader, file string, owner Owner) ([]Range, error) {
 	var ranges []Range
+	err := scan(r, file, owner, func(_ int, _, _ string, rg Range, mine bool) {
+		if mine {
+			ranges = append(ranges, rg)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ranges, nil
+}
+
+// scan is the one loop over a subordinate id file: it calls fn with each
+// range line's 1-based number, its trimmed text, its owner field, its
+// range and whether owner owns it, in file order, and stops at the first
+// malformed line (a *ParseError, worded for owner) or read error.
+func scan(r io.Reader, file string, owner Owner, fn func(n int, text, lineOwner string, rg Range, mine bool)) error {
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
 		line, err := br.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read %s: %w", file, err)
+			return fmt.Errorf("read %s: %w", file, pathCause(err))
 		}
 		if line == "" && err != nil {
-			return ranges, nil
+			return nil
 		}
 		rg, mine, msg := parseLine(line, owner)
 		if msg != "" {
-			return nil, &ParseError{File: file, Line: n, Msg: msg}
+			return &ParseError{File: file, Line: n, Msg: msg}
 		}
-		if mine {
-			ranges = append(ranges, rg)
+		if text := strings.TrimSpace(line); text != "" && text[0] != '#' {
+			lineOwner, _, _ := strings.Cut(text, ":")
+			fn(n, text, lineOwner, rg, mine)
 		}
 		if err != nil {
-			return ranges, nil
+			return nil
 		}
 	}
 }

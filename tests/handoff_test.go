@@ -18,8 +18,8 @@ import (
 )
 
 // A launcher whose sandbox keeps running hands it to the small supervisor
-// (sandbox.Sandbox.HandOff): one thread and a fraction of the Go
-// launcher's memory, same pid and command line.
+// (internal/handoff, sandbox/handoff.go): one thread and a fraction of
+// the Go launcher's memory, same pid and command line.
 func waitHandedOff(t *testing.T, launcher int) {
 	t.Helper()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -40,7 +41,7 @@ func cacheRoot() (string, error) {
 	if x := os.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
 		return filepath.Join(x, "nsbox"), nil
 	}
-	if h := sandbox.UserHome(); h != "" {
+	if h := hostdirs.UserHome(); h != "" {
 		return filepath.Join(h, ".cache", "nsbox"), nil
 	}
 	return "", errors.New("no cache directory: neither XDG_CACHE_HOME nor HOME is an absolute path; fix: set XDG_CACHE_HOME")

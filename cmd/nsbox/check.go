@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/nsbox/nsbox/subid"
@@ -106,7 +107,7 @@ func checkCommand(args []string, stdout io.Writer) error {
 		}
 	}
 	if !ok {
-		return &sandbox.ExitError{Code: sandbox.CodeLauncher}
+		return &sandbox.ExitError{Code: exitLauncher}
 	}
 	return nil
 }
@@ -143,7 +144,7 @@ func checkSubids() checkResult {
 // subidFix suggests the usermod line that gives name the ranges it
 // lacks, with a range that no line of /etc/subuid or /etc/subgid uses.
 func subidFix(src subid.Source, name string, needUIDs, needGIDs bool) string {
-	free, err := sandbox.FreeSubidRange(src)
+	free, err := src.FreeRange(mapping.RootFallbackCount)
 	if err != nil {
 		return fmt.Sprintf("as root: give %s a range of 65536 ids no one else uses in %s and %s (%v)", name, src.Path(subid.UIDs), src.Path(subid.GIDs), err)
 	}
@@ -168,7 +169,7 @@ func rangesText(rs []subid.Range) string {
 
 func checkCgroups() checkResult {
 	r := checkResult{Name: "cgroup v2 delegation", NeededBy: "--memory, --pids, --cpus"}
-	path, err := sandbox.DelegatedCgroup()
+	path, err := cgroup.Delegated()
 	if err != nil {
 		r.Detail, r.Fix, _ = strings.Cut(err.Error(), "; fix: ")
 		return r

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
+	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 )
@@ -16,7 +17,7 @@ import (
 // The probes of nsbox check start real sandboxes, each adding one step to
 // what the one before proved, through the same sandbox.Start that nsbox
 // run uses: so a failing step fails here as it would there, with the same
-// explanation (sandbox/hints.go). The command of each probe is this binary
+// explanation (internal/hostcheck). The command of each probe is this binary
 // ("nsbox version", to /dev/null). A probe that could not be tried is
 // shown as such (–), never as passed.
 
@@ -213,7 +214,7 @@ func splitFix(msg string) (detail, fix string) {
 // restricts unprivileged user namespaces and none is loaded for it; nil
 // where none is needed.
 func checkAppArmor() *checkResult {
-	if !sandbox.AppArmorProfileNeeded() {
+	if !hostcheck.AppArmorProfileNeeded() {
 		return nil
 	}
 	exe, err := os.Executable()
@@ -224,6 +225,6 @@ func checkAppArmor() *checkResult {
 		Name:    "AppArmor profile",
 		Detail:  "kernel.apparmor_restrict_unprivileged_userns = 1 and no profile allows user namespaces for " + exe,
 		Fix:     "as root, put this in /etc/apparmor.d/nsbox and run apparmor_parser -r /etc/apparmor.d/nsbox (make install does both):",
-		Profile: sandbox.AppArmorProfile(exe),
+		Profile: hostcheck.AppArmorProfile(exe),
 	}
 }

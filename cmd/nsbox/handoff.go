@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -29,13 +30,14 @@ const noHandOffEnv = "NSBOX_NO_HANDOFF"
 var heldForLife []int
 
 func (s *session) handOff(sb *sandbox.Sandbox) {
-	if os.Getenv(noHandOffEnv) != "" || s.report != nil || s.info != nil || !sb.CanHandOff() {
+	ho := handoff.Of(sb)
+	if os.Getenv(noHandOffEnv) != "" || s.report != nil || s.info != nil || !ho.CanHandOff() {
 		return
 	}
-	if sb.Exited(handOffAfter) {
+	if ho.Exited(handOffAfter) {
 		return
 	}
-	h := sandbox.HandOff{StatusFD: -1}
+	h := handoff.Plan{StatusFD: -1}
 	if s.status != nil {
 		h.StatusFD = int(s.status.Fd())
 	}
@@ -43,5 +45,5 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 		h.After, h.Keep = s.entry.HandOff(s.log != nil && s.executed)
 	}
 	h.Keep = append(h.Keep, heldForLife...)
-	sb.HandOff(h) // returns only if it failed: the sandbox is still ours
+	ho.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/sandbox"
 )
 
 const imageUsage = `Usage: nsbox image ls | pull REF... | rm REF... | rm --keep NAME... | prune
@@ -73,7 +72,7 @@ func imageCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	// The map an image run gets by default: root inside is the caller.
-	plan, err := sandbox.PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: flagwords.MapNames})
+	plan, err := mapping.ForCaller(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Auto, Root: true, Names: flagwords.MapNames})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/image"
+	"github.com/nsbox/nsbox/internal/containerenv"
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/sandbox"
@@ -201,7 +203,7 @@ func (f *imageFlags) cwd() string {
 	if err != nil {
 		return ""
 	}
-	if ok, _ := sandbox.CwdWritable(cwd, sandbox.UserHome()); !ok {
+	if ok, _ := hostdirs.CwdWritable(cwd, hostdirs.UserHome()); !ok {
 		return ""
 	}
 	return cwd
@@ -246,5 +248,5 @@ func (f *imageFlags) env() []string {
 	if t := os.Getenv("TERM"); t != "" {
 		env = append(env, "TERM="+t)
 	}
-	return sandbox.ContainerEnv(env)
+	return containerenv.Set(env)
 }

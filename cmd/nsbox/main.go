@@ -65,6 +65,11 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitLauncher is nsbox's exit status for a failure of its own, as
+// sandbox.ExitCode gives it for a launcher error (bubblewrap and podman use
+// 125 too).
+const exitLauncher = 125
+
 // usageError is a mistake in how nsbox was called.
 type usageError struct{ msg string }
 
@@ -73,7 +78,7 @@ func (e usageError) Error() string { return e.msg }
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return sandbox.CodeLauncher
+		return exitLauncher
 	}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagvalue"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
@@ -161,7 +163,7 @@ func parseMountFlag(name, arg string) (sandbox.Mount, error) {
 			return m, errors.New("not MODE:PATH")
 		}
 		var err error
-		if m.Mode, err = sandbox.ParseMode(mode); err != nil {
+		if m.Mode, err = flagvalue.Mode(mode); err != nil {
 			return m, err
 		}
 		m.Destination = path
@@ -270,7 +272,7 @@ func setTmpfsOption(m *sandbox.Mount, k, v string) error {
 		}
 		m.Size = n
 	case "mode", "tmpfs-mode":
-		mode, err := sandbox.ParseMode(v)
+		mode, err := flagvalue.Mode(v)
 		if err != nil {
 			return err
 		}
@@ -429,7 +431,7 @@ func (m *mountFlags) apply(spec *sandbox.Spec) (string, error) {
 		spec.Mounts = append(spec.Mounts, sandbox.BaseView()...)
 	default:
 		cwd, _ := os.Getwd()
-		v := sandbox.View{Cwd: cwd, Home: sandbox.UserHome(), ShareHome: m.shareHome, RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}
+		v := sandbox.View{Cwd: cwd, Home: hostdirs.UserHome(), ShareHome: m.shareHome, RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}
 		if m.home != "" {
 			dir, err := homeDir(m.home)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -95,7 +96,7 @@ func TestMountOrder(t *testing.T) {
 		got = append(got, string(m.Type)+" "+m.Destination)
 	}
 	wd, _ := os.Getwd()
-	view, _ := sandbox.View{Cwd: wd, Home: sandbox.UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
+	view, _ := sandbox.View{Cwd: wd, Home: hostdirs.UserHome(), RuntimeDir: os.Getenv("XDG_RUNTIME_DIR")}.Mounts()
 	want := []string{"bind /", "tmp-overlay /"}
 	for _, m := range view[1:] {
 		want = append(want, string(m.Type)+" "+m.Destination)

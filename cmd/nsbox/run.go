@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
+	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
@@ -315,7 +316,7 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 		}
 		req.Groups = append(req.Groups, e)
 	}
-	return sandbox.PlanMaps(req)
+	return mapping.ForCaller(req)
 }
 
 // environ is the command's environment: ours with container=nsbox (or
@@ -325,7 +326,7 @@ func (f *runFlags) environ() []string {
 	if !f.clearenv && f.image.ref != "" {
 		env = f.image.env()
 	} else if !f.clearenv {
-		env = sandbox.ContainerEnv(os.Environ())
+		env = containerenv.Set(os.Environ())
 	}
 	drop := map[string]bool{}
 	for _, k := range f.unsetenv {
@@ -335,7 +336,9 @@ func (f *runFlags) environ() []string {
 		k, _, _ := strings.Cut(kv, "=")
 		drop[k] = true
 	}
-	out := env[:0:0]
+	// Never nil: a nil Process.Env is the caller's environment, and
+	// --clearenv means none.
+	out := make([]string, 0, len(env)+len(f.setenv))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
 		if !drop[k] {

@@ -6,13 +6,15 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/internal/landlock"
+	"github.com/nsbox/nsbox/internal/procfs"
+	"github.com/nsbox/nsbox/internal/seccomp"
 )
 
 // checkLandlock reports what --landlock can do on this kernel.
 func checkLandlock() checkResult {
 	r := checkResult{Name: "Landlock", NeededBy: "--landlock"}
-	abi := sandbox.LandlockABI()
+	abi := landlock.ABI()
 	switch {
 	case abi == 0:
 		r.Detail = "not available (kernel < 5.13, or landlock missing from the lsm= boot parameter)"
@@ -35,12 +37,14 @@ func checkLandlock() checkResult {
 func checkSeccomp() checkResult {
 	r := checkResult{Name: "seccomp", NeededBy: "the default filter, --seccomp, --disable-userns"}
 	status, _ := os.ReadFile("/proc/self/status")
-	if !strings.Contains(string(status), "\nSeccomp_filters:") && !strings.Contains(string(status), "\nSeccomp:") {
+	_, mode := procfs.StatusField(status, "Seccomp")
+	_, filters := procfs.StatusField(status, "Seccomp_filters")
+	if !mode && !filters {
 		r.Detail = "not in this kernel (no Seccomp line in /proc/self/status)"
 		r.Fix = "boot a kernel built with CONFIG_SECCOMP_FILTER=y, or pass --no-seccomp"
 		return r
 	}
-	if _, err := sandbox.DefaultSeccompProgram(); err != nil {
+	if _, err := seccomp.Build(seccomp.Rules{Defaults: true}); err != nil {
 		r.Detail = err.Error()
 		return r
 	}
@@ -49,7 +53,7 @@ func checkSeccomp() checkResult {
 		x32 = ", the x32 ABI"
 	}
 	r.OK = true
-	r.Detail = "the default filter refuses (EPERM) " + strings.Join(sandbox.DefaultSeccompDenied(), ", ") +
+	r.Detail = "the default filter refuses (EPERM) " + strings.Join(seccomp.Denied(), ", ") +
 		" (io_uring: --allow-io-uring lets it through), ioctl TIOCSTI and TIOCLINUX" + x32 +
 		", and kills other architectures; --disable-userns adds unshare and clone with CLONE_NEWUSER and setns into a user namespace (EPERM), and clone3 (ENOSYS)"
 	if v := readTrim("/proc/sys/kernel/io_uring_disabled"); v != "" && v != "0" {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/landlock"
+	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -109,7 +111,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		if err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: name a file holding a compiled seccomp program", file, err)}
 		}
-		if err := sandbox.CheckSeccompProgram(b); err != nil {
+		if err := seccomp.Check(b); err != nil {
 			return "", usageError{fmt.Sprintf("--seccomp %s: %v; fix: give a raw struct sock_filter array (e.g. from libseccomp's seccomp_export_bpf)", file, err)}
 		}
 		sec.SeccompPrograms = append(sec.SeccompPrograms, b)
@@ -129,8 +131,8 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		ll := &sandbox.Landlock{
 			ReadOnly:          s.llRO,
 			ReadWrite:         s.llRW,
-			OptionalReadOnly:  sandbox.DefaultLandlockReadOnly,
-			OptionalReadWrite: append(append([]string{}, sandbox.DefaultLandlockReadWrite...), cwd),
+			OptionalReadOnly:  landlockReadOnly,
+			OptionalReadWrite: append(append([]string{}, landlockReadWrite...), cwd),
 		}
 		for _, p := range []struct {
 			flag  string
@@ -146,7 +148,7 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		}
 		ll.AllowMounts(spec.Mounts)
 		sec.Landlock = ll
-		if sandbox.LandlockABI() == 0 {
+		if landlock.ABI() == 0 {
 			notice = "nsbox: notice: Landlock is not available on this kernel (it needs Linux 5.13 or later with landlock in the lsm= list); --landlock has no effect"
 		}
 	}
@@ -168,3 +170,13 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 	lim.PIDs, lim.CPUs = s.pids, s.cpus
 	return notice, nil
 }
+
+// landlockReadOnly and landlockReadWrite are what --landlock allows before
+// --landlock-ro and --landlock-rw add to it (the command line also allows
+// the working directory read-write): the system's programs and libraries,
+// /etc, /dev and /proc. Not the host's /tmp: it is shared with everything
+// else on the host.
+var (
+	landlockReadOnly  = []string{"/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
+	landlockReadWrite = []string{"/dev", "/proc"}
+)

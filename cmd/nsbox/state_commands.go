@@ -450,7 +450,7 @@ func editEnv(base []string, clear bool, unset, set []string) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		drop[k] = true
 	}
-	var out []string
+	out := []string{} // never nil: nil would be nsbox's own environment
 	if !clear {
 		for _, kv := range base {
 			if k, _, _ := strings.Cut(kv, "="); !drop[k] {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -110,6 +111,11 @@ func (f *runFlags) specFromFile(args []string) (*sandbox.Spec, string, error) {
 		}
 		return nil, "", fmt.Errorf("--spec %s: %w", f.term.specFile, err)
 	}
+	if spec.Process.Env == nil {
+		// "env": null ran with an empty environment before nil came to
+		// mean the caller's; a spec file keeps its meaning.
+		spec.Process.Env = []string{}
+	}
 	if f.fs.Changed("tty") {
 		spec.Process.Terminal = f.term.tty
 	} else if f.terminalDefault(spec) {
@@ -136,7 +142,7 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 	p.Notice = ""
 	p.Fallback = false // the spec's maps are explicit
 	p.Names = flagwords.MapNames
-	if _, _, err := sandbox.CompleteRequest(&req); err != nil {
+	if err := mapping.Complete(&req); err != nil {
 		return err
 	}
 	p.Privileged = req.Privileged()
@@ -146,11 +152,11 @@ func recheckMapping(p *mapping.Plan, hostRoot bool) error {
 
 // printSpec writes the spec as --print-spec shows it.
 func printSpec(spec *sandbox.Spec, stdout io.Writer) error {
-	b, err := sandbox.MarshalSpec(spec)
+	b, err := json.MarshalIndent(spec, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode the spec: %w", err)
 	}
-	_, err = stdout.Write(b)
+	_, err = stdout.Write(append(b, '\n'))
 	return err
 }
 

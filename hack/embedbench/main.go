@@ -93,7 +93,7 @@ func runner(kind string) (func() error, error) {
 			return nil, err
 		}
 		if kind == "nsbox" {
-			plan, err := sandbox.PlanMaps(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Single})
+			plan, err := mapping.ForCaller(mapping.Request{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Mode: mapping.Single})
 			if err != nil {
 				return nil, err
 			}

@@ -6,18 +6,19 @@ import (
 	"io"
 	"os"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
 // WriteInfo writes bubblewrap's --info-fd document to info and the first
 // --json-status-fd line to status (either may be nil): PID pid and the
 // inode of each namespace in ns, in the order bubblewrap lists them
-// (sandbox.NamespaceNames). The caller closes info afterwards. nsbox run's
+// (procfs.NamespaceNames). The caller closes info afterwards. nsbox run's
 // --info-fd and --json-status-fd write the same documents through it.
 func WriteInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
 	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
-	for _, name := range sandbox.NamespaceNames() {
+	for _, name := range procfs.NamespaceNames() {
 		if id, ok := ns[name]; ok {
 			long += fmt.Sprintf(",\n    \"%s-namespace\": %d", name, id)
 			short += fmt.Sprintf(", \"%s-namespace\": %d", name, id)

@@ -23,7 +23,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagvalue"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
+	"github.com/nsbox/nsbox/internal/seccomp"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -405,7 +407,7 @@ func (o *opts) seccompOption(arg, s string) error {
 	// An empty program is taken here, as bubblewrap takes it: it fails
 	// only when the kernel refuses it, after every other check (spec).
 	if len(prog) > 0 {
-		if err := sandbox.CheckSeccompProgram(prog); err != nil {
+		if err := seccomp.Check(prog); err != nil {
 			return die("%s %d: %v", arg, fd, err)
 		}
 	}
@@ -521,7 +523,7 @@ func (o *opts) overlay(arg string, v []string, m sandbox.Mount) error {
 
 // fileMode turns bubblewrap's octal permissions into fs.FileMode bits.
 func fileMode(p uint64) fs.FileMode {
-	m, _ := sandbox.ParseMode(strconv.FormatUint(p, 8)) // p <= 07777: checked
+	m, _ := flagvalue.Mode(strconv.FormatUint(p, 8)) // p <= 07777: checked
 	return m
 }
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
+	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
@@ -183,7 +184,7 @@ func (o *opts) spec() (*sandbox.Spec, error) {
 			mounts[i].Destination = "/" + mounts[i].Destination
 		}
 	}
-	env := append([]string(nil), o.env...)
+	env := append([]string{}, o.env...) // never nil: nil is nsbox's own environment
 	cwd, pwd := o.workingDir(mounts)
 	env = append(dropEnv(env, "PWD"), "PWD="+pwd)
 	args := append([]string(nil), o.args...)
@@ -212,7 +213,6 @@ func (o *opts) spec() (*sandbox.Spec, error) {
 		Hostname:      o.hostname,
 		Mapping:       plan,
 		CommandIsPID1: o.asPID1,
-		Enter:         enter,
 		Mounts:        mounts,
 		Security: sandbox.Security{
 			Capabilities:         &caps,
@@ -222,6 +222,7 @@ func (o *opts) spec() (*sandbox.Spec, error) {
 			NewSession:           o.newSession,
 		},
 	}
+	bwrapext.Of(spec).Enter = enter
 	if err := spec.Validate(); err != nil {
 		return nil, die("%v", err)
 	}
@@ -235,8 +236,8 @@ func (o *opts) spec() (*sandbox.Spec, error) {
 }
 
 // enter opens the namespaces of --userns, --userns2 and --pidns.
-func (o *opts) enter() (sandbox.Enter, error) {
-	var e sandbox.Enter
+func (o *opts) enter() (bwrapext.Namespaces, error) {
+	var e bwrapext.Namespaces
 	for _, n := range []struct {
 		fd   int
 		name string
@@ -370,7 +371,7 @@ func (o *opts) launch(spec *sandbox.Spec, caught *ties.CaughtSignals) error {
 			return die("Invalid fd: %d", o.usernsBlockFD)
 		}
 		unix.CloseOnExec(o.usernsBlockFD)
-		spec.WriteMaps = func(int) error {
+		bwrapext.Of(spec).WriteMaps = func(int) error {
 			blockOn(o.usernsBlockFD)
 			return nil
 		}
@@ -397,7 +398,7 @@ func (o *opts) launch(spec *sandbox.Spec, caught *ties.CaughtSignals) error {
 		// As bubblewrap's child-pid: a process of the command's
 		// namespaces (nsbox's PID 1 is not dumpable and sits outside
 		// the nested ones), created before --block-fd lets it run.
-		spec.CommandCreated = wrote
+		bwrapext.Of(spec).CommandCreated = func(pid int, ns map[string]uint64) error { return wrote(pid, ns) }
 		if spec.BeforeExec == nil {
 			spec.BeforeExec = func() error { return nil }
 		}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 )
@@ -80,13 +82,13 @@ func withoutIndexes(field string) string {
 // the kind.
 func specFix(e *sandbox.SpecError) (string, bool) {
 	switch f := e.Fix; f.Kind {
-	case sandbox.FixNone:
+	case remedy.None:
 		return "", true
-	case sandbox.FixText:
+	case remedy.Text:
 		return f.Arg, true
-	case sandbox.FixCommand:
+	case remedy.Command:
 		return "name one after --, e.g. nsbox run -- id", true
-	case sandbox.FixOwnNamespace:
+	case remedy.OwnNamespace:
 		fix := "drop " + f.Arg + " from --share"
 		switch e.Field {
 		case "Mounts":
@@ -95,25 +97,25 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 			fix += ", or use --net host"
 		}
 		return fix, true
-	case sandbox.FixMapID:
+	case remedy.MapID:
 		if f.Arg == "gid" {
 			return "pick a mapped gid, or map more with --map-groups", true
 		}
 		return "pick a mapped uid, or map more with --map-users", true
-	case sandbox.FixOptionalSource:
+	case remedy.OptionalSource:
 		return "create " + f.Arg + ", or use the -try form of the flag to skip it", true
-	case sandbox.FixBindLarge:
+	case remedy.BindLarge:
 		return "bind large files with --ro-bind instead", true
-	case sandbox.FixOverlayLower:
+	case remedy.OverlayLower:
 		return "--overlay LOWER[:LOWER…]:UPPER:WORK:DST", true
-	case sandbox.FixSeccomp:
+	case remedy.Seccomp:
 		return "pass --no-seccomp (and not --disable-userns), or --seccomp FILE with a program of your own", true
-	case sandbox.FixMapSingle:
+	case remedy.MapSingle:
 		if f.Arg != "" {
 			return "--map single, or " + f.Arg, true
 		}
 		return "--map single", true
-	case sandbox.FixSharePID:
+	case remedy.SharePID:
 		return "run nsbox with --share pid (it then binds this /proc instead of mounting a new one)", true
 	}
 	return "", false
@@ -127,7 +129,7 @@ func Reword(err error) string {
 	msg := err.Error()
 	// A setup step's hint may hold a remedy in Spec words.
 	var setup *sandbox.SetupError
-	if errors.As(err, &setup) && setup.Fix.Kind != sandbox.FixNone {
+	if errors.As(err, &setup) && setup.Fix.Kind != remedy.None {
 		if fix, ok := specFix(&sandbox.SpecError{Fix: setup.Fix}); ok {
 			msg = strings.Replace(msg, setup.Fix.String(), fix, 1)
 		}
@@ -146,6 +148,6 @@ func Reword(err error) string {
 	}
 	c := *se
 	c.Field = flag
-	c.Fix = sandbox.FixHint{Kind: sandbox.FixText, Arg: fix}
+	c.Fix = remedy.Hint{Kind: remedy.Text, Arg: fix}
 	return strings.Replace(msg, se.Error(), c.Error(), 1)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsbox/nsbox/internal/remedy"
+
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -74,9 +76,9 @@ func TestSpecWordsCoverLibrary(t *testing.T) {
 		_, ok := specFlags[f]
 		assert.Check(t, ok, "sandbox names Spec field %s in an error, and specFlags has no flag for it", f)
 	}
-	for _, k := range sandbox.FixKinds() {
-		fix, ok := specFix(&sandbox.SpecError{Fix: sandbox.FixHint{Kind: k, Arg: "x"}})
-		assert.Check(t, ok && fix != "", "specFix has no wording for sandbox.FixKind %d", k)
+	for _, k := range remedy.Kinds() {
+		fix, ok := specFix(&sandbox.SpecError{Fix: remedy.Hint{Kind: k, Arg: "x"}})
+		assert.Check(t, ok && fix != "", "specFix has no wording for remedy.Kind %d", k)
 	}
 }
 
@@ -88,17 +90,17 @@ func TestFlagWords(t *testing.T) {
 		spec, flag string
 	}{
 		{
-			&sandbox.SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: sandbox.FixHint{Kind: sandbox.FixOwnNamespace, Arg: "uts"}},
+			&sandbox.SpecError{Field: "Hostname", Problem: "needs a UTS namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "uts"}},
 			"Hostname: needs a UTS namespace of its own; fix: set Namespaces.UTS",
 			"--hostname: needs a UTS namespace of its own; fix: drop uts from --share",
 		},
 		{
-			fmt.Errorf("start: %w", &sandbox.SpecError{Field: "Process.UID", Value: "4242", Problem: "not mapped into the sandbox (uid map: 0 1000 1)", Fix: sandbox.FixHint{Kind: sandbox.FixMapID, Arg: "uid"}}),
+			fmt.Errorf("start: %w", &sandbox.SpecError{Field: "Process.UID", Value: "4242", Problem: "not mapped into the sandbox (uid map: 0 1000 1)", Fix: remedy.Hint{Kind: remedy.MapID, Arg: "uid"}}),
 			"start: Process.UID 4242: not mapped into the sandbox (uid map: 0 1000 1); fix: pick a mapped uid, or map more in Spec.Mapping",
 			"start: --uid 4242: not mapped into the sandbox (uid map: 0 1000 1); fix: pick a mapped uid, or map more with --map-users",
 		},
 		{
-			&sandbox.SpecError{Field: "Mounts[2]", Value: "--ro-bind /nope", Problem: "source does not exist", Fix: sandbox.FixHint{Kind: sandbox.FixOptionalSource, Arg: "/nope"}},
+			&sandbox.SpecError{Field: "Mounts[2]", Value: "--ro-bind /nope", Problem: "source does not exist", Fix: remedy.Hint{Kind: remedy.OptionalSource, Arg: "/nope"}},
 			"Mounts[2] --ro-bind /nope: source does not exist; fix: create /nope, or set Mount.Optional to skip it",
 			"--ro-bind /nope: source does not exist; fix: create /nope, or use the -try form of the flag to skip it",
 		},
@@ -108,7 +110,7 @@ func TestFlagWords(t *testing.T) {
 			`--rlimit: unknown resource "nofiles"`,
 		},
 		{
-			&sandbox.SpecError{Field: "Network", Problem: "a sandbox network needs a network namespace of its own", Fix: sandbox.FixHint{Kind: sandbox.FixOwnNamespace, Arg: "net"}},
+			&sandbox.SpecError{Field: "Network", Problem: "a sandbox network needs a network namespace of its own", Fix: remedy.Hint{Kind: remedy.OwnNamespace, Arg: "net"}},
 			"Network: a sandbox network needs a network namespace of its own; fix: set Namespaces.Net",
 			"a sandbox network needs a network namespace of its own; fix: drop net from --share, or use --net host",
 		},
@@ -119,13 +121,13 @@ func TestFlagWords(t *testing.T) {
 		},
 		{
 			fmt.Errorf("start: %w", &sandbox.SpecError{Field: "Mapping", Err: errors.New("write uid_map: operation not permitted; likely cause: nested"),
-				Fix: sandbox.FixHint{Kind: sandbox.FixMapSingle, Arg: "run nsbox outside it"}}),
+				Fix: remedy.Hint{Kind: remedy.MapSingle, Arg: "run nsbox outside it"}}),
 			"start: Mapping: write uid_map: operation not permitted; likely cause: nested; fix: map only your own ids (mapping.Single), or run nsbox outside it",
 			"start: write uid_map: operation not permitted; likely cause: nested; fix: --map single, or run nsbox outside it",
 		},
 		{
-			&sandbox.SetupError{Step: "mount a new /proc: Operation not permitted", Hint: "mounts cover /proc/kcore: " + sandbox.FixHint{Kind: sandbox.FixSharePID}.String(),
-				Fix: sandbox.FixHint{Kind: sandbox.FixSharePID}},
+			&sandbox.SetupError{Step: "mount a new /proc: Operation not permitted", Hint: "mounts cover /proc/kcore: " + remedy.Hint{Kind: remedy.SharePID}.String(),
+				Fix: remedy.Hint{Kind: remedy.SharePID}},
 			"mount a new /proc: Operation not permitted; fix: mounts cover /proc/kcore: set Namespaces.PID to false (the sandbox then binds this /proc instead of mounting a new one)",
 			"mount a new /proc: Operation not permitted; fix: mounts cover /proc/kcore: run nsbox with --share pid (it then binds this /proc instead of mounting a new one)",
 		},

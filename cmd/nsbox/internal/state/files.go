@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,14 +36,8 @@ func statFlags(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state): field 9 is fields[6].
-	if i < 0 || len(fields) < 7 {
-		return 0, errors.New("parse /proc/PID/stat: too few fields")
-	}
-	return strconv.ParseUint(fields[6], 10, 64)
+	st, err := procfs.ParseStat(b)
+	return st.Flags, err
 }
 
 // ReadProcFile reads a small file of /proc (up to 64 KiB, which bounds
@@ -128,24 +121,8 @@ func writeAll(fd int, b []byte) error {
 }
 
 // parseStat reads fields 4 (the parent's pid) and 22 (the start time) of
-// a /proc/PID/stat line. The command name (field 2) may contain spaces and
-// parentheses, so fields are counted from the last ')'.
+// a /proc/PID/stat line, with procfs.ParseStat.
 func parseStat(b []byte) (ppid int, start uint64, err error) {
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, errors.New("parse /proc/PID/stat: no command name")
-	}
-	fields := strings.Fields(s[i+1:])
-	// fields[0] is field 3 (state): field 4 is fields[1], 22 fields[19].
-	if len(fields) < 20 {
-		return 0, 0, errors.New("parse /proc/PID/stat: too few fields")
-	}
-	if ppid, err = strconv.Atoi(fields[1]); err != nil {
-		return 0, 0, fmt.Errorf("parse /proc/PID/stat: parent pid: %w", err)
-	}
-	if start, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
-		return 0, 0, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
-	}
-	return ppid, start, nil
+	st, err := procfs.ParseStat(b)
+	return st.PPID, st.StartTime, err
 }

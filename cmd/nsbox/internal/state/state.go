@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -280,19 +281,19 @@ func (h *Handle) Release() error {
 
 // HandOff returns what Release (and KeepLog first, with keepLog) does, as
 // steps for the supervisor that takes the sandbox over
-// (sandbox.Sandbox.HandOff), and the descriptors it must hold until then:
+// (handoff.Handle.HandOff), and the descriptors it must hold until then:
 // the entry's lock and its sealed record, whose number the record names.
-func (h *Handle) HandOff(keepLog bool) (after []sandbox.AfterStep, keep []int) {
+func (h *Handle) HandOff(keepLog bool) (after []handoff.Step, keep []int) {
 	if keepLog {
 		dir := filepath.Join(filepath.Dir(h.Path), endedLogs)
 		after = append(after,
-			sandbox.AfterStep{Op: sandbox.AfterMkdir, Path: dir},
-			sandbox.AfterStep{Op: sandbox.AfterRename, Path: h.LogPath(), To: filepath.Join(dir, h.Name)})
+			handoff.Step{Op: handoff.Mkdir, Path: dir},
+			handoff.Step{Op: handoff.Rename, Path: h.LogPath(), To: filepath.Join(dir, h.Name)})
 	}
 	after = append(after,
-		sandbox.AfterStep{Op: sandbox.AfterUnlink, Path: filepath.Join(h.Path, "state.json")},
-		sandbox.AfterStep{Op: sandbox.AfterUnlink, Path: h.LogPath()},
-		sandbox.AfterStep{Op: sandbox.AfterRmdir, Path: h.Path})
+		handoff.Step{Op: handoff.Unlink, Path: filepath.Join(h.Path, "state.json")},
+		handoff.Step{Op: handoff.Unlink, Path: h.LogPath()},
+		handoff.Step{Op: handoff.Rmdir, Path: h.Path})
 	keep = []int{h.lock.fd}
 	if h.record >= 0 {
 		keep = append(keep, h.record)

@@ -7,7 +7,7 @@
 // filter also needs the i386 numbers of the compat ABI (and arm's on
 // arm64): so they are copied here from the same source, not typed by hand.
 //
-// Run it with `go generate ./sandbox/internal/seccomp`;
+// Run it with `go generate ./internal/seccomp`;
 // TestSeccompTablesUpToDate fails when the committed file differs from what
 // this writes.
 package main

@@ -143,7 +143,7 @@ func TestSeccompTablesUpToDate(t *testing.T) {
 	assert.NilError(t, err)
 	got, err := os.ReadFile("tables.go")
 	assert.NilError(t, err)
-	assert.Check(t, is.Equal(string(got), string(want)), "run go generate ./sandbox/internal/seccomp")
+	assert.Check(t, is.Equal(string(got), string(want)), "run go generate ./internal/seccomp")
 	// This build's own constants agree with its native table.
 	native, err := tablesFor(runtime.GOARCH)
 	assert.NilError(t, err)

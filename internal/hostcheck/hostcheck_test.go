@@ -1,4 +1,4 @@
-package sandbox
+package hostcheck
 
 import (
 	"io/fs"
@@ -62,57 +62,57 @@ func TestExplain(t *testing.T) {
 		name  string
 		proc  fakeProc
 		env   map[string]string
-		step  failedStep
+		step  Step
 		errno syscall.Errno
 		want  []string // substrings of the explanation; nil: none
 	}{
-		{name: "plain host explains nothing", proc: plainHost, step: stepSetup, errno: syscall.EPERM},
-		{name: "plain host, proc", proc: plainHost, step: stepProc, errno: syscall.EPERM},
-		{name: "other errno", proc: ubuntu, step: stepSetup, errno: syscall.EINVAL},
-		{name: "max_user_namespaces 0", step: stepUserns, errno: syscall.ENOSPC,
+		{name: "plain host explains nothing", proc: plainHost, step: StepSetup, errno: syscall.EPERM},
+		{name: "plain host, proc", proc: plainHost, step: StepProc, errno: syscall.EPERM},
+		{name: "other errno", proc: ubuntu, step: StepSetup, errno: syscall.EINVAL},
+		{name: "max_user_namespaces 0", step: StepUserns, errno: syscall.ENOSPC,
 			proc: plainHost.with("/proc/sys/user/max_user_namespaces", "0\n"),
 			want: []string{"user.max_user_namespaces = 0", "sysctl -w user.max_user_namespaces=15000"}},
-		{name: "user namespace limit reached", step: stepUserns, errno: syscall.ENOSPC, proc: plainHost,
+		{name: "user namespace limit reached", step: StepUserns, errno: syscall.ENOSPC, proc: plainHost,
 			want: []string{"limit on user namespaces is reached", "= 63000"}},
-		{name: "ENOSPC of a mount is not about namespaces", step: stepSetup, errno: syscall.ENOSPC, proc: plainHost},
-		{name: "unprivileged_userns_clone 0", step: stepUserns, errno: syscall.EPERM,
+		{name: "ENOSPC of a mount is not about namespaces", step: StepSetup, errno: syscall.ENOSPC, proc: plainHost},
+		{name: "unprivileged_userns_clone 0", step: StepUserns, errno: syscall.EPERM,
 			proc: plainHost.with("/proc/sys/kernel/unprivileged_userns_clone", "0\n"),
 			want: []string{"kernel.unprivileged_userns_clone = 0", "sysctl -w kernel.unprivileged_userns_clone=1"}},
-		{name: "apparmor restriction at a mount", proc: ubuntu, step: stepSetup, errno: syscall.EPERM,
+		{name: "apparmor restriction at a mount", proc: ubuntu, step: StepSetup, errno: syscall.EPERM,
 			want: []string{"apparmor_restrict_unprivileged_userns = 1", "/opt/bin/nsbox",
 				`profile nsbox /opt/bin/nsbox flags=(unconfined) {\n  userns,`, "> /etc/apparmor.d/nsbox && apparmor_parser -r /etc/apparmor.d/nsbox"}},
-		{name: "apparmor restriction at the maps", proc: ubuntu, step: stepMaps, errno: syscall.EPERM,
+		{name: "apparmor restriction at the maps", proc: ubuntu, step: StepMaps, errno: syscall.EPERM,
 			want: []string{"AppArmor restricts"}},
-		{name: "apparmor restriction, old attr file", step: stepSetup, errno: syscall.EACCES,
+		{name: "apparmor restriction, old attr file", step: StepSetup, errno: syscall.EACCES,
 			proc: plainHost.with("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1\n", "/proc/self/attr/current", "unconfined"),
 			want: []string{"AppArmor restricts"}},
-		{name: "apparmor demoted namespace", step: stepSetup, errno: syscall.EPERM,
+		{name: "apparmor demoted namespace", step: StepSetup, errno: syscall.EPERM,
 			proc: ubuntu.with("/proc/self/attr/apparmor/current", "unprivileged_userns (enforce)\n"),
 			want: []string{"AppArmor restricts"}},
-		{name: "apparmor profile installed", step: stepSetup, errno: syscall.EPERM,
+		{name: "apparmor profile installed", step: StepSetup, errno: syscall.EPERM,
 			proc: ubuntu.with("/proc/self/attr/apparmor/current", "nsbox (unconfined)\n")},
-		{name: "apparmor restriction off", step: stepSetup, errno: syscall.EPERM,
+		{name: "apparmor restriction off", step: StepSetup, errno: syscall.EPERM,
 			proc: ubuntu.with("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "0\n")},
-		{name: "docker seccomp refuses unshare", proc: docker, step: stepUserns, errno: syscall.EPERM,
+		{name: "docker seccomp refuses unshare", proc: docker, step: StepUserns, errno: syscall.EPERM,
 			want: []string{"seccomp filter refuses unshare", "Seccomp: 2", "--security-opt seccomp=unconfined"}},
 		{name: "kubernetes seccomp", proc: docker, env: map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
-			step: stepUserns, errno: syscall.EPERM, want: []string{"seccompProfile.type: Unconfined"}},
-		{name: "nsbox's own filter is not blamed past unshare", step: stepSetup, errno: syscall.EPERM,
+			step: StepUserns, errno: syscall.EPERM, want: []string{"seccompProfile.type: Unconfined"}},
+		{name: "nsbox's own filter is not blamed past unshare", step: StepSetup, errno: syscall.EPERM,
 			proc: plainHost.with("/proc/self/status", "Seccomp:\t2\n")},
-		{name: "docker masked /proc", proc: dockerUnconfined, step: stepProc, errno: syscall.EPERM,
+		{name: "docker masked /proc", proc: dockerUnconfined, step: StepProc, errno: syscall.EPERM,
 			want: []string{"/proc/bus, /proc/sys, /proc/acpi, /proc/keys and 1 more", "--security-opt systempaths=unconfined", "Namespaces.PID to false"}},
 		{name: "kubernetes masked /proc", proc: dockerUnconfined, env: map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1"},
-			step: stepProc, errno: syscall.EPERM, want: []string{"procMount: Unmasked"}},
-		{name: "covered /proc outside a container", step: stepProc, errno: syscall.EPERM,
+			step: StepProc, errno: syscall.EPERM, want: []string{"procMount: Unmasked"}},
+		{name: "covered /proc outside a container", step: StepProc, errno: syscall.EPERM,
 			proc: plainHost.with("/proc/self/mountinfo", "22 1 0:21 / /proc rw - proc proc rw\n23 22 0:21 /irq /proc/irq ro - proc proc rw\n"),
 			want: []string{"(/proc/irq)", "set Namespaces.PID to false"}},
-		{name: "docker-default apparmor denies mount", step: stepSetup, errno: syscall.EACCES,
+		{name: "docker-default apparmor denies mount", step: StepSetup, errno: syscall.EACCES,
 			proc: dockerUnconfined.with("/proc/self/attr/current", "docker-default (enforce)"),
 			want: []string{"docker-default (enforce)", "--security-opt apparmor=unconfined"}},
-		{name: "memfd_noexec 2", step: stepMemfd, errno: syscall.EACCES,
+		{name: "memfd_noexec 2", step: StepMemfd, errno: syscall.EACCES,
 			proc: plainHost.with("/proc/sys/vm/memfd_noexec", "2\n"),
 			want: []string{"vm.memfd_noexec = 2", "sysctl -w vm.memfd_noexec=1"}},
-		{name: "memfd EACCES otherwise", step: stepMemfd, errno: syscall.EACCES, proc: plainHost},
+		{name: "memfd EACCES otherwise", step: StepMemfd, errno: syscall.EACCES, proc: plainHost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			getenv := func(k string) string { return tc.env[k] }
@@ -130,14 +130,14 @@ func TestExplain(t *testing.T) {
 }
 
 func TestStepOf(t *testing.T) {
-	for desc, want := range map[string]failedStep{
-		"create a user namespace (unshare CLONE_NEWUSER)": stepUserns,
-		"proc mount on /proc: mount a new procfs":         stepProc,
-		"mount a new /proc":                               stepProc,
-		"bring lo up":                                     stepSetup,
-		"set the hostname to box":                         stepSetup,
+	for desc, want := range map[string]Step{
+		"create a user namespace (unshare CLONE_NEWUSER)": StepUserns,
+		"proc mount on /proc: mount a new procfs":         StepProc,
+		"mount a new /proc":                               StepProc,
+		"bring lo up":                                     StepSetup,
+		"set the hostname to box":                         StepSetup,
 	} {
-		assert.Check(t, is.Equal(stepOf(desc), want), desc)
+		assert.Check(t, is.Equal(StepOf(desc), want), desc)
 	}
 }
 
@@ -155,7 +155,7 @@ profile nsbox /usr/local/bin/nsbox flags=(unconfined) {
 
 // The profile make install ships is the one nsbox prints.
 func TestShippedAppArmorProfile(t *testing.T) {
-	b, err := os.ReadFile("../contrib/apparmor/nsbox")
+	b, err := os.ReadFile("../../contrib/apparmor/nsbox")
 	assert.NilError(t, err)
 	assert.Equal(t, strings.ReplaceAll(string(b), "@BINDIR@", "/usr/local/bin"), AppArmorProfile("/usr/local/bin/nsbox"))
 }

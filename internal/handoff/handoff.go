@@ -1,0 +1,75 @@
+// Package handoff is how the nsbox command hands a running sandbox to the
+// small C supervisor of handoff.c, which waits for it in a few hundred KiB
+// instead of the Go launcher's megabytes: a speed trick of the CLI, kept
+// out of package sandbox's API. Of gives a *sandbox.Sandbox's Handle;
+// Plan says what the supervisor does besides waiting.
+package handoff
+
+import "time"
+
+// Handle hands one sandbox over.
+type Handle interface {
+	// CanHandOff reports whether HandOff can take the sandbox over: the
+	// launcher has nothing to do for it but wait (no pseudo-terminal to
+	// relay, no network to serve, no cgroup to remove, no standard
+	// stream to copy), and nsbox's init runs the command.
+	CanHandOff() bool
+	// Exited reports whether PID 1 has ended, waiting for it at most
+	// timeout, without reaping it.
+	Exited(timeout time.Duration) bool
+	// HandOff replaces the calling process by the supervisor (see
+	// sandbox/handoff.go); it returns only on failure, with the sandbox
+	// still the caller's to Wait for.
+	HandOff(p Plan) error
+}
+
+var of func(sb any) Handle
+
+// Register is called once, by package sandbox: f returns the Handle of
+// a *sandbox.Sandbox.
+func Register(f func(sb any) Handle) { of = f }
+
+// Of returns the Handle of sb, a *sandbox.Sandbox.
+func Of(sb any) Handle { return of(sb) }
+
+// Plan is what the supervisor that takes a running sandbox over
+// (Handle.HandOff) does besides waiting: once PID 1 has ended it gives a
+// terminal back, writes StatusFD's line, runs the After steps in order and
+// exits with the command's status, as Wait's caller would.
+type Plan struct {
+	// StatusFD, if not -1, gets `{ "exit-code": N }` and a newline at the
+	// end (bubblewrap's --json-status-fd).
+	StatusFD int
+	// After are file-system steps, in order; their failures are ignored.
+	After []Step
+	// Keep are descriptors the supervisor must hold until it exits (a
+	// lock, say), under the same numbers.
+	Keep []int
+}
+
+// Step is one step of Plan.After.
+type Step struct {
+	Op   Op
+	Path string
+	To   string // the new name, for Rename
+}
+
+// Op is what a Step does to its Path.
+type Op int
+
+// The steps a handed-off supervisor can take.
+const (
+	Unlink Op = iota + 1 // unlink(2) Path
+	Rmdir                // rmdir(2) Path
+	Mkdir                // mkdir(2) Path, mode 0700
+	Rename               // rename(2) Path to To
+)
+
+var verbs = map[Op]string{Unlink: "unlink", Rmdir: "rmdir", Mkdir: "mkdir", Rename: "rename"}
+
+// Verb is the op's name in the variable handoff.c reads; false for an
+// unknown Op.
+func (o Op) Verb() (string, bool) {
+	v, ok := verbs[o]
+	return v, ok
+}
