@@ -1,5 +1,5 @@
 // Package flagvalue parses the values of nsbox's flags that are shared by
-// its own command line and the bubblewrap translator (--perms, --mode).
+// its own command line and the bubblewrap translator (--perms, and the mode of --file, --dir and --chmod).
 package flagvalue
 
 import (
