@@ -366,7 +366,7 @@ static int decode(struct cfg_parser *p, char *buf, size_t len, int versioned)
 		if (!v)
 			bad(p, r, "no '=' in the record");
 		*v++ = '\0';
-		if (!strcmp(r, "v")) {
+		if (!strcmp(r, KEY_VERSION)) {
 			if (!versioned || !first)
 				bad(p, r, "the protocol version must be the first record, once");
 			unsigned long long version;
@@ -376,12 +376,12 @@ static int decode(struct cfg_parser *p, char *buf, size_t len, int versioned)
 			continue;
 		}
 		if (first && versioned)
-			bad(p, "v", "missing: the protocol version must be the first record (v=%d)",
+			bad(p, KEY_VERSION, "missing: the protocol version must be the first record (v=%d)",
 			    NSBOX_CONFIG_VERSION);
 		record(p, r, v);
 	}
 	if (first && versioned)
-		bad(p, "v", "missing: the message is empty");
+		bad(p, KEY_VERSION, "missing: the message is empty");
 	finish(p);
 	return 0;
 }
@@ -528,7 +528,7 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 {
 	const struct config *c = p->c;
 	if (versioned)
-		cfg_emit(o, "v", "%d", NSBOX_CONFIG_VERSION);
+		cfg_emit(o, KEY_VERSION, "%d", NSBOX_CONFIG_VERSION);
 	int base = 0;
 	for (size_t a = 0; a < NAREAS; a++) {
 		int i = 0;

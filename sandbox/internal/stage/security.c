@@ -211,15 +211,15 @@ static void format_landlock_port(struct cfg_out *o, const char *key, const void 
 /* security_keys: what sandbox/security.go and limits.go send. "caps" is
  * required: a launcher that forgot it must not mean "keep them all". */
 const struct cfg_key security_keys[] = {
-	{CFG_KEY("caps", CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, .format = format_caps},
-	{CFG_KEY("seccomp", CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, .format = format_seccomp},
-	{CFG_KEY("new-session", CFG_BOOL, 0, new_session)},
-	{CFG_KEY("assert-userns-disabled", CFG_BOOL, 0, assert_userns_disabled)},
-	{CFG_KEY("rlimit", CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, .format = format_rlimit},
-	{CFG_KEY("landlock", CFG_CUSTOM, 0, landlock), .parse = parse_landlock, .format = format_landlock},
-	{CFG_KEY("landlock-path", CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = "landlock",
+	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, .format = format_caps},
+	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, .format = format_seccomp},
+	{CFG_KEY(KEY_NEW_SESSION, CFG_BOOL, 0, new_session)},
+	{CFG_KEY(KEY_ASSERT_USERNS_DISABLED, CFG_BOOL, 0, assert_userns_disabled)},
+	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, .format = format_rlimit},
+	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, landlock), .parse = parse_landlock, .format = format_landlock},
+	{CFG_KEY(KEY_LANDLOCK_PATH, CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = KEY_LANDLOCK,
 	 .parse = parse_landlock_path, .format = format_landlock_path},
-	{CFG_KEY("landlock-port", CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = "landlock",
+	{CFG_KEY(KEY_LANDLOCK_PORT, CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = KEY_LANDLOCK,
 	 .parse = parse_landlock_port, .format = format_landlock_port},
 	{.key = NULL},
 };

@@ -189,43 +189,43 @@ void fail_fix(const char *fix, const char *fmt, ...)
 
 /* stage_keys are the records of this file's steps (config.h). */
 const struct cfg_key stage_keys[] = {
-	{CFG_KEY("arg", CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
-	{CFG_KEY("env", CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
-	{CFG_KEY("argv0", CFG_STR, 0, argv0)},
-	{CFG_KEY("unshare", CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
-	{CFG_KEY("setup-root", CFG_BOOL, 0, setup_root)},
-	{CFG_KEY("setgroups", CFG_BOOL, 0, setgroups)},
-	{CFG_KEY("proc", CFG_BOOL, 0, mount_proc)},
-	{CFG_KEY("lo", CFG_BOOL, 0, lo_up)},
-	{CFG_KEY("no-new-privs", CFG_BOOL, 0, no_new_privs)},
-	{CFG_KEY("tty", CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
-	{CFG_KEY("extra-fds", CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
+	{CFG_KEY(KEY_ARG, CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
+	{CFG_KEY(KEY_ENV, CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY(KEY_ARGV0, CFG_STR, 0, argv0)},
+	{CFG_KEY(KEY_UNSHARE, CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
+	{CFG_KEY(KEY_SETUP_ROOT, CFG_BOOL, 0, setup_root)},
+	{CFG_KEY(KEY_SETGROUPS, CFG_BOOL, 0, setgroups)},
+	{CFG_KEY(KEY_PROC, CFG_BOOL, 0, mount_proc)},
+	{CFG_KEY(KEY_LO, CFG_BOOL, 0, lo_up)},
+	{CFG_KEY(KEY_NO_NEW_PRIVS, CFG_BOOL, 0, no_new_privs)},
+	{CFG_KEY(KEY_TTY, CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
+	{CFG_KEY(KEY_EXTRA_FDS, CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
 	/* (uid_t)-1 would tell setresuid "unchanged": never an identity. */
-	{CFG_KEY("uid", CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY("gid", CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY("hostname", CFG_STR, 0, hostname), .max = 64},
-	{CFG_KEY("cwd", CFG_STR, 0, cwd)},
-	{CFG_KEY("join-pid", CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
-	{CFG_KEY("join-start", CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = "join-pid", .needs = "join-pid"},
-	{CFG_KEY("pty", CFG_BOOL, 0, pty)},
-	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
-	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
-	{CFG_KEY("pty-keep", CFG_INT, 0, pty_keep), .max = 7, .needs = "pty"},
-	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
-	{CFG_KEY("join-pid1-command", CFG_BOOL, 0, join_pid1_command), .needs = "join-pid"},
-	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
-	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
-	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
-	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
-	{CFG_KEY("command-first", CFG_BOOL, 0, command_first), .needs = "exec-wait"},
-	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
-	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
-	{CFG_KEY("enter-pidns", CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity)},
-	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid)},
-	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid)},
-	{CFG_KEY("maps-later", CFG_BOOL, 0, maps_later)},
+	{CFG_KEY(KEY_UID, CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_GID, CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_HOSTNAME, CFG_STR, 0, hostname), .max = 64},
+	{CFG_KEY(KEY_CWD, CFG_STR, 0, cwd)},
+	{CFG_KEY(KEY_JOIN_PID, CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
+	{CFG_KEY(KEY_JOIN_START, CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = KEY_JOIN_PID, .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_PTY, CFG_BOOL, 0, pty)},
+	{CFG_KEY(KEY_PTY_ROWS, CFG_INT, 0, pty_rows), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_COLS, CFG_INT, 0, pty_cols), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_KEEP, CFG_INT, 0, pty_keep), .max = 7, .needs = KEY_PTY},
+	{CFG_KEY(KEY_JOIN_NESTED, CFG_BOOL, 0, join_nested), .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_JOIN_PID1_COMMAND, CFG_BOOL, 0, join_pid1_command), .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_NEST_UID_MAP, CFG_STR, 0, nest_uid_map), .with = KEY_NEST_GID_MAP},
+	{CFG_KEY(KEY_NEST_GID_MAP, CFG_STR, 0, nest_gid_map), .with = KEY_NEST_UID_MAP},
+	{CFG_KEY(KEY_NET_WAIT, CFG_BOOL, 0, net_wait)},
+	{CFG_KEY(KEY_EXEC_WAIT, CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY(KEY_COMMAND_FIRST, CFG_BOOL, 0, command_first), .needs = KEY_EXEC_WAIT},
+	{CFG_KEY(KEY_PID1_COMMAND, CFG_BOOL, 0, pid1_command)},
+	{CFG_KEY(KEY_ENTER_USERNS, CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY(KEY_ENTER_USERNS2, CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = KEY_ENTER_USERNS},
+	{CFG_KEY(KEY_ENTER_PIDNS, CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY(KEY_NEST_IDENTITY, CFG_BOOL, 0, nest_identity)},
+	{CFG_KEY(KEY_KEEP_UID, CFG_BOOL, 0, keep_uid)},
+	{CFG_KEY(KEY_KEEP_GID, CFG_BOOL, 0, keep_gid)},
+	{CFG_KEY(KEY_MAPS_LATER, CFG_BOOL, 0, maps_later)},
 	{.key = NULL},
 };
 
@@ -338,7 +338,7 @@ static void exec_command(const char *file, char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal, 5 nested namespace, 6 extra files */
+	enum exec_step step;
 	int err;
 };
 
@@ -394,7 +394,7 @@ static void command_go(const struct config *c, pid_t cmd)
 
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
-	struct exec_report r = {0, 0};
+	struct exec_report r = {STEP_EXEC, 0};
 	if (report_fd < 0) {
 		/* PID 1 becoming the command reports its failures itself: keep
 		 * the socket clear of the extra files moving down to 3… */
@@ -411,11 +411,11 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		tcsetpgrp(c->tty_fd, getpid());
 	}
 	if (attach_terminal() < 0) {
-		r.step = 4;
+		r.step = STEP_TERMINAL;
 		goto failed;
 	}
 	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0 || (c->command_first && command_wait() < 0)) {
-		r.step = 5;
+		r.step = STEP_NEST;
 		goto failed;
 	}
 	/* keep-uid/keep-gid: the ids the process has in its user namespace
@@ -426,11 +426,11 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		((struct config *)c)->gid = getgid();
 	security_before_identity(c);
 	if (c->setgroups && setgroups(0, NULL) < 0) {
-		r.step = 2;
+		r.step = STEP_IDENTITY;
 		goto failed;
 	}
 	if (setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0) {
-		r.step = 2;
+		r.step = STEP_IDENTITY;
 		goto failed;
 	}
 	/* Sharing the host's PID namespace, the command would outlive PID 1
@@ -446,11 +446,11 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 			_exit(1); /* nobody waits for the command any more */
 	}
 	if (c->cwd && chdir(c->cwd) < 0) {
-		r.step = 1;
+		r.step = STEP_CHDIR;
 		goto failed;
 	}
 	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		r.step = 3;
+		r.step = STEP_NO_NEW_PRIVS;
 		goto failed;
 	}
 	/* Default dispositions for what the launcher may have ignored for
@@ -471,7 +471,7 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	 * something was opened without O_CLOEXEC. */
 	for (int i = 0; i < c->extra_fds; i++)
 		if (dup2(EXTRA_FD + i, NSBOX_STAGE_FD + i) < 0) {
-			r.step = 6;
+			r.step = STEP_EXTRA_FDS;
 			goto failed;
 		}
 	syscall(SYS_close_range, NSBOX_STAGE_FD + c->extra_fds, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -504,26 +504,27 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 {
 	errno = err;
 	switch (step) {
-	case 0:
+	case STEP_EXEC:
 		send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
 		_exit(err == ENOENT ? 127 : 126);
-	case 1:
+	case STEP_CHDIR:
 		fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
 			 "--chdir %s: enter the working directory", c->cwd ? c->cwd : "/");
-	case 2:
+	case STEP_IDENTITY:
 		fail_fix("pass --uid/--gid ids the sandbox's maps contain (nsbox inspect shows them; see --map, --map-users)",
 			 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
-	case 3:
+	case STEP_NO_NEW_PRIVS:
 		fail("set no_new_privs");
-	case 4:
+	case STEP_TERMINAL:
 		fail("make the pseudo-terminal the command's controlling terminal");
-	case 5:
+	case STEP_NEST:
 		if (c->nest_held)
 			fail("enter the command's nested user namespace and make its mount namespace");
 		if (c->enter_userns2 >= 0)
 			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
 				 "enter the given command user namespace (setns) and make its mount namespace");
 		fail("create the command's nested user and mount namespace");
+	case STEP_EXTRA_FDS:
 	default:
 		fail("pass Process.ExtraFiles to the command");
 	}

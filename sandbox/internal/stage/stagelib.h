@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "protocol.h"
+
 /* config is what the launcher asked for, decoded from CONFIG. */
 struct config {
 	int unshare_flags; /* namespaces to create after the user namespace */
@@ -122,13 +124,7 @@ enum mount_type {
 	MT_BIND = 1, MT_TMPFS, MT_DIR, MT_SYMLINK, MT_CHMOD, MT_REMOUNT_RO, MT_PROC,
 	MT_DEV, MT_MQUEUE, MT_FILE, MT_OVERLAY, MT_TMP_OVERLAY, MT_COPY_UP,
 };
-#define MOUNT_READONLY 1
-#define MOUNT_DEVICES 2
-#define MOUNT_OPTIONAL 4
-#define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
-#define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
-#define MOUNT_TUN 32 /* a dev op that also holds the host's /dev/net/tun */
-#define MOUNT_MODE_SET 64 /* mode is meant even when 0 (else 0: the type's default) */
+/* The MOUNT_* bits of flags are the protocol's (protocol.h). */
 /* OP_MODE is an op's mode, def when it has none. */
 #define OP_MODE(op, def) ((op)->mode || ((op)->flags & MOUNT_MODE_SET) ? (op)->mode : (def))
 struct mount_op {
@@ -219,8 +215,16 @@ void security_before_exec(const struct config *c);
  * identity, working directory, no_new_privs, exec. A failure is written
  * to report_fd (close-on-exec), or with report_fd -1 (PID 1 becoming the
  * command) reported to the launcher at once (exec_failed); read_exec_report returns -1 when the exec
- * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
- * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
+ * succeeded (EOF), else the step that failed with its errno in *err. */
+enum exec_step {
+	STEP_EXEC,         /* execvpe: EXEC_FAILED, exit 127 or 126 */
+	STEP_CHDIR,        /* the working directory; the rest: ERROR, 125 */
+	STEP_IDENTITY,     /* setgroups, setresgid, setresuid */
+	STEP_NO_NEW_PRIVS,
+	STEP_TERMINAL,     /* the controlling terminal */
+	STEP_NEST,         /* the nested user namespace, command-first's wait */
+	STEP_EXTRA_FDS,    /* Process.ExtraFiles */
+};
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
 int read_exec_report(int report_fd, int *err);
 /* exec_failed reports the step read_exec_report returned (with its errno)
