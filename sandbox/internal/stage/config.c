@@ -337,7 +337,7 @@ static void check_tables(struct cfg_parser *p)
 				break;
 			case CFG_CUSTOM:
 				size = k->size;
-				fits = k->parse && k->format;
+				fits = k->parse && (!CFG_CHECK || k->format);
 				break;
 			}
 			if (size != k->size || !fits)
@@ -426,6 +426,7 @@ void config_defaults(struct config *c)
 	c->enter_userns = c->enter_userns2 = c->enter_pidns = -1;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 /* --- writing a config back out (tests) -------------------------------------- */
 
 struct cfg_out {
@@ -548,6 +549,8 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 	}
 }
 
+#endif
+
 void nsbox_config_free(struct config *c)
 {
 	for (int m = 0; m < c->n_mounts; m++)
@@ -562,6 +565,7 @@ void nsbox_config_free(struct config *c)
 	memset(c, 0, sizeof *c);
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned, char **out, char *err,
 			size_t errsize)
 {
@@ -608,3 +612,25 @@ size_t nsbox_config_keys(char *buf, size_t size)
 		}
 	return n;
 }
+
+const char *nsbox_mount_flag_name(int bit)
+{
+	switch (bit) {
+	case MOUNT_READONLY:
+		return "readonly";
+	case MOUNT_DEVICES:
+		return "devices";
+	case MOUNT_OPTIONAL:
+		return "optional";
+	case MOUNT_OWNED:
+		return "owned";
+	case MOUNT_NONRECURSIVE:
+		return "nonrecursive";
+	case MOUNT_TUN:
+		return "tun";
+	case MOUNT_MODE_SET:
+		return "mode-set";
+	}
+	return NULL;
+}
+#endif

@@ -20,6 +20,8 @@
  *
  * The stage sends that line as an ERROR (the launcher exits 125). Nothing
  * is ignored, so a key renamed on one side cannot silently mean "off".
+ * The keys themselves are protocol.h's macros, which the launcher's
+ * encoder reads too.
  */
 #ifndef NSBOX_CONFIG_H
 #define NSBOX_CONFIG_H
@@ -77,6 +79,18 @@ struct cfg_key {
 /* The tables, each ended by an entry with key NULL. */
 extern const struct cfg_key stage_keys[], mount_keys[], security_keys[], tap_keys[];
 
+/* CFG_FORMAT names a CFG_CUSTOM key's formatter: the writer that turns a
+ * decoded config back into records exists for the round-trip tests only
+ * (NSBOX_CONFIG_CHECK, set by configcheck.go under the nsbox_configcheck
+ * build tag), so the stage that ships has neither it nor the formatters. */
+#ifdef NSBOX_CONFIG_CHECK
+#define CFG_CHECK 1
+#define CFG_FORMAT(f) .format = (f)
+#else
+#define CFG_CHECK 0
+#define CFG_FORMAT(f) .format = NULL
+#endif
+
 /* Table entries: CFG_KEY for a field of struct config, CFG_OP_KEY for
  * one of the current mount op; designated fields (.max, .with, …) after. */
 #define CFG_FIELD(f) offsetof(struct config, f)
@@ -108,7 +122,8 @@ char *cfg_next(char **s);
 __attribute__((format(printf, 3, 4))) void cfg_emit(struct cfg_out *o, const char *key, const char *fmt, ...);
 void cfg_emit_hex(struct cfg_out *o, const char *key, const void *data, size_t len);
 
-/* nsbox_config_check (tests, through sandbox/internal/stage/configcheck.go) decodes as
+/* With NSBOX_CONFIG_CHECK only (the tests' build, configcheck.go):
+ * nsbox_config_check decodes as
  * the stage does and writes the decoded struct back out as records into a
  * malloc'd *out; nsbox_config_free releases what a decode allocated. */
 long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned, char **out,
@@ -116,6 +131,9 @@ long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned
 /* nsbox_config_keys writes every key of every area, "area key\n" each. */
 size_t nsbox_config_keys(char *buf, size_t size);
 void nsbox_config_free(struct config *c);
+/* nsbox_mount_flag_name names the MOUNT_* bit as the stage means it
+ * (tests: which Op field sets which bit), or NULL. */
+const char *nsbox_mount_flag_name(int bit);
 
 /* mountinfo_unescape (mounts.c) undoes /proc/self/mountinfo's octal
  * escapes in place (\040 for a space; the kernel escapes space, tab,

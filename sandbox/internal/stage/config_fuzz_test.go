@@ -1,3 +1,5 @@
+//go:build nsbox_configcheck
+
 package stage
 
 import (

@@ -1,3 +1,5 @@
+//go:build nsbox_configcheck
+
 package stage
 
 import (
@@ -7,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -276,5 +279,55 @@ func TestStageRefusesBadConfig(t *testing.T) {
 			assert.NilError(t, err)
 			assert.Equal(t, st.ExitCode(), 125, "the launcher's exit code")
 		})
+	}
+}
+
+// The decoder's tables hold exactly protocol.h's keys.
+func TestDecoderKeysAreProtocolKeys(t *testing.T) {
+	var want, got []string
+	for macro, k := range protocolKeys(t) {
+		if macro != "KEY_VERSION" {
+			want = append(want, k)
+		}
+	}
+	for _, ak := range configKeysC() {
+		_, k, _ := strings.Cut(ak, " ")
+		got = append(got, k)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	assert.DeepEqual(t, got, want)
+}
+
+// Each Op field sets the MOUNT_* bit the stage means by it: an op with
+// one field set decodes, in C, to one flag of that name. (Comparing the
+// records' text could not catch two bits swapped between the sides.)
+func TestMountFlagsMeanTheirField(t *testing.T) {
+	for want, op := range map[string]Op{
+		"readonly":     {ReadOnly: true},
+		"devices":      {Devices: true},
+		"optional":     {Optional: true},
+		"owned":        {Owned: true},
+		"nonrecursive": {NonRecursive: true},
+		"tun":          {Tun: true},
+		"mode-set":     {ModeSet: true},
+	} {
+		op.Type, op.Destination, op.What = "dir", "/d", "d"
+		c := Config{TTY: -1, Args: []string{"true"}, NewRoot: true, Ops: []Op{op}}
+		out, err := decodeConfigC(c.Encode(), configAreaAll, true)
+		assert.NilError(t, err)
+		var got []string
+		for _, r := range strings.Split(string(out), "\x00") {
+			if v, ok := strings.CutPrefix(r, "mount-flags="); ok {
+				n, err := strconv.Atoi(v)
+				assert.NilError(t, err)
+				for bit := 1; bit <= n; bit <<= 1 {
+					if n&bit != 0 {
+						got = append(got, mountFlagNameC(bit))
+					}
+				}
+			}
+		}
+		assert.Check(t, is.DeepEqual(got, []string{want}), "Op field for %q", want)
 	}
 }

@@ -71,11 +71,13 @@ static const char *parse_type(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_type(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct mount_op *op = field;
 	cfg_emit(o, key, "%s", op->type > 0 && (size_t)op->type < N_MOUNT_TYPES ? mount_types[op->type] : "?");
 }
+#endif
 
 /* parse_data decodes a file's content: hex, in place (it may hold NULs). */
 static const char *parse_data(struct cfg_parser *p, void *field, char *v)
@@ -90,11 +92,13 @@ static const char *parse_data(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_data(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct mount_op *op = (const struct mount_op *)((const char *)field - CFG_OPFIELD(data));
 	cfg_emit_hex(o, key, op->data, op->data_len);
 }
+#endif
 
 /* mount_keys: the new root, and each op as "mount=TYPE" followed by its
  * "mount-*" records (config.go's Mount.encode). */
@@ -106,14 +110,14 @@ const struct cfg_key mount_keys[] = {
 	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
 	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
 	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, cwd_try), .needs = KEY_NEW_ROOT},
-	{.key = KEY_MOUNT, .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = KEY_NEW_ROOT, .parse = parse_type, .format = format_type},
+	{.key = KEY_MOUNT, .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = KEY_NEW_ROOT, .parse = parse_type, CFG_FORMAT(format_type)},
 	{CFG_OP_KEY(KEY_MOUNT_SRC, CFG_STR, 0, src)},
 	{CFG_OP_KEY(KEY_MOUNT_DST, CFG_STR, CFG_REQUIRED, dst)},
 	{CFG_OP_KEY(KEY_MOUNT_FLAGS, CFG_INT, CFG_REQUIRED, flags), .min = 0,
 	 .max = MOUNT_ALL_FLAGS},
 	{CFG_OP_KEY(KEY_MOUNT_MODE, CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
 	{CFG_OP_KEY(KEY_MOUNT_SIZE, CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
-	{CFG_OP_KEY(KEY_MOUNT_DATA, CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},
+	{CFG_OP_KEY(KEY_MOUNT_DATA, CFG_CUSTOM, 0, data), .parse = parse_data, CFG_FORMAT(format_data)},
 	{CFG_OP_KEY(KEY_MOUNT_LOWER, CFG_LIST, CFG_REPEAT, lower), .count_off = CFG_OPFIELD(n_lower)},
 	{CFG_OP_KEY(KEY_MOUNT_UPPER, CFG_STR, 0, upper)},
 	{CFG_OP_KEY(KEY_MOUNT_WORK, CFG_STR, 0, work)},

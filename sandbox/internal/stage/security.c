@@ -86,10 +86,12 @@ static const char *parse_caps(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_caps(struct cfg_out *o, const char *key, const void *field)
 {
 	cfg_emit(o, key, "%llu", (unsigned long long)*(const uint64_t *)field);
 }
+#endif
 
 /* parse_seccomp decodes a program (hex of struct sock_filter[]) in place. */
 static const char *parse_seccomp(struct cfg_parser *p, void *field, char *v)
@@ -106,12 +108,14 @@ static const char *parse_seccomp(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_seccomp(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct config *c = config_of(field, seccomp);
 	for (int i = 0; i < c->nseccomp; i++)
 		cfg_emit_hex(o, key, c->seccomp[i].filter, c->seccomp[i].len * sizeof(struct sock_filter));
 }
+#endif
 
 /* parse_rlimit reads "RESOURCE:SOFT:HARD", decimal (RLIM_INFINITY is all ones). */
 static const char *parse_rlimit(struct cfg_parser *p, void *field, char *v)
@@ -131,12 +135,14 @@ static const char *parse_rlimit(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_rlimit(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct config *c = config_of(field, rlimits);
 	for (int i = 0; i < c->nrlimits; i++)
 		cfg_emit(o, key, "%d:%llu:%llu", c->rlimits[i].resource, c->rlimits[i].soft, c->rlimits[i].hard);
 }
+#endif
 
 /* parse_landlock reads the handled rights: "FS:NET:SCOPED", decimal. */
 static const char *parse_landlock(struct cfg_parser *p, void *field, char *v)
@@ -155,12 +161,14 @@ static const char *parse_landlock(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct config *c = config_of(field, landlock);
 	cfg_emit(o, key, "%llu:%llu:%llu", (unsigned long long)c->ll_fs, (unsigned long long)c->ll_net,
 		 (unsigned long long)c->ll_scoped);
 }
+#endif
 
 /* parse_landlock_path reads "ACCESS:OPTIONAL:PATH"; the path may hold ':'. */
 static const char *parse_landlock_path(struct cfg_parser *p, void *field, char *v)
@@ -178,6 +186,7 @@ static const char *parse_landlock_path(struct cfg_parser *p, void *field, char *
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock_path(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct config *c = config_of(field, ll_paths);
@@ -185,6 +194,7 @@ static void format_landlock_path(struct cfg_out *o, const char *key, const void 
 		cfg_emit(o, key, "%llu:%d:%s", (unsigned long long)c->ll_paths[i].access, c->ll_paths[i].optional,
 			 c->ll_paths[i].path);
 }
+#endif
 
 /* parse_landlock_port reads "ACCESS:PORT", decimal. */
 static const char *parse_landlock_port(struct cfg_parser *p, void *field, char *v)
@@ -200,6 +210,7 @@ static const char *parse_landlock_port(struct cfg_parser *p, void *field, char *
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock_port(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct config *c = config_of(field, ll_ports);
@@ -207,20 +218,21 @@ static void format_landlock_port(struct cfg_out *o, const char *key, const void 
 		cfg_emit(o, key, "%llu:%llu", (unsigned long long)c->ll_ports[i].access,
 			 (unsigned long long)c->ll_ports[i].port);
 }
+#endif
 
 /* security_keys: what sandbox/security.go and limits.go send. "caps" is
  * required: a launcher that forgot it must not mean "keep them all". */
 const struct cfg_key security_keys[] = {
-	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, .format = format_caps},
-	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, .format = format_seccomp},
+	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, CFG_FORMAT(format_caps)},
+	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, CFG_FORMAT(format_seccomp)},
 	{CFG_KEY(KEY_NEW_SESSION, CFG_BOOL, 0, new_session)},
 	{CFG_KEY(KEY_ASSERT_USERNS_DISABLED, CFG_BOOL, 0, assert_userns_disabled)},
-	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, .format = format_rlimit},
-	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, landlock), .parse = parse_landlock, .format = format_landlock},
+	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, CFG_FORMAT(format_rlimit)},
+	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, landlock), .parse = parse_landlock, CFG_FORMAT(format_landlock)},
 	{CFG_KEY(KEY_LANDLOCK_PATH, CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = KEY_LANDLOCK,
-	 .parse = parse_landlock_path, .format = format_landlock_path},
+	 .parse = parse_landlock_path, CFG_FORMAT(format_landlock_path)},
 	{CFG_KEY(KEY_LANDLOCK_PORT, CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = KEY_LANDLOCK,
-	 .parse = parse_landlock_port, .format = format_landlock_port},
+	 .parse = parse_landlock_port, CFG_FORMAT(format_landlock_port)},
 	{.key = NULL},
 };
 
