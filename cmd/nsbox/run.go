@@ -144,6 +144,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	f.argv = args
+	unshareEarly(f.fs)
 	return f.launch(f.fs.Args(), stdout, stderr)
 }
 

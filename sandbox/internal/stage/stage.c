@@ -754,10 +754,25 @@ static int nest_holdable(const struct config *c)
 }
 
 /* The namespaces a pre-forked stage created before its CONFIG came
- * (nsbox_prefork_unshares in stage.h), and how each unshare went. */
+ * (UNSHARE in stage.h), and how each unshare went. */
 static struct {
-	int done, flags, userns_errno, unshare_errno;
+	int preforked, done, flags, userns_errno, unshare_errno;
 } early;
+
+/* unshare_early is steps 1 and 2 of nsbox_stage ahead of time, but for
+ * LATE_UNSHARE (the network namespace among them: the command's user
+ * namespace owns it, and that needs our maps first): the work overlaps
+ * the launcher's. Failures wait for the CONFIG, to be reported in their
+ * place. */
+static void unshare_early(void)
+{
+	early.done = 1;
+	early.flags = NSBOX_PREFORK_UNSHARE;
+	if (unshare(CLONE_NEWUSER) < 0)
+		early.userns_errno = errno;
+	else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
+		early.unshare_errno = errno;
+}
 
 /* PID 1 runs on this stack; clone without CLONE_VM gives it its own copy. */
 static char pid1_stack[256 * 1024] __attribute__((aligned(16)));
@@ -771,6 +786,11 @@ void nsbox_stage(void)
 
 	struct nsbox_msg m;
 	char *buf = recv_msg(&m);
+	if (m.kind == NSBOX_MSG_UNSHARE && early.preforked) {
+		free(buf);
+		unshare_early();
+		buf = recv_msg(&m);
+	}
 	if (m.kind != NSBOX_MSG_CONFIG)
 		_exit(125);
 	static struct config c;
@@ -907,9 +927,8 @@ void nsbox_stage(void)
 
 int nsbox_prefork_pid = -1;
 int nsbox_prefork_fd = -1;
-int nsbox_prefork_unshared;
 
-void nsbox_prefork(int unshares)
+void nsbox_prefork(void)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -933,26 +952,11 @@ void nsbox_prefork(int unshares)
 			_exit(1);
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
-		if (unshares) {
-			/* Steps 1 and 2 of nsbox_stage ahead of time, but
-			 * for LATE_UNSHARE (the network namespace among
-			 * them: the command's user namespace owns it, and
-			 * that needs our maps first): the work overlaps the
-			 * launcher's runtime start. Failures wait for the
-			 * CONFIG, to be reported in their place. */
-			early.done = 1;
-			early.flags = NSBOX_PREFORK_UNSHARE;
-			if (unshare(CLONE_NEWUSER) < 0)
-				early.userns_errno = errno;
-			else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
-				early.unshare_errno = errno;
-		}
+		early.preforked = 1;
 		nsbox_stage(); /* closes every other descriptor; never returns */
 	}
 	close(sv[1]);
 	nsbox_prefork_pid = pid;
 	nsbox_prefork_fd = sv[0];
-	if (unshares)
-		nsbox_prefork_unshared = NSBOX_PREFORK_UNSHARE;
 }
 
