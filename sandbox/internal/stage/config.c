@@ -228,13 +228,13 @@ static int op_index(const struct cfg_key *k)
 /* close_op checks that the current mount op got its required keys. */
 static void close_op(struct cfg_parser *p)
 {
-	if (p->c->n_mounts == 0)
+	if (p->c->root.n_mounts == 0)
 		return;
-	uint64_t got = p->op_seen[p->c->n_mounts - 1];
+	uint64_t got = p->op_seen[p->c->root.n_mounts - 1];
 	for (const struct cfg_key *k = mount_keys; k->key; k++)
 		if ((k->flags & CFG_OP) && (k->flags & CFG_REQUIRED) && !(got >> op_index(k) & 1))
-			bad(p, k->key, "missing in mount op %d (%s)", p->c->n_mounts,
-			    p->c->mounts[p->c->n_mounts - 1].what);
+			bad(p, k->key, "missing in mount op %d (%s)", p->c->root.n_mounts,
+			    p->c->root.mounts[p->c->root.n_mounts - 1].what);
 }
 
 static void record(struct cfg_parser *p, char *key, char *v)
@@ -247,22 +247,22 @@ static void record(struct cfg_parser *p, char *key, char *v)
 	if (k->flags & CFG_OPENS_OP) {
 		close_op(p);
 		cfg_append(p, &p->op_seen, &p->n_op_seen, sizeof *p->op_seen);
-		struct mount_op *op = cfg_append(p, &c->mounts, &c->n_mounts, sizeof *op);
-		p->op_seen[c->n_mounts - 1] = 1ull << op_index(k);
+		struct mount_op *op = cfg_append(p, &c->root.mounts, &c->root.n_mounts, sizeof *op);
+		p->op_seen[c->root.n_mounts - 1] = 1ull << op_index(k);
 		p->seen[i]++;
 		store(p, k, (char *)op, v);
 		return;
 	}
 	if (k->flags & CFG_OP) {
-		if (c->n_mounts == 0)
+		if (c->root.n_mounts == 0)
 			bad(p, key, "before any \"mount\" record");
 		uint64_t bit = 1ull << op_index(k);
-		uint64_t *got = &p->op_seen[c->n_mounts - 1];
+		uint64_t *got = &p->op_seen[c->root.n_mounts - 1];
 		if ((*got & bit) && !(k->flags & CFG_REPEAT))
-			bad(p, key, "given twice in mount op %d", c->n_mounts);
+			bad(p, key, "given twice in mount op %d", c->root.n_mounts);
 		*got |= bit;
 		p->seen[i]++;
-		store(p, k, (char *)&c->mounts[c->n_mounts - 1], v);
+		store(p, k, (char *)&c->root.mounts[c->root.n_mounts - 1], v);
 		return;
 	}
 	if (p->seen[i] && !(k->flags & CFG_REPEAT))
@@ -420,10 +420,10 @@ int config_decode(char *buf, size_t len, struct config *c, unsigned mask, int ve
 
 void config_defaults(struct config *c)
 {
-	c->tty_fd = -1;
-	c->owner_uid = c->owner_gid = -1;
-	c->nest_uid = c->nest_gid = -1;
-	c->enter_userns = c->enter_userns2 = c->enter_pidns = -1;
+	c->term.tty_fd = -1;
+	c->root.owner_uid = c->root.owner_gid = -1;
+	c->ids.nest_uid = c->ids.nest_gid = -1;
+	c->ns.enter_userns = c->ns.enter_userns2 = c->ns.enter_pidns = -1;
 }
 
 #ifdef NSBOX_CONFIG_CHECK
@@ -540,10 +540,10 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 				emit(o, k, (const char *)c);
 				continue;
 			}
-			for (int m = 0; m < c->n_mounts; m++)
+			for (int m = 0; m < c->root.n_mounts; m++)
 				for (const struct cfg_key *ok = mount_keys; ok->key; ok++)
 					if ((ok->flags & (CFG_OP | CFG_OPENS_OP)) && (p->op_seen[m] >> op_index(ok) & 1))
-						emit(o, ok, (const char *)&c->mounts[m]);
+						emit(o, ok, (const char *)&c->root.mounts[m]);
 		}
 		base += i;
 	}
@@ -553,15 +553,15 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 
 void nsbox_config_free(struct config *c)
 {
-	for (int m = 0; m < c->n_mounts; m++)
-		free(c->mounts[m].lower);
-	free(c->mounts);
-	free(c->argv);
-	free(c->envp);
-	free(c->seccomp);
-	free(c->rlimits);
-	free(c->ll_paths);
-	free(c->ll_ports);
+	for (int m = 0; m < c->root.n_mounts; m++)
+		free(c->root.mounts[m].lower);
+	free(c->root.mounts);
+	free(c->cmd.argv);
+	free(c->cmd.envp);
+	free(c->sec.seccomp);
+	free(c->lim.rlimits);
+	free(c->sec.ll_paths);
+	free(c->sec.ll_ports);
 	memset(c, 0, sizeof *c);
 }
 

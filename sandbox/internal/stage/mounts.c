@@ -103,13 +103,13 @@ static void format_data(struct cfg_out *o, const char *key, const void *field)
 /* mount_keys: the new root, and each op as "mount=TYPE" followed by its
  * "mount-*" records (config.go's Mount.encode). */
 const struct cfg_key mount_keys[] = {
-	{CFG_KEY(KEY_NEW_ROOT, CFG_BOOL, 0, new_root)},
-	{CFG_KEY(KEY_ROOT_MAPPED, CFG_BOOL, 0, root_mapped)},
-	{CFG_KEY(KEY_OWNER_UID, CFG_LLONG, 0, owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
-	{CFG_KEY(KEY_OWNER_GID, CFG_LLONG, 0, owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
-	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
-	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
-	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, cwd_try), .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_NEW_ROOT, CFG_BOOL, 0, root.new_root)},
+	{CFG_KEY(KEY_ROOT_MAPPED, CFG_BOOL, 0, root.root_mapped)},
+	{CFG_KEY(KEY_OWNER_UID, CFG_LLONG, 0, root.owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_OWNER_GID, CFG_LLONG, 0, root.owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, ids.nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
+	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, ids.nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
+	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, root.cwd_try), .needs = KEY_NEW_ROOT},
 	{.key = KEY_MOUNT, .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = KEY_NEW_ROOT, .parse = parse_type, CFG_FORMAT(format_type)},
 	{CFG_OP_KEY(KEY_MOUNT_SRC, CFG_STR, 0, src)},
 	{CFG_OP_KEY(KEY_MOUNT_DST, CFG_STR, CFG_REQUIRED, dst)},
@@ -161,12 +161,12 @@ void mnt_own_fs(int fd)
 static void created(int dirfd, const char *name)
 {
 	struct stat st;
-	if (mnt_cfg->owner_uid < 0 || fstat(dirfd, &st) < 0)
+	if (mnt_cfg->root.owner_uid < 0 || fstat(dirfd, &st) < 0)
 		return;
 	for (int i = 0; i < n_own_devs; i++)
 		if (own_devs[i] == st.st_dev)
 			return;
-	(void)fchownat(dirfd, name, (uid_t)mnt_cfg->owner_uid, (gid_t)mnt_cfg->owner_gid, AT_SYMLINK_NOFOLLOW);
+	(void)fchownat(dirfd, name, (uid_t)mnt_cfg->root.owner_uid, (gid_t)mnt_cfg->root.owner_gid, AT_SYMLINK_NOFOLLOW);
 }
 
 static int root_fd(void)
@@ -640,15 +640,15 @@ static void build_root(const struct config *c)
 	close(fd);
 
 	/* 3. The ops, in order. */
-	for (int i = 0; i < c->n_mounts; i++) {
-		mode_t m = c->mounts[i].mode;
-		int given = m || (c->mounts[i].flags & MOUNT_MODE_SET);
+	for (int i = 0; i < c->root.n_mounts; i++) {
+		mode_t m = c->root.mounts[i].mode;
+		int given = m || (c->root.mounts[i].flags & MOUNT_MODE_SET);
 		parent_mode = 0755;
 		if (given && !(m & 0070))
 			parent_mode &= ~0050U;
 		if (given && !(m & 0007))
 			parent_mode &= ~0005U;
-		handlers[c->mounts[i].type](&c->mounts[i]);
+		handlers[c->root.mounts[i].type](&c->root.mounts[i]);
 	}
 
 	/* 4. Into the new root; the old one (scratch and host) is detached.
@@ -661,7 +661,7 @@ static void build_root(const struct config *c)
 		fail("detach the host's root");
 	if (chdir("/") < 0)
 		fail("enter the sandbox root");
-	if (c->cwd_try && chdir(c->cwd_try) < 0 && chdir("/") < 0)
+	if (c->root.cwd_try && chdir(c->root.cwd_try) < 0 && chdir("/") < 0)
 		fail("enter /");
 	umask(old_umask);
 }
@@ -672,14 +672,14 @@ static void build_root(const struct config *c)
  * /proc over the host's tree. */
 void setup_mounts(const struct config *c)
 {
-	if (!(c->unshare_flags & CLONE_NEWNS))
+	if (!(c->ns.unshare_flags & CLONE_NEWNS))
 		return;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		fail("make mounts private (mount --make-rprivate /)");
-	if (c->new_root) {
+	if (c->root.new_root) {
 		build_root(c);
 		return;
 	}
-	if (c->mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+	if (c->ns.mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		fail("mount a new /proc");
 }
