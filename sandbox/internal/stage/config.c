@@ -22,16 +22,23 @@
 #include "stage.h"
 #include "stagelib.h"
 
-/* The areas, in the order their records are written back out. */
+/* The tables, in the order their records are written back out: each
+ * fills one struct of struct config (at base) and belongs to an area. */
 static const struct {
 	const char *name;
 	unsigned bit;
+	size_t base;
 	const struct cfg_key *keys;
 } areas[] = {
-	{"stage", CFG_AREA_STAGE, stage_keys},
-	{"mounts", CFG_AREA_MOUNTS, mount_keys},
-	{"security", CFG_AREA_SECURITY, security_keys},
-	{"tap", CFG_AREA_TAP, tap_keys},
+	{"command", CFG_AREA_STAGE, offsetof(struct config, cmd), command_keys},
+	{"ids", CFG_AREA_STAGE, offsetof(struct config, ids), ids_keys},
+	{"ns", CFG_AREA_STAGE, offsetof(struct config, ns), ns_keys},
+	{"join", CFG_AREA_STAGE, offsetof(struct config, join), join_keys},
+	{"term", CFG_AREA_STAGE, offsetof(struct config, term), term_keys},
+	{"mounts", CFG_AREA_MOUNTS, offsetof(struct config, root), mount_keys},
+	{"security", CFG_AREA_SECURITY, offsetof(struct config, sec), security_keys},
+	{"limits", CFG_AREA_SECURITY, offsetof(struct config, lim), limit_keys},
+	{"tap", CFG_AREA_TAP, offsetof(struct config, tap), tap_keys},
 };
 #define NAREAS (sizeof areas / sizeof *areas)
 /* CFG_MAX_KEYS bounds the keys of all tables together. */
@@ -197,8 +204,9 @@ static void store(struct cfg_parser *p, const struct cfg_key *k, char *base, cha
 
 /* --- the records ---------------------------------------------------------- */
 
-/* lookup finds key in the areas of mask; *index is its seen[] slot. */
-static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
+/* lookup finds key in the areas of mask; *index is its seen[] slot,
+ * *table its table's index in areas. */
+static const struct cfg_key *lookup(unsigned mask, const char *key, int *index, size_t *table)
 {
 	int base = 0;
 	for (size_t a = 0; a < NAREAS; a++) {
@@ -206,6 +214,7 @@ static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
 		for (const struct cfg_key *k = areas[a].keys; k->key; k++, i++)
 			if ((mask & areas[a].bit) && !strcmp(k->key, key)) {
 				*index = base + i;
+				*table = a;
 				return k;
 			}
 		base += i;
@@ -216,7 +225,8 @@ static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
 static int seen(struct cfg_parser *p, const char *key)
 {
 	int i;
-	return lookup(p->mask, key, &i) && p->seen[i] > 0;
+	size_t a;
+	return lookup(p->mask, key, &i, &a) && p->seen[i] > 0;
 }
 
 /* op_index is the position of k among the mount area's keys. */
@@ -240,7 +250,8 @@ static void close_op(struct cfg_parser *p)
 static void record(struct cfg_parser *p, char *key, char *v)
 {
 	int i;
-	const struct cfg_key *k = lookup(p->mask, key, &i);
+	size_t a;
+	const struct cfg_key *k = lookup(p->mask, key, &i, &a);
 	if (!k)
 		bad(p, key, "unknown key");
 	struct config *c = p->c;
@@ -268,7 +279,7 @@ static void record(struct cfg_parser *p, char *key, char *v)
 	if (p->seen[i] && !(k->flags & CFG_REPEAT))
 		bad(p, key, "given twice");
 	p->seen[i]++;
-	store(p, k, (char *)c, v);
+	store(p, k, (char *)c + areas[a].base, v);
 }
 
 /* finish checks what is required and what needs another key, and makes
@@ -288,8 +299,9 @@ static void finish(struct cfg_parser *p)
 			if (k->needs && on && !seen(p, k->needs))
 				bad(p, k->key, "given without \"%s\"", k->needs);
 			if (k->type == CFG_LIST && !(k->flags & CFG_OP)) {
-				char **l = (char **)((char *)p->c + k->off);
-				int *n = (int *)((char *)p->c + k->count_off);
+				char *base = (char *)p->c + areas[a].base;
+				char **l = (char **)(base + k->off);
+				int *n = (int *)(base + k->count_off);
 				if (!*l) {
 					cfg_append(p, l, n, sizeof(char *));
 					*n = 0;
@@ -537,7 +549,7 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 			if (!(p->mask & areas[a].bit) || !p->seen[base + i] || (k->flags & CFG_OP))
 				continue;
 			if (!(k->flags & CFG_OPENS_OP)) {
-				emit(o, k, (const char *)c);
+				emit(o, k, (const char *)c + areas[a].base);
 				continue;
 			}
 			for (int m = 0; m < c->root.n_mounts; m++)

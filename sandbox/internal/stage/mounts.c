@@ -102,14 +102,13 @@ static void format_data(struct cfg_out *o, const char *key, const void *field)
 
 /* mount_keys: the new root, and each op as "mount=TYPE" followed by its
  * "mount-*" records (config.go's Mount.encode). */
+#define CFG_STRUCT struct cfg_root
 const struct cfg_key mount_keys[] = {
-	{CFG_KEY(KEY_NEW_ROOT, CFG_BOOL, 0, root.new_root)},
-	{CFG_KEY(KEY_ROOT_MAPPED, CFG_BOOL, 0, root.root_mapped)},
-	{CFG_KEY(KEY_OWNER_UID, CFG_LLONG, 0, root.owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
-	{CFG_KEY(KEY_OWNER_GID, CFG_LLONG, 0, root.owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
-	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, ids.nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
-	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, ids.nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
-	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, root.cwd_try), .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_NEW_ROOT, CFG_BOOL, 0, new_root)},
+	{CFG_KEY(KEY_ROOT_MAPPED, CFG_BOOL, 0, root_mapped)},
+	{CFG_KEY(KEY_OWNER_UID, CFG_LLONG, 0, owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_OWNER_GID, CFG_LLONG, 0, owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, cwd_try), .needs = KEY_NEW_ROOT},
 	{.key = KEY_MOUNT, .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = KEY_NEW_ROOT, .parse = parse_type, CFG_FORMAT(format_type)},
 	{CFG_OP_KEY(KEY_MOUNT_SRC, CFG_STR, 0, src)},
 	{CFG_OP_KEY(KEY_MOUNT_DST, CFG_STR, CFG_REQUIRED, dst)},

@@ -72,7 +72,7 @@ struct nsbox_landlock_net_port_attr {
 /* --- configuration ------------------------------------------------------ */
 
 /* config_of is the struct config a field of it belongs to. */
-#define config_of(field, member) ((struct config *)((char *)(field) - CFG_FIELD(member)))
+#define config_of(field, member) ((struct config *)((char *)(field) - offsetof(struct config, member)))
 
 static const char *parse_caps(struct cfg_parser *p, void *field, char *v)
 {
@@ -222,17 +222,25 @@ static void format_landlock_port(struct cfg_out *o, const char *key, const void 
 
 /* security_keys: what sandbox/security.go and limits.go send. "caps" is
  * required: a launcher that forgot it must not mean "keep them all". */
+#define CFG_STRUCT struct cfg_security
 const struct cfg_key security_keys[] = {
-	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, sec.caps), .parse = parse_caps, CFG_FORMAT(format_caps)},
-	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, sec.seccomp), .parse = parse_seccomp, CFG_FORMAT(format_seccomp)},
-	{CFG_KEY(KEY_NEW_SESSION, CFG_BOOL, 0, sec.new_session)},
-	{CFG_KEY(KEY_ASSERT_USERNS_DISABLED, CFG_BOOL, 0, sec.assert_userns_disabled)},
-	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, lim.rlimits), .parse = parse_rlimit, CFG_FORMAT(format_rlimit)},
-	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, sec.landlock), .parse = parse_landlock, CFG_FORMAT(format_landlock)},
-	{CFG_KEY(KEY_LANDLOCK_PATH, CFG_CUSTOM, CFG_REPEAT, sec.ll_paths), .needs = KEY_LANDLOCK,
+	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, CFG_FORMAT(format_caps)},
+	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, CFG_FORMAT(format_seccomp)},
+	{CFG_KEY(KEY_NEW_SESSION, CFG_BOOL, 0, new_session)},
+	{CFG_KEY(KEY_ASSERT_USERNS_DISABLED, CFG_BOOL, 0, assert_userns_disabled)},
+	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, landlock), .parse = parse_landlock, CFG_FORMAT(format_landlock)},
+	{CFG_KEY(KEY_LANDLOCK_PATH, CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = KEY_LANDLOCK,
 	 .parse = parse_landlock_path, CFG_FORMAT(format_landlock_path)},
-	{CFG_KEY(KEY_LANDLOCK_PORT, CFG_CUSTOM, CFG_REPEAT, sec.ll_ports), .needs = KEY_LANDLOCK,
+	{CFG_KEY(KEY_LANDLOCK_PORT, CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = KEY_LANDLOCK,
 	 .parse = parse_landlock_port, CFG_FORMAT(format_landlock_port)},
+	{.key = NULL},
+};
+
+/* limit_keys: what sandbox/limits.go sends. */
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_limits
+const struct cfg_key limit_keys[] = {
+	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, CFG_FORMAT(format_rlimit)},
 	{.key = NULL},
 };
 

@@ -187,45 +187,78 @@ void fail_fix(const char *fix, const char *fmt, ...)
 
 /* --- configuration ------------------------------------------------------ */
 
-/* stage_keys are the records of this file's steps (config.h). */
-const struct cfg_key stage_keys[] = {
-	{CFG_KEY(KEY_ARG, CFG_LIST, CFG_REQUIRED | CFG_REPEAT, cmd.argv), .count_off = CFG_FIELD(cmd.argc)},
-	{CFG_KEY(KEY_ENV, CFG_LIST, CFG_REPEAT, cmd.envp), .count_off = CFG_FIELD(cmd.envc)},
-	{CFG_KEY(KEY_ARGV0, CFG_STR, 0, cmd.argv0)},
-	{CFG_KEY(KEY_UNSHARE, CFG_INT, CFG_REQUIRED, ns.unshare_flags), .min = 0, .max = INT_MAX},
-	{CFG_KEY(KEY_SETUP_ROOT, CFG_BOOL, 0, ids.setup_root)},
-	{CFG_KEY(KEY_SETGROUPS, CFG_BOOL, 0, ids.setgroups)},
-	{CFG_KEY(KEY_PROC, CFG_BOOL, 0, ns.mount_proc)},
-	{CFG_KEY(KEY_LO, CFG_BOOL, 0, ns.lo_up)},
-	{CFG_KEY(KEY_NO_NEW_PRIVS, CFG_BOOL, 0, cmd.no_new_privs)},
-	{CFG_KEY(KEY_TTY, CFG_INT, CFG_REQUIRED, term.tty_fd), .min = -1, .max = INT_MAX},
-	{CFG_KEY(KEY_EXTRA_FDS, CFG_INT, 0, cmd.extra_fds), .min = 0, .max = 4096},
+/* The records of this file's steps (config.h), a table per struct. */
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_command
+/* command_keys: the command: what runs, as whom, where, when. */
+const struct cfg_key command_keys[] = {
+	{CFG_KEY(KEY_ARG, CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
+	{CFG_KEY(KEY_ENV, CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY(KEY_ARGV0, CFG_STR, 0, argv0)},
+	{CFG_KEY(KEY_NO_NEW_PRIVS, CFG_BOOL, 0, no_new_privs)},
+	{CFG_KEY(KEY_EXTRA_FDS, CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
 	/* (uid_t)-1 would tell setresuid "unchanged": never an identity. */
-	{CFG_KEY(KEY_UID, CFG_U32, CFG_REQUIRED, cmd.uid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY(KEY_GID, CFG_U32, CFG_REQUIRED, cmd.gid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY(KEY_HOSTNAME, CFG_STR, 0, ns.hostname), .max = 64},
-	{CFG_KEY(KEY_CWD, CFG_STR, 0, cmd.cwd)},
-	{CFG_KEY(KEY_JOIN_PID, CFG_INT, 0, join.join_pid), .min = 1, .max = INT_MAX},
-	{CFG_KEY(KEY_JOIN_START, CFG_U64, 0, join.join_start), .max = ULLONG_MAX, .with = KEY_JOIN_PID, .needs = KEY_JOIN_PID},
-	{CFG_KEY(KEY_PTY, CFG_BOOL, 0, term.pty)},
-	{CFG_KEY(KEY_PTY_ROWS, CFG_INT, 0, term.pty_rows), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
-	{CFG_KEY(KEY_PTY_COLS, CFG_INT, 0, term.pty_cols), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
-	{CFG_KEY(KEY_PTY_KEEP, CFG_INT, 0, term.pty_keep), .max = 7, .needs = KEY_PTY},
-	{CFG_KEY(KEY_JOIN_NESTED, CFG_BOOL, 0, join.join_nested), .needs = KEY_JOIN_PID},
-	{CFG_KEY(KEY_JOIN_PID1_COMMAND, CFG_BOOL, 0, join.join_pid1_command), .needs = KEY_JOIN_PID},
-	{CFG_KEY(KEY_NEST_UID_MAP, CFG_STR, 0, ids.nest_uid_map), .with = KEY_NEST_GID_MAP},
-	{CFG_KEY(KEY_NEST_GID_MAP, CFG_STR, 0, ids.nest_gid_map), .with = KEY_NEST_UID_MAP},
-	{CFG_KEY(KEY_NET_WAIT, CFG_BOOL, 0, tap.net_wait)},
-	{CFG_KEY(KEY_EXEC_WAIT, CFG_BOOL, 0, cmd.exec_wait)},
-	{CFG_KEY(KEY_COMMAND_FIRST, CFG_BOOL, 0, cmd.command_first), .needs = KEY_EXEC_WAIT},
-	{CFG_KEY(KEY_PID1_COMMAND, CFG_BOOL, 0, cmd.pid1_command)},
-	{CFG_KEY(KEY_ENTER_USERNS, CFG_INT, 0, ns.enter_userns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY(KEY_ENTER_USERNS2, CFG_INT, 0, ns.enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = KEY_ENTER_USERNS},
-	{CFG_KEY(KEY_ENTER_PIDNS, CFG_INT, 0, ns.enter_pidns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY(KEY_NEST_IDENTITY, CFG_BOOL, 0, ids.nest_identity)},
-	{CFG_KEY(KEY_KEEP_UID, CFG_BOOL, 0, cmd.keep_uid)},
-	{CFG_KEY(KEY_KEEP_GID, CFG_BOOL, 0, cmd.keep_gid)},
-	{CFG_KEY(KEY_MAPS_LATER, CFG_BOOL, 0, ids.maps_later)},
+	{CFG_KEY(KEY_UID, CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_GID, CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_CWD, CFG_STR, 0, cwd)},
+	{CFG_KEY(KEY_EXEC_WAIT, CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY(KEY_COMMAND_FIRST, CFG_BOOL, 0, command_first), .needs = KEY_EXEC_WAIT},
+	{CFG_KEY(KEY_PID1_COMMAND, CFG_BOOL, 0, pid1_command)},
+	{CFG_KEY(KEY_KEEP_UID, CFG_BOOL, 0, keep_uid)},
+	{CFG_KEY(KEY_KEEP_GID, CFG_BOOL, 0, keep_gid)},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_ids
+/* ids_keys: ids and maps, nesting. */
+const struct cfg_key ids_keys[] = {
+	{CFG_KEY(KEY_SETUP_ROOT, CFG_BOOL, 0, setup_root)},
+	{CFG_KEY(KEY_SETGROUPS, CFG_BOOL, 0, setgroups)},
+	{CFG_KEY(KEY_NEST_UID_MAP, CFG_STR, 0, nest_uid_map), .with = KEY_NEST_GID_MAP},
+	{CFG_KEY(KEY_NEST_GID_MAP, CFG_STR, 0, nest_gid_map), .with = KEY_NEST_UID_MAP},
+	{CFG_KEY(KEY_NEST_IDENTITY, CFG_BOOL, 0, nest_identity)},
+	{CFG_KEY(KEY_MAPS_LATER, CFG_BOOL, 0, maps_later)},
+	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
+	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_ns
+/* ns_keys: the namespaces to make or enter. */
+const struct cfg_key ns_keys[] = {
+	{CFG_KEY(KEY_UNSHARE, CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
+	{CFG_KEY(KEY_PROC, CFG_BOOL, 0, mount_proc)},
+	{CFG_KEY(KEY_LO, CFG_BOOL, 0, lo_up)},
+	{CFG_KEY(KEY_HOSTNAME, CFG_STR, 0, hostname), .max = 64},
+	{CFG_KEY(KEY_NET_WAIT, CFG_BOOL, 0, net_wait)},
+	{CFG_KEY(KEY_ENTER_USERNS, CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY(KEY_ENTER_USERNS2, CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = KEY_ENTER_USERNS},
+	{CFG_KEY(KEY_ENTER_PIDNS, CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_join
+/* join_keys: nsbox exec's sandbox (join.c). */
+const struct cfg_key join_keys[] = {
+	{CFG_KEY(KEY_JOIN_PID, CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
+	{CFG_KEY(KEY_JOIN_START, CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = KEY_JOIN_PID, .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_JOIN_NESTED, CFG_BOOL, 0, join_nested), .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_JOIN_PID1_COMMAND, CFG_BOOL, 0, join_pid1_command), .needs = KEY_JOIN_PID},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_term
+/* term_keys: the terminal (pty.c). */
+const struct cfg_key term_keys[] = {
+	{CFG_KEY(KEY_TTY, CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
+	{CFG_KEY(KEY_PTY, CFG_BOOL, 0, pty)},
+	{CFG_KEY(KEY_PTY_ROWS, CFG_INT, 0, pty_rows), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_COLS, CFG_INT, 0, pty_cols), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_KEEP, CFG_INT, 0, pty_keep), .max = 7, .needs = KEY_PTY},
 	{.key = NULL},
 };
 
@@ -660,7 +693,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	}
 	if (c->tap.tap_name)
 		setup_tap(c);
-	if (c->tap.net_wait)
+	if (c->ns.net_wait)
 		wait_network();
 	int host_proc = nest_prepare(c);
 	setup_mounts(c);
@@ -878,7 +911,7 @@ void nsbox_stage(void)
 	 * wait_network (slirp4netns lost that race under load: "userns path
 	 * doesn't exist"). No process of the sandbox exists yet; PID 1 is
 	 * made non-dumpable again once setup is done. */
-	if (c.tap.net_wait && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+	if (c.ns.net_wait && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE) for the network helper");
 
 	if (unshare_errno) {

@@ -62,6 +62,7 @@ struct cfg_ns {
 	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
 	int pidns_entered; /* enter_pidns_first entered it already */
 	int parent_death;  /* re-arm PR_SET_PDEATHSIG after the identity change */
+	int net_wait;      /* wait for NET_READY, then configure its tap (external helper) */
 };
 
 /* nsbox exec: the sandbox to join (join.c). */
@@ -124,7 +125,6 @@ struct cfg_tap {
 	const char *tap_gw4;   /* default route's gateway */
 	const char *tap_addr6;
 	const char *tap_gw6;
-	int net_wait;          /* wait for NET_READY, then configure its tap (external helper) */
 };
 
 struct config {

@@ -134,14 +134,15 @@ static void format_address(struct cfg_out *o, const char *key, const void *field
 
 /* tap_keys are the device's records, in CONFIG (--net user) or in
  * NET_READY's payload (an external helper's device). */
+#define CFG_STRUCT struct cfg_tap
 const struct cfg_key tap_keys[] = {
-	{CFG_KEY(KEY_TAP, CFG_STR, 0, tap.tap_name), .max = IFNAMSIZ - 1},
-	{CFG_KEY(KEY_TAP_MTU, CFG_INT, 0, tap.tap_mtu), .min = 1, .max = 65535, .needs = KEY_TAP},
-	{CFG_KEY(KEY_TAP_VNET_HDR, CFG_BOOL, 0, tap.tap_vnet_hdr), .needs = KEY_TAP},
-	{CFG_KEY(KEY_TAP_ADDR4, CFG_CUSTOM, 0, tap.tap_addr4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
-	{CFG_KEY(KEY_TAP_GW4, CFG_CUSTOM, 0, tap.tap_gw4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
-	{CFG_KEY(KEY_TAP_ADDR6, CFG_CUSTOM, 0, tap.tap_addr6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
-	{CFG_KEY(KEY_TAP_GW6, CFG_CUSTOM, 0, tap.tap_gw6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP, CFG_STR, 0, tap_name), .max = IFNAMSIZ - 1},
+	{CFG_KEY(KEY_TAP_MTU, CFG_INT, 0, tap_mtu), .min = 1, .max = 65535, .needs = KEY_TAP},
+	{CFG_KEY(KEY_TAP_VNET_HDR, CFG_BOOL, 0, tap_vnet_hdr), .needs = KEY_TAP},
+	{CFG_KEY(KEY_TAP_ADDR4, CFG_CUSTOM, 0, tap_addr4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_GW4, CFG_CUSTOM, 0, tap_gw4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_ADDR6, CFG_CUSTOM, 0, tap_addr6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_GW6, CFG_CUSTOM, 0, tap_gw6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
 	{.key = NULL},
 };
 
