@@ -82,6 +82,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags $(TESTTAGS) ./...
 
 # The AppArmor profile (contrib/apparmor) goes in only where AppArmor is
 # there and restricts unprivileged user namespaces (Ubuntu 23.10+), and is
