@@ -9,6 +9,9 @@ COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 # A static binary: the stage re-executes it, and a static exec skips the
 # dynamic loader. netgo/osusergo keep glibc's NSS out of the static link.
 TAGS    := netgo,osusergo
+# TESTTAGS builds the stage's CONFIG writer into the unit tests
+# (sandbox/internal/stage/configcheck.go); the shipped binary lacks it.
+TESTTAGS := nsbox_configcheck
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -linkmode external -extldflags -static
 export CGO_ENABLED := 1
 
@@ -53,7 +56,7 @@ test:
 	hack/test.sh
 
 unit:
-	$(GO) test -race $$($(GO) list ./... | grep -v /tests)
+	$(GO) test -race -tags $(TESTTAGS) $$($(GO) list ./... | grep -v /tests)
 
 # Every fuzz target (FuzzXxx) of every package, one after the other, each
 # for FUZZTIME; not part of make test. Crashers land in testdata/fuzz and
@@ -65,10 +68,10 @@ FUZZFLAGS ?= -parallel=2
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./... | grep -v /tests); do \
 		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+		for f in $$($(GO) test -tags $(TESTTAGS) -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$f ($$pkg, $(FUZZTIME))"; \
 			before=$$(ls $$dir/testdata/fuzz/$$f 2>/dev/null | wc -l); \
-			if ! $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; then \
+			if ! $(GO) test -tags $(TESTTAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; then \
 				after=$$(ls $$dir/testdata/fuzz/$$f 2>/dev/null | wc -l); \
 				if [ "$$after" != "$$before" ]; then echo "$$f: crasher in $$dir/testdata/fuzz/$$f"; exit 1; fi; \
 				echo "$$f: failed at the deadline without a crasher (golang/go#75804); not counted"; \
@@ -79,6 +82,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags $(TESTTAGS) ./...
 
 # The AppArmor profile (contrib/apparmor) goes in only where AppArmor is
 # there and restricts unprivileged user namespaces (Ubuntu 23.10+), and is

@@ -142,7 +142,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		JoinStart:  t.StartTime,
 		JoinNested: t.Namespaces.Mount,
 		JoinPID1:   t.CommandIsPID1,
-		Security:   append(t.Security.records(p.UID), t.Limits.records()...),
+		Security:   stageSecurity(&t.Security, &t.Limits, p.UID),
 	}
 	if p.Terminal {
 		withTerminalFor(&cfg, p)

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
-
-	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 func TestParseNamespaceIDs(t *testing.T) {
@@ -31,12 +29,4 @@ func FuzzParseNamespaceIDs(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestJoinConfigRecords(t *testing.T) {
-	c := stage.Config{TTY: -1, Args: []string{"ps"}, JoinPID: 42, JoinStart: 987654}
-	b := c.Encode()
-	assert.Assert(t, bytes.Contains(b, []byte("\x00join-pid=42\x00join-start=987654\x00")), "%q", b)
-	c.JoinPID = 0
-	assert.Assert(t, !bytes.Contains(c.Encode(), []byte("join-")))
 }

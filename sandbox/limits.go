@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // Limits bounds the resources of the command.
@@ -146,10 +147,10 @@ func rlimitText(v uint64) string {
 	return strconv.FormatUint(v, 10)
 }
 
-func (l *Limits) records() [][2]string {
-	var r [][2]string
+func (l *Limits) records() []stage.Rlimit {
+	var r []stage.Rlimit
 	for _, x := range l.Rlimits {
-		r = append(r, [2]string{"rlimit", fmt.Sprintf("%d:%d:%d", rlimitNames[x.Name], x.Soft, x.Hard)})
+		r = append(r, stage.Rlimit{Resource: rlimitNames[x.Name], Soft: x.Soft, Hard: x.Hard})
 	}
 	return r
 }

@@ -73,42 +73,22 @@ func (n *Network) validate(ns Namespaces) error {
 	return nil
 }
 
-// records adds the network's CONFIG records.
-func (n *Network) records(add func(k, v string)) {
+// records sets the network's part of the stage's config.
+func (n *Network) records(c *stage.Config) {
 	if n == nil {
 		return
 	}
 	if n.Attach != nil {
-		add("net-wait", "1")
+		c.NetWait = true
 		return
 	}
-	n.TAP.records(add)
+	c.TAP = n.TAP.records()
 }
 
-// records adds the TAP's records (CONFIG, or NET_READY's payload).
-func (t TAP) records(add func(k, v string)) {
-	if t.Name == "" {
-		return
-	}
-	add("tap", t.Name)
-	if t.MTU > 0 {
-		add("tap-mtu", fmt.Sprint(t.MTU))
-	}
-	if t.VnetHdr {
-		add("tap-vnet-hdr", "1")
-	}
-	if t.Address4.IsValid() {
-		add("tap-addr4", t.Address4.String())
-	}
-	if t.Gateway4.IsValid() {
-		add("tap-gw4", t.Gateway4.String())
-	}
-	if t.Address6.IsValid() {
-		add("tap-addr6", t.Address6.String())
-	}
-	if t.Gateway6.IsValid() {
-		add("tap-gw6", t.Gateway6.String())
-	}
+// records is the TAP for the stage (CONFIG, or NET_READY's payload).
+func (t TAP) records() *stage.TAP {
+	return &stage.TAP{Name: t.Name, MTU: t.MTU, VnetHdr: t.VnetHdr, Address4: t.Address4, Gateway4: t.Gateway4,
+		Address6: t.Address6, Gateway6: t.Gateway6}
 }
 
 // startNetwork receives the TAP device from PID 1 and starts serving it,
@@ -119,9 +99,7 @@ func startNetwork(sync *os.File, n *Network, pid1 int) (stop func() error, err e
 		if err != nil {
 			return nil, err
 		}
-		var b []byte
-		tap.records(func(k, v string) { b = stage.AppendRecord(b, k, v) })
-		if err := stage.WriteMessage(sync, stage.MsgNetReady, 0, b); err != nil {
+		if err := stage.WriteMessage(sync, stage.MsgNetReady, 0, stage.EncodeTAP(*tap.records())); err != nil {
 			stop()
 			return nil, fmt.Errorf("resume PID 1 after the network: %w", err)
 		}

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/moby/sys/capability"
 	"github.com/nsbox/nsbox/internal/seccomp"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
 // Security is what stands between the command and the kernel besides the
@@ -101,31 +101,24 @@ func (s *Security) seccompFilter() ([]byte, error) {
 	return prog, err
 }
 
-// records renders the settings as CONFIG records for security.c. uid is
-// the command's uid inside.
-func (s *Security) records(uid uint32) [][2]string {
-	var r [][2]string
+// records is what security.c applies for these settings. uid is the
+// command's uid inside.
+func (s *Security) records(uid uint32) stage.Security {
 	caps := CapSet(0)
 	if s.Capabilities != nil {
 		caps = *s.Capabilities
 	} else if uid == 0 {
 		caps = AllCapabilities()
 	}
-	r = append(r, [2]string{"caps", strconv.FormatUint(uint64(caps&AllCapabilities()), 10)})
+	r := stage.Security{Caps: uint64(caps & AllCapabilities())}
 	if prog, _ := s.seccompFilter(); prog != nil { // validate checked the error
-		r = append(r, [2]string{"seccomp", hex.EncodeToString(prog)})
+		r.Seccomp = append(r.Seccomp, prog)
 	}
-	for _, p := range s.SeccompPrograms {
-		r = append(r, [2]string{"seccomp", hex.EncodeToString(p)})
-	}
-	if s.DisableUserns || s.AssertUsernsDisabled {
-		r = append(r, [2]string{"assert-userns-disabled", "1"})
-	}
-	if s.NewSession {
-		r = append(r, [2]string{"new-session", "1"})
-	}
+	r.Seccomp = append(r.Seccomp, s.SeccompPrograms...)
+	r.AssertUsernsDisabled = s.DisableUserns || s.AssertUsernsDisabled
+	r.NewSession = s.NewSession
 	if s.Landlock != nil {
-		r = append(r, s.Landlock.records(landlock.ABI())...)
+		r.Landlock = s.Landlock.records(landlock.ABI())
 	}
 	return r
 }
@@ -318,28 +311,28 @@ func landlockHandled(abi int) (fs, net, scoped uint64) {
 	return fs, net, scoped
 }
 
-func (l *Landlock) records(abi int) [][2]string {
+func (l *Landlock) records(abi int) *stage.Landlock {
 	if abi <= 0 {
 		return nil
 	}
 	fs, net, scoped := landlockHandled(abi)
-	r := [][2]string{{"landlock", fmt.Sprintf("%d:%d:%d", fs, net, scoped)}}
+	r := &stage.Landlock{FS: fs, Net: net, Scoped: scoped}
 	ro := uint64(llExecute | llReadFile | llReadDir)
-	path := func(access uint64, optional int, paths []string) {
+	path := func(access uint64, optional bool, paths []string) {
 		for _, p := range paths {
-			r = append(r, [2]string{"landlock-path", fmt.Sprintf("%d:%d:%s", access&fs, optional, p)})
+			r.Paths = append(r.Paths, stage.LandlockPath{Access: access & fs, Optional: optional, Path: p})
 		}
 	}
-	path(ro, 0, l.ReadOnly)
-	path(fs, 0, l.ReadWrite)
-	path(ro, 1, l.OptionalReadOnly)
-	path(fs, 1, l.OptionalReadWrite)
+	path(ro, false, l.ReadOnly)
+	path(fs, false, l.ReadWrite)
+	path(ro, true, l.OptionalReadOnly)
+	path(fs, true, l.OptionalReadWrite)
 	if net != 0 {
 		for _, p := range l.TCPBind {
-			r = append(r, [2]string{"landlock-port", fmt.Sprintf("%d:%d", llBindTCP, p)})
+			r.Ports = append(r.Ports, stage.LandlockPort{Access: llBindTCP, Port: p})
 		}
 		for _, p := range l.TCPConnect {
-			r = append(r, [2]string{"landlock-port", fmt.Sprintf("%d:%d", llConnTCP, p)})
+			r.Ports = append(r.Ports, stage.LandlockPort{Access: llConnTCP, Port: p})
 		}
 	}
 	return r

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -42,37 +43,28 @@ func TestCapSetJSON(t *testing.T) {
 }
 
 func TestSecurityRecords(t *testing.T) {
-	rec := func(s Security, uid uint32) map[string][]string {
-		m := map[string][]string{}
-		for _, kv := range s.records(uid) {
-			m[kv[0]] = append(m[kv[0]], kv[1])
-		}
-		return m
-	}
-	m := rec(Security{}, 1000)
-	assert.Check(t, is.DeepEqual(m["caps"], []string{"0"}))
-	assert.Check(t, is.Len(m["seccomp"], 1))
-	m = rec(Security{NoDefaultSeccomp: true, SeccompPrograms: [][]byte{{1, 2}}}, 0)
-	assert.Check(t, is.DeepEqual(m["seccomp"], []string{"0102"}))
-	assert.Check(t, m["caps"][0] != "0")
+	r := (&Security{}).records(1000)
+	assert.Check(t, is.Equal(r.Caps, uint64(0)))
+	assert.Check(t, is.Len(r.Seccomp, 1))
+	r = (&Security{NoDefaultSeccomp: true, SeccompPrograms: [][]byte{{1, 2}}}).records(0)
+	assert.Check(t, is.DeepEqual(r.Seccomp, [][]byte{{1, 2}}))
+	assert.Check(t, r.Caps != 0)
 	drop := CapSet(0)
-	m = rec(Security{Capabilities: &drop, NewSession: true}, 0)
-	assert.Check(t, is.DeepEqual(m["caps"], []string{"0"}))
-	assert.Check(t, is.DeepEqual(m["new-session"], []string{"1"}))
+	r = (&Security{Capabilities: &drop, NewSession: true}).records(0)
+	assert.Check(t, is.Equal(r.Caps, uint64(0)))
+	assert.Check(t, r.NewSession)
 }
 
 func TestLandlockRecords(t *testing.T) {
 	l := &Landlock{ReadOnly: []string{"/ro"}, ReadWrite: []string{"/rw"}, OptionalReadOnly: []string{"/opt"}, TCPConnect: []uint16{443}}
-	assert.Check(t, is.Len(l.records(0), 0))
+	assert.Check(t, is.Nil(l.records(0)))
 	v1 := l.records(1)
-	assert.Check(t, is.Equal(v1[0][1], "8191:0:0"))
-	assert.Check(t, is.Equal(v1[1][1], "13:0:/ro"))
-	assert.Check(t, is.Equal(v1[2][1], "8191:0:/rw"))
-	assert.Check(t, is.Equal(v1[3][1], "13:1:/opt"))
-	assert.Check(t, is.Len(v1, 4), "no ports before ABI 4")
+	assert.Check(t, is.DeepEqual([]uint64{v1.FS, v1.Net, v1.Scoped}, []uint64{8191, 0, 0}))
+	assert.Check(t, is.DeepEqual(v1.Paths, []stage.LandlockPath{{Access: 13, Path: "/ro"}, {Access: 8191, Path: "/rw"}, {Access: 13, Optional: true, Path: "/opt"}}))
+	assert.Check(t, is.Len(v1.Ports, 0), "no ports before ABI 4")
 	v6 := l.records(6)
-	assert.Check(t, is.Equal(v6[0][1], "65535:3:3"))
-	assert.Check(t, is.Equal(v6[len(v6)-1][1], "2:443"))
+	assert.Check(t, is.DeepEqual([]uint64{v6.FS, v6.Net, v6.Scoped}, []uint64{65535, 3, 3}))
+	assert.Check(t, is.DeepEqual(v6.Ports, []stage.LandlockPort{{Access: 2, Port: 443}}))
 	assert.ErrorContains(t, (&Landlock{ReadOnly: []string{"rel"}}).validate(), "not an absolute path")
 }
 

@@ -42,9 +42,9 @@ func stageConfig(s *Spec, nest nesting, ttyFD int) stage.Config {
 		OwnerUID:     innerOf(m.UIDs, m.HostUID),
 		OwnerGID:     innerOf(m.GIDs, m.HostGID),
 		RootMapped:   m.MapsInnerUID(0) && m.MapsInnerGID(0),
-		Security:     append(s.Security.records(s.Process.UID), s.Limits.records()...),
-		Network:      recordList(s.Network.records),
+		Security:     stageSecurity(&s.Security, &s.Limits, s.Process.UID),
 	}
+	s.Network.records(&c)
 	if c.NewRoot {
 		c.Ops = make([]stage.Op, len(s.Mounts))
 		for i := range s.Mounts {
@@ -112,11 +112,11 @@ func (m *Mount) op() stage.Op {
 	}
 }
 
-// recordList collects what records adds, in order.
-func recordList(records func(add func(k, v string))) [][2]string {
-	var rs [][2]string
-	records(func(k, v string) { rs = append(rs, [2]string{k, v}) })
-	return rs
+// stageSecurity is security.c's part of the stage's config.
+func stageSecurity(s *Security, l *Limits, uid uint32) stage.Security {
+	r := s.records(uid)
+	r.Rlimits = l.records()
+	return r
 }
 
 // withTerminal asks PID 1 for a pseudo-terminal of rows × cols.

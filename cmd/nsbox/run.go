@@ -127,6 +127,9 @@ Environment:
   NSBOX_SUBUID_FILE, NSBOX_SUBGID_FILE   read these instead of /etc/subuid and /etc/subgid
   NSBOX_HELPER_DIR   look for newuidmap and newgidmap only in this directory
                      (default: /usr/bin, /usr/sbin, /bin, /sbin, then PATH)
+  NSBOX_FASTPATH=off start without the speed tricks (pre-forked stage, early
+                     namespaces, hand-off to a small supervisor): the same
+                     sandbox, a slower start (for comparisons)
 
 Exit status: the command's own (128+N if signal N killed it); 125 when nsbox
 fails, 126 when the command cannot be executed, 127 when it is not found.
@@ -146,6 +149,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	f.argv = args
+	unshareEarly(f.fs)
 	return f.launch(f.fs.Args(), stdout, stderr)
 }
 

@@ -22,16 +22,23 @@
 #include "stage.h"
 #include "stagelib.h"
 
-/* The areas, in the order their records are written back out. */
+/* The tables, in the order their records are written back out: each
+ * fills one struct of struct config (at base) and belongs to an area. */
 static const struct {
 	const char *name;
 	unsigned bit;
+	size_t base;
 	const struct cfg_key *keys;
 } areas[] = {
-	{"stage", CFG_AREA_STAGE, stage_keys},
-	{"mounts", CFG_AREA_MOUNTS, mount_keys},
-	{"security", CFG_AREA_SECURITY, security_keys},
-	{"tap", CFG_AREA_TAP, tap_keys},
+	{"command", CFG_AREA_STAGE, offsetof(struct config, cmd), command_keys},
+	{"ids", CFG_AREA_STAGE, offsetof(struct config, ids), ids_keys},
+	{"ns", CFG_AREA_STAGE, offsetof(struct config, ns), ns_keys},
+	{"join", CFG_AREA_STAGE, offsetof(struct config, join), join_keys},
+	{"term", CFG_AREA_STAGE, offsetof(struct config, term), term_keys},
+	{"mounts", CFG_AREA_MOUNTS, offsetof(struct config, root), mount_keys},
+	{"security", CFG_AREA_SECURITY, offsetof(struct config, sec), security_keys},
+	{"limits", CFG_AREA_SECURITY, offsetof(struct config, lim), limit_keys},
+	{"tap", CFG_AREA_TAP, offsetof(struct config, tap), tap_keys},
 };
 #define NAREAS (sizeof areas / sizeof *areas)
 /* CFG_MAX_KEYS bounds the keys of all tables together. */
@@ -197,8 +204,9 @@ static void store(struct cfg_parser *p, const struct cfg_key *k, char *base, cha
 
 /* --- the records ---------------------------------------------------------- */
 
-/* lookup finds key in the areas of mask; *index is its seen[] slot. */
-static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
+/* lookup finds key in the areas of mask; *index is its seen[] slot,
+ * *table its table's index in areas. */
+static const struct cfg_key *lookup(unsigned mask, const char *key, int *index, size_t *table)
 {
 	int base = 0;
 	for (size_t a = 0; a < NAREAS; a++) {
@@ -206,6 +214,7 @@ static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
 		for (const struct cfg_key *k = areas[a].keys; k->key; k++, i++)
 			if ((mask & areas[a].bit) && !strcmp(k->key, key)) {
 				*index = base + i;
+				*table = a;
 				return k;
 			}
 		base += i;
@@ -216,7 +225,8 @@ static const struct cfg_key *lookup(unsigned mask, const char *key, int *index)
 static int seen(struct cfg_parser *p, const char *key)
 {
 	int i;
-	return lookup(p->mask, key, &i) && p->seen[i] > 0;
+	size_t a;
+	return lookup(p->mask, key, &i, &a) && p->seen[i] > 0;
 }
 
 /* op_index is the position of k among the mount area's keys. */
@@ -228,47 +238,48 @@ static int op_index(const struct cfg_key *k)
 /* close_op checks that the current mount op got its required keys. */
 static void close_op(struct cfg_parser *p)
 {
-	if (p->c->n_mounts == 0)
+	if (p->c->root.n_mounts == 0)
 		return;
-	uint64_t got = p->op_seen[p->c->n_mounts - 1];
+	uint64_t got = p->op_seen[p->c->root.n_mounts - 1];
 	for (const struct cfg_key *k = mount_keys; k->key; k++)
 		if ((k->flags & CFG_OP) && (k->flags & CFG_REQUIRED) && !(got >> op_index(k) & 1))
-			bad(p, k->key, "missing in mount op %d (%s)", p->c->n_mounts,
-			    p->c->mounts[p->c->n_mounts - 1].what);
+			bad(p, k->key, "missing in mount op %d (%s)", p->c->root.n_mounts,
+			    p->c->root.mounts[p->c->root.n_mounts - 1].what);
 }
 
 static void record(struct cfg_parser *p, char *key, char *v)
 {
 	int i;
-	const struct cfg_key *k = lookup(p->mask, key, &i);
+	size_t a;
+	const struct cfg_key *k = lookup(p->mask, key, &i, &a);
 	if (!k)
 		bad(p, key, "unknown key");
 	struct config *c = p->c;
 	if (k->flags & CFG_OPENS_OP) {
 		close_op(p);
 		cfg_append(p, &p->op_seen, &p->n_op_seen, sizeof *p->op_seen);
-		struct mount_op *op = cfg_append(p, &c->mounts, &c->n_mounts, sizeof *op);
-		p->op_seen[c->n_mounts - 1] = 1ull << op_index(k);
+		struct mount_op *op = cfg_append(p, &c->root.mounts, &c->root.n_mounts, sizeof *op);
+		p->op_seen[c->root.n_mounts - 1] = 1ull << op_index(k);
 		p->seen[i]++;
 		store(p, k, (char *)op, v);
 		return;
 	}
 	if (k->flags & CFG_OP) {
-		if (c->n_mounts == 0)
+		if (c->root.n_mounts == 0)
 			bad(p, key, "before any \"mount\" record");
 		uint64_t bit = 1ull << op_index(k);
-		uint64_t *got = &p->op_seen[c->n_mounts - 1];
+		uint64_t *got = &p->op_seen[c->root.n_mounts - 1];
 		if ((*got & bit) && !(k->flags & CFG_REPEAT))
-			bad(p, key, "given twice in mount op %d", c->n_mounts);
+			bad(p, key, "given twice in mount op %d", c->root.n_mounts);
 		*got |= bit;
 		p->seen[i]++;
-		store(p, k, (char *)&c->mounts[c->n_mounts - 1], v);
+		store(p, k, (char *)&c->root.mounts[c->root.n_mounts - 1], v);
 		return;
 	}
 	if (p->seen[i] && !(k->flags & CFG_REPEAT))
 		bad(p, key, "given twice");
 	p->seen[i]++;
-	store(p, k, (char *)c, v);
+	store(p, k, (char *)c + areas[a].base, v);
 }
 
 /* finish checks what is required and what needs another key, and makes
@@ -288,8 +299,9 @@ static void finish(struct cfg_parser *p)
 			if (k->needs && on && !seen(p, k->needs))
 				bad(p, k->key, "given without \"%s\"", k->needs);
 			if (k->type == CFG_LIST && !(k->flags & CFG_OP)) {
-				char **l = (char **)((char *)p->c + k->off);
-				int *n = (int *)((char *)p->c + k->count_off);
+				char *base = (char *)p->c + areas[a].base;
+				char **l = (char **)(base + k->off);
+				int *n = (int *)(base + k->count_off);
 				if (!*l) {
 					cfg_append(p, l, n, sizeof(char *));
 					*n = 0;
@@ -337,7 +349,7 @@ static void check_tables(struct cfg_parser *p)
 				break;
 			case CFG_CUSTOM:
 				size = k->size;
-				fits = k->parse && k->format;
+				fits = k->parse && (!CFG_CHECK || k->format);
 				break;
 			}
 			if (size != k->size || !fits)
@@ -366,7 +378,7 @@ static int decode(struct cfg_parser *p, char *buf, size_t len, int versioned)
 		if (!v)
 			bad(p, r, "no '=' in the record");
 		*v++ = '\0';
-		if (!strcmp(r, "v")) {
+		if (!strcmp(r, KEY_VERSION)) {
 			if (!versioned || !first)
 				bad(p, r, "the protocol version must be the first record, once");
 			unsigned long long version;
@@ -376,12 +388,12 @@ static int decode(struct cfg_parser *p, char *buf, size_t len, int versioned)
 			continue;
 		}
 		if (first && versioned)
-			bad(p, "v", "missing: the protocol version must be the first record (v=%d)",
+			bad(p, KEY_VERSION, "missing: the protocol version must be the first record (v=%d)",
 			    NSBOX_CONFIG_VERSION);
 		record(p, r, v);
 	}
 	if (first && versioned)
-		bad(p, "v", "missing: the message is empty");
+		bad(p, KEY_VERSION, "missing: the message is empty");
 	finish(p);
 	return 0;
 }
@@ -420,12 +432,13 @@ int config_decode(char *buf, size_t len, struct config *c, unsigned mask, int ve
 
 void config_defaults(struct config *c)
 {
-	c->tty_fd = -1;
-	c->owner_uid = c->owner_gid = -1;
-	c->nest_uid = c->nest_gid = -1;
-	c->enter_userns = c->enter_userns2 = c->enter_pidns = -1;
+	c->term.tty_fd = -1;
+	c->root.owner_uid = c->root.owner_gid = -1;
+	c->ids.nest_uid = c->ids.nest_gid = -1;
+	c->ns.enter_userns = c->ns.enter_userns2 = c->ns.enter_pidns = -1;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 /* --- writing a config back out (tests) -------------------------------------- */
 
 struct cfg_out {
@@ -528,7 +541,7 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 {
 	const struct config *c = p->c;
 	if (versioned)
-		cfg_emit(o, "v", "%d", NSBOX_CONFIG_VERSION);
+		cfg_emit(o, KEY_VERSION, "%d", NSBOX_CONFIG_VERSION);
 	int base = 0;
 	for (size_t a = 0; a < NAREAS; a++) {
 		int i = 0;
@@ -536,32 +549,35 @@ static void config_encode(struct cfg_out *o, const struct cfg_parser *p, int ver
 			if (!(p->mask & areas[a].bit) || !p->seen[base + i] || (k->flags & CFG_OP))
 				continue;
 			if (!(k->flags & CFG_OPENS_OP)) {
-				emit(o, k, (const char *)c);
+				emit(o, k, (const char *)c + areas[a].base);
 				continue;
 			}
-			for (int m = 0; m < c->n_mounts; m++)
+			for (int m = 0; m < c->root.n_mounts; m++)
 				for (const struct cfg_key *ok = mount_keys; ok->key; ok++)
 					if ((ok->flags & (CFG_OP | CFG_OPENS_OP)) && (p->op_seen[m] >> op_index(ok) & 1))
-						emit(o, ok, (const char *)&c->mounts[m]);
+						emit(o, ok, (const char *)&c->root.mounts[m]);
 		}
 		base += i;
 	}
 }
 
+#endif
+
 void nsbox_config_free(struct config *c)
 {
-	for (int m = 0; m < c->n_mounts; m++)
-		free(c->mounts[m].lower);
-	free(c->mounts);
-	free(c->argv);
-	free(c->envp);
-	free(c->seccomp);
-	free(c->rlimits);
-	free(c->ll_paths);
-	free(c->ll_ports);
+	for (int m = 0; m < c->root.n_mounts; m++)
+		free(c->root.mounts[m].lower);
+	free(c->root.mounts);
+	free(c->cmd.argv);
+	free(c->cmd.envp);
+	free(c->sec.seccomp);
+	free(c->lim.rlimits);
+	free(c->sec.ll_paths);
+	free(c->sec.ll_ports);
 	memset(c, 0, sizeof *c);
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned, char **out, char *err,
 			size_t errsize)
 {
@@ -608,3 +624,25 @@ size_t nsbox_config_keys(char *buf, size_t size)
 		}
 	return n;
 }
+
+const char *nsbox_mount_flag_name(int bit)
+{
+	switch (bit) {
+	case MOUNT_READONLY:
+		return "readonly";
+	case MOUNT_DEVICES:
+		return "devices";
+	case MOUNT_OPTIONAL:
+		return "optional";
+	case MOUNT_OWNED:
+		return "owned";
+	case MOUNT_NONRECURSIVE:
+		return "nonrecursive";
+	case MOUNT_TUN:
+		return "tun";
+	case MOUNT_MODE_SET:
+		return "mode-set";
+	}
+	return NULL;
+}
+#endif

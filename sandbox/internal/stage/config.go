@@ -1,6 +1,7 @@
 package stage
 
 /*
+#include "protocol.h"
 #include "stage.h"
 */
 import "C"
@@ -26,9 +27,10 @@ const ConfigVersion = C.NSBOX_CONFIG_VERSION
 // as one CONFIG message of "key=value\0" records, "v=ConfigVersion"
 // first, which config.c decodes in one pass through the key tables of the
 // stage's C files (config.h); repeated keys (arg, env) keep their order.
-// The decoder refuses what it does not know: a key added here needs its
-// table line there, and configcheck_test.go proves both agree. Zero
-// values send nothing, except where a field says otherwise.
+// Every key is a macro of protocol.h, read here through cgo (C.KEY_*), so
+// the two sides cannot spell one differently; the decoder refuses what it
+// does not know, and configcheck_test.go proves both halves agree on the
+// values. Zero values send nothing, except where a field says otherwise.
 type Config struct {
 	Unshare    int  // CLONE_NEW* flags of the namespaces to create (always sent)
 	SetupRoot  bool // inner 0 is mapped: do setup as root
@@ -88,9 +90,11 @@ type Config struct {
 	// becoming the pty's slave (pty.c).
 	PTYKeep int
 
-	// Security and Network are records sent last, in order: key, value.
-	Security [][2]string
-	Network  [][2]string
+	Security Security // security.c's settings (always sent: "caps" at least)
+	// NetWait: PID 1 waits for NET_READY (an external helper's device,
+	// EncodeTAP); TAP: PID 1 creates this device and sends its fd.
+	NetWait bool
+	TAP     *TAP
 }
 
 // Nest is the nested user namespace of the command (package sandbox's
@@ -135,161 +139,146 @@ func (c *Config) Encode() []byte {
 		size += len(e) + 5
 	}
 	b := make([]byte, 0, size)
-	add := func(k, v string) { b = AppendRecord(b, k, v) }
-	flag := func(k string, on bool) {
-		if on {
-			add(k, "1")
-		}
-	}
-	add("v", strconv.Itoa(ConfigVersion))
-	add("unshare", strconv.Itoa(c.Unshare))
-	flag("setup-root", c.SetupRoot)
-	flag("setgroups", c.Setgroups)
-	flag("proc", c.MountProc)
-	flag("lo", c.LoopbackUp)
-	flag("no-new-privs", c.NoNewPrivs)
-	flag("exec-wait", c.ExecWait)
-	flag("command-first", c.CommandFirst)
-	flag("pid1-command", c.PID1Command)
-	add("tty", strconv.Itoa(c.TTY))
+	add := func(k, v string) { b = appendRecord(b, k, v) }
+	add(C.KEY_VERSION, strconv.Itoa(ConfigVersion))
+	add(C.KEY_UNSHARE, strconv.Itoa(c.Unshare))
+	flag(add, C.KEY_SETUP_ROOT, c.SetupRoot)
+	flag(add, C.KEY_SETGROUPS, c.Setgroups)
+	flag(add, C.KEY_PROC, c.MountProc)
+	flag(add, C.KEY_LO, c.LoopbackUp)
+	flag(add, C.KEY_NO_NEW_PRIVS, c.NoNewPrivs)
+	flag(add, C.KEY_EXEC_WAIT, c.ExecWait)
+	flag(add, C.KEY_COMMAND_FIRST, c.CommandFirst)
+	flag(add, C.KEY_PID1_COMMAND, c.PID1Command)
+	add(C.KEY_TTY, strconv.Itoa(c.TTY))
 	if c.ExtraFDs > 0 {
-		add("extra-fds", strconv.Itoa(c.ExtraFDs))
+		add(C.KEY_EXTRA_FDS, strconv.Itoa(c.ExtraFDs))
 	}
-	add("uid", strconv.FormatUint(uint64(c.UID), 10))
-	add("gid", strconv.FormatUint(uint64(c.GID), 10))
+	add(C.KEY_UID, strconv.FormatUint(uint64(c.UID), 10))
+	add(C.KEY_GID, strconv.FormatUint(uint64(c.GID), 10))
 	if c.Hostname != "" {
-		add("hostname", c.Hostname)
+		add(C.KEY_HOSTNAME, c.Hostname)
 	}
 	if c.Cwd != "" {
-		add("cwd", c.Cwd)
+		add(C.KEY_CWD, c.Cwd)
 	}
 	for _, a := range c.Args {
-		add("arg", a)
+		add(C.KEY_ARG, a)
 	}
 	if c.Argv0 != "" {
-		add("argv0", c.Argv0)
+		add(C.KEY_ARGV0, c.Argv0)
 	}
 	for _, e := range c.Env {
-		add("env", e)
+		add(C.KEY_ENV, e)
 	}
 	if c.Setgroups {
 		for _, g := range c.Groups {
-			add("group", strconv.FormatUint(uint64(g), 10))
+			add(C.KEY_GROUP, strconv.FormatUint(uint64(g), 10))
 		}
 	}
 	if c.NewRoot {
-		add("owner-uid", strconv.FormatInt(c.OwnerUID, 10))
-		add("owner-gid", strconv.FormatInt(c.OwnerGID, 10))
-		flag("root-mapped", c.RootMapped)
-		flag("new-root", true)
+		add(C.KEY_OWNER_UID, strconv.FormatInt(c.OwnerUID, 10))
+		add(C.KEY_OWNER_GID, strconv.FormatInt(c.OwnerGID, 10))
+		flag(add, C.KEY_ROOT_MAPPED, c.RootMapped)
+		flag(add, C.KEY_NEW_ROOT, true)
 		if c.CwdTry != "" {
-			add("cwd-try", c.CwdTry)
+			add(C.KEY_CWD_TRY, c.CwdTry)
 		}
 		for i := range c.Ops {
 			c.Ops[i].encode(add)
 		}
 	}
 	if n := c.Nest; n != nil {
-		add("nest-uid-map", mapping.Format(n.UIDs))
-		add("nest-gid-map", mapping.Format(n.GIDs))
-		add("nest-uid", strconv.FormatUint(uint64(n.UID), 10))
-		add("nest-gid", strconv.FormatUint(uint64(n.GID), 10))
+		add(C.KEY_NEST_UID_MAP, mapping.Format(n.UIDs))
+		add(C.KEY_NEST_GID_MAP, mapping.Format(n.GIDs))
+		add(C.KEY_NEST_UID, strconv.FormatUint(uint64(n.UID), 10))
+		add(C.KEY_NEST_GID, strconv.FormatUint(uint64(n.GID), 10))
 	}
 	for _, e := range []struct {
 		k  string
 		fd int
-	}{{"enter-userns", c.EnterUserns}, {"enter-userns2", c.EnterUserns2}, {"enter-pidns", c.EnterPidns}} {
+	}{{C.KEY_ENTER_USERNS, c.EnterUserns}, {C.KEY_ENTER_USERNS2, c.EnterUserns2}, {C.KEY_ENTER_PIDNS, c.EnterPidns}} {
 		if e.fd > 0 {
 			add(e.k, strconv.Itoa(e.fd))
 		}
 	}
-	flag("nest-identity", c.NestIdentity)
-	flag("keep-uid", c.KeepUID)
-	flag("keep-gid", c.KeepGID)
-	flag("maps-later", c.MapsLater)
+	flag(add, C.KEY_NEST_IDENTITY, c.NestIdentity)
+	flag(add, C.KEY_KEEP_UID, c.KeepUID)
+	flag(add, C.KEY_KEEP_GID, c.KeepGID)
+	flag(add, C.KEY_MAPS_LATER, c.MapsLater)
 	if c.JoinPID > 0 {
-		add("join-pid", strconv.Itoa(c.JoinPID))
-		add("join-start", strconv.FormatUint(c.JoinStart, 10))
-		flag("join-nested", c.JoinNested)
-		flag("join-pid1-command", c.JoinPID1)
+		add(C.KEY_JOIN_PID, strconv.Itoa(c.JoinPID))
+		add(C.KEY_JOIN_START, strconv.FormatUint(c.JoinStart, 10))
+		flag(add, C.KEY_JOIN_NESTED, c.JoinNested)
+		flag(add, C.KEY_JOIN_PID1_COMMAND, c.JoinPID1)
 	}
 	if c.PTY {
-		add("pty", "1")
-		add("pty-rows", strconv.Itoa(c.PTYRows))
-		add("pty-cols", strconv.Itoa(c.PTYCols))
+		add(C.KEY_PTY, "1")
+		add(C.KEY_PTY_ROWS, strconv.Itoa(c.PTYRows))
+		add(C.KEY_PTY_COLS, strconv.Itoa(c.PTYCols))
 		if c.PTYKeep != 0 {
-			add("pty-keep", strconv.Itoa(c.PTYKeep))
+			add(C.KEY_PTY_KEEP, strconv.Itoa(c.PTYKeep))
 		}
 	}
-	for _, kv := range c.Security {
-		add(kv[0], kv[1])
-	}
-	for _, kv := range c.Network {
-		add(kv[0], kv[1])
-	}
+	c.Security.encode(add)
+	flag(add, C.KEY_NET_WAIT, c.NetWait)
+	c.TAP.encode(add)
 	return b
 }
 
-// AppendRecord appends the record "k=v\0" to b.
-func AppendRecord(b []byte, k, v string) []byte {
+// appendRecord appends the record "k=v\0" to b.
+func appendRecord(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, '=')
 	b = append(b, v...)
 	return append(b, 0)
 }
 
-// Flag bits of a "mount-flags" record; mounts.c reads the same values.
-const (
-	mountFlagReadOnly = 1 << iota
-	mountFlagDevices
-	mountFlagOptional
-	mountFlagOwned
-	mountFlagNonRecursive
-	mountFlagTun
-	mountFlagModeSet
-)
+// opFlags are the MOUNT_* bits of a "mount-flags" record (protocol.h),
+// each with the Op field that sets it.
+var opFlags = []struct {
+	bit int
+	on  func(*Op) bool
+}{
+	{C.MOUNT_READONLY, func(m *Op) bool { return m.ReadOnly }},
+	{C.MOUNT_DEVICES, func(m *Op) bool { return m.Devices }},
+	{C.MOUNT_OPTIONAL, func(m *Op) bool { return m.Optional }},
+	{C.MOUNT_OWNED, func(m *Op) bool { return m.Owned }},
+	{C.MOUNT_NONRECURSIVE, func(m *Op) bool { return m.NonRecursive }},
+	{C.MOUNT_TUN, func(m *Op) bool { return m.Tun }},
+	{C.MOUNT_MODE_SET, func(m *Op) bool { return m.ModeSet }},
+}
 
 // encode appends the op's records: "mount=TYPE" opens it, the keys after
 // it (until the next "mount") fill it in.
 func (m *Op) encode(add func(k, v string)) {
-	add("mount", m.Type)
+	add(C.KEY_MOUNT, m.Type)
 	if m.Source != "" {
-		add("mount-src", m.Source)
+		add(C.KEY_MOUNT_SRC, m.Source)
 	}
-	add("mount-dst", filepath.Clean(m.Destination))
+	add(C.KEY_MOUNT_DST, filepath.Clean(m.Destination))
 	fl := 0
-	for _, b := range []struct {
-		on  bool
-		bit int
-	}{
-		{m.ReadOnly, mountFlagReadOnly},
-		{m.Devices, mountFlagDevices},
-		{m.Optional, mountFlagOptional},
-		{m.Owned, mountFlagOwned},
-		{m.NonRecursive, mountFlagNonRecursive},
-		{m.Tun, mountFlagTun},
-		{m.ModeSet, mountFlagModeSet},
-	} {
-		if b.on {
-			fl |= b.bit
+	for _, f := range opFlags {
+		if f.on(m) {
+			fl |= f.bit
 		}
 	}
-	add("mount-flags", strconv.Itoa(fl))
-	add("mount-mode", strconv.FormatUint(uint64(m.Mode), 10))
+	add(C.KEY_MOUNT_FLAGS, strconv.Itoa(fl))
+	add(C.KEY_MOUNT_MODE, strconv.FormatUint(uint64(m.Mode), 10))
 	if m.Size > 0 {
-		add("mount-size", strconv.FormatInt(m.Size, 10))
+		add(C.KEY_MOUNT_SIZE, strconv.FormatInt(m.Size, 10))
 	}
 	if m.Type == "file" {
-		add("mount-data", hex.EncodeToString(m.Data))
+		add(C.KEY_MOUNT_DATA, hex.EncodeToString(m.Data))
 	}
 	for _, l := range m.Lower {
-		add("mount-lower", l)
+		add(C.KEY_MOUNT_LOWER, l)
 	}
 	if m.Upper != "" {
-		add("mount-upper", m.Upper)
+		add(C.KEY_MOUNT_UPPER, m.Upper)
 	}
 	if m.Work != "" {
-		add("mount-work", m.Work)
+		add(C.KEY_MOUNT_WORK, m.Work)
 	}
-	add("mount-what", m.What)
+	add(C.KEY_MOUNT_WHAT, m.What)
 }

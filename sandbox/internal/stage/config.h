@@ -1,15 +1,21 @@
 /*
  * config.h: the CONFIG protocol's C half. The launcher (sandbox/internal/stage/config.go)
- * sends "key=value\0" records; config.c decodes them into struct config
- * (stagelib.h) through key tables, one per area of the stage, each in the
- * file that uses the fields:
+ * sends "key=value\0" records (their keys: protocol.h); config.c decodes
+ * them into struct config (stagelib.h), one small struct per job, each
+ * through its key table, in the file that uses the fields:
  *
- *   stage_keys     stage.c     namespaces, identity, command, terminal, exec
- *   mount_keys     mounts.c    the new root and its mount ops
- *   security_keys  security.c  capabilities, seccomp, rlimits, Landlock
- *   tap_keys       tap.c       the network device (also NET_READY's payload)
+ *   command_keys   stage.c     struct cfg_command: argv, env, identity, exec
+ *   ids_keys       stage.c     struct cfg_ids: setup identity, nested maps
+ *   ns_keys        stage.c     struct cfg_ns: namespaces made or entered
+ *   join_keys      stage.c     struct cfg_join: nsbox exec's sandbox
+ *   term_keys      stage.c     struct cfg_term: terminal, pty
+ *   mount_keys     mounts.c    struct cfg_root: the new root and its mount ops
+ *   security_keys  security.c  struct cfg_security: caps, seccomp, Landlock
+ *   limit_keys     security.c  struct cfg_limits: rlimits
+ *   tap_keys       tap.c       struct cfg_tap: the network device (also
+ *                              NET_READY's payload)
  *
- * config.c registers the four in one array: a key is known exactly once,
+ * config.c registers them in one array: a key is known exactly once,
  * and adding one is one table line (plus its field). The decoder is strict:
  * the first record must be "v=NSBOX_CONFIG_VERSION"; an unknown key, a
  * record without '=', a number that is not canonical decimal or is out of
@@ -20,6 +26,8 @@
  *
  * The stage sends that line as an ERROR (the launcher exits 125). Nothing
  * is ignored, so a key renamed on one side cannot silently mean "off".
+ * The keys themselves are protocol.h's macros, which the launcher's
+ * encoder reads too.
  */
 #ifndef NSBOX_CONFIG_H
 #define NSBOX_CONFIG_H
@@ -60,7 +68,7 @@ struct cfg_key {
 	const char *key;
 	enum cfg_type type;
 	unsigned flags;
-	size_t off;       /* the field in struct config (struct mount_op with CFG_OP) */
+	size_t off;       /* the field in the table's struct (struct mount_op with CFG_OP) */
 	size_t size;      /* its size, checked against the type (CFG_KEY fills it in) */
 	size_t count_off; /* CFG_LIST: the int counting its elements */
 	long long min;    /* numbers: the accepted range */
@@ -74,15 +82,30 @@ struct cfg_key {
 	void (*format)(struct cfg_out *o, const char *key, const void *field);
 };
 
-/* The tables, each ended by an entry with key NULL. */
-extern const struct cfg_key stage_keys[], mount_keys[], security_keys[], tap_keys[];
+/* The tables, one per struct of struct config (stagelib.h), each ended by
+ * an entry with key NULL; config.c lists them with their struct's place. */
+extern const struct cfg_key command_keys[], ids_keys[], ns_keys[], join_keys[], term_keys[];
+extern const struct cfg_key mount_keys[], security_keys[], limit_keys[], tap_keys[];
 
-/* Table entries: CFG_KEY for a field of struct config, CFG_OP_KEY for
- * one of the current mount op; designated fields (.max, .with, …) after. */
-#define CFG_FIELD(f) offsetof(struct config, f)
+/* CFG_FORMAT names a CFG_CUSTOM key's formatter: the writer that turns a
+ * decoded config back into records exists for the round-trip tests only
+ * (NSBOX_CONFIG_CHECK, set by configcheck.go under the nsbox_configcheck
+ * build tag), so the stage that ships has neither it nor the formatters. */
+#ifdef NSBOX_CONFIG_CHECK
+#define CFG_CHECK 1
+#define CFG_FORMAT(f) .format = (f)
+#else
+#define CFG_CHECK 0
+#define CFG_FORMAT(f) .format = NULL
+#endif
+
+/* Table entries: CFG_KEY for a field of the table's struct (CFG_STRUCT,
+ * defined before each table), CFG_OP_KEY for one of the current mount op;
+ * designated fields (.max, .with, …) after. */
+#define CFG_FIELD(f) offsetof(CFG_STRUCT, f)
 #define CFG_OPFIELD(f) offsetof(struct mount_op, f)
 #define CFG_KEY(k, t, fl, f) \
-	.key = (k), .type = (t), .flags = (fl), .off = CFG_FIELD(f), .size = sizeof(((struct config *)0)->f)
+	.key = (k), .type = (t), .flags = (fl), .off = CFG_FIELD(f), .size = sizeof(((CFG_STRUCT *)0)->f)
 #define CFG_OP_KEY(k, t, fl, f) \
 	.key = (k), .type = (t), .flags = (fl) | CFG_OP, .off = CFG_OPFIELD(f), .size = sizeof(((struct mount_op *)0)->f)
 
@@ -108,7 +131,8 @@ char *cfg_next(char **s);
 __attribute__((format(printf, 3, 4))) void cfg_emit(struct cfg_out *o, const char *key, const char *fmt, ...);
 void cfg_emit_hex(struct cfg_out *o, const char *key, const void *data, size_t len);
 
-/* nsbox_config_check (tests, through sandbox/internal/stage/configcheck.go) decodes as
+/* With NSBOX_CONFIG_CHECK only (the tests' build, configcheck.go):
+ * nsbox_config_check decodes as
  * the stage does and writes the decoded struct back out as records into a
  * malloc'd *out; nsbox_config_free releases what a decode allocated. */
 long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned, char **out,
@@ -116,6 +140,9 @@ long nsbox_config_check(const char *in, size_t len, unsigned mask, int versioned
 /* nsbox_config_keys writes every key of every area, "area key\n" each. */
 size_t nsbox_config_keys(char *buf, size_t size);
 void nsbox_config_free(struct config *c);
+/* nsbox_mount_flag_name names the MOUNT_* bit as the stage means it
+ * (tests: which Op field sets which bit), or NULL. */
+const char *nsbox_mount_flag_name(int bit);
 
 /* mountinfo_unescape (mounts.c) undoes /proc/self/mountinfo's octal
  * escapes in place (\040 for a space; the kernel escapes space, tab,

@@ -1,3 +1,5 @@
+//go:build nsbox_configcheck
+
 package stage
 
 import (
@@ -70,7 +72,7 @@ func FuzzMountRecords(f *testing.F) {
 	}
 	var all []byte
 	for i := range c.Ops {
-		c.Ops[i].encode(func(k, v string) { all = AppendRecord(all, k, v) })
+		c.Ops[i].encode(func(k, v string) { all = appendRecord(all, k, v) })
 	}
 	f.Add(all)
 	f.Add([]byte("mount=bind\x00mount-dst=/\x00mount-flags=7\x00mount-mode=0\x00mount-what=x\x00mount-lower=a\x00mount-lower=b\x00"))

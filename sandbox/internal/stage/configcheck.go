@@ -1,11 +1,16 @@
+//go:build nsbox_configcheck
+
 package stage
 
 // The CONFIG decoder (config.c) called from Go, for the tests that hold
 // the protocol's two halves together (configcheck_test.go) and the fuzz
-// targets. cgo is not allowed in _test.go files, so the bridge lives here;
-// nothing outside the tests calls it (CheckConfig: sandbox's tests).
+// targets. cgo is not allowed in _test.go files, so the bridge lives here,
+// behind the nsbox_configcheck build tag (hack/test.sh and make unit set
+// it): with it, the C side also gets its writer (NSBOX_CONFIG_CHECK in
+// config.c and the tables' CFG_FORMAT), which the shipped stage lacks.
 
 /*
+#cgo CFLAGS: -DNSBOX_CONFIG_CHECK
 #include <stdlib.h>
 #include "config.h"
 */
@@ -77,4 +82,13 @@ func mountinfoUnescapeC(s string) string {
 	defer C.free(unsafe.Pointer(cs))
 	C.mountinfo_unescape(cs)
 	return C.GoString(cs)
+}
+
+// mountFlagNameC is the stage's name of a MOUNT_* bit, "" for none.
+func mountFlagNameC(bit int) string {
+	s := C.nsbox_mount_flag_name(C.int(bit))
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
 }

@@ -1,11 +1,15 @@
+//go:build nsbox_configcheck
+
 package stage
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,9 +26,9 @@ import (
 // it stores differently (a number cut to an int, a flag dropped), or a key
 // only one side knows fails here.
 
-// seccompAllow is a one-instruction filter program, hex as the stage
-// takes it (the decoder checks the length, the kernel the program).
-const seccompAllow = "0600000000000000"
+// seccompAllow is a one-instruction filter program (BPF_RET; the
+// decoder checks the length, the kernel the program).
+var seccompAllow = []byte{6, 0, 0, 0, 0, 0, 0, 0}
 
 // everyMount is one op of each mount type, with every field its type
 // uses, as package sandbox turns its Mounts into ops.
@@ -38,20 +42,20 @@ func everyMount() []Op {
 // each (Spec to Config) is package sandbox's business and test.
 func configCases(testing.TB) map[string]Config {
 	hostView := []Op{{Type: "bind", Source: "/", Destination: "/", ReadOnly: true, What: "the read-only host root"}, {Type: "dev", Destination: "/dev", Tun: true, What: "dev mount on /dev"}, {Type: "proc", Destination: "/proc", What: "proc mount on /proc"}, {Type: "tmpfs", Destination: "/tmp", Mode: 0x3ff, What: "tmpfs mount on /tmp"}, {Type: "tmpfs", Destination: "/run", Mode: 0x1ed, What: "the empty /run (sockets hidden)"}, {Type: "dir", Destination: "/run/lock", Mode: 0x3ff, What: "/run/lock"}, {Type: "file", Destination: "/run/host/container-manager", ReadOnly: true, Mode: 0x124, Data: []uint8{0x6e, 0x73, 0x62, 0x6f, 0x78, 0xa}, What: "/run/host/container-manager"}, {Type: "symlink", Source: "/dev/shm", Destination: "/run/shm", What: "/run/shm"}, {Type: "tmpfs", Destination: "/home", Mode: 0x1ed, What: "the empty /home (homes hidden)"}, {Type: "tmpfs", Destination: "/root", Owned: true, Mode: 0x1c0, What: "the private home /root"}, {Type: "bind", Source: "/home/u/src", Destination: "/home/u/src", What: "the current directory /home/u/src"}}
-	security := [][2]string{{"caps", "0"}, {"seccomp", seccompAllow}}
+	security := Security{Seccomp: [][]byte{seccompAllow}}
 	return map[string]Config{
-		"--disable-userns":                        Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: [][2]string{{"caps", "0"}, {"seccomp", seccompAllow}, {"assert-userns-disabled", "1"}}},
+		"--disable-userns":                        Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: Security{Seccomp: [][]byte{seccompAllow}, AssertUsernsDisabled: true}},
 		"--map single (nested)":                   Config{Unshare: 1845624832, SetupRoot: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Inner: 0x3e8, Count: 0x1}}, GIDs: []mapping.Extent{{Inner: 0x3e8, Count: 0x1}}}, Security: security},
-		"--net slirp4netns (net-wait)":            Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security, Network: [][2]string{{"net-wait", "1"}}},
-		"--net user (tap)":                        Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security, Network: [][2]string{{"tap", "tap0"}, {"tap-mtu", "65520"}, {"tap-vnet-hdr", "1"}, {"tap-addr4", "10.0.2.100/24"}, {"tap-gw4", "10.0.2.2"}, {"tap-addr6", "fd00::100/64"}, {"tap-gw6", "fd00::2"}}},
-		"--no-seccomp":                            Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: [][2]string{{"caps", "0"}}},
-		"--root":                                  Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, Hostname: "box", Args: []string{"make", "", "-j=4"}, Argv0: "-login shell", Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x1}, {Inner: 0x1, Outer: 0x1, Count: 0x10000}}, GIDs: []mapping.Extent{{Count: 0x1}, {Inner: 0x1, Outer: 0x1, Count: 0x10000}}}, Security: [][2]string{{"caps", "2199023255551"}, {"seccomp", seccompAllow}}},
+		"--net slirp4netns (net-wait)":            Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security, NetWait: true},
+		"--net user (tap)":                        Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security, TAP: &TAP{Name: "tap0", MTU: 65520, VnetHdr: true, Address4: netip.MustParsePrefix("10.0.2.100/24"), Gateway4: netip.MustParseAddr("10.0.2.2"), Address6: netip.MustParsePrefix("fd00::100/64"), Gateway6: netip.MustParseAddr("fd00::2")}},
+		"--no-seccomp":                            Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: Security{}},
+		"--root":                                  Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, Hostname: "box", Args: []string{"make", "", "-j=4"}, Argv0: "-login shell", Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x1}, {Inner: 0x1, Outer: 0x1, Count: 0x10000}}, GIDs: []mapping.Extent{{Count: 0x1}, {Inner: 0x1, Outer: 0x1, Count: 0x10000}}}, Security: Security{Caps: 2199023255551, Seccomp: [][]byte{seccompAllow}}},
 		"--rootfs, every mount type, --chdir":     Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Cwd: "/m/dir", Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, Ops: append([]Op{{Type: "bind", Source: "/rootfs", Destination: "/", What: "bind mount /rootfs on /"}}, everyMount()...), Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
 		"--share all (no new root)":               Config{SetupRoot: true, Setgroups: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, Security: security},
 		"--tty":                                   Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, PTY: true, PTYRows: 50, PTYCols: 132, PTYKeep: 2, Security: security},
 		"BeforeExec (exec-wait)":                  Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, ExecWait: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
 		"CommandCreated (command-first)":          Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, ExecWait: true, CommandFirst: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
-		"Default":                                 Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, Args: []string{"true"}, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/u", "TERM=xterm"}, NewRoot: true, OwnerUID: -1, OwnerGID: -1, RootMapped: true, CwdTry: "/home/u/src", Ops: []Op{{Type: "bind", Source: "/", Destination: "/", ReadOnly: true, What: "the read-only host root"}, {Type: "dev", Destination: "/dev", Tun: true, What: "dev mount on /dev"}, {Type: "proc", Destination: "/proc", What: "proc mount on /proc"}, {Type: "tmpfs", Destination: "/tmp", Mode: 0x3ff, What: "tmpfs mount on /tmp"}, {Type: "tmpfs", Destination: "/run", Mode: 0x1ed, What: "the empty /run (sockets hidden)"}, {Type: "dir", Destination: "/run/lock", Mode: 0x3ff, What: "/run/lock"}, {Type: "file", Destination: "/run/host/container-manager", ReadOnly: true, Mode: 0x124, Data: []uint8{0x6e, 0x73, 0x62, 0x6f, 0x78, 0xa}, What: "/run/host/container-manager"}, {Type: "symlink", Source: "/dev/shm", Destination: "/run/shm", What: "/run/shm"}, {Type: "tmpfs", Destination: "/home", Mode: 0x1ed, What: "the empty /home (homes hidden)"}, {Type: "tmpfs", Destination: "/root", Owned: true, Mode: 0x1c0, What: "the private home /root"}, {Type: "bind", Source: "/work/wt/split-stage/sandbox", Destination: "/work/wt/split-stage/sandbox", What: "the current directory /work/wt/split-stage/sandbox"}}, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x10000}}, GIDs: []mapping.Extent{{Count: 0x10000}}}, Security: [][2]string{{"caps", "2199023255551"}, {"seccomp", seccompAllow}}},
+		"Default":                                 Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, Args: []string{"true"}, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/u", "TERM=xterm"}, NewRoot: true, OwnerUID: -1, OwnerGID: -1, RootMapped: true, CwdTry: "/home/u/src", Ops: []Op{{Type: "bind", Source: "/", Destination: "/", ReadOnly: true, What: "the read-only host root"}, {Type: "dev", Destination: "/dev", Tun: true, What: "dev mount on /dev"}, {Type: "proc", Destination: "/proc", What: "proc mount on /proc"}, {Type: "tmpfs", Destination: "/tmp", Mode: 0x3ff, What: "tmpfs mount on /tmp"}, {Type: "tmpfs", Destination: "/run", Mode: 0x1ed, What: "the empty /run (sockets hidden)"}, {Type: "dir", Destination: "/run/lock", Mode: 0x3ff, What: "/run/lock"}, {Type: "file", Destination: "/run/host/container-manager", ReadOnly: true, Mode: 0x124, Data: []uint8{0x6e, 0x73, 0x62, 0x6f, 0x78, 0xa}, What: "/run/host/container-manager"}, {Type: "symlink", Source: "/dev/shm", Destination: "/run/shm", What: "/run/shm"}, {Type: "tmpfs", Destination: "/home", Mode: 0x1ed, What: "the empty /home (homes hidden)"}, {Type: "tmpfs", Destination: "/root", Owned: true, Mode: 0x1c0, What: "the private home /root"}, {Type: "bind", Source: "/work/wt/split-stage/sandbox", Destination: "/work/wt/split-stage/sandbox", What: "the current directory /work/wt/split-stage/sandbox"}}, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x10000}}, GIDs: []mapping.Extent{{Count: 0x10000}}}, Security: Security{Caps: 2199023255551, Seccomp: [][]byte{seccompAllow}}},
 		"ExtraFiles":                              Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, ExtraFDs: 2, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
 		"default view":                            Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
 		"exec (join)":                             Config{Unshare: 1845624832, Setgroups: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Cwd: "/w", Args: []string{"sh"}, Env: []string{"A=1"}, JoinPID: 4242, JoinStart: 0x10000000000, JoinNested: true, Security: security},
@@ -61,9 +65,9 @@ func configCases(testing.TB) map[string]Config {
 		"WriteMaps: bwrap --userns-block-fd":      Config{Unshare: 1845624832, MountProc: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"sh"}, NewRoot: true, OwnerUID: -1, OwnerGID: -1, Ops: hostView, NestIdentity: true, KeepUID: true, KeepGID: true, MapsLater: true, Security: security},
 		"CommandIsPID1 (pid1-command)":            Config{Unshare: 1845624832, SetupRoot: true, MountProc: true, NoNewPrivs: true, PID1Command: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"sh"}, NewRoot: true, RootMapped: true, Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Inner: 0x3e8, Count: 0x1}}, GIDs: []mapping.Extent{{Inner: 0x3e8, Count: 0x1}}}, Security: security},
 		"image user with groups (Process.Groups)": Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Groups: []uint32{10, 27, 4294967294}, Args: []string{"sh"}, Security: security},
-		"landlock":                                Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: [][2]string{{"caps", "0"}, {"seccomp", seccompAllow}, {"landlock", "65535:3:3"}, {"landlock-path", "13:0:/usr"}, {"landlock-path", "65535:0:/tmp"}, {"landlock-path", "13:1:/lib64"}, {"landlock-path", "65535:1:/a:b"}, {"landlock-port", "1:8080"}, {"landlock-port", "2:443"}, {"landlock-port", "2:65535"}}},
+		"landlock":                                Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: Security{Seccomp: [][]byte{seccompAllow}, Landlock: &Landlock{FS: 65535, Net: 3, Scoped: 3, Paths: []LandlockPath{{13, false, "/usr"}, {65535, false, "/tmp"}, {13, true, "/lib64"}, {65535, true, "/a:b"}}, Ports: []LandlockPort{{1, 8080}, {2, 443}, {2, 65535}}}}},
 		"overlays":                                Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: []Op{{Type: "bind", Source: "/", Destination: "/", ReadOnly: true, What: "the read-only host root"}, {Type: "dev", Destination: "/dev", Tun: true, What: "dev mount on /dev"}, {Type: "proc", Destination: "/proc", What: "proc mount on /proc"}, {Type: "tmpfs", Destination: "/tmp", Mode: 0x3ff, What: "tmpfs mount on /tmp"}, {Type: "tmpfs", Destination: "/run", Mode: 0x1ed, What: "the empty /run (sockets hidden)"}, {Type: "dir", Destination: "/run/lock", Mode: 0x3ff, What: "/run/lock"}, {Type: "file", Destination: "/run/host/container-manager", ReadOnly: true, Mode: 0x124, Data: []uint8{0x6e, 0x73, 0x62, 0x6f, 0x78, 0xa}, What: "/run/host/container-manager"}, {Type: "symlink", Source: "/dev/shm", Destination: "/run/shm", What: "/run/shm"}, {Type: "tmpfs", Destination: "/home", Mode: 0x1ed, What: "the empty /home (homes hidden)"}, {Type: "tmpfs", Destination: "/root", Owned: true, Mode: 0x1c0, What: "the private home /root"}, {Type: "bind", Source: "/home/u/src", Destination: "/home/u/src", What: "the current directory /home/u/src"}, {Type: "overlay", Destination: "/usr", Lower: []string{"/usr"}, Upper: "/var/tmp/u", Work: "/var/tmp/w", What: "overlay mount on /usr"}, {Type: "tmp-overlay", Destination: "/etc", What: "tmp-overlay mount on /etc"}, {Type: "tmp-overlay", Destination: "/srv", Lower: []string{"/srv/b", "/srv/a"}, What: "tmp-overlay mount on /srv"}, {Type: "overlay", Destination: "/srv/ro", Lower: []string{"/srv/b", "/srv/a"}, What: "overlay mount on /srv/ro"}, {Type: "copy-up", Destination: "/opt", What: "copy-up mount on /opt"}}, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: security},
-		"seccomp, caps, rlimits, new session":     Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: [][2]string{{"caps", "12288"}, {"seccomp", seccompAllow}, {"seccomp", "0000000000000000"}, {"seccomp", "00000000000000000000000000000000"}, {"new-session", "1"}, {"rlimit", "7:1024:4096"}, {"rlimit", "4:0:18446744073709551615"}}},
+		"seccomp, caps, rlimits, new session":     Config{Unshare: 1845624832, SetupRoot: true, Setgroups: true, MountProc: true, LoopbackUp: true, NoNewPrivs: true, TTY: -1, UID: 0x3e8, GID: 0x3e8, Args: []string{"make", "", "-j=4"}, Env: []string{"A=b=c", "EMPTY=", "U=é"}, NewRoot: true, OwnerUID: 1000, OwnerGID: 1000, RootMapped: true, CwdTry: "/home/u/src", Ops: hostView, Nest: &Nest{UIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, GIDs: []mapping.Extent{{Count: 0x3e8}, {Inner: 0x3e8, Outer: 0x3e8, Count: 0x1}, {Inner: 0x3e9, Outer: 0x3e9, Count: 0xfc17}}, UID: 0x3e8, GID: 0x3e8}, Security: Security{Caps: 12288, Seccomp: [][]byte{seccompAllow, make([]byte, 8), make([]byte, 16)}, NewSession: true, Rlimits: []Rlimit{{7, 1024, 4096}, {4, 0, 18446744073709551615}}}},
 	}
 }
 
@@ -125,10 +129,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	}
 	// NET_READY carries the device's records only, without a version.
 	t.Run("NET_READY", func(t *testing.T) {
-		var b []byte
-		for _, kv := range [][2]string{{"tap", "eth0"}, {"tap-mtu", "1500"}, {"tap-addr4", "10.0.2.100/24"}, {"tap-gw6", "fe80::1"}} {
-			b = AppendRecord(b, kv[0], kv[1])
-		}
+		b := EncodeTAP(TAP{Name: "eth0", MTU: 1500, Address4: netip.MustParsePrefix("10.0.2.100/24"), Gateway6: netip.MustParseAddr("fe80::1")})
 		assertRoundTrip(t, b, configAreaTAP, false)
 		_, err := decodeConfigC(append(b, "uid=1\x00"...), configAreaTAP, false)
 		assert.ErrorContains(t, err, `config record "uid": unknown key`)
@@ -150,7 +151,7 @@ func TestConfigRoundTrip(t *testing.T) {
 
 // A base message the decoder accepts, for the refusal cases.
 func baseConfig() []byte {
-	c := Config{TTY: -1, Args: []string{"true"}, Security: [][2]string{{"caps", "0"}}}
+	c := Config{TTY: -1, Args: []string{"true"}, Security: Security{}}
 	return c.Encode()
 }
 
@@ -279,5 +280,55 @@ func TestStageRefusesBadConfig(t *testing.T) {
 			assert.NilError(t, err)
 			assert.Equal(t, st.ExitCode(), 125, "the launcher's exit code")
 		})
+	}
+}
+
+// The decoder's tables hold exactly protocol.h's keys.
+func TestDecoderKeysAreProtocolKeys(t *testing.T) {
+	var want, got []string
+	for macro, k := range protocolKeys(t) {
+		if macro != "KEY_VERSION" {
+			want = append(want, k)
+		}
+	}
+	for _, ak := range configKeysC() {
+		_, k, _ := strings.Cut(ak, " ")
+		got = append(got, k)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	assert.DeepEqual(t, got, want)
+}
+
+// Each Op field sets the MOUNT_* bit the stage means by it: an op with
+// one field set decodes, in C, to one flag of that name. (Comparing the
+// records' text could not catch two bits swapped between the sides.)
+func TestMountFlagsMeanTheirField(t *testing.T) {
+	for want, op := range map[string]Op{
+		"readonly":     {ReadOnly: true},
+		"devices":      {Devices: true},
+		"optional":     {Optional: true},
+		"owned":        {Owned: true},
+		"nonrecursive": {NonRecursive: true},
+		"tun":          {Tun: true},
+		"mode-set":     {ModeSet: true},
+	} {
+		op.Type, op.Destination, op.What = "dir", "/d", "d"
+		c := Config{TTY: -1, Args: []string{"true"}, NewRoot: true, Ops: []Op{op}}
+		out, err := decodeConfigC(c.Encode(), configAreaAll, true)
+		assert.NilError(t, err)
+		var got []string
+		for _, r := range strings.Split(string(out), "\x00") {
+			if v, ok := strings.CutPrefix(r, "mount-flags="); ok {
+				n, err := strconv.Atoi(v)
+				assert.NilError(t, err)
+				for bit := 1; bit <= n; bit <<= 1 {
+					if n&bit != 0 {
+						got = append(got, mountFlagNameC(bit))
+					}
+				}
+			}
+		}
+		assert.Check(t, is.DeepEqual(got, []string{want}), "Op field for %q", want)
 	}
 }

@@ -50,11 +50,11 @@
 
 int enter_highest_fd(const struct config *c)
 {
-	int hi = c->enter_userns;
-	if (c->enter_userns2 > hi)
-		hi = c->enter_userns2;
-	if (c->enter_pidns > hi)
-		hi = c->enter_pidns;
+	int hi = c->ns.enter_userns;
+	if (c->ns.enter_userns2 > hi)
+		hi = c->ns.enter_userns2;
+	if (c->ns.enter_pidns > hi)
+		hi = c->ns.enter_pidns;
 	return hi;
 }
 
@@ -99,13 +99,13 @@ static char *identity_of(const char *file, int *zero)
 
 void enter_userns(struct config *c)
 {
-	if (setns(c->enter_userns, CLONE_NEWUSER) < 0) {
+	if (setns(c->ns.enter_userns, CLONE_NEWUSER) < 0) {
 		if (errno == EINVAL)
 			fail_fix("pass a user namespace below yours (one your uid made, e.g. /proc/PID/ns/user of a sandbox you started)",
 				 "enter the given user namespace (setns)");
 		fail("enter the given user namespace (setns)");
 	}
-	close(c->enter_userns);
+	close(c->ns.enter_userns);
 	enter_adopt_maps(c);
 }
 
@@ -114,22 +114,22 @@ void enter_adopt_maps(struct config *c)
 	/* The launcher knows nothing of the maps: decide here what it
 	 * decides from its plan. */
 	int uid0, gid0;
-	if (c->nest_identity) {
-		c->nest_uid_map = identity_of("uid_map", &uid0);
-		c->nest_gid_map = identity_of("gid_map", &gid0);
+	if (c->ids.nest_identity) {
+		c->ids.nest_uid_map = identity_of("uid_map", &uid0);
+		c->ids.nest_gid_map = identity_of("gid_map", &gid0);
 	} else {
 		free(identity_of("uid_map", &uid0));
 		free(identity_of("gid_map", &gid0));
 	}
-	c->root_mapped = uid0 && gid0;
-	c->owner_uid = getuid();
-	c->owner_gid = getgid();
-	if (c->keep_uid)
-		c->uid = getuid();
-	if (c->keep_gid)
-		c->gid = getgid();
-	c->nest_uid = c->uid;
-	c->nest_gid = c->gid;
+	c->root.root_mapped = uid0 && gid0;
+	c->root.owner_uid = getuid();
+	c->root.owner_gid = getgid();
+	if (c->cmd.keep_uid)
+		c->cmd.uid = getuid();
+	if (c->cmd.keep_gid)
+		c->cmd.gid = getgid();
+	c->ids.nest_uid = c->cmd.uid;
+	c->ids.nest_gid = c->cmd.gid;
 }
 
 /* same_ns: a and b are descriptors of the same namespace. */
@@ -144,10 +144,10 @@ void enter_pidns_first(struct config *c)
 	/* Only for a PID namespace whose owner is a strict ancestor of the
 	 * given user namespace; one it owns itself is entered later, from
 	 * inside it, as before. */
-	int owner = ioctl(c->enter_pidns, NS_GET_USERNS);
+	int owner = ioctl(c->ns.enter_pidns, NS_GET_USERNS);
 	if (owner < 0)
 		return;
-	int found = 0, cur = dup(c->enter_userns);
+	int found = 0, cur = dup(c->ns.enter_userns);
 	while (cur >= 0 && !found) {
 		int parent = ioctl(cur, NS_GET_PARENT); /* EPERM above our own */
 		close(cur);
@@ -158,20 +158,20 @@ void enter_pidns_first(struct config *c)
 		close(cur);
 	/* Its owner is the caller's (made by a sandbox of ours), or setns
 	 * refuses and the later, ordinary order reports it. */
-	if (found && setns(owner, CLONE_NEWUSER) == 0 && setns(c->enter_pidns, CLONE_NEWPID) == 0) {
-		close(c->enter_pidns);
-		c->pidns_entered = 1;
+	if (found && setns(owner, CLONE_NEWUSER) == 0 && setns(c->ns.enter_pidns, CLONE_NEWPID) == 0) {
+		close(c->ns.enter_pidns);
+		c->ns.pidns_entered = 1;
 	}
 	close(owner);
 }
 
 pid_t enter_pidns(struct config *c)
 {
-	if (!c->pidns_entered && setns(c->enter_pidns, CLONE_NEWPID) < 0)
+	if (!c->ns.pidns_entered && setns(c->ns.enter_pidns, CLONE_NEWPID) < 0)
 		fail_fix("pass a PID namespace owned by the entered user namespace or below it", "enter the given PID namespace (setns)");
-	if (!c->pidns_entered)
-		close(c->enter_pidns);
-	if (!(c->unshare_flags & CLONE_NEWPID))
+	if (!c->ns.pidns_entered)
+		close(c->ns.enter_pidns);
+	if (!(c->ns.unshare_flags & CLONE_NEWPID))
 		return 0;
 	pid_t mid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
 	if (mid < 0)

@@ -155,7 +155,7 @@ static int open_ns(pid_t pid, const char *name)
 
 __attribute__((noreturn)) void nsbox_join(struct config *c)
 {
-	pid_t pid = c->join_pid;
+	pid_t pid = c->join.join_pid;
 
 	/* Not dumpable, from here to the command's exec (the clone below
 	 * inherits it; exec decides afresh, after it has closed what is
@@ -178,7 +178,7 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	pid_t ppid;
 	unsigned long long start = 0;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0 || proc_stat(pid, &ppid, &start) < 0 || start != c->join_start) {
+	if (pidfd < 0 || proc_stat(pid, &ppid, &start) < 0 || start != c->join.join_start) {
 		errno = ESRCH;
 		fail("the sandbox's PID 1 (pid %d) is gone", (int)pid);
 	}
@@ -188,10 +188,10 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	 * so a joined command shares the command's view and is as locked in.
 	 * A command that is PID 1 itself (pid1-command) is dumpable, and
 	 * its namespaces are read from it. */
-	pid_t cmd = c->join_pid1_command ? pid : find_command(pid);
+	pid_t cmd = c->join.join_pid1_command ? pid : find_command(pid);
 	int userfd = open_ns(cmd, "user");
 	int outer = userfd;
-	if (c->join_nested) {
+	if (c->join.join_nested) {
 		/* The sandbox's user namespace is the nested one's parent: the
 		 * others (pid, net, …) belong to it and are joined from there. */
 		outer = ioctl(userfd, NS_GET_PARENT);
@@ -200,7 +200,7 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	}
 	int fds[NJOIN];
 	for (size_t i = 0; i < NJOIN; i++)
-		fds[i] = (c->unshare_flags & join_order[i].flag) ? open_ns(cmd, join_order[i].name) : -1;
+		fds[i] = (c->ns.unshare_flags & join_order[i].flag) ? open_ns(cmd, join_order[i].name) : -1;
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/root", (int)cmd);
 	int rootfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -220,13 +220,13 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	 * namespace of a nested command last, from inside its user
 	 * namespace, which owns it. */
 	for (size_t i = 0; i < NJOIN; i++) {
-		if (fds[i] < 0 || (c->join_nested && join_order[i].flag == CLONE_NEWNS))
+		if (fds[i] < 0 || (c->join.join_nested && join_order[i].flag == CLONE_NEWNS))
 			continue;
 		if (setns(fds[i], join_order[i].flag) < 0)
 			fail("join the sandbox's %s namespace (setns)", join_order[i].name);
 		close(fds[i]);
 	}
-	if (c->join_nested) {
+	if (c->join.join_nested) {
 		if (setns(userfd, CLONE_NEWUSER) < 0)
 			fail("join the command's nested user namespace (setns)");
 		if (setns(fds[0], CLONE_NEWNS) < 0)
@@ -246,7 +246,7 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	/* 4. The command, in the sandbox's PID namespace, as the launcher's
 	 * child. run_command re-arms the parent-death signal once it has its
 	 * identity (changing it clears the setting). */
-	c->parent_death = 1;
+	c->ns.parent_death = 1;
 	int report[2];
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");

@@ -29,6 +29,7 @@ var msgNames = map[uint32]string{
 	MsgExecGo:  "EXEC_GO",
 	MsgHandOff: "HANDOFF", MsgHandOffOK: "HANDOFF_READY", MsgArm: "ARM",
 	MsgCommandReady: "COMMAND_READY",
+	MsgUnshare:      "UNSHARE",
 }
 
 // KindName is the name stage.h gives a message kind.

@@ -71,11 +71,13 @@ static const char *parse_type(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_type(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct mount_op *op = field;
 	cfg_emit(o, key, "%s", op->type > 0 && (size_t)op->type < N_MOUNT_TYPES ? mount_types[op->type] : "?");
 }
+#endif
 
 /* parse_data decodes a file's content: hex, in place (it may hold NULs). */
 static const char *parse_data(struct cfg_parser *p, void *field, char *v)
@@ -90,34 +92,35 @@ static const char *parse_data(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_data(struct cfg_out *o, const char *key, const void *field)
 {
 	const struct mount_op *op = (const struct mount_op *)((const char *)field - CFG_OPFIELD(data));
 	cfg_emit_hex(o, key, op->data, op->data_len);
 }
+#endif
 
 /* mount_keys: the new root, and each op as "mount=TYPE" followed by its
  * "mount-*" records (config.go's Mount.encode). */
+#define CFG_STRUCT struct cfg_root
 const struct cfg_key mount_keys[] = {
-	{CFG_KEY("new-root", CFG_BOOL, 0, new_root)},
-	{CFG_KEY("root-mapped", CFG_BOOL, 0, root_mapped)},
-	{CFG_KEY("owner-uid", CFG_LLONG, 0, owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = "new-root", .needs = "new-root"},
-	{CFG_KEY("owner-gid", CFG_LLONG, 0, owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = "new-root", .needs = "new-root"},
-	{CFG_KEY("nest-uid", CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = "nest-gid"},
-	{CFG_KEY("nest-gid", CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = "nest-uid"},
-	{CFG_KEY("cwd-try", CFG_STR, 0, cwd_try), .needs = "new-root"},
-	{.key = "mount", .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = "new-root", .parse = parse_type, .format = format_type},
-	{CFG_OP_KEY("mount-src", CFG_STR, 0, src)},
-	{CFG_OP_KEY("mount-dst", CFG_STR, CFG_REQUIRED, dst)},
-	{CFG_OP_KEY("mount-flags", CFG_INT, CFG_REQUIRED, flags), .min = 0,
-	 .max = MOUNT_READONLY | MOUNT_DEVICES | MOUNT_OPTIONAL | MOUNT_OWNED | MOUNT_NONRECURSIVE | MOUNT_TUN | MOUNT_MODE_SET},
-	{CFG_OP_KEY("mount-mode", CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
-	{CFG_OP_KEY("mount-size", CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
-	{CFG_OP_KEY("mount-data", CFG_CUSTOM, 0, data), .parse = parse_data, .format = format_data},
-	{CFG_OP_KEY("mount-lower", CFG_LIST, CFG_REPEAT, lower), .count_off = CFG_OPFIELD(n_lower)},
-	{CFG_OP_KEY("mount-upper", CFG_STR, 0, upper)},
-	{CFG_OP_KEY("mount-work", CFG_STR, 0, work)},
-	{CFG_OP_KEY("mount-what", CFG_STR, CFG_REQUIRED, what)},
+	{CFG_KEY(KEY_NEW_ROOT, CFG_BOOL, 0, new_root)},
+	{CFG_KEY(KEY_ROOT_MAPPED, CFG_BOOL, 0, root_mapped)},
+	{CFG_KEY(KEY_OWNER_UID, CFG_LLONG, 0, owner_uid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_OWNER_GID, CFG_LLONG, 0, owner_gid), .min = -1, .max = UINT32_MAX - 1, .with = KEY_NEW_ROOT, .needs = KEY_NEW_ROOT},
+	{CFG_KEY(KEY_CWD_TRY, CFG_STR, 0, cwd_try), .needs = KEY_NEW_ROOT},
+	{.key = KEY_MOUNT, .type = CFG_CUSTOM, .flags = CFG_OPENS_OP | CFG_REPEAT, .needs = KEY_NEW_ROOT, .parse = parse_type, CFG_FORMAT(format_type)},
+	{CFG_OP_KEY(KEY_MOUNT_SRC, CFG_STR, 0, src)},
+	{CFG_OP_KEY(KEY_MOUNT_DST, CFG_STR, CFG_REQUIRED, dst)},
+	{CFG_OP_KEY(KEY_MOUNT_FLAGS, CFG_INT, CFG_REQUIRED, flags), .min = 0,
+	 .max = MOUNT_ALL_FLAGS},
+	{CFG_OP_KEY(KEY_MOUNT_MODE, CFG_U32, CFG_REQUIRED, mode), .min = 0, .max = 07777},
+	{CFG_OP_KEY(KEY_MOUNT_SIZE, CFG_U64, 0, size), .min = 1, .max = LLONG_MAX},
+	{CFG_OP_KEY(KEY_MOUNT_DATA, CFG_CUSTOM, 0, data), .parse = parse_data, CFG_FORMAT(format_data)},
+	{CFG_OP_KEY(KEY_MOUNT_LOWER, CFG_LIST, CFG_REPEAT, lower), .count_off = CFG_OPFIELD(n_lower)},
+	{CFG_OP_KEY(KEY_MOUNT_UPPER, CFG_STR, 0, upper)},
+	{CFG_OP_KEY(KEY_MOUNT_WORK, CFG_STR, 0, work)},
+	{CFG_OP_KEY(KEY_MOUNT_WHAT, CFG_STR, CFG_REQUIRED, what)},
 	{.key = NULL},
 };
 
@@ -157,12 +160,12 @@ void mnt_own_fs(int fd)
 static void created(int dirfd, const char *name)
 {
 	struct stat st;
-	if (mnt_cfg->owner_uid < 0 || fstat(dirfd, &st) < 0)
+	if (mnt_cfg->root.owner_uid < 0 || fstat(dirfd, &st) < 0)
 		return;
 	for (int i = 0; i < n_own_devs; i++)
 		if (own_devs[i] == st.st_dev)
 			return;
-	(void)fchownat(dirfd, name, (uid_t)mnt_cfg->owner_uid, (gid_t)mnt_cfg->owner_gid, AT_SYMLINK_NOFOLLOW);
+	(void)fchownat(dirfd, name, (uid_t)mnt_cfg->root.owner_uid, (gid_t)mnt_cfg->root.owner_gid, AT_SYMLINK_NOFOLLOW);
 }
 
 static int root_fd(void)
@@ -636,15 +639,15 @@ static void build_root(const struct config *c)
 	close(fd);
 
 	/* 3. The ops, in order. */
-	for (int i = 0; i < c->n_mounts; i++) {
-		mode_t m = c->mounts[i].mode;
-		int given = m || (c->mounts[i].flags & MOUNT_MODE_SET);
+	for (int i = 0; i < c->root.n_mounts; i++) {
+		mode_t m = c->root.mounts[i].mode;
+		int given = m || (c->root.mounts[i].flags & MOUNT_MODE_SET);
 		parent_mode = 0755;
 		if (given && !(m & 0070))
 			parent_mode &= ~0050U;
 		if (given && !(m & 0007))
 			parent_mode &= ~0005U;
-		handlers[c->mounts[i].type](&c->mounts[i]);
+		handlers[c->root.mounts[i].type](&c->root.mounts[i]);
 	}
 
 	/* 4. Into the new root; the old one (scratch and host) is detached.
@@ -657,7 +660,7 @@ static void build_root(const struct config *c)
 		fail("detach the host's root");
 	if (chdir("/") < 0)
 		fail("enter the sandbox root");
-	if (c->cwd_try && chdir(c->cwd_try) < 0 && chdir("/") < 0)
+	if (c->root.cwd_try && chdir(c->root.cwd_try) < 0 && chdir("/") < 0)
 		fail("enter /");
 	umask(old_umask);
 }
@@ -668,14 +671,14 @@ static void build_root(const struct config *c)
  * /proc over the host's tree. */
 void setup_mounts(const struct config *c)
 {
-	if (!(c->unshare_flags & CLONE_NEWNS))
+	if (!(c->ns.unshare_flags & CLONE_NEWNS))
 		return;
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		fail("make mounts private (mount --make-rprivate /)");
-	if (c->new_root) {
+	if (c->root.new_root) {
 		build_root(c);
 		return;
 	}
-	if (c->mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+	if (c->ns.mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		fail("mount a new /proc");
 }

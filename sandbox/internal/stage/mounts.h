@@ -60,8 +60,8 @@ extern int mnt_devpts_made;          /* a --dev op mounted a devpts instance of 
 /* mnt_cmd_uid/gid are the command's ids as setup's namespace sees them
  * (config nest_uid/nest_gid, see sandbox/nested.go): what setup gives the
  * command's files. */
-static inline uid_t mnt_cmd_uid(void) { return (uid_t)mnt_cfg->nest_uid; }
-static inline gid_t mnt_cmd_gid(void) { return (gid_t)mnt_cfg->nest_gid; }
+static inline uid_t mnt_cmd_uid(void) { return (uid_t)mnt_cfg->ids.nest_uid; }
+static inline gid_t mnt_cmd_gid(void) { return (gid_t)mnt_cfg->ids.nest_gid; }
 
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 /* mnt_fdpath names an open file by a path any mount option can take. */

@@ -50,7 +50,7 @@ static void readonly_below(const char *dst, const char *name, const char *what)
 void mount_proc_op(const struct mount_op *op)
 {
 	int m;
-	if ((mnt_cfg->unshare_flags & CLONE_NEWPID) || mnt_cfg->enter_pidns >= 0) {
+	if ((mnt_cfg->ns.unshare_flags & CLONE_NEWPID) || mnt_cfg->ns.enter_pidns >= 0) {
 		m = mnt_new_fs("proc", NULL, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
 		if (m < 0)
 			fail("%s: mount a new procfs", op->what);
@@ -131,7 +131,7 @@ void mount_dev_op(const struct mount_op *op)
 		fail("%s: mount a tmpfs on shm", w);
 	mnt_own_fs(m);
 	mnt_attach(m, openat(dev, "shm", O_PATH | O_NOFOLLOW | O_CLOEXEC), w);
-	if (mnt_cfg->root_mapped) {
+	if (mnt_cfg->root.root_mapped) {
 		/* A new devpts instance: the sandbox sees only its own ptys. */
 		const char *pts_opts[] = {"newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL};
 		if ((m = mnt_new_fs("devpts", pts_opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)) < 0)

@@ -52,7 +52,7 @@ static int nest_pipe[2][2] = {{-1, -1}, {-1, -1}}; /* [0] child→PID 1, [1] PID
 
 int nest_prepare(const struct config *c)
 {
-	if (!c->nest_uid_map)
+	if (!c->ids.nest_uid_map)
 		return -1;
 	host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (host_proc < 0)
@@ -62,22 +62,22 @@ int nest_prepare(const struct config *c)
 
 void nest_pipes(const struct config *c)
 {
-	if (c->nest_uid_map && (pipe2(nest_pipe[0], O_CLOEXEC) < 0 || pipe2(nest_pipe[1], O_CLOEXEC) < 0))
+	if (c->ids.nest_uid_map && (pipe2(nest_pipe[0], O_CLOEXEC) < 0 || pipe2(nest_pipe[1], O_CLOEXEC) < 0))
 		fail("create the nesting pipes");
 }
 
 int nest_enter(const struct config *c)
 {
-	if (c->enter_userns2 >= 0) {
+	if (c->ns.enter_userns2 >= 0) {
 		/* The command's user namespace is given (enter.c): enter it,
 		 * with every capability there, and copy the mounts into a new
 		 * mount namespace it owns, which locks them as below. */
-		if (setns(c->enter_userns2, CLONE_NEWUSER) < 0)
+		if (setns(c->ns.enter_userns2, CLONE_NEWUSER) < 0)
 			return -1;
-		close(c->enter_userns2);
+		close(c->ns.enter_userns2);
 		return unshare(CLONE_NEWNS);
 	}
-	if (!c->nest_uid_map)
+	if (!c->ids.nest_uid_map)
 		return 0;
 	close(nest_pipe[0][0]);
 	close(nest_pipe[1][1]);
@@ -132,7 +132,7 @@ static void write_map(int proc, const char *pid, const char *file, const char *t
 
 void nest_write_maps(const struct config *c)
 {
-	if (!c->nest_uid_map)
+	if (!c->ids.nest_uid_map)
 		return;
 	close(nest_pipe[0][1]);
 	close(nest_pipe[1][0]);
@@ -145,8 +145,8 @@ void nest_write_maps(const struct config *c)
 		pid[n] = '\0';
 		/* gid_map needs setgroups "deny" first only for an unprivileged
 		 * writer; the nested namespace inherits the outer one's choice. */
-		write_map(host_proc, pid, "uid_map", c->nest_uid_map);
-		write_map(host_proc, pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
+		write_map(host_proc, pid, "uid_map", c->ids.nest_uid_map);
+		write_map(host_proc, pid, "gid_map", c->ids.nest_gid_map ? c->ids.nest_gid_map : "");
 	}
 	/* n <= 0: the child failed before it unshared; it reports that
 	 * itself. Closing lets it go on either way. */
@@ -196,8 +196,8 @@ void nest_hold(struct config *c, int owned)
 		fail("open /proc to write the command's nested id maps");
 	char pid[32], path[64];
 	snprintf(pid, sizeof pid, "%d", (int)holder);
-	write_map(proc, pid, "uid_map", c->nest_uid_map);
-	write_map(proc, pid, "gid_map", c->nest_gid_map ? c->nest_gid_map : "");
+	write_map(proc, pid, "uid_map", c->ids.nest_uid_map);
+	write_map(proc, pid, "gid_map", c->ids.nest_gid_map ? c->ids.nest_gid_map : "");
 	snprintf(path, sizeof path, "%s/ns/user", pid);
 	int userns = openat(proc, path, O_RDONLY | O_CLOEXEC);
 	if (userns < 0)
@@ -224,9 +224,9 @@ void nest_hold(struct config *c, int owned)
 	 * (bubblewrap's --userns2): the command's process enters it and
 	 * unshares its mount namespace there (nest_enter); PID 1 has no maps
 	 * to write. */
-	c->enter_userns2 = userns;
-	c->nest_held = 1;
-	c->nest_uid_map = c->nest_gid_map = NULL;
+	c->ns.enter_userns2 = userns;
+	c->ns.nest_held = 1;
+	c->ids.nest_uid_map = c->ids.nest_gid_map = NULL;
 }
 
 void nest_reap(void)
@@ -238,7 +238,7 @@ void nest_reap(void)
 
 int nest_enter_self(const struct config *c)
 {
-	if (!c->nest_uid_map)
+	if (!c->ids.nest_uid_map)
 		return nest_enter(c); /* no maps to write: nothing to fork */
 	nest_pipes(c);
 	pid_t writer = fork();

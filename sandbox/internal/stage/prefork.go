@@ -1,6 +1,8 @@
 package stage
 
 /*
+#define _GNU_SOURCE
+#include <sched.h>
 #include "stage.h"
 */
 import "C"
@@ -13,11 +15,39 @@ import (
 )
 
 // prefork guards the stage that nsbox_prefork (stage.h) may have forked
-// before the Go runtime started: one sandbox at most can use it.
+// before the Go runtime started: one sandbox at most can use it. early
+// is the CLONE_NEW* flags of the namespaces UnshareEarly asked it to
+// make, 0 before.
 var prefork struct {
 	sync.Mutex
-	used bool
+	used  bool
+	early int
 }
+
+// UnshareEarly asks the pre-forked stage, if there is one that nobody
+// took yet, to create the namespaces of a default sandbox (user, mount,
+// cgroup; stage.h's NSBOX_PREFORK_UNSHARE) now, while the caller goes on
+// building its sandbox. Start then takes that stage only for a sandbox
+// that wants exactly those namespaces; for another, the stage is let go
+// and the binary re-executed, so a wrong guess costs time, never a
+// weaker sandbox.
+func UnshareEarly() {
+	prefork.Lock()
+	defer prefork.Unlock()
+	if prefork.used || prefork.early != 0 || C.nsbox_prefork_pid <= 0 {
+		return
+	}
+	// The stage's socket is still a plain blocking fd, and the message
+	// is the first on it: the write does not block.
+	if WriteMessage(rawFD(C.nsbox_prefork_fd), MsgUnshare, 0, nil) == nil {
+		prefork.early = C.NSBOX_PREFORK_UNSHARE
+	}
+}
+
+// rawFD writes to a descriptor that is not yet an *os.File.
+type rawFD int
+
+func (fd rawFD) Write(b []byte) (int, error) { return syscall.Write(int(fd), b) }
 
 // SelfExe is the binary on disk, as the stage re-executes it.
 const SelfExe = "/proc/self/exe"
@@ -35,17 +65,15 @@ const SelfExe = "/proc/self/exe"
 // dies, it dies (Pdeathsig).
 //
 // A pre-forked stage may also have created its namespaces already
-// (nsbox_prefork_unshares): it serves only a sandbox whose unshare is
-// exactly those, so unshare is the CLONE_NEW* flags the sandbox's CONFIG
-// asks for, or -1 for a sandbox that must have a stage of its own
-// (one that joins namespaces or goes into a cgroup before its namespaces
-// are made).
+// (UnshareEarly): it serves only a sandbox whose unshare is exactly
+// those, so unshare is the CLONE_NEW* flags the sandbox's CONFIG asks
+// for, or -1 for a sandbox that must have a stage of its own (one that
+// joins namespaces or goes into a cgroup before its namespaces are made).
 func Start(exe string, files []*os.File, unshare int) (*os.Process, *os.File, error) {
 	// A pre-forked stage runs the binary on disk: only when the caller
 	// chose that binary (package sandbox does not when the sandbox could
 	// write it).
-	early := int(C.nsbox_prefork_unshared)
-	if p, sock := takePrefork(files, exe == SelfExe && (early == 0 || early == unshare)); p != nil {
+	if p, sock := takePrefork(files, exe == SelfExe, unshare); p != nil {
 		return p, sock, nil
 	}
 	parent, child, err := socketPair()
@@ -68,15 +96,16 @@ func Start(exe string, files []*os.File, unshare int) (*os.Process, *os.File, er
 }
 
 // takePrefork hands out the pre-forked stage once, if there is one, the
-// caller may use it (usable) and the sandbox's stdio is the process's
-// own. A pre-forked stage that cannot serve is let go: closing its socket
-// makes it exit.
-func takePrefork(files []*os.File, usable bool) (*os.Process, *os.File) {
+// caller may use it (usable), its early namespaces are none or unshare's,
+// and the sandbox's stdio is the process's own. A pre-forked stage that
+// cannot serve is let go: closing its socket makes it exit.
+func takePrefork(files []*os.File, usable bool, unshare int) (*os.Process, *os.File) {
 	prefork.Lock()
 	defer prefork.Unlock()
 	if prefork.used || C.nsbox_prefork_pid <= 0 {
 		return nil, nil
 	}
+	usable = usable && (prefork.early == 0 || prefork.early == unshare)
 	prefork.used = true
 	sock := launcherEnd(int(C.nsbox_prefork_fd))
 	p, err := os.FindProcess(int(C.nsbox_prefork_pid))

@@ -119,30 +119,30 @@ static void open_pair(const char *ptmx, uid_t uid, gid_t gid, const struct confi
 	 * arranges on a host: the command may then change its mode. */
 	if (fchown(pty_slave, uid, gid) < 0)
 		fail("give the pseudo-terminal to uid %u gid %u", (unsigned)uid, (unsigned)gid);
-	if (c->pty_rows > 0 && c->pty_cols > 0) {
-		struct winsize ws = {.ws_row = (unsigned short)c->pty_rows, .ws_col = (unsigned short)c->pty_cols};
+	if (c->term.pty_rows > 0 && c->term.pty_cols > 0) {
+		struct winsize ws = {.ws_row = (unsigned short)c->term.pty_rows, .ws_col = (unsigned short)c->term.pty_cols};
 		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
 			fail("set the terminal's window size");
 	}
 	send_fd(NSBOX_MSG_PTY_MASTER, master, "the terminal");
 	close(master);
-	pty_keep = c->pty_keep;
+	pty_keep = c->term.pty_keep;
 }
 
 void open_terminal(const struct config *c)
 {
-	if (!c->pty)
+	if (!c->term.pty)
 		return;
 	/* devpts refuses to be mounted in a user namespace that does not map
 	 * root (its files need an owner for 0): there the pty comes from the
 	 * host's instance, as bubblewrap's --dev does. */
 	const char *ptmx = "/dev/ptmx";
-	if (c->setup_root) {
+	if (c->ids.setup_root) {
 		mount_devpts();
 		ptmx = "/dev/pts/ptmx";
 	}
 	/* The command's ids as this user namespace sees them (nested.go). */
-	open_pair(ptmx, (uid_t)c->nest_uid, (gid_t)c->nest_gid, c);
+	open_pair(ptmx, (uid_t)c->ids.nest_uid, (gid_t)c->ids.nest_gid, c);
 	/* PID 1 leads the terminal's session, as getty or sshd's session
 	 * process would: the command's group then has a parent in the same
 	 * session but another group, so the kernel lets Ctrl-Z stop it (it
@@ -155,12 +155,12 @@ void open_terminal(const struct config *c)
 
 void open_join_terminal(const struct config *c)
 {
-	if (!c->pty)
+	if (!c->term.pty)
 		return;
 	/* Inside the sandbox's root: /dev/ptmx is its own devpts's (or the
 	 * host's, where the sandbox could not mount one), never the caller's
 	 * terminal. */
-	open_pair("/dev/ptmx", c->uid, c->gid, c);
+	open_pair("/dev/ptmx", c->cmd.uid, c->cmd.gid, c);
 	pty_lead = 1;
 }
 

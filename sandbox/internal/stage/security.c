@@ -72,7 +72,7 @@ struct nsbox_landlock_net_port_attr {
 /* --- configuration ------------------------------------------------------ */
 
 /* config_of is the struct config a field of it belongs to. */
-#define config_of(field, member) ((struct config *)((char *)(field) - CFG_FIELD(member)))
+#define config_of(field, member) ((struct config *)((char *)(field) - offsetof(struct config, member)))
 
 static const char *parse_caps(struct cfg_parser *p, void *field, char *v)
 {
@@ -80,16 +80,18 @@ static const char *parse_caps(struct cfg_parser *p, void *field, char *v)
 	unsigned long long caps;
 	if (cfg_number(v, 0, ULLONG_MAX, &caps) < 0)
 		return "want a decimal capability mask";
-	struct config *c = config_of(field, caps);
-	c->caps = caps;
-	c->caps_set = 1;
+	struct config *c = config_of(field, sec.caps);
+	c->sec.caps = caps;
+	c->sec.caps_set = 1;
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_caps(struct cfg_out *o, const char *key, const void *field)
 {
 	cfg_emit(o, key, "%llu", (unsigned long long)*(const uint64_t *)field);
 }
+#endif
 
 /* parse_seccomp decodes a program (hex of struct sock_filter[]) in place. */
 static const char *parse_seccomp(struct cfg_parser *p, void *field, char *v)
@@ -99,19 +101,21 @@ static const char *parse_seccomp(struct cfg_parser *p, void *field, char *v)
 		return "not lowercase hex";
 	if (n == 0 || n % (ssize_t)sizeof(struct sock_filter) || n / (ssize_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
 		return "not 1 to 4096 struct sock_filter instructions";
-	struct config *c = config_of(field, seccomp);
-	struct seccomp_prog *prog = cfg_append(p, &c->seccomp, &c->nseccomp, sizeof *prog);
+	struct config *c = config_of(field, sec.seccomp);
+	struct seccomp_prog *prog = cfg_append(p, &c->sec.seccomp, &c->sec.nseccomp, sizeof *prog);
 	prog->filter = v;
 	prog->len = (unsigned short)((size_t)n / sizeof(struct sock_filter));
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_seccomp(struct cfg_out *o, const char *key, const void *field)
 {
-	const struct config *c = config_of(field, seccomp);
-	for (int i = 0; i < c->nseccomp; i++)
-		cfg_emit_hex(o, key, c->seccomp[i].filter, c->seccomp[i].len * sizeof(struct sock_filter));
+	const struct config *c = config_of(field, sec.seccomp);
+	for (int i = 0; i < c->sec.nseccomp; i++)
+		cfg_emit_hex(o, key, c->sec.seccomp[i].filter, c->sec.seccomp[i].len * sizeof(struct sock_filter));
 }
+#endif
 
 /* parse_rlimit reads "RESOURCE:SOFT:HARD", decimal (RLIM_INFINITY is all ones). */
 static const char *parse_rlimit(struct cfg_parser *p, void *field, char *v)
@@ -123,20 +127,22 @@ static const char *parse_rlimit(struct cfg_parser *p, void *field, char *v)
 		return "want RESOURCE:SOFT:HARD, decimal";
 	if (s > h)
 		return "soft limit above the hard one";
-	struct config *c = config_of(field, rlimits);
-	struct rlimit_rec *rl = cfg_append(p, &c->rlimits, &c->nrlimits, sizeof *rl);
+	struct config *c = config_of(field, lim.rlimits);
+	struct rlimit_rec *rl = cfg_append(p, &c->lim.rlimits, &c->lim.nrlimits, sizeof *rl);
 	rl->resource = (int)r;
 	rl->soft = s;
 	rl->hard = h;
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_rlimit(struct cfg_out *o, const char *key, const void *field)
 {
-	const struct config *c = config_of(field, rlimits);
-	for (int i = 0; i < c->nrlimits; i++)
-		cfg_emit(o, key, "%d:%llu:%llu", c->rlimits[i].resource, c->rlimits[i].soft, c->rlimits[i].hard);
+	const struct config *c = config_of(field, lim.rlimits);
+	for (int i = 0; i < c->lim.nrlimits; i++)
+		cfg_emit(o, key, "%d:%llu:%llu", c->lim.rlimits[i].resource, c->lim.rlimits[i].soft, c->lim.rlimits[i].hard);
 }
+#endif
 
 /* parse_landlock reads the handled rights: "FS:NET:SCOPED", decimal. */
 static const char *parse_landlock(struct cfg_parser *p, void *field, char *v)
@@ -147,20 +153,22 @@ static const char *parse_landlock(struct cfg_parser *p, void *field, char *v)
 	if (!fs || !net || cfg_number(fs, 0, ULLONG_MAX, &f) < 0 || cfg_number(net, 0, ULLONG_MAX, &n) < 0 ||
 	    cfg_number(v, 0, ULLONG_MAX, &s) < 0)
 		return "want FS:NET:SCOPED, decimal";
-	struct config *c = config_of(field, landlock);
-	c->landlock = 1;
-	c->ll_fs = f;
-	c->ll_net = n;
-	c->ll_scoped = s;
+	struct config *c = config_of(field, sec.landlock);
+	c->sec.landlock = 1;
+	c->sec.ll_fs = f;
+	c->sec.ll_net = n;
+	c->sec.ll_scoped = s;
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock(struct cfg_out *o, const char *key, const void *field)
 {
-	const struct config *c = config_of(field, landlock);
-	cfg_emit(o, key, "%llu:%llu:%llu", (unsigned long long)c->ll_fs, (unsigned long long)c->ll_net,
-		 (unsigned long long)c->ll_scoped);
+	const struct config *c = config_of(field, sec.landlock);
+	cfg_emit(o, key, "%llu:%llu:%llu", (unsigned long long)c->sec.ll_fs, (unsigned long long)c->sec.ll_net,
+		 (unsigned long long)c->sec.ll_scoped);
 }
+#endif
 
 /* parse_landlock_path reads "ACCESS:OPTIONAL:PATH"; the path may hold ':'. */
 static const char *parse_landlock_path(struct cfg_parser *p, void *field, char *v)
@@ -170,21 +178,23 @@ static const char *parse_landlock_path(struct cfg_parser *p, void *field, char *
 	if (!access || !optional || cfg_number(access, 0, ULLONG_MAX, &a) < 0 || cfg_number(optional, 0, 1, &opt) < 0 ||
 	    !*v)
 		return "want ACCESS:OPTIONAL:PATH (decimal, 0 or 1, a path)";
-	struct config *c = config_of(field, ll_paths);
-	struct ll_path *lp = cfg_append(p, &c->ll_paths, &c->nll_paths, sizeof *lp);
+	struct config *c = config_of(field, sec.ll_paths);
+	struct ll_path *lp = cfg_append(p, &c->sec.ll_paths, &c->sec.nll_paths, sizeof *lp);
 	lp->access = a;
 	lp->optional = (int)opt;
 	lp->path = v;
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock_path(struct cfg_out *o, const char *key, const void *field)
 {
-	const struct config *c = config_of(field, ll_paths);
-	for (int i = 0; i < c->nll_paths; i++)
-		cfg_emit(o, key, "%llu:%d:%s", (unsigned long long)c->ll_paths[i].access, c->ll_paths[i].optional,
-			 c->ll_paths[i].path);
+	const struct config *c = config_of(field, sec.ll_paths);
+	for (int i = 0; i < c->sec.nll_paths; i++)
+		cfg_emit(o, key, "%llu:%d:%s", (unsigned long long)c->sec.ll_paths[i].access, c->sec.ll_paths[i].optional,
+			 c->sec.ll_paths[i].path);
 }
+#endif
 
 /* parse_landlock_port reads "ACCESS:PORT", decimal. */
 static const char *parse_landlock_port(struct cfg_parser *p, void *field, char *v)
@@ -193,34 +203,44 @@ static const char *parse_landlock_port(struct cfg_parser *p, void *field, char *
 	unsigned long long a, port;
 	if (!access || cfg_number(access, 0, ULLONG_MAX, &a) < 0 || cfg_number(v, 0, 65535, &port) < 0)
 		return "want ACCESS:PORT, decimal";
-	struct config *c = config_of(field, ll_ports);
-	struct ll_port *lp = cfg_append(p, &c->ll_ports, &c->nll_ports, sizeof *lp);
+	struct config *c = config_of(field, sec.ll_ports);
+	struct ll_port *lp = cfg_append(p, &c->sec.ll_ports, &c->sec.nll_ports, sizeof *lp);
 	lp->access = a;
 	lp->port = port;
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_landlock_port(struct cfg_out *o, const char *key, const void *field)
 {
-	const struct config *c = config_of(field, ll_ports);
-	for (int i = 0; i < c->nll_ports; i++)
-		cfg_emit(o, key, "%llu:%llu", (unsigned long long)c->ll_ports[i].access,
-			 (unsigned long long)c->ll_ports[i].port);
+	const struct config *c = config_of(field, sec.ll_ports);
+	for (int i = 0; i < c->sec.nll_ports; i++)
+		cfg_emit(o, key, "%llu:%llu", (unsigned long long)c->sec.ll_ports[i].access,
+			 (unsigned long long)c->sec.ll_ports[i].port);
 }
+#endif
 
 /* security_keys: what sandbox/security.go and limits.go send. "caps" is
  * required: a launcher that forgot it must not mean "keep them all". */
+#define CFG_STRUCT struct cfg_security
 const struct cfg_key security_keys[] = {
-	{CFG_KEY("caps", CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, .format = format_caps},
-	{CFG_KEY("seccomp", CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, .format = format_seccomp},
-	{CFG_KEY("new-session", CFG_BOOL, 0, new_session)},
-	{CFG_KEY("assert-userns-disabled", CFG_BOOL, 0, assert_userns_disabled)},
-	{CFG_KEY("rlimit", CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, .format = format_rlimit},
-	{CFG_KEY("landlock", CFG_CUSTOM, 0, landlock), .parse = parse_landlock, .format = format_landlock},
-	{CFG_KEY("landlock-path", CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = "landlock",
-	 .parse = parse_landlock_path, .format = format_landlock_path},
-	{CFG_KEY("landlock-port", CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = "landlock",
-	 .parse = parse_landlock_port, .format = format_landlock_port},
+	{CFG_KEY(KEY_CAPS, CFG_CUSTOM, CFG_REQUIRED, caps), .parse = parse_caps, CFG_FORMAT(format_caps)},
+	{CFG_KEY(KEY_SECCOMP, CFG_CUSTOM, CFG_REPEAT, seccomp), .parse = parse_seccomp, CFG_FORMAT(format_seccomp)},
+	{CFG_KEY(KEY_NEW_SESSION, CFG_BOOL, 0, new_session)},
+	{CFG_KEY(KEY_ASSERT_USERNS_DISABLED, CFG_BOOL, 0, assert_userns_disabled)},
+	{CFG_KEY(KEY_LANDLOCK, CFG_CUSTOM, 0, landlock), .parse = parse_landlock, CFG_FORMAT(format_landlock)},
+	{CFG_KEY(KEY_LANDLOCK_PATH, CFG_CUSTOM, CFG_REPEAT, ll_paths), .needs = KEY_LANDLOCK,
+	 .parse = parse_landlock_path, CFG_FORMAT(format_landlock_path)},
+	{CFG_KEY(KEY_LANDLOCK_PORT, CFG_CUSTOM, CFG_REPEAT, ll_ports), .needs = KEY_LANDLOCK,
+	 .parse = parse_landlock_port, CFG_FORMAT(format_landlock_port)},
+	{.key = NULL},
+};
+
+/* limit_keys: what sandbox/limits.go sends. */
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_limits
+const struct cfg_key limit_keys[] = {
+	{CFG_KEY(KEY_RLIMIT, CFG_CUSTOM, CFG_REPEAT, rlimits), .parse = parse_rlimit, CFG_FORMAT(format_rlimit)},
 	{.key = NULL},
 };
 
@@ -228,8 +248,8 @@ const struct cfg_key security_keys[] = {
 
 static void apply_rlimits(const struct config *c)
 {
-	for (int i = 0; i < c->nrlimits; i++) {
-		const struct rlimit_rec *r = &c->rlimits[i];
+	for (int i = 0; i < c->lim.nrlimits; i++) {
+		const struct rlimit_rec *r = &c->lim.rlimits[i];
 		struct rlimit rl = {.rlim_cur = r->soft, .rlim_max = r->hard};
 		if (setrlimit(r->resource, &rl) < 0)
 			fail_fix("pass --rlimit a hard limit no higher than nsbox's own (see ulimit -H -a)",
@@ -242,18 +262,18 @@ void security_before_identity(const struct config *c)
 	apply_rlimits(c);
 	/* With a pty of its own (pty.c) the command already has a session
 	 * and a terminal that is not the user's: nothing to guard. */
-	if (c->new_session && !c->pty && setsid() < 0)
+	if (c->sec.new_session && !c->term.pty && setsid() < 0)
 		fail("start a new session (setsid)");
-	if (!c->caps_set)
+	if (!c->sec.caps_set)
 		return;
 	/* The bounding set limits what any later exec can gain. Numbers past
 	 * the kernel's last capability give EINVAL: nothing to drop. */
 	for (int cap = 0; cap < 64; cap++)
-		if (!(c->caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+		if (!(c->sec.caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			fail("drop capability %d from the bounding set", cap);
 	/* A non-root command that keeps capabilities must keep its permitted
 	 * set across setresuid; they become ambient before exec. */
-	if (c->uid != 0 && c->caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+	if (c->cmd.uid != 0 && c->sec.caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_KEEPCAPS)");
 }
 
@@ -261,11 +281,11 @@ void security_before_identity(const struct config *c)
 
 static void apply_capabilities(const struct config *c)
 {
-	if (!c->caps_set)
+	if (!c->sec.caps_set)
 		return;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		fail("clear the ambient capabilities");
-	if (c->uid == 0)
+	if (c->cmd.uid == 0)
 		return; /* root's exec grants the bounding set: already trimmed */
 	/* A non-root command: permitted, effective and inheritable become the
 	 * kept set (empty by default), and each kept capability is made
@@ -274,11 +294,11 @@ static void apply_capabilities(const struct config *c)
 	struct __user_cap_data_struct d[2];
 	memset(d, 0, sizeof d);
 	for (int i = 0; i < 2; i++)
-		d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(c->caps >> (32 * i));
+		d[i].effective = d[i].permitted = d[i].inheritable = (uint32_t)(c->sec.caps >> (32 * i));
 	if (syscall(SYS_capset, &h, d) < 0)
 		fail_fix("drop --cap-add, or run as root inside (--root)", "set the command's capabilities (capset)");
 	for (int cap = 0; cap < 64; cap++)
-		if ((c->caps & (1ull << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+		if ((c->sec.caps & (1ull << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
 			fail("raise capability %d to the ambient set", cap);
 	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
@@ -288,19 +308,19 @@ static void apply_capabilities(const struct config *c)
  * does not exist in the sandbox is skipped. */
 static void apply_landlock(const struct config *c)
 {
-	if (!c->landlock)
+	if (!c->sec.landlock)
 		return;
-	struct nsbox_landlock_ruleset_attr attr = {c->ll_fs, c->ll_net, c->ll_scoped};
+	struct nsbox_landlock_ruleset_attr attr = {c->sec.ll_fs, c->sec.ll_net, c->sec.ll_scoped};
 	size_t size = sizeof attr;
 	if (!attr.scoped)
 		size = attr.handled_access_net ? 16 : 8;
 	int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
 	if (rs < 0)
 		fail("--landlock: create a ruleset");
-	for (int i = 0; i < c->nll_paths; i++) {
-		uint64_t access = c->ll_paths[i].access;
-		int optional = c->ll_paths[i].optional;
-		const char *path = c->ll_paths[i].path;
+	for (int i = 0; i < c->sec.nll_paths; i++) {
+		uint64_t access = c->sec.ll_paths[i].access;
+		int optional = c->sec.ll_paths[i].optional;
+		const char *path = c->sec.ll_paths[i].path;
 		int fd = open(path, O_PATH | O_CLOEXEC);
 		if (fd < 0) {
 			if (optional && (errno == ENOENT || errno == ENOTDIR || errno == EACCES))
@@ -312,15 +332,15 @@ static void apply_landlock(const struct config *c)
 			fail("--landlock: stat %s", path);
 		if (!S_ISDIR(st.st_mode))
 			access &= NSBOX_LANDLOCK_FILE_ACCESS;
-		struct nsbox_landlock_path_beneath_attr pb = {.allowed_access = access & c->ll_fs, .parent_fd = fd};
+		struct nsbox_landlock_path_beneath_attr pb = {.allowed_access = access & c->sec.ll_fs, .parent_fd = fd};
 		if (pb.allowed_access && syscall(SYS_landlock_add_rule, rs, NSBOX_LANDLOCK_RULE_PATH_BENEATH, &pb, 0) < 0)
 			fail("--landlock: allow %s", path);
 		close(fd);
 	}
-	for (int i = 0; i < c->nll_ports; i++) {
+	for (int i = 0; i < c->sec.nll_ports; i++) {
 		struct nsbox_landlock_net_port_attr np;
-		np.allowed_access = c->ll_ports[i].access & c->ll_net;
-		np.port = c->ll_ports[i].port;
+		np.allowed_access = c->sec.ll_ports[i].access & c->sec.ll_net;
+		np.port = c->sec.ll_ports[i].port;
 		if (np.allowed_access && syscall(SYS_landlock_add_rule, rs, NSBOX_LANDLOCK_RULE_NET_PORT, &np, 0) < 0)
 			fail("--landlock: allow TCP port %llu", (unsigned long long)np.port);
 	}
@@ -338,8 +358,8 @@ static void apply_landlock(const struct config *c)
  * be installed, as long as it allows prctl. */
 static void apply_seccomp(const struct config *c)
 {
-	for (int i = 0; i < c->nseccomp; i++) {
-		struct sock_fprog prog = {.len = c->seccomp[i].len, .filter = c->seccomp[i].filter};
+	for (int i = 0; i < c->sec.nseccomp; i++) {
+		struct sock_fprog prog = {.len = c->sec.seccomp[i].len, .filter = c->sec.seccomp[i].filter};
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			fail_fix("check the program given to --seccomp (a raw struct sock_filter array), or pass --no-seccomp",
 				 "install seccomp program %d", i + 1);
@@ -356,7 +376,7 @@ static void apply_seccomp(const struct config *c)
  * cannot tell, and fails too. */
 static void assert_userns_disabled(const struct config *c)
 {
-	if (!c->assert_userns_disabled)
+	if (!c->sec.assert_userns_disabled)
 		return;
 	if (unshare(CLONE_NEWUSER) == 0) {
 		errno = 0; /* the line reads "…: Success" */

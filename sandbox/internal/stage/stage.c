@@ -187,69 +187,102 @@ void fail_fix(const char *fix, const char *fmt, ...)
 
 /* --- configuration ------------------------------------------------------ */
 
-/* stage_keys are the records of this file's steps (config.h). */
-const struct cfg_key stage_keys[] = {
-	{CFG_KEY("arg", CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
-	{CFG_KEY("env", CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
-	{CFG_KEY("group", CFG_LIST, CFG_REPEAT, groups), .count_off = CFG_FIELD(ngroups), .needs = "setgroups"},
-	{CFG_KEY("argv0", CFG_STR, 0, argv0)},
-	{CFG_KEY("unshare", CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
-	{CFG_KEY("setup-root", CFG_BOOL, 0, setup_root)},
-	{CFG_KEY("setgroups", CFG_BOOL, 0, setgroups)},
-	{CFG_KEY("proc", CFG_BOOL, 0, mount_proc)},
-	{CFG_KEY("lo", CFG_BOOL, 0, lo_up)},
-	{CFG_KEY("no-new-privs", CFG_BOOL, 0, no_new_privs)},
-	{CFG_KEY("tty", CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
-	{CFG_KEY("extra-fds", CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
+/* The records of this file's steps (config.h), a table per struct. */
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_command
+/* command_keys: the command: what runs, as whom, where, when. */
+const struct cfg_key command_keys[] = {
+	{CFG_KEY(KEY_ARG, CFG_LIST, CFG_REQUIRED | CFG_REPEAT, argv), .count_off = CFG_FIELD(argc)},
+	{CFG_KEY(KEY_ENV, CFG_LIST, CFG_REPEAT, envp), .count_off = CFG_FIELD(envc)},
+	{CFG_KEY(KEY_ARGV0, CFG_STR, 0, argv0)},
+	{CFG_KEY(KEY_NO_NEW_PRIVS, CFG_BOOL, 0, no_new_privs)},
+	{CFG_KEY(KEY_EXTRA_FDS, CFG_INT, 0, extra_fds), .min = 0, .max = 4096},
 	/* (uid_t)-1 would tell setresuid "unchanged": never an identity. */
-	{CFG_KEY("uid", CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY("gid", CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
-	{CFG_KEY("hostname", CFG_STR, 0, hostname), .max = 64},
-	{CFG_KEY("cwd", CFG_STR, 0, cwd)},
-	{CFG_KEY("join-pid", CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
-	{CFG_KEY("join-start", CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = "join-pid", .needs = "join-pid"},
-	{CFG_KEY("pty", CFG_BOOL, 0, pty)},
-	{CFG_KEY("pty-rows", CFG_INT, 0, pty_rows), .max = 65535, .with = "pty", .needs = "pty"},
-	{CFG_KEY("pty-cols", CFG_INT, 0, pty_cols), .max = 65535, .with = "pty", .needs = "pty"},
-	{CFG_KEY("pty-keep", CFG_INT, 0, pty_keep), .max = 7, .needs = "pty"},
-	{CFG_KEY("join-nested", CFG_BOOL, 0, join_nested), .needs = "join-pid"},
-	{CFG_KEY("join-pid1-command", CFG_BOOL, 0, join_pid1_command), .needs = "join-pid"},
-	{CFG_KEY("nest-uid-map", CFG_STR, 0, nest_uid_map), .with = "nest-gid-map"},
-	{CFG_KEY("nest-gid-map", CFG_STR, 0, nest_gid_map), .with = "nest-uid-map"},
-	{CFG_KEY("net-wait", CFG_BOOL, 0, net_wait)},
-	{CFG_KEY("exec-wait", CFG_BOOL, 0, exec_wait)},
-	{CFG_KEY("command-first", CFG_BOOL, 0, command_first), .needs = "exec-wait"},
-	{CFG_KEY("pid1-command", CFG_BOOL, 0, pid1_command)},
-	{CFG_KEY("enter-userns", CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY("enter-userns2", CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = "enter-userns"},
-	{CFG_KEY("enter-pidns", CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
-	{CFG_KEY("nest-identity", CFG_BOOL, 0, nest_identity)},
-	{CFG_KEY("keep-uid", CFG_BOOL, 0, keep_uid)},
-	{CFG_KEY("keep-gid", CFG_BOOL, 0, keep_gid)},
-	{CFG_KEY("maps-later", CFG_BOOL, 0, maps_later)},
+	{CFG_KEY(KEY_UID, CFG_U32, CFG_REQUIRED, uid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_GID, CFG_U32, CFG_REQUIRED, gid), .min = 0, .max = UINT32_MAX - 1},
+	{CFG_KEY(KEY_CWD, CFG_STR, 0, cwd)},
+	{CFG_KEY(KEY_EXEC_WAIT, CFG_BOOL, 0, exec_wait)},
+	{CFG_KEY(KEY_COMMAND_FIRST, CFG_BOOL, 0, command_first), .needs = KEY_EXEC_WAIT},
+	{CFG_KEY(KEY_PID1_COMMAND, CFG_BOOL, 0, pid1_command)},
+	{CFG_KEY(KEY_KEEP_UID, CFG_BOOL, 0, keep_uid)},
+	{CFG_KEY(KEY_KEEP_GID, CFG_BOOL, 0, keep_gid)},
 	{.key = NULL},
 };
 
-/* set_groups sets the command's supplementary groups: the "group"
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_ids
+/* ids_keys: ids and maps, nesting. */
+const struct cfg_key ids_keys[] = {
+	{CFG_KEY(KEY_SETUP_ROOT, CFG_BOOL, 0, setup_root)},
+	{CFG_KEY(KEY_SETGROUPS, CFG_BOOL, 0, setgroups)},
+	{CFG_KEY(KEY_GROUP, CFG_LIST, CFG_REPEAT, groups), .count_off = CFG_FIELD(ngroups), .needs = KEY_SETGROUPS},
+	{CFG_KEY(KEY_NEST_UID_MAP, CFG_STR, 0, nest_uid_map), .with = KEY_NEST_GID_MAP},
+	{CFG_KEY(KEY_NEST_GID_MAP, CFG_STR, 0, nest_gid_map), .with = KEY_NEST_UID_MAP},
+	{CFG_KEY(KEY_NEST_IDENTITY, CFG_BOOL, 0, nest_identity)},
+	{CFG_KEY(KEY_MAPS_LATER, CFG_BOOL, 0, maps_later)},
+	{CFG_KEY(KEY_NEST_UID, CFG_LLONG, 0, nest_uid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_GID},
+	{CFG_KEY(KEY_NEST_GID, CFG_LLONG, 0, nest_gid), .min = 0, .max = UINT32_MAX - 1, .with = KEY_NEST_UID},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_ns
+/* ns_keys: the namespaces to make or enter. */
+const struct cfg_key ns_keys[] = {
+	{CFG_KEY(KEY_UNSHARE, CFG_INT, CFG_REQUIRED, unshare_flags), .min = 0, .max = INT_MAX},
+	{CFG_KEY(KEY_PROC, CFG_BOOL, 0, mount_proc)},
+	{CFG_KEY(KEY_LO, CFG_BOOL, 0, lo_up)},
+	{CFG_KEY(KEY_HOSTNAME, CFG_STR, 0, hostname), .max = 64},
+	{CFG_KEY(KEY_NET_WAIT, CFG_BOOL, 0, net_wait)},
+	{CFG_KEY(KEY_ENTER_USERNS, CFG_INT, 0, enter_userns), .min = EXTRA_FD, .max = 65535},
+	{CFG_KEY(KEY_ENTER_USERNS2, CFG_INT, 0, enter_userns2), .min = EXTRA_FD, .max = 65535, .needs = KEY_ENTER_USERNS},
+	{CFG_KEY(KEY_ENTER_PIDNS, CFG_INT, 0, enter_pidns), .min = EXTRA_FD, .max = 65535},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_join
+/* join_keys: nsbox exec's sandbox (join.c). */
+const struct cfg_key join_keys[] = {
+	{CFG_KEY(KEY_JOIN_PID, CFG_INT, 0, join_pid), .min = 1, .max = INT_MAX},
+	{CFG_KEY(KEY_JOIN_START, CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = KEY_JOIN_PID, .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_JOIN_NESTED, CFG_BOOL, 0, join_nested), .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_JOIN_PID1_COMMAND, CFG_BOOL, 0, join_pid1_command), .needs = KEY_JOIN_PID},
+	{.key = NULL},
+};
+
+#undef CFG_STRUCT
+#define CFG_STRUCT struct cfg_term
+/* term_keys: the terminal (pty.c). */
+const struct cfg_key term_keys[] = {
+	{CFG_KEY(KEY_TTY, CFG_INT, CFG_REQUIRED, tty_fd), .min = -1, .max = INT_MAX},
+	{CFG_KEY(KEY_PTY, CFG_BOOL, 0, pty)},
+	{CFG_KEY(KEY_PTY_ROWS, CFG_INT, 0, pty_rows), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_COLS, CFG_INT, 0, pty_cols), .max = 65535, .with = KEY_PTY, .needs = KEY_PTY},
+	{CFG_KEY(KEY_PTY_KEEP, CFG_INT, 0, pty_keep), .max = 7, .needs = KEY_PTY},
+	{.key = NULL},
+};
+
+/* set_groups sets the command's supplementary groups: the KEY_GROUP
  * records (Process.Groups), none if there are none. */
-static int set_groups(const struct config *c)
+static int set_groups(const struct cfg_ids *ids)
 {
 	gid_t g[64];
-	if (c->ngroups > (int)(sizeof g / sizeof g[0])) {
+	if (ids->ngroups > (int)(sizeof g / sizeof g[0])) {
 		errno = E2BIG;
 		return -1;
 	}
-	for (int i = 0; i < c->ngroups; i++) {
+	for (int i = 0; i < ids->ngroups; i++) {
 		char *end;
 		errno = 0;
-		unsigned long v = strtoul(c->groups[i], &end, 10);
-		if (errno || end == c->groups[i] || *end || v >= UINT32_MAX) {
+		unsigned long v = strtoul(ids->groups[i], &end, 10);
+		if (errno || end == ids->groups[i] || *end || v >= UINT32_MAX) {
 			errno = EINVAL;
 			return -1;
 		}
 		g[i] = (gid_t)v;
 	}
-	return setgroups((size_t)c->ngroups, c->ngroups ? g : NULL);
+	return setgroups((size_t)ids->ngroups, ids->ngroups ? g : NULL);
 }
 
 /* --- death of the launcher ---------------------------------------------- */
@@ -361,7 +394,7 @@ static void exec_command(const char *file, char **argv, char **envp)
 
 /* exec_report is what the command's child sends PID 1 when it cannot exec. */
 struct exec_report {
-	int step; /* 0 exec, 1 chdir, 2 set identity, 3 no_new_privs, 4 terminal, 5 nested namespace, 6 extra files */
+	enum exec_step step;
 	int err;
 };
 
@@ -396,7 +429,7 @@ static int command_wait(void)
  * then its EXEC_GO passed on. */
 static void command_go(const struct config *c, pid_t cmd)
 {
-	if (!c->command_first)
+	if (!c->cmd.command_first)
 		return;
 	close(command_gate[0][1]);
 	close(command_gate[1][0]);
@@ -417,49 +450,49 @@ static void command_go(const struct config *c, pid_t cmd)
 
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd)
 {
-	struct exec_report r = {0, 0};
+	struct exec_report r = {STEP_EXEC, 0};
 	if (report_fd < 0) {
 		/* PID 1 becoming the command reports its failures itself: keep
 		 * the socket clear of the extra files moving down to 3… */
-		int fd = fcntl(sync_fd, F_DUPFD_CLOEXEC, EXTRA_FD + c->extra_fds);
+		int fd = fcntl(sync_fd, F_DUPFD_CLOEXEC, EXTRA_FD + c->cmd.extra_fds);
 		if (fd < 0)
 			fail("move the launcher's socket");
 		sync_fd = fd;
 	}
-	if (c->tty_fd >= 0) {
+	if (c->term.tty_fd >= 0) {
 		/* A process group of its own, in the terminal's foreground, so
 		 * Ctrl-C and Ctrl-Z reach the command and not the launcher.
 		 * SIGTTOU is still blocked here, so tcsetpgrp cannot stop us. */
 		setpgid(0, 0);
-		tcsetpgrp(c->tty_fd, getpid());
+		tcsetpgrp(c->term.tty_fd, getpid());
 	}
 	if (attach_terminal() < 0) {
-		r.step = 4;
+		r.step = STEP_TERMINAL;
 		goto failed;
 	}
-	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0 || (c->command_first && command_wait() < 0)) {
-		r.step = 5;
+	if ((report_fd < 0 ? nest_enter_self(c) : nest_enter(c)) < 0 || (c->cmd.command_first && command_wait() < 0)) {
+		r.step = STEP_NEST;
 		goto failed;
 	}
 	/* keep-uid/keep-gid: the ids the process has in its user namespace
 	 * now (an entered one: enter.c), whatever they are called there. */
-	if (c->keep_uid)
-		((struct config *)c)->uid = getuid(); /* our own copy, after fork */
-	if (c->keep_gid)
-		((struct config *)c)->gid = getgid();
+	if (c->cmd.keep_uid)
+		((struct config *)c)->cmd.uid = getuid(); /* our own copy, after fork */
+	if (c->cmd.keep_gid)
+		((struct config *)c)->cmd.gid = getgid();
 	security_before_identity(c);
-	if (c->setgroups && set_groups(c) < 0) {
-		r.step = 2;
+	if (c->ids.setgroups && set_groups(&c->ids) < 0) {
+		r.step = STEP_IDENTITY;
 		goto failed;
 	}
-	if (setresgid(c->gid, c->gid, c->gid) < 0 || setresuid(c->uid, c->uid, c->uid) < 0) {
-		r.step = 2;
+	if (setresgid(c->cmd.gid, c->cmd.gid, c->cmd.gid) < 0 || setresuid(c->cmd.uid, c->cmd.uid, c->cmd.uid) < 0) {
+		r.step = STEP_IDENTITY;
 		goto failed;
 	}
 	/* Sharing the host's PID namespace, the command would outlive PID 1
 	 * (nothing kills the namespace's processes when PID 1 dies): it dies
 	 * with PID 1, which dies with the launcher. */
-	if (c->parent_death || c->pid1_command || !(c->unshare_flags & CLONE_NEWPID)) {
+	if (c->ns.parent_death || c->cmd.pid1_command || !(c->ns.unshare_flags & CLONE_NEWPID)) {
 		/* Re-arm: the identity change cleared it. Then make sure the
 		 * launcher did not die before (its end of the socket hangs up;
 		 * getppid() is 0 across the PID namespace boundary). */
@@ -468,12 +501,12 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 		    (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))))
 			_exit(1); /* nobody waits for the command any more */
 	}
-	if (c->cwd && chdir(c->cwd) < 0) {
-		r.step = 1;
+	if (c->cmd.cwd && chdir(c->cmd.cwd) < 0) {
+		r.step = STEP_CHDIR;
 		goto failed;
 	}
-	if (c->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		r.step = 3;
+	if (c->cmd.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		r.step = STEP_NO_NEW_PRIVS;
 		goto failed;
 	}
 	/* Default dispositions for what the launcher may have ignored for
@@ -492,20 +525,20 @@ __attribute__((noreturn)) void run_command(const struct config *c, int report_fd
 	 * before a later step overwrites it), and whatever else is open here
 	 * (the report pipe, PID 1's signalfd) closes at exec, also if
 	 * something was opened without O_CLOEXEC. */
-	for (int i = 0; i < c->extra_fds; i++)
+	for (int i = 0; i < c->cmd.extra_fds; i++)
 		if (dup2(EXTRA_FD + i, NSBOX_STAGE_FD + i) < 0) {
-			r.step = 6;
+			r.step = STEP_EXTRA_FDS;
 			goto failed;
 		}
-	syscall(SYS_close_range, NSBOX_STAGE_FD + c->extra_fds, ~0U, CLOSE_RANGE_CLOEXEC);
-	environ = c->envp;
+	syscall(SYS_close_range, NSBOX_STAGE_FD + c->cmd.extra_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+	environ = c->cmd.envp;
 	/* The program is argv[0] as given; Process.Argv0 only replaces what
 	 * it sees as its name (this child's copy: PID 1 still reports the
 	 * program's name if exec fails). */
-	const char *file = c->argv[0];
-	if (c->argv0)
-		c->argv[0] = (char *)c->argv0;
-	exec_command(file, c->argv, c->envp);
+	const char *file = c->cmd.argv[0];
+	if (c->cmd.argv0)
+		c->cmd.argv[0] = (char *)c->cmd.argv0;
+	exec_command(file, c->cmd.argv, c->cmd.envp);
 failed:
 	r.err = errno;
 	if (report_fd < 0)
@@ -527,26 +560,27 @@ __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int
 {
 	errno = err;
 	switch (step) {
-	case 0:
-		send_msg(NSBOX_MSG_EXEC_FAILED, err, c->argv[0]);
+	case STEP_EXEC:
+		send_msg(NSBOX_MSG_EXEC_FAILED, err, c->cmd.argv[0]);
 		_exit(err == ENOENT ? 127 : 126);
-	case 1:
+	case STEP_CHDIR:
 		fail_fix("pass --chdir a directory that exists in the sandbox and that the command's uid may enter",
-			 "--chdir %s: enter the working directory", c->cwd ? c->cwd : "/");
-	case 2:
+			 "--chdir %s: enter the working directory", c->cmd.cwd ? c->cmd.cwd : "/");
+	case STEP_IDENTITY:
 		fail_fix("pass --uid/--gid ids the sandbox's maps contain (nsbox inspect shows them; see --map, --map-users)",
-			 "switch to uid %u gid %u", (unsigned)c->uid, (unsigned)c->gid);
-	case 3:
+			 "switch to uid %u gid %u", (unsigned)c->cmd.uid, (unsigned)c->cmd.gid);
+	case STEP_NO_NEW_PRIVS:
 		fail("set no_new_privs");
-	case 4:
+	case STEP_TERMINAL:
 		fail("make the pseudo-terminal the command's controlling terminal");
-	case 5:
-		if (c->nest_held)
+	case STEP_NEST:
+		if (c->ns.nest_held)
 			fail("enter the command's nested user namespace and make its mount namespace");
-		if (c->enter_userns2 >= 0)
+		if (c->ns.enter_userns2 >= 0)
 			fail_fix("pass a child of the entered user namespace (bubblewrap's --userns2 with --userns)",
 				 "enter the given command user namespace (setns) and make its mount namespace");
 		fail("create the command's nested user and mount namespace");
+	case STEP_EXTRA_FDS:
 	default:
 		fail("pass Process.ExtraFiles to the command");
 	}
@@ -602,8 +636,8 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			struct nsbox_msg m;
 			free(recv_msg(&m));
 			if (m.kind == NSBOX_MSG_RESUME) {
-				if (m.value && c->tty_fd >= 0)
-					tcsetpgrp(c->tty_fd, cmd);
+				if (m.value && c->term.tty_fd >= 0)
+					tcsetpgrp(c->term.tty_fd, cmd);
 				if (m.value)
 					resume_terminal(cmd);
 				kill(-cmd, SIGCONT);
@@ -630,7 +664,7 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			/* A signal from the terminal (SI_KERNEL) already reached the
 			 * command's process group directly; do not send it twice. A
 			 * SIGCONT after a stop is driven by RESUME instead. */
-			if (si.ssi_code == SI_KERNEL || (si.ssi_signo == SIGCONT && c->tty_fd >= 0))
+			if (si.ssi_code == SI_KERNEL || (si.ssi_signo == SIGCONT && c->term.tty_fd >= 0))
 				continue;
 			kill(cmd, (int)si.ssi_signo);
 			continue;
@@ -641,7 +675,7 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 			if (w != cmd)
 				continue;
 			if (WIFSTOPPED(status)) {
-				if (c->tty_fd >= 0 || c->pty)
+				if (c->term.tty_fd >= 0 || c->term.pty)
 					send_msg(NSBOX_MSG_STOPPED, WSTOPSIG(status), NULL);
 				continue;
 			}
@@ -664,57 +698,57 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	arm_parent_death();
 	/* maps-later: the launcher's caller writes our maps now (we are
 	 * still dumpable, so /proc/PID/uid_map is the caller's to write). */
-	if (c->maps_later) {
+	if (c->ids.maps_later) {
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_MAPS_DONE, &m));
 		enter_adopt_maps((struct config *)c); /* our own copy (clone without CLONE_VM) */
 	}
 	/* Sharing the host's PID namespace, we are not the reaper of orphans
 	 * by birth: ask to be. */
-	if (!(c->unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+	if (!(c->ns.unshare_flags & CLONE_NEWPID) && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_CHILD_SUBREAPER)");
 	/* The network first: the TAP device is opened through the host's
 	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
 	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. */
-	if (c->lo_up) {
+	if (c->ns.lo_up) {
 		bring_up_loopback();
 		allow_ping();
 	}
-	if (c->tap_name)
+	if (c->tap.tap_name)
 		setup_tap(c);
-	if (c->net_wait)
+	if (c->ns.net_wait)
 		wait_network();
 	int host_proc = nest_prepare(c);
 	setup_mounts(c);
 	open_terminal(c);
-	if (c->hostname && sethostname(c->hostname, strlen(c->hostname)) < 0)
-		fail("set the hostname to %s", c->hostname);
+	if (c->ns.hostname && sethostname(c->ns.hostname, strlen(c->ns.hostname)) < 0)
+		fail("set the hostname to %s", c->ns.hostname);
 	/* Setup is done: nothing it opened may outlive it (an O_PATH of a
 	 * host directory would be a way out through /proc/1/fd), and no
 	 * process of the sandbox may read or trace PID 1. The launcher never
 	 * needs to: nsbox exec enters the command's namespaces (join.c). */
-	int keep[] = {0, 1, 2, sync_fd, c->tty_fd, terminal_fd(), host_proc, c->enter_userns2};
-	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->extra_fds);
+	int keep[] = {0, 1, 2, sync_fd, c->term.tty_fd, terminal_fd(), host_proc, c->ns.enter_userns2};
+	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->cmd.extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
 	/* The sandbox is built; with exec-wait the command waits for the
 	 * launcher's go-ahead (Spec.BeforeExec: bubblewrap's --block-fd). */
-	if (c->exec_wait && !c->command_first) {
+	if (c->cmd.exec_wait && !c->cmd.command_first) {
 		struct nsbox_msg m;
 		free(await_launcher(NSBOX_MSG_EXEC_GO, &m));
 	}
 	/* --as-pid-1: no init; PID 1 becomes the command, and the launcher
 	 * takes the socket's end at exec (close-on-exec) for its success. */
-	if (c->pid1_command)
+	if (c->cmd.pid1_command)
 		run_command(c, -1);
 	/* A new session with an init (bubblewrap's --new-session with
 	 * --unshare-pid): the session is PID 1's, as it is bubblewrap's
 	 * init's, so the command is not its leader and may start one of its
 	 * own (setsid). Without a terminal either way. */
-	if (c->new_session && !c->pty && (c->unshare_flags & CLONE_NEWPID)) {
+	if (c->sec.new_session && !c->term.pty && (c->ns.unshare_flags & CLONE_NEWPID)) {
 		if (setsid() < 0)
 			fail("start a new session (setsid)");
-		((struct config *)c)->new_session = 0; /* our own copy */
+		((struct config *)c)->sec.new_session = 0; /* our own copy */
 	}
 
 	/* Every signal stays blocked in PID 1 and is read from a signalfd;
@@ -730,7 +764,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	if (pipe2(report, O_CLOEXEC) < 0)
 		fail("create the exec report pipe");
 	nest_pipes(c);
-	if (c->command_first && (pipe2(command_gate[0], O_CLOEXEC) < 0 || pipe2(command_gate[1], O_CLOEXEC) < 0))
+	if (c->cmd.command_first && (pipe2(command_gate[0], O_CLOEXEC) < 0 || pipe2(command_gate[1], O_CLOEXEC) < 0))
 		fail("create the command's pipes");
 	pid_t cmd = fork();
 	if (cmd < 0)
@@ -772,14 +806,29 @@ __attribute__((noreturn)) static int pid1(void *arg)
  * (not Spec.Enter's), whose maps are known before PID 1 exists. */
 static int nest_holdable(const struct config *c)
 {
-	return c->nest_uid_map && c->enter_userns < 0 && !c->maps_later;
+	return c->ids.nest_uid_map && c->ns.enter_userns < 0 && !c->ids.maps_later;
 }
 
 /* The namespaces a pre-forked stage created before its CONFIG came
- * (nsbox_prefork_unshares in stage.h), and how each unshare went. */
+ * (UNSHARE in stage.h), and how each unshare went. */
 static struct {
-	int done, flags, userns_errno, unshare_errno;
+	int preforked, done, flags, userns_errno, unshare_errno;
 } early;
+
+/* unshare_early is steps 1 and 2 of nsbox_stage ahead of time, but for
+ * LATE_UNSHARE (the network namespace among them: the command's user
+ * namespace owns it, and that needs our maps first): the work overlaps
+ * the launcher's. Failures wait for the CONFIG, to be reported in their
+ * place. */
+static void unshare_early(void)
+{
+	early.done = 1;
+	early.flags = NSBOX_PREFORK_UNSHARE;
+	if (unshare(CLONE_NEWUSER) < 0)
+		early.userns_errno = errno;
+	else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
+		early.unshare_errno = errno;
+}
 
 /* PID 1 runs on this stack; clone without CLONE_VM gives it its own copy. */
 static char pid1_stack[256 * 1024] __attribute__((aligned(16)));
@@ -793,6 +842,11 @@ void nsbox_stage(void)
 
 	struct nsbox_msg m;
 	char *buf = recv_msg(&m);
+	if (m.kind == NSBOX_MSG_UNSHARE && early.preforked) {
+		free(buf);
+		unshare_early();
+		buf = recv_msg(&m);
+	}
 	if (m.kind != NSBOX_MSG_CONFIG)
 		_exit(125);
 	static struct config c;
@@ -804,11 +858,11 @@ void nsbox_stage(void)
 	}
 	/* Process.ExtraFiles came in at 4…, Spec.Enter's namespaces after
 	 * them; nothing else above the socket may reach the command. */
-	int hi = EXTRA_FD + c.extra_fds;
+	int hi = EXTRA_FD + c.cmd.extra_fds;
 	if (enter_highest_fd(&c) >= hi)
 		hi = enter_highest_fd(&c) + 1;
 	close_fds_except(NULL, 0, 0, hi);
-	if (early.done && (c.join_pid || c.enter_userns >= 0 || c.enter_pidns >= 0 || c.unshare_flags != early.flags)) {
+	if (early.done && (c.join.join_pid || c.ns.enter_userns >= 0 || c.ns.enter_pidns >= 0 || c.ns.unshare_flags != early.flags)) {
 		/* The launcher checks this before it takes the stage
 		 * (prefork.go); a mismatch is its bug, never a weaker sandbox. */
 		send_msg(NSBOX_MSG_ERROR, EINVAL, "the pre-forked stage created other namespaces than the CONFIG asks for");
@@ -816,23 +870,23 @@ void nsbox_stage(void)
 	}
 	/* An entered user namespace comes first: the command's ids
 	 * (keep-uid) and the nested maps are read from it. */
-	if (c.enter_userns >= 0 && c.enter_pidns >= 0)
+	if (c.ns.enter_userns >= 0 && c.ns.enter_pidns >= 0)
 		enter_pidns_first(&c);
-	if (c.enter_userns >= 0)
+	if (c.ns.enter_userns >= 0)
 		enter_userns(&c);
 	/* The command's ids as this user namespace sees them: its own when
 	 * it is not nested onto other ones (nested.go). */
-	if (c.nest_uid < 0)
-		c.nest_uid = c.uid;
-	if (c.nest_gid < 0)
-		c.nest_gid = c.gid;
-	if (c.join_pid)
+	if (c.ids.nest_uid < 0)
+		c.ids.nest_uid = c.cmd.uid;
+	if (c.ids.nest_gid < 0)
+		c.ids.nest_gid = c.cmd.gid;
+	if (c.join.join_pid)
 		nsbox_join(&c); /* nsbox exec: join.c */
 
 	/* 1. The user namespace, alone and first: every namespace created
 	 * after it is owned by it. (A pre-forked stage made it, and step 2's
 	 * namespaces, while the launcher's Go runtime started: early.) */
-	if (!early.done && c.enter_userns < 0)
+	if (!early.done && c.ns.enter_userns < 0)
 		early.userns_errno = unshare(CLONE_NEWUSER) < 0 ? errno : 0;
 	if (early.userns_errno) {
 		errno = early.userns_errno;
@@ -846,8 +900,8 @@ void nsbox_stage(void)
 	 * work overlaps the map writing (newuidmap's and newgidmap's execs
 	 * under --map auto). A failure is reported in its place, after
 	 * MAPS_DONE. */
-	int unshare_errno = early.unshare_errno, flags = c.unshare_flags;
-	if (c.enter_pidns >= 0)
+	int unshare_errno = early.unshare_errno, flags = c.ns.unshare_flags;
+	if (c.ns.enter_pidns >= 0)
 		flags &= ~CLONE_NEWPID; /* made below the entered one: enter.c */
 	/* Those the command's user namespace will own wait for it (step 4),
 	 * and the PID namespace with them; a pre-forked stage left them all. */
@@ -857,7 +911,7 @@ void nsbox_stage(void)
 
 	/* 3. The launcher writes uid_map and gid_map from outside; with
 	 * maps-later its caller does, once PID 1 exists, and PID 1 waits. */
-	if (!c.maps_later) {
+	if (!c.ids.maps_later) {
 		free(recv_msg(&m));
 		if (m.kind != NSBOX_MSG_MAPS_DONE)
 			_exit(125);
@@ -866,8 +920,8 @@ void nsbox_stage(void)
 	/* 4. Become root of the namespace when root is mapped. Without that
 	 * we keep the full capability set the creator of a user namespace
 	 * has, until the command's exec drops it. */
-	if (c.setup_root) {
-		if (c.setgroups && setgroups(0, NULL) < 0)
+	if (c.ids.setup_root) {
+		if (c.ids.setgroups && setgroups(0, NULL) < 0)
 			fail("drop supplementary groups");
 		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
 			fail("become root in the user namespace");
@@ -880,12 +934,12 @@ void nsbox_stage(void)
 	 * wait_network (slirp4netns lost that race under load: "userns path
 	 * doesn't exist"). No process of the sandbox exists yet; PID 1 is
 	 * made non-dumpable again once setup is done. */
-	if (c.net_wait && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+	if (c.ns.net_wait && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE) for the network helper");
 
 	if (unshare_errno) {
 		errno = unshare_errno;
-		fail("create the namespaces (unshare 0x%x)", (unsigned)c.unshare_flags);
+		fail("create the namespaces (unshare 0x%x)", (unsigned)c.ns.unshare_flags);
 	}
 	/* The command's user namespace, now that ours has maps (a user
 	 * namespace's creator must be mapped in its parent), owning the
@@ -900,7 +954,7 @@ void nsbox_stage(void)
 
 	/* An entered PID namespace; below it, a new one is made by an
 	 * intermediate process, which goes on from here instead of us. */
-	pid_t mid = c.enter_pidns >= 0 ? enter_pidns(&c) : 0;
+	pid_t mid = c.ns.enter_pidns >= 0 ? enter_pidns(&c) : 0;
 
 	/* 5. PID 1 of the new PID namespace, born as the launcher's own child
 	 * (CLONE_PARENT) so the launcher waits for it directly. */
@@ -929,9 +983,8 @@ void nsbox_stage(void)
 
 int nsbox_prefork_pid = -1;
 int nsbox_prefork_fd = -1;
-int nsbox_prefork_unshared;
 
-void nsbox_prefork(int unshares)
+void nsbox_prefork(void)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -955,26 +1008,11 @@ void nsbox_prefork(int unshares)
 			_exit(1);
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
-		if (unshares) {
-			/* Steps 1 and 2 of nsbox_stage ahead of time, but
-			 * for LATE_UNSHARE (the network namespace among
-			 * them: the command's user namespace owns it, and
-			 * that needs our maps first): the work overlaps the
-			 * launcher's runtime start. Failures wait for the
-			 * CONFIG, to be reported in their place. */
-			early.done = 1;
-			early.flags = NSBOX_PREFORK_UNSHARE;
-			if (unshare(CLONE_NEWUSER) < 0)
-				early.userns_errno = errno;
-			else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
-				early.unshare_errno = errno;
-		}
+		early.preforked = 1;
 		nsbox_stage(); /* closes every other descriptor; never returns */
 	}
 	close(sv[1]);
 	nsbox_prefork_pid = pid;
 	nsbox_prefork_fd = sv[0];
-	if (unshares)
-		nsbox_prefork_unshared = NSBOX_PREFORK_UNSHARE;
 }
 

@@ -40,44 +40,25 @@ static int listed(const char *list, const char *name)
 	return 0;
 }
 
-// vetoed tells whether an argument after argv[1] and before "--" starts
-// with one of the vetoes, a list as in stage.h; "--flag value" is seen as
-// "--flag=value". A wrong answer costs time only: the launcher checks the
-// stage it takes either way.
-static int vetoed(const char *vetoes, int argc, char **argv)
-{
-	if (!vetoes)
-		return 0;
-	for (int i = 2; i < argc && argv[i] && strcmp(argv[i], "--"); i++) {
-		char word[256];
-		const char *next = i + 1 < argc && argv[i + 1] && !strchr(argv[i], '=') ? argv[i + 1] : NULL;
-		snprintf(word, sizeof word, "%s%s%s", argv[i], next ? "=" : "", next ? next : "");
-		for (const char *p = vetoes; *p; p += strlen(p) + 1)
-			if (!strncmp(word, p, strlen(p)))
-				return 1;
-	}
-	return 0;
-}
-
 #ifndef __GLIBC__
 #include <fcntl.h>
 #include <unistd.h>
 
 // procArgs reads the command line from /proc/self/cmdline: only glibc
-// passes argc and argv to constructors, musl passes nothing. The first
-// 4 KiB are enough to find the subcommand and the flags that veto the
-// early namespaces (a miss costs time only).
+// passes argc and argv to constructors, musl passes nothing. Only the
+// subcommand (argv[1]) is looked at: the first 512 bytes hold it, or
+// it is too long to be one.
 static int procArgs(char ***argvp)
 {
-	static char buf[4096];
-	static char *args[64];
+	static char buf[512];
+	static char *args[3];
 	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC), n = 0;
 	ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
 	if (fd >= 0)
 		close(fd);
 	if (len > 0) {
 		buf[len] = 0;
-		for (char *p = buf; p < buf + len && n < 63; p += strlen(p) + 1)
+		for (char *p = buf; p < buf + len && n < 2; p += strlen(p) + 1)
 			args[n++] = p;
 	}
 	args[n] = NULL;
@@ -96,10 +77,13 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 #ifndef __GLIBC__
 	argc = procArgs(&argv);
 #endif
-	if (argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV))
+	const char *fast = getenv(NSBOX_FASTPATH_ENV);
+	if (argc < 2 || !argv || !argv[1] || getenv(NSBOX_NO_PREFORK_ENV) || (fast && !strcmp(fast, "off")))
 		return;
+	// The subcommand alone decides: the launcher, once its flags are
+	// parsed, tells the stage what else to do ahead (UNSHARE).
 	if (listed(nsbox_prefork_command, argv[1]))
-		nsbox_prefork(listed(nsbox_prefork_unshares, argv[1]) && !vetoed(nsbox_prefork_unshare_vetoes, argc, argv));
+		nsbox_prefork();
 }
 
 // nsbox_stage_linked tells Linked the constructor above ran in this binary.
@@ -107,32 +91,14 @@ static int nsbox_stage_linked(void) { return nsbox_constructor_ran; }
 */
 import "C"
 
-import "unsafe"
-
-// preforkVetoed is vetoed (above) called from Go with the vetoes list
-// (each entry NUL-terminated) and argv, for prefork_test.go: cgo is not
-// allowed in _test.go files.
-func preforkVetoed(vetoes string, argv []string) bool {
-	list := C.CString(vetoes + "\x00")
-	defer C.free(unsafe.Pointer(list))
-	cargs := make([]*C.char, len(argv))
-	for i, a := range argv {
-		cargs[i] = C.CString(a)
-		defer C.free(unsafe.Pointer(cargs[i]))
-	}
-	cargv := (**C.char)(C.malloc(C.size_t(len(argv)+1) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	defer C.free(unsafe.Pointer(cargv))
-	slots := unsafe.Slice(cargv, len(argv)+1)
-	copy(slots, cargs)
-	slots[len(argv)] = nil
-	return C.vetoed(list, C.int(len(argv)), cargv) != 0
-}
-
 // The environment variables that make the constructor run the stage
-// (Env) or the handed-off supervisor (HandOffEnv) instead of the program.
+// (Env) or the handed-off supervisor (HandOffEnv) instead of the program,
+// and the one that turns the speed tricks off (FastPathEnv=off:
+// sandbox/fastpath).
 const (
-	Env        = C.NSBOX_STAGE_ENV
-	HandOffEnv = C.NSBOX_HANDOFF_ENV
+	Env         = C.NSBOX_STAGE_ENV
+	HandOffEnv  = C.NSBOX_HANDOFF_ENV
+	FastPathEnv = C.NSBOX_FASTPATH_ENV
 )
 
 // The message kinds of the protocol drawn in stage.h, in the order a run
@@ -156,6 +122,7 @@ const (
 	MsgHandOffOK    = C.NSBOX_MSG_HANDOFF_READY
 	MsgArm          = C.NSBOX_MSG_ARM
 	MsgCommandReady = C.NSBOX_MSG_COMMAND_READY
+	MsgUnshare      = C.NSBOX_MSG_UNSHARE
 )
 
 // MaxPayload is the largest payload a message may carry.

@@ -8,6 +8,8 @@
  * followed by len bytes of payload. The order is fixed:
  *
  *   launcher                         stage                      PID 1
+ *   (UNSHARE                 ──▶     a pre-forked stage only: unshare(user),
+ *                                    unshare(mnt, cgroup) ahead of CONFIG)
  *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
@@ -68,6 +70,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_HANDOFF_READY, /* P→L disarmed */
 	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
 	NSBOX_MSG_COMMAND_READY, /* P→L (command-first) the command's process exists, in its namespaces, and waits for EXEC_GO; value: its pid inside */
+	NSBOX_MSG_UNSHARE,      /* L→S  (a pre-forked stage, before CONFIG) create NSBOX_PREFORK_UNSHARE's namespaces now */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)
@@ -106,36 +109,32 @@ void nsbox_handoff(void);
  * nsbox_prefork_pid and nsbox_prefork_fd (the launcher's end of the
  * socket, close-on-exec); on any failure they stay -1 and the launcher
  * re-executes itself as usual. */
-void nsbox_prefork(int unshares);
+void nsbox_prefork(void);
 extern int nsbox_prefork_pid;
 extern int nsbox_prefork_fd;
 
-/* With unshares set, the pre-forked stage also creates its user namespace
- * and then NSBOX_PREFORK_UNSHARE's namespaces (every one nsbox makes by
- * default) but the network, UTS, IPC and PID ones (which wait for the
- * maps: stage.c, LATE_UNSHARE) at once, before its CONFIG arrives, and
- * nsbox_prefork_unshared says so. The launcher takes such a stage only for a sandbox that wants
+/* Sent UNSHARE before its CONFIG (the launcher decides, once its flags are
+ * parsed: cmd/nsbox/fastpath.go), the pre-forked stage creates its user
+ * namespace and then NSBOX_PREFORK_UNSHARE's namespaces (every one nsbox
+ * makes by default) but the network, UTS, IPC and PID ones (which wait for
+ * the maps: stage.c, LATE_UNSHARE) while the launcher builds the sandbox's
+ * spec. The launcher then takes that stage only for a sandbox that wants
  * exactly those namespaces, joins none and has no cgroup of its own (a
  * cgroup namespace's root is fixed when it is created); otherwise it lets
  * the stage go and re-executes. */
 #define NSBOX_PREFORK_UNSHARE (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET)
-extern int nsbox_prefork_unshared;
 
 /* A program opts in to the pre-forked stage by defining
  * nsbox_prefork_command, a list of NUL-terminated names ending with an
  * empty one: the constructor pre-forks when argv[1] equals one of them
- * (cmd/nsbox defines "run" and "exec"). Programs that embed the sandbox package do
- * not define it and always re-execute. NSBOX_NO_PREFORK in the
- * environment turns it off (for comparisons). */
+ * (cmd/nsbox defines "run" and "exec"); it reads nothing else of the
+ * command line. Programs that embed the sandbox package do not define it
+ * and always re-execute. */
 extern const char nsbox_prefork_command[] __attribute__((weak));
-/* The same kind of list, of the commands whose pre-forked stage creates
- * its namespaces early (cmd/nsbox: "run"). */
-extern const char nsbox_prefork_unshares[] __attribute__((weak));
-/* And the arguments that make a sandbox want other namespaces or a cgroup
- * (prefixes, "--flag value" read as "--flag=value"): with one of them
- * before "--", the pre-forked stage does not make its namespaces early,
- * so the launcher can still take it. */
-extern const char nsbox_prefork_unshare_vetoes[] __attribute__((weak));
+/* NSBOX_FASTPATH=off in the environment turns every speed trick off (the
+ * pre-forked stage here, the early namespaces and the hand-off with it:
+ * sandbox/fastpath); NSBOX_NO_PREFORK only this one. For comparisons. */
+#define NSBOX_FASTPATH_ENV "NSBOX_FASTPATH"
 #define NSBOX_NO_PREFORK_ENV "NSBOX_NO_PREFORK"
 
 #endif

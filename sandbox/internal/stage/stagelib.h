@@ -10,85 +10,116 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* config is what the launcher asked for, decoded from CONFIG. */
-struct config {
-	int unshare_flags; /* namespaces to create after the user namespace */
-	int setup_root;    /* switch to inner uid/gid 0 for setup */
-	int setgroups;     /* setgroups(2) is allowed (gid map not "deny") */
-	int mount_proc;    /* mount a fresh /proc */
-	int lo_up;         /* bring the loopback interface up */
-	int no_new_privs;  /* set PR_SET_NO_NEW_PRIVS for the command */
-	int tty_fd;        /* terminal to hand to the command, or -1 */
-	int extra_fds;     /* Process.ExtraFiles: fds 4… here, 3… in the command */
+#include "protocol.h"
+
+/* config is what the launcher asked for, decoded from CONFIG: one small
+ * struct per job, each filled by its key table (config.h). */
+
+/* The command: what runs, as whom, where, and when (stage.c). */
+struct cfg_command {
+	char **argv;       /* NULL-terminated, argc of them */
+	char **envp;
+	int argc, envc;
+	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
+	const char *cwd;
 	uid_t uid;         /* the command's identity */
 	gid_t gid;
-	const char *hostname;
-	const char *cwd;
-	char **argv;       /* NULL-terminated, argc of them */
-	const char *argv0; /* the command's argv[0], or NULL: argv[0] (the program) */
+	int keep_uid;      /* the command keeps the uid it has (not uid) */
+	int keep_gid;
+	int no_new_privs;  /* set PR_SET_NO_NEW_PRIVS for the command */
+	int extra_fds;     /* Process.ExtraFiles: fds 4… here, 3… in the command */
 	int exec_wait;     /* after setup, wait for EXEC_GO before running the command */
 	int command_first; /* with exec_wait: fork the command first, it waits (COMMAND_READY) */
 	int pid1_command;  /* PID 1 execs the command itself, no init (--as-pid-1) */
-	/* Existing namespaces to enter (Spec.Enter; enter.c), as the stage's
-	 * descriptors (after the extra files), -1 for none. The numbers stay
-	 * set once the descriptors are used and closed: "entered". */
+};
+
+/* Ids and maps. With nest_uid_map set, the command gets a nested user
+ * namespace and mount namespace (see sandbox/nested.go) whose maps PID 1
+ * writes: "inner outer count" lines, outer ids being this namespace's.
+ * nest_uid/nest_gid are the command's ids as this namespace sees them
+ * (its uid/gid when not nested): whom setup gives the command's files and
+ * terminal. */
+struct cfg_ids {
+	int setup_root;    /* switch to inner uid/gid 0 for setup */
+	int setgroups;     /* setgroups(2) is allowed (gid map not "deny") */
+	char **groups;     /* supplementary gids (decimal), set when setgroups is */
+	int ngroups;
+	const char *nest_uid_map, *nest_gid_map;
+	long long nest_uid, nest_gid;
+	int nest_identity; /* nest with the identity over the entered namespace's ids */
+	int maps_later;    /* the launcher's caller writes the maps after PID1 (Spec.WriteMaps) */
+};
+
+/* The namespaces: made, or entered (Spec.Enter; enter.c) as the stage's
+ * descriptors (after the extra files), -1 for none. The numbers stay set
+ * once the descriptors are used and closed: "entered". */
+struct cfg_ns {
+	int unshare_flags; /* namespaces to create after the user namespace */
+	int mount_proc;    /* mount a fresh /proc */
+	int lo_up;         /* bring the loopback interface up */
+	const char *hostname;
 	int enter_userns;  /* instead of a new user namespace */
 	int enter_userns2; /* the command's, instead of the nested one */
 	int nest_held;     /* enter_userns2 is nsbox's own nesting (nest_hold), not Spec.Enter's */
 	int enter_pidns;   /* PID 1's (a new one below it with CLONE_NEWPID) */
 	int pidns_entered; /* enter_pidns_first entered it already */
-	int nest_identity; /* nest with the identity over the entered namespace's ids */
-	int keep_uid;      /* the command keeps the uid it has (not uid) */
-	int keep_gid;
-	int maps_later;    /* the launcher's caller writes the maps after PID1 (Spec.WriteMaps) */
-	char **envp;
-	int argc, envc;
-	char **groups;     /* supplementary gids (decimal), set when setgroups is */
-	int ngroups;
-	/* The filesystem (mounts.c): with new_root, mounts[] build a fresh
-	 * root in order, then PID 1 pivots into it. */
+	int parent_death;  /* re-arm PR_SET_PDEATHSIG after the identity change */
+	int net_wait;      /* wait for NET_READY, then configure its tap (external helper) */
+};
+
+/* nsbox exec: the sandbox to join (join.c). */
+struct cfg_join {
+	pid_t join_pid;                /* its PID 1 */
+	unsigned long long join_start; /* and its start time, /proc/PID/stat field 22 */
+	int join_nested;               /* its command has a nested user namespace */
+	int join_pid1_command;         /* its command is its PID 1 (pid1-command) */
+};
+
+/* The filesystem (mounts.c): with new_root, mounts[] build a fresh root
+ * in order, then PID 1 pivots into it. */
+struct cfg_root {
 	int new_root;
-	int root_mapped;           /* inner 0 is mapped: devpts can be mounted */
-	long long owner_uid;       /* inner ids of the caller, or -1: what setup */
-	long long owner_gid;       /* creates on host filesystems gets them */
-	const char *cwd_try;       /* the launcher's cwd, "/" if it is not inside */
+	int root_mapped;     /* inner 0 is mapped: devpts can be mounted */
+	long long owner_uid; /* inner ids of the caller, or -1: what setup */
+	long long owner_gid; /* creates on host filesystems gets them */
+	const char *cwd_try; /* the launcher's cwd, "/" if it is not inside */
 	struct mount_op *mounts;
 	int n_mounts;
-	/* With nest_uid_map set, the command gets a nested user namespace and
-	 * mount namespace (see sandbox/nested.go) whose maps PID 1 writes:
-	 * "inner outer count" lines, outer ids being this namespace's.
-	 * nest_uid/nest_gid are the command's ids as this namespace sees
-	 * them (its uid/gid when not nested): whom setup gives the
-	 * command's files and terminal. */
-	const char *nest_uid_map, *nest_gid_map;
-	long long nest_uid, nest_gid;
-	pid_t join_pid;                  /* nsbox exec: the sandbox's PID 1 (join.c) */
-	unsigned long long join_start;   /* and its start time, /proc/PID/stat field 22 */
-	int join_nested;                 /* its command has a nested user namespace */
-	int join_pid1_command;           /* its command is its PID 1 (pid1-command) */
-	int parent_death;                /* re-arm PR_SET_PDEATHSIG after the identity change */
-	int pty;           /* give the command a pseudo-terminal (pty.c) */
-	int pty_rows;      /* its initial window size; 0: leave unset */
-	int pty_cols;
-	int pty_keep;      /* bit N: fd N (0-2) keeps the launcher's file, not the slave */
+};
 
-	/* security.c: capabilities, seccomp, Landlock, limits. */
+/* The terminal (pty.c). */
+struct cfg_term {
+	int tty_fd;   /* terminal to hand to the command, or -1 */
+	int pty;      /* give the command a pseudo-terminal */
+	int pty_rows; /* its initial window size; 0: leave unset */
+	int pty_cols;
+	int pty_keep; /* bit N: fd N (0-2) keeps the launcher's file, not the slave */
+};
+
+/* security.c: capabilities, seccomp, Landlock. */
+struct cfg_security {
 	int caps_set;       /* caps below is the command's capability set */
 	uint64_t caps;      /* bit N = capability N */
 	struct seccomp_prog *seccomp; /* struct sock_filter programs, in order */
 	int nseccomp;
 	int new_session;    /* setsid for the command */
 	int assert_userns_disabled; /* fail unless unshare(CLONE_NEWUSER) fails */
-	struct rlimit_rec *rlimits;
-	int nrlimits;
 	int landlock;       /* restrict with Landlock (ll_* below) */
 	uint64_t ll_fs, ll_net, ll_scoped;
 	struct ll_path *ll_paths;
 	int nll_paths;
 	struct ll_port *ll_ports;
 	int nll_ports;
+};
 
-	/* tap.c: the network device (--net user, slirp4netns, pasta). */
+/* security.c: resource limits. */
+struct cfg_limits {
+	struct rlimit_rec *rlimits;
+	int nrlimits;
+};
+
+/* tap.c: the network device (--net user, slirp4netns, pasta). */
+struct cfg_tap {
 	const char *tap_name;  /* create this TAP device and send its fd (--net user) */
 	int tap_mtu;           /* its MTU; 0 keeps the kernel's */
 	int tap_vnet_hdr;      /* open it with IFF_VNET_HDR and the TSO/checksum offloads */
@@ -96,7 +127,18 @@ struct config {
 	const char *tap_gw4;   /* default route's gateway */
 	const char *tap_addr6;
 	const char *tap_gw6;
-	int net_wait;          /* wait for NET_READY, then configure its tap (external helper) */
+};
+
+struct config {
+	struct cfg_command cmd;
+	struct cfg_ids ids;
+	struct cfg_ns ns;
+	struct cfg_join join;
+	struct cfg_root root;
+	struct cfg_term term;
+	struct cfg_security sec;
+	struct cfg_limits lim;
+	struct cfg_tap tap;
 };
 
 /* The security records, decoded (security.c). */
@@ -124,13 +166,7 @@ enum mount_type {
 	MT_BIND = 1, MT_TMPFS, MT_DIR, MT_SYMLINK, MT_CHMOD, MT_REMOUNT_RO, MT_PROC,
 	MT_DEV, MT_MQUEUE, MT_FILE, MT_OVERLAY, MT_TMP_OVERLAY, MT_COPY_UP,
 };
-#define MOUNT_READONLY 1
-#define MOUNT_DEVICES 2
-#define MOUNT_OPTIONAL 4
-#define MOUNT_OWNED 8 /* a tmpfs whose root is the command's */
-#define MOUNT_NONRECURSIVE 16 /* a remount-ro of the one mount, not its submounts */
-#define MOUNT_TUN 32 /* a dev op that also holds the host's /dev/net/tun */
-#define MOUNT_MODE_SET 64 /* mode is meant even when 0 (else 0: the type's default) */
+/* The MOUNT_* bits of flags are the protocol's (protocol.h). */
 /* OP_MODE is an op's mode, def when it has none. */
 #define OP_MODE(op, def) ((op)->mode || ((op)->flags & MOUNT_MODE_SET) ? (op)->mode : (def))
 struct mount_op {
@@ -221,8 +257,16 @@ void security_before_exec(const struct config *c);
  * identity, working directory, no_new_privs, exec. A failure is written
  * to report_fd (close-on-exec), or with report_fd -1 (PID 1 becoming the
  * command) reported to the launcher at once (exec_failed); read_exec_report returns -1 when the exec
- * succeeded (EOF), else the step that failed (0 exec, 1 chdir, 2
- * identity, 3 no_new_privs, 4 terminal) with its errno in *err. */
+ * succeeded (EOF), else the step that failed with its errno in *err. */
+enum exec_step {
+	STEP_EXEC,         /* execvpe: EXEC_FAILED, exit 127 or 126 */
+	STEP_CHDIR,        /* the working directory; the rest: ERROR, 125 */
+	STEP_IDENTITY,     /* setgroups, setresgid, setresuid */
+	STEP_NO_NEW_PRIVS,
+	STEP_TERMINAL,     /* the controlling terminal */
+	STEP_NEST,         /* the nested user namespace, command-first's wait */
+	STEP_EXTRA_FDS,    /* Process.ExtraFiles */
+};
 __attribute__((noreturn)) void run_command(const struct config *c, int report_fd);
 int read_exec_report(int report_fd, int *err);
 /* exec_failed reports the step read_exec_report returned (with its errno)

@@ -125,21 +125,24 @@ static const char *parse_address(struct cfg_parser *p, void *field, char *v)
 	return NULL;
 }
 
+#ifdef NSBOX_CONFIG_CHECK
 static void format_address(struct cfg_out *o, const char *key, const void *field)
 {
 	cfg_emit(o, key, "%s", *(const char *const *)field);
 }
+#endif
 
 /* tap_keys are the device's records, in CONFIG (--net user) or in
  * NET_READY's payload (an external helper's device). */
+#define CFG_STRUCT struct cfg_tap
 const struct cfg_key tap_keys[] = {
-	{CFG_KEY("tap", CFG_STR, 0, tap_name), .max = IFNAMSIZ - 1},
-	{CFG_KEY("tap-mtu", CFG_INT, 0, tap_mtu), .min = 1, .max = 65535, .needs = "tap"},
-	{CFG_KEY("tap-vnet-hdr", CFG_BOOL, 0, tap_vnet_hdr), .needs = "tap"},
-	{CFG_KEY("tap-addr4", CFG_CUSTOM, 0, tap_addr4), .needs = "tap", .parse = parse_address, .format = format_address},
-	{CFG_KEY("tap-gw4", CFG_CUSTOM, 0, tap_gw4), .needs = "tap", .parse = parse_address, .format = format_address},
-	{CFG_KEY("tap-addr6", CFG_CUSTOM, 0, tap_addr6), .needs = "tap", .parse = parse_address, .format = format_address},
-	{CFG_KEY("tap-gw6", CFG_CUSTOM, 0, tap_gw6), .needs = "tap", .parse = parse_address, .format = format_address},
+	{CFG_KEY(KEY_TAP, CFG_STR, 0, tap_name), .max = IFNAMSIZ - 1},
+	{CFG_KEY(KEY_TAP_MTU, CFG_INT, 0, tap_mtu), .min = 1, .max = 65535, .needs = KEY_TAP},
+	{CFG_KEY(KEY_TAP_VNET_HDR, CFG_BOOL, 0, tap_vnet_hdr), .needs = KEY_TAP},
+	{CFG_KEY(KEY_TAP_ADDR4, CFG_CUSTOM, 0, tap_addr4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_GW4, CFG_CUSTOM, 0, tap_gw4), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_ADDR6, CFG_CUSTOM, 0, tap_addr6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
+	{CFG_KEY(KEY_TAP_GW6, CFG_CUSTOM, 0, tap_gw6), .needs = KEY_TAP, .parse = parse_address, CFG_FORMAT(format_address)},
 	{.key = NULL},
 };
 
@@ -189,39 +192,39 @@ static void configure_tap(const struct config *c)
 {
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap.tap_name);
 
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
-		fail("create a socket to configure %s", c->tap_name);
-	if (c->tap_mtu > 0) {
-		ifr.ifr_mtu = c->tap_mtu;
+		fail("create a socket to configure %s", c->tap.tap_name);
+	if (c->tap.tap_mtu > 0) {
+		ifr.ifr_mtu = c->tap.tap_mtu;
 		if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
-			fail("set the MTU of %s to %d", c->tap_name, c->tap_mtu);
+			fail("set the MTU of %s to %d", c->tap.tap_name, c->tap.tap_mtu);
 	}
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		fail("read the flags of %s", c->tap_name);
+		fail("read the flags of %s", c->tap.tap_name);
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		fail("bring %s up", c->tap_name);
+		fail("bring %s up", c->tap.tap_name);
 	close(s);
-	int ifindex = (int)if_nametoindex(c->tap_name);
+	int ifindex = (int)if_nametoindex(c->tap.tap_name);
 	if (ifindex == 0)
-		fail("find the index of %s", c->tap_name);
+		fail("find the index of %s", c->tap.tap_name);
 
 	int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	if (nl < 0)
-		fail("open a netlink socket to configure %s", c->tap_name);
-	if (c->tap_addr4 && add_address(nl, ifindex, c->tap_addr4) < 0)
-		fail("add %s to %s", c->tap_addr4, c->tap_name);
-	if (c->tap_gw4 && add_default_route(nl, ifindex, c->tap_gw4) < 0)
-		fail("add the default route via %s", c->tap_gw4);
+		fail("open a netlink socket to configure %s", c->tap.tap_name);
+	if (c->tap.tap_addr4 && add_address(nl, ifindex, c->tap.tap_addr4) < 0)
+		fail("add %s to %s", c->tap.tap_addr4, c->tap.tap_name);
+	if (c->tap.tap_gw4 && add_default_route(nl, ifindex, c->tap.tap_gw4) < 0)
+		fail("add the default route via %s", c->tap.tap_gw4);
 	/* A kernel without IPv6 (ipv6.disable=1) keeps an IPv4-only sandbox. */
-	if (c->tap_addr6 && add_address(nl, ifindex, c->tap_addr6) < 0) {
+	if (c->tap.tap_addr6 && add_address(nl, ifindex, c->tap.tap_addr6) < 0) {
 		if (errno != EAFNOSUPPORT && errno != EOPNOTSUPP)
-			fail("add %s to %s", c->tap_addr6, c->tap_name);
-	} else if (c->tap_gw6 && add_default_route(nl, ifindex, c->tap_gw6) < 0) {
-		fail("add the default route via %s", c->tap_gw6);
+			fail("add %s to %s", c->tap.tap_addr6, c->tap.tap_name);
+	} else if (c->tap.tap_gw6 && add_default_route(nl, ifindex, c->tap.tap_gw6) < 0) {
+		fail("add the default route via %s", c->tap.tap_gw6);
 	}
 	close(nl);
 }
@@ -234,12 +237,12 @@ void setup_tap(const struct config *c)
 			 "open /dev/net/tun for --net user");
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap_name);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", c->tap.tap_name);
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	if (c->tap_vnet_hdr)
+	if (c->tap.tap_vnet_hdr)
 		ifr.ifr_flags |= IFF_VNET_HDR;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-		fail("create the TAP device %s (TUNSETIFF)", c->tap_name);
+		fail("create the TAP device %s (TUNSETIFF)", c->tap.tap_name);
 	/* Persistent: closing the last descriptor of a device that is not
 	 * unregisters it on the spot, and that waits for RCU grace periods
 	 * (15–25 ms here), in the launcher's close after the sandbox ended.
@@ -252,9 +255,9 @@ void setup_tap(const struct config *c)
 	/* With a virtio_net_hdr on each frame (the launcher's format, see
 	 * netstack/link.go), TCP crosses the device in segments of up to
 	 * 64 KiB with partial checksums, whatever the MTU. */
-	if (c->tap_vnet_hdr &&
+	if (c->tap.tap_vnet_hdr &&
 	    ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
-		fail("turn on checksum and TCP segmentation offload on %s (TUNSETOFFLOAD)", c->tap_name);
+		fail("turn on checksum and TCP segmentation offload on %s (TUNSETOFFLOAD)", c->tap.tap_name);
 	configure_tap(c);
 	send_fd(NSBOX_MSG_TAP, fd, "the TAP device");
 	close(fd);
@@ -279,6 +282,6 @@ void wait_network(void)
 		send_msg(NSBOX_MSG_ERROR, EINVAL, err);
 		_exit(125);
 	}
-	if (t.tap_name)
+	if (t.tap.tap_name)
 		configure_tap(&t);
 }

@@ -1,0 +1,50 @@
+// Package fastpath is what the nsbox command does to start and hold a
+// sandbox faster than package sandbox alone would, and the one switch
+// that turns all of it off. An embedding program needs none of it: a
+// sandbox started without these tricks is the same sandbox, only slower
+// to start or heavier to wait for.
+//
+// The tricks, each with where it lives:
+//
+//   - The pre-forked stage. A program that defines the C symbol
+//     nsbox_prefork_command (cmd/nsbox/fastpath.go) gets its stage forked
+//     by the ELF constructor before the Go runtime starts, for the
+//     subcommands listed there (sandbox/internal/stage: stage.go, stage.c's
+//     nsbox_prefork, prefork.go's Start). The constructor reads the
+//     subcommand and nothing else of the command line.
+//   - Early namespaces. Once the command's flags are parsed, UnshareEarly
+//     asks that stage to create a default sandbox's namespaces while the
+//     launcher builds the spec (the UNSHARE message, stage.h).
+//   - The hand-off. A sandbox still running after a while is handed from
+//     the Go launcher to a small C supervisor (sandbox.Sandbox.HandOff,
+//     sandbox/internal/stage/handoff.c; the HANDOFF, HANDOFF_READY and ARM
+//     messages), which waits for it in far less memory.
+//
+// NSBOX_FASTPATH=off in the environment turns all three off (Enabled);
+// the results are the same, the start slower (tests/fastpath_test.go runs
+// sandboxes both ways and compares them).
+package fastpath
+
+import (
+	"os"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
+)
+
+// Env is the switch's environment variable: "off" turns every trick off.
+// The C constructor reads it too (stage.h's NSBOX_FASTPATH_ENV).
+const Env = stage.FastPathEnv
+
+// Enabled reports whether the tricks are on: Env is not "off".
+func Enabled() bool { return os.Getenv(Env) != "off" }
+
+// UnshareEarly asks the pre-forked stage, if the program has one that no
+// sandbox took yet, to create a default sandbox's namespaces (user,
+// mount, cgroup) now. Call it as soon as the sandbox is known to want the
+// default namespaces, no cgroup and no namespaces to join; a wrong guess
+// costs time only (Start then lets that stage go and re-executes).
+func UnshareEarly() {
+	if Enabled() {
+		stage.UnshareEarly()
+	}
+}
