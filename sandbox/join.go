@@ -181,7 +181,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 		return nil, fmt.Errorf("reap the join stage: %w", err)
 	}
 	ok = true
-	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
+	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{}), live: t}
 	if master != nil {
 		sb.pty = startRelay(master, p)
 	}

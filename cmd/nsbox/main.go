@@ -32,6 +32,10 @@ Usage:
   nsbox kill NAME [SIGNAL]                  send SIGNAL (default KILL) to sandbox NAME
   nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
+  nsbox mount NAME SRC DEST [--ro]          mount the host path SRC at DEST inside the running sandbox NAME
+  nsbox umount NAME DEST                    remove what nsbox mount added at DEST
+  nsbox pause NAME                          stop every process of sandbox NAME (nsbox resume NAME continues them)
+  nsbox resume NAME                         continue the processes of the paused sandbox NAME
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
@@ -85,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bwrapMain("nsbox bwrap", rest, stderr)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
+	case "mount", "umount", "pause", "resume":
+		err = liveCommand(cmd, rest, stdout)
 	case "cache":
 		err = cacheCommand(rest, stdout)
 	case "image":
@@ -140,6 +146,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, checkUsage)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		fmt.Fprint(stdout, stateUsage(args[0]))
+	case "mount", "umount", "pause", "resume":
+		fmt.Fprint(stdout, liveUsage(args[0]))
 	case "cache":
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":

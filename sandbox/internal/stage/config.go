@@ -80,6 +80,9 @@ type Config struct {
 	JoinStart  uint64 // and whose start time this is
 	JoinNested bool   // that sandbox's command has a nested user namespace
 	JoinPID1   bool   // that sandbox's command is its PID 1 (PID1Command)
+	// Live, if not nil, acts on the joined sandbox instead of running
+	// a command (join.c's live operations).
+	Live *Live
 
 	PTY              bool // PID 1 allocates the command's pseudo-terminal (pty.c)
 	PTYRows, PTYCols int  // and its window size
@@ -90,6 +93,23 @@ type Config struct {
 	// Security and Network are records sent last, in order: key, value.
 	Security [][2]string
 	Network  [][2]string
+}
+
+// Live operations on a running sandbox (Config.Live.Op).
+const (
+	LiveMount  = 1 // bind the host path Src at Dest in the command's view
+	LiveUmount = 2 // remove what LiveMount put at Dest
+	LiveSocket = 3 // a socket(Family, Type) of the sandbox's network namespace
+)
+
+// Live is a live operation: with JoinPID, the stage joins the sandbox as
+// far as the operation needs, does it, answers LIVE_DONE and exits.
+type Live struct {
+	Op           int
+	Src, Dest    string
+	ReadOnly     bool
+	Mkdir        bool
+	Family, Type int
 }
 
 // Nest is the nested user namespace of the command (package sandbox's
@@ -206,6 +226,21 @@ func (c *Config) Encode() []byte {
 		add("join-start", strconv.FormatUint(c.JoinStart, 10))
 		flag("join-nested", c.JoinNested)
 		flag("join-pid1-command", c.JoinPID1)
+		if l := c.Live; l != nil {
+			add("live-op", strconv.Itoa(l.Op))
+			if l.Src != "" {
+				add("live-src", l.Src)
+			}
+			if l.Dest != "" {
+				add("live-dest", l.Dest)
+			}
+			flag("live-ro", l.ReadOnly)
+			flag("live-mkdir", l.Mkdir)
+			if l.Family > 0 {
+				add("live-family", strconv.Itoa(l.Family))
+				add("live-type", strconv.Itoa(l.Type))
+			}
+		}
 	}
 	if c.PTY {
 		add("pty", "1")

@@ -212,6 +212,9 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 		fail("the sandbox's PID 1 (pid %d) is gone", (int)pid);
 	}
 	close(pidfd);
+	/* nsbox mount, umount, Sandbox.Dial: live.c, instead of a command. */
+	if (c->live_op)
+		live_run(c, outer, fds[0], fds[2], rootfd);
 
 	/* 1. The sandbox's user namespace, first. */
 	if (setns(outer, CLONE_NEWUSER) < 0)

@@ -28,7 +28,7 @@ var msgNames = map[uint32]string{
 	MsgTAP:       "TAP", MsgNetReady: "NET_READY", MsgExited: "EXITED",
 	MsgExecGo:  "EXEC_GO",
 	MsgHandOff: "HANDOFF", MsgHandOffOK: "HANDOFF_READY", MsgArm: "ARM",
-	MsgCommandReady: "COMMAND_READY",
+	MsgCommandReady: "COMMAND_READY", MsgLiveDone: "LIVE_DONE",
 }
 
 // KindName is the name stage.h gives a message kind.

@@ -156,6 +156,7 @@ const (
 	MsgHandOffOK    = C.NSBOX_MSG_HANDOFF_READY
 	MsgArm          = C.NSBOX_MSG_ARM
 	MsgCommandReady = C.NSBOX_MSG_COMMAND_READY
+	MsgLiveDone     = C.NSBOX_MSG_LIVE_DONE
 )
 
 // MaxPayload is the largest payload a message may carry.
