@@ -72,6 +72,8 @@ var commandDetails = map[string]commandDetail{
 	"logs":       {operands: operandSandbox},
 	"mount":      {flags: newLiveMountFlags, operands: operandSandbox},
 	"umount":     {operands: operandSandbox},
+	"cp":         {operands: operandFiles},
+	"connect":    {operands: operandSandbox},
 	"pause":      {operands: operandSandbox},
 	"resume":     {operands: operandSandbox},
 	"bwrap":      {flags: bwrapFlagSet, operands: operandCommand, help: func() string { return bwrapUsage("nsbox bwrap") }},

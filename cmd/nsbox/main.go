@@ -34,6 +34,8 @@ Usage:
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
   nsbox mount NAME SRC DEST [--ro]          mount the host path SRC at DEST inside the running sandbox NAME
   nsbox umount NAME DEST                    remove what nsbox mount added at DEST
+  nsbox cp SRC NAME:DEST | NAME:SRC DEST    copy files into or out of the running sandbox NAME (- for tar)
+  nsbox connect NAME [HOST:]PORT            relay stdin/stdout to TCP PORT inside sandbox NAME
   nsbox pause NAME                          stop every process of sandbox NAME (nsbox resume NAME continues them)
   nsbox resume NAME                         continue the processes of the paused sandbox NAME
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
@@ -91,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = stateCommand(cmd, rest, stdout, stderr)
 	case "mount", "umount", "pause", "resume":
 		err = liveCommand(cmd, rest, stdout)
+	case "cp":
+		err = cpCommand(rest, os.Stdin, stdout, stderr)
+	case "connect":
+		err = connectCommand(rest, os.Stdin, stdout)
 	case "cache":
 		err = cacheCommand(rest, stdout)
 	case "image":
@@ -148,6 +154,10 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, stateUsage(args[0]))
 	case "mount", "umount", "pause", "resume":
 		fmt.Fprint(stdout, liveUsage(args[0]))
+	case "cp":
+		fmt.Fprint(stdout, cpUsage)
+	case "connect":
+		fmt.Fprint(stdout, connectUsage)
 	case "cache":
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":
