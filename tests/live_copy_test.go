@@ -137,5 +137,3 @@ func tarNames(t *testing.T, s string) []string {
 		names = append(names, h.Name)
 	}
 }
-
-
