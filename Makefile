@@ -27,7 +27,7 @@ STATIC_CC := CC=$(MUSL_GCC) CGO_CFLAGS='-O2 -g -idirafter $(CURDIR)/$(KHDRS)'
 STATIC_DEPS := $(KHDRS)/asm
 endif
 
-.PHONY: all build test unit integration lint install demo bench bench-net bench-startup bench-image clean fuzz deb release
+.PHONY: all build test unit integration lint install demo bench bench-net bench-startup bench-image bench-live clean fuzz deb release
 
 all: build
 
@@ -139,6 +139,11 @@ bench-startup:
 # socket is root's, nsbox still runs as the test user.
 bench-image:
 	BENCH_ARGS="-image $(BENCH_ARGS)" hack/bench.sh
+
+# The live-sandbox rows (nsbox mount, cp against cp -a, pause/resume of
+# 100 processes) into docs/benchmarks-live.md (hack/bench-live.sh).
+bench-live:
+	hack/bench-live.sh
 
 clean:
 	rm -rf bin build

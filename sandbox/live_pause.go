@@ -46,18 +46,47 @@ func (s *Sandbox) Pause() error {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		running, err := signalMembers(t, unix.SIGSTOP, true)
+		procs, err := members(t)
 		if err != nil {
 			return fmt.Errorf("pause: %w", err)
 		}
-		if running == 0 {
+		var running []member
+		for _, p := range procs {
+			if !p.stopped {
+				running = append(running, p)
+			}
+		}
+		if len(running) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pause: %d processes of the sandbox would not stop within 5s (uninterruptible sleep, or forking without end)", running)
+			return fmt.Errorf("pause: %d processes of the sandbox would not stop within 5s (uninterruptible sleep, or forking without end)", len(running))
 		}
-		time.Sleep(200 * time.Microsecond)
+		if err := signalAll(running, unix.SIGSTOP); err != nil {
+			return fmt.Errorf("pause: %w", err)
+		}
+		// Wait for those to stop (reading their own stat files only),
+		// then scan again for processes forked meanwhile.
+		for _, p := range running {
+			for !stoppedOrGone(p) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
 	}
+}
+
+// stoppedOrGone reports whether p is stopped, or no longer that process.
+func stoppedOrGone(p member) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 || f[19] != strconv.FormatUint(p.start, 10) {
+		return true
+	}
+	return f[0] == "T" || f[0] == "t" || f[0] == "Z" || f[0] == "X"
 }
 
 // Resume continues the processes of a sandbox that Pause stopped.
@@ -69,7 +98,11 @@ func (s *Sandbox) Resume() error {
 	if !t.Namespaces.PID {
 		return fmt.Errorf("resume: the sandbox shares the caller's PID namespace")
 	}
-	if _, err := signalMembers(t, unix.SIGCONT, false); err != nil {
+	procs, err := members(t)
+	if err == nil {
+		err = signalAll(procs, unix.SIGCONT)
+	}
+	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
 	return nil
@@ -158,19 +191,10 @@ func members(t Target) ([]member, error) {
 	return out, nil
 }
 
-// signalMembers sends sig to the sandbox's processes (with onlyRunning,
-// to those not stopped yet) through pidfds, each checked to be still the
-// process listed, and returns how many it signalled.
-func signalMembers(t Target, sig unix.Signal, onlyRunning bool) (int, error) {
-	procs, err := members(t)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
+// signalAll sends sig to procs through pidfds, each checked to be still
+// the process listed (a pid reused meanwhile is left alone).
+func signalAll(procs []member, sig unix.Signal) error {
 	for _, p := range procs {
-		if onlyRunning && p.stopped {
-			continue
-		}
 		fd, err := unix.PidfdOpen(p.pid, 0)
 		if err != nil {
 			continue // gone
@@ -178,11 +202,10 @@ func signalMembers(t Target, sig unix.Signal, onlyRunning bool) (int, error) {
 		if st, err := pidStartTime(p.pid); err == nil && st == p.start {
 			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 				unix.Close(fd)
-				return n, fmt.Errorf("signal pid %d: %w", p.pid, err)
+				return fmt.Errorf("signal pid %d: %w", p.pid, err)
 			}
-			n++
 		}
 		unix.Close(fd)
 	}
-	return n, nil
+	return nil
 }

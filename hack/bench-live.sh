@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The live-sandbox rows (make bench-live): nsbox mount's latency, nsbox cp's
+# throughput against cp -a in the same run, and pause/resume of a sandbox
+# of 100 processes. Writes docs/benchmarks-live.md. As root it runs the
+# measurements as the test user (NSBOX_TEST_USER, default nsbox-test):
+# rootless numbers only come from a rootless run. Not part of make test.
+#
+# BENCH_LIVE_MIB sets the size of the copied tree (default 1024: 1 GiB in
+# 1 MiB files, 16 directories); BENCH_LIVE_RUNS the samples (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+user=${NSBOX_TEST_USER:-nsbox-test}
+mib=${BENCH_LIVE_MIB:-1024}
+runs=${BENCH_LIVE_RUNS:-20}
+
+if [ "${1:-}" != "--as-user" ]; then
+	make --no-print-directory build
+	out=$(mktemp -d /var/tmp/nsbox-bench-live.XXXXXX)
+	trap 'rm -rf "$out"' EXIT
+	cp bin/nsbox hack/bench-live.sh "$out/"
+	# Writable for the user, but not the binary: a binary ids inside could
+	# write is copied for each stage (sandbox/stageexe.go), not measured here.
+	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/bench-live.sh"
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
+			bash "$out/bench-live.sh" --as-user "$out"
+	else
+		HOME="$out" XDG_RUNTIME_DIR="$out/run" bash "$out/bench-live.sh" --as-user "$out"
+	fi
+	cp "$out/benchmarks-live.md" docs/benchmarks-live.md
+	cat docs/benchmarks-live.md
+	exit 0
+fi
+
+# --- as the user -----------------------------------------------------------
+out=$2
+N=$out/nsbox
+mkdir -p "$out/run" "$out/in" "$out/w"
+cd "$out/w"
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.2f", ns/1e6}'; }
+
+# The sandbox: a writable bind for the copies (the same disk as cp -a's),
+# and 100 processes for pause.
+$N run --detach --name bench --root --bind "$out/in:/in" -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null
+trap '$N kill bench >/dev/null 2>&1 || true' EXIT
+until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
+
+# 0. The CLI's own start and state lookup, for scale: nsbox ps.
+ps_ns=$(for i in $(seq "$runs"); do t0=$(now); $N ps >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 1. nsbox mount (and umount) of a directory, median over $runs.
+mkdir -p "$out/src"
+mount_ns=$(for i in $(seq "$runs"); do
+	t0=$(now); $N mount bench "$out/src" /tmp/m --mkdir --ro; t1=$(now)
+	$N umount bench /tmp/m
+	echo $((t1 - t0))
+done | median)
+
+# 2. pause and resume, median over $runs.
+pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
+resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
+# alternating, three rounds; the median time of each.
+mkdir -p "$out/tree"
+for d in $(seq 16); do
+	mkdir -p "$out/tree/d$d"
+	for f in $(seq $((mib / 16))); do head -c 1048576 /dev/urandom >"$out/tree/d$d/f$f"; done
+done
+sync
+cpa=() cpin=() cpout=()
+for r in 1 2 3; do
+	rm -rf "$out/cpa" "$out/in/tree" "$out/back"; sync
+	t0=$(now); cp -a "$out/tree" "$out/cpa"; sync; t1=$(now); cpa+=($((t1 - t0)))
+	t0=$(now); $N cp "$out/tree" bench:/in; sync; t1=$(now); cpin+=($((t1 - t0)))
+	t0=$(now); $N cp bench:/in/tree "$out/back"; sync; t1=$(now); cpout+=($((t1 - t0)))
+done
+cmp -s "$out/tree/d1/f1" "$out/back/d1/f1"
+cpa_ns=$(printf '%s\n' "${cpa[@]}" | median)
+cpin_ns=$(printf '%s\n' "${cpin[@]}" | median)
+cpout_ns=$(printf '%s\n' "${cpout[@]}" | median)
+mbs() { awk -v ns="$1" -v mib="$mib" 'BEGIN {printf "%.0f", mib/(ns/1e9)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+cat >"$out/benchmarks-live.md" <<MD
+# Live sandboxes: benchmarks
+
+Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPUs,
+$(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
+same run, on the same disk, each followed by \`sync\`.
+
+| what | median | target |
+|---|---|---|
+| \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
+| \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
+| \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
+| \`nsbox resume\`, 100 processes | $(ms "$resume_ns") ms | < 20 ms |
+| \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s | |
+| \`nsbox cp\` in, ${mib} MiB | $(mbs "$cpin_ns") MiB/s ($(ratio "$cpa_ns" "$cpin_ns")× cp -a) | ≥ 0.8× |
+| \`nsbox cp\` out, ${mib} MiB | $(mbs "$cpout_ns") MiB/s ($(ratio "$cpa_ns" "$cpout_ns")× cp -a) | ≥ 0.8× |
+MD
