@@ -137,3 +137,29 @@ func tarNames(t *testing.T, s string) []string {
 		names = append(names, h.Name)
 	}
 }
+
+// A sandbox that ends while each operation runs: every one returns
+// success or one line, and leaves nothing behind.
+func TestLiveEndsMidway(t *testing.T) {
+	s := newStateEnv(t)
+	src := filepath.Join(t.TempDir(), "big")
+	assert.NilError(t, os.MkdirAll(src, 0o755))
+	for i := 0; i < 64; i++ {
+		assert.NilError(t, os.WriteFile(filepath.Join(src, "f"+strconv.Itoa(i)), bytes.Repeat([]byte{'x'}, 1<<20), 0o644))
+	}
+	ops := [][]string{{"cp", src, "e:/tmp"}, {"cp", "e:/proc/self", t.TempDir()}, {"mount", "e", src, "/tmp/m", "--mkdir"}, {"pause", "e"}, {"connect", "e", "9"}}
+	for _, op := range ops {
+		s.detached("e", "--", "sh", "-c", "for i in $(seq 50); do sleep 600 & done; exec sleep 600")
+		cmd := icmd.Command(nsboxBin, op...)
+		res := icmd.StartCmd(icmd.Cmd{Command: cmd.Command, Env: s.env()})
+		time.Sleep(5 * time.Millisecond)
+		s.run("kill", "e").Assert(t, icmd.Success)
+		res = icmd.WaitOnCmd(30*time.Second, res)
+		if res.ExitCode != 0 {
+			assert.Check(t, is.Equal(res.ExitCode, 125), "%v: %s", op, res.Combined())
+			assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), "%v: %s", op, res.Stderr())
+			assert.Check(t, !strings.Contains(res.Stderr(), "panic"), res.Stderr())
+		}
+		assert.Check(t, is.Len(s.entries(), 0), "%v", op)
+	}
+}

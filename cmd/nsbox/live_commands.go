@@ -154,6 +154,12 @@ func liveError(name string, err error) error {
 		return fmt.Errorf("sandbox %s: %w", name, err)
 	case strings.Contains(err.Error(), "shares the caller's"):
 		return fmt.Errorf("sandbox %s: %w; fix: start it with namespaces of its own (without --share)", name, err)
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("sandbox %s: %w; fix: pick a writable place inside (/tmp, or a --bind)", name, err)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return fmt.Errorf("sandbox %s: %w; fix: your uid must be allowed there (nsbox exec %s --root -- chmod or chown it)", name, err, name)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("sandbox %s: %w; fix: check the path (nsbox exec %s -- ls -la DIR)", name, err, name)
 	}
 	return fmt.Errorf("sandbox %s: %w", name, err)
 }
