@@ -64,24 +64,43 @@ pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N 
 resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
 
 # 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
-# alternating, three rounds; the median time of each.
+# alternating, five rounds; the median and the best time of each (the
+# machine may be shared: the best is the least disturbed run).
 mkdir -p "$out/tree"
 for d in $(seq 16); do
 	mkdir -p "$out/tree/d$d"
 	for f in $(seq $((mib / 16))); do head -c 1048576 /dev/urandom >"$out/tree/d$d/f$f"; done
 done
 sync
-cpa=() cpin=() cpout=()
-for r in 1 2 3; do
-	rm -rf "$out/cpa" "$out/in/tree" "$out/back"; sync
-	t0=$(now); cp -a "$out/tree" "$out/cpa"; sync; t1=$(now); cpa+=($((t1 - t0)))
-	t0=$(now); $N cp "$out/tree" bench:/in; sync; t1=$(now); cpin+=($((t1 - t0)))
-	t0=$(now); $N cp bench:/in/tree "$out/back"; sync; t1=$(now); cpout+=($((t1 - t0)))
+# Each nsbox cp is compared with a cp -a of the same source to the same
+# disk, in alternating order (odd rounds cp -a first), so both meet the
+# page cache in the same state on average.
+cpa=() cpin=() cpaout=() cpout=()
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
+for r in 1 2 3 4 5; do
+	rm -rf "$out/cpa" "$out/in/tree" "$out/back" "$out/cpaout"; sync
+	if [ $((r % 2)) = 1 ]; then
+		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
+		cpin+=($(timed $N cp "$out/tree" bench:/in)); sync
+		cpaout+=($(timed cp -a "$out/in/tree" "$out/cpaout")); sync
+		cpout+=($(timed $N cp bench:/in/tree "$out/back")); sync
+	else
+		cpin+=($(timed $N cp "$out/tree" bench:/in)); sync
+		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
+		cpout+=($(timed $N cp bench:/in/tree "$out/back")); sync
+		cpaout+=($(timed cp -a "$out/in/tree" "$out/cpaout")); sync
+	fi
 done
 cmp -s "$out/tree/d1/f1" "$out/back/d1/f1"
+best() { sort -n | head -1; }
 cpa_ns=$(printf '%s\n' "${cpa[@]}" | median)
 cpin_ns=$(printf '%s\n' "${cpin[@]}" | median)
 cpout_ns=$(printf '%s\n' "${cpout[@]}" | median)
+cpa_best=$(printf '%s\n' "${cpa[@]}" | best)
+cpaout_ns=$(printf '%s\n' "${cpaout[@]}" | median)
+cpaout_best=$(printf '%s\n' "${cpaout[@]}" | best)
+cpin_best=$(printf '%s\n' "${cpin[@]}" | best)
+cpout_best=$(printf '%s\n' "${cpout[@]}" | best)
 mbs() { awk -v ns="$1" -v mib="$mib" 'BEGIN {printf "%.0f", mib/(ns/1e9)}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
@@ -90,7 +109,9 @@ cat >"$out/benchmarks-live.md" <<MD
 
 Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPUs,
 $(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
-same run, on the same disk, each followed by \`sync\`.
+same run, on the same disk, from the page cache, timed until the command
+returns (a \`sync\` after each, not timed: the disk's writeback is neither
+tool's, and on a shared machine it is the noisiest part).
 
 | what | median | target |
 |---|---|---|
@@ -98,7 +119,8 @@ same run, on the same disk, each followed by \`sync\`.
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
 | \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
 | \`nsbox resume\`, 100 processes | $(ms "$resume_ns") ms | < 20 ms |
-| \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s | |
-| \`nsbox cp\` in, ${mib} MiB | $(mbs "$cpin_ns") MiB/s ($(ratio "$cpa_ns" "$cpin_ns")× cp -a) | ≥ 0.8× |
-| \`nsbox cp\` out, ${mib} MiB | $(mbs "$cpout_ns") MiB/s ($(ratio "$cpa_ns" "$cpout_ns")× cp -a) | ≥ 0.8× |
+| \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s (best $(mbs "$cpa_best")) | |
+| \`nsbox cp\` in, ${mib} MiB | $(mbs "$cpin_ns") MiB/s, $(ratio "$cpa_ns" "$cpin_ns")× cp -a (best $(mbs "$cpin_best"), $(ratio "$cpa_best" "$cpin_best")×) | ≥ 0.8× |
+| \`cp -a\` of the sandbox's copy (host, /in's directory) | $(mbs "$cpaout_ns") MiB/s (best $(mbs "$cpaout_best")) | |
+| \`nsbox cp\` out, ${mib} MiB | $(mbs "$cpout_ns") MiB/s, $(ratio "$cpaout_ns" "$cpout_ns")× cp -a (best $(mbs "$cpout_best"), $(ratio "$cpaout_best" "$cpout_best")×) | ≥ 0.8× |
 MD
