@@ -39,6 +39,11 @@ build: $(STATIC_DEPS)
 bin/embed: $(STATIC_DEPS) FORCE
 	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./hack/embedbench
 
+# The live operations through the API, without the CLI's start
+# (hack/bench-live.sh); built as nsbox is, since they re-execute it.
+bin/livebench: $(STATIC_DEPS) FORCE
+	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./hack/livebench
+
 $(KHDRS)/asm:
 	mkdir -p $(KHDRS)
 	ln -sfn /usr/include/linux $(KHDRS)/linux

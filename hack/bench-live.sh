@@ -15,13 +15,13 @@ mib=${BENCH_LIVE_MIB:-1024}
 runs=${BENCH_LIVE_RUNS:-20}
 
 if [ "${1:-}" != "--as-user" ]; then
-	make --no-print-directory build
+	make --no-print-directory build bin/livebench
 	out=$(mktemp -d /var/tmp/nsbox-bench-live.XXXXXX)
 	trap 'rm -rf "$out"' EXIT
-	cp bin/nsbox hack/bench-live.sh "$out/"
-	# Writable for the user, but not the binary: a binary ids inside could
+	cp bin/nsbox bin/livebench hack/bench-live.sh "$out/"
+	# Writable for the user, but not the binaries: a binary ids inside could
 	# write is copied for each stage (sandbox/stageexe.go), not measured here.
-	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/bench-live.sh"
+	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/livebench" "$out/bench-live.sh"
 	if [ "$(id -u)" = 0 ]; then
 		runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
 			bash "$out/bench-live.sh" --as-user "$out"
@@ -62,6 +62,13 @@ done | median)
 # 2. pause and resume, median over $runs.
 pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
 resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 2b. The same through the API (sandbox.Lookup, Mount, Pause, Resume):
+# the operations without the CLI's start.
+$N inspect bench | "$out/livebench" "$out/src" "$runs" >"$out/api"
+api_mount=$(awk '$1 == "mount" {print $2 * 1e6}' "$out/api" | median)
+api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api" | median)
+api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api" | median)
 
 # 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
 # alternating, five rounds; the median and the best time of each (the
@@ -117,6 +124,9 @@ tool's, and on a shared machine it is the noisiest part).
 |---|---|---|
 | \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
+| \`Sandbox.Mount\` (API, no CLI start) | $(ms "$api_mount") ms | < 5 ms |
+| \`Sandbox.Pause\`, 100 processes (API) | $(ms "$api_pause") ms | < 20 ms |
+| \`Sandbox.Resume\`, 100 processes (API) | $(ms "$api_resume") ms | < 20 ms |
 | \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
 | \`nsbox resume\`, 100 processes | $(ms "$resume_ns") ms | < 20 ms |
 | \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s (best $(mbs "$cpa_best")) | |
