@@ -104,9 +104,17 @@ func TestLiveMountEndedAndForeign(t *testing.T) {
 	// reachable: the state directory is hidden there.
 	res := s.run("run", "--", nsboxBin, "mount", "a", src, "/tmp/x", "--mkdir")
 	assert.Check(t, res.ExitCode != 0, res.Combined())
-	res = s.run("run", "--", nsboxBin, "pause", "a")
-	assert.Check(t, res.ExitCode != 0, res.Combined())
+	for _, op := range [][]string{{"pause", "a"}, {"cp", src, "a:/tmp"}, {"cp", "a:/etc/hostname", "/tmp"}, {"connect", "a", "80"}, {"umount", "a", "/tmp"}} {
+		res = s.run(append([]string{"run", "--", nsboxBin}, op...)...)
+		assert.Check(t, res.ExitCode != 0, res.Combined())
+		assert.Check(t, is.Contains(res.Stderr(), `sandbox "a": no such sandbox`), res.Combined())
+	}
 	s.run("exec", "a", "--", "test", "-e", "/tmp/x").Assert(t, icmd.Expected{ExitCode: 1})
+	// A sandbox sharing the host's mount namespace has no view to mount into.
+	s.detached("sh", "--share", "mnt", "--", "sleep", "600")
+	res = s.run("mount", "sh", src, "/tmp/x")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox sh: mount " + src + " on /tmp/x: the sandbox shares the caller's mount namespace"})
+	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
 	// A sandbox that ended: one line naming it, exit 125.
 	s.run("kill", "a").Assert(t, icmd.Success)
 	for _, args := range [][]string{{"mount", "a", src, "/tmp/x"}, {"umount", "a", "/tmp/x"}, {"pause", "a"}, {"resume", "a"}} {
