@@ -22,6 +22,10 @@
  *
  * setns(CLONE_NEWUSER) refuses a multi-threaded caller, which is why this
  * is C run before the Go runtime, like the rest of the stage.
+ *
+ * With live-op (nsbox mount, umount, Sandbox.Dial/Listen) the stage stops
+ * after opening the namespaces and root: live.c does the operation from
+ * there and no command is started.
  */
 #define _GNU_SOURCE
 #include <errno.h>
