@@ -113,9 +113,15 @@ func liveCommand(cmd string, args []string, stdout io.Writer) error {
 		}
 		return forgetMount(live, args[1])
 	case "pause":
-		return liveError(name, sb.Pause())
+		if err := sb.Pause(); err != nil {
+			return liveError(name, err)
+		}
+		return markPaused(live, true)
 	case "resume":
-		return liveError(name, sb.Resume())
+		if err := sb.Resume(); err != nil {
+			return liveError(name, err)
+		}
+		return markPaused(live, false)
 	}
 	return nil
 }
@@ -222,10 +228,34 @@ func forgetMount(l *state.Live, dest string) error {
 	return nil
 }
 
-// paused reports whether the sandbox is paused (nsbox pause): every one
-// of its processes but nsbox's init is stopped. Unknown counts as not.
+// pausedMark is the file nsbox pause leaves in the state entry and
+// nsbox resume removes: it spares exec, kill and ps a scan of /proc for
+// every sandbox that was never paused. The kernel has the last word.
+const pausedMark = "paused"
+
+func markPaused(l *state.Live, on bool) error {
+	p := filepath.Join(l.Path, pausedMark)
+	if !on {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sandbox %s: %w", l.Name, err)
+		}
+		return nil
+	}
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: record the pause: %w", l.Name, err)
+	}
+	return unix.Close(fd)
+}
+
+// paused reports whether the sandbox is paused (nsbox pause): marked so,
+// and every one of its processes but nsbox's init is stopped. Unknown
+// counts as not.
 func paused(l *state.Live) bool {
 	if l.Spec == nil || !l.Spec.Namespaces.PID {
+		return false
+	}
+	if _, err := os.Lstat(filepath.Join(l.Path, pausedMark)); err != nil {
 		return false
 	}
 	sb, err := sandbox.Lookup(sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime))
