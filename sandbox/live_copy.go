@@ -45,10 +45,21 @@ const (
 // errChanged marks a tree that changed under the copy.
 var errChanged = errors.New("changed during the copy")
 
-// copier copies one tree; skipped collects what it left out.
+// copier copies one tree; skipped collects what it left out. Errors name
+// source paths as rel (srcTop/…) and destination paths as dstTop/….
 type copier struct {
-	skipped []string
-	entries int
+	skipped        []string
+	entries        int
+	srcTop, dstTop string
+}
+
+// dst names on the destination's side the entry that rel names on the
+// source's.
+func (c *copier) dst(rel string) string {
+	if rest, ok := strings.CutPrefix(rel, c.srcTop); ok && c.dstTop != "" {
+		return c.dstTop + rest
+	}
+	return rel
 }
 
 // sandboxRoot opens the command's root directory (O_PATH): the pid is
@@ -233,16 +244,16 @@ func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (*os
 }
 
 func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.Stat_t) error {
-	dst, err := createFile(ddir, dname, rel)
+	dst, err := createFile(ddir, dname, c.dst(rel))
 	if err != nil {
 		return err
 	}
 	defer dst.Close()
 	// *os.File to *os.File: copy_file_range or sendfile, in the kernel.
 	if _, err := io.Copy(dst, src); err != nil {
-		return fmt.Errorf("copy %s: %w", rel, err)
+		return fmt.Errorf("copy %s to %s: %w", rel, c.dst(rel), err)
 	}
-	return setMeta(int(dst.Fd()), st, rel)
+	return setMeta(int(dst.Fd()), st, c.dst(rel))
 }
 
 // createFile creates dname in ddir for writing. An existing regular file
@@ -300,7 +311,7 @@ func (c *copier) copyLink(sdir int, name string, ddir int, dname, rel string, st
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create the symlink %s: %w", rel, err)
+		return fmt.Errorf("create the symlink %s: %w", c.dst(rel), err)
 	}
 	unix.UtimesNanoAt(ddir, dname, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 	return nil
@@ -308,15 +319,15 @@ func (c *copier) copyLink(sdir int, name string, ddir int, dname, rel string, st
 
 func (c *copier) copyDir(src *os.File, ddir int, dname, rel string, st *unix.Stat_t, depth int) error {
 	if err := unix.Mkdirat(ddir, dname, 0o700); err != nil && err != unix.EEXIST {
-		return fmt.Errorf("create the directory %s: %w", rel, err)
+		return fmt.Errorf("create the directory %s: %w", c.dst(rel), err)
 	}
 	dfd, err := unix.Openat(ddir, dname, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open the directory %s: %w", rel, err)
+		return fmt.Errorf("open the directory %s: %w", c.dst(rel), err)
 	}
 	defer unix.Close(dfd)
 	if err := unix.Fchmod(dfd, 0o700); err != nil {
-		return fmt.Errorf("chmod %s: %w", rel, err)
+		return fmt.Errorf("chmod %s: %w", c.dst(rel), err)
 	}
 	for {
 		names, err := src.Readdirnames(1024)
@@ -332,7 +343,7 @@ func (c *copier) copyDir(src *os.File, ddir int, dname, rel string, st *unix.Sta
 			return changed(rel, err)
 		}
 	}
-	return setMeta(dfd, st, rel)
+	return setMeta(dfd, st, c.dst(rel))
 }
 
 // changed words an error of the source side: a file that vanished or
@@ -372,7 +383,7 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, hostDest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{}
+	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src)))}
 	if err := c.copyTop(sfd, ddir, dname, src); err != nil {
 		return c.skipped, fmt.Errorf("copy %s out of the sandbox: %w", src, err)
 	}
@@ -407,9 +418,21 @@ func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy into the sandbox at %s: %w", dest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{}
+	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc)))}
 	if err := c.copyTop(sfd, ddir, dname, hostSrc); err != nil {
 		return c.skipped, fmt.Errorf("copy %s into the sandbox: %w", hostSrc, err)
 	}
 	return c.skipped, nil
+}
+
+// dnameRel is how copyTarget's choice reads below dest: the copy is
+// dest/base when it went into dest, else dest itself.
+func dnameRel(dest, dname, base string) string {
+	if dname == base && path.Base(dest) != base {
+		return base
+	}
+	if dname == path.Base(dest) {
+		return "."
+	}
+	return base
 }
