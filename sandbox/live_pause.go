@@ -127,7 +127,8 @@ func (s *Sandbox) Paused() (bool, error) {
 	return len(procs) > 0, nil
 }
 
-// member is a process of the sandbox, as /proc/PID/stat shows it.
+// member is a process of the sandbox, as /proc/PID/stat shows it;
+// stopped includes zombies.
 type member struct {
 	pid     int
 	start   uint64
@@ -169,7 +170,9 @@ func members(t Target) ([]member, error) {
 		}
 		ppid, _ := strconv.Atoi(f[1])
 		start, _ := strconv.ParseUint(f[19], 10, 64)
-		all[pid] = proc{ppid: ppid, start: start, stopped: f[0] == "T" || f[0] == "t"}
+		// A zombie (Z, X) runs nothing: its stopped parent has not reaped
+		// it yet. It counts as stopped.
+		all[pid] = proc{ppid: ppid, start: start, stopped: strings.ContainsAny(f[0], "TtZX")}
 	}
 	if p1, ok := all[t.Pid]; !ok || p1.start != t.StartTime {
 		return nil, ErrEnded
