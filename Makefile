@@ -30,7 +30,7 @@ STATIC_CC := CC=$(MUSL_GCC) CGO_CFLAGS='-O2 -g -idirafter $(CURDIR)/$(KHDRS)'
 STATIC_DEPS := $(KHDRS)/asm
 endif
 
-.PHONY: all build test unit integration lint install demo bench bench-net bench-startup bench-image clean fuzz deb release
+.PHONY: all build test unit integration lint install demo bench bench-net bench-startup bench-image bench-live clean fuzz deb release
 
 all: build
 
@@ -41,6 +41,11 @@ build: $(STATIC_DEPS)
 # it as each sandbox's stage (hack/bench.sh).
 bin/embed: $(STATIC_DEPS) FORCE
 	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./hack/embedbench
+
+# The live operations through the API, without the CLI's start
+# (hack/bench-live.sh); built as nsbox is, since they re-execute it.
+bin/livebench: $(STATIC_DEPS) FORCE
+	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w -linkmode external -extldflags -static' -o $@ ./hack/livebench
 
 $(KHDRS)/asm:
 	mkdir -p $(KHDRS)
@@ -145,6 +150,11 @@ bench-startup:
 # socket is root's, nsbox still runs as the test user.
 bench-image:
 	BENCH_ARGS="-image $(BENCH_ARGS)" hack/bench.sh
+
+# The live-sandbox rows (nsbox mount, cp against cp -a, pause/resume of
+# 100 processes) into docs/benchmarks-live.md (hack/bench-live.sh).
+bench-live:
+	hack/bench-live.sh
 
 clean:
 	rm -rf bin build

@@ -55,7 +55,8 @@ func (s *Sandbox) exited(timeout time.Duration) bool {
 // and nsbox's init runs the command (not Spec.CommandIsPID1: the
 // supervisor speaks to that init).
 func (s *Sandbox) canHandOff() bool {
-	return s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && !s.pid1IsCommand
+	// A Sandbox from Lookup is not the caller's child: nothing to hand off.
+	return s.lookedUp == nil && s.pty == nil && s.netStop == nil && s.cgroup == nil && !s.stdio.copying() && !s.pid1IsCommand
 }
 
 // handOff replaces the calling process, through execve(2) of its own

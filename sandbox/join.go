@@ -179,7 +179,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	ok = true
 	g.keep()
-	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{})}
+	sb := &Sandbox{pid1: cmd, sync: parent, stdio: stdio, done: make(chan struct{}), live: t}
 	if master != nil {
 		sb.pty = startRelay(master, p)
 	}

@@ -30,6 +30,10 @@ type Sandbox struct {
 	handOffReady chan struct{}
 	// pid1IsCommand: PID 1 is the command (Spec.CommandIsPID1).
 	pid1IsCommand bool
+	// live is the running sandbox the live operations act on (live.go);
+	// lookedUp is set for a Sandbox from Lookup.
+	live     Target
+	lookedUp *lookedUp
 
 	waitDelay time.Duration // Process.WaitDelay
 	state     *ProcessState // from PID 1's EXITED; written by watch before done closes
@@ -82,6 +86,10 @@ func (s *Sandbox) Signal(sig os.Signal) error {
 // again returns the same result.
 func (s *Sandbox) Wait() error {
 	s.waitOnce.Do(func() {
+		if s.lookedUp != nil {
+			s.err = s.waitLookedUp()
+			return
+		}
 		st, err := s.pid1.Wait()
 		s.cgroup.Remove()
 		s.cancel()

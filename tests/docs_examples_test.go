@@ -97,6 +97,11 @@ var docExamples = []docExample{
 	{line: "nsbox exec b --root -- sh"},
 	{line: "nsbox exec b -- bash -l", skip: needTerminal},
 	{line: "nsbox inspect b", out: `"name": "b"`},
+	// Live sandboxes (README): tests/live_*_test.go cover each in depth.
+	{line: "nsbox mount b ~/data /tmp/data --ro --mkdir", run: "nsbox mount b ~/data /tmp/data --ro --mkdir && nsbox exec b -- ls /tmp/data", out: "data-file"},
+	{line: "nsbox cp ./src b:/tmp", run: "mkdir -p src && echo s > src/f && nsbox cp ./src b:/tmp && nsbox exec b -- cat /tmp/src/f", out: "s"},
+	{line: "nsbox connect b 8080 < request", run: "(nsbox exec b -- busybox nc -l -p 8080 -e echo served >/dev/null 2>&1 &); sleep 0.3; nsbox connect b 8080 </dev/null", out: "served", retry: true},
+	{line: "nsbox pause b; nsbox resume b", run: "nsbox pause b && nsbox ps | grep -q paused && nsbox resume b && nsbox exec b -- true"},
 	{line: "nsbox kill b [SIGNAL]", run: "nsbox kill b TERM"},
 	{line: "nsbox run -d --name w -- ./server", out: "w"},
 

@@ -34,6 +34,12 @@ Usage:
   nsbox kill NAME [SIGNAL]                  send SIGNAL (default KILL) to sandbox NAME
   nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
+  nsbox mount NAME SRC DEST [--ro]          mount the host path SRC at DEST inside the running sandbox NAME
+  nsbox umount NAME DEST                    remove what nsbox mount added at DEST
+  nsbox cp SRC NAME:DEST | NAME:SRC DEST    copy files into or out of the running sandbox NAME (- for tar)
+  nsbox connect NAME [HOST:]PORT            relay stdin/stdout to TCP PORT inside sandbox NAME
+  nsbox pause NAME                          stop every process of sandbox NAME (nsbox resume NAME continues them)
+  nsbox resume NAME                         continue the processes of the paused sandbox NAME
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
@@ -92,6 +98,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bwrap.Main("nsbox bwrap", rest, stderr, version)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
+	case "mount", "umount", "pause", "resume":
+		err = liveCommand(cmd, rest, stdout)
+	case "cp":
+		err = cpCommand(rest, os.Stdin, stdout, stderr)
+	case "connect":
+		err = connectCommand(rest, os.Stdin, stdout)
 	case "cache":
 		err = cacheCommand(rest, stdout)
 	case "image":
@@ -147,6 +159,12 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, checkUsage)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		fmt.Fprint(stdout, stateUsage(args[0]))
+	case "mount", "umount", "pause", "resume":
+		fmt.Fprint(stdout, liveUsage(args[0]))
+	case "cp":
+		fmt.Fprint(stdout, cpUsage)
+	case "connect":
+		fmt.Fprint(stdout, connectUsage)
 	case "cache":
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":

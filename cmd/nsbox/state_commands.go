@@ -133,7 +133,7 @@ func stateCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	defer live.Close()
 	switch cmd {
 	case "inspect":
-		b, err := json.MarshalIndent(live.Entry, "", "  ")
+		b, err := json.MarshalIndent(viewOf(live), "", "  ")
 		if err != nil {
 			return fmt.Errorf("inspect %s: %w", live.Name, err)
 		}
@@ -213,9 +213,9 @@ func psCommand(dir string, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "nsbox: not listed: %v\n", err)
 	}
 	if asJSON, _ := fs.GetBool("json"); asJSON {
-		entries := make([]state.Entry, 0, len(list))
+		entries := make([]liveView, 0, len(list))
 		for _, l := range list {
-			entries = append(entries, l.Entry)
+			entries = append(entries, viewOf(l))
 		}
 		b, err := json.MarshalIndent(entries, "", "  ")
 		if err != nil {
@@ -244,7 +244,11 @@ func psCommand(dir string, args []string, stdout, stderr io.Writer) error {
 		case l.Spec != nil && !l.Spec.Namespaces.Net:
 			net = "host"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", l.Name, l.Pid, since(l.Created), net, ports, cmd)
+		up := since(l.Created)
+		if paused(l) {
+			up += " (paused)"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", l.Name, l.Pid, up, net, ports, cmd)
 	}
 	return w.Flush()
 }
@@ -289,6 +293,12 @@ func killSandbox(l *state.Live, sig unix.Signal, grace time.Duration) error {
 			return nil // it ended on its own meanwhile
 		}
 		return fmt.Errorf("signal sandbox %s (pid %d): %w", l.Name, l.Pid, err)
+	}
+	if sig != unix.SIGKILL && paused(l) {
+		// A paused sandbox gets the signal once continued.
+		if sb, err := sandbox.Lookup(sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime)); err == nil {
+			sb.Resume()
+		}
 	}
 	if sig != unix.SIGKILL && grace == 0 {
 		return nil
@@ -385,6 +395,9 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	spec := live.Spec
 	if spec == nil {
 		return fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)
+	}
+	if paused(live) {
+		return fmt.Errorf("sandbox %s is paused: the command would stop at once; fix: nsbox resume %s", name, name)
 	}
 	p := &sandbox.Process{
 		Args:       f.fs.Args(),

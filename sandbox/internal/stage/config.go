@@ -83,6 +83,9 @@ type Config struct {
 	JoinStart  uint64 // and whose start time this is
 	JoinNested bool   // that sandbox's command has a nested user namespace
 	JoinPID1   bool   // that sandbox's command is its PID 1 (PID1Command)
+	// Live, if not nil, acts on the joined sandbox instead of running
+	// a command (join.c's live operations).
+	Live *Live
 
 	PTY              bool // PID 1 allocates the command's pseudo-terminal (pty.c)
 	PTYRows, PTYCols int  // and its window size
@@ -95,6 +98,23 @@ type Config struct {
 	// EncodeTAP); TAP: PID 1 creates this device and sends its fd.
 	NetWait bool
 	TAP     *TAP
+}
+
+// Live operations on a running sandbox (Config.Live.Op).
+const (
+	LiveMount  = 1 // bind the host path Src at Dest in the command's view
+	LiveUmount = 2 // remove what LiveMount put at Dest
+	LiveSocket = 3 // a socket(Family, Type) of the sandbox's network namespace
+)
+
+// Live is a live operation: with JoinPID, the stage joins the sandbox as
+// far as the operation needs, does it, answers LIVE_DONE and exits.
+type Live struct {
+	Op           int
+	Src, Dest    string
+	ReadOnly     bool
+	Mkdir        bool
+	Family, Type int
 }
 
 // Nest is the nested user namespace of the command (package sandbox's
@@ -211,6 +231,21 @@ func (c *Config) Encode() []byte {
 		add(C.KEY_JOIN_START, strconv.FormatUint(c.JoinStart, 10))
 		flag(add, C.KEY_JOIN_NESTED, c.JoinNested)
 		flag(add, C.KEY_JOIN_PID1_COMMAND, c.JoinPID1)
+		if l := c.Live; l != nil {
+			add(C.KEY_LIVE_OP, strconv.Itoa(l.Op))
+			if l.Src != "" {
+				add(C.KEY_LIVE_SRC, l.Src)
+			}
+			if l.Dest != "" {
+				add(C.KEY_LIVE_DEST, l.Dest)
+			}
+			flag(add, C.KEY_LIVE_RO, l.ReadOnly)
+			flag(add, C.KEY_LIVE_MKDIR, l.Mkdir)
+			if l.Family > 0 {
+				add(C.KEY_LIVE_FAMILY, strconv.Itoa(l.Family))
+				add(C.KEY_LIVE_TYPE, strconv.Itoa(l.Type))
+			}
+		}
 	}
 	if c.PTY {
 		add(C.KEY_PTY, "1")

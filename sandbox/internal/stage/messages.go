@@ -30,6 +30,7 @@ var msgNames = map[uint32]string{
 	MsgHandOff: "HANDOFF", MsgHandOffOK: "HANDOFF_READY", MsgArm: "ARM",
 	MsgCommandReady: "COMMAND_READY",
 	MsgUnshare:      "UNSHARE",
+	MsgLiveDone:     "LIVE_DONE",
 }
 
 // KindName is the name stage.h gives a message kind.

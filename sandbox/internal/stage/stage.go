@@ -123,6 +123,7 @@ const (
 	MsgArm          = C.NSBOX_MSG_ARM
 	MsgCommandReady = C.NSBOX_MSG_COMMAND_READY
 	MsgUnshare      = C.NSBOX_MSG_UNSHARE
+	MsgLiveDone     = C.NSBOX_MSG_LIVE_DONE
 )
 
 // MaxPayload is the largest payload a message may carry.

@@ -71,6 +71,7 @@ enum nsbox_msg_kind {
 	NSBOX_MSG_ARM,          /* L→P  arm it again (the supervisor, or a launcher whose exec failed) */
 	NSBOX_MSG_COMMAND_READY, /* P→L (command-first) the command's process exists, in its namespaces, and waits for EXEC_GO; value: its pid inside */
 	NSBOX_MSG_UNSHARE,      /* L→S  (a pre-forked stage, before CONFIG) create NSBOX_PREFORK_UNSHARE's namespaces now */
+	NSBOX_MSG_LIVE_DONE,    /* S→L  live-op done; LIVE_SOCKET: the socket as SCM_RIGHTS, no payload */
 };
 
 /* nsbox_usage is what PID 1 reports with EXITED: getrusage(RUSAGE_CHILDREN)

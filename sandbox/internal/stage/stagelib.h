@@ -73,6 +73,14 @@ struct cfg_join {
 	unsigned long long join_start; /* and its start time, /proc/PID/stat field 22 */
 	int join_nested;               /* its command has a nested user namespace */
 	int join_pid1_command;         /* its command is its PID 1 (pid1-command) */
+	/* live-op: instead of a command, act on the joined sandbox (live.c,
+	 * nsbox mount/umount and Sandbox.Dial): LIVE_MOUNT the host path
+	 * live_src at live_dest, LIVE_UMOUNT live_dest, LIVE_SOCKET make a
+	 * socket(live_family, live_type) in its network namespace. */
+	int live_op;
+	const char *live_src, *live_dest;
+	int live_ro, live_mkdir;
+	int live_family, live_type;
 };
 
 /* The filesystem (mounts.c): with new_root, mounts[] build a fresh root
@@ -274,6 +282,13 @@ int read_exec_report(int report_fd, int *err);
  * itself, an ERROR with 125 for the steps before it. Run and exec share
  * it, so a step means the same from both. */
 __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err);
+
+/* join.c: the live operations (live-op). */
+enum { LIVE_MOUNT = 1, LIVE_UMOUNT, LIVE_SOCKET };
+/* live_run does c->live_op with the descriptors join.c opened: the
+ * sandbox's user namespace, the command's mount and network namespaces
+ * (-1 if not its own) and its root. */
+__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int netfd, int rootfd);
 
 /* enter.c: Spec.Enter. enter_userns (the stage, first) enters the given
  * user namespace and learns its maps; enter_pidns (the stage, before

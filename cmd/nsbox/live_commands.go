@@ -1,0 +1,279 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"github.com/nsbox/nsbox/sandbox"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
+)
+
+// The live commands act on a running sandbox (sandbox/live.go): mount,
+// umount, cp, pause, resume, connect.
+
+// liveUsage is the help of the live commands.
+func liveUsage(cmd string) string {
+	switch cmd {
+	case "mount":
+		return `Usage: nsbox mount NAME SRC DEST [--ro] [--mkdir]
+
+Makes the host file or directory SRC appear at DEST inside the running
+sandbox NAME, nosuid and nodev. DEST is resolved inside the sandbox: a
+symlink there cannot redirect it. The mount is locked like the sandbox's
+own: root inside can neither make a --ro mount writable nor unmount it.
+nsbox umount removes it; nsbox inspect lists what was added.
+
+Flags:
+` + newLiveMountFlags().FlagUsages() + `
+Example:
+  nsbox mount b ~/data /mnt/data --ro --mkdir
+`
+	case "umount":
+		return `Usage: nsbox umount NAME DEST
+
+Removes the mount nsbox mount added at DEST in the running sandbox NAME.
+`
+	case "pause":
+		return `Usage: nsbox pause NAME
+
+Stops every process of the running sandbox NAME (SIGSTOP; nsbox's init
+keeps running, so kill and stop still work). nsbox ps shows it as paused,
+and nsbox exec refuses it until nsbox resume NAME.
+`
+	case "resume":
+		return `Usage: nsbox resume NAME
+
+Continues the processes of the sandbox NAME that nsbox pause stopped.
+`
+	}
+	return usage
+}
+
+func newLiveMountFlags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	fs.SortFlags = false
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	fs.Bool("ro", false, "mount read-only (locked: root inside cannot make it writable)")
+	fs.Bool("mkdir", false, "create DEST inside if it is missing (its parent must exist)")
+	return fs
+}
+
+// liveCommand runs mount, umount, pause and resume.
+func liveCommand(cmd string, args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	if cmd == "mount" {
+		fs = newLiveMountFlags()
+	}
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	fs.BoolP("help", "h", false, "show this help")
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v; fix: see nsbox help %s", cmd, err, cmd)}
+	}
+	if help, _ := fs.GetBool("help"); help {
+		fmt.Fprint(stdout, liveUsage(cmd))
+		return nil
+	}
+	want := map[string]int{"mount": 3, "umount": 2, "pause": 1, "resume": 1}[cmd]
+	if fs.NArg() != want {
+		return usageError{fmt.Sprintf("%s: wrong arguments; fix: %s", cmd, strings.SplitN(liveUsage(cmd), "\n", 2)[0])}
+	}
+	args = fs.Args()
+	live, sb, err := lookupLive(args[0])
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	name := live.Name
+	switch cmd {
+	case "mount":
+		for _, m := range addedMounts(live) {
+			if m.Destination == args[2] {
+				return fmt.Errorf("sandbox %s: %s already has a mount nsbox mount added (%s); fix: nsbox umount %s %s first", name, args[2], m.Source, name, args[2])
+			}
+		}
+		ro, _ := fs.GetBool("ro")
+		mkdir, _ := fs.GetBool("mkdir")
+		if err := sb.Mount(args[1], args[2], sandbox.MountOptions{ReadOnly: ro, Mkdir: mkdir}); err != nil {
+			return liveError(name, err)
+		}
+		src, _ := filepath.Abs(args[1])
+		return recordMount(live, addedMount{Source: src, Destination: args[2], ReadOnly: ro})
+	case "umount":
+		if err := sb.Unmount(args[1]); err != nil {
+			return liveError(name, err)
+		}
+		return forgetMount(live, args[1])
+	case "pause":
+		if err := sb.Pause(); err != nil {
+			return liveError(name, err)
+		}
+		return markPaused(live, true)
+	case "resume":
+		if err := sb.Resume(); err != nil {
+			return liveError(name, err)
+		}
+		return markPaused(live, false)
+	}
+	return nil
+}
+
+// lookupLive finds the running sandbox name, checked against the kernel
+// (state.Get), and a handle for its live operations.
+func lookupLive(name string) (*state.Live, *sandbox.Sandbox, error) {
+	dir, err := state.Dir()
+	if err != nil {
+		return nil, nil, err
+	}
+	live, err := lookup(dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if live.Spec == nil {
+		live.Close()
+		return nil, nil, fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)
+	}
+	sb, err := sandbox.Lookup(sandbox.TargetOf(live.Spec, live.Pid, live.PidStartTime))
+	if err != nil {
+		live.Close()
+		return nil, nil, liveError(name, err)
+	}
+	return live, sb, nil
+}
+
+// liveError names the sandbox in err and adds the fix nsbox knows.
+func liveError(name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sandbox.ErrEnded):
+		return fmt.Errorf("sandbox %s: %w; fix: nsbox ps lists the running sandboxes", name, err)
+	case strings.Contains(err.Error(), "; fix: "):
+		return fmt.Errorf("sandbox %s: %w", name, err)
+	case strings.Contains(err.Error(), "shares the caller's"):
+		return fmt.Errorf("sandbox %s: %w; fix: start it with namespaces of its own (without --share)", name, err)
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("sandbox %s: %w; fix: pick a writable place inside (/tmp, or a --bind)", name, err)
+	case errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		return fmt.Errorf("sandbox %s: %w; fix: your uid must be allowed there (nsbox exec %s --root -- chmod or chown it)", name, err, name)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("sandbox %s: %w; fix: check the path (nsbox exec %s -- ls -la DIR)", name, err, name)
+	}
+	return fmt.Errorf("sandbox %s: %w", name, err)
+}
+
+// addedMount is a mount nsbox mount added, as nsbox inspect shows it.
+type addedMount struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+}
+
+// mountsFile is the list of added mounts in the sandbox's state entry:
+// for display only (the kernel decides what can be unmounted).
+const mountsFile = "live-mounts.json"
+
+// addedMounts reads the list; a missing or unreadable one is empty. The
+// file is opened without following a symlink, and bounded.
+func addedMounts(l *state.Live) []addedMount {
+	fd, err := unix.Open(filepath.Join(l.Path, mountsFile), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), mountsFile)
+	defer f.Close()
+	var list []addedMount
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	json.NewDecoder(io.LimitReader(f, 1<<20)).Decode(&list)
+	return list
+}
+
+// writeMounts replaces the list (write, then rename).
+func writeMounts(l *state.Live, list []addedMount) error {
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(l.Path, "."+mountsFile+".new")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("sandbox %s: record the added mounts: %w", l.Name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(l.Path, mountsFile)); err != nil {
+		return fmt.Errorf("sandbox %s: record the added mounts: %w", l.Name, err)
+	}
+	return nil
+}
+
+func recordMount(l *state.Live, m addedMount) error {
+	return writeMounts(l, append(addedMounts(l), m))
+}
+
+func forgetMount(l *state.Live, dest string) error {
+	list := addedMounts(l)
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].Destination == dest {
+			return writeMounts(l, append(list[:i], list[i+1:]...))
+		}
+	}
+	return nil
+}
+
+// pausedMark is the file nsbox pause leaves in the state entry and
+// nsbox resume removes: it spares exec, kill and ps a scan of /proc for
+// every sandbox that was never paused. The kernel has the last word.
+const pausedMark = "paused"
+
+func markPaused(l *state.Live, on bool) error {
+	p := filepath.Join(l.Path, pausedMark)
+	if !on {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sandbox %s: %w", l.Name, err)
+		}
+		return nil
+	}
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: record the pause: %w", l.Name, err)
+	}
+	return unix.Close(fd)
+}
+
+// paused reports whether the sandbox is paused (nsbox pause): marked so,
+// and every one of its processes but nsbox's init is stopped. Unknown
+// counts as not.
+func paused(l *state.Live) bool {
+	if l.Spec == nil || !l.Spec.Namespaces.PID {
+		return false
+	}
+	if _, err := os.Lstat(filepath.Join(l.Path, pausedMark)); err != nil {
+		return false
+	}
+	sb, err := sandbox.Lookup(sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime))
+	if err != nil {
+		return false
+	}
+	p, _ := sb.Paused()
+	return p
+}
+
+// liveView is what nsbox inspect and ps --json print of a sandbox: its
+// record, what nsbox mount added, and whether it is paused.
+type liveView struct {
+	state.Entry
+	LiveMounts []addedMount `json:"liveMounts,omitempty"`
+	Paused     bool         `json:"paused,omitempty"`
+}
+
+func viewOf(l *state.Live) liveView {
+	return liveView{Entry: l.Entry, LiveMounts: addedMounts(l), Paused: paused(l)}
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The live-sandbox rows (make bench-live): nsbox mount's latency, nsbox cp's
+# throughput against cp -a in the same run, and pause/resume of a sandbox
+# of 100 processes. Writes docs/benchmarks-live.md. As root it runs the
+# measurements as the test user (NSBOX_TEST_USER, default nsbox-test):
+# rootless numbers only come from a rootless run. Not part of make test.
+#
+# BENCH_LIVE_MIB sets the size of the copied tree (default 1024: 1 GiB in
+# 1 MiB files, 16 directories); BENCH_LIVE_RUNS the samples (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+user=${NSBOX_TEST_USER:-nsbox-test}
+mib=${BENCH_LIVE_MIB:-1024}
+runs=${BENCH_LIVE_RUNS:-20}
+
+if [ "${1:-}" != "--as-user" ]; then
+	make --no-print-directory build bin/livebench
+	out=$(mktemp -d /var/tmp/nsbox-bench-live.XXXXXX)
+	trap 'rm -rf "$out"' EXIT
+	cp bin/nsbox bin/livebench hack/bench-live.sh "$out/"
+	# Writable for the user, but not the binaries: a binary ids inside could
+	# write is copied for each stage (sandbox/stageexe.go), not measured here.
+	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/livebench" "$out/bench-live.sh"
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
+			bash "$out/bench-live.sh" --as-user "$out"
+	else
+		HOME="$out" XDG_RUNTIME_DIR="$out/run" bash "$out/bench-live.sh" --as-user "$out"
+	fi
+	cp "$out/benchmarks-live.md" docs/benchmarks-live.md
+	cat docs/benchmarks-live.md
+	exit 0
+fi
+
+# --- as the user -----------------------------------------------------------
+out=$2
+N=$out/nsbox
+mkdir -p "$out/run" "$out/in" "$out/w"
+cd "$out/w"
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.2f", ns/1e6}'; }
+
+# The sandbox: a writable bind for the copies (the same disk as cp -a's),
+# and 100 processes for pause.
+$N run --detach --name bench --root --bind "$out/in:/in" -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null
+trap '$N kill bench >/dev/null 2>&1 || true' EXIT
+until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
+
+# 0. The CLI's own start and state lookup, for scale: nsbox ps.
+ps_ns=$(for i in $(seq "$runs"); do t0=$(now); $N ps >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 1. nsbox mount (and umount) of a directory, median over $runs.
+mkdir -p "$out/src"
+mount_ns=$(for i in $(seq "$runs"); do
+	t0=$(now); $N mount bench "$out/src" /tmp/m --mkdir --ro; t1=$(now)
+	$N umount bench /tmp/m
+	echo $((t1 - t0))
+done | median)
+
+# 2. pause and resume, median over $runs.
+pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
+resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 2b. The same through the API (sandbox.Lookup, Mount, Pause, Resume):
+# the operations without the CLI's start.
+$N inspect bench | "$out/livebench" "$out/src" "$runs" >"$out/api"
+api_mount=$(awk '$1 == "mount" {print $2 * 1e6}' "$out/api" | median)
+api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api" | median)
+api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api" | median)
+
+# 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
+# alternating, five rounds; the median and the best time of each (the
+# machine may be shared: the best is the least disturbed run).
+mkdir -p "$out/tree"
+for d in $(seq 16); do
+	mkdir -p "$out/tree/d$d"
+	for f in $(seq $((mib / 16))); do head -c 1048576 /dev/urandom >"$out/tree/d$d/f$f"; done
+done
+sync
+# Each nsbox cp is compared with a cp -a of the same source to the same
+# disk, in alternating order (odd rounds cp -a first), so both meet the
+# page cache in the same state on average.
+cpa=() cpin=() cpaout=() cpout=()
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
+for r in 1 2 3 4 5; do
+	rm -rf "$out/cpa" "$out/in/tree" "$out/back" "$out/cpaout"; sync
+	if [ $((r % 2)) = 1 ]; then
+		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
+		cpin+=($(timed $N cp "$out/tree" bench:/in)); sync
+		cpaout+=($(timed cp -a "$out/in/tree" "$out/cpaout")); sync
+		cpout+=($(timed $N cp bench:/in/tree "$out/back")); sync
+	else
+		cpin+=($(timed $N cp "$out/tree" bench:/in)); sync
+		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
+		cpout+=($(timed $N cp bench:/in/tree "$out/back")); sync
+		cpaout+=($(timed cp -a "$out/in/tree" "$out/cpaout")); sync
+	fi
+done
+cmp -s "$out/tree/d1/f1" "$out/back/d1/f1"
+best() { sort -n | head -1; }
+cpa_ns=$(printf '%s\n' "${cpa[@]}" | median)
+cpin_ns=$(printf '%s\n' "${cpin[@]}" | median)
+cpout_ns=$(printf '%s\n' "${cpout[@]}" | median)
+cpa_best=$(printf '%s\n' "${cpa[@]}" | best)
+cpaout_ns=$(printf '%s\n' "${cpaout[@]}" | median)
+cpaout_best=$(printf '%s\n' "${cpaout[@]}" | best)
+cpin_best=$(printf '%s\n' "${cpin[@]}" | best)
+cpout_best=$(printf '%s\n' "${cpout[@]}" | best)
+mbs() { awk -v ns="$1" -v mib="$mib" 'BEGIN {printf "%.0f", mib/(ns/1e9)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+cat >"$out/benchmarks-live.md" <<MD
+# Live sandboxes: benchmarks
+
+Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPUs,
+$(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
+same run, on the same disk, from the page cache, timed until the command
+returns (a \`sync\` after each, not timed: the disk's writeback is neither
+tool's, and on a shared machine it is the noisiest part).
+
+| what | median | target |
+|---|---|---|
+| \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
+| \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
+| \`Sandbox.Mount\` (API, no CLI start) | $(ms "$api_mount") ms | < 5 ms |
+| \`Sandbox.Pause\`, 100 processes (API) | $(ms "$api_pause") ms | < 20 ms |
+| \`Sandbox.Resume\`, 100 processes (API) | $(ms "$api_resume") ms | < 20 ms |
+| \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
+| \`nsbox resume\`, 100 processes | $(ms "$resume_ns") ms | < 20 ms |
+| \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s (best $(mbs "$cpa_best")) | |
+| \`nsbox cp\` in, ${mib} MiB | $(mbs "$cpin_ns") MiB/s, $(ratio "$cpa_ns" "$cpin_ns")× cp -a (best $(mbs "$cpin_best"), $(ratio "$cpa_best" "$cpin_best")×) | ≥ 0.8× |
+| \`cp -a\` of the sandbox's copy (host, /in's directory) | $(mbs "$cpaout_ns") MiB/s (best $(mbs "$cpaout_best")) | |
+| \`nsbox cp\` out, ${mib} MiB | $(mbs "$cpout_ns") MiB/s, $(ratio "$cpaout_ns" "$cpout_ns")× cp -a (best $(mbs "$cpout_best"), $(ratio "$cpaout_best" "$cpout_best")×) | ≥ 0.8× |
+MD

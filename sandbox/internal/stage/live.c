@@ -1,0 +1,265 @@
+/*
+ * live.c: the stage's live operations on a running sandbox (live-op):
+ * nsbox mount and umount (Sandbox.Mount/Unmount) and the sockets of
+ * Sandbox.Dial/Listen. join.c pins the sandbox and opens the command's
+ * namespaces as for nsbox exec, then calls live_run instead of starting a
+ * command; the stage answers LIVE_DONE (with the socket, for LIVE_SOCKET)
+ * or ERROR, and exits. Nothing of the sandbox runs in this process: it
+ * execs nothing, stays non-dumpable (join.c), and holds only the
+ * namespace and root descriptors join.c opened.
+ *
+ * Mount. The command's mounts are locked (sandbox/nested.go): its mount
+ * namespace N2 is owned by the nested user namespace U2 and was copied
+ * from PID 1's, owned by the sandbox's user namespace U1. A mount made
+ * straight in N2 would not be: root inside could remount it writable or
+ * unmount it. The kernel locks what *propagates* into a mount namespace
+ * owned by another user namespace than the one of the namespace it was
+ * made in (fs/pnode.c, CL_UNPRIVILEGED; lock_mnt_tree), so:
+ *
+ *   1. join U1 (we own it: every capability there and in U2 below);
+ *   2. unshare a private mount namespace M, owned by U1, and clone the
+ *      host path SRC there (open_tree, as the caller sees it); make the
+ *      clone nosuid, nodev and, asked, read-only;
+ *   3. enter N2 and resolve DEST in the command's root (openat2
+ *      RESOLVE_IN_ROOT, no magic links, the last component no symlink):
+ *      a symlink planted inside cannot lead it out of the sandbox's view;
+ *      make the mount holding DEST shared and clone it at DEST (X, a peer
+ *      of it);
+ *   4. back in M, attach X, then SRC's clone onto X: the kernel
+ *      propagates it to X's peer in N2, at DEST, as a copy it locks
+ *      (MNT_LOCK_READONLY and the others: root inside cannot make it
+ *      writable).
+ *
+ * M, X and the clone in M go away with this process; the copy in N2
+ * stays. Umount enters N2 from U1 and detaches what is at DEST.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mounts.h"
+#include "stage.h"
+#include "stagelib.h"
+
+/* split_dest cuts the absolute, clean path dest (the launcher checks it)
+ * into its parent, in buf, and its last component. */
+static const char *split_dest(const char *dest, char *buf, size_t n)
+{
+	size_t len = strlen(dest);
+	if (len == 0 || len >= n || dest[0] != '/')
+		fail("the destination %s is not an absolute path", dest);
+	memcpy(buf, dest, len + 1);
+	char *slash = strrchr(buf, '/');
+	const char *base = dest + (slash - buf) + 1;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		fail("the destination %s names no file", dest);
+	if (slash == buf)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return base;
+}
+
+/* open_dest opens the sandbox's dest, as root sees it, as an O_PATH
+ * descriptor: the parent resolved in the root, the last component
+ * neither a symlink nor a magic link. With mkdir, a missing dest is
+ * created, a directory or an empty file as dir says. *parentfd gets the
+ * parent, opened as the walk went. */
+static int open_dest(const struct config *c, int rootfd, int dir, int *parentfd)
+{
+	char parent[4096];
+	const char *base = split_dest(c->join.live_dest, parent, sizeof parent);
+	int pfd = mnt_sys_openat2(rootfd, parent, O_PATH | O_DIRECTORY, IN_ROOT);
+	if (pfd < 0)
+		fail_fix(errno == ENOENT ? "create it inside first (nsbox exec NAME -- mkdir -p DIR)" : "check the path inside the sandbox",
+			 "open the parent %s of %s inside the sandbox", parent, c->join.live_dest);
+	int fd = mnt_sys_openat2(pfd, base, O_PATH | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+	if (fd < 0 && errno == ENOENT && c->join.live_mkdir) {
+		int made = dir ? mkdirat(pfd, base, 0755) : -1;
+		if (!dir) {
+			made = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+			if (made >= 0)
+				made = close(made);
+		}
+		if (made < 0 && errno != EEXIST)
+			fail_fix(errno == EROFS ? "mount on a writable directory, or make DEST's parent writable inside" : "check the path inside the sandbox",
+				 "create %s inside the sandbox", c->join.live_dest);
+		fd = mnt_sys_openat2(pfd, base, O_PATH | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+	}
+	if (fd < 0)
+		fail_fix(errno == ENOENT ? "create it first, or pass --mkdir" : errno == ELOOP ? "it is a symlink inside the sandbox: name the real path" : "check the path inside the sandbox",
+			 "open %s inside the sandbox", c->join.live_dest);
+	*parentfd = pfd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		fail("stat %s inside the sandbox", c->join.live_dest);
+	if (S_ISLNK(st.st_mode)) {
+		errno = ELOOP;
+		fail_fix("it is a symlink inside the sandbox: name the real path", "open %s inside the sandbox", c->join.live_dest);
+	}
+	if (!!S_ISDIR(st.st_mode) != !!dir) {
+		errno = dir ? ENOTDIR : EISDIR;
+		fail_fix("mount a directory on a directory and a file on a file", "%s inside the sandbox", c->join.live_dest);
+	}
+	return fd;
+}
+
+/* mount_id is the id of the mount fd is on (statx STATX_MNT_ID; musl
+ * has no statx(), so the raw call and the field's offset in struct statx),
+ * or 0. */
+static uint64_t mount_id(int fd)
+{
+	unsigned char buf[256];
+	uint64_t id = 0;
+	if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0x1000 /* STATX_MNT_ID */, buf) < 0)
+		return 0;
+	memcpy(&id, buf + 144, sizeof id);
+	return id;
+}
+
+/* mount_root opens the root of the mount that holds fd, walking ".." up
+ * while it stays on that mount. The walk cannot leave the command's view:
+ * ".." stops at the root of the mount namespace we are in. */
+static int mount_root(int fd, const char *what)
+{
+	uint64_t id = mount_id(fd);
+	int cur = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	for (int depth = 0; id && cur >= 0 && depth < 4096; depth++) {
+		int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		struct stat a, b;
+		if (up < 0 || fstat(cur, &a) < 0 || fstat(up, &b) < 0)
+			break;
+		if (mount_id(up) != id || (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+			close(up);
+			return cur;
+		}
+		close(cur);
+		cur = up;
+	}
+	fail("find the mount that holds %s inside the sandbox", what);
+}
+
+/* live_anchor makes a place in M to attach X on: a directory, or a file
+ * for a file's mount, in a tmpfs of M's own over its /. */
+static int live_anchor(int dir)
+{
+	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		fail("create a scratch tmpfs");
+	int m = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (m < 0 || root < 0 || move_mount(m, "", root, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("mount a scratch tmpfs");
+	int made = dir ? mkdirat(m, "x", 0700) : openat(m, "x", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = made < 0 ? -1 : openat(m, "x", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fail("create an anchor in the scratch tmpfs");
+	return fd;
+}
+
+/* live_mount: steps 1-4 of the comment at the top. */
+static void live_mount(const struct config *c, int outer, int mntfd, int rootfd)
+{
+	if (setns(outer, CLONE_NEWUSER) < 0)
+		fail("join the sandbox's user namespace (setns)");
+	/* 2. M, where the host's mounts are ours to clone. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fail("create a mount namespace to clone %s in", c->join.live_src);
+	int mfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (mfd < 0)
+		fail("open the new mount namespace");
+	int src = open_tree(AT_FDCWD, c->join.live_src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (src < 0)
+		fail_fix("check the host path exists and you may read it", "clone %s", c->join.live_src);
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (c->join.live_ro ? MOUNT_ATTR_RDONLY : 0)};
+	if (mount_setattr(src, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+		fail("make the clone of %s nosuid,nodev%s", c->join.live_src, c->join.live_ro ? ",ro" : "");
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		fail("stat %s", c->join.live_src);
+	/* 3. The command's view. */
+	if (setns(mntfd, CLONE_NEWNS) < 0)
+		fail("join the command's mount namespace (setns)");
+	/* What --mkdir creates belongs to root inside, where 0 is mapped. */
+	if (c->join.live_mkdir) {
+		(void)!setresgid(0, 0, 0);
+		(void)!setresuid(0, 0, 0);
+	}
+	int parent;
+	int dest = open_dest(c, rootfd, S_ISDIR(st.st_mode), &parent);
+	/* A file is no mount root and has no "..": its directory's mount. */
+	int holder = mount_root(S_ISDIR(st.st_mode) ? dest : parent, c->join.live_dest);
+	close(parent);
+	struct mount_attr shared = {.propagation = MS_SHARED};
+	if (mount_setattr(holder, "", AT_EMPTY_PATH, &shared, sizeof shared) < 0)
+		fail("make the mount holding %s shared", c->join.live_dest);
+	close(holder);
+	int x = open_tree(dest, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (x < 0)
+		fail("clone the mount at %s inside the sandbox", c->join.live_dest);
+	/* 4. Back in M: X, then the clone on it, which propagates. */
+	if (setns(mfd, CLONE_NEWNS) < 0)
+		fail("return to the clone's mount namespace (setns)");
+	int anchor = live_anchor(S_ISDIR(st.st_mode));
+	if (move_mount(x, "", anchor, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("attach the clone of %s", c->join.live_dest);
+	if (move_mount(src, "", x, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail("mount %s on %s inside the sandbox", c->join.live_src, c->join.live_dest);
+}
+
+/* live_umount detaches the mount at dest in the command's view. A mount
+ * of the sandbox's own setup is locked: umount2 refuses it (EINVAL). */
+static void live_umount(const struct config *c, int outer, int mntfd, int rootfd)
+{
+	if (setns(outer, CLONE_NEWUSER) < 0 || setns(mntfd, CLONE_NEWNS) < 0)
+		fail("join the command's mount namespace (setns)");
+	char parent[4096];
+	const char *base = split_dest(c->join.live_dest, parent, sizeof parent);
+	int pfd = mnt_sys_openat2(rootfd, parent, O_PATH | O_DIRECTORY, IN_ROOT);
+	if (pfd < 0 || fchdir(pfd) < 0)
+		fail_fix("check the path inside the sandbox", "open the parent %s of %s inside the sandbox", parent, c->join.live_dest);
+	if (umount2(base, UMOUNT_NOFOLLOW | MNT_DETACH) < 0)
+		fail_fix(errno == EINVAL ? "only what nsbox mount added can be removed (nsbox inspect NAME lists it)" : "check the path inside the sandbox",
+			 "unmount %s inside the sandbox", c->join.live_dest);
+}
+
+/* live_socket makes the socket in the command's network namespace, owned
+ * by the nested user namespace, entered from U1 above it. */
+static void live_socket(const struct config *c, int outer, int netfd)
+{
+	if (netfd < 0) {
+		errno = EINVAL;
+		fail("the sandbox has no network namespace of its own");
+	}
+	if (setns(outer, CLONE_NEWUSER) < 0 || setns(netfd, CLONE_NEWNET) < 0)
+		fail("join the sandbox's network namespace (setns)");
+	int s = socket(c->join.live_family, c->join.live_type | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		fail("create a socket in the sandbox");
+	send_fd(NSBOX_MSG_LIVE_DONE, s, "the socket");
+	_exit(0);
+}
+
+__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int netfd, int rootfd)
+{
+	switch (c->join.live_op) {
+	case LIVE_MOUNT:
+		live_mount(c, outer, mntfd, rootfd);
+		break;
+	case LIVE_UMOUNT:
+		live_umount(c, outer, mntfd, rootfd);
+		break;
+	case LIVE_SOCKET:
+		live_socket(c, outer, netfd);
+		break;
+	}
+	send_msg(NSBOX_MSG_LIVE_DONE, 0, NULL);
+	_exit(0);
+}

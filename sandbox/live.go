@@ -1,0 +1,155 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
+	"golang.org/x/sys/unix"
+)
+
+// Live operations act on a sandbox while it runs: Mount and Unmount, CopyTo
+// and CopyFrom, Pause and Resume, Dial and Listen. They are methods of the
+// Sandbox that Start returns, of one that Join returns (acting on the
+// joined sandbox, not only the joined command) and of one that Lookup
+// returns. Each checks the kernel first, as Join does: PID 1 must still be
+// the process of the recorded pid and start time. What needs to be inside
+// the sandbox's namespaces (a mount, a socket) is done by a short-lived
+// stage process (stage live.c) that execs nothing; the rest works from the
+// caller's side through descriptors (docs/design.md, "Live sandboxes").
+
+// ErrEnded reports a live operation on a sandbox that has ended.
+var ErrEnded = errors.New("the sandbox has ended")
+
+// Lookup returns a handle on the running sandbox t without starting
+// anything in it: its live operations, Pid and Signal (PID 1's), and Wait,
+// which returns nil once PID 1 has exited (a looked-up sandbox is not the
+// caller's child: its status is not known). Lookup fails with ErrEnded if
+// PID 1 is gone or its pid now names another process.
+func Lookup(t Target) (*Sandbox, error) {
+	if t.Pid <= 0 {
+		return nil, fmt.Errorf("look up a sandbox: no PID 1 given")
+	}
+	fd, err := unix.PidfdOpen(t.Pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
+	}
+	if st, err := pidStartTime(t.Pid); err != nil || st != t.StartTime {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
+	}
+	p, err := os.FindProcess(t.Pid)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
+	}
+	done := make(chan struct{})
+	close(done)
+	return &Sandbox{pid1: p, live: t, lookedUp: &lookedUp{pidfd: fd}, done: done, cancel: func() bool { return false }}, nil
+}
+
+// lookedUp is what a Sandbox from Lookup holds: PID 1's pidfd.
+type lookedUp struct{ pidfd int }
+
+// waitLookedUp is Wait for a Sandbox from Lookup: PID 1's pidfd becomes
+// readable when it exits.
+func (s *Sandbox) waitLookedUp() error {
+	for {
+		p := []unix.PollFd{{Fd: int32(s.lookedUp.pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(p, -1); err == nil || err != unix.EINTR {
+			unix.Close(s.lookedUp.pidfd)
+			return err
+		}
+	}
+}
+
+// target returns the running sandbox's Target, its start time read from
+// the kernel if not known yet, and checks PID 1 is still that process.
+func (s *Sandbox) target() (Target, error) {
+	t := s.live
+	if t.Pid <= 0 {
+		return t, fmt.Errorf("this Sandbox has no PID 1 to act on")
+	}
+	st, err := pidStartTime(t.Pid)
+	if t.StartTime == 0 && err == nil {
+		t.StartTime = st
+		s.live.StartTime = st
+	}
+	if err != nil || st != t.StartTime {
+		return t, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
+	}
+	return t, nil
+}
+
+// pidStartTime reads field 22 of /proc/PID/stat.
+func pidStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// runLive runs the stage's live operation l in the sandbox t and returns
+// the descriptor it sends back (LiveSocket), or nil.
+func runLive(t Target, l *stage.Live) (*os.File, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	stageProc, parent, err := startStage([]*os.File{null, null, null}, joinedMaps(t.Pid), -1)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	defer killAndReap(stageProc)
+	// A stage that never answers (a frozen sandbox's /proc read, say)
+	// must not hang the caller forever.
+	parent.SetDeadline(time.Now().Add(30 * time.Second))
+	cfg := stage.Config{
+		Unshare:    t.Namespaces.cloneFlags(),
+		TTY:        -1,
+		JoinPID:    t.Pid,
+		JoinStart:  t.StartTime,
+		JoinNested: t.Namespaces.Mount,
+		JoinPID1:   t.CommandIsPID1,
+		Args:       []string{"nsbox-live"}, // required; nothing is executed
+		Live:       l,
+		// Required with a command; none runs, so they are never applied.
+		Security: t.Security.records(0),
+	}
+	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
+		return nil, fmt.Errorf("send the live operation: %w", err)
+	}
+	if l.Op == stage.LiveSocket {
+		f, err := expectFD(parent, stage.MsgLiveDone)
+		return f, liveError(err)
+	}
+	_, err = expect(parent, stage.MsgLiveDone)
+	return nil, liveError(err)
+}
+
+// liveError turns the stage's "PID 1 is gone" into ErrEnded.
+func liveError(err error) error {
+	var se *SetupError
+	if errors.As(err, &se) && se.Err == unix.ESRCH {
+		return fmt.Errorf("%s: %w", se.Step, ErrEnded)
+	}
+	if errors.Is(err, errStageGone) {
+		return fmt.Errorf("%w (or nsbox's stage failed)", ErrEnded)
+	}
+	return err
+}

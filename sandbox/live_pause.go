@@ -1,0 +1,214 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pause stops every process of the running sandbox (SIGSTOP), and returns
+// once all are stopped; Resume continues them (SIGCONT).
+//
+// This host has no cgroup freezer for a sandbox of an unprivileged user
+// (a cgroup v1 or hybrid host, or no delegated cgroup v2 subtree), so
+// Pause works with signals, from the caller's side, where it holds every
+// capability of the sandbox's user namespace: it stops each descendant of
+// PID 1 (the command, its children, orphans PID 1 adopted, processes of
+// nsbox exec), scanning again until a scan finds none still running, so a
+// process forked meanwhile is caught too. Unlike a freezer:
+//   - a paused process is in the "stopped" state (T in ps), which its
+//     parent may notice (waitpid WUNTRACED) and a debugger too;
+//   - Resume continues every stopped process, also one that was stopped
+//     before Pause (by Ctrl-Z, say);
+//   - nsbox's init (PID 1, when it is not the command) keeps running: it
+//     only reaps and forwards signals, so kill and stop still reach the
+//     sandbox, and SIGKILL ends it at once;
+//   - a sandbox attached to a terminal reports the command's stop to its
+//     launcher, which then suspends as on Ctrl-Z.
+//
+// (From inside, PID 1 of a PID namespace ignores SIGSTOP; sent from the
+// caller's namespace above, it stops it like any process.)
+//
+// A sandbox that shares the caller's PID namespace cannot be paused: its
+// processes are not set apart from the caller's.
+func (s *Sandbox) Pause() error {
+	t, err := s.target()
+	if err != nil {
+		return err
+	}
+	if !t.Namespaces.PID {
+		return fmt.Errorf("pause: the sandbox shares the caller's PID namespace: its processes are not set apart")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		procs, err := members(t)
+		if err != nil {
+			return fmt.Errorf("pause: %w", err)
+		}
+		var running []member
+		for _, p := range procs {
+			if !p.stopped {
+				running = append(running, p)
+			}
+		}
+		if len(running) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pause: %d processes of the sandbox would not stop within 5s (uninterruptible sleep, or forking without end)", len(running))
+		}
+		if err := signalAll(running, unix.SIGSTOP); err != nil {
+			return fmt.Errorf("pause: %w", err)
+		}
+		// Wait for those to stop (reading their own stat files only),
+		// then scan again for processes forked meanwhile.
+		for _, p := range running {
+			for !stoppedOrGone(p) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+}
+
+// stoppedOrGone reports whether p is stopped, or no longer that process.
+func stoppedOrGone(p member) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 20 || f[19] != strconv.FormatUint(p.start, 10) {
+		return true
+	}
+	return f[0] == "T" || f[0] == "t" || f[0] == "Z" || f[0] == "X"
+}
+
+// Resume continues the processes of a sandbox that Pause stopped.
+func (s *Sandbox) Resume() error {
+	t, err := s.target()
+	if err != nil {
+		return err
+	}
+	if !t.Namespaces.PID {
+		return fmt.Errorf("resume: the sandbox shares the caller's PID namespace")
+	}
+	procs, err := members(t)
+	if err == nil {
+		err = signalAll(procs, unix.SIGCONT)
+	}
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	return nil
+}
+
+// Paused reports whether every process of the sandbox (but nsbox's init)
+// is stopped, as after Pause; false for a sandbox with none.
+func (s *Sandbox) Paused() (bool, error) {
+	t, err := s.target()
+	if err != nil {
+		return false, err
+	}
+	procs, err := members(t)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range procs {
+		if !p.stopped {
+			return false, nil
+		}
+	}
+	return len(procs) > 0, nil
+}
+
+// member is a process of the sandbox, as /proc/PID/stat shows it;
+// stopped includes zombies.
+type member struct {
+	pid     int
+	start   uint64
+	stopped bool
+}
+
+// members lists the descendants of t's PID 1 (and PID 1 itself when it
+// is the command). Every process of a PID namespace descends from its
+// PID 1: orphans are reparented to it, or to a subreaper below it.
+func members(t Target) ([]member, error) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, err
+	}
+	type proc struct {
+		ppid    int
+		start   uint64
+		stopped bool
+	}
+	all := make(map[int]proc, len(names))
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + n + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if i < 0 || len(f) < 20 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		start, _ := strconv.ParseUint(f[19], 10, 64)
+		// A zombie (Z, X) runs nothing: its stopped parent has not reaped
+		// it yet. It counts as stopped.
+		all[pid] = proc{ppid: ppid, start: start, stopped: strings.ContainsAny(f[0], "TtZX")}
+	}
+	if p1, ok := all[t.Pid]; !ok || p1.start != t.StartTime {
+		return nil, ErrEnded
+	}
+	var out []member
+	for pid, p := range all {
+		in := pid == t.Pid && t.CommandIsPID1
+		for q, hops := p.ppid, 0; !in && q > 1 && hops < 4096; hops++ {
+			if q == t.Pid {
+				in = true
+				break
+			}
+			q = all[q].ppid
+		}
+		if in {
+			out = append(out, member{pid: pid, start: p.start, stopped: p.stopped})
+		}
+	}
+	return out, nil
+}
+
+// signalAll sends sig to procs through pidfds, each checked to be still
+// the process listed (a pid reused meanwhile is left alone).
+func signalAll(procs []member, sig unix.Signal) error {
+	for _, p := range procs {
+		fd, err := unix.PidfdOpen(p.pid, 0)
+		if err != nil {
+			continue // gone
+		}
+		if st, err := pidStartTime(p.pid); err == nil && st == p.start {
+			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+				unix.Close(fd)
+				return fmt.Errorf("signal pid %d: %w", p.pid, err)
+			}
+		}
+		unix.Close(fd)
+	}
+	return nil
+}

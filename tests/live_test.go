@@ -1,0 +1,208 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+)
+
+// detached starts `nsbox run --detach --name NAME ARGS…` and kills it at
+// the end of the test.
+func (s *stateEnv) detached(name string, args ...string) {
+	s.t.Helper()
+	res := s.run(append([]string{"run", "--detach", "--name", name}, args...)...)
+	res.Assert(s.t, icmd.Success)
+	s.t.Cleanup(func() { s.run("kill", name) })
+}
+
+// hostMounts is the caller's own mount table.
+func hostMounts(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	assert.NilError(t, err)
+	return string(b)
+}
+
+func TestLiveMount(t *testing.T) {
+	s := newStateEnv(t)
+	src := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "f"), []byte("from the host\n"), 0o644))
+	assert.NilError(t, os.Chmod(src, 0o755))
+	s.detached("m", "--root", "--", "sh", "-c", "mkdir /tmp/d; touch /tmp/d/own; ln -s / /tmp/up; ln -s "+src+" /tmp/evil; ln -s ../../../../.. /tmp/dots; exec sleep 600")
+	waitFor(t, func() bool { return s.run("exec", "m", "--", "test", "-L", "/tmp/dots").ExitCode == 0 }, "the setup inside")
+	before := hostMounts(t)
+
+	// A read-only directory, a read-write file, a DEST created.
+	s.run("mount", "m", src, "/tmp/d", "--ro").Assert(t, icmd.Success)
+	s.run("mount", "m", filepath.Join(src, "f"), "/tmp/file", "--mkdir").Assert(t, icmd.Success)
+	s.run("exec", "m", "--", "cat", "/tmp/d/f", "/tmp/file").Assert(t, icmd.Expected{Out: "from the host\nfrom the host\n"})
+	res := s.run("exec", "m", "--", "grep", " /tmp/d ", "/proc/self/mountinfo")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), " ro,nosuid,nodev"))
+	// Nothing of it on the host's side.
+	assert.Equal(t, hostMounts(t), before)
+
+	// Root inside cannot write it, nor remount it writable.
+	res = s.run("exec", "m", "--root", "--", "sh", "-c",
+		"echo x > /tmp/d/g && echo WROTE; mount -o remount,bind,rw /tmp/d && echo REMOUNTED; echo x > /tmp/d/g && echo WROTE; true")
+	assert.Check(t, !strings.Contains(res.Stdout(), "WROTE"), res.Combined())
+	assert.Check(t, !strings.Contains(res.Stdout(), "REMOUNTED"), res.Combined())
+	_, err := os.Stat(filepath.Join(src, "g"))
+	assert.Check(t, os.IsNotExist(err))
+
+	// Root inside may unmount an added mount (the kernel does not lock
+	// the root of a propagated mount: docs/design.md), which shows only
+	// what the sandbox had there before; it cannot unmount the
+	// sandbox's own mounts to see the host's.
+	s.run("mount", "m", src, "/tmp/up/tmp/root-may", "--mkdir").Assert(t, icmd.Success)
+	s.run("exec", "m", "--root", "--", "sh", "-c", "umount /tmp/root-may && ls -A /tmp/root-may").Assert(t, icmd.Expected{Out: ""})
+	res = s.run("exec", "m", "--root", "--", "sh", "-c", "umount -l /tmp || umount -l /home || echo LOCKED")
+	assert.Check(t, is.Contains(res.Stdout(), "LOCKED"), res.Combined())
+	s.run("umount", "m", "/tmp/root-may").Assert(t, icmd.Expected{ExitCode: 125, Err: "unmount /tmp/root-may inside the sandbox"})
+
+	// inspect lists it; mounting over it again is refused in one line.
+	res = s.run("inspect", "m")
+	assert.Check(t, is.Contains(res.Stdout(), `"destination": "/tmp/d"`))
+	s.run("mount", "m", src, "/tmp/d").Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox m: /tmp/d already has a mount nsbox mount added"})
+
+	// A symlink planted inside stays inside: /tmp/up -> / is the
+	// sandbox's root, /tmp/evil as the last component is refused.
+	s.run("mount", "m", src, "/tmp/up/tmp/via", "--mkdir").Assert(t, icmd.Success)
+	s.run("exec", "m", "--", "cat", "/tmp/via/f").Assert(t, icmd.Expected{Out: "from the host\n"})
+	res = s.run("mount", "m", src, "/tmp/evil")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "it is a symlink inside the sandbox"})
+	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+	s.run("mount", "m", src, "/tmp/dots/tmp/dd", "--mkdir").Assert(t, icmd.Success)
+	s.run("exec", "m", "--", "cat", "/tmp/dd/f").Assert(t, icmd.Expected{Out: "from the host\n"})
+	_, err = os.Stat("/tmp/dd")
+	assert.Check(t, os.IsNotExist(err), "/tmp/dd made on the host")
+	s.run("mount", "m", src, "/tmp/../etc").Assert(t, icmd.Expected{ExitCode: 125, Err: "the destination must be a clean absolute path"})
+	s.run("mount", "m", src, "/no/such/dir").Assert(t, icmd.Expected{ExitCode: 125, Err: "create it inside first"})
+	s.run("mount", "m", filepath.Join(src, "f"), "/tmp/up").Assert(t, icmd.Expected{ExitCode: 125, Err: "symlink"})
+	s.run("mount", "m", filepath.Join(src, "f"), "/tmp/dd").Assert(t, icmd.Expected{ExitCode: 125, Err: "mount a directory on a directory and a file on a file"})
+	assert.Equal(t, hostMounts(t), before)
+
+	// umount removes it; the sandbox's own mounts cannot be removed.
+	s.run("umount", "m", "/tmp/d").Assert(t, icmd.Success)
+	s.run("exec", "m", "--", "ls", "/tmp/d").Assert(t, icmd.Expected{Out: "own\n"})
+	s.run("umount", "m", "/tmp").Assert(t, icmd.Expected{ExitCode: 125, Err: "only what nsbox mount added can be removed"})
+	s.run("exec", "m", "--", "test", "-e", "/tmp/file").Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(s.run("inspect", "m").Stdout(), `"destination": "/tmp/d"`))
+}
+
+func TestLiveMountEndedAndForeign(t *testing.T) {
+	s := newStateEnv(t)
+	src := t.TempDir()
+	s.detached("a", "--", "sleep", "600")
+	// From inside another sandbox of the same user, sandbox a is not
+	// reachable: the state directory is hidden there.
+	res := s.run("run", "--", nsboxBin, "mount", "a", src, "/tmp/x", "--mkdir")
+	assert.Check(t, res.ExitCode != 0, res.Combined())
+	for _, op := range [][]string{{"pause", "a"}, {"cp", src, "a:/tmp"}, {"cp", "a:/etc/hostname", "/tmp"}, {"connect", "a", "80"}, {"umount", "a", "/tmp"}} {
+		res = s.run(append([]string{"run", "--", nsboxBin}, op...)...)
+		assert.Check(t, res.ExitCode != 0, res.Combined())
+		assert.Check(t, is.Contains(res.Stderr(), `sandbox "a": no such sandbox`), res.Combined())
+	}
+	s.run("exec", "a", "--", "test", "-e", "/tmp/x").Assert(t, icmd.Expected{ExitCode: 1})
+	// A sandbox sharing the host's mount namespace has no view to mount into.
+	s.detached("sh", "--share", "mnt", "--", "sleep", "600")
+	res = s.run("mount", "sh", src, "/tmp/x")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox sh: mount " + src + " on /tmp/x: the sandbox shares the caller's mount namespace"})
+	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+	// A sandbox that ended: one line naming it, exit 125.
+	s.run("kill", "a").Assert(t, icmd.Success)
+	for _, args := range [][]string{{"mount", "a", src, "/tmp/x"}, {"umount", "a", "/tmp/x"}, {"pause", "a"}, {"resume", "a"}} {
+		res := s.run(args...)
+		res.Assert(t, icmd.Expected{ExitCode: 125, Err: `sandbox "a": no such sandbox`})
+		assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+	}
+}
+
+// sandboxProcs lists the host pids of PID 1's descendants.
+func sandboxProcs(t *testing.T, pid1 int) map[int]string {
+	ents, err := os.ReadDir("/proc")
+	assert.NilError(t, err)
+	ppid := map[int]int{}
+	state := map[int]string{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		ppid[pid], _ = strconv.Atoi(f[1])
+		state[pid] = f[0]
+	}
+	out := map[int]string{}
+	for pid := range ppid {
+		for q := ppid[pid]; q > 1; q = ppid[q] {
+			if q == pid1 {
+				out[pid] = state[pid]
+				break
+			}
+		}
+	}
+	return out
+}
+
+func TestLivePause(t *testing.T) {
+	s := newStateEnv(t)
+	out := t.TempDir()
+	assert.NilError(t, os.Chmod(out, 0o777))
+	// A ticker and twenty sleepers.
+	s.detached("p", "--bind", out+":/out", "--", "sh", "-c",
+		"for i in $(seq 20); do sleep 600 & done; while :; do date +%s%N > /out/tick; sleep 0.01; done")
+	pid1 := s.inspect("p").Pid
+	tick := func() string { b, _ := os.ReadFile(filepath.Join(out, "tick")); return string(b) }
+	waitFor(t, func() bool { return tick() != "" }, "the ticker")
+	waitFor(t, func() bool { return len(sandboxProcs(t, pid1)) >= 22 }, "the sleepers")
+
+	s.run("pause", "p").Assert(t, icmd.Success)
+	for pid, st := range sandboxProcs(t, pid1) {
+		assert.Check(t, st == "T" || st == "Z", "pid %d is %s", pid, st) // Z: a child its stopped parent has not reaped
+	}
+	was := tick()
+	time.Sleep(300 * time.Millisecond)
+	assert.Check(t, is.Equal(tick(), was), "the ticker ran on while paused")
+	assert.Check(t, is.Contains(s.run("ps").Stdout(), "(paused)"))
+	assert.Check(t, is.Contains(s.run("inspect", "p").Stdout(), `"paused": true`))
+	res := s.run("exec", "p", "--", "true")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox p is paused: the command would stop at once; fix: nsbox resume p\n"})
+
+	s.run("resume", "p").Assert(t, icmd.Success)
+	waitFor(t, func() bool { return tick() != was }, "the ticker to run again")
+	assert.Check(t, !strings.Contains(s.run("ps").Stdout(), "(paused)"))
+
+	// Paused, then killed: nothing left.
+	s.run("pause", "p").Assert(t, icmd.Success)
+	procs := sandboxProcs(t, pid1)
+	s.run("kill", "p").Assert(t, icmd.Success)
+	for pid := range procs {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		assert.Check(t, os.IsNotExist(err), "pid %d is left", pid)
+	}
+	assert.Check(t, is.Len(s.entries(), 0))
+
+	// Paused, then stopped (TERM first): it ends within the grace.
+	s.detached("q", "--", "sleep", "600")
+	s.run("pause", "q").Assert(t, icmd.Success)
+	start := time.Now()
+	s.run("stop", "--timeout", "20", "q").Assert(t, icmd.Success)
+	assert.Check(t, time.Since(start) < 10*time.Second)
+
+	// Sharing the host's PID namespace: refused in one line.
+	s.detached("h", "--share", "pid", "--", "sleep", "600")
+	res = s.run("pause", "h")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox h: pause: the sandbox shares the caller's PID namespace"})
+	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+}
