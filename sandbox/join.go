@@ -13,19 +13,12 @@ import (
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
-// NamespaceIDs maps the names the kernel uses under /proc/PID/ns ("user",
-// "mnt", "pid", "net", "ipc", "uts", "cgroup") to the inode numbers that
-// identify a sandbox's namespaces: /proc/PID/ns/mnt -> "mnt:[INODE]".
-// Namespaces the sandbox shares with the launcher are left out; the user
-// namespace is always there.
-type NamespaceIDs map[string]uint64
-
 // parseNamespaceIDs reads the "name=inode\n" lines the stage sends with
 // PID1 (namespace_ids in join.c) and keeps the namespaces ns creates.
-func parseNamespaceIDs(b []byte, ns Namespaces) NamespaceIDs {
+func parseNamespaceIDs(b []byte, ns Namespaces) map[string]uint64 {
 	own := map[string]bool{"user": true, "mnt": ns.Mount, "pid": ns.PID, "net": ns.Net,
 		"ipc": ns.IPC, "uts": ns.UTS, "cgroup": ns.Cgroup}
-	ids := NamespaceIDs{}
+	ids := map[string]uint64{}
 	for _, line := range bytes.Split(b, []byte{'\n'}) {
 		k, v, ok := strings.Cut(string(line), "=")
 		if !ok || !own[k] {

@@ -9,14 +9,14 @@ import (
 
 func TestParseNamespaceIDs(t *testing.T) {
 	payload := []byte("user=11\nmnt=12\npid=13\nnet=14\nipc=15\nuts=16\ncgroup=17\n")
-	assert.DeepEqual(t, parseNamespaceIDs(payload, AllNamespaces()), NamespaceIDs{
+	assert.DeepEqual(t, parseNamespaceIDs(payload, AllNamespaces()), map[string]uint64{
 		"user": 11, "mnt": 12, "pid": 13, "net": 14, "ipc": 15, "uts": 16, "cgroup": 17})
 	// Shared namespaces are left out; the user namespace never is.
 	shared := AllNamespaces()
 	shared.Net, shared.Cgroup = false, false
-	assert.DeepEqual(t, parseNamespaceIDs(payload, shared), NamespaceIDs{
+	assert.DeepEqual(t, parseNamespaceIDs(payload, shared), map[string]uint64{
 		"user": 11, "mnt": 12, "pid": 13, "ipc": 15, "uts": 16})
-	assert.DeepEqual(t, parseNamespaceIDs([]byte("user=x\nbogus=1\nmnt"), AllNamespaces()), NamespaceIDs{})
+	assert.DeepEqual(t, parseNamespaceIDs([]byte("user=x\nbogus=1\nmnt"), AllNamespaces()), map[string]uint64{})
 }
 
 func FuzzParseNamespaceIDs(f *testing.F) {

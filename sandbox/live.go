@@ -20,7 +20,7 @@ import (
 // the process of the recorded pid and start time. What needs to be inside
 // the sandbox's namespaces (a mount, a socket) is done by a short-lived
 // stage process (stage live.c) that execs nothing; the rest works from the
-// caller's side through descriptors (docs/design.md, "Live sandboxes").
+// caller's side through descriptors (docs/live.md).
 
 // ErrEnded reports a live operation on a sandbox that has ended.
 var ErrEnded = errors.New("the sandbox has ended")

@@ -25,7 +25,7 @@ type MountOptions struct {
 // path inside the sandbox, resolved in the command's root: ".." and
 // symlinks planted inside cannot lead it out of the sandbox's view, and a
 // symlink as its last component is refused. The mount is locked as the
-// sandbox's own mounts are (docs/design.md, "Live sandboxes"): root
+// sandbox's own mounts are (docs/live.md): root
 // inside can neither make a read-only one writable nor unmount it.
 //
 // It needs a sandbox with a mount namespace of its own. Errors name src

@@ -43,10 +43,13 @@ type Spec struct {
 	Mounts []Mount `json:"mounts"`
 	// Started, if not nil, is called once the sandbox's PID 1 exists and
 	// before its command is executed (so also when the exec then fails),
-	// with PID 1's host pid and the sandbox's namespaces (see
-	// NamespaceIDs). nsbox uses it to record the sandbox (nsbox ps) and
-	// for --info-fd. An error from it stops the start.
-	Started func(pid int, ns NamespaceIDs) error `json:"-"`
+	// with PID 1's host pid and the sandbox's namespaces: the names the
+	// kernel uses under /proc/PID/ns ("user", "mnt", "pid", "net", "ipc",
+	// "uts", "cgroup") mapped to their inode numbers, leaving out those the
+	// sandbox shares with the launcher (the user namespace is always
+	// there). nsbox uses it to record the sandbox (nsbox ps) and for
+	// bubblewrap's info document. An error from it stops the start.
+	Started func(pid int, ns map[string]uint64) error `json:"-"`
 	// BeforeExec, if not nil, is called after Started (and after the
 	// network is attached) while PID 1 finishes the sandbox's setup; PID
 	// 1 executes the command only once it has returned. It may block, for

@@ -371,7 +371,7 @@ func TestAPIBeforeExec(t *testing.T) {
 	spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountBind, Source: dir, Destination: dir})
 	var order []string
 	pid1 := 0
-	spec.Started = func(pid int, _ sandbox.NamespaceIDs) error {
+	spec.Started = func(pid int, _ map[string]uint64) error {
 		order, pid1 = append(order, "started"), pid
 		return nil
 	}
@@ -390,7 +390,7 @@ func TestAPIBeforeExec(t *testing.T) {
 
 	spec = defaultSpec(t, "touch", marker+"2")
 	spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountBind, Source: dir, Destination: dir})
-	spec.Started = func(pid int, _ sandbox.NamespaceIDs) error { pid1 = pid; return nil }
+	spec.Started = func(pid int, _ map[string]uint64) error { pid1 = pid; return nil }
 	spec.BeforeExec = func() error { return errors.New("caller says no") }
 	_, err = sandbox.Start(context.Background(), spec)
 	assert.Error(t, err, "caller says no")

@@ -97,7 +97,7 @@ var docExamples = []docExample{
 	{line: "nsbox exec b --root -- sh"},
 	{line: "nsbox exec b -- bash -l", skip: needTerminal},
 	{line: "nsbox inspect b", out: `"name": "b"`},
-	// Live sandboxes (README): tests/live_*_test.go cover each in depth.
+	// Live sandboxes (README): tests/live_test.go, live_copy_test.go and live_api_test.go cover each in depth.
 	{line: "nsbox mount b ~/data /tmp/data --ro --mkdir", run: "nsbox mount b ~/data /tmp/data --ro --mkdir && nsbox exec b -- ls /tmp/data", out: "data-file"},
 	{line: "nsbox cp ./src b:/tmp", run: "mkdir -p src && echo s > src/f && nsbox cp ./src b:/tmp && nsbox exec b -- cat /tmp/src/f", out: "s"},
 	{line: "nsbox connect b 8080 < request", run: "(nsbox exec b -- busybox nc -l -p 8080 -e echo served >/dev/null 2>&1 &); sleep 0.3; nsbox connect b 8080 </dev/null", out: "served", retry: true},

@@ -29,7 +29,7 @@ var (
 	otherFiles = []string{
 		// the kernel's and the C library's
 		"asm/unistd.h", "fs/namespace.c", "fs/proc_namespace.c", "sched.h", "linux/capability.h",
-		"linux/landlock.h", "linux/seccomp.h", "linux/virtio_net.h",
+		"linux/landlock.h", "linux/seccomp.h", "linux/virtio_net.h", "fs/pnode.c",
 		// bubblewrap's source and tests (docs/bwrap.md runs them)
 		"bubblewrap.c", "test-run.sh", "test-specifying-pidns.sh", "test-specifying-userns.sh", "try-syscall.c", "tests/test-seccomp.py",
 		// made by the example it names; placeholders

@@ -128,7 +128,7 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 		cwd, _ = os.Getwd()
 	}
 	created := time.Now()
-	spec.Started = func(pid int, ns sandbox.NamespaceIDs) error {
+	spec.Started = func(pid int, ns map[string]uint64) error {
 		e := &state.Entry{Name: name, Pid: pid, LauncherPid: os.Getpid(), Created: created,
 			Namespaces: ns, Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec,
 			StopSignal: int(f.stopSignal)}
@@ -215,7 +215,7 @@ func (s *session) fail(err error) error {
 // --json-status-fd: PID 1's host pid and the inode of each namespace the
 // sandbox has of its own, in the order bwrap lists them (it leaves out the
 // user namespace; nsbox inspect shows it).
-func (s *session) writeInfo(pid int, ns sandbox.NamespaceIDs) {
+func (s *session) writeInfo(pid int, ns map[string]uint64) {
 	if s.info == nil && s.status == nil {
 		return
 	}

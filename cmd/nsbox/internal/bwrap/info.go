@@ -15,7 +15,7 @@ import (
 // inode of each namespace in ns, in the order bubblewrap lists them
 // (procfs.NamespaceNames). The caller closes info afterwards. nsbox run's
 // --info-fd and --json-status-fd write the same documents through it.
-func WriteInfo(info, status *os.File, pid int, ns sandbox.NamespaceIDs) {
+func WriteInfo(info, status *os.File, pid int, ns map[string]uint64) {
 	long := fmt.Sprintf("{\n    \"child-pid\": %d", pid)
 	short := fmt.Sprintf("{ \"child-pid\": %d", pid)
 	for _, name := range procfs.NamespaceNames() {

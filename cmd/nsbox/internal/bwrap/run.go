@@ -386,7 +386,7 @@ func (o *opts) launch(spec *sandbox.Spec, caught *ties.CaughtSignals) error {
 		}
 	}
 	executed := false
-	wrote := func(pid int, ns sandbox.NamespaceIDs) error {
+	wrote := func(pid int, ns map[string]uint64) error {
 		WriteInfo(info, status, pid, ns)
 		if info != nil {
 			info.Close()
