@@ -28,6 +28,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/nsbox/nsbox/network"
 )
 
 // sandboxSide is a second gVisor stack standing in for the sandbox's
@@ -57,7 +59,7 @@ func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 		syscall.Close(fds[1])
 	}
 	assert.NilError(t, err)
-	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), cfg.mtu(), tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"), cfg.VnetHdr)
+	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), cfg.LinkMTU(), tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"), cfg.VnetHdr)
 	assert.NilError(t, err)
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
@@ -270,7 +272,7 @@ func TestUDPLargeDatagramsAndManyFlows(t *testing.T) {
 func TestDenyRuleResetsTCP(t *testing.T) {
 	port, _ := echoServer(t, "tcp4", "127.0.0.1:0")
 	var logs []string
-	r, err := ParseRule(Deny, fmt.Sprintf("10.0.2.2:%d", port))
+	r, err := network.ParseRule(Deny, fmt.Sprintf("10.0.2.2:%d", port))
 	assert.NilError(t, err)
 	sb := newSandbox(t, Config{AllowHostLoopback: true, Policy: &Policy{Rules: []Rule{r}},
 		Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
@@ -347,7 +349,7 @@ func TestPublishTCP(t *testing.T) {
 	l, _ := net.Listen("tcp4", "127.0.0.1:0")
 	hostPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p, err := ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
+	p, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
 	assert.NilError(t, err)
 	sb := newSandbox(t, Config{Publish: []Publish{p}})
 	fa, proto := fullAddr(netip.AddrPortFrom(SandboxIPv4, 8080))
@@ -392,7 +394,7 @@ func TestPublishUDP(t *testing.T) {
 			assert.NilError(t, err)
 			hostPort := probe.LocalAddr().(*net.UDPAddr).Port
 			probe.Close()
-			p, err := ParsePublish(fmt.Sprintf("%s:%d:5353/udp", tc.host, hostPort))
+			p, err := network.ParsePublish(fmt.Sprintf("%s:%d:5353/udp", tc.host, hostPort))
 			assert.NilError(t, err)
 			sb := newSandbox(t, Config{Publish: []Publish{p}})
 			fa, proto := fullAddr(netip.AddrPortFrom(netip.MustParseAddr(tc.sandbox), 5353))

@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/nsbox/nsbox/network"
 )
 
 // publish opens the host listener for p and forwards what arrives to the
@@ -25,7 +27,7 @@ func (n *Network) publish(p Publish) error {
 	case "tcp":
 		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.Host))
 		if err != nil {
-			return fmt.Errorf("-p %s: listen on the host: %w; fix: pick a free host port", p, err)
+			return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "listen on the host", Err: err, Fix: "pick a free host port"}
 		}
 		if !n.track(l) {
 			l.Close()
@@ -35,7 +37,7 @@ func (n *Network) publish(p Publish) error {
 	case "udp":
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(p.Host))
 		if err != nil {
-			return fmt.Errorf("-p %s: listen on the host: %w; fix: pick a free host port", p, err)
+			return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "listen on the host", Err: err, Fix: "pick a free host port"}
 		}
 		if !n.track(c) {
 			c.Close()
@@ -43,7 +45,7 @@ func (n *Network) publish(p Publish) error {
 		}
 		n.goroutine(func() { n.forwardUDP(c, p) })
 	default:
-		return fmt.Errorf("-p %s: unknown protocol", p)
+		return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "unknown protocol"}
 	}
 	return nil
 }
@@ -87,12 +89,12 @@ func (n *Network) forwardTCP(l *net.TCPListener, p Publish) {
 			sandbox, err := dialSandbox(ctx, n.stack, laddr, raddr, proto)
 			cancel()
 			if err != nil {
-				n.cfg.logf("-p %s: connect to %v: %v", p, dst, err)
+				n.cfg.Logf("-p %s: connect to %v: %v", p, dst, err)
 				host.SetLinger(0) // a RST, as a closed port would give
 				host.Close()
 				return
 			}
-			n.cfg.logf("-p %s: %v → %v", p, client, dst)
+			n.cfg.Logf("-p %s: %v → %v", p, client, dst)
 			relay(sandbox, hostStream{host})
 		})
 	}
@@ -137,7 +139,7 @@ func (n *Network) forwardUDP(c *net.UDPConn, p Publish) {
 			dst := sandboxAddr(client.Addr().Unmap(), p.SandboxPort)
 			if flow, err = n.dialPublishedFlow(dst, client, raw, v6); err != nil {
 				mu.Unlock()
-				n.cfg.logf("-p %s: %v → %v: %v", p, client, dst, err)
+				n.cfg.Logf("-p %s: %v → %v: %v", p, client, dst, err)
 				continue
 			}
 			flows[client] = flow

@@ -122,7 +122,7 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 // the remedy of a *sandbox.SetupError's hint, worded as flags. A field or fix missing from the tables keeps the Spec wording
 // (TestSpecWordsCoverLibrary keeps that from happening).
 func flagWords(err error) string {
-	msg := err.Error()
+	msg := netWords(err) // a *network.Error's words (net_flags.go)
 	// A setup step's hint may hold a remedy in Spec words.
 	var setup *sandbox.SetupError
 	if errors.As(err, &setup) && setup.Fix.Kind != sandbox.FixNone {
