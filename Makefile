@@ -31,8 +31,17 @@ endif
 
 all: build
 
+# The helper program (cmd/nsbox-helper: --net user's stack, which nsbox
+# itself does not link, so a start without it runs none of gVisor's
+# package inits) is built first and embedded in nsbox (build tag
+# nsbox_helper; cmd/internal/helper runs it from a sealed memfd), so bin/nsbox
+# stays one file. The helper is pure Go (no C, no libc: its start has
+# nothing to initialise before Go's runtime), static as nsbox is.
+HELPER := cmd/internal/helper/nsbox-helper
+
 build: $(STATIC_DEPS)
-	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w' -o $(HELPER) ./cmd/nsbox-helper
+	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
 
 # The embedding benchmark's program, built as nsbox is: Start re-executes
 # it as each sandbox's stage (hack/bench.sh).
@@ -141,4 +150,4 @@ bench-image:
 	BENCH_ARGS="-image $(BENCH_ARGS)" hack/bench.sh
 
 clean:
-	rm -rf bin build
+	rm -rf bin build $(HELPER)

@@ -5,7 +5,9 @@
 // /etc/resolv.conf and /etc/hosts a sandbox gets, and Error, the one
 // error shape of every mode.
 //
-// The modes are the packages below it, each with New(Config) returning
+// It imports nothing of nsbox's, package sandbox included, so the helper
+// program that runs the stack links neither. The modes are the packages
+// below it, each with New(Config) returning
 // the *sandbox.Network to put in a Spec: usernet (the built-in stack,
 // gVisor's tcpip, served in the calling process), slirp4netns and pasta
 // (external helpers). This package imports no stack, so a program that

@@ -21,7 +21,7 @@ type Error struct {
 	// Fix is the remedy, when one is known. It names fields, not flags.
 	Fix string
 	// Err is the cause, when there is one.
-	Err error
+	Err error `json:"-"`
 }
 
 func (e *Error) Error() string {

@@ -8,11 +8,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nsbox/nsbox/cmd/internal/nethelper"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/network"
 	"github.com/nsbox/nsbox/network/pasta"
 	"github.com/nsbox/nsbox/network/slirp4netns"
-	"github.com/nsbox/nsbox/network/usernet"
+	"github.com/nsbox/nsbox/network/tapnet"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
@@ -205,17 +206,15 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if cfg.Publish, err = f.parsePublish(); err != nil {
 		return err
 	}
-	if f.verbose {
-		cfg.Log = func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "nsbox: net: "+format+"\n", args...)
-		}
+	if err := cfg.Validate(); err != nil {
+		return usageError{netWords(err)}
 	}
-	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
-		network.LimitProcs() // the launcher's work from here on is serving the network
-		return usernet.Serve(tap, cfg)
-	}
-	n, err := network.UserNetwork(cfg, serve)
+	// The stack runs in nsbox's helper program, started now so that its
+	// init overlaps the sandbox's setup; nsbox itself links no stack.
+	helper := nethelper.Start(cfg, f.verbose, os.Stderr)
+	n, err := tapnet.New(cfg, helper.Serve)
 	if err != nil {
+		helper.Close()
 		return usageError{netWords(err)}
 	}
 	spec.Network = n

@@ -12,7 +12,7 @@
 // sandbox's life, and stops when Wait returns. It costs that process the
 // init of gVisor's packages at start (1.4-6 ms on a 2-core VM) whether or
 // not a sandbox uses it; nsbox's own CLI avoids that by running the same
-// stack in a helper program (cmd/nsbox-helper) through network.UserNetwork.
+// stack in a helper program (cmd/nsbox-helper) through tapnet.New.
 package usernet
 
 import (
@@ -20,6 +20,7 @@ import (
 
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/network"
+	"github.com/nsbox/nsbox/network/tapnet"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -30,7 +31,7 @@ type Config = network.UserConfig
 // New checks cfg and returns the network to put in sandbox.Spec.Network.
 // Its errors are *network.Error, naming Config's fields.
 func New(cfg Config) (*sandbox.Network, error) {
-	return network.UserNetwork(cfg, Serve)
+	return tapnet.New(cfg, Serve)
 }
 
 // Serve serves cfg on tap in this process until the returned function is

@@ -1,0 +1,161 @@
+package nethelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/cmd/internal/helper"
+	"github.com/nsbox/nsbox/network"
+)
+
+// Client is a helper being started, or started and waiting for its TAP
+// device.
+type Client struct {
+	started chan struct{} // closed once start returned
+	err     error         // start's error, set before started is closed
+	cmd     *exec.Cmd
+	sock    *os.File
+}
+
+// Start starts the helper for cfg in the background: writing the embedded
+// program to its memfd, the exec and the stack's init all overlap the
+// sandbox's setup, on another CPU where there is one. stderr receives the
+// helper's log lines (with verbose) and any crash. Serve waits for it and
+// reports its failure.
+func Start(cfg network.UserConfig, verbose bool, stderr io.Writer) *Client {
+	c := &Client{started: make(chan struct{})}
+	go func() {
+		defer close(c.started)
+		c.cmd, c.sock, c.err = start(cfg, verbose, stderr)
+	}()
+	return c
+}
+
+func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+	req, err := json.Marshal(Request{Protocol: Protocol, Config: cfg, Verbose: verbose})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: encode the request: %w", helper.Name, err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "net-helper"), os.NewFile(uintptr(fds[1]), "net-helper")
+	defer theirs.Close()
+	cmd, exe, err := helper.Command(Job)
+	if err != nil {
+		ours.Close()
+		return nil, nil, err
+	}
+	for _, f := range cmd.ExtraFiles {
+		defer f.Close()
+	}
+	_ = exe // closed with ExtraFiles
+	cmd.Stdin = bytes.NewReader(req)
+	cmd.Stderr = stderr
+	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, nil, fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return cmd, ours, nil
+}
+
+// Serve hands tap to the helper and waits until its stack serves it: a
+// tapnet.Server (cfg went with Start). The returned function stops the
+// helper and waits for it.
+func (c *Client) Serve(tap *os.File, _ network.UserConfig) (func() error, error) {
+	<-c.started
+	if c.err != nil {
+		tap.Close()
+		return nil, c.err
+	}
+	err := c.sendTAP(tap)
+	tap.Close()
+	// A helper that failed before the device said why; its reply is the
+	// better error than the failed send.
+	if rerr := c.reply(); rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c.stop, nil
+}
+
+func (c *Client) sendTAP(tap *os.File) error {
+	rc, err := c.sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(s uintptr) bool {
+		serr = unix.Sendmsg(int(s), []byte("tap"), unix.UnixRights(int(tap.Fd())), nil, 0)
+		return serr != unix.EAGAIN
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return fmt.Errorf("%s: hand over the TAP device: %w", helper.Name, err)
+	}
+	return nil
+}
+
+// reply reads the helper's answer to the device.
+func (c *Client) reply() error {
+	b := make([]byte, MaxReply)
+	n, err := c.sock.Read(b)
+	if err != nil || n == 0 {
+		werr := c.cmd.Wait()
+		c.cmd = nil
+		return fmt.Errorf("%s: exited before serving the network (%v)", helper.Name, errors.Join(err, werr))
+	}
+	var r Reply
+	if err := json.Unmarshal(b[:n], &r); err != nil {
+		return fmt.Errorf("%s: bad reply: %w", helper.Name, err)
+	}
+	switch {
+	case r.Error != nil:
+		if r.Cause != "" {
+			r.Error.Err = errors.New(r.Cause)
+		}
+		return r.Error
+	case r.Message != "":
+		return errors.New(r.Message)
+	}
+	return nil
+}
+
+// stop closes the launcher's end, on which the helper stops its stack and
+// exits, and waits for it.
+func (c *Client) stop() error {
+	c.sock.Close()
+	if c.cmd == nil {
+		return nil
+	}
+	err := c.cmd.Wait()
+	c.cmd = nil
+	if err != nil {
+		return fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return nil
+}
+
+// Close ends a helper that will not serve (the sandbox did not start):
+// it is killed and waited for.
+func (c *Client) Close() {
+	<-c.started
+	if c.err != nil {
+		return
+	}
+	if c.cmd != nil {
+		c.cmd.Process.Kill()
+	}
+	c.stop()
+}
