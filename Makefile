@@ -96,6 +96,7 @@ APPARMOR_DIR      ?= /etc/apparmor.d
 APPARMOR_RESTRICT ?= /proc/sys/kernel/apparmor_restrict_unprivileged_userns
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsbox
+	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/libexec/nsbox/nsbox-helper
 	@if [ -d "$(DESTDIR)$(APPARMOR_DIR)" ] && [ "$$(cat $(APPARMOR_RESTRICT) 2>/dev/null)" = 1 ]; then \
 		sed 's#@BINDIR@#$(PREFIX)/bin#' contrib/apparmor/nsbox >"$(DESTDIR)$(APPARMOR_DIR)/nsbox" && \
 		echo "installed $(DESTDIR)$(APPARMOR_DIR)/nsbox (user namespaces for $(PREFIX)/bin/nsbox)"; \
