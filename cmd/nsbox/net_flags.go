@@ -38,6 +38,12 @@ type netFlags struct {
 	notice  string
 	ports   []network.Publish
 	verbose bool
+
+	// prestart, set by run before apply, starts --net user's helper
+	// while the sandbox is set up: false when this process will not start
+	// the sandbox (--print-spec; --detach's first process, which hands
+	// the flags to its supervisor).
+	prestart bool
 }
 
 // ruleList collects egress rules from several flags in the order given:
@@ -209,9 +215,13 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{netWords(err)}
 	}
-	// The stack runs in nsbox's helper program, started now so that its
-	// init overlaps the sandbox's setup; nsbox itself links no stack.
-	helper := nethelper.Start(cfg, f.verbose, os.Stderr)
+	// The stack runs in nsbox's helper program, started now (unless this
+	// process will not start the sandbox) so that its init overlaps the
+	// sandbox's setup; nsbox itself links no stack.
+	helper := nethelper.New(cfg, f.verbose, os.Stderr)
+	if f.prestart {
+		helper.Prestart()
+	}
 	n, err := tapnet.New(cfg, helper.Serve)
 	if err != nil {
 		helper.Close()

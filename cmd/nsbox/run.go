@@ -152,6 +152,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	caught := catchSignalsSoon()
 	defer caught.release()
+	f.net.prestart = !f.term.printSpec && !(f.state.detach && f.state.superFD < 0)
 	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err

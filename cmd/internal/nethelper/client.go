@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -15,27 +16,39 @@ import (
 	"github.com/nsbox/nsbox/network"
 )
 
-// Client is a helper being started, or started and waiting for its TAP
-// device.
+// Client is the helper for one sandbox: not started yet, being started,
+// or started and waiting for its TAP device.
 type Client struct {
+	cfg     network.UserConfig
+	verbose bool
+	stderr  io.Writer
+	once    sync.Once
 	started chan struct{} // closed once start returned
 	err     error         // start's error, set before started is closed
 	cmd     *exec.Cmd
 	sock    *os.File
 }
 
-// Start starts the helper for cfg in the background: writing the embedded
-// program to its memfd, the exec and the stack's init all overlap the
-// sandbox's setup, on another CPU where there is one. stderr receives the
-// helper's log lines (with verbose) and any crash. Serve waits for it and
-// reports its failure.
-func Start(cfg network.UserConfig, verbose bool, stderr io.Writer) *Client {
-	c := &Client{started: make(chan struct{})}
-	go func() {
-		defer close(c.started)
-		c.cmd, c.sock, c.err = start(cfg, verbose, stderr)
-	}()
-	return c
+// New returns the helper that will serve cfg; stderr receives its log
+// lines (with verbose) and any crash. Nothing starts until Prestart or
+// Serve.
+func New(cfg network.UserConfig, verbose bool, stderr io.Writer) *Client {
+	return &Client{cfg: cfg, verbose: verbose, stderr: stderr, started: make(chan struct{})}
+}
+
+// Prestart starts the helper in the background: writing the embedded
+// program to its memfd, the exec and the stack's init then overlap the
+// sandbox's setup, on another CPU where there is one. Serve waits for it
+// and reports its failure. A caller that may not start the sandbox (it
+// only checks the flags, or hands them to another process) does not call
+// it: Serve starts the helper itself.
+func (c *Client) Prestart() {
+	c.once.Do(func() {
+		go func() {
+			defer close(c.started)
+			c.cmd, c.sock, c.err = start(c.cfg, c.verbose, c.stderr)
+		}()
+	})
 }
 
 func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *os.File, error) {
@@ -69,9 +82,10 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 }
 
 // Serve hands tap to the helper and waits until its stack serves it: a
-// tapnet.Server (cfg went with Start). The returned function stops the
+// tapnet.Server (cfg went with New). The returned function stops the
 // helper and waits for it.
 func (c *Client) Serve(tap *os.File, _ network.UserConfig) (func() error, error) {
+	c.Prestart()
 	<-c.started
 	if c.err != nil {
 		tap.Close()
@@ -150,8 +164,9 @@ func (c *Client) stop() error {
 // Close ends a helper that will not serve (the sandbox did not start):
 // it is killed and waited for.
 func (c *Client) Close() {
+	c.once.Do(func() { close(c.started) }) // never started: nothing to end
 	<-c.started
-	if c.err != nil {
+	if c.err != nil || c.sock == nil {
 		return
 	}
 	if c.cmd != nil {
