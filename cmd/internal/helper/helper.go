@@ -227,7 +227,8 @@ func fill(fd int, b string) error {
 }
 
 // fileOffset finds p's offset in nsbox's file from /proc/self/maps: the
-// mapping that holds it must be of /proc/self/exe's file.
+// mapping that holds it must be a read-only mapping of /proc/self/exe's
+// file (a writable private one may hold changed copies of its pages).
 func fileOffset(p *byte) (int64, bool) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -241,7 +242,7 @@ func fileOffset(p *byte) (int64, bool) {
 	for _, line := range strings.Split(string(maps), "\n") {
 		// start-end perms offset major:minor inode path
 		f := strings.Fields(line)
-		if len(f) < 6 {
+		if len(f) < 5 {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
@@ -249,6 +250,9 @@ func fileOffset(p *byte) (int64, bool) {
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if !ok || err1 != nil || err2 != nil || addr < start || addr >= end {
 			continue
+		}
+		if len(f) < 6 || f[1][1] == 'w' {
+			return 0, false // anonymous memory, or a copy that may differ from the file
 		}
 		off, err1 := strconv.ParseUint(f[2], 16, 64)
 		inode, err2 := strconv.ParseUint(f[4], 10, 64)
