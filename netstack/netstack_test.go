@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -472,4 +473,67 @@ func openFDs(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// Ports published and unpublished while the network runs (nsbox port
+// add/rm): a new port forwards at once, a second of the same host port is
+// refused, an unpublished one is refused by the host, an unknown one is an
+// error.
+func TestPublishAndUnpublishWhileRunning(t *testing.T) {
+	sb := newSandbox(t, Config{})
+	fa, proto := fullAddr(netip.AddrPortFrom(SandboxIPv4, 8080))
+	fa.NIC = 0
+	srv, err := gonet.ListenTCP(sb.s, fa, proto)
+	assert.NilError(t, err)
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	l, _ := net.Listen("tcp4", "127.0.0.1:0")
+	hostPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
+	assert.NilError(t, err)
+	dial := func() (string, error) {
+		hc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort))
+		if err != nil {
+			return "", err
+		}
+		defer hc.Close()
+		b, err := io.ReadAll(hc)
+		return string(b), err
+	}
+	_, err = dial()
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+
+	assert.NilError(t, sb.net.Publish(p))
+	got, err := dial()
+	assert.NilError(t, err)
+	assert.Assert(t, strings.HasPrefix(got, "10.0.2.2:"), got)
+	assert.Assert(t, slices.Equal(sb.net.Ports(), []Publish{p}), "%v", sb.net.Ports())
+	assert.ErrorContains(t, sb.net.Publish(p), "published already")
+	other := p
+	other.SandboxPort = 9090
+	assert.ErrorContains(t, sb.net.Unpublish(other), "not published")
+
+	assert.NilError(t, sb.net.Unpublish(p))
+	_, err = dial()
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Equal(t, len(sb.net.Ports()), 0)
+	assert.ErrorContains(t, sb.net.Unpublish(p), "not published")
+
+	// A host port in use is the host's refusal, named.
+	busy, err := net.Listen("tcp4", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer busy.Close()
+	q, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", busy.Addr().(*net.TCPAddr).Port))
+	assert.NilError(t, err)
+	assert.ErrorContains(t, sb.net.Publish(q), "address already in use")
 }

@@ -59,8 +59,10 @@ type Network struct {
 
 	wg sync.WaitGroup // every goroutine the network started
 
-	mu        sync.Mutex                   // guards listeners and conns
+	mu        sync.Mutex                   // guards listeners, published, seq and conns
 	listeners []interface{ Close() error } // host listeners and in-stack servers
+	published map[string]publishedPort     // by publishKey: Publish, Unpublish, Ports
+	seq       int                          // publications so far
 	conns     map[net.Conn]struct{}        // open host-side connections, closed by Close
 	closed    bool
 }
@@ -75,7 +77,7 @@ func Start(tap *os.File, cfg Config) (*Network, error) {
 	}
 	cfg = cfg.WithDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, published: map[string]publishedPort{}}
 	n.limits.init(&n.cfg)
 	if err := n.start(tap); err != nil {
 		n.Close()
