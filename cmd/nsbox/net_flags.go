@@ -222,7 +222,14 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if f.prestart {
 		helper.Prestart()
 	}
-	n, err := tapnet.New(cfg, helper.Serve)
+	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
+		// As when the launcher served the stack itself: from here on it
+		// only waits, and a P per CPU would have idle threads spin
+		// (network.Procs says what that costs).
+		network.LimitProcs()
+		return helper.Serve(tap, cfg)
+	}
+	n, err := tapnet.New(cfg, serve)
 	if err != nil {
 		helper.Close()
 		return usageError{netWords(err)}

@@ -71,6 +71,11 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 		defer f.Close()
 	}
 	_ = exe // closed with ExtraFiles
+	if os.Getenv("GOMAXPROCS") == "" {
+		// network.LimitProcs from the helper's first instruction, not
+		// after its runtime started a thread per CPU.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", network.Procs()))
+	}
 	cmd.Stdin = bytes.NewReader(req)
 	cmd.Stderr = stderr
 	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
