@@ -117,7 +117,7 @@ func program() (string, *os.File, error) {
 		return fmt.Sprintf("/proc/self/fd/%d", ProgramFD), f, nil
 	}
 	if installed == "" {
-		return "", nil, errors.New(Name + " is neither built into this nsbox nor installed beside it; fix: build nsbox with make build, which embeds it")
+		return "", nil, errors.New(Name + " is neither built into this nsbox nor installed beside it; fix: build nsbox with make build, which embeds it, or install it beside nsbox (go install github.com/nsbox/nsbox/cmd/nsbox-helper@latest)")
 	}
 	return installed, nil, nil
 }

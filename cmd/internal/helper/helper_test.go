@@ -56,3 +56,29 @@ func TestSameComparesSizeAndStart(t *testing.T) {
 	assert.Assert(t, !same(p, rodata+"x"))
 	assert.Assert(t, !same(p, "X"+rodata[1:]))
 }
+
+// Without the embedding build tag (as go test builds), the helper is the
+// one installed beside the binary, or an error that says how to get one.
+func TestInstalledHelperOrHowToGetOne(t *testing.T) {
+	if len(embedded) > 0 {
+		t.Fatal("go test builds without the nsbox_helper tag")
+	}
+	self, err := os.Executable()
+	assert.NilError(t, err)
+	beside := filepath.Join(filepath.Dir(self), Name)
+	if _, err := os.Stat(beside); err == nil {
+		t.Fatalf("%s exists already", beside)
+	}
+	_, _, err = Command("net")
+	assert.ErrorContains(t, err, "nsbox-helper is neither built into this nsbox nor installed beside it; fix: build nsbox with make build")
+
+	assert.NilError(t, os.WriteFile(beside, []byte("#!/bin/sh\n"), 0o755))
+	defer os.Remove(beside)
+	cmd, exe, err := Command("net")
+	assert.NilError(t, err)
+	assert.Assert(t, exe == nil)
+	assert.Equal(t, cmd.Path, beside)
+	assert.DeepEqual(t, cmd.Args, []string{Name, "net"})
+	assert.Equal(t, len(cmd.ExtraFiles), 1, "fd 3 is held for the program even when it runs from a file")
+	cmd.ExtraFiles[0].Close()
+}
