@@ -56,18 +56,41 @@ func netJob([]string) int {
 		return fail(sock, err)
 	}
 	reply(sock, nethelper.Reply{})
-	// Serve until EOF: the launcher's stop, or its death. Then exit
-	// without n.Close: the kernel closes every socket and the device at
-	// exit, and the launcher, which waits for this process, is not kept
-	// waiting for the stack's orderly teardown (about 1 ms).
-	var buf [1]byte
+	// Serve until EOF (the launcher's stop, or its death), answering the
+	// launcher's port changes meanwhile. Then exit without n.Close: the
+	// kernel closes every socket and the device at exit, and the
+	// launcher, which waits for this process, is not kept waiting for the
+	// stack's orderly teardown (about 1 ms).
+	buf := make([]byte, nethelper.MaxReply) // control messages are small
 	for {
-		if _, err := sock.Read(buf[:]); err != nil {
-			break
+		k, err := sock.Read(buf)
+		if err != nil || k == 0 {
+			return 0
 		}
+		var c nethelper.Control
+		if err := json.Unmarshal(buf[:k], &c); err != nil {
+			fail(sock, fmt.Sprintf("decode a control message: %v", err))
+			continue
+		}
+		if err := control(n, c); err != nil {
+			fail(sock, err)
+			continue
+		}
+		reply(sock, nethelper.Reply{Ports: n.Ports()})
 	}
-	_ = n
-	return 0
+}
+
+// control applies one port change.
+func control(n *netstack.Network, c nethelper.Control) error {
+	switch c.Op {
+	case "add":
+		return n.Publish(c.Port)
+	case "rm":
+		return n.Unpublish(c.Port)
+	case "ls":
+		return nil
+	}
+	return fmt.Errorf("unknown control %q", c.Op)
 }
 
 // receiveTAP reads the "tap" message and its descriptor.

@@ -70,6 +70,7 @@ var commandDetails = map[string]commandDetail{
 	"kill":       {operands: operandSignalArg},
 	"stop":       {flags: newStopFlags, operands: operandSandbox},
 	"logs":       {operands: operandSandbox},
+	"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
 	"bwrap":      {flags: bwrapFlagSet, operands: operandCommand, help: func() string { return bwrapUsage("nsbox bwrap") }},
 	"rm":         {operands: operandEnded},
 	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},

@@ -32,6 +32,7 @@ Usage:
   nsbox kill NAME [SIGNAL]                  send SIGNAL (default KILL) to sandbox NAME
   nsbox stop [--timeout SECONDS] NAME       end sandbox NAME: TERM, then KILL after the timeout
   nsbox logs NAME                           show the output of a detached sandbox (run --detach)
+  nsbox port add|rm|ls NAME [SPEC]          forward host ports to a running --net user sandbox, as -p does
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
@@ -85,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bwrapMain("nsbox bwrap", rest, stderr)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		err = stateCommand(cmd, rest, stdout, stderr)
+	case "port":
+		err = portCommand(rest, stdout)
 	case "cache":
 		err = cacheCommand(rest, stdout)
 	case "image":
@@ -140,6 +143,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, checkUsage)
 	case "ps", "inspect", "exec", "kill", "stop", "logs":
 		fmt.Fprint(stdout, stateUsage(args[0]))
+	case "port":
+		fmt.Fprint(stdout, portUsage)
 	case "cache":
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":

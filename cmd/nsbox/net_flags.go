@@ -39,6 +39,10 @@ type netFlags struct {
 	ports   []network.Publish
 	verbose bool
 
+	// helper serves --net user's stack (nil in other modes); port
+	// add/rm/ls reach it through the launcher (port_control.go).
+	helper *nethelper.Client
+
 	// prestart, set by run before apply, starts --net user's helper
 	// while the sandbox is set up: false when this process will not start
 	// the sandbox (--print-spec; --detach's first process, which hands
@@ -222,6 +226,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if f.prestart {
 		helper.Prestart()
 	}
+	f.helper = helper
 	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
 		// As when the launcher served the stack itself: from here on it
 		// only waits, and a P per CPU would have idle threads spin
@@ -322,6 +327,8 @@ var netFixWords = []struct{ lib, cli string }{
 	{"an IPv4 host address", "an IPv4 HOSTIP"},
 	{"each Publish host port", "each -p host port"},
 	{"e.g. 1.1.1.1 or 127.0.0.1:5353", "e.g. --dns-server 1.1.1.1 or --dns-server 127.0.0.1:5353"},
+	{"(Ports lists them)", "(nsbox port ls lists them)"},
+	{"or unpublish it first", "or nsbox port rm it first"},
 }
 
 // netWords returns err's message with a *network.Error in it worded as

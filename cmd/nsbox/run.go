@@ -192,8 +192,11 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return sess.end(err)
 	}
 	go forwardSignals(sigs, sb)
+	stopPorts := f.net.servePorts(sess) // nsbox port (port_control.go)
 	sess.handOff(sb)
-	return sess.end(sb.Wait())
+	err = sb.Wait()
+	stopPorts()
+	return sess.end(err)
 }
 
 // catchSignals starts queueing the signals a supervisor sends us, which

@@ -27,6 +27,7 @@ type Client struct {
 	err     error         // start's error, set before started is closed
 	cmd     *exec.Cmd
 	sock    *os.File
+	ctl     sync.Mutex // one Control exchange at a time
 }
 
 // New returns the helper that will serve cfg; stderr receives its log
@@ -126,34 +127,61 @@ func (c *Client) sendTAP(tap *os.File) error {
 	return nil
 }
 
+// Control has the serving helper publish (add), unpublish (rm) or list
+// (ls) ports, and returns the published ports afterwards. Its errors are
+// *network.Error where the stack's are.
+func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	if c.cmd == nil {
+		return nil, fmt.Errorf("%s: not serving", helper.Name)
+	}
+	b, err := json.Marshal(Control{Op: op, Port: p})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.sock.Write(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return c.readReply()
+}
+
 // reply reads the helper's answer to the device.
 func (c *Client) reply() error {
+	_, err := c.readReply()
+	return err
+}
+
+// readReply reads one Reply; a failure in it is the error.
+func (c *Client) readReply() ([]network.Publish, error) {
 	b := make([]byte, MaxReply)
 	n, err := c.sock.Read(b)
 	if err != nil || n == 0 {
 		werr := c.cmd.Wait()
 		c.cmd = nil
-		return fmt.Errorf("%s: exited before serving the network (%v)", helper.Name, errors.Join(err, werr))
+		return nil, fmt.Errorf("%s: exited before it answered (%v)", helper.Name, errors.Join(err, werr))
 	}
 	var r Reply
 	if err := json.Unmarshal(b[:n], &r); err != nil {
-		return fmt.Errorf("%s: bad reply: %w", helper.Name, err)
+		return nil, fmt.Errorf("%s: bad reply: %w", helper.Name, err)
 	}
 	switch {
 	case r.Error != nil:
 		if r.Cause != "" {
 			r.Error.Err = errors.New(r.Cause)
 		}
-		return r.Error
+		return nil, r.Error
 	case r.Message != "":
-		return errors.New(r.Message)
+		return nil, errors.New(r.Message)
 	}
-	return nil
+	return r.Ports, nil
 }
 
 // stop closes the launcher's end, on which the helper stops its stack and
 // exits, and waits for it.
 func (c *Client) stop() error {
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
 	c.sock.Close()
 	if c.cmd == nil {
 		return nil

@@ -10,7 +10,9 @@
 //	launcher → stdin    Request as JSON, then EOF
 //	launcher → socket   "tap" with the TAP device's descriptor (SCM_RIGHTS)
 //	helper   → socket   Reply as JSON once the stack serves it, or failed
-//	launcher closes its end: the helper stops the stack and exits
+//	launcher → socket   Control as JSON (nsbox port add, rm, ls), any number
+//	helper   → socket   Reply as JSON, with the published ports
+//	launcher closes its end: the helper exits
 //
 // The helper starts before the sandbox does, so gVisor's init runs while
 // the sandbox is being set up, and it exits on EOF whether the launcher
@@ -37,10 +39,18 @@ type Request struct {
 	Verbose bool
 }
 
-// Reply is the helper's answer to the device: empty when the stack serves
-// it.
+// Control asks the serving helper to change or list the published ports.
+type Control struct {
+	Op   string // "add", "rm" or "ls"
+	Port network.Publish
+}
+
+// Reply is the helper's answer to the device (empty when the stack serves
+// it) and to each Control.
 type Reply struct {
-	Error *network.Error `json:",omitempty"`
+	// Ports are the published ports after a Control.
+	Ports []network.Publish `json:",omitempty"`
+	Error *network.Error    `json:",omitempty"`
 	// Cause is Error.Err's text (an error value does not cross).
 	Cause string `json:",omitempty"`
 	// Message is a failure that is not a *network.Error.

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+)
+
+const portUsage = `Usage: nsbox port add NAME [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
+       nsbox port rm NAME [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
+       nsbox port ls NAME
+
+Forward a host port to the running sandbox NAME, stop forwarding it, or
+list the forwarded ports, as run's -p does at start (HOSTIP defaults to
+127.0.0.1; a loopback client shows inside as 10.0.2.2). Works for
+sandboxes started with --net user: slirp4netns and pasta keep the ports
+-p gave them at start, and --net none and host have no ports.
+`
+
+// portCommand is nsbox port: it asks the sandbox's launcher, through the
+// control socket in the sandbox's state entry (port_control.go).
+func portCommand(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, portUsage)
+		return nil
+	}
+	want := map[string]int{"add": 3, "rm": 3, "ls": 2}
+	if len(args) == 0 || want[args[0]] == 0 || len(args) != want[args[0]] {
+		return usageError{"port: wrong arguments; fix: " + strings.SplitN(portUsage, "\n", 2)[0]}
+	}
+	op, name, spec := args[0], args[1], ""
+	if op != "ls" {
+		spec = args[2]
+	}
+	what := strings.TrimSpace("port " + op + " " + name + " " + spec)
+	dir, err := state.Dir()
+	if err != nil {
+		return err
+	}
+	live, err := lookup(dir, name)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	mode := "none"
+	if live.Network != nil {
+		mode = live.Network.Mode
+	} else if !live.Spec.Namespaces.Net {
+		mode = "host"
+	}
+	if mode != "user" {
+		return fmt.Errorf("%s: sandbox %s uses --net %s, whose ports cannot change while it runs; fix: start it with --net user (or give -p to nsbox run)", what, name, mode)
+	}
+	c, err := net.DialTimeout("unix", filepath.Join(live.Path, portSocket), 5*time.Second)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%s: sandbox %s is ending (its launcher no longer takes port changes); fix: nsbox ps lists the running sandboxes", what, name)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := json.NewEncoder(c).Encode(portRequest{Op: op, Spec: spec}); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var r portReply
+	if err := json.NewDecoder(io.LimitReader(c, 1<<20)).Decode(&r); err != nil {
+		return fmt.Errorf("%s: sandbox %s ended before it answered; fix: nsbox ps lists the running sandboxes", what, name)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("%s: %s", what, r.Error)
+	}
+	if op == "ls" {
+		for _, p := range r.Ports {
+			fmt.Fprintln(stdout, p)
+		}
+	}
+	return nil
+}

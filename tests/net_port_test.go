@@ -1,0 +1,127 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+)
+
+// peerServer answers every TCP connection on port 8080 inside the sandbox
+// with "peer ADDR".
+const peerServer = `import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(8)
+while True:
+    c, a = s.accept(); c.sendall(("peer " + a[0] + "\n").encode()); c.close()`
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// peerVia dials 127.0.0.1:port and returns the server's line.
+func peerVia(port int) (string, error) {
+	c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// nsbox port add under traffic: the port forwards at once, shows in ps,
+// and rm makes the host refuse it; a port published twice, one in use and
+// a sandbox that ended are one-line errors naming sandbox, port and fix.
+func TestPortAddRmWhileRunning(t *testing.T) {
+	requireNetTools(t)
+	name := "port-add"
+	cmd := exec.Command(nsboxBin, "run", "--name", name, "--net", "user", "--", requirePython(t), "-c", peerServer)
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if res := nsbox("port", "ls", name); res.ExitCode != 0 {
+			return poll.Continue("port ls: %s", res.Combined())
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
+
+	port := freePort(t)
+	spec := fmt.Sprintf("%d:8080", port)
+	_, err := peerVia(port)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	nsbox("port", "add", name, spec).Assert(t, icmd.Success)
+	var peer string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if peer, err = peerVia(port); err != nil {
+			return poll.Continue("dial: %v", err)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(50*time.Millisecond))
+	assert.Equal(t, peer, "peer 10.0.2.2") // a loopback client is the gateway inside, as with -p
+	want := fmt.Sprintf("127.0.0.1:%d->8080/tcp", port)
+	assert.Check(t, is.Contains(nsbox("ps").Stdout(), want))
+	assert.Check(t, is.Contains(nsbox("inspect", name).Stdout(), fmt.Sprintf(`"127.0.0.1:%d-\u003e8080/tcp"`, port))) // JSON escapes >
+	assert.Equal(t, strings.TrimSpace(nsbox("port", "ls", name).Stdout()), want)
+
+	oneErrorLine(t, nsbox("port", "add", name, spec), 125, "port add "+name, "published already", "fix:")
+	busy, err := net.Listen("tcp4", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer busy.Close()
+	busySpec := fmt.Sprintf("%d:8080", busy.Addr().(*net.TCPAddr).Port)
+	oneErrorLine(t, nsbox("port", "add", name, busySpec), 125, "port add "+name+" "+busySpec, "address already in use", "pick a free host port")
+
+	nsbox("port", "rm", name, spec).Assert(t, icmd.Success)
+	_, err = peerVia(port)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Check(t, !strings.Contains(nsbox("ps").Stdout(), want))
+	oneErrorLine(t, nsbox("port", "rm", name, spec), 125, "not published")
+
+	cmd.Process.Kill()
+	cmd.Wait()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		res := nsbox("port", "add", name, spec)
+		if !strings.Contains(res.Stderr(), "no such sandbox") {
+			return poll.Continue("port add after the end: %s", res.Combined())
+		}
+		assert.Equal(t, res.ExitCode, 125)
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second))
+}
+
+// Modes whose ports cannot change say so in one line; the control socket
+// is nowhere in the sandbox's view.
+func TestPortRefusedAndControlSocketHidden(t *testing.T) {
+	requireNetTools(t)
+	cmd := exec.Command(nsboxBin, "run", "--name", "port-none", "--", "sleep", "60")
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		res := nsbox("port", "add", "port-none", "18080:80")
+		if !strings.Contains(res.Stderr(), "uses --net none") {
+			return poll.Continue("port add: %s", res.Combined())
+		}
+		oneErrorLine(t, res, 125, "port add port-none 18080:80", "uses --net none", "fix: start it with --net user")
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
+
+	res := nsbox("run", "--name", "port-inside", "--net", "user", "--", "sh", "-c",
+		"find / -xdev -name ports.sock 2>/dev/null; find /run /tmp -name ports.sock 2>/dev/null; echo done")
+	res.Assert(t, icmd.Success)
+	assert.Equal(t, strings.TrimSpace(res.Stdout()), "done")
+}
