@@ -39,9 +39,10 @@ type netFlags struct {
 	ports   []network.Publish
 	verbose bool
 
-	// helper serves --net user's stack (nil in other modes); port
-	// add/rm/ls reach it through the launcher (port_control.go).
-	helper *nethelper.Client
+	// ports changes the published ports while the sandbox runs (nsbox
+	// port, through the launcher: port_control.go): --net user's helper,
+	// or slirp4netns's API; nil in other modes.
+	changer portChanger
 
 	// prestart, set by run before apply, starts --net user's helper
 	// while the sandbox is set up: false when this process will not start
@@ -156,7 +157,9 @@ func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	}
 	var warn *network.Error
 	if f.mode == "slirp4netns" {
-		cfg := slirp4netns.Config{MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Publish: pub, Log: log}
+		ports := &slirp4netns.Ports{}
+		cfg := slirp4netns.Config{MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Publish: pub, Log: log, Ports: ports}
+		f.changer = ports
 		warn = cfg.Warning()
 		spec.Network, err = slirp4netns.New(cfg)
 	} else {
@@ -226,7 +229,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if f.prestart {
 		helper.Prestart()
 	}
-	f.helper = helper
+	f.changer = helper
 	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
 		// As when the launcher served the stack itself: from here on it
 		// only waits, and a P per CPU would have idle threads spin

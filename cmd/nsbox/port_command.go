@@ -21,8 +21,9 @@ const portUsage = `Usage: nsbox port add NAME [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
 Forward a host port to the running sandbox NAME, stop forwarding it, or
 list the forwarded ports, as run's -p does at start (HOSTIP defaults to
 127.0.0.1; a loopback client shows inside as 10.0.2.2). Works for
-sandboxes started with --net user: slirp4netns and pasta keep the ports
--p gave them at start, and --net none and host have no ports.
+sandboxes started with --net user or --net slirp4netns (through its API
+socket, IPv4 host addresses only); pasta keeps the ports -p gave it at
+start, and --net none and host have no ports.
 `
 
 // portCommand is nsbox port: it asks the sandbox's launcher, through the
@@ -56,7 +57,7 @@ func portCommand(args []string, stdout io.Writer) error {
 	} else if !live.Spec.Namespaces.Net {
 		mode = "host"
 	}
-	if mode != "user" {
+	if mode != "user" && mode != "slirp4netns" {
 		return fmt.Errorf("%s: sandbox %s uses --net %s, whose ports cannot change while it runs; fix: start it with --net user (or give -p to nsbox run)", what, name, mode)
 	}
 	c, err := net.DialTimeout("unix", filepath.Join(live.Path, portSocket), 5*time.Second)

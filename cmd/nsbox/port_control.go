@@ -15,12 +15,13 @@ import (
 	"github.com/nsbox/nsbox/network"
 )
 
-// Ports at run time (nsbox port add|rm|ls) for --net user. The launcher of
-// a sandbox with a state entry listens on ports.sock in the entry's
-// directory ($XDG_RUNTIME_DIR/nsbox/NAME: the user's alone, 0700, hidden
-// from every sandbox's view) and relays each request to the helper that
-// runs the stack, then rewrites the entry so nsbox ps and inspect show the
-// ports. A connection whose peer (SO_PEERCRED) is not the launcher's uid is
+// Ports at run time (nsbox port add|rm|ls) for --net user and --net
+// slirp4netns. The launcher of a sandbox with a state entry listens on
+// ports.sock in the entry's directory ($XDG_RUNTIME_DIR/nsbox/NAME: the
+// user's alone, 0700, hidden from every sandbox's view) and relays each
+// request to what forwards the ports (the helper that runs --net user's
+// stack, or slirp4netns's API socket), then rewrites the entry so nsbox ps
+// and inspect show the ports. A connection whose peer (SO_PEERCRED) is not the launcher's uid is
 // closed unanswered; so is one that does not send a request within
 // portRequestMax bytes.
 
@@ -42,10 +43,18 @@ type portReply struct {
 	Ports []string `json:"ports"`
 }
 
-// servePorts starts the control socket for s's sandbox when it has a
-// --net user network and a state entry; the returned function closes it.
+// portChanger is what forwards a mode's ports.
+type portChanger interface {
+	Publish(network.Publish) error
+	Unpublish(network.Publish) error
+	Ports() ([]network.Publish, error)
+}
+
+// servePorts starts the control socket for s's sandbox when its network's
+// ports can change and it has a state entry; the returned function closes
+// it.
 func (f *netFlags) servePorts(s *session) (stop func()) {
-	if f.helper == nil || s == nil || s.entry == nil || s.record == nil || s.record.Network == nil {
+	if f.changer == nil || s == nil || s.entry == nil || s.record == nil || s.record.Network == nil {
 		return func() {}
 	}
 	path := filepath.Join(s.entry.Path, portSocket)
@@ -99,7 +108,7 @@ func (f *netFlags) servePortConn(c *net.UnixConn, s *session) {
 	json.NewEncoder(c).Encode(r)
 }
 
-// portChange relays req to the helper.
+// portChange applies req and returns the published ports.
 func (f *netFlags) portChange(req portRequest) ([]network.Publish, error) {
 	var p network.Publish
 	if req.Op == "add" || req.Op == "rm" {
@@ -107,10 +116,21 @@ func (f *netFlags) portChange(req portRequest) ([]network.Publish, error) {
 		if p, err = network.ParsePublish(req.Spec); err != nil {
 			return nil, err
 		}
-	} else if req.Op != "ls" {
+	}
+	var err error
+	switch req.Op {
+	case "add":
+		err = f.changer.Publish(p)
+	case "rm":
+		err = f.changer.Unpublish(p)
+	case "ls":
+	default:
 		return nil, errors.New("unknown request " + req.Op)
 	}
-	return f.helper.Control(req.Op, p)
+	if err != nil {
+		return nil, err
+	}
+	return f.changer.Ports()
 }
 
 // peerIsUs reports whether c's peer runs as this process's uid.

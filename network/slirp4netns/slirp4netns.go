@@ -20,7 +20,6 @@
 package slirp4netns
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +48,9 @@ type Config struct {
 	Publish []network.Publish
 	// Log receives slirp4netns's messages; nil discards them.
 	Log io.Writer
+	// Ports, when set, keeps slirp4netns's API socket for the sandbox's
+	// life so that ports can change while it runs.
+	Ports *Ports
 }
 
 // Validate reports a configuration slirp4netns cannot serve.
@@ -131,7 +133,7 @@ func start(bin string, pid1 int, cfg Config) (sandbox.TAP, func() error, error) 
 		args = append(args, "--disable-host-loopback")
 	}
 	apiDir := ""
-	if len(cfg.Publish) > 0 {
+	if len(cfg.Publish) > 0 || cfg.Ports != nil {
 		// The API socket is what Publish talks to; it lives in a private
 		// directory for the helper's life.
 		if apiDir, err = os.MkdirTemp("", "nsbox-slirp4netns-"); err != nil {
@@ -158,7 +160,12 @@ func start(bin string, pid1 int, cfg Config) (sandbox.TAP, func() error, error) 
 		}
 		return sandbox.TAP{}, nil, &network.Error{Mode: "slirp4netns", Err: err}
 	}
+	ports := cfg.Ports
+	if ports == nil {
+		ports = &Ports{} // for -p's ports alone
+	}
 	stop := func() error {
+		ports.detach()
 		exitW.Close() // slirp4netns exits when this closes
 		err := cmd.Wait()
 		if apiDir != "" {
@@ -175,31 +182,28 @@ func start(bin string, pid1 int, cfg Config) (sandbox.TAP, func() error, error) 
 		}
 		return sandbox.TAP{}, nil, &network.Error{Mode: "slirp4netns", Problem: "slirp4netns exited before the network was up (set Log to see its messages)"}
 	}
-	if err := publish(filepath.Join(apiDir, "api.sock"), cfg); err != nil {
-		cmd.Process.Kill()
-		stop()
-		return sandbox.TAP{}, nil, err
+	if apiDir != "" {
+		err := ports.attach(cfg, filepath.Join(apiDir, "api.sock"))
+		for _, p := range cfg.Publish {
+			if err != nil {
+				break
+			}
+			err = ports.Publish(p)
+		}
+		if err != nil {
+			cmd.Process.Kill()
+			stop()
+			return sandbox.TAP{}, nil, err
+		}
 	}
 	return sandbox.TAP{}, stop, nil
 }
 
-// publish asks slirp4netns, through rootlesskit's slirp4netns port driver
-// and the API socket, to forward each published port to the sandbox's
-// address.
-func publish(sock string, cfg Config) error {
-	if len(cfg.Publish) == 0 {
-		return nil
-	}
+// newDriver is rootlesskit's slirp4netns port driver on sock.
+func newDriver(cfg Config, sock string) (port.ParentDriver, error) {
 	d, err := portslirp.NewParentDriver(cfg.Log, sock)
 	if err != nil {
-		return &network.Error{Mode: "slirp4netns", Problem: "port driver", Err: err}
+		return nil, &network.Error{Mode: "slirp4netns", Problem: "port driver", Err: err}
 	}
-	for _, p := range cfg.Publish {
-		spec := port.Spec{Proto: p.Proto, ParentIP: p.Host.Addr().String(), ParentPort: int(p.Host.Port()),
-			ChildIP: network.SandboxIPv4.String(), ChildPort: int(p.SandboxPort)}
-		if _, err := d.AddPort(context.Background(), spec); err != nil {
-			return &network.Error{Mode: "slirp4netns", Field: "Publish", Value: p.String(), Problem: fmt.Sprintf("slirp4netns could not forward it: %v", err), Fix: "pick a free host port"}
-		}
-	}
-	return nil
+	return d, nil
 }

@@ -146,6 +146,23 @@ func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error
 	return c.readReply()
 }
 
+// Publish forwards one more host port (nsbox port add).
+func (c *Client) Publish(p network.Publish) error {
+	_, err := c.Control("add", p)
+	return err
+}
+
+// Unpublish stops forwarding one (nsbox port rm).
+func (c *Client) Unpublish(p network.Publish) error {
+	_, err := c.Control("rm", p)
+	return err
+}
+
+// Ports lists the published ports (nsbox port ls).
+func (c *Client) Ports() ([]network.Publish, error) {
+	return c.Control("ls", network.Publish{})
+}
+
 // reply reads the helper's answer to the device.
 func (c *Client) reply() error {
 	_, err := c.readReply()
