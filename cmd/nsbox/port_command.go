@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,26 +47,13 @@ func portCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	live, err := lookup(dir, name)
+	// The fast way: the launcher's socket in the sandbox's entry (a
+	// directory only this user can write), served only by a process of
+	// this uid. No socket: the sandbox is not running, or its mode has no
+	// ports to change; the checked lookup says which.
+	c, err := dialPorts(filepath.Join(dir, name))
 	if err != nil {
-		return err
-	}
-	defer live.Close()
-	mode := "none"
-	if live.Network != nil {
-		mode = live.Network.Mode
-	} else if !live.Spec.Namespaces.Net {
-		mode = "host"
-	}
-	if mode != "user" && mode != "slirp4netns" {
-		return fmt.Errorf("%s: sandbox %s uses --net %s, whose ports cannot change while it runs; fix: start it with --net user (or give -p to nsbox run)", what, name, mode)
-	}
-	c, err := net.DialTimeout("unix", filepath.Join(live.Path, portSocket), 5*time.Second)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%s: sandbox %s is ending (its launcher no longer takes port changes); fix: nsbox ps lists the running sandboxes", what, name)
-		}
-		return fmt.Errorf("%s: %w", what, err)
+		return portRefusal(dir, name, what, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
@@ -85,4 +73,44 @@ func portCommand(args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// dialPorts connects to the control socket in entry and checks that the
+// process at the other end runs as this uid.
+func dialPorts(entry string) (*net.UnixConn, error) {
+	if state.ValidName(filepath.Base(entry)) != nil {
+		return nil, syscall.ENOENT
+	}
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: filepath.Join(entry, portSocket), Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if !peerIsUs(c) {
+		c.Close()
+		return nil, fmt.Errorf("the control socket is not served by a process of uid %d in this user namespace", os.Getuid())
+	}
+	return c, nil
+}
+
+// portRefusal words why no launcher answered: the sandbox does not run,
+// its mode has no ports to change, or it is ending.
+func portRefusal(dir, name, what string, dialErr error) error {
+	live, err := lookup(dir, name)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	mode := "none"
+	if live.Network != nil {
+		mode = live.Network.Mode
+	} else if !live.Spec.Namespaces.Net {
+		mode = "host"
+	}
+	if mode != "user" && mode != "slirp4netns" {
+		return fmt.Errorf("%s: sandbox %s uses --net %s, whose ports cannot change while it runs; fix: start it with --net user (or give -p to nsbox run)", what, name, mode)
+	}
+	if errors.Is(dialErr, syscall.ENOENT) || errors.Is(dialErr, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s: sandbox %s is ending (its launcher no longer takes port changes); fix: nsbox ps lists the running sandboxes", what, name)
+	}
+	return fmt.Errorf("%s: %w", what, dialErr)
 }

@@ -21,9 +21,9 @@ import (
 // user's alone, 0700, hidden from every sandbox's view) and relays each
 // request to what forwards the ports (the helper that runs --net user's
 // stack, or slirp4netns's API socket), then rewrites the entry so nsbox ps
-// and inspect show the ports. A connection whose peer (SO_PEERCRED) is not the launcher's uid is
-// closed unanswered; so is one that does not send a request within
-// portRequestMax bytes.
+// and inspect show the ports. A connection whose peer (SO_PEERCRED) is not
+// of the launcher's uid and user namespace is closed unanswered; so is
+// one that does not send a request within portRequestMax bytes.
 
 // portSocket is the control socket's name in the entry's directory.
 const portSocket = "ports.sock"
@@ -133,7 +133,10 @@ func (f *netFlags) portChange(req portRequest) ([]network.Publish, error) {
 	return f.changer.Ports()
 }
 
-// peerIsUs reports whether c's peer runs as this process's uid.
+// peerIsUs reports whether c's peer runs as this process's uid and in its
+// user namespace: every sandbox has a user namespace of its own, so no
+// process of a sandbox passes, whatever its uid (as state's verify checks
+// a launcher).
 func peerIsUs(c *net.UnixConn) bool {
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -143,7 +146,12 @@ func peerIsUs(c *net.UnixConn) bool {
 	raw.Control(func(fd uintptr) {
 		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	})
-	return err == nil && cred != nil && int(cred.Uid) == os.Getuid()
+	if err != nil || cred == nil || int(cred.Uid) != os.Getuid() {
+		return false
+	}
+	ours, err1 := os.Readlink("/proc/self/ns/user")
+	theirs, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", cred.Pid))
+	return err1 == nil && err2 == nil && ours == theirs
 }
 
 // formatPorts is the ports as ps and inspect show them.
