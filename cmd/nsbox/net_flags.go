@@ -42,7 +42,7 @@ type netFlags struct {
 	// ports changes the published ports while the sandbox runs (nsbox
 	// port, through the launcher: port_control.go): --net user's helper,
 	// or slirp4netns's API; nil in other modes.
-	changer portChanger
+	changer network.Ports
 
 	// prestart, set by run before apply, starts --net user's helper
 	// while the sandbox is set up: false when this process will not start

@@ -43,13 +43,6 @@ type portReply struct {
 	Ports []string `json:"ports"`
 }
 
-// portChanger is what forwards a mode's ports.
-type portChanger interface {
-	Publish(network.Publish) error
-	Unpublish(network.Publish) error
-	Ports() ([]network.Publish, error)
-}
-
 // servePorts starts the control socket for s's sandbox when its network's
 // ports can change and it has a state entry; the returned function closes
 // it.

@@ -90,3 +90,5 @@ func (ps *Ports) detach() {
 	ps.driver = nil
 	ps.mu.Unlock()
 }
+
+var _ network.Ports = (*Ports)(nil)

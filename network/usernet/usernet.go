@@ -17,6 +17,7 @@ package usernet
 
 import (
 	"os"
+	"sync"
 
 	"github.com/nsbox/nsbox/netstack"
 	"github.com/nsbox/nsbox/network"
@@ -32,6 +33,73 @@ type Config = network.UserConfig
 // Its errors are *network.Error, naming Config's fields.
 func New(cfg Config) (*sandbox.Network, error) {
 	return tapnet.New(cfg, Serve)
+}
+
+// NewWithPorts is New with a handle on the network's published ports, for
+// changing them while the sandbox runs (from Start to the end of Wait).
+func NewWithPorts(cfg Config) (*sandbox.Network, *Ports, error) {
+	ports := &Ports{}
+	n, err := tapnet.New(cfg, func(tap *os.File, cfg Config) (func() error, error) {
+		stack, err := netstack.Start(tap, cfg)
+		if err != nil {
+			return nil, err
+		}
+		ports.set(stack)
+		return func() error {
+			ports.set(nil)
+			return stack.Close()
+		}, nil
+	})
+	return n, ports, err
+}
+
+// Ports is a network.Ports for a usernet network: its methods work while
+// the sandbox runs and say so otherwise.
+type Ports struct {
+	mu    sync.Mutex
+	stack *netstack.Network
+}
+
+func (p *Ports) set(n *netstack.Network) {
+	p.mu.Lock()
+	p.stack = n
+	p.mu.Unlock()
+}
+
+func (p *Ports) running(pub network.Publish) (*netstack.Network, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stack == nil {
+		return nil, &network.Error{Mode: "user", Field: "Publish", Value: pub.String(), Problem: "the network is not running"}
+	}
+	return p.stack, nil
+}
+
+// Publish forwards one more host port (netstack.Network.Publish).
+func (p *Ports) Publish(pub network.Publish) error {
+	n, err := p.running(pub)
+	if err != nil {
+		return err
+	}
+	return n.Publish(pub)
+}
+
+// Unpublish stops forwarding one (netstack.Network.Unpublish).
+func (p *Ports) Unpublish(pub network.Publish) error {
+	n, err := p.running(pub)
+	if err != nil {
+		return err
+	}
+	return n.Unpublish(pub)
+}
+
+// Ports lists the published ports.
+func (p *Ports) Ports() ([]network.Publish, error) {
+	n, err := p.running(network.Publish{})
+	if err != nil {
+		return nil, err
+	}
+	return n.Ports(), nil
 }
 
 // Serve serves cfg on tap in this process until the returned function is

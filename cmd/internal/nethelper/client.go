@@ -224,3 +224,5 @@ func (c *Client) Close() {
 	}
 	c.stop()
 }
+
+var _ network.Ports = (*Client)(nil)
