@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -135,4 +137,55 @@ func TestPortRefusedAndControlSocketHidden(t *testing.T) {
 		"find / -xdev -name ports.sock 2>/dev/null; find /run /tmp -name ports.sock 2>/dev/null; echo done")
 	res.Assert(t, icmd.Success)
 	assert.Equal(t, strings.TrimSpace(res.Stdout()), "done")
+}
+
+// A sandbox that shares the host's mounts and runs as the user's own uid
+// (--share mnt --map single) reaches the launcher's control socket, but
+// its process is in a user namespace of its own: the launcher closes the
+// connection unanswered and the port is not added.
+func TestPortControlSocketRefusesSandboxes(t *testing.T) {
+	requireNetTools(t)
+	name := "port-target"
+	cmd := exec.Command(nsboxBin, "run", "--name", name, "--net", "user", "--", "sleep", "60")
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if res := nsbox("port", "ls", name); res.ExitCode != 0 {
+			return poll.Continue("port ls: %s", res.Combined())
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
+	sock := ""
+	for _, dir := range stateDirs() {
+		if p := dir + "/" + name + "/ports.sock"; fileExists(p) {
+			sock = p
+		}
+	}
+	assert.Assert(t, sock != "", "no ports.sock in %v", stateDirs())
+	attack := fmt.Sprintf(`import socket
+s = socket.socket(socket.AF_UNIX); s.connect(%q)
+s.sendall(b'{"op":"add","spec":"18491:80"}\n')
+try:
+    print("reply", repr(s.recv(4096)))
+except ConnectionResetError:
+    print("reset")`, sock)
+	res := nsbox("run", "--map", "single", "--share", "mnt", "--", requirePython(t), "-c", attack)
+	res.Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(res.Stdout(), "ports"), res.Stdout()) // no reply of the launcher's
+	assert.Equal(t, strings.TrimSpace(nsbox("port", "ls", name).Stdout()), "")
+}
+
+// stateDirs are where nsbox keeps its state entries for this user
+// (cmd/nsbox/internal/state.Candidates, in the initial user namespace).
+func stateDirs() []string {
+	var dirs []string
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		dirs = append(dirs, filepath.Join(x, "nsbox"))
+	}
+	return append(dirs, filepath.Join(os.TempDir(), fmt.Sprintf("nsbox-%d", os.Getuid())))
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
