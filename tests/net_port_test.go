@@ -105,7 +105,10 @@ func portAddRm(t *testing.T, mode string) {
 	assert.Check(t, !strings.Contains(nsbox("ps").Stdout(), want))
 	oneErrorLine(t, nsbox("port", "rm", name, spec), 125, "not published")
 
-	cmd.Process.Kill()
+	// End the sandbox through nsbox (its launcher then stops slirp4netns
+	// and waits for it), not by killing the launcher: slirp4netns would
+	// linger as a zombie under init and another test's pgrep see it.
+	nsbox("kill", name)
 	cmd.Wait()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		res := nsbox("port", "add", name, spec)
