@@ -34,8 +34,17 @@ endif
 
 all: build
 
+# The helper program (cmd/nsbox-helper: --net user's stack, which nsbox
+# itself does not link, so a start without it runs none of gVisor's
+# package inits) is built first and embedded in nsbox (build tag
+# nsbox_helper; cmd/internal/helper runs it from a sealed memfd), so bin/nsbox
+# stays one file. The helper is pure Go (no C, no libc: its start has
+# nothing to initialise before Go's runtime), static as nsbox is.
+HELPER := cmd/internal/helper/nsbox-helper
+
 build: $(STATIC_DEPS)
-	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w' -o $(HELPER) ./cmd/nsbox-helper
+	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
 
 # The embedding benchmark's program, built as nsbox is: Start re-executes
 # it as each sandbox's stage (hack/bench.sh).
@@ -96,6 +105,7 @@ APPARMOR_DIR      ?= /etc/apparmor.d
 APPARMOR_RESTRICT ?= /proc/sys/kernel/apparmor_restrict_unprivileged_userns
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsbox
+	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/libexec/nsbox/nsbox-helper
 	@if [ -d "$(DESTDIR)$(APPARMOR_DIR)" ] && [ "$$(cat $(APPARMOR_RESTRICT) 2>/dev/null)" = 1 ]; then \
 		sed 's#@BINDIR@#$(PREFIX)/bin#' contrib/apparmor/nsbox >"$(DESTDIR)$(APPARMOR_DIR)/nsbox" && \
 		echo "installed $(DESTDIR)$(APPARMOR_DIR)/nsbox (user namespaces for $(PREFIX)/bin/nsbox)"; \
@@ -157,4 +167,4 @@ bench-live:
 	hack/bench-live.sh
 
 clean:
-	rm -rf bin build
+	rm -rf bin build $(HELPER)

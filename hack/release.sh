@@ -32,8 +32,11 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
 	echo "release: no aarch64-linux-gnu-gcc; fix: apt-get install gcc-aarch64-linux-gnu" >&2
 	exit 1
 fi
+# The helper first, for arm64, embedded as make build embeds it (Makefile).
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
+	$GO build -trimpath -tags netgo,osusergo -ldflags "-s -w" -o cmd/internal/helper/nsbox-helper ./cmd/nsbox-helper
 CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-	$GO build -trimpath -tags netgo,osusergo -ldflags "$ldflags" -o "$out/nsbox-linux-arm64" ./cmd/nsbox
+	$GO build -trimpath -tags netgo,osusergo,nsbox_helper -ldflags "$ldflags" -o "$out/nsbox-linux-arm64" ./cmd/nsbox
 file "$out/nsbox-linux-arm64" 2>/dev/null || true
 if "$out/nsbox-linux-arm64" version 2>/dev/null; then
 	echo "(ran under qemu-user through binfmt_misc)"

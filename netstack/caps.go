@@ -26,14 +26,6 @@ import (
 // With Config.Log, a refusal at a cap is logged at most once a second per
 // kind, with the count since the last line.
 
-// The caps' defaults. A sandbox that needs more asks (--net-max-tcp …).
-const (
-	DefaultMaxTCP         = 256
-	DefaultMaxUDPFlows    = 512
-	DefaultMaxDNSQueries  = 128
-	DefaultHostSendBuffer = 256 << 10
-)
-
 // wideTCPConns is how many of a Network's TCP connections get gVisor's
 // auto-tuned receive window (tcpBufDefault growing to tcpBufMax) toward
 // the host at once; the others get a fixed narrowWindow. A window is
@@ -89,7 +81,7 @@ func (c *capLog) refuse(n *Network, max int64, unit string, format string, args 
 	count := c.refused
 	c.refused, c.last = 0, now
 	c.mu.Unlock()
-	n.cfg.logf("%s: cap of %d reached (%s): refused %d since the last such line", fmt.Sprintf(format, args...), max, unit, count)
+	n.cfg.Logf("%s: cap of %d reached (%s): refused %d since the last such line", fmt.Sprintf(format, args...), max, unit, count)
 }
 
 // limits are a Network's caps and their logs.

@@ -197,7 +197,7 @@ func TestConfigValidateCaps(t *testing.T) {
 	for _, c := range []Config{{MaxTCP: -1}, {MaxUDPFlows: -1}, {MaxDNSQueries: -1}, {HostSendBuffer: -1}, {HostSendBuffer: 100}} {
 		assert.Check(t, c.Validate() != nil, "%+v", c)
 	}
-	d := Config{}.withDefaults()
+	d := Config{}.WithDefaults()
 	assert.Equal(t, d.MaxTCP, DefaultMaxTCP)
 	assert.Equal(t, d.MaxUDPFlows, DefaultMaxUDPFlows)
 	assert.Equal(t, d.MaxDNSQueries, DefaultMaxDNSQueries)

@@ -1,122 +1,42 @@
 package netstack
 
-import (
-	"fmt"
-	"net/netip"
+import "github.com/nsbox/nsbox/network"
+
+// The configuration and its vocabulary live in package network, which
+// needs no stack; these names keep the engine's API whole for the code
+// that drives it directly.
+type (
+	// Config is what Start serves.
+	Config = network.UserConfig
+	// Publish is one forwarded port.
+	Publish = network.Publish
+	// Policy filters the sandbox's outbound traffic.
+	Policy = network.Policy
+	// Rule is one egress rule.
+	Rule = network.Rule
+	// Verdict is a Policy's answer.
+	Verdict = network.Verdict
 )
 
-// The addresses of slirp4netns's layout.
+// The addresses of slirp4netns's layout (package network).
 var (
-	SandboxIPv4 = netip.MustParseAddr("10.0.2.100")
-	GatewayIPv4 = netip.MustParseAddr("10.0.2.2")
-	DNSIPv4     = netip.MustParseAddr("10.0.2.3")
-	PrefixIPv4  = netip.MustParsePrefix("10.0.2.0/24")
-	SandboxIPv6 = netip.MustParseAddr("fd00::100")
-	GatewayIPv6 = netip.MustParseAddr("fd00::2")
-	DNSIPv6     = netip.MustParseAddr("fd00::3")
-	PrefixIPv6  = netip.MustParsePrefix("fd00::/64")
+	SandboxIPv4 = network.SandboxIPv4
+	GatewayIPv4 = network.GatewayIPv4
+	DNSIPv4     = network.DNSIPv4
+	PrefixIPv4  = network.PrefixIPv4
+	SandboxIPv6 = network.SandboxIPv6
+	GatewayIPv6 = network.GatewayIPv6
+	DNSIPv6     = network.DNSIPv6
+	PrefixIPv6  = network.PrefixIPv6
 )
 
-// DefaultMTU is the TAP device's MTU unless Config.MTU says otherwise:
-// large frames are where user-mode networking gets its speed.
-const DefaultMTU = 65520
-
-// MinMTU is the smallest MTU IPv6 allows.
-const MinMTU = 1280
-
-// Config is what Start serves.
-type Config struct {
-	// MTU of the link; 0 means DefaultMTU. It must match the TAP device's.
-	MTU uint32
-	// VnetHdr says the TAP device was opened with IFF_VNET_HDR and the
-	// checksum and TCP segmentation offloads (sandbox.TAP.VnetHdr): its
-	// frames then carry a virtio_net_hdr, and TCP crosses the device in
-	// segments of up to 64 KiB whatever the MTU.
-	VnetHdr bool
-	// AllowHostLoopback maps the gateway addresses to the host's loopback.
-	AllowHostLoopback bool
-	// DNSServers are the upstream resolvers. Empty means the nameservers of
-	// the host's /etc/resolv.conf (loopback ones included).
-	DNSServers []netip.AddrPort
-	// Policy filters outbound traffic; nil allows everything.
-	Policy *Policy
-	// Publish lists the host ports forwarded into the sandbox.
-	Publish []Publish
-	// MaxInFlight bounds TCP connections being set up at once (SYN seen,
-	// host dial not done); 0 means 256.
-	MaxInFlight int
-	// MaxTCP bounds the sandbox's TCP connections through the launcher at
-	// once, being dialled or relayed; past it a SYN gets a reset. 0 means
-	// DefaultMaxTCP. (caps.go has every cap and what it costs.)
-	MaxTCP int
-	// MaxUDPFlows bounds the sandbox's UDP flows (host sockets) at once;
-	// past it a new flow's datagram gets ICMP port unreachable. 0 means
-	// DefaultMaxUDPFlows.
-	MaxUDPFlows int
-	// MaxDNSQueries bounds the DNS forwarder's queries waiting for an
-	// upstream answer; past it a query is answered SERVFAIL at once. 0
-	// means DefaultMaxDNSQueries.
-	MaxDNSQueries int
-	// HostSendBuffer bounds the bytes each host TCP connection holds
-	// unsent (TCP_NOTSENT_LOWAT): while its peer does not drain, the relay
-	// stops reading from the sandbox and the sandbox's window closes. 0
-	// means DefaultHostSendBuffer.
-	HostSendBuffer int
-	// Log, when set, receives one line per policy decision and per
-	// failure to reach a destination (--verbose).
-	Log func(format string, args ...any)
-}
-
-// Validate checks c before anything is started.
-func (c *Config) Validate() error {
-	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > DefaultMTU) {
-		return fmt.Errorf("--mtu %d: out of range; fix: pick %d to %d", c.MTU, MinMTU, DefaultMTU)
-	}
-	for _, c := range []struct {
-		v    int
-		name string
-	}{{c.MaxInFlight, "MaxInFlight"}, {c.MaxTCP, "MaxTCP"}, {c.MaxUDPFlows, "MaxUDPFlows"}, {c.MaxDNSQueries, "MaxDNSQueries"}, {c.HostSendBuffer, "HostSendBuffer"}} {
-		if c.v < 0 {
-			return fmt.Errorf("netstack.Config.%s %d: negative; fix: 0 for the default or a positive number", c.name, c.v)
-		}
-	}
-	if c.HostSendBuffer != 0 && c.HostSendBuffer < 4096 {
-		return fmt.Errorf("netstack.Config.HostSendBuffer %d: below one page; fix: 4096 bytes or more", c.HostSendBuffer)
-	}
-	seen := map[string]bool{}
-	for _, p := range c.Publish {
-		k := p.Proto + " " + p.Host.String()
-		if seen[k] {
-			return fmt.Errorf("-p %s: host port published twice", p)
-		}
-		seen[k] = true
-	}
-	return nil
-}
-
-// withDefaults returns c with every zero cap set to its default.
-func (c Config) withDefaults() Config {
-	for _, d := range []struct {
-		v   *int
-		def int
-	}{{&c.MaxInFlight, 256}, {&c.MaxTCP, DefaultMaxTCP}, {&c.MaxUDPFlows, DefaultMaxUDPFlows},
-		{&c.MaxDNSQueries, DefaultMaxDNSQueries}, {&c.HostSendBuffer, DefaultHostSendBuffer}} {
-		if *d.v == 0 {
-			*d.v = d.def
-		}
-	}
-	return c
-}
-
-func (c *Config) mtu() uint32 {
-	if c.MTU == 0 {
-		return DefaultMTU
-	}
-	return c.MTU
-}
-
-func (c *Config) logf(format string, args ...any) {
-	if c.Log != nil {
-		c.Log(format, args...)
-	}
-}
+// Verdicts and caps (package network).
+const (
+	Allow                 = network.Allow
+	Deny                  = network.Deny
+	DefaultMTU            = network.DefaultMTU
+	DefaultMaxTCP         = network.DefaultMaxTCP
+	DefaultMaxUDPFlows    = network.DefaultMaxUDPFlows
+	DefaultMaxDNSQueries  = network.DefaultMaxDNSQueries
+	DefaultHostSendBuffer = network.DefaultHostSendBuffer
+)

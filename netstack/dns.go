@@ -36,7 +36,7 @@ func newDNSForwarder(cfg *Config) (*dnsForwarder, error) {
 			return nil, err
 		}
 	}
-	return &dnsForwarder{upstream: up, policy: cfg.Policy, logf: cfg.logf}, nil
+	return &dnsForwarder{upstream: up, policy: cfg.Policy, logf: cfg.Logf}, nil
 }
 
 // ResolvConfServers returns the nameservers a resolv.conf file lists, on
@@ -68,22 +68,6 @@ func ResolvConfServers(path string) ([]netip.AddrPort, error) {
 		out = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53")}
 	}
 	return out, nil
-}
-
-// ParseDNSServer parses --dns-server: an address, with an optional port
-// (192.0.2.1, 192.0.2.1:5353, [2001:db8::1]:53).
-func ParseDNSServer(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		if ap.Port() == 0 {
-			return ap, fmt.Errorf("--dns-server %s: port 0", s)
-		}
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return netip.AddrPort{}, fmt.Errorf("--dns-server %s: not an IP address with an optional port; fix: e.g. --dns-server 1.1.1.1 or --dns-server 127.0.0.1:5353", s)
-	}
-	return netip.AddrPortFrom(a.Unmap(), 53), nil
 }
 
 // serveDNS starts the in-stack servers on the DNS addresses, UDP and TCP.
@@ -238,11 +222,11 @@ func (d *dnsForwarder) learn(reply []byte) {
 		switch h.Type {
 		case dnsmessage.TypeA:
 			if r, err := p.AResource(); err == nil {
-				d.policy.learn(netip.AddrFrom4(r.A))
+				d.policy.Learn(netip.AddrFrom4(r.A))
 			}
 		case dnsmessage.TypeAAAA:
 			if r, err := p.AAAAResource(); err == nil {
-				d.policy.learn(netip.AddrFrom16(r.AAAA))
+				d.policy.Learn(netip.AddrFrom16(r.AAAA))
 			}
 		default:
 			if p.SkipAnswer() != nil {

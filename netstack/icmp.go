@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +12,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/nsbox/nsbox/network"
 )
 
 // ICMP echo (ping) is not terminated in the stack: gVisor, promiscuous and
@@ -106,7 +106,7 @@ func (n *Network) divertEcho(frame []byte) bool {
 	req := append([]byte(nil), msg...)
 	req[2], req[3] = 0, 0
 	if _, err := flow.file.Write(req); err != nil {
-		n.cfg.logf("icmp %v → %v: %v", src, dst, err)
+		n.cfg.Logf("icmp %v → %v: %v", src, dst, err)
 	}
 	return true
 }
@@ -134,12 +134,12 @@ func (n *Network) echoFlow(key echoKey, eth header.Ethernet) *echoFlow {
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			e.refuse.Do(func() {
-				first, last := PingGroupRange()
-				n.cfg.logf("icmp: the host refuses ICMP echo sockets to gid %d (net.ipv4.ping_group_range = %d %d), so ping gets no reply; fix: as root, sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"",
+				first, last := network.PingGroupRange()
+				n.cfg.Logf("icmp: the host refuses ICMP echo sockets to gid %d (net.ipv4.ping_group_range = %d %d), so ping gets no reply; fix: as root, sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"",
 					os.Getgid(), first, last)
 			})
 		} else {
-			n.cfg.logf("icmp %v → %v: %v", key.src, key.dst, err)
+			n.cfg.Logf("icmp %v → %v: %v", key.src, key.dst, err)
 		}
 		return nil
 	}
@@ -167,12 +167,12 @@ func (n *Network) echoFlow(key echoKey, eth header.Ethernet) *echoFlow {
 func (n *Network) admitEcho(src, dst netip.Addr) (netip.Addr, bool) {
 	target, err := n.hostTarget(netip.AddrPortFrom(dst, 0))
 	if err != nil {
-		n.cfg.logf("icmp %v → %v: deny: %v", src, dst, err)
+		n.cfg.Logf("icmp %v → %v: deny: %v", src, dst, err)
 		return dst, false
 	}
 	v, why := n.cfg.Policy.Check(dst, 0)
 	if n.cfg.Log != nil {
-		n.cfg.logf("icmp %v → %v: %v (%s)", src, dst, v, why)
+		n.cfg.Logf("icmp %v → %v: %v (%s)", src, dst, v, why)
 	}
 	return target.Addr(), v == Allow
 }
@@ -329,38 +329,4 @@ func (e *echoer) close() {
 		f.file.Close()
 	}
 	e.mu.Unlock()
-}
-
-// PingGroupRange is the host's net.ipv4.ping_group_range: the groups
-// whose members may open ICMP echo sockets, which --net user needs to
-// forward ping. Where it cannot be read, it is "1 0": nobody.
-func PingGroupRange() (first, last uint32) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ping_group_range")
-	if err != nil {
-		return 1, 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 1, 0
-	}
-	lo, err1 := strconv.ParseUint(f[0], 10, 32)
-	hi, err2 := strconv.ParseUint(f[1], 10, 32)
-	if err1 != nil || err2 != nil {
-		return 1, 0
-	}
-	return uint32(lo), uint32(hi)
-}
-
-// PingAllowed reports whether this process may open ICMP echo sockets on
-// the host: whether its group or one of its supplementary groups is in
-// PingGroupRange.
-func PingAllowed() bool {
-	first, last := PingGroupRange()
-	gids, _ := os.Getgroups()
-	for _, g := range append(gids, os.Getgid()) {
-		if uint32(g) >= first && uint32(g) <= last {
-			return true
-		}
-	}
-	return false
 }

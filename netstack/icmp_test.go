@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/nsbox/nsbox/network"
 )
 
 // rawSandbox is the sandbox's end of the link as raw ethernet frames, for
@@ -142,10 +144,10 @@ func (rs *rawSandbox) echoReply(t *testing.T, wait time.Duration) []byte {
 
 func requirePing(t *testing.T) {
 	t.Helper()
-	if PingAllowed() {
+	if network.PingAllowed() {
 		return
 	}
-	first, last := PingGroupRange()
+	first, last := network.PingGroupRange()
 	msg := fmt.Sprintf("net.ipv4.ping_group_range is %d %d, which excludes gid %d; fix: hack/setup-host.sh, or sysctl -w net.ipv4.ping_group_range=\"0 2147483647\"", first, last, os.Getgid())
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
@@ -201,7 +203,7 @@ func TestPingWithoutReply(t *testing.T) {
 	}{
 		{"host loopback refused", Config{}, GatewayIPv4, "host loopback is not reachable"},
 		{"deny rule", Config{AllowHostLoopback: true, Policy: &Policy{Rules: []Rule{{Verdict: Deny, Prefix: netip.MustParsePrefix("10.0.2.2/32")}}}}, GatewayIPv4, "deny (--deny 10.0.2.2/32)"},
-		{"port rule does not allow ping", Config{Policy: &Policy{Rules: []Rule{{Verdict: Allow, Prefix: netip.MustParsePrefix("0.0.0.0/0"), Ports: []PortRange{{443, 443}}}}}}, netip.MustParseAddr("192.0.2.1"), "deny (not allowed by any rule)"},
+		{"port rule does not allow ping", Config{Policy: &Policy{Rules: []Rule{{Verdict: Allow, Prefix: netip.MustParsePrefix("0.0.0.0/0"), Ports: []network.PortRange{{First: 443, Last: 443}}}}}}, netip.MustParseAddr("192.0.2.1"), "deny (not allowed by any rule)"},
 		{"other sandbox address", Config{}, netip.MustParseAddr("10.0.2.50"), "no such host"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

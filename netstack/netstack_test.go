@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/nsbox/nsbox/network"
 )
 
 // sandboxSide is a second gVisor stack standing in for the sandbox's
@@ -57,7 +60,7 @@ func newSandbox(t *testing.T, cfg Config) *sandboxSide {
 		syscall.Close(fds[1])
 	}
 	assert.NilError(t, err)
-	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), cfg.mtu(), tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"), cfg.VnetHdr)
+	tl, link, err := newTAPLink(os.NewFile(uintptr(fds[1]), "sandbox"), cfg.LinkMTU(), tcpip.LinkAddress("\x02\x00\x00\x00\x00\x64"), cfg.VnetHdr)
 	assert.NilError(t, err)
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
@@ -270,7 +273,7 @@ func TestUDPLargeDatagramsAndManyFlows(t *testing.T) {
 func TestDenyRuleResetsTCP(t *testing.T) {
 	port, _ := echoServer(t, "tcp4", "127.0.0.1:0")
 	var logs []string
-	r, err := ParseRule(Deny, fmt.Sprintf("10.0.2.2:%d", port))
+	r, err := network.ParseRule(Deny, fmt.Sprintf("10.0.2.2:%d", port))
 	assert.NilError(t, err)
 	sb := newSandbox(t, Config{AllowHostLoopback: true, Policy: &Policy{Rules: []Rule{r}},
 		Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
@@ -347,7 +350,7 @@ func TestPublishTCP(t *testing.T) {
 	l, _ := net.Listen("tcp4", "127.0.0.1:0")
 	hostPort := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	p, err := ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
+	p, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
 	assert.NilError(t, err)
 	sb := newSandbox(t, Config{Publish: []Publish{p}})
 	fa, proto := fullAddr(netip.AddrPortFrom(SandboxIPv4, 8080))
@@ -392,7 +395,7 @@ func TestPublishUDP(t *testing.T) {
 			assert.NilError(t, err)
 			hostPort := probe.LocalAddr().(*net.UDPAddr).Port
 			probe.Close()
-			p, err := ParsePublish(fmt.Sprintf("%s:%d:5353/udp", tc.host, hostPort))
+			p, err := network.ParsePublish(fmt.Sprintf("%s:%d:5353/udp", tc.host, hostPort))
 			assert.NilError(t, err)
 			sb := newSandbox(t, Config{Publish: []Publish{p}})
 			fa, proto := fullAddr(netip.AddrPortFrom(netip.MustParseAddr(tc.sandbox), 5353))
@@ -470,4 +473,67 @@ func openFDs(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// Ports published and unpublished while the network runs (nsbox port
+// add/rm): a new port forwards at once, a second of the same host port is
+// refused, an unpublished one is refused by the host, an unknown one is an
+// error.
+func TestPublishAndUnpublishWhileRunning(t *testing.T) {
+	sb := newSandbox(t, Config{})
+	fa, proto := fullAddr(netip.AddrPortFrom(SandboxIPv4, 8080))
+	fa.NIC = 0
+	srv, err := gonet.ListenTCP(sb.s, fa, proto)
+	assert.NilError(t, err)
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	l, _ := net.Listen("tcp4", "127.0.0.1:0")
+	hostPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", hostPort))
+	assert.NilError(t, err)
+	dial := func() (string, error) {
+		hc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort))
+		if err != nil {
+			return "", err
+		}
+		defer hc.Close()
+		b, err := io.ReadAll(hc)
+		return string(b), err
+	}
+	_, err = dial()
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+
+	assert.NilError(t, sb.net.Publish(p))
+	got, err := dial()
+	assert.NilError(t, err)
+	assert.Assert(t, strings.HasPrefix(got, "10.0.2.2:"), got)
+	assert.Assert(t, slices.Equal(sb.net.Ports(), []Publish{p}), "%v", sb.net.Ports())
+	assert.ErrorContains(t, sb.net.Publish(p), "published already")
+	other := p
+	other.SandboxPort = 9090
+	assert.ErrorContains(t, sb.net.Unpublish(other), "not published")
+
+	assert.NilError(t, sb.net.Unpublish(p))
+	_, err = dial()
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+	assert.Equal(t, len(sb.net.Ports()), 0)
+	assert.ErrorContains(t, sb.net.Unpublish(p), "not published")
+
+	// A host port in use is the host's refusal, named.
+	busy, err := net.Listen("tcp4", "127.0.0.1:0")
+	assert.NilError(t, err)
+	defer busy.Close()
+	q, err := network.ParsePublish(fmt.Sprintf("127.0.0.1:%d:8080/tcp", busy.Addr().(*net.TCPAddr).Port))
+	assert.NilError(t, err)
+	assert.ErrorContains(t, sb.net.Publish(q), "address already in use")
 }

@@ -2,11 +2,13 @@ package netstack
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,35 +18,100 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/nsbox/nsbox/network"
 )
+
+// Publish forwards one more host port to the sandbox while the network
+// runs, with the same semantics as Config.Publish: a loopback client
+// shows inside as the gateway. A host port already published (same
+// protocol and host address) is an error, as is one the host has in use.
+func (n *Network) Publish(p Publish) error {
+	if _, err := network.ParsePublish(p.String()); err != nil {
+		return err
+	}
+	return n.publish(p)
+}
+
+// Unpublish stops forwarding p's host port: new connections to it are
+// refused by the host from then on; connections already forwarded go on
+// until they end. p must be as published (Ports lists them).
+func (n *Network) Unpublish(p Publish) error {
+	n.mu.Lock()
+	l, ok := n.published[publishKey(p)]
+	if ok && l.p == p {
+		delete(n.published, publishKey(p))
+		n.listeners = slices.DeleteFunc(n.listeners, func(x interface{ Close() error }) bool { return x == l.l })
+	}
+	n.mu.Unlock()
+	if !ok || l.p != p {
+		return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "not published", Fix: "name a published port (Ports lists them)"}
+	}
+	return l.l.Close()
+}
+
+// Ports returns the published ports, in the order they were published.
+func (n *Network) Ports() []Publish {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Publish, 0, len(n.published))
+	for _, l := range n.published {
+		out = append(out, l.p)
+	}
+	slices.SortFunc(out, func(a, b Publish) int {
+		return cmp.Compare(n.published[publishKey(a)].seq, n.published[publishKey(b)].seq)
+	})
+	return out
+}
+
+// publishedPort is a host listener of a published port.
+type publishedPort struct {
+	p   Publish
+	l   interface{ Close() error }
+	seq int // publication order
+}
+
+// publishKey is what two published ports must not share: the host
+// socket's protocol and address.
+func publishKey(p Publish) string { return p.Proto + " " + p.Host.String() }
 
 // publish opens the host listener for p and forwards what arrives to the
 // sandbox.
 func (n *Network) publish(p Publish) error {
+	n.mu.Lock()
+	_, dup := n.published[publishKey(p)]
+	n.mu.Unlock()
+	if dup {
+		return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "host port published already", Fix: "pick another host port, or unpublish it first"}
+	}
+	var l interface{ Close() error }
 	switch p.Proto {
 	case "tcp":
-		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.Host))
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.Host))
 		if err != nil {
-			return fmt.Errorf("-p %s: listen on the host: %w; fix: pick a free host port", p, err)
+			return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "listen on the host", Err: err, Fix: "pick a free host port"}
 		}
-		if !n.track(l) {
-			l.Close()
-			return nil
-		}
-		n.goroutine(func() { n.forwardTCP(l, p) })
+		l = tl
+		defer func() { n.goroutine(func() { n.forwardTCP(tl, p) }) }()
 	case "udp":
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(p.Host))
 		if err != nil {
-			return fmt.Errorf("-p %s: listen on the host: %w; fix: pick a free host port", p, err)
+			return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "listen on the host", Err: err, Fix: "pick a free host port"}
 		}
-		if !n.track(c) {
-			c.Close()
-			return nil
-		}
-		n.goroutine(func() { n.forwardUDP(c, p) })
+		l = c
+		defer func() { n.goroutine(func() { n.forwardUDP(c, p) }) }()
 	default:
-		return fmt.Errorf("-p %s: unknown protocol", p)
+		return &network.Error{Mode: "user", Field: "Publish", Value: p.String(), Problem: "unknown protocol"}
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		l.Close() // the forwarder returns at once
+		return nil
+	}
+	n.listeners = append(n.listeners, l)
+	n.seq++
+	n.published[publishKey(p)] = publishedPort{p: p, l: l, seq: n.seq}
 	return nil
 }
 
@@ -87,12 +154,12 @@ func (n *Network) forwardTCP(l *net.TCPListener, p Publish) {
 			sandbox, err := dialSandbox(ctx, n.stack, laddr, raddr, proto)
 			cancel()
 			if err != nil {
-				n.cfg.logf("-p %s: connect to %v: %v", p, dst, err)
+				n.cfg.Logf("-p %s: connect to %v: %v", p, dst, err)
 				host.SetLinger(0) // a RST, as a closed port would give
 				host.Close()
 				return
 			}
-			n.cfg.logf("-p %s: %v → %v", p, client, dst)
+			n.cfg.Logf("-p %s: %v → %v", p, client, dst)
 			relay(sandbox, hostStream{host})
 		})
 	}
@@ -137,7 +204,7 @@ func (n *Network) forwardUDP(c *net.UDPConn, p Publish) {
 			dst := sandboxAddr(client.Addr().Unmap(), p.SandboxPort)
 			if flow, err = n.dialPublishedFlow(dst, client, raw, v6); err != nil {
 				mu.Unlock()
-				n.cfg.logf("-p %s: %v → %v: %v", p, client, dst, err)
+				n.cfg.Logf("-p %s: %v → %v: %v", p, client, dst, err)
 				continue
 			}
 			flows[client] = flow

@@ -59,8 +59,10 @@ type Network struct {
 
 	wg sync.WaitGroup // every goroutine the network started
 
-	mu        sync.Mutex                   // guards listeners and conns
+	mu        sync.Mutex                   // guards listeners, published, seq and conns
 	listeners []interface{ Close() error } // host listeners and in-stack servers
+	published map[string]publishedPort     // by publishKey: Publish, Unpublish, Ports
+	seq       int                          // publications so far
 	conns     map[net.Conn]struct{}        // open host-side connections, closed by Close
 	closed    bool
 }
@@ -73,9 +75,9 @@ func Start(tap *os.File, cfg Config) (*Network, error) {
 		tap.Close()
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, published: map[string]publishedPort{}}
 	n.limits.init(&n.cfg)
 	if err := n.start(tap); err != nil {
 		n.Close()
@@ -85,7 +87,7 @@ func Start(tap *os.File, cfg Config) (*Network, error) {
 }
 
 func (n *Network) start(tap *os.File) error {
-	tl, link, err := newTAPLink(tap, n.cfg.mtu(), gatewayMAC, n.cfg.VnetHdr)
+	tl, link, err := newTAPLink(tap, n.cfg.LinkMTU(), gatewayMAC, n.cfg.VnetHdr)
 	if err != nil {
 		return err
 	}
@@ -283,12 +285,12 @@ func (n *Network) hostTarget(dst netip.AddrPort) (netip.AddrPort, error) {
 func (n *Network) admit(proto string, src, dst netip.AddrPort) (netip.AddrPort, bool) {
 	target, err := n.hostTarget(dst)
 	if err != nil {
-		n.cfg.logf("%s %v → %v: deny: %v", proto, src, dst, err)
+		n.cfg.Logf("%s %v → %v: deny: %v", proto, src, dst, err)
 		return target, false
 	}
 	v, why := n.cfg.Policy.Check(dst.Addr(), dst.Port())
 	if n.cfg.Log != nil {
-		n.cfg.logf("%s %v → %v: %v (%s)", proto, src, dst, v, why)
+		n.cfg.Logf("%s %v → %v: %v (%s)", proto, src, dst, v, why)
 	}
 	return target, v == Allow
 }

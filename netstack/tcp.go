@@ -48,7 +48,7 @@ func (n *Network) handleTCP(r *tcp.ForwarderRequest) {
 	defer n.limits.tcp.release()
 	host, err := dialHost(n.ctx, &net.Dialer{Timeout: dialTimeout}, target, n.cfg.HostSendBuffer)
 	if err != nil {
-		n.cfg.logf("tcp %v → %v: %v", src, dst, err)
+		n.cfg.Logf("tcp %v → %v: %v", src, dst, err)
 		// RST for a refusal; silence (the sandbox times out) for an
 		// unreachable network, as a real path would.
 		r.Complete(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || n.ctx.Err() != nil)

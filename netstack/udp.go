@@ -48,7 +48,7 @@ func (n *Network) handleUDP(r *udp.ForwarderRequest) bool {
 	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
 	if err != nil {
 		n.limits.udp.release()
-		n.cfg.logf("udp %v → %v: %v", src, dst, err)
+		n.cfg.Logf("udp %v → %v: %v", src, dst, err)
 		return false
 	}
 	raw, err := host.SyscallConn()

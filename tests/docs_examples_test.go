@@ -93,6 +93,11 @@ var docExamples = []docExample{
 	// The pipes of the test's command would stay open with the sandbox.
 	{line: "nsbox run --name b -- sleep 600 &", run: "nsbox run --name b -- sleep 600 >/dev/null 2>&1 &"},
 	{line: "nsbox ps", out: "b ", retry: true},
+	// Ports at run time (README): a --net user sandbox of its own.
+	{line: "nsbox run --name web --net user -- sleep 600 &", run: "nsbox run --name web --net user -- sleep 600 >/dev/null 2>&1 &"},
+	{line: "nsbox port add web 18480:80", retry: true},
+	{line: "nsbox port ls web", out: "127.0.0.1:18480->80/tcp"},
+	{line: "nsbox port rm web 18480:80", run: "nsbox port rm web 18480:80 && nsbox kill web"},
 	{line: "nsbox exec b -- ps -e", out: "sleep", retry: true},
 	{line: "nsbox exec b --root -- sh"},
 	{line: "nsbox exec b -- bash -l", skip: needTerminal},

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/nsbox/nsbox/netstack"
+	"github.com/nsbox/nsbox/network"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -15,8 +15,8 @@ import (
 func requireHostPing(t *testing.T) {
 	t.Helper()
 	requireNetTools(t)
-	if !netstack.PingAllowed() {
-		first, last := netstack.PingGroupRange()
+	if !network.PingAllowed() {
+		first, last := network.PingGroupRange()
 		cannotRun(t, "net.ipv4.ping_group_range is %d %d, which excludes gid %d; fix: hack/setup-host.sh", first, last, os.Getgid())
 	}
 }

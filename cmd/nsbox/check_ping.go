@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nsbox/nsbox/netstack"
+	"github.com/nsbox/nsbox/network"
 )
 
 // checkPing reports whether --net user can forward ICMP echo: the
@@ -13,9 +13,9 @@ import (
 // everything else works without it.
 func checkPing() checkResult {
 	r := checkResult{Name: "ICMP echo (ping) in --net user", NeededBy: "ping in --net user"}
-	first, last := netstack.PingGroupRange()
+	first, last := network.PingGroupRange()
 	rng := fmt.Sprintf("net.ipv4.ping_group_range = %d %d", first, last)
-	if !netstack.PingAllowed() {
+	if !network.PingAllowed() {
 		r.Detail = fmt.Sprintf("%s excludes gid %d and its groups, so ping gets no reply", rng, os.Getgid())
 		r.Fix = `as root: sysctl -w net.ipv4.ping_group_range="0 2147483647" (and in /etc/sysctl.d to keep it)`
 		return r

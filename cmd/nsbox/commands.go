@@ -78,6 +78,7 @@ var commandDetails = map[string]commandDetail{
 	"connect":    {operands: operandSandbox},
 	"pause":      {operands: operandSandbox},
 	"resume":     {operands: operandSandbox},
+	"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
 	"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
 	"rm":         {operands: operandEnded},
 	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},

@@ -14,7 +14,7 @@ import (
 	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/internal/hostdirs"
 	"github.com/nsbox/nsbox/mapping"
-	"github.com/nsbox/nsbox/netstack"
+	"github.com/nsbox/nsbox/network"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -187,7 +187,7 @@ func (f *imageFlags) view(spec *sandbox.Spec, onRoot []sandbox.Mount) {
 		name, _ = os.Hostname()
 	}
 	spec.Mounts = append(spec.Mounts,
-		sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts", Data: netstack.Hosts(name), Flag: "--image"},
+		sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts", Data: network.Hosts(name), Flag: "--image"},
 		sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hostname", Data: []byte(name + "\n"), Flag: "--image"})
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/resolv.conf", Data: b, Flag: "--image"})

@@ -40,6 +40,7 @@ Usage:
   nsbox connect NAME [HOST:]PORT            relay stdin/stdout to TCP PORT inside sandbox NAME
   nsbox pause NAME                          stop every process of sandbox NAME (nsbox resume NAME continues them)
   nsbox resume NAME                         continue the processes of the paused sandbox NAME
+  nsbox port add|rm|ls NAME [SPEC]          forward host ports to a running --net user sandbox, as -p does
   nsbox bwrap [OPTIONS...] COMMAND          run COMMAND as bubblewrap would (also as a bwrap symlink; docs/bwrap.md)
   nsbox rm NAME...                          remove the log an ended detached sandbox left
   nsbox cache ls|rm [NAME...]|dir           list or remove the caches and homes kept by run --cache/--home
@@ -104,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cpCommand(rest, os.Stdin, stdout, stderr)
 	case "connect":
 		err = connectCommand(rest, os.Stdin, stdout)
+	case "port":
+		err = portCommand(rest, stdout)
 	case "cache":
 		err = cacheCommand(rest, stdout)
 	case "image":
@@ -165,6 +168,8 @@ func helpCommand(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, cpUsage)
 	case "connect":
 		fmt.Fprint(stdout, connectUsage)
+	case "port":
+		fmt.Fprint(stdout, portUsage)
 	case "cache":
 		fmt.Fprint(stdout, cacheUsage)
 	case "rm":

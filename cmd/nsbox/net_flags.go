@@ -2,13 +2,17 @@ package main
 
 import (
 	"fmt"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"io"
 	"net/netip"
 	"os"
 
+	"github.com/nsbox/nsbox/cmd/internal/nethelper"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
-	"github.com/nsbox/nsbox/netext"
-	"github.com/nsbox/nsbox/netstack"
+	"github.com/nsbox/nsbox/network"
+	"github.com/nsbox/nsbox/network/pasta"
+	"github.com/nsbox/nsbox/network/slirp4netns"
+	"github.com/nsbox/nsbox/network/tapnet"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 )
@@ -31,21 +35,32 @@ type netFlags struct {
 	// Set by apply: a warning for stderr, and the ports that are
 	// forwarded.
 	notice  string
-	ports   []netstack.Publish
+	ports   []network.Publish
 	verbose bool
+
+	// ports changes the published ports while the sandbox runs (nsbox
+	// port, through the launcher: port_control.go): --net user's helper,
+	// or slirp4netns's API; nil in other modes.
+	changer network.Ports
+
+	// prestart, set by run before apply, starts --net user's helper
+	// while the sandbox is set up: false when this process will not start
+	// the sandbox (--print-spec; --detach's first process, which hands
+	// the flags to its supervisor).
+	prestart bool
 }
 
 // ruleList collects egress rules from several flags in the order given:
 // the first matching rule decides.
 type ruleList struct {
-	rules []netstack.Rule
+	rules []network.Rule
 	err   error
 }
 
 // ruleFlag is one of the flags that append to a ruleList.
 type ruleFlag struct {
 	list    *ruleList
-	verdict netstack.Verdict
+	verdict network.Verdict
 	private bool // --deny-private: a bool flag standing for several rules
 }
 
@@ -59,11 +74,11 @@ func (f ruleFlag) Type() string {
 func (f ruleFlag) Set(s string) error {
 	if f.private {
 		if s == "true" {
-			f.list.rules = append(f.list.rules, netstack.DenyPrivate()...)
+			f.list.rules = append(f.list.rules, network.DenyPrivate()...)
 		}
 		return nil
 	}
-	r, err := netstack.ParseRule(f.verdict, s)
+	r, err := network.ParseRule(f.verdict, s)
 	if err != nil {
 		return err
 	}
@@ -74,19 +89,19 @@ func (f ruleFlag) Set(s string) error {
 func addNetFlags(fs *pflag.FlagSet) *netFlags {
 	f := &netFlags{}
 	fs.StringVar(&f.mode, "net", "none", "network `MODE`: none (only lo), host (share the host's), user (built-in user-mode network), slirp4netns or pasta")
-	fs.Uint32Var(&f.mtu, "mtu", netstack.DefaultMTU, "MTU of the sandbox's link with --net user")
+	fs.Uint32Var(&f.mtu, "mtu", network.DefaultMTU, "MTU of the sandbox's link with --net user")
 	fs.BoolVar(&f.allowHostLoopback, "allow-host-loopback", false, "let the sandbox reach the host's 127.0.0.1 (and ::1) at 10.0.2.2 (fd00::2)")
 	fs.StringArrayVar(&f.dnsServers, "dns-server", nil, "forward the sandbox's DNS queries to `ADDR[:PORT]` (repeatable; default: the host's /etc/resolv.conf)")
-	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Allow}, "allow", "allow egress to `CIDR[:PORTS]` (repeatable; any allow rule denies the rest)")
-	fs.Var(ruleFlag{list: &f.rules, verdict: netstack.Deny}, "deny", "deny egress to `CIDR[:PORTS]` (repeatable; rules apply in order, first match wins)")
+	fs.Var(ruleFlag{list: &f.rules, verdict: network.Allow}, "allow", "allow egress to `CIDR[:PORTS]` (repeatable; any allow rule denies the rest)")
+	fs.Var(ruleFlag{list: &f.rules, verdict: network.Deny}, "deny", "deny egress to `CIDR[:PORTS]` (repeatable; rules apply in order, first match wins)")
 	fs.Var(ruleFlag{list: &f.rules, private: true}, "deny-private", "deny egress to the host itself (every address of its interfaces) and to private ranges: RFC 1918, link-local (169.254.169.254), CGNAT, ULA")
 	fs.Lookup("deny-private").NoOptDefVal = "true"
 	fs.StringArrayVar(&f.allowHosts, "allow-host", nil, "allow `NAME` (or *.DOMAIN): only such names resolve, and their addresses are allowed")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "forward host port to the sandbox: `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (HOSTIP defaults to 127.0.0.1)")
 	fs.BoolVar(&f.verbose, "verbose", false, "log each network policy decision to stderr")
-	fs.IntVar(&f.maxTCP, "net-max-tcp", netstack.DefaultMaxTCP, "TCP connections the sandbox may have open through --net user at once (more get a reset)")
-	fs.IntVar(&f.maxUDP, "net-max-udp", netstack.DefaultMaxUDPFlows, "UDP flows the sandbox may have open through --net user at once (more get ICMP port unreachable)")
-	fs.IntVar(&f.maxDNS, "net-max-dns", netstack.DefaultMaxDNSQueries, "DNS queries the --net user forwarder keeps waiting upstream at once (more are answered SERVFAIL)")
+	fs.IntVar(&f.maxTCP, "net-max-tcp", network.DefaultMaxTCP, "TCP connections the sandbox may have open through --net user at once (more get a reset)")
+	fs.IntVar(&f.maxUDP, "net-max-udp", network.DefaultMaxUDPFlows, "UDP flows the sandbox may have open through --net user at once (more get ICMP port unreachable)")
+	fs.IntVar(&f.maxDNS, "net-max-dns", network.DefaultMaxDNSQueries, "DNS queries the --net user forwarder keeps waiting upstream at once (more are answered SERVFAIL)")
 	fs.StringVar(&f.sendBuffer, "net-send-buffer", "256k", "unsent bytes each --net user host TCP connection may queue before the sandbox must wait (`SIZE`: bytes, or with k or m)")
 	// Hidden: the plain-frame TAP, for measuring what the offloads bring.
 	fs.BoolVar(&f.tapOffload, "tap-offload", true, "virtio_net_hdr with checksum and TCP segmentation offload on the --net user TAP device")
@@ -131,24 +146,32 @@ func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	if !spec.Namespaces.Net {
 		return usageError{fmt.Sprintf("--net %s needs a network namespace of its own; fix: drop net from --share", f.mode)}
 	}
-	if f.mtu < netstack.MinMTU || f.mtu > netstack.DefaultMTU {
-		return usageError{fmt.Sprintf("--mtu %d: out of range; fix: pick %d to %d", f.mtu, netstack.MinMTU, netstack.DefaultMTU)}
-	}
 	var log io.Writer
 	if f.verbose {
 		log = os.Stderr
 	}
-	cfg := netext.Config{Helper: netext.Helper(f.mode), MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Log: log}
-	var err error
-	if cfg.Publish, err = f.parsePublish(); err != nil {
+	pub, err := f.parsePublish()
+	if err != nil {
 		return err
 	}
-	n, err := netext.Network(cfg)
-	if err != nil {
-		return usageError{err.Error()}
+	var warn *network.Error
+	if f.mode == "slirp4netns" {
+		ports := &slirp4netns.Ports{}
+		cfg := slirp4netns.Config{MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Publish: pub, Log: log, Ports: ports}
+		f.changer = ports
+		warn = cfg.Warning()
+		spec.Network, err = slirp4netns.New(cfg)
+	} else {
+		cfg := pasta.Config{MTU: int(f.mtu), AllowHostLoopback: f.allowHostLoopback, Publish: pub, Log: log}
+		warn = cfg.Warning()
+		spec.Network, err = pasta.New(cfg)
 	}
-	f.notice = cfg.PublishNotice()
-	spec.Network = n
+	if err != nil {
+		return usageError{flagwords.NetWords(err)}
+	}
+	if warn != nil {
+		f.notice = flagwords.NetNotice(warn)
+	}
 	return nil
 }
 
@@ -156,7 +179,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if !spec.Namespaces.Net {
 		return usageError{"--net user needs a network namespace of its own; fix: drop net from --share"}
 	}
-	cfg := netstack.Config{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback, VnetHdr: f.tapOffload,
+	cfg := network.UserConfig{MTU: f.mtu, AllowHostLoopback: f.allowHostLoopback, VnetHdr: f.tapOffload,
 		MaxTCP: f.maxTCP, MaxUDPFlows: f.maxUDP, MaxDNSQueries: f.maxDNS}
 	for _, c := range []struct {
 		name string
@@ -172,18 +195,18 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	}
 	cfg.HostSendBuffer = int(buf)
 	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
+		return usageError{flagwords.NetWords(err)}
 	}
 	for _, s := range f.dnsServers {
-		ap, err := netstack.ParseDNSServer(s)
+		ap, err := network.ParseDNSServer(s)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageError{flagwords.NetWords(err)}
 		}
 		cfg.DNSServers = append(cfg.DNSServers, ap)
 	}
-	pol := &netstack.Policy{Rules: f.rules.rules}
+	pol := &network.Policy{Rules: f.rules.rules}
 	for _, h := range f.allowHosts {
-		n, err := netstack.ParseHostName(h)
+		n, err := network.ParseHostName(h)
 		if err != nil {
 			return usageError{fmt.Sprintf("--allow-host %v; fix: give a DNS name such as example.com or *.example.com", err)}
 		}
@@ -196,32 +219,29 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
+		return usageError{flagwords.NetWords(err)}
 	}
-	if f.verbose {
-		cfg.Log = func(format string, args ...any) {
-			fmt.Fprintf(os.Stderr, "nsbox: net: "+format+"\n", args...)
-		}
+	// The stack runs in nsbox's helper program, started now (unless this
+	// process will not start the sandbox) so that its init overlaps the
+	// sandbox's setup; nsbox itself links no stack.
+	helper := nethelper.New(cfg, f.verbose, os.Stderr)
+	if f.prestart {
+		helper.Prestart()
 	}
-	spec.Network = &sandbox.Network{
-		TAP: sandbox.TAP{
-			Name:     "tap0",
-			MTU:      int(f.mtu),
-			VnetHdr:  f.tapOffload,
-			Address4: netip.PrefixFrom(netstack.SandboxIPv4, netstack.PrefixIPv4.Bits()),
-			Gateway4: netstack.GatewayIPv4,
-			Address6: netip.PrefixFrom(netstack.SandboxIPv6, netstack.PrefixIPv6.Bits()),
-			Gateway6: netstack.GatewayIPv6,
-		},
-		Serve: func(tap *os.File) (func() error, error) {
-			netstack.LimitProcs()
-			n, err := netstack.Start(tap, cfg)
-			if err != nil {
-				return nil, err
-			}
-			return n.Close, nil
-		},
+	f.changer = helper
+	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
+		// As when the launcher served the stack itself: from here on it
+		// only waits, and a P per CPU would have idle threads spin
+		// (network.Procs says what that costs).
+		network.LimitProcs()
+		return helper.Serve(tap, cfg)
 	}
+	n, err := tapnet.New(cfg, serve)
+	if err != nil {
+		helper.Close()
+		return usageError{flagwords.NetWords(err)}
+	}
+	spec.Network = n
 	return nil
 }
 
@@ -238,7 +258,7 @@ func (f *netFlags) placeFiles(spec *sandbox.Spec) {
 	}
 	if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/resolv.conf",
-			Data: netstack.ResolvConf(netstack.ResolvConfSearch(string(host))), Flag: "--net " + f.mode})
+			Data: network.ResolvConf(network.ResolvConfSearch(string(host))), Flag: "--net " + f.mode})
 	}
 	if _, err := os.Stat("/etc/hosts"); err == nil {
 		name := spec.Hostname
@@ -246,17 +266,17 @@ func (f *netFlags) placeFiles(spec *sandbox.Spec) {
 			name, _ = os.Hostname()
 		}
 		spec.Mounts = append(spec.Mounts, sandbox.Mount{Type: sandbox.MountFile, Destination: "/etc/hosts",
-			Data: netstack.Hosts(name), Flag: "--net " + f.mode})
+			Data: network.Hosts(name), Flag: "--net " + f.mode})
 	}
 }
 
 // parsePublish parses the -p flags and keeps the result for stateInfo.
-func (f *netFlags) parsePublish() ([]netstack.Publish, error) {
+func (f *netFlags) parsePublish() ([]network.Publish, error) {
 	f.ports = nil
 	for _, s := range f.publish {
-		p, err := netstack.ParsePublish(s)
+		p, err := network.ParsePublish(s)
 		if err != nil {
-			return nil, usageError{err.Error()}
+			return nil, usageError{flagwords.NetWords(err)}
 		}
 		f.ports = append(f.ports, p)
 	}
@@ -270,10 +290,10 @@ func (f *netFlags) stateInfo() *state.Network {
 		return nil
 	}
 	n := &state.Network{Mode: f.mode,
-		Addresses: []string{netip.PrefixFrom(netstack.SandboxIPv4, netstack.PrefixIPv4.Bits()).String()},
-		Gateway:   netstack.GatewayIPv4.String(), DNS: netstack.DNSIPv4.String()}
+		Addresses: []string{netip.PrefixFrom(network.SandboxIPv4, network.PrefixIPv4.Bits()).String()},
+		Gateway:   network.GatewayIPv4.String(), DNS: network.DNSIPv4.String()}
 	if f.mode == "user" {
-		n.Addresses = append(n.Addresses, netip.PrefixFrom(netstack.SandboxIPv6, netstack.PrefixIPv6.Bits()).String())
+		n.Addresses = append(n.Addresses, netip.PrefixFrom(network.SandboxIPv6, network.PrefixIPv6.Bits()).String())
 	}
 	if f.mode == "pasta" {
 		// pasta forwards DNS at 10.0.2.3 to the host's first resolver but

@@ -158,6 +158,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	caught := ties.CatchSignalsSoon()
 	defer caught.Release()
+	f.net.prestart = !f.term.printSpec && !(f.state.detach && f.state.superFD < 0)
 	spec, notice, err := f.buildSpec(args)
 	if err != nil {
 		return err
@@ -197,8 +198,11 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		return sess.end(err)
 	}
 	go ties.ForwardSignals(sigs, sb)
+	stopPorts := f.net.servePorts(sess) // nsbox port (port_control.go)
 	sess.handOff(sb)
-	return sess.end(sb.Wait())
+	err = sb.Wait()
+	stopPorts()
+	return sess.end(err)
 }
 
 // spec builds the sandbox.Spec that the flags describe.

@@ -14,7 +14,7 @@
 // In-sandbox clients reach the host at the sandbox's default gateway, or
 // at $NSBOX_BENCH_HOST_ADDR when set.
 //
-// -rows picks workloads by name (startup, process, parallel, embed-serial, embed-parallel, memory, overlay, net-startup,
+// -rows picks workloads by name (startup, process, parallel, embed-serial, embed-parallel, memory, overlay, net-startup, port,
 // out, in, tcp, udp, dns, tcp-parts, profile, image), e.g. -net -rows tcp,udp,dns
 // for the round trips alone; the report then has only those.
 //
@@ -71,7 +71,7 @@ func main() {
 	flag.StringVar(&cfg.asUser, "as-user", "", "with -image as root: run every nsbox command as this unprivileged user, docker as root")
 	flag.StringVar(&cfg.userHome, "user-home", "", "the HOME of -as-user's nsbox commands")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
-	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, process, net-startup, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
+	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, process, net-startup, port, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
 	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
@@ -116,6 +116,7 @@ func main() {
 	}{
 		{"startup", "startup, no network", false, true, func() *comparison { noNet = startupNoNet(cfg); return noNet }},
 		{"net-startup", "startup, user-mode network", true, true, func() *comparison { return startupNet(cfg) }},
+		{"port", "nsbox port add", true, false, func() *comparison { return portAdd(cfg) }},
 		{"overlay", "startup, --tmp-overlay /", false, false, func() *comparison { return startupOverlay(cfg) }},
 		{"process", "process start: nsbox version, empty Go", false, true, func() *comparison { proc = processStart(cfg); return proc }},
 		{"parallel", fmt.Sprintf("%d parallel sandboxes", cfg.parallel), false, true, func() *comparison { return parallelStart(cfg) }},

@@ -126,7 +126,7 @@ func specFix(e *sandbox.SpecError) (string, bool) {
 // missing from the tables keeps the Spec wording (TestSpecWordsCoverLibrary
 // keeps that from happening).
 func Reword(err error) string {
-	msg := err.Error()
+	msg := NetWords(err) // a *network.Error's words (net.go)
 	// A setup step's hint may hold a remedy in Spec words.
 	var setup *sandbox.SetupError
 	if errors.As(err, &setup) && setup.Fix.Kind != remedy.None {

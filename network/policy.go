@@ -1,4 +1,4 @@
-package netstack
+package network
 
 import (
 	"fmt"
@@ -270,8 +270,9 @@ func (p *Policy) HostAllowed(name string) bool {
 	return false
 }
 
-// learn allows a's traffic from now on (an answer for an allowed name).
-func (p *Policy) learn(a netip.Addr) {
+// Learn allows a's traffic from now on: the DNS forwarder calls it with
+// each address it answered for an allowed host name.
+func (p *Policy) Learn(a netip.Addr) {
 	if p == nil || len(p.Hosts) == 0 {
 		return
 	}

@@ -1,0 +1,265 @@
+// Package helper starts nsbox's helper program (cmd/nsbox-helper), which
+// does the jobs whose packages are too heavy to link into nsbox itself:
+// every package a Go program links runs its init at every start, and
+// gVisor's 44 cost a --net none run 1.4-6 ms for a stack it never uses.
+//
+// nsbox stays one static file: make build links the helper into it
+// (embedded.go, build tag nsbox_helper), and Command runs those bytes from
+// a sealed memfd (memfd_create(MFD_ALLOW_SEALING), F_SEAL_WRITE, SHRINK,
+// GROW, SEAL), executed through /proc/self/fd: nothing is written to disk
+// and nobody can change the program between the check and the exec.
+// Writing 6 MB to the memfd costs a --net user start about 1 ms of CPU, so
+// an installed copy that is the embedded helper byte for byte (make install
+// puts one in PREFIX/libexec/nsbox) is run in its place. A build without
+// the tag (go build, go test) runs the installed helper: DIR/nsbox-helper
+// or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's own directory.
+//
+// The helper is a child of the launcher on the host side, like the
+// launcher's own goroutines were: it is in none of the sandbox's
+// namespaces, so nothing inside can see or signal it. It keeps only the
+// descriptors its job is passed (Init closes the rest, its program's
+// memfd included), and each job ends when the launcher's end of its
+// socket closes, which the kernel does when the launcher dies.
+package helper
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Name is the helper program's file name where it is installed.
+const Name = "nsbox-helper"
+
+// Command returns the command that runs the helper's job with args, and
+// the file to close once the command has started (the memfd; nil when the
+// helper runs from a file). Files the job passes go in ExtraFiles after
+// the ones already there.
+//
+// The embedded helper's memfd is the child's fd 3 (ExtraFiles[0]) and is
+// executed as /proc/self/fd/3: the child's own descriptor, whatever the
+// launcher's other threads open and close meanwhile. The helper closes it
+// first thing (CloseProgram).
+func Command(job string, args ...string) (*exec.Cmd, *os.File, error) {
+	path, exe, err := program()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(path, append([]string{job}, args...)...)
+	cmd.Args[0] = Name
+	if exe != nil {
+		cmd.ExtraFiles = []*os.File{exe}
+	} else {
+		cmd.ExtraFiles = []*os.File{devNull()}
+	}
+	return cmd, exe, nil
+}
+
+// ProgramFD is the helper's descriptor of its own program (the memfd, or
+// /dev/null when it runs from a file): Init closes it.
+const ProgramFD = 3
+
+// Init is the helper's first step: it closes ProgramFD and every other
+// descriptor it inherited but was not given, keeping 0, 1, 2 and the job's
+// files (the files descriptors from 4 up), and names the process Name (run
+// from the memfd, its name would be "3"). An inherited descriptor is one
+// without FD_CLOEXEC: whatever the Go runtime opened before main has it,
+// and whatever crossed the exec has not (a launcher's descriptor that
+// leaked past its own close-on-exec, such as one the C stage opened).
+func Init(files int) {
+	unix.Close(ProgramFD)
+	if dir, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, e := range dir {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil || fd <= 2 || fd >= ProgramFD+1 && fd <= ProgramFD+files {
+				continue
+			}
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+				unix.Close(fd)
+			}
+		}
+	}
+	name := []byte(Name + "\x00")
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+}
+
+// devNull keeps the helper's descriptors the same when it runs from a
+// file: fd 3 is then /dev/null.
+func devNull() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// program is the path to exec: an installed helper that is the embedded
+// one (no copy to make), else the embedded helper's memfd, as the child's
+// fd 3; without an embedded helper, the installed one.
+func program() (string, *os.File, error) {
+	installed := installedPath()
+	if len(embedded) > 0 {
+		if installed != "" && same(installed, embedded) {
+			return installed, nil, nil
+		}
+		f, err := sealedMemfd(embedded)
+		if err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("/proc/self/fd/%d", ProgramFD), f, nil
+	}
+	if installed == "" {
+		return "", nil, errors.New(Name + " is neither built into this nsbox nor installed beside it; fix: build nsbox with make build, which embeds it, or install it beside nsbox (go install github.com/nsbox/nsbox/cmd/nsbox-helper@latest)")
+	}
+	return installed, nil, nil
+}
+
+// installedPath is the helper installed with nsbox, or "": DIR/nsbox-helper
+// or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's own directory
+// (make install puts it in the second).
+func installedPath() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	dir := filepath.Dir(self)
+	for _, p := range []string{filepath.Join(dir, Name), filepath.Join(dir, "..", "libexec", "nsbox", Name)} {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// same reports whether the file at path is the embedded helper: the same
+// size and the same first 64 KiB, which hold its Go build ID (a hash of
+// everything it was built from). It guards against a helper of another
+// build, not against an attacker: whoever can change a file beside nsbox
+// can change nsbox.
+func same(path, embedded string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() != int64(len(embedded)) {
+		return false
+	}
+	n := min(len(embedded), 64<<10)
+	b := make([]byte, n)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return false
+	}
+	return string(b) == embedded[:n]
+}
+
+// sealedMemfd returns a memfd holding b, sealed against every change.
+func sealedMemfd(b string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(Name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("%s: memfd_create: %w", Name, err)
+	}
+	f := os.NewFile(uintptr(fd), Name)
+	if err := fill(fd, b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: write the memfd: %w", Name, err)
+	}
+	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: seal the memfd: %w", Name, err)
+	}
+	return f, nil
+}
+
+// fill writes b to fd. b is the embedded program, in nsbox's read-only
+// data, mapped from nsbox's file: the kernel copies it from the file
+// (sendfile from /proc/self/exe at b's offset) without faulting its pages
+// into this process, or, where the offset is not found, from memory.
+func fill(fd int, b string) error {
+	if off, ok := fileOffset(unsafe.StringData(b)); ok {
+		if exe, err := os.Open("/proc/self/exe"); err == nil {
+			defer exe.Close()
+			done := int64(0)
+			for done < int64(len(b)) {
+				o := off + done
+				n, err := unix.Sendfile(fd, int(exe.Fd()), &o, len(b)-int(done))
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil || n == 0 {
+					break
+				}
+				done += int64(n)
+			}
+			if done == int64(len(b)) {
+				return nil
+			}
+			if _, err := unix.Seek(fd, 0, 0); err != nil {
+				return err
+			}
+			if err := unix.Ftruncate(fd, 0); err != nil {
+				return err
+			}
+		}
+	}
+	data := unsafe.Slice(unsafe.StringData(b), len(b))
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// fileOffset finds p's offset in nsbox's file from /proc/self/maps: the
+// mapping that holds it must be a read-only mapping of /proc/self/exe's
+// file (a writable private one may hold changed copies of its pages).
+func fileOffset(p *byte) (int64, bool) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, false
+	}
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/exe", &st) != nil {
+		return 0, false
+	}
+	addr := uint64(uintptr(unsafe.Pointer(p)))
+	for _, line := range strings.Split(string(maps), "\n") {
+		// start-end perms offset major:minor inode path
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if !ok || err1 != nil || err2 != nil || addr < start || addr >= end {
+			continue
+		}
+		if len(f) < 6 || f[1][1] == 'w' {
+			return 0, false // anonymous memory, or a copy that may differ from the file
+		}
+		off, err1 := strconv.ParseUint(f[2], 16, 64)
+		inode, err2 := strconv.ParseUint(f[4], 10, 64)
+		if err1 != nil || err2 != nil || inode != st.Ino {
+			return 0, false
+		}
+		return int64(off + addr - start), true
+	}
+	return 0, false
+}

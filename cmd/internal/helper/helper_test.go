@@ -1,0 +1,84 @@
+package helper
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"gotest.tools/v3/assert"
+)
+
+// rodata is a string constant: the linker puts its bytes in the binary's
+// read-only data, mapped from the file, as it does the embedded helper.
+const rodata = "nsbox helper test: bytes that live in the test binary's own file, found through /proc/self/maps"
+
+func TestMemfdIsSealedAgainstEveryChange(t *testing.T) {
+	f, err := sealedMemfd(rodata)
+	assert.NilError(t, err)
+	defer f.Close()
+	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
+	assert.NilError(t, err)
+	want := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	assert.Equal(t, seals&want, want)
+	_, err = unix.Pwrite(int(f.Fd()), []byte("x"), 0)
+	assert.ErrorIs(t, err, unix.EPERM)
+	assert.ErrorIs(t, unix.Ftruncate(int(f.Fd()), 1), unix.EPERM)
+	b := make([]byte, len(rodata)+1)
+	n, err := unix.Pread(int(f.Fd()), b, 0)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b[:n]), rodata)
+}
+
+func TestFileOffsetFindsTheBytesInOurOwnFile(t *testing.T) {
+	s := rodata
+	off, ok := fileOffset(unsafe.StringData(s))
+	assert.Assert(t, ok, "a constant's bytes are mapped from the binary")
+	exe, err := os.Open("/proc/self/exe")
+	assert.NilError(t, err)
+	defer exe.Close()
+	b := make([]byte, len(s))
+	_, err = exe.ReadAt(b, off)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), s)
+	// Heap bytes are not in the file.
+	heap := []byte(s)
+	_, ok = fileOffset(&heap[0])
+	assert.Assert(t, !ok, "%p", &heap[0])
+}
+
+func TestSameComparesSizeAndStart(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, Name)
+	assert.NilError(t, os.WriteFile(p, []byte(rodata), 0o755))
+	assert.Assert(t, same(p, rodata))
+	assert.Assert(t, !same(p, rodata+"x"))
+	assert.Assert(t, !same(p, "X"+rodata[1:]))
+}
+
+// Without the embedding build tag (as go test builds), the helper is the
+// one installed beside the binary, or an error that says how to get one.
+func TestInstalledHelperOrHowToGetOne(t *testing.T) {
+	if len(embedded) > 0 {
+		t.Fatal("go test builds without the nsbox_helper tag")
+	}
+	self, err := os.Executable()
+	assert.NilError(t, err)
+	beside := filepath.Join(filepath.Dir(self), Name)
+	if _, err := os.Stat(beside); err == nil {
+		t.Fatalf("%s exists already", beside)
+	}
+	_, _, err = Command("net")
+	assert.ErrorContains(t, err, "nsbox-helper is neither built into this nsbox nor installed beside it; fix: build nsbox with make build")
+
+	assert.NilError(t, os.WriteFile(beside, []byte("#!/bin/sh\n"), 0o755))
+	defer os.Remove(beside)
+	cmd, exe, err := Command("net")
+	assert.NilError(t, err)
+	assert.Assert(t, exe == nil)
+	assert.Equal(t, cmd.Path, beside)
+	assert.DeepEqual(t, cmd.Args, []string{Name, "net"})
+	assert.Equal(t, len(cmd.ExtraFiles), 1, "fd 3 is held for the program even when it runs from a file")
+	cmd.ExtraFiles[0].Close()
+}

@@ -1,0 +1,228 @@
+package nethelper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsbox/nsbox/cmd/internal/helper"
+	"github.com/nsbox/nsbox/network"
+)
+
+// Client is the helper for one sandbox: not started yet, being started,
+// or started and waiting for its TAP device.
+type Client struct {
+	cfg     network.UserConfig
+	verbose bool
+	stderr  io.Writer
+	once    sync.Once
+	started chan struct{} // closed once start returned
+	err     error         // start's error, set before started is closed
+	cmd     *exec.Cmd
+	sock    *os.File
+	ctl     sync.Mutex // one Control exchange at a time
+}
+
+// New returns the helper that will serve cfg; stderr receives its log
+// lines (with verbose) and any crash. Nothing starts until Prestart or
+// Serve.
+func New(cfg network.UserConfig, verbose bool, stderr io.Writer) *Client {
+	return &Client{cfg: cfg, verbose: verbose, stderr: stderr, started: make(chan struct{})}
+}
+
+// Prestart starts the helper in the background: writing the embedded
+// program to its memfd, the exec and the stack's init then overlap the
+// sandbox's setup, on another CPU where there is one. Serve waits for it
+// and reports its failure. A caller that may not start the sandbox (it
+// only checks the flags, or hands them to another process) does not call
+// it: Serve starts the helper itself.
+func (c *Client) Prestart() {
+	c.once.Do(func() {
+		go func() {
+			defer close(c.started)
+			c.cmd, c.sock, c.err = start(c.cfg, c.verbose, c.stderr)
+		}()
+	})
+}
+
+func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+	req, err := json.Marshal(Request{Protocol: Protocol, Config: cfg, Verbose: verbose})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: encode the request: %w", helper.Name, err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "net-helper"), os.NewFile(uintptr(fds[1]), "net-helper")
+	defer theirs.Close()
+	cmd, exe, err := helper.Command(Job)
+	if err != nil {
+		ours.Close()
+		return nil, nil, err
+	}
+	for _, f := range cmd.ExtraFiles {
+		defer f.Close()
+	}
+	_ = exe // closed with ExtraFiles
+	if os.Getenv("GOMAXPROCS") == "" {
+		// network.LimitProcs from the helper's first instruction, not
+		// after its runtime started a thread per CPU.
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", network.Procs()))
+	}
+	cmd.Stdin = bytes.NewReader(req)
+	cmd.Stderr = stderr
+	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, nil, fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return cmd, ours, nil
+}
+
+// Serve hands tap to the helper and waits until its stack serves it: a
+// tapnet.Server (cfg went with New). The returned function stops the
+// helper and waits for it.
+func (c *Client) Serve(tap *os.File, _ network.UserConfig) (func() error, error) {
+	c.Prestart()
+	<-c.started
+	if c.err != nil {
+		tap.Close()
+		return nil, c.err
+	}
+	err := c.sendTAP(tap)
+	tap.Close()
+	// A helper that failed before the device said why; its reply is the
+	// better error than the failed send.
+	if rerr := c.reply(); rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c.stop, nil
+}
+
+func (c *Client) sendTAP(tap *os.File) error {
+	rc, err := c.sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Write(func(s uintptr) bool {
+		serr = unix.Sendmsg(int(s), []byte("tap"), unix.UnixRights(int(tap.Fd())), nil, 0)
+		return serr != unix.EAGAIN
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return fmt.Errorf("%s: hand over the TAP device: %w", helper.Name, err)
+	}
+	return nil
+}
+
+// Control has the serving helper publish (add), unpublish (rm) or list
+// (ls) ports, and returns the published ports afterwards. Its errors are
+// *network.Error where the stack's are.
+func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	if c.cmd == nil {
+		return nil, fmt.Errorf("%s: not serving", helper.Name)
+	}
+	b, err := json.Marshal(Control{Op: op, Port: p})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.sock.Write(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return c.readReply()
+}
+
+// Publish forwards one more host port (nsbox port add).
+func (c *Client) Publish(p network.Publish) error {
+	_, err := c.Control("add", p)
+	return err
+}
+
+// Unpublish stops forwarding one (nsbox port rm).
+func (c *Client) Unpublish(p network.Publish) error {
+	_, err := c.Control("rm", p)
+	return err
+}
+
+// Ports lists the published ports (nsbox port ls).
+func (c *Client) Ports() ([]network.Publish, error) {
+	return c.Control("ls", network.Publish{})
+}
+
+// reply reads the helper's answer to the device.
+func (c *Client) reply() error {
+	_, err := c.readReply()
+	return err
+}
+
+// readReply reads one Reply; a failure in it is the error.
+func (c *Client) readReply() ([]network.Publish, error) {
+	b := make([]byte, MaxReply)
+	n, err := c.sock.Read(b)
+	if err != nil || n == 0 {
+		werr := c.cmd.Wait()
+		c.cmd = nil
+		return nil, fmt.Errorf("%s: exited before it answered (%v)", helper.Name, errors.Join(err, werr))
+	}
+	var r Reply
+	if err := json.Unmarshal(b[:n], &r); err != nil {
+		return nil, fmt.Errorf("%s: bad reply: %w", helper.Name, err)
+	}
+	switch {
+	case r.Error != nil:
+		if r.Cause != "" {
+			r.Error.Err = errors.New(r.Cause)
+		}
+		return nil, r.Error
+	case r.Message != "":
+		return nil, errors.New(r.Message)
+	}
+	return r.Ports, nil
+}
+
+// stop closes the launcher's end, on which the helper stops its stack and
+// exits, and waits for it.
+func (c *Client) stop() error {
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
+	c.sock.Close()
+	if c.cmd == nil {
+		return nil
+	}
+	err := c.cmd.Wait()
+	c.cmd = nil
+	if err != nil {
+		return fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return nil
+}
+
+// Close ends a helper that will not serve (the sandbox did not start):
+// it is killed and waited for.
+func (c *Client) Close() {
+	c.once.Do(func() { close(c.started) }) // never started: nothing to end
+	<-c.started
+	if c.err != nil || c.sock == nil {
+		return
+	}
+	if c.cmd != nil {
+		c.cmd.Process.Kill()
+	}
+	c.stop()
+}
+
+var _ network.Ports = (*Client)(nil)

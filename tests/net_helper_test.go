@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+)
+
+// --net user's stack runs in nsbox's helper program (cmd/nsbox-helper),
+// started from a memfd. It must hold only what its job needs (not its own
+// program, no terminal), be invisible from the sandbox, and go when the
+// launcher goes, even by SIGKILL.
+func TestNetUserHelperHoldsOnlyItsFilesAndDiesWithTheLauncher(t *testing.T) {
+	cmd := exec.Command(nsboxBin, "run", "--net", "user", "--", "sleep", "60")
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	// The helper holds the TAP device once the sandbox is up.
+	var helper int
+	var links map[string]string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if helper = childNamed(cmd.Process.Pid, "nsbox-helper"); helper == 0 {
+			return poll.Continue("no nsbox-helper child of the launcher yet")
+		}
+		links = fdLinks(helper)
+		for _, l := range links {
+			if strings.HasSuffix(l, "/net/tun") { // opened in the sandbox's mount namespace
+				return poll.Success()
+			}
+		}
+		return poll.Continue("nsbox-helper %d holds no TAP device: %v", helper, links)
+	}, poll.WithTimeout(20*time.Second))
+	for fd, link := range links {
+		// Its own program (the memfd, fd 3 at exec) and what the launcher
+		// did not mean to pass are closed.
+		assert.Check(t, !strings.HasPrefix(link, "/memfd:"), "fd %s is its own program: %s", fd, link)
+		n, _ := strconv.Atoi(fd)
+		assert.Check(t, n <= 16, "fd %s (%s) is more than the job's few: inherited from the launcher?", fd, link)
+		assert.Check(t, !strings.HasPrefix(link, "/dev/pts/") && link != "/dev/tty", "fd %s is a terminal: %s", fd, link)
+	}
+
+	// Nothing inside sees it.
+	res := nsbox("run", "--net", "user", "--", "sh", "-c", "cat /proc/[0-9]*/comm")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(res.Stdout(), "nsbox-helper"), res.Stdout())
+
+	// SIGKILL the launcher: the helper sees its socket close and exits.
+	assert.NilError(t, cmd.Process.Kill())
+	cmd.Wait()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(helper) + "/fd"); err == nil && !zombie(helper) {
+			return poll.Continue("nsbox-helper %d outlives its launcher", helper)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second))
+}
+
+// fdLinks returns pid's descriptors and what they point to.
+func fdLinks(pid int) map[string]string {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	fds, _ := os.ReadDir(dir)
+	links := map[string]string{}
+	for _, fd := range fds {
+		if link, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil {
+			links[fd.Name()] = link
+		}
+	}
+	return links
+}
+
+// childNamed returns the pid of parent's child whose comm is name, or 0.
+func childNamed(parent int, name string) int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile("/proc/" + d.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var comm string
+		ppid := -1
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "Name":
+				comm = strings.TrimSpace(v)
+			case "PPid":
+				ppid, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if ppid == parent && comm == name {
+			return pid
+		}
+	}
+	return 0
+}
+
+// zombie reports whether pid has exited and waits for its reaper.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z")
+}
