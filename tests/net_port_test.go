@@ -179,7 +179,7 @@ except OSError as e:
 }
 
 // stateDirs are where nsbox keeps its state entries for this user
-// (cmd/nsbox/internal/state.Candidates, in the initial user namespace).
+// (state.Candidates in cmd/nsbox/internal/state, in the initial user namespace).
 func stateDirs() []string {
 	var dirs []string
 	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {

@@ -36,9 +36,11 @@ var (
 		"hello.c", "zsysnum_linux_ARCH.go", "a.b.c",
 		// the brief's companion that holds the peers' figures (outside the tree)
 		"ANCHORS.md",
+		// build outputs (make build), never in git
+		"cmd/internal/helper/nsbox-helper",
 	}
 	otherFlags = []string{
-		"--config-net", "--tcp-ports", "--udp-ports", // pasta
+		"--config-net", "--tcp-ports", "--udp-ports", "--ipv4-only", // pasta
 		"--configure", "--disable-host-loopback", "--ready-fd", // slirp4netns
 		"--user", "--pid", "--mount-proc", "--scope", // unshare, systemd-run
 		"--privileged", "--security-opt", "--rm", "--device", "--network", // docker
