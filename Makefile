@@ -41,9 +41,13 @@ all: build
 # stays one file. The helper is pure Go (no C, no libc: its start has
 # nothing to initialise before Go's runtime), static as nsbox is.
 HELPER := cmd/internal/helper/nsbox-helper
+# The image pulls' helper: the same program with only its image job
+# (go-containerregistry's inits stay out of the network helper's start).
+IMAGE_HELPER := cmd/internal/helper/nsbox-image-helper
 
 build: $(STATIC_DEPS)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w' -o $(HELPER) ./cmd/nsbox-helper
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS),nsbox_helper_image -ldflags '-s -w' -o $(IMAGE_HELPER) ./cmd/nsbox-helper
 	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
 
 # The embedding benchmark's program, built as nsbox is: Start re-executes
@@ -106,6 +110,7 @@ APPARMOR_RESTRICT ?= /proc/sys/kernel/apparmor_restrict_unprivileged_userns
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/nsbox
 	install -D -m 0755 $(HELPER) $(DESTDIR)$(PREFIX)/libexec/nsbox/nsbox-helper
+	install -D -m 0755 $(IMAGE_HELPER) $(DESTDIR)$(PREFIX)/libexec/nsbox/nsbox-image-helper
 	@if [ -d "$(DESTDIR)$(APPARMOR_DIR)" ] && [ "$$(cat $(APPARMOR_RESTRICT) 2>/dev/null)" = 1 ]; then \
 		sed 's#@BINDIR@#$(PREFIX)/bin#' contrib/apparmor/nsbox >"$(DESTDIR)$(APPARMOR_DIR)/nsbox" && \
 		echo "installed $(DESTDIR)$(APPARMOR_DIR)/nsbox (user namespaces for $(PREFIX)/bin/nsbox)"; \
@@ -167,4 +172,4 @@ bench-live:
 	hack/bench-live.sh
 
 clean:
-	rm -rf bin build $(HELPER)
+	rm -rf bin build $(HELPER) $(IMAGE_HELPER)

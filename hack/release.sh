@@ -35,6 +35,8 @@ fi
 # The helper first, for arm64, embedded as make build embeds it (Makefile).
 CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
 	$GO build -trimpath -tags netgo,osusergo -ldflags "-s -w" -o cmd/internal/helper/nsbox-helper ./cmd/nsbox-helper
+CGO_ENABLED=0 GOOS=linux GOARCH=arm64 \
+	$GO build -trimpath -tags netgo,osusergo,nsbox_helper_image -ldflags "-s -w" -o cmd/internal/helper/nsbox-image-helper ./cmd/nsbox-helper
 CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 	$GO build -trimpath -tags netgo,osusergo,nsbox_helper -ldflags "$ldflags" -o "$out/nsbox-linux-arm64" ./cmd/nsbox
 file "$out/nsbox-linux-arm64" 2>/dev/null || true

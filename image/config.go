@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/moby/sys/user"
-	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,13 +79,6 @@ func (s *Store) Process(img *Image, args []string) (Process, error) {
 		p.Env = append(p.Env, "HOME="+p.Home)
 	}
 	return p, nil
-}
-
-// RootMount is the sandbox's root for img: its stored layers as
-// read-only overlayfs lower layers under a writable layer on a private
-// tmpfs, which goes with the sandbox. Nothing is copied.
-func (s *Store) RootMount(img *Image) sandbox.Mount {
-	return sandbox.Mount{Type: sandbox.MountTmpOverlay, Destination: "/", Lower: s.LowerDirs(img), Flag: "--image " + img.Ref}
 }
 
 func hasKey(env []string, k string) bool {

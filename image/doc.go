@@ -2,7 +2,7 @@
 // unpacked layers and image records, into which package image/fetch
 // brings images (from a registry, an OCI layout, an oci-archive or a
 // docker-archive: Store.BeginPull, Pull.Finish), and gives what a sandbox.Spec needs to
-// run it: RootMount, the layers stacked read-only by overlayfs under a
+// run it: Store.LowerDirs, the layers stacked read-only by overlayfs under a
 // throwaway writable layer, and Process, the command, environment, user
 // and working directory of the image's configuration. The sandbox
 // package knows nothing of images; the CLI (nsbox run --image) joins the

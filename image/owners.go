@@ -88,11 +88,9 @@ func (s *Store) unpackWithOwners(dir string, r io.Reader, diff string, lowers []
 // helper runs job in this binary in a new user namespace with the maps of
 // Store.IDs, stdin as its input, and returns its output.
 func (s *Store) helper(job string, args []string, stdin io.Reader) ([]byte, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, args...)
+	// /proc/self/exe, not os.Executable: in nsbox's helper program, run
+	// from a memfd, the link's text names no file that could be executed.
+	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Env = append(os.Environ(), helperEnv+"="+job)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL}
 	go_, ready, err := os.Pipe()
@@ -144,12 +142,8 @@ func runHelper(job string, args []string) error {
 			return errors.New("the id maps were not written")
 		}
 		ready.Close()
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
 		env := append(os.Environ(), helperEnv+"="+job+mappedSuffix)
-		return syscall.Exec(exe, append([]string{exe}, args...), env)
+		return syscall.Exec("/proc/self/exe", append([]string{os.Args[0]}, args...), env)
 	}
 	switch job {
 	case "unpack":

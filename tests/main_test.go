@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		nsboxBin = filepath.Join(dir, "nsbox")
 		// The helper (--net user's stack) goes beside nsbox, where a build
 		// without make's embedding looks for it.
-		build := exec.Command("sh", "-c", `go build -o "$1" github.com/nsbox/nsbox/cmd/nsbox && go build -o "$(dirname "$1")/nsbox-helper" github.com/nsbox/nsbox/cmd/nsbox-helper`, "sh", nsboxBin)
+		build := exec.Command("sh", "-c", `go build -o "$1" github.com/nsbox/nsbox/cmd/nsbox && go build -o "$(dirname "$1")/nsbox-helper" github.com/nsbox/nsbox/cmd/nsbox-helper && go build -tags nsbox_helper_image -o "$(dirname "$1")/nsbox-image-helper" github.com/nsbox/nsbox/cmd/nsbox-helper`, "sh", nsboxBin)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build nsbox:", err)

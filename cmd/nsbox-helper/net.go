@@ -1,3 +1,5 @@
+//go:build !nsbox_helper_image
+
 package main
 
 import (

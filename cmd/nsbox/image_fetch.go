@@ -3,20 +3,19 @@ package main
 import (
 	"context"
 
+	"github.com/nsbox/nsbox/cmd/internal/imagepull"
 	"github.com/nsbox/nsbox/image"
-	"github.com/nsbox/nsbox/image/fetch"
 )
 
-// imageFetcher pulls images: here in this process, with the ecosystem's
-// credentials (fetch.DefaultAuth). It is cmd/nsbox's only use of
-// image/fetch, and this file its only import of it: put another fetcher
-// here (one that runs fetch.Pull in another program sharing the store
-// directory) and nsbox links no go-containerregistry at all.
-var imageFetcher fetcher = inProcessFetcher{}
+// imageFetcher pulls images in nsbox's helper program (cmd/nsbox-helper,
+// package imagepull), which shares the store's directory: nsbox itself
+// links no go-containerregistry, whose packages' init would otherwise run
+// on every start. This file is cmd/nsbox's only way to a fetcher.
+var imageFetcher fetcher = helperFetcher{}
 
-// inProcessFetcher runs fetch.Pull in this process.
-type inProcessFetcher struct{}
+// helperFetcher runs the pull in the helper program.
+type helperFetcher struct{}
 
-func (inProcessFetcher) Pull(ctx context.Context, r image.Ref, s *image.Store) (*image.Image, error) {
-	return fetch.Pull(ctx, r, s, fetch.DefaultAuth)
+func (helperFetcher) Pull(ctx context.Context, r image.Ref, s *image.Store) (*image.Image, error) {
+	return imagepull.Pull(ctx, r, s)
 }

@@ -70,7 +70,7 @@ func (f *imageFlags) load(args []string, plan mapping.Plan, stderr io.Writer) er
 	}
 	// Held until nsbox, or the supervisor it hands off to, exits.
 	heldForLife = append(heldForLife, held.FDs()...)
-	f.root = s.RootMount(f.img)
+	f.root = rootMount(s, f.img)
 	return f.copyIfRefused(s, plan, stderr)
 }
 
@@ -249,4 +249,11 @@ func (f *imageFlags) env() []string {
 		env = append(env, "TERM="+t)
 	}
 	return containerenv.Set(env)
+}
+
+// rootMount is the sandbox's root for img: its stored layers as read-only
+// overlayfs lower layers under a writable layer on a private tmpfs, which
+// goes with the sandbox. Nothing is copied.
+func rootMount(s *image.Store, img *image.Image) sandbox.Mount {
+	return sandbox.Mount{Type: sandbox.MountTmpOverlay, Destination: "/", Lower: s.LowerDirs(img), Flag: "--image " + img.Ref}
 }

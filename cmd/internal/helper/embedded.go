@@ -4,8 +4,12 @@ package helper
 
 import _ "embed"
 
-// embedded is the helper program, built by make build before nsbox
-// (cmd/internal/helper/nsbox-helper, not in git).
-//
-//go:embed nsbox-helper
-var embedded string
+// embedded and embeddedImage are the helper programs, built by make build
+// before nsbox (cmd/internal/helper/nsbox-helper and nsbox-image-helper,
+// not in git).
+var (
+	//go:embed nsbox-helper
+	embedded string
+	//go:embed nsbox-image-helper
+	embeddedImage string
+)

@@ -36,8 +36,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Name is the helper program's file name where it is installed.
+// Name is the helper program's file name where it is installed: the
+// program of --net user's stack.
 const Name = "nsbox-helper"
+
+// ImageName is the second helper program's file name: image pulls, whose
+// packages (go-containerregistry, net/http, crypto/tls) would slow every
+// start of the network's helper were they linked into it. The two are
+// one source (cmd/nsbox-helper) built twice: with the build tag
+// nsbox_helper_image it holds the image job only.
+const ImageName = "nsbox-image-helper"
+
+// ImageJobPrefix starts the names of the jobs ImageName runs.
+const ImageJobPrefix = "image-"
+
+// programOf is the helper program that runs job, and its embedded bytes.
+func programOf(job string) (name, bytes string) {
+	if strings.HasPrefix(job, ImageJobPrefix) {
+		return ImageName, embeddedImage
+	}
+	return Name, embedded
+}
 
 // Command returns the command that runs the helper's job with args, and
 // the file to close once the command has started (the memfd; nil when the
@@ -49,12 +68,13 @@ const Name = "nsbox-helper"
 // launcher's other threads open and close meanwhile. The helper closes it
 // first thing (CloseProgram).
 func Command(job string, args ...string) (*exec.Cmd, *os.File, error) {
-	path, exe, err := program()
+	name, b := programOf(job)
+	path, exe, err := program(name, b)
 	if err != nil {
 		return nil, nil, err
 	}
 	cmd := exec.Command(path, append([]string{job}, args...)...)
-	cmd.Args[0] = Name
+	cmd.Args[0] = name
 	if exe != nil {
 		cmd.ExtraFiles = []*os.File{exe}
 	} else {
@@ -69,7 +89,7 @@ const ProgramFD = 3
 
 // Init is the helper's first step: it closes ProgramFD and every other
 // descriptor it inherited but was not given, keeping 0, 1, 2 and the job's
-// files (the files descriptors from 4 up), and names the process Name (run
+// files (the files descriptors from 4 up), and names the process after its program (run
 // from the memfd, its name would be "3"). An inherited descriptor is one
 // without FD_CLOEXEC: whatever the Go runtime opened before main has it,
 // and whatever crossed the exec has not (a launcher's descriptor that
@@ -87,7 +107,7 @@ func Init(files int) {
 			}
 		}
 	}
-	name := []byte(Name + "\x00")
+	name := []byte(filepath.Base(os.Args[0]) + "\x00") // Command's Args[0]: the program's name
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 }
 
@@ -104,20 +124,20 @@ func devNull() *os.File {
 // program is the path to exec: an installed helper that is the embedded
 // one (no copy to make), else the embedded helper's memfd, as the child's
 // fd 3; without an embedded helper, the installed one.
-func program() (string, *os.File, error) {
-	installed := installedPath()
+func program(name, embedded string) (string, *os.File, error) {
+	installed := installedPath(name)
 	if len(embedded) > 0 {
 		if installed != "" && same(installed, embedded) {
 			return installed, nil, nil
 		}
-		f, err := sealedMemfd(embedded)
+		f, err := sealedMemfd(name, embedded)
 		if err != nil {
 			return "", nil, err
 		}
 		return fmt.Sprintf("/proc/self/fd/%d", ProgramFD), f, nil
 	}
 	if installed == "" {
-		return "", nil, errors.New(Name + " is neither built into this nsbox nor installed beside it; fix: build nsbox with make build, which embeds it, or install it beside nsbox (go install github.com/nsbox/nsbox/cmd/nsbox-helper@latest)")
+		return "", nil, errors.New(name + " is neither built into this nsbox nor installed beside it; fix: build nsbox with make build, which embeds it, or install it beside nsbox (make install)")
 	}
 	return installed, nil, nil
 }
@@ -125,13 +145,13 @@ func program() (string, *os.File, error) {
 // installedPath is the helper installed with nsbox, or "": DIR/nsbox-helper
 // or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's own directory
 // (make install puts it in the second).
-func installedPath() string {
+func installedPath(name string) string {
 	self, err := os.Executable()
 	if err != nil {
 		return ""
 	}
 	dir := filepath.Dir(self)
-	for _, p := range []string{filepath.Join(dir, Name), filepath.Join(dir, "..", "libexec", "nsbox", Name)} {
+	for _, p := range []string{filepath.Join(dir, name), filepath.Join(dir, "..", "libexec", "nsbox", name)} {
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p
 		}
@@ -163,20 +183,20 @@ func same(path, embedded string) bool {
 }
 
 // sealedMemfd returns a memfd holding b, sealed against every change.
-func sealedMemfd(b string) (*os.File, error) {
-	fd, err := unix.MemfdCreate(Name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+func sealedMemfd(name, b string) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return nil, fmt.Errorf("%s: memfd_create: %w", Name, err)
+		return nil, fmt.Errorf("%s: memfd_create: %w", name, err)
 	}
-	f := os.NewFile(uintptr(fd), Name)
+	f := os.NewFile(uintptr(fd), name)
 	if err := fill(fd, b); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: write the memfd: %w", Name, err)
+		return nil, fmt.Errorf("%s: write the memfd: %w", name, err)
 	}
 	const seals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: seal the memfd: %w", Name, err)
+		return nil, fmt.Errorf("%s: seal the memfd: %w", name, err)
 	}
 	return f, nil
 }

@@ -15,7 +15,7 @@ import (
 const rodata = "nsbox helper test: bytes that live in the test binary's own file, found through /proc/self/maps"
 
 func TestMemfdIsSealedAgainstEveryChange(t *testing.T) {
-	f, err := sealedMemfd(rodata)
+	f, err := sealedMemfd(Name, rodata)
 	assert.NilError(t, err)
 	defer f.Close()
 	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)

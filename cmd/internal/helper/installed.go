@@ -2,6 +2,6 @@
 
 package helper
 
-// embedded is empty without the nsbox_helper build tag: the helper is
-// then looked for where it is installed.
-var embedded string
+// embedded and embeddedImage are empty without the nsbox_helper build
+// tag: the helpers are then looked for where they are installed.
+var embedded, embeddedImage string
