@@ -199,9 +199,21 @@ func (c *copier) copyOpened(src *os.File, st *unix.Stat_t, ddir int, dname, rel 
 // copyTop copies the file or directory that the O_PATH descriptor fd (a
 // resolved path) stands for.
 func (c *copier) copyTop(fd int, ddir int, dname, rel string) error {
+	src, st, err := openTop(fd, rel)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return c.copyOpened(src, &st, ddir, dname, rel, 0)
+}
+
+// openTop opens for reading the file or directory that the O_PATH
+// descriptor fd (a resolved path, rel) stands for, and checks it is the
+// file fd holds (not one swapped in since): cp's and tar's first step.
+func openTop(fd int, rel string) (*os.File, unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return changed(rel, err)
+		return nil, st, changed(rel, err)
 	}
 	var (
 		sfd int
@@ -214,18 +226,18 @@ func (c *copier) copyTop(fd int, ddir int, dname, rel string) error {
 		// Reopened through our own /proc/self/fd: the very file resolved.
 		sfd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	default:
-		return fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
+		return nil, st, fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
 	}
 	if err != nil {
-		return changed(rel, err)
+		return nil, st, changed(rel, err)
 	}
 	src := os.NewFile(uintptr(sfd), rel)
-	defer src.Close()
 	var now unix.Stat_t
 	if unix.Fstat(sfd, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-		return fmt.Errorf("%s: %w", rel, errChanged)
+		src.Close()
+		return nil, st, fmt.Errorf("%s: %w", rel, errChanged)
 	}
-	return c.copyOpened(src, &st, ddir, dname, rel, 0)
+	return src, st, nil
 }
 
 // openSame opens name in dir with flags and O_NOFOLLOW, and checks it is
@@ -346,6 +358,16 @@ func (c *copier) copyDir(src *os.File, ddir int, dname, rel string, st *unix.Sta
 	return setMeta(dfd, st, c.dst(rel))
 }
 
+// rootFD opens the running sandbox's root as its command sees it (the
+// caller closes it): where every path of cp is resolved.
+func (s *Sandbox) rootFD() (int, error) {
+	t, err := s.target()
+	if err != nil {
+		return -1, err
+	}
+	return sandboxRoot(t)
+}
+
 // changed words an error of the source side: a file that vanished or
 // became something else is errChanged.
 func changed(rel string, err error) error {
@@ -360,11 +382,7 @@ func changed(rel string, err error) error {
 // sandbox's view), to hostDest: into it if it is a directory, else as it.
 // It returns the paths of the devices, FIFOs and sockets it skipped.
 func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
-	t, err := s.target()
-	if err != nil {
-		return nil, err
-	}
-	root, err := sandboxRoot(t)
+	root, err := s.rootFD()
 	if err != nil {
 		return nil, err
 	}
@@ -395,11 +413,7 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 // as it. dest is resolved in the sandbox's root; what is created is the
 // caller's, as the sandbox's maps show it.
 func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
-	t, err := s.target()
-	if err != nil {
-		return nil, err
-	}
-	root, err := sandboxRoot(t)
+	root, err := s.rootFD()
 	if err != nil {
 		return nil, err
 	}

@@ -20,11 +20,7 @@ import (
 // owned by the caller's uid and gid. Symlinks inside the tree are stored
 // as symlinks. It returns the devices, FIFOs and sockets it left out.
 func (s *Sandbox) CopyFrom(src string, w io.Writer) (skipped []string, err error) {
-	t, err := s.target()
-	if err != nil {
-		return nil, err
-	}
-	root, err := sandboxRoot(t)
+	root, err := s.rootFD()
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +53,7 @@ func (s *Sandbox) CopyFrom(src string, w io.Writer) (skipped []string, err error
 // created (owned by the caller, as the sandbox maps it); hard links,
 // devices and FIFOs are skipped and returned.
 func (s *Sandbox) CopyTo(r io.Reader, dest string) (skipped []string, err error) {
-	t, err := s.target()
-	if err != nil {
-		return nil, err
-	}
-	root, err := sandboxRoot(t)
+	root, err := s.rootFD()
 	if err != nil {
 		return nil, err
 	}
@@ -84,26 +76,10 @@ func (s *Sandbox) CopyTo(r io.Reader, dest string) (skipped []string, err error)
 // tarTop writes the file or directory the O_PATH descriptor fd stands
 // for, as name.
 func (c *copier) tarTop(tw *tar.Writer, fd int, name string) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return changed(name, err)
-	}
-	var (
-		sfd int
-		err error
-	)
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		sfd, err = unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	case unix.S_IFREG:
-		sfd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	default:
-		return fmt.Errorf("%s is not a regular file or directory: not copied", name)
-	}
+	src, st, err := openTop(fd, name)
 	if err != nil {
-		return changed(name, err)
+		return err
 	}
-	src := os.NewFile(uintptr(sfd), name)
 	defer src.Close()
 	return c.tarOpened(tw, src, &st, name, 0)
 }
