@@ -1,8 +1,13 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
@@ -42,8 +47,13 @@ func (s *Sandbox) Mount(src, dest string, o MountOptions) error {
 	if err := checkLiveDest(t, dest); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
-	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
+	anchor, err := makeAnchor(t, abs, dest)
 	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
+	}
+	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, Anchor: anchor, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
+	if err != nil {
+		os.Remove(anchor)
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
 	return nil
@@ -60,10 +70,85 @@ func (s *Sandbox) Unmount(dest string) error {
 	if err := checkLiveDest(t, dest); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
-	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest}); err != nil {
+	anchor := anchorPath(t, dest)
+	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest, Anchor: anchor}); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
+	os.Remove(filepath.Dir(anchor)) // the sandbox's directory, once empty
 	return nil
+}
+
+// anchorsDir holds the anchors of added mounts, one directory per
+// sandbox: under $XDG_RUNTIME_DIR, which a sandbox sees as an empty tmpfs
+// (View.RuntimeDir), else the user's cache directory, under the home a
+// sandbox sees as a tmpfs. No sandbox may reach them: removing an anchor
+// from a namespace where it is no mount point detaches what is mounted
+// on it, here the locked mount (docs/live.md).
+func anchorsDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "nsbox-live")
+	}
+	if d, err := os.UserCacheDir(); err == nil && filepath.IsAbs(d) {
+		return filepath.Join(d, "nsbox-live")
+	}
+	return filepath.Join(os.TempDir(), "nsbox-live-"+strconv.Itoa(os.Getuid()))
+}
+
+// anchorPath is the anchor of the mount Mount adds at dest in the
+// sandbox t: found again from t and dest alone, by Unmount in another
+// process.
+func anchorPath(t Target, dest string) string {
+	sum := sha256.Sum256([]byte(dest))
+	return filepath.Join(anchorsDir(), strconv.Itoa(t.Pid)+"-"+strconv.FormatUint(t.StartTime, 10), hex.EncodeToString(sum[:16]))
+}
+
+// makeAnchor creates the anchor of a mount of src at dest: an empty
+// directory, or an empty file for a file src, private to the caller. It
+// first removes the directories of sandboxes that have ended (their
+// anchors are no mount points any more).
+func makeAnchor(t Target, src, dest string) (string, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	pruneAnchors()
+	p := anchorPath(t, dest)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("create the directory of its anchor: %w", err)
+	}
+	if st.IsDir() {
+		err = os.Mkdir(p, 0o700)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			err = f.Close()
+		}
+	}
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("%s already has a mount Mount added (unmount it first)", dest)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create its anchor: %w", err)
+	}
+	return p, nil
+}
+
+// pruneAnchors removes the anchors of sandboxes whose PID 1 (pid and
+// start time, as anchorPath names them) is gone.
+func pruneAnchors() {
+	dir := anchorsDir()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		pid, start, ok := strings.Cut(e.Name(), "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil {
+			continue
+		}
+		if st, err := pidStartTime(n); err == nil && strconv.FormatUint(st, 10) == start {
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // checkLiveDest checks dest is a path Mount and Unmount may act on.
