@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
+	"golang.org/x/sys/unix"
 )
 
 // MountOptions are the options of Sandbox.Mount. The zero value mounts
@@ -70,7 +71,11 @@ func (s *Sandbox) Unmount(dest string) error {
 	if err := checkLiveDest(t, dest); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
-	anchor := anchorPath(t, dest)
+	dir, err := anchorsDir(false)
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", dest, err)
+	}
+	anchor := anchorPath(dir, t, dest)
 	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest, Anchor: anchor}); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
@@ -78,28 +83,49 @@ func (s *Sandbox) Unmount(dest string) error {
 	return nil
 }
 
-// anchorsDir holds the anchors of added mounts, one directory per
-// sandbox: under $XDG_RUNTIME_DIR, which a sandbox sees as an empty tmpfs
-// (View.RuntimeDir), else the user's cache directory, under the home a
-// sandbox sees as a tmpfs. No sandbox may reach them: removing an anchor
-// from a namespace where it is no mount point detaches what is mounted
-// on it, here the locked mount (docs/live.md).
-func anchorsDir() string {
+// AnchorsDir is the directory where Mount keeps the anchors of the
+// mounts it adds, one directory per sandbox: $XDG_RUNTIME_DIR/nsbox-live,
+// else $TMPDIR/nsbox-live-UID, as the state directory of nsbox's CLI.
+// No sandbox may see it: removing an anchor in a mount namespace where
+// it is no mount point detaches what is mounted on it, locked or not
+// (docs/live.md). The default View covers both places with a tmpfs;
+// whoever binds a directory above one into a sandbox must cover it too.
+func AnchorsDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		return filepath.Join(d, "nsbox-live")
-	}
-	if d, err := os.UserCacheDir(); err == nil && filepath.IsAbs(d) {
 		return filepath.Join(d, "nsbox-live")
 	}
 	return filepath.Join(os.TempDir(), "nsbox-live-"+strconv.Itoa(os.Getuid()))
 }
 
+// anchorsDir is AnchorsDir, checked (made, if mkdir) to be a directory of
+// the caller's, private to it, and no symlink: in a shared /tmp, someone
+// else's could lead Mount and Unmount elsewhere.
+func anchorsDir(mkdir bool) (string, error) {
+	dir := AnchorsDir()
+	if mkdir {
+		if err := unix.Mkdir(dir, 0o700); err != nil && err != unix.EEXIST {
+			return "", fmt.Errorf("create the anchors directory %s: %w", dir, err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		if !mkdir && err == unix.ENOENT {
+			return dir, nil // no anchor in it: the stage says so
+		}
+		return "", fmt.Errorf("anchors directory %s: %w", dir, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() || st.Mode&0o077 != 0 {
+		return "", fmt.Errorf("anchors directory %s is not a private directory of yours (mode 0700): remove it", dir)
+	}
+	return dir, nil
+}
+
 // anchorPath is the anchor of the mount Mount adds at dest in the
-// sandbox t: found again from t and dest alone, by Unmount in another
-// process.
-func anchorPath(t Target, dest string) string {
+// sandbox t, in the anchors directory dir: found again from t and dest
+// alone, by Unmount in another process.
+func anchorPath(dir string, t Target, dest string) string {
 	sum := sha256.Sum256([]byte(dest))
-	return filepath.Join(anchorsDir(), strconv.Itoa(t.Pid)+"-"+strconv.FormatUint(t.StartTime, 10), hex.EncodeToString(sum[:16]))
+	return filepath.Join(dir, strconv.Itoa(t.Pid)+"-"+strconv.FormatUint(t.StartTime, 10), hex.EncodeToString(sum[:16]))
 }
 
 // makeAnchor creates the anchor of a mount of src at dest: an empty
@@ -111,9 +137,13 @@ func makeAnchor(t Target, src, dest string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pruneAnchors()
-	p := anchorPath(t, dest)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	dir, err := anchorsDir(true)
+	if err != nil {
+		return "", err
+	}
+	pruneAnchors(dir)
+	p := anchorPath(dir, t, dest)
+	if err := os.Mkdir(filepath.Dir(p), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("create the directory of its anchor: %w", err)
 	}
 	if st.IsDir() {
@@ -133,10 +163,9 @@ func makeAnchor(t Target, src, dest string) (string, error) {
 	return p, nil
 }
 
-// pruneAnchors removes the anchors of sandboxes whose PID 1 (pid and
-// start time, as anchorPath names them) is gone.
-func pruneAnchors() {
-	dir := anchorsDir()
+// pruneAnchors removes from dir the anchors of sandboxes whose PID 1
+// (pid and start time, as anchorPath names them) is gone.
+func pruneAnchors(dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		pid, start, ok := strings.Cut(e.Name(), "-")

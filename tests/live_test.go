@@ -223,3 +223,39 @@ func TestLivePause(t *testing.T) {
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox h: pause: the sandbox shares the caller's PID namespace"})
 	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
 }
+
+// TestLiveMountAnchorsHidden: the anchors of added mounts (docs/live.md)
+// are hidden, as the state directory is, from a sandbox that binds a
+// directory above them: one that could remove an anchor from a mount
+// namespace of its own would detach the locked mount on it.
+func TestLiveMountAnchorsHidden(t *testing.T) {
+	requireUnprivileged(t)
+	// A runtime directory outside /tmp, under a directory the attacker
+	// binds (the default view covers $XDG_RUNTIME_DIR itself).
+	base, err := os.MkdirTemp("/var/tmp", "nsbox-xdg-")
+	assert.NilError(t, err)
+	defer os.RemoveAll(base)
+	xdg := filepath.Join(base, "run")
+	assert.NilError(t, os.Mkdir(xdg, 0o700))
+	env := append(envWithout("XDG_RUNTIME_DIR"), "XDG_RUNTIME_DIR="+xdg)
+	run := func(args ...string) *icmd.Result {
+		return icmd.RunCmd(icmd.Command(nsboxBin, args...), icmd.WithEnv(env...), icmd.Dir("/"))
+	}
+	run("run", "--detach", "--name", "v", "--root", "--", "sleep", "600").Assert(t, icmd.Success)
+	defer run("kill", "v")
+	src := t.TempDir()
+	assert.NilError(t, os.Chmod(src, 0o755))
+	run("mount", "v", src, "/tmp/x", "--mkdir").Assert(t, icmd.Success)
+	anchors := filepath.Join(xdg, "nsbox-live")
+	before, err := filepath.Glob(filepath.Join(anchors, "*", "*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(before, 1))
+
+	res := run("run", "--root", "--bind", base, "--", "sh", "-c", "ls -A "+anchors+"; rm -rf "+anchors+"/* 2>/dev/null; true")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(res.Stdout(), ""), "the sandbox saw the anchors")
+	after, err := filepath.Glob(filepath.Join(anchors, "*", "*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(after, before))
+	run("umount", "v", "/tmp/x").Assert(t, icmd.Success)
+}
