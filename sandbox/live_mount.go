@@ -32,7 +32,8 @@ type MountOptions struct {
 // symlinks planted inside cannot lead it out of the sandbox's view, and a
 // symlink as its last component is refused. The mount is locked as the
 // sandbox's own mounts are (docs/live.md): root
-// inside can neither make a read-only one writable nor unmount it.
+// inside can neither make a read-only one writable nor unmount it. It
+// stands on an empty anchor in AnchorsDir, which Unmount removes.
 //
 // It needs a sandbox with a mount namespace of its own. Errors name src
 // and dest; ErrEnded (errors.Is) when the sandbox has ended.
