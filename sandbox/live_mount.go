@@ -33,7 +33,7 @@ type MountOptions struct {
 // symlink as its last component is refused. The mount is locked as the
 // sandbox's own mounts are (docs/live.md): root
 // inside can neither make a read-only one writable nor unmount it. It
-// stands on an empty anchor in AnchorsDir, which Unmount removes.
+// stands on an empty anchor in o.AnchorsDir, which Unmount removes.
 //
 // It needs a sandbox with a mount namespace of its own. Errors name src
 // and dest; ErrEnded (errors.Is) when the sandbox has ended.
@@ -56,6 +56,7 @@ func (s *Sandbox) Mount(src, dest string, o MountOptions) error {
 	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, Anchor: anchor, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
 	if err != nil {
 		os.Remove(anchor)
+		os.Remove(filepath.Dir(anchor)) // once empty
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
 	return nil
@@ -85,24 +86,25 @@ func (s *Sandbox) Unmount(dest string) error {
 }
 
 // AnchorsDir is the directory where Mount keeps the anchors of the
-// mounts it adds, one directory per sandbox: $XDG_RUNTIME_DIR/nsbox-live,
-// else $TMPDIR/nsbox-live-UID, as the state directory of nsbox's CLI.
-// No sandbox may see it: removing an anchor in a mount namespace where
-// it is no mount point detaches what is mounted on it, locked or not
-// (docs/live.md). The default View covers both places with a tmpfs;
-// whoever binds a directory above one into a sandbox must cover it too.
-func AnchorsDir() string {
+// mounts it adds (the same for any options), one directory per sandbox:
+// $XDG_RUNTIME_DIR/nsbox-live, else $TMPDIR/nsbox-live-UID, as the state
+// directory of nsbox's CLI. No sandbox may see it: removing an anchor in
+// a mount namespace where it is no mount point detaches what is mounted
+// on it, locked or not (docs/live.md). The default View covers both
+// places with a tmpfs; whoever binds a directory above one into a
+// sandbox must cover it too.
+func (MountOptions) AnchorsDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
 		return filepath.Join(d, "nsbox-live")
 	}
 	return filepath.Join(os.TempDir(), "nsbox-live-"+strconv.Itoa(os.Getuid()))
 }
 
-// anchorsDir is AnchorsDir, checked (made, if mkdir) to be a directory of
-// the caller's, private to it, and no symlink: in a shared /tmp, someone
-// else's could lead Mount and Unmount elsewhere.
+// anchorsDir is MountOptions.AnchorsDir, checked (made, if mkdir) to be
+// a directory of the caller's, private to it, and no symlink: in a shared
+// /tmp, someone else's could lead Mount and Unmount elsewhere.
 func anchorsDir(mkdir bool) (string, error) {
-	dir := AnchorsDir()
+	dir := MountOptions{}.AnchorsDir()
 	if mkdir {
 		if err := unix.Mkdir(dir, 0o700); err != nil && err != unix.EEXIST {
 			return "", fmt.Errorf("create the anchors directory %s: %w", dir, err)
@@ -136,7 +138,7 @@ func anchorPath(dir string, t Target, dest string) string {
 func makeAnchor(t Target, src, dest string) (string, error) {
 	st, err := os.Stat(src)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w; fix: check the host path exists and you may read it", err)
 	}
 	dir, err := anchorsDir(true)
 	if err != nil {
