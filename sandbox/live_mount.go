@@ -56,7 +56,7 @@ func (s *Sandbox) Mount(src, dest string, o MountOptions) error {
 	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, Anchor: anchor, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
 	if err != nil {
 		os.Remove(anchor)
-		os.Remove(filepath.Dir(anchor)) // once empty
+		removeAnchorDirs(anchor)
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
 	return nil
@@ -81,8 +81,18 @@ func (s *Sandbox) Unmount(dest string) error {
 	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest, Anchor: anchor}); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
-	os.Remove(filepath.Dir(anchor)) // the sandbox's directory, once empty
+	removeAnchorDirs(anchor) // the stage removed the anchor itself
 	return nil
+}
+
+// removeAnchorDirs removes the directories above the anchor at p, its
+// sandbox's and the anchors directory, each once empty. Never the anchor:
+// a Mount at the same place since may have made it again.
+func removeAnchorDirs(p string) {
+	for i := 0; i < 2; i++ {
+		p = filepath.Dir(p)
+		os.Remove(p)
+	}
 }
 
 // AnchorsDir is the directory where Mount keeps the anchors of the
