@@ -97,15 +97,17 @@ func removeAnchorDirs(p string) {
 
 // AnchorsDir is the directory where Mount keeps the anchors of the
 // mounts it adds (the same for any options), one directory per sandbox:
-// $XDG_RUNTIME_DIR/nsbox-live, else $TMPDIR/nsbox-live-UID, as the state
-// directory of nsbox's CLI. No sandbox may see it: removing an anchor in
+// $XDG_RUNTIME_DIR/nsbox-live when that names a directory, else
+// $TMPDIR/nsbox-live-UID, as the state directory of nsbox's CLI. No sandbox may see it: removing an anchor in
 // a mount namespace where it is no mount point detaches what is mounted
 // on it, locked or not (docs/live.md). The default View covers both
 // places with a tmpfs; whoever binds a directory above one into a
 // sandbox must cover it too.
 func (MountOptions) AnchorsDir() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		return filepath.Join(d, "nsbox-live")
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return filepath.Join(d, "nsbox-live")
+		}
 	}
 	return filepath.Join(os.TempDir(), "nsbox-live-"+strconv.Itoa(os.Getuid()))
 }
@@ -117,7 +119,7 @@ func anchorsDir(mkdir bool) (string, error) {
 	dir := MountOptions{}.AnchorsDir()
 	if mkdir {
 		if err := unix.Mkdir(dir, 0o700); err != nil && err != unix.EEXIST {
-			return "", fmt.Errorf("create the anchors directory %s: %w", dir, err)
+			return "", fmt.Errorf("create the anchors directory %s: %w; fix: set XDG_RUNTIME_DIR to a directory of yours", dir, err)
 		}
 	}
 	var st unix.Stat_t
@@ -125,10 +127,10 @@ func anchorsDir(mkdir bool) (string, error) {
 		if !mkdir && err == unix.ENOENT {
 			return dir, nil // no anchor in it: the stage says so
 		}
-		return "", fmt.Errorf("anchors directory %s: %w", dir, err)
+		return "", fmt.Errorf("anchors directory %s: %w; fix: set XDG_RUNTIME_DIR to a directory of yours", dir, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() || st.Mode&0o077 != 0 {
-		return "", fmt.Errorf("anchors directory %s is not a private directory of yours (mode 0700): remove it", dir)
+		return "", fmt.Errorf("anchors directory %s is not a private directory of yours (mode 0700); fix: remove it, or set XDG_RUNTIME_DIR to a directory of yours", dir)
 	}
 	return dir, nil
 }
