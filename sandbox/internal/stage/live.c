@@ -157,9 +157,9 @@ static int mount_root(int fd, const char *what)
 	fail("find the mount that holds %s inside the sandbox", what);
 }
 
-/* live_anchor makes a place in M to attach X on: a directory, or a file
+/* live_scratch makes a place in M to attach X on: a directory, or a file
  * for a file's mount, in a tmpfs of M's own over its /. */
-static int live_anchor(int dir)
+static int live_scratch(int dir)
 {
 	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
@@ -171,7 +171,7 @@ static int live_anchor(int dir)
 	int made = dir ? mkdirat(m, "x", 0700) : openat(m, "x", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int fd = made < 0 ? -1 : openat(m, "x", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		fail("create an anchor in the scratch tmpfs");
+		fail("create a place in the scratch tmpfs");
 	return fd;
 }
 
@@ -238,8 +238,8 @@ static void live_mount(const struct config *c, int outer, int mntfd, int rootfd)
 	/* 4. Back in M: X, then W with SRC on it onto X, which propagates. */
 	if (setns(mfd, CLONE_NEWNS) < 0)
 		fail("return to the clone's mount namespace (setns)");
-	int anchor = live_anchor(S_ISDIR(st.st_mode));
-	if (move_mount(x, "", anchor, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	int spot = live_scratch(S_ISDIR(st.st_mode));
+	if (move_mount(x, "", spot, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		fail("attach the clone of %s", c->join.live_dest);
 	if (move_mount(src, "", w, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ||
 	    move_mount(w, "", x, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
