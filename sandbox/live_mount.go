@@ -1,11 +1,17 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
+	"golang.org/x/sys/unix"
 )
 
 // MountOptions are the options of Sandbox.Mount. The zero value mounts
@@ -26,7 +32,8 @@ type MountOptions struct {
 // symlinks planted inside cannot lead it out of the sandbox's view, and a
 // symlink as its last component is refused. The mount is locked as the
 // sandbox's own mounts are (docs/live.md): root
-// inside can neither make a read-only one writable nor unmount it.
+// inside can neither make a read-only one writable nor unmount it. It
+// stands on an empty anchor in o.AnchorsDir, which Unmount removes.
 //
 // It needs a sandbox with a mount namespace of its own. Errors name src
 // and dest; ErrEnded (errors.Is) when the sandbox has ended.
@@ -42,8 +49,14 @@ func (s *Sandbox) Mount(src, dest string, o MountOptions) error {
 	if err := checkLiveDest(t, dest); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
-	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
+	anchor, err := makeAnchor(t, abs, dest)
 	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
+	}
+	_, err = runLive(t, &stage.Live{Op: stage.LiveMount, Src: abs, Dest: dest, Anchor: anchor, ReadOnly: o.ReadOnly, Mkdir: o.Mkdir})
+	if err != nil {
+		os.Remove(anchor)
+		removeAnchorDirs(anchor)
 		return fmt.Errorf("mount %s on %s: %w", src, dest, err)
 	}
 	return nil
@@ -60,10 +73,126 @@ func (s *Sandbox) Unmount(dest string) error {
 	if err := checkLiveDest(t, dest); err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
-	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest}); err != nil {
+	dir, err := anchorsDir(false)
+	if err != nil {
 		return fmt.Errorf("unmount %s: %w", dest, err)
 	}
+	anchor := anchorPath(dir, t, dest)
+	if _, err := runLive(t, &stage.Live{Op: stage.LiveUmount, Dest: dest, Anchor: anchor}); err != nil {
+		return fmt.Errorf("unmount %s: %w", dest, err)
+	}
+	removeAnchorDirs(anchor) // the stage removed the anchor itself
 	return nil
+}
+
+// removeAnchorDirs removes the directories above the anchor at p, its
+// sandbox's and the anchors directory, each once empty. Never the anchor:
+// a Mount at the same place since may have made it again.
+func removeAnchorDirs(p string) {
+	for i := 0; i < 2; i++ {
+		p = filepath.Dir(p)
+		os.Remove(p)
+	}
+}
+
+// AnchorsDir is the directory where Mount keeps the anchors of the
+// mounts it adds (the same for any options), one directory per sandbox:
+// $XDG_RUNTIME_DIR/nsbox-live when that names a directory, else
+// $TMPDIR/nsbox-live-UID, as the state directory of nsbox's CLI. No sandbox may see it: removing an anchor in
+// a mount namespace where it is no mount point detaches what is mounted
+// on it, locked or not (docs/live.md). The default View covers both
+// places with a tmpfs; whoever binds a directory above one into a
+// sandbox must cover it too.
+func (MountOptions) AnchorsDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			return filepath.Join(d, "nsbox-live")
+		}
+	}
+	return filepath.Join(os.TempDir(), "nsbox-live-"+strconv.Itoa(os.Getuid()))
+}
+
+// anchorsDir is MountOptions.AnchorsDir, checked (made, if mkdir) to be
+// a directory of the caller's, private to it, and no symlink: in a shared
+// /tmp, someone else's could lead Mount and Unmount elsewhere.
+func anchorsDir(mkdir bool) (string, error) {
+	dir := MountOptions{}.AnchorsDir()
+	if mkdir {
+		if err := unix.Mkdir(dir, 0o700); err != nil && err != unix.EEXIST {
+			return "", fmt.Errorf("create the anchors directory %s: %w; fix: set XDG_RUNTIME_DIR to a directory of yours", dir, err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		if !mkdir && err == unix.ENOENT {
+			return dir, nil // no anchor in it: the stage says so
+		}
+		return "", fmt.Errorf("anchors directory %s: %w; fix: set XDG_RUNTIME_DIR to a directory of yours", dir, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() || st.Mode&0o077 != 0 {
+		return "", fmt.Errorf("anchors directory %s is not a private directory of yours (mode 0700); fix: remove it, or set XDG_RUNTIME_DIR to a directory of yours", dir)
+	}
+	return dir, nil
+}
+
+// anchorPath is the anchor of the mount Mount adds at dest in the
+// sandbox t, in the anchors directory dir: found again from t and dest
+// alone, by Unmount in another process.
+func anchorPath(dir string, t Target, dest string) string {
+	sum := sha256.Sum256([]byte(dest))
+	return filepath.Join(dir, strconv.Itoa(t.Pid)+"-"+strconv.FormatUint(t.StartTime, 10), hex.EncodeToString(sum[:16]))
+}
+
+// makeAnchor creates the anchor of a mount of src at dest: an empty
+// directory, or an empty file for a file src, private to the caller. It
+// first removes the directories of sandboxes that have ended (their
+// anchors are no mount points any more).
+func makeAnchor(t Target, src, dest string) (string, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("%w; fix: check the host path exists and you may read it", err)
+	}
+	dir, err := anchorsDir(true)
+	if err != nil {
+		return "", err
+	}
+	pruneAnchors(dir)
+	p := anchorPath(dir, t, dest)
+	if err := os.Mkdir(filepath.Dir(p), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("create the directory of its anchor: %w", err)
+	}
+	if st.IsDir() {
+		err = os.Mkdir(p, 0o700)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			err = f.Close()
+		}
+	}
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("%s already has a mount Mount added (unmount it first)", dest)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create its anchor: %w", err)
+	}
+	return p, nil
+}
+
+// pruneAnchors removes from dir the anchors of sandboxes whose PID 1
+// (pid and start time, as anchorPath names them) is gone.
+func pruneAnchors(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		pid, start, ok := strings.Cut(e.Name(), "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil {
+			continue
+		}
+		if st, err := pidStartTime(n); err == nil && strconv.FormatUint(st, 10) == start {
+			continue
+		}
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // checkLiveDest checks dest is a path Mount and Unmount may act on.

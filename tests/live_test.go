@@ -34,7 +34,7 @@ func TestLiveMount(t *testing.T) {
 	src := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(src, "f"), []byte("from the host\n"), 0o644))
 	assert.NilError(t, os.Chmod(src, 0o755))
-	s.detached("m", "--root", "--", "sh", "-c", "mkdir /tmp/d; touch /tmp/d/own; ln -s / /tmp/up; ln -s "+src+" /tmp/evil; ln -s ../../../../.. /tmp/dots; exec sleep 600")
+	s.detached("m", "--root", "--", "sh", "-c", "mkdir /tmp/d /run/h; touch /tmp/d/own /run/h/hidden; ln -s / /tmp/up; ln -s "+src+" /tmp/evil; ln -s ../../../../.. /tmp/dots; exec sleep 600")
 	waitFor(t, func() bool { return s.run("exec", "m", "--", "test", "-L", "/tmp/dots").ExitCode == 0 }, "the setup inside")
 	before := hostMounts(t)
 
@@ -56,15 +56,24 @@ func TestLiveMount(t *testing.T) {
 	_, err := os.Stat(filepath.Join(src, "g"))
 	assert.Check(t, os.IsNotExist(err))
 
-	// Root inside may unmount an added mount (the kernel does not lock
-	// the root of a propagated mount: docs/design.md), which shows only
-	// what the sandbox had there before; it cannot unmount the
-	// sandbox's own mounts to see the host's.
-	s.run("mount", "m", src, "/tmp/up/tmp/root-may", "--mkdir").Assert(t, icmd.Success)
-	s.run("exec", "m", "--root", "--", "sh", "-c", "umount /tmp/root-may && ls -A /tmp/root-may").Assert(t, icmd.Expected{Out: ""})
+	// Root inside cannot unmount an added mount to see what it covers:
+	// umount, lazy or not, meets a locked mount; unmounting a recursive
+	// bind of the shared /run reaches by propagation only the unlocked
+	// mount under the locked one, which the kernel slides into its place
+	// (docs/live.md); nsbox umount then refuses it in one line. Nor can it
+	// unmount the sandbox's own mounts to see the host's.
+	s.run("mount", "m", src, "/run/h").Assert(t, icmd.Success)
+	res = s.run("exec", "m", "--root", "--", "sh", "-c",
+		"umount /run/h && echo UNMOUNTED; umount -l /run/h && echo UNMOUNTED; "+
+			"mount --make-shared /run && mkdir /tmp/b && mount --rbind /run /tmp/b && umount -l /tmp/b && echo PROPAGATED; ls -A /run/h")
+	assert.Check(t, !strings.Contains(res.Stdout(), "UNMOUNTED"), res.Combined())
+	assert.Check(t, is.Contains(res.Stdout(), "PROPAGATED\nf\n"), res.Combined())
+	assert.Check(t, !strings.Contains(res.Stdout(), "hidden"), res.Combined())
+	res = s.run("umount", "m", "/run/h")
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "root inside moved what nsbox mount added, which the kernel keeps locked"})
+	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
 	res = s.run("exec", "m", "--root", "--", "sh", "-c", "umount -l /tmp || umount -l /home || echo LOCKED")
 	assert.Check(t, is.Contains(res.Stdout(), "LOCKED"), res.Combined())
-	s.run("umount", "m", "/tmp/root-may").Assert(t, icmd.Expected{ExitCode: 125, Err: "unmount /tmp/root-may inside the sandbox"})
 
 	// inspect lists it; mounting over it again is refused in one line.
 	res = s.run("inspect", "m")
@@ -88,9 +97,17 @@ func TestLiveMount(t *testing.T) {
 	s.run("mount", "m", filepath.Join(src, "f"), "/tmp/dd").Assert(t, icmd.Expected{ExitCode: 125, Err: "mount a directory on a directory and a file on a file"})
 	assert.Equal(t, hostMounts(t), before)
 
-	// umount removes it; the sandbox's own mounts cannot be removed.
+	// umount removes it, and what held it: nothing of it stays in the
+	// sandbox's mount table nor on the host; the sandbox's own mounts
+	// cannot be removed.
+	anchors, err := filepath.Glob(filepath.Join(s.xdg, "nsbox-live", "*", "*"))
+	assert.NilError(t, err)
 	s.run("umount", "m", "/tmp/d").Assert(t, icmd.Success)
 	s.run("exec", "m", "--", "ls", "/tmp/d").Assert(t, icmd.Expected{Out: "own\n"})
+	s.run("exec", "m", "--", "grep", "-c", " /tmp/d ", "/proc/self/mountinfo").Assert(t, icmd.Expected{ExitCode: 1, Out: "0\n"})
+	left, err := filepath.Glob(filepath.Join(s.xdg, "nsbox-live", "*", "*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(len(left), len(anchors)-1), "anchors %v, then %v", anchors, left)
 	s.run("umount", "m", "/tmp").Assert(t, icmd.Expected{ExitCode: 125, Err: "only what nsbox mount added can be removed"})
 	s.run("exec", "m", "--", "test", "-e", "/tmp/file").Assert(t, icmd.Success)
 	assert.Check(t, !strings.Contains(s.run("inspect", "m").Stdout(), `"destination": "/tmp/d"`))
@@ -205,4 +222,40 @@ func TestLivePause(t *testing.T) {
 	res = s.run("pause", "h")
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox h: pause: the sandbox shares the caller's PID namespace"})
 	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+}
+
+// TestLiveMountAnchorsHidden: the anchors of added mounts (docs/live.md)
+// are hidden, as the state directory is, from a sandbox that binds a
+// directory above them: one that could remove an anchor from a mount
+// namespace of its own would detach the locked mount on it.
+func TestLiveMountAnchorsHidden(t *testing.T) {
+	requireUnprivileged(t)
+	// A runtime directory outside /tmp, under a directory the attacker
+	// binds (the default view covers $XDG_RUNTIME_DIR itself).
+	base, err := os.MkdirTemp("/var/tmp", "nsbox-xdg-")
+	assert.NilError(t, err)
+	defer os.RemoveAll(base)
+	xdg := filepath.Join(base, "run")
+	assert.NilError(t, os.Mkdir(xdg, 0o700))
+	env := append(envWithout("XDG_RUNTIME_DIR"), "XDG_RUNTIME_DIR="+xdg)
+	run := func(args ...string) *icmd.Result {
+		return icmd.RunCmd(icmd.Command(nsboxBin, args...), icmd.WithEnv(env...), icmd.Dir("/"))
+	}
+	run("run", "--detach", "--name", "v", "--root", "--", "sleep", "600").Assert(t, icmd.Success)
+	defer run("kill", "v")
+	src := t.TempDir()
+	assert.NilError(t, os.Chmod(src, 0o755))
+	run("mount", "v", src, "/tmp/x", "--mkdir").Assert(t, icmd.Success)
+	anchors := filepath.Join(xdg, "nsbox-live")
+	before, err := filepath.Glob(filepath.Join(anchors, "*", "*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(before, 1))
+
+	res := run("run", "--root", "--bind", base, "--", "sh", "-c", "ls -A "+anchors+"; rm -rf "+anchors+"/* 2>/dev/null; true")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Equal(res.Stdout(), ""), "the sandbox saw the anchors")
+	after, err := filepath.Glob(filepath.Join(anchors, "*", "*"))
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(after, before))
+	run("umount", "v", "/tmp/x").Assert(t, icmd.Success)
 }

@@ -310,7 +310,8 @@ func hideStateDirs(spec *sandbox.Spec) {
 		return
 	}
 	var hide []string
-	for _, dir := range state.Candidates() {
+	// The anchors of nsbox mount too (sandbox.MountOptions.AnchorsDir).
+	for _, dir := range append(state.Candidates(), sandbox.MountOptions{}.AnchorsDir()) {
 		real, err := filepath.EvalSymlinks(dir)
 		if err != nil {
 			continue // not there: nothing to hide

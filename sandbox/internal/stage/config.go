@@ -112,6 +112,7 @@ const (
 type Live struct {
 	Op           int
 	Src, Dest    string
+	Anchor       string // an empty host file or directory the mount ops hold it by (live.c)
 	ReadOnly     bool
 	Mkdir        bool
 	Family, Type int
@@ -238,6 +239,9 @@ func (c *Config) Encode() []byte {
 			}
 			if l.Dest != "" {
 				add(C.KEY_LIVE_DEST, l.Dest)
+			}
+			if l.Anchor != "" {
+				add(C.KEY_LIVE_ANCHOR, l.Anchor)
 			}
 			flag(add, C.KEY_LIVE_RO, l.ReadOnly)
 			flag(add, C.KEY_LIVE_MKDIR, l.Mkdir)

@@ -14,24 +14,35 @@
  * straight in N2 would not be: root inside could remount it writable or
  * unmount it. The kernel locks what *propagates* into a mount namespace
  * owned by another user namespace than the one of the namespace it was
- * made in (fs/pnode.c, CL_UNPRIVILEGED; lock_mnt_tree), so:
+ * made in (fs/pnode.c, CL_UNPRIVILEGED; lock_mnt_tree), except the root
+ * of the propagated tree. So a two-level tree propagates: W, a bind of
+ * the empty host directory (or file) ANCHOR the launcher made for this
+ * DEST, with SRC's clone on W's root. In N2, W is the unlocked root of
+ * the copy, fully covered by SRC, which is locked:
  *
  *   1. join U1 (we own it: every capability there and in U2 below);
- *   2. unshare a private mount namespace M, owned by U1, and clone the
- *      host path SRC there (open_tree, as the caller sees it); make the
- *      clone nosuid, nodev and, asked, read-only;
+ *   2. unshare a private mount namespace M, owned by U1, and clone there
+ *      the host paths SRC (recursively, nosuid, nodev and, asked,
+ *      read-only) and ANCHOR (W);
  *   3. enter N2 and resolve DEST in the command's root (openat2
  *      RESOLVE_IN_ROOT, no magic links, the last component no symlink):
  *      a symlink planted inside cannot lead it out of the sandbox's view;
- *      make the mount holding DEST shared and clone it at DEST (X, a peer
- *      of it);
- *   4. back in M, attach X, then SRC's clone onto X: the kernel
- *      propagates it to X's peer in N2, at DEST, as a copy it locks
- *      (MNT_LOCK_READONLY and the others: root inside cannot make it
- *      writable).
+ *      make the mount holding DEST private, then shared, clone it at DEST
+ *      (X, its only peer), and make it X's slave;
+ *   4. back in M: attach X, mount SRC on W, W on X: the kernel
+ *      propagates W and SRC to DEST in N2 as slave copies, SRC locked.
  *
- * M, X and the clone in M go away with this process; the copy in N2
- * stays. Umount enters N2 from U1 and detaches what is at DEST.
+ * M, X, W and SRC's clones in M go away with this process; the copies in
+ * N2 stay, private (their masters are gone), so root inside holds no peer
+ * of them: umount(DEST) meets the locked SRC, and unmounting W by
+ * propagation from a clone of its own leaves SRC at DEST (the kernel
+ * slides an overmount into the place of what goes).
+ *
+ * Umount removes ANCHOR in the caller's view, where it is no mount point:
+ * the kernel then detaches every mount on it in every namespace, locked
+ * or not (__detach_mounts), i.e. SRC's copy; W, uncovered and unlocked,
+ * is then unmounted in N2 from U1, if DEST shows ANCHOR's inode.
+ * The launcher keeps ANCHOR where no sandbox sees it (docs/live.md).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -146,9 +157,9 @@ static int mount_root(int fd, const char *what)
 	fail("find the mount that holds %s inside the sandbox", what);
 }
 
-/* live_anchor makes a place in M to attach X on: a directory, or a file
+/* live_scratch makes a place in M to attach X on: a directory, or a file
  * for a file's mount, in a tmpfs of M's own over its /. */
-static int live_anchor(int dir)
+static int live_scratch(int dir)
 {
 	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
@@ -160,8 +171,40 @@ static int live_anchor(int dir)
 	int made = dir ? mkdirat(m, "x", 0700) : openat(m, "x", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int fd = made < 0 ? -1 : openat(m, "x", O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		fail("create an anchor in the scratch tmpfs");
+		fail("create a place in the scratch tmpfs");
 	return fd;
+}
+
+/* live_peer makes the mount holding dest (holder, its root) the slave of
+ * X, a clone of it at dest, which it returns: private first, so that no
+ * peer root inside may have made of it becomes X's; shared, so that X is
+ * its peer; then X's slave, so that the copies X propagates to it are
+ * slaves, left private when X goes. */
+static int live_peer(int holder, int dest, const char *what)
+{
+	struct mount_attr p[3] = {{.propagation = MS_PRIVATE}, {.propagation = MS_SHARED}, {.propagation = MS_SLAVE}};
+	int x = -1;
+	if (mount_setattr(holder, "", AT_EMPTY_PATH, &p[0], sizeof p[0]) == 0 && mount_setattr(holder, "", AT_EMPTY_PATH, &p[1], sizeof p[1]) == 0)
+		x = open_tree(dest, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (x < 0 || mount_setattr(holder, "", AT_EMPTY_PATH, &p[2], sizeof p[2]) < 0)
+		fail("make the mount holding %s receive mounts from a clone of it", what);
+	close(holder);
+	return x;
+}
+
+/* live_clones opens, in M, the clones of SRC (recursive, nosuid, nodev,
+ * read-only as asked) and of ANCHOR (*w); SRC's *st. */
+static int live_clones(const struct config *c, int *w, struct stat *st)
+{
+	int src = open_tree(AT_FDCWD, c->join.live_src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	if (src < 0)
+		fail_fix("check the host path exists and you may read it", "clone %s", c->join.live_src);
+	struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (c->join.live_ro ? MOUNT_ATTR_RDONLY : 0)};
+	*w = open_tree(AT_FDCWD, c->join.live_anchor, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (*w < 0 || fstat(src, st) < 0 || mount_setattr(src, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0 ||
+	    mount_setattr(*w, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+		fail("clone %s and its anchor %s nosuid,nodev%s", c->join.live_src, c->join.live_anchor, c->join.live_ro ? ",ro" : "");
+	return src;
 }
 
 /* live_mount: steps 1-4 of the comment at the top. */
@@ -175,15 +218,9 @@ static void live_mount(const struct config *c, int outer, int mntfd, int rootfd)
 	int mfd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 	if (mfd < 0)
 		fail("open the new mount namespace");
-	int src = open_tree(AT_FDCWD, c->join.live_src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-	if (src < 0)
-		fail_fix("check the host path exists and you may read it", "clone %s", c->join.live_src);
-	struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (c->join.live_ro ? MOUNT_ATTR_RDONLY : 0)};
-	if (mount_setattr(src, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
-		fail("make the clone of %s nosuid,nodev%s", c->join.live_src, c->join.live_ro ? ",ro" : "");
+	int w;
 	struct stat st;
-	if (fstat(src, &st) < 0)
-		fail("stat %s", c->join.live_src);
+	int src = live_clones(c, &w, &st);
 	/* 3. The command's view. */
 	if (setns(mntfd, CLONE_NEWNS) < 0)
 		fail("join the command's mount namespace (setns)");
@@ -197,37 +234,39 @@ static void live_mount(const struct config *c, int outer, int mntfd, int rootfd)
 	/* A file is no mount root and has no "..": its directory's mount. */
 	int holder = mount_root(S_ISDIR(st.st_mode) ? dest : parent, c->join.live_dest);
 	close(parent);
-	struct mount_attr shared = {.propagation = MS_SHARED};
-	if (mount_setattr(holder, "", AT_EMPTY_PATH, &shared, sizeof shared) < 0)
-		fail("make the mount holding %s shared", c->join.live_dest);
-	close(holder);
-	int x = open_tree(dest, "", AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-	if (x < 0)
-		fail("clone the mount at %s inside the sandbox", c->join.live_dest);
-	/* 4. Back in M: X, then the clone on it, which propagates. */
+	int x = live_peer(holder, dest, c->join.live_dest);
+	/* 4. Back in M: X, then W with SRC on it onto X, which propagates. */
 	if (setns(mfd, CLONE_NEWNS) < 0)
 		fail("return to the clone's mount namespace (setns)");
-	int anchor = live_anchor(S_ISDIR(st.st_mode));
-	if (move_mount(x, "", anchor, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	int spot = live_scratch(S_ISDIR(st.st_mode));
+	if (move_mount(x, "", spot, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		fail("attach the clone of %s", c->join.live_dest);
-	if (move_mount(src, "", x, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	if (move_mount(src, "", w, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ||
+	    move_mount(w, "", x, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		fail("mount %s on %s inside the sandbox", c->join.live_src, c->join.live_dest);
 }
 
-/* live_umount detaches the mount at dest in the command's view. A mount
- * of the sandbox's own setup is locked: umount2 refuses it (EINVAL). */
+/* live_umount removes what live_mount put at dest: ANCHOR first, in the
+ * caller's view (SRC's copy goes with it), then W, if dest shows it. */
 static void live_umount(const struct config *c, int outer, int mntfd, int rootfd)
 {
+	struct stat a, d;
+	const char *fix = "only what nsbox mount added can be removed (nsbox inspect NAME lists it)";
+	if (lstat(c->join.live_anchor, &a) < 0 || unlinkat(AT_FDCWD, c->join.live_anchor, S_ISDIR(a.st_mode) ? AT_REMOVEDIR : 0) < 0)
+		fail_fix(fix, "unmount %s inside the sandbox", c->join.live_dest);
 	if (setns(outer, CLONE_NEWUSER) < 0 || setns(mntfd, CLONE_NEWNS) < 0)
 		fail("join the command's mount namespace (setns)");
 	char parent[4096];
 	const char *base = split_dest(c->join.live_dest, parent, sizeof parent);
 	int pfd = mnt_sys_openat2(rootfd, parent, O_PATH | O_DIRECTORY, IN_ROOT);
-	if (pfd < 0 || fchdir(pfd) < 0)
+	if (pfd < 0 || fchdir(pfd) < 0 || fstatat(pfd, base, &d, AT_SYMLINK_NOFOLLOW) < 0)
 		fail_fix("check the path inside the sandbox", "open the parent %s of %s inside the sandbox", parent, c->join.live_dest);
-	if (umount2(base, UMOUNT_NOFOLLOW | MNT_DETACH) < 0)
-		fail_fix(errno == EINVAL ? "only what nsbox mount added can be removed (nsbox inspect NAME lists it)" : "check the path inside the sandbox",
-			 "unmount %s inside the sandbox", c->join.live_dest);
+	if (d.st_dev != a.st_dev || d.st_ino != a.st_ino)
+		errno = EBUSY;
+	else if (umount2(base, UMOUNT_NOFOLLOW | MNT_DETACH) == 0)
+		return;
+	fail_fix("root inside moved what nsbox mount added, which the kernel keeps locked: it stays until the sandbox ends",
+		 "unmount %s inside the sandbox", c->join.live_dest);
 }
 
 /* live_socket makes the socket in the command's network namespace, owned

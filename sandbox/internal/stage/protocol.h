@@ -39,6 +39,7 @@
 #define KEY_LIVE_OP "live-op"           /* LIVE_MOUNT, LIVE_UMOUNT, LIVE_SOCKET (live.c) */
 #define KEY_LIVE_SRC "live-src"
 #define KEY_LIVE_DEST "live-dest"
+#define KEY_LIVE_ANCHOR "live-anchor"   /* the host path under an added mount (live.c) */
 #define KEY_LIVE_RO "live-ro"
 #define KEY_LIVE_MKDIR "live-mkdir"
 #define KEY_LIVE_FAMILY "live-family"

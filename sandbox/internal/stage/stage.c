@@ -251,6 +251,7 @@ const struct cfg_key join_keys[] = {
 	{CFG_KEY(KEY_LIVE_OP, CFG_INT, 0, live_op), .min = LIVE_MOUNT, .max = LIVE_SOCKET, .needs = KEY_JOIN_PID},
 	{CFG_KEY(KEY_LIVE_SRC, CFG_STR, 0, live_src), .max = 4096, .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_DEST, CFG_STR, 0, live_dest), .max = 4096, .needs = KEY_LIVE_OP},
+	{CFG_KEY(KEY_LIVE_ANCHOR, CFG_STR, 0, live_anchor), .max = 4096, .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_RO, CFG_BOOL, 0, live_ro), .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_MKDIR, CFG_BOOL, 0, live_mkdir), .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_FAMILY, CFG_INT, 0, live_family), .min = 1, .max = 64, .needs = KEY_LIVE_OP},

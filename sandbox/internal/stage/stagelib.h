@@ -76,9 +76,10 @@ struct cfg_join {
 	/* live-op: instead of a command, act on the joined sandbox (live.c,
 	 * nsbox mount/umount and Sandbox.Dial): LIVE_MOUNT the host path
 	 * live_src at live_dest, LIVE_UMOUNT live_dest, LIVE_SOCKET make a
-	 * socket(live_family, live_type) in its network namespace. */
+	 * socket(live_family, live_type) in its network namespace; both
+	 * mount ops use the empty host file or directory live_anchor. */
 	int live_op;
-	const char *live_src, *live_dest;
+	const char *live_src, *live_dest, *live_anchor;
 	int live_ro, live_mkdir;
 	int live_family, live_type;
 };
