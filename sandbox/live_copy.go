@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,16 +110,8 @@ func commandPid(t Target) (int, error) {
 }
 
 func parentPid(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 2 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return strconv.Atoi(f[1])
+	st, err := procfs.ReadStat(pid)
+	return st.PPID, err
 }
 
 // openIn opens p inside the sandbox's root with flags, resolved as if

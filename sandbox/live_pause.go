@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,16 +77,43 @@ func (s *Sandbox) Pause() error {
 
 // stoppedOrGone reports whether p is stopped, or no longer that process.
 func stoppedOrGone(p member) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
+	st, err := procfs.ReadStat(p.pid)
+	if err != nil || st.StartTime != p.start {
+		return true
+	}
+	return halted(p.pid, st.State)
+}
+
+// halted reports whether the process pid, in state (/proc/PID/stat field
+// 3), runs none of its own code and will not until continued: stopped
+// (T, t), dead (Z, X: a stopped parent has not reaped it), or in an
+// uninterruptible sleep (D, a slow write, say) with SIGSTOP pending, which
+// stops it before it returns to user space.
+func halted(pid int, state byte) bool {
+	switch state {
+	case 'T', 't', 'Z', 'X':
+		return true
+	case 'D':
+		return stopPending(pid)
+	}
+	return false
+}
+
+// stopPending reports whether SIGSTOP is pending for the process pid
+// (SigPnd or ShdPnd of /proc/PID/status, a hex mask: bit N-1 for signal
+// N).
+func stopPending(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return true
+		return false
 	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 20 || f[19] != strconv.FormatUint(p.start, 10) {
-		return true
+	for _, f := range []string{"SigPnd", "ShdPnd"} {
+		v, _ := procfs.StatusField(b, f)
+		if m, err := strconv.ParseUint(v, 16, 64); err == nil && m&(1<<(unix.SIGSTOP-1)) != 0 {
+			return true
+		}
 	}
-	return f[0] == "T" || f[0] == "t" || f[0] == "Z" || f[0] == "X"
+	return false
 }
 
 // Resume continues the processes of a sandbox that Pause stopped.
@@ -159,20 +186,11 @@ func members(t Target) ([]member, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + n + "/stat")
+		st, err := procfs.ReadStat(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		i := strings.LastIndexByte(string(b), ')')
-		f := strings.Fields(string(b[i+1:]))
-		if i < 0 || len(f) < 20 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		start, _ := strconv.ParseUint(f[19], 10, 64)
-		// A zombie (Z, X) runs nothing: its stopped parent has not reaped
-		// it yet. It counts as stopped.
-		all[pid] = proc{ppid: ppid, start: start, stopped: strings.ContainsAny(f[0], "TtZX")}
+		all[pid] = proc{ppid: st.PPID, start: st.StartTime, stopped: halted(pid, st.State)}
 	}
 	if p1, ok := all[t.Pid]; !ok || p1.start != t.StartTime {
 		return nil, ErrEnded

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -48,6 +49,15 @@ func ParseStat(b []byte) (Stat, error) {
 		return Stat{}, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
 	}
 	return st, nil
+}
+
+// ReadStat reads and parses /proc/PID/stat.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return Stat{}, err
+	}
+	return ParseStat(b)
 }
 
 // StatusField returns the value of the line "Name:\tvalue" of a
