@@ -21,6 +21,7 @@ package proc
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 
@@ -35,20 +36,33 @@ type Process struct {
 	Pid int
 
 	mu     sync.RWMutex
-	fd     int  // the pidfd, -1 if held by pid
-	done   bool // reaped (or found gone): Signal reports os.ErrProcessDone
+	fd     *pidfd // fd.n is -1 if held by pid, or once closed
+	done   bool   // reaped (or found gone): Signal reports os.ErrProcessDone
 	waited bool
+}
+
+// pidfd is a Process's descriptor, apart from the Process so that a
+// cleanup can close it once the Process is unreachable without Wait (a
+// Sandbox from Lookup is never waited for), as os.Process does.
+type pidfd struct{ n int }
+
+func (fd *pidfd) close() {
+	if fd.n >= 0 {
+		unix.Close(fd.n)
+		fd.n = -1
+	}
 }
 
 // Open holds the process pid. A process that is gone already is not an
 // error, as for os.FindProcess: Signal then reports os.ErrProcessDone and
 // Wait fails.
 func Open(pid int) *Process {
-	p := &Process{Pid: pid, fd: -1}
+	p := &Process{Pid: pid, fd: &pidfd{n: -1}}
 	fd, err := unix.PidfdOpen(pid, 0) // close-on-exec always
 	switch {
 	case err == nil:
-		p.fd = fd
+		p.fd.n = fd
+		runtime.AddCleanup(p, (*pidfd).close, p.fd)
 	case err == unix.ESRCH:
 		p.done = true
 	}
@@ -68,8 +82,8 @@ func (p *Process) Signal(sig os.Signal) error {
 		return os.ErrProcessDone
 	}
 	var err error
-	if p.fd >= 0 {
-		err = unix.PidfdSendSignal(p.fd, s, nil, 0)
+	if p.fd.n >= 0 {
+		err = unix.PidfdSendSignal(p.fd.n, s, nil, 0)
 	} else {
 		err = syscall.Kill(p.Pid, s)
 	}
@@ -99,8 +113,8 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 	// Until it can be reaped, without reaping it: Signal may still use
 	// its pid or pidfd meanwhile.
 	idType, id := unix.P_PID, p.Pid
-	if p.fd >= 0 {
-		idType, id = unix.P_PIDFD, p.fd
+	if p.fd.n >= 0 {
+		idType, id = unix.P_PIDFD, p.fd.n
 	}
 	var info unix.Siginfo
 	for {
@@ -125,9 +139,6 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 		}
 	}
 	p.done = true
-	if p.fd >= 0 {
-		unix.Close(p.fd)
-		p.fd = -1
-	}
+	p.fd.close()
 	return ws, nil
 }

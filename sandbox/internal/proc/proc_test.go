@@ -3,8 +3,10 @@ package proc
 import (
 	"errors"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 )
@@ -16,10 +18,10 @@ func start(t *testing.T, script string, byPid bool) *Process {
 	pid, err := syscall.ForkExec("/bin/sh", []string{"sh", "-c", script}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2}})
 	assert.NilError(t, err)
 	if byPid {
-		return &Process{Pid: pid, fd: -1}
+		return &Process{Pid: pid, fd: &pidfd{n: -1}}
 	}
 	p := Open(pid)
-	assert.Assert(t, p.fd >= 0, "pidfd_open failed")
+	assert.Assert(t, p.fd.n >= 0, "pidfd_open failed")
 	return p
 }
 
@@ -30,7 +32,7 @@ func TestWaitAndSignal(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Equal(t, ws.ExitStatus(), 3)
 		assert.Assert(t, !ws.Signaled())
-		assert.Equal(t, p.fd, -1, "the pidfd is closed once reaped")
+		assert.Equal(t, p.fd.n, -1, "the pidfd is closed once reaped")
 		assert.Assert(t, errors.Is(p.Signal(syscall.SIGTERM), os.ErrProcessDone))
 		_, err = p.Wait()
 		assert.Assert(t, errors.Is(err, syscall.ECHILD), "a second Wait: %v", err)
@@ -70,4 +72,28 @@ func TestOpenGone(t *testing.T) {
 	assert.Assert(t, errors.Is(gone.Signal(syscall.SIGTERM), os.ErrProcessDone))
 	_, err = gone.Wait()
 	assert.Assert(t, errors.Is(err, syscall.ECHILD))
+}
+
+// TestPidfdClosedWhenUnreachable: a Process never waited for (a Sandbox
+// from Lookup) does not keep its pidfd open once unreachable.
+func TestPidfdClosedWhenUnreachable(t *testing.T) {
+	before := openFDs(t)
+	for range 50 {
+		Open(os.Getpid())
+	}
+	for range 10 {
+		runtime.GC()
+		if openFDs(t) <= before {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d descriptors open, %d before", openFDs(t), before)
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	assert.NilError(t, err)
+	return len(ents)
 }
