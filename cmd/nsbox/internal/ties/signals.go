@@ -17,11 +17,11 @@ import (
 // sandbox with it (the stage and PID 1 have nsbox as their parent-death
 // signal's parent).
 //
-// The catch is a handler of nsbox's own (sigpipe.go: seven sigaction
+// The catch is a handler of nsbox's own (sighandler.go: seven sigaction
 // calls, against 0.4 ms of CPU and two more threads for signal.Notify);
 // signal.Notify serves only if that cannot be installed.
 type CaughtSignals struct {
-	ring     bool           // caught by sigpipe.go's handler
+	ring     bool           // caught by sighandler.go's handler
 	ch       chan os.Signal // else signal.Notify's channel
 	taken    bool
 	released bool

@@ -1,7 +1,9 @@
 package ties
 
-// The forwarded signals' handler: a few lines of C that write each
-// signal's number into a pipe, which Go reads through its poller.
+// The forwarded signals' handler: a few lines of C that put each signal
+// in a ring, in the order they come, and once the command runs (Take)
+// also write a byte to a pipe, which Go reads through its poller to
+// empty the ring.
 //
 // signal.Notify enables each signal by a round trip to a thread the
 // runtime locks for the purpose, and delivers through another thread
@@ -15,7 +17,9 @@ package ties
 //
 // The rules the handler obeys: it runs on the signal stack Go gives each
 // thread (SA_ONSTACK), as the runtime requires of a foreign handler; it
-// calls write(2) only, on a non-blocking pipe, and keeps errno; a child
+// uses atomics and write(2) only, on a non-blocking pipe, and keeps
+// errno; the pipe is made only at Take, so that until then nsbox opens
+// no descriptor a command line could name (--info-fd 9); a child
 // that Go forks gets the default action back (the runtime resets every
 // signal it had a handler for before exec), and the pipe is
 // close-on-exec, so nothing of it reaches the sandbox or a helper.
