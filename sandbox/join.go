@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsbox/nsbox/internal/remedy"
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
@@ -161,10 +162,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	// The command is our child (the stage cloned it with CLONE_PARENT):
 	// its pid cannot be reused before we reap it.
-	cmd, err := os.FindProcess(int(m.Value))
-	if err != nil {
-		return nil, fmt.Errorf("find the joined command: %w", err)
-	}
+	cmd := proc.Open(int(m.Value))
 	if _, err := stageProc.Wait(); err != nil {
 		cmd.Kill()
 		cmd.Wait()

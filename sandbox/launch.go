@@ -14,6 +14,7 @@ import (
 	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/hostcheck"
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
@@ -119,7 +120,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 			parent.Close()
 		}
 	}()
-	var pid1 *os.Process
+	var pid1 *proc.Process
 	defer func() {
 		if !ok {
 			killAndReap(stageProc)
@@ -143,18 +144,14 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pid1, err = os.FindProcess(int(m.Value)); err != nil {
-		return nil, fmt.Errorf("find PID 1 of the sandbox: %w", err)
-	}
+	pid1 = proc.Open(int(m.Value))
 	if _, err := stageProc.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
 	}
 	// With an entered PID namespace and a new one below it, a process
 	// made in the entered one cloned PID 1 (enter.c), our child too.
 	if mid := intermediateOf(m.Payload); mid > 0 {
-		if p, err := os.FindProcess(mid); err == nil {
-			p.Wait()
-		}
+		proc.Open(mid).Wait()
 	}
 	if spec.Started != nil {
 		if err := spec.Started(pid1.Pid, parseNamespaceIDs(m.Payload, spec.Namespaces)); err != nil {
@@ -259,7 +256,7 @@ func awaitExec(parent *os.File, pid1IsCommand bool) error {
 // it in the cgroup, sends its CONFIG and, once it has made its user
 // namespace, writes the maps from out here. On failure it kills and reaps
 // the stage.
-func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*os.Process, *os.File, error) {
+func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, cg *cgroup.Group) (*proc.Process, *os.File, error) {
 	nest := planNesting(spec)
 	cfg := stageConfig(spec, nest, ttyFD)
 	if spec.Process.Terminal {
@@ -329,7 +326,7 @@ func intermediateOf(payload []byte) int {
 // failure on the way leaves a stage behind. release always disarms ctx:
 // the caller guards what it kept in its own terms.
 type guardedStage struct {
-	proc   *os.Process
+	proc   *proc.Process
 	parent *os.File
 	stop   func() bool
 	kept   bool
@@ -346,7 +343,7 @@ func startGuarded(ctx context.Context, files []*os.File, plan mapping.Plan, unsh
 }
 
 // keep hands the stage and its socket on: release then leaves them be.
-func (g *guardedStage) keep() (*os.Process, *os.File, error) {
+func (g *guardedStage) keep() (*proc.Process, *os.File, error) {
 	g.kept = true
 	return g.proc, g.parent, nil
 }
@@ -362,7 +359,7 @@ func (g *guardedStage) release() {
 }
 
 // killAndReap ends a process we started and waits for it; nil is fine.
-func killAndReap(p *os.Process) {
+func killAndReap(p *proc.Process) {
 	if p == nil {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/internal/procfs"
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"golang.org/x/sys/unix"
 )
@@ -41,11 +42,7 @@ func Lookup(t Target) (*Sandbox, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
 	}
-	p, err := os.FindProcess(t.Pid)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("sandbox PID 1 (pid %d): %w", t.Pid, ErrEnded)
-	}
+	p := proc.Open(t.Pid)
 	done := make(chan struct{})
 	close(done)
 	return &Sandbox{pid1: p, live: t, lookedUp: &lookedUp{pidfd: fd}, done: done, cancel: func() bool { return false }}, nil

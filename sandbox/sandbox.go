@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"github.com/nsbox/nsbox/sandbox/internal/tty"
 )
 
 // Sandbox is a running sandbox, returned by Start.
 type Sandbox struct {
-	pid1   *os.Process
-	sync   *os.File // launcher's end of the stage socket; PID 1 holds the other
+	pid1   *proc.Process // held by a pidfd: see package proc
+	sync   *os.File      // launcher's end of the stage socket; PID 1 holds the other
 	stdio  *stdio
 	tty    tty.Foreground // zero: the command has no terminal of the caller's
 	pty    *tty.Relay     // with Process.Terminal
@@ -90,7 +91,7 @@ func (s *Sandbox) Wait() error {
 			s.err = s.waitLookedUp()
 			return
 		}
-		st, err := s.pid1.Wait()
+		ws, err := s.pid1.Wait()
 		s.cgroup.Remove()
 		s.cancel()
 		if s.netStop != nil {
@@ -107,7 +108,6 @@ func (s *Sandbox) Wait() error {
 			s.err = fmt.Errorf("wait for the sandbox: %w", err)
 			return
 		}
-		ws := st.Sys().(syscall.WaitStatus)
 		code := ws.ExitStatus()
 		if ws.Signaled() {
 			code = 128 + int(ws.Signal())

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/nsbox/nsbox/mapping"
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
 )
 
@@ -138,7 +139,7 @@ func innerOf(ext []mapping.Extent, host uint32) int64 {
 // files and whose ids plan maps, from a sealed copy of nsbox when the
 // sandbox could write the binary (stageexe.go), and returns it with the
 // launcher's end of its socket; unshare is as for stage.Start.
-func startStage(files []*os.File, plan mapping.Plan, unshare int) (*os.Process, *os.File, error) {
+func startStage(files []*os.File, plan mapping.Plan, unshare int) (*proc.Process, *os.File, error) {
 	exe, release, err := stageExecutable(plan)
 	if err != nil {
 		return nil, nil, err

@@ -65,7 +65,7 @@ func addMountFlags(fs *pflag.FlagSet) *mountFlags {
 	fs.BoolVar(&m.sys, "sys", false, "bind the host's /sys read-only")
 	fs.BoolVar(&m.shareHome, "share-home", false, "show your real home directory, read-only (default: a private, empty, writable home at its path)")
 	fs.StringVar(&m.home, "home", "", "use host directory `DIR` (a path) as the home, read-write, or a NAME kept in nsbox's cache directory (nsbox cache ls)")
-	fs.StringSliceVar(&m.caches, "cache", nil, "keep these tool caches `NAME[,NAME]` (go, pip, npm, cargo) from one sandbox to the next, in nsbox's cache directory")
+	sliceVar(fs, &m.caches, "cache", "keep these tool caches `NAME[,NAME]` (go, pip, npm, cargo) from one sandbox to the next, in nsbox's cache directory")
 	for _, f := range mountFlagUsage {
 		fs.Var(&mountValue{flags: m, name: f.name}, f.name, "`"+f.arg+"` "+f.help)
 	}

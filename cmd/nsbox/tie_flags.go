@@ -20,7 +20,7 @@ type tieFlags struct {
 
 func (t *tieFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&t.dieWithParent, "die-with-parent", false, "kill the sandbox when the process that started nsbox dies (as bwrap --die-with-parent), e.g. an agent's tool runner")
-	fs.StringArrayVar(&t.lockFiles, "lock-file", nil, "hold a shared lock (fcntl, as bwrap) on `PATH` in the sandbox, a file bound from the host, while the sandbox runs (repeatable), e.g. --lock-file $PWD/.lock")
+	listVar(fs, &t.lockFiles, "lock-file", "", "hold a shared lock (fcntl, as bwrap) on `PATH` in the sandbox, a file bound from the host, while the sandbox runs (repeatable), e.g. --lock-file $PWD/.lock")
 }
 
 // checkDetach refuses what cannot apply to a detached sandbox.

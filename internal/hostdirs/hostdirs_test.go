@@ -34,3 +34,50 @@ func TestCwdWritable(t *testing.T) {
 		})
 	}
 }
+
+// cwdWritableByPath is CwdWritable's system-directory rule as it was, by
+// resolving every directory: the reference the device-and-inode
+// comparison must agree with.
+func cwdWritableByPath(cwd string) bool {
+	cwd = RealPath(cwd)
+	for _, d := range System {
+		if cwd == d || cwd == RealPath(d) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCwdWritableAgreesWithPaths: for every system directory, what its
+// symlinks point to, a symlink to one of them, a bind-free copy of the
+// same name elsewhere and a missing path, the answer is the one resolving
+// every path gives.
+func TestCwdWritableAgreesWithPaths(t *testing.T) {
+	tmp := t.TempDir()
+	assert.NilError(t, os.Symlink("/usr", filepath.Join(tmp, "usr-link")))
+	assert.NilError(t, os.MkdirAll(filepath.Join(tmp, "usr", "bin"), 0o755))
+	cwds := []string{filepath.Join(tmp, "usr-link"), filepath.Join(tmp, "usr", "bin"), filepath.Join(tmp, "missing"), "/lib32", tmp}
+	for _, d := range System {
+		cwds = append(cwds, d, RealPath(d), d+"/")
+	}
+	for _, cwd := range cwds {
+		ok, _ := CwdWritable(cwd, "")
+		assert.Check(t, is.Equal(ok, cwdWritableByPath(cwd)), cwd)
+	}
+	ok, _ := CwdWritable(filepath.Join(tmp, "usr-link"), "")
+	assert.Check(t, !ok, "a symlink to /usr is /usr")
+}
+
+func BenchmarkCwdWritable(b *testing.B) {
+	cwd := b.TempDir()
+	b.Run("by inode", func(b *testing.B) {
+		for b.Loop() {
+			CwdWritable(cwd, "")
+		}
+	})
+	b.Run("by path (before)", func(b *testing.B) {
+		for b.Loop() {
+			cwdWritableByPath(cwd)
+		}
+	})
+}

@@ -10,8 +10,11 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
+
+	"github.com/nsbox/nsbox/sandbox/internal/proc"
 )
 
 // prefork guards the stage that nsbox_prefork (stage.h) may have forked
@@ -69,7 +72,11 @@ const SelfExe = "/proc/self/exe"
 // those, so unshare is the CLONE_NEW* flags the sandbox's CONFIG asks
 // for, or -1 for a sandbox that must have a stage of its own (one that
 // joins namespaces or goes into a cgroup before its namespaces are made).
-func Start(exe string, files []*os.File, unshare int) (*os.Process, *os.File, error) {
+//
+// The stage is held by a pidfd (package proc), not an *os.Process: the
+// first os.StartProcess or os.FindProcess would fork a throwaway child to
+// probe clone(CLONE_PIDFD).
+func Start(exe string, files []*os.File, unshare int) (*proc.Process, *os.File, error) {
 	// A pre-forked stage runs the binary on disk: only when the caller
 	// chose that binary (package sandbox does not when the sandbox could
 	// write it).
@@ -81,25 +88,34 @@ func Start(exe string, files []*os.File, unshare int) (*os.Process, *os.File, er
 		return nil, nil, err
 	}
 	defer child.Close()
-	p, err := os.StartProcess(exe, []string{"nsbox-stage"}, &os.ProcAttr{
-		Env: []string{Env + "=1"},
-		// The stage's socket is fd 3; Process.ExtraFiles follow it, and
-		// the command gets them moved down to 3, 4, … (stage.c).
-		Files: append(append(files[:3:3], child), files[3:]...),
+	// The stage's socket is fd 3; Process.ExtraFiles follow it, and
+	// the command gets them moved down to 3, 4, … (stage.c). Fd, as
+	// os.StartProcess, leaves each file blocking.
+	all := append(append(files[:3:3], child), files[3:]...)
+	fds := make([]uintptr, len(all))
+	for i, f := range all {
+		fds[i] = f.Fd()
+	}
+	pid, _, err := syscall.StartProcess(exe, []string{"nsbox-stage"}, &syscall.ProcAttr{
+		Env:   []string{Env + "=1"},
+		Files: fds,
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
+	runtime.KeepAlive(all)
 	if err != nil {
 		parent.Close()
+		err = &os.PathError{Op: "fork/exec", Path: exe, Err: err}
 		return nil, nil, fmt.Errorf("start the sandbox stage (%s): %w", exe, err)
 	}
-	return p, parent, nil
+	// Our child, not reaped before Wait: the pid still names it.
+	return proc.Open(pid), parent, nil
 }
 
 // takePrefork hands out the pre-forked stage once, if there is one, the
 // caller may use it (usable), its early namespaces are none or unshare's,
 // and the sandbox's stdio is the process's own. A pre-forked stage that
 // cannot serve is let go: closing its socket makes it exit.
-func takePrefork(files []*os.File, usable bool, unshare int) (*os.Process, *os.File) {
+func takePrefork(files []*os.File, usable bool, unshare int) (*proc.Process, *os.File) {
 	prefork.Lock()
 	defer prefork.Unlock()
 	if prefork.used || C.nsbox_prefork_pid <= 0 {
@@ -108,11 +124,7 @@ func takePrefork(files []*os.File, usable bool, unshare int) (*os.Process, *os.F
 	usable = usable && (prefork.early == 0 || prefork.early == unshare)
 	prefork.used = true
 	sock := launcherEnd(int(C.nsbox_prefork_fd))
-	p, err := os.FindProcess(int(C.nsbox_prefork_pid))
-	if err != nil {
-		sock.Close()
-		return nil, nil
-	}
+	p := proc.Open(int(C.nsbox_prefork_pid))
 	if !usable || len(files) != 3 || files[0] != os.Stdin || files[1] != os.Stdout || files[2] != os.Stderr {
 		sock.Close()
 		go p.Wait()
