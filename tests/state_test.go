@@ -594,6 +594,24 @@ func TestInfoFDAndJSONStatusFD(t *testing.T) {
 	res := nsbox("run", "--info-fd", "9", "--", "true")
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "--info-fd 9: not an open file descriptor"})
 
+	// A descriptor the caller did not give names one of nsbox's own (the
+	// Go runtime's epoll, the stage's socket, a lock): refused, never
+	// written to or taken over, whatever number nsbox's own got.
+	for fd := 3; fd <= 12; fd++ {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			continue // this test was given it, so nsbox is too
+		}
+		for _, args := range [][]string{
+			{"run", "--info-fd", strconv.Itoa(fd), "--", "true"},
+			{"run", "--bind-fd", strconv.Itoa(fd) + ":/mnt", "--", "true"},
+			{"bwrap", "--ro-bind", "/", "/", "--info-fd", strconv.Itoa(fd), "true"},
+		} {
+			res := nsbox(args...)
+			assert.Check(t, res.ExitCode == 125 || args[0] == "bwrap" && res.ExitCode == 1, "%v: exit %d: %s", args, res.ExitCode, res.Stderr())
+			assert.Check(t, !strings.Contains(res.Stderr(), "runtime"), "%v: %s", args, res.Stderr())
+		}
+	}
+
 	// Where bwrap is installed, its output has the same shape.
 	if bwrap, err := exec.LookPath("bwrap"); err == nil {
 		code, info, status, _ = runWithFDs(t, "run", "--info-fd", "3", "--json-status-fd", "4", "--", "true")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -235,7 +236,9 @@ func statusFile(flag string, fd int) (*os.File, error) {
 	if fd <= 2 {
 		return nil, usageError{fmt.Sprintf("%s %d: that is standard input, output or error; fix: pass a descriptor above 2, e.g. %s 3 3>file", flag, fd, flag)}
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+	if err := ties.Inherited(fd); errors.Is(err, ties.ErrOwnFD) {
+		return nil, usageError{fmt.Sprintf("%s %d: %v; fix: pass a descriptor you opened for nsbox, e.g. %s %d %d>file", flag, fd, err, flag, fd, fd)}
+	} else if err != nil {
 		return nil, usageError{fmt.Sprintf("%s %d: not an open file descriptor; fix: open it in the shell, e.g. %s %d %d>file", flag, fd, flag, fd, fd)}
 	}
 	unix.CloseOnExec(fd)

@@ -533,6 +533,12 @@ func parseFD(s string) (int, error) {
 	if s == "" || err != nil || fd < 0 {
 		return 0, die("Invalid fd: %s", s)
 	}
+	// A descriptor nsbox opened itself (the Go runtime's, a lock's) is
+	// not the caller's to name; one that is not open fails where it is
+	// used, as in bubblewrap.
+	if errors.Is(ties.Inherited(fd), ties.ErrOwnFD) {
+		return 0, die("Invalid fd: %s (not a descriptor bwrap was given)", s)
+	}
 	return fd, nil
 }
 

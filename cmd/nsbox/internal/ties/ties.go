@@ -70,6 +70,9 @@ func LockFile(p string) error {
 // reach the launcher's descriptors (PID 1 is not the launcher's child in
 // a user namespace that may read its /proc/PID/fd).
 func FDPath(fd int) (string, error) {
+	if err := Inherited(fd); err != nil {
+		return "", err
+	}
 	var fst, pst unix.Stat_t
 	if err := unix.Fstat(fd, &fst); err != nil {
 		return "", err
@@ -85,6 +88,29 @@ func FDPath(fd int) (string, error) {
 		return "", fmt.Errorf("it is open on %s, which no longer names the same file (deleted or moved?)", p)
 	}
 	return p, nil
+}
+
+// ErrOwnFD is Inherited's answer for a descriptor this process opened
+// itself.
+var ErrOwnFD = errors.New("it is a descriptor nsbox opened itself, not one it was given")
+
+// Inherited checks that fd, a number from the command line, is a
+// descriptor this process was given: open, and without FD_CLOEXEC. Every
+// descriptor nsbox opens has FD_CLOEXEC (Go's runtime and os package set
+// it, and the C stage opens with O_CLOEXEC/SOCK_CLOEXEC), and none that
+// crossed the exec into nsbox can have it; so a flag such as --info-fd 7
+// cannot name the Go runtime's epoll descriptor, a lock nsbox holds or
+// the stage's socket. It returns the fcntl error (EBADF) for a
+// descriptor that is not open, ErrOwnFD for one of nsbox's own.
+func Inherited(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		return err
+	}
+	if flags&unix.FD_CLOEXEC != 0 {
+		return ErrOwnFD
+	}
+	return nil
 }
 
 // Under returns p relative to dir when p is dir or beneath it.
