@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,10 +40,14 @@ func TestNetUserHelperHoldsOnlyItsFilesAndDiesWithTheLauncher(t *testing.T) {
 		}
 		return poll.Continue("nsbox-helper %d holds no TAP device: %v", helper, links)
 	}, poll.WithTimeout(20*time.Second))
+	self, err := filepath.EvalSymlinks(nsboxBin)
+	assert.NilError(t, err)
 	for fd, link := range links {
-		// Its own program (the memfd, fd 3 at exec) and what the launcher
-		// did not mean to pass are closed.
+		// Its own program (nsbox's file, which the loader mapped it from,
+		// or the memfd; fd 3 at exec) and what the launcher did not mean
+		// to pass are closed.
 		assert.Check(t, !strings.HasPrefix(link, "/memfd:"), "fd %s is its own program: %s", fd, link)
+		assert.Check(t, link != self, "fd %s is nsbox's file, the loader's: %s", fd, link)
 		n, _ := strconv.Atoi(fd)
 		assert.Check(t, n <= 16, "fd %s (%s) is more than the job's few: inherited from the launcher?", fd, link)
 		assert.Check(t, !strings.HasPrefix(link, "/dev/pts/") && link != "/dev/tty", "fd %s is a terminal: %s", fd, link)
@@ -104,6 +110,53 @@ func childNamed(parent int, name string) int {
 		}
 	}
 	return 0
+}
+
+// On x86-64 the helper is not copied at each start: the loader maps it
+// from nsbox's own file (cmd/internal/helper), so its code is nsbox's
+// file's pages, and nothing of it is in a memfd but the loader's page.
+func TestNetUserHelperRunsFromNsboxFileNotACopy(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Fatalf("the loader is x86-64's; on %s the helper is copied (change this test with the loader)", runtime.GOARCH)
+	}
+	cmd := exec.Command(nsboxBin, "run", "--net", "user", "--", "sleep", "60")
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var helper int
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if helper = childNamed(cmd.Process.Pid, "nsbox-helper"); helper == 0 {
+			return poll.Continue("no nsbox-helper child of the launcher yet")
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second))
+	self, err := filepath.EvalSymlinks(nsboxBin)
+	assert.NilError(t, err)
+	var maps string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(helper) + "/maps")
+		if maps = string(b); err != nil || !strings.Contains(maps, "r-xp") {
+			return poll.Continue("nsbox-helper %d: no code mapped yet: %v", helper, err)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second))
+	var code []string
+	for _, line := range strings.Split(maps, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "r-xp" && !strings.HasPrefix(f[5], "[") {
+			code = append(code, f[5])
+		}
+		if len(f) >= 6 && strings.HasPrefix(f[5], "/memfd:") {
+			lo, hi, _ := strings.Cut(f[0], "-")
+			a, _ := strconv.ParseUint(lo, 16, 64)
+			b, _ := strconv.ParseUint(hi, 16, 64)
+			assert.Check(t, b-a <= 64<<10, "a memfd mapping of %d bytes: the helper copied? %s", b-a, line)
+		}
+	}
+	want := self
+	if beside := filepath.Join(filepath.Dir(self), "nsbox-helper"); fileExists(beside) {
+		want = beside // a build without make's embedding runs the installed helper (main_test.go)
+	}
+	assert.Check(t, len(code) >= 1 && slices.Contains(code, want), "the helper's code is not mapped from %s: %v\n%s", want, code, maps)
 }
 
 // zombie reports whether pid has exited and waits for its reaper.

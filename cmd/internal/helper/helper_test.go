@@ -3,6 +3,7 @@ package helper
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -15,7 +16,7 @@ import (
 const rodata = "nsbox helper test: bytes that live in the test binary's own file, found through /proc/self/maps"
 
 func TestMemfdIsSealedAgainstEveryChange(t *testing.T) {
-	f, err := sealedMemfd(Name, rodata)
+	f, err := sealedMemfd(Name, rodata, true)
 	assert.NilError(t, err)
 	defer f.Close()
 	seals, err := unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0)
@@ -74,11 +75,25 @@ func TestInstalledHelperOrHowToGetOne(t *testing.T) {
 
 	assert.NilError(t, os.WriteFile(beside, []byte("#!/bin/sh\n"), 0o755))
 	defer os.Remove(beside)
-	cmd, exe, err := Command("net")
+	cmd, closeAfter, err := Command("net")
 	assert.NilError(t, err)
-	assert.Assert(t, exe == nil)
+	assert.Assert(t, closeAfter == nil)
 	assert.Equal(t, cmd.Path, beside)
 	assert.DeepEqual(t, cmd.Args, []string{Name, "net"})
 	assert.Equal(t, len(cmd.ExtraFiles), 1, "fd 3 is held for the program even when it runs from a file")
 	cmd.ExtraFiles[0].Close()
+}
+
+// make build pads the embedded helper with zero bytes to put it on a page
+// boundary; the program is what follows them, and only zeros are padding.
+func TestUnpadStripsOnlyZeroPadding(t *testing.T) {
+	elf := "\x7fELF\x02\x01\x01rest of the program"
+	assert.Equal(t, unpad(elf), elf)
+	assert.Equal(t, unpad(strings.Repeat("\x00", 192)+elf), elf)
+	assert.Equal(t, unpad(strings.Repeat("\x00", 4095)+elf), elf)
+	notPad := "\x00\x00x" + elf
+	assert.Equal(t, unpad(notPad), notPad)
+	tooLong := strings.Repeat("\x00", 8192) + elf
+	assert.Equal(t, unpad(tooLong), tooLong)
+	assert.Equal(t, unpad(""), "")
 }
