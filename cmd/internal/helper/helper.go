@@ -7,8 +7,10 @@
 // (embedded.go, build tag nsbox_helper), and Command starts it in one of
 // three ways, the first that serves:
 //
-//   - an installed copy that is the embedded helper byte for byte (make
-//     install puts one in PREFIX/libexec/nsbox) is run from its file;
+//   - an installed copy of the embedded helper (make install puts one in
+//     PREFIX/libexec/nsbox) that only root can change is run from its
+//     file (installedCopy): one a user, or a sandbox, could have put
+//     beside nsbox is not;
 //   - on x86-64, the loader (loader/loader.c, a few KB, run from a sealed
 //     memfd) maps the embedded helper's segments straight from nsbox's own
 //     file, opened read-only and passed as fd 3, and jumps to its entry
@@ -48,7 +50,6 @@ package helper
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,15 +144,21 @@ func devNull() *os.File {
 }
 
 // program is the path to exec, the child's fd 3 and the file to close
-// once it started: an installed helper that is the embedded one (no copy
-// to make; fd 3 is /dev/null), else the embedded helper mapped from
-// nsbox's file by the loader (viaLoader), else the embedded helper copied
-// into a memfd (fd 3); without an embedded helper, the installed one.
+// once it started: an installed copy of the embedded helper that only root
+// can change (installedCopy; no copy to make), else the embedded helper
+// mapped from nsbox's file by the loader (viaLoader), else the embedded
+// helper copied into a memfd; each executed through the child's fd 3.
+// Without an embedded helper (go build), the installed one, whoever owns
+// it.
 func program(name, embedded string) (path string, fd3, closeAfter *os.File, err error) {
-	installed := installedPath(name)
+	return programAt(installedPath(name), name, embedded)
+}
+
+// programAt is program with the installed helper's path ("" for none).
+func programAt(installed, name, embedded string) (path string, fd3, closeAfter *os.File, err error) {
 	if len(embedded) > 0 {
-		if installed != "" && same(installed, embedded) {
-			return installed, devNull(), nil, nil
+		if f := installedCopy(installed, embedded); f != nil {
+			return fmt.Sprintf("/proc/self/fd/%d", ProgramFD), f, f, nil
 		}
 		path, exe, ldr, ok, err := viaLoader(name, embedded)
 		if err != nil {
@@ -172,6 +179,31 @@ func program(name, embedded string) (path string, fd3, closeAfter *os.File, err 
 	return installed, devNull(), nil, nil
 }
 
+// installedCopy opens the installed helper at path (none when "") if it is
+// the embedded one and only root can change it: a regular file owned by
+// root, writable by no group or other. Anything else a sandbox might have
+// written (a directory beside nsbox that the user, and so a sandbox with
+// a writable view of it, can write) is not run: the embedded helper is.
+// The checks are on the open file, and the command executes that same
+// file through its descriptor, so a rename after the check changes
+// nothing.
+func installedCopy(path, embedded string) *os.File {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != 0 ||
+		st.Mode&0o022 != 0 || st.Mode&0o111 == 0 || !same(f, embedded) {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
 // installedPath is the helper installed with nsbox, or "": DIR/nsbox-helper
 // or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's own directory
 // (make install puts it in the second).
@@ -189,24 +221,18 @@ func installedPath(name string) string {
 	return ""
 }
 
-// same reports whether the file at path is the embedded helper: the same
-// size and the same first 64 KiB, which hold its Go build ID (a hash of
-// everything it was built from). It guards against a helper of another
-// build, not against an attacker: whoever can change a file beside nsbox
-// can change nsbox.
-func same(path, embedded string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
+// same reports whether f is the embedded helper: the same size and the
+// same first 64 KiB, which hold its Go build ID (a hash of everything it
+// was built from). It tells a helper of another build; installedCopy
+// keeps out one that is not root's.
+func same(f *os.File, embedded string) bool {
 	st, err := f.Stat()
 	if err != nil || st.Size() != int64(len(embedded)) {
 		return false
 	}
 	n := min(len(embedded), 64<<10)
 	b := make([]byte, n)
-	if _, err := io.ReadFull(f, b); err != nil {
+	if k, _ := f.ReadAt(b, 0); k != n {
 		return false
 	}
 	return string(b) == embedded[:n]

@@ -1,6 +1,7 @@
 package helper
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,9 +54,54 @@ func TestSameComparesSizeAndStart(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, Name)
 	assert.NilError(t, os.WriteFile(p, []byte(rodata), 0o755))
-	assert.Assert(t, same(p, rodata))
-	assert.Assert(t, !same(p, rodata+"x"))
-	assert.Assert(t, !same(p, "X"+rodata[1:]))
+	f, err := os.Open(p)
+	assert.NilError(t, err)
+	defer f.Close()
+	assert.Assert(t, same(f, rodata))
+	assert.Assert(t, !same(f, rodata+"x"))
+	assert.Assert(t, !same(f, "X"+rodata[1:]))
+}
+
+// An installed copy of the embedded helper is run in its place only when
+// root alone can change it: one the user could write, and so a sandbox
+// with a writable view of nsbox's directory could have planted, is not.
+// The one run is the file checked, through its descriptor.
+func TestInstalledCopyOnlyWhenOnlyRootCanChangeIt(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("run the unit tests as root: this test chowns files")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, Name)
+	assert.NilError(t, os.WriteFile(p, []byte(rodata), 0o755))
+	assert.NilError(t, os.Chmod(p, 0o755))
+	f := installedCopy(p, rodata)
+	assert.Assert(t, f != nil, "root's, 0755")
+	var a, b unix.Stat_t
+	assert.NilError(t, unix.Fstat(int(f.Fd()), &a))
+	assert.NilError(t, unix.Stat(p, &b))
+	assert.Equal(t, a.Ino, b.Ino)
+	f.Close()
+
+	assert.Assert(t, installedCopy(p, rodata+"x") == nil, "another build")
+	assert.NilError(t, os.Chmod(p, 0o775))
+	assert.Assert(t, installedCopy(p, rodata) == nil, "group-writable")
+	assert.NilError(t, os.Chmod(p, 0o757))
+	assert.Assert(t, installedCopy(p, rodata) == nil, "world-writable")
+	assert.NilError(t, os.Chmod(p, 0o755))
+	assert.NilError(t, os.Chown(p, 65534, 65534))
+	assert.Assert(t, installedCopy(p, rodata) == nil, "a user's")
+	assert.Assert(t, installedCopy("", rodata) == nil)
+
+	// program falls back to the embedded bytes (a memfd here: go test has
+	// no loader) rather than the user's copy.
+	path, fd3, closeAfter, err := programAt(p, Name, rodata)
+	assert.NilError(t, err)
+	defer fd3.Close()
+	assert.Equal(t, path, "/proc/self/fd/3")
+	assert.Equal(t, fd3, closeAfter)
+	link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd3.Fd()))
+	assert.NilError(t, err)
+	assert.Assert(t, strings.HasPrefix(link, "/memfd:"+Name), link)
 }
 
 // Without the embedding build tag (as go test builds), the helper is the
