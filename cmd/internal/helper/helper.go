@@ -32,8 +32,11 @@
 // faster), more on a busy 2-core machine where the launcher, the stage,
 // PID 1 and newuidmap want the same CPUs. `nsbox run --net user -- true`,
 // median wall of 30 alternating runs as an unprivileged user, against the
-// build that linked gVisor (1.00): the memfd copy 1.22-1.31, an installed
-// copy 1.01, the loader 1.02 (load average 2.9 from other work).
+// build that linked gVisor (1.00): the memfd copy 1.17-1.31, an installed
+// copy 1.01, the loader 1.00-1.02, and with the helper preparing its stack
+// before the TAP device comes (netstack.Prepare, cmd/internal/nethelper)
+// 0.97-0.98 (load average 1.9-2.9 from other work). A run without --net
+// user does not start the helper: 0.96-1.00 of the memfd build's time.
 //
 // A build without the tag (go build, go test) runs the installed helper:
 // DIR/nsbox-helper or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's
