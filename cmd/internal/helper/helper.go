@@ -11,10 +11,10 @@
 //     PREFIX/libexec/nsbox) that only root can change is run from its
 //     file (installedCopy): one a user, or a sandbox, could have put
 //     beside nsbox is not;
-//   - on x86-64, the loader (loader/loader.c, a few KB, run from a sealed
-//     memfd) maps the embedded helper's segments straight from nsbox's own
-//     file, opened read-only and passed as fd 3, and jumps to its entry
-//     (viaLoader). make build puts the helper on a page boundary of that
+//   - on x86-64, where only root can write nsbox's file, the loader
+//     (loader/loader.c, a few KB, run from a sealed memfd) maps the
+//     embedded helper's segments straight from nsbox's own file, opened
+//     read-only and passed as fd 3, and jumps to its entry (viaLoader). make build puts the helper on a page boundary of that
 //     file for it. No copy is made: the helper's pages are the page
 //     cache's pages of nsbox's file, shared by every start;
 //   - else the embedded bytes are copied into a memfd (memfd_create with
@@ -199,8 +199,7 @@ func installedCopy(path, embedded string) *os.File {
 		return nil
 	}
 	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != 0 ||
-		st.Mode&0o022 != 0 || st.Mode&0o111 == 0 || !same(f, embedded) {
+	if unix.Fstat(int(f.Fd()), &st) != nil || !onlyRootWrites(&st) || st.Mode&0o111 == 0 || !same(f, embedded) {
 		f.Close()
 		return nil
 	}

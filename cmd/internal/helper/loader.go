@@ -39,9 +39,20 @@ const loaderFD = 64
 // launcher's program, which the kernel keeps from being written (ETXTBSY)
 // while any process executes it, and the launcher waits for the helper.
 //
-// ok is false where the loader cannot serve (no loader in this build, or b
-// not page-aligned in the file, as in a build without make build's second
-// link): the caller copies b into a memfd instead.
+// That holds while the launcher runs. A launcher killed by SIGKILL leaves
+// its helper serving until it reads the socket's EOF, mapping a file
+// nobody executes any more: were nsbox's file one that the user, and so a
+// sandbox mapping the user's id with a view of the file, could write, code
+// written into it then would run in the helper, on the host. So the loader
+// maps nsbox's file only when only root can write it (onlyRootWrites, as
+// make install leaves it); a user's own build copies the helper into a
+// sealed memfd, as the stage copies itself for the same reason
+// (sandbox/stageexe.go).
+//
+// ok is false where the loader cannot serve (no loader in this build,
+// nsbox's file writable by others than root, or b not page-aligned in the
+// file, as in a build without make build's padding): the caller copies b
+// into a memfd instead.
 func viaLoader(name, b string) (path string, exe, ldr *os.File, ok bool, err error) {
 	if len(loader) == 0 || len(b) == 0 || !strings.HasPrefix(b, "\x7fELF") {
 		return "", nil, nil, false, nil
@@ -52,7 +63,7 @@ func viaLoader(name, b string) (path string, exe, ldr *os.File, ok bool, err err
 	}
 	var st unix.Stat_t
 	off, found := int64(0), false
-	if unix.Fstat(int(exe.Fd()), &st) == nil {
+	if unix.Fstat(int(exe.Fd()), &st) == nil && onlyRootWrites(&st) {
 		off, found = offsetIn(unsafe.StringData(b), st.Ino)
 	}
 	if !found || off%int64(os.Getpagesize()) != 0 {
@@ -79,4 +90,11 @@ func viaLoader(name, b string) (path string, exe, ldr *os.File, ok bool, err err
 	}
 	ldr = os.NewFile(uintptr(fd), name+"-loader")
 	return fmt.Sprintf("/proc/self/fd/%d", fd), exe, ldr, true, nil
+}
+
+// onlyRootWrites reports whether only root can write the file st
+// describes: a regular file owned by root, writable by no group or other.
+// (ACLs are not read, as sandbox/stageexe.go does not.)
+func onlyRootWrites(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Uid == 0 && st.Mode&0o022 == 0
 }
