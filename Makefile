@@ -37,8 +37,8 @@ all: build
 # The helper program (cmd/nsbox-helper: --net user's stack, which nsbox
 # itself does not link, so a start without it runs none of gVisor's
 # package inits) is built first and embedded in nsbox (build tag
-# nsbox_helper; cmd/internal/helper runs it from a sealed memfd), so bin/nsbox
-# stays one file. The helper is pure Go (no C, no libc: its start has
+# nsbox_helper; cmd/internal/helper runs it, mapped from nsbox's file by
+# its loader or copied into a sealed memfd), so bin/nsbox stays one file. The helper is pure Go (no C, no libc: its start has
 # nothing to initialise before Go's runtime), static as nsbox is.
 HELPER := build/nsbox-helper
 # The image pulls' helper: the same program with only its image job
