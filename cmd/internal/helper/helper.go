@@ -11,12 +11,15 @@
 //     PREFIX/libexec/nsbox) that only root can change is run from its
 //     file (installedCopy): one a user, or a sandbox, could have put
 //     beside nsbox is not;
-//   - on x86-64, where only root can write nsbox's file, the loader
-//     (loader/loader.c, a few KB, run from a sealed memfd) maps the
-//     embedded helper's segments straight from nsbox's own file, opened
-//     read-only and passed as fd 3, and jumps to its entry (viaLoader). make build puts the helper on a page boundary of that
-//     file for it. No copy is made: the helper's pages are the page
-//     cache's pages of nsbox's file, shared by every start;
+//   - for the network's helper on x86-64, where only root can write
+//     nsbox's file, the loader (loader/loader.c, a few KB, run from a
+//     sealed memfd) maps the embedded helper's segments straight from
+//     nsbox's own file, opened read-only and passed as fd 3, and jumps to
+//     its entry (viaLoader). make build puts the helper on a page
+//     boundary of that file for it. No copy is made: the helper's pages
+//     are the page cache's pages of nsbox's file, shared by every start.
+//     Not for the image helper: it re-executes /proc/self/exe (its
+//     unpacker), which would be the loader, without its fd 3;
 //   - else the embedded bytes are copied into a memfd (memfd_create with
 //     MFD_ALLOW_SEALING, then F_SEAL_WRITE, SHRINK, GROW, SEAL), executed
 //     through /proc/self/fd.
@@ -163,12 +166,14 @@ func programAt(installed, name, embedded string) (path string, fd3, closeAfter *
 		if f := installedCopy(installed, embedded); f != nil {
 			return fmt.Sprintf("/proc/self/fd/%d", ProgramFD), f, f, nil
 		}
-		path, exe, ldr, ok, err := viaLoader(name, embedded)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		if ok {
-			return path, exe, ldr, nil
+		if name == Name { // not the image helper: it re-executes /proc/self/exe, which would be the loader
+			path, exe, ldr, ok, err := viaLoader(name, embedded)
+			if err != nil {
+				return "", nil, nil, err
+			}
+			if ok {
+				return path, exe, ldr, nil
+			}
 		}
 		f, err := sealedMemfd(name, embedded, true)
 		if err != nil {

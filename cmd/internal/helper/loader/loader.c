@@ -20,11 +20,13 @@
  */
 #include <elf.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #define PAGE 4096UL
 #define SYS_write 1
 #define SYS_mmap 9
 #define SYS_pread64 17
+#define SYS_fstat 5
 #define SYS_exit_group 231
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -119,6 +121,13 @@ __attribute__((noreturn, used)) void load(unsigned long *sp)
 	unsigned long base = cfg.offset;
 	if (base == 0 || base % PAGE != 0)
 		die("no page-aligned helper offset (a loader not prepared by nsbox)");
+	/* fd 3 must be what the launcher passes: a file only root can write
+	 * (cmd/internal/helper onlyRootWrites), never whatever else a process
+	 * that runs this program again might hold there. */
+	struct stat st;
+	if (is_err(sys6(SYS_fstat, EXE_FD, (long)&st, 0, 0, 0, 0)) || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 022) != 0)
+		die("fd 3 is not nsbox's root-owned file");
 	Elf64_Ehdr eh;
 	if (pread_full(&eh, sizeof eh, base) < 0)
 		die("read the helper's ELF header");
