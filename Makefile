@@ -37,18 +37,42 @@ all: build
 # The helper program (cmd/nsbox-helper: --net user's stack, which nsbox
 # itself does not link, so a start without it runs none of gVisor's
 # package inits) is built first and embedded in nsbox (build tag
-# nsbox_helper; cmd/internal/helper runs it from a sealed memfd), so bin/nsbox
-# stays one file. The helper is pure Go (no C, no libc: its start has
+# nsbox_helper; cmd/internal/helper runs it, mapped from nsbox's file by
+# its loader or copied into a sealed memfd), so bin/nsbox stays one file. The helper is pure Go (no C, no libc: its start has
 # nothing to initialise before Go's runtime), static as nsbox is.
-HELPER := cmd/internal/helper/nsbox-helper
+HELPER := build/nsbox-helper
 # The image pulls' helper: the same program with only its image job
 # (go-containerregistry's inits stay out of the network helper's start).
 IMAGE_HELPER := cmd/internal/helper/nsbox-image-helper
 
+# On x86-64 the network's helper starts without a copy: a loader of a few
+# KB (cmd/internal/helper/loader) maps it from nsbox's own file, which
+# needs the helper at a page boundary of that file. The raw helper is
+# build/nsbox-helper (make install's); the embedded one is it after as many
+# zero bytes as put it on a page boundary: nsbox is linked, align measures
+# how far off one the helper landed, and nsbox is linked again with that
+# much more padding. The linker orders string data by size, so the helper's
+# blob stays where it was and only its padding moves it. Where it still is
+# off (another linker's layout), the helper is copied into a memfd.
+HELPER_EMBED := cmd/internal/helper/nsbox-helper
+LOADER := cmd/internal/helper/nsbox-helper-loader
+LOADER_CFLAGS := -nostdlib -static -O2 -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
+	-fno-stack-protector -fpie -no-pie -fno-asynchronous-unwind-tables -Wall -Werror -s \
+	-Wl,-Ttext-segment=0x7e0000000000 -Wl,--build-id=none
+
 build: $(STATIC_DEPS)
+	@mkdir -p build
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags '-s -w' -o $(HELPER) ./cmd/nsbox-helper
 	CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS),nsbox_helper_image -ldflags '-s -w' -o $(IMAGE_HELPER) ./cmd/nsbox-helper
-	$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox
+	if [ "$$($(GO) env GOARCH)" = amd64 ]; then $(or $(MUSL_GCC),$(CC)) $(LOADER_CFLAGS) -o $(LOADER) cmd/internal/helper/loader/loader.c; fi
+	pad=0; for try in 1 2 3; do \
+		{ head -c $$pad /dev/zero; cat $(HELPER); } >$(HELPER_EMBED); \
+		$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox || exit 1; \
+		[ "$$($(GO) env GOARCH)" = amd64 ] || exit 0; \
+		need=$$($(GO) run ./cmd/internal/helper/align $(BIN) $(HELPER)) || exit 1; \
+		[ "$$need" = 0 ] && exit 0; \
+		pad=$$(( (pad + need) % 4096 )); \
+	done; echo "make: the helper is not page-aligned in $(BIN) (it will be copied at each start)" >&2
 
 # The embedding benchmark's program, built as nsbox is: Start re-executes
 # it as each sandbox's stage (hack/bench.sh).
@@ -172,4 +196,4 @@ bench-live:
 	hack/bench-live.sh
 
 clean:
-	rm -rf bin build $(HELPER) $(IMAGE_HELPER)
+	rm -rf bin build $(HELPER_EMBED) $(IMAGE_HELPER) $(LOADER)

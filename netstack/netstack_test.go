@@ -537,3 +537,39 @@ func TestPublishAndUnpublishWhileRunning(t *testing.T) {
 	assert.NilError(t, err)
 	assert.ErrorContains(t, sb.net.Publish(q), "address already in use")
 }
+
+// nsbox's helper prepares the network before the sandbox's TAP device
+// exists and attaches the device when it comes: a prepared network that
+// never gets one closes without leaving anything, and a second device is
+// refused (and closed).
+func TestPrepareWithoutAttachLeavesNothingAndAttachesOnce(t *testing.T) {
+	g0, fd0 := runtime.NumGoroutine(), openFDs(t)
+	for range 10 {
+		n, err := Prepare(Config{})
+		assert.NilError(t, err)
+		assert.NilError(t, n.Close())
+	}
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if g, fd := runtime.NumGoroutine(), openFDs(t); g > g0+2 || fd > fd0 {
+			return poll.Continue("goroutines %d (was %d), fds %d (was %d)", g, g0, fd, fd0)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(10*time.Second))
+
+	_, err := Prepare(Config{MTU: 1})
+	assert.ErrorContains(t, err, "MTU")
+
+	n, err := Prepare(Config{})
+	assert.NilError(t, err)
+	defer n.Close()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer syscall.Close(fds[1])
+	assert.NilError(t, n.Attach(os.NewFile(uintptr(fds[0]), "tap")))
+	second, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer syscall.Close(second[1])
+	assert.ErrorContains(t, n.Attach(os.NewFile(uintptr(second[0]), "tap")), "attached already")
+	_, err = syscall.Write(second[1], []byte("x"))
+	assert.ErrorIs(t, err, syscall.EPIPE, "the refused device is closed")
+}

@@ -71,42 +71,71 @@ type Network struct {
 // packet information header), with cfg. Start takes ownership of tap: Close
 // closes it. On error nothing is left running and tap is closed.
 func Start(tap *os.File, cfg Config) (*Network, error) {
-	if err := cfg.Validate(); err != nil {
+	n, err := Prepare(cfg)
+	if err != nil {
 		tap.Close()
+		return nil, err
+	}
+	if err := n.Attach(tap); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Prepare is the part of Start that needs no TAP device: the stack with
+// its protocols and handlers, and the DNS forwarder's upstream servers. A
+// caller that has cfg before the sandbox exists (nsbox's helper program)
+// prepares the network meanwhile, and only Attach is left once the device
+// comes. Close ends a prepared network that will not be attached.
+func Prepare(cfg Config) (*Network, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Network{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}, published: map[string]publishedPort{}}
 	n.limits.init(&n.cfg)
-	if err := n.start(tap); err != nil {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+	})
+	n.stack = s
+	tcpFwd := tcp.NewForwarder(s, 0, n.cfg.MaxInFlight, n.handleTCP)
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
+	udpFwd := udp.NewForwarder(s, n.handleUDP)
+	s.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	var err error
+	if n.dns, err = newDNSForwarder(&n.cfg); err != nil {
 		n.Close()
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *Network) start(tap *os.File) error {
+// Attach serves tap, the TAP device's file descriptor, with the network
+// Prepare returned: the NIC and its addresses, the DNS server, the
+// published ports, then the reader. Attach takes ownership of tap. On
+// error nothing is left running: the network is closed, tap with it.
+func (n *Network) Attach(tap *os.File) error {
+	if n.link != nil {
+		tap.Close()
+		return errors.New("user-mode network: a TAP device is attached already")
+	}
 	tl, link, err := newTAPLink(tap, n.cfg.LinkMTU(), gatewayMAC, n.cfg.VnetHdr)
 	if err != nil {
+		n.Close()
 		return err
 	}
 	n.link = tl
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-	})
-	n.stack = s
-	if err := configureStack(s, link); err != nil {
+	if err := n.attach(link); err != nil {
+		n.Close()
 		return err
 	}
-	tcpFwd := tcp.NewForwarder(s, 0, n.cfg.MaxInFlight, n.handleTCP)
-	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcpFwd.HandlePacket)
-	udpFwd := udp.NewForwarder(s, n.handleUDP)
-	s.SetTransportProtocolHandler(udp.ProtocolNumber, udpFwd.HandlePacket)
+	return nil
+}
 
-	n.dns, err = newDNSForwarder(&n.cfg)
-	if err != nil {
+func (n *Network) attach(link stack.LinkEndpoint) error {
+	if err := configureStack(n.stack, link); err != nil {
 		return err
 	}
 	if err := n.serveDNS(); err != nil {
@@ -117,8 +146,8 @@ func (n *Network) start(tap *os.File) error {
 			return err
 		}
 	}
-	tl.divert = n.divertEcho
-	tl.start()
+	n.link.divert = n.divertEcho
+	n.link.start()
 	return nil
 }
 

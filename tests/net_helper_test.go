@@ -4,8 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,10 +41,14 @@ func TestNetUserHelperHoldsOnlyItsFilesAndDiesWithTheLauncher(t *testing.T) {
 		}
 		return poll.Continue("nsbox-helper %d holds no TAP device: %v", helper, links)
 	}, poll.WithTimeout(20*time.Second))
+	self, err := filepath.EvalSymlinks(nsboxBin)
+	assert.NilError(t, err)
 	for fd, link := range links {
-		// Its own program (the memfd, fd 3 at exec) and what the launcher
-		// did not mean to pass are closed.
+		// Its own program (nsbox's file, which the loader mapped it from,
+		// or the memfd; fd 3 at exec) and what the launcher did not mean
+		// to pass are closed.
 		assert.Check(t, !strings.HasPrefix(link, "/memfd:"), "fd %s is its own program: %s", fd, link)
+		assert.Check(t, link != self, "fd %s is nsbox's file, the loader's: %s", fd, link)
 		n, _ := strconv.Atoi(fd)
 		assert.Check(t, n <= 16, "fd %s (%s) is more than the job's few: inherited from the launcher?", fd, link)
 		assert.Check(t, !strings.HasPrefix(link, "/dev/pts/") && link != "/dev/tty", "fd %s is a terminal: %s", fd, link)
@@ -104,6 +111,86 @@ func childNamed(parent int, name string) int {
 		}
 	}
 	return 0
+}
+
+// On x86-64 the helper is not copied at each start: the loader maps it
+// from nsbox's own file (cmd/internal/helper), so its code is nsbox's
+// file's pages, and nothing of it is in a memfd but the loader's page.
+func TestNetUserHelperRunsFromNsboxFileNotACopy(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Fatalf("the loader is x86-64's; on %s the helper is copied (change this test with the loader)", runtime.GOARCH)
+	}
+	self, err := filepath.EvalSymlinks(nsboxBin)
+	assert.NilError(t, err)
+	want := self
+	if beside := filepath.Join(filepath.Dir(self), "nsbox-helper"); fileExists(beside) {
+		want = beside // a build without make's embedding runs the installed helper (main_test.go)
+	} else {
+		var st syscall.Stat_t
+		assert.NilError(t, syscall.Stat(self, &st))
+		assert.Assert(t, st.Uid == 0 && st.Mode&0o022 == 0, "NSBOX_BIN must be root's, writable by no other, as make install (and hack/test.sh) leave it")
+	}
+	code, maps := helperCode(t, self)
+	assert.Check(t, slices.Contains(code, want), "the helper's code is not mapped from %s: %v\n%s", want, code, maps)
+	for _, line := range strings.Split(maps, "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && strings.HasPrefix(f[5], "/memfd:") {
+			lo, hi, _ := strings.Cut(f[0], "-")
+			a, _ := strconv.ParseUint(lo, 16, 64)
+			b, _ := strconv.ParseUint(hi, 16, 64)
+			assert.Check(t, b-a <= 64<<10, "a memfd mapping of %d bytes: the helper copied? %s", b-a, line)
+		}
+	}
+}
+
+// An nsbox file that the user can write is never mapped into the helper:
+// a sandbox that maps the user's id and sees the file could write code
+// into it once the launcher is gone (SIGKILL) while the helper still runs
+// (cmd/internal/helper viaLoader). The helper is then a sealed copy.
+func TestNetUserHelperOfAUserWritableNsboxIsACopy(t *testing.T) {
+	self, err := filepath.EvalSymlinks(nsboxBin)
+	assert.NilError(t, err)
+	own := filepath.Join(t.TempDir(), "nsbox")
+	b, err := os.ReadFile(self)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(own, b, 0o755))
+	if os.Getuid() == 0 {
+		assert.NilError(t, os.Chown(own, 65534, 65534)) // someone's who is not root
+	}
+	if beside := filepath.Join(filepath.Dir(self), "nsbox-helper"); fileExists(beside) {
+		hb, err := os.ReadFile(beside) // a build without make's embedding (main_test.go)
+		assert.NilError(t, err)
+		assert.NilError(t, os.WriteFile(filepath.Join(filepath.Dir(own), "nsbox-helper"), hb, 0o755))
+	}
+	code, maps := helperCode(t, own)
+	assert.Check(t, !slices.Contains(code, own), "the helper's code is mapped from a file the user can write: %v\n%s", code, maps)
+}
+
+// helperCode starts `bin run --net user -- sleep 60` and returns the files
+// its helper's code (r-xp) is mapped from, and its whole maps.
+func helperCode(t *testing.T, bin string) ([]string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--net", "user", "--", "sleep", "60")
+	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var helper int
+	var maps string
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if helper = childNamed(cmd.Process.Pid, "nsbox-helper"); helper == 0 {
+			return poll.Continue("no nsbox-helper child of the launcher yet")
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(helper) + "/maps")
+		if maps = string(b); err != nil || !strings.Contains(maps, "r-xp") {
+			return poll.Continue("nsbox-helper %d: no code mapped yet: %v", helper, err)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second))
+	var code []string
+	for _, line := range strings.Split(maps, "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[1] == "r-xp" && !strings.HasPrefix(f[5], "[") {
+			code = append(code, f[5])
+		}
+	}
+	return code, maps
 }
 
 // zombie reports whether pid has exited and waits for its reaper.

@@ -49,12 +49,17 @@ func netJob([]string) int {
 		}
 	}
 	network.LimitProcs() // serving the network is all this process does
+	// All but the device now, while the sandbox is being set up: the
+	// launcher waits only for Attach once the device exists.
+	n, err := netstack.Prepare(cfg)
+	if err != nil {
+		return fail(sock, err)
+	}
 	tap, err := receiveTAP(sock)
 	if err != nil {
 		return 0 // the launcher closed or died before the sandbox's device existed
 	}
-	n, err := netstack.Start(tap, cfg)
-	if err != nil {
+	if err := n.Attach(tap); err != nil {
 		return fail(sock, err)
 	}
 	reply(sock, nethelper.Reply{})

@@ -75,6 +75,9 @@ func Pull(ctx context.Context, r image.Ref, s *image.Store) (*image.Image, error
 	if exe != nil {
 		exe.Close()
 	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close() // the helper's fd 3 (helper.Command)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("image %s: start the helper program: %w", r, err)
 	}

@@ -63,7 +63,7 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "net-helper"), os.NewFile(uintptr(fds[1]), "net-helper")
 	defer theirs.Close()
-	cmd, exe, err := helper.Command(Job)
+	cmd, closeAfter, err := helper.Command(Job)
 	if err != nil {
 		ours.Close()
 		return nil, nil, err
@@ -71,7 +71,9 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 	for _, f := range cmd.ExtraFiles {
 		defer f.Close()
 	}
-	_ = exe // closed with ExtraFiles
+	if closeAfter != nil {
+		defer closeAfter.Close()
+	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		// network.LimitProcs from the helper's first instruction, not
 		// after its runtime started a thread per CPU.

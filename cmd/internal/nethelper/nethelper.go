@@ -14,9 +14,12 @@
 //	helper   → socket   Reply as JSON, with the published ports
 //	launcher closes its end: the helper exits
 //
-// The helper starts before the sandbox does, so gVisor's init runs while
-// the sandbox is being set up, and it exits on EOF whether the launcher
-// closed the socket or died before sending the device.
+// The helper starts before the sandbox does, so that its start, gVisor's
+// init and all of the stack that needs no device (netstack.Prepare) are
+// done while the sandbox is being set up: once the device comes, only
+// netstack's Attach and the two messages stand between it and the
+// sandbox going on. It exits on EOF whether the launcher closed the
+// socket or died before sending the device.
 package nethelper
 
 import (
