@@ -111,9 +111,11 @@ func (u *unpacker) chown(dir int, name string, hdr *tar.Header) error {
 	return nil
 }
 
-// cleanName turns a tar entry name into components relative to the
-// layer root; ok is false for a name that climbs with "..".
-func cleanName(name string) ([]string, bool) {
+// SplitEntryName turns an archive entry's name into its components
+// relative to the archive's root, without empty and "." ones; ok is false
+// for a name that climbs with "..". Layers and image archives (image/fetch)
+// are read through it.
+func SplitEntryName(name string) (comps []string, ok bool) {
 	var out []string
 	for _, c := range strings.Split(name, "/") {
 		switch c {
@@ -200,7 +202,7 @@ func removeAllAt(dir int, name string) error {
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
-	comps, ok := cleanName(hdr.Name)
+	comps, ok := SplitEntryName(hdr.Name)
 	if !ok {
 		return errors.New("the name climbs out of the layer with ..")
 	}
@@ -283,7 +285,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader, st *unpackStats) error {
 		}
 		return u.chown(dir, name, hdr)
 	case tar.TypeLink:
-		tcomps, ok := cleanName(hdr.Linkname)
+		tcomps, ok := SplitEntryName(hdr.Linkname)
 		if !ok || len(tcomps) == 0 {
 			return fmt.Errorf("hard link to %q, outside the layer", hdr.Linkname)
 		}

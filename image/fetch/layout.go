@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/nsbox/nsbox/image"
 )
 
 // annotationRefName tags an image in an OCI layout's index.
@@ -90,7 +92,7 @@ func extractLayout(file, dir string) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", file, err)
 		}
-		comps, ok := splitName(hdr.Name)
+		comps, ok := image.SplitEntryName(hdr.Name)
 		if !ok {
 			return fmt.Errorf("%s: entry %q climbs out with ..", file, hdr.Name)
 		}
@@ -129,20 +131,4 @@ func layoutFile(c []string) bool {
 		return c[0] == "blobs" && plain(c[1]) && plain(c[2])
 	}
 	return false
-}
-
-// splitName splits an archive entry's name into its components, without
-// empty and "." ones; false if one is "..".
-func splitName(name string) ([]string, bool) {
-	var out []string
-	for _, c := range strings.Split(name, "/") {
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			return nil, false
-		}
-		out = append(out, c)
-	}
-	return out, true
 }
