@@ -43,16 +43,7 @@ type Config struct {
 
 // Validate reports a configuration pasta cannot serve.
 func (cfg Config) Validate() error {
-	if cfg.MTU != 0 && (cfg.MTU < network.MinMTU || cfg.MTU > network.DefaultMTU) {
-		return &network.Error{Mode: "pasta", Field: "MTU", Value: strconv.Itoa(cfg.MTU), Problem: "out of range", Fix: fmt.Sprintf("pick %d to %d", network.MinMTU, network.DefaultMTU)}
-	}
-	for _, p := range cfg.Publish {
-		if !p.Host.Addr().Is4() {
-			return &network.Error{Mode: "pasta", Field: "Publish", Value: p.String(), Problem: "pasta forwards only IPv4 host addresses",
-				Fix: fmt.Sprintf("give an IPv4 host address (e.g. 127.0.0.1:%d:%d), or use usernet", p.Host.Port(), p.SandboxPort)}
-		}
-	}
-	return nil
+	return extern.Validate("pasta", cfg.MTU, cfg.Publish)
 }
 
 // Warning is what the published ports call for, or nil: pasta hands a
@@ -75,16 +66,10 @@ func New(cfg Config) (*sandbox.Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	bin, err := extern.Look("pasta", "passt")
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	return &sandbox.Network{
-		Attach: func(pid1 int) (sandbox.TAP, func() error, error) { return start(bin, pid1, cfg) },
-	}, nil
+	return extern.Network("pasta", "passt", func(bin string, pid1 int) (sandbox.TAP, func() error, error) { return start(bin, pid1, cfg) })
 }
 
 // start runs pasta for PID 1's namespaces; it returns once tap0 is

@@ -55,14 +55,10 @@ type Config struct {
 
 // Validate reports a configuration slirp4netns cannot serve.
 func (cfg Config) Validate() error {
-	if cfg.MTU != 0 && (cfg.MTU < network.MinMTU || cfg.MTU > network.DefaultMTU) {
-		return &network.Error{Mode: "slirp4netns", Field: "MTU", Value: strconv.Itoa(cfg.MTU), Problem: "out of range", Fix: fmt.Sprintf("pick %d to %d", network.MinMTU, network.DefaultMTU)}
+	if err := extern.Validate("slirp4netns", cfg.MTU, cfg.Publish); err != nil {
+		return err
 	}
 	for _, p := range cfg.Publish {
-		if !p.Host.Addr().Is4() {
-			return &network.Error{Mode: "slirp4netns", Field: "Publish", Value: p.String(), Problem: "slirp4netns forwards only IPv4 host addresses",
-				Fix: fmt.Sprintf("give an IPv4 host address (e.g. 127.0.0.1:%d:%d), or use usernet", p.Host.Port(), p.SandboxPort)}
-		}
 		if cfg.dropsUDPReplies(p) && p.Host.Addr().IsLoopback() {
 			return &network.Error{Mode: "slirp4netns", Field: "Publish", Value: p.String(), Problem: "slirp4netns drops the sandbox's UDP replies to a host loopback client while host loopback is blocked",
 				Fix: "set AllowHostLoopback, or use usernet"}
@@ -98,16 +94,10 @@ func New(cfg Config) (*sandbox.Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	bin, err := extern.Look("slirp4netns", "slirp4netns")
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	return &sandbox.Network{
-		Attach: func(pid1 int) (sandbox.TAP, func() error, error) { return start(bin, pid1, cfg) },
-	}, nil
+	return extern.Network("slirp4netns", "slirp4netns", func(bin string, pid1 int) (sandbox.TAP, func() error, error) { return start(bin, pid1, cfg) })
 }
 
 // start runs slirp4netns for PID 1's namespaces and waits until it
