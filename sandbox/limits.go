@@ -22,10 +22,18 @@ type Limits struct {
 	// Memory (bytes), PIDs and CPUs (cores, fractional) limit the whole
 	// sandbox through a cgroup v2 of its own, created under the caller's
 	// cgroup; that needs a delegated cgroup v2 subtree (a systemd user
-	// session). Zero means no limit.
+	// session) whose controllers include memory, pids or cpu (a hybrid
+	// host binds them to cgroup v1: no limits there). Zero means no limit.
 	Memory int64   `json:"memory,omitempty"`
 	PIDs   int64   `json:"pids,omitempty"`
 	CPUs   float64 `json:"cpus,omitempty"`
+	// OwnCgroup gives the sandbox a cgroup v2 of its own also without
+	// Memory, PIDs or CPUs (they imply one): Sandbox.Pause then freezes
+	// it (cgroup.freeze) instead of stopping its processes with signals,
+	// and killing it kills every process in it. It needs a delegated
+	// cgroup v2 subtree but no controller, so it works on hybrid hosts.
+	// The launcher then stays to remove the cgroup once the sandbox ends.
+	OwnCgroup bool `json:"ownCgroup,omitempty"`
 }
 
 // Rlimit is one resource limit, as prlimit(1) names them.
@@ -129,10 +137,8 @@ func (l *Limits) validate() error {
 		return &SpecError{Field: "Limits.CPUs", Value: fmt.Sprint(l.CPUs), Problem: "below the smallest limit the kernel takes (1% of a CPU)",
 			Fix: remedy.Hint{Kind: remedy.Text, Arg: "give at least 0.01"}}
 	}
-	if l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0 {
-		if _, err := cgroup.Delegated(); err != nil {
-			return &SpecError{Field: "Limits", Err: err}
-		}
+	if _, err := l.cgroupParent(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -155,16 +161,36 @@ func (l *Limits) records() []stage.Rlimit {
 	return r
 }
 
+// cgroupLimits are the limits a cgroup of the sandbox's own enforces.
+func (l *Limits) cgroupLimits() cgroup.Limits {
+	return cgroup.Limits{Memory: l.Memory, PIDs: l.PIDs, CPUs: l.CPUs}
+}
+
+// cgroupParent returns the delegated cgroup the sandbox's own goes under,
+// "" when it gets none; a SpecError naming the field when it cannot have
+// one.
+func (l *Limits) cgroupParent() (string, error) {
+	ctrl := l.cgroupLimits().Controllers()
+	if len(ctrl) == 0 && !l.OwnCgroup {
+		return "", nil
+	}
+	parent, err := cgroup.Check(ctrl)
+	if err != nil {
+		field := "Limits"
+		if len(ctrl) == 0 {
+			field = "Limits.OwnCgroup"
+		}
+		return "", &SpecError{Field: field, Err: err}
+	}
+	return parent, nil
+}
+
 // cgroup creates the sandbox's cgroup when the limits ask for one; nil
 // (whose Add and Remove do nothing) when they do not.
 func (l *Limits) cgroup() (*cgroup.Group, error) {
-	cl := cgroup.Limits{Memory: l.Memory, PIDs: l.PIDs, CPUs: l.CPUs}
-	if len(cl.Controllers()) == 0 {
-		return nil, nil
+	parent, err := l.cgroupParent()
+	if parent == "" || err != nil {
+		return nil, err
 	}
-	parent, err := cgroup.Delegated()
-	if err != nil {
-		return nil, &SpecError{Field: "Limits", Err: err}
-	}
-	return cgroup.New(cl, parent)
+	return cgroup.New(l.cgroupLimits(), parent)
 }

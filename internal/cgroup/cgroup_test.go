@@ -2,10 +2,12 @@ package cgroup
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -21,45 +23,122 @@ func TestLimitFiles(t *testing.T) {
 	assert.Check(t, is.Len(Limits{}.Controllers(), 0))
 }
 
-// TestNoLimitsNoGroup: zero limits make no cgroup and touch no file, and
-// the nil group they give is safe to use.
-func TestNoLimitsNoGroup(t *testing.T) {
-	parent := t.TempDir()
-	g, err := New(Limits{}, parent)
-	assert.NilError(t, err)
-	assert.Check(t, g == nil)
-	entries, err := os.ReadDir(parent)
-	assert.NilError(t, err)
-	assert.Check(t, is.Len(entries, 0))
-	g.Remove() // nil is fine
-	assert.NilError(t, g.Add(1))
+// TestReadHierarchy: the v2 mount is found wherever it is, and the
+// controllers bound to v1 are named.
+func TestReadHierarchy(t *testing.T) {
+	hybrid := `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+34 30 0:31 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
+38 30 0:35 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+39 30 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`
+	h := readHierarchy(hybrid)
+	assert.Check(t, is.Equal(h.mount, "/sys/fs/cgroup/unified"))
+	assert.Check(t, is.DeepEqual(h.v1, []string{"cpu", "memory", "pids", "xattr"}))
+	assert.Check(t, is.Equal(h.v2Path("/a/b"), "/sys/fs/cgroup/unified/a/b"))
+
+	pure := readHierarchy("25 1 0:23 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n")
+	assert.Check(t, is.Equal(pure.mount, "/sys/fs/cgroup"))
+	assert.Check(t, is.Len(pure.v1, 0))
+	assert.Check(t, is.Equal(pure.v2Path("/"), "/sys/fs/cgroup"))
+
+	// A bind of part of the hierarchy shows only what is below its root.
+	part := readHierarchy("25 1 0:23 /user.slice /mnt/my\\040cg rw - cgroup2 cgroup2 rw\n")
+	assert.Check(t, is.Equal(part.mount, "/mnt/my cg"))
+	assert.Check(t, is.Equal(part.v2Path("/user.slice/x"), "/mnt/my cg/x"))
+	assert.Check(t, is.Equal(part.v2Path("/user.slicer"), ""))
+	assert.Check(t, is.Equal(part.v2Path("/system.slice"), ""))
+
+	none := readHierarchy(strings.Split(hybrid, "\n40 ")[0] + "\n")
+	assert.Check(t, is.Equal(none.mount, ""))
+	assert.Check(t, is.Equal(none.v2Path("/"), ""))
+	// Short or malformed lines are skipped.
+	assert.Check(t, is.Equal(readHierarchy("1 2 3\n- cgroup2\n").mount, ""))
 }
 
-// TestNewFiles runs New against a directory that stands in for a
-// delegated cgroup: the files it writes are the interface.
-func TestNewFiles(t *testing.T) {
-	parent := t.TempDir()
-	assert.NilError(t, os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("memory\n"), 0o644))
-	g, err := New(Limits{Memory: 1 << 20, PIDs: 5}, parent)
-	assert.NilError(t, err)
-	assert.Check(t, strings.HasPrefix(g.dir, filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid())+"-")), g.dir)
-	// A second sandbox of the same launcher gets a cgroup of its own.
-	other, err := New(Limits{PIDs: 5}, parent)
-	assert.NilError(t, err)
-	assert.Check(t, other.dir != g.dir)
-	b, _ := os.ReadFile(filepath.Join(parent, "cgroup.subtree_control"))
-	assert.Check(t, is.Equal(string(b), "+pids"), "only the missing controller is enabled")
-	b, _ = os.ReadFile(filepath.Join(g.dir, "pids.max"))
-	assert.Check(t, is.Equal(string(b), "5"))
-	b, _ = os.ReadFile(filepath.Join(g.dir, "memory.max"))
-	assert.Check(t, is.Equal(string(b), "1048576"))
-	b, _ = os.ReadFile(filepath.Join(g.dir, "memory.swap.max"))
-	assert.Check(t, is.Equal(string(b), "0"))
-	// Remove deletes the (empty) group.
-	for _, f := range []string{"pids.max", "memory.max", "memory.swap.max"} {
-		assert.NilError(t, os.Remove(filepath.Join(g.dir, f))) // a real cgroup's files go with it
+// FuzzReadHierarchy: any mountinfo text parses without a panic.
+func FuzzReadHierarchy(f *testing.F) {
+	f.Add("40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+	f.Add("31 30 0:28 / /a\\0 rw - cgroup cgroup rw,cpu\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		h := readHierarchy(s)
+		h.v2Path("/x")
+	})
+}
+
+// writableHierarchy returns the cgroup v2 directory of this process if
+// it may create cgroups there (root, or a delegated cgroup), skipping
+// the test otherwise: these tests use the kernel's cgroupfs, not a stand-in.
+func writableHierarchy(t *testing.T) string {
+	dir, err := Delegated()
+	if err != nil {
+		t.Skipf("no delegated cgroup v2 here: %v", err)
 	}
-	g.Remove()
-	_, err = os.Stat(g.dir)
-	assert.Check(t, os.IsNotExist(err), "group %s left behind", g.dir)
+	return dir
+}
+
+// TestGroupFreezeKill: a group with no limits (no controller) is made,
+// takes a process into its leaf, freezes, thaws, kills, and is removed
+// with what was made below its leaf.
+func TestGroupFreezeKill(t *testing.T) {
+	parent := writableHierarchy(t)
+	g, err := New(Limits{}, parent)
+	assert.NilError(t, err)
+	defer g.Remove()
+	assert.Check(t, strings.HasPrefix(g.Dir(), filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid())+"-")), g.Dir())
+	b, _ := os.ReadFile(filepath.Join(g.Dir(), "cgroup.max.depth"))
+	assert.Check(t, is.Equal(strings.TrimSpace(string(b)), strconv.Itoa(maxDepth)))
+
+	cmd := exec.Command("sleep", "60")
+	assert.NilError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	assert.NilError(t, g.Add(cmd.Process.Pid))
+	in, err := g.Holds(cmd.Process.Pid)
+	assert.NilError(t, err)
+	assert.Check(t, in)
+	own, err := OwnOf(cmd.Process.Pid)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(own, g.Dir()))
+	in, err = g.Holds(os.Getpid())
+	assert.NilError(t, err)
+	assert.Check(t, !in)
+
+	assert.NilError(t, g.Freeze(5*time.Second))
+	frozen, err := g.Frozen()
+	assert.NilError(t, err)
+	assert.Check(t, frozen)
+	assert.NilError(t, g.Thaw())
+	frozen, err = g.Frozen()
+	assert.NilError(t, err)
+	assert.Check(t, !frozen)
+
+	// A cgroup made below the leaf, as root inside could: Remove takes it.
+	assert.NilError(t, os.Mkdir(filepath.Join(g.Dir(), LeafName, "inner"), 0o755))
+	assert.NilError(t, g.Freeze(5*time.Second))
+	assert.NilError(t, g.Kill()) // frozen or not
+	err = cmd.Wait()
+	assert.Check(t, err != nil && strings.Contains(err.Error(), "killed"), "%v", err)
+	// Empty now; populated drops once the task has exited.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.Remove()
+		if _, err := os.Stat(g.Dir()); os.IsNotExist(err) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = os.Stat(g.Dir())
+	assert.Check(t, os.IsNotExist(err), "group %s left behind", g.Dir())
+}
+
+// TestOpenRefusesNonCgroup: Open takes only a cgroup v2 directory with a
+// leaf, never a directory a record merely names.
+func TestOpenRefusesNonCgroup(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.Mkdir(filepath.Join(dir, LeafName), 0o755))
+	_, err := Open(dir)
+	assert.ErrorContains(t, err, "not on a cgroup v2 filesystem")
+	_, err = Open(filepath.Join(dir, "missing"))
+	assert.ErrorContains(t, err, "no such file")
 }
