@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"os"
 	"strconv"
 	"strings"
@@ -51,11 +52,18 @@ type Target struct {
 	// filters, Landlock, rlimits, a new session. Give the sandbox's
 	// Spec.Security and Spec.Limits (NewSession as the joining caller's
 	// stdin calls for). The cgroup limits (memory, pids, cpus) are not
-	// applied: the command stays in the caller's cgroup. The zero value
-	// is the defaults: no capabilities for a non-root uid, nsbox's
+	// set again: they bound the joined command through Cgroup. The zero
+	// value is the defaults: no capabilities for a non-root uid, nsbox's
 	// seccomp filter.
 	Security Security
 	Limits   Limits
+	// Cgroup is the host path of the sandbox's own cgroup v2 directory
+	// (Limits.OwnCgroup, or any cgroup limit), "" when it has none. Join
+	// puts the joined command in it, so that the limits bound it and
+	// Pause freezes it with the rest; Pause, Resume and Paused use its
+	// freezer. TargetOf cannot know it (the launcher names the cgroup):
+	// a Sandbox from Start has it, and nsbox records it in its state.
+	Cgroup string
 	// CommandIsPID1: the sandbox's command is its PID 1
 	// (Spec.CommandIsPID1), whose namespaces Join enters.
 	CommandIsPID1 bool
@@ -120,6 +128,17 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 	}
 	defer g.release()
 	stageProc, parent := g.proc, g.parent
+	// Into the sandbox's cgroup before the stage enters anything, so the
+	// command is born inside its limits and its freezer.
+	if t.Cgroup != "" {
+		cg, err := cgroup.Open(t.Cgroup)
+		if err == nil {
+			err = cg.Add(stageProc.Pid)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("join a sandbox with a cgroup of its own: %w; fix: run nsbox exec from the delegated cgroup the sandbox was started in", err)
+		}
+	}
 
 	cfg := stage.Config{
 		Unshare:    t.Namespaces.cloneFlags(),

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"os"
 	"strconv"
 	"time"
@@ -11,16 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Pause stops every process of the running sandbox (SIGSTOP), and returns
-// once all are stopped; Resume continues them (SIGCONT).
+// Pause stops every process of the running sandbox and returns once all
+// are stopped; Resume continues them.
 //
-// This host has no cgroup freezer for a sandbox of an unprivileged user
-// (a cgroup v1 or hybrid host, or no delegated cgroup v2 subtree), so
-// Pause works with signals, from the caller's side, where it holds every
-// capability of the sandbox's user namespace: it stops each descendant of
-// PID 1 (the command, its children, orphans PID 1 adopted, processes of
-// nsbox exec), scanning again until a scan finds none still running, so a
-// process forked meanwhile is caught too. Unlike a freezer:
+// A sandbox with a cgroup of its own (Target.Cgroup: Limits.OwnCgroup, or
+// any cgroup limit) is frozen with the cgroup v2 freezer: Pause writes 1
+// to its cgroup.freeze and waits until cgroup.events says "frozen 1";
+// Resume writes 0. Every process in it stops at once, wherever it is in
+// the process tree, nsbox's init included, and nothing of it notices:
+// frozen is not a state its parent can wait for, a debugger see, or
+// Resume confuse with a stop of the sandbox's own. SIGKILL still ends a
+// frozen process; other signals wait until Resume.
+//
+// Without a cgroup of its own (a cgroup v1 or hybrid host without a
+// delegated cgroup v2, or a sandbox started without one), Pause works
+// with signals, from the caller's side, where it holds every capability
+// of the sandbox's user namespace: it stops each descendant of PID 1 (the
+// command, its children, orphans PID 1 adopted, processes of nsbox exec)
+// with SIGSTOP, scanning again until a scan finds none still running, so
+// a process forked meanwhile is caught too. Unlike the freezer:
 //   - a paused process is in the "stopped" state (T in ps), which its
 //     parent may notice (waitpid WUNTRACED) and a debugger too;
 //   - Resume continues every stopped process, also one that was stopped
@@ -29,17 +39,30 @@ import (
 //     only reaps and forwards signals, so kill and stop still reach the
 //     sandbox, and SIGKILL ends it at once;
 //   - a sandbox attached to a terminal reports the command's stop to its
-//     launcher, which then suspends as on Ctrl-Z.
+//     launcher, which then suspends as on Ctrl-Z;
+//   - a process forking without end may outrun the scans (Pause gives up
+//     after 5 s).
 //
 // (From inside, PID 1 of a PID namespace ignores SIGSTOP; sent from the
 // caller's namespace above, it stops it like any process.)
 //
-// A sandbox that shares the caller's PID namespace cannot be paused: its
-// processes are not set apart from the caller's.
+// A sandbox that shares the caller's PID namespace and has no cgroup of
+// its own cannot be paused: its processes are not set apart from the
+// caller's.
 func (s *Sandbox) Pause() error {
 	t, err := s.target()
 	if err != nil {
 		return err
+	}
+	if t.Cgroup != "" {
+		g, err := ownCgroup(t)
+		if err == nil {
+			err = g.Freeze(5 * time.Second)
+		}
+		if err != nil {
+			return fmt.Errorf("pause: %w", err)
+		}
+		return nil
 	}
 	if !t.Namespaces.PID {
 		return fmt.Errorf("pause: the sandbox shares the caller's PID namespace: its processes are not set apart")
@@ -73,6 +96,24 @@ func (s *Sandbox) Pause() error {
 			}
 		}
 	}
+}
+
+// ownCgroup opens t's cgroup (Target.Cgroup) after checking that PID 1,
+// checked by target to be t's, is in it: a record naming another cgroup
+// is refused, never frozen.
+func ownCgroup(t Target) (*cgroup.Group, error) {
+	g, err := cgroup.Open(t.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	in, err := g.Holds(t.Pid)
+	if err != nil {
+		return nil, err
+	}
+	if !in {
+		return nil, fmt.Errorf("the sandbox's PID 1 (pid %d) is not in the cgroup %s its record names", t.Pid, t.Cgroup)
+	}
+	return g, nil
 }
 
 // stoppedOrGone reports whether p is stopped, or no longer that process.
@@ -116,11 +157,22 @@ func stopPending(pid int) bool {
 	return false
 }
 
-// Resume continues the processes of a sandbox that Pause stopped.
+// Resume continues the processes of a sandbox that Pause stopped: thaws
+// its cgroup, or sends SIGCONT to each of its processes.
 func (s *Sandbox) Resume() error {
 	t, err := s.target()
 	if err != nil {
 		return err
+	}
+	if t.Cgroup != "" {
+		g, err := ownCgroup(t)
+		if err == nil {
+			err = g.Thaw()
+		}
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		return nil
 	}
 	if !t.Namespaces.PID {
 		return fmt.Errorf("resume: the sandbox shares the caller's PID namespace")
@@ -135,12 +187,21 @@ func (s *Sandbox) Resume() error {
 	return nil
 }
 
-// Paused reports whether every process of the sandbox (but nsbox's init)
-// is stopped, as after Pause; false for a sandbox with none.
+// Paused reports whether the sandbox is paused: its cgroup frozen
+// (cgroup.events "frozen 1"), or, without one, every process of the
+// sandbox (but nsbox's init) stopped, as after Pause; false for a sandbox
+// with none.
 func (s *Sandbox) Paused() (bool, error) {
 	t, err := s.target()
 	if err != nil {
 		return false, err
+	}
+	if t.Cgroup != "" {
+		g, err := ownCgroup(t)
+		if err != nil {
+			return false, err
+		}
+		return g.Frozen()
 	}
 	procs, err := members(t)
 	if err != nil {

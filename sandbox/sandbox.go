@@ -23,7 +23,7 @@ type Sandbox struct {
 	tty    tty.Foreground // zero: the command has no terminal of the caller's
 	pty    *tty.Relay     // with Process.Terminal
 	cancel func() bool
-	cgroup *cgroup.Group // nil without --memory, --pids, --cpus
+	cgroup *cgroup.Group // nil without a cgroup of its own (Limits)
 	done   chan struct{} // closed when watch returns
 	// netStop ends the network service, if any, after PID 1 ended.
 	netStop func() error
@@ -73,9 +73,13 @@ func (s *Sandbox) cancelOn(ctx context.Context, p *Process) {
 func (s *Sandbox) Pid() int { return s.pid1.Pid }
 
 // Signal sends sig to the command. PID 1 forwards it; SIGKILL ends the
-// whole sandbox at once.
+// whole sandbox at once (with a cgroup of its own, every process in that
+// cgroup too, through cgroup.kill).
 func (s *Sandbox) Signal(sig os.Signal) error {
 	err := s.pid1.Signal(sig)
+	if sig == syscall.SIGKILL && s.cgroup != nil {
+		s.cgroup.Kill()
+	}
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}

@@ -30,7 +30,7 @@ import (
 // namespace root is fixed when it is made): with one of them the
 // pre-forked stage is not asked to make its namespaces early, so that the
 // launcher can still take it.
-var otherNamespaceFlags = []string{"share", "unshare", "memory", "pids", "cpus"}
+var otherNamespaceFlags = []string{"share", "unshare", "memory", "pids", "cpus", "cgroup"}
 
 // unshareEarly asks `nsbox run`'s pre-forked stage to make a default
 // sandbox's namespaces now, while the spec is built, when earlyNamespaces

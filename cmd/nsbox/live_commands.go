@@ -141,7 +141,7 @@ func lookupLive(name string) (*state.Live, *sandbox.Sandbox, error) {
 		live.Close()
 		return nil, nil, fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)
 	}
-	sb, err := sandbox.Lookup(sandbox.TargetOf(live.Spec, live.Pid, live.PidStartTime))
+	sb, err := sandbox.Lookup(live.Target())
 	if err != nil {
 		live.Close()
 		return nil, nil, liveError(name, err)
@@ -258,7 +258,7 @@ func paused(l *state.Live) bool {
 	if _, err := os.Lstat(filepath.Join(l.Path, pausedMark)); err != nil {
 		return false
 	}
-	sb, err := sandbox.Lookup(sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime))
+	sb, err := sandbox.Lookup(l.Target())
 	if err != nil {
 		return false
 	}

@@ -30,6 +30,7 @@ type securityFlags struct {
 	memory     string
 	pids       int64
 	cpus       float64
+	cgroup     string
 }
 
 // capOps keeps --cap-add and --cap-drop in command-line order, so that
@@ -80,6 +81,7 @@ func addSecurityFlags(fs *pflag.FlagSet) *securityFlags {
 	fs.StringVar(&s.memory, "memory", "", "limit the sandbox's memory to `SIZE` (e.g. 512M; needs a delegated cgroup v2)")
 	fs.Int64Var(&s.pids, "pids", 0, "limit the sandbox to `N` processes (needs a delegated cgroup v2)")
 	fs.Float64Var(&s.cpus, "cpus", 0, "limit the sandbox to `N` CPUs, fractions allowed (needs a delegated cgroup v2)")
+	fs.StringVar(&s.cgroup, "cgroup", "caller", "`MODE` own: a cgroup v2 of the sandbox's own, which nsbox pause freezes and nsbox kill kills whole (needs a delegated cgroup v2, no controller; implied by --memory, --pids, --cpus); caller: stay in nsbox's cgroup")
 	return s
 }
 
@@ -168,6 +170,16 @@ func (s *securityFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) (string, er
 		lim.Memory = m
 	}
 	lim.PIDs, lim.CPUs = s.pids, s.cpus
+	switch s.cgroup {
+	case "own":
+		lim.OwnCgroup = true
+	case "caller":
+		if fs.Changed("cgroup") && (lim.Memory > 0 || lim.PIDs > 0 || lim.CPUs > 0) {
+			return "", usageError{"--cgroup caller: --memory, --pids and --cpus need a cgroup of the sandbox's own; fix: leave out --cgroup caller"}
+		}
+	default:
+		return "", usageError{fmt.Sprintf("--cgroup %q: not a mode; fix: --cgroup own or --cgroup caller", s.cgroup)}
+	}
 	return notice, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"io"
 	"os"
 	"os/signal"
@@ -294,9 +295,13 @@ func killSandbox(l *state.Live, sig unix.Signal, grace time.Duration) error {
 		}
 		return fmt.Errorf("signal sandbox %s (pid %d): %w", l.Name, l.Pid, err)
 	}
+	if sig == unix.SIGKILL {
+		killCgroup(l)
+	}
 	if sig != unix.SIGKILL && paused(l) {
-		// A paused sandbox gets the signal once continued.
-		if sb, err := sandbox.Lookup(sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime)); err == nil {
+		// A paused sandbox takes no signal but SIGKILL until it runs
+		// again (frozen or stopped): it is resumed to act on this one.
+		if sb, err := sandbox.Lookup(l.Target()); err == nil {
 			sb.Resume()
 		}
 	}
@@ -307,11 +312,24 @@ func killSandbox(l *state.Live, sig unix.Signal, grace time.Duration) error {
 		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			return fmt.Errorf("kill sandbox %s (pid %d): %w", l.Name, l.Pid, err)
 		}
+		killCgroup(l)
 	}
 	if !exited(fd, 10*time.Second) || !l.WaitGone(10*time.Second) {
 		return fmt.Errorf("sandbox %s did not end within 10s of SIGKILL; fix: check its launcher, pid %d", l.Name, l.LauncherPid)
 	}
 	return nil
+}
+
+// killCgroup kills every process in the sandbox's own cgroup, if it has
+// one (cgroup.kill): SIGKILL to PID 1 ends its PID namespace, this also
+// reaches a process that is in the cgroup but not in that namespace.
+func killCgroup(l *state.Live) {
+	if l.Cgroup == "" {
+		return
+	}
+	if g, err := cgroup.Open(l.Cgroup); err == nil {
+		g.Kill()
+	}
 }
 
 // exited waits up to d for the process behind pidfd to exit.
@@ -428,7 +446,7 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	}
 	// The sandbox's security settings, except that a new session follows
 	// this command's stdin, as nsbox run's default does.
-	t := sandbox.TargetOf(spec, live.Pid, live.PidStartTime)
+	t := live.Target()
 	_, notTTY := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
 	t.Security.NewSession = notTTY != nil
 	sigs := make(chan os.Signal, 16)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"io"
 	"os"
 	"path/filepath"
@@ -143,6 +144,16 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 			return fmt.Errorf("record sandbox %s: %w", name, err)
 		}
 		e.UIDMap, e.GIDMap = string(uids), string(gids)
+		if ownCgroup(spec) {
+			// Read now, before the command runs: root inside may move
+			// PID 1 below its leaf later.
+			if e.Cgroup, err = cgroup.OwnOf(pid); err != nil {
+				return fmt.Errorf("record sandbox %s: %w", name, err)
+			}
+			if e.Cgroup == "" {
+				return fmt.Errorf("record sandbox %s: its PID 1 (pid %d) is not in a cgroup of the sandbox's own", name, pid)
+			}
+		}
 		s.writeInfo(pid, ns)
 		s.record = e
 		return nil
@@ -388,4 +399,10 @@ func coveredLater(later []sandbox.Mount, p string) bool {
 		}
 	}
 	return false
+}
+
+// ownCgroup tells whether spec gives the sandbox a cgroup of its own.
+func ownCgroup(spec *sandbox.Spec) bool {
+	l := &spec.Limits
+	return l.OwnCgroup || l.Memory > 0 || l.PIDs > 0 || l.CPUs > 0
 }

@@ -29,6 +29,7 @@ var specFlags = map[string]string{
 	"Process.Argv0":                         "argv[0]",
 	"Limits":                                "--memory, --pids, --cpus",
 	"Limits.Memory":                         "--memory",
+	"Limits.OwnCgroup":                      "--cgroup own",
 	"Limits.PIDs":                           "--pids",
 	"Limits.CPUs":                           "--cpus",
 	"Limits.Rlimits[]":                      "--rlimit",

@@ -72,6 +72,11 @@ type Entry struct {
 	// Network is filled by the network setup: addresses and forwarded
 	// ports. nil when the sandbox has no network of its own beyond lo.
 	Network *Network `json:"network,omitempty"`
+	// Cgroup is the host path of the sandbox's own cgroup v2 directory
+	// (--cgroup own, --memory, --pids, --cpus), read from PID 1's
+	// /proc/PID/cgroup before the command ran; "" when it has none. nsbox
+	// pause freezes it, nsbox kill kills all of it, nsbox exec joins it.
+	Cgroup string `json:"cgroup,omitempty"`
 	// StopSignal is what nsbox stop sends first (an image's StopSignal);
 	// 0 means SIGTERM.
 	StopSignal int `json:"stopSignal,omitempty"`
@@ -309,6 +314,15 @@ type Live struct {
 	// Path is the entry directory.
 	Path  string `json:"-"`
 	pidfd int    // PID 1, pinned
+}
+
+// Target is what the sandbox package needs to act on the sandbox (join
+// it, look it up): its spec's target with the recorded PID 1 and cgroup.
+// l.Spec must not be nil.
+func (l *Live) Target() sandbox.Target {
+	t := sandbox.TargetOf(l.Spec, l.Pid, l.PidStartTime)
+	t.Cgroup = l.Cgroup
+	return t
 }
 
 // PidFD is a pidfd of the sandbox's PID 1, owned by l: signal the sandbox
