@@ -10,7 +10,10 @@
 #  - makes sure the Docker daemon runs (tests/docker_test.go), starting it
 #    if it does not answer.
 #  - creates a second test user WITHOUT subordinate ids (the real-root
-#    tests run nsbox as it with runuser), and removes any range it got.
+#    tests run nsbox as it with runuser), and removes any range it got;
+#  - creates a delegated cgroup v2 for the test user, as systemd's
+#    Delegate=yes does (see hack/delegated-cgroup.sh), which hack/test.sh
+#    runs the integration tests in.
 # Usage: hack/setup-host.sh [USER]   (default user: nsbox-test)
 set -euo pipefail
 user=${1:-${NSBOX_TEST_USER:-nsbox-test}}
@@ -69,3 +72,6 @@ for f in /etc/subuid /etc/subgid; do
 		echo "setup-host: removed $nosub's ranges from $f"
 	fi
 done
+
+hack_dir=$(dirname "$0")
+"$hack_dir/delegated-cgroup.sh" "$user" >/dev/null

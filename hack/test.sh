@@ -6,7 +6,8 @@
 #   2. unit tests with -race (as root: they need no privilege, some use it);
 #   3. build nsbox and the integration test binary, copy both where the
 #      test user can read them, and run the integration tests AS THAT USER
-#      (rootless behaviour is only proven by a non-root run);
+#      (rootless behaviour is only proven by a non-root run), in a cgroup
+#      v2 delegated to it (hack/delegated-cgroup.sh);
 #   4. run the real-root tests (TestRealRoot*) and the Docker tests
 #      (TestDocker*: the daemon's socket is root's; the containers run
 #      nsbox as a non-root user) once as root.
@@ -66,7 +67,12 @@ integration() {
 }
 if [ "$(id -u)" = 0 ]; then
 	echo "== integration tests as $user (uid $(id -u "$user"))"
-	as=(runuser -u "$user" --) home=$(getent passwd "$user" | cut -d: -f6)
+	# In the user's delegated cgroup (setup-host.sh made it), as a
+	# systemd user session would be: --cgroup own, the freezer and the
+	# limits the hierarchy has get tested.
+	cg=$(hack/delegated-cgroup.sh "$user")
+	as=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" runuser -u "$user" --)
+	home=$(getent passwd "$user" | cut -d: -f6)
 	integration -test.skip '^TestRealRoot|^TestDocker'
 	echo "== integration tests as real root (and Docker)"
 	# The .deb of this very binary, for TestDockerDebianPackage.

@@ -43,9 +43,12 @@ Removes the mount nsbox mount added at DEST in the running sandbox NAME.
 	case "pause":
 		return `Usage: nsbox pause NAME
 
-Stops every process of the running sandbox NAME (SIGSTOP; nsbox's init
-keeps running, so kill and stop still work). nsbox ps shows it as paused,
-and nsbox exec refuses it until nsbox resume NAME.
+Stops every process of the running sandbox NAME. A sandbox with a cgroup
+of its own (nsbox run --cgroup own, or --memory, --pids, --cpus) is frozen
+whole with the cgroup v2 freezer; any other gets SIGSTOP in each process
+but nsbox's init. nsbox ps shows it as paused, and nsbox exec refuses it
+until nsbox resume NAME. nsbox kill ends it at once; nsbox stop sends its
+signal, then resumes it to act on it.
 `
 	case "resume":
 		return `Usage: nsbox resume NAME
@@ -249,10 +252,11 @@ func markPaused(l *state.Live, on bool) error {
 }
 
 // paused reports whether the sandbox is paused (nsbox pause): marked so,
-// and every one of its processes but nsbox's init is stopped. Unknown
-// counts as not.
+// and its cgroup frozen (cgroup.events) or, without a cgroup of its own,
+// every one of its processes but nsbox's init stopped. Unknown counts as
+// not.
 func paused(l *state.Live) bool {
-	if l.Spec == nil || !l.Spec.Namespaces.PID {
+	if l.Spec == nil || !l.Spec.Namespaces.PID && l.Cgroup == "" {
 		return false
 	}
 	if _, err := os.Lstat(filepath.Join(l.Path, pausedMark)); err != nil {
