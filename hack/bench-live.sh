@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The live-sandbox rows (make bench-live): nsbox mount's latency, nsbox cp's
 # throughput against cp -a in the same run, and pause/resume of a sandbox
-# of 100 processes. Writes docs/benchmarks-live.md. As root it runs the
-# measurements as the test user (NSBOX_TEST_USER, default nsbox-test):
+# of 100 processes, with signals (no cgroup of its own) and with the cgroup
+# v2 freezer (--cgroup own). Writes docs/benchmarks-live.md. As root it
+# runs the measurements as the test user (NSBOX_TEST_USER, default
+# nsbox-test), in a cgroup delegated to it (hack/delegated-cgroup.sh):
 # rootless numbers only come from a rootless run. Not part of make test.
 #
 # BENCH_LIVE_MIB sets the size of the copied tree (default 1024: 1 GiB in
@@ -23,7 +25,8 @@ if [ "${1:-}" != "--as-user" ]; then
 	# write is copied for each stage (sandbox/stageexe.go), not measured here.
 	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/livebench" "$out/bench-live.sh"
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
+		cg=$(hack/delegated-cgroup.sh "$user")
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
 			bash "$out/bench-live.sh" --as-user "$out"
 	else
 		HOME="$out" XDG_RUNTIME_DIR="$out/run" bash "$out/bench-live.sh" --as-user "$out"
@@ -62,6 +65,22 @@ done | median)
 # 2. pause and resume, median over $runs.
 pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
 resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+
+# 2a. The same with the freezer: a sandbox of 100 processes in a cgroup
+# of its own (needs a delegated cgroup v2; "n/a" without).
+fz=n/a fz_pause_ns= fz_resume_ns= fz_api_pause= fz_api_resume=
+if $N run --detach --name benchfz --cgroup own -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null 2>"$out/fz.err"; then
+	fz=yes
+	trap '$N kill bench >/dev/null 2>&1 || true; $N kill benchfz >/dev/null 2>&1 || true' EXIT
+	until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 200 ]; do sleep 0.1; done
+	fz_pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause benchfz; t1=$(now); $N resume benchfz; echo $((t1 - t0)); done | median)
+	fz_resume_ns=$(for i in $(seq "$runs"); do $N pause benchfz; t0=$(now); $N resume benchfz; t1=$(now); echo $((t1 - t0)); done | median)
+	$N inspect benchfz | "$out/livebench" "$out/src" "$runs" >"$out/api-fz"
+	fz_api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api-fz" | median)
+	fz_api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api-fz" | median)
+	$N kill benchfz
+fi
+fzms() { if [ "$fz" = yes ]; then echo "$(ms "$1") ms"; else echo "n/a ($(head -c 120 "$out/fz.err"))"; fi; }
 
 # 2b. The same through the API (sandbox.Lookup, Mount, Pause, Resume):
 # the operations without the CLI's start.
@@ -129,6 +148,10 @@ tool's, and on a shared machine it is the noisiest part).
 | \`Sandbox.Resume\`, 100 processes (API) | $(ms "$api_resume") ms | < 20 ms |
 | \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
 | \`nsbox resume\`, 100 processes | $(ms "$resume_ns") ms | < 20 ms |
+| \`Sandbox.Pause\`, 100 processes, freezer (API, \`--cgroup own\`) | $(fzms "$fz_api_pause") | < 20 ms |
+| \`Sandbox.Resume\`, 100 processes, freezer (API) | $(fzms "$fz_api_resume") | < 20 ms |
+| \`nsbox pause\`, 100 processes, freezer | $(fzms "$fz_pause_ns") | < 20 ms |
+| \`nsbox resume\`, 100 processes, freezer | $(fzms "$fz_resume_ns") | < 20 ms |
 | \`cp -a\` of ${mib} MiB (host) | $(mbs "$cpa_ns") MiB/s (best $(mbs "$cpa_best")) | |
 | \`nsbox cp\` in, ${mib} MiB | $(mbs "$cpin_ns") MiB/s, $(ratio "$cpa_ns" "$cpin_ns")× cp -a (best $(mbs "$cpin_best"), $(ratio "$cpa_best" "$cpin_best")×) | ≥ 0.8× |
 | \`cp -a\` of the sandbox's copy (host, /in's directory) | $(mbs "$cpaout_ns") MiB/s (best $(mbs "$cpaout_best")) | |

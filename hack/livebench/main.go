@@ -35,13 +35,16 @@ func main() {
 	var rec struct {
 		Pid          int           `json:"pid"`
 		PidStartTime uint64        `json:"pidStartTime"`
+		Cgroup       string        `json:"cgroup"`
 		Spec         *sandbox.Spec `json:"spec"`
 	}
 	if err := json.NewDecoder(os.Stdin).Decode(&rec); err != nil || rec.Spec == nil {
 		fmt.Fprintln(os.Stderr, "livebench: read the record (nsbox inspect NAME):", err)
 		os.Exit(1)
 	}
-	sb, err := sandbox.Lookup(sandbox.TargetOf(rec.Spec, rec.Pid, rec.PidStartTime))
+	t := sandbox.TargetOf(rec.Spec, rec.Pid, rec.PidStartTime)
+	t.Cgroup = rec.Cgroup // a sandbox with a cgroup of its own pauses with the freezer
+	sb, err := sandbox.Lookup(t)
 	check(err)
 	for i := 0; i < n; i++ {
 		t0 := time.Now()

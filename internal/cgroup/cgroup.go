@@ -533,7 +533,7 @@ func readFrozen(fd int) (bool, error) {
 
 // Kill writes 1 to cgroup.kill: SIGKILL to every process below, at once,
 // frozen or not, also to one that left the PID tree a walk from PID 1
-// would follow. Kernels before 5.14 have no cgroup.kill: ErrNotExist.
+// would follow. A kernel before 5.14 has no cgroup.kill (ENOENT).
 func (g *Group) Kill() error {
 	if err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1"); err != nil {
 		return fmt.Errorf("kill the sandbox's cgroup: %w", err)
