@@ -168,14 +168,18 @@ func rangesText(rs []subid.Range) string {
 }
 
 func checkCgroups() checkResult {
-	r := checkResult{Name: "cgroup v2 delegation", NeededBy: "--memory, --pids, --cpus"}
+	r := checkResult{Name: "cgroup v2 delegation", NeededBy: "--cgroup own (nsbox pause's freezer), --memory, --pids, --cpus"}
 	path, err := cgroup.Delegated()
 	if err != nil {
 		r.Detail, r.Fix, _ = strings.Cut(err.Error(), "; fix: ")
 		return r
 	}
 	r.OK = true
-	r.Detail = path + " is delegated (controllers: " + readTrim(filepath.Join(path, "cgroup.controllers")) + ")"
+	ctrl := readTrim(filepath.Join(path, "cgroup.controllers"))
+	if ctrl == "" {
+		ctrl = "none: --cgroup own only" // a hybrid host binds them to cgroup v1
+	}
+	r.Detail = path + " is delegated (controllers: " + ctrl + ")"
 	return r
 }
 
