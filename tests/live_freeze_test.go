@@ -158,10 +158,14 @@ func TestLiveFreeze(t *testing.T) {
 
 	// With a cgroup of its own, a sandbox sharing the host's PID
 	// namespace can be frozen too: the cgroup sets its processes apart.
-	s.detached("h", "--cgroup", "own", "--share", "pid", "--", "sleep", "600")
+	// Killed, nothing of it is left: not its processes (no PID namespace
+	// takes them with PID 1), not its cgroup.
+	s.detached("h", "--cgroup", "own", "--share", "pid", "--", "sh", "-c", "sleep 600 & sleep 600")
+	hcg := jsonString(s.run("inspect", "h").Stdout(), "cgroup")
 	s.run("pause", "h").Assert(t, icmd.Success)
 	assert.Check(t, is.Contains(s.run("ps").Stdout(), "(paused)"))
 	s.run("kill", "h").Assert(t, icmd.Success)
+	waitFor(t, func() bool { _, err := os.Stat(hcg); return os.IsNotExist(err) }, "the cgroup's removal")
 }
 
 // jsonString finds "key": "value" in JSON text (the first occurrence).

@@ -66,12 +66,10 @@
 package cgroup
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -133,171 +131,6 @@ const (
 	maxDescendants = 256
 )
 
-// hierarchy is where the cgroup v2 hierarchy is mounted and which
-// controllers are bound to cgroup v1 hierarchies, from mountinfo.
-type hierarchy struct {
-	mount string   // mount point of the v2 hierarchy; "" if none
-	root  string   // the mount's root within it ("/" unless bind-mounted)
-	v1    []string // controllers bound to v1 (super options of "cgroup" mounts)
-}
-
-// readHierarchy parses mountinfo (proc(5): ID PARENT MAJ:MIN ROOT POINT
-// OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS, octal escapes in
-// paths). The first cgroup2 mount of the whole hierarchy wins.
-func readHierarchy(mountinfo string) hierarchy {
-	var h hierarchy
-	for line := range strings.Lines(mountinfo) {
-		f := strings.Fields(line)
-		sep := slices.Index(f, "-")
-		if sep < 6 || len(f) < sep+4 {
-			continue
-		}
-		switch f[sep+1] {
-		case "cgroup2":
-			if h.mount == "" {
-				h.mount, h.root = unescape(f[4]), unescape(f[3])
-			}
-		case "cgroup":
-			for _, o := range strings.Split(f[sep+3], ",") {
-				switch o {
-				case "rw", "ro":
-				default:
-					if !strings.Contains(o, "=") {
-						h.v1 = append(h.v1, o)
-					}
-				}
-			}
-		}
-	}
-	return h
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// v2Path maps a cgroup path as /proc/PID/cgroup shows it ("0::/a/b") to
-// its directory under h's mount, or "" if the mount does not show it.
-func (h hierarchy) v2Path(cg string) string {
-	if h.mount == "" {
-		return ""
-	}
-	rel, ok := strings.CutPrefix(cg, strings.TrimSuffix(h.root, "/"))
-	if !ok || rel != "" && rel[0] != '/' {
-		return ""
-	}
-	return filepath.Join(h.mount, rel)
-}
-
-// v2Of reads the v2 cgroup of process pid ("self" for the caller) from
-// /proc/PID/cgroup, as a path in the caller's cgroup namespace.
-func v2Of(pid string) (string, error) {
-	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
-	if err != nil {
-		return "", fmt.Errorf("read /proc/%s/cgroup: %w", pid, err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if p, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "0::"); ok {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("/proc/%s/cgroup has no cgroup v2 line", pid)
-}
-
-func loadHierarchy() (hierarchy, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return hierarchy{}, fmt.Errorf("read /proc/self/mountinfo: %w", err)
-	}
-	h := readHierarchy(string(b))
-	if h.mount == "" {
-		return h, errors.New("this host has no cgroup v2 hierarchy mounted (cgroup v1 only); fix: boot with systemd.unified_cgroup_hierarchy=1 and run nsbox in a systemd user session")
-	}
-	return h, nil
-}
-
-// Delegated returns the caller's cgroup v2 directory when the caller may
-// create child cgroups in it and move processes into them, or an error
-// naming why not and the fix. It works wherever the v2 hierarchy is
-// mounted (pure v2 or hybrid).
-func Delegated() (string, error) {
-	h, err := loadHierarchy()
-	if err != nil {
-		return "", err
-	}
-	cg, err := v2Of("self")
-	if err != nil {
-		return "", err
-	}
-	path := h.v2Path(cg)
-	if path == "" {
-		return "", fmt.Errorf("your cgroup %s is outside the cgroup v2 mount at %s; fix: run nsbox where the cgroup v2 hierarchy is mounted whole", cg, h.mount)
-	}
-	if unix.Access(path, unix.W_OK) != nil || unix.Access(filepath.Join(path, "cgroup.procs"), unix.W_OK) != nil {
-		return "", fmt.Errorf("your cgroup %s is not delegated to you; fix: run nsbox in a delegated systemd scope, e.g. systemd-run --user --scope -p Delegate=yes nsbox run …", path)
-	}
-	return path, nil
-}
-
-// Check returns the delegated cgroup (see [Delegated]) under which a
-// sandbox may have a cgroup with the controllers ctrl, or an error naming
-// what is missing and the fix: a controller bound to cgroup v1 (a hybrid
-// host, where no v2 cgroup has it), one the kernel lacks, or one not
-// delegated to the caller.
-func Check(ctrl []string) (string, error) {
-	h, err := loadHierarchy()
-	if err != nil {
-		return "", err
-	}
-	root := filepath.Join(h.mount, "cgroup.controllers")
-	if h.root != "/" {
-		root = "" // the hierarchy's root is not in view: skip to delegation
-	}
-	if root != "" {
-		have, _ := os.ReadFile(root)
-		for _, c := range ctrl {
-			if hasWord(string(have), c) {
-				continue
-			}
-			if slices.Contains(h.v1, c) {
-				return "", fmt.Errorf("the %s controller is bound to cgroup v1 on this host (hybrid layout), so the cgroup v2 hierarchy at %s cannot limit it; fix: boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2 only), or leave the limit out", c, h.mount)
-			}
-			return "", fmt.Errorf("the kernel offers no %s controller in cgroup v2 (%s lists %q); fix: use a kernel with it, or leave the limit out", c, root, strings.TrimSpace(string(have)))
-		}
-	}
-	parent, err := Delegated()
-	if err != nil {
-		return "", err
-	}
-	have, _ := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
-	for _, c := range ctrl {
-		if !hasWord(string(have), c) {
-			return "", fmt.Errorf("your cgroup %s was not given the %s controller; fix: run nsbox in a scope with it delegated, e.g. systemd-run --user --scope -p Delegate=yes nsbox run …", parent, c)
-		}
-	}
-	return parent, nil
-}
-
-// hasWord reports whether the space-separated list s holds w.
-func hasWord(s, w string) bool {
-	return slices.Contains(strings.Fields(s), w)
-}
-
 // seq numbers the groups this process creates.
 var seq atomic.Uint64
 
@@ -318,6 +151,7 @@ func New(l Limits, parent string) (*Group, error) {
 			return nil, err
 		}
 	}
+	sweep(parent)
 	// One cgroup per sandbox, not per launcher: a program that embeds
 	// nsbox may run several at once, and each Wait removes its own.
 	dir := filepath.Join(parent, fmt.Sprintf("nsbox-%d-%d", os.Getpid(), seq.Add(1)))
@@ -460,93 +294,14 @@ func (g *Group) Holds(pid int) (bool, error) {
 	return path == leaf || strings.HasPrefix(path, leaf+"/"), nil
 }
 
-// Freeze sets cgroup.freeze to 1 and waits, at most timeout, until
-// cgroup.events says "frozen 1": every process below is frozen (it runs
-// no code, user or kernel, until thawed; a fatal signal still kills it).
-// It waits on poll(2), woken by each change of cgroup.events.
-func (g *Group) Freeze(timeout time.Duration) error {
-	events := filepath.Join(g.dir, "cgroup.events")
-	fd, err := unix.Open(events, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", events, err)
-	}
-	defer unix.Close(fd)
-	if err := writeFile(filepath.Join(g.dir, "cgroup.freeze"), "1"); err != nil {
-		return fmt.Errorf("freeze the sandbox's cgroup: %w", err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		// The read re-arms poll: it wakes only for a change after it.
-		frozen, err := readFrozen(fd)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", events, err)
-		}
-		if frozen {
-			return nil
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("the processes of the sandbox's cgroup %s did not all freeze within %v", g.dir, timeout)
-		}
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLPRI}}
-		if _, err := unix.Poll(p, int(left/time.Millisecond)+1); err != nil && err != unix.EINTR {
-			return fmt.Errorf("wait on %s: %w", events, err)
-		}
-	}
-}
-
-// Thaw sets cgroup.freeze to 0: the processes run again (unless an
-// ancestor cgroup is frozen too).
-func (g *Group) Thaw() error {
-	if err := writeFile(filepath.Join(g.dir, "cgroup.freeze"), "0"); err != nil {
-		return fmt.Errorf("thaw the sandbox's cgroup: %w", err)
-	}
-	return nil
-}
-
-// Frozen reports whether cgroup.events says "frozen 1".
-func (g *Group) Frozen() (bool, error) {
-	fd, err := unix.Open(filepath.Join(g.dir, "cgroup.events"), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return false, fmt.Errorf("the sandbox's cgroup: %w", err)
-	}
-	defer unix.Close(fd)
-	return readFrozen(fd)
-}
-
-// readFrozen reads cgroup.events from fd ("populated 1\nfrozen 0\n",
-// written by the kernel) and returns the frozen key.
-func readFrozen(fd int) (bool, error) {
-	var buf [256]byte
-	n, err := unix.Pread(fd, buf[:], 0)
-	if err != nil {
-		return false, err
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(buf[:n])))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), " "); ok && k == "frozen" {
-			return v == "1", nil
-		}
-	}
-	return false, errors.New("cgroup.events has no frozen key (kernel before 5.2)")
-}
-
-// Kill writes 1 to cgroup.kill: SIGKILL to every process below, at once,
-// frozen or not, also to one that left the PID tree a walk from PID 1
-// would follow. A kernel before 5.14 has no cgroup.kill (ENOENT).
-func (g *Group) Kill() error {
-	if err := writeFile(filepath.Join(g.dir, "cgroup.kill"), "1"); err != nil {
-		return fmt.Errorf("kill the sandbox's cgroup: %w", err)
-	}
-	return nil
-}
-
 // Remove deletes the group, its leaf and whatever cgroups the sandbox
 // made below it (at most maxDepth deep, maxDescendants in all: New set
-// those bounds), walking by descriptor. The kernel refuses to remove a
-// cgroup that holds processes: call it once PID 1 is reaped (every
-// process of a PID namespace has exited by then). It does nothing on a
-// nil group.
+// those bounds), walking by descriptor. Call it once PID 1 is reaped:
+// every process of a PID namespace has exited by then, but a sandbox that
+// shares the caller's PID namespace may leave processes, which the
+// kernel's rule (no removing a cgroup that holds processes) would make
+// outlive it; Remove kills them (cgroup.kill) and waits, at most a
+// second, for them to leave. It does nothing on a nil group.
 func (g *Group) Remove() {
 	if g == nil {
 		return
@@ -556,18 +311,55 @@ func (g *Group) Remove() {
 		return
 	}
 	defer unix.Close(parent)
-	removeTree(parent, filepath.Base(g.dir), maxDepth)
+	if removeTree(parent, filepath.Base(g.dir), maxDepth) {
+		return
+	}
+	if g.Kill() == nil {
+		g.waitEmpty(time.Second)
+		removeTree(parent, filepath.Base(g.dir), maxDepth)
+	}
+}
+
+// sweep removes the empty cgroups that launchers which died without
+// removing theirs (SIGKILL) left in parent: nsbox-PID-N and
+// nsbox-launcher-PID whose PID is gone. One whose PID now names another
+// process is left for later.
+func sweep(parent string) {
+	fd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(fd), parent)
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		rest, ok := strings.CutPrefix(name, "nsbox-")
+		if !ok {
+			continue
+		}
+		rest = strings.TrimPrefix(rest, "launcher-")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		removeTree(fd, name, maxDepth)
+	}
 }
 
 // removeTree removes the cgroup name under the directory fd dirfd, its
-// children first, descending at most depth levels.
-func removeTree(dirfd int, name string, depth int) {
-	if unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) == nil || depth == 0 {
-		return
+// children first, descending at most depth levels, and reports whether
+// it is gone.
+func removeTree(dirfd int, name string, depth int) bool {
+	if unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) == nil {
+		return true
+	}
+	if depth == 0 {
+		return false
 	}
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return
+		return false
 	}
 	d := os.NewFile(uintptr(fd), name)
 	ents, _ := d.ReadDir(maxDescendants + 64) // cgroup files and child cgroups
@@ -577,5 +369,5 @@ func removeTree(dirfd int, name string, depth int) {
 		}
 	}
 	d.Close()
-	unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) == nil
 }

@@ -113,23 +113,42 @@ func TestGroupFreezeKill(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, !frozen)
 
-	// A cgroup made below the leaf, as root inside could: Remove takes it.
-	assert.NilError(t, os.Mkdir(filepath.Join(g.Dir(), LeafName, "inner"), 0o755))
+	// Kill reaches a frozen process.
 	assert.NilError(t, g.Freeze(5*time.Second))
-	assert.NilError(t, g.Kill()) // frozen or not
+	assert.NilError(t, g.Kill())
 	err = cmd.Wait()
 	assert.Check(t, err != nil && strings.Contains(err.Error(), "killed"), "%v", err)
-	// Empty now; populated drops once the task has exited.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		g.Remove()
-		if _, err := os.Stat(g.Dir()); os.IsNotExist(err) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+
+	// Remove takes a cgroup made below the leaf (as root inside could),
+	// and kills what is still in the group (a sandbox sharing the
+	// caller's PID namespace leaves processes behind its PID 1).
+	assert.NilError(t, os.Mkdir(filepath.Join(g.Dir(), LeafName, "inner"), 0o755))
+	left := exec.Command("sleep", "60")
+	assert.NilError(t, left.Start())
+	defer left.Process.Kill()
+	assert.NilError(t, g.Add(left.Process.Pid))
+	go left.Wait() // reaped as it is killed
+	g.Remove()
 	_, err = os.Stat(g.Dir())
 	assert.Check(t, os.IsNotExist(err), "group %s left behind", g.Dir())
+}
+
+// TestSweep: New removes the empty cgroups of launchers that are gone.
+func TestSweep(t *testing.T) {
+	parent := writableHierarchy(t)
+	stale := filepath.Join(parent, "nsbox-999999999-1") // above pid_max
+	assert.NilError(t, os.Mkdir(stale, 0o755))
+	assert.NilError(t, os.Mkdir(filepath.Join(stale, LeafName), 0o755))
+	mine := filepath.Join(parent, "nsbox-"+strconv.Itoa(os.Getpid())+"-999999")
+	assert.NilError(t, os.Mkdir(mine, 0o755))
+	defer os.Remove(mine)
+	g, err := New(Limits{}, parent)
+	assert.NilError(t, err)
+	defer g.Remove()
+	_, err = os.Stat(stale)
+	assert.Check(t, os.IsNotExist(err), "%s not swept", stale)
+	_, err = os.Stat(mine)
+	assert.Check(t, err == nil, "a live launcher's cgroup was swept")
 }
 
 // TestOpenRefusesNonCgroup: Open takes only a cgroup v2 directory with a
