@@ -136,7 +136,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 			err = cg.Add(stageProc.Pid)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("join a sandbox with a cgroup of its own: %w; fix: run nsbox exec from the delegated cgroup the sandbox was started in", err)
+			return nil, fmt.Errorf("join: %w; fix: join from the delegated cgroup the sandbox was started in (the kernel moves a process only where its cgroup and the destination's common ancestor is yours)", err)
 		}
 	}
 

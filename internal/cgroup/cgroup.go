@@ -273,7 +273,7 @@ func (g *Group) Add(pid int) error {
 	}
 	leaf := filepath.Join(g.dir, LeafName)
 	if err := writeFile(filepath.Join(leaf, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
-		return fmt.Errorf("move the process into the sandbox's cgroup %s: %w", leaf, err)
+		return fmt.Errorf("move pid %d into the sandbox's cgroup: %w", pid, err)
 	}
 	return nil
 }
