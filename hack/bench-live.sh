@@ -25,8 +25,11 @@ if [ "${1:-}" != "--as-user" ]; then
 	# write is copied for each stage (sandbox/stageexe.go), not measured here.
 	chmod 0777 "$out"; chmod 0755 "$out/nsbox" "$out/livebench" "$out/bench-live.sh"
 	if [ "$(id -u)" = 0 ]; then
-		cg=$(hack/delegated-cgroup.sh "$user")
-		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" runuser -u "$user" -- env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
+		as=(runuser -u "$user" --)
+		if cg=$(hack/delegated-cgroup.sh "$user"); then
+			as=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "${as[@]}")
+		fi
+		"${as[@]}" env HOME="$out" XDG_RUNTIME_DIR="$out/run" BENCH_LIVE_MIB="$mib" BENCH_LIVE_RUNS="$runs" \
 			bash "$out/bench-live.sh" --as-user "$out"
 	else
 		HOME="$out" XDG_RUNTIME_DIR="$out/run" bash "$out/bench-live.sh" --as-user "$out"

@@ -73,5 +73,6 @@ for f in /etc/subuid /etc/subgid; do
 	fi
 done
 
-hack_dir=$(dirname "$0")
-"$hack_dir/delegated-cgroup.sh" "$user" >/dev/null
+# Without a cgroup v2 hierarchy the freezer tests fail (under CI), the
+# rest runs: a warning here, not a stop.
+"$(dirname "$0")/delegated-cgroup.sh" "$user" >/dev/null || echo "setup-host: no delegated cgroup for $user: the freezer and cgroup limit tests will fail" >&2

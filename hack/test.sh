@@ -70,8 +70,10 @@ if [ "$(id -u)" = 0 ]; then
 	# In the user's delegated cgroup (setup-host.sh made it), as a
 	# systemd user session would be: --cgroup own, the freezer and the
 	# limits the hierarchy has get tested.
-	cg=$(hack/delegated-cgroup.sh "$user")
-	as=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" runuser -u "$user" --)
+	as=(runuser -u "$user" --)
+	if cg=$(hack/delegated-cgroup.sh "$user"); then
+		as=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "${as[@]}")
+	fi
 	home=$(getent passwd "$user" | cut -d: -f6)
 	integration -test.skip '^TestRealRoot|^TestDocker'
 	echo "== integration tests as real root (and Docker)"

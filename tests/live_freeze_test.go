@@ -304,3 +304,19 @@ func TestLiveFreezeLimitsHybrid(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(len(after), len(before)), "a cgroup was left in %s", parent)
 }
+
+// TestLiveFreezeNamespaceRoot: the sandbox's cgroup namespace is rooted
+// at its leaf (the stage is moved in before it makes the namespace), also
+// when the spec comes from a file and the CLI's flags did not tell the
+// pre-forked stage to leave its namespaces for later: a root at the
+// delegated cgroup would let root inside mount it and move out.
+func TestLiveFreezeNamespaceRoot(t *testing.T) {
+	requireDelegatedCgroup(t)
+	dir := t.TempDir()
+	nsbox("run", "--cgroup", "own", "--", "grep", "^0::", "/proc/self/cgroup").Assert(t, icmd.Expected{Out: "0::/\n"})
+	res := nsbox("run", "--print-spec", "--cgroup", "own", "--", "grep", "^0::", "/proc/self/cgroup")
+	res.Assert(t, icmd.Success)
+	spec := filepath.Join(dir, "s.json")
+	assert.NilError(t, os.WriteFile(spec, []byte(res.Stdout()), 0o644))
+	nsbox("run", "--spec", spec).Assert(t, icmd.Expected{Out: "0::/\n"})
+}
