@@ -121,6 +121,11 @@ func Delegated() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return h.delegated()
+}
+
+// delegated is Delegated in the hierarchy h.
+func (h hierarchy) delegated() (string, error) {
 	cg, err := v2Of("self")
 	if err != nil {
 		return "", err
@@ -149,7 +154,7 @@ func Check(ctrl []string) (string, error) {
 	if h.root != "/" {
 		root = "" // the hierarchy's root is not in view: skip to delegation
 	}
-	if root != "" {
+	if root != "" && len(ctrl) > 0 {
 		have, _ := os.ReadFile(root)
 		for _, c := range ctrl {
 			if hasWord(string(have), c) {
@@ -161,9 +166,12 @@ func Check(ctrl []string) (string, error) {
 			return "", fmt.Errorf("the kernel offers no %s controller in cgroup v2 (%s lists %q); fix: use a kernel with it, or leave the limit out", c, root, strings.TrimSpace(string(have)))
 		}
 	}
-	parent, err := Delegated()
+	parent, err := h.delegated()
 	if err != nil {
 		return "", err
+	}
+	if len(ctrl) == 0 {
+		return parent, nil
 	}
 	have, _ := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
 	for _, c := range ctrl {
