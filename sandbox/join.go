@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/nsbox/nsbox/internal/cgroup"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/remedy"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/proc"

@@ -3,11 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"github.com/nsbox/nsbox/internal/cgroup"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
 )

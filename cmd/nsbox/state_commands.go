@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nsbox/nsbox/internal/cgroup"
 	"io"
 	"os"
 	"os/signal"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
+	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
