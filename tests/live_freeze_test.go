@@ -203,6 +203,8 @@ mount -t cgroup2 none /tmp/c || exit 1
 echo 0 > /tmp/c/cgroup.freeze && echo OWN-LEAF-WRITABLE
 echo $$ > /tmp/c/../cgroup.procs 2>/dev/null; grep -q "^0::/$" /proc/self/cgroup || echo ESCAPED-VIA-DOTDOT
 mkdir /tmp/c/x && echo $$ > /tmp/c/x/cgroup.procs && echo MOVED-BELOW
+p=/tmp/c/x; n=1; while mkdir $p/d 2>/dev/null; do p=$p/d; n=$((n+1)); done; echo DEPTH $n
+i=0; while [ $i -lt 400 ] && mkdir /tmp/c/w$i 2>/dev/null; do i=$((i+1)); done; echo WIDTH $i
 echo ready > /out/ready
 while :; do echo 0 > /tmp/c/cgroup.freeze; echo 0 > /tmp/c/x/cgroup.freeze; date +%s%N > /out/tick; sleep 0.01; done' &
 wait`
@@ -217,6 +219,13 @@ wait`
 	// What it may do stays inside: its own leaf, a cgroup below it.
 	assert.Check(t, is.Contains(log, "OWN-LEAF-WRITABLE"), log)
 	assert.Check(t, is.Contains(log, "MOVED-BELOW"), log)
+	// What it can make below its leaf, for the launcher to walk and
+	// remove, is bounded (cgroup.max.depth 8 and cgroup.max.descendants
+	// 256 on the cgroup above, which it cannot reach): below the leaf
+	// (depth 1), x and its chain of d reach depth 8, and the leaf, x and
+	// the chain take 8 of the 256.
+	assert.Check(t, is.Contains(log, "DEPTH 7\n"), log)
+	assert.Check(t, is.Contains(log+"\n", "WIDTH 248\n"), log)
 	// Every process of it is still inside its cgroup, seen from the host.
 	rel := strings.TrimPrefix(cg, cgroupMount(t))
 	for pid := range sandboxProcs(t, e.Pid) {
