@@ -648,3 +648,37 @@ func TestExecSingleMapping(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid), uid)
 }
+
+// A command may leave the namespaces nsbox started it in: any command can
+// make a user namespace of its own (unshare -r), root inside can unshare
+// the others. The sandbox is still its launcher's: ps lists it and kill,
+// stop and pause reach it; what would join the command's namespaces
+// refuses in one line instead of calling its record forged.
+func TestCommandThatLeftItsNamespaces(t *testing.T) {
+	s := newStateEnv(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"userns", []string{"--", "unshare", "-r", "sleep", "60"}},
+		{"uts", []string{"--root", "--", "unshare", "--uts", "sleep", "60"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := s.start(tc.name, tc.args...)
+			res := s.run("ps")
+			res.Assert(t, icmd.Success)
+			assert.Check(t, !strings.Contains(res.Stderr(), "not listed"), res.Stderr())
+			res = s.run("exec", tc.name, "--", "true")
+			res.Assert(t, icmd.Expected{ExitCode: 125, Err: "its command left the namespaces nsbox started it in"})
+			assert.Check(t, is.Equal(strings.Count(strings.TrimSpace(res.Stderr()), "\n"), 0), res.Stderr())
+			assert.Check(t, !strings.Contains(res.Stderr(), "does not match"), res.Stderr())
+			s.run("mount", tc.name, t.TempDir(), "/mnt").Assert(t, icmd.Expected{ExitCode: 125, Err: "its command left the namespaces"})
+			s.run("pause", tc.name).Assert(t, icmd.Success)
+			s.run("resume", tc.name).Assert(t, icmd.Success)
+			s.run("kill", tc.name).Assert(t, icmd.Success)
+			assert.Equal(t, exitCode(t, cmd), 128+int(syscall.SIGKILL))
+			assert.Check(t, !s.listed(tc.name))
+		})
+	}
+	assert.Check(t, is.Len(s.entries(), 0))
+}

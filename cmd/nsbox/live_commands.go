@@ -90,7 +90,7 @@ func liveCommand(cmd string, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("%s: wrong arguments; fix: %s", cmd, strings.SplitN(liveUsage(cmd), "\n", 2)[0])}
 	}
 	args = fs.Args()
-	live, sb, err := lookupLive(args[0])
+	live, sb, err := lookupLive(args[0], cmd == "mount" || cmd == "umount")
 	if err != nil {
 		return err
 	}
@@ -130,8 +130,9 @@ func liveCommand(cmd string, args []string, stdout io.Writer) error {
 }
 
 // lookupLive finds the running sandbox name, checked against the kernel
-// (state.Get), and a handle for its live operations.
-func lookupLive(name string) (*state.Live, *sandbox.Sandbox, error) {
+// (state.Get), and a handle for its live operations; joins says the
+// operation enters the command's namespaces (state.Live.Joinable).
+func lookupLive(name string, joins bool) (*state.Live, *sandbox.Sandbox, error) {
 	dir, err := state.Dir()
 	if err != nil {
 		return nil, nil, err
@@ -143,6 +144,10 @@ func lookupLive(name string) (*state.Live, *sandbox.Sandbox, error) {
 	if live.Spec == nil {
 		live.Close()
 		return nil, nil, fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)
+	}
+	if err := live.Joinable(); joins && err != nil {
+		live.Close()
+		return nil, nil, err
 	}
 	sb, err := sandbox.Lookup(live.Target())
 	if err != nil {

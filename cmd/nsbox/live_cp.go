@@ -87,7 +87,7 @@ func cpCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if dIn {
 		name = dname
 	}
-	live, sb, err := lookupLive(name)
+	live, sb, err := lookupLive(name, true)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func connectCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 	if !strings.Contains(addr, ":") {
 		addr = "127.0.0.1:" + addr
 	}
-	live, sb, err := lookupLive(fs.Arg(0))
+	live, sb, err := lookupLive(fs.Arg(0), true)
 	if err != nil {
 		return err
 	}

@@ -414,6 +414,9 @@ func execCommand(dir string, args []string, stdout io.Writer) error {
 	if spec == nil {
 		return fmt.Errorf("sandbox %s: its record has no spec; fix: restart it with this version of nsbox", name)
 	}
+	if err := live.Joinable(); err != nil {
+		return err
+	}
 	if paused(live) {
 		return fmt.Errorf("sandbox %s is paused: the command would stop at once; fix: nsbox resume %s", name, name)
 	}

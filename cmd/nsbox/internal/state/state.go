@@ -314,6 +314,7 @@ type Live struct {
 	// Path is the entry directory.
 	Path  string `json:"-"`
 	pidfd int    // PID 1, pinned
+	moved error  // verify's ErrCommandMoved, or nil
 }
 
 // Target is what the sandbox package needs to act on the sandbox (join
@@ -324,6 +325,11 @@ func (l *Live) Target() sandbox.Target {
 	t.Cgroup = l.Cgroup
 	return t
 }
+
+// Joinable says whether what joins the sandbox's command (nsbox exec,
+// mount, umount, cp, connect) may: nil, or an error wrapping
+// ErrCommandMoved when the command left the namespaces the record names.
+func (l *Live) Joinable() error { return l.moved }
 
 // PidFD is a pidfd of the sandbox's PID 1, owned by l: signal the sandbox
 // through it, never through the pid.
@@ -367,11 +373,11 @@ func Get(dir, name string) (*Live, error) {
 	if e.Name != name {
 		return nil, fmt.Errorf("sandbox %s: %w: the entry %s holds the record of %q", name, ErrRecordChanged, path, e.Name)
 	}
-	pidfd, err := verify(e, raw)
+	pidfd, moved, err := verify(e, raw)
 	if err != nil {
 		return nil, err
 	}
-	return &Live{Entry: *e, Path: path, pidfd: pidfd}, nil
+	return &Live{Entry: *e, Path: path, pidfd: pidfd, moved: moved}, nil
 }
 
 // List removes stale entries and returns the running sandboxes, sorted by

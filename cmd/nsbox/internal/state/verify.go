@@ -46,16 +46,36 @@ import (
 // after nsbox wrote it.
 var ErrRecordChanged = errors.New("state record does not match the running sandbox")
 
+// ErrCommandMoved is Live.Moved's error (wrapped): the record is the one
+// its launcher wrote, but the sandbox's command has since left some of the
+// namespaces it names (it unshared or joined namespaces of its own, which
+// root inside, or any command in a user namespace of its own, may do) or
+// closed them to its owner (an undumpable command, as ssh-agent makes
+// itself). Such a sandbox is listed, signalled, paused and stopped as any
+// other; what joins the command's namespaces (exec, mount, umount, cp,
+// connect) refuses it.
+var ErrCommandMoved = errors.New("its command left the namespaces nsbox started it in")
+
+// errCallersUserNS marks checkNamespaces' finding that PID 1 is in the
+// caller's own user namespace: no command of a sandbox can get there (a
+// user namespace is left only for a child of it), so that is never the
+// command's own doing. Its text is empty: it adds nothing to the message.
+var errCallersUserNS = errors.New("")
+
 // joinable are the namespaces nsbox exec may enter besides the user
 // namespace, with the file under /proc/PID/ns that names each.
 var joinable = []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"}
 
 // verify checks e, decoded from raw (the whole state.json), as the
 // comment above says, and returns a pidfd of PID 1 that the caller owns.
-func verify(e *Entry, raw []byte) (int, error) {
-	pidfd, err := unix.PidfdOpen(e.Pid, 0)
+//
+// The third result, when not nil, says the record is its launcher's but
+// the command is no longer in the namespaces it names (ErrCommandMoved):
+// the sandbox can be listed, signalled and paused, not joined.
+func verify(e *Entry, raw []byte) (pidfd int, moved error, err error) {
+	pidfd, err = unix.PidfdOpen(e.Pid, 0)
 	if err != nil {
-		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d: %v)", e.Name, ErrNotFound, e.Pid, err)
+		return -1, nil, fmt.Errorf("sandbox %q: %w (PID 1, pid %d: %v)", e.Name, ErrNotFound, e.Pid, err)
 	}
 	ok := false
 	defer func() {
@@ -63,9 +83,9 @@ func verify(e *Entry, raw []byte) (int, error) {
 			unix.Close(pidfd)
 		}
 	}()
-	ppid, start, err := statOf(e.Pid)
-	if err != nil || start != e.PidStartTime {
-		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
+	ppid, start, serr := statOf(e.Pid)
+	if serr != nil || start != e.PidStartTime {
+		return -1, nil, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
 	}
 	changed := func(format string, args ...any) error {
 		if ending(e.Pid, pidfd) {
@@ -74,19 +94,30 @@ func verify(e *Entry, raw []byte) (int, error) {
 		return fmt.Errorf("sandbox %s: %w: %s; fix: end the sandbox through its launcher (the parent of pid %d), and see \"State records\" in docs/security.md for what could write the record",
 			e.Name, ErrRecordChanged, fmt.Sprintf(format, args...), e.Pid)
 	}
-	if err := checkNamespaces(e, changed); err != nil {
-		return -1, err
+	// A namespace that is not the record's is tampering only if the record
+	// is not the launcher's (step 4 below tells): in a record its launcher
+	// wrote, it is the command's own doing (it unshared or entered
+	// namespaces of its own, or made itself undumpable).
+	moved = checkNamespaces(e)
+	if errors.Is(moved, errCallersUserNS) {
+		return -1, nil, changed("%v", moved)
+	}
+	if moved != nil {
+		// Whatever else fails below, the namespaces' mismatch is the
+		// first thing to report.
+		first := changed
+		changed = func(string, ...any) error { return first("%v", moved) }
 	}
 	if ppid != e.LauncherPid {
-		return -1, changed("PID 1 (pid %d) is a child of pid %d, the record names launcher pid %d", e.Pid, ppid, e.LauncherPid)
+		return -1, nil, changed("PID 1 (pid %d) is a child of pid %d, the record names launcher pid %d", e.Pid, ppid, e.LauncherPid)
 	}
 	mine, err1 := nsInode("self", "user")
 	theirs, err2 := nsInode(fmt.Sprint(e.LauncherPid), "user")
 	if err := errors.Join(err1, err2); err != nil {
-		return -1, changed("the launcher (pid %d): %v", e.LauncherPid, err)
+		return -1, nil, changed("the launcher (pid %d): %v", e.LauncherPid, err)
 	}
 	if mine != theirs {
-		return -1, changed("the launcher (pid %d) runs in another user namespace (%d) than this command (%d)", e.LauncherPid, theirs, mine)
+		return -1, nil, changed("the launcher (pid %d) runs in another user namespace (%d) than this command (%d)", e.LauncherPid, theirs, mine)
 	}
 	sealed, err := readSealedCopy(e.LauncherPid, e.RecordFD)
 	// A launcher handing its sandbox to the C supervisor
@@ -97,16 +128,23 @@ func verify(e *Entry, raw []byte) (int, error) {
 		sealed, err = readSealedCopy(e.LauncherPid, e.RecordFD)
 	}
 	if err != nil {
-		return -1, changed("the launcher's copy of the record: %v", err)
+		return -1, nil, changed("the launcher's copy of the record: %v", err)
 	}
 	if !bytes.Equal(sealed, raw) {
-		return -1, changed("state.json differs from the copy its launcher (pid %d) holds", e.LauncherPid)
+		return -1, nil, changed("state.json differs from the copy its launcher (pid %d) holds", e.LauncherPid)
 	}
 	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
-		return -1, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
+		return -1, nil, fmt.Errorf("sandbox %q: %w (PID 1, pid %d, has exited)", e.Name, ErrNotFound, e.Pid)
+	}
+	if moved != nil && endingNow(e.Pid, pidfd) {
+		return -1, nil, fmt.Errorf("sandbox %q: %w (it ended while being looked up)", e.Name, ErrNotFound)
+	}
+	if moved != nil {
+		moved = fmt.Errorf("sandbox %s: %w: %v; nsbox exec, mount, umount, cp and connect join the command's namespaces and cannot; fix: nsbox stop %s or nsbox kill %s still end it",
+			e.Name, ErrCommandMoved, moved, e.Name, e.Name)
 	}
 	ok = true
-	return pidfd, nil
+	return pidfd, moved, nil
 }
 
 // A check that fails while the sandbox ends is no sign of tampering: an
@@ -131,19 +169,24 @@ const pfExiting = 0x4
 // exiting, waiting up to endingGrace for it to start.
 func ending(pid, pidfd int) bool {
 	deadline := time.Now().Add(endingGrace)
-	for {
-		p := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(p, 0); err == nil && n > 0 {
-			return true // exited: the pidfd is readable
-		}
-		if flags, err := statFlags(pid); err != nil || flags&pfExiting != 0 {
-			return true // exiting, or already reaped
-		}
+	for !endingNow(pid, pidfd) {
 		if time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
+}
+
+// endingNow reports whether PID 1 (pid, pinned by pidfd) has exited or is
+// exiting, without waiting.
+func endingNow(pid, pidfd int) bool {
+	p := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(p, 0); err == nil && n > 0 {
+		return true // exited: the pidfd is readable
+	}
+	flags, err := statFlags(pid)
+	return err != nil || flags&pfExiting != 0 // exiting, or already reaped
 }
 
 // checkNamespaces is step 2 of verify. PID 1 is not dumpable, so its
@@ -153,7 +196,8 @@ func ending(pid, pidfd int) bool {
 // there the record's user namespace must be the parent of the command's,
 // and the command's mount namespace must belong to the command's user
 // namespace. A PID 1 that can be read (an older nsbox) is checked itself.
-func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
+func checkNamespaces(e *Entry) error {
+	changed := func(format string, args ...any) error { return fmt.Errorf(format, args...) }
 	pid := fmt.Sprint(e.Pid)
 	user, err := nsInode(pid, "user")
 	nested := false
@@ -174,7 +218,7 @@ func checkNamespaces(e *Entry, changed func(string, ...any) error) error {
 		return changed("PID 1 (pid %d): %v", e.Pid, err)
 	}
 	if self, _ := nsInode("self", "user"); user == self {
-		return changed("PID 1 (pid %d) is in this command's own user namespace", e.Pid)
+		return fmt.Errorf("PID 1 (pid %d) is in this command's own user namespace%w", e.Pid, errCallersUserNS)
 	}
 	if e.Namespaces["user"] != user {
 		return changed("the record says user namespace %d, PID 1 (pid %d) is in %d", e.Namespaces["user"], e.Pid, user)

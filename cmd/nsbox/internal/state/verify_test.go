@@ -250,3 +250,38 @@ func TestGetOfEndingSandboxIsNotFound(t *testing.T) {
 	assert.Check(t, errors.Is(err, ErrNotFound), err)
 	assert.Check(t, !errors.Is(err, ErrRecordChanged), err)
 }
+
+func TestGetOfCommandThatLeftItsNamespaces(t *testing.T) {
+	// The launcher's own record (sealed copy and all) naming a UTS
+	// namespace the command is no longer in: what a command that ran
+	// `unshare --uts` leaves. It is the sandbox's, so it is listed and can
+	// be signalled, but nothing may join the command's namespaces by it.
+	dir := t.TempDir()
+	h, err := Reserve(dir, "moved")
+	assert.NilError(t, err)
+	defer h.Release()
+	e := fakePID1(t, "moved")
+	e.Namespaces["uts"] = 4026532999
+	assert.NilError(t, h.Write(e))
+	l, err := Get(dir, "moved")
+	assert.NilError(t, err)
+	defer l.Close()
+	assert.Check(t, l.PidFD() >= 0)
+	err = l.Joinable()
+	assert.Check(t, errors.Is(err, ErrCommandMoved), err)
+	assert.ErrorContains(t, err, "the record says uts namespace 4026532999")
+	assert.ErrorContains(t, err, "fix: nsbox stop moved or nsbox kill moved")
+	live, refused, err := List(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(refused, 0))
+	assert.Check(t, is.Len(live, 1))
+	for _, l := range live {
+		l.Close()
+	}
+
+	// Edited by anyone but the launcher, the same mismatch is tampering.
+	edit(t, h.Path, func(raw string) string { return strings.Replace(raw, `"moved"`, `"moved" `, 1) })
+	_, err = Get(dir, "moved")
+	assert.Check(t, errors.Is(err, ErrRecordChanged), err)
+	assert.ErrorContains(t, err, "the record says uts namespace 4026532999")
+}
