@@ -1,7 +1,7 @@
 package state
 
-// files.go: reading /proc files and records, writing records, and parsing
-// /proc/PID/stat; plain system calls, as cheap as the launch path needs.
+// files.go: reading records (and /proc/PID/stat, through procfs.ReadFile),
+// writing records; plain system calls, as cheap as the launch path needs.
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ func StartTime(pid int) (uint64, error) {
 
 // statOf returns the parent pid and the start time of process pid.
 func statOf(pid int) (ppid int, start uint64, err error) {
-	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := procfs.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -32,25 +32,12 @@ func statOf(pid int) (ppid int, start uint64, err error) {
 // statFlags returns the kernel flags of process pid (field 9 of
 // /proc/PID/stat, PF_* in the kernel's sched.h).
 func statFlags(pid int) (uint64, error) {
-	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := procfs.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	st, err := procfs.ParseStat(b)
 	return st.Flags, err
-}
-
-// ReadProcFile reads a small file of /proc (up to 64 KiB, which bounds
-// what a hostile process can make us allocate; /proc/PID/stat and the id
-// maps are far smaller) with plain system calls, as cheaply as the launch
-// path needs. It is not for data files: records are read with readAll.
-func ReadProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	return readUpTo(fd, path, 64<<10)
 }
 
 // maxRecord bounds a state record: the spec with its environment, far
