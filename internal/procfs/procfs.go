@@ -36,12 +36,20 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for len(buf) < MaxRead {
+	return ReadUpTo(fd, path, MaxRead)
+}
+
+// ReadUpTo reads the file open at fd (named path in errors) with plain
+// read(2)s until its end or max bytes, whichever comes first; the caller
+// keeps fd. Errors are *os.PathError. For any file a caller opened
+// outside package os, in /proc or not.
+func ReadUpTo(fd int, path string, max int) ([]byte, error) {
+	buf := make([]byte, 0, min(4096, max))
+	for len(buf) < max {
 		if len(buf) == cap(buf) {
 			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
 		}
-		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), MaxRead)])
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), max)])
 		if err == unix.EINTR {
 			continue
 		}

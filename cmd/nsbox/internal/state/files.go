@@ -46,37 +46,11 @@ const maxRecord = 64 << 20
 
 // readAll reads the file open at fd (named path in errors) to its end.
 func readAll(fd int, path string) ([]byte, error) {
-	b, err := readUpTo(fd, path, maxRecord+1)
+	b, err := procfs.ReadUpTo(fd, path, maxRecord+1)
 	if err == nil && len(b) > maxRecord {
 		return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("larger than 64 MiB")}
 	}
 	return b, err
-}
-
-// readUpTo reads fd until its end or max bytes.
-func readUpTo(fd int, path string, max int) ([]byte, error) {
-	buf := make([]byte, 0, 4096)
-	for len(buf) < max {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
-		}
-		end := cap(buf)
-		if end > max {
-			end = max
-		}
-		n, err := unix.Read(fd, buf[len(buf):end])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			break
-		}
-		buf = buf[:len(buf)+n]
-	}
-	return buf, nil
 }
 
 // writeFile creates path (mode 0600, replacing it) and writes b.
