@@ -189,8 +189,53 @@ func TestApplyFakeHelpers(t *testing.T) {
 		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{5, 5, 1}), HostUID: 1000, HostGID: 5, Helpers: h}
 		err := p.Apply(4242)
 		assert.ErrorContains(t, err, h.NewUIDMap+" 4242 0 1000 1 1 100000 65536: exit status 3; fix: ")
-		var exit *exec.ExitError
-		assert.Assert(t, errors.As(err, &exit))
+		var he *HelperError
+		assert.Assert(t, errors.As(err, &he))
+		assert.Assert(t, he.Status.Exited())
+		assert.Equal(t, he.Status.ExitStatus(), 3)
+		assert.Equal(t, he.Stderr, "")
+		assert.NilError(t, he.Err)
+		assert.Assert(t, !he.GID)
+	})
+
+	t.Run("helper killed by a signal", func(t *testing.T) {
+		h := fakeHelpers(t, "echo dying >&2; kill -9 $$\n")
+		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), HostUID: 1000, HostGID: 1000, Helpers: h}
+		err := p.Apply(4242)
+		assert.Error(t, err, h.NewUIDMap+" 4242 0 1000 1 1 100000 65536: signal: killed: dying; "+
+			"fix: check that /etc/subuid grants you those outer ids (newuidmap allows only them and your own uid)")
+		var he *HelperError
+		assert.Assert(t, errors.As(err, &he))
+		assert.Assert(t, !he.GID && he.Status.Signaled() && he.Status.Signal() == syscall.SIGKILL)
+	})
+
+	t.Run("helper that cannot be executed", func(t *testing.T) {
+		h := fakeHelpers(t, "exit 0\n")
+		assert.NilError(t, os.Chmod(h.NewUIDMap, 0o644))
+		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), HostUID: 1000, HostGID: 1000, Helpers: h}
+		err := p.Apply(4242)
+		assert.ErrorContains(t, err, h.NewUIDMap+" 4242 0 1000 1 1 100000 65536: fork/exec "+h.NewUIDMap+": permission denied; fix: ")
+		assert.Assert(t, errors.Is(err, ErrHelperFailed))
+		assert.Assert(t, errors.Is(err, syscall.EACCES))
+		var he *HelperError
+		assert.Assert(t, errors.As(err, &he))
+		assert.Equal(t, he.Status, syscall.WaitStatus(0))
+		// The other helper ran all the same.
+		assert.Equal(t, recorded(t, h.NewGIDMap), "4242 0 1000 1 1 100000 65536")
+	})
+
+	t.Run("helper that floods its stderr", func(t *testing.T) {
+		// Far more than a pipe holds: the helper must not block on it,
+		// and only the first maxHelperStderr bytes are kept (then joined
+		// into one line with "; ").
+		h := fakeHelpers(t, "i=0; while [ $i -lt 3000 ]; do echo 'newuidmap: a line of forty bytes of complaint' >&2; i=$((i+1)); done; exit 1\n")
+		p := Plan{UIDs: ext(Extent{0, 1000, 1}, Extent{1, 100000, 65536}), GIDs: ext(Extent{5, 5, 1}), HostUID: 1000, HostGID: 5, Helpers: h}
+		err := p.Apply(4242)
+		var he *HelperError
+		assert.Assert(t, errors.As(err, &he))
+		assert.Equal(t, he.Status.ExitStatus(), 1)
+		assert.Assert(t, len(he.Stderr) <= maxHelperStderr*5/4 && len(he.Stderr) > maxHelperStderr/2, "%d bytes", len(he.Stderr))
+		assert.Assert(t, strings.HasPrefix(he.Stderr, "newuidmap: a line of forty bytes of complaint; newuidmap: "))
 	})
 
 	t.Run("helpers unusable", func(t *testing.T) {

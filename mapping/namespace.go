@@ -2,7 +2,6 @@ package mapping
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,7 +51,7 @@ func hostRootHidden() bool {
 		return false
 	}
 	overflow := func(file string) uint32 {
-		b, err := os.ReadFile("/proc/sys/kernel/" + file)
+		b, err := procfs.ReadFile("/proc/sys/kernel/" + file)
 		if n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil && perr == nil {
 			return uint32(n)
 		}
@@ -79,7 +78,7 @@ func CurrentNamespace() (Namespace, error) {
 		return Namespace{}, nil
 	}
 	ns := Namespace{Nested: true, UIDs: uids, GIDs: gids, HostRootHidden: hostRootHidden()}
-	status, err := os.ReadFile("/proc/self/status")
+	status, err := procfs.ReadFile("/proc/self/status")
 	if err != nil {
 		return Namespace{}, fmt.Errorf("read /proc/self/status: %w", unwrapPath(err))
 	}
@@ -92,7 +91,7 @@ func CurrentNamespace() (Namespace, error) {
 
 // readMap reads a uid_map or gid_map file.
 func readMap(path string) ([]Extent, error) {
-	b, err := os.ReadFile(path)
+	b, err := procfs.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, unwrapPath(err))
 	}

@@ -53,7 +53,7 @@ func onlyChildOf(pid1 int) (int, error) {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		b, err := procfs.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/remedy"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/proc"
@@ -204,7 +205,7 @@ func Join(ctx context.Context, t Target, p *Process) (*Sandbox, error) {
 // answer.
 func joinedMaps(pid int) mapping.Plan {
 	read := func(file string, own uint32) []mapping.Extent {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+		b, err := procfs.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 		var ext []mapping.Extent
 		if err == nil {
 			ext, err = mapping.ParseMap(string(b))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -40,15 +41,37 @@ var nsswitchConf = "/etc/nsswitch.conf"
 func CurrentOwner() (Owner, error) {
 	uid := os.Getuid()
 	owner := Owner{UID: uint32(uid)}
-	u, err := user.LookupUid(uid)
+	name, err := passwdName(uid)
 	switch {
 	case err == nil:
-		owner.Name = u.Name
+		owner.Name = name
 	case errors.Is(err, user.ErrNoPasswdEntries), errors.Is(err, fs.ErrNotExist):
 	default:
-		return owner, fmt.Errorf("look up uid %d in /etc/passwd: %w", uid, err)
+		return owner, fmt.Errorf("look up uid %d in %s: %w", uid, passwdFile, err)
 	}
 	return owner, nil
+}
+
+// passwdFile is the file CurrentOwner reads. A variable so that tests can
+// replace it.
+var passwdFile = "/etc/passwd"
+
+// passwdName returns the name of the first entry for uid in passwdFile:
+// user.LookupUid's answer, read through openPlain.
+func passwdName(uid int) (string, error) {
+	f, err := openPlain(passwdFile)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	users, err := user.ParsePasswdFilter(f, func(u user.User) bool { return u.Uid == uid })
+	if err != nil {
+		return "", err
+	}
+	if len(users) == 0 {
+		return "", user.ErrNoPasswdEntries
+	}
+	return users[0].Name, nil
 }
 
 // Source says where subordinate ids come from. The zero value reads the
@@ -121,7 +144,12 @@ func (s Source) Lookup(owner Owner, kind Kind) ([]Range, error) {
 // nssSubid reports whether nsswitch.conf has a "subid:" line whose first
 // service is not "files". shadow's libsubid reads that line the same way.
 func nssSubid() bool {
-	data, err := os.ReadFile(nsswitchConf)
+	f, err := openPlain(nsswitchConf)
+	if err != nil {
+		return false
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
 	if err != nil {
 		return false
 	}

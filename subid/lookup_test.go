@@ -2,6 +2,7 @@ package subid
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -323,4 +324,36 @@ func TestCurrentOwner(t *testing.T) {
 		_, err := user.LookupUid(os.Getuid())
 		assert.Assert(t, err != nil)
 	}
+}
+
+// TestCurrentOwnerPasswdFile reads a passwd file of the test's own: the
+// first entry for the uid names the owner, no entry or no file leaves
+// Name empty, and an unreadable file is an error naming it.
+func TestCurrentOwnerPasswdFile(t *testing.T) {
+	dir := t.TempDir()
+	old := passwdFile
+	t.Cleanup(func() { passwdFile = old })
+	uid := os.Getuid()
+
+	passwdFile = filepath.Join(dir, "passwd")
+	assert.NilError(t, os.WriteFile(passwdFile, []byte(fmt.Sprintf(
+		"other:x:%d:1::/:/bin/sh\nfirst:x:%d:1::/:/bin/sh\nsecond:x:%d:1::/:/bin/sh\n", uid+1, uid, uid)), 0o644))
+	owner, err := CurrentOwner()
+	assert.NilError(t, err)
+	assert.Equal(t, owner, Owner{UID: uint32(uid), Name: "first"})
+
+	assert.NilError(t, os.WriteFile(passwdFile, []byte(fmt.Sprintf("other:x:%d:1::/:/bin/sh\n", uid+1)), 0o644))
+	owner, err = CurrentOwner()
+	assert.NilError(t, err)
+	assert.Equal(t, owner, Owner{UID: uint32(uid)})
+
+	passwdFile = filepath.Join(dir, "missing")
+	owner, err = CurrentOwner()
+	assert.NilError(t, err)
+	assert.Equal(t, owner, Owner{UID: uint32(uid)})
+
+	passwdFile = dir // a directory: open works, read fails
+	owner, err = CurrentOwner()
+	assert.ErrorContains(t, err, fmt.Sprintf("look up uid %d in %s: ", uid, dir))
+	assert.Equal(t, owner, Owner{UID: uint32(uid)})
 }

@@ -135,8 +135,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 func report(err error, stderr io.Writer) int {
 	code := sandbox.ExitCode(err)
 	// Only a detached supervisor's report carries its own code; other
-	// errors may wrap an *exec.ExitError (newuidmap's), whose status is
-	// not ours to return.
+	// errors may carry another program's status (a failed newuidmap's, in
+	// a *mapping.HelperError), which is not ours to return.
 	var detached detachError
 	if errors.As(err, &detached) {
 		code = detached.ExitCode()

@@ -17,6 +17,7 @@ import (
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/internal/cgroup"
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -138,8 +139,8 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 		if e.PidStartTime, err = state.StartTime(pid); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)
 		}
-		uids, err1 := state.ReadProcFile(fmt.Sprintf("/proc/%d/uid_map", pid))
-		gids, err2 := state.ReadProcFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+		uids, err1 := procfs.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+		gids, err2 := procfs.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)
 		}

@@ -1,9 +1,15 @@
-// Package procfs parses the files of /proc that nsbox reads about a
-// process: /proc/PID/stat and /proc/PID/status, and names the entries of
-// /proc/PID/ns. Every caller in nsbox parses them here, so that one parser
-// decides what a hostile process name or a missing field does: a process
-// of a sandbox controls its own comm (prctl PR_SET_NAME), which may hold
-// spaces, parentheses and newlines.
+// Package procfs reads and writes the small files of /proc that nsbox
+// uses, parses the ones it reads about a process (/proc/PID/stat and
+// /proc/PID/status), and names the entries of /proc/PID/ns. Every caller
+// in nsbox parses them here, so that one parser decides what a hostile
+// process name or a missing field does: a process of a sandbox controls
+// its own comm (prctl PR_SET_NAME), which may hold spaces, parentheses and
+// newlines.
+//
+// ReadFile and WriteFile use plain system calls, not package os: an
+// *os.File of /proc is offered to the runtime's poller, which costs four
+// fcntl calls and a refused epoll_ctl per file (the files of /proc cannot
+// be polled), on the start path of every sandbox.
 package procfs
 
 import (
@@ -13,7 +19,75 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
+
+// MaxRead bounds what ReadFile reads: /proc/PID/stat, status and the id
+// maps are far smaller, and it bounds what a hostile process can make a
+// reader allocate.
+const MaxRead = 64 << 10
+
+// ReadFile reads the file of /proc at path, up to MaxRead bytes. Errors
+// are *os.PathError.
+func ReadFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	return ReadUpTo(fd, path, MaxRead)
+}
+
+// ReadUpTo reads the file open at fd (named path in errors) with plain
+// read(2)s until its end or max bytes, whichever comes first; the caller
+// keeps fd. Errors are *os.PathError. For any file a caller opened
+// outside package os, in /proc or not.
+func ReadUpTo(fd int, path string, max int) ([]byte, error) {
+	buf := make([]byte, 0, min(4096, max))
+	for len(buf) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), max)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, nil
+}
+
+// WriteFile writes all of b to the existing file of /proc at path with
+// one write(2), as the id maps and setgroups require (a second write at a
+// later offset fails). Errors are *os.PathError; a short write is one
+// too.
+func WriteFile(path string, b []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	n, err := unix.Write(fd, b)
+	for err == unix.EINTR {
+		n, err = unix.Write(fd, b)
+	}
+	cerr := unix.Close(fd)
+	switch {
+	case err != nil:
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	case n != len(b):
+		return &os.PathError{Op: "write", Path: path, Err: fmt.Errorf("short write: %d of %d bytes", n, len(b))}
+	case cerr != nil:
+		return &os.PathError{Op: "close", Path: path, Err: cerr}
+	}
+	return nil
+}
 
 // Stat is what nsbox reads of /proc/PID/stat (proc_pid_stat(5)).
 type Stat struct {
@@ -53,7 +127,7 @@ func ParseStat(b []byte) (Stat, error) {
 
 // ReadStat reads and parses /proc/PID/stat.
 func ReadStat(pid int) (Stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return Stat{}, err
 	}

@@ -1,8 +1,15 @@
 package procfs
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -53,4 +60,39 @@ func TestStatusField(t *testing.T) {
 	assert.NilError(t, err)
 	v, ok = StatusField(b, "Name")
 	assert.Check(t, ok && strings.HasPrefix("procfs.test", v), v)
+}
+
+func TestReadFileWriteFile(t *testing.T) {
+	b, err := ReadFile("/proc/self/uid_map")
+	assert.NilError(t, err)
+	assert.Assert(t, len(strings.Fields(string(b)))%3 == 0 && len(b) > 0, "%q", b)
+
+	_, err = ReadFile("/proc/self/no-such-file")
+	var pe *os.PathError
+	assert.Assert(t, errors.As(err, &pe) && pe.Op == "open" && errors.Is(err, fs.ErrNotExist), "%v", err)
+
+	// At most MaxRead bytes, whatever the file holds.
+	big := filepath.Join(t.TempDir(), "big")
+	assert.NilError(t, os.WriteFile(big, bytes.Repeat([]byte("x"), 3*MaxRead), 0o600))
+	b, err = ReadFile(big)
+	assert.NilError(t, err)
+	assert.Equal(t, len(b), MaxRead)
+
+	// One write; the thread's own name, so nothing else sees it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	comm := fmt.Sprintf("/proc/self/task/%d/comm", syscall.Gettid())
+	old, err := ReadFile(comm)
+	assert.NilError(t, err)
+	defer WriteFile(comm, bytes.TrimSpace(old))
+	assert.NilError(t, WriteFile(comm, []byte("procfs-test")))
+	b, err = ReadFile(comm)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "procfs-test\n")
+
+	err = WriteFile("/proc/self/no-such-file", []byte("x"))
+	assert.Assert(t, errors.As(err, &pe) && pe.Op == "open", "%v", err)
+	// uid_map, once written (or of the initial namespace), refuses more.
+	err = WriteFile("/proc/self/uid_map", []byte("0 0 1"))
+	assert.Assert(t, errors.As(err, &pe) && pe.Op == "write" && errors.Is(err, syscall.EPERM), "%v", err)
 }

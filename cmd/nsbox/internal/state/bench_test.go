@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
 )
 
@@ -22,8 +23,8 @@ func BenchmarkRunBookkeeping(b *testing.B) {
 		}
 		pid := os.Getpid()
 		st, _ := StartTime(pid)
-		u, _ := ReadProcFile("/proc/self/uid_map")
-		g, _ := ReadProcFile("/proc/self/gid_map")
+		u, _ := procfs.ReadFile("/proc/self/uid_map")
+		g, _ := procfs.ReadFile("/proc/self/gid_map")
 		if err := h.Write(&Entry{Name: h.Name, Pid: pid, PidStartTime: st, Created: time.Now(),
 			UIDMap: string(u), GIDMap: string(g), Spec: spec}); err != nil {
 			b.Fatal(err)

@@ -1,7 +1,7 @@
 package state
 
-// files.go: reading /proc files and records, writing records, and parsing
-// /proc/PID/stat; plain system calls, as cheap as the launch path needs.
+// files.go: reading records (and /proc/PID/stat, through procfs.ReadFile),
+// writing records; plain system calls, as cheap as the launch path needs.
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ func StartTime(pid int) (uint64, error) {
 
 // statOf returns the parent pid and the start time of process pid.
 func statOf(pid int) (ppid int, start uint64, err error) {
-	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := procfs.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -32,25 +32,12 @@ func statOf(pid int) (ppid int, start uint64, err error) {
 // statFlags returns the kernel flags of process pid (field 9 of
 // /proc/PID/stat, PF_* in the kernel's sched.h).
 func statFlags(pid int) (uint64, error) {
-	b, err := ReadProcFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := procfs.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	st, err := procfs.ParseStat(b)
 	return st.Flags, err
-}
-
-// ReadProcFile reads a small file of /proc (up to 64 KiB, which bounds
-// what a hostile process can make us allocate; /proc/PID/stat and the id
-// maps are far smaller) with plain system calls, as cheaply as the launch
-// path needs. It is not for data files: records are read with readAll.
-func ReadProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	return readUpTo(fd, path, 64<<10)
 }
 
 // maxRecord bounds a state record: the spec with its environment, far
@@ -59,37 +46,11 @@ const maxRecord = 64 << 20
 
 // readAll reads the file open at fd (named path in errors) to its end.
 func readAll(fd int, path string) ([]byte, error) {
-	b, err := readUpTo(fd, path, maxRecord+1)
+	b, err := procfs.ReadUpTo(fd, path, maxRecord+1)
 	if err == nil && len(b) > maxRecord {
 		return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("larger than 64 MiB")}
 	}
 	return b, err
-}
-
-// readUpTo reads fd until its end or max bytes.
-func readUpTo(fd int, path string, max int) ([]byte, error) {
-	buf := make([]byte, 0, 4096)
-	for len(buf) < max {
-		if len(buf) == cap(buf) {
-			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
-		}
-		end := cap(buf)
-		if end > max {
-			end = max
-		}
-		n, err := unix.Read(fd, buf[len(buf):end])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			break
-		}
-		buf = buf[:len(buf)+n]
-	}
-	return buf, nil
 }
 
 // writeFile creates path (mode 0600, replacing it) and writes b.

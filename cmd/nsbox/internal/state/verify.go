@@ -255,12 +255,13 @@ func checkNamespaces(e *Entry) error {
 // nsRelative returns the inode of the namespace an ioctl (NS_GET_PARENT,
 // NS_GET_USERNS) on /proc/PID/ns/NAME returns.
 func nsRelative(pid, name string, req uint) (uint64, error) {
-	f, err := os.Open("/proc/" + pid + "/ns/" + name)
+	path := "/proc/" + pid + "/ns/" + name
+	nsfd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return 0, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	fd, err := unix.IoctlRetInt(int(f.Fd()), req)
+	defer unix.Close(nsfd)
+	fd, err := unix.IoctlRetInt(nsfd, req)
 	if err != nil {
 		return 0, fmt.Errorf("ioctl on /proc/%s/ns/%s: %w", pid, name, err)
 	}

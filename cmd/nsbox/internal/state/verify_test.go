@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -241,7 +242,7 @@ func TestGetOfEndingSandboxIsNotFound(t *testing.T) {
 	// whose /proc/PID/ns links are gone, so the namespace check fails.
 	assert.NilError(t, syscall.Kill(e.Pid, syscall.SIGKILL))
 	for i := 0; i < 500; i++ {
-		if st, _ := ReadProcFile(fmt.Sprintf("/proc/%d/stat", e.Pid)); strings.Contains(string(st), ") Z ") {
+		if st, _ := procfs.ReadFile(fmt.Sprintf("/proc/%d/stat", e.Pid)); strings.Contains(string(st), ") Z ") {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)
