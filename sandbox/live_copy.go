@@ -64,8 +64,9 @@ func (c *copier) dst(rel string) string {
 }
 
 // sandboxRoot opens the command's root directory (O_PATH): the pid is
-// pinned with a pidfd and checked, after the open, to be a child of PID 1
-// (or PID 1, when it is the command), still running.
+// pinned with a pidfd and checked, after the open, to be still PID 1's
+// oldest child (or PID 1, when it is the command), still running, with
+// PID 1 still the process t names.
 func sandboxRoot(t Target) (int, error) {
 	cmd := t.Pid
 	if !t.CommandIsPID1 {
@@ -83,35 +84,29 @@ func sandboxRoot(t Target) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("open the sandbox's root (/proc/%d/root): %w", cmd, err)
 	}
-	if again, err := commandPid(t); (!t.CommandIsPID1 && (err != nil || again != cmd)) || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+	ended := func() (int, error) {
 		unix.Close(root)
 		return -1, ErrEnded
+	}
+	if !t.CommandIsPID1 {
+		if again, err := commandPid(t); err != nil || again != cmd {
+			return ended()
+		}
+	}
+	if st, err := pidStartTime(t.Pid); err != nil || st != t.StartTime || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+		return ended()
 	}
 	return root, nil
 }
 
 // commandPid finds the sandbox's command: PID 1's oldest child (as
-// join.c's find_command).
+// join.c's find_command), from the kernel's list of PID 1's children.
 func commandPid(t Target) (int, error) {
-	procs, err := members(t)
+	pid, _, err := procfs.OldestChild(t.Pid)
 	if err != nil {
-		return 0, err
-	}
-	best, bestStart := 0, uint64(0)
-	for _, p := range procs {
-		if pp, err := parentPid(p.pid); err == nil && pp == t.Pid && (best == 0 || p.start < bestStart || p.start == bestStart && p.pid < best) {
-			best, bestStart = p.pid, p.start
-		}
-	}
-	if best == 0 {
 		return 0, fmt.Errorf("the sandbox's command is gone: %w", ErrEnded)
 	}
-	return best, nil
-}
-
-func parentPid(pid int) (int, error) {
-	st, err := procfs.ReadStat(pid)
-	return st.PPID, err
+	return pid, nil
 }
 
 // openIn opens p inside the sandbox's root with flags, resolved as if
