@@ -52,6 +52,7 @@ type copier struct {
 	skipped        []string
 	entries        int
 	srcTop, dstTop string
+	files          *filePool // copies the data of regular files (live_copy_files.go)
 }
 
 // dst names on the destination's side the entry that rel names on the
@@ -162,7 +163,6 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 		if err != nil {
 			return err
 		}
-		defer src.Close()
 		return c.copyOpened(src, &st, ddir, dname, rel, depth)
 	}
 	c.skipped = append(c.skipped, rel)
@@ -170,14 +170,17 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 }
 
 // copyOpened copies the open regular file or directory src (st) to dname
-// in ddir.
+// in ddir. It takes src: the data of a file may still be being copied
+// when it returns (c.files).
 func (c *copier) copyOpened(src *os.File, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
 	if c.entries++; c.entries > maxCopyEntries {
+		src.Close()
 		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		return c.copyFile(src, ddir, dname, rel, st)
 	}
+	defer src.Close()
 	if depth >= maxCopyDepth {
 		return fmt.Errorf("%s: more than %d directory levels: refused", rel, maxCopyDepth)
 	}
@@ -191,8 +194,17 @@ func (c *copier) copyTop(fd int, ddir int, dname, rel string) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	return c.copyOpened(src, &st, ddir, dname, rel, 0)
+}
+
+// copyAll is copyTop, and waits for the data of every file to be
+// copied: its first error is the copy's.
+func (c *copier) copyAll(fd int, ddir int, dname, rel string) error {
+	err := c.copyTop(fd, ddir, dname, rel)
+	if werr := c.files.wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // openTop opens for reading the file or directory that the O_PATH
@@ -243,17 +255,15 @@ func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (*os
 	return os.NewFile(uintptr(fd), rel), nil
 }
 
+// copyFile creates dname in ddir and has the data of src (which it
+// takes) copied there, with src's mode and times.
 func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.Stat_t) error {
 	dst, err := createFile(ddir, dname, c.dst(rel))
 	if err != nil {
+		src.Close()
 		return err
 	}
-	defer dst.Close()
-	// *os.File to *os.File: copy_file_range or sendfile, in the kernel.
-	if _, err := io.Copy(dst, src); err != nil {
-		return fmt.Errorf("copy %s to %s: %w", rel, c.dst(rel), err)
-	}
-	return setMeta(int(dst.Fd()), st, c.dst(rel))
+	return c.files.copy(fileData{src: src, dst: dst, st: *st, rel: rel, dstRel: c.dst(rel)})
 }
 
 // createFile creates dname in ddir for writing. An existing regular file
@@ -389,8 +399,8 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, hostDest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src)))}
-	if err := c.copyTop(sfd, ddir, dname, src); err != nil {
+	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), files: newFilePool()}
+	if err := c.copyAll(sfd, ddir, dname, src); err != nil {
 		return c.skipped, fmt.Errorf("copy %s out of the sandbox: %w", src, err)
 	}
 	return c.skipped, nil
@@ -420,8 +430,8 @@ func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy into the sandbox at %s: %w", dest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc)))}
-	if err := c.copyTop(sfd, ddir, dname, hostSrc); err != nil {
+	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), files: newFilePool()}
+	if err := c.copyAll(sfd, ddir, dname, hostSrc); err != nil {
 		return c.skipped, fmt.Errorf("copy %s into the sandbox: %w", hostSrc, err)
 	}
 	return c.skipped, nil
