@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The live-sandbox rows (make bench-live): nsbox mount's latency, nsbox cp's
-# throughput against cp -a in the same run, and pause/resume of a sandbox
-# of 100 processes. Writes docs/benchmarks-live.md. As root it runs the
+# The live-sandbox rows (make bench-live): nsbox mount's and nsbox port
+# add's latency, nsbox cp's throughput against cp -a in the same run, and
+# pause/resume of a sandbox of 100 processes. Writes
+# docs/benchmarks-live.md. As root it runs the
 # measurements as the test user (NSBOX_TEST_USER, default nsbox-test):
 # rootless numbers only come from a rootless run. Not part of make test.
 #
@@ -45,10 +46,12 @@ ms() { awk -v ns="$1" 'BEGIN {printf "%.2f", ns/1e6}'; }
 # The sandbox: a writable bind for the copies (the same disk as cp -a's),
 # and 100 processes for pause.
 $N run --detach --name bench --root --bind "$out/in:/in" -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null
-trap '$N kill bench >/dev/null 2>&1 || true' EXIT
+trap 'for s in bench bench-user bench-slirp; do $N kill $s >/dev/null 2>&1 || true; done' EXIT
 until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
 
-# 0. The CLI's own start and state lookup, for scale: nsbox ps.
+# 0. The CLI's own start, and with the state lookup, for scale: nsbox
+# version and nsbox ps.
+version_ns=$(for i in $(seq "$runs"); do t0=$(now); $N version >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
 ps_ns=$(for i in $(seq "$runs"); do t0=$(now); $N ps >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
 
 # 1. nsbox mount (and umount) of a directory, median over $runs.
@@ -58,6 +61,28 @@ mount_ns=$(for i in $(seq "$runs"); do
 	$N umount bench /tmp/m
 	echo $((t1 - t0))
 done | median)
+
+# 1b. nsbox port add (and rm) of a host port, median over $runs, for
+# --net user (the launcher's netstack) and --net slirp4netns (its API
+# socket): a sandbox of each, for this step only (nsbox ps above saw one
+# record). The port is this run's, picked from its pid.
+$N run --detach --name bench-user --net user -- sleep 3600 >/dev/null
+slirp=
+if command -v slirp4netns >/dev/null; then
+	$N run --detach --name bench-slirp --net slirp4netns -- sleep 3600 >/dev/null && slirp=1
+fi
+hostport=$((20000 + $$ % 20000))
+port_ns() {
+	for i in $(seq "$runs"); do
+		t0=$(now); $N port add "$1" "127.0.0.1:$hostport:80"; t1=$(now)
+		$N port rm "$1" "127.0.0.1:$hostport:80"
+		echo $((t1 - t0))
+	done | median
+}
+port_user_ns=$(port_ns bench-user)
+port_slirp=n/a
+[ -z "$slirp" ] || port_slirp="$(ms "$(port_ns bench-slirp)") ms"
+$N kill bench-user >/dev/null; [ -z "$slirp" ] || $N kill bench-slirp >/dev/null
 
 # 2. pause and resume, median over $runs.
 pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
@@ -118,13 +143,17 @@ Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPU
 $(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
 same run, on the same disk, from the page cache, timed until the command
 returns (a \`sync\` after each, not timed: the disk's writeback is neither
-tool's, and on a shared machine it is the noisiest part).
+tool's, and on a shared machine it is the noisiest part). Load average
+at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 
 | what | median | target |
 |---|---|---|
+| \`nsbox version\` (for scale: the CLI's start alone) | $(ms "$version_ns") ms | |
 | \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
 | \`Sandbox.Mount\` (API, no CLI start) | $(ms "$api_mount") ms | < 5 ms |
+| \`nsbox port add\`, --net user (process start to return) | $(ms "$port_user_ns") ms | < 5 ms |
+| \`nsbox port add\`, --net slirp4netns | $port_slirp | < 5 ms |
 | \`Sandbox.Pause\`, 100 processes (API) | $(ms "$api_pause") ms | < 20 ms |
 | \`Sandbox.Resume\`, 100 processes (API) | $(ms "$api_resume") ms | < 20 ms |
 | \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |
