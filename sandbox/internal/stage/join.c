@@ -225,6 +225,17 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	 * stage was executed in, which no process of the sandbox has. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
+	/* A live operation runs nothing and needs no stdio; a pre-forked
+	 * stage came with the launcher's own (its terminal, say), which has
+	 * no business in the sandbox's namespaces: the host's /dev/null on
+	 * 0, 1 and 2, before anything is joined. */
+	if (c->join.live_op) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			fail("put /dev/null on the live operation's stdio");
+		if (null > 2)
+			close(null);
+	}
 
 	/* The pid is only a number until it is pinned: pidfd first, then the
 	 * start time proves it is still the sandbox's PID 1; after the
