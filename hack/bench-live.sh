@@ -49,40 +49,44 @@ $N run --detach --name bench --root --bind "$out/in:/in" -- sh -c 'for i in $(se
 trap 'for s in bench bench-user bench-slirp; do $N kill $s >/dev/null 2>&1 || true; done' EXIT
 until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
 
-# 0. The CLI's own start, and with the state lookup, for scale: nsbox
-# version and nsbox ps.
-version_ns=$(for i in $(seq "$runs"); do t0=$(now); $N version >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
-ps_ns=$(for i in $(seq "$runs"); do t0=$(now); $N ps >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
-
-# 1. nsbox mount (and umount) of a directory, median over $runs.
-mkdir -p "$out/src"
-mount_ns=$(for i in $(seq "$runs"); do
-	t0=$(now); $N mount bench "$out/src" /tmp/m --mkdir --ro; t1=$(now)
-	$N umount bench /tmp/m
-	echo $((t1 - t0))
-done | median)
-
-# 1b. nsbox port add (and rm) of a host port, median over $runs, for
-# --net user (the launcher's netstack) and --net slirp4netns (its API
-# socket): a sandbox of each, for this step only (nsbox ps above saw one
-# record). The port is this run's, picked from its pid.
+# 0-1. The CLI rows, taken in turns, round by round, so that each meets
+# the machine as the others do (on a shared machine the load moves within
+# seconds): nsbox version (the CLI's start alone, the floor under every
+# row), nsbox ps (with the state lookup of the running sandboxes), nsbox
+# mount of a directory (umount after it, not timed), and nsbox port add
+# of a host port (rm after it, not timed) on a --net user sandbox (the
+# launcher's netstack) and a --net slirp4netns one (its API socket). The
+# port is this run's, picked from its pid.
 $N run --detach --name bench-user --net user -- sleep 3600 >/dev/null
 slirp=
 if command -v slirp4netns >/dev/null; then
 	$N run --detach --name bench-slirp --net slirp4netns -- sleep 3600 >/dev/null && slirp=1
 fi
+sandboxes=$((2 + ${slirp:-0}))
 hostport=$((20000 + $$ % 20000))
-port_ns() {
-	for i in $(seq "$runs"); do
-		t0=$(now); $N port add "$1" "127.0.0.1:$hostport:80"; t1=$(now)
-		$N port rm "$1" "127.0.0.1:$hostport:80"
-		echo $((t1 - t0))
-	done | median
-}
-port_user_ns=$(port_ns bench-user)
+mkdir -p "$out/src"
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
+for i in $(seq "$runs"); do
+	echo "version $(timed $N version)"
+	echo "ps $(timed $N ps)"
+	echo "mount $(timed $N mount bench "$out/src" /tmp/m --mkdir --ro)"
+	$N umount bench /tmp/m
+	echo "port-user $(timed $N port add bench-user "127.0.0.1:$hostport:80")"
+	$N port rm bench-user "127.0.0.1:$hostport:80"
+	if [ -n "$slirp" ]; then
+		echo "port-slirp $(timed $N port add bench-slirp "127.0.0.1:$hostport:80")"
+		$N port rm bench-slirp "127.0.0.1:$hostport:80"
+	fi
+done >"$out/cli"
+cli() { awk -v k="$1" '$1 == k {print $2}' "$out/cli" | median; }
+version_ns=$(cli version)
+ps_ns=$(cli ps)
+mount_ns=$(cli mount)
+port_user_ns=$(cli port-user)
 port_slirp=n/a
-[ -z "$slirp" ] || port_slirp="$(ms "$(port_ns bench-slirp)") ms"
-$N kill bench-user >/dev/null; [ -z "$slirp" ] || $N kill bench-slirp >/dev/null
+[ -z "$slirp" ] || port_slirp="$(ms "$(cli port-slirp)") ms"
+$N kill bench-user >/dev/null
+[ -z "$slirp" ] || $N kill bench-slirp >/dev/null
 
 # 2. pause and resume, median over $runs.
 pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
@@ -108,7 +112,6 @@ sync
 # disk, in alternating order (odd rounds cp -a first), so both meet the
 # page cache in the same state on average.
 cpa=() cpin=() cpaout=() cpout=()
-timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
 for r in 1 2 3 4 5; do
 	rm -rf "$out/cpa" "$out/in/tree" "$out/back" "$out/cpaout"; sync
 	if [ $((r % 2)) = 1 ]; then
@@ -140,7 +143,9 @@ cat >"$out/benchmarks-live.md" <<MD
 # Live sandboxes: benchmarks
 
 Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPUs,
-$(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
+$(date -u +%Y-%m-%d). Medians; the CLI rows are taken in turns, round by
+round (each meets the machine's load as the others do); the copy rows
+alternate with \`cp -a\` in the
 same run, on the same disk, from the page cache, timed until the command
 returns (a \`sync\` after each, not timed: the disk's writeback is neither
 tool's, and on a shared machine it is the noisiest part). Load average
@@ -149,7 +154,7 @@ at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 | what | median | target |
 |---|---|---|
 | \`nsbox version\` (for scale: the CLI's start alone) | $(ms "$version_ns") ms | |
-| \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
+| \`nsbox ps\` (for scale: the CLI's start and the lookup of the $sandboxes running sandboxes) | $(ms "$ps_ns") ms | |
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
 | \`Sandbox.Mount\` (API, no CLI start) | $(ms "$api_mount") ms | < 5 ms |
 | \`nsbox port add\`, --net user (process start to return) | $(ms "$port_user_ns") ms | < 5 ms |
