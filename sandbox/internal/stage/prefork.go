@@ -111,9 +111,9 @@ func Start(exe string, files []*os.File, unshare int) (*proc.Process, *os.File, 
 	return proc.Open(pid), parent, nil
 }
 
-// PreforkWaiting reports whether a pre-forked stage waits that nobody
-// took yet and that made no namespaces early: Start hands it to a caller
-// whose files are the process's own stdin, stdout and stderr.
+// PreforkWaiting reports whether a pre-forked stage is waiting, taken by
+// nobody yet and with no namespaces made early: Start hands it to the
+// next caller whose files are the process's own stdin, stdout and stderr.
 func PreforkWaiting() bool {
 	prefork.Lock()
 	defer prefork.Unlock()
