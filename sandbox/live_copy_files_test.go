@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 )
 
 // TestCopyTreeWithWorkers copies a tree of many files, as CopyIn and
@@ -85,12 +86,13 @@ func TestFilePoolFirstError(t *testing.T) {
 	// A destination open read-only: the copy's write fails.
 	bad := fileData{src: open("src", os.O_RDONLY), dst: open("dst", os.O_RDONLY), rel: "src", dstRel: "dst"}
 	assert.NilError(t, p.copy(bad))
-	var err error
-	for i := 0; i < 100 && err == nil; i++ {
-		time.Sleep(5 * time.Millisecond)
-		err = p.failed()
-	}
-	assert.Check(t, is.ErrorContains(err, "copy src to dst"))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if p.failed() != nil {
+			return poll.Success()
+		}
+		return poll.Continue("the failed copy")
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
+	assert.Check(t, is.ErrorContains(p.failed(), "copy src to dst"))
 	later := fileData{src: open("src", os.O_RDONLY), dst: open("dst2", os.O_WRONLY), rel: "src", dstRel: "dst2"}
 	assert.Check(t, is.ErrorContains(p.copy(later), "copy src to dst"))
 	assert.Check(t, is.ErrorContains(p.wait(), "copy src to dst"))
