@@ -39,7 +39,10 @@ out=$2
 N=$out/nsbox
 mkdir -p "$out/run" "$out/in" "$out/w"
 cd "$out/w"
-now() { date +%s%N; }
+# now sets the variable named $1 to the time in microseconds, from a bash
+# builtin: timing a command with $(date +%s%N) would also time the start
+# of a date process (a millisecond on this machine's class).
+now() { printf -v "$1" '%s' "${EPOCHREALTIME//[!0-9]/}"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.2f", ns/1e6}'; }
 
@@ -65,7 +68,7 @@ fi
 sandboxes=$((2 + ${slirp:-0}))
 hostport=$((20000 + $$ % 20000))
 mkdir -p "$out/src"
-timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
+timed() { local t0 t1; now t0; "$@" >/dev/null; now t1; echo $(((t1 - t0) * 1000)); }
 for i in $(seq "$runs"); do
 	echo "version $(timed $N version)"
 	echo "ps $(timed $N ps)"
@@ -89,8 +92,8 @@ $N kill bench-user >/dev/null
 [ -z "$slirp" ] || $N kill bench-slirp >/dev/null
 
 # 2. pause and resume, median over $runs.
-pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
-resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+pause_ns=$(for i in $(seq "$runs"); do now t0; $N pause bench; now t1; $N resume bench; echo $(((t1 - t0) * 1000)); done | median)
+resume_ns=$(for i in $(seq "$runs"); do $N pause bench; now t0; $N resume bench; now t1; echo $(((t1 - t0) * 1000)); done | median)
 
 # 2b. The same through the API (sandbox.Lookup, Mount, Pause, Resume):
 # the operations without the CLI's start.
@@ -100,7 +103,7 @@ api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api" | median)
 api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api" | median)
 
 # 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
-# alternating, five rounds; the median and the best time of each (the
+# alternating, six rounds; the median and the best time of each (the
 # machine may be shared: the best is the least disturbed run).
 mkdir -p "$out/tree"
 for d in $(seq 16); do
@@ -110,9 +113,10 @@ done
 sync
 # Each nsbox cp is compared with a cp -a of the same source to the same
 # disk, in alternating order (odd rounds cp -a first), so both meet the
-# page cache in the same state on average.
+# page cache in the same state on average: an even number of rounds, so
+# that each goes first as often.
 cpa=() cpin=() cpaout=() cpout=()
-for r in 1 2 3 4 5; do
+for r in 1 2 3 4 5 6; do
 	rm -rf "$out/cpa" "$out/in/tree" "$out/back" "$out/cpaout"; sync
 	if [ $((r % 2)) = 1 ]; then
 		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
