@@ -54,7 +54,8 @@ until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
 
 # 0-1. The CLI rows, taken in turns, round by round, so that each meets
 # the machine as the others do (on a shared machine the load moves within
-# seconds): nsbox version (the CLI's start alone, the floor under every
+# seconds): /bin/true (what starting any process costs on the machine at
+# the time), nsbox version (the CLI's start alone, the floor under every
 # row), nsbox ps (with the state lookup of the running sandboxes), nsbox
 # mount of a directory (umount after it, not timed), and nsbox port add
 # of a host port (rm after it, not timed) on a --net user sandbox (the
@@ -70,6 +71,7 @@ hostport=$((20000 + $$ % 20000))
 mkdir -p "$out/src"
 timed() { local t0 t1; now t0; "$@" >/dev/null; now t1; echo $(((t1 - t0) * 1000)); }
 for i in $(seq "$runs"); do
+	echo "true $(timed /bin/true)"
 	echo "version $(timed $N version)"
 	echo "ps $(timed $N ps)"
 	echo "mount $(timed $N mount bench "$out/src" /tmp/m --mkdir --ro)"
@@ -82,6 +84,7 @@ for i in $(seq "$runs"); do
 	fi
 done >"$out/cli"
 cli() { awk -v k="$1" '$1 == k {print $2}' "$out/cli" | median; }
+true_ns=$(cli true)
 version_ns=$(cli version)
 ps_ns=$(cli ps)
 mount_ns=$(cli mount)
@@ -157,6 +160,7 @@ at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 
 | what | median | target |
 |---|---|---|
+| \`/bin/true\` (for scale: any process's start and end, on this machine at the time) | $(ms "$true_ns") ms | |
 | \`nsbox version\` (for scale: the CLI's start alone) | $(ms "$version_ns") ms | |
 | \`nsbox ps\` (for scale: the CLI's start and the lookup of the $sandboxes running sandboxes) | $(ms "$ps_ns") ms | |
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
