@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The live-sandbox rows (make bench-live): nsbox mount's latency, nsbox cp's
-# throughput against cp -a in the same run, and pause/resume of a sandbox
-# of 100 processes, with signals (no cgroup of its own) and with the cgroup
-# v2 freezer (--cgroup own). Writes docs/benchmarks-live.md. As root it
-# runs the measurements as the test user (NSBOX_TEST_USER, default
-# nsbox-test), in a cgroup delegated to it (hack/delegated-cgroup.sh):
+# The live-sandbox rows (make bench-live): nsbox mount's and nsbox port
+# add's latency, nsbox cp's throughput against cp -a in the same run, and
+# pause/resume of a sandbox of 100 processes, with signals (no cgroup of
+# its own) and with the cgroup v2 freezer (--cgroup own). Writes
+# docs/benchmarks-live.md. As root it runs the measurements as the test
+# user (NSBOX_TEST_USER, default nsbox-test), in a cgroup delegated to it
+# (hack/delegated-cgroup.sh):
 # rootless numbers only come from a rootless run. Not part of make test.
 #
 # BENCH_LIVE_MIB sets the size of the copied tree (default 1024: 1 GiB in
@@ -44,40 +45,74 @@ out=$2
 N=$out/nsbox
 mkdir -p "$out/run" "$out/in" "$out/w"
 cd "$out/w"
-now() { date +%s%N; }
+# now sets the variable named $1 to the time in microseconds, from a bash
+# builtin: timing a command with $(date +%s%N) would also time the start
+# of a date process (a millisecond on this machine's class).
+now() { printf -v "$1" '%s' "${EPOCHREALTIME//[!0-9]/}"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms() { awk -v ns="$1" 'BEGIN {printf "%.2f", ns/1e6}'; }
 
 # The sandbox: a writable bind for the copies (the same disk as cp -a's),
 # and 100 processes for pause.
 $N run --detach --name bench --root --bind "$out/in:/in" -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null
-trap '$N kill bench >/dev/null 2>&1 || true' EXIT
+trap 'for s in bench bench-user bench-slirp; do $N kill $s >/dev/null 2>&1 || true; done' EXIT
 until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 100 ]; do sleep 0.1; done
 
-# 0. The CLI's own start and state lookup, for scale: nsbox ps.
-ps_ns=$(for i in $(seq "$runs"); do t0=$(now); $N ps >/dev/null; t1=$(now); echo $((t1 - t0)); done | median)
-
-# 1. nsbox mount (and umount) of a directory, median over $runs.
+# 0-1. The CLI rows, taken in turns, round by round, so that each meets
+# the machine as the others do (on a shared machine the load moves within
+# seconds): /bin/true (what starting any process costs on the machine at
+# the time), nsbox version (the CLI's start alone, the floor under every
+# row), nsbox ps (with the state lookup of the running sandboxes), nsbox
+# mount of a directory (umount after it, not timed), and nsbox port add
+# of a host port (rm after it, not timed) on a --net user sandbox (the
+# launcher's netstack) and a --net slirp4netns one (its API socket). The
+# port is this run's, picked from its pid.
+$N run --detach --name bench-user --net user -- sleep 3600 >/dev/null
+slirp=
+if command -v slirp4netns >/dev/null; then
+	$N run --detach --name bench-slirp --net slirp4netns -- sleep 3600 >/dev/null && slirp=1
+fi
+sandboxes=$((2 + ${slirp:-0}))
+hostport=$((20000 + $$ % 20000))
 mkdir -p "$out/src"
-mount_ns=$(for i in $(seq "$runs"); do
-	t0=$(now); $N mount bench "$out/src" /tmp/m --mkdir --ro; t1=$(now)
+timed() { local t0 t1; now t0; "$@" >/dev/null; now t1; echo $(((t1 - t0) * 1000)); }
+for i in $(seq "$runs"); do
+	echo "true $(timed /bin/true)"
+	echo "version $(timed $N version)"
+	echo "ps $(timed $N ps)"
+	echo "mount $(timed $N mount bench "$out/src" /tmp/m --mkdir --ro)"
 	$N umount bench /tmp/m
-	echo $((t1 - t0))
-done | median)
+	echo "port-user $(timed $N port add bench-user "127.0.0.1:$hostport:80")"
+	$N port rm bench-user "127.0.0.1:$hostport:80"
+	if [ -n "$slirp" ]; then
+		echo "port-slirp $(timed $N port add bench-slirp "127.0.0.1:$hostport:80")"
+		$N port rm bench-slirp "127.0.0.1:$hostport:80"
+	fi
+done >"$out/cli"
+cli() { awk -v k="$1" '$1 == k {print $2}' "$out/cli" | median; }
+true_ns=$(cli true)
+version_ns=$(cli version)
+ps_ns=$(cli ps)
+mount_ns=$(cli mount)
+port_user_ns=$(cli port-user)
+port_slirp=n/a
+[ -z "$slirp" ] || port_slirp="$(ms "$(cli port-slirp)") ms"
+$N kill bench-user >/dev/null
+[ -z "$slirp" ] || $N kill bench-slirp >/dev/null
 
 # 2. pause and resume, median over $runs.
-pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause bench; t1=$(now); $N resume bench; echo $((t1 - t0)); done | median)
-resume_ns=$(for i in $(seq "$runs"); do $N pause bench; t0=$(now); $N resume bench; t1=$(now); echo $((t1 - t0)); done | median)
+pause_ns=$(for i in $(seq "$runs"); do now t0; $N pause bench; now t1; $N resume bench; echo $(((t1 - t0) * 1000)); done | median)
+resume_ns=$(for i in $(seq "$runs"); do $N pause bench; now t0; $N resume bench; now t1; echo $(((t1 - t0) * 1000)); done | median)
 
 # 2a. The same with the freezer: a sandbox of 100 processes in a cgroup
 # of its own (needs a delegated cgroup v2; "n/a" without).
 fz=n/a fz_pause_ns= fz_resume_ns= fz_api_pause= fz_api_resume=
 if $N run --detach --name benchfz --cgroup own -- sh -c 'for i in $(seq 99); do sleep 3600 & done; exec sleep 3600' >/dev/null 2>"$out/fz.err"; then
 	fz=yes
-	trap '$N kill bench >/dev/null 2>&1 || true; $N kill benchfz >/dev/null 2>&1 || true' EXIT
+	trap 'for s in bench benchfz; do $N kill $s >/dev/null 2>&1 || true; done' EXIT
 	until [ "$(pgrep -c -u "$(id -u)" -x sleep)" -ge 200 ]; do sleep 0.1; done
-	fz_pause_ns=$(for i in $(seq "$runs"); do t0=$(now); $N pause benchfz; t1=$(now); $N resume benchfz; echo $((t1 - t0)); done | median)
-	fz_resume_ns=$(for i in $(seq "$runs"); do $N pause benchfz; t0=$(now); $N resume benchfz; t1=$(now); echo $((t1 - t0)); done | median)
+	fz_pause_ns=$(for i in $(seq "$runs"); do now t0; $N pause benchfz; now t1; $N resume benchfz; echo $(((t1 - t0) * 1000)); done | median)
+	fz_resume_ns=$(for i in $(seq "$runs"); do $N pause benchfz; now t0; $N resume benchfz; now t1; echo $(((t1 - t0) * 1000)); done | median)
 	$N inspect benchfz | "$out/livebench" "$out/src" "$runs" >"$out/api-fz"
 	fz_api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api-fz" | median)
 	fz_api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api-fz" | median)
@@ -93,7 +128,7 @@ api_pause=$(awk '$1 == "pause" {print $2 * 1e6}' "$out/api" | median)
 api_resume=$(awk '$1 == "resume" {print $2 * 1e6}' "$out/api" | median)
 
 # 3. A tree of $mib MiB: cp -a on the host against nsbox cp in and out,
-# alternating, five rounds; the median and the best time of each (the
+# alternating, six rounds; the median and the best time of each (the
 # machine may be shared: the best is the least disturbed run).
 mkdir -p "$out/tree"
 for d in $(seq 16); do
@@ -103,10 +138,10 @@ done
 sync
 # Each nsbox cp is compared with a cp -a of the same source to the same
 # disk, in alternating order (odd rounds cp -a first), so both meet the
-# page cache in the same state on average.
+# page cache in the same state on average: an even number of rounds, so
+# that each goes first as often.
 cpa=() cpin=() cpaout=() cpout=()
-timed() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); echo $((t1 - t0)); }
-for r in 1 2 3 4 5; do
+for r in 1 2 3 4 5 6; do
 	rm -rf "$out/cpa" "$out/in/tree" "$out/back" "$out/cpaout"; sync
 	if [ $((r % 2)) = 1 ]; then
 		cpa+=($(timed cp -a "$out/tree" "$out/cpa")); sync
@@ -137,16 +172,23 @@ cat >"$out/benchmarks-live.md" <<MD
 # Live sandboxes: benchmarks
 
 Written by \`make bench-live\` (hack/bench-live.sh) on $(uname -r), $(nproc) CPUs,
-$(date -u +%Y-%m-%d). Medians; the copy rows alternate with \`cp -a\` in the
+$(date -u +%Y-%m-%d). Medians; the CLI rows are taken in turns, round by
+round (each meets the machine's load as the others do); the copy rows
+alternate with \`cp -a\` in the
 same run, on the same disk, from the page cache, timed until the command
 returns (a \`sync\` after each, not timed: the disk's writeback is neither
-tool's, and on a shared machine it is the noisiest part).
+tool's, and on a shared machine it is the noisiest part). Load average
+at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 
 | what | median | target |
 |---|---|---|
-| \`nsbox ps\` (for scale: the CLI's start and state lookup) | $(ms "$ps_ns") ms | |
+| \`/bin/true\` (for scale: any process's start and end, on this machine at the time) | $(ms "$true_ns") ms | |
+| \`nsbox version\` (for scale: the CLI's start alone) | $(ms "$version_ns") ms | |
+| \`nsbox ps\` (for scale: the CLI's start and the lookup of the $sandboxes running sandboxes) | $(ms "$ps_ns") ms | |
 | \`nsbox mount\` (process start to return) | $(ms "$mount_ns") ms | < 5 ms |
 | \`Sandbox.Mount\` (API, no CLI start) | $(ms "$api_mount") ms | < 5 ms |
+| \`nsbox port add\`, --net user (process start to return) | $(ms "$port_user_ns") ms | < 5 ms |
+| \`nsbox port add\`, --net slirp4netns | $port_slirp | < 5 ms |
 | \`Sandbox.Pause\`, 100 processes (API) | $(ms "$api_pause") ms | < 20 ms |
 | \`Sandbox.Resume\`, 100 processes (API) | $(ms "$api_resume") ms | < 20 ms |
 | \`nsbox pause\`, 100 processes | $(ms "$pause_ns") ms | < 20 ms |

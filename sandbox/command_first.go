@@ -39,9 +39,10 @@ func commandCreated(sock *os.File, pid1 int, spec *Spec) error {
 
 // onlyChildOf returns the host pid of PID 1's child: the command's
 // process, its only one while it waits for the go-ahead (nothing of the
-// sandbox has run yet that could have left orphans). PID 1 is not
-// dumpable, so its children list is not ours to read: each process's
-// stat is (world-readable), as join.c's find_command reads it.
+// sandbox has run yet that could have left orphans). Every process's
+// stat is read (world-readable), which also proves there is no second
+// child; procfs.OldestChild would name the first one faster, from the
+// kernel's list of PID 1's children, but not that it is the only one.
 func onlyChildOf(pid1 int) (int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {

@@ -90,12 +90,21 @@ func pidStartTime(pid int) (uint64, error) {
 // runLive runs the stage's live operation l in the sandbox t and returns
 // the descriptor it sends back (LiveSocket), or nil.
 func runLive(t Target, l *stage.Live) (*os.File, error) {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
+	// The stage needs no stdio: it runs nothing, and puts /dev/null on
+	// 0, 1 and 2 before it joins anything (join.c). The CLI's pre-forked
+	// stage (nsbox mount, umount, connect) has the process's own, and
+	// serves only a caller that passes those; it saves the re-execution
+	// of the binary, the larger part of a live operation's time.
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if !stage.PreforkWaiting() {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer null.Close()
+		files = []*os.File{null, null, null}
 	}
-	defer null.Close()
-	stageProc, parent, err := startStage([]*os.File{null, null, null}, joinedMaps(t.Pid), -1)
+	stageProc, parent, err := startStage(files, joinedMaps(t.Pid), -1)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ type copier struct {
 	skipped        []string
 	entries        int
 	srcTop, dstTop string
+	files          *filePool // copies the data of regular files (live_copy_files.go)
 }
 
 // dst names on the destination's side the entry that rel names on the
@@ -64,8 +65,9 @@ func (c *copier) dst(rel string) string {
 }
 
 // sandboxRoot opens the command's root directory (O_PATH): the pid is
-// pinned with a pidfd and checked, after the open, to be a child of PID 1
-// (or PID 1, when it is the command), still running.
+// pinned with a pidfd and checked, after the open, to be still PID 1's
+// oldest child (or PID 1, when it is the command), still running, with
+// PID 1 still the process t names.
 func sandboxRoot(t Target) (int, error) {
 	cmd := t.Pid
 	if !t.CommandIsPID1 {
@@ -83,35 +85,29 @@ func sandboxRoot(t Target) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("open the sandbox's root (/proc/%d/root): %w", cmd, err)
 	}
-	if again, err := commandPid(t); (!t.CommandIsPID1 && (err != nil || again != cmd)) || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+	ended := func() (int, error) {
 		unix.Close(root)
 		return -1, ErrEnded
+	}
+	if !t.CommandIsPID1 {
+		if again, err := commandPid(t); err != nil || again != cmd {
+			return ended()
+		}
+	}
+	if st, err := pidStartTime(t.Pid); err != nil || st != t.StartTime || unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
+		return ended()
 	}
 	return root, nil
 }
 
 // commandPid finds the sandbox's command: PID 1's oldest child (as
-// join.c's find_command).
+// join.c's find_command), from the kernel's list of PID 1's children.
 func commandPid(t Target) (int, error) {
-	procs, err := members(t)
+	pid, _, err := procfs.OldestChild(t.Pid)
 	if err != nil {
-		return 0, err
-	}
-	best, bestStart := 0, uint64(0)
-	for _, p := range procs {
-		if pp, err := parentPid(p.pid); err == nil && pp == t.Pid && (best == 0 || p.start < bestStart || p.start == bestStart && p.pid < best) {
-			best, bestStart = p.pid, p.start
-		}
-	}
-	if best == 0 {
 		return 0, fmt.Errorf("the sandbox's command is gone: %w", ErrEnded)
 	}
-	return best, nil
-}
-
-func parentPid(pid int) (int, error) {
-	st, err := procfs.ReadStat(pid)
-	return st.PPID, err
+	return pid, nil
 }
 
 // openIn opens p inside the sandbox's root with flags, resolved as if
@@ -167,7 +163,6 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 		if err != nil {
 			return err
 		}
-		defer src.Close()
 		return c.copyOpened(src, &st, ddir, dname, rel, depth)
 	}
 	c.skipped = append(c.skipped, rel)
@@ -175,14 +170,17 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 }
 
 // copyOpened copies the open regular file or directory src (st) to dname
-// in ddir.
+// in ddir. It takes src: the data of a file may still be being copied
+// when it returns (c.files).
 func (c *copier) copyOpened(src *os.File, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
 	if c.entries++; c.entries > maxCopyEntries {
+		src.Close()
 		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		return c.copyFile(src, ddir, dname, rel, st)
 	}
+	defer src.Close()
 	if depth >= maxCopyDepth {
 		return fmt.Errorf("%s: more than %d directory levels: refused", rel, maxCopyDepth)
 	}
@@ -196,8 +194,17 @@ func (c *copier) copyTop(fd int, ddir int, dname, rel string) error {
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	return c.copyOpened(src, &st, ddir, dname, rel, 0)
+}
+
+// copyAll is copyTop, and waits for the data of every file to be
+// copied: its first error is the copy's.
+func (c *copier) copyAll(fd int, ddir int, dname, rel string) error {
+	err := c.copyTop(fd, ddir, dname, rel)
+	if werr := c.files.wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // openTop opens for reading the file or directory that the O_PATH
@@ -248,17 +255,15 @@ func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (*os
 	return os.NewFile(uintptr(fd), rel), nil
 }
 
+// copyFile creates dname in ddir and has the data of src (which it
+// takes) copied there, with src's mode and times.
 func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.Stat_t) error {
 	dst, err := createFile(ddir, dname, c.dst(rel))
 	if err != nil {
+		src.Close()
 		return err
 	}
-	defer dst.Close()
-	// *os.File to *os.File: copy_file_range or sendfile, in the kernel.
-	if _, err := io.Copy(dst, src); err != nil {
-		return fmt.Errorf("copy %s to %s: %w", rel, c.dst(rel), err)
-	}
-	return setMeta(int(dst.Fd()), st, c.dst(rel))
+	return c.files.copy(fileData{src: src, dst: dst, st: *st, rel: rel, dstRel: c.dst(rel)})
 }
 
 // createFile creates dname in ddir for writing. An existing regular file
@@ -394,8 +399,8 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, hostDest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src)))}
-	if err := c.copyTop(sfd, ddir, dname, src); err != nil {
+	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), files: newFilePool()}
+	if err := c.copyAll(sfd, ddir, dname, src); err != nil {
 		return c.skipped, fmt.Errorf("copy %s out of the sandbox: %w", src, err)
 	}
 	return c.skipped, nil
@@ -425,8 +430,8 @@ func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy into the sandbox at %s: %w", dest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc)))}
-	if err := c.copyTop(sfd, ddir, dname, hostSrc); err != nil {
+	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), files: newFilePool()}
+	if err := c.copyAll(sfd, ddir, dname, hostSrc); err != nil {
 		return c.skipped, fmt.Errorf("copy %s into the sandbox: %w", hostSrc, err)
 	}
 	return c.skipped, nil

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -258,4 +259,44 @@ func TestLiveMountAnchorsHidden(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(after, before))
 	run("umount", "v", "/tmp/x").Assert(t, icmd.Success)
+}
+
+// TestLiveOrphanIsNotTheCommand: a process of the sandbox that left its
+// parent is reparented to PID 1 and listed among its children after the
+// command; here it has a mount namespace of its own, with a file only it
+// sees. exec, mount and cp still act on the command's view: the command
+// is PID 1's oldest child (the first listed in its children file that is
+// still its child), never a later one.
+func TestLiveOrphanIsNotTheCommand(t *testing.T) {
+	s := newStateEnv(t)
+	src := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(src, "f"), []byte("from the host\n"), 0o644))
+	assert.NilError(t, os.Chmod(src, 0o755))
+	s.detached("o", "--root", "--", "sh", "-c",
+		`sh -c 'unshare -m sh -c "mount -t tmpfs x /tmp && touch /tmp/orphan && exec sleep 600" &'; exec sleep 600`)
+	pid1 := s.inspect("o").Pid
+	children := func() []string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid1, pid1))
+		return strings.Fields(string(b))
+	}
+	waitFor(t, func() bool {
+		kids := children()
+		for _, k := range kids {
+			if comm, _ := os.ReadFile("/proc/" + k + "/comm"); string(comm) != "sleep\n" {
+				return false
+			}
+		}
+		return len(kids) == 2
+	}, "the command and the orphan, both sleeping")
+	assert.Check(t, is.Equal(children()[0], strconv.Itoa(commandOf(t, pid1))))
+
+	s.run("exec", "o", "--", "test", "-e", "/tmp/orphan").Assert(t, icmd.Expected{ExitCode: 1})
+	res := s.run("cp", "o:/tmp/orphan", t.TempDir())
+	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "/tmp/orphan"})
+	s.run("mount", "o", src, "/tmp/m", "--mkdir").Assert(t, icmd.Success)
+	s.run("exec", "o", "--", "cat", "/tmp/m/f").Assert(t, icmd.Expected{Out: "from the host\n"})
+	s.run("cp", "o:/tmp/m/f", filepath.Join(src, "back")).Assert(t, icmd.Success)
+	b, err := os.ReadFile(filepath.Join(src, "back"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "from the host\n"))
 }

@@ -6,11 +6,13 @@ package main
 // the hand-off to the small supervisor.
 
 // `nsbox run` and `nsbox exec` start their sandbox stage before the Go
-// runtime does: defining this symbol opts in (a list: each name ends with
-// a NUL, and an empty name ends it). The constructor reads argv[1] only.
+// runtime does, and so do the live commands that need a stage (mount,
+// umount, connect: sandbox/live.go): defining this symbol opts in (a
+// list: each name ends with a NUL, and an empty name ends it). The
+// constructor reads argv[1] only.
 
 /*
-const char nsbox_prefork_command[] = "run\0exec\0";
+const char nsbox_prefork_command[] = "run\0exec\0mount\0umount\0connect\0";
 */
 import "C"
 

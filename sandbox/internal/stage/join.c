@@ -113,11 +113,11 @@ static int proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
 	return errno || end == p + 1 ? -1 : 0;
 }
 
-/* find_command returns the sandbox's command: PID 1's oldest child. The
- * others are orphans reparented to PID 1, born later from the command's
- * own descendants. PID 1 is not dumpable, so this is read from each
- * process's stat (world-readable), not from PID 1's children list. */
-static pid_t find_command(pid_t pid1)
+/* command_by_scan is find_command on a kernel without the children file
+ * (CONFIG_PROC_CHILDREN): the child of PID 1 with the earliest start
+ * time, the lowest pid among equals, from every process's stat
+ * (world-readable). 0 if there is none. */
+static pid_t command_by_scan(pid_t pid1)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -140,11 +140,63 @@ static pid_t find_command(pid_t pid1)
 		}
 	}
 	closedir(d);
-	if (!best) {
+	return best;
+}
+
+/* find_command returns the sandbox's command: PID 1's oldest child. The
+ * others are orphans reparented to PID 1, born later from the command's
+ * own descendants. The kernel lists PID 1's children in
+ * /proc/PID/task/PID/children (world-readable, even though PID 1 is not
+ * dumpable) in the order they became its children, forked or reparented
+ * (both append), so the first one listed that is still PID 1's child is
+ * the oldest: one read and one stat, not a scan of /proc (Go's
+ * procfs.OldestChild reads it the same way). PID 1 is single-threaded,
+ * so its main thread's list is all of them. */
+static pid_t find_command(pid_t pid1)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid1, (int)pid1);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	pid_t found = 0;
+	if (fd < 0 && errno == ENOENT) {
+		snprintf(path, sizeof path, "/proc/%d", (int)pid1);
+		if (access(path, F_OK) == 0)
+			found = command_by_scan(pid1);
+	} else if (fd >= 0) {
+		/* Read in pieces, a pid at a time: the list is as long as PID 1
+		 * has orphans. */
+		char buf[512];
+		long pid = 0;
+		int digits = 0;
+		ssize_t n;
+		/* Each pid is followed by a space; a NUL stands for the end. */
+		while (!found && (n = read(fd, buf, sizeof buf)) >= 0) {
+			if (n == 0)
+				buf[n++] = '\0';
+			for (ssize_t i = 0; i < n && !found; i++) {
+				if (buf[i] >= '0' && buf[i] <= '9') {
+					if (digits++ < 10)
+						pid = pid * 10 + (buf[i] - '0');
+					continue;
+				}
+				pid_t ppid;
+				unsigned long long start;
+				if (digits && digits <= 10 && pid > 0 && pid <= INT32_MAX &&
+				    proc_stat((pid_t)pid, &ppid, &start) == 0 && ppid == pid1)
+					found = (pid_t)pid;
+				pid = 0;
+				digits = 0;
+			}
+			if (buf[n - 1] == '\0')
+				break;
+		}
+		close(fd);
+	}
+	if (!found) {
 		errno = ESRCH;
 		fail("the sandbox's command (a child of PID 1, pid %d) is gone", (int)pid1);
 	}
-	return best;
+	return found;
 }
 
 static int open_ns(pid_t pid, const char *name)
@@ -173,6 +225,17 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 	 * stage was executed in, which no process of the sandbox has. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl(PR_SET_DUMPABLE)");
+	/* A live operation runs nothing and needs no stdio; a pre-forked
+	 * stage came with the launcher's own (its terminal, say), which has
+	 * no business in the sandbox's namespaces: the host's /dev/null on
+	 * 0, 1 and 2, before anything is joined. */
+	if (c->join.live_op) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			fail("put /dev/null on the live operation's stdio");
+		if (null > 2)
+			close(null);
+	}
 
 	/* The pid is only a number until it is pinned: pidfd first, then the
 	 * start time proves it is still the sandbox's PID 1; after the

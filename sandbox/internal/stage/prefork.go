@@ -111,6 +111,15 @@ func Start(exe string, files []*os.File, unshare int) (*proc.Process, *os.File, 
 	return proc.Open(pid), parent, nil
 }
 
+// PreforkWaiting reports whether a pre-forked stage is waiting, taken by
+// nobody yet and with no namespaces made early: Start hands it to the
+// next caller whose files are the process's own stdin, stdout and stderr.
+func PreforkWaiting() bool {
+	prefork.Lock()
+	defer prefork.Unlock()
+	return !prefork.used && prefork.early == 0 && C.nsbox_prefork_pid > 0
+}
+
 // takePrefork hands out the pre-forked stage once, if there is one, the
 // caller may use it (usable), its early namespaces are none or unshare's,
 // and the sandbox's stdio is the process's own. A pre-forked stage that

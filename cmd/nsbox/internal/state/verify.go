@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -274,30 +275,15 @@ func nsRelative(pid, name string, req uint) (uint64, error) {
 }
 
 // commandOf returns the pid of PID 1's oldest child, the sandbox's
-// command: the others are orphans of its descendants, born later.
+// command: the others are orphans of its descendants, born later. The
+// kernel's list of PID 1's children names it (procfs.OldestChild), not a
+// scan of every process on the host.
 func commandOf(pid1 int) (int, error) {
-	dirs, err := os.ReadDir("/proc")
+	pid, _, err := procfs.OldestChild(pid1)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("PID 1 (pid %d) has no command: %w", pid1, err)
 	}
-	best, bestStart := 0, uint64(0)
-	for _, d := range dirs {
-		var pid int
-		if _, err := fmt.Sscan(d.Name(), &pid); err != nil || pid <= 0 {
-			continue
-		}
-		ppid, start, err := statOf(pid)
-		if err != nil || ppid != pid1 {
-			continue
-		}
-		if best == 0 || start < bestStart || (start == bestStart && pid < best) {
-			best, bestStart = pid, start
-		}
-	}
-	if best == 0 {
-		return 0, fmt.Errorf("PID 1 (pid %d) has no command", pid1)
-	}
-	return best, nil
+	return pid, nil
 }
 
 // specHas reports whether e's spec gives the sandbox a namespace name of

@@ -1,0 +1,99 @@
+package sandbox
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+)
+
+// TestCopyTreeWithWorkers copies a tree of many files, as CopyIn and
+// CopyOut do (the walk by descriptor, the data on the workers), and
+// checks every file's data, mode and times, and the directories' too:
+// set after their entries, they must not be moved by the workers'
+// writes.
+func TestCopyTreeWithWorkers(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "tree")
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for d := range 3 {
+		dir := filepath.Join(src, fmt.Sprintf("d%d", d), "sub")
+		assert.NilError(t, os.MkdirAll(dir, 0o755))
+		for f := range 40 {
+			p := filepath.Join(dir, fmt.Sprintf("f%d", f))
+			data := bytes.Repeat([]byte{byte(f)}, f*1000+d)
+			assert.NilError(t, os.WriteFile(p, data, 0o640))
+			assert.NilError(t, os.Chmod(p, os.FileMode(0o600|f%8<<3)))
+			assert.NilError(t, os.Chtimes(p, old, old.Add(time.Duration(f)*time.Hour)))
+		}
+		assert.NilError(t, os.Symlink("sub/f1", filepath.Join(src, fmt.Sprintf("d%d", d), "link")))
+		assert.NilError(t, os.Chtimes(dir, old, old))
+	}
+	assert.NilError(t, os.Chmod(filepath.Join(src, "d1"), 0o555))
+	t.Cleanup(func() { os.Chmod(filepath.Join(src, "d1"), 0o755) })
+
+	dst := t.TempDir()
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(fd)
+	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(ddir)
+	c := &copier{srcTop: src, dstTop: dst + "/tree", files: newFilePool()}
+	assert.NilError(t, c.copyAll(fd, ddir, "tree", src))
+	t.Cleanup(func() { os.Chmod(filepath.Join(dst, "tree", "d1"), 0o755) })
+
+	n := 0
+	err = filepath.Walk(src, func(p string, want os.FileInfo, err error) error {
+		assert.NilError(t, err)
+		rel, _ := filepath.Rel(src, p)
+		got, err := os.Lstat(filepath.Join(dst, "tree", rel))
+		assert.NilError(t, err, rel)
+		assert.Check(t, is.Equal(got.Mode(), want.Mode()), rel)
+		assert.Check(t, got.ModTime().Equal(want.ModTime()), "%s: %v, want %v", rel, got.ModTime(), want.ModTime())
+		if want.Mode().IsRegular() {
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(dst, "tree", rel))
+			assert.Check(t, bytes.Equal(a, b), rel)
+			n++
+		}
+		return nil
+	})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(n, 120))
+}
+
+// TestFilePoolFirstError: a copy that fails on a worker is the error the
+// walk gets back, from the next file it hands over and from wait.
+func TestFilePoolFirstError(t *testing.T) {
+	p := newFilePool()
+	if p == nil {
+		t.Skip("one core: no workers")
+	}
+	dir := t.TempDir()
+	open := func(name string, flags int) *os.File {
+		f, err := os.OpenFile(filepath.Join(dir, name), flags|os.O_CREATE, 0o600)
+		assert.NilError(t, err)
+		return f
+	}
+	os.WriteFile(filepath.Join(dir, "src"), []byte("data"), 0o600)
+	// A destination open read-only: the copy's write fails.
+	bad := fileData{src: open("src", os.O_RDONLY), dst: open("dst", os.O_RDONLY), rel: "src", dstRel: "dst"}
+	assert.NilError(t, p.copy(bad))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if p.failed() != nil {
+			return poll.Success()
+		}
+		return poll.Continue("the failed copy")
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
+	assert.Check(t, is.ErrorContains(p.failed(), "copy src to dst"))
+	later := fileData{src: open("src", os.O_RDONLY), dst: open("dst2", os.O_WRONLY), rel: "src", dstRel: "dst2"}
+	assert.Check(t, is.ErrorContains(p.copy(later), "copy src to dst"))
+	assert.Check(t, is.ErrorContains(p.wait(), "copy src to dst"))
+}
