@@ -35,6 +35,11 @@ import (
 // The C constructor reads it too (stage.h's NSBOX_FASTPATH_ENV).
 const Env = stage.FastPathEnv
 
+// Replay is Env's value that forces the replay for tests: every `nsbox
+// run` that can get a plan saves it, then re-executes itself for the
+// constructor to replay it (cmd/nsbox/replay.go).
+const Replay = "replay"
+
 // Enabled reports whether the tricks are on: Env is not "off".
 func Enabled() bool { return os.Getenv(Env) != "off" }
 
@@ -48,3 +53,8 @@ func UnshareEarly() {
 		stage.UnshareEarly()
 	}
 }
+
+// ReplayWhy says why the ELF constructor did not replay this `nsbox run`
+// from its plan (sandbox/internal/stage, replay.c); "" when it did not
+// try.
+func ReplayWhy() string { return stage.ReplayWhy() }
