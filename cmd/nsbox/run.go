@@ -129,8 +129,9 @@ Environment:
   NSBOX_HELPER_DIR   look for newuidmap and newgidmap only in this directory
                      (default: /usr/bin, /usr/sbin, /bin, /sbin, then PATH)
   NSBOX_FASTPATH=off start without the speed tricks (pre-forked stage, early
-                     namespaces, hand-off to a small supervisor): the same
-                     sandbox, a slower start (for comparisons)
+                     namespaces, hand-off to a small supervisor, replay of a
+                     run planned before): the same sandbox, a slower start
+                     (for comparisons)
 
 Exit status: the command's own (128+N if signal N killed it); 125 when nsbox
 fails, 126 when the command cannot be executed, 127 when it is not found.

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,4 +74,19 @@ func TestStoreKeepsItsFilesPrivate(t *testing.T) {
 	assert.NilError(t, os.Symlink("/etc/passwd", filepath.Join(dir, KeyFile)))
 	_, err = OpenStore(dir)
 	assert.ErrorContains(t, err, KeyFile)
+}
+
+func TestStoreIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir)
+	assert.NilError(t, err)
+	for i := range MaxPlans + 10 {
+		assert.NilError(t, st.Save(&Plan{Argv: []byte(fmt.Sprintf("cmd%d\x00", i)), Cwd: "/"}))
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, StoreDir))
+	assert.NilError(t, err)
+	assert.Check(t, len(ents) <= MaxPlans, "%d plans", len(ents))
+	// The newest is kept.
+	_, err = os.Stat(filepath.Join(dir, StoreDir, Name([]byte(fmt.Sprintf("cmd%d\x00", MaxPlans+9)), "/")))
+	assert.NilError(t, err)
 }

@@ -3,7 +3,9 @@ package replay
 import (
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,10 +109,17 @@ func openPrivate(path string, flags int, typ uint32) (int, error) {
 	return fd, nil
 }
 
+// MaxPlans bounds the store: one plan per command line and directory
+// would otherwise pile up without end where commands vary (a build
+// running `nsbox run` on every file). Save makes room by removing the
+// least recently written half.
+const MaxPlans = 128
+
 // Save writes the plan p for its invocation, replacing any older one
 // atomically.
 func (s *Store) Save(p *Plan) error {
 	dir := filepath.Join(s.dir, StoreDir)
+	s.makeRoom(dir)
 	name := Name(p.Argv, p.Cwd)
 	tmp := filepath.Join(dir, fmt.Sprintf(".%s.new-%d", name, unix.Getpid()))
 	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -137,4 +146,27 @@ func (s *Store) Save(p *Plan) error {
 // Remove removes the plan of the invocation argv run in cwd, if any.
 func (s *Store) Remove(argv []byte, cwd string) {
 	unix.Unlink(filepath.Join(s.dir, StoreDir, Name(argv, cwd)))
+}
+
+// makeRoom removes the oldest half of the plans in dir once it holds
+// MaxPlans (and what a Save that died left behind).
+func (s *Store) makeRoom(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) < MaxPlans {
+		return
+	}
+	type plan struct {
+		name  string
+		mtime int64
+	}
+	var plans []plan
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			plans = append(plans, plan{e.Name(), fi.ModTime().UnixNano()})
+		}
+	}
+	sort.Slice(plans, func(i, j int) bool { return plans[i].mtime < plans[j].mtime })
+	for _, p := range plans[:len(plans)-MaxPlans/2] {
+		unix.Unlink(filepath.Join(dir, p.name))
+	}
 }

@@ -20,9 +20,18 @@
 //     sandbox/internal/stage/handoff.c; the HANDOFF, HANDOFF_READY and ARM
 //     messages), which waits for it in far less memory.
 //
-// NSBOX_FASTPATH=off in the environment turns all three off (Enabled);
-// the results are the same, the start slower (tests/fastpath_test.go runs
-// sandboxes both ways and compares them).
+//   - The replay. After an `nsbox run` whose launcher side is nothing but
+//     the stage's CONFIG and the id maps, the launcher keeps that plan with
+//     every input it was derived from (cmd/nsbox/replay.go, internal/replay);
+//     the next time the same invocation starts, the ELF constructor checks
+//     every input still matches and runs the plan without the Go runtime
+//     (sandbox/internal/stage, replay.c), else the launcher runs as usual.
+//     Env=Replay forces it for tests: every run that can get a plan saves
+//     it and re-executes itself to be replayed.
+//
+// NSBOX_FASTPATH=off in the environment turns all four off (Enabled);
+// the results are the same, the start slower (tests/fastpath_test.go and
+// tests/replay_test.go run sandboxes both ways and compare them).
 package fastpath
 
 import (

@@ -1,6 +1,6 @@
 /*
  * replay.h: the replayed start (replay.c), and the pieces of it that
- * replay_check.go tests against their Go twins (internal/replay and
+ * replay_check_test.go tests against their Go twins (internal/replay and
  * cmd/nsbox/internal/state).
  */
 #ifndef NSBOX_REPLAY_H
