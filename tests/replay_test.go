@@ -60,27 +60,33 @@ func TestFastPathReplayGivesTheSameResults(t *testing.T) {
 		name     string
 		args     []string
 		stdin    string
-		replayed bool // the constructor runs it (else it falls through to Go)
+		replayed bool   // the constructor runs it (else it falls through to Go)
+		dir      string // where it runs, if not in a directory of the test's
 	}{
-		{"default", []string{"run", "--", "sh", "-c", sandboxView}, "", true},
-		{"--map single", []string{"run", "--map", "single", "--", "sh", "-c", sandboxView}, "", true},
-		{"--root", []string{"run", "--root", "--", "sh", "-c", sandboxView}, "", true},
-		{"--map single --root", []string{"run", "--map", "single", "--root", "--", "sh", "-c", sandboxView}, "", true},
-		{"--uid --gid", []string{"run", "--uid", "0", "--gid", "0", "--", "id"}, "", true},
-		{"environment", []string{"run", "--setenv", "A=1", "--unsetenv", "HOME", "--", "sh", "-c", "echo $A ${HOME-unset} $container"}, "", true},
-		{"--clearenv", []string{"run", "--clearenv", "--setenv", "B=2", "--", "/usr/bin/env"}, "", true},
-		{"--hostname", []string{"run", "--hostname", "box", "--", "hostname"}, "", true},
-		{"--argv0", []string{"run", "--argv0", "zero", "--", "sh", "-c", "echo $0"}, "", true},
-		{"exit status", []string{"run", "--", "sh", "-c", "echo out; echo err >&2; exit 7"}, "", true},
-		{"killed by a signal", []string{"run", "--", "sh", "-c", "kill -TERM $$"}, "", true},
-		{"stdin", []string{"run", "--", "sh", "-c", "cat; echo done"}, "piped in\n", true},
-		{"not found", []string{"run", "--", "/nonexistent/command"}, "", false},
-		{"not executable", []string{"run", "--", "/etc/passwd"}, "", false},
+		{"default", []string{"run", "--", "sh", "-c", sandboxView}, "", true, ""},
+		{"--map single", []string{"run", "--map", "single", "--", "sh", "-c", sandboxView}, "", true, ""},
+		{"--root", []string{"run", "--root", "--", "sh", "-c", sandboxView}, "", true, ""},
+		{"--map single --root", []string{"run", "--map", "single", "--root", "--", "sh", "-c", sandboxView}, "", true, ""},
+		{"--uid --gid", []string{"run", "--uid", "0", "--gid", "0", "--", "id"}, "", true, ""},
+		{"environment", []string{"run", "--setenv", "A=1", "--unsetenv", "HOME", "--", "sh", "-c", "echo $A ${HOME-unset} $container"}, "", true, ""},
+		{"--clearenv", []string{"run", "--clearenv", "--setenv", "B=2", "--", "/usr/bin/env"}, "", true, ""},
+		{"--hostname", []string{"run", "--hostname", "box", "--", "hostname"}, "", true, ""},
+		{"--argv0", []string{"run", "--argv0", "zero", "--", "sh", "-c", "echo $0"}, "", true, ""},
+		{"exit status", []string{"run", "--", "sh", "-c", "echo out; echo err >&2; exit 7"}, "", true, ""},
+		{"killed by a signal", []string{"run", "--", "sh", "-c", "kill -TERM $$"}, "", true, ""},
+		{"stdin", []string{"run", "--", "sh", "-c", "cat; echo done"}, "piped in\n", true, ""},
+		{"not found", []string{"run", "--", "/nonexistent/command"}, "", false, ""},
+		{"not executable", []string{"run", "--", "/etc/passwd"}, "", false, ""},
+		{"a notice", []string{"run", "--", "true"}, "", true, "/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			xdg := t.TempDir()
+			dir := hostns
+			if tc.dir != "" {
+				dir = tc.dir
+			}
 			run := func(mode string) *icmd.Result {
-				return nsboxWith(tc.args, icmd.WithEnv(replayEnv(mode, xdg, "HOSTNS="+hostns)...), icmd.Dir(hostns),
+				return nsboxWith(tc.args, icmd.WithEnv(replayEnv(mode, xdg, "HOSTNS="+hostns)...), icmd.Dir(dir),
 					icmd.WithStdin(strings.NewReader(tc.stdin)))
 			}
 			// Alternating: the Go launcher, the forced replay, and the
@@ -98,6 +104,9 @@ func TestFastPathReplayGivesTheSameResults(t *testing.T) {
 			}
 			plans, _ := os.ReadDir(filepath.Join(xdg, "nsbox", ".replay"))
 			assert.Check(t, len(plans) > 0, "no plan was kept")
+			if tc.dir == "/" {
+				assert.Check(t, is.Equal(strings.Count(again.Stderr(), "nsbox: notice:"), 1), again.Stderr())
+			}
 			if strings.Contains(strings.Join(tc.args, " "), sandboxView) {
 				assert.Check(t, off.ExitCode == 0 && strings.Contains(off.Stdout(), "mnt own"), off.Combined())
 			}

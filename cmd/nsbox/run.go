@@ -14,6 +14,7 @@ import (
 	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/fastpath"
 	"github.com/spf13/pflag"
 )
 
@@ -171,7 +172,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder
 	if f.term.printSpec {
 		return printSpec(spec, stdout)
 	}
-	if notice != "" {
+	if notice != "" && !fastpath.ReplayNoticed() {
 		fmt.Fprintln(stderr, notice)
 	}
 	if f.state.detach && f.term.tty {

@@ -67,3 +67,8 @@ func UnshareEarly() {
 // from its plan (sandbox/internal/stage, replay.c); "" when it did not
 // try.
 func ReplayWhy() string { return stage.ReplayWhy() }
+
+// ReplayNoticed reports whether the constructor printed the notice of
+// the plan it then left to the Go launcher: the launcher does not print
+// it again.
+func ReplayNoticed() bool { return stage.ReplayNoticed() }

@@ -54,6 +54,9 @@ extern char **environ;
  * reads it for NSBOX_FASTPATH=replay's diagnostics); "" when it was not
  * tried. */
 char nsbox_replay_why[512];
+/* nsbox_replay_noticed is set once the plan's notice is printed: a Go
+ * launcher that runs after all does not print it again. */
+int nsbox_replay_noticed;
 
 static int why(const char *fmt, ...)
 {
@@ -828,8 +831,9 @@ static char *read_plan(const char *cmdline, size_t cmdlen, const char *cwd, cons
 
 /* fall_back ends what a replay started after it sent the stage its CONFIG
  * (the command has not run), and gives the Go launcher a fresh stage. */
-static int fall_back(int sock, pid_t pid1, struct entry *e, const sigset_t *old)
+static int fall_back(int sock, pid_t pid1, struct entry *e, const sigset_t *old, char *plan)
 {
+	free(plan);
 	kill(nsbox_prefork_pid, SIGKILL);
 	waitpid(nsbox_prefork_pid, NULL, 0);
 	if (pid1 > 0) {
@@ -869,16 +873,21 @@ int nsbox_replay(void)
 	static struct plan p;
 	static char creds[4096];
 	int ncreds = nsbox_replay_creds(creds, sizeof creds);
+	const char *mismatch = NULL;
 	if (parse_plan(b, len, &p) < 0)
-		return why("the plan is malformed");
-	if (!blob_is(p.argv, cmdline, (size_t)cmdlen) || !blob_is(p.cwd, cwd, strlen(cwd)) || !blob_is(p.statedir, dir, strlen(dir)))
-		return why("another command line, working directory or state directory");
-	if (!env_matches(p.env))
-		return why("the environment changed");
-	if (ncreds < 0 || !blob_is(p.creds, creds, (size_t)ncreds))
-		return why("the ids, groups or umask changed");
-	if (!checks_match(&p))
+		mismatch = "the plan is malformed";
+	else if (!blob_is(p.argv, cmdline, (size_t)cmdlen) || !blob_is(p.cwd, cwd, strlen(cwd)) || !blob_is(p.statedir, dir, strlen(dir)))
+		mismatch = "another command line, working directory or state directory";
+	else if (!env_matches(p.env))
+		mismatch = "the environment changed";
+	else if (ncreds < 0 || !blob_is(p.creds, creds, (size_t)ncreds))
+		mismatch = "the ids, groups or umask changed";
+	if (mismatch || !checks_match(&p)) {
+		if (mismatch)
+			why("%s", mismatch);
+		free(b);
 		return 0;
+	}
 
 	/* Everything matches: the plan is what Go would make now. From here
 	 * on, as the Go launcher, in its order. */
@@ -888,12 +897,15 @@ int nsbox_replay(void)
 	struct entry e;
 	if (reserve(dir, &e) < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
+		free(b);
 		return why("cannot reserve a state entry: %s", strerror(errno));
 	}
 	struct timespec created;
 	clock_gettime(CLOCK_REALTIME, &created);
-	if (p.notice.len)
+	if (p.notice.len) {
 		(void)!write(2, p.notice.p, p.notice.len);
+		nsbox_replay_noticed = 1;
+	}
 	int sock = nsbox_prefork_fd;
 	pid_t stage = nsbox_prefork_pid;
 	struct nsbox_msg m;
@@ -901,7 +913,7 @@ int nsbox_replay(void)
 	if (send_to(sock, NSBOX_MSG_UNSHARE, NULL, 0) < 0 || send_to(sock, NSBOX_MSG_CONFIG, p.config.p, (uint32_t)p.config.len) < 0 ||
 	    recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_USERNS_READY) {
 		why("the stage did not make its user namespace");
-		return fall_back(sock, -1, &e, &old);
+		return fall_back(sock, -1, &e, &old, b);
 	}
 	pid_t hu = map_step(p.uidmap, stage, 0);
 	pid_t hg = map_step(p.gidmap, stage, 1);
@@ -912,11 +924,11 @@ int nsbox_replay(void)
 		maps_ok &= reap_ok(hg);
 	if (!maps_ok) {
 		why("writing the maps failed");
-		return fall_back(sock, -1, &e, &old);
+		return fall_back(sock, -1, &e, &old, b);
 	}
 	if (send_to(sock, NSBOX_MSG_MAPS_DONE, NULL, 0) < 0 || recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_PID1 || m.value <= 0) {
 		why("the stage did not start PID 1");
-		return fall_back(sock, -1, &e, &old);
+		return fall_back(sock, -1, &e, &old, b);
 	}
 	pid_t pid1 = m.value;
 	waitpid(stage, NULL, 0);
@@ -949,7 +961,7 @@ int nsbox_replay(void)
 	v.gid_map = gid_map;
 	if (recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_EXEC_OK) {
 		why("the command did not start (message %u)", m.kind);
-		return fall_back(sock, pid1, &e, &old);
+		return fall_back(sock, pid1, &e, &old, b);
 	}
 	/* The command runs: from here on there is no going back to Go. */
 	int memfd = -1;

@@ -16,6 +16,7 @@
  * for it as before (nsbox_prefork_pid, nsbox_prefork_fd). */
 int nsbox_replay(void);
 extern char nsbox_replay_why[512];
+extern int nsbox_replay_noticed;
 
 struct nsbox_sha256 {
 	uint32_t h[8];

@@ -139,5 +139,9 @@ const MaxPayload = C.NSBOX_MAX_PAYLOAD
 // (replay.c); "" when it did not try.
 func ReplayWhy() string { return C.GoString(&C.nsbox_replay_why[0]) }
 
+// ReplayNoticed reports whether the constructor printed the plan's
+// notice before it left the run to Go after all.
+func ReplayNoticed() bool { return C.nsbox_replay_noticed != 0 }
+
 // Linked reports whether the stage's constructor ran at startup.
 func Linked() bool { return C.nsbox_stage_linked() != 0 }
