@@ -72,8 +72,8 @@ func newRecorder(fs *pflag.FlagSet, replayed bool, stderr io.Writer) *recorder {
 	}
 	forced := os.Getenv(fastpath.Env) == fastpath.Replay
 	if replayed {
-		if forced {
-			fmt.Fprintf(stderr, "nsbox: replay: not replayed: %s\n", fastpath.ReplayWhy())
+		if why := fastpath.ReplayWhy(); forced && why != "" {
+			fmt.Fprintf(stderr, "nsbox: replay: not replayed: %s\n", why)
 		}
 		return nil
 	}

@@ -64,8 +64,9 @@ func UnshareEarly() {
 }
 
 // ReplayWhy says why the ELF constructor did not replay this `nsbox run`
-// from its plan (sandbox/internal/stage, replay.c); "" when it did not
-// try.
+// from its plan (sandbox/internal/stage, replay.c): no plan, or one that
+// did not match. "" when it did not try, or when the sandbox it started
+// failed before the command ran.
 func ReplayWhy() string { return stage.ReplayWhy() }
 
 // ReplayNoticed reports whether the constructor printed the notice of

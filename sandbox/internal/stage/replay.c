@@ -57,6 +57,10 @@ char nsbox_replay_why[512];
 /* nsbox_replay_noticed is set once the plan's notice is printed: a Go
  * launcher that runs after all does not print it again. */
 int nsbox_replay_noticed;
+/* nsbox_replay_sent is set once the stage got the plan's CONFIG: a
+ * fall-through after that is the sandbox's own failure (the command did
+ * not run), which the Go launcher meets again and reports. */
+int nsbox_replay_sent;
 
 static int why(const char *fmt, ...)
 {
@@ -910,6 +914,7 @@ int nsbox_replay(void)
 	pid_t stage = nsbox_prefork_pid;
 	struct nsbox_msg m;
 	static char msg[4096];
+	nsbox_replay_sent = 1;
 	if (send_to(sock, NSBOX_MSG_UNSHARE, NULL, 0) < 0 || send_to(sock, NSBOX_MSG_CONFIG, p.config.p, (uint32_t)p.config.len) < 0 ||
 	    recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_USERNS_READY) {
 		why("the stage did not make its user namespace");

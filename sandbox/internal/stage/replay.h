@@ -17,6 +17,7 @@
 int nsbox_replay(void);
 extern char nsbox_replay_why[512];
 extern int nsbox_replay_noticed;
+extern int nsbox_replay_sent;
 
 struct nsbox_sha256 {
 	uint32_t h[8];

@@ -136,8 +136,15 @@ const (
 const MaxPayload = C.NSBOX_MAX_PAYLOAD
 
 // ReplayWhy says why the constructor did not replay this `nsbox run`
-// (replay.c); "" when it did not try.
-func ReplayWhy() string { return C.GoString(&C.nsbox_replay_why[0]) }
+// (replay.c): its plan was missing, or did not match. "" when it did not
+// try, and when it started the plan's sandbox, which failed before the
+// command ran (the launcher then meets that failure again and reports it).
+func ReplayWhy() string {
+	if C.nsbox_replay_sent != 0 {
+		return ""
+	}
+	return C.GoString(&C.nsbox_replay_why[0])
+}
 
 // ReplayNoticed reports whether the constructor printed the plan's
 // notice before it left the run to Go after all.
