@@ -88,7 +88,7 @@ static const uint32_t sha_k[64] = {
 
 static void sha256_block(struct nsbox_sha256 *s, const uint8_t *p)
 {
-	uint32_t w[64], a[8];
+	uint32_t w[64];
 	for (int i = 0; i < 16; i++)
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
 	for (int i = 16; i < 64; i++) {
@@ -96,16 +96,13 @@ static void sha256_block(struct nsbox_sha256 *s, const uint8_t *p)
 		uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
 		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
 	}
-	memcpy(a, s->h, sizeof a);
+	uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
 	for (int i = 0; i < 64; i++) {
-		uint32_t t1 = a[7] + (ROR(a[4], 6) ^ ROR(a[4], 11) ^ ROR(a[4], 25)) + ((a[4] & a[5]) ^ (~a[4] & a[6])) + sha_k[i] + w[i];
-		uint32_t t2 = (ROR(a[0], 2) ^ ROR(a[0], 13) ^ ROR(a[0], 22)) + ((a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]));
-		memmove(a + 1, a, 7 * sizeof *a);
-		a[4] += t1;
-		a[0] = t1 + t2;
+		uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
+		uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+		h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
 	}
-	for (int i = 0; i < 8; i++)
-		s->h[i] += a[i];
+	s->h[0] += a, s->h[1] += b, s->h[2] += c, s->h[3] += d, s->h[4] += e, s->h[5] += f, s->h[6] += g, s->h[7] += h;
 }
 
 void nsbox_sha256_init(struct nsbox_sha256 *s)
@@ -121,6 +118,12 @@ void nsbox_sha256_update(struct nsbox_sha256 *s, const void *data, size_t len)
 	const uint8_t *p = data;
 	s->len += len;
 	while (len > 0) {
+		if (s->n == 0 && len >= 64) {
+			sha256_block(s, p);
+			p += 64;
+			len -= 64;
+			continue;
+		}
 		size_t take = 64 - s->n < len ? 64 - s->n : len;
 		memcpy(s->buf + s->n, p, take);
 		s->n += take;
