@@ -658,7 +658,7 @@ static int write_record(struct entry *e, const struct plan *p, struct nsbox_reco
 
 /* map_step starts or does one map's step (internal/replay encodeStep):
  * returns the helper's pid, 0 when written directly, -1 on failure. */
-static pid_t map_step(struct blob step, pid_t stage, int gid)
+static pid_t map_step(struct blob step, pid_t stage, int gid, const sigset_t *mask)
 {
 	char path[64], pidtext[16];
 	snprintf(pidtext, sizeof pidtext, "%d", (int)stage);
@@ -687,9 +687,16 @@ static pid_t map_step(struct blob step, pid_t stage, int gid)
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+		/* With the signal mask this process had before the replay
+		 * blocked every signal, as os/exec's children start. */
+		posix_spawnattr_t at;
+		posix_spawnattr_init(&at);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+		posix_spawnattr_setsigmask(&at, mask);
 		pid_t pid;
-		int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+		int err = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
 		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
 		return err ? -1 : pid;
 	}
 	if (step.p[0] == 'S') {
@@ -923,8 +930,8 @@ int nsbox_replay(void)
 		why("the stage did not make its user namespace");
 		return fall_back(sock, -1, &e, &old, b);
 	}
-	pid_t hu = map_step(p.uidmap, stage, 0);
-	pid_t hg = map_step(p.gidmap, stage, 1);
+	pid_t hu = map_step(p.uidmap, stage, 0, &old);
+	pid_t hg = map_step(p.gidmap, stage, 1, &old);
 	int maps_ok = hu >= 0 && hg >= 0;
 	if (hu > 0)
 		maps_ok &= reap_ok(hu);
