@@ -1,7 +1,7 @@
 package replay
 
 import (
-	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,9 +64,11 @@ func readKey(path string) ([]byte, error) {
 		if err != errNotThere {
 			return nil, err
 		}
+		// getrandom(2) rather than crypto/rand, whose package inits
+		// (math/big's among them) every start would pay.
 		key := make([]byte, keySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("make the replay key: %w", err)
+		if n, err := unix.Getrandom(key, 0); err != nil || n != keySize {
+			return nil, fmt.Errorf("make the replay key: getrandom: %v", err)
 		}
 		tmp := fmt.Sprintf("%s.new-%d", path, unix.Getpid())
 		w, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -88,7 +90,7 @@ func readKey(path string) ([]byte, error) {
 	return nil, fmt.Errorf("make the replay key %s: it keeps changing; fix: remove it", path)
 }
 
-var errNotThere = fmt.Errorf("not there")
+var errNotThere = errors.New("not there")
 
 // openPrivate opens path without following a symlink and checks by
 // fstat that it is of type typ, the caller's, and closed to group and
