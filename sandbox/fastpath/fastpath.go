@@ -12,9 +12,11 @@
 //     subcommands listed there (sandbox/internal/stage: stage.go, stage.c's
 //     nsbox_prefork, prefork.go's Start). The constructor reads the
 //     subcommand and nothing else of the command line.
+//
 //   - Early namespaces. Once the command's flags are parsed, UnshareEarly
 //     asks that stage to create a default sandbox's namespaces while the
 //     launcher builds the spec (the UNSHARE message, stage.h).
+//
 //   - The hand-off. A sandbox still running after a while is handed from
 //     the Go launcher to a small C supervisor (sandbox.Sandbox.HandOff,
 //     sandbox/internal/stage/handoff.c; the HANDOFF, HANDOFF_READY and ARM
