@@ -150,7 +150,11 @@ func replayChecks(cwd string) []replay.Check {
 				break
 			}
 		}
-		add(replay.Stat, p)
+		// stat(2) differs from lstat(2), looked at above, only where
+		// the last component is a symlink.
+		if isSymlink(p) {
+			add(replay.Stat, p)
+		}
 	}
 	// The binary (the stage runs it; whether a sandbox could write it
 	// decides between it and a sealed copy) and the kernel.
@@ -174,8 +178,11 @@ func replayChecks(cwd string) []replay.Check {
 			continue
 		}
 		for _, h := range []string{"newuidmap", "newgidmap", "getsubids"} {
-			resolved(filepath.Join(d, h), 0)
-			add(replay.FSFlags, filepath.Join(d, h))
+			p := filepath.Join(d, h)
+			resolved(p, 0)
+			if !strings.HasPrefix(replay.Look(replay.Lstat, p), "E") {
+				add(replay.FSFlags, p) // where it is: its mount's nosuid
+			}
 		}
 	}
 	// The view: the system directories, the working directory and the
@@ -254,4 +261,10 @@ func (r *recorder) save() error {
 func reexec() error {
 	env := append(os.Environ(), replayedEnv+"=1")
 	return fmt.Errorf("replay: re-execute nsbox: %w", syscall.Exec("/proc/self/exe", os.Args, env))
+}
+
+// isSymlink reports whether p's last component is a symlink.
+func isSymlink(p string) bool {
+	var st unix.Stat_t
+	return unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
 }
