@@ -91,7 +91,14 @@ func TestFastPathReplayGivesTheSameResults(t *testing.T) {
 			}
 			// Alternating: the Go launcher, the forced replay, and the
 			// default way twice (the first run plans, the second replays).
-			off, forced, first, again := run("off"), run("replay"), run(""), run("")
+			off, forced, first := run("off"), run("replay"), run("")
+			// A run the constructor replays leaves the plan as it was; a
+			// Go launcher that ran instead saves it again.
+			saved := planTimes(t, xdg)
+			again := run("")
+			if tc.replayed {
+				assert.Check(t, is.DeepEqual(planTimes(t, xdg), saved), "the second run was not replayed")
+			}
 			for name, res := range map[string]*icmd.Result{"forced": forced, "first": first, "again": again} {
 				assert.Check(t, is.Equal(res.ExitCode, off.ExitCode), name)
 				assert.Check(t, is.Equal(res.Stdout(), off.Stdout()), name)
@@ -111,6 +118,20 @@ func TestFastPathReplayGivesTheSameResults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// planTimes are the plans in the store, each with its mtime.
+func planTimes(t *testing.T, xdg string) map[string]time.Time {
+	t.Helper()
+	plans, err := os.ReadDir(filepath.Join(xdg, "nsbox", ".replay"))
+	assert.NilError(t, err)
+	times := map[string]time.Time{}
+	for _, p := range plans {
+		fi, err := p.Info()
+		assert.NilError(t, err)
+		times[p.Name()] = fi.ModTime()
+	}
+	return times
 }
 
 // Runs that a plan cannot serve fall through to the Go launcher, whose
