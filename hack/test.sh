@@ -60,8 +60,13 @@ chmod 0755 "$out" "$out/nsbox" "$out/integration.test" "$out/embed"
 
 # integration ARGS...: runs the test binary from $out with the given extra
 # arguments, as whoever the caller arranges (prefix in $as).
+# forced=1 runs the tests with the replay forced (NSBOX_FASTPATH=replay:
+# every `nsbox run` that can get a plan is started by the ELF constructor
+# from it; sandbox/fastpath), where they compare the fast path with the
+# Go launcher's.
+forced=
 integration() {
-	(cd "$out" && "${as[@]}" env CI="${CI:-}" NSBOX_BIN="$out/nsbox" NSBOX_EXAMPLE_EMBED="$out/embed" \
+	(cd "$out" && "${as[@]}" env CI="${CI:-}" ${forced:+NSBOX_FASTPATH=replay} NSBOX_BIN="$out/nsbox" NSBOX_EXAMPLE_EMBED="$out/embed" \
 		PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME="$home" \
 		./integration.test -test.v -test.count=1 -test.timeout=12m "$@") 2>&1 | hack/skip-check.sh
 }
@@ -76,6 +81,8 @@ if [ "$(id -u)" = 0 ]; then
 	fi
 	home=$(getent passwd "$user" | cut -d: -f6)
 	integration -test.skip '^TestRealRoot|^TestDocker'
+	echo "== the fast path's comparisons again, the replay forced"
+	forced=1 integration -test.run '^TestFastPathOff'
 	echo "== integration tests as real root (and Docker)"
 	# The .deb of this very binary, for TestDockerDebianPackage.
 	NSBOX_DEB=$(hack/deb.sh "$out/nsbox" "$(dpkg --print-architecture)" "$out/deb" | grep '/nsbox_')
@@ -86,4 +93,6 @@ else
 	echo "== integration tests as $(id -un) (uid $(id -u))"
 	as=() home=$HOME
 	integration -test.skip '^TestRealRoot|^TestDocker'
+	echo "== the fast path's comparisons again, the replay forced"
+	forced=1 integration -test.run '^TestFastPathOff'
 fi

@@ -354,3 +354,48 @@ func oneLine(s string) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Step is how Apply writes one map, spelled out for a launcher that
+// replays a plan without this package (the nsbox command's replay,
+// internal/replay): the helper run as "Helper PID Args…", or Text
+// written to /proc/PID/uid_map or gid_map with one write(2), after
+// "deny" to /proc/PID/setgroups when DenySetgroups (unless it already
+// says so). Apply's retry through the helper when a direct write fails
+// with EPERM is not part of it: a replay that fails starts over the
+// usual way.
+type Step struct {
+	Helper        string
+	Args          []string
+	Text          string
+	DenySetgroups bool
+}
+
+// Steps returns what Apply does for the uid map and the gid map, or
+// false when Apply would fail before it writes anything (a helper
+// needed but unusable).
+func (p Plan) Steps() (uid, gid Step, ok bool) {
+	step := func(gid bool) (Step, bool) {
+		ext := p.UIDs
+		if gid {
+			ext = p.GIDs
+		}
+		helper, helperOK := p.Helpers.path(gid)
+		if !p.Privileged && !p.ownOnly(gid) {
+			if !helperOK {
+				return Step{}, false
+			}
+			args := make([]string, 0, 3*len(ext))
+			for _, e := range ext {
+				args = append(args,
+					strconv.FormatUint(uint64(e.Inner), 10),
+					strconv.FormatUint(uint64(e.Outer), 10),
+					strconv.FormatUint(uint64(e.Count), 10))
+			}
+			return Step{Helper: helper, Args: args}, true
+		}
+		return Step{Text: Format(ext), DenySetgroups: gid && !p.Privileged}, true
+	}
+	uid, uok := step(false)
+	gid, gok := step(true)
+	return uid, gid, uok && gok
+}

@@ -312,3 +312,22 @@ func TestSingleAndFallbackNotice(t *testing.T) {
 	_, ok = r.Single()
 	assert.Assert(t, !ok)
 }
+
+// Steps spells out what Apply does, for the replay: the caller's own id
+// written directly (gid map after "deny"), more through the helpers.
+func TestPlanSteps(t *testing.T) {
+	own := Plan{UIDs: []Extent{{0, 1000, 1}}, GIDs: []Extent{{0, 1000, 1}}, HostUID: 1000, HostGID: 1000}
+	u, g, ok := own.Steps()
+	assert.Assert(t, ok)
+	assert.DeepEqual(t, u, Step{Text: "0 1000 1\n"})
+	assert.DeepEqual(t, g, Step{Text: "0 1000 1\n", DenySetgroups: true})
+	subs := Plan{UIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}}, GIDs: []Extent{{0, 1000, 1}, {1, 100000, 65536}},
+		HostUID: 1000, HostGID: 1000, Helpers: Helpers{NewUIDMap: "/usr/bin/newuidmap", NewGIDMap: "/usr/bin/newgidmap"}}
+	u, g, ok = subs.Steps()
+	assert.Assert(t, ok)
+	assert.DeepEqual(t, u, Step{Helper: "/usr/bin/newuidmap", Args: []string{"0", "1000", "1", "1", "100000", "65536"}})
+	assert.DeepEqual(t, g, Step{Helper: "/usr/bin/newgidmap", Args: []string{"0", "1000", "1", "1", "100000", "65536"}})
+	subs.Helpers = Helpers{Problem: "newuidmap not found"}
+	_, _, ok = subs.Steps()
+	assert.Check(t, !ok)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/hostcheck"
+	"github.com/nsbox/nsbox/internal/replay"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox/internal/proc"
 	"github.com/nsbox/nsbox/sandbox/internal/stage"
@@ -287,7 +288,17 @@ func startMapped(ctx context.Context, spec *Spec, files []*os.File, ttyFD int, c
 	if err := cg.Add(stageProc.Pid); err != nil {
 		return nil, nil, err
 	}
-	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
+	enc := cfg.Encode()
+	if sent := spec.replay.Sent; sent != nil {
+		s := replay.Sent{Config: enc, EarlyPrefork: stage.EarlyPrefork(stageProc.Pid)}
+		if spec.ext.Enter.User == nil && spec.ext.WriteMaps == nil {
+			s.UIDMap, s.GIDMap, s.MapsOK = nest.plan.Steps()
+		}
+		if err := sent(s); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, enc); err != nil {
 		return nil, nil, fmt.Errorf("send the sandbox configuration: %w", err)
 	}
 	if _, err := expect(parent, stage.MsgUsernsReady); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/nsbox/nsbox/internal/bwrapext"
 	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/internal/remedy"
+	"github.com/nsbox/nsbox/internal/replay"
 
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
@@ -85,6 +86,8 @@ type Spec struct {
 	// existing namespaces, maps the caller writes, the command's pid
 	// before it runs): internal/bwrapext, reached through bwrapext.Of.
 	ext bwrapext.Settings
+	// replay holds the nsbox command's replay hook (internal/replay).
+	replay replay.Settings
 }
 
 // Process is the command run inside, as PID 2 under nsbox's PID 1.
@@ -333,4 +336,5 @@ func (s *Spec) checkGroups() error {
 
 func init() {
 	bwrapext.Register(func(spec any) *bwrapext.Settings { return &spec.(*Spec).ext })
+	replay.Register(func(spec any) *replay.Settings { return &spec.(*Spec).replay })
 }

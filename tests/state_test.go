@@ -44,9 +44,10 @@ func (s *stateEnv) entries() []string {
 	ents, _ := os.ReadDir(filepath.Join(s.xdg, "nsbox"))
 	var names []string
 	for _, e := range ents {
-		// Not entries: the kept logs of ended detached sandboxes, and the
+		// Not entries: the kept logs of ended detached sandboxes, the
 		// stamp of the last sweep for stale entries.
-		if e.Name() != ".logs" && e.Name() != ".swept" {
+		// Nor the replay's plans and key (internal/replay).
+		if e.Name() != ".logs" && e.Name() != ".swept" && e.Name() != ".replay" && e.Name() != ".replay-key" {
 			names = append(names, e.Name())
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/fastpath"
 	"github.com/spf13/pflag"
 )
 
@@ -128,8 +130,9 @@ Environment:
   NSBOX_HELPER_DIR   look for newuidmap and newgidmap only in this directory
                      (default: /usr/bin, /usr/sbin, /bin, /sbin, then PATH)
   NSBOX_FASTPATH=off start without the speed tricks (pre-forked stage, early
-                     namespaces, hand-off to a small supervisor): the same
-                     sandbox, a slower start (for comparisons)
+                     namespaces, hand-off to a small supervisor, replay of a
+                     run planned before): the same sandbox, a slower start
+                     (for comparisons)
 
 Exit status: the command's own (128+N if signal N killed it); 125 when nsbox
 fails, 126 when the command cannot be executed, 127 when it is not found.
@@ -137,6 +140,7 @@ fails, 126 when the command cannot be executed, 127 when it is not found.
 }
 
 func runCommand(args []string, stdout, stderr io.Writer) error {
+	replayed := replayPass()
 	f := newRunFlags()
 	if err := f.fs.Parse(args); err != nil {
 		if strings.Contains(err.Error(), "; fix: ") {
@@ -149,13 +153,15 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	f.argv = args
+	rec := newRecorder(f.fs, replayed, stderr)
 	unshareEarly(f.fs)
-	return f.launch(f.fs.Args(), stdout, stderr)
+	return f.launch(f.fs.Args(), stdout, stderr, rec)
 }
 
 // launch runs the sandbox the flags describe with args as its command, or
-// prints its spec (--print-spec).
-func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
+// prints its spec (--print-spec). rec, if not nil, keeps the run's plan
+// for the replay (replay.go).
+func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder) error {
 	caught := ties.CatchSignalsSoon()
 	defer caught.Release()
 	f.net.prestart = !f.term.printSpec && !(f.state.detach && f.state.superFD < 0)
@@ -166,7 +172,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	if f.term.printSpec {
 		return printSpec(spec, stdout)
 	}
-	if notice != "" {
+	if notice != "" && !fastpath.ReplayNoticed() {
 		fmt.Fprintln(stderr, notice)
 	}
 	if f.state.detach && f.term.tty {
@@ -186,9 +192,16 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 	if err := f.ties.hold(spec); err != nil {
 		return sess.end(err)
 	}
+	if rec != nil {
+		rec.hook(spec, sess.entryBase, sess.dir, notice)
+	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
 		caught.Release()
+		if errors.Is(err, errRecorded) {
+			sess.end(nil)
+			return reexec()
+		}
 		return sess.end(err)
 	}
 	sigs := caught.Take()
@@ -196,6 +209,9 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer) error {
 		sb.Signal(syscall.SIGKILL)
 		sb.Wait()
 		return sess.end(err)
+	}
+	if sess.entry != nil {
+		rec.save() // a plan that cannot be kept costs the next run a replay only
 	}
 	go ties.ForwardSignals(sigs, sb)
 	stopPorts := f.net.servePorts(sess) // nsbox port (port_control.go)

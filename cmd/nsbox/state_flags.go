@@ -65,7 +65,9 @@ type session struct {
 	report   *os.File // detached: tells the starting nsbox how the start went
 	log      *os.File
 	record   *state.Entry // written once the command runs
-	executed bool
+	// entryBase returns the record's fields that the flags decide.
+	entryBase func() *state.Entry
+	executed  bool
 }
 
 // begin reserves the sandbox's name and prepares spec to record the
@@ -131,10 +133,14 @@ func (f *stateFlags) begin(spec *sandbox.Spec, args []string, stdout, stderr io.
 		cwd, _ = os.Getwd()
 	}
 	created := time.Now()
+	// What the record holds besides what the start itself learns (the
+	// replay's template is made from it too: replay.go).
+	s.entryBase = func() *state.Entry {
+		return &state.Entry{Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec, StopSignal: int(f.stopSignal)}
+	}
 	spec.Started = func(pid int, ns map[string]uint64) error {
-		e := &state.Entry{Name: name, Pid: pid, LauncherPid: os.Getpid(), Created: created,
-			Namespaces: ns, Cwd: cwd, Detached: f.detach, Network: f.network, Spec: spec,
-			StopSignal: int(f.stopSignal)}
+		e := s.entryBase()
+		e.Name, e.Pid, e.LauncherPid, e.Created, e.Namespaces = name, pid, os.Getpid(), created, ns
 		var err error
 		if e.PidStartTime, err = state.StartTime(pid); err != nil {
 			return fmt.Errorf("record sandbox %s: %w", name, err)

@@ -207,7 +207,7 @@ func shellCommand(args []string, stdout, stderr io.Writer) error {
 	if f.image.ref != "" {
 		shell = "/bin/sh" // the image's, not the host's
 	}
-	return f.launch(append([]string{shell, "-l"}, f.fs.Args()...), stdout, stderr)
+	return f.launch(append([]string{shell, "-l"}, f.fs.Args()...), stdout, stderr, nil)
 }
 
 // loginShell is the caller's shell: $SHELL, the passwd entry's, or /bin/sh.

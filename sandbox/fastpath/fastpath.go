@@ -12,17 +12,28 @@
 //     subcommands listed there (sandbox/internal/stage: stage.go, stage.c's
 //     nsbox_prefork, prefork.go's Start). The constructor reads the
 //     subcommand and nothing else of the command line.
+//
 //   - Early namespaces. Once the command's flags are parsed, UnshareEarly
 //     asks that stage to create a default sandbox's namespaces while the
 //     launcher builds the spec (the UNSHARE message, stage.h).
+//
 //   - The hand-off. A sandbox still running after a while is handed from
 //     the Go launcher to a small C supervisor (sandbox.Sandbox.HandOff,
 //     sandbox/internal/stage/handoff.c; the HANDOFF, HANDOFF_READY and ARM
 //     messages), which waits for it in far less memory.
 //
-// NSBOX_FASTPATH=off in the environment turns all three off (Enabled);
-// the results are the same, the start slower (tests/fastpath_test.go runs
-// sandboxes both ways and compares them).
+//   - The replay. After an `nsbox run` whose launcher side is nothing but
+//     the stage's CONFIG and the id maps, the launcher keeps that plan with
+//     every input it was derived from (cmd/nsbox/replay.go, internal/replay);
+//     the next time the same invocation starts, the ELF constructor checks
+//     every input still matches and runs the plan without the Go runtime
+//     (sandbox/internal/stage, replay.c), else the launcher runs as usual.
+//     Env=Replay forces it for tests: every run that can get a plan saves
+//     it and re-executes itself to be replayed.
+//
+// NSBOX_FASTPATH=off in the environment turns all four off (Enabled);
+// the results are the same, the start slower (tests/fastpath_test.go and
+// tests/replay_test.go run sandboxes both ways and compare them).
 package fastpath
 
 import (
@@ -34,6 +45,11 @@ import (
 // Env is the switch's environment variable: "off" turns every trick off.
 // The C constructor reads it too (stage.h's NSBOX_FASTPATH_ENV).
 const Env = stage.FastPathEnv
+
+// Replay is Env's value that forces the replay for tests: every `nsbox
+// run` that can get a plan saves it, then re-executes itself for the
+// constructor to replay it (cmd/nsbox/replay.go).
+const Replay = "replay"
 
 // Enabled reports whether the tricks are on: Env is not "off".
 func Enabled() bool { return os.Getenv(Env) != "off" }
@@ -48,3 +64,14 @@ func UnshareEarly() {
 		stage.UnshareEarly()
 	}
 }
+
+// ReplayWhy says why the ELF constructor did not replay this `nsbox run`
+// from its plan (sandbox/internal/stage, replay.c): no plan, or one that
+// did not match. "" when it did not try, or when the sandbox it started
+// failed before the command ran.
+func ReplayWhy() string { return stage.ReplayWhy() }
+
+// ReplayNoticed reports whether the constructor printed the notice of
+// the plan it then left to the Go launcher: the launcher does not print
+// it again.
+func ReplayNoticed() bool { return stage.ReplayNoticed() }

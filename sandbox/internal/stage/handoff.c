@@ -185,6 +185,12 @@ void nsbox_handoff(void)
 		_exit(125);
 	}
 	const char *after = v[consumed] == ';' ? v + consumed + 1 : "";
+	nsbox_supervise(s.pid1, s.sync, s.status_fd, s.tty, s.pgrp, after);
+}
+
+void nsbox_supervise(pid_t pid1, int sync, int status_fd, int tty, pid_t pgrp, const char *after)
+{
+	struct handoff_state s = {.pid1 = pid1, .sync = sync, .status_fd = status_fd, .tty = tty, .pgrp = pgrp};
 
 	/* Every signal stays blocked (the launcher blocked them before its
 	 * exec, so none got lost in between) and is read from a signalfd. */

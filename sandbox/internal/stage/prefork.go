@@ -141,3 +141,11 @@ func takePrefork(files []*os.File, usable bool, unshare int) (*proc.Process, *os
 	}
 	return p, sock
 }
+
+// EarlyPrefork reports whether pid is the pre-forked stage, taken by a
+// sandbox after it made its namespaces early (UnshareEarly).
+func EarlyPrefork(pid int) bool {
+	prefork.Lock()
+	defer prefork.Unlock()
+	return prefork.used && prefork.early != 0 && pid == int(C.nsbox_prefork_pid)
+}

@@ -25,6 +25,7 @@ package stage
 #include <stdio.h>
 #include <string.h>
 #include "stage.h"
+#include "replay.h"
 
 static int nsbox_constructor_ran;
 
@@ -82,8 +83,13 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 		return;
 	// The subcommand alone decides: the launcher, once its flags are
 	// parsed, tells the stage what else to do ahead (UNSHARE).
-	if (listed(nsbox_prefork_command, argv[1]))
+	if (listed(nsbox_prefork_command, argv[1])) {
 		nsbox_prefork();
+		// nsbox run, planned before: run the plan (replay.c), which
+		// returns only when the Go launcher must run instead.
+		if (!strcmp(argv[1], "run"))
+			nsbox_replay();
+	}
 }
 
 // nsbox_stage_linked tells Linked the constructor above ran in this binary.
@@ -128,6 +134,21 @@ const (
 
 // MaxPayload is the largest payload a message may carry.
 const MaxPayload = C.NSBOX_MAX_PAYLOAD
+
+// ReplayWhy says why the constructor did not replay this `nsbox run`
+// (replay.c): its plan was missing, or did not match. "" when it did not
+// try, and when it started the plan's sandbox, which failed before the
+// command ran (the launcher then meets that failure again and reports it).
+func ReplayWhy() string {
+	if C.nsbox_replay_sent != 0 {
+		return ""
+	}
+	return C.GoString(&C.nsbox_replay_why[0])
+}
+
+// ReplayNoticed reports whether the constructor printed the plan's
+// notice before it left the run to Go after all.
+func ReplayNoticed() bool { return C.nsbox_replay_noticed != 0 }
 
 // Linked reports whether the stage's constructor ran at startup.
 func Linked() bool { return C.nsbox_stage_linked() != 0 }

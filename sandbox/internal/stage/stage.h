@@ -103,6 +103,12 @@ void nsbox_stage(void);
  * "PID1,SYNC_FD,STATUS_FD,TTY_FD,PGRP[;CLEANUP]". */
 #define NSBOX_HANDOFF_ENV "_NSBOX_HANDOFF"
 void nsbox_handoff(void);
+/* nsbox_supervise is the hand-off supervisor's loop, for a launcher that
+ * is C from the start (replay.c): it waits for PID 1 (a child of the
+ * caller), relays signals, mirrors stops, runs the cleanup steps after
+ * and exits with the command's status; it never returns. */
+#include <sys/types.h>
+__attribute__((noreturn)) void nsbox_supervise(pid_t pid1, int sync, int status_fd, int tty, pid_t pgrp, const char *after);
 
 /* nsbox_prefork forks a stage before the Go runtime starts, so the stage is waiting for its
  * CONFIG by the time the launcher has planned: no exec of the binary, and

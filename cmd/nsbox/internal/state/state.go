@@ -37,6 +37,7 @@ import (
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/fdtree"
 	"github.com/nsbox/nsbox/internal/handoff"
+	"github.com/nsbox/nsbox/internal/replay"
 	"github.com/nsbox/nsbox/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -413,7 +414,7 @@ func Clean(dir string) ([]string, error) {
 	for _, d := range ents {
 		name := d.Name()
 		path := filepath.Join(dir, name)
-		if name == endedLogs || name == sweepStamp {
+		if name == endedLogs || name == sweepStamp || name == replay.StoreDir || name == replay.KeyFile {
 			continue
 		}
 		if name[0] == '.' {
