@@ -255,7 +255,7 @@ func TestGetOfEndingSandboxIsNotFound(t *testing.T) {
 func TestGetOfCommandThatLeftItsNamespaces(t *testing.T) {
 	// The launcher's own record (sealed copy and all) naming a UTS
 	// namespace the command is no longer in: what a command that ran
-	// `unshare --uts` leaves. It is the sandbox's, so it is listed and can
+	// unshare(CLONE_NEWUTS) leaves. It is the sandbox's, so it is listed and can
 	// be signalled, but nothing may join the command's namespaces by it.
 	dir := t.TempDir()
 	h, err := Reserve(dir, "moved")
