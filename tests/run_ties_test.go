@@ -74,9 +74,14 @@ python3 -c "$lockcheck" .lock
 $N run --lock-file "$PWD/.lock" -- sh -c 'echo > ready; read x < go; echo ran' &
 cat ready >/dev/null
 python3 -c "$lockcheck" .lock
+# Past the hand-off: the launcher execs the small supervisor, and the
+# lock must outlive that exec.
+for i in $(seq 200); do tr '\0' '\n' </proc/$!/environ | grep -q '^_NSBOX_HANDOFF=' && break; sleep 0.05; done
+tr '\0' '\n' </proc/$!/environ | grep -q '^_NSBOX_HANDOFF=' && echo handed-off
+python3 -c "$lockcheck" .lock
 echo > go; wait $!
 python3 -c "$lockcheck" .lock`)
-	res.Assert(t, icmd.Expected{Out: "unlocked\nlocked\nran\nunlocked\n"})
+	res.Assert(t, icmd.Expected{Out: "unlocked\nlocked\nhanded-off\nlocked\nran\nunlocked\n"})
 
 	bad := runShell(dir, `$N run --lock-file /tmp/x -- true`)
 	bad.Assert(t, icmd.Expected{ExitCode: 125,

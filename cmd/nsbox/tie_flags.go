@@ -49,9 +49,15 @@ func (t *tieFlags) hold(spec *sandbox.Spec) error {
 			return usageError{fmt.Sprintf("--lock-file %s: %s is not on a bind from the host in the sandbox, so nothing outside could see the lock; fix: lock a file under the current directory or a --bind/--ro-bind destination", l, p)}
 		}
 		var lerr *ties.LockError
-		if err := ties.LockFile(host); errors.As(err, &lerr) {
+		fd, err := ties.LockFile(host)
+		if errors.As(err, &lerr) {
 			return fmt.Errorf("--lock-file %s: %s %s: %w; fix: name an existing file you can read, not locked by another process", l, lerr.Op, host, lerr.Err)
+		} else if err != nil {
+			return fmt.Errorf("--lock-file %s: %w", l, err)
 		}
+		// The lock goes if the descriptor closes, as on the hand-off's
+		// exec: the supervisor keeps it.
+		heldForLife = append(heldForLife, fd)
 	}
 	if t.dieWithParent {
 		if err := ties.DieWithCaller(); err != nil {

@@ -358,7 +358,9 @@ func (o *opts) launch(spec *sandbox.Spec, caught *ties.CaughtSignals) error {
 			return die("--lock-file %s is not supported by nsbox there: it locks files the sandbox binds from the host, and %s is not on a bind; fix: lock a file under a --bind or --ro-bind destination", l, l)
 		}
 		var lerr *ties.LockError
-		if err := ties.LockFile(host); errors.As(err, &lerr) && lerr.Op == "open" {
+		// The launcher waits to the end (no hand-off here), so the
+		// descriptor needs no keeping.
+		if _, err := ties.LockFile(host); errors.As(err, &lerr) && lerr.Op == "open" {
 			return die("Can't open lock file %s: %v", l, errnoText(lerr.Err))
 		} else if errors.As(err, &lerr) {
 			return die("Can't lock file %s: %v", l, errnoText(lerr.Err))

@@ -48,21 +48,27 @@ func (e *LockError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *LockError) Unwrap() error { return e.Err }
 
 // LockFile takes a shared lock (fcntl F_RDLCK, as bubblewrap) on host
-// file p, held until this process exits: the descriptor is never closed
-// and never reaches the sandbox (O_CLOEXEC). A lock taken on the same
-// file from outside (flock(1) -x, lockf) conflicts with it. Errors are a
-// *LockError.
-func LockFile(p string) error {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// file p, held until this process exits, and returns the descriptor it
+// holds it by, which never reaches the sandbox (O_CLOEXEC). A lock taken
+// on the same file from outside (flock(1) -x, lockf) conflicts with it.
+// Errors are a *LockError.
+//
+// A record lock belongs to the process and goes the moment the process
+// closes any descriptor of the file, this one included, and an execve
+// closes it as close-on-exec: a launcher that replaces itself (the
+// hand-off to the small supervisor) must keep the descriptor open across
+// the exec for the lock to survive it.
+func LockFile(p string) (fd int, err error) {
+	fd, err = unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &LockError{"open", err}
+		return -1, &LockError{"open", err}
 	}
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
 	if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != nil {
 		unix.Close(fd)
-		return &LockError{"lock", err}
+		return -1, &LockError{"lock", err}
 	}
-	return nil
+	return fd, nil
 }
 
 // FDPath returns the path of the file fd is open on, checked to be that
