@@ -47,12 +47,11 @@ import (
 // after nsbox wrote it.
 var ErrRecordChanged = errors.New("state record does not match the running sandbox")
 
-// ErrCommandMoved is Live.Moved's error (wrapped): the record is the one
-// its launcher wrote, but the sandbox's command has since left some of the
-// namespaces it names (it unshared or joined namespaces of its own, which
-// root inside, or any command in a user namespace of its own, may do) or
-// closed them to its owner (an undumpable command, as ssh-agent makes
-// itself). Such a sandbox is listed, signalled, paused and stopped as any
+// ErrCommandMoved is Live.Joinable's error (wrapped): the record is the
+// one its launcher wrote, but the sandbox's command has since left some of
+// the namespaces it names (it unshared or joined namespaces of its own,
+// which root inside, or any command in a user namespace of its own, may
+// do). Such a sandbox is listed, signalled, paused and stopped as any
 // other; what joins the command's namespaces (exec, mount, umount, cp,
 // connect) refuses it.
 var ErrCommandMoved = errors.New("its command left the namespaces nsbox started it in")
@@ -98,7 +97,7 @@ func verify(e *Entry, raw []byte) (pidfd int, moved error, err error) {
 	// A namespace that is not the record's is tampering only if the record
 	// is not the launcher's (step 4 below tells): in a record its launcher
 	// wrote, it is the command's own doing (it unshared or entered
-	// namespaces of its own, or made itself undumpable).
+	// namespaces of its own).
 	moved = checkNamespaces(e)
 	if errors.Is(moved, errCallersUserNS) {
 		return -1, nil, changed("%v", moved)
