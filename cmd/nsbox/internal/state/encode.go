@@ -74,6 +74,7 @@ type typeInfo struct {
 // field is one struct field that json writes.
 type field struct {
 	index     int
+	name      string // the name, as the tag (or the field) gives it
 	key       []byte // the name, encoded, with its colon
 	omitEmpty bool
 	omitZero  bool
@@ -278,7 +279,7 @@ func structFields(t reflect.Type) ([]field, error) {
 			return nil, errFallback // two fields of one name: dominance rules
 		}
 		seen[name] = true
-		f := field{index: i, key: append(appendString(nil, name), ':')}
+		f := field{index: i, name: name, key: append(appendString(nil, name), ':')}
 		for _, o := range strings.Split(opts, ",") {
 			switch o {
 			case "":

@@ -28,7 +28,6 @@
 package state
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -546,8 +545,8 @@ func read(path string) (*Entry, []byte, error) {
 
 // Decode parses a state.json.
 func Decode(b []byte) (*Entry, error) {
-	var e Entry
-	if err := json.Unmarshal(b, &e); err != nil {
+	e, err := unmarshal[Entry](b)
+	if err != nil {
 		return nil, fmt.Errorf("decode state.json: %w", err)
 	}
 	if e.Pid <= 0 || ValidName(e.Name) != nil {
