@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // OldestChild returns the pid and start time (field 22 of /proc/PID/stat)
@@ -31,7 +34,13 @@ import (
 // (pidfd) and checks again afterwards that it is still parent's child.
 func OldestChild(parent int) (pid int, start uint64, err error) {
 	p := "/proc/" + strconv.Itoa(parent)
-	f, err := os.Open(p + "/task/" + strconv.Itoa(parent) + "/children")
+	// A plain descriptor: os.Open would try, and fail, to add a /proc
+	// file to the runtime's poller (epoll refuses it) at every lookup.
+	path := p + "/task/" + strconv.Itoa(parent) + "/children"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		err = &os.PathError{Op: "open", Path: path, Err: err}
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		if _, serr := os.Stat(p); serr == nil {
 			return oldestChildByScan(parent)
@@ -40,10 +49,10 @@ func OldestChild(parent int) (pid int, start uint64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("list the children of pid %d: %w", parent, err)
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	// The list is streamed: a PID 1 with many orphans makes it long, but
 	// only a pid at a time is held.
-	words := bufio.NewScanner(f)
+	words := bufio.NewScanner(fdReader(fd))
 	words.Buffer(make([]byte, 512), 512)
 	words.Split(bufio.ScanWords)
 	for words.Scan() {
@@ -92,4 +101,22 @@ func oldestChildByScan(parent int) (int, uint64, error) {
 		return 0, 0, fmt.Errorf("pid %d has no child", parent)
 	}
 	return best, bestStart, nil
+}
+
+// fdReader reads a descriptor with plain read(2) calls.
+type fdReader int
+
+func (r fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
