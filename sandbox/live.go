@@ -109,7 +109,12 @@ func runLive(t Target, l *stage.Live) (*os.File, error) {
 		return nil, err
 	}
 	defer parent.Close()
-	defer killAndReap(stageProc)
+	// The stage has answered and exits on its own (or is killed here, on
+	// a failure): it is reaped in the background. Its exit drops the
+	// mount namespace it made (docs/live.md), which the kernel ends with
+	// an RCU grace period; nothing the caller does next waits for that,
+	// and the caller need not either (0.2-0.4 ms of an nsbox mount).
+	defer func() { stageProc.Kill(); go stageProc.Wait() }()
 	// A stage that never answers (a frozen sandbox's /proc read, say)
 	// must not hang the caller forever.
 	parent.SetDeadline(time.Now().Add(30 * time.Second))
@@ -122,8 +127,11 @@ func runLive(t Target, l *stage.Live) (*os.File, error) {
 		JoinPID1:   t.CommandIsPID1,
 		Args:       []string{"nsbox-live"}, // required; nothing is executed
 		Live:       l,
-		// Required with a command; none runs, so they are never applied.
-		Security: t.Security.records(0),
+		// The stage runs the operation (live.c) before it would apply any
+		// security record, and exits: "caps" is required, and nothing
+		// else is built (t.Security's would compile its seccomp filter
+		// and probe Landlock, for nothing).
+		Security: stage.Security{},
 	}
 	if err := stage.WriteMessage(parent, stage.MsgConfig, 0, cfg.Encode()); err != nil {
 		return nil, fmt.Errorf("send the live operation: %w", err)
