@@ -272,3 +272,32 @@ func TestKeepLog(t *testing.T) {
 	assert.Equal(t, EndedLog(dir, "quiet"), "")
 	assert.Equal(t, EndedLog(dir, "../x"), "")
 }
+
+// TestWriteReplacesRecord: a rewrite puts the new record at state.json
+// whole, leaves no temporary file, and a reader that opened the old one
+// before still reads it whole.
+func TestWriteReplacesRecord(t *testing.T) {
+	dir := t.TempDir()
+	h, err := Reserve(dir, "w")
+	assert.NilError(t, err)
+	defer h.Release()
+	p := filepath.Join(h.Path, "state.json")
+	assert.NilError(t, h.Write(&Entry{Name: "w", Pid: 1, Cwd: "/first"}))
+	old, err := os.Open(p)
+	assert.NilError(t, err)
+	defer old.Close()
+	assert.NilError(t, h.Write(&Entry{Name: "w", Pid: 1, Cwd: "/second, longer than the first"}))
+
+	b, err := os.ReadFile(p)
+	assert.NilError(t, err)
+	e, err := Decode(b)
+	assert.NilError(t, err)
+	assert.Equal(t, e.Cwd, "/second, longer than the first")
+	ob := make([]byte, 1<<16)
+	n, _ := old.Read(ob)
+	e, err = Decode(ob[:n])
+	assert.NilError(t, err)
+	assert.Equal(t, e.Cwd, "/first")
+	_, err = os.Lstat(filepath.Join(h.Path, ".state.json.new"))
+	assert.Check(t, os.IsNotExist(err), "the temporary file stayed")
+}
