@@ -102,6 +102,13 @@ func (f *netFlags) servePortConn(c *net.UnixConn, s *session) {
 	json.NewEncoder(c).Encode(r)
 }
 
+// controller is a network.Ports that answers a change with the ports it
+// publishes afterwards (the --net user helper's client): one round trip
+// to it per nsbox port add or rm, not two.
+type controller interface {
+	Control(op string, p network.Publish) ([]network.Publish, error)
+}
+
 // portChange applies req and returns the published ports.
 func (f *netFlags) portChange(req portRequest) ([]network.Publish, error) {
 	var p network.Publish
@@ -110,6 +117,9 @@ func (f *netFlags) portChange(req portRequest) ([]network.Publish, error) {
 		if p, err = network.ParsePublish(req.Spec); err != nil {
 			return nil, err
 		}
+	}
+	if c, ok := f.changer.(controller); ok && (req.Op == "add" || req.Op == "rm" || req.Op == "ls") {
+		return c.Control(req.Op, p)
 	}
 	var err error
 	switch req.Op {
