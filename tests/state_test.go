@@ -666,6 +666,18 @@ func TestCommandThatLeftItsNamespaces(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := s.start(tc.name, tc.args...)
+			// The command has left its namespaces once unshare has
+			// executed sleep.
+			pid1 := s.inspect(tc.name).Pid
+			waitFor(t, func() bool {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid1, pid1))
+				f := strings.Fields(string(b))
+				if len(f) == 0 {
+					return false
+				}
+				comm, _ := os.ReadFile("/proc/" + f[0] + "/comm")
+				return string(comm) == "sleep\n"
+			}, "unshare to run sleep")
 			res := s.run("ps")
 			res.Assert(t, icmd.Success)
 			assert.Check(t, !strings.Contains(res.Stderr(), "not listed"), res.Stderr())
