@@ -252,3 +252,39 @@ func TestFastPathReplayRefusesPlantedPlans(t *testing.T) {
 	assert.Check(t, res.ExitCode != 0, res.Combined())
 	assert.Check(t, !strings.Contains(res.Stdout(), ".replay"), res.Stdout())
 }
+
+// The replay starts newuidmap and newgidmap on a stage born in its user
+// namespace before it checks the plan's files (replay.c, struct maps).
+// A file that changed since the plan (here the working directory's mode)
+// is found only then: the helpers and the stage are killed and reaped, a
+// fresh stage is forked, and the Go launcher runs the same invocation,
+// with the same result, and plans it again; the next run is replayed.
+func TestFastPathReplayCheckFailsAfterTheMapsStarted(t *testing.T) {
+	requireUnprivileged(t)
+	adoptOrphans(t)
+	xdg := t.TempDir()
+	dir := t.TempDir()
+	args := []string{"run", "--", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; echo done"}
+	run := func(mode string) *icmd.Result {
+		res := nsboxWith(args, icmd.WithEnv(replayEnv(mode, xdg)...), icmd.Dir(dir))
+		assert.Check(t, is.Len(leftovers(), 0))
+		return res
+	}
+	want := run("off")
+	want.Assert(t, icmd.Success)
+	// The default map: more than one extent each, which only newuidmap
+	// and newgidmap write.
+	assert.Check(t, len(splitLines(want.Stdout())) >= 5, want.Stdout())
+	run("").Assert(t, icmd.Expected{Out: want.Stdout(), Err: want.Stderr()})
+	planned := planTimes(t, xdg)
+	assert.Assert(t, is.Len(planned, 1))
+	run("").Assert(t, icmd.Expected{Out: want.Stdout(), Err: want.Stderr()})
+	assert.Check(t, is.DeepEqual(planTimes(t, xdg), planned), "the second run was not replayed")
+
+	assert.NilError(t, os.Chmod(dir, 0o750))
+	run("").Assert(t, icmd.Expected{Out: want.Stdout(), Err: want.Stderr()})
+	replanned := planTimes(t, xdg)
+	assert.Check(t, !is.DeepEqual(replanned, planned)().Success(), "the run after the change was not planned again")
+	run("").Assert(t, icmd.Expected{Out: want.Stdout(), Err: want.Stderr()})
+	assert.Check(t, is.DeepEqual(planTimes(t, xdg), replanned), "the run after the new plan was not replayed")
+}

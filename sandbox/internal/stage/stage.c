@@ -818,9 +818,10 @@ static int nest_holdable(const struct config *c)
 }
 
 /* The namespaces a pre-forked stage created before its CONFIG came
- * (UNSHARE in stage.h), and how each unshare went. */
+ * (UNSHARE in stage.h, or nsbox_prefork_userns: userns_born), and how
+ * each unshare went. */
 static struct {
-	int preforked, done, flags, userns_errno, unshare_errno;
+	int preforked, userns_born, done, flags, userns_errno, unshare_errno;
 } early;
 
 /* unshare_early is steps 1 and 2 of nsbox_stage ahead of time, but for
@@ -832,7 +833,7 @@ static void unshare_early(void)
 {
 	early.done = 1;
 	early.flags = NSBOX_PREFORK_UNSHARE;
-	if (unshare(CLONE_NEWUSER) < 0)
+	if (!early.userns_born && unshare(CLONE_NEWUSER) < 0)
 		early.userns_errno = errno;
 	else if (unshare(NSBOX_PREFORK_UNSHARE & ~LATE_UNSHARE) < 0)
 		early.unshare_errno = errno;
@@ -850,7 +851,7 @@ void nsbox_stage(void)
 
 	struct nsbox_msg m;
 	char *buf = recv_msg(&m);
-	if (m.kind == NSBOX_MSG_UNSHARE && early.preforked) {
+	if (m.kind == NSBOX_MSG_UNSHARE && early.preforked && !early.done) {
 		free(buf);
 		unshare_early();
 		buf = recv_msg(&m);
@@ -992,24 +993,32 @@ void nsbox_stage(void)
 int nsbox_prefork_pid = -1;
 int nsbox_prefork_fd = -1;
 
-void nsbox_prefork(void)
+/* prefork forks the stage, born in a new user namespace with userns. */
+static int prefork(int userns)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return; /* the launcher re-executes instead */
+		return 1; /* the launcher re-executes instead */
 	if (sv[0] <= 2 || sv[1] <= 2) {
 		/* Stdio was closed and the pair took its place: leave that
 		 * case to the launcher's re-exec, which sets stdio up. */
 		close(sv[0]);
 		close(sv[1]);
-		return;
+		return 1;
 	}
 	pid_t parent = getpid();
-	pid_t pid = fork();
+	/* A fork, or one born in its own user namespace: the raw clone(2)
+	 * returns twice as fork(2) does, the child on a copy of this stack.
+	 * libc's fork also renews the child's thread id in its thread
+	 * pointer; the stage, like PID 1 (also a clone), calls nothing that
+	 * reads it (raise, abort, pthread_*). */
+	pid_t pid = userns ? (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0) : fork();
 	if (pid < 0) {
+		int err = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return;
+		errno = err;
+		return -1;
 	}
 	if (pid == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
@@ -1017,10 +1026,25 @@ void nsbox_prefork(void)
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
 		early.preforked = 1;
+		if (userns) {
+			/* As if UNSHARE came, its user namespace made already. */
+			early.userns_born = 1;
+			unshare_early();
+		}
 		nsbox_stage(); /* closes every other descriptor; never returns */
 	}
 	close(sv[1]);
 	nsbox_prefork_pid = pid;
 	nsbox_prefork_fd = sv[0];
+	return 0;
 }
 
+void nsbox_prefork(void)
+{
+	(void)prefork(0);
+}
+
+int nsbox_prefork_userns(void)
+{
+	return prefork(1);
+}

@@ -84,11 +84,13 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 	// The subcommand alone decides: the launcher, once its flags are
 	// parsed, tells the stage what else to do ahead (UNSHARE).
 	if (listed(nsbox_prefork_command, argv[1])) {
-		nsbox_prefork();
 		// nsbox run, planned before: run the plan (replay.c), which
-		// returns only when the Go launcher must run instead.
+		// forks its own stage and returns only when the Go launcher
+		// must run instead, with a stage pre-forked for it.
 		if (!strcmp(argv[1], "run"))
 			nsbox_replay();
+		else
+			nsbox_prefork();
 	}
 }
 

@@ -9,7 +9,9 @@
  *
  *   launcher                         stage                      PID 1
  *   (UNSHARE                 ──▶     a pre-forked stage only: unshare(user),
- *                                    unshare(mnt, cgroup) ahead of CONFIG)
+ *                                    unshare(mnt, cgroup) ahead of CONFIG;
+ *                                    the replay's stage is born in its user
+ *                                    namespace and needs no UNSHARE)
  *   CONFIG (v=2\0key=value\0 …) ──▶
  *                                    unshare(CLONE_NEWUSER)
  *                            ◀──     USERNS_READY
@@ -119,6 +121,14 @@ __attribute__((noreturn)) void nsbox_supervise(pid_t pid1, int sync, int status_
 void nsbox_prefork(void);
 extern int nsbox_prefork_pid;
 extern int nsbox_prefork_fd;
+/* nsbox_prefork_userns is nsbox_prefork for the replay (replay.c): the
+ * stage is born in a user namespace of its own (clone(CLONE_NEWUSER)), so
+ * the namespace exists when this returns and newuidmap and newgidmap can
+ * start at once, and it then makes NSBOX_PREFORK_UNSHARE's early
+ * namespaces, as if sent UNSHARE, while the replay goes on. Returns 0;
+ * 1 when no stage can be forked this way (as nsbox_prefork); -1 with
+ * errno when the clone failed (no user namespace for this user). */
+int nsbox_prefork_userns(void);
 
 /* Sent UNSHARE before its CONFIG (the launcher decides, once its flags are
  * parsed: cmd/nsbox/fastpath.go), the pre-forked stage creates its user
