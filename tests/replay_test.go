@@ -339,8 +339,15 @@ func TestFastPathReplayBindSourceChanged(t *testing.T) {
 			assert.NilError(t, os.Symlink(secret, data))
 		}, func() { assert.NilError(t, os.Remove(data)); mkData("public\n") }, true},
 		{"another directory", func() {
+			// Made before the old one goes, so that it cannot get the
+			// old one's inode (a directory made again at the same path
+			// with the same inode, mode and owner is the same input:
+			// the Go launcher would plan the same).
+			next := data + ".new"
+			assert.NilError(t, os.Mkdir(next, 0o755))
+			assert.NilError(t, os.WriteFile(filepath.Join(next, "file"), []byte("replaced\n"), 0o644))
 			assert.NilError(t, os.RemoveAll(data))
-			mkData("replaced\n")
+			assert.NilError(t, os.Rename(next, data))
 		}, func() {}, true},
 		{"removed", func() { assert.NilError(t, os.RemoveAll(data)) }, func() { mkData("public\n") }, false},
 	} {
