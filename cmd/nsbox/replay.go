@@ -284,8 +284,19 @@ func (r *recorder) save() error {
 
 // reexec replaces the process by the same invocation, marked, for the
 // constructor to replay (the forced mode). It returns only on failure.
+//
+// It executes the binary by the path it was started from, as the caller
+// did, so that the process keeps its name (comm, which the kernel takes
+// from the file name: "exe" through /proc/self/exe), and with it PID 1
+// and the stage, which nsbox exec's `ps` shows as the Go launcher's do.
+// /proc/self/exe serves when that path no longer holds it; a different
+// binary there would not match the plan (its /proc/self/exe check) and
+// start as Go.
 func reexec() error {
 	env := append(os.Environ(), replayedEnv+"=1")
+	if exe, err := os.Executable(); err == nil {
+		syscall.Exec(exe, os.Args, env)
+	}
 	return fmt.Errorf("replay: re-execute nsbox: %w", syscall.Exec("/proc/self/exe", os.Args, env))
 }
 
