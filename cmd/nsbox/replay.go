@@ -30,9 +30,15 @@ import (
 )
 
 // replayFlags are the flags of `nsbox run` a replayed run may have been
-// given: the launcher's part of each is the stage's CONFIG and the maps,
-// nothing else. Any other flag makes no plan.
-var replayFlags = []string{"map", "root", "uid", "gid", "setenv", "unsetenv", "clearenv", "hostname", "argv0"}
+// given: the launcher's part of each is the stage's CONFIG, the maps and
+// the state entry, and what the launcher reads of the host for it is an
+// input the plan checks (replayChecks). The mount ops among them are
+// applied by PID 1 from the CONFIG; of the host they name only the bind
+// sources, whose every path component the plan checks. --name names the
+// state entry (replay.c reserves it; a name in use falls through to Go,
+// which says so). Any other flag makes no plan.
+var replayFlags = []string{"map", "root", "uid", "gid", "setenv", "unsetenv", "clearenv", "hostname", "argv0", "chdir", "name",
+	"bind", "ro-bind", "dev-bind", "bind-try", "ro-bind-try", "dev-bind-try", "tmpfs", "dir", "symlink", "chmod", "remount-ro"}
 
 // replayedEnv marks the process the launcher re-executed, in the forced
 // mode, for the constructor to replay (replay.c's REPLAYED_ENV): if Go
@@ -65,8 +71,9 @@ func replayPass() bool {
 // newRecorder returns a recorder for this run, or nil when it gets no
 // plan: the speed tricks off, a terminal on a standard stream, a flag
 // outside replayFlags, or the re-executed pass of the forced mode (which
-// says on stderr why the constructor did not replay it).
-func newRecorder(fs *pflag.FlagSet, replayed bool, stderr io.Writer) *recorder {
+// says on stderr why the constructor did not replay it). ops are the
+// mount flags' ops, in command-line order.
+func newRecorder(fs *pflag.FlagSet, ops []sandbox.Mount, replayed bool, stderr io.Writer) *recorder {
 	if !fastpath.Enabled() {
 		return nil
 	}
@@ -109,7 +116,7 @@ func newRecorder(fs *pflag.FlagSet, replayed bool, stderr io.Writer) *recorder {
 	// The state directory as the run will have it (begin makes it on
 	// the first run): whether it exists decides what the view hides.
 	state.Dir()
-	r.plan.Checks = replayChecks(r.plan.Cwd)
+	r.plan.Checks = replayChecks(r.plan.Cwd, ops)
 	return r
 }
 
@@ -119,7 +126,17 @@ func newRecorder(fs *pflag.FlagSet, replayed bool, stderr io.Writer) *recorder {
 // at, each path's components for the ones it resolves, and the kernel's
 // boot id for the features it probes. Looked at before the planning, so
 // that a change while it plans shows as a change.
-func replayChecks(cwd string) []replay.Check {
+//
+// ops are the mount flags' ops. A bind's source is what the launcher
+// looks at (sandbox.Spec.Validate's stat, hideStateDirs's resolving it
+// against the state directories) and what PID 1 opens by its path: it
+// is checked as a resolved path, each component and each symlink on the
+// way. A source replaced, removed or turned into a symlink (to the state
+// directory, say, which the Go launcher would then hide) no longer
+// matches, and the Go launcher plans the run afresh. Between the check
+// and PID 1's open the window is the Go launcher's own, between its
+// planning and PID 1's open.
+func replayChecks(cwd string, ops []sandbox.Mount) []replay.Check {
 	var cs []replay.Check
 	seen := map[string]bool{}
 	add := func(kind byte, p string) {
@@ -199,12 +216,20 @@ func replayChecks(cwd string) []replay.Check {
 	for _, d := range state.Candidates() {
 		resolved(d, 0)
 	}
+	// The anchors of nsbox mount, which hideStateDirs hides too.
+	resolved(sandbox.MountOptions{}.AnchorsDir(), 0)
+	for _, op := range ops {
+		if op.Type == sandbox.MountBind {
+			resolved(op.Source, 0)
+		}
+	}
 	return cs
 }
 
 // hook makes spec report what its start sends, for the plan; base is
-// the entry the run's state record is made from (session.entryBase).
-func (r *recorder) hook(spec *sandbox.Spec, base func() *state.Entry, stateDir, notice string) {
+// the entry the run's state record is made from (session.entryBase),
+// name the sandbox's name if the command line gave one (--name).
+func (r *recorder) hook(spec *sandbox.Spec, base func() *state.Entry, stateDir, name, notice string) {
 	notify := spec.Notify
 	spec.Notify = func(n string) {
 		r.notified = true
@@ -227,7 +252,8 @@ func (r *recorder) hook(spec *sandbox.Spec, base func() *state.Entry, stateDir, 
 			return nil
 		}
 		r.plan.Config, r.plan.UIDMap, r.plan.GIDMap = s.Config, s.UIDMap, s.GIDMap
-		r.plan.Record, r.plan.StateDir = tmpl, stateDir
+		r.plan.Record, r.plan.StateDir, r.plan.Name = tmpl, stateDir, name
+		r.plan.SweepStamp, r.plan.SweepEvery = state.SweepStamp(stateDir), state.SweepEvery
 		// The forced mode's first pass printed the notice already; its
 		// plan, whose environment holds the forced mode, serves no other.
 		if notice != "" && !r.forced {
@@ -258,8 +284,19 @@ func (r *recorder) save() error {
 
 // reexec replaces the process by the same invocation, marked, for the
 // constructor to replay (the forced mode). It returns only on failure.
+//
+// It executes the binary by the path it was started from, as the caller
+// did, so that the process keeps its name (comm, which the kernel takes
+// from the file name: "exe" through /proc/self/exe), and with it PID 1
+// and the stage, which nsbox exec's `ps` shows as the Go launcher's do.
+// /proc/self/exe serves when that path no longer holds it; a different
+// binary there would not match the plan (its /proc/self/exe check) and
+// start as Go.
 func reexec() error {
 	env := append(os.Environ(), replayedEnv+"=1")
+	if exe, err := os.Executable(); err == nil {
+		syscall.Exec(exe, os.Args, env)
+	}
 	return fmt.Errorf("replay: re-execute nsbox: %w", syscall.Exec("/proc/self/exe", os.Args, env))
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
+	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/internal/containerenv"
 	"github.com/nsbox/nsbox/mapping"
@@ -153,7 +154,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	f.argv = args
-	rec := newRecorder(f.fs, replayed, stderr)
+	rec := newRecorder(f.fs, f.mounts.ops, replayed, stderr)
 	unshareEarly(f.fs)
 	return f.launch(f.fs.Args(), stdout, stderr, rec)
 }
@@ -193,13 +194,17 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder
 		return sess.end(err)
 	}
 	if rec != nil {
-		rec.hook(spec, sess.entryBase, sess.dir, notice)
+		rec.hook(spec, sess.entryBase, sess.dir, f.state.name, notice)
 	}
 	sb, err := sandbox.Start(context.Background(), spec)
 	if err != nil {
 		caught.Release()
 		if errors.Is(err, errRecorded) {
 			sess.end(nil)
+			// The sweep this start would have made once its command
+			// ran (session.started), now: the replay leaves a start to
+			// Go while one is due.
+			state.MaybeClean(sess.dir)
 			return reexec()
 		}
 		return sess.end(err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nsbox/nsbox/mapping"
 	"golang.org/x/sys/unix"
@@ -33,6 +34,8 @@ const (
 	tagRecord   = 'R' // the state record, with holes (state.Template)
 	tagStateDir = 'D' // the state directory the entry goes in
 	tagNotice   = 'N' // what the launcher printed on stderr before the start
+	tagName     = 'M' // the name the sandbox was given (--name); none: a random one
+	tagSweep    = 'T' // the sweep's stamp, a NUL, the nanoseconds between sweeps (decimal)
 	tagMAC      = 'H' // HMAC-SHA256 of everything before this section
 )
 
@@ -57,6 +60,19 @@ type Plan struct {
 	StateDir string
 	// Notice is what the launcher printed on stderr before the start.
 	Notice string
+	// Name is the sandbox's name when the command line gave one
+	// (--name): replay.c reserves the state entry under it and, as the
+	// Go launcher, fails the start when it cannot record it. "" means a
+	// random name, as state.RandomName makes.
+	Name string
+	// SweepStamp is the file whose mtime says when the state directory
+	// was last swept for stale entries, and SweepEvery how often a sweep
+	// is due (state.MaybeClean). A replay finds the stamp older than
+	// that and leaves the start to the Go launcher, which sweeps: a
+	// machine that only ever replays does not pile up the entries of
+	// launchers that were killed. "" means no sweep is asked for.
+	SweepStamp string
+	SweepEvery time.Duration
 }
 
 // Check is one input of a plan: a path, how it is looked at, and what
@@ -208,6 +224,12 @@ func (p *Plan) Encode(key []byte) []byte {
 	add(tagStateDir, []byte(p.StateDir))
 	if p.Notice != "" {
 		add(tagNotice, []byte(p.Notice))
+	}
+	if p.Name != "" {
+		add(tagName, []byte(p.Name))
+	}
+	if p.SweepStamp != "" {
+		add(tagSweep, fmt.Appendf([]byte(p.SweepStamp+"\x00"), "%d", p.SweepEvery.Nanoseconds()))
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write(b)

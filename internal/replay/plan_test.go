@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -49,6 +50,12 @@ func TestPlanEncode(t *testing.T) {
 	p.GIDMap = mapping.Step{Text: "0 1000 1\n", DenySetgroups: true}
 	_, data = sections(t, p.Encode(key))
 	assert.Equal(t, string(data[7]), "S0 1000 1\n")
+	// A name (--name) and the sweep's stamp, after the notice.
+	p.Name, p.SweepStamp, p.SweepEvery = "box-1", "/run/user/1000/nsbox/.swept", time.Minute
+	tags, data = sections(t, p.Encode(key))
+	assert.Equal(t, tags, "AEIWCKUGRDNMTH")
+	assert.Equal(t, string(data[11]), "box-1")
+	assert.Equal(t, string(data[12]), "/run/user/1000/nsbox/.swept\x0060000000000")
 }
 
 func TestStoreKeepsItsFilesPrivate(t *testing.T) {

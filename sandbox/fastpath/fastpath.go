@@ -23,8 +23,9 @@
 //     messages), which waits for it in far less memory.
 //
 //   - The replay. After an `nsbox run` whose launcher side is nothing but
-//     the stage's CONFIG and the id maps, the launcher keeps that plan with
-//     every input it was derived from (cmd/nsbox/replay.go, internal/replay);
+//     the stage's CONFIG, the id maps and the state entry, the launcher
+//     keeps that plan with every input it was derived from
+//     (cmd/nsbox/replay.go, internal/replay);
 //     the next time the same invocation starts, the ELF constructor checks
 //     every input still matches and runs the plan without the Go runtime
 //     (sandbox/internal/stage, replay.c), else the launcher runs as usual.

@@ -194,7 +194,7 @@ struct blob {
 };
 
 struct plan {
-	struct blob argv, env, creds, cwd, config, uidmap, gidmap, record, statedir, notice;
+	struct blob argv, env, creds, cwd, config, uidmap, gidmap, record, statedir, notice, name, sweep;
 	struct blob checks[MAX_CHECKS];
 	int nchecks;
 };
@@ -226,6 +226,8 @@ static int parse_plan(const char *b, size_t len, struct plan *p)
 		case 'R': p->record = v; break;
 		case 'D': p->statedir = v; break;
 		case 'N': p->notice = v; break;
+		case 'M': p->name = v; break;
+		case 'T': p->sweep = v; break;
 		case 'C':
 			if (p->nchecks == MAX_CHECKS)
 				return -1;
@@ -288,6 +290,32 @@ static int checks_match(const struct plan *p)
 	return 1;
 }
 
+/* sweep_due tells whether state.MaybeClean would sweep the state directory
+ * now: the plan's stamp (Plan.SweepStamp) missing, or older than
+ * Plan.SweepEvery. Such a start is left to the Go launcher, which sweeps
+ * after its command started; the replays of the next SweepEvery then
+ * find the stamp fresh. One stat(2) a start. */
+static int sweep_due(struct blob s)
+{
+	if (s.len == 0)
+		return 0;
+	const char *nul = memchr(s.p, 0, s.len);
+	char path[4096], every[24];
+	size_t plen = nul ? (size_t)(nul - s.p) : 0, elen = s.len - plen - 1;
+	if (!nul || plen >= sizeof path || elen >= sizeof every)
+		return 1;
+	memcpy(path, s.p, plen);
+	path[plen] = 0;
+	memcpy(every, nul + 1, elen);
+	every[elen] = 0;
+	struct stat st;
+	struct timespec now;
+	if (stat(path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+		return 1;
+	long long since = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL + (now.tv_nsec - st.st_mtim.tv_nsec);
+	return since >= strtoll(every, NULL, 10);
+}
+
 /* --- the state directory, the store, the entry --------------------------------- */
 
 /* open_private opens path (relative to dirfd) without following a symlink
@@ -326,18 +354,42 @@ static int state_dir(char *out, size_t cap)
 
 /* An entry in the state directory, reserved as state.Reserve does. */
 struct entry {
-	char name[16];
+	char name[72];
 	char path[4200];
 	int lock;
 };
 
-static int reserve(const char *dir, struct entry *e)
+/* valid_name is state.ValidName. */
+static int valid_name(struct blob n)
 {
+	if (n.len == 0 || n.len > 64)
+		return 0;
+	for (size_t i = 0; i < n.len; i++) {
+		char c = n.p[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+		if (!alnum && !(i > 0 && (c == '_' || c == '.' || c == '-')))
+			return 0;
+	}
+	return 1;
+}
+
+/* reserve reserves the entry name (the plan's --name), or a random one
+ * when name is empty. A name in use fails with EEXIST: the Go launcher
+ * then removes a stale entry of that name, or says who holds it. */
+static int reserve(const char *dir, struct entry *e, struct blob name)
+{
+	if (name.len && !valid_name(name)) {
+		errno = EINVAL;
+		return -1;
+	}
 	for (int attempt = 0; attempt < 5; attempt++) {
 		unsigned char r[8];
 		if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
 			return -1;
-		snprintf(e->name, sizeof e->name, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+		if (name.len)
+			snprintf(e->name, sizeof e->name, "%.*s", (int)name.len, name.p);
+		else
+			snprintf(e->name, sizeof e->name, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
 		char tmp[4200];
 		snprintf(tmp, sizeof tmp, "%s/.%s.new-%u", dir, e->name, (unsigned)(r[4] | r[5] << 8 | r[6] << 16 | (unsigned)r[7] << 24));
 		snprintf(e->path, sizeof e->path, "%s/%s", dir, e->name);
@@ -352,9 +404,11 @@ static int reserve(const char *dir, struct entry *e)
 		}
 		if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, e->path, 1 /* RENAME_NOREPLACE */) == 0)
 			return 0;
+		int err = errno == ENOTEMPTY ? EEXIST : errno;
 		rmdir(tmp);
 		close(e->lock);
-		if (errno != EEXIST && errno != ENOTEMPTY)
+		errno = err;
+		if (err != EEXIST || name.len)
 			return -1;
 	}
 	return -1;
@@ -864,6 +918,8 @@ static int replay(void)
 		mismatch = "the environment changed";
 	else if (ncreds < 0 || !blob_is(p.creds, creds, (size_t)ncreds))
 		mismatch = "the ids, groups or umask changed";
+	else if (sweep_due(p.sweep))
+		mismatch = "a sweep for stale entries is due";
 	if (mismatch) {
 		why("%s", mismatch);
 		free(b);
@@ -898,7 +954,7 @@ static int replay(void)
 	/* Everything matches: the plan is what Go would make now. From here
 	 * on, as the Go launcher, in its order. */
 	struct entry e;
-	if (reserve(dir, &e) < 0) {
+	if (reserve(dir, &e, p.name) < 0) {
 		char reason[256];
 		snprintf(reason, sizeof reason, "%s", strerror(errno));
 		fall_back(sock, -1, NULL, &mp, &old, b);
@@ -967,8 +1023,18 @@ static int replay(void)
 	if (!started || write_record(&e, &p, &v, &memfd) < 0) {
 		int err = errno;
 		char *msgtext = strerror(err);
+		char lower = msgtext[0] >= 'A' && msgtext[0] <= 'Z' ? msgtext[0] - 'A' + 'a' : msgtext[0];
+		if (p.name.len) {
+			/* A named sandbox nobody could find by its name: the Go
+			 * launcher ends it and fails (session.required). */
+			kill(pid1, SIGKILL);
+			waitpid(pid1, NULL, 0);
+			release(&e);
+			fprintf(stderr, "nsbox: write the state of sandbox %s: %c%s\n", e.name, lower, msgtext + 1);
+			_exit(125);
+		}
 		fprintf(stderr, "nsbox: notice: write the state of sandbox %s: %c%s; running without a state entry (nsbox ps will not list this sandbox)\n",
-			e.name, msgtext[0] >= 'A' && msgtext[0] <= 'Z' ? msgtext[0] - 'A' + 'a' : msgtext[0], msgtext + 1);
+			e.name, lower, msgtext + 1);
 		release(&e);
 		e.path[0] = 0;
 	}

@@ -93,6 +93,11 @@ const sweepStamp = ".swept"
 // SweepEvery is how often, at most, MaybeClean sweeps the directory.
 const SweepEvery = time.Minute
 
+// SweepStamp is the file in the state directory dir whose mtime says
+// when its last sweep started: MaybeClean sweeps once it is SweepEvery
+// old, or missing.
+func SweepStamp(dir string) string { return filepath.Join(dir, sweepStamp) }
+
 // MaybeClean runs Clean on dir if no sweep started in the last
 // SweepEvery, so that entries of launchers that died (SIGKILL, a crash)
 // do not pile up, without making every start pay for a scan of the
@@ -101,7 +106,7 @@ const SweepEvery = time.Minute
 // launchers that find one due at once, only the one that gets the stamp's
 // lock sweeps.
 func MaybeClean(dir string) {
-	stamp := filepath.Join(dir, sweepStamp)
+	stamp := SweepStamp(dir)
 	var st unix.Stat_t
 	seen := int64(-1) // the stamp's mtime before we took its lock
 	if unix.Stat(stamp, &st) == nil {
