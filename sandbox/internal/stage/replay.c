@@ -15,8 +15,10 @@
  * written from its template, and from there on handoff.c's supervisor
  * loop, which relays signals and exits with the command's status.
  *
- * Anything else returns 0 before the stage was sent anything, and the Go
- * launcher runs as if there were no plan. After the CONFIG, a failure the
+ * Anything else returns 0 before the stage was sent its CONFIG, and the Go
+ * launcher runs as if there were no plan (a stage already sent UNSHARE,
+ * which it is once the command line, environment and ids match, while
+ * the files are checked, is replaced by a fresh one). After the CONFIG, a failure the
  * stage or PID 1 reports (ERROR, EXEC_FAILED: the command did not run)
  * also returns: what was started is killed and reaped, the state entry
  * removed, a fresh stage forked, and Go starts the same invocation over,
@@ -734,22 +736,31 @@ static char *read_plan(const char *cmdline, size_t cmdlen, const char *cwd, cons
 	return b;
 }
 
-/* fall_back ends what a replay started after it sent the stage its CONFIG
- * (the command has not run), and gives the Go launcher a fresh stage. */
-static int fall_back(int sock, pid_t pid1, struct entry *e, const sigset_t *old, char *plan)
+/* fresh_stage ends the pre-forked stage, which was sent UNSHARE or more,
+ * and PID 1 if it was started (the command has not run), and forks a
+ * fresh stage for the Go launcher. */
+static void fresh_stage(pid_t pid1)
 {
-	free(plan);
 	kill(nsbox_prefork_pid, SIGKILL);
 	waitpid(nsbox_prefork_pid, NULL, 0);
 	if (pid1 > 0) {
 		kill(pid1, SIGKILL);
 		waitpid(pid1, NULL, 0);
 	}
-	close(sock);
-	release(e);
+	close(nsbox_prefork_fd);
 	nsbox_prefork_pid = nsbox_prefork_fd = -1;
-	sigprocmask(SIG_SETMASK, old, NULL);
 	nsbox_prefork();
+}
+
+/* fall_back ends what a replay started after it sent the stage its CONFIG
+ * (the command has not run), and gives the Go launcher a fresh stage. */
+static int fall_back(pid_t pid1, struct entry *e, const sigset_t *old, char *plan)
+{
+	free(plan);
+	if (e)
+		release(e);
+	sigprocmask(SIG_SETMASK, old, NULL);
+	fresh_stage(pid1);
 	return 0;
 }
 
@@ -787,23 +798,44 @@ int nsbox_replay(void)
 		mismatch = "the environment changed";
 	else if (ncreds < 0 || !blob_is(p.creds, creds, (size_t)ncreds))
 		mismatch = "the ids, groups or umask changed";
-	if (mismatch || !checks_match(&p)) {
-		if (mismatch)
-			why("%s", mismatch);
+	if (mismatch) {
+		why("%s", mismatch);
+		free(b);
+		return 0;
+	}
+	/* The plan is this invocation's: the stage makes its early
+	 * namespaces while the files are checked (a plan is made only for a
+	 * start that took them). Should one have changed, the Go launcher
+	 * gets a fresh stage. */
+	int sock = nsbox_prefork_fd;
+	pid_t stage = nsbox_prefork_pid;
+	if (send_to(sock, NSBOX_MSG_UNSHARE, NULL, 0) < 0) {
+		fresh_stage(-1);
+		free(b);
+		return why("the stage did not take UNSHARE");
+	}
+	if (!checks_match(&p)) {
+		fresh_stage(-1);
 		free(b);
 		return 0;
 	}
 
 	/* Everything matches: the plan is what Go would make now. From here
-	 * on, as the Go launcher, in its order. */
+	 * on, as the Go launcher, in its order, but for the state entry,
+	 * reserved while the stage takes its CONFIG. */
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	struct nsbox_msg m;
+	static char msg[4096];
+	if (send_to(sock, NSBOX_MSG_CONFIG, p.config.p, (uint32_t)p.config.len) < 0) {
+		why("the stage did not take its CONFIG");
+		return fall_back(-1, NULL, &old, b);
+	}
 	struct entry e;
 	if (reserve(dir, &e) < 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		free(b);
-		return why("cannot reserve a state entry: %s", strerror(errno));
+		why("cannot reserve a state entry: %s", strerror(errno));
+		return fall_back(-1, NULL, &old, b);
 	}
 	struct timespec created;
 	clock_gettime(CLOCK_REALTIME, &created);
@@ -811,15 +843,10 @@ int nsbox_replay(void)
 		(void)!write(2, p.notice.p, p.notice.len);
 		nsbox_replay_noticed = 1;
 	}
-	int sock = nsbox_prefork_fd;
-	pid_t stage = nsbox_prefork_pid;
-	struct nsbox_msg m;
-	static char msg[4096];
 	nsbox_replay_sent = 1;
-	if (send_to(sock, NSBOX_MSG_UNSHARE, NULL, 0) < 0 || send_to(sock, NSBOX_MSG_CONFIG, p.config.p, (uint32_t)p.config.len) < 0 ||
-	    recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_USERNS_READY) {
+	if (recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_USERNS_READY) {
 		why("the stage did not make its user namespace");
-		return fall_back(sock, -1, &e, &old, b);
+		return fall_back(-1, &e, &old, b);
 	}
 	pid_t hu = map_step(p.uidmap, stage, 0, &old);
 	pid_t hg = map_step(p.gidmap, stage, 1, &old);
@@ -830,11 +857,11 @@ int nsbox_replay(void)
 		maps_ok &= reap_ok(hg);
 	if (!maps_ok) {
 		why("writing the maps failed");
-		return fall_back(sock, -1, &e, &old, b);
+		return fall_back(-1, &e, &old, b);
 	}
 	if (send_to(sock, NSBOX_MSG_MAPS_DONE, NULL, 0) < 0 || recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_PID1 || m.value <= 0) {
 		why("the stage did not start PID 1");
-		return fall_back(sock, -1, &e, &old, b);
+		return fall_back(-1, &e, &old, b);
 	}
 	pid_t pid1 = m.value;
 	waitpid(stage, NULL, 0);
@@ -867,7 +894,7 @@ int nsbox_replay(void)
 	v.gid_map = gid_map;
 	if (recv_from(sock, &m, msg, sizeof msg) < 0 || m.kind != NSBOX_MSG_EXEC_OK) {
 		why("the command did not start (message %u)", m.kind);
-		return fall_back(sock, pid1, &e, &old, b);
+		return fall_back(pid1, &e, &old, b);
 	}
 	/* The command runs: from here on there is no going back to Go. */
 	int memfd = -1;
