@@ -292,6 +292,10 @@ void nest_hold_begin(struct config *c, int owned)
 		close(hold_maps[1]);
 		close(hold_proc);
 		int err = unshare(CLONE_NEWUSER | owned) < 0 ? errno : 0;
+		/* The new credentials may have cleared dumpable (commit_creds,
+		 * when they add capabilities): set it again for /proc/HOLDER. */
+		if (!err && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			err = errno;
 		(void)write_all(hold_ready[1], &err, sizeof err);
 		close(hold_ready[1]);
 		if (err)
