@@ -291,11 +291,10 @@ void nest_hold_begin(struct config *c, int owned)
 		close(hold_maps[0]);
 		close(hold_maps[1]);
 		close(hold_proc);
+		/* Still dumpable after: the new credentials are the old ones'
+		 * in a user namespace they own, which commit_creds does not
+		 * count as gaining capabilities. */
 		int err = unshare(CLONE_NEWUSER | owned) < 0 ? errno : 0;
-		/* The new credentials may have cleared dumpable (commit_creds,
-		 * when they add capabilities): set it again for /proc/HOLDER. */
-		if (!err && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
-			err = errno;
 		(void)write_all(hold_ready[1], &err, sizeof err);
 		close(hold_ready[1]);
 		if (err)
@@ -335,16 +334,20 @@ void nest_hold_end(pid_t pid1, char *ids, size_t size)
 		fail("create the command's user namespace with the namespaces it owns (unshare 0x%x)",
 		     (unsigned)(CLONE_NEWUSER | hold_owned));
 	}
+	/* Everything of the holder's before PID 1 hears from us: a PID 1
+	 * that fails meanwhile lets the holder go only then
+	 * (nest_hold_release), and a holder gone has no maps to write (its
+	 * /proc files are root's once its memory is). */
 	char pid[32];
 	snprintf(pid, sizeof pid, "%d", (int)nest_holder);
 	write_map(hold_proc, pid, "uid_map", hold_uid_map);
 	write_map(hold_proc, pid, "gid_map", hold_gid_map);
+	namespace_ids_held(ids, size, hold_proc, nest_holder);
 	char b = 'm';
 	if (write_all(hold_maps[1], &b, 1) < 0)
 		fail("tell PID 1 the command's user namespace is ready");
 	close(hold_maps[1]);
 	hold_maps[1] = -1;
-	namespace_ids_held(ids, size, hold_proc, nest_holder);
 	close(hold_proc);
 	hold_proc = -1;
 }
@@ -399,6 +402,20 @@ int nest_join_proc(void)
 
 void nest_hold_release(void)
 {
+	/* Failing before nest_join, PID 1 waits for the stage to be done
+	 * with the holder (its maps written, or the stage gone): released
+	 * earlier, the holder could end before the stage writes its maps,
+	 * and the stage would report that instead of PID 1's failure. */
+	if (hold_maps[0] >= 0) {
+		if (hold_maps[1] >= 0)
+			close(hold_maps[1]); /* our copy, before nest_join_prepare */
+		hold_maps[1] = -1;
+		char b;
+		while (read(hold_maps[0], &b, 1) < 0 && errno == EINTR)
+			;
+		close(hold_maps[0]);
+		hold_maps[0] = -1;
+	}
 	if (hold_gate[1] >= 0)
 		close(hold_gate[1]);
 	hold_gate[1] = -1;

@@ -258,8 +258,9 @@ void nest_hold(struct config *c, int owned);
  * nest_join_prepare, before the mounts, keeps the launcher's /proc;
  * nest_join, after them, enters the namespaces and sets enter_userns2;
  * nest_join_proc is that /proc (for allow_ping), nest_join_done closes
- * it; nest_hold_release lets the holder end (nest_join does, and so must
- * a PID 1 that fails before, lest the stage wait for it). */
+ * it; nest_hold_release lets the holder end once the stage is done with
+ * it (nest_join does, and so must a PID 1 that fails before, lest the
+ * stage wait for it). */
 void nest_hold_begin(struct config *c, int owned);
 void nest_hold_end(pid_t pid1, char *ids, size_t size);
 int nest_hold_pending(void);
