@@ -216,7 +216,7 @@ void nest_hold(struct config *c, int owned)
 	}
 	close(proc);
 	/* The holder ends on its own now; nest_reap collects it once PID 1
-	 * is on its way, off the path the sandbox's start waits on. */
+	 * is cloned, before PID 1 may go on (nsbox_stage). */
 	close(gate[1]);
 	nest_holder = holder;
 	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) < 0)
@@ -250,12 +250,14 @@ void nest_hold(struct config *c, int owned)
  *                                                          enters net, uts, ipc,
  *                               ◀───────────────────────── closes the gate
  *   nest_reap ◀──────────────── _exit                      lo, hostname, …
- *   _exit
+ *   _exit (PID 1's gate) ────────────────────────────────▶ pass_gate: …, the
+ *                                                          command
  *
  * PID 1 runs nothing of the sandbox's before nest_join: a failure there
  * fails it, so the command never starts in the namespaces it was born in
  * (the launcher's network, UTS and IPC namespaces, over which it holds no
- * capability). The stage exits only once the holder has, and the holder
+ * capability). The stage lets PID 1 go on to its first message (and the
+ * command) only once the holder is reaped, and the holder ends
  * only once PID 1 has entered its namespaces: whoever waits for the
  * stage (the launcher, before it reads PID 1's namespaces) sees PID 1 in
  * them. */

@@ -1042,8 +1042,12 @@ void nsbox_stage(void)
 	if (mid)
 		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
-	close(pid1_gate[1]); /* lets PID 1 go on */
+	/* The holder (dumpable, with the launcher's view of the files) is
+	 * gone before PID 1 may go on to the command: none of the sandbox's
+	 * processes ever coexists with it. It ends once PID 1 has entered
+	 * its namespaces (nest_join), or at once after nest_hold. */
 	nest_reap();
+	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);
 }
 
