@@ -712,6 +712,17 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 	}
 }
 
+/* join_nested: PID 1, born beside the nested namespaces, enters them
+ * (nest_join) after its mounts, or before a mount whose source is on
+ * procfs (mnt_open_source), whichever comes first. */
+static struct config *pid1_config;
+
+static void join_nested(void)
+{
+	if (nest_hold_pending())
+		nest_join(pid1_config);
+}
+
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
@@ -745,8 +756,11 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
 	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. Born
 	 * beside the nested namespaces, after the mounts (nest_beside). */
-	if (beside)
+	if (beside) {
 		nest_join_prepare();
+		pid1_config = (struct config *)c; /* our own copy */
+		mnt_before_proc = join_nested;
+	}
 	if (c->ns.lo_up && !beside) {
 		bring_up_loopback();
 		allow_ping(-1);
@@ -758,7 +772,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	int host_proc = nest_prepare(c);
 	setup_mounts(c);
 	if (beside) {
-		nest_join((struct config *)c); /* our own copy */
+		mnt_before_proc = NULL;
+		join_nested(); /* unless a source on procfs made us already */
 		if (c->ns.lo_up) {
 			bring_up_loopback();
 			allow_ping(nest_join_proc());

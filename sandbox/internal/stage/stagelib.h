@@ -218,6 +218,13 @@ ssize_t hex_decode(const char *hex, char *out);
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+/* mnt_before_proc, when set, runs once before setup_mounts uses a source
+ * of the host's on procfs (mnt_open_source): PID 1 born beside the
+ * nested namespaces joins them there (stage.c), so that such a source
+ * (/proc/net, /proc/sys/net, the IPC sysctls: what a lookup finds there
+ * depends on the looker's namespaces, and the mount keeps it) shows the
+ * sandbox's namespaces, never the launcher's it was born in. */
+extern void (*mnt_before_proc)(void);
 
 /* The command's nested user and mount namespace (nest.c, see
  * sandbox/nested.go): nest_prepare (PID 1, before its mounts) keeps the
