@@ -143,7 +143,7 @@ int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long r
 
 
 #ifndef PROC_SUPER_MAGIC
-#define PROC_SUPER_MAGIC 0x9fa0 /* linux/magic.h */
+#define PROC_SUPER_MAGIC 0x9fa0 /* statfs(2) */
 #endif
 
 void (*mnt_before_proc)(void);
