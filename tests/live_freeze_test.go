@@ -148,8 +148,11 @@ func TestLiveFreeze(t *testing.T) {
 
 	// Paused, then stopped: SIGTERM, then thawed to act on it; the
 	// command's handler runs (it did not take the grace's SIGKILL).
+	// (Paused only once the handler is set: frozen before the trap ran,
+	// the shell would die of the SIGTERM.)
 	s.detached("q", "--cgroup", "own", "--bind", out+":/out", "--", "sh", "-c",
-		"trap 'echo term > /out/term; exit 0' TERM; while :; do sleep 0.01; done")
+		"trap 'echo term > /out/term; exit 0' TERM; echo set > /out/trap; while :; do sleep 0.01; done")
+	waitFor(t, func() bool { return counter(t, filepath.Join(out, "trap")) == "set" }, "the command's TERM handler")
 	s.run("pause", "q").Assert(t, icmd.Success)
 	start := time.Now()
 	s.run("stop", "--timeout", "20", "q").Assert(t, icmd.Success)
@@ -228,6 +231,8 @@ wait`
 	assert.Check(t, is.Contains(log+"\n", "WIDTH 248\n"), log)
 	// Every process of it is still inside its cgroup, seen from the host.
 	rel := strings.TrimPrefix(cg, cgroupMount(t))
+	// (The loop's date and sleep may end between the listing and the
+	// read: a process gone has no cgroup to show, and is skipped.)
 	for pid := range sandboxProcs(t, e.Pid) {
 		in := cgroupOf(pid)
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); in == "" && err != nil {

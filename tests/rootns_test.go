@@ -125,3 +125,21 @@ func TestRootExecOwnsNamespaces(t *testing.T) {
 	res.Assert(t, icmd.Success)
 	assert.Check(t, strings.HasPrefix(res.Stdout(), "second\ne0 "), res.Stdout())
 }
+
+// TestRootNSProcSources: a source of the host's on procfs whose content
+// depends on the looker's namespaces (/proc/net, the network and IPC
+// sysctls) is bound as the sandbox's, as if the command had looked it
+// up: PID 1 makes its mounts in the sandbox's network and IPC namespaces
+// (with the nested namespaces made beside it, it joins them before such
+// a mount). Never the host's interfaces, nor the host's IPC limits.
+func TestRootNSProcSources(t *testing.T) {
+	requireUnprivileged(t)
+	for _, mode := range [][]string{{"--root"}, {"--root", "--map", "single"}} {
+		args := append(append([]string{"run"}, mode...), "--ro-bind", "/proc/net/dev:/mnt/dev",
+			"--ro-bind", "/proc/sys/kernel/shmmni:/mnt/shmmni", "--", "sh", "-c",
+			`tail -n +3 /mnt/dev | cut -d: -f1 | tr -d ' '; echo 100 > /proc/sys/kernel/shmmni && cat /mnt/shmmni`)
+		res := nsbox(args...)
+		res.Assert(t, icmd.Success)
+		assert.Check(t, is.Equal(res.Stdout(), "lo\n100\n"), "%v", mode)
+	}
+}

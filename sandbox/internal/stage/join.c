@@ -64,6 +64,11 @@ static const struct {
 
 void namespace_ids(char *buf, size_t size)
 {
+	namespace_ids_held(buf, size, -1, 0);
+}
+
+void namespace_ids_held(char *buf, size_t size, int proc, pid_t held)
+{
 	static const char *const names[][2] = {
 		{"user", "user"}, {"mnt", "mnt"}, {"pid", "pid_for_children"}, {"net", "net"},
 		{"ipc", "ipc"}, {"uts", "uts"}, {"cgroup", "cgroup"},
@@ -73,8 +78,12 @@ void namespace_ids(char *buf, size_t size)
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char path[64];
 		struct stat st;
-		snprintf(path, sizeof path, "/proc/self/ns/%s", names[i][1]);
-		if (stat(path, &st) < 0)
+		int of_held = held > 0 && (!strcmp(names[i][0], "net") || !strcmp(names[i][0], "ipc") || !strcmp(names[i][0], "uts"));
+		if (of_held)
+			snprintf(path, sizeof path, "%s%d/ns/%s", proc < 0 ? "/proc/" : "", (int)held, names[i][1]);
+		else
+			snprintf(path, sizeof path, "%sself/ns/%s", proc < 0 ? "/proc/" : "", names[i][1]);
+		if (fstatat(proc < 0 ? AT_FDCWD : proc, path, &st, 0) < 0)
 			continue;
 		int n = snprintf(buf + off, size - off, "%s=%" PRIu64 "\n", names[i][0], (uint64_t)st.st_ino);
 		if (n < 0 || (size_t)n >= size - off)

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -140,6 +141,29 @@ int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long r
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0 /* statfs(2) */
+#endif
+
+void (*mnt_before_proc)(void);
+
+int mnt_open_source(const char *path, int flags)
+{
+	int fd = mnt_sys_openat2(mnt_oldroot, path, flags, RESOLVE_IN_ROOT);
+	struct statfs sf;
+	if (fd >= 0 && mnt_before_proc && (fstatfs(fd, &sf) < 0 || sf.f_type == PROC_SUPER_MAGIC)) {
+		/* Looked up by us, /proc/self/net and the network and IPC
+		 * sysctls are those of our namespaces, and the mount keeps
+		 * what the lookup found: take the sandbox's first. */
+		void (*before)(void) = mnt_before_proc;
+		mnt_before_proc = NULL;
+		close(fd);
+		before();
+		fd = mnt_sys_openat2(mnt_oldroot, path, flags, RESOLVE_IN_ROOT);
+	}
+	return fd;
+}
 
 /* mnt_fdpath names an open file by a path any mount option can take. */
 const char *mnt_fdpath(int fd, char *buf, size_t n)
@@ -446,7 +470,7 @@ void mnt_make_readonly(int fd, const char *what)
 
 static void bind_op(const struct mount_op *op)
 {
-	int src = mnt_sys_openat2(mnt_oldroot, op->src, O_PATH, RESOLVE_IN_ROOT);
+	int src = mnt_open_source(op->src, O_PATH);
 	if (src < 0) {
 		if (errno == ENOENT && (op->flags & MOUNT_OPTIONAL))
 			return;

@@ -64,6 +64,11 @@ static inline uid_t mnt_cmd_uid(void) { return (uid_t)mnt_cfg->ids.nest_uid; }
 static inline gid_t mnt_cmd_gid(void) { return (gid_t)mnt_cfg->ids.nest_gid; }
 
 int mnt_sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
+/* mnt_open_source opens a mount's source, a path of the host's (under
+ * mnt_oldroot, symlinks resolved as if it were /). Before one on procfs
+ * (or whose filesystem it cannot tell) it runs mnt_before_proc once, if
+ * set (stagelib.h). */
+int mnt_open_source(const char *path, int flags);
 /* mnt_fdpath names an open file by a path any mount option can take. */
 const char *mnt_fdpath(int fd, char *buf, size_t n);
 /* mnt_own_fs records the filesystem of fd as made by setup. */

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -215,7 +216,7 @@ void nest_hold(struct config *c, int owned)
 	}
 	close(proc);
 	/* The holder ends on its own now; nest_reap collects it once PID 1
-	 * is on its way, off the path the sandbox's start waits on. */
+	 * is cloned, before PID 1 may go on (nsbox_stage). */
 	close(gate[1]);
 	nest_holder = holder;
 	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) < 0)
@@ -227,6 +228,206 @@ void nest_hold(struct config *c, int owned)
 	c->ns.enter_userns2 = userns;
 	c->ns.nest_held = 1;
 	c->ids.nest_uid_map = c->ids.nest_gid_map = NULL;
+}
+
+/* --- the nested namespaces made beside PID 1 --------------------------------
+ *
+ * Making the command's user namespace with a network namespace inside it
+ * costs the kernel more than half a millisecond (the network namespace
+ * most of it), which nest_hold spends before PID 1 exists. Where PID 1
+ * needs none of them for its mounts (nest_beside says when), the stage
+ * forks the holder instead, clones PID 1 at once, and the holder
+ * unshares while PID 1 builds the filesystem view:
+ *
+ *   stage                       holder                   PID 1
+ *   nest_hold_begin: fork ────▶ unshare(USER|NET|UTS|IPC)
+ *   clone ─────────────────────────────────────────────▶ nest_join_prepare:
+ *                                                          the launcher's /proc
+ *   nest_hold_end:    ◀──────── made (its errno, or 0)     mounts …
+ *   writes its maps,
+ *   PID1 (its namespaces' ids) ──────────────────────────▶ nest_join: opens the
+ *                                                          holder's namespaces,
+ *                                                          enters net, uts, ipc,
+ *                               ◀───────────────────────── closes the gate
+ *   nest_reap ◀──────────────── _exit                      lo, hostname, …
+ *   _exit (PID 1's gate) ────────────────────────────────▶ pass_gate: …, the
+ *                                                          command
+ *
+ * PID 1 runs nothing of the sandbox's before nest_join: a failure there
+ * fails it, so the command never starts in the namespaces it was born in
+ * (the launcher's network, UTS and IPC namespaces, over which it holds no
+ * capability). The stage lets PID 1 go on to its first message (and the
+ * command) only once the holder is reaped, and the holder ends
+ * only once PID 1 has entered its namespaces: whoever waits for the
+ * stage (the launcher, before it reads PID 1's namespaces) sees PID 1 in
+ * them. */
+static int hold_ready[2] = {-1, -1}; /* holder → stage: its errno, 0 once made */
+static int hold_gate[2] = {-1, -1};  /* [1] held by PID 1 until it joined */
+static int hold_maps[2] = {-1, -1};  /* stage → PID 1: one byte once the maps are written */
+static int hold_proc = -1;           /* the launcher's /proc (the stage's, then PID 1's) */
+static int hold_owned;
+static const char *hold_uid_map, *hold_gid_map;
+
+void nest_hold_begin(struct config *c, int owned)
+{
+	int dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	/* Opened before PID 1 exists: it pivots the root we share away. */
+	hold_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (hold_proc < 0)
+		fail("open /proc to write the command's nested id maps");
+	if (pipe2(hold_ready, O_CLOEXEC) < 0 || pipe2(hold_gate, O_CLOEXEC) < 0 || pipe2(hold_maps, O_CLOEXEC) < 0)
+		fail("create a pipe");
+	/* Dumpable, as for nest_hold: the stage writes the holder's maps
+	 * and PID 1 opens its namespaces through /proc/HOLDER. */
+	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE) for the command's user namespace");
+	/* In a mount namespace of its own: PID 1 pivots the root of the one
+	 * we share away, and unshare(CLONE_NEWUSER) refuses a process whose
+	 * root is not its mount namespace's (a chroot, to the kernel). */
+	pid_t holder = (pid_t)syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, 0);
+	if (holder < 0)
+		fail("start the holder of the command's user namespace (clone CLONE_NEWNS)");
+	if (holder == 0) {
+		close(hold_ready[0]);
+		close(hold_gate[1]);
+		close(hold_maps[0]);
+		close(hold_maps[1]);
+		close(hold_proc);
+		/* Still dumpable after: the new credentials are the old ones'
+		 * in a user namespace they own, which commit_creds does not
+		 * count as gaining capabilities. */
+		int err = unshare(CLONE_NEWUSER | owned) < 0 ? errno : 0;
+		(void)write_all(hold_ready[1], &err, sizeof err);
+		close(hold_ready[1]);
+		if (err)
+			_exit(1);
+		char b;
+		while (read(hold_gate[0], &b, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(hold_ready[1]);
+	close(hold_gate[0]);
+	hold_ready[1] = hold_gate[0] = -1;
+	nest_holder = holder;
+	hold_owned = owned;
+	if (dumpable != 1 && prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) < 0)
+		fail("prctl(PR_SET_DUMPABLE)");
+	/* As after nest_hold, but for the descriptor, which PID 1 opens
+	 * (nest_join): no maps for PID 1 to write. */
+	hold_uid_map = c->ids.nest_uid_map;
+	hold_gid_map = c->ids.nest_gid_map ? c->ids.nest_gid_map : "";
+	c->ns.nest_held = 1;
+	c->ids.nest_uid_map = c->ids.nest_gid_map = NULL;
+}
+
+void nest_hold_end(pid_t pid1, char *ids, size_t size)
+{
+	close(hold_gate[1]);
+	close(hold_maps[0]);
+	hold_gate[1] = hold_maps[0] = -1;
+	int err = EPROTO;
+	if (read_all(hold_ready[0], &err, sizeof err) < 0)
+		err = EPROTO;
+	close(hold_ready[0]);
+	if (err) {
+		kill(pid1, SIGKILL); /* it would wait for the maps in vain */
+		errno = err;
+		fail("create the command's user namespace with the namespaces it owns (unshare 0x%x)",
+		     (unsigned)(CLONE_NEWUSER | hold_owned));
+	}
+	/* Everything of the holder's before PID 1 hears from us: a PID 1
+	 * that fails meanwhile lets the holder go only then
+	 * (nest_hold_release), and a holder gone has no maps to write (its
+	 * /proc files are root's once its memory is). */
+	char pid[32];
+	snprintf(pid, sizeof pid, "%d", (int)nest_holder);
+	write_map(hold_proc, pid, "uid_map", hold_uid_map);
+	write_map(hold_proc, pid, "gid_map", hold_gid_map);
+	namespace_ids_held(ids, size, hold_proc, nest_holder);
+	char b = 'm';
+	if (write_all(hold_maps[1], &b, 1) < 0)
+		fail("tell PID 1 the command's user namespace is ready");
+	close(hold_maps[1]);
+	hold_maps[1] = -1;
+	close(hold_proc);
+	hold_proc = -1;
+}
+
+int nest_hold_pending(void)
+{
+	return hold_maps[0] >= 0;
+}
+
+void nest_join_prepare(void)
+{
+	close(hold_ready[0]);
+	close(hold_maps[1]);
+	hold_ready[0] = hold_maps[1] = -1;
+	/* hold_proc, our copy of the stage's: the launcher's /proc, which
+	 * outlives the pivot into the sandbox's root; nest_join_done closes
+	 * it. */
+}
+
+void nest_join(struct config *c)
+{
+	char b;
+	ssize_t n;
+	while ((n = read(hold_maps[0], &b, 1)) < 0 && errno == EINTR)
+		;
+	close(hold_maps[0]);
+	hold_maps[0] = -1;
+	if (n != 1)
+		_exit(1); /* the stage failed, reported it and kills us */
+	char path[64];
+	snprintf(path, sizeof path, "%d/ns/user", (int)nest_holder);
+	int userns = openat(hold_proc, path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		fail("open the command's user namespace");
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+		if (!(hold_owned & held[i].flag))
+			continue;
+		snprintf(path, sizeof path, "%d/ns/%s", (int)nest_holder, held[i].name);
+		int fd = openat(hold_proc, path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, held[i].flag) < 0)
+			fail("enter the %s namespace the command's user namespace owns", held[i].name);
+		close(fd);
+	}
+	c->ns.enter_userns2 = userns;
+	nest_hold_release();
+}
+
+int nest_join_proc(void)
+{
+	return hold_proc;
+}
+
+void nest_hold_release(void)
+{
+	/* Failing before nest_join, PID 1 waits for the stage to be done
+	 * with the holder (its maps written, or the stage gone): released
+	 * earlier, the holder could end before the stage writes its maps,
+	 * and the stage would report that instead of PID 1's failure. */
+	if (hold_maps[0] >= 0) {
+		if (hold_maps[1] >= 0)
+			close(hold_maps[1]); /* our copy, before nest_join_prepare */
+		hold_maps[1] = -1;
+		char b;
+		while (read(hold_maps[0], &b, 1) < 0 && errno == EINTR)
+			;
+		close(hold_maps[0]);
+		hold_maps[0] = -1;
+	}
+	if (hold_gate[1] >= 0)
+		close(hold_gate[1]);
+	hold_gate[1] = -1;
+}
+
+void nest_join_done(void)
+{
+	if (hold_proc >= 0)
+		close(hold_proc);
+	hold_proc = -1;
 }
 
 void nest_reap(void)

@@ -72,7 +72,7 @@ static char *open_lowers(const struct mount_op *op, int **fds)
 	if (!lowers || !*fds)
 		fail("%s: allocate", op->what);
 	for (int i = 0; i < op->n_lower; i++) {
-		int fd = (*fds)[i] = mnt_sys_openat2(mnt_oldroot, op->lower[i], O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+		int fd = (*fds)[i] = mnt_open_source(op->lower[i], O_PATH | O_DIRECTORY);
 		if (fd < 0)
 			fail("%s: open lower directory %s", op->what, op->lower[i]);
 		if (i)
@@ -267,8 +267,8 @@ void mount_overlay_op(const struct mount_op *op)
 		close_lowers(op, lowers, fds);
 		return;
 	}
-	int up = mnt_sys_openat2(mnt_oldroot, op->upper, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
-	int wk = mnt_sys_openat2(mnt_oldroot, op->work, O_PATH | O_DIRECTORY, RESOLVE_IN_ROOT);
+	int up = mnt_open_source(op->upper, O_PATH | O_DIRECTORY);
+	int wk = mnt_open_source(op->work, O_PATH | O_DIRECTORY);
 	if (up < 0 || wk < 0)
 		fail("%s: open the upper and work directories", op->what);
 	char upath[64], wpath[64];

@@ -26,13 +26,24 @@
 #include "stage.h"
 #include "stagelib.h"
 
+/* proc_open opens NAME under proc, a descriptor of a procfs (or -1 for
+ * the one on /proc). */
+static int proc_open(int proc, const char *name, int flags)
+{
+	if (proc >= 0)
+		return openat(proc, name, flags | O_CLOEXEC);
+	char path[192];
+	snprintf(path, sizeof path, "/proc/%s", name);
+	return open(path, flags | O_CLOEXEC);
+}
+
 /* write_sysctl writes v to /proc/sys/NAME of our network namespace; best
  * effort. */
-static void write_sysctl(const char *name, const char *v)
+static void write_sysctl(int proc, const char *name, const char *v)
 {
 	char path[128];
-	snprintf(path, sizeof path, "/proc/sys/%s", name);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	snprintf(path, sizeof path, "sys/%s", name);
+	int fd = proc_open(proc, path, O_WRONLY);
 	if (fd < 0)
 		return;
 	if (write(fd, v, strlen(v)) < 0) {
@@ -41,12 +52,16 @@ static void write_sysctl(const char *name, const char *v)
 	close(fd);
 }
 
-void allow_ping(void)
+void allow_ping(int proc)
 {
-	write_sysctl("net/ipv4/ip_unprivileged_port_start", "0\n");
-	FILE *f = fopen("/proc/self/gid_map", "re");
-	if (!f)
+	write_sysctl(proc, "net/ipv4/ip_unprivileged_port_start", "0\n");
+	int fd = proc_open(proc, "self/gid_map", O_RDONLY);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "re");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	unsigned long inside, outside, count;
 	unsigned long lo_in = 0, lo_out = -1UL, hi_in = 0, hi_out = 0;
 	int any = 0;
@@ -64,5 +79,5 @@ void allow_ping(void)
 		return;
 	char v[64];
 	snprintf(v, sizeof v, "%lu %lu\n", lo_in, hi_in);
-	write_sysctl("net/ipv4/ping_group_range", v);
+	write_sysctl(proc, "net/ipv4/ping_group_range", v);
 }

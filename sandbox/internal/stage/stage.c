@@ -62,6 +62,23 @@ static pid_t launcher_pid;
  * the launcher reads PID1 first and a PTY_MASTER's descriptor is never
  * consumed by a plain read. */
 static int pid1_gate[2] = {-1, -1};
+/* gate_pending is PID 1's end of pid1_gate while PID 1 sets up before
+ * the stage has sent PID1 (born beside the nested namespaces, nest.c):
+ * pass_gate, before its first message, waits for the stage's end. */
+static int gate_pending = -1;
+
+static void pass_gate(void)
+{
+	if (gate_pending < 0)
+		return;
+	/* The stage waits for the holder, which waits for this. */
+	nest_hold_release();
+	char b;
+	while (read(gate_pending, &b, 1) < 0 && errno == EINTR)
+		;
+	close(gate_pending);
+	gate_pending = -1;
+}
 
 /* --- messages ----------------------------------------------------------- */
 
@@ -101,6 +118,7 @@ int read_all(int fd, void *buf, size_t len)
 
 void send_msg(uint32_t kind, int32_t value, const char *text)
 {
+	pass_gate();
 	struct nsbox_msg m = {.kind = kind, .value = value, .len = text ? (uint32_t)strlen(text) : 0};
 	/* One buffer, one write: messages from PID 1 and the stage never interleave. */
 	char buf[sizeof m + 1024];
@@ -114,6 +132,7 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 
 void send_fd(uint32_t kind, int fd, const char *what)
 {
+	pass_gate();
 	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
 	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
 	union {
@@ -693,16 +712,34 @@ __attribute__((noreturn)) static void supervise(const struct config *c, pid_t cm
 	}
 }
 
+/* join_nested: PID 1, born beside the nested namespaces, enters them
+ * (nest_join) after its mounts, or before a mount whose source is on
+ * procfs (mnt_open_source), whichever comes first. */
+static struct config *pid1_config;
+
+static void join_nested(void)
+{
+	if (nest_hold_pending())
+		nest_join(pid1_config);
+}
+
 __attribute__((noreturn)) static int pid1(void *arg)
 {
 	const struct config *c = arg;
 	/* Speak only after the stage has sent PID1: wait for its end of the
-	 * gate to close (it _exits right after). */
+	 * gate to close (it _exits right after). Born beside the nested
+	 * namespaces, PID 1 builds the view meanwhile and waits before its
+	 * first message (pass_gate). */
 	close(pid1_gate[1]);
-	char b;
-	while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
-		;
-	close(pid1_gate[0]);
+	int beside = nest_hold_pending();
+	if (beside) {
+		gate_pending = pid1_gate[0];
+	} else {
+		char b;
+		while (read(pid1_gate[0], &b, 1) < 0 && errno == EINTR)
+			;
+		close(pid1_gate[0]);
+	}
 	arm_parent_death();
 	/* maps-later: the launcher's caller writes our maps now (we are
 	 * still dumpable, so /proc/PID/uid_map is the caller's to write). */
@@ -717,10 +754,16 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		fail("prctl(PR_SET_CHILD_SUBREAPER)");
 	/* The network first: the TAP device is opened through the host's
 	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
-	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. */
-	if (c->ns.lo_up) {
+	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. Born
+	 * beside the nested namespaces, after the mounts (nest_beside). */
+	if (beside) {
+		nest_join_prepare();
+		pid1_config = (struct config *)c; /* our own copy */
+		mnt_before_proc = join_nested;
+	}
+	if (c->ns.lo_up && !beside) {
 		bring_up_loopback();
-		allow_ping();
+		allow_ping(-1);
 	}
 	if (c->tap.tap_name)
 		setup_tap(c);
@@ -728,6 +771,15 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		wait_network();
 	int host_proc = nest_prepare(c);
 	setup_mounts(c);
+	if (beside) {
+		mnt_before_proc = NULL;
+		join_nested(); /* unless a source on procfs made us already */
+		if (c->ns.lo_up) {
+			bring_up_loopback();
+			allow_ping(nest_join_proc());
+		}
+		nest_join_done();
+	}
 	open_terminal(c);
 	if (c->ns.hostname && sethostname(c->ns.hostname, strlen(c->ns.hostname)) < 0)
 		fail("set the hostname to %s", c->ns.hostname);
@@ -735,6 +787,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	 * host directory would be a way out through /proc/1/fd), and no
 	 * process of the sandbox may read or trace PID 1. The launcher never
 	 * needs to: nsbox exec enters the command's namespaces (join.c). */
+	pass_gate();
 	int keep[] = {0, 1, 2, sync_fd, c->term.tty_fd, terminal_fd(), host_proc, c->ns.enter_userns2};
 	close_fds_except(keep, (int)(sizeof keep / sizeof *keep), EXTRA_FD, EXTRA_FD + c->cmd.extra_fds);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -815,6 +868,20 @@ __attribute__((noreturn)) static int pid1(void *arg)
 static int nest_holdable(const struct config *c)
 {
 	return c->ids.nest_uid_map && c->ns.enter_userns < 0 && !c->ids.maps_later;
+}
+
+/* nest_beside: PID 1 needs none of the namespaces nest_hold makes before
+ * its mounts are done, so they are made beside it (nest.c): no TAP or
+ * external network helper (both want PID 1's network namespace first),
+ * no entered PID namespace, no mqueue mount (it is the IPC namespace's). */
+static int nest_beside(const struct config *c)
+{
+	if (c->tap.tap_name || c->ns.net_wait || c->ns.enter_pidns >= 0)
+		return 0;
+	for (int i = 0; i < c->root.n_mounts; i++)
+		if (c->root.mounts[i].type == MT_MQUEUE)
+			return 0;
+	return 1;
 }
 
 /* The namespaces a pre-forked stage created before its CONFIG came
@@ -954,10 +1021,13 @@ void nsbox_stage(void)
 	 * namespace's creator must be mapped in its parent), owning the
 	 * network, UTS and IPC namespaces, which we enter (nest.c); then
 	 * what is left. */
-	if (nest_holdable(&c)) {
+	int holdable = nest_holdable(&c), beside = holdable && nest_beside(&c);
+	if (beside)
+		nest_hold_begin(&c, late & NEST_OWNED);
+	else if (holdable)
 		nest_hold(&c, late & NEST_OWNED);
+	if (holdable)
 		late &= ~NEST_OWNED;
-	}
 	if (late && unshare(late) < 0)
 		fail("create the namespaces (unshare 0x%x)", (unsigned)late);
 
@@ -978,13 +1048,22 @@ void nsbox_stage(void)
 	/* What the launcher records. After the clone: a new PID namespace
 	 * has no inode to show before its first process exists. The
 	 * intermediate names itself for the launcher to reap. */
+	/* Born beside the nested namespaces, PID 1 goes on with its
+	 * mounts while we wait for them. */
 	char ns[512];
-	namespace_ids(ns, sizeof ns);
+	if (beside)
+		nest_hold_end(pid, ns, sizeof ns);
+	else
+		namespace_ids(ns, sizeof ns);
 	if (mid)
 		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
-	close(pid1_gate[1]); /* lets PID 1 go on */
+	/* The holder (dumpable, with the launcher's view of the files) is
+	 * gone before PID 1 may go on to the command: none of the sandbox's
+	 * processes ever coexists with it. It ends once PID 1 has entered
+	 * its namespaces (nest_join), or at once after nest_hold. */
 	nest_reap();
+	close(pid1_gate[1]); /* lets PID 1 go on */
 	_exit(0);
 }
 

@@ -218,6 +218,13 @@ ssize_t hex_decode(const char *hex, char *out);
 
 /* setup_mounts (mounts.c) builds the sandbox's filesystem in PID 1. */
 void setup_mounts(const struct config *c);
+/* mnt_before_proc, when set, runs once before setup_mounts uses a source
+ * of the host's on procfs (mnt_open_source): PID 1 born beside the
+ * nested namespaces joins them there (stage.c), so that such a source
+ * (/proc/net, /proc/sys/net, the IPC sysctls: what a lookup finds there
+ * depends on the looker's namespaces, and the mount keeps it) shows the
+ * sandbox's namespaces, never the launcher's it was born in. */
+extern void (*mnt_before_proc)(void);
 
 /* The command's nested user and mount namespace (nest.c, see
  * sandbox/nested.go): nest_prepare (PID 1, before its mounts) keeps the
@@ -246,6 +253,29 @@ int nest_enter_self(const struct config *c);
  * and clears nest_uid_map: the command's process enters it instead of
  * unsharing one. Fails the stage on error. */
 void nest_hold(struct config *c, int owned);
+/* nest_hold beside PID 1 (nest.c draws it): nest_hold_begin, in the
+ * stage, forks the holder, which makes the namespaces while the stage
+ * clones PID 1, and leaves c as nest_hold does but for enter_userns2;
+ * nest_hold_end, in the stage once PID 1 is cloned, waits for them,
+ * writes their maps and tells PID 1, and writes namespace_ids' text
+ * with the holder's namespaces into ids; fails the stage, and kills
+ * PID 1, on error. PID 1 shares the stage's mount namespace and pivots
+ * its root away meanwhile: the stage reaches /proc only through the
+ * descriptor nest_hold_begin opened. In PID 1: nest_hold_pending says it was born before them;
+ * nest_join_prepare, before the mounts, keeps the launcher's /proc;
+ * nest_join, after them, enters the namespaces and sets enter_userns2;
+ * nest_join_proc is that /proc (for allow_ping), nest_join_done closes
+ * it; nest_hold_release lets the holder end once the stage is done with
+ * it (nest_join does, and so must a PID 1 that fails before, lest the
+ * stage wait for it). */
+void nest_hold_begin(struct config *c, int owned);
+void nest_hold_end(pid_t pid1, char *ids, size_t size);
+int nest_hold_pending(void);
+void nest_join_prepare(void);
+void nest_join(struct config *c);
+int nest_join_proc(void);
+void nest_join_done(void);
+void nest_hold_release(void);
 /* nest_reap waits for nest_hold's short-lived process, if any. */
 void nest_reap(void);
 
@@ -319,6 +349,10 @@ int enter_highest_fd(const struct config *c);
  * our children's), for the launcher's records. */
 __attribute__((noreturn)) void nsbox_join(struct config *c);
 void namespace_ids(char *buf, size_t size);
+/* namespace_ids_held is namespace_ids through proc, a descriptor of the
+ * launcher's procfs (-1: /proc), with the network, IPC and UTS
+ * namespaces of process held (nest_hold_end's holder; 0: ours). */
+void namespace_ids_held(char *buf, size_t size, int proc, pid_t held);
 
 
 /* pty.c: the command's pseudo-terminal, when c->pty. open_terminal (PID 1,
@@ -348,8 +382,10 @@ void wait_network(void);
 
 /* allow_ping (ping.c) lets every group mapped into the sandbox open ICMP
  * echo sockets in its new network namespace (net.ipv4.ping_group_range);
- * best effort. */
-void allow_ping(void);
+ * best effort. proc is a descriptor of the launcher's procfs, or -1 for
+ * the one on /proc (the sysctls are those of the caller's network
+ * namespace either way). */
+void allow_ping(int proc);
 
 /* recv_msg reads one message from the launcher; the payload is malloc'd
  * and NUL-terminated. */
