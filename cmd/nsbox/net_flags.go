@@ -45,8 +45,9 @@ type netFlags struct {
 
 	// helper is --net user's helper, started by startHelper before apply
 	// configures it; nil otherwise, and once apply handed it to the
-	// sandbox's network.
-	helper *nethelper.Client
+	// sandbox's network, which serves with served: the sandbox's Wait
+	// stops it, and run reaps it last (waitHelper).
+	helper, served *nethelper.Client
 }
 
 // startHelper starts --net user's helper program now, before the flags
@@ -67,6 +68,15 @@ func (f *netFlags) startHelper(startsSandbox bool) {
 	}
 	c.Start()
 	f.helper = c
+}
+
+// waitHelper stops --net user's helper, if the sandbox's end has not,
+// and waits for it to exit. run calls it last, after its own tear-down,
+// which the helper's exit overlaps.
+func (f *netFlags) waitHelper() {
+	if f.served != nil {
+		f.served.Wait()
+	}
 }
 
 // closeHelper kills and reaps a helper that startHelper started and apply
@@ -261,6 +271,7 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	}
 	helper.Configure(cfg, f.verbose)
 	f.changer = helper
+	f.served = helper
 	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
 		// As when the launcher served the stack itself: from here on it
 		// only waits, and a P per CPU would have idle threads spin

@@ -170,6 +170,7 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder
 	if err != nil {
 		return err
 	}
+	defer f.net.waitHelper() // last, after sess.end: see waitHelper
 	if f.term.printSpec {
 		return printSpec(spec, stdout)
 	}
