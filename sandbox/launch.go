@@ -224,7 +224,7 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	ok = true
-	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: netStop, handOffReady: make(chan struct{}, 1), pid1IsCommand: spec.CommandIsPID1,
+	sb := &Sandbox{pid1: pid1, sync: parent, stdio: stdio, tty: ctty, cgroup: cg, done: make(chan struct{}), netStop: stopOnce(netStop), handOffReady: make(chan struct{}, 1), pid1IsCommand: spec.CommandIsPID1,
 		live: TargetOf(spec, pid1.Pid, 0)}
 	sb.live.Cgroup = cg.Dir()
 	if master != nil {

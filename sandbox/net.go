@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/nsbox/nsbox/internal/remedy"
 
@@ -25,8 +26,9 @@ type Network struct {
 	TAP TAP `json:"tap"`
 	// Serve is called in the launcher once PID 1 created the device, with
 	// its file descriptor (Serve owns it from then on). It returns the
-	// function that stops the service; Sandbox.Wait calls it once the
-	// sandbox has ended. Not part of the JSON form.
+	// function that stops the service, called once: when PID 1 reports
+	// the command's exit (it exits next), else by Sandbox.Wait once PID 1
+	// ended; Wait waits for it. Not part of the JSON form.
 	Serve func(tap *os.File) (stop func() error, err error) `json:"-"`
 	// Attach is called in the launcher with PID 1's pid, before the
 	// command starts. It returns the device PID 1 is to configure (a TAP
@@ -114,6 +116,16 @@ func startNetwork(sync *os.File, n *Network, pid1 int) (stop func() error, err e
 		return nil, err
 	}
 	return stop, nil
+}
+
+// stopOnce makes a network's stop function safe to call more than once and
+// from two goroutines (Sandbox.watch and Wait): the first call runs it,
+// the others wait for it and get its result. nil stays nil.
+func stopOnce(stop func() error) func() error {
+	if stop == nil {
+		return nil
+	}
+	return sync.OnceValue(stop)
 }
 
 // expectFD is expect for a message that carries a file descriptor

@@ -25,7 +25,9 @@ type Sandbox struct {
 	cancel func() bool
 	cgroup *cgroup.Group // nil without a cgroup of its own (Limits)
 	done   chan struct{} // closed when watch returns
-	// netStop ends the network service, if any, after PID 1 ended.
+	// netStop ends the network service, if any, once: when PID 1
+	// reports the command's exit (watch, beside PID 1's own exit), and
+	// in Wait, which waits for it.
 	netStop func() error
 	// handOffReady gets PID 1's HANDOFF_READY (watch reads it).
 	handOffReady chan struct{}
@@ -151,6 +153,12 @@ func (s *Sandbox) watch() {
 		}
 		if m.Kind == stage.MsgExited {
 			s.state, _ = parseExited(m)
+			// The command is gone and PID 1 exits next, ending the
+			// sandbox: the network's end (its helper's exit) runs
+			// beside PID 1's (its namespaces' tear-down), not after it.
+			if s.netStop != nil {
+				go s.netStop()
+			}
 			continue
 		}
 		if m.Kind == stage.MsgHandOffOK {

@@ -43,11 +43,49 @@ type netFlags struct {
 	// or slirp4netns's API; nil in other modes.
 	changer network.Ports
 
-	// prestart, set by run before apply, starts --net user's helper
-	// while the sandbox is set up: false when this process will not start
-	// the sandbox (--print-spec; --detach's first process, which hands
-	// the flags to its supervisor).
-	prestart bool
+	// helper is --net user's helper, started by startHelper before apply
+	// configures it; nil otherwise, and once apply handed it to the
+	// sandbox's network, which serves with served: the sandbox's Wait
+	// stops it, and run reaps it last (waitHelper).
+	helper, served *nethelper.Client
+}
+
+// startHelper starts --net user's helper program now, before the flags
+// are turned into a spec, when this process will start the sandbox (not
+// with --print-spec, nor in --detach's first process, which hands the
+// flags to its supervisor): the helper's exec, Go runtime and package
+// inits then run beside the launcher's own work up to CONFIG, while the
+// sandbox's stage waits for it, rather than beside the stage's and PID
+// 1's work after it. apply configures it; closeHelper ends it if apply
+// never did.
+func (f *netFlags) startHelper(startsSandbox bool) {
+	if f.mode != "user" || !startsSandbox {
+		return
+	}
+	c, err := nethelper.New(os.Stderr)
+	if err != nil {
+		return // apply makes one, started by Serve, and reports what fails
+	}
+	c.Start()
+	f.helper = c
+}
+
+// waitHelper stops --net user's helper, if the sandbox's end has not,
+// and waits for it to exit. run calls it last, after its own tear-down,
+// which the helper's exit overlaps.
+func (f *netFlags) waitHelper() {
+	if f.served != nil {
+		f.served.Wait()
+	}
+}
+
+// closeHelper kills and reaps a helper that startHelper started and apply
+// did not configure (the flags were refused).
+func (f *netFlags) closeHelper() {
+	if f.helper != nil {
+		f.helper.Close()
+		f.helper = nil
+	}
 }
 
 // ruleList collects egress rules from several flags in the order given:
@@ -221,14 +259,19 @@ func (f *netFlags) applyUser(spec *sandbox.Spec) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{flagwords.NetWords(err)}
 	}
-	// The stack runs in nsbox's helper program, started now (unless this
-	// process will not start the sandbox) so that its init overlaps the
-	// sandbox's setup; nsbox itself links no stack.
-	helper := nethelper.New(cfg, f.verbose, os.Stderr)
-	if f.prestart {
-		helper.Prestart()
+	// The stack runs in nsbox's helper program (nsbox itself links no
+	// stack), started by run before the flags were read (startHelper) so
+	// that its start overlaps them; here it learns what to serve.
+	helper := f.helper
+	f.helper = nil // from here on, the sandbox's network owns it
+	if helper == nil {
+		if helper, err = nethelper.New(os.Stderr); err != nil {
+			return err
+		}
 	}
+	helper.Configure(cfg, f.verbose)
 	f.changer = helper
+	f.served = helper
 	serve := func(tap *os.File, cfg network.UserConfig) (func() error, error) {
 		// As when the launcher served the stack itself: from here on it
 		// only waits, and a P per CPU would have idle threads spin

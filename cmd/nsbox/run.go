@@ -165,11 +165,13 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder) error {
 	caught := ties.CatchSignalsSoon()
 	defer caught.Release()
-	f.net.prestart = !f.term.printSpec && !(f.state.detach && f.state.superFD < 0)
+	f.net.startHelper(!f.term.printSpec && !(f.state.detach && f.state.superFD < 0))
 	spec, notice, err := f.buildSpec(args)
+	f.net.closeHelper() // started but never configured: the flags were refused
 	if err != nil {
 		return err
 	}
+	defer f.net.waitHelper() // last, after sess.end: see waitHelper
 	if f.term.printSpec {
 		return printSpec(spec, stdout)
 	}

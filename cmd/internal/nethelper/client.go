@@ -1,7 +1,6 @@
 package nethelper
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,46 +16,74 @@ import (
 )
 
 // Client is the helper for one sandbox: not started yet, being started,
-// or started and waiting for its TAP device.
+// or started and waiting for its Request and then its TAP device.
 type Client struct {
-	cfg     network.UserConfig
-	verbose bool
 	stderr  io.Writer
 	once    sync.Once
 	started chan struct{} // closed once start returned
 	err     error         // start's error, set before started is closed
 	cmd     *exec.Cmd
 	sock    *os.File
-	ctl     sync.Mutex // one Control exchange at a time
+	// stdin is the helper's stdin, a pipe made by New: Configure writes
+	// the Request into reqW and closes it; the read end goes to the
+	// helper at its start (and is closed here then).
+	stdin, reqW *os.File
+	configured  bool       // Configure was called
+	ctl         sync.Mutex // one Control exchange at a time; guards cmd and stopped after the start
+	stopped     bool       // the launcher's end of sock is closed
+	begun       bool       // Start ran (started will close)
 }
 
-// New returns the helper that will serve cfg; stderr receives its log
-// lines (with verbose) and any crash. Nothing starts until Prestart or
-// Serve.
-func New(cfg network.UserConfig, verbose bool, stderr io.Writer) *Client {
-	return &Client{cfg: cfg, verbose: verbose, stderr: stderr, started: make(chan struct{})}
+// New returns a helper that is not started yet; stderr receives its log
+// lines (with Request.Verbose) and any crash. Nothing starts until Start
+// or Serve, and nothing is served before Configure.
+func New(stderr io.Writer) (*Client, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("%s: pipe: %w", helper.Name, err)
+	}
+	return &Client{stderr: stderr, started: make(chan struct{}), stdin: r, reqW: w}, nil
 }
 
-// Prestart starts the helper in the background: writing the embedded
-// program to its memfd, the exec and the stack's init then overlap the
-// sandbox's setup, on another CPU where there is one. Serve waits for it
-// and reports its failure. A caller that may not start the sandbox (it
-// only checks the flags, or hands them to another process) does not call
-// it: Serve starts the helper itself.
-func (c *Client) Prestart() {
+// Start starts the helper in the background, before its Request is
+// known: the exec and the helper's Go runtime and package inits (most of
+// its start, and of the CPU it needs) then overlap the launcher's own
+// flags and spec, when the sandbox's stage is still waiting for its
+// CONFIG and a second CPU, where there is one, is idle. The helper waits
+// for Configure's Request on its stdin. Serve waits for the start and
+// reports its failure. A caller that may not start the sandbox (it only
+// checks the flags, or hands them to another process) does not call it:
+// Serve starts the helper itself.
+func (c *Client) Start() {
 	c.once.Do(func() {
+		c.begun = true
 		go func() {
 			defer close(c.started)
-			c.cmd, c.sock, c.err = start(c.cfg, c.verbose, c.stderr)
+			c.cmd, c.sock, c.err = start(c.stdin, c.stderr)
 		}()
 	})
 }
 
-func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *os.File, error) {
-	req, err := json.Marshal(Request{Protocol: Protocol, Config: cfg, Verbose: verbose})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: encode the request: %w", helper.Name, err)
-	}
+// Configure sends the helper what to serve: cfg, and with verbose its
+// log lines. Called once, before Serve; the Request is encoded and
+// written in the background (a pipe holds 64 KiB; a longer one waits
+// for the helper to read it).
+func (c *Client) Configure(cfg network.UserConfig, verbose bool) {
+	c.configured = true
+	go func() {
+		defer c.reqW.Close()
+		req, err := json.Marshal(Request{Protocol: Protocol, Config: cfg, Verbose: verbose})
+		if err != nil {
+			return // the helper reads no request and says so on the socket
+		}
+		c.reqW.Write(req)
+	}()
+}
+
+// start runs the helper with stdin as its stdin; it closes stdin, which
+// only the helper needs from then on.
+func start(stdin *os.File, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+	defer stdin.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
@@ -79,7 +106,7 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 		// after its runtime started a thread per CPU.
 		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", network.Procs()))
 	}
-	cmd.Stdin = bytes.NewReader(req)
+	cmd.Stdin = stdin // a file: passed as it is, with no copying goroutine
 	cmd.Stderr = stderr
 	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
 	if err := cmd.Start(); err != nil {
@@ -90,10 +117,15 @@ func start(cfg network.UserConfig, verbose bool, stderr io.Writer) (*exec.Cmd, *
 }
 
 // Serve hands tap to the helper and waits until its stack serves it: a
-// tapnet.Server (cfg went with New). The returned function stops the
-// helper and waits for it.
+// tapnet.Server (cfg went with Configure, which must come first). The
+// returned function stops the helper; Wait waits for it.
 func (c *Client) Serve(tap *os.File, _ network.UserConfig) (func() error, error) {
-	c.Prestart()
+	if !c.configured {
+		tap.Close()
+		c.Close()
+		return nil, fmt.Errorf("%s: served before it was configured", helper.Name)
+	}
+	c.Start()
 	<-c.started
 	if c.err != nil {
 		tap.Close()
@@ -135,7 +167,7 @@ func (c *Client) sendTAP(tap *os.File) error {
 func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.cmd == nil {
+	if c.cmd == nil || c.stopped {
 		return nil, fmt.Errorf("%s: not serving", helper.Name)
 	}
 	b, err := json.Marshal(Control{Op: op, Port: p})
@@ -196,12 +228,38 @@ func (c *Client) readReply() ([]network.Publish, error) {
 	return r.Ports, nil
 }
 
-// stop closes the launcher's end, on which the helper stops its stack and
-// exits, and waits for it.
+// stop closes the launcher's end, on which the helper exits (without
+// tearing its stack down: the kernel closes every socket and the device
+// as it exits). It does not wait for that: Wait does, so that the
+// launcher's own tear-down (the state entry, the port control socket)
+// overlaps the helper's exit, about 0.8 ms of a Go process's threads and
+// memory going, in which the kernel also closes its descriptors.
 func (c *Client) stop() error {
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	c.sock.Close()
+	if !c.stopped {
+		c.stopped = true
+		c.sock.Close()
+	}
+	return nil
+}
+
+// Wait stops the helper, if Serve's stop has not, and waits for it to
+// exit: the launcher calls it last, and then no process of the helper's
+// and none of its host sockets (-p's listeners) are left. It returns the
+// helper's exit error, if any. A helper that was never started, or is
+// already reaped, gives nil.
+func (c *Client) Wait() error {
+	if !c.begun {
+		return nil // never started: nothing to wait for
+	}
+	<-c.started
+	if c.err != nil || c.sock == nil {
+		return nil
+	}
+	c.stop()
+	c.ctl.Lock()
+	defer c.ctl.Unlock()
 	if c.cmd == nil {
 		return nil
 	}
@@ -216,15 +274,17 @@ func (c *Client) stop() error {
 // Close ends a helper that will not serve (the sandbox did not start):
 // it is killed and waited for.
 func (c *Client) Close() {
-	c.once.Do(func() { close(c.started) }) // never started: nothing to end
+	c.once.Do(func() { close(c.started); c.stdin.Close() }) // never started: nothing to end
 	<-c.started
 	if c.err != nil || c.sock == nil {
 		return
 	}
+	c.ctl.Lock()
 	if c.cmd != nil {
 		c.cmd.Process.Kill()
 	}
-	c.stop()
+	c.ctl.Unlock()
+	c.Wait()
 }
 
 var _ network.Ports = (*Client)(nil)

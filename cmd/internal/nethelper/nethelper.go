@@ -1,25 +1,28 @@
 // Package nethelper is the "net" job of nsbox's helper program: the
-// launcher's side (Start, Client.Serve, a tapnet.Server) and the messages
-// both sides exchange. The helper's side is cmd/nsbox-helper/net.go; it
+// launcher's side (New, Client.Start, Configure and Serve, a
+// tapnet.Server) and the messages both sides exchange. The helper's side is cmd/nsbox-helper/net.go; it
 // runs gVisor's stack (package netstack), which nsbox itself does not
 // link.
 //
 // The exchange, on the helper's stdin and on one SOCK_SEQPACKET socket
 // (the helper's fd 4; fd 3 is its program, which it closes):
 //
-//	launcher → stdin    Request as JSON, then EOF
+//	launcher → stdin    Request as JSON, then EOF (EOF alone: no sandbox, exit)
 //	launcher → socket   "tap" with the TAP device's descriptor (SCM_RIGHTS)
 //	helper   → socket   Reply as JSON once the stack serves it, or failed
 //	launcher → socket   Control as JSON (nsbox port add, rm, ls), any number
 //	helper   → socket   Reply as JSON, with the published ports
 //	launcher closes its end: the helper exits
 //
-// The helper starts before the sandbox does, so that its start, gVisor's
-// init and all of the stack that needs no device (netstack.Prepare) are
-// done while the sandbox is being set up: once the device comes, only
-// netstack's Attach and the two messages stand between it and the
-// sandbox going on. It exits on EOF whether the launcher closed the
-// socket or died before sending the device.
+// The helper starts before the launcher has read its flags (Client.Start),
+// and the Request follows on the pipe once they are (Client.Configure):
+// its exec, Go runtime and package inits, most of its start, run while
+// the launcher builds the spec and the sandbox's stage waits for CONFIG,
+// and gVisor's stack and all of it that needs no device
+// (netstack.Prepare) while the sandbox is being set up. Once the device
+// comes, only netstack's Attach and the two messages stand between it
+// and the sandbox going on. It exits on EOF whether the launcher closed
+// the socket or died before sending the device.
 package nethelper
 
 import (
