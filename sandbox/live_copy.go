@@ -399,7 +399,7 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, hostDest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), files: newFilePool()}
+	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), files: newFilePool(copyWorkers(ddir))}
 	if err := c.copyAll(sfd, ddir, dname, src); err != nil {
 		return c.skipped, fmt.Errorf("copy %s out of the sandbox: %w", src, err)
 	}
@@ -430,7 +430,7 @@ func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy into the sandbox at %s: %w", dest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), files: newFilePool()}
+	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), files: newFilePool(copyWorkers(ddir))}
 	if err := c.copyAll(sfd, ddir, dname, hostSrc); err != nil {
 		return c.skipped, fmt.Errorf("copy %s into the sandbox: %w", hostSrc, err)
 	}

@@ -12,12 +12,17 @@ import (
 
 // The walk of CopyIn and CopyOut is serial: it lists each directory,
 // checks each entry and creates its copy, by descriptor (live_copy.go).
-// The data of the regular files it finds is copied by a few workers
-// meanwhile. The copy itself is copy_file_range (sendfile or splice where
-// the two sides are on different filesystems), and of a file in the page
-// cache that is the kernel copying memory: one core's work, while the
-// others wait. With a worker per core the copy of a tree of many files
-// runs as fast as the cores allow, where cp -a uses one.
+// The data of the regular files it finds is copied by workers meanwhile.
+// The copy itself is copy_file_range (sendfile or splice where the two
+// sides are on different filesystems), and of a file in the page cache
+// that is the kernel copying memory. Into a memory-backed filesystem
+// (tmpfs, ramfs) that is all it is, and a worker per core copies a tree
+// of many files as fast as the cores allow, where cp -a uses one. Into a
+// disk's filesystem, writers at once contend for its journal and block
+// allocation: on ext4 here, two workers took 1.4-1.8 s for a 1 GiB tree
+// of 1 MiB files where one took 0.82-1.03 s and cp -a 0.81-1.43 s (six
+// alternating rounds, sync between). There one worker copies while the
+// walk goes on.
 //
 // Only the data and the metadata of an open file are the workers': every
 // name is created by the walk, so a directory's own times, set once its
@@ -56,11 +61,24 @@ type filePool struct {
 	err   error      // the first failure; later copies are dropped
 }
 
-// newFilePool starts a worker per core, at most maxCopyWorkers; nil with
-// a single core.
-func newFilePool() *filePool {
+// copyWorkers is how many workers copy into the directory ddir: one per
+// core (at most maxCopyWorkers) on a memory-backed filesystem, else one;
+// none with a single core (the walk copies each file itself).
+func copyWorkers(ddir int) int {
 	n := min(runtime.GOMAXPROCS(0), maxCopyWorkers)
 	if n < 2 {
+		return 0
+	}
+	var fs unix.Statfs_t
+	if unix.Fstatfs(ddir, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC) {
+		return n
+	}
+	return 1
+}
+
+// newFilePool starts n workers; nil for none.
+func newFilePool(n int) *filePool {
+	if n < 1 {
 		return nil
 	}
 	p := &filePool{queue: make(chan fileData, n)}

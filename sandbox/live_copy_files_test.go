@@ -45,7 +45,7 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	assert.NilError(t, err)
 	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: dst + "/tree", files: newFilePool()}
+	c := &copier{srcTop: src, dstTop: dst + "/tree", files: newFilePool(3)}
 	assert.NilError(t, c.copyAll(fd, ddir, "tree", src))
 	t.Cleanup(func() { os.Chmod(filepath.Join(dst, "tree", "d1"), 0o755) })
 
@@ -72,10 +72,7 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 // TestFilePoolFirstError: a copy that fails on a worker is the error the
 // walk gets back, from the next file it hands over and from wait.
 func TestFilePoolFirstError(t *testing.T) {
-	p := newFilePool()
-	if p == nil {
-		t.Skip("one core: no workers")
-	}
+	p := newFilePool(2)
 	dir := t.TempDir()
 	open := func(name string, flags int) *os.File {
 		f, err := os.OpenFile(filepath.Join(dir, name), flags|os.O_CREATE, 0o600)
