@@ -1,7 +1,6 @@
 package procfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -33,42 +32,85 @@ import (
 // The pid is only a number: a caller that acts on the process pins it
 // (pidfd) and checks again afterwards that it is still parent's child.
 func OldestChild(parent int) (pid int, start uint64, err error) {
-	p := "/proc/" + strconv.Itoa(parent)
+	err = EachChild(parent, parent, func(child int) bool {
+		if st, err := ReadStat(child); err == nil && st.PPID == parent {
+			pid, start = child, st.StartTime
+			return false
+		}
+		return true // gone (or reparented) since the list was read: the next one
+	})
+	if errors.Is(err, ErrNoChildrenFile) {
+		return oldestChildByScan(parent)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if pid == 0 {
+		return 0, 0, fmt.Errorf("pid %d has no child", parent)
+	}
+	return pid, start, nil
+}
+
+// ErrNoChildrenFile is EachChild's error on a kernel built without
+// CONFIG_PROC_CHILDREN, for a process that exists.
+var ErrNoChildrenFile = errors.New("the kernel has no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN)")
+
+// EachChild calls each with the pid of every child of the thread tid of
+// the process pid, as /proc/PID/task/TID/children lists them (the order
+// they became its children), until each returns false. The list is
+// streamed, a page at a time: a process with many children (a PID 1 with
+// many orphans) makes it long, but only a page and a pid are held. The
+// kernel builds each page from its live list, so a child that ends
+// while the list is read may make the next page skip one: a caller that
+// needs the whole list reads it again once the tree holds still. The
+// pids are only numbers: a caller that acts on one pins it (pidfd) and
+// then checks it is still pid's child.
+func EachChild(pid, tid int, each func(child int) bool) error {
+	path := "/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/children"
 	// A plain descriptor: os.Open would try, and fail, to add a /proc
 	// file to the runtime's poller (epoll refuses it) at every lookup.
-	path := p + "/task/" + strconv.Itoa(parent) + "/children"
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		err = &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		if _, serr := os.Stat(p); serr == nil {
-			return oldestChildByScan(parent)
+	if err == unix.ENOENT {
+		if _, serr := os.Stat("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid)); serr == nil {
+			return ErrNoChildrenFile
 		}
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("list the children of pid %d: %w", parent, err)
+		return fmt.Errorf("list the children of pid %d: %w", pid, &os.PathError{Op: "open", Path: path, Err: err})
 	}
 	defer unix.Close(fd)
-	// The list is streamed: a PID 1 with many orphans makes it long, but
-	// only a pid at a time is held.
-	words := bufio.NewScanner(fdReader(fd))
-	words.Buffer(make([]byte, 512), 512)
-	words.Split(bufio.ScanWords)
-	for words.Scan() {
-		child, err := strconv.Atoi(words.Text())
-		if err != nil {
-			continue
+	var buf [4096]byte
+	child, digits := 0, 0
+	for {
+		n, err := fdReader(fd).Read(buf[:])
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("list the children of pid %d: %w", pid, err)
 		}
-		if st, err := ReadStat(child); err == nil && st.PPID == parent {
-			return child, st.StartTime, nil
+		// Pids end with a space; one of more than 10 digits is not a
+		// pid, and is skipped. The end of the file ends the last one.
+		if err == io.EOF {
+			n = copy(buf[:], " ")
 		}
-		// Gone (or reparented) since the list was read: the next one.
+		for _, c := range buf[:n] {
+			if c >= '0' && c <= '9' {
+				if digits++; digits <= 10 {
+					child = child*10 + int(c-'0')
+				}
+				continue
+			}
+			if digits > 0 && digits <= 10 && child > 0 && !each(child) {
+				return nil
+			}
+			child, digits = 0, 0
+		}
+		// The kernel fills a read until the buffer, or its own page,
+		// would overflow: one that left more room than a pid takes
+		// ("%d ", 11 bytes at most) reached the end of the list, and
+		// the read that would say so (0) is spared.
+		if err == io.EOF || n < len(buf)-16 {
+			return nil
+		}
 	}
-	if err := words.Err(); err != nil {
-		return 0, 0, fmt.Errorf("list the children of pid %d: %w", parent, err)
-	}
-	return 0, 0, fmt.Errorf("pid %d has no child", parent)
 }
 
 // oldestChildByScan is OldestChild without the children file: the stat of

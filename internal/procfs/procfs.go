@@ -94,6 +94,7 @@ type Stat struct {
 	State     byte   // field 3: R, S, D, Z, …
 	PPID      int    // field 4: the parent's pid
 	Flags     uint64 // field 9: the kernel's PF_* flags (sched.h)
+	Threads   int    // field 20: the number of threads of its process
 	StartTime uint64 // field 22: clock ticks since boot
 }
 
@@ -107,7 +108,7 @@ func ParseStat(b []byte) (Stat, error) {
 	}
 	fields := strings.Fields(string(b[i+1:]))
 	// fields[0] is field 3 (state): field 4 is fields[1], 9 fields[6],
-	// 22 fields[19].
+	// 20 fields[17], 22 fields[19].
 	if len(fields) < 20 {
 		return Stat{}, errors.New("parse /proc/PID/stat: too few fields")
 	}
@@ -119,6 +120,9 @@ func ParseStat(b []byte) (Stat, error) {
 	if st.Flags, err = strconv.ParseUint(fields[6], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("parse /proc/PID/stat: flags: %w", err)
 	}
+	if st.Threads, err = strconv.Atoi(fields[17]); err != nil {
+		return Stat{}, fmt.Errorf("parse /proc/PID/stat: threads: %w", err)
+	}
 	if st.StartTime, err = strconv.ParseUint(fields[19], 10, 64); err != nil {
 		return Stat{}, fmt.Errorf("parse /proc/PID/stat: start time: %w", err)
 	}
@@ -126,12 +130,36 @@ func ParseStat(b []byte) (Stat, error) {
 }
 
 // ReadStat reads and parses /proc/PID/stat.
+//
+// The file is one line the kernel formats whole at the first read(2) and
+// hands out as far as the buffer holds: a read that returns less than
+// the buffer returned all of it, and the read that would return its end
+// (0) is spared. It is read on a stack buffer, a page: the line is
+// shorter (52 numbers and a name of 64 bytes at most), and a longer one
+// is read on as ReadFile does.
 func ReadStat(pid int) (Stat, error) {
-	b, err := ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Stat{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	n, err := unix.Read(fd, buf[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf[:])
+	}
+	if err != nil {
+		return Stat{}, &os.PathError{Op: "read", Path: path, Err: err}
+	}
+	if n < len(buf) {
+		return ParseStat(buf[:n])
+	}
+	rest, err := ReadUpTo(fd, path, MaxRead-n)
 	if err != nil {
 		return Stat{}, err
 	}
-	return ParseStat(b)
+	return ParseStat(append(buf[:n:n], rest...))
 }
 
 // StatusField returns the value of the line "Name:\tvalue" of a

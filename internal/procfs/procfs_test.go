@@ -22,7 +22,7 @@ func TestParseStat(t *testing.T) {
 	line := "4242 (evil) S 1 2) R 77 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n"
 	st, err := ParseStat([]byte(line))
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(st, Stat{State: 'R', PPID: 77, Flags: 4194560, StartTime: 987654}))
+	assert.Check(t, is.DeepEqual(st, Stat{State: 'R', PPID: 77, Flags: 4194560, Threads: 1, StartTime: 987654}))
 
 	for _, bad := range []string{"garbage", "1 (x) S 1 2", "1 (x) S notapid 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0"} {
 		_, err := ParseStat([]byte(bad))
@@ -35,6 +35,8 @@ func TestParseStat(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(st.PPID, os.Getppid()))
 	assert.Check(t, st.StartTime > 0)
+	// The Go runtime runs more than one thread.
+	assert.Check(t, st.Threads > 1, "threads %d", st.Threads)
 }
 
 func FuzzParseStat(f *testing.F) {
