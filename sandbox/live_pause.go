@@ -3,12 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/nsbox/nsbox/internal/cgroup"
-	"github.com/nsbox/nsbox/internal/procfs"
+	"github.com/nsbox/nsbox/internal/proctree"
+	"github.com/nsbox/nsbox/sandbox/internal/stage"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,25 +25,37 @@ import (
 //
 // Without a cgroup of its own (a cgroup v1 or hybrid host without a
 // delegated cgroup v2, or a sandbox started without one), Pause works
-// with signals, from the caller's side, where it holds every capability
-// of the sandbox's user namespace: it stops each descendant of PID 1 (the
-// command, its children, orphans PID 1 adopted, processes of nsbox exec)
-// with SIGSTOP, scanning again until a scan finds none still running, so
-// a process forked meanwhile is caught too. Unlike the freezer:
+// with signals. A process the stage starts in the sandbox's PID namespace
+// (holding every capability of its user namespace) sends SIGSTOP to -1:
+// the kernel signals, in one pass under its task list lock, every process
+// of that namespace and of those nested in it but its PID 1 (the command,
+// its children, orphans PID 1 adopted, the processes of nsbox exec), and
+// also a child one of them is forking at that moment. Pause then walks
+// the processes that descend from PID 1 (package proctree: the kernel's
+// lists of children, not a read of every process on the host) and waits
+// until each is stopped, walking again if one was running without a
+// SIGSTOP pending (a process of the sandbox continued it) until a walk
+// finds none. If the stage's signal fails (a process of the sandbox
+// stopped the stage's process before it could send it, say), the walk
+// stops each process itself, through a pidfd. Unlike the freezer:
 //   - a paused process is in the "stopped" state (T in ps), which its
 //     parent may notice (waitpid WUNTRACED) and a debugger too;
-//   - Resume continues every stopped process, also one that was stopped
-//     before Pause (by Ctrl-Z, say);
+//   - Resume (SIGCONT to -1 the same way) continues every stopped
+//     process, also one that was stopped before Pause (by Ctrl-Z, say);
 //   - nsbox's init (PID 1, when it is not the command) keeps running: it
 //     only reaps and forwards signals, so kill and stop still reach the
 //     sandbox, and SIGKILL ends it at once;
 //   - a sandbox attached to a terminal reports the command's stop to its
 //     launcher, which then suspends as on Ctrl-Z;
-//   - a process forking without end may outrun the scans (Pause gives up
-//     after 5 s).
+//   - processes that fork without end, or continue each other, in a way
+//     that outruns the walks make Pause give up after 5 s;
+//   - the walks check the descendants of PID 1 only: a process of nsbox
+//     exec (whose parent is the exec launcher, outside) is stopped by the
+//     signal to -1 alone.
 //
 // (From inside, PID 1 of a PID namespace ignores SIGSTOP; sent from the
-// caller's namespace above, it stops it like any process.)
+// caller's namespace above, it stops it like any process: a command that
+// is PID 1 is stopped so, first.)
 //
 // A sandbox that shares the caller's PID namespace and has no cgroup of
 // its own cannot be paused: its processes are not set apart from the
@@ -68,34 +79,96 @@ func (s *Sandbox) Pause() error {
 		return fmt.Errorf("pause: the sandbox shares the caller's PID namespace: its processes are not set apart")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		procs, err := members(t)
+	if t.CommandIsPID1 {
+		// Stopped first, and waited for: kill(-1) spares PID 1, and a
+		// fork of PID 1 is caught by it only once that fork is done.
+		err := signalPID1(t, unix.SIGSTOP)
+		if err == nil {
+			err = proctree.WaitHalted(t.Pid, t.StartTime, deadline)
+		}
 		if err != nil {
 			return fmt.Errorf("pause: %w", err)
 		}
-		var running []member
-		for _, p := range procs {
-			if !p.stopped {
-				running = append(running, p)
+	}
+	// kill(-1, SIGSTOP) from inside. If it failed (a process of the
+	// sandbox stopped the helper before it could send it, say), the
+	// walks below stop each process themselves.
+	helped := signalInside(t, unix.SIGSTOP)
+	if errors.Is(helped, ErrEnded) {
+		return fmt.Errorf("pause: %w", helped)
+	}
+	for {
+		running := 0
+		complete, err := walkSandbox(t, deadline, func(p *proctree.Proc) error {
+			switch {
+			case p.Halted:
+				return nil
+			case p.Again:
+				// Its children are listed once it is stopped: a child
+				// it forked before is then in the list.
+				return proctree.WaitHalted(p.Pid, p.Start, deadline)
 			}
+			// SIGSTOP pending: on its way to stop (it was asleep, or on
+			// the other CPU). Otherwise it escaped the signal, or was
+			// continued since: stopped here, and the tree is walked
+			// again once all are. Either way, it stops while the walk
+			// goes on with the others.
+			if helped != nil || !proctree.StopPending(p.Pid, p.Pid) {
+				running++
+				if err := p.Signal(unix.SIGSTOP); err != nil {
+					return err
+				}
+			}
+			return proctree.Later
+		})
+		if errors.Is(err, proctree.ErrNotHalted) || err == nil && time.Now().After(deadline) {
+			return fmt.Errorf("pause: processes of the sandbox would not stop within 5s (uninterruptible sleep, or forking without end)")
 		}
-		if len(running) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pause: %d processes of the sandbox would not stop within 5s (uninterruptible sleep, or forking without end)", len(running))
-		}
-		if err := signalAll(running, unix.SIGSTOP); err != nil {
+		if err != nil {
 			return fmt.Errorf("pause: %w", err)
 		}
-		// Wait for those to stop (reading their own stat files only),
-		// then scan again for processes forked meanwhile.
-		for _, p := range running {
-			for !stoppedOrGone(p) && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Microsecond)
-			}
+		if complete && running == 0 {
+			return nil
 		}
+		helped = errors.New("walk again")
 	}
+}
+
+// signalPID1 sends sig to the sandbox's PID 1 through a pidfd.
+func signalPID1(t Target, sig unix.Signal) error {
+	fd, err := unix.PidfdOpen(t.Pid, 0)
+	if err != nil {
+		return ErrEnded
+	}
+	defer unix.Close(fd)
+	if st, err := pidStartTime(t.Pid); err != nil || st != t.StartTime {
+		return ErrEnded
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal PID 1 (pid %d): %w", t.Pid, err)
+	}
+	return nil
+}
+
+// signalInside sends sig to every process of the sandbox's PID namespace
+// but its PID 1, with kill(-1, sig) from a process the stage starts in it
+// (stage live.c).
+func signalInside(t Target, sig unix.Signal) error {
+	_, err := runLive(t, &stage.Live{Op: stage.LiveSignal, Signal: int(sig)})
+	return err
+}
+
+// walkSandbox calls visit for every process of the sandbox t: the
+// descendants of its PID 1 (every process of a PID namespace descends
+// from its PID 1: orphans are reparented to it, or to a subreaper below
+// it), and PID 1 itself when it is the command. complete is false when
+// the tree changed under the walk (proctree.Walk).
+func walkSandbox(t Target, deadline time.Time, visit func(*proctree.Proc) error) (complete bool, err error) {
+	complete, err = proctree.Walk(t.Pid, t.StartTime, t.CommandIsPID1, deadline, visit)
+	if errors.Is(err, proctree.ErrRootGone) {
+		return false, ErrEnded
+	}
+	return complete, err
 }
 
 // ownCgroup opens t's cgroup (Target.Cgroup) after checking that PID 1,
@@ -116,49 +189,9 @@ func ownCgroup(t Target) (*cgroup.Group, error) {
 	return g, nil
 }
 
-// stoppedOrGone reports whether p is stopped, or no longer that process.
-func stoppedOrGone(p member) bool {
-	st, err := procfs.ReadStat(p.pid)
-	if err != nil || st.StartTime != p.start {
-		return true
-	}
-	return halted(p.pid, st.State)
-}
-
-// halted reports whether the process pid, in state (/proc/PID/stat field
-// 3), runs none of its own code and will not until continued: stopped
-// (T, t), dead (Z, X: a stopped parent has not reaped it), or in an
-// uninterruptible sleep (D, a slow write, say) with SIGSTOP pending, which
-// stops it before it returns to user space.
-func halted(pid int, state byte) bool {
-	switch state {
-	case 'T', 't', 'Z', 'X':
-		return true
-	case 'D':
-		return stopPending(pid)
-	}
-	return false
-}
-
-// stopPending reports whether SIGSTOP is pending for the process pid
-// (SigPnd or ShdPnd of /proc/PID/status, a hex mask: bit N-1 for signal
-// N).
-func stopPending(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return false
-	}
-	for _, f := range []string{"SigPnd", "ShdPnd"} {
-		v, _ := procfs.StatusField(b, f)
-		if m, err := strconv.ParseUint(v, 16, 64); err == nil && m&(1<<(unix.SIGSTOP-1)) != 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // Resume continues the processes of a sandbox that Pause stopped: thaws
-// its cgroup, or sends SIGCONT to each of its processes.
+// its cgroup, or sends SIGCONT to -1 from inside (and to a command that
+// is PID 1), or, if that fails, to each process a walk finds.
 func (s *Sandbox) Resume() error {
 	t, err := s.target()
 	if err != nil {
@@ -177,12 +210,28 @@ func (s *Sandbox) Resume() error {
 	if !t.Namespaces.PID {
 		return fmt.Errorf("resume: the sandbox shares the caller's PID namespace")
 	}
-	procs, err := members(t)
-	if err == nil {
-		err = signalAll(procs, unix.SIGCONT)
+	// kill(-1, SIGCONT) from inside reaches every process Pause
+	// stopped but PID 1; a walk does, if that fails.
+	helped := signalInside(t, unix.SIGCONT)
+	if errors.Is(helped, ErrEnded) {
+		return fmt.Errorf("resume: %w", helped)
 	}
-	if err != nil {
-		return fmt.Errorf("resume: %w", err)
+	if t.CommandIsPID1 {
+		if err := signalPID1(t, unix.SIGCONT); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for helped != nil {
+		complete, err := walkSandbox(t, deadline, func(p *proctree.Proc) error {
+			return p.Signal(unix.SIGCONT)
+		})
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		if complete || time.Now().After(deadline) {
+			break
+		}
 	}
 	return nil
 }
@@ -203,91 +252,20 @@ func (s *Sandbox) Paused() (bool, error) {
 		}
 		return g.Frozen()
 	}
-	procs, err := members(t)
-	if err != nil {
-		return false, err
-	}
-	for _, p := range procs {
-		if !p.stopped {
-			return false, nil
-		}
-	}
-	return len(procs) > 0, nil
-}
-
-// member is a process of the sandbox, as /proc/PID/stat shows it;
-// stopped includes zombies.
-type member struct {
-	pid     int
-	start   uint64
-	stopped bool
-}
-
-// members lists the descendants of t's PID 1 (and PID 1 itself when it
-// is the command). Every process of a PID namespace descends from its
-// PID 1: orphans are reparented to it, or to a subreaper below it.
-func members(t Target) ([]member, error) {
-	d, err := os.Open("/proc")
-	if err != nil {
-		return nil, err
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return nil, err
-	}
-	type proc struct {
-		ppid    int
-		start   uint64
-		stopped bool
-	}
-	all := make(map[int]proc, len(names))
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
+	any, running := false, false
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		complete, err := walkSandbox(t, deadline, func(p *proctree.Proc) error {
+			any = true
+			running = running || !p.Halted
+			return nil
+		})
 		if err != nil {
-			continue
+			return false, err
 		}
-		st, err := procfs.ReadStat(pid)
-		if err != nil {
-			continue // gone meanwhile
+		if complete || running || time.Now().After(deadline) {
+			return any && !running, nil
 		}
-		all[pid] = proc{ppid: st.PPID, start: st.StartTime, stopped: halted(pid, st.State)}
+		any = false
 	}
-	if p1, ok := all[t.Pid]; !ok || p1.start != t.StartTime {
-		return nil, ErrEnded
-	}
-	var out []member
-	for pid, p := range all {
-		in := pid == t.Pid && t.CommandIsPID1
-		for q, hops := p.ppid, 0; !in && q > 1 && hops < 4096; hops++ {
-			if q == t.Pid {
-				in = true
-				break
-			}
-			q = all[q].ppid
-		}
-		if in {
-			out = append(out, member{pid: pid, start: p.start, stopped: p.stopped})
-		}
-	}
-	return out, nil
-}
-
-// signalAll sends sig to procs through pidfds, each checked to be still
-// the process listed (a pid reused meanwhile is left alone).
-func signalAll(procs []member, sig unix.Signal) error {
-	for _, p := range procs {
-		fd, err := unix.PidfdOpen(p.pid, 0)
-		if err != nil {
-			continue // gone
-		}
-		if st, err := pidStartTime(p.pid); err == nil && st == p.start {
-			if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-				unix.Close(fd)
-				return fmt.Errorf("signal pid %d: %w", p.pid, err)
-			}
-		}
-		unix.Close(fd)
-	}
-	return nil
 }

@@ -206,13 +206,7 @@ func TestLivePause(t *testing.T) {
 	assert.Check(t, !strings.Contains(s.run("ps").Stdout(), "(paused)"))
 
 	// Paused, then killed: nothing left.
-	s.run("pause", "p").Assert(t, icmd.Success)
-	procs := sandboxProcs(t, pid1)
-	s.run("kill", "p").Assert(t, icmd.Success)
-	for pid := range procs {
-		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
-		assert.Check(t, os.IsNotExist(err), "pid %d is left", pid)
-	}
+	s.pausedThenKilled("p", pid1)
 	assert.Check(t, is.Len(s.entries(), 0))
 
 	// Paused, then stopped (TERM first): it ends within the grace.
@@ -227,6 +221,77 @@ func TestLivePause(t *testing.T) {
 	res = s.run("pause", "h")
 	res.Assert(t, icmd.Expected{ExitCode: 125, Err: "nsbox: sandbox h: pause: the sandbox shares the caller's PID namespace"})
 	assert.Check(t, is.Equal(strings.Count(res.Stderr(), "\n"), 1), res.Stderr())
+}
+
+// TestLivePauseExec: a process nsbox exec started is one of the
+// sandbox's (in its PID namespace), though its parent is the exec
+// launcher outside, not PID 1: pause stops it too, resume continues it.
+func TestLivePauseExec(t *testing.T) {
+	s := newStateEnv(t)
+	out := t.TempDir()
+	assert.NilError(t, os.Chmod(out, 0o777))
+	s.detached("e", "--bind", out+":/out", "--", "sleep", "600")
+	exec := icmd.StartCmd(icmd.Cmd{Command: []string{nsboxBin, "exec", "e", "--", "sh", "-c",
+		"while :; do date +%s%N > /out/tick; sleep 0.01; done"}, Env: s.env()})
+	defer func() { exec.Cmd.Process.Kill(); exec.Cmd.Wait() }()
+	tick := func() string { return counter(t, filepath.Join(out, "tick")) }
+	waitFor(t, func() bool { return tick() != "" }, "the exec'd ticker")
+
+	s.run("pause", "e").Assert(t, icmd.Success)
+	stillFor(t, tick, 300*time.Millisecond, "the exec'd ticker")
+	s.run("resume", "e").Assert(t, icmd.Success)
+	was := tick()
+	waitFor(t, func() bool { return tick() != was }, "the exec'd ticker to run again")
+}
+
+// TestLivePauseAttacks: a sandbox without a cgroup of its own whose
+// processes fork without end and continue every process of the sandbox
+// (kill -CONT -1) in a loop is still paused whole: the signal sent from
+// inside (kill -1) reaches a child being forked too, and the walk that
+// follows stops what a SIGCONT let go. Pause returns, nothing of it runs
+// while paused, and resume and kill work.
+func TestLivePauseAttacks(t *testing.T) {
+	s := newStateEnv(t)
+	out := t.TempDir()
+	assert.NilError(t, os.Chmod(out, 0o777))
+	s.detached("a", "--root", "--bind", out+":/out", "--", "sh", "-c", `
+while :; do sh -c 'date +%s%N > /out/fork'; done &
+while :; do kill -CONT -1 2>/dev/null; date +%s%N > /out/cont; done &
+wait`)
+	pid1 := s.inspect("a").Pid
+	fork := func() string { return counter(t, filepath.Join(out, "fork")) }
+	cont := func() string { return counter(t, filepath.Join(out, "cont")) }
+	waitFor(t, func() bool { return fork() != "" && cont() != "" }, "the loops")
+
+	for range 3 {
+		start := time.Now()
+		res := s.run("pause", "a")
+		res.Assert(t, icmd.Success)
+		assert.Check(t, time.Since(start) < 5*time.Second, "pause took %v", time.Since(start))
+		for pid, st := range sandboxProcs(t, pid1) {
+			assert.Check(t, st == "T" || st == "Z" || st == "D" && stopPending(pid), "pid %d is %s", pid, st)
+		}
+		wasFork, wasCont := fork(), cont()
+		time.Sleep(300 * time.Millisecond)
+		assert.Check(t, is.Equal(fork(), wasFork), "the fork loop ran on while paused")
+		assert.Check(t, is.Equal(cont(), wasCont), "the SIGCONT loop ran on while paused")
+		s.run("resume", "a").Assert(t, icmd.Success)
+		waitFor(t, func() bool { return fork() != wasFork && cont() != wasCont }, "the loops to run again")
+	}
+	s.pausedThenKilled("a", pid1)
+}
+
+// pausedThenKilled pauses the sandbox name (PID 1 pid1) and kills it,
+// and checks none of its processes is left.
+func (s *stateEnv) pausedThenKilled(name string, pid1 int) {
+	s.t.Helper()
+	s.run("pause", name).Assert(s.t, icmd.Success)
+	procs := sandboxProcs(s.t, pid1)
+	s.run("kill", name).Assert(s.t, icmd.Success)
+	for pid := range procs {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		assert.Check(s.t, os.IsNotExist(err), "pid %d is left", pid)
+	}
 }
 
 // TestLiveMountAnchorsHidden: the anchors of added mounts (docs/live.md)

@@ -7,12 +7,12 @@ package main
 
 // `nsbox run` and `nsbox exec` start their sandbox stage before the Go
 // runtime does, and so do the live commands that need a stage (mount,
-// umount, connect: sandbox/live.go): defining this symbol opts in (a
+// umount, connect, pause and resume: sandbox/live.go): defining this symbol opts in (a
 // list: each name ends with a NUL, and an empty name ends it). The
 // constructor reads argv[1] only.
 
 /*
-const char nsbox_prefork_command[] = "run\0exec\0mount\0umount\0connect\0";
+const char nsbox_prefork_command[] = "run\0exec\0mount\0umount\0connect\0pause\0resume\0";
 */
 import "C"
 

@@ -105,6 +105,7 @@ const (
 	LiveMount  = 1 // bind the host path Src at Dest in the command's view
 	LiveUmount = 2 // remove what LiveMount put at Dest
 	LiveSocket = 3 // a socket(Family, Type) of the sandbox's network namespace
+	LiveSignal = 4 // Signal to every process of the sandbox's PID namespace but its PID 1
 )
 
 // Live is a live operation: with JoinPID, the stage joins the sandbox as
@@ -116,6 +117,7 @@ type Live struct {
 	ReadOnly     bool
 	Mkdir        bool
 	Family, Type int
+	Signal       int
 }
 
 // Nest is the nested user namespace of the command (package sandbox's
@@ -248,6 +250,9 @@ func (c *Config) Encode() []byte {
 			if l.Family > 0 {
 				add(C.KEY_LIVE_FAMILY, strconv.Itoa(l.Family))
 				add(C.KEY_LIVE_TYPE, strconv.Itoa(l.Type))
+			}
+			if l.Signal > 0 {
+				add(C.KEY_LIVE_SIGNAL, strconv.Itoa(l.Signal))
 			}
 		}
 	}

@@ -23,7 +23,8 @@
  * setns(CLONE_NEWUSER) refuses a multi-threaded caller, which is why this
  * is C run before the Go runtime, like the rest of the stage.
  *
- * With live-op (nsbox mount, umount, Sandbox.Dial/Listen) the stage stops
+ * With live-op (nsbox mount, umount, Sandbox.Dial/Listen, and pause and
+ * resume without a cgroup of the sandbox's own) the stage stops
  * after opening the namespaces and root: live.c does the operation from
  * there and no command is started.
  */
@@ -288,9 +289,9 @@ __attribute__((noreturn)) void nsbox_join(struct config *c)
 		fail("the sandbox's PID 1 (pid %d) is gone", (int)pid);
 	}
 	close(pidfd);
-	/* nsbox mount, umount, Sandbox.Dial: live.c, instead of a command. */
+	/* nsbox mount, umount, pause, Sandbox.Dial: live.c, instead of a command. */
 	if (c->join.live_op)
-		live_run(c, outer, fds[0], fds[2], rootfd);
+		live_run(c, outer, fds[0], fds[1], fds[2], rootfd);
 
 	/* 1. The sandbox's user namespace, first. */
 	if (setns(outer, CLONE_NEWUSER) < 0)

@@ -1,7 +1,8 @@
 /*
  * live.c: the stage's live operations on a running sandbox (live-op):
- * nsbox mount and umount (Sandbox.Mount/Unmount) and the sockets of
- * Sandbox.Dial/Listen. join.c pins the sandbox and opens the command's
+ * nsbox mount and umount (Sandbox.Mount/Unmount), the sockets of
+ * Sandbox.Dial/Listen, and the signal of nsbox pause and resume
+ * (Sandbox.Pause/Resume without a cgroup of the sandbox's own). join.c pins the sandbox and opens the command's
  * namespaces as for nsbox exec, then calls live_run instead of starting a
  * command; the stage answers LIVE_DONE (with the socket, for LIVE_SOCKET)
  * or ERROR, and exits. Nothing of the sandbox runs in this process: it
@@ -51,7 +52,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <stdint.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -286,7 +290,56 @@ static void live_socket(const struct config *c, int outer, int netfd)
 	_exit(0);
 }
 
-__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int netfd, int rootfd)
+/* live_signal sends live_signal to every process of the sandbox's PID
+ * namespace but its PID 1 (nsbox pause and resume of a sandbox without a
+ * cgroup of its own): kill(-1, sig) from a child in that namespace. The
+ * kernel (kill_something_info) signals, under the task list's lock, each
+ * process the sender can see with a pid above 1 in its own namespace,
+ * i.e. this namespace's and those nested in it, whichever process of the
+ * sandbox forked them (nsbox exec's too), and nothing else: the host's
+ * processes have no pid there. A signal sent this way to many processes
+ * also reaches a child being forked meanwhile (the kernel's copy_process
+ * collects it in "delayed" and makes it the child's pending signal,
+ * since Linux 4.20), so no fork slips through it, as one may between
+ * signals sent a process at a time. We hold every capability of the
+ * sandbox's user namespace, and so CAP_KILL over every process in it and
+ * in the user namespaces nested in it (the command's).
+ *
+ * The child is in the sandbox's PID namespace, where a process of the
+ * sandbox could stop it before it gets to kill: it is given 1 s, then
+ * killed, and the operation fails (the caller then stops the processes
+ * one by one). It holds nothing of ours: no descriptor but those join.c
+ * opened, not dumpable. */
+static void live_signal(const struct config *c, int outer, int pidns)
+{
+	if (pidns < 0) {
+		errno = EINVAL;
+		fail("the sandbox has no PID namespace of its own");
+	}
+	if (setns(outer, CLONE_NEWUSER) < 0 || setns(pidns, CLONE_NEWPID) < 0)
+		fail("join the sandbox's PID namespace (setns)");
+	int sig = c->join.live_signal;
+	pid_t child = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+	if (child < 0)
+		fail("start a process in the sandbox's PID namespace (clone)");
+	if (child == 0)
+		/* ESRCH: nothing to signal but PID 1. */
+		_exit(kill(-1, sig) == 0 || errno == ESRCH ? 0 : errno);
+	int pfd = (int)syscall(SYS_pidfd_open, child, 0);
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+	int ready = pfd < 0 ? 1 : poll(&p, 1, 1000);
+	if (ready <= 0)
+		kill(child, SIGKILL);
+	int status = 0;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (ready <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		errno = ready <= 0 || !WIFEXITED(status) ? ETIMEDOUT : WEXITSTATUS(status);
+		fail("send signal %d to the sandbox's processes (kill -1)", sig);
+	}
+}
+
+__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int pidfd, int netfd, int rootfd)
 {
 	switch (c->join.live_op) {
 	case LIVE_MOUNT:
@@ -297,6 +350,9 @@ __attribute__((noreturn)) void live_run(const struct config *c, int outer, int m
 		break;
 	case LIVE_SOCKET:
 		live_socket(c, outer, netfd);
+		break;
+	case LIVE_SIGNAL:
+		live_signal(c, outer, pidfd);
 		break;
 	}
 	send_msg(NSBOX_MSG_LIVE_DONE, 0, NULL);

@@ -36,7 +36,7 @@
 #define KEY_JOIN_START "join-start"
 #define KEY_JOIN_NESTED "join-nested"
 #define KEY_JOIN_PID1_COMMAND "join-pid1-command"
-#define KEY_LIVE_OP "live-op"           /* LIVE_MOUNT, LIVE_UMOUNT, LIVE_SOCKET (live.c) */
+#define KEY_LIVE_OP "live-op"           /* LIVE_MOUNT, LIVE_UMOUNT, LIVE_SOCKET, LIVE_SIGNAL (live.c) */
 #define KEY_LIVE_SRC "live-src"
 #define KEY_LIVE_DEST "live-dest"
 #define KEY_LIVE_ANCHOR "live-anchor"   /* the host path under an added mount (live.c) */
@@ -44,6 +44,7 @@
 #define KEY_LIVE_MKDIR "live-mkdir"
 #define KEY_LIVE_FAMILY "live-family"
 #define KEY_LIVE_TYPE "live-type"
+#define KEY_LIVE_SIGNAL "live-signal" /* LIVE_SIGNAL: the signal */
 #define KEY_PTY "pty"
 #define KEY_PTY_ROWS "pty-rows"
 #define KEY_PTY_COLS "pty-cols"

@@ -267,7 +267,7 @@ const struct cfg_key join_keys[] = {
 	{CFG_KEY(KEY_JOIN_START, CFG_U64, 0, join_start), .max = ULLONG_MAX, .with = KEY_JOIN_PID, .needs = KEY_JOIN_PID},
 	{CFG_KEY(KEY_JOIN_NESTED, CFG_BOOL, 0, join_nested), .needs = KEY_JOIN_PID},
 	{CFG_KEY(KEY_JOIN_PID1_COMMAND, CFG_BOOL, 0, join_pid1_command), .needs = KEY_JOIN_PID},
-	{CFG_KEY(KEY_LIVE_OP, CFG_INT, 0, live_op), .min = LIVE_MOUNT, .max = LIVE_SOCKET, .needs = KEY_JOIN_PID},
+	{CFG_KEY(KEY_LIVE_OP, CFG_INT, 0, live_op), .min = LIVE_MOUNT, .max = LIVE_SIGNAL, .needs = KEY_JOIN_PID},
 	{CFG_KEY(KEY_LIVE_SRC, CFG_STR, 0, live_src), .max = 4096, .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_DEST, CFG_STR, 0, live_dest), .max = 4096, .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_ANCHOR, CFG_STR, 0, live_anchor), .max = 4096, .needs = KEY_LIVE_OP},
@@ -275,6 +275,7 @@ const struct cfg_key join_keys[] = {
 	{CFG_KEY(KEY_LIVE_MKDIR, CFG_BOOL, 0, live_mkdir), .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_FAMILY, CFG_INT, 0, live_family), .min = 1, .max = 64, .needs = KEY_LIVE_OP},
 	{CFG_KEY(KEY_LIVE_TYPE, CFG_INT, 0, live_type), .min = 1, .max = 10, .needs = KEY_LIVE_OP},
+	{CFG_KEY(KEY_LIVE_SIGNAL, CFG_INT, 0, live_signal), .min = 1, .max = 64, .needs = KEY_LIVE_OP},
 	{.key = NULL},
 };
 

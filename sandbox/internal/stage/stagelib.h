@@ -76,12 +76,15 @@ struct cfg_join {
 	/* live-op: instead of a command, act on the joined sandbox (live.c,
 	 * nsbox mount/umount and Sandbox.Dial): LIVE_MOUNT the host path
 	 * live_src at live_dest, LIVE_UMOUNT live_dest, LIVE_SOCKET make a
-	 * socket(live_family, live_type) in its network namespace; both
-	 * mount ops use the empty host file or directory live_anchor. */
+	 * socket(live_family, live_type) in its network namespace,
+	 * LIVE_SIGNAL send live_signal to every process of its PID namespace
+	 * but its PID 1; both mount ops use the empty host file or directory
+	 * live_anchor. */
 	int live_op;
 	const char *live_src, *live_dest, *live_anchor;
 	int live_ro, live_mkdir;
 	int live_family, live_type;
+	int live_signal;
 };
 
 /* The filesystem (mounts.c): with new_root, mounts[] build a fresh root
@@ -315,11 +318,11 @@ int read_exec_report(int report_fd, int *err);
 __attribute__((noreturn)) void exec_failed(const struct config *c, int step, int err);
 
 /* join.c: the live operations (live-op). */
-enum { LIVE_MOUNT = 1, LIVE_UMOUNT, LIVE_SOCKET };
+enum { LIVE_MOUNT = 1, LIVE_UMOUNT, LIVE_SOCKET, LIVE_SIGNAL };
 /* live_run does c->live_op with the descriptors join.c opened: the
- * sandbox's user namespace, the command's mount and network namespaces
- * (-1 if not its own) and its root. */
-__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int netfd, int rootfd);
+ * sandbox's user namespace, the command's mount, PID and network
+ * namespaces (-1 if not its own) and its root. */
+__attribute__((noreturn)) void live_run(const struct config *c, int outer, int mntfd, int pidfd, int netfd, int rootfd);
 
 /* enter.c: Spec.Enter. enter_userns (the stage, first) enters the given
  * user namespace and learns its maps; enter_pidns (the stage, before
