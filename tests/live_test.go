@@ -249,7 +249,8 @@ func TestLivePauseExec(t *testing.T) {
 // (kill -CONT -1) in a loop is still paused whole: the signal sent from
 // inside (kill -1) reaches a child being forked too, and the walk that
 // follows stops what a SIGCONT let go. Pause returns, nothing of it runs
-// while paused, and resume and kill work.
+// while paused, and resume and kill work. So for one that stops every
+// process in a loop (kill -STOP -1), the stage's own too.
 func TestLivePauseAttacks(t *testing.T) {
 	s := newStateEnv(t)
 	out := t.TempDir()
@@ -279,6 +280,28 @@ wait`)
 		waitFor(t, func() bool { return fork() != wasFork && cont() != wasCont }, "the loops to run again")
 	}
 	s.pausedThenKilled("a", pid1)
+
+	// Root inside stops every process of the sandbox in a loop (kill
+	// -STOP -1), the stage's process in it too when it comes in time:
+	// the stage gives up on it after 1 s, and the walk stops each
+	// process itself. Pause succeeds either way.
+	s.detached("b", "--root", "--", "sh", "-c", `
+while :; do kill -STOP -1 2>/dev/null; done &
+while :; do kill -STOP -1 2>/dev/null; done &
+sleep 600`)
+	pid1 = s.inspect("b").Pid
+	// (The first loop may stop the shell before it starts the others.)
+	waitFor(t, func() bool { return len(sandboxProcs(t, pid1)) >= 2 }, "a loop")
+	for range 5 {
+		start := time.Now()
+		s.run("pause", "b").Assert(t, icmd.Success)
+		assert.Check(t, time.Since(start) < 5*time.Second, "pause took %v", time.Since(start))
+		for pid, st := range sandboxProcs(t, pid1) {
+			assert.Check(t, st == "T" || st == "Z" || st == "D" && stopPending(pid), "pid %d is %s", pid, st)
+		}
+		s.run("resume", "b").Assert(t, icmd.Success)
+	}
+	s.pausedThenKilled("b", pid1)
 }
 
 // pausedThenKilled pauses the sandbox name (PID 1 pid1) and kills it,

@@ -50,8 +50,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdint.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -301,23 +303,29 @@ static void live_socket(const struct config *c, int outer, int netfd)
  * also reaches a child being forked meanwhile (the kernel's copy_process
  * collects it in "delayed" and makes it the child's pending signal,
  * since Linux 4.20), so no fork slips through it, as one may between
- * signals sent a process at a time. We hold every capability of the
- * sandbox's user namespace, and so CAP_KILL over every process in it and
- * in the user namespaces nested in it (the command's).
+ * signals sent a process at a time. We join the user namespace that owns
+ * the PID namespace, the sandbox's (ours: we hold every capability there),
+ * and so hold CAP_KILL over every process in it and in the user
+ * namespaces nested in it (the command's, and any it made).
  *
  * The child is in the sandbox's PID namespace, where a process of the
  * sandbox could stop it before it gets to kill: it is given 1 s, then
  * killed, and the operation fails (the caller then stops the processes
  * one by one). It holds nothing of ours: no descriptor but those join.c
  * opened, not dumpable. */
-static void live_signal(const struct config *c, int outer, int pidns)
+static void live_signal(const struct config *c, int pidns)
 {
 	if (pidns < 0) {
 		errno = EINVAL;
 		fail("the sandbox has no PID namespace of its own");
 	}
-	if (setns(outer, CLONE_NEWUSER) < 0 || setns(pidns, CLONE_NEWPID) < 0)
+	/* The user namespace that owns the PID namespace: the sandbox's,
+	 * also when the command made one of its own (unshare -r), whose
+	 * capabilities would not reach the PID namespace above it. */
+	int owner = ioctl(pidns, NS_GET_USERNS);
+	if (owner < 0 || setns(owner, CLONE_NEWUSER) < 0 || setns(pidns, CLONE_NEWPID) < 0)
 		fail("join the sandbox's PID namespace (setns)");
+	close(owner);
 	int sig = c->join.live_signal;
 	pid_t child = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
 	if (child < 0)
@@ -352,7 +360,7 @@ __attribute__((noreturn)) void live_run(const struct config *c, int outer, int m
 		live_socket(c, outer, netfd);
 		break;
 	case LIVE_SIGNAL:
-		live_signal(c, outer, pidfd);
+		live_signal(c, pidfd);
 		break;
 	}
 	send_msg(NSBOX_MSG_LIVE_DONE, 0, NULL);
