@@ -301,9 +301,9 @@ static void live_socket(const struct config *c, int outer, int netfd)
  * sandbox forked them (nsbox exec's too), and nothing else: the host's
  * processes have no pid there. A signal sent this way to many processes
  * also reaches a child being forked meanwhile (the kernel's copy_process
- * collects it in "delayed" and makes it the child's pending signal,
- * since Linux 4.20), so no fork slips through it, as one may between
- * signals sent a process at a time. We join the user namespace that owns
+ * collects it in "delayed" and makes it the child's pending signal:
+ * kernel commit c3ad2c3b02e9, 2018), so no fork slips through it, as one
+ * may between signals sent a process at a time. We join the user namespace that owns
  * the PID namespace, the sandbox's (ours: we hold every capability there),
  * and so hold CAP_KILL over every process in it and in the user
  * namespaces nested in it (the command's, and any it made).
