@@ -20,13 +20,24 @@ import (
 // compute what internal/replay recorded, byte for byte, or a plan would
 // never match (or, worse, match what it should not).
 
+// Both ways of hashing: with the CPU's SHA extensions where it has them
+// (x86-64), and the plain C rounds.
 func TestReplayHMACIsGos(t *testing.T) {
-	for _, size := range []int{0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 70000} {
-		msg := []byte(strings.Repeat("nsbox", size)[:size])
-		for _, key := range [][]byte{[]byte("k"), make([]byte, 32), []byte(strings.Repeat("long key ", 10))} {
-			mac := hmac.New(sha256.New, key)
-			mac.Write(msg)
-			assert.Check(t, is.DeepEqual(replayHMAC(key, msg), mac.Sum(nil)), "size %d, key %d", size, len(key))
+	rnd := make([]byte, 70000)
+	for i := range rnd {
+		rnd[i] = byte(i*7919 + i>>8*31 + i>>13)
+	}
+	defer replaySHAPortable(false)
+	for _, portable := range []bool{false, true} {
+		replaySHAPortable(portable)
+		for _, size := range []int{0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 1000, 15263, 70000} {
+			for _, msg := range [][]byte{[]byte(strings.Repeat("nsbox", size)[:size]), rnd[:size]} {
+				for _, key := range [][]byte{[]byte("k"), make([]byte, 32), []byte(strings.Repeat("long key ", 10))} {
+					mac := hmac.New(sha256.New, key)
+					mac.Write(msg)
+					assert.Check(t, is.DeepEqual(replayHMAC(key, msg), mac.Sum(nil)), "portable %v, size %d, key %d", portable, size, len(key))
+				}
+			}
 		}
 	}
 }
