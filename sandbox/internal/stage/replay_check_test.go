@@ -92,6 +92,12 @@ func TestReplayRecordFill(t *testing.T) {
 "created": "2026-12-07T16:00:01.12+01:00", "uidMap": "         0       1005          1\n", "gidMap": "a\"b\\c\td\u003ce\u003e\u0026\u0001",
 "ns": [1, 2, 3, 4, 5, 6, 4026531837]}
 `)
+	// Holes first, last and side by side; text between them copied whole.
+	got, ok = replayRecordFill([]byte("\x00N\x00P-\x00L\x00N"), v)
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(got, "ab12cd3442-41ab12cd34"))
+	_, ok = replayRecordFill([]byte("text then a cut hole\x00"), v)
+	assert.Check(t, !ok)
 	// A namespace the start did not report is no record.
 	v.ns[3] = 0
 	_, ok = replayRecordFill(tmpl, v)
