@@ -49,9 +49,7 @@ func complete(req *Request) (subid.Source, subid.Owner, error) {
 	req.Here = here
 	explicit := len(req.Users) > 0 || len(req.Groups) > 0
 	realRoot := req.UID == 0 && !here.Nested
-	// Subordinate ids and helpers matter only when more than our own id
-	// may be mapped: skip the file reads otherwise.
-	if req.Mode == Single && !explicit && !realRoot {
+	if !req.ReadsSubIDs(here) {
 		return src, subid.Owner{}, nil
 	}
 	owner, err := subid.CurrentOwner()
@@ -73,6 +71,21 @@ func complete(req *Request) (subid.Source, subid.Owner, error) {
 		req.Free, _ = src.FreeRange(RootFallbackCount)
 	}
 	return src, owner, nil
+}
+
+// ReadsSubIDs reports whether Complete, for req in the user namespace
+// here, reads the caller's subordinate ids (/etc/passwd for the owner's
+// name, /etc/subuid and /etc/subgid, or getsubids) and looks for
+// newuidmap and newgidmap. Subordinate ids and helpers matter only when
+// more than the caller's own ids may be mapped: another mode than
+// Single, explicit Users or Groups, or real root (uid 0 of the initial
+// namespace, whose single map falls back on a range of the files). A
+// plan made where this is false depends on none of those files (the
+// replayed start's checks leave them out, cmd/nsbox/replay.go).
+func (req Request) ReadsSubIDs(here Namespace) bool {
+	explicit := len(req.Users) > 0 || len(req.Groups) > 0
+	realRoot := req.UID == 0 && !here.Nested
+	return req.Mode != Single || explicit || realRoot
 }
 
 // nameSubidLine adds the line of /etc/subuid or /etc/subgid that granted

@@ -38,3 +38,33 @@ func TestForCallerSingle(t *testing.T) {
 	}
 	assert.Check(t, e.Outer >= 165546, "real root's fallback %d overlaps a line of the subuid file", e.Outer)
 }
+
+// ReadsSubIDs is what Complete goes by: where it says false, a subuid
+// file that cannot be read does not matter, since it is not read.
+func TestReadsSubIDsIsWhatCompleteReads(t *testing.T) {
+	dir := t.TempDir() // a directory where the files should be: reading it fails
+	t.Setenv("NSBOX_SUBUID_FILE", dir)
+	t.Setenv("NSBOX_SUBGID_FILE", dir)
+	here, err := CurrentNamespace()
+	assert.NilError(t, err)
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	for _, req := range []Request{
+		{UID: uid, GID: gid, Mode: Single},
+		{UID: uid, GID: gid, Mode: Single, Root: true},
+		{UID: uid, GID: gid, Mode: Auto},
+		{UID: uid, GID: gid, Mode: Single, Users: []Extent{{Inner: 0, Outer: uid, Count: 1}}},
+		{UID: 0, GID: 0, Mode: Single},
+	} {
+		reads := req.ReadsSubIDs(here)
+		err := Complete(&req)
+		if reads {
+			assert.Check(t, err != nil, "%+v: read the files, and reading them fails", req)
+		} else {
+			assert.Check(t, err, "%+v", req)
+		}
+	}
+	assert.Check(t, !Request{UID: 1000, Mode: Single}.ReadsSubIDs(Namespace{}))
+	assert.Check(t, Request{UID: 1000, Mode: Auto}.ReadsSubIDs(Namespace{}))
+	assert.Check(t, Request{UID: 0, Mode: Single}.ReadsSubIDs(Namespace{}))
+	assert.Check(t, !Request{UID: 0, Mode: Single}.ReadsSubIDs(Namespace{Nested: true}))
+}

@@ -134,11 +134,40 @@ func helperSearch() (dirs []string, where string) {
 func lookIn(dirs []string, name string) string {
 	for _, d := range dirs {
 		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		if isProgram(p) {
 			return p
 		}
 	}
 	return ""
+}
+
+// isProgram reports whether p is an executable regular file (following
+// symlinks): what lookIn takes.
+func isProgram(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
+
+// HelperLookups returns the paths FindHelpers looks at, in its order:
+// for newuidmap, then newgidmap, each directory's up to the one it takes
+// (all of them where it finds none). Its answer depends on these files
+// and on nothing in the directories after the one it takes: a program
+// that appears there is never looked at. The replayed start checks them
+// (cmd/nsbox/replay.go), each with its path's components and its
+// mount's flags, which checkHelper reads.
+func HelperLookups() []string {
+	dirs, _ := helperSearch()
+	var paths []string
+	for _, name := range []string{"newuidmap", "newgidmap"} {
+		for _, d := range dirs {
+			p := filepath.Join(d, name)
+			paths = append(paths, p)
+			if isProgram(p) {
+				break
+			}
+		}
+	}
+	return paths
 }
 
 // checkHelper returns "" if the program at path can raise the capability

@@ -215,3 +215,30 @@ func TestFindHelpersStandardPaths(t *testing.T) {
 	assert.Equal(t, h.NewUIDMap, p)
 	assert.Assert(t, is.Contains(h.Problem, "neither setuid root"))
 }
+
+// HelperLookups stops, for each helper, at the directory FindHelpers
+// takes it from: a helper in a later directory is never looked at, one
+// in an earlier directory (or one made usable there) is.
+func TestHelperLookups(t *testing.T) {
+	searchPathOnly(t)
+	first, second, third := t.TempDir(), t.TempDir(), t.TempDir()
+	writeExe(t, second, "newuidmap", "exit 0\n")
+	writeExe(t, third, "newuidmap", "exit 0\n")
+	writeExe(t, third, "newgidmap", "exit 0\n")
+	// Not executable: FindHelpers passes it over, and so goes on.
+	assert.NilError(t, os.WriteFile(filepath.Join(first, "newgidmap"), nil, 0o644))
+	t.Setenv("PATH", first+":relative:"+second+":"+third)
+	h := FindHelpers()
+	assert.Equal(t, h.NewUIDMap, filepath.Join(second, "newuidmap"))
+	assert.Equal(t, h.NewGIDMap, filepath.Join(third, "newgidmap"))
+	assert.DeepEqual(t, HelperLookups(), []string{
+		filepath.Join(first, "newuidmap"), filepath.Join(second, "newuidmap"),
+		filepath.Join(first, "newgidmap"), filepath.Join(second, "newgidmap"), filepath.Join(third, "newgidmap"),
+	})
+
+	t.Setenv(EnvHelperDir, third)
+	assert.DeepEqual(t, HelperLookups(), []string{filepath.Join(third, "newuidmap"), filepath.Join(third, "newgidmap")})
+	t.Setenv(EnvHelperDir, "")
+	t.Setenv("PATH", "")
+	assert.Check(t, is.Len(HelperLookups(), 0))
+}

@@ -141,6 +141,12 @@ func (s Source) Lookup(owner Owner, kind Kind) ([]Range, error) {
 	return Parse(f, path, owner)
 }
 
+// RoutedToNSS reports whether /etc/nsswitch.conf routes the subid
+// database to a service other than "files": only then does Lookup, for
+// a Source without Getsubids, run getsubids (found in PATH). The replayed
+// start checks getsubids only then (cmd/nsbox/replay.go).
+func RoutedToNSS() bool { return nssSubid() }
+
 // nssSubid reports whether nsswitch.conf has a "subid:" line whose first
 // service is not "files". shadow's libsubid reads that line the same way.
 func nssSubid() bool {

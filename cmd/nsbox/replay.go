@@ -72,8 +72,10 @@ func replayPass() bool {
 // plan: the speed tricks off, a terminal on a standard stream, a flag
 // outside replayFlags, or the re-executed pass of the forced mode (which
 // says on stderr why the constructor did not replay it). ops are the
-// mount flags' ops, in command-line order.
-func newRecorder(fs *pflag.FlagSet, ops []sandbox.Mount, replayed bool, stderr io.Writer) *recorder {
+// mount flags' ops, in command-line order; subids tells whether the
+// planning of the maps reads the subordinate ids and looks for the
+// helpers (called only for a run that gets a plan).
+func newRecorder(fs *pflag.FlagSet, ops []sandbox.Mount, subids func() bool, replayed bool, stderr io.Writer) *recorder {
 	if !fastpath.Enabled() {
 		return nil
 	}
@@ -116,7 +118,7 @@ func newRecorder(fs *pflag.FlagSet, ops []sandbox.Mount, replayed bool, stderr i
 	// The state directory as the run will have it (begin makes it on
 	// the first run): whether it exists decides what the view hides.
 	state.Dir()
-	r.plan.Checks = replayChecks(r.plan.Cwd, ops)
+	r.plan.Checks = replayChecks(r.plan.Cwd, ops, subids())
 	return r
 }
 
@@ -136,7 +138,16 @@ func newRecorder(fs *pflag.FlagSet, ops []sandbox.Mount, replayed bool, stderr i
 // matches, and the Go launcher plans the run afresh. Between the check
 // and PID 1's open the window is the Go launcher's own, between its
 // planning and PID 1's open.
-func replayChecks(cwd string, ops []sandbox.Mount) []replay.Check {
+//
+// subids is false where the maps' planning reads neither the subordinate
+// ids nor looks for the helpers (mapping.Request.ReadsSubIDs: --map
+// single, not as real root): /etc/subuid, /etc/subgid and the helpers are
+// then no input of the plan and are not checked. Where it is true, the
+// helpers are checked where mapping.FindHelpers looks, up to the one it
+// takes (mapping.HelperLookups), and getsubids in every directory it may
+// be found in, when /etc/nsswitch.conf sends subid.Lookup to it
+// (subid.RoutedToNSS; the file's own check covers a change of that).
+func replayChecks(cwd string, ops []sandbox.Mount, subids bool) []replay.Check {
 	var cs []replay.Check
 	seen := map[string]bool{}
 	add := func(kind byte, p string) {
@@ -185,21 +196,29 @@ func replayChecks(cwd string, ops []sandbox.Mount) []replay.Check {
 	}
 	add(replay.Link, "/proc/self/ns/user")
 	add(replay.Stat, "/proc")
-	for _, p := range []string{"/etc/subuid", "/etc/subgid", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime",
-		os.Getenv(subid.EnvUIDFile), os.Getenv(subid.EnvGIDFile)} {
+	files := []string{"/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime"}
+	if subids {
+		files = append(files, "/etc/subuid", "/etc/subgid", os.Getenv(subid.EnvUIDFile), os.Getenv(subid.EnvGIDFile))
+	}
+	for _, p := range files {
 		resolved(p, 0)
 	}
-	dirs := append([]string{os.Getenv(mapping.EnvHelperDir), "/usr/bin", "/usr/sbin", "/bin", "/sbin"}, filepath.SplitList(os.Getenv("PATH"))...)
-	for _, d := range dirs {
-		if !filepath.IsAbs(d) {
-			continue
-		}
-		for _, h := range []string{"newuidmap", "newgidmap", "getsubids"} {
-			p := filepath.Join(d, h)
-			resolved(p, 0)
-			if !strings.HasPrefix(replay.Look(replay.Lstat, p), "E") {
-				add(replay.FSFlags, p) // where it is: its mount's nosuid
+	var helpers []string
+	if subids {
+		helpers = mapping.HelperLookups()
+	}
+	if subids && subid.RoutedToNSS() {
+		dirs := append([]string{"/usr/bin", "/usr/sbin", "/bin", "/sbin"}, filepath.SplitList(os.Getenv("PATH"))...)
+		for _, d := range dirs {
+			if filepath.IsAbs(d) {
+				helpers = append(helpers, filepath.Join(d, "getsubids"))
 			}
+		}
+	}
+	for _, p := range helpers {
+		resolved(p, 0)
+		if !strings.HasPrefix(replay.Look(replay.Lstat, p), "E") {
+			add(replay.FSFlags, p) // where it is: its mount's nosuid
 		}
 	}
 	// The view: the system directories, the working directory and the

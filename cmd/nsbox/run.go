@@ -154,7 +154,7 @@ func runCommand(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	f.argv = args
-	rec := newRecorder(f.fs, f.mounts.ops, replayed, stderr)
+	rec := newRecorder(f.fs, f.mounts.ops, f.readsSubIDs, replayed, stderr)
 	unshareEarly(f.fs)
 	return f.launch(f.fs.Args(), stdout, stderr, rec)
 }
@@ -321,9 +321,18 @@ func (f *runFlags) spec(args []string) (*sandbox.Spec, string, error) {
 
 // plan reads the caller's subordinate ids and plans the id maps.
 func (f *runFlags) plan() (mapping.Plan, error) {
+	req, err := f.mapRequest()
+	if err != nil {
+		return mapping.Plan{}, err
+	}
+	return mapping.ForCaller(req)
+}
+
+// mapRequest is what the flags ask of the id maps.
+func (f *runFlags) mapRequest() (mapping.Request, error) {
 	mode, err := mapping.ParseMode(f.mapMode)
 	if err != nil {
-		return mapping.Plan{}, fmt.Errorf("--map %w", err)
+		return mapping.Request{}, fmt.Errorf("--map %w", err)
 	}
 	req := mapping.Request{
 		UID:      uint32(os.Getuid()),
@@ -336,18 +345,30 @@ func (f *runFlags) plan() (mapping.Plan, error) {
 	for _, s := range f.mapUsers {
 		e, err := mapping.ParseExtent(s)
 		if err != nil {
-			return mapping.Plan{}, usageError{fmt.Sprintf("--map-users %s: %v", s, err)}
+			return mapping.Request{}, usageError{fmt.Sprintf("--map-users %s: %v", s, err)}
 		}
 		req.Users = append(req.Users, e)
 	}
 	for _, s := range f.mapGroups {
 		e, err := mapping.ParseExtent(s)
 		if err != nil {
-			return mapping.Plan{}, usageError{fmt.Sprintf("--map-groups %s: %v", s, err)}
+			return mapping.Request{}, usageError{fmt.Sprintf("--map-groups %s: %v", s, err)}
 		}
 		req.Groups = append(req.Groups, e)
 	}
-	return mapping.ForCaller(req)
+	return req, nil
+}
+
+// readsSubIDs reports whether planning the maps reads the caller's
+// subordinate ids and looks for the helpers (mapping.Request.ReadsSubIDs),
+// for the replay's checks; true where that cannot be told.
+func (f *runFlags) readsSubIDs() bool {
+	req, err := f.mapRequest()
+	if err != nil {
+		return true
+	}
+	here, err := mapping.CurrentNamespace()
+	return err != nil || req.ReadsSubIDs(here)
 }
 
 // environ is the command's environment: ours with container=nsbox (or

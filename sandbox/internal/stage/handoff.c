@@ -230,6 +230,13 @@ void nsbox_supervise(pid_t pid1, int sync, int status_fd, int tty, pid_t pgrp, c
 				fds[1].fd = -1; /* PID 1 is gone: its SIGCHLD follows */
 			else if (m.kind == NSBOX_MSG_STOPPED)
 				suspend(&s);
+			else if (m.kind == NSBOX_MSG_EXITED && after) {
+				/* The command ended and PID 1 exits next: the
+				 * cleanup runs while the kernel tears PID 1 and
+				 * its namespaces down, not after. */
+				run_after(after);
+				after = NULL;
+			}
 		}
 		if (!(fds[0].revents & POLLIN))
 			continue;

@@ -500,7 +500,11 @@ int nsbox_record_fill(const char *tmpl, size_t len, const struct nsbox_record_va
 	static const char ns_holes[] = "umpnitc";
 	for (size_t i = 0; i < len; i++) {
 		if (tmpl[i]) {
-			put(&o, tmpl + i, 1);
+			/* The text up to the next hole, in one piece. */
+			const char *hole = memchr(tmpl + i, 0, len - i);
+			size_t run = hole ? (size_t)(hole - (tmpl + i)) : len - i;
+			put(&o, tmpl + i, run);
+			i += run - 1;
 			continue;
 		}
 		if (++i == len)

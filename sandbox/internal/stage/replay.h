@@ -29,6 +29,9 @@ void nsbox_sha256_init(struct nsbox_sha256 *s);
 void nsbox_sha256_update(struct nsbox_sha256 *s, const void *data, size_t len);
 void nsbox_sha256_final(struct nsbox_sha256 *s, uint8_t out[32]);
 void nsbox_hmac_sha256(const uint8_t *key, size_t klen, const void *msg, size_t len, uint8_t out[32]);
+/* Set, the plain C rounds serve where the CPU has SHA extensions (tests
+ * compare the two). */
+extern int nsbox_sha256_portable;
 
 /* nsbox_replay_look answers a plan's check (internal/replay.Look) into
  * out; its length, or -1. nsbox_replay_creds is internal/replay.Creds. */

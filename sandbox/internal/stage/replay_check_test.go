@@ -20,13 +20,24 @@ import (
 // compute what internal/replay recorded, byte for byte, or a plan would
 // never match (or, worse, match what it should not).
 
+// Both ways of hashing: with the CPU's SHA extensions where it has them
+// (x86-64), and the plain C rounds.
 func TestReplayHMACIsGos(t *testing.T) {
-	for _, size := range []int{0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 70000} {
-		msg := []byte(strings.Repeat("nsbox", size)[:size])
-		for _, key := range [][]byte{[]byte("k"), make([]byte, 32), []byte(strings.Repeat("long key ", 10))} {
-			mac := hmac.New(sha256.New, key)
-			mac.Write(msg)
-			assert.Check(t, is.DeepEqual(replayHMAC(key, msg), mac.Sum(nil)), "size %d, key %d", size, len(key))
+	rnd := make([]byte, 70000)
+	for i := range rnd {
+		rnd[i] = byte(i*7919 + i>>8*31 + i>>13)
+	}
+	defer replaySHAPortable(false)
+	for _, portable := range []bool{false, true} {
+		replaySHAPortable(portable)
+		for _, size := range []int{0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 1000, 15263, 70000} {
+			for _, msg := range [][]byte{[]byte(strings.Repeat("nsbox", size)[:size]), rnd[:size]} {
+				for _, key := range [][]byte{[]byte("k"), make([]byte, 32), []byte(strings.Repeat("long key ", 10))} {
+					mac := hmac.New(sha256.New, key)
+					mac.Write(msg)
+					assert.Check(t, is.DeepEqual(replayHMAC(key, msg), mac.Sum(nil)), "portable %v, size %d, key %d", portable, size, len(key))
+				}
+			}
 		}
 	}
 }
@@ -81,6 +92,12 @@ func TestReplayRecordFill(t *testing.T) {
 "created": "2026-12-07T16:00:01.12+01:00", "uidMap": "         0       1005          1\n", "gidMap": "a\"b\\c\td\u003ce\u003e\u0026\u0001",
 "ns": [1, 2, 3, 4, 5, 6, 4026531837]}
 `)
+	// Holes first, last and side by side; text between them copied whole.
+	got, ok = replayRecordFill([]byte("\x00N\x00P-\x00L\x00N"), v)
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(got, "ab12cd3442-41ab12cd34"))
+	_, ok = replayRecordFill([]byte("text then a cut hole\x00"), v)
+	assert.Check(t, !ok)
 	// A namespace the start did not report is no record.
 	v.ns[3] = 0
 	_, ok = replayRecordFill(tmpl, v)

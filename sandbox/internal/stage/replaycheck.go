@@ -24,6 +24,14 @@ func replayHMAC(key, msg []byte) []byte {
 	return out
 }
 
+// replaySHAPortable sets nsbox_sha256_portable.
+func replaySHAPortable(on bool) {
+	C.nsbox_sha256_portable = 0
+	if on {
+		C.nsbox_sha256_portable = 1
+	}
+}
+
 // replayLook is nsbox_replay_look.
 func replayLook(kind byte, path string) string {
 	p := C.CString(path)
