@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -22,14 +21,14 @@ type Client struct {
 	once    sync.Once
 	started chan struct{} // closed once start returned
 	err     error         // start's error, set before started is closed
-	cmd     *exec.Cmd
+	proc    *os.Process   // the helper, once started; nil once reaped
 	sock    *os.File
 	// stdin is the helper's stdin, a pipe made by New: Configure writes
 	// the Request into reqW and closes it; the read end goes to the
 	// helper at its start (and is closed here then).
 	stdin, reqW *os.File
 	configured  bool       // Configure was called
-	ctl         sync.Mutex // one Control exchange at a time; guards cmd and stopped after the start
+	ctl         sync.Mutex // one Control exchange at a time; guards proc and stopped after the start
 	stopped     bool       // the launcher's end of sock is closed
 	begun       bool       // Start ran (started will close)
 }
@@ -59,9 +58,43 @@ func (c *Client) Start() {
 		c.begun = true
 		go func() {
 			defer close(c.started)
-			c.cmd, c.sock, c.err = start(c.stdin, c.stderr)
+			c.proc, c.sock, c.err = start(c.stdin, c.stderr)
 		}()
 	})
+}
+
+// Adopt is New and Start for a helper that is already running: the one
+// the ELF constructor started (helper.Early), whose stdin's write end
+// and socket are given. It is then the Client's as if Start had started
+// it; Close kills and reaps it.
+func Adopt(stderr io.Writer, pid int, stdin, sock *os.File) (*Client, error) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("%s: adopt process %d: %w", helper.Name, pid, err)
+	}
+	c := &Client{stderr: stderr, started: make(chan struct{}), reqW: stdin, proc: p, sock: sock, begun: true}
+	c.once.Do(func() { close(c.started) })
+	return c, nil
+}
+
+// Early adopts the helper the ELF constructor started, if it did
+// (helper.Early); nil otherwise.
+func Early(stderr io.Writer) *Client {
+	pid, stdin, sock, ok := helper.Early()
+	if !ok {
+		return nil
+	}
+	c, err := Adopt(stderr, pid, stdin, sock)
+	if err != nil {
+		// No handle on it: end it by its pid, still our unreaped child.
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		stdin.Close()
+		sock.Close()
+		return nil
+	}
+	return c
 }
 
 // Configure sends the helper what to serve: cfg, and with verbose its
@@ -82,7 +115,7 @@ func (c *Client) Configure(cfg network.UserConfig, verbose bool) {
 
 // start runs the helper with stdin as its stdin; it closes stdin, which
 // only the helper needs from then on.
-func start(stdin *os.File, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+func start(stdin *os.File, stderr io.Writer) (*os.Process, *os.File, error) {
 	defer stdin.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -113,7 +146,7 @@ func start(stdin *os.File, stderr io.Writer) (*exec.Cmd, *os.File, error) {
 		ours.Close()
 		return nil, nil, fmt.Errorf("%s: %w", helper.Name, err)
 	}
-	return cmd, ours, nil
+	return cmd.Process, ours, nil
 }
 
 // Serve hands tap to the helper and waits until its stack serves it: a
@@ -167,7 +200,7 @@ func (c *Client) sendTAP(tap *os.File) error {
 func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.cmd == nil || c.stopped {
+	if c.proc == nil || c.stopped {
 		return nil, fmt.Errorf("%s: not serving", helper.Name)
 	}
 	b, err := json.Marshal(Control{Op: op, Port: p})
@@ -208,8 +241,7 @@ func (c *Client) readReply() ([]network.Publish, error) {
 	b := make([]byte, MaxReply)
 	n, err := c.sock.Read(b)
 	if err != nil || n == 0 {
-		werr := c.cmd.Wait()
-		c.cmd = nil
+		werr := c.reap()
 		return nil, fmt.Errorf("%s: exited before it answered (%v)", helper.Name, errors.Join(err, werr))
 	}
 	var r Reply
@@ -260,15 +292,24 @@ func (c *Client) Wait() error {
 	c.stop()
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.cmd == nil {
-		return nil
-	}
-	err := c.cmd.Wait()
-	c.cmd = nil
-	if err != nil {
+	if err := c.reap(); err != nil {
 		return fmt.Errorf("%s: %w", helper.Name, err)
 	}
 	return nil
+}
+
+// reap waits for the helper's exit (c.ctl held), once: an exit that is
+// not status 0 is the error.
+func (c *Client) reap() error {
+	if c.proc == nil {
+		return nil
+	}
+	st, err := c.proc.Wait()
+	c.proc = nil
+	if err == nil && !st.Success() {
+		err = errors.New(st.String())
+	}
+	return err
 }
 
 // Close ends a helper that will not serve (the sandbox did not start):
@@ -276,12 +317,15 @@ func (c *Client) Wait() error {
 func (c *Client) Close() {
 	c.once.Do(func() { close(c.started); c.stdin.Close() }) // never started: nothing to end
 	<-c.started
+	if !c.configured {
+		c.reqW.Close()
+	}
 	if c.err != nil || c.sock == nil {
 		return
 	}
 	c.ctl.Lock()
-	if c.cmd != nil {
-		c.cmd.Process.Kill()
+	if c.proc != nil {
+		c.proc.Kill()
 	}
 	c.ctl.Unlock()
 	c.Wait()
