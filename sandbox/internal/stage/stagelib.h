@@ -270,6 +270,10 @@ void nest_hold(struct config *c, int owned);
  * stage wait for it). */
 void nest_hold_begin(struct config *c, int owned);
 void nest_hold_end(pid_t pid1, char *ids, size_t size);
+/* nest_hold_tap, in the stage after nest_hold_end: the TAP device the
+ * holder made in the network namespace (--net user), or -1; the caller
+ * sends it to the launcher and closes it. */
+int nest_hold_tap(void);
 int nest_hold_pending(void);
 void nest_join_prepare(void);
 void nest_join(struct config *c);
@@ -373,8 +377,12 @@ int attach_terminal(void);
 void resume_terminal(pid_t cmd);
 
 /* setup_tap (tap.c) creates and configures the TAP device of --net user in
- * PID 1 and sends its fd to the launcher. */
+ * PID 1 and sends its fd to the launcher; make_tap only creates and
+ * configures it, in the caller's network namespace, and returns its fd
+ * (the holder of the nested namespaces: nest.c). Both fail the process on
+ * error. */
 void setup_tap(const struct config *c);
+int make_tap(const struct config *c);
 
 /* wait_network (tap.c) waits for the launcher's NET_READY and configures
  * the device an external helper made. */
