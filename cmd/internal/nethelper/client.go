@@ -21,14 +21,14 @@ type Client struct {
 	once    sync.Once
 	started chan struct{} // closed once start returned
 	err     error         // start's error, set before started is closed
-	proc    *os.Process   // the helper, once started; nil once reaped
+	pid     int           // the helper, our child, once started; 0 once reaped
 	sock    *os.File
 	// stdin is the helper's stdin, a pipe made by New: Configure writes
 	// the Request into reqW and closes it; the read end goes to the
 	// helper at its start (and is closed here then).
 	stdin, reqW *os.File
 	configured  bool       // Configure was called
-	ctl         sync.Mutex // one Control exchange at a time; guards proc and stopped after the start
+	ctl         sync.Mutex // one Control exchange at a time; guards pid and stopped after the start
 	stopped     bool       // the launcher's end of sock is closed
 	begun       bool       // Start ran (started will close)
 }
@@ -58,7 +58,7 @@ func (c *Client) Start() {
 		c.begun = true
 		go func() {
 			defer close(c.started)
-			c.proc, c.sock, c.err = start(c.stdin, c.stderr)
+			c.pid, c.sock, c.err = start(c.stdin, c.stderr)
 		}()
 	})
 }
@@ -66,15 +66,12 @@ func (c *Client) Start() {
 // Adopt is New and Start for a helper that is already running: the one
 // the ELF constructor started (helper.Early), whose stdin's write end
 // and socket are given. It is then the Client's as if Start had started
-// it; Close kills and reaps it.
-func Adopt(stderr io.Writer, pid int, stdin, sock *os.File) (*Client, error) {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return nil, fmt.Errorf("%s: adopt process %d: %w", helper.Name, pid, err)
-	}
-	c := &Client{stderr: stderr, started: make(chan struct{}), reqW: stdin, proc: p, sock: sock, begun: true}
+// it; Close kills and reaps it. pid must be this process's child that
+// nobody else reaps: until Wait or Close reaps it, its pid names it.
+func Adopt(stderr io.Writer, pid int, stdin, sock *os.File) *Client {
+	c := &Client{stderr: stderr, started: make(chan struct{}), reqW: stdin, pid: pid, sock: sock, begun: true}
 	c.once.Do(func() { close(c.started) })
-	return c, nil
+	return c
 }
 
 // Early adopts the helper the ELF constructor started, if it did
@@ -84,17 +81,7 @@ func Early(stderr io.Writer) *Client {
 	if !ok {
 		return nil
 	}
-	c, err := Adopt(stderr, pid, stdin, sock)
-	if err != nil {
-		// No handle on it: end it by its pid, still our unreaped child.
-		unix.Kill(pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, 0, nil)
-		stdin.Close()
-		sock.Close()
-		return nil
-	}
-	return c
+	return Adopt(stderr, pid, stdin, sock)
 }
 
 // Configure sends the helper what to serve: cfg, and with verbose its
@@ -115,18 +102,18 @@ func (c *Client) Configure(cfg network.UserConfig, verbose bool) {
 
 // start runs the helper with stdin as its stdin; it closes stdin, which
 // only the helper needs from then on.
-func start(stdin *os.File, stderr io.Writer) (*os.Process, *os.File, error) {
+func start(stdin *os.File, stderr io.Writer) (int, *os.File, error) {
 	defer stdin.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
+		return 0, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "net-helper"), os.NewFile(uintptr(fds[1]), "net-helper")
 	defer theirs.Close()
 	cmd, closeAfter, err := helper.Command(Job)
 	if err != nil {
 		ours.Close()
-		return nil, nil, err
+		return 0, nil, err
 	}
 	for _, f := range cmd.ExtraFiles {
 		defer f.Close()
@@ -144,9 +131,12 @@ func start(stdin *os.File, stderr io.Writer) (*os.Process, *os.File, error) {
 	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
 	if err := cmd.Start(); err != nil {
 		ours.Close()
-		return nil, nil, fmt.Errorf("%s: %w", helper.Name, err)
+		return 0, nil, fmt.Errorf("%s: %w", helper.Name, err)
 	}
-	return cmd.Process, ours, nil
+	// Reaped by its pid (reap), as an adopted helper is, for which an
+	// os.Process (os.FindProcess) would fork a throwaway child to probe
+	// pidfds first.
+	return cmd.Process.Pid, ours, nil
 }
 
 // Serve hands tap to the helper and waits until its stack serves it: a
@@ -200,7 +190,7 @@ func (c *Client) sendTAP(tap *os.File) error {
 func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.proc == nil || c.stopped {
+	if c.pid == 0 || c.stopped {
 		return nil, fmt.Errorf("%s: not serving", helper.Name)
 	}
 	b, err := json.Marshal(Control{Op: op, Port: p})
@@ -301,15 +291,24 @@ func (c *Client) Wait() error {
 // reap waits for the helper's exit (c.ctl held), once: an exit that is
 // not status 0 is the error.
 func (c *Client) reap() error {
-	if c.proc == nil {
+	if c.pid == 0 {
 		return nil
 	}
-	st, err := c.proc.Wait()
-	c.proc = nil
-	if err == nil && !st.Success() {
-		err = errors.New(st.String())
+	var ws unix.WaitStatus
+	_, err := unix.Wait4(c.pid, &ws, 0, nil)
+	for err == unix.EINTR {
+		_, err = unix.Wait4(c.pid, &ws, 0, nil)
 	}
-	return err
+	c.pid = 0
+	switch {
+	case err != nil:
+		return fmt.Errorf("wait: %w", err)
+	case ws.Signaled():
+		return fmt.Errorf("signal: %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
+	}
+	return nil
 }
 
 // Close ends a helper that will not serve (the sandbox did not start):
@@ -324,8 +323,8 @@ func (c *Client) Close() {
 		return
 	}
 	c.ctl.Lock()
-	if c.proc != nil {
-		c.proc.Kill()
+	if c.pid != 0 {
+		unix.Kill(c.pid, unix.SIGKILL)
 	}
 	c.ctl.Unlock()
 	c.Wait()
