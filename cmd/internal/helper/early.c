@@ -204,7 +204,12 @@ void nsbox_early_helper(void)
 		    dup2(ldr, LOADER_FD) >= 0) {
 			syscall(SYS_close_range, SOCK_FD + 1, LOADER_FD - 1, 0);
 			syscall(SYS_close_range, LOADER_FD + 1, ~0U, 0);
-			fcntl(LOADER_FD, F_SETFD, FD_CLOEXEC); /* an ELF program runs from it all the same */
+			/* Close-on-exec: exec opens the program first. Through
+			 * /proc, as helper.Command runs it: named "64" until it
+			 * names itself (execveat's AT_EMPTY_PATH names it after
+			 * the memfd on recent kernels). */
+			fcntl(LOADER_FD, F_SETFD, FD_CLOEXEC);
+			execve("/proc/self/fd/64", argv, env);
 			syscall(SYS_execveat, LOADER_FD, "", argv, env, AT_EMPTY_PATH);
 		}
 		exec_failed = 1; /* the parent's memory: it reads it once we exit */
