@@ -241,29 +241,10 @@ func TestNetUserHelperLeftByNoRun(t *testing.T) {
 // before it names itself (it runs from the loader's descriptor 64), and
 // reaps them.
 func helpersLeft() []string {
-	me := strconv.Itoa(os.Getpid())
 	var left []string
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		status, err := os.ReadFile("/proc/" + d.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var name, ppid string
-		for _, line := range strings.Split(string(status), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			switch k {
-			case "Name":
-				name = strings.TrimSpace(v)
-			case "PPid":
-				ppid = strings.TrimSpace(v)
-			}
-		}
-		if ppid == me && (name == "nsbox-helper" || name == "64") {
+	for _, pid := range childrenOf(os.Getpid()) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if name := strings.TrimSpace(string(b)); name == "nsbox-helper" || name == "64" {
 			left = append(left, fmt.Sprintf("%d %s zombie=%v", pid, name, zombie(pid)))
 			syscall.Kill(pid, syscall.SIGKILL)
 			var ws syscall.WaitStatus

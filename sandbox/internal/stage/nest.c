@@ -277,24 +277,7 @@ static const char *hold_uid_map, *hold_gid_map;
  * device's descriptor with it. */
 static void send_ready(int sock, int err, int tap)
 {
-	struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (tap >= 0) {
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof u.buf;
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &tap, sizeof tap);
-	}
-	while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	(void)send_with_fd(sock, &err, sizeof err, tap);
 }
 
 /* recv_ready reads send_ready's message: the holder's errno (EPROTO when

@@ -130,28 +130,37 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 	(void)write_all(sync_fd, buf, sizeof m + m.len);
 }
 
-void send_fd(uint32_t kind, int fd, const char *what)
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-	pass_gate();
-	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} u;
 	memset(&u, 0, sizeof u);
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	/* MSG_NOSIGNAL: a launcher gone is a failure to report, not SIGPIPE. */
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		msg.msg_control = u.buf;
+		msg.msg_controllen = sizeof u.buf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	/* MSG_NOSIGNAL: a peer gone is a failure to report, not SIGPIPE. */
 	ssize_t n;
 	do
-		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m)
+	return n;
+}
+
+void send_fd(uint32_t kind, int fd, const char *what)
+{
+	pass_gate();
+	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
+	if (send_with_fd(sync_fd, &m, sizeof m, fd) != (ssize_t)sizeof m)
 		fail("send %s to the launcher", what);
 }
 

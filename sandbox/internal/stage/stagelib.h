@@ -206,6 +206,9 @@ void send_msg(uint32_t kind, int32_t value, const char *text);
  * header's bytes carry it, so the launcher's recvmsg gets both; what
  * names the fd in the failure. */
 void send_fd(uint32_t kind, int fd, const char *what);
+/* send_with_fd sends len bytes of buf on sock in one sendmsg, with fd
+ * attached (SCM_RIGHTS) unless it is -1; sendmsg's result. */
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
 
 /* fail reports "what: strerror(errno)" to the launcher as an ERROR
  * message and exits 125; fail_fix adds "; fix: FIX". */
