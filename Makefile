@@ -53,7 +53,10 @@ IMAGE_HELPER := cmd/internal/helper/nsbox-image-helper
 # how far off one the helper landed, and nsbox is linked again with that
 # much more padding. The linker orders string data by size, so the helper's
 # blob stays where it was and only its padding moves it. Where it still is
-# off (another linker's layout), the helper is copied into a memfd.
+# off (another linker's layout), the helper is copied into a memfd. Once
+# it is on one, align's mark writes where the helper and the loader are
+# into the binary's record for the ELF constructor, which starts the
+# helper before the Go runtime (cmd/internal/helper/early.c).
 HELPER_EMBED := cmd/internal/helper/nsbox-helper
 LOADER := cmd/internal/helper/nsbox-helper-loader
 LOADER_CFLAGS := -nostdlib -static -O2 -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
@@ -70,7 +73,7 @@ build: $(STATIC_DEPS)
 		$(STATIC_CC) $(GO) build -trimpath -tags $(TAGS),nsbox_helper -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/nsbox || exit 1; \
 		[ "$$($(GO) env GOARCH)" = amd64 ] || exit 0; \
 		need=$$($(GO) run ./cmd/internal/helper/align $(BIN) $(HELPER)) || exit 1; \
-		[ "$$need" = 0 ] && exit 0; \
+		[ "$$need" = 0 ] && exec $(GO) run ./cmd/internal/helper/align mark $(BIN) $(HELPER) $(LOADER); \
 		pad=$$(( (pad + need) % 4096 )); \
 	done; echo "make: the helper is not page-aligned in $(BIN) (it will be copied at each start)" >&2
 

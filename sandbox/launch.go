@@ -146,6 +146,29 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	pid1 = proc.Open(int(m.Value))
+	// 3a. The network, served from here once its device exists. Made
+	// by the nested namespaces' holder beside PID 1's mounts, the TAP
+	// device comes right after PID1, while the stage waits for those
+	// mounts to end: it is served meanwhile, not once the stage is
+	// reaped. (With maps the caller writes, PID 1 waits for them first.)
+	var netStop func() error
+	serve := func() error {
+		if spec.Network == nil {
+			return nil
+		}
+		netStop, err = startNetwork(parent, spec.Network, pid1.Pid)
+		return err
+	}
+	defer func() {
+		if !ok && netStop != nil {
+			netStop()
+		}
+	}()
+	if spec.ext.WriteMaps == nil {
+		if err := serve(); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := stageProc.Wait(); err != nil {
 		return nil, fmt.Errorf("reap the sandbox stage: %w", err)
 	}
@@ -162,7 +185,8 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 	stop()
 	stop = context.AfterFunc(ctx, func() { pid1.Kill() })
 	defer stop()
-	// 3a. The maps, by the caller (bwrapext.Settings.WriteMaps); PID 1 waits for them.
+	// 3b. The maps, by the caller (bwrapext.Settings.WriteMaps); PID 1
+	// waits for them, and makes its device after.
 	if spec.ext.WriteMaps != nil {
 		if err := spec.ext.WriteMaps(pid1.Pid); err != nil {
 			return nil, err
@@ -170,19 +194,9 @@ func start(ctx context.Context, spec *Spec) (*Sandbox, error) {
 		if err := stage.WriteMessage(parent, stage.MsgMapsDone, 0, nil); err != nil {
 			return nil, fmt.Errorf("resume PID 1 after the maps were written: %w", err)
 		}
-	}
-
-	// 3b. The network, served from here once PID 1 made its device.
-	var netStop func() error
-	if spec.Network != nil {
-		if netStop, err = startNetwork(parent, spec.Network, pid1.Pid); err != nil {
+		if err := serve(); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if !ok {
-				netStop()
-			}
-		}()
 	}
 
 	// 3c. The caller's go-ahead: PID 1 waits for it once setup is done,

@@ -135,3 +135,22 @@ func TestNestedNetUser(t *testing.T) {
 	res := nsbox("run", "--net", "user", "--", nsboxBin, "run", "--net", "user", "--", "sh", "-c", "grep -c tap0 /proc/net/dev")
 	res.Assert(t, icmd.Expected{Out: "1\n"})
 }
+
+// Without /dev/net/tun (here an outer sandbox's empty /dev/net), --net user
+// fails in one line with the fix, exit 125, whether the TAP device is made
+// by PID 1 or by the holder of the command's nested namespaces beside it
+// (nest.c): the error is the holder's, not the stage's that follows it.
+func TestNetUserWithoutTunOneLine(t *testing.T) {
+	requireUnprivileged(t)
+	for _, inner := range [][]string{{}, {"--root"}, {"--map", "single"}} {
+		args := append([]string{"run", "--tmpfs", "/dev/net", "--", nsboxBin, "run", "--net", "user"}, inner...)
+		res := nsbox(append(args, "--", "true")...)
+		assert.Check(t, is.Equal(res.ExitCode, 125), "%v: %s", inner, res.Combined())
+		lines := strings.Split(strings.TrimSpace(res.Stderr()), "\n")
+		last := lines[len(lines)-1]
+		assert.Check(t, strings.HasPrefix(last, "nsbox: open /dev/net/tun for --net user: ") && strings.Contains(last, "; fix: "), "%v: %s", inner, res.Stderr())
+		for _, l := range lines[:len(lines)-1] {
+			assert.Check(t, strings.HasPrefix(l, "nsbox: notice: "), "%v: a line more than the error: %s", inner, res.Stderr())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,4 +202,54 @@ func zombie(pid int) bool {
 	}
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return strings.HasPrefix(rest, "Z")
+}
+
+// The ELF constructor starts --net user's helper before the Go runtime
+// (cmd/internal/helper/early.c) from the flags alone; the launcher adopts
+// it, or kills and reaps it when the flags are refused or the sandbox
+// never needs it. Whichever way a run ends, no helper is left: not
+// running, and not a zombie for someone else to reap (the test process
+// is the subreaper of whatever the launcher leaves, so each would be its
+// child once nsbox exits). Both with the fast path and without.
+func TestNetUserHelperLeftByNoRun(t *testing.T) {
+	requireUnprivileged(t)
+	adoptOrphans(t)
+	for _, c := range []struct {
+		args []string
+		exit int
+	}{
+		{[]string{"run", "--net", "user", "--no-such-flag", "--", "true"}, 125}, // refused by the parser
+		{[]string{"run", "--net=user", "--mtu", "x", "--", "true"}, 125},        // a bad value
+		{[]string{"run", "--net", "user", "--share", "net", "--", "true"}, 125}, // refused once the helper is adopted
+		{[]string{"run", "--net", "user", "--net", "none", "--", "true"}, 0},    // the last --net decides
+		{[]string{"run", "--net", "user", "--", "/no/such/command"}, 127},       // the sandbox fails after the helper served
+		{[]string{"run", "--net", "user", "--", "true"}, 0},                     // served, stopped, reaped
+		{[]string{"run", "--net", "user", "--print-spec", "--", "true"}, 0},     // no sandbox in this process
+		{[]string{"run", "--net", "user", "--", "sh", "-c", "kill -9 $$"}, 137}, // the command killed
+	} {
+		for _, fast := range []string{"", "off"} {
+			res := nsboxWith(c.args, icmd.WithEnv(append(os.Environ(), "NSBOX_FASTPATH="+fast)...))
+			assert.Check(t, res.ExitCode == c.exit, "%v (NSBOX_FASTPATH=%s): exit %d, want %d\n%s", c.args, fast, res.ExitCode, c.exit, res.Combined())
+			left := helpersLeft()
+			assert.Check(t, len(left) == 0, "%v (NSBOX_FASTPATH=%s) left %v", c.args, fast, left)
+		}
+	}
+}
+
+// helpersLeft lists this process's children (alive or zombies: the
+// subreaper's orphans) that are a helper: named nsbox-helper, or "64"
+// before it names itself (it runs from the loader's descriptor 64), and
+// reaps them.
+func helpersLeft() []string {
+	var left []string
+	for _, pid := range childrenOf(os.Getpid()) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if name := strings.TrimSpace(string(b)); name == "nsbox-helper" || name == "64" {
+			left = append(left, fmt.Sprintf("%d %s zombie=%v", pid, name, zombie(pid)))
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
+		}
+	}
+	return left
 }

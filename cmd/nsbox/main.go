@@ -67,9 +67,13 @@ func main() {
 	// A bwrap symlink, or bubblewrap's options where nsbox's command
 	// goes (a bwrap sandbox running /proc/self/exe again): internal/bwrap.
 	if filepath.Base(os.Args[0]) == "bwrap" || bwrap.StartsAsBwrap(os.Args[1:]) {
-		os.Exit(bwrap.Main(os.Args[0], os.Args[1:], os.Stderr, version))
+		code := bwrap.Main(os.Args[0], os.Args[1:], os.Stderr, version)
+		endEarlyHelper()
+		os.Exit(code)
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	endEarlyHelper() // the constructor's --net user helper, if run did not use it
+	os.Exit(code)
 }
 
 // exitLauncher is nsbox's exit status for a failure of its own, as

@@ -58,8 +58,21 @@ type netFlags struct {
 // sandbox's stage waits for it, rather than beside the stage's and PID
 // 1's work after it. apply configures it; closeHelper ends it if apply
 // never did.
+//
+// The ELF constructor may have started it already, before the Go runtime
+// (cmd/internal/helper/early.c): it is adopted here, or, when the flags
+// say this process serves no --net user, killed and reaped
+// (endEarlyHelper does the same on every way out of run).
 func (f *netFlags) startHelper(startsSandbox bool) {
+	early := nethelper.Early(os.Stderr)
 	if f.mode != "user" || !startsSandbox {
+		if early != nil {
+			early.Close()
+		}
+		return
+	}
+	if early != nil {
+		f.helper = early
 		return
 	}
 	c, err := nethelper.New(os.Stderr)
@@ -85,6 +98,16 @@ func (f *netFlags) closeHelper() {
 	if f.helper != nil {
 		f.helper.Close()
 		f.helper = nil
+	}
+}
+
+// endEarlyHelper kills and reaps the --net user helper that the ELF
+// constructor started for this process's flags, if nothing adopted it
+// (startHelper): the flags were refused, asked for help, or ran no
+// sandbox. main calls it before it exits, whatever the command was.
+func endEarlyHelper() {
+	if early := nethelper.Early(os.Stderr); early != nil {
+		early.Close()
 	}
 }
 

@@ -32,7 +32,14 @@
 //     Env=Replay forces it for tests: every run that can get a plan saves
 //     it and re-executes itself to be replayed.
 //
-// NSBOX_FASTPATH=off in the environment turns all four off (Enabled);
+//   - The network helper started early. For an `nsbox run` whose flags
+//     ask for --net user, the constructor also starts --net user's helper
+//     program once the stage is pre-forked (stage.h's nsbox_early_helper,
+//     defined by cmd/internal/helper/early.c), so that its Go runtime
+//     starts beside the launcher's; the launcher adopts it or kills it
+//     (cmd/nsbox/net_flags.go).
+//
+// NSBOX_FASTPATH=off in the environment turns all five off (Enabled);
 // the results are the same, the start slower (tests/fastpath_test.go and
 // tests/replay_test.go run sandboxes both ways and compare them).
 package fastpath

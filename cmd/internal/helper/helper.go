@@ -41,6 +41,12 @@
 // 0.97-0.98 (load average 1.9-2.9 from other work). A run without --net
 // user does not start the helper: 0.96-1.00 of the memfd build's time.
 //
+// Before all three, for an `nsbox run` whose flags ask for --net user, the
+// ELF constructor starts the network's helper the loader's way, before
+// the Go runtime (early.c; Early hands it to the launcher): its Go
+// runtime's start then overlaps the launcher's own. Only where the
+// loader would serve, and never with NSBOX_FASTPATH=off.
+//
 // A build without the tag (go build, go test) runs the installed helper:
 // DIR/nsbox-helper or DIR/../libexec/nsbox/nsbox-helper, DIR being nsbox's
 // own directory.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -22,14 +21,14 @@ type Client struct {
 	once    sync.Once
 	started chan struct{} // closed once start returned
 	err     error         // start's error, set before started is closed
-	cmd     *exec.Cmd
+	pid     int           // the helper, our child, once started; 0 once reaped
 	sock    *os.File
 	// stdin is the helper's stdin, a pipe made by New: Configure writes
 	// the Request into reqW and closes it; the read end goes to the
 	// helper at its start (and is closed here then).
 	stdin, reqW *os.File
 	configured  bool       // Configure was called
-	ctl         sync.Mutex // one Control exchange at a time; guards cmd and stopped after the start
+	ctl         sync.Mutex // one Control exchange at a time; guards pid and stopped after the start
 	stopped     bool       // the launcher's end of sock is closed
 	begun       bool       // Start ran (started will close)
 }
@@ -59,9 +58,30 @@ func (c *Client) Start() {
 		c.begun = true
 		go func() {
 			defer close(c.started)
-			c.cmd, c.sock, c.err = start(c.stdin, c.stderr)
+			c.pid, c.sock, c.err = start(c.stdin, c.stderr)
 		}()
 	})
+}
+
+// Adopt is New and Start for a helper that is already running: the one
+// the ELF constructor started (helper.Early), whose stdin's write end
+// and socket are given. It is then the Client's as if Start had started
+// it; Close kills and reaps it. pid must be this process's child that
+// nobody else reaps: until Wait or Close reaps it, its pid names it.
+func Adopt(stderr io.Writer, pid int, stdin, sock *os.File) *Client {
+	c := &Client{stderr: stderr, started: make(chan struct{}), reqW: stdin, pid: pid, sock: sock, begun: true}
+	c.once.Do(func() { close(c.started) })
+	return c
+}
+
+// Early adopts the helper the ELF constructor started, if it did
+// (helper.Early); nil otherwise.
+func Early(stderr io.Writer) *Client {
+	pid, stdin, sock, ok := helper.Early()
+	if !ok {
+		return nil
+	}
+	return Adopt(stderr, pid, stdin, sock)
 }
 
 // Configure sends the helper what to serve: cfg, and with verbose its
@@ -82,18 +102,18 @@ func (c *Client) Configure(cfg network.UserConfig, verbose bool) {
 
 // start runs the helper with stdin as its stdin; it closes stdin, which
 // only the helper needs from then on.
-func start(stdin *os.File, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+func start(stdin *os.File, stderr io.Writer) (int, *os.File, error) {
 	defer stdin.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
+		return 0, nil, fmt.Errorf("%s: socketpair: %w", helper.Name, err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "net-helper"), os.NewFile(uintptr(fds[1]), "net-helper")
 	defer theirs.Close()
 	cmd, closeAfter, err := helper.Command(Job)
 	if err != nil {
 		ours.Close()
-		return nil, nil, err
+		return 0, nil, err
 	}
 	for _, f := range cmd.ExtraFiles {
 		defer f.Close()
@@ -111,9 +131,12 @@ func start(stdin *os.File, stderr io.Writer) (*exec.Cmd, *os.File, error) {
 	cmd.ExtraFiles = append(cmd.ExtraFiles, theirs) // the helper's fd 4
 	if err := cmd.Start(); err != nil {
 		ours.Close()
-		return nil, nil, fmt.Errorf("%s: %w", helper.Name, err)
+		return 0, nil, fmt.Errorf("%s: %w", helper.Name, err)
 	}
-	return cmd, ours, nil
+	// Reaped by its pid (reap), as an adopted helper is, for which an
+	// os.Process (os.FindProcess) would fork a throwaway child to probe
+	// pidfds first.
+	return cmd.Process.Pid, ours, nil
 }
 
 // Serve hands tap to the helper and waits until its stack serves it: a
@@ -167,7 +190,7 @@ func (c *Client) sendTAP(tap *os.File) error {
 func (c *Client) Control(op string, p network.Publish) ([]network.Publish, error) {
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.cmd == nil || c.stopped {
+	if c.pid == 0 || c.stopped {
 		return nil, fmt.Errorf("%s: not serving", helper.Name)
 	}
 	b, err := json.Marshal(Control{Op: op, Port: p})
@@ -208,8 +231,7 @@ func (c *Client) readReply() ([]network.Publish, error) {
 	b := make([]byte, MaxReply)
 	n, err := c.sock.Read(b)
 	if err != nil || n == 0 {
-		werr := c.cmd.Wait()
-		c.cmd = nil
+		werr := c.reap()
 		return nil, fmt.Errorf("%s: exited before it answered (%v)", helper.Name, errors.Join(err, werr))
 	}
 	var r Reply
@@ -260,13 +282,31 @@ func (c *Client) Wait() error {
 	c.stop()
 	c.ctl.Lock()
 	defer c.ctl.Unlock()
-	if c.cmd == nil {
+	if err := c.reap(); err != nil {
+		return fmt.Errorf("%s: %w", helper.Name, err)
+	}
+	return nil
+}
+
+// reap waits for the helper's exit (c.ctl held), once: an exit that is
+// not status 0 is the error.
+func (c *Client) reap() error {
+	if c.pid == 0 {
 		return nil
 	}
-	err := c.cmd.Wait()
-	c.cmd = nil
-	if err != nil {
-		return fmt.Errorf("%s: %w", helper.Name, err)
+	var ws unix.WaitStatus
+	_, err := unix.Wait4(c.pid, &ws, 0, nil)
+	for err == unix.EINTR {
+		_, err = unix.Wait4(c.pid, &ws, 0, nil)
+	}
+	c.pid = 0
+	switch {
+	case err != nil:
+		return fmt.Errorf("wait: %w", err)
+	case ws.Signaled():
+		return fmt.Errorf("signal: %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
 	}
 	return nil
 }
@@ -276,12 +316,15 @@ func (c *Client) Wait() error {
 func (c *Client) Close() {
 	c.once.Do(func() { close(c.started); c.stdin.Close() }) // never started: nothing to end
 	<-c.started
+	if !c.configured {
+		c.reqW.Close()
+	}
 	if c.err != nil || c.sock == nil {
 		return
 	}
 	c.ctl.Lock()
-	if c.cmd != nil {
-		c.cmd.Process.Kill()
+	if c.pid != 0 {
+		unix.Kill(c.pid, unix.SIGKILL)
 	}
 	c.ctl.Unlock()
 	c.Wait()

@@ -14,7 +14,9 @@
 //	helper   → socket   Reply as JSON, with the published ports
 //	launcher closes its end: the helper exits
 //
-// The helper starts before the launcher has read its flags (Client.Start),
+// The helper starts before the launcher has read its flags (Client.Start;
+// where it can, the ELF constructor starts it even before the launcher's
+// Go runtime, and Early adopts it),
 // and the Request follows on the pipe once they are (Client.Configure):
 // its exec, Go runtime and package inits, most of its start, run while
 // the launcher builds the spec and the sandbox's stage waits for CONFIG,

@@ -41,6 +41,8 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,12 +242,14 @@ void nest_hold(struct config *c, int owned)
  * unshares while PID 1 builds the filesystem view:
  *
  *   stage                       holder                   PID 1
- *   nest_hold_begin: fork ────▶ unshare(USER|NET|UTS|IPC)
+ *   nest_hold_begin: fork ────▶ unshare(USER|NET|UTS|IPC),
+ *                               the TAP (--net user: make_tap)
  *   clone ─────────────────────────────────────────────▶ nest_join_prepare:
  *                                                          the launcher's /proc
- *   nest_hold_end:    ◀──────── made (its errno, or 0)     mounts …
- *   writes its maps,
- *   PID1 (its namespaces' ids) ──────────────────────────▶ nest_join: opens the
+ *   nest_hold_end:    ◀──────── made (its errno, or 0;     mounts …
+ *   writes its maps,             and the TAP's fd)
+ *   PID1 (its namespaces' ids),
+ *   TAP (to the launcher) ───────────────────────────────▶ nest_join: opens the
  *                                                          holder's namespaces,
  *                                                          enters net, uts, ipc,
  *                               ◀───────────────────────── closes the gate
@@ -261,12 +265,44 @@ void nest_hold(struct config *c, int owned)
  * only once PID 1 has entered its namespaces: whoever waits for the
  * stage (the launcher, before it reads PID 1's namespaces) sees PID 1 in
  * them. */
-static int hold_ready[2] = {-1, -1}; /* holder → stage: its errno, 0 once made */
+static int hold_ready[2] = {-1, -1}; /* holder → stage: its errno, 0 once made, with the TAP */
 static int hold_gate[2] = {-1, -1};  /* [1] held by PID 1 until it joined */
 static int hold_maps[2] = {-1, -1};  /* stage → PID 1: one byte once the maps are written */
 static int hold_proc = -1;           /* the launcher's /proc (the stage's, then PID 1's) */
 static int hold_owned;
+static int hold_tap = -1; /* the TAP device the holder made, at the stage */
 static const char *hold_uid_map, *hold_gid_map;
+
+/* send_ready sends the holder's errno (0: made) and, if not -1, the TAP
+ * device's descriptor with it. */
+static void send_ready(int sock, int err, int tap)
+{
+	(void)send_with_fd(sock, &err, sizeof err, tap);
+}
+
+/* recv_ready reads send_ready's message: the holder's errno (EPROTO when
+ * it sent none: it failed and said why itself, or was killed), and its
+ * TAP device into *tap (-1 for none). */
+static int recv_ready(int sock, int *tap)
+{
+	int err = EPROTO;
+	struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	ssize_t n;
+	while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	*tap = -1;
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(tap, CMSG_DATA(cm), sizeof *tap);
+	if (n != (ssize_t)sizeof err)
+		err = EPROTO;
+	return err;
+}
 
 void nest_hold_begin(struct config *c, int owned)
 {
@@ -275,7 +311,8 @@ void nest_hold_begin(struct config *c, int owned)
 	hold_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (hold_proc < 0)
 		fail("open /proc to write the command's nested id maps");
-	if (pipe2(hold_ready, O_CLOEXEC) < 0 || pipe2(hold_gate, O_CLOEXEC) < 0 || pipe2(hold_maps, O_CLOEXEC) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, hold_ready) < 0 || pipe2(hold_gate, O_CLOEXEC) < 0 ||
+	    pipe2(hold_maps, O_CLOEXEC) < 0)
 		fail("create a pipe");
 	/* Dumpable, as for nest_hold: the stage writes the holder's maps
 	 * and PID 1 opens its namespaces through /proc/HOLDER. */
@@ -297,8 +334,15 @@ void nest_hold_begin(struct config *c, int owned)
 		 * in a user namespace they own, which commit_creds does not
 		 * count as gaining capabilities. */
 		int err = unshare(CLONE_NEWUSER | owned) < 0 ? errno : 0;
-		(void)write_all(hold_ready[1], &err, sizeof err);
+		/* --net user's device, made here while PID 1 mounts: we are
+		 * root of the namespace that owns the network namespace, and
+		 * still see the launcher's /dev. A failure is the sandbox's
+		 * (ERROR to the launcher, as PID 1 would send it). */
+		int tap = !err && c->tap.tap_name ? make_tap(c) : -1;
+		send_ready(hold_ready[1], err, tap);
 		close(hold_ready[1]);
+		if (tap >= 0)
+			close(tap);
 		if (err)
 			_exit(1);
 		char b;
@@ -326,9 +370,7 @@ void nest_hold_end(pid_t pid1, char *ids, size_t size)
 	close(hold_gate[1]);
 	close(hold_maps[0]);
 	hold_gate[1] = hold_maps[0] = -1;
-	int err = EPROTO;
-	if (read_all(hold_ready[0], &err, sizeof err) < 0)
-		err = EPROTO;
+	int err = recv_ready(hold_ready[0], &hold_tap);
 	close(hold_ready[0]);
 	if (err) {
 		kill(pid1, SIGKILL); /* it would wait for the maps in vain */
@@ -352,6 +394,13 @@ void nest_hold_end(pid_t pid1, char *ids, size_t size)
 	hold_maps[1] = -1;
 	close(hold_proc);
 	hold_proc = -1;
+}
+
+int nest_hold_tap(void)
+{
+	int tap = hold_tap;
+	hold_tap = -1;
+	return tap;
 }
 
 int nest_hold_pending(void)

@@ -130,28 +130,37 @@ void send_msg(uint32_t kind, int32_t value, const char *text)
 	(void)write_all(sync_fd, buf, sizeof m + m.len);
 }
 
-void send_fd(uint32_t kind, int fd, const char *what)
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-	pass_gate();
-	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} u;
 	memset(&u, 0, sizeof u);
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	/* MSG_NOSIGNAL: a launcher gone is a failure to report, not SIGPIPE. */
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		msg.msg_control = u.buf;
+		msg.msg_controllen = sizeof u.buf;
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	/* MSG_NOSIGNAL: a peer gone is a failure to report, not SIGPIPE. */
 	ssize_t n;
 	do
-		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof m)
+	return n;
+}
+
+void send_fd(uint32_t kind, int fd, const char *what)
+{
+	pass_gate();
+	struct nsbox_msg m = {.kind = kind, .value = 0, .len = 0};
+	if (send_with_fd(sync_fd, &m, sizeof m, fd) != (ssize_t)sizeof m)
 		fail("send %s to the launcher", what);
 }
 
@@ -756,7 +765,8 @@ __attribute__((noreturn)) static int pid1(void *arg)
 	/* The network first: the TAP device is opened through the host's
 	 * /dev/net/tun, which the sandbox's own /dev does not have. Messages
 	 * go out in this order: TAP, then PTY_MASTER, then EXEC_OK. Born
-	 * beside the nested namespaces, after the mounts (nest_beside). */
+	 * beside the nested namespaces, lo after the mounts, and the TAP is
+	 * their holder's, sent by the stage (nest_beside). */
 	if (beside) {
 		nest_join_prepare();
 		pid1_config = (struct config *)c; /* our own copy */
@@ -766,7 +776,7 @@ __attribute__((noreturn)) static int pid1(void *arg)
 		bring_up_loopback();
 		allow_ping(-1);
 	}
-	if (c->tap.tap_name)
+	if (c->tap.tap_name && !beside)
 		setup_tap(c);
 	if (c->ns.net_wait)
 		wait_network();
@@ -872,12 +882,13 @@ static int nest_holdable(const struct config *c)
 }
 
 /* nest_beside: PID 1 needs none of the namespaces nest_hold makes before
- * its mounts are done, so they are made beside it (nest.c): no TAP or
- * external network helper (both want PID 1's network namespace first),
- * no entered PID namespace, no mqueue mount (it is the IPC namespace's). */
+ * its mounts are done, so they are made beside it (nest.c): no external
+ * network helper (it wants PID 1's network namespace first), no entered
+ * PID namespace, no mqueue mount (it is the IPC namespace's). --net
+ * user's TAP device is made by their holder then, not by PID 1. */
 static int nest_beside(const struct config *c)
 {
-	if (c->tap.tap_name || c->ns.net_wait || c->ns.enter_pidns >= 0)
+	if (c->ns.net_wait || c->ns.enter_pidns >= 0)
 		return 0;
 	for (int i = 0; i < c->root.n_mounts; i++)
 		if (c->root.mounts[i].type == MT_MQUEUE)
@@ -1059,6 +1070,13 @@ void nsbox_stage(void)
 	if (mid)
 		snprintf(ns + strlen(ns), sizeof ns - strlen(ns), "intermediate=%d\n", (int)mid);
 	send_msg(NSBOX_MSG_PID1, pid, ns);
+	/* --net user's device, made by the holder (beside): it follows PID1
+	 * as PID 1's would, before PID 1 may speak (PTY_MASTER, EXEC_OK). */
+	int tap = beside ? nest_hold_tap() : -1;
+	if (tap >= 0) {
+		send_fd(NSBOX_MSG_TAP, tap, "the TAP device");
+		close(tap);
+	}
 	/* The holder (dumpable, with the launcher's view of the files) is
 	 * gone before PID 1 may go on to the command: none of the sandbox's
 	 * processes ever coexists with it. It ends once PID 1 has entered

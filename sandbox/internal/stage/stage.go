@@ -87,9 +87,11 @@ __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char 
 		// nsbox run, planned before: run the plan (replay.c), which
 		// forks its own stage and returns only when the Go launcher
 		// must run instead, with a stage pre-forked for it.
-		if (!strcmp(argv[1], "run"))
+		if (!strcmp(argv[1], "run")) {
 			nsbox_replay();
-		else
+			if (nsbox_early_helper)
+				nsbox_early_helper();
+		} else
 			nsbox_prefork();
 	}
 }

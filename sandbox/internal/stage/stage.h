@@ -148,6 +148,12 @@ int nsbox_prefork_userns(void);
  * command line. Programs that embed the sandbox package do not define it
  * and always re-execute. */
 extern const char nsbox_prefork_command[] __attribute__((weak));
+/* A program may also define nsbox_early_helper: for `run`, the
+ * constructor calls it once the stage is pre-forked (and a replay did not
+ * run), to start what the launcher will need early (cmd/nsbox's
+ * --net user helper: cmd/internal/helper/early.c). It must return, and
+ * leave nothing the stage could inherit: it runs after the fork. */
+extern void nsbox_early_helper(void) __attribute__((weak));
 /* NSBOX_FASTPATH=off in the environment turns every speed trick off (the
  * pre-forked stage here, the early namespaces and the hand-off with it:
  * sandbox/fastpath); NSBOX_NO_PREFORK only this one. For comparisons. */

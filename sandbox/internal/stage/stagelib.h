@@ -209,6 +209,9 @@ void send_msg(uint32_t kind, int32_t value, const char *text);
  * header's bytes carry it, so the launcher's recvmsg gets both; what
  * names the fd in the failure. */
 void send_fd(uint32_t kind, int fd, const char *what);
+/* send_with_fd sends len bytes of buf on sock in one sendmsg, with fd
+ * attached (SCM_RIGHTS) unless it is -1; sendmsg's result. */
+ssize_t send_with_fd(int sock, const void *buf, size_t len, int fd);
 
 /* fail reports "what: strerror(errno)" to the launcher as an ERROR
  * message and exits 125; fail_fix adds "; fix: FIX". */
@@ -273,6 +276,10 @@ void nest_hold(struct config *c, int owned);
  * stage wait for it). */
 void nest_hold_begin(struct config *c, int owned);
 void nest_hold_end(pid_t pid1, char *ids, size_t size);
+/* nest_hold_tap, in the stage after nest_hold_end: the TAP device the
+ * holder made in the network namespace (--net user), or -1; the caller
+ * sends it to the launcher and closes it. */
+int nest_hold_tap(void);
 int nest_hold_pending(void);
 void nest_join_prepare(void);
 void nest_join(struct config *c);
@@ -376,8 +383,12 @@ int attach_terminal(void);
 void resume_terminal(pid_t cmd);
 
 /* setup_tap (tap.c) creates and configures the TAP device of --net user in
- * PID 1 and sends its fd to the launcher. */
+ * PID 1 and sends its fd to the launcher; make_tap only creates and
+ * configures it, in the caller's network namespace, and returns its fd
+ * (the holder of the nested namespaces: nest.c). Both fail the process on
+ * error. */
 void setup_tap(const struct config *c);
+int make_tap(const struct config *c);
 
 /* wait_network (tap.c) waits for the launcher's NET_READY and configures
  * the device an external helper made. */

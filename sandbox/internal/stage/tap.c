@@ -2,7 +2,8 @@
  * tap.c: the sandbox's end of the user-mode network (nsbox run --net user).
  *
  * PID 1, root in the sandbox's new network namespace, creates the TAP
- * device, gives it slirp4netns's addresses, MTU and default routes, brings
+ * device (or, where the command's nested namespaces are made beside PID 1,
+ * their holder does, while PID 1 mounts: nest.c), gives it slirp4netns's addresses, MTU and default routes, brings
  * it up, and sends its file descriptor to the launcher (SCM_RIGHTS on the
  * sync socket, message NSBOX_MSG_TAP). The launcher's TCP/IP stack
  * (netstack/) serves it from the host side. Everything is done with
@@ -229,7 +230,7 @@ static void configure_tap(const struct config *c)
 	close(nl);
 }
 
-void setup_tap(const struct config *c)
+int make_tap(const struct config *c)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -259,6 +260,12 @@ void setup_tap(const struct config *c)
 	    ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0)
 		fail("turn on checksum and TCP segmentation offload on %s (TUNSETOFFLOAD)", c->tap.tap_name);
 	configure_tap(c);
+	return fd;
+}
+
+void setup_tap(const struct config *c)
+{
+	int fd = make_tap(c);
 	send_fd(NSBOX_MSG_TAP, fd, "the TAP device");
 	close(fd);
 }
