@@ -172,19 +172,20 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 // copyOpened copies the open regular file or directory src (st) to dname
 // in ddir. It takes src: the data of a file may still be being copied
 // when it returns (c.files).
-func (c *copier) copyOpened(src *os.File, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
+func (c *copier) copyOpened(src int, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
 	if c.entries++; c.entries > maxCopyEntries {
-		src.Close()
+		unix.Close(src)
 		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		return c.copyFile(src, ddir, dname, rel, st)
 	}
-	defer src.Close()
+	dir := os.NewFile(uintptr(src), rel)
+	defer dir.Close()
 	if depth >= maxCopyDepth {
 		return fmt.Errorf("%s: more than %d directory levels: refused", rel, maxCopyDepth)
 	}
-	return c.copyDir(src, ddir, dname, rel, st, depth)
+	return c.copyDir(dir, ddir, dname, rel, st, depth)
 }
 
 // copyTop copies the file or directory that the O_PATH descriptor fd (a
@@ -210,10 +211,10 @@ func (c *copier) copyAll(fd int, ddir int, dname, rel string) error {
 // openTop opens for reading the file or directory that the O_PATH
 // descriptor fd (a resolved path, rel) stands for, and checks it is the
 // file fd holds (not one swapped in since): cp's and tar's first step.
-func openTop(fd int, rel string) (*os.File, unix.Stat_t, error) {
+func openTop(fd int, rel string) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, st, changed(rel, err)
+		return -1, st, changed(rel, err)
 	}
 	var (
 		sfd int
@@ -226,41 +227,42 @@ func openTop(fd int, rel string) (*os.File, unix.Stat_t, error) {
 		// Reopened through our own /proc/self/fd: the very file resolved.
 		sfd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	default:
-		return nil, st, fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
+		return -1, st, fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
 	}
 	if err != nil {
-		return nil, st, changed(rel, err)
+		return -1, st, changed(rel, err)
 	}
-	src := os.NewFile(uintptr(sfd), rel)
 	var now unix.Stat_t
 	if unix.Fstat(sfd, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-		src.Close()
-		return nil, st, fmt.Errorf("%s: %w", rel, errChanged)
+		unix.Close(sfd)
+		return -1, st, fmt.Errorf("%s: %w", rel, errChanged)
 	}
-	return src, st, nil
+	return sfd, st, nil
 }
 
 // openSame opens name in dir with flags and O_NOFOLLOW, and checks it is
-// the file st describes (not one swapped in since).
-func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (*os.File, error) {
+// the file st describes (not one swapped in since). The descriptor is a
+// plain one, not an *os.File: a file's data is copied by the kernel
+// (copyData), and a runtime poller has nothing to do with it.
+func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (int, error) {
 	fd, err := unix.Openat(dir, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, changed(rel, err)
+		return -1, changed(rel, err)
 	}
 	var now unix.Stat_t
 	if err := unix.Fstat(fd, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: %w", rel, errChanged)
+		return -1, fmt.Errorf("%s: %w", rel, errChanged)
 	}
-	return os.NewFile(uintptr(fd), rel), nil
+	return fd, nil
 }
 
 // copyFile creates dname in ddir and has the data of src (which it
 // takes) copied there, with src's mode and times.
-func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.Stat_t) error {
+func (c *copier) copyFile(src int, ddir int, dname, rel string, st *unix.Stat_t) error {
 	dst, err := createFile(ddir, dname, c.dst(rel))
 	if err != nil {
-		src.Close()
+		unix.Close(src)
 		return err
 	}
 	return c.files.copy(fileData{src: src, dst: dst, st: *st, rel: rel, dstRel: c.dst(rel)})
@@ -268,7 +270,7 @@ func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.St
 
 // createFile creates dname in ddir for writing. An existing regular file
 // is truncated; an existing symlink is replaced, never followed.
-func createFile(ddir int, dname, rel string) (*os.File, error) {
+func createFile(ddir int, dname, rel string) (int, error) {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(ddir, dname, flags|unix.O_EXCL, 0o600)
 	if err == unix.EEXIST {
@@ -281,14 +283,14 @@ func createFile(ddir int, dname, rel string) (*os.File, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", rel, err)
+		return -1, fmt.Errorf("create %s: %w", rel, err)
 	}
-	f := os.NewFile(uintptr(fd), rel)
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("create %s: it exists and is not a regular file", rel)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("create %s: it exists and is not a regular file", rel)
 	}
-	return f, nil
+	return fd, nil
 }
 
 // setMeta gives fd the mode (without set-id bits) and times of st.

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"runtime"
 	"sync"
 
@@ -13,8 +11,8 @@ import (
 // The walk of CopyIn and CopyOut is serial: it lists each directory,
 // checks each entry and creates its copy, by descriptor (live_copy.go).
 // The data of the regular files it finds is copied by workers meanwhile.
-// The copy itself is copy_file_range (sendfile or splice where the two
-// sides are on different filesystems), and of a file in the page cache
+// The copy itself is the kernel's (copyData: copy_file_range, or
+// sendfile between two filesystems), and of a file in the page cache
 // that is the kernel copying memory. Into a memory-backed filesystem
 // (tmpfs, ramfs) that is all it is, and a worker per core copies a tree
 // of many files as fast as the cores allow, where cp -a uses one. Into a
@@ -36,20 +34,128 @@ const maxCopyWorkers = 4
 // fileData is a regular file whose data is to be copied: src open for
 // reading, dst created for writing. Whoever holds it closes both.
 type fileData struct {
-	src, dst    *os.File
+	src, dst    int
 	st          unix.Stat_t // src's, for dst's mode and times
 	rel, dstRel string      // how errors name src and dst
 }
 
+// close closes both descriptors.
+func (f fileData) close() {
+	unix.Close(f.src)
+	unix.Close(f.dst)
+}
+
 // run copies the data, gives dst src's mode and times, and closes both.
 func (f fileData) run() error {
-	defer f.src.Close()
-	defer f.dst.Close()
-	// *os.File to *os.File: copy_file_range or sendfile, in the kernel.
-	if _, err := io.Copy(f.dst, f.src); err != nil {
+	defer f.close()
+	if err := copyData(f.dst, f.src); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", f.rel, f.dstRel, err)
 	}
-	return setMeta(int(f.dst.Fd()), &f.st, f.dstRel)
+	return setMeta(f.dst, &f.st, f.dstRel)
+}
+
+// copyChunk is what one copy_file_range or sendfile call asks for: the
+// most the kernel moves in one call (MAX_RW_COUNT, 2 GiB less a page),
+// so that a file takes one call and the one that says it is done.
+const copyChunk = 0x7ffff000
+
+// copyData copies what is left of src, from its offset to its end, to
+// dst, at its offset; it stops where src ends at the time (a file that
+// grows while it is copied is copied as far as it has grown).
+//
+// The kernel moves the data. copy_file_range first: between two files
+// of one filesystem (a sandbox's view of a host directory is one), it
+// is what cp -a does, and a filesystem that can share the blocks
+// (btrfs, XFS) makes the copy a reflink. Between filesystems (ext4 to
+// the sandbox's tmpfs) it fails with EXDEV, and sendfile moves the
+// pages from src's page cache to dst without a copy through user space,
+// where cp -a reads and writes 128 KiB at a time. A file that neither
+// can move (a source that returns nothing to either while read(2) does,
+// as some kernels' procfs and sysfs files do) is read and written.
+func copyData(dst, src int) error {
+	moved := false
+	for {
+		n, err := unix.CopyFileRange(src, nil, dst, nil, copyChunk, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if moved || !noCopyRange(err) {
+				return err
+			}
+			break
+		}
+		if n == 0 {
+			if moved {
+				return nil
+			}
+			break // an empty file, or one copy_file_range cannot read
+		}
+		moved = true
+	}
+	for {
+		n, err := unix.Sendfile(dst, src, nil, copyChunk)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if moved || (err != unix.EINVAL && err != unix.ENOSYS) {
+				return err
+			}
+			break
+		}
+		if n == 0 {
+			if moved {
+				return nil
+			}
+			break
+		}
+		moved = true
+	}
+	return readWrite(dst, src)
+}
+
+// noCopyRange tells the errors of a copy_file_range that cannot copy
+// between these two files (another filesystem, a kernel or filesystem
+// without it) from those of the files themselves.
+func noCopyRange(err error) bool {
+	switch err {
+	case unix.EXDEV, unix.EINVAL, unix.ENOSYS, unix.EOPNOTSUPP, unix.EPERM, unix.EIO:
+		return true
+	}
+	return false
+}
+
+// rwBuffers holds the buffers of readWrite, the last way to copy: rare,
+// and bounded by the workers that can be in it at once.
+var rwBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
+// readWrite copies src to dst through a buffer, until src's end.
+func readWrite(dst, src int) error {
+	buf := rwBuffers.Get().(*[256 << 10]byte)
+	defer rwBuffers.Put(buf)
+	for {
+		n, err := unix.Read(src, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		for w := 0; w < n; {
+			k, err := unix.Write(dst, buf[w:n])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			w += k
+		}
+	}
 }
 
 // filePool runs fileCopies on its workers. A nil *filePool runs each one
@@ -93,8 +199,7 @@ func (p *filePool) work() {
 	defer p.wg.Done()
 	for f := range p.queue {
 		if p.failed() != nil {
-			f.src.Close()
-			f.dst.Close()
+			f.close()
 			continue
 		}
 		if err := f.run(); err != nil {
@@ -124,8 +229,7 @@ func (p *filePool) copy(f fileData) error {
 		return f.run()
 	}
 	if err := p.failed(); err != nil {
-		f.src.Close()
-		f.dst.Close()
+		f.close()
 		return err
 	}
 	p.queue <- f

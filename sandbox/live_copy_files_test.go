@@ -74,10 +74,10 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 func TestFilePoolFirstError(t *testing.T) {
 	p := newFilePool(2)
 	dir := t.TempDir()
-	open := func(name string, flags int) *os.File {
-		f, err := os.OpenFile(filepath.Join(dir, name), flags|os.O_CREATE, 0o600)
+	open := func(name string, flags int) int {
+		fd, err := unix.Open(filepath.Join(dir, name), flags|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 		assert.NilError(t, err)
-		return f
+		return fd
 	}
 	os.WriteFile(filepath.Join(dir, "src"), []byte("data"), 0o600)
 	// A destination open read-only: the copy's write fails.
@@ -93,4 +93,62 @@ func TestFilePoolFirstError(t *testing.T) {
 	later := fileData{src: open("src", os.O_RDONLY), dst: open("dst2", os.O_WRONLY), rel: "src", dstRel: "dst2"}
 	assert.Check(t, is.ErrorContains(p.copy(later), "copy src to dst"))
 	assert.Check(t, is.ErrorContains(p.wait(), "copy src to dst"))
+}
+
+// TestCopyData copies files the ways copyData has: within one
+// filesystem (copy_file_range), into a tmpfs from another filesystem
+// (copy_file_range fails with EXDEV: sendfile), from a procfs file
+// whose size says 0 (copy_file_range moves nothing), and with read and
+// write, the last resort; each from an offset, as the walk hands over.
+func TestCopyData(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 300_000) // 4.6 MiB: more than one sendfile call's pipe
+	src := filepath.Join(t.TempDir(), "src")
+	assert.NilError(t, os.WriteFile(src, data, 0o600))
+	shm := "/dev/shm"
+	var fs unix.Statfs_t
+	if unix.Statfs(shm, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+		shm = ""
+	}
+	cases := []struct {
+		name, from, to string
+		copy           func(dst, src int) error
+	}{
+		{"same filesystem", src, filepath.Join(t.TempDir(), "dst"), copyData},
+		{"into tmpfs", src, shm, copyData},
+		{"procfs", "/proc/self/mountinfo", filepath.Join(t.TempDir(), "dst"), copyData},
+		{"read and write", src, filepath.Join(t.TempDir(), "dst"), readWrite},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			to := tc.to
+			if to == "" {
+				t.Skip("no tmpfs at /dev/shm")
+			}
+			if to == shm {
+				d, err := os.MkdirTemp(shm, "nsbox-copydata-")
+				assert.NilError(t, err)
+				t.Cleanup(func() { os.RemoveAll(d) })
+				to = filepath.Join(d, "dst")
+			}
+			want, err := os.ReadFile(tc.from)
+			assert.NilError(t, err)
+			assert.Assert(t, len(want) > 100)
+			s, err := unix.Open(tc.from, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			assert.NilError(t, err)
+			defer unix.Close(s)
+			d, err := unix.Open(to, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+			assert.NilError(t, err)
+			defer unix.Close(d)
+			_, err = unix.Seek(s, 7, 0)
+			assert.NilError(t, err)
+			assert.NilError(t, tc.copy(d, s))
+			got, err := os.ReadFile(to)
+			assert.NilError(t, err)
+			if tc.from != src { // procfs: read twice, the text may differ
+				assert.Check(t, len(got) > 0)
+				return
+			}
+			assert.Check(t, bytes.Equal(got, want[7:]), "%d bytes, want %d", len(got), len(want)-7)
+		})
+	}
 }
