@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-	"gotest.tools/v3/poll"
 )
 
 // TestCopyTreeWithWorkers copies a tree of many files, as CopyIn and
@@ -39,18 +38,11 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 	t.Cleanup(func() { os.Chmod(filepath.Join(src, "d1"), 0o755) })
 
 	dst := t.TempDir()
-	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
-	assert.NilError(t, err)
-	defer unix.Close(fd)
-	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	assert.NilError(t, err)
-	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: dst + "/tree", files: newFilePool(3)}
-	assert.NilError(t, c.copyAll(fd, ddir, "tree", src))
+	assert.NilError(t, copyTree(t, src, dst))
 	t.Cleanup(func() { os.Chmod(filepath.Join(dst, "tree", "d1"), 0o755) })
 
 	n := 0
-	err = filepath.Walk(src, func(p string, want os.FileInfo, err error) error {
+	err := filepath.Walk(src, func(p string, want os.FileInfo, err error) error {
 		assert.NilError(t, err)
 		rel, _ := filepath.Rel(src, p)
 		got, err := os.Lstat(filepath.Join(dst, "tree", rel))
@@ -69,30 +61,34 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 	assert.Check(t, is.Equal(n, 120))
 }
 
-// TestFilePoolFirstError: a copy that fails on a worker is the error the
-// walk gets back, from the next file it hands over and from wait.
-func TestFilePoolFirstError(t *testing.T) {
-	p := newFilePool(2)
-	dir := t.TempDir()
-	open := func(name string, flags int) int {
-		fd, err := unix.Open(filepath.Join(dir, name), flags|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
-		assert.NilError(t, err)
-		return fd
-	}
-	os.WriteFile(filepath.Join(dir, "src"), []byte("data"), 0o600)
-	// A destination open read-only: the copy's write fails.
-	bad := fileData{src: open("src", os.O_RDONLY), dst: open("dst", os.O_RDONLY), rel: "src", dstRel: "dst"}
-	assert.NilError(t, p.copy(bad))
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if p.failed() != nil {
-			return poll.Success()
+// TestCopyFirstError: a copy that fails on a worker is the copy's
+// error, and the others stop.
+func TestCopyFirstError(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "tree")
+	dst := t.TempDir()
+	for d := range 8 {
+		for f := range 40 {
+			p := filepath.Join(src, fmt.Sprintf("d%d", d), fmt.Sprintf("f%d", f))
+			assert.NilError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			assert.NilError(t, os.WriteFile(p, []byte(p), 0o644))
 		}
-		return poll.Continue("the failed copy")
-	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
-	assert.Check(t, is.ErrorContains(p.failed(), "copy src to dst"))
-	later := fileData{src: open("src", os.O_RDONLY), dst: open("dst2", os.O_WRONLY), rel: "src", dstRel: "dst2"}
-	assert.Check(t, is.ErrorContains(p.copy(later), "copy src to dst"))
-	assert.Check(t, is.ErrorContains(p.wait(), "copy src to dst"))
+	}
+	// A directory where the copy of d5/f17 goes: creating it fails.
+	assert.NilError(t, os.MkdirAll(filepath.Join(dst, "tree", "d5", "f17"), 0o755))
+	err := copyTree(t, src, dst)
+	assert.Check(t, is.ErrorContains(err, "create "+dst+"/tree/d5/f17: "))
+}
+
+// copyTree copies the tree src into the directory dst as tree, as CopyIn
+// and CopyOut do, with 3 workers beside the caller.
+func copyTree(t *testing.T, src, dst string) error {
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(fd)
+	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(ddir)
+	return newCopier(src, dst+"/tree", 3).copyAll(fd, ddir, "tree", src)
 }
 
 // TestCopyData copies files the ways copyData has: within one

@@ -95,8 +95,8 @@ func header(st *unix.Stat_t, name string, typ byte) *tar.Header {
 }
 
 func (c *copier) tarOpened(tw *tar.Writer, src *os.File, st *unix.Stat_t, name string, depth int) error {
-	if c.entries++; c.entries > maxCopyEntries {
-		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+	if err := c.count(); err != nil {
+		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		h := header(st, name, tar.TypeReg)
@@ -162,7 +162,7 @@ func (c *copier) tarEntry(tw *tar.Writer, dir int, n, name string, depth int) er
 		defer src.Close()
 		return c.tarOpened(tw, src, &st, name, depth)
 	}
-	c.skipped = append(c.skipped, name)
+	c.skip(name)
 	return nil
 }
 
@@ -184,8 +184,8 @@ func (c *copier) untar(tr *tar.Reader, dir int) error {
 		if err != nil {
 			return fmt.Errorf("read the tar stream: %w", err)
 		}
-		if c.entries++; c.entries > maxCopyEntries {
-			return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+		if err := c.count(); err != nil {
+			return err
 		}
 		parts, err := tarParts(h.Name)
 		if err != nil {
@@ -253,7 +253,7 @@ func (c *copier) untarEntry(tr *tar.Reader, h *tar.Header, parent int, parts []s
 		}
 		unix.UtimesNanoAt(parent, name, times, unix.AT_SYMLINK_NOFOLLOW)
 	default:
-		c.skipped = append(c.skipped, h.Name)
+		c.skip(h.Name)
 	}
 	return nil
 }
