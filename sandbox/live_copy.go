@@ -6,8 +6,11 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nsbox/nsbox/internal/procfs"
 	"golang.org/x/sys/unix"
@@ -46,13 +49,16 @@ const (
 // errChanged marks a tree that changed under the copy.
 var errChanged = errors.New("changed during the copy")
 
-// copier copies one tree; skipped collects what it left out. Errors name
-// source paths as rel (srcTop/…) and destination paths as dstTop/….
+// copier copies one tree, on the workers of live_copy_files.go. Errors
+// name source paths as rel (srcTop/…) and destination paths as
+// dstTop/….
 type copier struct {
-	skipped        []string
-	entries        int
 	srcTop, dstTop string
-	files          *filePool // copies the data of regular files (live_copy_files.go)
+	entries        atomic.Int64
+	mu             sync.Mutex // guards skipped and err
+	skipped        []string
+	err            error // the first failure: every worker stops at it
+	work           *copyWork
 }
 
 // dst names on the destination's side the entry that rel names on the
@@ -150,8 +156,8 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
-		if c.entries++; c.entries > maxCopyEntries {
-			return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+		if err := c.count(); err != nil {
+			return err
 		}
 		return c.copyLink(sdir, name, ddir, dname, rel, &st)
 	case unix.S_IFREG, unix.S_IFDIR:
@@ -165,23 +171,37 @@ func (c *copier) copyEntry(sdir int, name string, ddir int, dname, rel string, d
 		}
 		return c.copyOpened(src, &st, ddir, dname, rel, depth)
 	}
-	c.skipped = append(c.skipped, rel)
+	c.skip(rel)
 	return nil
 }
 
-// copyOpened copies the open regular file or directory src (st) to dname
-// in ddir. It takes src: the data of a file may still be being copied
-// when it returns (c.files).
-func (c *copier) copyOpened(src *os.File, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
-	if c.entries++; c.entries > maxCopyEntries {
-		src.Close()
+// count counts one more entry, and refuses the one past the bound.
+func (c *copier) count() error {
+	if c.entries.Add(1) > maxCopyEntries {
 		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+	}
+	return nil
+}
+
+// skip notes rel, a device, FIFO or socket, as not copied.
+func (c *copier) skip(rel string) {
+	c.mu.Lock()
+	c.skipped = append(c.skipped, rel)
+	c.mu.Unlock()
+}
+
+// copyOpened copies the open regular file or directory src (st) to dname
+// in ddir, and closes src.
+func (c *copier) copyOpened(src int, st *unix.Stat_t, ddir int, dname, rel string, depth int) error {
+	if err := c.count(); err != nil {
+		unix.Close(src)
+		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		return c.copyFile(src, ddir, dname, rel, st)
 	}
-	defer src.Close()
 	if depth >= maxCopyDepth {
+		unix.Close(src)
 		return fmt.Errorf("%s: more than %d directory levels: refused", rel, maxCopyDepth)
 	}
 	return c.copyDir(src, ddir, dname, rel, st, depth)
@@ -197,23 +217,22 @@ func (c *copier) copyTop(fd int, ddir int, dname, rel string) error {
 	return c.copyOpened(src, &st, ddir, dname, rel, 0)
 }
 
-// copyAll is copyTop, and waits for the data of every file to be
-// copied: its first error is the copy's.
+// copyAll is copyTop, and waits for the workers to copy what is left:
+// the first failure of any is the copy's. skipped is sorted.
 func (c *copier) copyAll(fd int, ddir int, dname, rel string) error {
-	err := c.copyTop(fd, ddir, dname, rel)
-	if werr := c.files.wait(); err == nil {
-		err = werr
-	}
-	return err
+	c.fail(c.copyTop(fd, ddir, dname, rel))
+	c.work.wait(c)
+	slices.Sort(c.skipped)
+	return c.err
 }
 
 // openTop opens for reading the file or directory that the O_PATH
 // descriptor fd (a resolved path, rel) stands for, and checks it is the
 // file fd holds (not one swapped in since): cp's and tar's first step.
-func openTop(fd int, rel string) (*os.File, unix.Stat_t, error) {
+func openTop(fd int, rel string) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, st, changed(rel, err)
+		return -1, st, changed(rel, err)
 	}
 	var (
 		sfd int
@@ -226,49 +245,55 @@ func openTop(fd int, rel string) (*os.File, unix.Stat_t, error) {
 		// Reopened through our own /proc/self/fd: the very file resolved.
 		sfd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	default:
-		return nil, st, fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
+		return -1, st, fmt.Errorf("%s is not a regular file, directory or symlink: not copied", rel)
 	}
 	if err != nil {
-		return nil, st, changed(rel, err)
+		return -1, st, changed(rel, err)
 	}
-	src := os.NewFile(uintptr(sfd), rel)
 	var now unix.Stat_t
 	if unix.Fstat(sfd, &now) != nil || now.Dev != st.Dev || now.Ino != st.Ino {
-		src.Close()
-		return nil, st, fmt.Errorf("%s: %w", rel, errChanged)
+		unix.Close(sfd)
+		return -1, st, fmt.Errorf("%s: %w", rel, errChanged)
 	}
-	return src, st, nil
+	return sfd, st, nil
 }
 
 // openSame opens name in dir with flags and O_NOFOLLOW, and checks it is
-// the file st describes (not one swapped in since).
-func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (*os.File, error) {
+// the file st describes (not one swapped in since). The descriptor is a
+// plain one, not an *os.File: a file's data is copied by the kernel
+// (copyData), and a runtime poller has nothing to do with it.
+func openSame(dir int, name string, flags int, st *unix.Stat_t, rel string) (int, error) {
 	fd, err := unix.Openat(dir, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, changed(rel, err)
+		return -1, changed(rel, err)
 	}
 	var now unix.Stat_t
 	if err := unix.Fstat(fd, &now); err != nil || now.Dev != st.Dev || now.Ino != st.Ino {
 		unix.Close(fd)
-		return nil, fmt.Errorf("%s: %w", rel, errChanged)
+		return -1, fmt.Errorf("%s: %w", rel, errChanged)
 	}
-	return os.NewFile(uintptr(fd), rel), nil
+	return fd, nil
 }
 
-// copyFile creates dname in ddir and has the data of src (which it
-// takes) copied there, with src's mode and times.
-func (c *copier) copyFile(src *os.File, ddir int, dname, rel string, st *unix.Stat_t) error {
-	dst, err := createFile(ddir, dname, c.dst(rel))
+// copyFile creates dname in ddir and copies there the data of src (which
+// it closes), with src's mode and times.
+func (c *copier) copyFile(src int, ddir int, dname, rel string, st *unix.Stat_t) error {
+	defer unix.Close(src)
+	dstRel := c.dst(rel)
+	dst, err := createFile(ddir, dname, dstRel)
 	if err != nil {
-		src.Close()
 		return err
 	}
-	return c.files.copy(fileData{src: src, dst: dst, st: *st, rel: rel, dstRel: c.dst(rel)})
+	defer unix.Close(dst)
+	if err := copyData(dst, src); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", rel, dstRel, err)
+	}
+	return setMeta(dst, st, dstRel)
 }
 
 // createFile creates dname in ddir for writing. An existing regular file
 // is truncated; an existing symlink is replaced, never followed.
-func createFile(ddir int, dname, rel string) (*os.File, error) {
+func createFile(ddir int, dname, rel string) (int, error) {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(ddir, dname, flags|unix.O_EXCL, 0o600)
 	if err == unix.EEXIST {
@@ -281,14 +306,14 @@ func createFile(ddir int, dname, rel string) (*os.File, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", rel, err)
+		return -1, fmt.Errorf("create %s: %w", rel, err)
 	}
-	f := os.NewFile(uintptr(fd), rel)
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("create %s: it exists and is not a regular file", rel)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("create %s: it exists and is not a regular file", rel)
 	}
-	return f, nil
+	return fd, nil
 }
 
 // setMeta gives fd the mode (without set-id bits) and times of st.
@@ -327,33 +352,95 @@ func (c *copier) copyLink(sdir int, name string, ddir int, dname, rel string, st
 	return nil
 }
 
-func (c *copier) copyDir(src *os.File, ddir int, dname, rel string, st *unix.Stat_t, depth int) error {
+// copyDir creates dname in ddir, the copy of the directory src (which it
+// closes), and copies its entries there, some maybe on other workers
+// (copyWork.spread); the last to finish gives the copy src's mode and
+// times. It returns the copy's first failure so far.
+func (c *copier) copyDir(src int, ddir int, dname, rel string, st *unix.Stat_t, depth int) error {
 	if err := unix.Mkdirat(ddir, dname, 0o700); err != nil && err != unix.EEXIST {
+		unix.Close(src)
 		return fmt.Errorf("create the directory %s: %w", c.dst(rel), err)
 	}
 	dfd, err := unix.Openat(ddir, dname, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		unix.Close(src)
 		return fmt.Errorf("open the directory %s: %w", c.dst(rel), err)
 	}
-	defer unix.Close(dfd)
+	d := &dirCopy{src: os.NewFile(uintptr(src), rel), sfd: src, dfd: dfd, st: *st, rel: rel, depth: depth}
+	d.refs.Store(1) // the listing's
 	if err := unix.Fchmod(dfd, 0o700); err != nil {
-		return fmt.Errorf("chmod %s: %w", c.dst(rel), err)
+		c.fail(fmt.Errorf("chmod %s: %w", c.dst(rel), err))
+	} else {
+		c.fail(c.listDir(d))
 	}
+	c.release(d)
+	return c.failed()
+}
+
+// listDir reads the entries of d and has them copied, in chunks.
+func (c *copier) listDir(d *dirCopy) error {
 	for {
-		names, err := src.Readdirnames(1024)
-		for _, n := range names {
-			if err := c.copyEntry(int(src.Fd()), n, dfd, n, rel+"/"+n, depth+1); err != nil {
+		names, err := d.src.Readdirnames(1024)
+		for len(names) > 0 && c.failed() == nil {
+			n := min(len(names), chunkNames)
+			if err := c.work.spread(c, chunk{dir: d, names: names[:n]}); err != nil {
 				return err
 			}
+			names = names[n:]
 		}
-		if err == io.EOF {
-			break
+		if err == io.EOF || c.failed() != nil {
+			return nil
 		}
 		if err != nil {
-			return changed(rel, err)
+			return changed(d.rel, err)
 		}
 	}
-	return setMeta(dfd, st, c.dst(rel))
+}
+
+// copyChunk copies the entries ch names.
+func (c *copier) copyChunk(ch chunk) error {
+	d := ch.dir
+	for _, n := range ch.names {
+		if err := c.failed(); err != nil {
+			return err
+		}
+		if err := c.copyEntry(d.sfd, n, d.dfd, n, d.rel+"/"+n, d.depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// release drops a hold on d; the last gives the copy its mode and times
+// (once every entry exists: creating one changes them) and closes both.
+func (c *copier) release(d *dirCopy) {
+	if d.refs.Add(-1) != 0 {
+		return
+	}
+	if c.failed() == nil {
+		c.fail(setMeta(d.dfd, &d.st, c.dst(d.rel)))
+	}
+	unix.Close(d.dfd)
+	d.src.Close()
+}
+
+// fail records err, if it is the copy's first failure.
+func (c *copier) fail(err error) {
+	if err == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+// failed returns the copy's first failure so far.
+func (c *copier) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // rootFD opens the running sandbox's root as its command sees it (the
@@ -399,7 +486,7 @@ func (s *Sandbox) CopyOut(src, hostDest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, hostDest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), files: newFilePool(copyWorkers(ddir))}
+	c := newCopier(src, path.Join(hostDest, dnameRel(hostDest, dname, path.Base(src))), copyWorkers())
 	if err := c.copyAll(sfd, ddir, dname, src); err != nil {
 		return c.skipped, fmt.Errorf("copy %s out of the sandbox: %w", src, err)
 	}
@@ -430,7 +517,7 @@ func (s *Sandbox) CopyIn(hostSrc, dest string) (skipped []string, err error) {
 		return nil, fmt.Errorf("copy into the sandbox at %s: %w", dest, err)
 	}
 	defer unix.Close(ddir)
-	c := &copier{srcTop: hostSrc, dstTop: path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), files: newFilePool(copyWorkers(ddir))}
+	c := newCopier(hostSrc, path.Join(dest, dnameRel(dest, dname, path.Base(hostSrc))), copyWorkers())
 	if err := c.copyAll(sfd, ddir, dname, hostSrc); err != nil {
 		return c.skipped, fmt.Errorf("copy %s into the sandbox: %w", hostSrc, err)
 	}

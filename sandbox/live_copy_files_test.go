@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-	"gotest.tools/v3/poll"
 )
 
 // TestCopyTreeWithWorkers copies a tree of many files, as CopyIn and
@@ -39,18 +38,11 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 	t.Cleanup(func() { os.Chmod(filepath.Join(src, "d1"), 0o755) })
 
 	dst := t.TempDir()
-	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
-	assert.NilError(t, err)
-	defer unix.Close(fd)
-	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	assert.NilError(t, err)
-	defer unix.Close(ddir)
-	c := &copier{srcTop: src, dstTop: dst + "/tree", files: newFilePool(3)}
-	assert.NilError(t, c.copyAll(fd, ddir, "tree", src))
+	assert.NilError(t, copyTree(t, src, dst))
 	t.Cleanup(func() { os.Chmod(filepath.Join(dst, "tree", "d1"), 0o755) })
 
 	n := 0
-	err = filepath.Walk(src, func(p string, want os.FileInfo, err error) error {
+	err := filepath.Walk(src, func(p string, want os.FileInfo, err error) error {
 		assert.NilError(t, err)
 		rel, _ := filepath.Rel(src, p)
 		got, err := os.Lstat(filepath.Join(dst, "tree", rel))
@@ -69,28 +61,90 @@ func TestCopyTreeWithWorkers(t *testing.T) {
 	assert.Check(t, is.Equal(n, 120))
 }
 
-// TestFilePoolFirstError: a copy that fails on a worker is the error the
-// walk gets back, from the next file it hands over and from wait.
-func TestFilePoolFirstError(t *testing.T) {
-	p := newFilePool(2)
-	dir := t.TempDir()
-	open := func(name string, flags int) *os.File {
-		f, err := os.OpenFile(filepath.Join(dir, name), flags|os.O_CREATE, 0o600)
-		assert.NilError(t, err)
-		return f
-	}
-	os.WriteFile(filepath.Join(dir, "src"), []byte("data"), 0o600)
-	// A destination open read-only: the copy's write fails.
-	bad := fileData{src: open("src", os.O_RDONLY), dst: open("dst", os.O_RDONLY), rel: "src", dstRel: "dst"}
-	assert.NilError(t, p.copy(bad))
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if p.failed() != nil {
-			return poll.Success()
+// TestCopyFirstError: a copy that fails on a worker is the copy's
+// error, and the others stop.
+func TestCopyFirstError(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "tree")
+	dst := t.TempDir()
+	for d := range 8 {
+		for f := range 40 {
+			p := filepath.Join(src, fmt.Sprintf("d%d", d), fmt.Sprintf("f%d", f))
+			assert.NilError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			assert.NilError(t, os.WriteFile(p, []byte(p), 0o644))
 		}
-		return poll.Continue("the failed copy")
-	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
-	assert.Check(t, is.ErrorContains(p.failed(), "copy src to dst"))
-	later := fileData{src: open("src", os.O_RDONLY), dst: open("dst2", os.O_WRONLY), rel: "src", dstRel: "dst2"}
-	assert.Check(t, is.ErrorContains(p.copy(later), "copy src to dst"))
-	assert.Check(t, is.ErrorContains(p.wait(), "copy src to dst"))
+	}
+	// A directory where the copy of d5/f17 goes: creating it fails.
+	assert.NilError(t, os.MkdirAll(filepath.Join(dst, "tree", "d5", "f17"), 0o755))
+	err := copyTree(t, src, dst)
+	assert.Check(t, is.ErrorContains(err, "create "+dst+"/tree/d5/f17: "))
+}
+
+// copyTree copies the tree src into the directory dst as tree, as CopyIn
+// and CopyOut do, with 3 workers beside the caller.
+func copyTree(t *testing.T, src, dst string) error {
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(fd)
+	ddir, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	assert.NilError(t, err)
+	defer unix.Close(ddir)
+	return newCopier(src, dst+"/tree", 3).copyAll(fd, ddir, "tree", src)
+}
+
+// TestCopyData copies files the ways copyData has: within one
+// filesystem (copy_file_range), into a tmpfs from another filesystem
+// (copy_file_range fails with EXDEV: sendfile), from a procfs file
+// whose size says 0 (copy_file_range moves nothing), and with read and
+// write, the last resort; each from an offset, as the walk hands over.
+func TestCopyData(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 300_000) // 4.6 MiB: more than one sendfile call's pipe
+	src := filepath.Join(t.TempDir(), "src")
+	assert.NilError(t, os.WriteFile(src, data, 0o600))
+	shm := "/dev/shm"
+	var fs unix.Statfs_t
+	if unix.Statfs(shm, &fs) != nil || fs.Type != unix.TMPFS_MAGIC {
+		shm = ""
+	}
+	cases := []struct {
+		name, from, to string
+		copy           func(dst, src int) error
+	}{
+		{"same filesystem", src, filepath.Join(t.TempDir(), "dst"), copyData},
+		{"into tmpfs", src, shm, copyData},
+		{"procfs", "/proc/self/mountinfo", filepath.Join(t.TempDir(), "dst"), copyData},
+		{"read and write", src, filepath.Join(t.TempDir(), "dst"), readWrite},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			to := tc.to
+			if to == "" {
+				t.Skip("no tmpfs at /dev/shm")
+			}
+			if to == shm {
+				d, err := os.MkdirTemp(shm, "nsbox-copydata-")
+				assert.NilError(t, err)
+				t.Cleanup(func() { os.RemoveAll(d) })
+				to = filepath.Join(d, "dst")
+			}
+			want, err := os.ReadFile(tc.from)
+			assert.NilError(t, err)
+			assert.Assert(t, len(want) > 100)
+			s, err := unix.Open(tc.from, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			assert.NilError(t, err)
+			defer unix.Close(s)
+			d, err := unix.Open(to, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+			assert.NilError(t, err)
+			defer unix.Close(d)
+			_, err = unix.Seek(s, 7, 0)
+			assert.NilError(t, err)
+			assert.NilError(t, tc.copy(d, s))
+			got, err := os.ReadFile(to)
+			assert.NilError(t, err)
+			if tc.from != src { // procfs: read twice, the text may differ
+				assert.Check(t, len(got) > 0)
+				return
+			}
+			assert.Check(t, bytes.Equal(got, want[7:]), "%d bytes, want %d", len(got), len(want)-7)
+		})
+	}
 }

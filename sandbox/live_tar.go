@@ -76,10 +76,11 @@ func (s *Sandbox) CopyTo(r io.Reader, dest string) (skipped []string, err error)
 // tarTop writes the file or directory the O_PATH descriptor fd stands
 // for, as name.
 func (c *copier) tarTop(tw *tar.Writer, fd int, name string) error {
-	src, st, err := openTop(fd, name)
+	sfd, st, err := openTop(fd, name)
 	if err != nil {
 		return err
 	}
+	src := os.NewFile(uintptr(sfd), name)
 	defer src.Close()
 	return c.tarOpened(tw, src, &st, name, 0)
 }
@@ -94,8 +95,8 @@ func header(st *unix.Stat_t, name string, typ byte) *tar.Header {
 }
 
 func (c *copier) tarOpened(tw *tar.Writer, src *os.File, st *unix.Stat_t, name string, depth int) error {
-	if c.entries++; c.entries > maxCopyEntries {
-		return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+	if err := c.count(); err != nil {
+		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {
 		h := header(st, name, tar.TypeReg)
@@ -153,14 +154,15 @@ func (c *copier) tarEntry(tw *tar.Writer, dir int, n, name string, depth int) er
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			flags |= unix.O_DIRECTORY
 		}
-		src, err := openSame(dir, n, flags, &st, name)
+		sfd, err := openSame(dir, n, flags, &st, name)
 		if err != nil {
 			return err
 		}
+		src := os.NewFile(uintptr(sfd), name)
 		defer src.Close()
 		return c.tarOpened(tw, src, &st, name, depth)
 	}
-	c.skipped = append(c.skipped, name)
+	c.skip(name)
 	return nil
 }
 
@@ -182,8 +184,8 @@ func (c *copier) untar(tr *tar.Reader, dir int) error {
 		if err != nil {
 			return fmt.Errorf("read the tar stream: %w", err)
 		}
-		if c.entries++; c.entries > maxCopyEntries {
-			return fmt.Errorf("more than %d files: refused", maxCopyEntries)
+		if err := c.count(); err != nil {
+			return err
 		}
 		parts, err := tarParts(h.Name)
 		if err != nil {
@@ -230,10 +232,11 @@ func (c *copier) untarEntry(tr *tar.Reader, h *tar.Header, parent int, parts []s
 		}
 		*dirs = append(*dirs, dirMeta{parts: parts, mode: uint32(h.Mode) & 0o1777, times: times})
 	case tar.TypeReg:
-		f, err := createFile(parent, name, h.Name)
+		fd, err := createFile(parent, name, h.Name)
 		if err != nil {
 			return err
 		}
+		f := os.NewFile(uintptr(fd), h.Name)
 		defer f.Close()
 		if _, err := io.Copy(f, tr); err != nil {
 			return fmt.Errorf("write %s: %w", h.Name, err)
@@ -250,7 +253,7 @@ func (c *copier) untarEntry(tr *tar.Reader, h *tar.Header, parent int, parts []s
 		}
 		unix.UtimesNanoAt(parent, name, times, unix.AT_SYMLINK_NOFOLLOW)
 	default:
-		c.skipped = append(c.skipped, h.Name)
+		c.skip(h.Name)
 	}
 	return nil
 }
