@@ -6,11 +6,13 @@ import (
 	"gotest.tools/v3/assert"
 )
 
+// spin is a shell loop of about 30 ms of CPU.
+const spin = `i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done`
+
 // A run that leaves its work to an orphan is charged for it: the shell
 // spins in a child it does not wait for, as bubblewrap leaves its PID 1.
 func TestTimedCountsOrphans(t *testing.T) {
 	assert.NilError(t, becomeSubreaper())
-	const spin = `i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done`
 	_, waited, err := timed([]string{"sh", "-c", spin})
 	assert.NilError(t, err)
 	_, orphaned, err := timed([]string{"sh", "-c", "sh -c '" + spin + "' >/dev/null 2>&1 & exit 0"})
@@ -23,7 +25,6 @@ func TestTimedCountsOrphans(t *testing.T) {
 // In a batch every start gets an even share of the orphans' CPU.
 func TestBatchSharesOrphans(t *testing.T) {
 	assert.NilError(t, becomeSubreaper())
-	const spin = `i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done`
 	_, waited, err := run([]string{"sh", "-c", spin})
 	assert.NilError(t, err)
 	_, cpus, errs := batch([]string{"sh", "-c", "sh -c '" + spin + "' >/dev/null 2>&1 & exit 0"}, 4)
