@@ -75,6 +75,10 @@ func main() {
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
 	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
+	if err := becomeSubreaper(); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v: the CPU per start would leave out what a run's orphans do; fix: run on Linux 3.4 or later\n", err)
+		os.Exit(1)
+	}
 	cfg.rounds, cfg.parallel, cfg.parallelRounds = 60, 100, 3
 	cfg.iperfSeconds, cfg.iperfRounds, cfg.latencyConns = 3, 3, 100
 	if *quick {

@@ -23,8 +23,9 @@ type contender struct {
 
 	Values []float64 // one per successful sample, in the comparison's unit
 	// CPU is the user+system time of each successful run's whole process
-	// tree in ms (wait4's rusage: the process and every descendant it
-	// waited for), where the row records it (sampleCPU).
+	// tree in ms (wait4's rusage: the process, every descendant it waited
+	// for, and the orphans it left, which the harness reaps), where the
+	// row records it (sampleCPU).
 	CPU      []float64
 	Failures int
 	LastErr  string
@@ -81,10 +82,11 @@ func alternate(rounds int, cs []*contender, sample func(*contender) (float64, er
 	}
 }
 
-// wallTime runs argv to completion and returns its wall time in ms; a
+// wallTime runs argv to completion and returns its wall time in ms (it
+// reaps no orphans: some rows keep children of their own running); a
 // non-zero exit is an error carrying the last line of stderr.
 func wallTime(argv []string) (float64, error) {
-	wall, _, err := timed(argv)
+	wall, _, err := run(argv)
 	return wall, err
 }
 
@@ -92,6 +94,7 @@ func wallTime(argv []string) (float64, error) {
 // process tree in k.CPU and returns the wall time: a sample function for
 // alternate.
 func sampleCPU(k *contender) (float64, error) {
+	reapOrphans(0) // what an earlier row left is not this run's
 	wall, cpu, err := timed(k.Argv)
 	if err == nil {
 		k.CPU = append(k.CPU, cpu)
@@ -100,8 +103,22 @@ func sampleCPU(k *contender) (float64, error) {
 }
 
 // timed runs argv to completion and returns its wall time and the CPU
-// time (user+system) of it and the descendants it reaped, both in ms.
+// time (user+system) of its whole process tree, both in ms: it and the
+// descendants it reaped, and those it left to the harness (reapOrphans,
+// after the wall time is taken). Not for runs side by side: batch uses
+// run and reaps once all are done.
 func timed(argv []string) (wall, cpu float64, err error) {
+	wall, cpu, err = run(argv)
+	orphans := reapOrphans(orphanWait)
+	if err != nil {
+		return 0, 0, err
+	}
+	return wall, cpu + orphans, nil
+}
+
+// run runs argv to completion and returns its wall time and the CPU time
+// (user+system) of it and the descendants it reaped, both in ms.
+func run(argv []string) (wall, cpu float64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer

@@ -121,20 +121,21 @@ func parallelStart(cfg *config) *comparison {
 }
 
 // batch starts n copies of argv behind one barrier and returns the wall
-// time and the CPU time of each that succeeded and the errors of the
-// others.
+// time and the CPU time of each that succeeded (with an even share of
+// the orphans the batch left) and the errors of the others.
 func batch(argv []string, n int) ([]float64, []float64, []error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var vals, cpus []float64
 	var errs []error
 	gate := make(chan struct{})
+	reapOrphans(0) // what an earlier row left is not this batch's
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-gate
-			v, cpu, err := timed(argv)
+			v, cpu, err := run(argv)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -146,6 +147,13 @@ func batch(argv []string, n int) ([]float64, []float64, []error) {
 	}
 	close(gate)
 	wg.Wait()
+	// The orphans of the whole batch, shared evenly: which start left
+	// which is not known.
+	if orphans := reapOrphans(orphanWait); len(cpus) > 0 {
+		for i := range cpus {
+			cpus[i] += orphans / float64(len(cpus))
+		}
+	}
 	return vals, cpus, errs
 }
 
@@ -171,7 +179,7 @@ func noteCPU(c *comparison) {
 	if c.Note != "" {
 		c.Note += " "
 	}
-	c.Note += "CPU per start, median (user+system of the whole process tree from wait4's rusage; perf's instruction counter is not available in this VM): " + strings.Join(parts, ", ") + "."
+	c.Note += "CPU per start, median (user+system of the whole process tree from wait4's rusage, with the orphans a run leaves, which the harness reaps as a subreaper; perf's instruction counter is not available in this VM): " + strings.Join(parts, ", ") + "."
 }
 
 // processStart times `nsbox version` (the runtime start, every package
