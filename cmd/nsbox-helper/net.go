@@ -27,6 +27,14 @@ func netJob([]string) int {
 	// The launcher's terminal signals are the launcher's to handle (it
 	// forwards them to the command); the stack stops when it says so.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPIPE)
+	// Both descriptors are waited on through the runtime's poller, not in
+	// a blocking system call: a thread blocked in one keeps its P until
+	// the runtime's monitor takes it back, and the monitor, woken by each
+	// such return, polls every 20 µs for the next millisecond. Only this
+	// process holds these ends (the pipe's read end, the socket's end),
+	// so their O_NONBLOCK is nobody else's business.
+	unix.SetNonblock(0, true)
+	unix.SetNonblock(4, true)
 	sock := os.NewFile(4, "launcher")
 	if sock == nil {
 		return fail(nil, "no socket on fd 4")
@@ -34,7 +42,7 @@ func netJob([]string) int {
 	// The launcher starts this program before it knows the request (so
 	// that this start overlaps its own), and writes the request when it
 	// has it. None at all: it did not start the sandbox after all.
-	b, err := io.ReadAll(io.LimitReader(os.Stdin, nethelper.MaxRequest+1))
+	b, err := io.ReadAll(io.LimitReader(os.NewFile(0, "request"), nethelper.MaxRequest+1))
 	if err == nil && len(b) == 0 {
 		return 0
 	}
@@ -110,8 +118,20 @@ func control(n *netstack.Network, c nethelper.Control) error {
 func receiveTAP(sock *os.File) (*os.File, error) {
 	buf := make([]byte, 16)
 	oob := make([]byte, unix.CmsgSpace(4))
+	raw, err := sock.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		var n, oobn int
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
 		if err == unix.EINTR {
 			continue
 		}
