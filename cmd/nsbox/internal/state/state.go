@@ -379,23 +379,41 @@ func Get(dir, name string) (*Live, error) {
 		removeIfStale(path)
 		return nil, fmt.Errorf("sandbox %q: %w", name, ErrNotFound)
 	}
-	e, raw, err := read(path)
-	if errors.Is(err, os.ErrNotExist) {
-		// Reserved, but PID 1 does not exist yet (or never will).
-		return nil, fmt.Errorf("sandbox %q: %w (it is still starting)", name, ErrNotFound)
+	// A record its launcher rewrote while it was checked (verify's
+	// errRewritten) is read again and checked whole: a few times, then
+	// the last one's answer without a look at the file, as for any other.
+	for try := 0; ; try++ {
+		e, raw, err := read(path)
+		if errors.Is(err, os.ErrNotExist) {
+			// Reserved, but PID 1 does not exist yet (or never will).
+			return nil, fmt.Errorf("sandbox %q: %w (it is still starting)", name, ErrNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e.Name != name {
+			return nil, fmt.Errorf("sandbox %s: %w: the entry %s holds the record of %q", name, ErrRecordChanged, path, e.Name)
+		}
+		statePath := filepath.Join(path, "state.json")
+		if try == maxRereads {
+			statePath = ""
+		}
+		pidfd, moved, err := verify(e, raw, statePath)
+		if err == errRewritten {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Live{Entry: *e, Path: path, pidfd: pidfd, moved: moved}, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	if e.Name != name {
-		return nil, fmt.Errorf("sandbox %s: %w: the entry %s holds the record of %q", name, ErrRecordChanged, path, e.Name)
-	}
-	pidfd, moved, err := verify(e, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &Live{Entry: *e, Path: path, pidfd: pidfd, moved: moved}, nil
 }
+
+// maxRereads bounds how many times Get reads a record again that its
+// launcher rewrote while it was checked: one nsbox port add or rm each,
+// which takes longer than a lookup, so a second read nearly always
+// passes; the bound is for a writer that never stops.
+const maxRereads = 16
 
 // List removes stale entries and returns the running sandboxes, sorted by
 // name, each checked as Get checks it. Sandboxes still starting (no

@@ -66,13 +66,26 @@ var errCallersUserNS = errors.New("")
 // namespace, with the file under /proc/PID/ns that names each.
 var joinable = []string{"mnt", "pid", "net", "ipc", "uts", "cgroup"}
 
+// errRewritten is verify's answer for a record its launcher replaced
+// while it was being checked: state.json (at the path verify was given)
+// no longer holds raw. The caller checks the new one instead.
+var errRewritten = errors.New("the record was rewritten while it was checked")
+
 // verify checks e, decoded from raw (the whole state.json), as the
 // comment above says, and returns a pidfd of PID 1 that the caller owns.
 //
 // The third result, when not nil, says the record is its launcher's but
 // the command is no longer in the namespaces it names (ErrCommandMoved):
 // the sandbox can be listed, signalled and paused, not joined.
-func verify(e *Entry, raw []byte) (pidfd int, moved error, err error) {
+//
+// A launcher rewrites its record while the sandbox runs (nsbox port add
+// and rm: a new state.json, then a new sealed copy at another
+// descriptor, the old one closed), so a record read just before a
+// rewrite names a copy that is gone or no longer matches. When the
+// sealed copy is not raw's and the file at statePath (if not empty) now
+// holds other bytes than raw, verify returns errRewritten rather than
+// ErrRecordChanged; nothing is accepted for it.
+func verify(e *Entry, raw []byte, statePath string) (pidfd int, moved error, err error) {
 	pidfd, err = unix.PidfdOpen(e.Pid, 0)
 	if err != nil {
 		return -1, nil, fmt.Errorf("sandbox %q: %w (PID 1, pid %d: %v)", e.Name, ErrNotFound, e.Pid, err)
@@ -127,6 +140,9 @@ func verify(e *Entry, raw []byte) (pidfd int, moved error, err error) {
 		time.Sleep(4 * time.Millisecond)
 		sealed, err = readSealedCopy(e.LauncherPid, e.RecordFD)
 	}
+	if (err != nil || !bytes.Equal(sealed, raw)) && rewritten(statePath, raw) {
+		return -1, nil, errRewritten
+	}
 	if err != nil {
 		return -1, nil, changed("the launcher's copy of the record: %v", err)
 	}
@@ -145,6 +161,21 @@ func verify(e *Entry, raw []byte) (pidfd int, moved error, err error) {
 	}
 	ok = true
 	return pidfd, moved, nil
+}
+
+// rewritten reports whether the state.json at path (none if empty) can
+// be read and holds other bytes than raw.
+func rewritten(path string, raw []byte) bool {
+	if path == "" {
+		return false
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	now, err := readAll(fd, path)
+	return err == nil && !bytes.Equal(now, raw)
 }
 
 // A check that fails while the sandbox ends is no sign of tampering: an

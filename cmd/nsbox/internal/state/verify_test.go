@@ -43,6 +43,20 @@ func fakePID1(t *testing.T, name string) *Entry {
 		Spec: &sandbox.Spec{Process: sandbox.Process{Args: []string{"true"}}, Namespaces: sandbox.Namespaces{Net: true, UTS: true}}}
 }
 
+// recorded reserves name in a new state directory and writes the record
+// of a fakePID1 there, as a launcher does; the entry is released at the
+// test's end.
+func recorded(t *testing.T, name string) (dir string, h *Handle, e *Entry) {
+	t.Helper()
+	dir = t.TempDir()
+	h, err := Reserve(dir, name)
+	assert.NilError(t, err)
+	t.Cleanup(func() { h.Release() })
+	e = fakePID1(t, name)
+	assert.NilError(t, h.Write(e))
+	return dir, h, e
+}
+
 // edit rewrites the entry's state.json with change applied, as a process
 // that can write the state directory could.
 func edit(t *testing.T, path string, change func(string) string) {
@@ -162,16 +176,11 @@ func TestGetReadsLargeRecordsWhole(t *testing.T) {
 }
 
 func TestGetAfterPID1Exits(t *testing.T) {
-	dir := t.TempDir()
-	h, err := Reserve(dir, "gone")
-	assert.NilError(t, err)
-	defer h.Release()
-	e := fakePID1(t, "gone")
-	assert.NilError(t, h.Write(e))
+	dir, _, e := recorded(t, "gone")
 	p, _ := os.FindProcess(e.Pid)
 	p.Kill()
 	p.Wait()
-	_, err = Get(dir, "gone")
+	_, err := Get(dir, "gone")
 	assert.Check(t, errors.Is(err, ErrNotFound), err)
 }
 
@@ -285,4 +294,42 @@ func TestGetOfCommandThatLeftItsNamespaces(t *testing.T) {
 	_, err = Get(dir, "moved")
 	assert.Check(t, errors.Is(err, ErrRecordChanged), err)
 	assert.ErrorContains(t, err, "the record says uts namespace 4026532999")
+}
+
+// A launcher rewrites its record while the sandbox runs (nsbox port add
+// and rm): a new state.json, then a new sealed copy, the old one closed.
+// A lookup that read the record just before is looking at the
+// launcher's own record all along: Get checks the new one and never
+// reports a changed record.
+func TestGetWhileLauncherRewrites(t *testing.T) {
+	dir, h, e := recorded(t, "busy")
+	stop, done := make(chan struct{}), make(chan error)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			e.Cwd = fmt.Sprintf("/rewrite-%d", i)
+			if err := h.Write(e); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(time.Millisecond) // nsbox port add takes longer
+		}
+	}()
+	var failed error
+	for i := 0; i < 1000 && failed == nil; i++ {
+		l, err := Get(dir, "busy")
+		if err != nil {
+			failed = fmt.Errorf("lookup %d: %w", i, err)
+			break
+		}
+		l.Close()
+	}
+	close(stop)
+	assert.NilError(t, <-done)
+	assert.NilError(t, failed)
 }
