@@ -262,34 +262,7 @@ and the median differ by up to 2×): other jobs take the cores, and,
 likely, memory the VM gave back to its host (its balloon reports free
 pages) is slower to fill the first time: the copy of the data was 10%
 of one profile of \`cp -a\` and 69% of another. Compare the two tools of
-one row, never rows of different runs.
+one row, never rows of different runs. docs/live.md ("cp") has how
+both tools copy, by strace, and the same-run figures of the change.
 
-How the copy was measured and changed (2026-12-07, this VM; same run,
-rotating order, the destination emptied and synced before each copy and
-synced after, untimed; medians, CPU is user+system of the command).
-\`cp -a\` (coreutils 9.1), per file: \`newfstatat\`, \`openat\` of the source,
-\`fstat\`, \`openat\` of the copy (\`O_EXCL\`, 0600), \`ioctl(FICLONE)\`
-(EOPNOTSUPP on ext4), \`fstat\`, \`fadvise(SEQUENTIAL)\`, \`copy_file_range\`
-of the whole file and one more that returns 0, \`utimensat\`, two
-\`flistxattr\`, \`fgetxattr\`, \`fstat\`, \`fsetxattr(system.posix_acl_access)\`
-(the mode), two \`close\`; each directory read whole and taken in inode
-order; no \`fsync\`, no \`fallocate\`. Into a tmpfs, \`copy_file_range\` fails
-(EXDEV) and it reads and writes 128 KiB at a time. \`nsbox cp\` before:
-the same kind of calls by descriptor, but one goroutine created every
-file while one worker copied the data, and into a tmpfs Go's \`io.Copy\`
-fell back to reads and writes of 32 KiB. Now the kernel moves the data
-(\`copy_file_range\`, else \`sendfile\`: one copy of each page), and a
-directory's entries are shared, in chunks of 16, with a worker per core.
-
-| copy (1 GiB: 1 MiB files in 16 directories, unless said) | \`cp -a\` | main (160ffab) | now |
-|---|---|---|---|
-| into ext4 through /in, 10 rounds, load 3.1–6.5 | 1711 ms (CPU 850) | 1521 ms (940) | 1110 ms (920) |
-| out of /in into ext4, 8 rounds, load 3.1–3.4 | 942 ms (930) | 642 ms (930) | 536 ms (1015) |
-| into tmpfs through /shm, 8 rounds, load 3.6–3.9 | 682 ms (655) | 432 ms (735) | 363 ms (570) |
-| 10000 files of 4 KiB in 40 directories, into ext4, 8 rounds, load 1.6–2.9 | 6851 ms (6824) | 6981 ms (7560) | 4190 ms (7835) |
-| the same into tmpfs, 10 rounds, load 1.4–1.7 | 313 ms (305) | 252 ms (320) | 120 ms (210) |
-
-The row of small files into ext4 is the filesystem's walk over recently
-deleted inodes at its worst (each copy follows the deletion of 10000):
-its first round, before any deletion, took 325 ms with main's binary.
 MD
