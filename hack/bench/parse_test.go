@@ -53,7 +53,26 @@ const sampleTrace = `100 1.000000 execve("./nsbox", ["./nsbox", "run"], 0x1 /* 1
 `
 
 func TestStartupPhases(t *testing.T) {
-	ph, err := startupPhases(strings.Split(sampleTrace, "\n"))
+	ph, replayed, err := startupPhases(strings.Split(sampleTrace, "\n"))
+	assert.NilError(t, err)
+	assert.Assert(t, !replayed)
+	var got []float64
+	for _, p := range ph {
+		got = append(got, float64(int(p.MS*10+0.5))/10)
+	}
+	assert.DeepEqual(t, got, []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
+}
+
+// With the stage's calls interrupted by another process's lines, as they
+// are when the launcher's threads run beside the stage, the markers are
+// the same.
+func TestStartupPhasesUnfinishedCalls(t *testing.T) {
+	tr := strings.Replace(sampleTrace, "103 1.015000 unshare(CLONE_NEWUSER) = 0\n",
+		"103 1.015000 unshare(CLONE_NEWUSER <unfinished ...>\n100 1.015010 futex(0x1, FUTEX_WAKE, 1) = 0\n103 1.015050 <... unshare resumed>) = 0\n", 1)
+	tr = strings.Replace(tr, "103 1.016000 unshare(CLONE_NEWNS|CLONE_NEWPID) = 0\n",
+		"103 1.016000 unshare(CLONE_NEWNS|CLONE_NEWPID <unfinished ...>\n103 1.016070 <... unshare resumed>) = 0\n", 1)
+	assert.Assert(t, tr != sampleTrace)
+	ph, _, err := startupPhases(strings.Split(tr, "\n"))
 	assert.NilError(t, err)
 	var got []float64
 	for _, p := range ph {
@@ -62,8 +81,48 @@ func TestStartupPhases(t *testing.T) {
 	assert.DeepEqual(t, got, []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
 }
 
+// A replayed start (strace's lines as this VM printed them): the stage is
+// forked into its user namespace, PID 1 mounts with the new mount API.
+const replayTrace = `200 1.000000 execve("./nsbox", ["./nsbox", "run", "--map", "single", "--", "true"], 0x1 /* 1 var */) = 0
+200 1.002000 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [3, 4]) = 0
+200 1.003000 clone(child_stack=NULL, flags=CLONE_NEWUSER|SIGCHLD) = 201
+201 1.003500 unshare(CLONE_NEWNS|CLONE_NEWCGROUP) = 0
+201 1.005000 socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0, [5, 6]) = 0
+201 1.006000 clone(child_stack=NULL, flags=CLONE_NEWNS|SIGCHLD) = 202
+201 1.006200 unshare(CLONE_NEWPID) = 0
+202 1.006300 unshare(CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|CLONE_NEWNET <unfinished ...>
+201 1.006500 clone(child_stack=0x17ccab8, flags=CLONE_PARENT|SIGCHLD) = 203
+202 1.006900 <... unshare resumed>) = 0
+203 1.007000 open_tree(-100, "/", OPEN_TREE_CLONE|AT_RECURSIVE) = 7
+203 1.009000 fork() = 2
+204 1.009500 execve("/usr/local/bin/true", ["true"], 0x3 /* 1 var */) = -1 ENOENT (No such file or directory)
+204 1.009600 execve("/usr/bin/true", ["true"], 0x3 /* 1 var */) = 0
+204 1.010500 exit_group(0) = ?
+203 1.011000 exit_group(0) = ?
+200 1.012000 exit_group(0) = ?
+`
+
+func TestStartupPhasesReplayed(t *testing.T) {
+	ph, replayed, err := startupPhases(strings.Split(replayTrace, "\n"))
+	assert.NilError(t, err)
+	assert.Assert(t, replayed)
+	var got []float64
+	for _, p := range ph {
+		got = append(got, float64(int(p.MS*10+0.5))/10)
+	}
+	assert.DeepEqual(t, got, []float64{2, 1, 0, 0.5, 2.5, 1, 2.5, 1, 1.5})
+}
+
+func TestParseStraceLineUnfinished(t *testing.T) {
+	e, ok := parseStraceLine("24747 1796681809.981840 unshare(CLONE_NEWUSER <unfinished ...>")
+	assert.Assert(t, ok)
+	assert.Equal(t, e.Args, "CLONE_NEWUSER)")
+	_, ok = parseStraceLine("24747 1796681809.981894 <... unshare resumed>) = 0 <0.000047>")
+	assert.Assert(t, !ok)
+}
+
 func TestStartupPhasesMissingMarker(t *testing.T) {
-	_, err := startupPhases(strings.Split(sampleTrace, "\n")[:5])
+	_, _, err := startupPhases(strings.Split(sampleTrace, "\n")[:5])
 	assert.ErrorContains(t, err, `lacks the "userns" marker`)
 }
 
@@ -127,8 +186,9 @@ func FuzzParseStraceLine(f *testing.F) {
 
 func FuzzStartupPhases(f *testing.F) {
 	f.Add(sampleTrace)
+	f.Add(replayTrace)
 	f.Fuzz(func(t *testing.T, trace string) {
-		ph, err := startupPhases(strings.Split(trace, "\n"))
+		ph, _, err := startupPhases(strings.Split(trace, "\n"))
 		if err == nil && len(ph) != 9 {
 			t.Fatalf("%d phases", len(ph))
 		}

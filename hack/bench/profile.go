@@ -15,23 +15,24 @@ import (
 
 // startupProfile is the evidence for "where startup time goes".
 type startupProfile struct {
-	ProcessStart *comparison  // nsbox version vs a static C `true`
-	InitTotalMS  float64      // sum of init() clock time, median over runs
-	InitEndMS    float64      // when the last init ended, since runtime start
-	InitTop      []initRecord // the slowest package inits (one run)
-	NewUIDMapMS  float64      // one newuidmap exec, median
-	NewGIDMapMS  float64      // one newgidmap exec, median
-	HelperErr    string       // why newuidmap/newgidmap could not be timed
-	Phases       []phase      // medians over traced runs of --map single
-	TracedRuns   int          // how many traces the phases come from
-	PhaseErr     string       // why the phases could not be measured
-	Summary      []syscallRow // strace -c -f: nsbox vs bwrap
-	SummaryErr   string
-	MapAutoMS    float64 // nsbox run -- true, median, alternated with the helpers
-	MapSingleMS  float64 // nsbox run --map single -- true, same loop
-	AutoMS       float64 // nsbox run -- true, median (from the startup row)
-	SingleMS     float64 // nsbox run --map single -- true, median
-	BwrapMS      float64
+	ProcessStart   *comparison  // nsbox version vs a static C `true`
+	InitTotalMS    float64      // sum of init() clock time, median over runs
+	InitEndMS      float64      // when the last init ended, since runtime start
+	InitTop        []initRecord // the slowest package inits (one run)
+	NewUIDMapMS    float64      // one newuidmap exec, median
+	NewGIDMapMS    float64      // one newgidmap exec, median
+	HelperErr      string       // why newuidmap/newgidmap could not be timed
+	Phases         []phase      // medians over traced runs of --map single
+	TracedRuns     int          // how many traces the phases come from
+	PhaseErr       string       // why the phases could not be measured
+	PhasesReplayed bool         // Phases are of replayed starts (else the Go launcher's)
+	Summary        []syscallRow // strace -c -f: nsbox vs bwrap
+	SummaryErr     string
+	MapAutoMS      float64 // nsbox run -- true, median, alternated with the helpers
+	MapSingleMS    float64 // nsbox run --map single -- true, same loop
+	AutoMS         float64 // nsbox run -- true, median (from the startup row)
+	SingleMS       float64 // nsbox run --map single -- true, median
+	BwrapMS        float64
 }
 
 // syscallRow is one line of the strace -c comparison.
@@ -90,7 +91,7 @@ func profileStartup(cfg *config, noNet, proc *comparison) *startupProfile {
 	p.InitEndMS, _ = median(ends)
 
 	p.mapCosts(cfg)
-	p.Phases, p.TracedRuns, p.PhaseErr = tracePhases(cfg, 15)
+	p.Phases, p.TracedRuns, p.PhasesReplayed, p.PhaseErr = tracePhases(cfg, 15)
 
 	for _, who := range []struct {
 		name string
@@ -120,13 +121,15 @@ func profileStartup(cfg *config, noNet, proc *comparison) *startupProfile {
 // strace's seccomp-bpf filter (only the marker calls stop the tracee, so
 // the Go runtime's hundreds of other calls run at full speed) and returns
 // the median of each phase. --map single, because newuidmap is setuid and
-// a traced setuid exec loses its privilege.
-func tracePhases(cfg *config, n int) ([]phase, int, string) {
+// a traced setuid exec loses its privilege. The traces of replayed starts
+// (startupPhases), the path a repeated `nsbox run` takes, are the ones
+// kept when there are any; else the Go launcher's. replayed says which.
+func tracePhases(cfg *config, n int) (phases []phase, runs int, replayed bool, errText string) {
 	f := filepath.Join(cfg.work, "strace-phases.txt")
-	var all [][]phase
+	var byPath [2][][]phase // [0] the Go launcher's, [1] the replay's
 	var lastErr string
 	for i := 0; i < n; i++ {
-		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group", "-o", f,
+		argv := []string{"strace", "-f", "--seccomp-bpf", "-ttt", "-e", "trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,open_tree,fsmount,move_mount,mount_setattr,exit_group", "-o", f,
 			cfg.nsbox, "run", "--map", "single", "--", "true"}
 		if _, err := outputOf(argv); err != nil {
 			lastErr = err.Error()
@@ -137,15 +140,23 @@ func tracePhases(cfg *config, n int) ([]phase, int, string) {
 			lastErr = err.Error()
 			continue
 		}
-		ph, err := startupPhases(lines)
+		ph, rep, err := startupPhases(lines)
 		if err != nil {
 			lastErr = err.Error()
 			continue
 		}
-		all = append(all, ph)
+		k := 0
+		if rep {
+			k = 1
+		}
+		byPath[k] = append(byPath[k], ph)
+	}
+	all := byPath[0]
+	if replayed = len(byPath[1]) > 0; replayed {
+		all = byPath[1]
 	}
 	if len(all) == 0 {
-		return nil, 0, lastErr
+		return nil, 0, false, lastErr
 	}
 	out := make([]phase, len(all[0]))
 	for j := range out {
@@ -156,7 +167,7 @@ func tracePhases(cfg *config, n int) ([]phase, int, string) {
 		m, _ := median(vs)
 		out[j] = phase{Name: all[0][j].Name, MS: m}
 	}
-	return out, len(all), ""
+	return out, len(all), replayed, ""
 }
 
 func readLines(path string) ([]string, error) {

@@ -234,7 +234,11 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	if p.PhaseErr != "" {
 		w("The traced runs failed: %s\n\n", mdEscape(p.PhaseErr))
 	} else {
-		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,exit_group`: only those calls stop the process, so the Go runtime's hundreds of other calls run untraced. Median of %d traces:\n\n", p.TracedRuns)
+		path := "the Go launcher's start (no trace of a replayed one)"
+		if p.PhasesReplayed {
+			path = "replayed starts (the ELF constructor from the recorded plan, as every repeated `nsbox run`)"
+		}
+		w("`strace -f --seccomp-bpf -ttt -e trace=execve,socketpair,unshare,fork,vfork,clone,clone3,mount,open_tree,fsmount,move_mount,mount_setattr,exit_group`: only those calls stop the process, so the other calls run untraced. Median of %d traces of %s:\n\n", p.TracedRuns, path)
 		total := 0.0
 		for _, ph := range p.Phases {
 			total += ph.MS
@@ -267,23 +271,16 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 		w("strace -c failed: %s\n\n", mdEscape(p.SummaryErr))
 	}
 
-	eMS, okE := median(gs.find("empty Go program").Values)
-	runtimeMS := goMS - cMS
-	if okE {
-		runtimeMS = eMS - cMS
-	}
 	recs := []recommendation{
-		{runtimeMS, "**Launch without the Go runtime on the hot path.** Every `nsbox run` pays a Go process start (runtime, threads, sysmon) before it does any work, and on this machine that alone is most of bubblewrap's whole budget. " +
-			"The stage already runs from an ELF constructor before the runtime; the same constructor can handle `nsbox run` for the common flag set (parse argv, read /etc/subuid, exec newuidmap, send CONFIG to itself) and fall back to Go only for what C does not cover. " +
-			"Gain: about the bare Go runtime start measured above; the only way to reach ≤ 0.8× bwrap here."},
-		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds its goroutines and reaps PID 1. PID 1 can report the status before it exits, and the launcher can exit on the report. Gain: part of this phase."},
-		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**Cheaper map set-up around the helpers** (`--map auto`): read /etc/subuid and /etc/subgid once each without os/user, look up newuidmap/newgidmap at fixed paths before PATH, and start them with a raw vfork+exec instead of os/exec. Gain: the part of the map cost the helpers themselves do not explain."},
+		{max(p.NewUIDMapMS, p.NewGIDMapMS), "**The default map's setuid helpers** (`--map auto`): every start execs newuidmap and newgidmap (setuid, dynamically linked: the loader and five libraries), which on two cores share them with the launcher and the stage; they are most of what the default map costs over `--map single` (above). Only a process that outlives a start and writes maps for the next could save them, which nsbox's design rules out (no daemon). Gain: up to the longer helper's time, where a core is free."},
+		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds and reaps PID 1 (the state entry already goes at PID 1's report). The launcher could exit on the report and leave PID 1's exit to the kernel. Gain: part of this phase."},
+		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**The map set-up around the helpers** (`--map auto`): what the default map costs beyond the helpers' own time (the lookups, the checks of /etc/subuid, /etc/subgid and the helpers' paths in the replay, reaping them). Gain: that residue."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the static binary's mappings (the 256 KiB stack is bss: only touched pages count). A vfork-style clone(CLONE_VM|CLONE_VFORK) does not fit as is: PID 1 writes the command's nested maps while the command waits (nest.c), so PID 1 must run on; CLONE_VM with a stack of its own would, at the price of sharing PID 1's memory until exec. Gain: a fraction of these phases (perf puts the fork's page-table copy at ~0.2 ms)."},
-		{0, "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too; the pre-forked stage does the user, mount and cgroup namespaces while the launcher's runtime starts (the traced phases above), so no gain is left there."},
+		{0, "**Namespace creation** (mount namespace copy, net namespace with lo) is kernel work bubblewrap pays too; the pre-forked stage does the user, mount and cgroup namespaces while the launcher's runtime starts, and the nested namespaces' holder makes the network namespace beside PID 1's mounts (docs/startup.md), so no gain is left there."},
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].GainMS > recs[j].GainMS })
 	w("### Recommendations, ranked by expected gain (measured above)\n\n")
-	w("Already done (docs/design.md, docs/startup.md): the stage is forked by the ELF constructor before the Go runtime starts (`nsbox run`, `nsbox exec`), so there is no second exec of the binary and no os.StartProcess on the launch path, and for `nsbox run` it creates the user namespace and the others before its CONFIG arrives, while the launcher's runtime starts; the launcher catches signals beside building the spec (enabling them costs a round trip to the runtime's signal thread each); no regexp or other costly value is built in an init(); the `--net user` TAP device is persistent, so that it goes with the namespace in the kernel's cleanup worker instead of making the launcher's close wait 15–25 ms for RCU; the static binary links musl where musl-gcc is installed, whose start skips glibc's CPUID probing (about 0.6 ms where a hypervisor traps CPUID); newuidmap and newgidmap run concurrently, and the stage creates the other namespaces while they (or the launcher) write the maps; the launcher's stage socket goes through the runtime's poller; the state record is written by a walk of the value instead of encoding/json's reflection-built encoders; a sandbox still running after 100 ms is handed from the Go launcher to a small C supervisor (the idle-memory row). On 2 cores the two setuid helpers and the launcher compete for the CPUs, so running the helpers side by side saves less than the shorter helper's time. docs/startup.md has the timeline and the profile these came from.\n\n")
+	w("Already done (docs/design.md, docs/startup.md): a repeated `nsbox run` (the same command line, environment and inputs) is started by the ELF constructor from the plan the Go launcher recorded, with no Go runtime on its path (the replay, every row above but the first start); the stage is forked by the ELF constructor before the Go runtime starts (`nsbox run`, `nsbox exec`), so there is no second exec of the binary and no os.StartProcess on the launch path, and for `nsbox run` it creates the user namespace and the others before its CONFIG arrives, while the launcher's runtime starts; the launcher catches signals beside building the spec (enabling them costs a round trip to the runtime's signal thread each); no regexp or other costly value is built in an init(); the `--net user` TAP device is persistent, so that it goes with the namespace in the kernel's cleanup worker instead of making the launcher's close wait 15–25 ms for RCU; the static binary links musl where musl-gcc is installed, whose start skips glibc's CPUID probing (about 0.6 ms where a hypervisor traps CPUID); newuidmap and newgidmap run concurrently, and the stage creates the other namespaces while they (or the launcher) write the maps; the launcher's stage socket goes through the runtime's poller; the state record is written by a walk of the value instead of encoding/json's reflection-built encoders; a sandbox still running after 100 ms is handed from the Go launcher to a small C supervisor (the idle-memory row). On 2 cores the two setuid helpers and the launcher compete for the CPUs, so running the helpers side by side saves less than the shorter helper's time. docs/startup.md has the timeline and the profile these came from.\n\n")
 	for i, r := range recs {
 		w("%d. (≈ %.2f ms) %s\n", i+1, max(r.GainMS, 0), r.Text)
 	}

@@ -42,6 +42,13 @@ func parseStraceLine(line string) (syscallEvent, bool) {
 	if !ok || name == "" || strings.ContainsAny(name, " <+-") {
 		return syscallEvent{}, false
 	}
+	// A call another process's line interrupted: "unshare(CLONE_NEWUSER
+	// <unfinished ...>". Its arguments are complete (strace prints them
+	// at entry); only the result comes later, on a "resumed" line. The
+	// arguments are given as a finished call's are, up to the ")".
+	if a, cut := strings.CutSuffix(args, " <unfinished ...>"); cut {
+		args = a + ")"
+	}
 	return syscallEvent{PID: pid, Time: ts, Name: name, Args: args}, true
 }
 
@@ -56,12 +63,22 @@ type phase struct {
 // (docs/design.md):
 //
 //	launcher execve → the constructor's socketpair → its fork of the
-//	stage → the pre-forked stage's unshare(CLONE_NEWUSER) and its early
-//	unshare of the mount and cgroup namespaces, while the Go runtime
-//	starts → the stage's first clone (the nested namespaces' holder,
-//	once CONFIG came and the maps are written) → PID 1's first mount →
-//	the command's execve → its exit_group → the launcher's exit_group.
-func startupPhases(lines []string) ([]phase, error) {
+//	stage → the stage's user namespace → its early unshare of the mount
+//	and cgroup namespaces → the stage's first clone (the nested
+//	namespaces' holder, once CONFIG came and the maps are written) →
+//	PID 1's first mount → the command's execve → its exit_group → the
+//	launcher's exit_group.
+//
+// Two launches have this shape. The Go launcher's (a first start, or one
+// whose plan no longer matches): the stage is forked, then makes its user
+// namespace by unshare while the launcher's Go runtime starts. The
+// replay's (a repeated start, docs/startup.md): the constructor checks the
+// recorded plan and forks the stage by clone(CLONE_NEWUSER), so the user
+// namespace comes with the fork (a phase of 0), and no Go runtime starts.
+// replayed reports which it was. PID 1's first mount is a mount(2) or a
+// call of the new mount API (open_tree, fsmount, move_mount,
+// mount_setattr), whichever comes first.
+func startupPhases(lines []string) (phases []phase, replayed bool, err error) {
 	var evs []syscallEvent
 	for _, l := range lines {
 		if e, ok := parseStraceLine(l); ok {
@@ -69,7 +86,7 @@ func startupPhases(lines []string) ([]phase, error) {
 		}
 	}
 	if len(evs) == 0 {
-		return nil, fmt.Errorf("the trace has no system calls")
+		return nil, false, fmt.Errorf("the trace has no system calls")
 	}
 	launcher := evs[0].PID
 	stage, pid1, command := 0, 0, 0
@@ -91,6 +108,18 @@ func startupPhases(lines []string) ([]phase, error) {
 		case "stage-fork":
 			// A process, not a thread of the Go runtime.
 			hit = e.PID == launcher && (e.Name == "clone" || e.Name == "clone3" || e.Name == "fork") && !strings.Contains(e.Args, "CLONE_THREAD")
+			if hit && strings.Contains(e.Args, "CLONE_NEWUSER") {
+				// The replay: the stage is born in its user namespace.
+				// Its pid is the call's result, on this line (the
+				// constructor runs one thread: nothing interrupts it).
+				_, res, ok := strings.Cut(e.Args, ") = ")
+				if n, err := strconv.Atoi(strings.Fields(res + " x")[0]); ok && err == nil && n > 0 {
+					stage, replayed = n, true
+					marks = append(marks, mark{"stage-fork", e.Time}, mark{"userns", e.Time})
+					next += 2
+					continue
+				}
+			}
 		case "userns":
 			if e.PID != launcher && e.Name == "unshare" && strings.HasPrefix(e.Args, "CLONE_NEWUSER)") {
 				stage, hit = e.PID, true
@@ -100,7 +129,7 @@ func startupPhases(lines []string) ([]phase, error) {
 		case "clone-pid1":
 			hit = e.PID == stage && (e.Name == "clone" || e.Name == "clone3")
 		case "mount":
-			if e.Name == "mount" && e.PID != stage && e.PID != launcher {
+			if mountCall[e.Name] && e.PID != stage && e.PID != launcher {
 				pid1, hit = e.PID, true
 			}
 		case "cmd-exec":
@@ -118,14 +147,14 @@ func startupPhases(lines []string) ([]phase, error) {
 		}
 	}
 	if next < len(want) {
-		return nil, fmt.Errorf("the trace lacks the %q marker", want[next])
+		return nil, replayed, fmt.Errorf("the trace lacks the %q marker", want[next])
 	}
 	names := []string{
 		"launcher: exec of the static binary, ELF constructor",
-		"constructor: socketpair, fork of the stage (before the Go runtime)",
-		"stage (pre-forked): the user namespace, while the launcher's Go runtime starts",
+		"constructor: socketpair (the replay: and the plan's checks), fork of the stage",
+		"stage: the user namespace (the Go launcher's: while its Go runtime starts; the replay's: made by the fork)",
 		"stage: mnt and cgroup namespaces, early",
-		"launcher: Go runtime start, package init, flags, spec, state entry, CONFIG sent; stage: maps, then the nested namespaces' holder (the stage waits for CONFIG)",
+		"launcher: Go runtime start, flags, spec (the replay: the inputs' checks), state entry, CONFIG sent; stage: maps, then the nested namespaces' holder (the stage waits for CONFIG)",
 		"stage: the late namespaces, clone of PID 1",
 		"PID 1: first mount",
 		"PID 1: mounts, lo up, security, fork + exec of the command",
@@ -133,7 +162,7 @@ func startupPhases(lines []string) ([]phase, error) {
 		"PID 1 reaps, reports; launcher exits",
 	}
 	// marks: start, socketpair, stage-fork, userns, otherns, clone, mount, cmd-exec, cmd-exit, exit
-	phases := []phase{
+	phases = []phase{
 		{names[0], ms(marks[1].t - marks[0].t)},
 		{names[1], ms(marks[2].t - marks[1].t)},
 		{names[2], ms(marks[3].t - marks[2].t)},
@@ -144,8 +173,11 @@ func startupPhases(lines []string) ([]phase, error) {
 		{names[8], ms(marks[8].t - marks[7].t)},
 		{names[9], ms(marks[9].t - marks[8].t)},
 	}
-	return phases, nil
+	return phases, replayed, nil
 }
+
+// mountCall is the calls that mount: mount(2) and the new mount API.
+var mountCall = map[string]bool{"mount": true, "open_tree": true, "fsmount": true, "move_mount": true, "mount_setattr": true}
 
 func ms(s float64) float64 { return s * 1000 }
 
