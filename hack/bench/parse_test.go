@@ -56,11 +56,7 @@ func TestStartupPhases(t *testing.T) {
 	ph, replayed, err := startupPhases(strings.Split(sampleTrace, "\n"))
 	assert.NilError(t, err)
 	assert.Assert(t, !replayed)
-	var got []float64
-	for _, p := range ph {
-		got = append(got, float64(int(p.MS*10+0.5))/10)
-	}
-	assert.DeepEqual(t, got, []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
+	assert.DeepEqual(t, tenths(ph), []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
 }
 
 // With the stage's calls interrupted by another process's lines, as they
@@ -74,11 +70,7 @@ func TestStartupPhasesUnfinishedCalls(t *testing.T) {
 	assert.Assert(t, tr != sampleTrace)
 	ph, _, err := startupPhases(strings.Split(tr, "\n"))
 	assert.NilError(t, err)
-	var got []float64
-	for _, p := range ph {
-		got = append(got, float64(int(p.MS*10+0.5))/10)
-	}
-	assert.DeepEqual(t, got, []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
+	assert.DeepEqual(t, tenths(ph), []float64{10, 3, 2, 1, 1, 1, 2, 3, 2})
 }
 
 // A replayed start (strace's lines as this VM printed them): the stage is
@@ -106,11 +98,7 @@ func TestStartupPhasesReplayed(t *testing.T) {
 	ph, replayed, err := startupPhases(strings.Split(replayTrace, "\n"))
 	assert.NilError(t, err)
 	assert.Assert(t, replayed)
-	var got []float64
-	for _, p := range ph {
-		got = append(got, float64(int(p.MS*10+0.5))/10)
-	}
-	assert.DeepEqual(t, got, []float64{2, 1, 0, 0.5, 2.5, 1, 2.5, 1, 1.5})
+	assert.DeepEqual(t, tenths(ph), []float64{2, 1, 0, 0.5, 2.5, 1, 2.5, 1, 1.5})
 }
 
 func TestParseStraceLineUnfinished(t *testing.T) {
@@ -119,6 +107,15 @@ func TestParseStraceLineUnfinished(t *testing.T) {
 	assert.Equal(t, e.Args, "CLONE_NEWUSER)")
 	_, ok = parseStraceLine("24747 1796681809.981894 <... unshare resumed>) = 0 <0.000047>")
 	assert.Assert(t, !ok)
+}
+
+// tenths is each phase's length in ms, rounded to a tenth.
+func tenths(ph []phase) []float64 {
+	var got []float64
+	for _, p := range ph {
+		got = append(got, float64(int(p.MS*10+0.5))/10)
+	}
+	return got
 }
 
 func TestStartupPhasesMissingMarker(t *testing.T) {
