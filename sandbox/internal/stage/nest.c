@@ -165,6 +165,28 @@ static const struct {
 	int flag;
 } held[] = {{"net", CLONE_NEWNET}, {"uts", CLONE_NEWUTS}, {"ipc", CLONE_NEWIPC}};
 
+/* join_held enters the namespaces of owned (held[]'s flags) that the
+ * holder made, through /proc/HOLDER/ns in the procfs at proc, and returns
+ * a descriptor of the holder's user namespace, the command's. */
+static int join_held(int proc, pid_t holder, int owned)
+{
+	char path[64];
+	snprintf(path, sizeof path, "%d/ns/user", (int)holder);
+	int userns = openat(proc, path, O_RDONLY | O_CLOEXEC);
+	if (userns < 0)
+		fail("open the command's user namespace");
+	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+		if (!(owned & held[i].flag))
+			continue;
+		snprintf(path, sizeof path, "%d/ns/%s", (int)holder, held[i].name);
+		int fd = openat(proc, path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, held[i].flag) < 0)
+			fail("enter the %s namespace the command's user namespace owns", held[i].name);
+		close(fd);
+	}
+	return userns;
+}
+
 void nest_hold(struct config *c, int owned)
 {
 	/* The holder is our clone: we write its maps and open its
@@ -197,25 +219,13 @@ void nest_hold(struct config *c, int owned)
 	int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (proc < 0)
 		fail("open /proc to write the command's nested id maps");
-	char pid[32], path[64];
+	char pid[32];
 	snprintf(pid, sizeof pid, "%d", (int)holder);
 	write_map(proc, pid, "uid_map", c->ids.nest_uid_map);
 	write_map(proc, pid, "gid_map", c->ids.nest_gid_map ? c->ids.nest_gid_map : "");
-	snprintf(path, sizeof path, "%s/ns/user", pid);
-	int userns = openat(proc, path, O_RDONLY | O_CLOEXEC);
-	if (userns < 0)
-		fail("open the command's user namespace");
 	/* Ours from now on, and PID 1's: PID 1 keeps every capability
 	 * over them from the sandbox's user namespace, their parent's. */
-	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
-		if (!(owned & held[i].flag))
-			continue;
-		snprintf(path, sizeof path, "%s/ns/%s", pid, held[i].name);
-		int fd = openat(proc, path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, held[i].flag) < 0)
-			fail("enter the %s namespace the command's user namespace owns", held[i].name);
-		close(fd);
-	}
+	int userns = join_held(proc, holder, owned);
 	close(proc);
 	/* The holder ends on its own now; nest_reap collects it once PID 1
 	 * is cloned, before PID 1 may go on (nsbox_stage). */
@@ -428,21 +438,7 @@ void nest_join(struct config *c)
 	hold_maps[0] = -1;
 	if (n != 1)
 		_exit(1); /* the stage failed, reported it and kills us */
-	char path[64];
-	snprintf(path, sizeof path, "%d/ns/user", (int)nest_holder);
-	int userns = openat(hold_proc, path, O_RDONLY | O_CLOEXEC);
-	if (userns < 0)
-		fail("open the command's user namespace");
-	for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
-		if (!(hold_owned & held[i].flag))
-			continue;
-		snprintf(path, sizeof path, "%d/ns/%s", (int)nest_holder, held[i].name);
-		int fd = openat(hold_proc, path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || setns(fd, held[i].flag) < 0)
-			fail("enter the %s namespace the command's user namespace owns", held[i].name);
-		close(fd);
-	}
-	c->ns.enter_userns2 = userns;
+	c->ns.enter_userns2 = join_held(hold_proc, nest_holder, hold_owned);
 	nest_hold_release();
 }
 
