@@ -19,6 +19,11 @@
 # docs/benchmarks-image.md and docs/benchmarks-image.png: as root the
 # harness itself stays root for Docker and runs every nsbox command as the
 # test user (-as-user).
+#
+# As root, the startup rows also get a timeline of one start as the
+# kernel sees it (bench -timeline-out: tracefs's scheduler events, every
+# process, the setuid map helpers included), recorded before the
+# unprivileged run that writes the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -67,9 +72,19 @@ if [ "$(id -u)" = 0 ] && [ -n "$image" ]; then
 	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" \
 		./bench -nsbox "$out/nsbox" -out "$out/docs" -as-user "$user" -user-home "$benchhome" ${BENCH_ARGS:-})
 elif [ "$(id -u)" = 0 ]; then
+	# The startup profile's timeline: the kernel's scheduler events
+	# (tracefs, root's) while the test user starts nsbox and bubblewrap;
+	# strace cannot follow the default map's setuid helpers.
+	timeline=()
+	case " ${BENCH_ARGS:-} " in *" -net "*|*" -quick "*) ;; *)
+		echo "bench: startup timeline, traced as root, run as $user"
+		(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" \
+			./bench -nsbox "$out/nsbox" -timeline-out "$out/docs/timeline.json" -as-user "$user" -user-home "$benchhome") &&
+			timeline=(-timeline "$out/docs/timeline.json")
+	esac
 	echo "bench: running as $user (uid $(id -u "$user"))"
 	(cd "$out" && runuser -u "$user" -- env PATH="$path" HOME="$benchhome" TMPDIR="$out/tmp" \
-		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
+		./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" "${timeline[@]}" ${BENCH_ARGS:-})
 else
 	(cd "$out" && env PATH="$path" TMPDIR="$out/tmp" ./bench -nsbox "$out/nsbox" -empty-go "$out/emptygo" -embed "$out/embed" -out "$out/docs" ${BENCH_ARGS:-})
 fi

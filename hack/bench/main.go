@@ -72,6 +72,8 @@ func main() {
 	flag.StringVar(&cfg.userHome, "user-home", "", "the HOME of -as-user's nsbox commands")
 	netOnly := flag.Bool("net", false, "only the network workloads (startup with a network, throughput, latency, RSS); writes benchmarks-net.md and benchmarks-net.png")
 	only := flag.String("rows", "", "comma-separated workloads to run instead of all (startup, process, net-startup, port, overlay, parallel, embed-serial, embed-parallel, memory, out, in, tcp, udp, dns, tcp-parts, profile)")
+	timelineOut := flag.String("timeline-out", "", "as root: trace replayed starts of nsbox (default map, --map single) and bubblewrap, run as -as-user, with the kernel's scheduler events (tracefs), write them to this file and exit")
+	timelineIn := flag.String("timeline", "", "the file -timeline-out wrote, for the startup profile")
 	flag.IntVar(&cfg.mtu, "mtu", 0, "link MTU for every user-mode stack (nsbox --mtu, rootlesskit --mtu, pasta --mtu); 0: nsbox's and pasta's default 65520, rootlesskit at 65520")
 	flag.BoolVar(&cfg.plainTAP, "plain-tap", false, "also run nsbox --net user with --tap-offload=false (plain frames, no virtio_net_hdr): the offloads' before and after in one run")
 	flag.Parse()
@@ -92,6 +94,12 @@ func main() {
 		fatal(err)
 	}
 	cfg.nsbox = abs
+	if *timelineOut != "" {
+		if err := writeTimelineFile(cfg, *timelineOut); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	if cfg.work, err = os.MkdirTemp("", "nsbox-bench-"); err != nil {
 		fatal(err)
 	}
@@ -169,6 +177,9 @@ func main() {
 	if noNet != nil && want("profile", false, true) {
 		step("startup profile")
 		r.Profile = profileStartup(cfg, noNet, proc)
+		if *timelineIn != "" {
+			r.Profile.Timeline = readTimelineFile(*timelineIn)
+		}
 	}
 	r.Duration = time.Since(started)
 	step("writing")

@@ -33,6 +33,7 @@ type startupProfile struct {
 	AutoMS         float64 // nsbox run -- true, median (from the startup row)
 	SingleMS       float64 // nsbox run --map single -- true, median
 	BwrapMS        float64
+	Timeline       *timelineResult // the kernel's view of replayed starts (-timeline), or nil
 }
 
 // syscallRow is one line of the strace -c comparison.

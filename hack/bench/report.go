@@ -228,6 +228,9 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 			w("The helpers alone account for all of it: the lookups are within this run's noise.\n\n")
 		}
 	}
+	if p.Timeline != nil {
+		writeTimeline(b, p.Timeline)
+	}
 	w("### The launch, phase by phase (`--map single`, traced)\n\n")
 	// est turns a traced phase into an untraced estimate (see the table).
 	var est func(i int) float64 = func(int) float64 { return 0 }
@@ -272,7 +275,7 @@ func writeProfile(b *strings.Builder, p *startupProfile) {
 	}
 
 	recs := []recommendation{
-		{max(p.NewUIDMapMS, p.NewGIDMapMS), "**The default map's setuid helpers** (`--map auto`): every start execs newuidmap and newgidmap (setuid, dynamically linked: the loader and five libraries), which on two cores share them with the launcher and the stage; they are most of what the default map costs over `--map single` (above). Only a process that outlives a start and writes maps for the next could save them, which nsbox's design rules out (no daemon). Gain: up to the longer helper's time, where a core is free."},
+		{max(p.NewUIDMapMS, p.NewGIDMapMS), "**The default map's setuid helpers** (`--map auto`): every start execs newuidmap and newgidmap (setuid, dynamically linked glibc programs: the loader, five libraries and glibc's CPUID probe, which a hypervisor that traps CPUID makes the largest part: the timeline above), which on two cores share them with the launcher and the stage; they are most of what the default map costs over `--map single` (above). Only a process that outlives a start and writes maps for the next could save them, which nsbox's design rules out (no daemon). Gain: up to the longer helper's time, where a core is free."},
 		{est(8), "**Faster teardown**: after the command exits, PID 1 reaps, reports, and the launcher unwinds and reaps PID 1 (the state entry already goes at PID 1's report). The launcher could exit on the report and leave PID 1's exit to the kernel. Gain: part of this phase."},
 		{max(mapCost-p.NewUIDMapMS-p.NewGIDMapMS, 0), "**The map set-up around the helpers** (`--map auto`): what the default map costs beyond the helpers' own time (the lookups, the checks of /etc/subuid, /etc/subgid and the helpers' paths in the replay, reaping them). Gain: that residue."},
 		{est(5) + est(6), "**PID 1 and the command's fork**: PID 1 is cloned from the stage and forks the command; both copies carry the static binary's mappings (the 256 KiB stack is bss: only touched pages count). A vfork-style clone(CLONE_VM|CLONE_VFORK) does not fit as is: PID 1 writes the command's nested maps while the command waits (nest.c), so PID 1 must run on; CLONE_VM with a stack of its own would, at the price of sharing PID 1's memory until exec. Gain: a fraction of these phases (perf puts the fork's page-table copy at ~0.2 ms)."},
