@@ -45,6 +45,20 @@ struct handoff_state {
 	pid_t pgrp;    /* the launcher's process group, to give the terminal back */
 };
 
+/* nibble is the value of the hex digit c, or -1. (Not sscanf's "%2x": its
+ * scanning took more instructions than the rest of the hand-off's
+ * cleanup.) */
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* hex_path decodes the hex text at s (up to the next ':', ';' or the end) into
  * a malloc'd string, and sets *end past it. NULL if it is not hex. */
 static char *hex_path(const char *s, const char **end)
@@ -56,12 +70,12 @@ static char *hex_path(const char *s, const char **end)
 	if (!p)
 		return NULL;
 	for (size_t i = 0; i < n; i += 2) {
-		unsigned v;
-		if (sscanf(s + i, "%2x", &v) != 1 || v == 0) {
+		int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 			free(p);
 			return NULL;
 		}
-		p[i / 2] = (char)v;
+		p[i / 2] = (char)(hi << 4 | lo);
 	}
 	p[n / 2] = '\0';
 	*end = s + n;

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -48,7 +49,14 @@ func TestReplayLookIsGos(t *testing.T) {
 	assert.NilError(t, os.WriteFile(file, []byte("some\ncontents\x00with a NUL"), 0o640))
 	assert.NilError(t, os.Symlink("f", filepath.Join(dir, "link")))
 	assert.NilError(t, os.Symlink("/nonexistent", filepath.Join(dir, "dangling")))
-	paths := []string{dir, file, filepath.Join(dir, "link"), filepath.Join(dir, "dangling"), filepath.Join(dir, "missing"),
+	// The C side formats numbers by hand: a time before 1970 (a negative
+	// second) and nanoseconds that need their leading zeros.
+	old, tiny := filepath.Join(dir, "old"), filepath.Join(dir, "tiny")
+	assert.NilError(t, os.WriteFile(old, nil, 0o4755))
+	assert.NilError(t, os.WriteFile(tiny, []byte("x"), 0o600))
+	assert.NilError(t, os.Chtimes(old, time.Unix(-5, 100), time.Unix(-1234567890, 999999999)))
+	assert.NilError(t, os.Chtimes(tiny, time.Unix(7, 7), time.Unix(1<<40, 0)))
+	paths := []string{dir, file, old, tiny, filepath.Join(dir, "link"), filepath.Join(dir, "dangling"), filepath.Join(dir, "missing"),
 		filepath.Join(file, "below-a-file"), "/", "/proc/self/uid_map", "/etc/passwd", "/proc/sys/kernel/random/boot_id", "/dev/null"}
 	for _, p := range paths {
 		for _, kind := range []byte{replay.Stat, replay.Lstat, replay.Contents, replay.Link, replay.FSFlags} {
