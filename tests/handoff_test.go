@@ -23,7 +23,12 @@ import (
 func waitHandedOff(t *testing.T, launcher int) {
 	t.Helper()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		threads, rss := procStatus(t, launcher)
+		// Not procStatus: a check runs in poll's goroutine, which may
+		// outlive the test, where a failed assert panics.
+		threads, rss, err := readProcStatus(launcher)
+		if err != nil {
+			return poll.Error(err)
+		}
 		// One thread once the exec has begun (de_thread); a command line
 		// once it has set up the new program's arguments: only then is
 		// the exec done.
@@ -54,8 +59,17 @@ func startUntilReady(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
 // procStatus returns the Threads and VmRSS (KiB) lines of /proc/PID/status.
 func procStatus(t *testing.T, pid int) (threads, rssKiB int) {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	threads, rssKiB, err := readProcStatus(pid)
 	assert.NilError(t, err)
+	return threads, rssKiB
+}
+
+// readProcStatus is procStatus for a poll check: it returns the error.
+func readProcStatus(pid int) (threads, rssKiB int, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the status of pid %d: %w", pid, err)
+	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		if len(f) >= 2 && f[0] == "Threads:" {
@@ -65,7 +79,7 @@ func procStatus(t *testing.T, pid int) (threads, rssKiB int) {
 			rssKiB, _ = strconv.Atoi(f[1])
 		}
 	}
-	return threads, rssKiB
+	return threads, rssKiB, nil
 }
 
 // After the hand-off the sandbox is what it was: listed and joinable (the
