@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 )
 
@@ -54,6 +55,13 @@ func startUntilReady(t *testing.T, cmd *exec.Cmd) *bufio.Reader {
 	assert.NilError(t, err)
 	assert.Equal(t, line, "ready\n")
 	return r
+}
+
+// commOf is the name (comm) the kernel gives a program executed from
+// path: the last component, cut to 15 bytes.
+func commOf(path string) string {
+	name := filepath.Base(path)
+	return name[:min(len(name), 15)]
 }
 
 // procStatus returns the Threads and VmRSS (KiB) lines of /proc/PID/status.
@@ -99,6 +107,11 @@ func TestHandOffKeepsTheSandbox(t *testing.T) {
 	r := startUntilReady(t, cmd)
 
 	waitHandedOff(t, cmd.Process.Pid)
+	// The name the kernel gave the launcher at its exec (ps -C finds it),
+	// though the supervisor was executed through /proc/self/exe.
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(comm), commOf(nsboxBin)+"\n"))
 	_, rss := procStatus(t, cmd.Process.Pid)
 	assert.Check(t, rss < 4096, "the handed-off launcher holds %d KiB", rss)
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
