@@ -127,6 +127,9 @@ func TestFastPathOffSameStateAndEnd(t *testing.T) {
 		// the sandbox past the hand-off's moment.
 		assert.Check(t, is.Equal(launcherHandsOff(t, cmd.Process.Pid), !off))
 		waitPastHandOff(t, cmd.Process.Pid)
+		// A replayed launcher is the supervisor from the start, and
+		// writes the record beside the command's first line.
+		s.waitListed("fp")
 		e := s.inspect("fp")
 		assert.Check(t, is.Equal(e.LauncherPid, cmd.Process.Pid))
 		// What differs by nature: pids, start time, namespace inodes.

@@ -96,13 +96,21 @@ func (s *stateEnv) start(name string, args ...string) *exec.Cmd {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	s.waitListed(name)
+	return cmd
+}
+
+// waitListed waits until nsbox ps lists the sandbox name: its record is
+// written once its command runs (by the Go launcher or a replay), which
+// may be after the command's first output.
+func (s *stateEnv) waitListed(name string) {
+	s.t.Helper()
 	poll.WaitOn(s.t, func(poll.LogT) poll.Result {
 		if s.listed(name) {
 			return poll.Success()
 		}
 		return poll.Continue("nsbox ps does not list %s yet", name)
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
-	return cmd
 }
 
 // listed reports whether the table of nsbox ps has a row for name.
