@@ -101,6 +101,11 @@ func (s *Sandbox) handOff(h handoff.Plan) error {
 		return err
 	}
 	env := append(os.Environ(), v)
+	// Exec through /proc/self/exe names the supervisor "exe": it takes
+	// the launcher's name back, as ps showed it before.
+	if n := stage.NameVar(); n != "" {
+		env = append(env, n)
+	}
 
 	if err := stage.WriteMessage(s.sync, stage.MsgHandOff, 0, nil); err != nil {
 		return fmt.Errorf("hand off the sandbox: %w", err)

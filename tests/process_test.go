@@ -132,7 +132,10 @@ func outsideMaps(t *testing.T, env []string, args ...string) (string, string) {
 }
 
 // startSleeper starts nsbox running a uniquely named sleep and returns the
-// launcher and the host pid of the sleep.
+// launcher and the host pid of the sleep. The launcher is killed and
+// reaped at the end of the test, so that a test that fails before it
+// ends its sandbox leaves none to the tests that count what is left
+// (leftovers).
 func startSleeper(t *testing.T, extra ...string) (*exec.Cmd, int) {
 	t.Helper()
 	return startSleeperEnv(t, nil, extra...)
@@ -147,6 +150,7 @@ func startSleeperEnv(t *testing.T, env []string, extra ...string) (*exec.Cmd, in
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	assert.NilError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var pid int
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		pid = findProcess("sleep " + arg)

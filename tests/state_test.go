@@ -96,13 +96,21 @@ func (s *stateEnv) start(name string, args ...string) *exec.Cmd {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	s.waitListed(name)
+	return cmd
+}
+
+// waitListed waits until nsbox ps lists the sandbox name: its record is
+// written once its command runs (by the Go launcher or a replay), which
+// may be after the command's first output.
+func (s *stateEnv) waitListed(name string) {
+	s.t.Helper()
 	poll.WaitOn(s.t, func(poll.LogT) poll.Result {
 		if s.listed(name) {
 			return poll.Success()
 		}
 		return poll.Continue("nsbox ps does not list %s yet", name)
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
-	return cmd
 }
 
 // listed reports whether the table of nsbox ps has a row for name.
@@ -276,20 +284,25 @@ func TestStateDirOwnedBySomeoneElseIsRefused(t *testing.T) {
 
 func TestExecJoinsTheSandbox(t *testing.T) {
 	s := newStateEnv(t)
-	s.start("b", "--hostname", "box", "--", "sleep", "60")
+	launcher := s.start("b", "--hostname", "box", "--", "sleep", "60")
 	e := s.inspect("b")
 
 	// The sandbox's PID namespace and /proc: its init and its command.
-	res := s.run("exec", "b", "--", "ps", "-e", "-o", "pid=,comm=")
+	// PID 1 has the launcher's name and command line, whichever way its
+	// stage was started (forked by the ELF constructor, or the binary
+	// executed again: NSBOX_FASTPATH=off).
+	res := s.run("exec", "b", "--", "ps", "-e", "-o", "pid=,comm=,args=")
 	res.Assert(t, icmd.Success)
-	procs := map[string]string{}
+	procs, args := map[string]string{}, map[string]string{}
 	for _, l := range splitLines(res.Stdout()) {
 		f := strings.Fields(l)
 		procs[f[1]] = f[0]
+		args[f[0]] = strings.Join(f[2:], " ")
 	}
 	assert.Check(t, is.Equal(procs["nsbox"], "1"), res.Stdout())
 	assert.Check(t, is.Equal(procs["sleep"], "2"), res.Stdout())
 	assert.Check(t, is.Len(procs, 3), res.Stdout())
+	assert.Check(t, is.Equal(args["1"], strings.Join(launcher.Args, " ")), res.Stdout())
 
 	// Every namespace is the sandbox's, and so are its hostname, maps and
 	// security settings (seccomp filter, no capabilities).

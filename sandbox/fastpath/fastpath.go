@@ -41,7 +41,9 @@
 //
 // NSBOX_FASTPATH=off in the environment turns all five off (Enabled);
 // the results are the same, the start slower (tests/fastpath_test.go and
-// tests/replay_test.go run sandboxes both ways and compare them).
+// tests/replay_test.go run sandboxes both ways and compare them, and
+// hack/test.sh runs the whole integration suite in the default mode, off
+// and with the replay forced).
 package fastpath
 
 import (

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -55,6 +56,20 @@ func (fd rawFD) Write(b []byte) (int, error) { return syscall.Write(int(fd), b) 
 // SelfExe is the binary on disk, as the stage re-executes it.
 const SelfExe = "/proc/self/exe"
 
+// NameVar is the variable that gives a stage or a supervisor started by
+// executing SelfExe this process's name (stage.h's NSBOX_NAME_ENV):
+// without it the kernel names it "exe", where the stage the constructor
+// forks and a launcher that keeps the sandbox to the end are named as the
+// launcher was started. "" when the name cannot be read.
+func NameVar() string {
+	b, err := os.ReadFile("/proc/self/comm")
+	name := strings.TrimSuffix(string(b), "\n")
+	if err != nil || name == "" {
+		return ""
+	}
+	return C.NSBOX_NAME_ENV + "=" + name
+}
+
 // Start starts the stage from the binary at exe for a sandbox whose
 // standard files are files (0, 1, 2, then the command's extra files), and
 // returns it with the launcher's end of its socket. The caller keeps its
@@ -65,7 +80,12 @@ const SelfExe = "/proc/self/exe"
 // so it serves only a sandbox that uses exactly those. Otherwise the
 // binary re-executes itself as the stage (/proc/self/exe), with files as
 // its 0, 1, 2 and its end of a new socketpair as fd 3; if the launcher
-// dies, it dies (Pdeathsig).
+// dies, it dies (Pdeathsig). Either way the stage, and PID 1 cloned from
+// it, has the launcher's command line, and from the binary on disk its
+// name too (NameVar): ps shows them alike, inside the sandbox and out. A
+// stage run from a copy (exe a descriptor's path: sandbox/stageexe.go)
+// keeps the name the kernel gives it, the descriptor's number, which
+// says it is the copy.
 //
 // A pre-forked stage may also have created its namespaces already
 // (UnshareEarly): it serves only a sandbox whose unshare is exactly
@@ -96,8 +116,16 @@ func Start(exe string, files []*os.File, unshare int) (*proc.Process, *os.File, 
 	for i, f := range all {
 		fds[i] = f.Fd()
 	}
-	pid, _, err := syscall.StartProcess(exe, []string{"nsbox-stage"}, &syscall.ProcAttr{
-		Env:   []string{Env + "=1"},
+	argv := os.Args
+	if len(argv) == 0 {
+		argv = []string{"nsbox-stage"}
+	}
+	env := []string{Env + "=1"}
+	if v := NameVar(); v != "" && exe == SelfExe {
+		env = append(env, v)
+	}
+	pid, _, err := syscall.StartProcess(exe, argv, &syscall.ProcAttr{
+		Env:   env,
 		Files: fds,
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})

@@ -24,6 +24,7 @@ package stage
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include "stage.h"
 #include "replay.h"
 
@@ -68,9 +69,24 @@ static int procArgs(char ***argvp)
 }
 #endif
 
+// takeName gives a re-executed stage or supervisor the launcher's name
+// (stage.h's NSBOX_NAME_ENV) and drops the variable, which nothing after
+// it is to inherit.
+static void takeName(void)
+{
+	const char *name = getenv(NSBOX_NAME_ENV);
+	if (!name)
+		return;
+	if (*name)
+		prctl(PR_SET_NAME, name, 0, 0, 0);
+	unsetenv(NSBOX_NAME_ENV);
+}
+
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	nsbox_constructor_ran = 1;
+	if (getenv(NSBOX_STAGE_ENV) || getenv(NSBOX_HANDOFF_ENV))
+		takeName();
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
 	if (getenv(NSBOX_HANDOFF_ENV))

@@ -50,6 +50,14 @@
 
 /* NSBOX_STAGE_ENV in the environment makes a process the stage. */
 #define NSBOX_STAGE_ENV "_NSBOX_STAGE"
+/* NSBOX_NAME_ENV carries the name (comm, what ps shows) of the process
+ * that re-executes the binary through /proc/self/exe as the stage or the
+ * supervisor: the kernel names the new program after the path's last
+ * component, "exe", and the constructor gives the launcher's name back
+ * (prctl PR_SET_NAME), so that a stage, PID 1 and a handed-off launcher
+ * are named as the stage the constructor forks and the launcher before
+ * its exec are (prefork.go's Start). */
+#define NSBOX_NAME_ENV "_NSBOX_NAME"
 /* NSBOX_STAGE_FD is the stage's end of the socketpair. */
 #define NSBOX_STAGE_FD 3
 
