@@ -258,10 +258,13 @@ func execOf(e ftraceEvent) (path string, pid int) {
 // or part counts where at least half of the starts have it.
 func medianTimeline(ts []startTimeline) startTimeline {
 	return startTimeline{
-		Marks: mediansOf(ts, timelineMarks, func(t startTimeline) map[string]float64 { return t.Marks }),
-		CPU:   mediansOf(ts, timelineCPU, func(t startTimeline) map[string]float64 { return t.CPU }),
+		Marks: mediansOf(ts, timelineMarks, marksOf),
+		CPU:   mediansOf(ts, timelineCPU, cpuOf),
 	}
 }
+
+func marksOf(t startTimeline) map[string]float64 { return t.Marks }
+func cpuOf(t startTimeline) map[string]float64   { return t.CPU }
 
 func mediansOf(ts []startTimeline, names []string, of func(startTimeline) map[string]float64) map[string]float64 {
 	out := map[string]float64{}
@@ -587,26 +590,25 @@ func writeTimeline(b *strings.Builder, t *timelineResult) {
 		}
 		return ""
 	}
-	for _, n := range timelineMarks {
-		if !anyHas(t, n, false) {
-			continue
+	rows := func(names []string, label string, of func(startTimeline) map[string]float64) {
+		for _, n := range names {
+			had := false
+			for _, r := range t.Rows {
+				_, ok := of(r.Median)[n]
+				had = had || ok
+			}
+			if !had {
+				continue
+			}
+			w("| %s%s |", label, n)
+			for _, r := range t.Rows {
+				w(" %s |", cell(of(r.Median), n))
+			}
+			w("\n")
 		}
-		w("| %s |", n)
-		for _, r := range t.Rows {
-			w(" %s |", cell(r.Median.Marks, n))
-		}
-		w("\n")
 	}
-	for _, n := range timelineCPU {
-		if !anyHas(t, n, true) {
-			continue
-		}
-		w("| CPU: %s |", n)
-		for _, r := range t.Rows {
-			w(" %s |", cell(r.Median.CPU, n))
-		}
-		w("\n")
-	}
+	rows(timelineMarks, "", marksOf)
+	rows(timelineCPU, "CPU: ", cpuOf)
 	w("| failed starts |")
 	for _, r := range t.Rows {
 		w(" %d |", r.Failed)
@@ -626,17 +628,4 @@ func rowNames(t *timelineResult) []string {
 		ns = append(ns, "`"+r.Name+"`")
 	}
 	return ns
-}
-
-func anyHas(t *timelineResult, n string, cpu bool) bool {
-	for _, r := range t.Rows {
-		m := r.Median.Marks
-		if cpu {
-			m = r.Median.CPU
-		}
-		if _, ok := m[n]; ok {
-			return true
-		}
-	}
-	return false
 }
