@@ -27,7 +27,7 @@
 # containers that do not get the variable, so they would run the default
 # again. The three runs of the test user's suite take about 2-2.5 min
 # each on a quiet 2-core VM (default 128 s, off 143 s, replay 144 s), and
-# the whole of CI=true .ci/run about 9 min (520 s), within CI's 15.
+# the whole of CI=true .ci/run 8-9 min (464-520 s), within CI's 15.
 #
 # With CI=true a skipped integration test fails the run.
 set -euo pipefail
