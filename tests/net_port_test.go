@@ -110,14 +110,17 @@ func portAddRm(t *testing.T, mode string) {
 	// linger as a zombie under init and another test's pgrep see it.
 	nsbox("kill", name)
 	cmd.Wait()
+	// The checks only look: an assert in poll's goroutine, which may
+	// outlive the test, would panic there.
+	var res *icmd.Result
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		res := nsbox("port", "add", name, spec)
+		res = nsbox("port", "add", name, spec)
 		if !strings.Contains(res.Stderr(), "no such sandbox") {
 			return poll.Continue("port add after the end: %s", res.Combined())
 		}
-		assert.Equal(t, res.ExitCode, 125)
 		return poll.Success()
 	}, poll.WithTimeout(10*time.Second))
+	assert.Equal(t, res.ExitCode, 125)
 }
 
 // Modes whose ports cannot change say so in one line; the control socket
@@ -127,14 +130,15 @@ func TestPortRefusedAndControlSocketHidden(t *testing.T) {
 	cmd := exec.Command(nsboxBin, "run", "--name", "port-none", "--", "sleep", "60")
 	assert.NilError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var refused *icmd.Result
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		res := nsbox("port", "add", "port-none", "18080:80")
-		if !strings.Contains(res.Stderr(), "uses --net none") {
-			return poll.Continue("port add: %s", res.Combined())
+		refused = nsbox("port", "add", "port-none", "18080:80")
+		if !strings.Contains(refused.Stderr(), "uses --net none") {
+			return poll.Continue("port add: %s", refused.Combined())
 		}
-		oneErrorLine(t, res, 125, "port add port-none 18080:80", "uses --net none", "fix: start it with --net user")
 		return poll.Success()
 	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
+	oneErrorLine(t, refused, 125, "port add port-none 18080:80", "uses --net none", "fix: start it with --net user")
 
 	res := nsbox("run", "--name", "port-inside", "--net", "user", "--", "sh", "-c",
 		"find / -xdev -name ports.sock 2>/dev/null; find /run /tmp -name ports.sock 2>/dev/null; echo done")

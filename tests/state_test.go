@@ -106,7 +106,12 @@ func (s *stateEnv) start(name string, args ...string) *exec.Cmd {
 func (s *stateEnv) waitListed(name string) {
 	s.t.Helper()
 	poll.WaitOn(s.t, func(poll.LogT) poll.Result {
-		if s.listed(name) {
+		// Not listed: a check runs in poll's goroutine, which may
+		// outlive the test, where a failed assert panics.
+		switch ok, err := s.psLists(name); {
+		case err != nil:
+			return poll.Error(err)
+		case ok:
 			return poll.Success()
 		}
 		return poll.Continue("nsbox ps does not list %s yet", name)
@@ -116,16 +121,28 @@ func (s *stateEnv) waitListed(name string) {
 // listed reports whether the table of nsbox ps has a row for name.
 func (s *stateEnv) listed(name string) bool {
 	s.t.Helper()
+	ok, err := s.psLists(name)
+	assert.NilError(s.t, err)
+	return ok
+}
+
+// psLists is listed for a poll check: nsbox ps failing, or printing no
+// table, is its error.
+func (s *stateEnv) psLists(name string) (bool, error) {
 	res := s.run("ps")
-	res.Assert(s.t, icmd.Success)
+	if err := res.Compare(icmd.Success); err != nil {
+		return false, fmt.Errorf("nsbox ps: %w", err)
+	}
 	lines := splitLines(res.Stdout())
-	assert.Assert(s.t, len(lines) >= 1 && strings.HasPrefix(lines[0], "NAME"), res.Stdout())
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "NAME") {
+		return false, fmt.Errorf("nsbox ps printed no table: %q", res.Stdout())
+	}
 	for _, l := range lines[1:] {
 		if f := strings.Fields(l); len(f) > 0 && f[0] == name {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // exitCode waits for cmd and returns its exit status.
