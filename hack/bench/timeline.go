@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,18 +71,16 @@ type timelineRow struct {
 // ftraceEvent is one line of tracefs's trace file.
 type ftraceEvent struct {
 	MS     float64 // the trace clock, in ms
-	PID    int     // the task that logged it
 	Name   string  // sched_process_fork, sched_switch, …
 	Fields string
 }
 
 var (
-	ftraceLine  = regexp.MustCompile(`^\s*.*-(\d+)\s+\[\d+\]\s+\S+\s+(\d+\.\d+): (\w+): (.*)$`)
-	forkFields  = regexp.MustCompile(`\bpid=(\d+) child_comm=.* child_pid=(\d+)`)
-	execFields  = regexp.MustCompile(`^filename=(\S+) pid=(\d+)`)
-	exitFields  = regexp.MustCompile(`\bpid=(\d+)`)
-	switchPids  = regexp.MustCompile(`\bprev_pid=(\d+) .*==> .*\bnext_pid=(\d+)`)
-	errNoFtrace = errors.New("no tracefs")
+	ftraceLine = regexp.MustCompile(`^\s*.*-\d+\s+\[\d+\]\s+\S+\s+(\d+\.\d+): (\w+): (.*)$`)
+	forkFields = regexp.MustCompile(`\bpid=(\d+) child_comm=.* child_pid=(\d+)`)
+	execFields = regexp.MustCompile(`^filename=(\S+) pid=(\d+)`)
+	exitFields = regexp.MustCompile(`\bpid=(\d+)`)
+	switchPids = regexp.MustCompile(`\bprev_pid=(\d+) .*==> .*\bnext_pid=(\d+)`)
 )
 
 // parseFtrace reads the events of a tracefs trace dump; other lines (the
@@ -95,12 +92,11 @@ func parseFtrace(text string) []ftraceEvent {
 		if m == nil {
 			continue
 		}
-		pid, _ := strconv.Atoi(m[1])
-		s, err := strconv.ParseFloat(m[2], 64)
+		s, err := strconv.ParseFloat(m[1], 64)
 		if err != nil {
 			continue
 		}
-		evs = append(evs, ftraceEvent{MS: s * 1000, PID: pid, Name: m[3], Fields: m[4]})
+		evs = append(evs, ftraceEvent{MS: s * 1000, Name: m[2], Fields: m[3]})
 	}
 	return evs
 }
@@ -298,7 +294,7 @@ func openTracefs() (*tracefs, error) {
 	}
 	d := "/sys/kernel/tracing"
 	if err := syscall.Mount("nodev", d, "tracefs", 0, ""); err != nil {
-		return nil, fmt.Errorf("%w: mount tracefs on %s: %v", errNoFtrace, d, err)
+		return nil, fmt.Errorf("no tracefs: mount it on %s: %w", d, err)
 	}
 	return &tracefs{dir: d, mounted: true}, nil
 }
