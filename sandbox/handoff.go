@@ -30,6 +30,7 @@ type handOffHandle struct{ s *Sandbox }
 func (h handOffHandle) Exited(timeout time.Duration) bool { return h.s.exited(timeout) }
 func (h handOffHandle) CanHandOff() bool                  { return h.s.canHandOff() }
 func (h handOffHandle) HandOff(p handoff.Plan) error      { return h.s.handOff(p) }
+func (h handOffHandle) AtExit(f func())                   { h.s.atExit.Store(&f) }
 
 // exited reports whether PID 1 has ended, waiting for it at most timeout.
 // It does not reap PID 1: Wait or the hand-off's supervisor still does.

@@ -21,6 +21,13 @@ type Handle interface {
 	// sandbox/handoff.go); it returns only on failure, with the sandbox
 	// still the caller's to Wait for.
 	HandOff(p Plan) error
+	// AtExit has f run once PID 1 reports the command's end, while the
+	// kernel tears PID 1 down, as the supervisor runs Plan.After: the
+	// launcher's own cleanup beside PID 1's end, not after it. Wait
+	// returns only after f has; f does not run if the command's end is
+	// never reported (PID 1 killed, say), so the caller still cleans up
+	// after Wait, which f must then have made a no-op.
+	AtExit(f func())
 }
 
 var of func(sb any) Handle
