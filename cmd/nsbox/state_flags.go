@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,6 +69,9 @@ type session struct {
 	// entryBase returns the record's fields that the flags decide.
 	entryBase func() *state.Entry
 	executed  bool
+	// mu guards entry once the command runs: release may run in the
+	// goroutine that reads PID 1's EXITED while handOff plans.
+	mu sync.Mutex
 }
 
 // begin reserves the sandbox's name and prepares spec to record the
@@ -215,6 +219,8 @@ func (s *session) end(err error) error {
 // file system the entry directory's removal waits for the device, which
 // AtExit overlaps with PID 1's end. Once only: it forgets the entry.
 func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.entry == nil {
 		return
 	}
