@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ type handOffHandle struct{ s *Sandbox }
 func (h handOffHandle) Exited(timeout time.Duration) bool { return h.s.exited(timeout) }
 func (h handOffHandle) CanHandOff() bool                  { return h.s.canHandOff() }
 func (h handOffHandle) HandOff(p handoff.Plan) error      { return h.s.handOff(p) }
+func (h handOffHandle) AtExit(f func())                   { h.s.atExit.Store(&f) }
 
 // exited reports whether PID 1 has ended, waiting for it at most timeout.
 // It does not reap PID 1: Wait or the hand-off's supervisor still does.
@@ -154,12 +156,21 @@ func (s *Sandbox) handOff(h handoff.Plan) error {
 
 // handOffVar encodes what the supervisor needs as the one variable
 // handoff.c reads: "NAME=PID1,SYNC,STATUS,TTY,PGRP" then ";VERB:HEX[:HEX]"
-// per step, the paths in hex (a path may hold any byte but NUL).
+// per step, the paths in hex (a path may hold any byte but NUL), and a
+// Close step's descriptor number as decimal text in hex.
 func handOffVar(pid1, sync, status, tty, pgrp int, after []handoff.Step) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s=%d,%d,%d,%d,%d", stage.HandOffEnv, pid1, sync, status, tty, pgrp)
 	for i, st := range after {
 		verb, ok := st.Op.Verb()
+		if st.Op == handoff.Close {
+			// The descriptor's number, as text, in hex as a path is.
+			if st.FD <= 2 || st.Path != "" || st.To != "" {
+				return "", fmt.Errorf("hand off the sandbox: after-step %d closes fd %d; fix: a Close step names a kept descriptor above 2 and no path", i, st.FD)
+			}
+			fmt.Fprintf(&b, ";%s:%s", verb, hex.EncodeToString([]byte(strconv.Itoa(st.FD))))
+			continue
+		}
 		if !ok || st.Path == "" || (st.Op == handoff.Rename) != (st.To != "") {
 			return "", fmt.Errorf("hand off the sandbox: after-step %d (op %d, %q, %q) is not a valid step; fix: an Op with its Path, and To only for Rename", i, st.Op, st.Path, st.To)
 		}

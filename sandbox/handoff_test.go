@@ -14,6 +14,7 @@ func TestHandOffVar(t *testing.T) {
 		{Op: handoff.Rename, Path: "/s/a b/log", To: "/s/.logs/a;b:c"},
 		{Op: handoff.Unlink, Path: "/s/x"},
 		{Op: handoff.Rmdir, Path: "/s"},
+		{Op: handoff.Close, FD: 12},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +23,8 @@ func TestHandOffVar(t *testing.T) {
 		";mkdir:" + "2f732f2e6c6f6773" +
 		";rename:" + "2f732f6120622f6c6f67" + ":" + "2f732f2e6c6f67732f613b623a63" +
 		";unlink:" + "2f732f78" +
-		";rmdir:" + "2f73"
+		";rmdir:" + "2f73" +
+		";close:" + "3132"
 	if got != want {
 		t.Errorf("handOffVar:\n got %s\nwant %s", got, want)
 	}
@@ -34,6 +36,8 @@ func TestHandOffVarRefusesBadSteps(t *testing.T) {
 		{Op: handoff.Rename, Path: "/a"},
 		{Op: handoff.Unlink, Path: "/a", To: "/b"},
 		{Op: handoff.Op(99), Path: "/a"},
+		{Op: handoff.Close, FD: 2},
+		{Op: handoff.Close, FD: 5, Path: "/a"},
 	} {
 		if _, err := handOffVar(1, 3, -1, -1, 0, []handoff.Step{st}); err == nil || !strings.Contains(err.Error(), "fix:") {
 			t.Errorf("step %+v: got %v, want an error with a fix", st, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,8 @@ type Sandbox struct {
 	netStop func() error
 	// handOffReady gets PID 1's HANDOFF_READY (watch reads it).
 	handOffReady chan struct{}
+	// atExit, if set, runs in watch at EXITED (handoff.Handle.AtExit).
+	atExit atomic.Pointer[func()]
 	// pid1IsCommand: PID 1 is the command (Spec.CommandIsPID1).
 	pid1IsCommand bool
 	// live is the running sandbox the live operations act on (live.go);
@@ -158,6 +161,9 @@ func (s *Sandbox) watch() {
 			// beside PID 1's (its namespaces' tear-down), not after it.
 			if s.netStop != nil {
 				go s.netStop()
+			}
+			if f := s.atExit.Load(); f != nil {
+				(*f)()
 			}
 			continue
 		}

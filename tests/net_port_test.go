@@ -196,3 +196,49 @@ func fileExists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
 }
+
+// A process of the user's that connects to the control socket and never
+// sends its request does not keep the sandbox's launcher alive once the
+// command has ended: the server gives a request 10 s, answer included
+// (portConnTimeout), and the launcher stops the server when the sandbox
+// ends.
+func TestPortControlSocketIdleClientDoesNotHoldTheEnd(t *testing.T) {
+	requireNetTools(t)
+	name := "port-idle"
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	cmd := exec.Command(nsboxBin, "run", "--name", name, "--net", "user", "--bind", dir, "--",
+		"sh", "-c", `while [ ! -e "$0" ]; do sleep 0.05; done`, gate)
+	assert.NilError(t, cmd.Start())
+	var waitErr error
+	ended := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(ended) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-ended
+	})
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if res := nsbox("port", "ls", name); res.ExitCode != 0 {
+			return poll.Continue("port ls: %s", res.Combined())
+		}
+		return poll.Success()
+	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
+	sock := ""
+	for _, d := range stateDirs() {
+		if p := d + "/" + name + "/ports.sock"; fileExists(p) {
+			sock = p
+		}
+	}
+	assert.Assert(t, sock != "", "no ports.sock in %v", stateDirs())
+	c, err := net.Dial("unix", sock)
+	assert.NilError(t, err)
+	defer c.Close()
+	// The command ends while the connection waits, silent.
+	assert.NilError(t, os.WriteFile(gate, nil, 0o600))
+	select {
+	case <-ended:
+		assert.NilError(t, waitErr)
+	case <-time.After(60 * time.Second):
+		t.Fatal("nsbox run still runs 60 s after its command ended, held by an idle control-socket client")
+	}
+}

@@ -90,9 +90,11 @@ func (s *session) handOff(sb *sandbox.Sandbox) {
 	if s.status != nil {
 		h.StatusFD = int(s.status.Fd())
 	}
+	s.mu.Lock()
 	if s.entry != nil {
 		h.After, h.Keep = s.entry.HandOff(s.log != nil && s.executed)
 	}
+	s.mu.Unlock()
 	h.Keep = append(h.Keep, heldForLife...)
 	ho.HandOff(h) // returns only if it failed: the sandbox is still ours
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -79,12 +80,19 @@ func (f *netFlags) servePorts(s *session) (stop func()) {
 	}
 }
 
+// portConnTimeout bounds one request on the control socket, answer
+// included.
+const portConnTimeout = 10 * time.Second
+
 // servePortConn answers one request on c.
 func (f *netFlags) servePortConn(c *net.UnixConn, s *session) {
 	defer c.Close()
 	if !peerIsUs(c) {
 		return
 	}
+	// A client that connects and never asks would hold the server, and
+	// the sandbox's end that stops it, for as long as it likes.
+	c.SetDeadline(time.Now().Add(portConnTimeout))
 	var req portRequest
 	if err := json.NewDecoder(io.LimitReader(c, portRequestMax)).Decode(&req); err != nil {
 		return

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/ties"
 	"github.com/nsbox/nsbox/internal/containerenv"
+	"github.com/nsbox/nsbox/internal/handoff"
 	"github.com/nsbox/nsbox/mapping"
 	"github.com/nsbox/nsbox/sandbox"
 	"github.com/nsbox/nsbox/sandbox/fastpath"
@@ -222,9 +224,15 @@ func (f *runFlags) launch(args []string, stdout, stderr io.Writer, rec *recorder
 	}
 	go ties.ForwardSignals(sigs, sb)
 	stopPorts := f.net.servePorts(sess) // nsbox port (port_control.go)
+	// Once the command has ended, the entry goes while PID 1 ends, as
+	// the hand-off's supervisor removes it (sess.release); end does the
+	// rest after Wait.
+	var ended sync.Once
+	release := func() { ended.Do(func() { stopPorts(); sess.release() }) }
+	handoff.Of(sb).AtExit(release)
 	sess.handOff(sb)
 	err = sb.Wait()
-	stopPorts()
+	release()
 	return sess.end(err)
 }
 

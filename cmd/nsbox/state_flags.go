@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,6 +69,9 @@ type session struct {
 	// entryBase returns the record's fields that the flags decide.
 	entryBase func() *state.Entry
 	executed  bool
+	// mu guards entry once the command runs: release may run in the
+	// goroutine that reads PID 1's EXITED while handOff plans.
+	mu sync.Mutex
 }
 
 // begin reserves the sandbox's name and prepares spec to record the
@@ -196,7 +200,8 @@ func (s *session) started() error {
 	return nil
 }
 
-// end records how the sandbox ended, removes its entry and returns err.
+// end records how the sandbox ended, removes its entry (release, if
+// that has not run yet) and returns err.
 func (s *session) end(err error) error {
 	bwrap.WriteExitCode(s.status, s.executed, err)
 	if s.status != nil {
@@ -204,14 +209,26 @@ func (s *session) end(err error) error {
 	}
 	if s.log != nil {
 		s.log.Close()
-		if s.entry != nil && s.executed {
-			s.entry.KeepLog()
-		}
 	}
-	if s.entry != nil {
-		s.entry.Release()
-	}
+	s.release()
 	return s.fail(err)
+}
+
+// release removes the entry, keeping a detached sandbox's log: the
+// sandbox has ended, or is ending (handoff.Handle.AtExit). On a disk
+// file system the entry directory's removal waits for the device, which
+// AtExit overlaps with PID 1's end. Once only: it forgets the entry.
+func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entry == nil {
+		return
+	}
+	if s.log != nil && s.executed {
+		s.entry.KeepLog()
+	}
+	s.entry.Release()
+	s.entry = nil
 }
 
 // notice says, once, that this unnamed run goes on without a state entry.

@@ -21,6 +21,13 @@ type Handle interface {
 	// sandbox/handoff.go); it returns only on failure, with the sandbox
 	// still the caller's to Wait for.
 	HandOff(p Plan) error
+	// AtExit has f run once PID 1 reports the command's end, while the
+	// kernel tears PID 1 down, as the supervisor runs Plan.After: the
+	// launcher's own cleanup beside PID 1's end, not after it. Wait
+	// returns only after f has; f does not run if the command's end is
+	// never reported (PID 1 killed, say), so the caller still cleans up
+	// after Wait, which f must then have made a no-op.
+	AtExit(f func())
 }
 
 var of func(sb any) Handle
@@ -43,7 +50,8 @@ type Plan struct {
 	// After are file-system steps, in order; their failures are ignored.
 	After []Step
 	// Keep are descriptors the supervisor must hold until it exits (a
-	// lock, say), under the same numbers.
+	// lock, say), under the same numbers, or until a Close step of After
+	// closes one of them.
 	Keep []int
 }
 
@@ -52,6 +60,7 @@ type Step struct {
 	Op   Op
 	Path string
 	To   string // the new name, for Rename
+	FD   int    // the descriptor, for Close (one of Plan.Keep)
 }
 
 // Op is what a Step does to its Path.
@@ -63,9 +72,16 @@ const (
 	Rmdir                // rmdir(2) Path
 	Mkdir                // mkdir(2) Path, mode 0700
 	Rename               // rename(2) Path to To
+	// Close closes FD, a kept descriptor the sandbox's end no longer
+	// needs: the lock of the state entry the steps before it removed.
+	// The last close of a removed directory frees it, and on a disk file
+	// system that is a write (with the discard mount option, one the
+	// process waits for): closed here, while the kernel tears PID 1 down,
+	// not in the supervisor's exit after it.
+	Close
 )
 
-var verbs = map[Op]string{Unlink: "unlink", Rmdir: "rmdir", Mkdir: "mkdir", Rename: "rename"}
+var verbs = map[Op]string{Unlink: "unlink", Rmdir: "rmdir", Mkdir: "mkdir", Rename: "rename", Close: "close"}
 
 // Verb is the op's name in the variable handoff.c reads; false for an
 // unknown Op.

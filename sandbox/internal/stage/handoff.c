@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,10 +83,11 @@ static char *hex_path(const char *s, const char **end)
 	return p;
 }
 
-/* run_after runs the cleanup steps, "VERB:HEXPATH[:HEXPATH]" separated by
- * ';' (handoff.go encodes them). Failures are ignored, as the launcher's
+/* nsbox_run_after runs the cleanup steps, "VERB:HEXPATH[:HEXPATH]"
+ * separated by ';' (handoff.go encodes them; a close step's "path" is a
+ * descriptor's number). Failures are ignored, as the launcher's
  * own cleanup ignores them: the state directory's sweep removes leftovers. */
-static void run_after(const char *ops)
+void nsbox_run_after(const char *ops)
 {
 	while (ops && *ops) {
 		const char *verb = ops, *p = strchr(ops, ':');
@@ -104,6 +106,14 @@ static void run_after(const char *ops)
 			mkdir(a, 0700);
 		else if (!strncmp(verb, "rename:", 7) && b)
 			rename(a, b);
+		else if (!strncmp(verb, "close:", 6)) {
+			/* A kept descriptor, once the steps before it are done
+			 * (handoff.Close): its number in decimal. */
+			char *e;
+			long fd = strtol(a, &e, 10);
+			if (*e == '\0' && fd > 2 && fd <= INT_MAX)
+				close((int)fd);
+		}
 		free(a);
 		free(b);
 		ops = *p == ';' ? p + 1 : NULL;
@@ -170,7 +180,7 @@ __attribute__((noreturn)) static void finish(const struct handoff_state *s, int 
 	give_back_terminal(s);
 	if (s->status_fd >= 0)
 		dprintf(s->status_fd, "{ \"exit-code\": %d }\n", code);
-	run_after(after);
+	nsbox_run_after(after);
 	_exit(code);
 }
 
@@ -248,7 +258,7 @@ void nsbox_supervise(pid_t pid1, int sync, int status_fd, int tty, pid_t pgrp, c
 				/* The command ended and PID 1 exits next: the
 				 * cleanup runs while the kernel tears PID 1 and
 				 * its namespaces down, not after. */
-				run_after(after);
+				nsbox_run_after(after);
 				after = NULL;
 			}
 		}

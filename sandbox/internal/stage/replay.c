@@ -1143,6 +1143,18 @@ static int replay(void)
 		hex(&after, fp);
 		puts_(&after, ";rmdir:");
 		hex(&after, e.path);
+		/* The removed entry's lock and record, closed at once (as
+		 * state.Handle.HandOff's steps): the lock's close frees the
+		 * directory, off the path to our exit. */
+		char fd[16];
+		puts_(&after, ";close:");
+		snprintf(fd, sizeof fd, "%d", e.lock);
+		hex(&after, fd);
+		if (memfd >= 0) {
+			puts_(&after, ";close:");
+			snprintf(fd, sizeof fd, "%d", memfd);
+			hex(&after, fd);
+		}
 	}
 	put(&after, "", 1);
 	after.len--;

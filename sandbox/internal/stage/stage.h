@@ -113,6 +113,10 @@ void nsbox_stage(void);
  * "PID1,SYNC_FD,STATUS_FD,TTY_FD,PGRP[;CLEANUP]". */
 #define NSBOX_HANDOFF_ENV "_NSBOX_HANDOFF"
 void nsbox_handoff(void);
+/* nsbox_run_after runs a supervisor's cleanup steps (handoff.c): the
+ * ";VERB:HEX[:HEX]" list the launcher encodes (sandbox/handoff.go). */
+void nsbox_run_after(const char *ops);
+
 /* nsbox_supervise is the hand-off supervisor's loop, for a launcher that
  * is C from the start (replay.c): it waits for PID 1 (a child of the
  * caller), relays signals, mirrors stops, runs the cleanup steps after

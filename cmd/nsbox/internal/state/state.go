@@ -315,10 +315,14 @@ func (h *Handle) HandOff(keepLog bool) (after []handoff.Step, keep []int) {
 	after = append(after,
 		handoff.Step{Op: handoff.Unlink, Path: filepath.Join(h.Path, "state.json")},
 		handoff.Step{Op: handoff.Unlink, Path: h.LogPath()},
-		handoff.Step{Op: handoff.Rmdir, Path: h.Path})
+		handoff.Step{Op: handoff.Rmdir, Path: h.Path},
+		// The removed entry's last descriptors, at once, as Release
+		// closes them: the lock's close frees the directory.
+		handoff.Step{Op: handoff.Close, FD: h.lock.fd})
 	keep = []int{h.lock.fd}
 	if h.record >= 0 {
 		keep = append(keep, h.record)
+		after = append(after, handoff.Step{Op: handoff.Close, FD: h.record})
 	}
 	return after, keep
 }
