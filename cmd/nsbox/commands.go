@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
@@ -102,14 +100,6 @@ type cliCommand struct {
 	commandDetail
 }
 
-// usageLine matches a command's line in the usage text: two spaces,
-// "nsbox NAME ARGS", two or more spaces, the summary.
-// Compiled on first use: only completion and the man page need it, and
-// a compile in package main's init would cost every start.
-var usageLine = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
-})
-
 // cliCommands returns the commands the usage text lists, in its order.
 func cliCommands() []cliCommand {
 	var out []cliCommand
@@ -122,11 +112,11 @@ func cliCommands() []cliCommand {
 		case line == "":
 			inUsage = false
 		}
-		m := usageLine().FindStringSubmatch(line)
-		if !inUsage || m == nil {
+		synopsis, name, summary, ok := parseUsageLine(line)
+		if !inUsage || !ok {
 			continue
 		}
-		out = append(out, cliCommand{name: m[2], synopsis: strings.TrimSpace(m[1]), summary: m[3], commandDetail: commandDetails[m[2]]})
+		out = append(out, cliCommand{name: name, synopsis: strings.TrimSpace(synopsis), summary: summary, commandDetail: commandDetails[name]})
 	}
 	return out
 }

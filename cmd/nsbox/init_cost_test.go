@@ -4,7 +4,9 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -62,4 +64,25 @@ func TestNoCostlyPackageInit(t *testing.T) {
 		}
 	}
 	assert.Assert(t, len(found) == 0, "package-level values built at init (wrap them in sync.OnceValue): %s", strings.Join(found, ", "))
+}
+
+// initOnlyDeps are standard packages nsbox does not link, though a line of
+// it once brought each in, because their package inits (or the tables
+// they keep alive) ran at every start: debug/elf (with debug/dwarf,
+// compress/zlib and internal/zstd) for six constants of version.go,
+// regexp (which keeps unicode's Categories and Scripts maps, built by
+// unicode's init) for four help-text lines (helplines.go).
+var initOnlyDeps = []string{"debug/elf", "debug/dwarf", "compress/zlib", "compress/flate", "internal/zstd", "regexp"}
+
+// TestNoInitOnlyDeps fails when nsbox links a package of initOnlyDeps.
+func TestNoInitOnlyDeps(t *testing.T) {
+	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", "-tags", "netgo,osusergo", ".").CombinedOutput()
+	assert.NilError(t, err, string(out))
+	deps := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		deps[p] = true
+	}
+	for _, p := range initOnlyDeps {
+		assert.Check(t, !deps[p], "nsbox links %s, whose package init runs at every start", p)
+	}
 }
