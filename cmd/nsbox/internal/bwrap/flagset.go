@@ -1,13 +1,12 @@
 package bwrap
 
 import (
-	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
 )
 
-// FlagSet describes bwrap's options (arity, the table its own
+// FlagSet describes bwrap's options (the table options, which its own
 // parser reads, with the words of optionHelp) as a flag set, for
 // completion only: bubblewrap's options take several words each, which
 // pflag cannot parse.
@@ -19,14 +18,10 @@ func FlagSet() *pflag.FlagSet {
 		}
 	}
 	fs := pflag.NewFlagSet("bwrap", pflag.ContinueOnError)
-	names := make([]string, 0, len(arity))
-	for n := range arity {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, o := range options { // sorted by name
+		n := o.name
 		h := help[n]
-		if arity[n] == 0 {
+		if o.words == 0 {
 			fs.Bool(strings.TrimPrefix(n, "--"), false, h[1])
 			continue
 		}

@@ -28,7 +28,7 @@ func checkHelpLine(t *testing.T, line string) {
 
 // TestHelpLineMatchesRegexp checks parseHelpLine against helpLineRE on
 // optionHelp and on random lines of the characters the expression tells
-// apart; and that every option of arity has its help.
+// apart; and that every option of options has its help.
 func TestHelpLineMatchesRegexp(t *testing.T) {
 	for _, line := range strings.Split(optionHelp, "\n") {
 		checkHelpLine(t, line)
@@ -44,9 +44,25 @@ func TestHelpLineMatchesRegexp(t *testing.T) {
 		checkHelpLine(t, b.String())
 	}
 	fs := FlagSet()
-	for n := range arity {
-		f := fs.Lookup(strings.TrimPrefix(n, "--"))
-		assert.Assert(t, f != nil && f.Usage != "", "%s has no help in optionHelp", n)
+	for _, o := range options {
+		f := fs.Lookup(strings.TrimPrefix(o.name, "--"))
+		assert.Assert(t, f != nil && f.Usage != "", "%s has no help in optionHelp", o.name)
+	}
+}
+
+// TestOptionsSorted: arity's binary search needs options sorted by name,
+// each once.
+func TestOptionsSorted(t *testing.T) {
+	for i := 1; i < len(options); i++ {
+		assert.Check(t, options[i-1].name < options[i].name, "options: %s before %s", options[i-1].name, options[i].name)
+	}
+	for _, o := range options {
+		words, known := arity(o.name)
+		assert.Check(t, known && words == o.words, o.name)
+	}
+	for _, name := range []string{"", "--", "--a", "--zzz", "--bind=", "-bind", "--Bind"} {
+		_, known := arity(name)
+		assert.Check(t, !known, name)
 	}
 }
 
