@@ -59,31 +59,35 @@ type commandDetail struct {
 	help func() string
 }
 
-// commandDetails has a row for every command of the usage text.
-var commandDetails = map[string]commandDetail{
-	"run":        {flags: func() *pflag.FlagSet { return newRunFlags().fs }, operands: operandCommand},
-	"shell":      {flags: func() *pflag.FlagSet { return newRunFlags().fs }},
-	"check":      {flags: newCheckFlags},
-	"ps":         {flags: newPsFlags},
-	"exec":       {flags: func() *pflag.FlagSet { return newExecFlags().fs }, operands: operandSandbox},
-	"inspect":    {operands: operandSandbox},
-	"kill":       {operands: operandSignalArg},
-	"stop":       {flags: newStopFlags, operands: operandSandbox},
-	"logs":       {operands: operandSandbox},
-	"mount":      {flags: newLiveMountFlags, operands: operandSandbox},
-	"umount":     {operands: operandSandbox},
-	"cp":         {operands: operandFiles},
-	"connect":    {operands: operandSandbox},
-	"pause":      {operands: operandSandbox},
-	"resume":     {operands: operandSandbox},
-	"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
-	"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
-	"rm":         {operands: operandEnded},
-	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
-	"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
-	"completion": {operands: operandShells},
-	"version":    {},
-	"help":       {operands: operandCommands, help: func() string { return helpUsage }},
+// commandDetails returns a row for every command of the usage text. A
+// function, not a package-level map: that map would be built by package
+// main's init at every start, for completion and the man page only.
+func commandDetails() map[string]commandDetail {
+	return map[string]commandDetail{
+		"run":        {flags: func() *pflag.FlagSet { return newRunFlags().fs }, operands: operandCommand},
+		"shell":      {flags: func() *pflag.FlagSet { return newRunFlags().fs }},
+		"check":      {flags: newCheckFlags},
+		"ps":         {flags: newPsFlags},
+		"exec":       {flags: func() *pflag.FlagSet { return newExecFlags().fs }, operands: operandSandbox},
+		"inspect":    {operands: operandSandbox},
+		"kill":       {operands: operandSignalArg},
+		"stop":       {flags: newStopFlags, operands: operandSandbox},
+		"logs":       {operands: operandSandbox},
+		"mount":      {flags: newLiveMountFlags, operands: operandSandbox},
+		"umount":     {operands: operandSandbox},
+		"cp":         {operands: operandFiles},
+		"connect":    {operands: operandSandbox},
+		"pause":      {operands: operandSandbox},
+		"resume":     {operands: operandSandbox},
+		"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
+		"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
+		"rm":         {operands: operandEnded},
+		"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
+		"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
+		"completion": {operands: operandShells},
+		"version":    {},
+		"help":       {operands: operandCommands, help: func() string { return helpUsage }},
+	}
 }
 
 const helpUsage = `Usage: nsbox help [COMMAND]
@@ -103,6 +107,7 @@ type cliCommand struct {
 // cliCommands returns the commands the usage text lists, in its order.
 func cliCommands() []cliCommand {
 	var out []cliCommand
+	details := commandDetails()
 	inUsage := false
 	for _, line := range strings.Split(usage, "\n") {
 		switch {
@@ -116,7 +121,7 @@ func cliCommands() []cliCommand {
 		if !inUsage || !ok {
 			continue
 		}
-		out = append(out, cliCommand{name: name, synopsis: strings.TrimSpace(synopsis), summary: summary, commandDetail: commandDetails[name]})
+		out = append(out, cliCommand{name: name, synopsis: strings.TrimSpace(synopsis), summary: summary, commandDetail: details[name]})
 	}
 	return out
 }
@@ -216,7 +221,7 @@ func completeCommand(args []string, stdout io.Writer) error {
 			}
 		}
 	case "tool-caches":
-		for n := range toolCaches {
+		for n := range toolCaches() {
 			words = append(words, n)
 		}
 		sort.Strings(words)

@@ -65,11 +65,19 @@ const (
 	Rename               // rename(2) Path to To
 )
 
-var verbs = map[Op]string{Unlink: "unlink", Rmdir: "rmdir", Mkdir: "mkdir", Rename: "rename"}
-
 // Verb is the op's name in the variable handoff.c reads; false for an
-// unknown Op.
+// unknown Op. A switch, not a map: a package-level map is built at every
+// start of nsbox.
 func (o Op) Verb() (string, bool) {
-	v, ok := verbs[o]
-	return v, ok
+	switch o {
+	case Unlink:
+		return "unlink", true
+	case Rmdir:
+		return "rmdir", true
+	case Mkdir:
+		return "mkdir", true
+	case Rename:
+		return "rename", true
+	}
+	return "", false
 }
