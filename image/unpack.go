@@ -405,6 +405,9 @@ func (u *unpacker) writeSparse(f *os.File, r io.Reader, size int64) (int64, erro
 	return written, f.Truncate(size)
 }
 
-var zeros = make([]byte, 128<<10)
+// zeros is what isZero compares with, as long as u.buf. An array, not a
+// make: it costs nothing until an unpack reads it (a make allocated
+// 128 KiB at every start of nsbox).
+var zeros [128 << 10]byte
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }

@@ -46,15 +46,18 @@ type Rlimit struct {
 // rlimInfinity is "unlimited".
 const rlimInfinity = math.MaxUint64
 
-// rlimitNames are prlimit(1)'s names and the resource numbers of this
-// architecture (golang.org/x/sys/unix).
-var rlimitNames = map[string]int{
-	"cpu": unix.RLIMIT_CPU, "fsize": unix.RLIMIT_FSIZE, "data": unix.RLIMIT_DATA,
-	"stack": unix.RLIMIT_STACK, "core": unix.RLIMIT_CORE, "rss": unix.RLIMIT_RSS,
-	"nproc": unix.RLIMIT_NPROC, "nofile": unix.RLIMIT_NOFILE, "memlock": unix.RLIMIT_MEMLOCK,
-	"as": unix.RLIMIT_AS, "locks": unix.RLIMIT_LOCKS, "sigpending": unix.RLIMIT_SIGPENDING,
-	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "rtprio": unix.RLIMIT_RTPRIO,
-	"rttime": unix.RLIMIT_RTTIME,
+// rlimitNames returns prlimit(1)'s names and the resource numbers of this
+// architecture (golang.org/x/sys/unix). A function: a package-level map is
+// built at every start of nsbox, which only --rlimit needs.
+func rlimitNames() map[string]int {
+	return map[string]int{
+		"cpu": unix.RLIMIT_CPU, "fsize": unix.RLIMIT_FSIZE, "data": unix.RLIMIT_DATA,
+		"stack": unix.RLIMIT_STACK, "core": unix.RLIMIT_CORE, "rss": unix.RLIMIT_RSS,
+		"nproc": unix.RLIMIT_NPROC, "nofile": unix.RLIMIT_NOFILE, "memlock": unix.RLIMIT_MEMLOCK,
+		"as": unix.RLIMIT_AS, "locks": unix.RLIMIT_LOCKS, "sigpending": unix.RLIMIT_SIGPENDING,
+		"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "rtprio": unix.RLIMIT_RTPRIO,
+		"rttime": unix.RLIMIT_RTTIME,
+	}
 }
 
 // ParseRlimit reads NAME=SOFT[:HARD]: NAME as prlimit(1) spells
@@ -66,7 +69,7 @@ func ParseRlimit(s string) (Rlimit, error) {
 		return Rlimit{}, fmt.Errorf("%q is not NAME=SOFT[:HARD]; fix: e.g. nofile=1024:4096", s)
 	}
 	name = strings.TrimPrefix(strings.ToLower(strings.TrimSpace(name)), "rlimit_")
-	if _, ok := rlimitNames[name]; !ok {
+	if _, ok := rlimitNames()[name]; !ok {
 		return Rlimit{}, fmt.Errorf("unknown resource %q; fix: use one of as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack", name)
 	}
 	softS, hardS, hasHard := strings.Cut(val, ":")
@@ -104,7 +107,7 @@ func parseRlimitValue(s string) (uint64, error) {
 func (l *Limits) validate() error {
 	for i, r := range l.Rlimits {
 		field := fmt.Sprintf("Limits.Rlimits[%d]", i)
-		res, ok := rlimitNames[r.Name]
+		res, ok := rlimitNames()[r.Name]
 		if !ok {
 			return &SpecError{Field: field, Problem: fmt.Sprintf("unknown resource %q", r.Name)}
 		}
@@ -156,7 +159,7 @@ func rlimitText(v uint64) string {
 func (l *Limits) records() []stage.Rlimit {
 	var r []stage.Rlimit
 	for _, x := range l.Rlimits {
-		r = append(r, stage.Rlimit{Resource: rlimitNames[x.Name], Soft: x.Soft, Hard: x.Hard})
+		r = append(r, stage.Rlimit{Resource: rlimitNames()[x.Name], Soft: x.Soft, Hard: x.Hard})
 	}
 	return r
 }

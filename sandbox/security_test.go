@@ -137,7 +137,7 @@ func FuzzParseRlimit(f *testing.F) {
 		if r.Soft > r.Hard {
 			t.Fatalf("%q: soft %d > hard %d", s, r.Soft, r.Hard)
 		}
-		if _, ok := rlimitNames[r.Name]; !ok {
+		if _, ok := rlimitNames()[r.Name]; !ok {
 			t.Fatalf("%q: unknown name %q", s, r.Name)
 		}
 	})

@@ -28,12 +28,15 @@ import (
 // directories its flags bind.
 
 // toolCaches maps a --cache name to its directories: where they are kept
-// under cache/, and where the tool looks for them under the home.
-var toolCaches = map[string][][2]string{
-	"go":    {{"go/build", ".cache/go-build"}, {"go/mod", "go/pkg/mod"}},
-	"pip":   {{"pip", ".cache/pip"}},
-	"npm":   {{"npm", ".npm"}},
-	"cargo": {{"cargo/registry", ".cargo/registry"}, {"cargo/git", ".cargo/git"}},
+// under cache/, and where the tool looks for them under the home. A
+// function: a package-level map is built at every start of nsbox.
+func toolCaches() map[string][][2]string {
+	return map[string][][2]string{
+		"go":    {{"go/build", ".cache/go-build"}, {"go/mod", "go/pkg/mod"}},
+		"pip":   {{"pip", ".cache/pip"}},
+		"npm":   {{"npm", ".npm"}},
+		"cargo": {{"cargo/registry", ".cargo/registry"}, {"cargo/git", ".cargo/git"}},
+	}
 }
 
 // cacheRoot is nsbox's per-user cache directory.
@@ -118,7 +121,7 @@ func cacheMounts(names []string, home string) ([]sandbox.Mount, error) {
 	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.TrimSpace(n)
-		dirs, ok := toolCaches[n]
+		dirs, ok := toolCaches()[n]
 		if !ok {
 			return nil, usageError{fmt.Sprintf("--cache %s: unknown cache; fix: use go, pip, npm or cargo", n)}
 		}
@@ -175,7 +178,7 @@ type cacheEntry struct{ name, path string }
 // cacheEntries lists the caches and homes present under root.
 func cacheEntries(root string) []cacheEntry {
 	var out []cacheEntry
-	for n := range toolCaches {
+	for n := range toolCaches() {
 		if _, err := os.Stat(filepath.Join(root, "cache", n)); err == nil {
 			out = append(out, cacheEntry{n, filepath.Join(root, "cache", n)})
 		}

@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/bwrap"
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/state"
@@ -61,31 +59,35 @@ type commandDetail struct {
 	help func() string
 }
 
-// commandDetails has a row for every command of the usage text.
-var commandDetails = map[string]commandDetail{
-	"run":        {flags: func() *pflag.FlagSet { return newRunFlags().fs }, operands: operandCommand},
-	"shell":      {flags: func() *pflag.FlagSet { return newRunFlags().fs }},
-	"check":      {flags: newCheckFlags},
-	"ps":         {flags: newPsFlags},
-	"exec":       {flags: func() *pflag.FlagSet { return newExecFlags().fs }, operands: operandSandbox},
-	"inspect":    {operands: operandSandbox},
-	"kill":       {operands: operandSignalArg},
-	"stop":       {flags: newStopFlags, operands: operandSandbox},
-	"logs":       {operands: operandSandbox},
-	"mount":      {flags: newLiveMountFlags, operands: operandSandbox},
-	"umount":     {operands: operandSandbox},
-	"cp":         {operands: operandFiles},
-	"connect":    {operands: operandSandbox},
-	"pause":      {operands: operandSandbox},
-	"resume":     {operands: operandSandbox},
-	"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
-	"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
-	"rm":         {operands: operandEnded},
-	"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
-	"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
-	"completion": {operands: operandShells},
-	"version":    {},
-	"help":       {operands: operandCommands, help: func() string { return helpUsage }},
+// commandDetails returns a row for every command of the usage text. A
+// function, not a package-level map: that map would be built by package
+// main's init at every start, for completion and the man page only.
+func commandDetails() map[string]commandDetail {
+	return map[string]commandDetail{
+		"run":        {flags: func() *pflag.FlagSet { return newRunFlags().fs }, operands: operandCommand},
+		"shell":      {flags: func() *pflag.FlagSet { return newRunFlags().fs }},
+		"check":      {flags: newCheckFlags},
+		"ps":         {flags: newPsFlags},
+		"exec":       {flags: func() *pflag.FlagSet { return newExecFlags().fs }, operands: operandSandbox},
+		"inspect":    {operands: operandSandbox},
+		"kill":       {operands: operandSignalArg},
+		"stop":       {flags: newStopFlags, operands: operandSandbox},
+		"logs":       {operands: operandSandbox},
+		"mount":      {flags: newLiveMountFlags, operands: operandSandbox},
+		"umount":     {operands: operandSandbox},
+		"cp":         {operands: operandFiles},
+		"connect":    {operands: operandSandbox},
+		"pause":      {operands: operandSandbox},
+		"resume":     {operands: operandSandbox},
+		"port":       {operands: operandSubs, subs: []string{"add", "rm", "ls"}},
+		"bwrap":      {flags: bwrap.FlagSet, operands: operandCommand, help: func() string { return bwrap.Usage("nsbox bwrap", version) }},
+		"rm":         {operands: operandEnded},
+		"cache":      {operands: operandSubs, subs: []string{"ls", "rm", "dir"}, rmWords: "caches"},
+		"image":      {operands: operandSubs, subs: []string{"ls", "pull", "rm", "prune"}, rmWords: "images"},
+		"completion": {operands: operandShells},
+		"version":    {},
+		"help":       {operands: operandCommands, help: func() string { return helpUsage }},
+	}
 }
 
 const helpUsage = `Usage: nsbox help [COMMAND]
@@ -102,17 +104,10 @@ type cliCommand struct {
 	commandDetail
 }
 
-// usageLine matches a command's line in the usage text: two spaces,
-// "nsbox NAME ARGS", two or more spaces, the summary.
-// Compiled on first use: only completion and the man page need it, and
-// a compile in package main's init would cost every start.
-var usageLine = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^  (nsbox ([a-z][a-z0-9-]*)\b.*?)\s{2,}(\S.*)$`)
-})
-
 // cliCommands returns the commands the usage text lists, in its order.
 func cliCommands() []cliCommand {
 	var out []cliCommand
+	details := commandDetails()
 	inUsage := false
 	for _, line := range strings.Split(usage, "\n") {
 		switch {
@@ -122,11 +117,11 @@ func cliCommands() []cliCommand {
 		case line == "":
 			inUsage = false
 		}
-		m := usageLine().FindStringSubmatch(line)
-		if !inUsage || m == nil {
+		synopsis, name, summary, ok := parseUsageLine(line)
+		if !inUsage || !ok {
 			continue
 		}
-		out = append(out, cliCommand{name: m[2], synopsis: strings.TrimSpace(m[1]), summary: m[3], commandDetail: commandDetails[m[2]]})
+		out = append(out, cliCommand{name: name, synopsis: strings.TrimSpace(synopsis), summary: summary, commandDetail: details[name]})
 	}
 	return out
 }
@@ -226,7 +221,7 @@ func completeCommand(args []string, stdout io.Writer) error {
 			}
 		}
 	case "tool-caches":
-		for n := range toolCaches {
+		for n := range toolCaches() {
 			words = append(words, n)
 		}
 		sort.Strings(words)

@@ -37,7 +37,7 @@ func completionCommand(args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return usageError{"completion: name one shell; fix: nsbox completion bash, zsh or fish"}
 	}
-	gen, ok := completionScripts[args[0]]
+	gen, ok := completionScripts()[args[0]]
 	if !ok {
 		return usageError{fmt.Sprintf("completion %s: no script for that shell; fix: nsbox completion bash, zsh or fish", args[0])}
 	}
@@ -45,11 +45,14 @@ func completionCommand(args []string, stdout io.Writer) error {
 	return err
 }
 
-// completionScripts are the generators, by shell.
-var completionScripts = map[string]func([]compCommand) string{
-	"bash": bashCompletion,
-	"zsh":  zshCompletion,
-	"fish": fishCompletion,
+// completionScripts returns the generators, by shell (a function: a
+// package-level map is built at every start of nsbox).
+func completionScripts() map[string]func([]compCommand) string {
+	return map[string]func([]compCommand) string{
+		"bash": bashCompletion,
+		"zsh":  zshCompletion,
+		"fish": fishCompletion,
+	}
 }
 
 // compCommand is a command as the generators see it.

@@ -22,12 +22,12 @@ func TestCommandDetailsMatchUsage(t *testing.T) {
 	listed := map[string]bool{}
 	for _, c := range cliCommands() {
 		listed[c.name] = true
-		_, ok := commandDetails[c.name]
+		_, ok := commandDetails()[c.name]
 		assert.Check(t, ok, "nsbox %s is in the usage text but not in commandDetails (commands.go)", c.name)
 		var out bytes.Buffer
 		assert.Check(t, run([]string{"help", c.name}, &out, &out) == 0 || c.help != nil, "nsbox help %s: %s", c.name, out.String())
 	}
-	for name := range commandDetails {
+	for name := range commandDetails() {
 		assert.Check(t, listed[name], "commandDetails has %s, which the usage text does not list", name)
 	}
 	assert.Check(t, len(listed) >= 15, "the usage text's command lines were not found: %v", listed)
@@ -55,7 +55,7 @@ func scriptSection(t *testing.T, shell, script, cmd string) string {
 // Each script names every command, and in each command's part every flag
 // its parser accepts (hidden ones aside), with its shorthand.
 func TestCompletionHasEveryFlag(t *testing.T) {
-	for shell := range completionScripts {
+	for shell := range completionScripts() {
 		t.Run(shell, func(t *testing.T) {
 			var out bytes.Buffer
 			assert.NilError(t, completionCommand([]string{shell}, &out))

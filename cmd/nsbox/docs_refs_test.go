@@ -229,7 +229,7 @@ var flagRefs = regexp.MustCompile(`(?:^|[\s(\x60'"\[,;/])(--[a-z][a-z0-9]*(?:-[a
 func nsboxFlags(t *testing.T) map[string]bool {
 	t.Helper()
 	flags := map[string]bool{}
-	for _, c := range commandDetails {
+	for _, c := range commandDetails() {
 		if c.flags == nil {
 			continue
 		}

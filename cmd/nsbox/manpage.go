@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -107,13 +105,6 @@ func withoutUsageLines(help string) string {
 	return strings.Join(lines[i:], "\n")
 }
 
-// optionLine is an indented line naming an option: "  -t, --tty  help"
-// or "    --bind SRC DEST    help"; the help is past two or more spaces.
-var optionLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s+(-[^ ].*?)(?:\s{2,}(\S.*))?$`) })
-
-// headingLine is a line alone ending in a colon: "Flags:", "Examples:".
-var headingLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][A-Za-z ]*:$`) })
-
 // renderHelp appends the man markup of a help text to b.
 func renderHelp(b *strings.Builder, help string) {
 	const (
@@ -132,18 +123,18 @@ func renderHelp(b *strings.Builder, help string) {
 	for _, line := range strings.Split(help, "\n") {
 		trimmed := strings.TrimSpace(line)
 		indented := strings.HasPrefix(line, " ")
+		opt, optHelp, isOption := parseOptionLine(line)
 		switch {
 		case trimmed == "":
 			end()
-		case headingLine().MatchString(line):
+		case isHeadingLine(line):
 			end()
 			b.WriteString(".PP\n.B " + troffText(line) + "\n")
-		case indented && optionLine().MatchString(line) && !(mode == verbatim):
-			m := optionLine().FindStringSubmatch(line)
+		case indented && isOption && !(mode == verbatim):
 			end()
-			b.WriteString(".TP\n" + boldOptions(m[1]) + "\n")
-			if m[2] != "" {
-				b.WriteString(troffLine(m[2]) + "\n")
+			b.WriteString(".TP\n" + boldOptions(opt) + "\n")
+			if optHelp != "" {
+				b.WriteString(troffLine(optHelp) + "\n")
 			}
 			mode = option
 		case indented && mode == option:

@@ -195,12 +195,19 @@ func (f *netFlags) apply(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	return nil
 }
 
-// externalFlags are the user-mode flags slirp4netns and pasta honour too.
-var externalFlags = map[string]bool{"mtu": true, "allow-host-loopback": true, "publish": true, "verbose": true}
+// externalFlag reports whether slirp4netns and pasta honour the user-mode
+// flag name too.
+func externalFlag(name string) bool {
+	switch name {
+	case "mtu", "allow-host-loopback", "publish", "verbose":
+		return true
+	}
+	return false
+}
 
 func (f *netFlags) applyExternal(fs *pflag.FlagSet, spec *sandbox.Spec) error {
 	for _, name := range userModeOnly {
-		if fs.Changed(name) && !externalFlags[name] {
+		if fs.Changed(name) && !externalFlag(name) {
 			return usageError{fmt.Sprintf("--%s needs --net user (the built-in network); --net %s takes only --mtu, --allow-host-loopback, -p and --verbose", name, f.mode)}
 		}
 	}

@@ -17,7 +17,6 @@ static const char *nsbox_libc(void) { return NSBOX_LIBC; }
 import "C"
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -88,6 +87,19 @@ func linking() string {
 	return "static"
 }
 
+// The ELF values hasInterp reads (elf(5)), named as in debug/elf. That
+// package is not imported for six constants: it brings debug/dwarf,
+// compress/zlib and internal/zstd into the binary, and their package inits
+// into every nsbox start. TestELFConstants checks them against it.
+const (
+	elfMag        = "\x7fELF" // elf.ELFMAG
+	elfIdentClass = 4         // elf.EI_CLASS
+	elfIdentData  = 5         // elf.EI_DATA
+	elfClass64    = 2         // elf.ELFCLASS64
+	elfData2LSB   = 1         // elf.ELFDATA2LSB
+	elfPTInterp   = 3         // elf.PT_INTERP
+)
+
 // hasInterp reports whether the 64-bit little-endian ELF file r (the only
 // kind nsbox builds as) has a PT_INTERP program header.
 func hasInterp(r io.ReaderAt) (bool, error) {
@@ -95,7 +107,7 @@ func hasInterp(r io.ReaderAt) (bool, error) {
 	if _, err := r.ReadAt(h[:], 0); err != nil {
 		return false, err
 	}
-	if string(h[:4]) != elf.ELFMAG || elf.Class(h[elf.EI_CLASS]) != elf.ELFCLASS64 || elf.Data(h[elf.EI_DATA]) != elf.ELFDATA2LSB {
+	if string(h[:4]) != elfMag || h[elfIdentClass] != elfClass64 || h[elfIdentData] != elfData2LSB {
 		return false, fmt.Errorf("not a 64-bit little-endian ELF file")
 	}
 	le := binary.LittleEndian
@@ -108,7 +120,7 @@ func hasInterp(r io.ReaderAt) (bool, error) {
 		return false, err
 	}
 	for i := 0; i < phnum; i++ {
-		if elf.ProgType(le.Uint32(ph[int64(i)*phentsize:])) == elf.PT_INTERP {
+		if le.Uint32(ph[int64(i)*phentsize:]) == elfPTInterp {
 			return true, nil
 		}
 	}

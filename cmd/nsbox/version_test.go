@@ -37,3 +37,14 @@ func TestHasInterp(t *testing.T) {
 	_, err = hasInterp(strings.NewReader("\x7fELF"))
 	assert.Assert(t, err != nil)
 }
+
+// TestELFConstants checks version.go's copies of debug/elf's constants,
+// which it does not import (see there).
+func TestELFConstants(t *testing.T) {
+	assert.Equal(t, elfMag, elf.ELFMAG)
+	assert.Equal(t, elfIdentClass, elf.EI_CLASS)
+	assert.Equal(t, elfIdentData, elf.EI_DATA)
+	assert.Equal(t, elf.Class(elfClass64), elf.ELFCLASS64)
+	assert.Equal(t, elf.Data(elfData2LSB), elf.ELFDATA2LSB)
+	assert.Equal(t, elf.ProgType(elfPTInterp), elf.PT_INTERP)
+}

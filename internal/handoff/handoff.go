@@ -81,11 +81,21 @@ const (
 	Close
 )
 
-var verbs = map[Op]string{Unlink: "unlink", Rmdir: "rmdir", Mkdir: "mkdir", Rename: "rename", Close: "close"}
-
 // Verb is the op's name in the variable handoff.c reads; false for an
-// unknown Op.
+// unknown Op. A switch, not a map: a package-level map is built at every
+// start of nsbox.
 func (o Op) Verb() (string, bool) {
-	v, ok := verbs[o]
-	return v, ok
+	switch o {
+	case Unlink:
+		return "unlink", true
+	case Rmdir:
+		return "rmdir", true
+	case Mkdir:
+		return "mkdir", true
+	case Rename:
+		return "rename", true
+	case Close:
+		return "close", true
+	}
+	return "", false
 }

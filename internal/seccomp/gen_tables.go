@@ -64,12 +64,12 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Fprintf(&b, "// %s: unix.SYS_* of linux/%s.\nvar %s = map[string]uint32{\n", a.name, a.goarch, a.name)
+		fmt.Fprintf(&b, "// %s: unix.SYS_* of linux/%s.\nvar %s = sysnums{\n", a.name, a.goarch, a.name)
 		names := append([]string(nil), syscalls...)
 		sort.Strings(names)
 		for _, n := range names {
 			if v, ok := nums["SYS_"+strings.ToUpper(n)]; ok {
-				fmt.Fprintf(&b, "\t%q: %d,\n", n, v)
+				fmt.Fprintf(&b, "\t{%q, %d},\n", n, v)
 			}
 		}
 		fmt.Fprintf(&b, "}\n\n")

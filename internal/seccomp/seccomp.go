@@ -27,9 +27,28 @@ const (
 
 // syscallTable is one architecture's numbers for the filter.
 type syscallTable struct {
-	arch uint32            // AUDIT_ARCH_*
-	nr   map[string]uint32 // by name, from tables.go
-	x32  bool              // numbers with bit 30 set are the x32 ABI: EPERM
+	arch uint32  // AUDIT_ARCH_*
+	nr   sysnums // from tables.go
+	x32  bool    // numbers with bit 30 set are the x32 ABI: EPERM
+}
+
+// sysnums are system call numbers by name. A slice, not a map: its
+// literal is laid out by the compiler, where a package-level map is built
+// by the package's init at every start of nsbox, which most commands pay
+// for without building a filter.
+type sysnums []struct {
+	name string
+	nr   uint32
+}
+
+// lookup returns the number of the system call name.
+func (s sysnums) lookup(name string) (uint32, bool) {
+	for _, c := range s {
+		if c.name == name {
+			return c.nr, true
+		}
+	}
+	return 0, false
 }
 
 var (
@@ -122,7 +141,7 @@ func build(tables []syscallTable, r Rules) ([]bpf.RawInstruction, error) {
 	p.add(bpf.LoadAbsolute{Off: offArch, Size: 4})
 	for i, t := range tables {
 		need := func(name string) (uint32, error) {
-			nr, ok := t.nr[name]
+			nr, ok := t.nr.lookup(name)
 			if !ok {
 				return 0, fmt.Errorf("seccomp program: no number for %s on arch %#x", name, t.arch)
 			}
@@ -145,7 +164,7 @@ func build(tables []syscallTable, r Rules) ([]bpf.RawInstruction, error) {
 				deny = append(append([]string(nil), deny...), ioURing...)
 			}
 			for _, name := range deny {
-				if nr, ok := t.nr[name]; ok { // iopl, ioperm: x86 only
+				if nr, ok := t.nr.lookup(name); ok { // iopl, ioperm: x86 only
 					p.jump(bpf.JumpEqual, nr, "deny", "")
 				}
 			}
@@ -246,7 +265,7 @@ func Denied() []string {
 	}
 	var out []string
 	for _, name := range append(append([]string(nil), denied...), ioURing...) {
-		if _, ok := tables[0].nr[name]; ok {
+		if _, ok := tables[0].nr.lookup(name); ok {
 			out = append(out, name)
 		}
 	}

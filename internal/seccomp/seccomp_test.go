@@ -63,7 +63,7 @@ func TestSeccompDecisions(t *testing.T) {
 				assert.NilError(t, err)
 				for _, tb := range tables {
 					run := func(name string, arg0, arg1 uint64) uint32 {
-						nr, ok := tb.nr[name]
+						nr, ok := tb.nr.lookup(name)
 						assert.Assert(t, ok, "%s has no %s", goarch, name)
 						out, err := vm.Run(seccompInput(tb.arch, nr, arg0, arg1))
 						assert.NilError(t, err)
@@ -77,7 +77,7 @@ func TestSeccompDecisions(t *testing.T) {
 					}
 					r := tc.rules
 					for _, name := range denied {
-						if _, ok := tb.nr[name]; ok {
+						if _, ok := tb.nr.lookup(name); ok {
 							assert.Check(t, is.Equal(run(name, 0, 0), when(r.Defaults, eperm, allow)), "arch %#x %s", tb.arch, name)
 						}
 					}
@@ -123,7 +123,7 @@ func TestSeccompDecisions(t *testing.T) {
 	_, err := tablesFor("riscv64")
 	assert.Check(t, errors.Is(err, ErrNoTables))
 	assert.ErrorContains(t, err, "riscv64")
-	_, err = build([]syscallTable{{arch: unix.AUDIT_ARCH_X86_64, nr: map[string]uint32{"ioctl": 16}}}, Rules{DisableUserns: true})
+	_, err = build([]syscallTable{{arch: unix.AUDIT_ARCH_X86_64, nr: sysnums{{"ioctl", 16}}}}, Rules{DisableUserns: true})
 	assert.ErrorContains(t, err, "no number for clone3")
 }
 
@@ -148,7 +148,8 @@ func TestSeccompTablesUpToDate(t *testing.T) {
 	native, err := tablesFor(runtime.GOARCH)
 	assert.NilError(t, err)
 	for name, nr := range nativeSyscalls {
-		assert.Check(t, is.Equal(native[0].nr[name], uint32(nr)), name)
+		got, _ := native[0].nr.lookup(name)
+		assert.Check(t, is.Equal(got, uint32(nr)), name)
 	}
 }
 

@@ -20,23 +20,50 @@ type Message struct {
 // HeaderSize is the size of a message's header.
 const HeaderSize = 12
 
-var msgNames = map[uint32]string{
-	MsgConfig: "CONFIG", MsgUsernsReady: "USERNS_READY", MsgMapsDone: "MAPS_DONE",
-	MsgPID1: "PID1", MsgExecOK: "EXEC_OK", MsgExecFailed: "EXEC_FAILED",
-	MsgError: "ERROR", MsgStopped: "STOPPED", MsgResume: "RESUME",
-	MsgPtyMaster: "PTY_MASTER",
-	MsgTAP:       "TAP", MsgNetReady: "NET_READY", MsgExited: "EXITED",
-	MsgExecGo:  "EXEC_GO",
-	MsgHandOff: "HANDOFF", MsgHandOffOK: "HANDOFF_READY", MsgArm: "ARM",
-	MsgCommandReady: "COMMAND_READY",
-	MsgUnshare:      "UNSHARE",
-	MsgLiveDone:     "LIVE_DONE",
-}
-
-// KindName is the name stage.h gives a message kind.
+// KindName is the name stage.h gives a message kind. A switch, not a
+// map: a package-level map is built at every start of nsbox.
 func KindName(kind uint32) string {
-	if name, ok := msgNames[kind]; ok {
-		return name
+	switch kind {
+	case MsgConfig:
+		return "CONFIG"
+	case MsgUsernsReady:
+		return "USERNS_READY"
+	case MsgMapsDone:
+		return "MAPS_DONE"
+	case MsgPID1:
+		return "PID1"
+	case MsgExecOK:
+		return "EXEC_OK"
+	case MsgExecFailed:
+		return "EXEC_FAILED"
+	case MsgError:
+		return "ERROR"
+	case MsgStopped:
+		return "STOPPED"
+	case MsgResume:
+		return "RESUME"
+	case MsgPtyMaster:
+		return "PTY_MASTER"
+	case MsgTAP:
+		return "TAP"
+	case MsgNetReady:
+		return "NET_READY"
+	case MsgExited:
+		return "EXITED"
+	case MsgExecGo:
+		return "EXEC_GO"
+	case MsgHandOff:
+		return "HANDOFF"
+	case MsgHandOffOK:
+		return "HANDOFF_READY"
+	case MsgArm:
+		return "ARM"
+	case MsgCommandReady:
+		return "COMMAND_READY"
+	case MsgUnshare:
+		return "UNSHARE"
+	case MsgLiveDone:
+		return "LIVE_DONE"
 	}
 	return fmt.Sprintf("message %d", kind)
 }

@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -99,27 +100,43 @@ func newOpts() *opts {
 	return o
 }
 
-// arity is how many words follow each option; options not listed
-// are unknown.
-var arity = map[string]int{
-	"--help": 0, "--version": 0, "--args": 1, "--argv0": 1, "--level-prefix": 0,
-	"--unshare-all": 0, "--share-net": 0, "--unshare-user": 0, "--unshare-user-try": 0,
-	"--unshare-ipc": 0, "--unshare-pid": 0, "--unshare-net": 0, "--unshare-uts": 0,
-	"--unshare-cgroup": 0, "--unshare-cgroup-try": 0, "--userns": 1, "--userns2": 1,
-	"--disable-userns": 0, "--assert-userns-disabled": 0, "--pidns": 1, "--uid": 1, "--gid": 1,
-	"--hostname": 1, "--chdir": 1, "--clearenv": 0, "--setenv": 2, "--unsetenv": 1,
-	"--lock-file": 1, "--sync-fd": 1, "--bind": 2, "--bind-try": 2, "--dev-bind": 2,
-	"--dev-bind-try": 2, "--ro-bind": 2, "--ro-bind-try": 2, "--bind-fd": 2, "--ro-bind-fd": 2,
-	"--remount-ro": 1, "--overlay-src": 1, "--overlay": 3, "--tmp-overlay": 1, "--ro-overlay": 1,
-	"--exec-label": 1, "--file-label": 1, "--proc": 1, "--dev": 1, "--tmpfs": 1, "--mqueue": 1,
-	"--dir": 1, "--file": 2, "--bind-data": 2, "--ro-bind-data": 2, "--symlink": 2,
-	"--seccomp": 1, "--add-seccomp-fd": 1, "--block-fd": 1, "--userns-block-fd": 1,
-	"--info-fd": 1, "--json-status-fd": 1, "--new-session": 0, "--die-with-parent": 0,
-	"--as-pid-1": 0, "--cap-add": 1, "--cap-drop": 1, "--perms": 1, "--size": 1, "--chmod": 2,
+// options are bubblewrap's options, sorted by name, with how many words
+// follow each; options not listed are unknown. A sorted array, not a map:
+// the compiler lays it out, where a map literal is built by the package's
+// init at every start of nsbox.
+var options = [...]struct {
+	name  string
+	words int
+}{
+	{"--add-seccomp-fd", 1}, {"--args", 1}, {"--argv0", 1}, {"--as-pid-1", 0},
+	{"--assert-userns-disabled", 0}, {"--bind", 2}, {"--bind-data", 2}, {"--bind-fd", 2},
+	{"--bind-try", 2}, {"--block-fd", 1}, {"--cap-add", 1}, {"--cap-drop", 1}, {"--chdir", 1},
+	{"--chmod", 2}, {"--clearenv", 0}, {"--dev", 1}, {"--dev-bind", 2}, {"--dev-bind-try", 2},
+	{"--die-with-parent", 0}, {"--dir", 1}, {"--disable-userns", 0}, {"--exec-label", 1},
+	{"--file", 2}, {"--file-label", 1}, {"--gid", 1}, {"--help", 0}, {"--hostname", 1},
+	{"--info-fd", 1}, {"--json-status-fd", 1}, {"--level-prefix", 0}, {"--lock-file", 1},
+	{"--mqueue", 1}, {"--new-session", 0}, {"--overlay", 3}, {"--overlay-src", 1}, {"--perms", 1},
+	{"--pidns", 1}, {"--proc", 1}, {"--remount-ro", 1}, {"--ro-bind", 2}, {"--ro-bind-data", 2},
+	{"--ro-bind-fd", 2}, {"--ro-bind-try", 2}, {"--ro-overlay", 1}, {"--seccomp", 1}, {"--setenv", 2},
+	{"--share-net", 0}, {"--size", 1}, {"--symlink", 2}, {"--sync-fd", 1}, {"--tmp-overlay", 1},
+	{"--tmpfs", 1}, {"--uid", 1}, {"--unsetenv", 1}, {"--unshare-all", 0}, {"--unshare-cgroup", 0},
+	{"--unshare-cgroup-try", 0}, {"--unshare-ipc", 0}, {"--unshare-net", 0}, {"--unshare-pid", 0},
+	{"--unshare-user", 0}, {"--unshare-user-try", 0}, {"--unshare-uts", 0}, {"--userns", 1},
+	{"--userns-block-fd", 1}, {"--userns2", 1}, {"--version", 0},
+}
+
+// arity returns how many words follow the option name, and whether
+// bubblewrap has that option.
+func arity(name string) (words int, known bool) {
+	i, found := sort.Find(len(options), func(i int) int { return strings.Compare(name, options[i].name) })
+	if !found {
+		return 0, false
+	}
+	return options[i].words, true
 }
 
 // arityWords names the count in "takes N arguments" messages.
-var arityWords = map[int]string{1: "an argument", 2: "two arguments", 3: "three arguments"}
+var arityWords = [...]string{1: "an argument", 2: "two arguments", 3: "three arguments"}
 
 // parse reads argv (without argv[0]) and leaves the command in o.args.
 func (o *opts) parse(argv []string) error {
@@ -143,7 +160,7 @@ func StartsAsBwrap(args []string) bool {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "--version" {
 		return false
 	}
-	_, known := arity[args[0]]
+	_, known := arity(args[0])
 	return known
 }
 
@@ -156,7 +173,7 @@ func (o *opts) parseRecurse(argv []string, inFile bool) ([]string, error) {
 		if arg == "--" {
 			return argv[1:], nil
 		}
-		n, known := arity[arg]
+		n, known := arity(arg)
 		if !known {
 			if strings.HasPrefix(arg, "-") {
 				return nil, die("Unknown option %s", arg)
@@ -223,15 +240,20 @@ func (o *opts) parseArgsFD(s string) error {
 	return nil
 }
 
-// option applies one option and its values.
-// lastWins are the options bubblewrap warns about when given twice:
-// only the last one counts.
-var lastWins = map[string]bool{"--chdir": true, "--exec-label": true, "--file-label": true, "--sync-fd": true,
-	"--block-fd": true, "--userns-block-fd": true, "--info-fd": true, "--json-status-fd": true, "--seccomp": true,
-	"--userns": true, "--userns2": true, "--pidns": true, "--uid": true, "--gid": true, "--hostname": true}
+// lastWins reports whether bubblewrap warns about the option arg given
+// twice: only the last one counts.
+func lastWins(arg string) bool {
+	switch arg {
+	case "--chdir", "--exec-label", "--file-label", "--sync-fd", "--block-fd", "--userns-block-fd", "--info-fd",
+		"--json-status-fd", "--seccomp", "--userns", "--userns2", "--pidns", "--uid", "--gid", "--hostname":
+		return true
+	}
+	return false
+}
 
+// option applies one option and its values.
 func (o *opts) option(arg string, v []string) error {
-	if lastWins[arg] {
+	if lastWins(arg) {
 		if o.given[arg] && o.stderr != nil {
 			prefix := "bwrap: "
 			if o.levelPrefix {

@@ -17,31 +17,34 @@ import (
 
 // specFlags names the flag that sets each Spec field the library reports,
 // indexes written "[]". "" leaves the field out: the problem names it
-// (Mounts' Value is the mount's own flag, Mount.Flag).
-var specFlags = map[string]string{
-	"Hostname":                              "--hostname",
-	"Process.Args":                          "",
-	"Process.Terminal":                      "--tty",
-	"Process.UID":                           "--uid",
-	"Process.GID":                           "--gid",
-	"Process.Groups":                        "",
-	"Process.Cwd":                           "--chdir",
-	"Process.Argv0":                         "argv[0]",
-	"Limits":                                "--memory, --pids, --cpus",
-	"Limits.Memory":                         "--memory",
-	"Limits.OwnCgroup":                      "--cgroup own",
-	"Limits.PIDs":                           "--pids",
-	"Limits.CPUs":                           "--cpus",
-	"Limits.Rlimits[]":                      "--rlimit",
-	"Mapping":                               "",
-	"Mounts":                                "",
-	"Mounts[]":                              "",
-	"Network":                               "",
-	"Security":                              "",
-	"Security.Landlock.ReadOnly[]":          "--landlock path",
-	"Security.Landlock.ReadWrite[]":         "--landlock path",
-	"Security.Landlock.OptionalReadOnly[]":  "--landlock path",
-	"Security.Landlock.OptionalReadWrite[]": "--landlock path",
+// (Mounts' Value is the mount's own flag, Mount.Flag). A function: a
+// package-level map is built at every start of nsbox.
+func specFlags() map[string]string {
+	return map[string]string{
+		"Hostname":                              "--hostname",
+		"Process.Args":                          "",
+		"Process.Terminal":                      "--tty",
+		"Process.UID":                           "--uid",
+		"Process.GID":                           "--gid",
+		"Process.Groups":                        "",
+		"Process.Cwd":                           "--chdir",
+		"Process.Argv0":                         "argv[0]",
+		"Limits":                                "--memory, --pids, --cpus",
+		"Limits.Memory":                         "--memory",
+		"Limits.OwnCgroup":                      "--cgroup own",
+		"Limits.PIDs":                           "--pids",
+		"Limits.CPUs":                           "--cpus",
+		"Limits.Rlimits[]":                      "--rlimit",
+		"Mapping":                               "",
+		"Mounts":                                "",
+		"Mounts[]":                              "",
+		"Network":                               "",
+		"Security":                              "",
+		"Security.Landlock.ReadOnly[]":          "--landlock path",
+		"Security.Landlock.ReadWrite[]":         "--landlock path",
+		"Security.Landlock.OptionalReadOnly[]":  "--landlock path",
+		"Security.Landlock.OptionalReadWrite[]": "--landlock path",
+	}
 }
 
 // MapNames names the flags that set mapping.Request's fields, for
@@ -51,7 +54,7 @@ var MapNames = mapping.Names{Mode: "--map", Users: "--map-users", Groups: "--map
 // specFlag returns the flag wording of a SpecError's Field, and whether
 // the table has it.
 func specFlag(field string) (string, bool) {
-	flag, ok := specFlags[withoutIndexes(field)]
+	flag, ok := specFlags()[withoutIndexes(field)]
 	return flag, ok
 }
 

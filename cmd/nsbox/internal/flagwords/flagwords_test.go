@@ -73,7 +73,7 @@ func TestSpecWordsCoverLibrary(t *testing.T) {
 		assert.Check(t, is.Contains(fields, f))
 	}
 	for _, f := range fields {
-		_, ok := specFlags[f]
+		_, ok := specFlags()[f]
 		assert.Check(t, ok, "sandbox names Spec field %s in an error, and specFlags has no flag for it", f)
 	}
 	for _, k := range remedy.Kinds() {

@@ -13,15 +13,18 @@ import (
 // of that translation, as flagwords.go is for *sandbox.SpecError.
 
 // netFieldFlags names the flag that sets each network Config field the
-// network packages report (network.Error.Field).
-var netFieldFlags = map[string]string{
-	"MTU":            "--mtu",
-	"Publish":        "-p",
-	"DNSServers":     "--dns-server",
-	"MaxTCP":         "--net-max-tcp",
-	"MaxUDPFlows":    "--net-max-udp",
-	"MaxDNSQueries":  "--net-max-dns",
-	"HostSendBuffer": "--net-send-buffer",
+// network packages report (network.Error.Field). A function: a
+// package-level map is built at every start of nsbox.
+func netFieldFlags() map[string]string {
+	return map[string]string{
+		"MTU":            "--mtu",
+		"Publish":        "-p",
+		"DNSServers":     "--dns-server",
+		"MaxTCP":         "--net-max-tcp",
+		"MaxUDPFlows":    "--net-max-udp",
+		"MaxDNSQueries":  "--net-max-dns",
+		"HostSendBuffer": "--net-send-buffer",
+	}
 }
 
 // netFixWords rewords the network packages' remedies, which name Config
@@ -51,7 +54,7 @@ func NetWords(err error) string {
 	c := *ne
 	c.Problem, c.Fix = netFix(c.Problem), netFix(c.Fix)
 	text := c.Error()
-	switch flag, ok := netFieldFlags[c.Field]; {
+	switch flag, ok := netFieldFlags()[c.Field]; {
 	case ok:
 		text = flag + strings.TrimPrefix(text, c.Field)
 	case c.Field == "" && c.Mode != "":
@@ -71,5 +74,5 @@ func netFix(s string) string {
 // NetNotice words a mode's warning about its published ports as nsbox's
 // notice: "nsbox: -p SPEC with --net MODE: PROBLEM; REMEDY".
 func NetNotice(w *network.Error) string {
-	return fmt.Sprintf("nsbox: %s %s with --net %s: %s; %s", netFieldFlags[w.Field], w.Value, w.Mode, netFix(w.Problem), netFix(w.Fix))
+	return fmt.Sprintf("nsbox: %s %s with --net %s: %s; %s", netFieldFlags()[w.Field], w.Value, w.Mode, netFix(w.Problem), netFix(w.Fix))
 }

@@ -26,8 +26,9 @@ func Template(e *Entry) ([]byte, error) {
 	t.Created = holeCreated
 	t.UIDMap, t.GIDMap = holeUIDMap, holeGIDMap
 	t.Namespaces = map[string]uint64{}
+	holes := nsHoles()
 	for k := range e.Namespaces {
-		h, ok := nsHoles[k]
+		h, ok := holes[k]
 		if !ok {
 			return nil, fmt.Errorf("record template: no hole for the %s namespace", k)
 		}
@@ -48,7 +49,7 @@ func Template(e *Entry) ([]byte, error) {
 		{fmt.Sprintf(": %d,", holeLauncher), 'L'}, {fmt.Sprintf(": %d\n", holeFD), 'F'},
 	}
 	for k := range e.Namespaces {
-		h := nsHoles[k]
+		h := holes[k]
 		subst = append(subst, struct {
 			text string
 			hole byte
@@ -93,11 +94,17 @@ const (
 
 var holeCreated = time.Date(1999, 9, 9, 9, 9, 9, 999999999, time.UTC)
 
-// nsHoles are the namespaces' holes, with their sentinel values.
-var nsHoles = map[string]struct {
+// nsHoles returns the namespaces' holes, with their sentinel values. A
+// function: a package-level map is built at every start of nsbox.
+func nsHoles() map[string]nsHole {
+	return map[string]nsHole{
+		"user": {1999999011, 'u'}, "mnt": {1999999012, 'm'}, "pid": {1999999013, 'p'}, "net": {1999999014, 'n'},
+		"ipc": {1999999015, 'i'}, "uts": {1999999016, 't'}, "cgroup": {1999999017, 'c'},
+	}
+}
+
+// nsHole is a namespace's hole in the template.
+type nsHole struct {
 	value uint64
 	hole  byte
-}{
-	"user": {1999999011, 'u'}, "mnt": {1999999012, 'm'}, "pid": {1999999013, 'p'}, "net": {1999999014, 'n'},
-	"ipc": {1999999015, 'i'}, "uts": {1999999016, 't'}, "cgroup": {1999999017, 'c'},
 }
