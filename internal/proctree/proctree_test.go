@@ -26,6 +26,8 @@ func tree(t testing.TB, n int) (*exec.Cmd, map[int]bool) {
 sh -c 'sleep 600 & echo $! >"$0"; wait' "` + f + `" & echo $!
 until [ -s "` + f + `" ]; do sleep 0.01; done; cat "` + f + `"; echo end; wait`
 	sh := exec.Command("sh", "-c", script)
+	// A group of its own, which the cleanup kills whole: the sleeps too.
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := sh.StdoutPipe()
 	assert.NilError(t, err)
 	assert.NilError(t, sh.Start())
