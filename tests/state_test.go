@@ -530,6 +530,11 @@ func TestDetachAndLogs(t *testing.T) {
 	sid, err := unixGetsid(e.LauncherPid)
 	assert.NilError(t, err)
 	assert.Equal(t, sid, e.LauncherPid)
+	// Under nsbox's name, as ps and pgrep show it, though it was
+	// executed through /proc/self/exe.
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", e.LauncherPid))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(comm), commOf(nsboxBin)+"\n"))
 	s.run("stop", "bg").Assert(t, icmd.Success)
 	assert.Check(t, is.Len(s.entries(), 0))
 	// Its log outlives it, private to the user.

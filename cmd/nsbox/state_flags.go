@@ -20,6 +20,7 @@ import (
 	"github.com/nsbox/nsbox/internal/cgroup"
 	"github.com/nsbox/nsbox/internal/procfs"
 	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/fastpath"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -296,7 +297,14 @@ func startDetached(name string, args []string, stdout io.Writer) error {
 	}
 	defer null.Close()
 	argv := append([]string{"nsbox", "run", "--supervise-fd", "3", "--name", name}, args...)
+	// Executed through /proc/self/exe, the supervisor would be named
+	// "exe" (ps, pgrep): its ELF constructor takes our name back.
+	env := os.Environ()
+	if n := fastpath.NameVar(); n != "" {
+		env = append(env, n)
+	}
 	p, err := os.StartProcess("/proc/self/exe", argv, &os.ProcAttr{
+		Env:   env,
 		Files: []*os.File{null, null, null, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})

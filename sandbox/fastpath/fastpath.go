@@ -85,3 +85,10 @@ func ReplayWhy() string { return stage.ReplayWhy() }
 // the plan it then left to the Go launcher: the launcher does not print
 // it again.
 func ReplayNoticed() bool { return stage.ReplayNoticed() }
+
+// NameVar is the environment variable ("NAME=VALUE") that gives a
+// process this binary executes again through /proc/self/exe (which the
+// kernel would name "exe") the caller's name, as ps and pgrep show it:
+// the ELF constructor takes it and drops it. "" when the name cannot be
+// read.
+func NameVar() string { return stage.NameVar() }

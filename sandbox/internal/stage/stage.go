@@ -69,9 +69,10 @@ static int procArgs(char ***argvp)
 }
 #endif
 
-// takeName gives a re-executed stage or supervisor the launcher's name
-// (stage.h's NSBOX_NAME_ENV) and drops the variable, which nothing after
-// it is to inherit.
+// takeName gives a re-executed stage or supervisor (the hand-off's, or
+// a detached sandbox's Go launcher) the launcher's name (stage.h's
+// NSBOX_NAME_ENV) and drops the variable, which nothing after it is to
+// inherit: the Go runtime reads the environment after this constructor.
 static void takeName(void)
 {
 	const char *name = getenv(NSBOX_NAME_ENV);
@@ -85,8 +86,7 @@ static void takeName(void)
 __attribute__((constructor)) static void nsbox_stage_constructor(int argc, char **argv)
 {
 	nsbox_constructor_ran = 1;
-	if (getenv(NSBOX_STAGE_ENV) || getenv(NSBOX_HANDOFF_ENV))
-		takeName();
+	takeName();
 	if (getenv(NSBOX_STAGE_ENV))
 		nsbox_stage();
 	if (getenv(NSBOX_HANDOFF_ENV))
