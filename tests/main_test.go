@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(remoteHelperEnv) == "1" {
 		os.Exit(remoteHelper()) // remote_test.go's outer namespace
 	}
+	if os.Getenv(reaperHelperEnv) == "1" {
+		os.Exit(reaperHelper()) // orphans_test.go's subreaper
+	}
 	nsboxBin = os.Getenv("NSBOX_BIN")
 	if nsboxBin == "" {
 		dir, err := os.MkdirTemp("", "nsbox-bin-")

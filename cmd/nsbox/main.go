@@ -17,6 +17,7 @@ import (
 	"github.com/nsbox/nsbox/cmd/nsbox/internal/flagwords"
 	"github.com/nsbox/nsbox/image"
 	"github.com/nsbox/nsbox/sandbox"
+	"github.com/nsbox/nsbox/sandbox/fastpath"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=…".
@@ -69,10 +70,12 @@ func main() {
 	if filepath.Base(os.Args[0]) == "bwrap" || bwrap.StartsAsBwrap(os.Args[1:]) {
 		code := bwrap.Main(os.Args[0], os.Args[1:], os.Stderr, version)
 		endEarlyHelper()
+		fastpath.LetGo()
 		os.Exit(code)
 	}
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	endEarlyHelper() // the constructor's --net user helper, if run did not use it
+	fastpath.LetGo() // and its stage
 	os.Exit(code)
 }
 

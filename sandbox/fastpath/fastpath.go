@@ -92,3 +92,8 @@ func ReplayNoticed() bool { return stage.ReplayNoticed() }
 // the ELF constructor takes it and drops it. "" when the name cannot be
 // read.
 func NameVar() string { return stage.NameVar() }
+
+// LetGo ends what the ELF constructor started ahead for a sandbox that
+// this run did not start (the pre-forked stage): call it before the
+// program exits.
+func LetGo() { stage.LetGoPrefork() }

@@ -177,3 +177,24 @@ func EarlyPrefork(pid int) bool {
 	defer prefork.Unlock()
 	return prefork.used && prefork.early != 0 && pid == int(C.nsbox_prefork_pid)
 }
+
+// LetGoPrefork ends the pre-forked stage if no sandbox took it (none
+// started: a usage error, --help, --print-spec, the caller of --detach):
+// closing its socket makes it exit, and it is reaped here. Left to the
+// kernel's parent-death signal, it would end as a zombie of whatever
+// reaps our orphans, which in a container is often a PID 1 that does not.
+func LetGoPrefork() {
+	prefork.Lock()
+	defer prefork.Unlock()
+	if prefork.used || C.nsbox_prefork_pid <= 0 {
+		return
+	}
+	prefork.used = true
+	syscall.Close(int(C.nsbox_prefork_fd))
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(int(C.nsbox_prefork_pid), &ws, 0, nil); err != syscall.EINTR {
+			return
+		}
+	}
+}
