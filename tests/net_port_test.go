@@ -156,6 +156,24 @@ func TestPortControlSocketRefusesSandboxes(t *testing.T) {
 	cmd := exec.Command(nsboxBin, "run", "--name", name, "--net", "user", "--", "sleep", "60")
 	assert.NilError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sock := portsSocket(t, name)
+	attack := fmt.Sprintf(`import socket
+s = socket.socket(socket.AF_UNIX); s.connect(%q)
+try:
+    s.sendall(b'{"op":"add","spec":"18491:80"}\n')
+    print("reply", repr(s.recv(4096)))
+except OSError as e:
+    print("refused", e)`, sock)
+	res := nsbox("run", "--map", "single", "--share", "mnt", "--", requirePython(t), "-c", attack)
+	res.Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(res.Stdout(), "ports"), res.Stdout()) // no reply of the launcher's
+	assert.Equal(t, strings.TrimSpace(nsbox("port", "ls", name).Stdout()), "")
+}
+
+// portsSocket waits until the sandbox called name answers nsbox port ls
+// and returns the path of its control socket.
+func portsSocket(t *testing.T, name string) string {
+	t.Helper()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if res := nsbox("port", "ls", name); res.ExitCode != 0 {
 			return poll.Continue("port ls: %s", res.Combined())
@@ -169,17 +187,7 @@ func TestPortControlSocketRefusesSandboxes(t *testing.T) {
 		}
 	}
 	assert.Assert(t, sock != "", "no ports.sock in %v", stateDirs())
-	attack := fmt.Sprintf(`import socket
-s = socket.socket(socket.AF_UNIX); s.connect(%q)
-try:
-    s.sendall(b'{"op":"add","spec":"18491:80"}\n')
-    print("reply", repr(s.recv(4096)))
-except OSError as e:
-    print("refused", e)`, sock)
-	res := nsbox("run", "--map", "single", "--share", "mnt", "--", requirePython(t), "-c", attack)
-	res.Assert(t, icmd.Success)
-	assert.Check(t, !strings.Contains(res.Stdout(), "ports"), res.Stdout()) // no reply of the launcher's
-	assert.Equal(t, strings.TrimSpace(nsbox("port", "ls", name).Stdout()), "")
+	return sock
 }
 
 // stateDirs are where nsbox keeps its state entries for this user
@@ -217,19 +225,7 @@ func TestPortControlSocketIdleClientDoesNotHoldTheEnd(t *testing.T) {
 		cmd.Process.Kill()
 		<-ended
 	})
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if res := nsbox("port", "ls", name); res.ExitCode != 0 {
-			return poll.Continue("port ls: %s", res.Combined())
-		}
-		return poll.Success()
-	}, poll.WithTimeout(20*time.Second), poll.WithDelay(50*time.Millisecond))
-	sock := ""
-	for _, d := range stateDirs() {
-		if p := d + "/" + name + "/ports.sock"; fileExists(p) {
-			sock = p
-		}
-	}
-	assert.Assert(t, sock != "", "no ports.sock in %v", stateDirs())
+	sock := portsSocket(t, name)
 	c, err := net.Dial("unix", sock)
 	assert.NilError(t, err)
 	defer c.Close()
