@@ -8,10 +8,12 @@
  * directory in the store, checks its HMAC, then checks every input the
  * plan was derived from, byte for byte: the command line, the whole
  * environment, the working directory, the ids, groups and umask, and what
- * each file and directory the planner looked at looks like now. Once the
- * plan is authentic and the command line, environment and ids match, the
- * stage is forked in a user namespace of its own (nsbox_prefork_userns)
- * and the maps' steps start at once (newuidmap and newgidmap on the other
+ * each file and directory the planner looked at looks like now. As soon
+ * as the plan's file is found, the stage is forked in a user namespace of
+ * its own (nsbox_prefork_userns), which makes its early namespaces while
+ * the plan is read; it waits for a CONFIG that only a plan that checks
+ * gets. Once the plan is authentic and the command line, environment and
+ * ids match, the maps' steps start (newuidmap and newgidmap on the other
  * core while the files are checked: struct maps). Only when every input
  * matches does it run the plan: the state entry reserved, the stage sent
  * the recorded CONFIG, the maps' helpers reaped and MAPS_DONE sent, then
@@ -890,9 +892,26 @@ static void hex(struct out *o, const char *s)
 
 /* --- the run --------------------------------------------------------------- */
 
+/* unfork ends the stage read_plan forked for a replay that is not going
+ * to happen (before it got anything), for nsbox_replay to fork the Go
+ * launcher's instead. */
+static int fork_errno; /* nsbox_prefork_userns's, for its failure's report */
+
+static void unfork(void)
+{
+	if (nsbox_prefork_pid <= 0)
+		return;
+	close(nsbox_prefork_fd); /* the stage exits on its socket's end */
+	kill(nsbox_prefork_pid, SIGKILL);
+	while (waitpid(nsbox_prefork_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	nsbox_prefork_pid = nsbox_prefork_fd = -1;
+}
+
 /* read_plan finds, reads and authenticates the plan of this invocation;
- * NULL (with why set) when there is none to use. */
-static char *read_plan(const char *cmdline, size_t cmdlen, const char *cwd, const char *dir, size_t *len)
+ * NULL (with why set) when there is none to use. Once it finds the plan's
+ * file it forks the stage (*forked: nsbox_prefork_userns's result). */
+static char *read_plan(const char *cmdline, size_t cmdlen, const char *cwd, const char *dir, size_t *len, int *forked)
 {
 	struct stat st;
 	int dfd = open_private(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, S_IFDIR, &st);
@@ -932,6 +951,12 @@ static char *read_plan(const char *cmdline, size_t cmdlen, const char *cwd, cons
 		why(pfd < 0 && errno == ENOENT ? "no plan" : "the plan is not a private file of ours");
 		return NULL;
 	}
+	/* A plan is there: the stage is born in its user namespace now and
+	 * makes its early namespaces while the plan is read and checked. It
+	 * waits for a CONFIG, which only a plan that checks sends; any other
+	 * end of the replay lets it go (unfork). */
+	*forked = nsbox_prefork_userns();
+	fork_errno = errno;
 	char *b = malloc((size_t)st.st_size);
 	ssize_t r = b ? read_fd(pfd, b, (size_t)st.st_size) : -1;
 	close(pfd);
@@ -997,9 +1022,12 @@ static int replay(void)
 	if (!getcwd(cwd, sizeof cwd) || state_dir(dir, sizeof dir) < 0)
 		return why("no working directory or state directory");
 	size_t len;
-	char *b = read_plan(cmdline, (size_t)cmdlen, cwd, dir, &len);
-	if (!b)
+	int forked = 1; /* nsbox_prefork_userns's: not tried yet */
+	char *b = read_plan(cmdline, (size_t)cmdlen, cwd, dir, &len, &forked);
+	if (!b) {
+		unfork();
 		return 0;
+	}
 	static struct plan p;
 	static char creds[4096];
 	int ncreds = nsbox_replay_creds(creds, sizeof creds);
@@ -1017,6 +1045,7 @@ static int replay(void)
 	if (mismatch) {
 		why("%s", mismatch);
 		free(b);
+		unfork();
 		return 0;
 	}
 
@@ -1028,9 +1057,8 @@ static int replay(void)
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
-	int forked = nsbox_prefork_userns();
 	if (forked != 0) {
-		int err = errno;
+		int err = fork_errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		free(b);
 		/* No user namespace: the sandbox's own failure, which the Go
