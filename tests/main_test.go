@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(remoteHelperEnv) == "1" {
 		os.Exit(remoteHelper()) // remote_test.go's outer namespace
 	}
-	if os.Getenv(reaperHelperEnv) == "1" {
+	if v := os.Getenv(reaperHelperEnv); v == "1" || v == "fd3" {
 		os.Exit(reaperHelper()) // orphans_test.go's subreaper
 	}
 	nsboxBin = os.Getenv("NSBOX_BIN")

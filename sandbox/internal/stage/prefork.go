@@ -190,7 +190,10 @@ func LetGoPrefork() {
 		return
 	}
 	prefork.used = true
+	// Its socket's end makes it exit; the kill, in case anything else
+	// holds that end: a wait for it must not hang the launcher's exit.
 	syscall.Close(int(C.nsbox_prefork_fd))
+	syscall.Kill(int(C.nsbox_prefork_pid), syscall.SIGKILL)
 	var ws syscall.WaitStatus
 	for {
 		if _, err := syscall.Wait4(int(C.nsbox_prefork_pid), &ws, 0, nil); err != syscall.EINTR {

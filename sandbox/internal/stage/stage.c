@@ -1123,6 +1123,11 @@ static int prefork(int userns)
 			_exit(1);
 		if (dup2(sv[1], NSBOX_STAGE_FD) < 0)
 			_exit(125);
+		/* Not the launcher's end, unless dup2 just closed it (it was
+		 * NSBOX_STAGE_FD): held here, its close by the launcher could
+		 * never end this stage's wait for a message. */
+		if (sv[0] != NSBOX_STAGE_FD)
+			close(sv[0]);
 		early.preforked = 1;
 		if (userns) {
 			/* As if UNSHARE came, its user namespace made already. */
