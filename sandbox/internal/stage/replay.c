@@ -892,11 +892,11 @@ static void hex(struct out *o, const char *s)
 
 /* --- the run --------------------------------------------------------------- */
 
+static int fork_errno; /* nsbox_prefork_userns's, for its failure's report */
+
 /* unfork ends the stage read_plan forked for a replay that is not going
  * to happen (before it got anything), for nsbox_replay to fork the Go
  * launcher's instead. */
-static int fork_errno; /* nsbox_prefork_userns's, for its failure's report */
-
 static void unfork(void)
 {
 	if (nsbox_prefork_pid <= 0)
